@@ -1,0 +1,113 @@
+"""The `fintune` command: validate, run, predict, models.
+
+User errors (FintuneError) print one message and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fintune.errors import FintuneError
+
+app = typer.Typer(
+    help="Fine-tune and evaluate language models on financial text from one YAML file.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override any config field, e.g. --set training.learning_rate=3e-4 "
+        "--set method.r=16 (repeatable).",
+    ),
+]
+
+
+def user_errors(fn):
+    """Print FintuneError as a message and exit 2, keep tracebacks for real bugs."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FintuneError as error:
+            err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*kernels.*")
+
+
+@app.command()
+@user_errors
+def validate(config: Path, set_: SetOption = None) -> None:
+    """Check a config and its data without loading a model or training."""
+    from fintune.config import load_config
+    from fintune.recipes import SETUPS
+
+    cfg = load_config(config, set_)
+    data, device = SETUPS[cfg.task](cfg)
+    counts = {role: len(frame) for role, frame in data.splits.items()}
+    out.print(
+        f"[green]ok[/]: {config} — task {cfg.task}, model {cfg.model.name}, method "
+        f"{cfg.method.name}, {len(data.labels)} labels, splits {counts}, device {device}"
+    )
+
+
+@app.command()
+@user_errors
+def run(config: Path, set_: SetOption = None) -> None:
+    """Run an experiment: data, model, training, evaluation, report in a new run directory."""
+    _quiet_libraries()
+    from fintune.config import load_config
+    from fintune.recipes import RECIPES
+
+    cfg = load_config(config, set_)
+    run_dir = RECIPES[cfg.task](cfg)
+    out.print(f"Finished. Report: {run_dir / 'report.md'}")
+
+
+@app.command()
+@user_errors
+def predict(
+    run_dir: Path,
+    texts: Annotated[list[str], typer.Argument(help="One or more texts to classify.")],
+) -> None:
+    """Classify texts with a finished run's saved model: label and confidence."""
+    _quiet_libraries()
+    from fintune.predict import Predictor
+
+    predictor = Predictor.from_run(run_dir)
+    for text, result in zip(texts, predictor(texts), strict=True):
+        out.print(f"{result['label']}\t{result['confidence']:.4f}\t{text}", highlight=False)
+
+
+@app.command()
+def models() -> None:
+    """List the packaged offline models usable as model.name."""
+    from fintune.models.registry import PACKAGED
+
+    for name in PACKAGED:
+        out.print(name)
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app(sys.argv[1:])

@@ -1,0 +1,294 @@
+"""The experiment schema: one YAML file, six sections (model, data, method, training,
+evaluation, output), every field typed and defaulted. `fintune validate` checks a file
+against it; README.md has an annotated example.
+
+New tasks (causal LM, SFT, DPO, ...) add a value to `task` and a recipe; the sections here
+are shared, and task-specific fields stay optional.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SplitRole = Literal["train", "validation", "test"]
+METRICS = (
+    "accuracy",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+)
+Metric = Literal[
+    "accuracy",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+    "loss",
+]
+
+
+class Section(BaseModel):
+    """Unknown keys are errors, so a typo never silently falls back to a default."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- model
+
+
+class ModelConfig(Section):
+    name: str = "all-minilm-l6-v2"
+    """Packaged short name (see `fintune models`), hub id, local directory, or a .gguf file."""
+    gguf_file: str | None = None
+    """GGUF file inside the hub repo or directory given by `name`."""
+    revision: str | None = None
+    max_length: int = Field(128, ge=8, le=32768)
+    """Longest tokenised input; longer texts are truncated. Batches are padded only to
+    their own longest text, never to this length."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attn_implementation: Literal["auto", "eager", "sdpa"] = "auto"
+    trust_remote_code: bool = False
+
+
+# --------------------------------------------------------------------------- data
+
+
+class CleaningConfig(Section):
+    """Each step is a switch, all off by default, applied in this order."""
+
+    strip_html: bool = False
+    strip_urls: bool = False
+    strip_cashtags: bool = False
+    letters_only: bool = False
+    lowercase: bool = False
+    remove_stopwords: bool = False
+    lemmatize: bool = False
+
+
+class SplitConfig(Section):
+    use_given: bool = True
+    """Use the source's own splits where it has them; make only the missing ones."""
+    test: float = Field(0.2, ge=0.0, lt=1.0)
+    """Fraction of all examples held out as test (when the source has no test split)."""
+    validation: float = Field(0.1, ge=0.0, lt=1.0)
+    """Fraction of the remaining examples held out as validation (when none is given)."""
+    stratify: bool = True
+
+
+class DataConfig(Section):
+    dataset: str | None = None
+    """A known dataset by name: financial_phrasebank, twitter_financial_news_sentiment,
+    banking77. Loads from the hub unless `path` names a local copy."""
+    subset: str | None = None
+    """Variant of a known dataset, e.g. Financial PhraseBank agreement: 50, 66, 75, all."""
+    path: str | None = None
+    """A local file, or a directory (a known dataset's local copy, or split files)."""
+    hub_id: str | None = None
+    hub_config: str | None = None
+    files: dict[SplitRole, str] | None = None
+    """Given splits as files: {train: a.csv, validation: b.csv, test: c.csv}."""
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "fpb", "txt"] = "auto"
+    encoding: str | None = None
+    """Text encoding of local files; default utf-8 (latin-1 for the fpb format)."""
+    split_names: dict[SplitRole, str] = Field(default_factory=dict)
+    """Which source split plays which role, e.g. {test: validation}."""
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: list[str] | None = None
+    """Label order: the class id of a label is its position. Integer labels in the data
+    are ids into this list. Default: the known dataset's labels, else sorted labels."""
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    duplicates: Literal["keep", "drop"] = "keep"
+    """Exact duplicate texts (same label) are always reported; `drop` keeps the first."""
+    conflicts: Literal["keep", "drop"] = "keep"
+    """Texts that occur with different labels are always reported; `drop` removes them."""
+    cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
+    max_train_samples: int | None = Field(None, gt=0)
+    """Stratified subsample of the training split, for quick tries."""
+    max_eval_samples: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        given = [k for k in ("dataset", "path", "hub_id", "files") if getattr(self, k)]
+        if not given:
+            raise ValueError("name a data source: one of dataset, path, hub_id or files")
+        if self.files and (self.path or self.hub_id):
+            raise ValueError("files cannot be combined with path or hub_id")
+        if self.path and self.hub_id:
+            raise ValueError("give either path or hub_id, not both")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"labels must be distinct, got {self.labels}")
+        return self
+
+
+# --------------------------------------------------------------------------- methods
+
+
+class FullMethod(Section):
+    """Every weight is trained."""
+
+    name: Literal["full"] = "full"
+
+
+class LoraMethod(Section):
+    name: Literal["lora"] = "lora"
+    r: int = Field(8, gt=0)
+    alpha: int = Field(16, gt=0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["auto", "all-linear"] = "auto"
+    """`auto`: the attention projections of the backbone (query/value, q_proj/v_proj, ...)."""
+    bias: Literal["none", "all", "lora_only"] = "none"
+
+
+class DoraMethod(LoraMethod):
+    """LoRA with a learned magnitude per output feature (weight-decomposed LoRA)."""
+
+    name: Literal["dora"] = "dora"  # type: ignore[assignment]
+
+
+class QLoraMethod(LoraMethod):
+    """LoRA on a frozen base quantised to 4-bit with bitsandbytes."""
+
+    name: Literal["qlora"] = "qlora"  # type: ignore[assignment]
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+
+class IA3Method(Section):
+    name: Literal["ia3"] = "ia3"
+    target_modules: list[str] | Literal["auto"] = "auto"
+    feedforward_modules: list[str] | Literal["auto"] = "auto"
+
+
+class PrefixMethod(Section):
+    name: Literal["prefix"] = "prefix"
+    num_virtual_tokens: int = Field(20, gt=0)
+    prefix_projection: bool = False
+    encoder_hidden_size: int | None = Field(None, gt=0)
+    """Hidden size of the reparametrisation MLP when prefix_projection is on."""
+
+
+class PromptMethod(Section):
+    name: Literal["prompt"] = "prompt"
+    num_virtual_tokens: int = Field(20, gt=0)
+    init_text: str | None = None
+    """Initialise the soft prompt from this text's embeddings instead of at random."""
+
+
+class AdapterMethod(Section):
+    """Bottleneck adapter, Pfeiffer layout: one adapter after each feed-forward block."""
+
+    name: Literal["adapter"] = "adapter"
+    reduction_factor: int = Field(16, gt=0)
+    non_linearity: Literal["relu", "gelu", "silu", "tanh"] = "relu"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+MethodConfig = Annotated[
+    FullMethod
+    | LoraMethod
+    | DoraMethod
+    | QLoraMethod
+    | IA3Method
+    | PrefixMethod
+    | PromptMethod
+    | AdapterMethod,
+    Field(discriminator="name"),
+]
+METHOD_NAMES = ("full", "lora", "qlora", "dora", "ia3", "prefix", "prompt", "adapter")
+
+
+# --------------------------------------------------------------------------- training
+
+
+class TrainingConfig(Section):
+    learning_rate: float = Field(5e-5, gt=0.0)
+    epochs: float = Field(3.0, gt=0.0)
+    max_steps: int | None = Field(None, gt=0)
+    """Stop after this many optimiser steps (overrides epochs)."""
+    batch_size: int = Field(16, gt=0)
+    eval_batch_size: int = Field(64, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    warmup_steps: int = Field(0, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    """Warm-up as a fraction of all steps; give this or warmup_steps, not both."""
+    scheduler: Literal[
+        "linear",
+        "cosine",
+        "cosine_with_restarts",
+        "polynomial",
+        "constant",
+        "constant_with_warmup",
+        "inverse_sqrt",
+    ] = "linear"
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    eval_strategy: Literal["epoch", "steps"] = "epoch"
+    eval_steps: int | None = Field(None, gt=0)
+    logging_steps: int = Field(10, gt=0)
+    early_stopping_patience: int | None = Field(None, gt=0)
+    """Stop after this many evaluations without improvement of best_metric."""
+    best_metric: Metric = "f1_macro"
+    load_best_model: bool = True
+    """Keep the checkpoint with the best validation best_metric, not the last."""
+    class_weights: bool = False
+    """Weight the loss by inverse class frequency in the training split."""
+    group_by_length: bool = True
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """auto: bf16 on a CUDA GPU that supports it, fp32 otherwise."""
+    num_threads: int | None = Field(None, gt=0)
+    """CPU threads for torch; default: torch's own choice."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingConfig:
+        if self.warmup_steps and self.warmup_ratio:
+            raise ValueError("give warmup_steps or warmup_ratio, not both")
+        if self.eval_strategy == "steps" and self.eval_steps is None:
+            raise ValueError("eval_strategy 'steps' needs eval_steps")
+        return self
+
+
+# --------------------------------------------------------------------------- evaluation, output
+
+
+class EvaluationConfig(Section):
+    splits: list[Literal["validation", "test"]] = Field(
+        default_factory=lambda: ["validation", "test"]
+    )
+    bootstrap_samples: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+
+
+class OutputConfig(Section):
+    dir: str = "runs"
+    """Parent folder; each run gets a new `<timestamp>-<name>` directory inside it."""
+    save_model: bool = True
+
+
+class ExperimentConfig(Section):
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=80)
+    task: Literal["classification"] = "classification"
+    seed: int = 42
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig
+    method: MethodConfig = Field(default_factory=FullMethod)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_shorthand(cls, data: Any) -> Any:
+        """`method: lora` means `method: {name: lora}` with defaults."""
+        if isinstance(data, dict) and isinstance(data.get("method"), str):
+            data = {**data, "method": {"name": data["method"]}}
+        return data

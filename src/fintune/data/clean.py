@@ -1,0 +1,75 @@
+"""Optional text cleaning. Each step is a switch in `data.cleaning`, all off by default,
+applied in a fixed order so that two configs with the same switches clean alike.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from fintune.config.schema import CleaningConfig
+
+_HTML_TAG = re.compile(r"<[^>]+>")
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_CASHTAG = re.compile(r"\$[A-Za-z][A-Za-z.]{0,9}\b")
+_NON_LETTER = re.compile(r"[^A-Za-zÀ-ÖØ-öø-ÿ\s]")
+_SPACES = re.compile(r"\s+")
+_WORD = re.compile(r"\S+")
+
+
+def strip_html(text: str) -> str:
+    return html.unescape(_HTML_TAG.sub(" ", text))
+
+
+def strip_urls(text: str) -> str:
+    return _URL.sub(" ", text)
+
+
+def strip_cashtags(text: str) -> str:
+    return _CASHTAG.sub(" ", text)
+
+
+def letters_only(text: str) -> str:
+    return _NON_LETTER.sub(" ", text)
+
+
+def lowercase(text: str) -> str:
+    return text.lower()
+
+
+def remove_stopwords(text: str) -> str:
+    return " ".join(w for w in text.split() if w.lower() not in ENGLISH_STOP_WORDS)
+
+
+def lemmatize(text: str) -> str:
+    import simplemma  # dictionary-based, ships its data: works offline
+
+    return _WORD.sub(lambda m: simplemma.lemmatize(m.group(0), lang="en"), text)
+
+
+STEPS: dict[str, Callable[[str], str]] = {
+    "strip_html": strip_html,
+    "strip_urls": strip_urls,
+    "strip_cashtags": strip_cashtags,
+    "letters_only": letters_only,
+    "lowercase": lowercase,
+    "remove_stopwords": remove_stopwords,
+    "lemmatize": lemmatize,
+}
+
+
+def make_cleaner(config: CleaningConfig) -> Callable[[str], str] | None:
+    """A function applying the switched-on steps, or None when all are off."""
+    steps = [fn for name, fn in STEPS.items() if getattr(config, name)]
+    if not steps:
+        return None
+
+    def clean(text: str) -> str:
+        for step in steps:
+            text = step(text)
+        return _SPACES.sub(" ", text).strip()
+
+    return clean

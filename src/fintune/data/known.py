@@ -1,0 +1,120 @@
+"""Financial datasets known by name: where they live on the hub, how their local copies are
+laid out, and their label order. `data.dataset: NAME` plus optional `data.path` (a local
+copy) is all a config needs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from fintune.data.sources import read_hub, read_table
+from fintune.errors import FintuneError
+
+
+@dataclass(frozen=True)
+class KnownDataset:
+    hub_id: str
+    labels: list[str]
+    local_files: dict[str, dict[str, str]]
+    """subset -> {split: file name in the local directory}."""
+    hub_configs: dict[str, str | None]
+    """subset -> hub config name."""
+    default_subset: str
+    text_column: str = "text"
+    label_column: str = "label"
+    local_label_column: str = "label"
+    local_format: str = "auto"
+    label_aliases: dict[str, str] = field(default_factory=dict)
+    """Names used in some copies -> our label names."""
+
+
+_FPB_FILES = {"50": "50Agree", "66": "66Agree", "75": "75Agree", "all": "AllAgree"}
+
+KNOWN: dict[str, KnownDataset] = {
+    "financial_phrasebank": KnownDataset(
+        hub_id="takala/financial_phrasebank",
+        labels=["negative", "neutral", "positive"],
+        local_files={k: {"train": f"Sentences_{v}.txt"} for k, v in _FPB_FILES.items()},
+        hub_configs={k: f"sentences_{v.lower()}" for k, v in _FPB_FILES.items()},
+        default_subset="50",
+        text_column="sentence",
+        local_format="fpb",
+    ),
+    "twitter_financial_news_sentiment": KnownDataset(
+        hub_id="zeroshot/twitter-financial-news-sentiment",
+        labels=["bearish", "bullish", "neutral"],
+        local_files={"default": {"train": "sent_train.csv", "validation": "sent_valid.csv"}},
+        hub_configs={"default": None},
+        default_subset="default",
+        label_aliases={"0": "bearish", "1": "bullish", "2": "neutral"},
+    ),
+    "banking77": KnownDataset(
+        hub_id="PolyAI/banking77",
+        labels=[],  # read from categories.json (local) or the hub's ClassLabel names
+        local_files={"default": {"train": "train.csv", "test": "test.csv"}},
+        hub_configs={"default": None},
+        default_subset="default",
+        local_label_column="category",
+    ),
+}
+
+BANKING77_CATEGORIES = "categories.json"
+
+
+def load_known(
+    name: str, subset: str | None, path: str | None
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Splits with columns `text`, `label` (label names), and the label order."""
+    if name not in KNOWN:
+        raise FintuneError(
+            f"data.dataset: unknown dataset {name!r}; known: {', '.join(sorted(KNOWN))}. "
+            "For any other data use data.path (local files) or data.hub_id."
+        )
+    known = KNOWN[name]
+    subset = str(subset or known.default_subset).lower().removesuffix("agree")
+    if subset not in known.local_files:
+        raise FintuneError(
+            f"data.subset: {name} has no subset {subset!r}; allowed: "
+            + ", ".join(known.local_files)
+        )
+    if path is None:
+        frames = read_hub(known.hub_id, known.hub_configs[subset])
+        text_col, label_col = known.text_column, known.label_column
+        labels = known.labels or sorted({str(v) for f in frames.values() for v in f[label_col]})
+    else:
+        frames, labels = _load_local(Path(path), known, subset)
+        text_col, label_col = "text", known.local_label_column
+    out = {}
+    for split, frame in frames.items():
+        values = [str(v) for v in frame[label_col]]
+        out[split] = pd.DataFrame(
+            {
+                "text": frame[text_col].astype(str),
+                "label": [known.label_aliases.get(v, v) for v in values],
+            }
+        )
+    return out, labels
+
+
+def _load_local(
+    root: Path, known: KnownDataset, subset: str
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    if not root.is_dir():
+        raise FintuneError(f"data.path: directory not found: {root}")
+    frames = {}
+    for split, file_name in known.local_files[subset].items():
+        file = root / file_name
+        if not file.is_file():
+            raise FintuneError(f"data.path: {root} has no {file_name} (expected for {split})")
+        frames[split] = read_table(file, known.local_format)
+    labels = known.labels
+    if not labels:
+        categories = root / BANKING77_CATEGORIES
+        if not categories.is_file():
+            raise FintuneError(f"data.path: {root} has no {BANKING77_CATEGORIES}")
+        labels = json.loads(categories.read_text(encoding="utf-8"))
+    return frames, labels

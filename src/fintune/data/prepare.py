@@ -1,0 +1,298 @@
+"""From `data:` config to train/validation/test tables of (text, label id).
+
+Order: read source -> pick columns -> map labels -> clean -> report (and optionally drop)
+duplicates and conflicting labels -> split (given, or stratified by ratio with the seed)
+-> optional subsampling -> checks -> fingerprint. Every check runs here, before any model
+is loaded, and names the file, split, row or field at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pandas.api.types import is_integer_dtype
+from sklearn.model_selection import train_test_split
+
+from fintune.config.schema import DataConfig
+from fintune.data.clean import make_cleaner
+from fintune.data.known import KNOWN, load_known
+from fintune.data.sources import read_hub, read_local, read_table
+from fintune.errors import FintuneError
+
+ROLES = ("train", "validation", "test")
+
+
+@dataclass
+class PreparedData:
+    splits: dict[str, pd.DataFrame]
+    """role -> DataFrame with columns text (str) and label (int id into labels)."""
+    labels: list[str]
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return fingerprint(self.splits, self.labels)
+
+
+def prepare_data(config: DataConfig, seed: int) -> PreparedData:
+    frames, known_labels, origin = _read(config)
+    frames = _assign_roles(frames, config, origin)
+    labels = config.labels or known_labels or _infer_labels(frames, config.label_column)
+    frames = {
+        role: _to_examples(frame, config, labels, f"{origin}, {role} split")
+        for role, frame in frames.items()
+    }
+    report: dict[str, Any] = {"source": origin, "source_splits": sorted(frames)}
+
+    cleaner = make_cleaner(config.cleaning)
+    if cleaner:
+        emptied = 0
+        for role, frame in frames.items():
+            frame["text"] = frame["text"].map(cleaner)
+            keep = frame["text"].str.len() > 0
+            emptied += int((~keep).sum())
+            frames[role] = frame[keep].reset_index(drop=True)
+        report["emptied_by_cleaning"] = emptied
+
+    frames, report["duplicates"] = _duplicates_and_conflicts(frames, config)
+    splits = _split(frames, config, labels, seed)
+    splits = _subsample(splits, config, seed)
+    for role in ROLES:
+        if len(splits.get(role, ())) == 0:
+            raise FintuneError(
+                f"data: the {role} split is empty after preparation "
+                f"(source {origin}); check data.split.{role if role != 'train' else 'test'} "
+                "and the files"
+            )
+    missing = [labels[i] for i in range(len(labels)) if i not in set(splits["train"]["label"])]
+    if missing:
+        report["labels_missing_from_train"] = missing
+    return PreparedData(splits=splits, labels=labels, report=report)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read(config: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str] | None, str]:
+    if config.dataset:
+        frames, labels = load_known(config.dataset, config.subset, config.path)
+        where = config.path or KNOWN[config.dataset].hub_id
+        return frames, labels, f"{config.dataset} ({where})"
+    if config.files:
+        frames = {
+            role: read_table(Path(p), config.format, config.encoding)
+            for role, p in config.files.items()
+        }
+        return frames, None, ", ".join(str(p) for p in config.files.values())
+    if config.path:
+        return read_local(Path(config.path), config.format, config.encoding), None, config.path
+    assert config.hub_id  # the schema requires one source
+    return read_hub(config.hub_id, config.hub_config), None, config.hub_id
+
+
+def _assign_roles(
+    frames: dict[str, pd.DataFrame], config: DataConfig, origin: str
+) -> dict[str, pd.DataFrame]:
+    """Rename source splits to roles: data.split_names maps role -> source split."""
+    mapping = {role: role for role in ROLES if role in frames}
+    for role, source in config.split_names.items():
+        if source not in frames:
+            raise FintuneError(
+                f"data.split_names.{role}: {origin} has no split {source!r}; "
+                f"it has: {', '.join(sorted(frames))}"
+            )
+        mapping = {r: s for r, s in mapping.items() if s != source}
+        mapping[role] = source
+    if "train" not in mapping:
+        raise FintuneError(
+            f"data: {origin} has no train split (it has {', '.join(sorted(frames))}); "
+            "name it with data.split_names.train"
+        )
+    if not config.split.use_given:
+        return {"train": pd.concat([frames[s] for s in mapping.values()], ignore_index=True)}
+    return {role: frames[source] for role, source in mapping.items()}
+
+
+def _infer_labels(frames: dict[str, pd.DataFrame], column: str) -> list[str]:
+    values = pd.concat([f[column] for f in frames.values() if column in f.columns])
+    if is_integer_dtype(values):
+        return [str(i) for i in range(int(values.max()) + 1)]
+    return sorted({str(v) for v in values})
+
+
+def _to_examples(
+    frame: pd.DataFrame, config: DataConfig, labels: list[str], where: str
+) -> pd.DataFrame:
+    """Pick text and label columns, check every row, map labels to ids."""
+    for role, column in (("text_column", config.text_column), ("label_column", config.label_column)):
+        if column not in frame.columns:
+            columns = ", ".join(map(str, frame.columns))
+            raise FintuneError(
+                f"data.{role}: column {column!r} not in {where}; columns are: {columns}"
+            )
+    texts = frame[config.text_column]
+    for row, text in enumerate(texts, start=1):
+        if not isinstance(text, str) or not text.strip():
+            raise FintuneError(f"{where}, row {row}: empty or missing text ({text!r})")
+    ids = _label_ids(frame[config.label_column], labels, where)
+    return pd.DataFrame({"text": texts.astype(str).str.strip(), "label": ids})
+
+
+def _label_ids(values: pd.Series, labels: list[str], where: str) -> list[int]:
+    index = {name: i for i, name in enumerate(labels)}
+    as_ids = is_integer_dtype(values)
+    out = []
+    for row, value in enumerate(values, start=1):
+        if as_ids and 0 <= int(value) < len(labels):
+            out.append(int(value))
+        elif not as_ids and str(value).strip() in index:
+            out.append(index[str(value).strip()])
+        else:
+            kind = "label id" if as_ids else "label"
+            raise FintuneError(
+                f"{where}, row {row}: {kind} {value!r} is not in the label map "
+                f"{labels}; set data.labels to the full label order"
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- quality
+
+
+def _duplicates_and_conflicts(
+    frames: dict[str, pd.DataFrame], config: DataConfig
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Report exact duplicate texts, texts with conflicting labels, and texts shared
+    between splits (leakage); drop them when data.duplicates / data.conflicts say so."""
+    report: dict[str, Any] = {}
+    out = {}
+    for role, frame in frames.items():
+        labels_per_text = frame.groupby("text")["label"].nunique()
+        conflicting = set(labels_per_text[labels_per_text > 1].index)
+        in_conflict = frame["text"].isin(conflicting)
+        duplicate = frame.duplicated(["text", "label"], keep="first") & ~in_conflict
+        report[role] = {
+            "rows": len(frame),
+            "duplicate_rows": int(duplicate.sum()),
+            "conflicting_texts": len(conflicting),
+            "conflicting_rows": int(in_conflict.sum()),
+            "examples_of_conflicts": sorted(conflicting)[:5],
+        }
+        keep = pd.Series(True, index=frame.index)
+        if config.duplicates == "drop":
+            keep &= ~duplicate
+        if config.conflicts == "drop":
+            keep &= ~in_conflict
+        out[role] = frame[keep].reset_index(drop=True)
+        report[role]["kept_rows"] = len(out[role])
+    if "train" in out:
+        train_texts = set(out["train"]["text"])
+        for role in ("validation", "test"):
+            if role in out:
+                shared = train_texts & set(out[role]["text"])
+                report[f"{role}_texts_also_in_train"] = len(shared)
+                if shared and config.duplicates == "drop":
+                    out["train"] = out["train"][~out["train"]["text"].isin(shared)]
+                    out["train"] = out["train"].reset_index(drop=True)
+    return out, report
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def _split(
+    frames: dict[str, pd.DataFrame], config: DataConfig, labels: list[str], seed: int
+) -> dict[str, pd.DataFrame]:
+    splits = dict(frames)
+    if "test" not in splits:
+        splits["train"], splits["test"] = _holdout(
+            splits["train"], config.split.test, config.split.stratify, labels, seed, "test"
+        )
+    if "validation" not in splits:
+        splits["train"], splits["validation"] = _holdout(
+            splits["train"], config.split.validation, config.split.stratify, labels, seed,
+            "validation",
+        )
+    return {role: splits[role] for role in ROLES}
+
+
+def _holdout(
+    frame: pd.DataFrame, ratio: float, stratify: bool, labels: list[str], seed: int, role: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if ratio == 0:
+        raise FintuneError(
+            f"data.split.{role}: is 0 but the source has no {role} split; set a ratio such as 0.1"
+        )
+    n_held = round(len(frame) * ratio)
+    if n_held == 0 or n_held == len(frame):
+        raise FintuneError(
+            f"data.split.{role}: a ratio of {ratio} of {len(frame)} examples leaves "
+            f"{n_held} for {role}; the split would be empty"
+        )
+    strata = frame["label"] if stratify else None
+    if stratify:
+        counts = frame["label"].value_counts()
+        n_classes = len(counts)
+        rare = counts[counts < 2]
+        if len(rare):
+            name = labels[int(rare.index[0])]
+            raise FintuneError(
+                f"data.split.{role}: cannot stratify: label {name!r} has only "
+                f"{int(rare.iloc[0])} example in the {len(frame)} being split (needs at least 2); "
+                "add data, drop the label, or set data.split.stratify: false"
+            )
+        if n_held < n_classes or len(frame) - n_held < n_classes:
+            raise FintuneError(
+                f"data.split.{role}: cannot stratify {len(frame)} examples of {n_classes} "
+                f"labels with ratio {ratio}: each side needs at least one example per label "
+                f"({n_held} held out); raise the ratio, add data, or set data.split.stratify: false"
+            )
+    rest, held = train_test_split(frame, test_size=n_held, random_state=seed, stratify=strata)
+    return rest.reset_index(drop=True), held.reset_index(drop=True)
+
+
+def _subsample(
+    splits: dict[str, pd.DataFrame], config: DataConfig, seed: int
+) -> dict[str, pd.DataFrame]:
+    limits = {
+        "train": config.max_train_samples,
+        "validation": config.max_eval_samples,
+        "test": config.max_eval_samples,
+    }
+    out = {}
+    for role, frame in splits.items():
+        limit = limits[role]
+        if limit is None or len(frame) <= limit:
+            out[role] = frame
+            continue
+        counts = frame["label"].value_counts()
+        strata = frame["label"] if counts.min() >= 2 and limit >= len(counts) else None
+        keep, _ = train_test_split(frame, train_size=limit, random_state=seed, stratify=strata)
+        out[role] = keep.reset_index(drop=True)
+    return out
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+
+def fingerprint(splits: dict[str, pd.DataFrame], labels: list[str]) -> dict[str, Any]:
+    """A hash of exactly what the model sees (after cleaning and splitting), with counts."""
+    digest = hashlib.sha256()
+    digest.update(("\x1f".join(labels) + "\n").encode())
+    counts: dict[str, Any] = {}
+    for role in ROLES:
+        frame = splits.get(role)
+        if frame is None:
+            continue
+        for text, label in zip(frame["text"], frame["label"], strict=True):
+            digest.update(f"{role}\x1f{label}\x1f{text}\n".encode())
+        per_label = frame["label"].value_counts()
+        counts[role] = {
+            "n": len(frame),
+            "labels": {labels[i]: int(per_label.get(i, 0)) for i in range(len(labels))},
+        }
+    return {"sha256": digest.hexdigest(), "counts": counts}

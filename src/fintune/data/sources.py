@@ -1,0 +1,146 @@
+"""Read raw tables: local files (csv, tsv, jsonl, parquet, txt, Financial PhraseBank's
+`sentence@label` format) or a hub dataset. Each source becomes {split name: DataFrame}.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from fintune.errors import FintuneError
+
+SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".txt": "txt",
+}
+# File stems that name a split when a directory holds one file per split.
+SPLIT_STEMS = {
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+}
+
+
+def detect_format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    found = SUFFIX_FORMATS.get(path.suffix.lower())
+    if found is None:
+        allowed = ", ".join(sorted(SUFFIX_FORMATS))
+        raise FintuneError(
+            f"{path}: cannot tell the format from the suffix; set data.format "
+            f"(csv, tsv, jsonl, parquet, fpb, txt) or use one of {allowed}"
+        )
+    return found
+
+
+def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd.DataFrame:
+    """One local file as a DataFrame; parse errors name the file and line."""
+    if not path.is_file():
+        raise FintuneError(f"data file not found: {path}")
+    fmt = detect_format(path, fmt)
+    enc = encoding or ("latin-1" if fmt == "fpb" else "utf-8")
+    try:
+        if fmt in ("csv", "tsv"):
+            return pd.read_csv(
+                path, sep="," if fmt == "csv" else "\t", encoding=enc, keep_default_na=False
+            )
+        if fmt == "parquet":
+            return pd.read_parquet(path)
+        lines = path.read_text(encoding=enc).splitlines()
+    except UnicodeDecodeError as err:
+        raise FintuneError(f"{path}: not valid {enc} text ({err}); set data.encoding") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as err:
+        raise FintuneError(f"{path}: cannot read as {fmt}: {err}") from None
+    if fmt == "jsonl":
+        return _jsonl(path, lines)
+    if fmt == "fpb":
+        return _fpb(path, lines)
+    return pd.DataFrame({"text": [line for line in lines if line.strip()]})
+
+
+def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise FintuneError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise FintuneError(f"{path}, line {number}: expected a JSON object per line")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fpb(path: Path, lines: list[str]) -> pd.DataFrame:
+    """Financial PhraseBank: `sentence@label`, split on the last '@' (sentences contain '@')."""
+    texts, labels = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        text, sep, label = line.rpartition("@")
+        if not sep or not text.strip():
+            raise FintuneError(f"{path}, line {number}: expected 'sentence@label', got {line!r}")
+        texts.append(text.strip())
+        labels.append(label.strip())
+    return pd.DataFrame({"text": texts, "label": labels})
+
+
+def read_directory(path: Path, fmt: str, encoding: str | None) -> dict[str, pd.DataFrame]:
+    """A directory with one file per split (train.csv, validation.csv, test.csv, ...)."""
+    splits: dict[str, pd.DataFrame] = {}
+    for file in sorted(path.iterdir()):
+        split = SPLIT_STEMS.get(file.stem.lower())
+        if split and file.is_file() and (fmt != "auto" or file.suffix.lower() in SUFFIX_FORMATS):
+            if split in splits:
+                raise FintuneError(f"{path}: more than one file for the {split} split")
+            splits[split] = read_table(file, fmt, encoding)
+    if not splits:
+        raise FintuneError(
+            f"{path}: no split files found; expected files named train, validation (or valid, "
+            "dev) and test with a csv/tsv/jsonl/parquet/txt suffix, or name one file in data.path"
+        )
+    return splits
+
+
+def read_local(path: Path, fmt: str, encoding: str | None) -> dict[str, pd.DataFrame]:
+    if path.is_dir():
+        return read_directory(path, fmt, encoding)
+    if not path.exists():
+        raise FintuneError(f"data.path: file or directory not found: {path}")
+    return {"train": read_table(path, fmt, encoding)}
+
+
+def read_hub(hub_id: str, config: str | None, revision: str | None = None) -> dict[str, pd.DataFrame]:
+    """A dataset from the Hugging Face hub (needs network, or a warm local cache)."""
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(hub_id, config, revision=revision)
+    except Exception as err:  # the hub client raises many types; all mean "could not load"
+        raise FintuneError(
+            f"data.hub_id: could not load {hub_id!r}"
+            + (f" (config {config!r})" if config else "")
+            + f" from the hub: {err}. Offline? Point data.path at a local copy."
+        ) from None
+    frames = {}
+    for name, split in loaded.items():
+        frame = split.to_pandas()
+        features = split.features
+        for column, feature in features.items():  # keep class names, not only ids
+            if isinstance(feature, datasets.ClassLabel):
+                frame[column] = [feature.int2str(int(v)) for v in frame[column]]
+        frames[name] = frame
+    return frames

@@ -1,0 +1,207 @@
+"""Load a tokenizer and a sequence classifier (encoder or decoder), apply the method,
+save it in standard formats, and load a saved run back for prediction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from fintune.config.schema import ExperimentConfig, QLoraMethod
+from fintune.errors import FintuneError
+from fintune.models.bottleneck import load_bottleneck, save_bottleneck
+from fintune.models.methods import apply_method, count_parameters, head_modules, head_prefixes
+from fintune.models.registry import ModelSource, resolve_model
+
+MODEL_INFO = "fintune_model.json"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class ModelInfo:
+    """What it takes to rebuild the classifier; saved next to the weights."""
+
+    method: str
+    base: str
+    gguf_file: str | None
+    hub_id: str | None
+    labels: list[str]
+    max_length: int
+    padding_side: str
+    is_decoder: bool
+    method_settings: dict[str, Any]
+
+
+def pick_device(choice: str) -> str:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise FintuneError("training.device: 'cuda' was asked for but no CUDA GPU is visible")
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return choice
+
+
+def load_tokenizer(source: ModelSource, config: ExperimentConfig):
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source.name_or_path,
+            gguf_file=source.gguf_file,
+            revision=config.model.revision,
+            trust_remote_code=config.model.trust_remote_code,
+        )
+    except (OSError, ValueError) as err:
+        raise FintuneError(f"model.name: cannot load a tokenizer from {source.name_or_path}: {err}")
+    if tokenizer.pad_token is None:  # decoders (GPT-2, Llama, ...) have none
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
+    """(model with method applied, tokenizer, ModelInfo)."""
+    source = resolve_model(config.model.name, config.model.gguf_file)
+    tokenizer = load_tokenizer(source, config)
+    method = config.method
+    kwargs: dict[str, Any] = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {name: i for i, name in enumerate(labels)},
+        "revision": config.model.revision,
+        "trust_remote_code": config.model.trust_remote_code,
+    }
+    if source.gguf_file:
+        kwargs["gguf_file"] = source.gguf_file
+    if config.model.dtype != "auto":
+        kwargs["dtype"] = DTYPES[config.model.dtype]
+    if config.model.attn_implementation != "auto":
+        kwargs["attn_implementation"] = config.model.attn_implementation
+    if isinstance(method, QLoraMethod):
+        kwargs["quantization_config"] = _four_bit(method, device)
+        kwargs["device_map"] = {"": device}
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(source.name_or_path, **kwargs)
+    except ImportError as err:
+        raise FintuneError(f"method {method.name}: cannot run here: {err}") from None
+    except (OSError, ValueError) as err:
+        raise FintuneError(f"model.name: cannot load {source.name_or_path}: {err}") from None
+    _drop_gguf_marker(model)
+    is_decoder = not getattr(model.config, "is_encoder_decoder", False) and _is_decoder(model)
+    if is_decoder:
+        tokenizer.padding_side = "left"  # the last position is then always a real token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if isinstance(method, QLoraMethod):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    model = apply_method(model, method, tokenizer_path=source.name_or_path)
+    info = ModelInfo(
+        method=method.name,
+        base=source.name_or_path,
+        gguf_file=source.gguf_file,
+        hub_id=source.hub_id,
+        labels=labels,
+        max_length=config.model.max_length,
+        padding_side=tokenizer.padding_side,
+        is_decoder=is_decoder,
+        method_settings=method.model_dump(),
+    )
+    return model, tokenizer, info
+
+
+def _four_bit(method: QLoraMethod, device: str):
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as err:
+        raise FintuneError(f"method qlora: bitsandbytes is not importable here ({err})") from None
+    from transformers import BitsAndBytesConfig
+
+    compute = method.compute_dtype
+    if compute == "auto":
+        cuda_bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+        compute = "bfloat16" if cuda_bf16 else "float32"
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=method.quant_type,
+        bnb_4bit_use_double_quant=method.double_quant,
+        bnb_4bit_compute_dtype=DTYPES[compute],
+        llm_int8_skip_modules=["classifier", "pooler", "score"],  # the head stays full precision
+    )
+
+
+def _is_decoder(model) -> bool:
+    names = " ".join(getattr(model.config, "architectures", None) or [type(model).__name__])
+    encoders = ("Bert", "Roberta", "Electra", "Deberta", "Albert", "XLMRoberta", "MPNet")
+    return not any(e in names for e in encoders) and "score" in head_modules(model)
+
+
+def _drop_gguf_marker(model) -> None:
+    """A GGUF checkpoint is dequantised to full precision on load, but the model keeps a
+    quantizer marker that makes save_pretrained refuse; the weights are plain tensors."""
+    quant = getattr(model.config, "quantization_config", None)
+    method = getattr(quant, "quant_method", None) or (quant or {}).get("quant_method")
+    if str(getattr(method, "value", method)) == "gguf":
+        del model.config.quantization_config
+        model.hf_quantizer = None
+        model.is_quantized = False
+
+
+# --------------------------------------------------------------------------- save / load
+
+
+def save_classifier(model, tokenizer, info: ModelInfo, folder: Path) -> None:
+    """Full models: plain transformers format. PEFT methods: a PEFT adapter folder.
+    Bottleneck adapters: their weights and the head as safetensors. Always the tokenizer
+    and fintune_model.json, which says how to rebuild."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if info.method == "adapter":
+        save_bottleneck(model, folder, info.method_settings, head_prefixes(model))
+    else:
+        model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    (folder / MODEL_INFO).write_text(json.dumps(asdict(info), indent=2))
+
+
+def load_saved_classifier(folder: Path, device: str = "cpu"):
+    """(model, tokenizer, ModelInfo) from a run's model folder."""
+    info_path = folder / MODEL_INFO
+    if not info_path.is_file():
+        raise FintuneError(f"{folder}: no saved model here (missing {MODEL_INFO})")
+    info = ModelInfo(**json.loads(info_path.read_text()))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.padding_side = info.padding_side
+    if info.method == "full":
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+    else:
+        base = _load_base(info, device, tokenizer.pad_token_id)
+        if info.method == "adapter":
+            model = load_bottleneck(base, folder)
+        else:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(base, folder)
+    return model.to(device).eval(), tokenizer, info
+
+
+def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
+    kwargs: dict[str, Any] = {
+        "num_labels": len(info.labels),
+        "id2label": dict(enumerate(info.labels)),
+        "label2id": {name: i for i, name in enumerate(info.labels)},
+    }
+    if info.gguf_file:
+        kwargs["gguf_file"] = info.gguf_file
+    if info.method == "qlora":
+        method = QLoraMethod(**info.method_settings)
+        kwargs["quantization_config"] = _four_bit(method, device)
+        kwargs["device_map"] = {"": device}
+    if not Path(info.base).exists() and info.hub_id is None:
+        raise FintuneError(f"base model {info.base} is gone; reinstall or fetch it")
+    model = AutoModelForSequenceClassification.from_pretrained(info.base, **kwargs)
+    _drop_gguf_marker(model)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = pad_token_id
+    return model

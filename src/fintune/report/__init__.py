@@ -1,0 +1,3 @@
+from fintune.report.markdown import write_report
+
+__all__ = ["write_report"]

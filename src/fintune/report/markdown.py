@@ -1,0 +1,136 @@
+"""report.md: what was run, on what data, how well (with n and CI) and at what cost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fintune.config.schema import METRICS, ExperimentConfig
+from fintune.report.plots import plot_confusion, plot_learning_rate, plot_loss
+
+PLOTS = {"loss": "loss.png", "learning_rate": "learning_rate.png", "confusion": "confusion.png"}
+
+
+def read_history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_report(run_dir: Path, config: ExperimentConfig, metrics: dict, data) -> Path:
+    history = read_history(run_dir / "history.jsonl")
+    plot_loss(history, run_dir / PLOTS["loss"])
+    plot_learning_rate(history, run_dir / PLOTS["learning_rate"])
+    split = _first_split(metrics)
+    plot_confusion(
+        metrics[split]["confusion_matrix"],
+        metrics["labels"],
+        f"Confusion matrix ({split}, n={metrics[split]['n']})",
+        run_dir / PLOTS["confusion"],
+    )
+    path = run_dir / "report.md"
+    path.write_text(render(run_dir, config, metrics, data.fingerprint, data.report))
+    return path
+
+
+def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, report: dict) -> str:
+    train, res = metrics["train"], metrics["resources"]
+    out = [
+        f"# {config.name}",
+        "",
+        f"Run `{run_dir.name}`: task {config.task}, model `{config.model.name}`, "
+        f"method `{config.method.name}`, seed {config.seed}, device {metrics['device']}.",
+        "",
+        "## Results",
+        "",
+        "Each metric with its bootstrap 95% confidence interval "
+        f"({metrics[_first_split(metrics)]['bootstrap_samples']} resamples of the examples).",
+        "",
+        "| split | n | " + " | ".join(METRICS) + " |",
+        "|---|---|" + "---|" * len(METRICS),
+    ]
+    for split in ("validation", "test"):
+        if split in metrics:
+            m = metrics[split]
+            cells = [f"{m[k]:.4f} [{m['ci95'][k][0]:.3f}, {m['ci95'][k][1]:.3f}]" for k in METRICS]
+            out.append(f"| {split} | {m['n']} | " + " | ".join(cells) + " |")
+    out += ["", "### Per class (test)" if "test" in metrics else "### Per class", ""]
+    per_class = metrics.get("test", metrics.get("validation"))["per_class"]
+    out += ["| label | precision | recall | f1 | support |", "|---|---|---|---|---|"]
+    for label in metrics["labels"]:
+        row = per_class[label]
+        out.append(
+            f"| {label} | {row['precision']:.4f} | {row['recall']:.4f} | "
+            f"{row['f1-score']:.4f} | {int(row['support'])} |"
+        )
+    out += [
+        "",
+        "## Training and resources",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| trainable parameters | {train['trainable_params']:,} of {train['total_params']:,} "
+        f"({100 * train['trainable_params'] / max(train['total_params'], 1):.2f}%) |",
+        f"| training examples | {train['examples']:,} |",
+        f"| epochs / optimiser steps | {train['epochs']} / {train['steps']} |",
+        f"| training time | {train['runtime_s']:.1f} s |",
+        f"| training samples/s | {train['samples_per_s']:.2f} |",
+        f"| final training loss | {train['final_train_loss']:.4f} |",
+        f"| CPU % (100 = one core) avg / max | {res['cpu_percent_avg']} / {res['cpu_percent_max']}"
+        f" of {res['cpu_cores']} cores |",
+        f"| RSS MiB avg / max | {res['rss_mib_avg']} / {res['rss_mib_max']} |",
+    ]
+    if "gpu_mem_mib_avg" in res:
+        out.append(f"| GPU memory MiB avg / max | {res['gpu_mem_mib_avg']} / {res['gpu_mem_mib_max']} |")
+    out += [
+        "",
+        "## Plots",
+        "",
+        f"![loss]({PLOTS['loss']})",
+        "",
+        f"![learning rate]({PLOTS['learning_rate']})",
+        "",
+        f"![confusion matrix]({PLOTS['confusion']})",
+        "",
+        "## Data",
+        "",
+        f"Source: {report.get('source')}. Fingerprint (sha256 of the prepared splits): "
+        f"`{fp['sha256']}`.",
+        "",
+        "| split | n | " + " | ".join(metrics["labels"]) + " |",
+        "|---|---|" + "---|" * len(metrics["labels"]),
+    ]
+    for split, counts in fp["counts"].items():
+        per = " | ".join(str(counts["labels"][label]) for label in metrics["labels"])
+        out.append(f"| {split} | {counts['n']} | {per} |")
+    out += ["", *_quality_lines(report, config), ""]
+    out += [
+        "Files: `config.yaml` (resolved config), `data.json`, `environment.json`, "
+        "`metrics.json`, `history.jsonl`, `predictions_*.csv`, `model/`.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _first_split(metrics: dict) -> str:
+    return "test" if "test" in metrics else "validation"
+
+
+def _quality_lines(report: dict[str, Any], config: ExperimentConfig) -> list[str]:
+    lines = []
+    for split, q in report.get("duplicates", {}).items():
+        if isinstance(q, dict):
+            lines.append(
+                f"- source {split}: {q['rows']} rows, {q['duplicate_rows']} exact duplicates "
+                f"({config.data.duplicates}), {q['conflicting_texts']} texts with conflicting "
+                f"labels over {q['conflicting_rows']} rows ({config.data.conflicts}); "
+                f"{q['kept_rows']} kept"
+            )
+        else:
+            lines.append(f"- {split.replace('_', ' ')}: {q}")
+    if report.get("emptied_by_cleaning"):
+        lines.append(f"- texts emptied by cleaning and removed: {report['emptied_by_cleaning']}")
+    if report.get("labels_missing_from_train"):
+        lines.append(f"- labels with no training example: {report['labels_missing_from_train']}")
+    return lines

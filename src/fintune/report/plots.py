@@ -1,0 +1,66 @@
+"""The run's three plots as PNG: loss curves, learning-rate schedule, confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_loss(history: list[dict], path: Path) -> None:
+    train = [(r["step"], r["loss"]) for r in history if "loss" in r]
+    evals = [(r["step"], r["eval_loss"]) for r in history if "eval_loss" in r]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train", color="#1f77b4")
+    if evals:
+        ax.plot(*zip(*evals, strict=True), "o-", label="validation", color="#d62728")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("cross-entropy loss")
+    ax.set_title("Loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_learning_rate(history: list[dict], path: Path) -> None:
+    points = [(r["step"], r["learning_rate"]) for r in history if "learning_rate" in r]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    if points:
+        ax.plot(*zip(*points, strict=True), color="#2ca02c")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("learning rate")
+    ax.set_title("Learning-rate schedule")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path: Path) -> None:
+    cm = np.asarray(matrix)
+    k = len(labels)
+    size = min(4 + 0.35 * k, 24)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(k), labels, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center")
+    ax.set_yticks(range(k), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if k <= 20:
+        threshold = cm.max() / 2 if cm.size else 0
+        for i in range(k):
+            for j in range(k):
+                color = "white" if cm[i, j] > threshold else "black"
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

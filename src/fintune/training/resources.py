@@ -1,0 +1,73 @@
+"""Sample CPU, memory and GPU memory in a background thread while a block runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import psutil
+
+
+class ResourceMonitor:
+    """`with ResourceMonitor() as mon: ...` then `mon.summary()`.
+
+    CPU % is for this process and its threads, where 100 = one core fully busy.
+    """
+
+    def __init__(self, interval_s: float = 0.5, cuda: bool = False):
+        self.interval_s = interval_s
+        self.cuda = cuda
+        self._process = psutil.Process()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_loop, daemon=True)
+        self.cpu: list[float] = []
+        self.rss: list[int] = []
+        self.gpu: list[int] = []
+        self.start = self.end = 0.0
+
+    def __enter__(self) -> ResourceMonitor:
+        self._process.cpu_percent(None)  # prime: the first reading is always 0
+        if self.cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        self.start = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.end = time.perf_counter()
+        self._sample()
+
+    def _sample_loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def _sample(self) -> None:
+        self.cpu.append(self._process.cpu_percent(None))
+        self.rss.append(self._process.memory_info().rss)
+        if self.cuda:
+            import torch
+
+            self.gpu.append(torch.cuda.memory_allocated())
+
+    def summary(self) -> dict[str, Any]:
+        mib = 2**20
+        out: dict[str, Any] = {
+            "wall_s": round(self.end - self.start, 3),
+            "cpu_percent_avg": round(sum(self.cpu) / max(len(self.cpu), 1), 1),
+            "cpu_percent_max": round(max(self.cpu, default=0.0), 1),
+            "cpu_cores": psutil.cpu_count(),
+            "rss_mib_avg": round(sum(self.rss) / max(len(self.rss), 1) / mib, 1),
+            "rss_mib_max": round(max(self.rss, default=0) / mib, 1),
+            "samples": len(self.cpu),
+        }
+        if self.cuda:
+            import torch
+
+            out["gpu_mem_mib_avg"] = round(sum(self.gpu) / max(len(self.gpu), 1) / mib, 1)
+            out["gpu_mem_mib_max"] = round(torch.cuda.max_memory_allocated() / mib, 1)
+        return out

@@ -1,0 +1,153 @@
+"""The Hugging Face Trainer, set up for classification: dynamic padding, length-grouped
+batches, optional class-weighted loss, per-step history as JSONL, early stopping and
+best-model selection on a validation metric.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset
+from transformers import (
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from fintune.config.schema import TrainingConfig
+from fintune.evaluation.metrics import confusion, metrics_from_confusion
+
+
+class JsonlHistory(TrainerCallback):
+    """Appends every Trainer log (loss, learning rate, grad norm, eval metrics) as a line."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs:
+            record = {"step": state.global_step, "epoch": state.epoch, **logs}
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def tokenize(frame, tokenizer, max_length: int) -> Dataset:
+    """Truncate to max_length but do not pad: the collator pads each batch to its own
+    longest example. `length` feeds the length-grouped sampler."""
+    dataset = Dataset.from_pandas(frame[["text", "label"]], preserve_index=False)
+
+    def encode(batch: dict[str, list]) -> dict[str, Any]:
+        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length)
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+        return encoded
+
+    dataset = dataset.map(encode, batched=True, remove_columns=["text"], desc="Tokenising")
+    return dataset.rename_column("label", "labels")
+
+
+def class_weights(labels: np.ndarray, k: int) -> torch.Tensor:
+    """Inverse frequency, scaled so a balanced split gives weight 1 per class."""
+    counts = np.bincount(labels, minlength=k).astype(float)
+    weights = np.where(counts > 0, counts.sum() / (k * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def weighted_loss(weights: torch.Tensor):
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        return torch.nn.functional.cross_entropy(
+            logits.float(), labels, weight=weights.to(logits.device)
+        )
+
+    return loss
+
+
+def compute_metrics(k: int):
+    def compute(prediction) -> dict[str, float]:
+        logits = prediction.predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        predicted = np.asarray(logits).argmax(-1)
+        cm = confusion(np.asarray(prediction.label_ids, dtype=int), predicted, k)
+        return {name: float(v) for name, v in metrics_from_confusion(cm).items()}
+
+    return compute
+
+
+def training_arguments(
+    config: TrainingConfig, output_dir: Path, seed: int, device: str
+) -> TrainingArguments:
+    bf16 = config.precision == "bf16" or (
+        config.precision == "auto" and device == "cuda" and torch.cuda.is_bf16_supported()
+    )
+    best = "eval_loss" if config.best_metric == "loss" else f"eval_{config.best_metric}"
+    keep_best = config.load_best_model or config.early_stopping_patience is not None
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        weight_decay=config.weight_decay,
+        # transformers 5 reads a float below 1 as a fraction of all steps
+        warmup_steps=config.warmup_ratio if config.warmup_ratio else config.warmup_steps,
+        lr_scheduler_type=config.scheduler,
+        max_grad_norm=config.max_grad_norm,
+        eval_strategy=config.eval_strategy,
+        eval_steps=config.eval_steps,
+        save_strategy=config.eval_strategy if keep_best else "no",
+        save_steps=config.eval_steps,
+        save_total_limit=1,
+        save_only_model=True,
+        load_best_model_at_end=keep_best,
+        metric_for_best_model=best,
+        greater_is_better=config.best_metric != "loss",
+        logging_strategy="steps",
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        seed=seed,
+        data_seed=seed,
+        bf16=bf16,
+        fp16=config.precision == "fp16",
+        use_cpu=device == "cpu",
+        label_names=["labels"],
+        report_to="none",
+        dataloader_num_workers=0,
+    )
+
+
+def build_trainer(
+    model,
+    tokenizer,
+    train: Dataset,
+    validation: Dataset,
+    config: TrainingConfig,
+    args: TrainingArguments,
+    num_labels: int,
+    history_path: Path,
+) -> Trainer:
+    callbacks: list[TrainerCallback] = [JsonlHistory(history_path)]
+    if config.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
+    loss = None
+    if config.class_weights:
+        loss = weighted_loss(class_weights(np.asarray(train["labels"]), num_labels))
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=validation,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics(num_labels),
+        compute_loss_func=loss,
+        callbacks=callbacks,
+    )
