@@ -71,6 +71,8 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         "label2id": {name: i for i, name in enumerate(labels)},
         "revision": config.model.revision,
         "trust_remote_code": config.model.trust_remote_code,
+        # a checkpoint that already has a head for another label count gets a new head
+        "ignore_mismatched_sizes": True,
     }
     if source.gguf_file:
         kwargs["gguf_file"] = source.gguf_file
@@ -128,7 +130,8 @@ def _four_bit(method: QLoraMethod, device: str):
         bnb_4bit_quant_type=method.quant_type,
         bnb_4bit_use_double_quant=method.double_quant,
         bnb_4bit_compute_dtype=DTYPES[compute],
-        llm_int8_skip_modules=["classifier", "pooler", "score"],  # the head stays full precision
+        # the head stays in full precision (patterns match a name's start, a regex, or its end)
+        llm_int8_skip_modules=["classifier", "score", r".*\.pooler"],
     )
 
 

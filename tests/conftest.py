@@ -1,0 +1,122 @@
+"""Shared fixtures: tiny random-initialised models (2 layers, hidden 64) with a word-level
+tokenizer built here, and a small, perfectly learnable data set. No downloads."""
+
+from __future__ import annotations
+
+import random
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    LlamaConfig,
+    PreTrainedTokenizerFast,
+)
+
+from fintune.config import validate_config
+
+warnings.filterwarnings("ignore", message=".*kernels.*")
+
+UP = ["rose", "grew", "jumped", "climbed", "improved", "beat"]
+DOWN = ["fell", "dropped", "slumped", "declined", "missed", "shrank"]
+FLAT = ["reported", "announced", "published", "scheduled", "listed", "filed"]
+SUBJECTS = ["sales", "profit", "revenue", "margin", "orders", "earnings", "volume", "income"]
+FILLER = ["the", "quarter", "in", "this", "year", "company", "group", "bank"]
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[EOS]"]
+
+
+def _tokenizer(decoder: bool) -> PreTrainedTokenizerFast:
+    words = SPECIALS + sorted(set(UP + DOWN + FLAT + SUBJECTS + FILLER))
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    if decoder:
+        return PreTrainedTokenizerFast(tokenizer_object=core, eos_token="[EOS]", unk_token="[UNK]")
+    core.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+    )
+
+
+def _save_tiny(folder: Path, decoder: bool) -> Path:
+    tokenizer = _tokenizer(decoder)
+    size = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
+    if decoder:  # no pad token, as in real decoders: fintune must handle it
+        config = LlamaConfig(
+            vocab_size=len(tokenizer), num_key_value_heads=2, eos_token_id=4, **size
+        )
+    else:
+        config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=64, **size)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return _save_tiny(tmp_path_factory.mktemp("tiny-bert"), decoder=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    return _save_tiny(tmp_path_factory.mktemp("tiny-llama"), decoder=True)
+
+
+def make_sentences(n_per_label: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Three labels a model can learn perfectly: the verb decides."""
+    rng = random.Random(seed)
+    rows = []
+    for label, verbs in (("positive", UP), ("negative", DOWN), ("neutral", FLAT)):
+        for _ in range(n_per_label):
+            words = [rng.choice(SUBJECTS), rng.choice(verbs)] + rng.sample(FILLER, rng.randint(1, 5))
+            rng.shuffle(words)
+            rows.append({"text": " ".join(words), "label": label})
+    rng.shuffle(rows)
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def sentences_csv(tmp_path) -> Path:
+    path = tmp_path / "sentences.csv"
+    make_sentences().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path, sentences_csv, tiny_bert):
+    """An ExperimentConfig for a seconds-long run; keyword sections override defaults."""
+
+    def build(**sections):
+        raw = {
+            "name": "tiny",
+            "seed": 7,
+            "model": {"name": str(tiny_bert), "max_length": 32},
+            "data": {"path": str(sentences_csv), "labels": ["negative", "neutral", "positive"]},
+            "method": {"name": "full"},
+            "training": {
+                "learning_rate": 1e-3,
+                "epochs": 1,
+                "batch_size": 16,
+                "logging_steps": 2,
+                "num_threads": 2,
+            },
+            "evaluation": {"bootstrap_samples": 200},
+            "output": {"dir": str(tmp_path / "runs")},
+        }
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(raw.get(key), dict):
+                raw[key] = {**raw[key], **value}
+            else:
+                raw[key] = value
+        return validate_config(raw)
+
+    return build

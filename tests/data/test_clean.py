@@ -1,0 +1,99 @@
+"""Text cleaning: each step alone, the fixed order, and all-off meaning no cleaner at all."""
+
+from __future__ import annotations
+
+import pytest
+
+from fintune.config.schema import CleaningConfig
+from fintune.data import clean
+from fintune.data.clean import STEPS, make_cleaner
+
+ORDER = [
+    "strip_html",
+    "strip_urls",
+    "strip_cashtags",
+    "letters_only",
+    "lowercase",
+    "remove_stopwords",
+    "lemmatize",
+]
+
+
+def _only(step: str):
+    cleaner = make_cleaner(CleaningConfig(**{step: True}))
+    assert cleaner is not None
+    return cleaner
+
+
+def test_all_off_returns_none():
+    assert make_cleaner(CleaningConfig()) is None
+
+
+def test_steps_match_the_config_switches_in_a_fixed_order():
+    assert list(STEPS) == ORDER
+    assert list(CleaningConfig.model_fields) == ORDER
+
+
+@pytest.mark.parametrize(
+    ("step", "text", "expected"),
+    [
+        ("strip_html", "<p>Q3 &amp; Q4 <b>up</b></p>", "Q3 & Q4 up"),
+        ("strip_urls", "See https://x.com/a?b=1 and www.example.com/x NOW", "See and NOW"),
+        ("strip_urls", "HTTP://EXAMPLE.COM/Report rose", "rose"),
+        ("strip_cashtags", "$AAPL and $BRK.B rose, a $5 gain", "and rose, a $5 gain"),
+        ("letters_only", "EPS rose 12% to 1.20, Ålandsbanken's", "EPS rose to Ålandsbanken s"),
+        ("lowercase", "Nokia ROSE", "nokia rose"),
+        ("remove_stopwords", "The profit of the company was up", "profit company"),
+        ("lemmatize", "profits rose as companies were selling", "profit rose as company be"),
+    ],
+)
+def test_each_step_alone(step, text, expected):
+    result = _only(step)(text)
+    if step == "lemmatize":  # dictionary lemmas: check the ones that are unambiguous
+        assert result.startswith(expected)
+    else:
+        assert result == expected
+
+
+@pytest.mark.parametrize("step", ORDER)
+def test_each_step_alone_touches_nothing_else(step):
+    """One switch on: only that step runs (then spaces are collapsed and the ends trimmed)."""
+    text = "  <i>The</i>   $NOKIA    rose 5%  "
+    expected = " ".join(STEPS[step](text).split())
+    assert _only(step)(text) == expected
+
+
+def test_whitespace_is_collapsed_and_trimmed():
+    assert _only("lowercase")("  A \t B\n\nC  ") == "a b c"
+
+
+def test_fixed_order_cashtags_before_letters_only():
+    """Cashtags go before non-letters are removed; the other way round '$AAPL' would
+    survive as 'AAPL'."""
+    cleaner = make_cleaner(CleaningConfig(letters_only=True, strip_cashtags=True))
+    assert cleaner("$AAPL rose 5%") == "rose"
+    assert clean.strip_cashtags(clean.letters_only("$AAPL rose 5%")).split() == ["AAPL", "rose"]
+
+
+def test_fixed_order_html_before_urls():
+    text = '<a href="https://x.com/a">Read</a> more'
+    cleaner = make_cleaner(CleaningConfig(strip_urls=True, strip_html=True))
+    assert cleaner(text) == "Read more"
+    # the other way round the URL pattern eats the tag's end, and 'Read' with it
+    assert " ".join(clean.strip_html(clean.strip_urls(text)).split()) == '<a href=" more'
+
+
+def test_fixed_order_html_entities_before_letters_only():
+    cleaner = make_cleaner(CleaningConfig(strip_html=True, letters_only=True, lowercase=True))
+    assert cleaner("Profit&nbsp;<b>UP</b>&amp;away") == "profit up away"
+
+
+def test_all_steps_together():
+    config = CleaningConfig(**{name: True for name in ORDER})
+    text = '<p>The $AAPL shares <a href="http://x.com">were</a> rising 5% www.x.com today!</p>'
+    assert make_cleaner(config)(text) == "share rise today"
+
+
+def test_cleaning_can_empty_a_text():
+    cleaner = make_cleaner(CleaningConfig(strip_urls=True, strip_cashtags=True))
+    assert cleaner("$TSLA https://t.co/abc") == ""

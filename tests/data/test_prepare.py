@@ -1,0 +1,372 @@
+"""prepare_data on small synthetic tables: split ratios and stratification, seeds and the
+fingerprint, duplicates, conflicts and leakage, given splits, label mapping, subsampling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fintune.config.schema import DataConfig
+from fintune.data.prepare import fingerprint, prepare_data
+from fintune.errors import FintuneError
+
+LABELS = ["negative", "neutral", "positive"]
+COUNTS = {"negative": 40, "neutral": 100, "positive": 60}  # 200 examples
+
+
+def _frame(counts: dict[str, int] = COUNTS, prefix: str = "") -> pd.DataFrame:
+    rows = [
+        {"text": f"{prefix}{label} sentence {i}", "label": label}
+        for label, n in counts.items()
+        for i in range(n)
+    ]
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _data(path: Path, **fields) -> DataConfig:
+    return DataConfig(path=str(path), **fields)
+
+
+def _per_label(frame: pd.DataFrame, labels: list[str] = LABELS) -> dict[str, int]:
+    counts = frame["label"].value_counts()
+    return {name: int(counts.get(i, 0)) for i, name in enumerate(labels)}
+
+
+def _texts(frame: pd.DataFrame) -> list[str]:
+    return list(frame["text"])
+
+
+@pytest.fixture
+def table(tmp_path) -> Path:
+    return _write(_frame(), tmp_path / "all.csv")
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def test_split_ratios_and_stratification(table):
+    """test = a fraction of all examples; validation = a fraction of the rest."""
+    data = prepare_data(_data(table, labels=LABELS, split={"test": 0.2, "validation": 0.25}), 1)
+    sizes = {role: len(frame) for role, frame in data.splits.items()}
+    assert sizes == {"train": 120, "validation": 40, "test": 40}
+    # every label keeps its share (20% / 50% / 30%) in every split
+    assert _per_label(data.splits["test"]) == {"negative": 8, "neutral": 20, "positive": 12}
+    assert _per_label(data.splits["validation"]) == {"negative": 8, "neutral": 20, "positive": 12}
+    assert _per_label(data.splits["train"]) == {"negative": 24, "neutral": 60, "positive": 36}
+    # the splits partition the data
+    texts = [t for frame in data.splits.values() for t in frame["text"]]
+    assert len(texts) == len(set(texts)) == 200
+    assert data.labels == LABELS
+    for frame in data.splits.values():
+        assert list(frame.columns) == ["text", "label"]
+
+
+def test_split_ratios_round_to_the_nearest_example(tmp_path):
+    path = _write(_frame({"a": 25, "b": 26}), tmp_path / "d.csv")  # 51 examples
+    data = prepare_data(_data(path, split={"test": 0.3, "validation": 0.15}), 0)
+    n_test = round(51 * 0.3)
+    n_val = round((51 - n_test) * 0.15)
+    assert len(data.splits["test"]) == n_test == 15
+    assert len(data.splits["validation"]) == n_val == 5
+    assert len(data.splits["train"]) == 51 - n_test - n_val
+
+
+def test_unstratified_split_keeps_the_sizes(table):
+    data = prepare_data(_data(table, split={"test": 0.1, "validation": 0.5, "stratify": False}), 3)
+    assert {r: len(f) for r, f in data.splits.items()} == {
+        "train": 90,
+        "validation": 90,
+        "test": 20,
+    }
+
+
+def test_same_seed_same_splits_and_fingerprint(table):
+    config = _data(table, labels=LABELS)
+    first, second = prepare_data(config, 7), prepare_data(config, 7)
+    for role in first.splits:
+        pd.testing.assert_frame_equal(first.splits[role], second.splits[role])
+    assert first.fingerprint == second.fingerprint
+    assert len(first.fingerprint["sha256"]) == 64
+    assert first.fingerprint["counts"]["test"]["n"] == 40
+
+
+def test_different_seed_different_splits_and_fingerprint(table):
+    config = _data(table, labels=LABELS)
+    first, other = prepare_data(config, 7), prepare_data(config, 8)
+    assert set(_texts(first.splits["test"])) != set(_texts(other.splits["test"]))
+    assert first.fingerprint["sha256"] != other.fingerprint["sha256"]
+    assert first.fingerprint["counts"] == other.fingerprint["counts"]  # same sizes, stratified
+
+
+def test_fingerprint_depends_on_text_label_and_label_order():
+    splits = {"train": pd.DataFrame({"text": ["a", "b"], "label": [0, 1]})}
+    base = fingerprint(splits, ["x", "y"])["sha256"]
+    assert fingerprint(splits, ["x", "y"])["sha256"] == base
+    assert fingerprint(splits, ["y", "x"])["sha256"] != base
+    changed = {"train": pd.DataFrame({"text": ["a", "c"], "label": [0, 1]})}
+    assert fingerprint(changed, ["x", "y"])["sha256"] != base
+    relabelled = {"train": pd.DataFrame({"text": ["a", "b"], "label": [1, 1]})}
+    assert fingerprint(relabelled, ["x", "y"])["sha256"] != base
+    assert fingerprint(splits, ["x", "y"])["counts"] == {
+        "train": {"n": 2, "labels": {"x": 1, "y": 1}}
+    }
+
+
+# --------------------------------------------------------------------------- quality
+
+
+def _with_duplicates_and_conflicts(tmp_path) -> Path:
+    frame = _frame({"negative": 20, "neutral": 20, "positive": 20})
+    extra = pd.DataFrame(
+        [
+            {"text": "negative sentence 0", "label": "negative"},  # duplicate
+            {"text": "negative sentence 0", "label": "negative"},  # duplicate
+            {"text": "neutral sentence 1", "label": "neutral"},  # duplicate
+            {"text": "positive sentence 2", "label": "negative"},  # conflict
+        ]
+    )
+    return _write(pd.concat([frame, extra], ignore_index=True), tmp_path / "d.csv")
+
+
+def test_duplicates_and_conflicts_are_reported_and_kept_by_default(tmp_path):
+    data = prepare_data(_data(_with_duplicates_and_conflicts(tmp_path), labels=LABELS), 0)
+    report = data.report["duplicates"]["train"]
+    assert report["rows"] == 64
+    assert report["duplicate_rows"] == 3
+    assert report["conflicting_texts"] == 1
+    assert report["conflicting_rows"] == 2
+    assert report["examples_of_conflicts"] == ["positive sentence 2"]
+    assert report["kept_rows"] == 64
+    assert sum(len(f) for f in data.splits.values()) == 64
+
+
+def test_duplicates_drop_keeps_the_first(tmp_path):
+    path = _with_duplicates_and_conflicts(tmp_path)
+    data = prepare_data(_data(path, labels=LABELS, duplicates="drop"), 0)
+    report = data.report["duplicates"]["train"]
+    assert report["duplicate_rows"] == 3 and report["kept_rows"] == 61
+    texts = [t for frame in data.splits.values() for t in frame["text"]]
+    assert len(texts) == 61
+    assert texts.count("negative sentence 0") == 1
+    assert texts.count("positive sentence 2") == 2  # the conflict is kept
+
+
+def test_conflicts_drop_removes_every_row_of_the_text(tmp_path):
+    path = _with_duplicates_and_conflicts(tmp_path)
+    data = prepare_data(_data(path, labels=LABELS, conflicts="drop"), 0)
+    assert data.report["duplicates"]["train"]["kept_rows"] == 62
+    texts = [t for frame in data.splits.values() for t in frame["text"]]
+    assert "positive sentence 2" not in texts
+    assert texts.count("negative sentence 0") == 3  # duplicates are kept
+
+
+def test_both_drops(tmp_path):
+    path = _with_duplicates_and_conflicts(tmp_path)
+    data = prepare_data(_data(path, labels=LABELS, duplicates="drop", conflicts="drop"), 0)
+    texts = [t for frame in data.splits.values() for t in frame["text"]]
+    assert len(texts) == len(set(texts)) == 59
+
+
+def _given_splits(tmp_path, leak: int = 2) -> Path:
+    folder = tmp_path / "given"
+    folder.mkdir()
+    train = _frame({"negative": 10, "neutral": 10, "positive": 10}, prefix="train ")
+    test = _frame({"negative": 4, "neutral": 4, "positive": 4}, prefix="test ")
+    validation = _frame({"negative": 3, "neutral": 3, "positive": 3}, prefix="val ")
+    if leak:  # the first `leak` test rows repeat train rows
+        test.iloc[:leak] = train.iloc[:leak].to_numpy()
+    _write(train, folder / "train.csv")
+    _write(validation, folder / "validation.csv")
+    _write(test, folder / "test.csv")
+    return folder
+
+
+def test_given_splits_are_used_as_given(tmp_path):
+    folder = _given_splits(tmp_path, leak=0)
+    data = prepare_data(_data(folder, labels=LABELS), 0)
+    assert {r: len(f) for r, f in data.splits.items()} == {
+        "train": 30,
+        "validation": 9,
+        "test": 12,
+    }
+    assert data.report["source_splits"] == ["test", "train", "validation"]
+    given_val = pd.read_csv(folder / "validation.csv")
+    assert _texts(data.splits["validation"]) == list(given_val["text"])  # same rows, same order
+    assert list(data.splits["validation"]["label"]) == [LABELS.index(x) for x in given_val["label"]]
+
+
+def test_texts_shared_between_given_splits_are_reported(tmp_path):
+    folder = _given_splits(tmp_path, leak=2)
+    data = prepare_data(_data(folder, labels=LABELS), 0)
+    assert data.report["duplicates"]["test_texts_also_in_train"] == 2
+    assert data.report["duplicates"]["validation_texts_also_in_train"] == 0
+    assert len(data.splits["train"]) == 30  # reported, not dropped by default
+    shared = set(_texts(data.splits["test"])) & set(_texts(data.splits["train"]))
+    assert len(shared) == 2
+
+
+def test_texts_shared_with_train_leave_train_when_dropping_duplicates(tmp_path):
+    folder = _given_splits(tmp_path, leak=2)
+    data = prepare_data(_data(folder, labels=LABELS, duplicates="drop"), 0)
+    assert data.report["duplicates"]["test_texts_also_in_train"] == 2
+    assert len(data.splits["train"]) == 28 and len(data.splits["test"]) == 12
+    assert not set(_texts(data.splits["test"])) & set(_texts(data.splits["train"]))
+
+
+def test_split_names_maps_a_source_split_to_a_role(tmp_path):
+    folder = tmp_path / "given"
+    folder.mkdir()
+    _write(_frame(prefix="train "), folder / "train.csv")
+    _write(_frame({"negative": 5, "neutral": 5, "positive": 5}, prefix="val "), folder / "dev.csv")
+    data = prepare_data(_data(folder, labels=LABELS, split_names={"test": "validation"}), 0)
+    assert _texts(data.splits["test"]) == list(pd.read_csv(folder / "dev.csv")["text"])
+    assert len(data.splits["validation"]) == round(200 * 0.1)  # carved from train
+    assert len(data.splits["train"]) == 180
+    assert all(t.startswith("train ") for t in data.splits["validation"]["text"])
+
+
+def test_split_names_names_train(tmp_path):
+    folder = tmp_path / "given"
+    folder.mkdir()
+    _write(_frame(), folder / "test.csv")  # the only split, used for training
+    data = prepare_data(_data(folder, labels=LABELS, split_names={"train": "test"}), 0)
+    assert sum(len(f) for f in data.splits.values()) == 200
+    assert len(data.splits["test"]) == 40
+
+
+def test_use_given_false_pools_and_resplits(tmp_path):
+    folder = _given_splits(tmp_path, leak=0)
+    data = prepare_data(
+        _data(folder, labels=LABELS, split={"use_given": False, "test": 0.2, "validation": 0.2}),
+        0,
+    )
+    assert data.report["source_splits"] == ["train"]
+    sizes = {r: len(f) for r, f in data.splits.items()}
+    assert sum(sizes.values()) == 51 and sizes["test"] == round(51 * 0.2)
+
+
+def test_given_test_split_only_validation_is_made(tmp_path):
+    folder = tmp_path / "given"
+    folder.mkdir()
+    _write(_frame(), folder / "train.csv")
+    _write(_frame({"negative": 2, "neutral": 2, "positive": 2}, prefix="t "), folder / "test.csv")
+    data = prepare_data(_data(folder, labels=LABELS, split={"test": 0.5}), 0)
+    assert len(data.splits["test"]) == 6  # given, not re-split with the 0.5 ratio
+    assert len(data.splits["validation"]) == 20 and len(data.splits["train"]) == 180
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def test_string_labels_follow_the_given_order(table):
+    order = ["positive", "negative", "neutral"]
+    data = prepare_data(_data(table, labels=order), 0)
+    assert data.labels == order
+    frame = pd.concat(data.splits.values())
+    for text, label in zip(frame["text"], frame["label"], strict=True):
+        assert order[label] == text.split()[0]
+
+
+def test_labels_default_to_sorted(tmp_path):
+    path = _write(_frame({"sell": 20, "buy": 20, "hold": 20}), tmp_path / "d.csv")
+    data = prepare_data(_data(path), 0)
+    assert data.labels == ["buy", "hold", "sell"]
+
+
+def test_integer_labels_are_ids_into_the_given_labels(tmp_path):
+    frame = _frame()
+    frame["label"] = frame["label"].map({name: i for i, name in enumerate(LABELS)})
+    path = _write(frame, tmp_path / "ids.csv")
+    data = prepare_data(_data(path, labels=LABELS), 0)
+    assert data.labels == LABELS
+    all_rows = pd.concat(data.splits.values())
+    for text, label in zip(all_rows["text"], all_rows["label"], strict=True):
+        assert LABELS[label] == text.split()[0]
+
+
+def test_integer_labels_without_names_become_their_ids(tmp_path):
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(60)], "label": [i % 3 for i in range(60)]})
+    path = _write(frame, tmp_path / "ids.csv")
+    data = prepare_data(_data(path), 0)
+    assert data.labels == ["0", "1", "2"]
+    assert sorted(pd.concat(data.splits.values())["label"].unique()) == [0, 1, 2]
+
+
+def test_labels_absent_from_train_are_reported(tmp_path):
+    path = _write(_frame({"negative": 20, "positive": 20}), tmp_path / "d.csv")
+    data = prepare_data(_data(path, labels=LABELS), 0)
+    assert data.report["labels_missing_from_train"] == ["neutral"]
+    assert data.fingerprint["counts"]["train"]["labels"]["neutral"] == 0
+
+
+@pytest.mark.xfail(
+    reason="_infer_labels keeps surrounding spaces (' positive') while _label_ids strips "
+    "the value before the lookup, so a CSV written as 'text, label' fails every row",
+    strict=True,
+)
+def test_labels_with_surrounding_spaces_are_inferred_stripped(tmp_path):
+    path = tmp_path / "spaced.csv"
+    rows = [f"sentence {i}, {'positive' if i % 2 else 'negative'}" for i in range(40)]
+    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    data = prepare_data(_data(path), 0)
+    assert data.labels == ["negative", "positive"]
+
+
+# --------------------------------------------------------------------------- subsampling, cleaning
+
+
+def test_max_train_samples_subsamples_train_stratified(table):
+    data = prepare_data(_data(table, labels=LABELS, max_train_samples=50), 0)
+    assert len(data.splits["train"]) == 50
+    assert _per_label(data.splits["train"]) == {"negative": 10, "neutral": 25, "positive": 15}
+    assert len(data.splits["test"]) == 40  # untouched
+    again = prepare_data(_data(table, labels=LABELS, max_train_samples=50), 0)
+    assert _texts(again.splits["train"]) == _texts(data.splits["train"])
+
+
+def test_max_eval_samples_limits_validation_and_test(table):
+    data = prepare_data(_data(table, labels=LABELS, max_eval_samples=10), 0)
+    assert len(data.splits["validation"]) == 10 and len(data.splits["test"]) == 10
+    assert len(data.splits["train"]) == 144
+
+
+def test_limits_above_the_size_change_nothing(table):
+    plain = prepare_data(_data(table, labels=LABELS), 0)
+    limited = prepare_data(_data(table, labels=LABELS, max_train_samples=10_000), 0)
+    assert plain.fingerprint == limited.fingerprint
+
+
+def test_cleaning_applies_and_drops_emptied_rows(tmp_path):
+    frame = _frame({"negative": 20, "positive": 20})
+    frame.loc[0, "text"] = "<b>$AAPL</b> https://x.com"  # empty after cleaning
+    frame.loc[1, "text"] = "<p>Shares ROSE</p>"
+    path = _write(frame, tmp_path / "d.csv")
+    cleaning = {"strip_html": True, "strip_urls": True, "strip_cashtags": True, "lowercase": True}
+    data = prepare_data(_data(path, cleaning=cleaning), 0)
+    assert data.report["emptied_by_cleaning"] == 1
+    texts = [t for f in data.splits.values() for t in f["text"]]
+    assert len(texts) == 39 and "shares rose" in texts
+    assert all(t == t.lower() and "<" not in t for t in texts)
+
+
+def test_text_is_stripped(tmp_path):
+    frame = _frame({"negative": 20, "positive": 20})
+    frame["text"] = "  " + frame["text"] + "  "
+    data = prepare_data(_data(_write(frame, tmp_path / "d.csv")), 0)
+    assert all(t == t.strip() for f in data.splits.values() for t in f["text"])
+
+
+def test_errors_name_split_and_row_of_given_files(tmp_path):
+    folder = _given_splits(tmp_path, leak=0)
+    test = pd.read_csv(folder / "test.csv")
+    test.loc[3, "label"] = "bullish"
+    _write(test, folder / "test.csv")
+    with pytest.raises(FintuneError, match=r"test split, row 4: label 'bullish'"):
+        prepare_data(_data(folder, labels=LABELS), 0)

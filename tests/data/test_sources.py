@@ -1,0 +1,334 @@
+"""Reading local sources: every file format, split directories, and the local layouts of the
+known datasets (tiny fake copies written here, in the same layout as the real ones)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fintune.config.schema import DataConfig
+from fintune.data.known import BANKING77_CATEGORIES, KNOWN, load_known
+from fintune.data.prepare import prepare_data
+from fintune.data.sources import detect_format, read_directory, read_local, read_table
+from fintune.errors import FintuneError
+
+ROWS = [
+    {"text": "Sales rose 5 %, beating forecasts.", "label": "positive"},
+    {"text": "Profit fell.", "label": "negative"},
+    {"text": "NA", "label": "neutral"},  # must stay a text, not become missing
+]
+SHARED_FPB = Path(__file__).resolve().parents[2].parent / "shared/data/financial_phrasebank"
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame[["text", "label"]].to_dict("records")
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def test_csv(tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame(ROWS).to_csv(path, index=False)
+    assert _records(read_table(path)) == ROWS
+
+
+def test_csv_keeps_empty_cells_as_empty_text(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n,neutral\nnull,positive\n", encoding="utf-8")
+    frame = read_table(path)
+    assert list(frame["text"]) == ["", "null"]
+
+
+def test_csv_with_utf8_bom(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\nÅland rose,positive\n".encode("utf-8-sig"))
+    assert _records(read_table(path)) == [{"text": "Åland rose", "label": "positive"}]
+
+
+def test_csv_integer_labels_stay_integers(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\na,0\nb,2\n", encoding="utf-8")
+    assert pd.api.types.is_integer_dtype(read_table(path)["label"])
+
+
+def test_tsv(tmp_path):
+    path = tmp_path / "d.tsv"
+    pd.DataFrame(ROWS).to_csv(path, sep="\t", index=False)
+    assert _records(read_table(path)) == ROWS
+
+
+def test_jsonl_skips_blank_lines(tmp_path):
+    path = tmp_path / "d.jsonl"
+    lines = [json.dumps(r) for r in ROWS]
+    path.write_text(lines[0] + "\n\n" + "\n".join(lines[1:]) + "\n\n", encoding="utf-8")
+    assert _records(read_table(path)) == ROWS
+
+
+def test_jsonl_errors_count_blank_lines(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n\n{broken\n", encoding="utf-8")
+    with pytest.raises(FintuneError, match=r"d\.jsonl, line 3: not valid JSON"):
+        read_table(path)
+
+
+def test_json_suffix_reads_as_jsonl(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text("\n".join(json.dumps(r) for r in ROWS), encoding="utf-8")
+    assert detect_format(path, "auto") == "jsonl"
+    assert _records(read_table(path)) == ROWS
+
+
+def test_parquet(tmp_path):
+    path = tmp_path / "d.parquet"
+    pd.DataFrame(ROWS).to_parquet(path)
+    assert _records(read_table(path)) == ROWS
+
+
+def test_not_a_parquet_file(tmp_path):
+    path = tmp_path / "d.parquet"
+    path.write_text("text,label\n", encoding="utf-8")
+    with pytest.raises(FintuneError, match=r"d\.parquet: cannot read as parquet"):
+        read_table(path)
+
+
+def test_txt_one_text_per_line(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text("first line\n\nsecond @ line\r\n", encoding="utf-8")
+    frame = read_table(path)
+    assert list(frame.columns) == ["text"]
+    assert list(frame["text"]) == ["first line", "second @ line"]
+
+
+def test_fpb_latin1_crlf_and_at_in_sentence(tmp_path):
+    path = tmp_path / "Sentences_50Agree.txt"
+    lines = [
+        "Ålandsbanken 's profit rose to EUR 5 mn .@positive",
+        "Contact investor@example.com for the report .@neutral",
+        "Sales fell 3 % in Jyväskylä .@negative ",
+        "",
+    ]
+    path.write_bytes("\r\n".join(lines).encode("latin-1"))
+    frame = read_table(path, "fpb")
+    assert _records(frame) == [
+        {"text": "Ålandsbanken 's profit rose to EUR 5 mn .", "label": "positive"},
+        {"text": "Contact investor@example.com for the report .", "label": "neutral"},
+        {"text": "Sales fell 3 % in Jyväskylä .", "label": "negative"},
+    ]
+    assert not any("\r" in t for t in frame["text"])
+
+
+def test_fpb_encoding_can_be_overridden(tmp_path):
+    path = tmp_path / "s.txt"
+    path.write_bytes("Kesko ’s sales rose .@positive\n".encode())
+    assert read_table(path, "fpb", "utf-8")["text"][0] == "Kesko ’s sales rose ."
+
+
+def test_fpb_line_without_label_names_the_line(tmp_path):
+    path = tmp_path / "s.txt"
+    path.write_bytes(b"Sales rose .@positive\r\n\r\nno label here\r\n")
+    with pytest.raises(FintuneError, match=r"s\.txt, line 3: expected 'sentence@label'"):
+        read_table(path, "fpb")
+
+
+def test_fpb_line_with_only_a_label(tmp_path):
+    path = tmp_path / "s.txt"
+    path.write_bytes(b"@positive\r\n")
+    with pytest.raises(FintuneError, match="line 1"):
+        read_table(path, "fpb")
+
+
+def test_utf8_file_with_latin1_bytes_asks_for_an_encoding(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\nJyväskylä,neutral\n".encode("latin-1"))
+    with pytest.raises(FintuneError, match="not valid utf-8 text.*data.encoding"):
+        read_table(path)
+    assert read_table(path, encoding="latin-1")["text"][0] == "Jyväskylä"
+
+
+def test_explicit_format_beats_the_suffix(tmp_path):
+    path = tmp_path / "d.dat"
+    path.write_text("text\tlabel\na\tb\n", encoding="utf-8")
+    with pytest.raises(FintuneError, match="cannot tell the format"):
+        read_table(path)
+    assert _records(read_table(path, "tsv")) == [{"text": "a", "label": "b"}]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FintuneError, match="data file not found"):
+        read_table(tmp_path / "none.csv")
+    with pytest.raises(FintuneError, match="data.path: file or directory not found"):
+        read_local(tmp_path / "none.csv", "auto", None)
+
+
+def test_single_file_is_the_train_split(tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame(ROWS).to_csv(path, index=False)
+    assert list(read_local(path, "auto", None)) == ["train"]
+
+
+# --------------------------------------------------------------------------- directories
+
+
+def test_directory_of_split_files(tmp_path):
+    for stem in ("training", "dev", "test"):
+        pd.DataFrame(ROWS).to_csv(tmp_path / f"{stem}.csv", index=False)
+    (tmp_path / "README.md").write_text("not data", encoding="utf-8")
+    (tmp_path / "notes.csv").write_text("ignored", encoding="utf-8")
+    splits = read_local(tmp_path, "auto", None)
+    assert sorted(splits) == ["test", "train", "validation"]
+    assert _records(splits["validation"]) == ROWS
+
+
+def test_directory_mixed_formats(tmp_path):
+    pd.DataFrame(ROWS).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "valid.jsonl").write_text(json.dumps(ROWS[0]) + "\n", encoding="utf-8")
+    splits = read_directory(tmp_path, "auto", None)
+    assert len(splits["train"]) == 3 and len(splits["validation"]) == 1
+
+
+def test_directory_two_files_for_one_split(tmp_path):
+    for name in ("train.csv", "training.csv"):
+        pd.DataFrame(ROWS).to_csv(tmp_path / name, index=False)
+    with pytest.raises(FintuneError, match="more than one file for the train split"):
+        read_directory(tmp_path, "auto", None)
+
+
+def test_directory_without_split_files(tmp_path):
+    (tmp_path / "data.csv").write_text("text,label\n", encoding="utf-8")
+    with pytest.raises(FintuneError, match="no split files found"):
+        read_directory(tmp_path, "auto", None)
+
+
+# --------------------------------------------------------------------------- known datasets
+
+
+def _fake_fpb(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    files = KNOWN["financial_phrasebank"].local_files
+    lines = {
+        "50": [
+            "Sales rose .@positive",
+            "Profit fell .@negative",
+            "The AGM is on Monday .@neutral",
+            "Mail ir@example.fi for details .@neutral",
+        ],
+        "all": ["Sales rose .@positive"],
+    }
+    for subset, text in lines.items():
+        body = "\r\n".join(text) + "\r\n"
+        (root / files[subset]["train"]).write_bytes(body.encode("latin-1"))
+    return root
+
+
+def test_known_financial_phrasebank_local(tmp_path):
+    root = _fake_fpb(tmp_path / "fpb")
+    assert (root / "Sentences_50Agree.txt").is_file()
+    frames, labels = load_known("financial_phrasebank", "50", str(root))
+    assert labels == ["negative", "neutral", "positive"]
+    assert list(frames) == ["train"]
+    assert list(frames["train"].columns) == ["text", "label"]
+    assert frames["train"]["text"][3] == "Mail ir@example.fi for details ."
+    assert list(frames["train"]["label"]) == ["positive", "negative", "neutral", "neutral"]
+
+
+@pytest.mark.parametrize("subset", [None, "50", "50Agree", "50agree"])
+def test_known_financial_phrasebank_subset_spellings(tmp_path, subset):
+    frames, _ = load_known("financial_phrasebank", subset, str(_fake_fpb(tmp_path / "fpb")))
+    assert len(frames["train"]) == 4
+
+
+def test_known_financial_phrasebank_all_agree(tmp_path):
+    frames, _ = load_known("financial_phrasebank", "AllAgree", str(_fake_fpb(tmp_path / "fpb")))
+    assert len(frames["train"]) == 1
+
+
+def test_known_subset_file_missing(tmp_path):
+    root = _fake_fpb(tmp_path / "fpb")
+    with pytest.raises(FintuneError, match="has no Sentences_66Agree.txt"):
+        load_known("financial_phrasebank", "66", str(root))
+
+
+def test_known_unknown_subset(tmp_path):
+    with pytest.raises(FintuneError, match="no subset '60'; allowed: 50, 66, 75, all"):
+        load_known("financial_phrasebank", "60", str(tmp_path))
+
+
+def test_known_path_not_a_directory(tmp_path):
+    with pytest.raises(FintuneError, match="directory not found"):
+        load_known("financial_phrasebank", None, str(tmp_path / "none"))
+
+
+def test_known_twitter_local_maps_ids_to_names(tmp_path):
+    root = tmp_path / "twitter"
+    root.mkdir()
+    files = KNOWN["twitter_financial_news_sentiment"].local_files["default"]
+    # real layout: CSV with header text,label; CRLF records, bare LF inside quoted tweets
+    train = 'text,label\r\n"$AAPL falls\nafter earnings",0\r\n$TSLA jumps,1\r\nFed meets today,2\r\n'
+    (root / files["train"]).write_bytes(train.encode())
+    (root / files["validation"]).write_bytes(b"text,label\r\nStocks slide,0\r\n")
+    frames, labels = load_known("twitter_financial_news_sentiment", None, str(root))
+    assert labels == ["bearish", "bullish", "neutral"]
+    assert sorted(frames) == ["train", "validation"]
+    assert _records(frames["train"]) == [
+        {"text": "$AAPL falls\nafter earnings", "label": "bearish"},
+        {"text": "$TSLA jumps", "label": "bullish"},
+        {"text": "Fed meets today", "label": "neutral"},
+    ]
+    assert _records(frames["validation"]) == [{"text": "Stocks slide", "label": "bearish"}]
+
+
+def _fake_banking77(root: Path, categories: bool = True) -> Path:
+    root.mkdir()
+    names = ["activate_my_card", "card_arrival", "top_up_failed"]
+    if categories:
+        (root / BANKING77_CATEGORIES).write_text(json.dumps(names), encoding="utf-8")
+    train = [{"text": f"query {i} about {n}", "category": n} for i in range(4) for n in names]
+    pd.DataFrame(train).to_csv(root / "train.csv", index=False)
+    pd.DataFrame(train[:3]).to_csv(root / "test.csv", index=False)
+    return root
+
+
+def test_known_banking77_local_uses_categories_json(tmp_path):
+    root = _fake_banking77(tmp_path / "banking77")
+    frames, labels = load_known("banking77", None, str(root))
+    assert labels == ["activate_my_card", "card_arrival", "top_up_failed"]
+    assert sorted(frames) == ["test", "train"]
+    assert len(frames["train"]) == 12 and len(frames["test"]) == 3
+    assert frames["train"]["label"][1] == "card_arrival"
+
+
+def test_known_banking77_without_categories(tmp_path):
+    root = _fake_banking77(tmp_path / "banking77", categories=False)
+    with pytest.raises(FintuneError, match="has no categories.json"):
+        load_known("banking77", None, str(root))
+
+
+def test_known_unknown_name():
+    with pytest.raises(FintuneError, match="unknown dataset 'fpb'; known: banking77"):
+        load_known("fpb", None, None)
+
+
+def test_known_dataset_through_prepare(tmp_path):
+    root = _fake_banking77(tmp_path / "banking77")
+    config = DataConfig(dataset="banking77", path=str(root), split={"validation": 0.25})
+    data = prepare_data(config, 0)
+    assert data.labels == ["activate_my_card", "card_arrival", "top_up_failed"]
+    assert len(data.splits["test"]) == 3  # the given test split
+    assert len(data.splits["validation"]) == 3 and len(data.splits["train"]) == 9
+    assert "banking77" in data.report["source"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_FPB.is_dir(), reason="no shared copy of Financial PhraseBank")
+def test_real_financial_phrasebank_50agree():
+    frames, labels = load_known("financial_phrasebank", "50", str(SHARED_FPB))
+    assert len(frames["train"]) == 4846
+    config = DataConfig(dataset="financial_phrasebank", subset="50", path=str(SHARED_FPB))
+    report = prepare_data(config, 42).report["duplicates"]["train"]
+    assert report["rows"] == 4846
+    assert report["duplicate_rows"] == 6
+    assert report["conflicting_texts"] == 2
