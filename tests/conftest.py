@@ -77,7 +77,9 @@ def make_sentences(n_per_label: int = 40, seed: int = 0) -> pd.DataFrame:
     rows = []
     for label, verbs in (("positive", UP), ("negative", DOWN), ("neutral", FLAT)):
         for _ in range(n_per_label):
-            words = [rng.choice(SUBJECTS), rng.choice(verbs)] + rng.sample(FILLER, rng.randint(1, 5))
+            words = [rng.choice(SUBJECTS), rng.choice(verbs)] + rng.sample(
+                FILLER, rng.randint(1, 5)
+            )
             rng.shuffle(words)
             rows.append({"text": " ".join(words), "label": label})
     rng.shuffle(rows)

@@ -97,7 +97,7 @@ def predict(
 
     predictor = Predictor.from_run(run_dir)
     for text, result in zip(texts, predictor(texts), strict=True):
-        out.print(f"{result['label']}\t{result['confidence']:.4f}\t{text}", highlight=False)
+        typer.echo(f"{result['label']}\t{result['confidence']:.4f}\t{text}")
 
 
 @app.command()

@@ -26,7 +26,9 @@ class Predictor:
         if not run_dir.is_dir():
             raise FintuneError(f"run directory not found: {run_dir}")
         if not (run_dir / "model").is_dir():
-            raise FintuneError(f"{run_dir}: no model/ folder (not a finished run, or save_model off)")
+            raise FintuneError(
+                f"{run_dir}: no model/ folder (not a finished run, or save_model off)"
+            )
         device = pick_device(device)
         model, tokenizer, info = load_saved_classifier(run_dir / "model", device)
         cleaning = {}
@@ -44,7 +46,10 @@ class Predictor:
             if self.cleaner:
                 batch = [self.cleaner(t) for t in batch]
             encoded = self.tokenizer(
-                batch, truncation=True, max_length=self.max_length, padding=True,
+                batch,
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
                 return_tensors="pt",
             ).to(self.device)
             probs = torch.softmax(self.model(**encoded).logits.float(), dim=-1).cpu()
@@ -54,7 +59,9 @@ class Predictor:
                     {
                         "label": self.labels[best],
                         "confidence": float(row[best]),
-                        "scores": {name: float(p) for name, p in zip(self.labels, row, strict=True)},
+                        "scores": {
+                            name: float(p) for name, p in zip(self.labels, row, strict=True)
+                        },
                     }
                 )
         return results

@@ -19,8 +19,20 @@ import yaml
 from fintune.config.schema import ExperimentConfig
 
 PACKAGES = (
-    "fintune", "torch", "transformers", "peft", "accelerate", "datasets", "tokenizers",
-    "safetensors", "bitsandbytes", "gguf", "scikit-learn", "numpy", "pandas", "pydantic",
+    "fintune",
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "datasets",
+    "tokenizers",
+    "safetensors",
+    "bitsandbytes",
+    "gguf",
+    "scikit-learn",
+    "numpy",
+    "pandas",
+    "pydantic",
 )
 
 
@@ -65,7 +77,9 @@ def hardware(device: str) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "cpu": _cpu_name(),
         "cpu_cores_logical": os.cpu_count(),
-        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_cores_usable": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else None,
         "torch_threads": torch.get_num_threads(),
         "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "device": device,

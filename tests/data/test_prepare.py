@@ -292,7 +292,9 @@ def test_integer_labels_are_ids_into_the_given_labels(tmp_path):
 
 
 def test_integer_labels_without_names_become_their_ids(tmp_path):
-    frame = pd.DataFrame({"text": [f"t{i}" for i in range(60)], "label": [i % 3 for i in range(60)]})
+    frame = pd.DataFrame(
+        {"text": [f"t{i}" for i in range(60)], "label": [i % 3 for i in range(60)]}
+    )
     path = _write(frame, tmp_path / "ids.csv")
     data = prepare_data(_data(path), 0)
     assert data.labels == ["0", "1", "2"]
@@ -306,11 +308,6 @@ def test_labels_absent_from_train_are_reported(tmp_path):
     assert data.fingerprint["counts"]["train"]["labels"]["neutral"] == 0
 
 
-@pytest.mark.xfail(
-    reason="_infer_labels keeps surrounding spaces (' positive') while _label_ids strips "
-    "the value before the lookup, so a CSV written as 'text, label' fails every row",
-    strict=True,
-)
 def test_labels_with_surrounding_spaces_are_inferred_stripped(tmp_path):
     path = tmp_path / "spaced.csv"
     rows = [f"sentence {i}, {'positive' if i % 2 else 'negative'}" for i in range(40)]

@@ -267,7 +267,9 @@ def test_known_twitter_local_maps_ids_to_names(tmp_path):
     root.mkdir()
     files = KNOWN["twitter_financial_news_sentiment"].local_files["default"]
     # real layout: CSV with header text,label; CRLF records, bare LF inside quoted tweets
-    train = 'text,label\r\n"$AAPL falls\nafter earnings",0\r\n$TSLA jumps,1\r\nFed meets today,2\r\n'
+    train = (
+        'text,label\r\n"$AAPL falls\nafter earnings",0\r\n$TSLA jumps,1\r\nFed meets today,2\r\n'
+    )
     (root / files["train"]).write_bytes(train.encode())
     (root / files["validation"]).write_bytes(b"text,label\r\nStocks slide,0\r\n")
     frames, labels = load_known("twitter_financial_news_sentiment", None, str(root))

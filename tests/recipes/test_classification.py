@@ -55,12 +55,26 @@ def test_metrics_json_contract(make_config):
         for key in METRICS:
             low, high = block["ci95"][key]
             assert 0.0 <= low <= block[key] <= high <= 1.0
-    assert set(metrics["train"]) >= {"runtime_s", "samples_per_s", "trainable_params", "total_params"}
+    assert set(metrics["train"]) >= {
+        "runtime_s",
+        "samples_per_s",
+        "trainable_params",
+        "total_params",
+    }
     assert {"cpu_percent_avg", "cpu_percent_max", "rss_mib_avg", "rss_mib_max", "wall_s"} <= set(
         metrics["resources"]
     )
-    for name in ("report.md", "loss.png", "learning_rate.png", "confusion.png", "config.yaml",
-                 "data.json", "environment.json", "history.jsonl", "predictions_test.csv"):
+    for name in (
+        "report.md",
+        "loss.png",
+        "learning_rate.png",
+        "confusion.png",
+        "config.yaml",
+        "data.json",
+        "environment.json",
+        "history.jsonl",
+        "predictions_test.csv",
+    ):
         assert (run_dir / name).is_file(), name
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert any("loss" in r and "learning_rate" in r and "grad_norm" in r for r in history)

@@ -34,6 +34,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise FintuneError(f"{path}: not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise FintuneError(f"{path}: not valid UTF-8 text ({err})") from None
     if raw is None:
         raise FintuneError(f"{path}: the file is empty")
     if not isinstance(raw, dict):
@@ -45,7 +47,9 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     """Set `a.b.c=value` in the raw mapping; the value is parsed as YAML (3e-4, true, [a, b])."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
-        raise FintuneError(f"--set {item!r}: expected FIELD=VALUE, e.g. training.learning_rate=3e-4")
+        raise FintuneError(
+            f"--set {item!r}: expected FIELD=VALUE, e.g. training.learning_rate=3e-4"
+        )
     parts = key.strip().split(".")
     try:
         value = yaml.safe_load(text) if text.strip() else text
@@ -67,8 +71,8 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> ExperimentCo
         return ExperimentConfig.model_validate(raw)
     except ValidationError as err:
         lines = [_describe(e) for e in err.errors()]
-        raise FintuneError(f"{source}: invalid config\n" + "\n".join(f"  - {x}" for x in lines))
-    # Re-raised as FintuneError so the CLI shows the message, not a traceback.
+        details = "\n".join(f"  - {x}" for x in lines)
+        raise FintuneError(f"{source}: invalid config\n{details}") from None
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -80,10 +84,12 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         allowed = _allowed_keys(error["loc"][:-1])
         hint = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.5)
-        suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-        return (
-            f"{field}: unknown key{suggestion} Allowed here: {', '.join(sorted(allowed))}"
-        )
+        suggestion = f"; did you mean '{hint[0]}'?" if hint else "."
+        if loc[0] == "method" and len(loc) == 2:
+            owners = [m for m in METHOD_NAMES if loc[-1] in _method_fields(m)]
+            if owners:
+                suggestion = f"; it is an option of method {', '.join(owners)}."
+        return f"{field}: unknown key{suggestion} Allowed here: {', '.join(sorted(allowed))}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         got = error.get("input", {})
         got = got.get("name") if isinstance(got, dict) else got
@@ -97,6 +103,10 @@ def _describe(error: dict[str, Any]) -> str:
     if "input" in error and kind not in ("value_error", "model_type"):
         return f"{field}: {message} (got {error['input']!r})"
     return f"{field}: {message}"
+
+
+def _method_fields(name: str) -> list[str]:
+    return _allowed_keys(("method", name))
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:

@@ -86,7 +86,7 @@ class DataConfig(Section):
     dataset: str | None = None
     """A known dataset by name: financial_phrasebank, twitter_financial_news_sentiment,
     banking77. Loads from the hub unless `path` names a local copy."""
-    subset: str | None = None
+    subset: str | None = Field(None, coerce_numbers_to_str=True)
     """Variant of a known dataset, e.g. Financial PhraseBank agreement: 50, 66, 75, all."""
     path: str | None = None
     """A local file, or a directory (a known dataset's local copy, or split files)."""
@@ -119,6 +119,11 @@ class DataConfig(Section):
         given = [k for k in ("dataset", "path", "hub_id", "files") if getattr(self, k)]
         if not given:
             raise ValueError("name a data source: one of dataset, path, hub_id or files")
+        if self.dataset and (self.files or self.hub_id):
+            raise ValueError(
+                "dataset cannot be combined with files or hub_id "
+                "(dataset with path names a local copy)"
+            )
         if self.files and (self.path or self.hub_id):
             raise ValueError("files cannot be combined with path or hub_id")
         if self.path and self.hub_id:

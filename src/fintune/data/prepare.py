@@ -41,6 +41,8 @@ class PreparedData:
 def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     frames, known_labels, origin = _read(config)
     frames = _assign_roles(frames, config, origin)
+    for role, frame in frames.items():
+        _check_columns(frame, config, f"{origin}, {role} split")
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column)
     frames = {
         role: _to_examples(frame, config, labels, f"{origin}, {role} split")
@@ -117,23 +119,29 @@ def _assign_roles(
     return {role: frames[source] for role, source in mapping.items()}
 
 
+def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
+    for field, column in (
+        ("text_column", config.text_column),
+        ("label_column", config.label_column),
+    ):
+        if column not in frame.columns:
+            columns = ", ".join(map(str, frame.columns))
+            raise FintuneError(
+                f"data.{field}: column {column!r} not in {where}; columns are: {columns}"
+            )
+
+
 def _infer_labels(frames: dict[str, pd.DataFrame], column: str) -> list[str]:
     values = pd.concat([f[column] for f in frames.values() if column in f.columns])
     if is_integer_dtype(values):
         return [str(i) for i in range(int(values.max()) + 1)]
-    return sorted({str(v) for v in values})
+    return sorted({str(v).strip() for v in values})
 
 
 def _to_examples(
     frame: pd.DataFrame, config: DataConfig, labels: list[str], where: str
 ) -> pd.DataFrame:
     """Pick text and label columns, check every row, map labels to ids."""
-    for role, column in (("text_column", config.text_column), ("label_column", config.label_column)):
-        if column not in frame.columns:
-            columns = ", ".join(map(str, frame.columns))
-            raise FintuneError(
-                f"data.{role}: column {column!r} not in {where}; columns are: {columns}"
-            )
     texts = frame[config.text_column]
     for row, text in enumerate(texts, start=1):
         if not isinstance(text, str) or not text.strip():
@@ -214,7 +222,11 @@ def _split(
         )
     if "validation" not in splits:
         splits["train"], splits["validation"] = _holdout(
-            splits["train"], config.split.validation, config.split.stratify, labels, seed,
+            splits["train"],
+            config.split.validation,
+            config.split.stratify,
+            labels,
+            seed,
             "validation",
         )
     return {role: splits[role] for role in ROLES}

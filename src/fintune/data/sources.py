@@ -123,7 +123,9 @@ def read_local(path: Path, fmt: str, encoding: str | None) -> dict[str, pd.DataF
     return {"train": read_table(path, fmt, encoding)}
 
 
-def read_hub(hub_id: str, config: str | None, revision: str | None = None) -> dict[str, pd.DataFrame]:
+def read_hub(
+    hub_id: str, config: str | None, revision: str | None = None
+) -> dict[str, pd.DataFrame]:
     """A dataset from the Hugging Face hub (needs network, or a warm local cache)."""
     import datasets
 

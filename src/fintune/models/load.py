@@ -15,7 +15,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from fintune.config.schema import ExperimentConfig, QLoraMethod
 from fintune.errors import FintuneError
 from fintune.models.bottleneck import load_bottleneck, save_bottleneck
-from fintune.models.methods import apply_method, count_parameters, head_modules, head_prefixes
+from fintune.models.methods import apply_method, head_modules, head_prefixes
 from fintune.models.registry import ModelSource, resolve_model
 
 MODEL_INFO = "fintune_model.json"
@@ -54,7 +54,9 @@ def load_tokenizer(source: ModelSource, config: ExperimentConfig):
             trust_remote_code=config.model.trust_remote_code,
         )
     except (OSError, ValueError) as err:
-        raise FintuneError(f"model.name: cannot load a tokenizer from {source.name_or_path}: {err}")
+        raise FintuneError(
+            f"model.name: cannot load a tokenizer from {source.name_or_path}: {err}"
+        ) from None
     if tokenizer.pad_token is None:  # decoders (GPT-2, Llama, ...) have none
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer
@@ -194,6 +196,7 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
         "num_labels": len(info.labels),
         "id2label": dict(enumerate(info.labels)),
         "label2id": {name: i for i, name in enumerate(info.labels)},
+        "ignore_mismatched_sizes": True,  # the trained head is loaded from the run afterwards
     }
     if info.gguf_file:
         kwargs["gguf_file"] = info.gguf_file

@@ -142,4 +142,3 @@ def _write_predictions(path: Path, data: PreparedData, role: str, logits: np.nda
             "confidence": probs.max(-1).round(6),
         }
     ).to_csv(path, index=False)
-

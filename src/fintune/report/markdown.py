@@ -82,7 +82,9 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         f"| RSS MiB avg / max | {res['rss_mib_avg']} / {res['rss_mib_max']} |",
     ]
     if "gpu_mem_mib_avg" in res:
-        out.append(f"| GPU memory MiB avg / max | {res['gpu_mem_mib_avg']} / {res['gpu_mem_mib_max']} |")
+        out.append(
+            f"| GPU memory MiB avg / max | {res['gpu_mem_mib_avg']} / {res['gpu_mem_mib_max']} |"
+        )
     out += [
         "",
         "## Plots",

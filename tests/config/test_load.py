@@ -1,0 +1,229 @@
+"""Loading configs: `--set` overrides, defaults filled in, and the resolved config (as a run
+writes it) loading back to the same experiment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fintune.config import apply_override, load_config, read_yaml, validate_config
+from fintune.config.schema import (
+    FullMethod,
+    LoraMethod,
+    PrefixMethod,
+    QLoraMethod,
+)
+from fintune.errors import FintuneError
+from fintune.run_dir import write_config
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+
+
+def _yaml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def lora_yaml(tmp_path) -> Path:
+    return _yaml(tmp_path, "name: t\ndata:\n  path: d.csv\nmethod: lora\n")
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def test_set_learning_rate_in_e_notation_is_a_float(lora_yaml):
+    config = load_config(lora_yaml, ["training.learning_rate=3e-4"])
+    assert config.training.learning_rate == pytest.approx(0.0003)
+    assert isinstance(config.training.learning_rate, float)
+
+
+def test_set_values_are_parsed_as_yaml(lora_yaml):
+    config = load_config(
+        lora_yaml,
+        [
+            "training.epochs=2",
+            "training.load_best_model=false",
+            "data.labels=[neg, pos]",
+            "evaluation.splits=[test]",
+            "seed=7",
+        ],
+    )
+    assert config.training.epochs == 2.0
+    assert config.training.load_best_model is False
+    assert config.data.labels == ["neg", "pos"]
+    assert config.evaluation.splits == ["test"]
+    assert config.seed == 7
+
+
+def test_set_on_method_shorthand(lora_yaml):
+    config = load_config(lora_yaml, ["method.r=16", "method.alpha=32"])
+    assert isinstance(config.method, LoraMethod)
+    assert (config.method.name, config.method.r, config.method.alpha) == ("lora", 16, 32)
+    assert config.method.dropout == 0.1  # other defaults kept
+
+
+def test_set_replaces_the_method(lora_yaml):
+    config = load_config(lora_yaml, ["method=qlora", "method.quant_type=fp4"])
+    assert isinstance(config.method, QLoraMethod) and config.method.quant_type == "fp4"
+    config = load_config(lora_yaml, ["method.name=prefix", "method.num_virtual_tokens=5"])
+    assert isinstance(config.method, PrefixMethod) and config.method.num_virtual_tokens == 5
+
+
+def test_set_creates_a_nested_section(lora_yaml):
+    assert "training" not in read_yaml(lora_yaml)
+    config = load_config(
+        lora_yaml,
+        ["data.cleaning.lowercase=true", "data.split.test=0.3", "training.batch_size=4"],
+    )
+    assert config.data.cleaning.lowercase is True
+    assert config.data.cleaning.strip_html is False
+    assert config.data.split.test == 0.3 and config.data.split.validation == 0.1
+    assert config.training.batch_size == 4
+
+
+def test_later_set_wins(lora_yaml):
+    config = load_config(lora_yaml, ["seed=1", "seed=2"])
+    assert config.seed == 2
+
+
+def test_set_value_may_contain_equals_and_be_empty():
+    raw: dict = {}
+    apply_override(raw, "name=a=b")
+    apply_override(raw, "data.path=")
+    apply_override(raw, " model.name = tiny")
+    assert raw == {"name": "a=b", "data": {"path": ""}, "model": {"name": "tiny"}}
+
+
+def test_set_unparsable_yaml_is_kept_as_text():
+    raw: dict = {}
+    apply_override(raw, "data.path=[runs")
+    assert raw == {"data": {"path": "[runs"}}
+
+
+@pytest.mark.parametrize("item", ["training.learning_rate", "=3", "  =x"])
+def test_set_needs_field_and_value(item):
+    with pytest.raises(FintuneError, match="expected FIELD=VALUE"):
+        apply_override({}, item)
+
+
+def test_set_unknown_field_is_an_error_with_a_suggestion(lora_yaml):
+    with pytest.raises(FintuneError, match=r"method\.rr: unknown key; did you mean 'r'\?"):
+        load_config(lora_yaml, ["method.rr=16"])
+
+
+def test_overrides_do_not_touch_the_file(lora_yaml):
+    before = lora_yaml.read_text()
+    load_config(lora_yaml, ["method.r=4"])
+    assert lora_yaml.read_text() == before
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+def test_defaults_are_filled_in(tmp_path):
+    config = load_config(_yaml(tmp_path, "data:\n  path: d.csv\n"))
+    assert config.name == "experiment" and config.task == "classification" and config.seed == 42
+    assert config.model.name == "all-minilm-l6-v2" and config.model.max_length == 128
+    assert isinstance(config.method, FullMethod)
+    assert config.training.learning_rate == 5e-5 and config.training.batch_size == 16
+    assert config.training.eval_strategy == "epoch" and config.training.best_metric == "f1_macro"
+    assert config.data.text_column == "text" and config.data.label_column == "label"
+    assert config.data.split.test == 0.2 and config.data.split.validation == 0.1
+    assert config.data.split.stratify and config.data.split.use_given
+    assert config.data.duplicates == "keep" and config.data.conflicts == "keep"
+    assert config.data.labels is None and config.data.split_names == {}
+    assert config.evaluation.splits == ["validation", "test"]
+    assert config.output.dir == "runs" and config.output.save_model
+
+
+def test_method_shorthand_gets_method_defaults(lora_yaml):
+    method = load_config(lora_yaml).method
+    assert isinstance(method, LoraMethod)
+    assert (method.r, method.alpha, method.target_modules, method.bias) == (8, 16, "auto", "none")
+
+
+def test_yaml_e_notation_without_a_dot_is_a_float(tmp_path):
+    """PyYAML reads `5e-5` as a string; the schema must still give a float."""
+    path = _yaml(tmp_path, "data:\n  path: d.csv\ntraining:\n  learning_rate: 5e-5\n")
+    assert load_config(path).training.learning_rate == pytest.approx(5e-5)
+
+
+def test_quickstart_example_loads():
+    config = load_config(QUICKSTART)
+    assert config.name == "quickstart"
+    assert config.data.labels == ["negative", "neutral", "positive"]
+    assert config.training.warmup_ratio == 0.1
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def _round_trip(config, tmp_path):
+    path = tmp_path / "resolved.yaml"
+    write_config(path, config)
+    return path, load_config(path)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["method=lora", "method.r=16", "method.target_modules=[query, value]"],
+        ["method=prompt", "method.init_text=Classify the sentiment"],
+        ["method=adapter", "data.cleaning.lowercase=true", "data.labels=[a, b]"],
+        [
+            "data.split_names={test: validation}",
+            "training.eval_strategy=steps",
+            "training.eval_steps=5",
+        ],
+    ],
+)
+def test_resolved_config_round_trips(lora_yaml, tmp_path, overrides):
+    config = load_config(lora_yaml, overrides)
+    path, again = _round_trip(config, tmp_path)
+    assert again == config
+    assert again.model_dump() == config.model_dump()
+    # every field is written out, defaults included
+    resolved = yaml.safe_load(path.read_text())
+    assert set(resolved) == {
+        "name",
+        "task",
+        "seed",
+        "model",
+        "data",
+        "method",
+        "training",
+        "evaluation",
+        "output",
+    }
+    assert resolved["training"]["learning_rate"] == 5e-5
+    assert resolved["method"]["name"] == config.method.name
+
+
+def test_quickstart_round_trips(tmp_path):
+    config = load_config(QUICKSTART)
+    assert _round_trip(config, tmp_path)[1] == config
+
+
+def test_validate_config_accepts_a_dumped_config():
+    config = validate_config({"data": {"dataset": "banking77"}, "method": "dora"})
+    assert validate_config(config.model_dump(mode="json")) == config
+
+
+# --------------------------------------------------------------------------- known bugs
+
+
+def test_numeric_subset_is_accepted(tmp_path):
+    path = _yaml(tmp_path, "data:\n  dataset: financial_phrasebank\n  subset: 50\n")
+    assert load_config(path).data.subset == "50"
+
+
+@pytest.mark.parametrize("other", ["files: {train: a.csv}", "hub_id: org/other"])
+def test_dataset_with_another_source_is_rejected(tmp_path, other):
+    path = _yaml(tmp_path, f"data:\n  dataset: banking77\n  {other}\n")
+    with pytest.raises(FintuneError, match="data"):
+        load_config(path)

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+from fintune.evaluation.metrics import bootstrap_ci, evaluate_predictions
+
+
+def _random_predictions(n: int, k: int, seed: int, skill: float = 0.7):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    p = np.where(rng.random(n) < skill, y, rng.integers(0, k, n))
+    return y, p
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("k", [2, 3, 7])
+def test_point_metrics_match_scikit_learn(seed, k):
+    y, p = _random_predictions(300, k, seed)
+    p[p == k - 1] = 0  # a label that is never predicted
+    result = evaluate_predictions(y, p, [f"c{i}" for i in range(k)], samples=100)
+    assert result["accuracy"] == pytest.approx(accuracy_score(y, p))
+    for average in ("macro", "weighted"):
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            y, p, average=average, zero_division=0
+        )
+        assert result[f"precision_{average}"] == pytest.approx(precision)
+        assert result[f"recall_{average}"] == pytest.approx(recall)
+        assert result[f"f1_{average}"] == pytest.approx(f1)
+    assert result["n"] == 300
+    assert np.asarray(result["confusion_matrix"]).sum() == 300
+
+
+def test_bootstrap_matches_a_plain_resampling_loop():
+    """The weighted-confusion shortcut equals resampling indices and recomputing."""
+    y, p = _random_predictions(200, 3, 5)
+    fast = bootstrap_ci(y, p, 3, samples=2000, seed=11)
+    rng = np.random.default_rng(99)
+    accs, f1s = [], []
+    for _ in range(2000):
+        idx = rng.integers(0, 200, 200)
+        accs.append(accuracy_score(y[idx], p[idx]))
+        f1s.append(
+            precision_recall_fscore_support(y[idx], p[idx], average="macro", zero_division=0)[2]
+        )
+    for name, values in (("accuracy", accs), ("f1_macro", f1s)):
+        slow = np.percentile(values, [2.5, 97.5])
+        assert fast[name][0] == pytest.approx(slow[0], abs=0.015)
+        assert fast[name][1] == pytest.approx(slow[1], abs=0.015)
+
+
+def test_interval_narrows_with_more_examples():
+    small = bootstrap_ci(*_random_predictions(250, 3, 0), 3)["accuracy"]
+    large = bootstrap_ci(*_random_predictions(5000, 3, 0), 3)["accuracy"]
+    assert (large[1] - large[0]) < (small[1] - small[0]) / 3
+    # 250 examples at ~0.8 accuracy: about +-5 points, so a +0.4 point change is noise
+    assert small[1] - small[0] > 0.08
+
+
+def test_same_seed_same_interval_different_seed_different():
+    y, p = _random_predictions(300, 3, 3)
+    assert bootstrap_ci(y, p, 3, seed=1) == bootstrap_ci(y, p, 3, seed=1)
+    assert bootstrap_ci(y, p, 3, seed=1) != bootstrap_ci(y, p, 3, seed=2)

@@ -1,0 +1,74 @@
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig, GPT2Config, LlamaConfig
+
+from fintune.errors import FintuneError
+from fintune.models.bottleneck import (
+    ADAPTER_ATTR,
+    add_bottleneck_adapters,
+    load_bottleneck,
+    save_bottleneck,
+)
+
+SIZE = dict(num_hidden_layers=2, num_attention_heads=2, vocab_size=50)
+
+
+def _model(kind: str):
+    configs = {
+        "bert": BertConfig(hidden_size=32, intermediate_size=64, **SIZE),
+        "llama": LlamaConfig(hidden_size=32, intermediate_size=64, pad_token_id=0, **SIZE),
+        "gpt2": GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=50, pad_token_id=0),
+    }
+    torch.manual_seed(0)
+    return AutoModelForSequenceClassification.from_config(configs[kind]).eval()
+
+
+@pytest.mark.parametrize(
+    ("kind", "suffix"),
+    [("bert", "output.dense"), ("llama", "mlp.down_proj"), ("gpt2", "mlp.c_proj")],
+)
+def test_one_adapter_per_feed_forward_block(kind, suffix):
+    model = _model(kind)
+    names = add_bottleneck_adapters(model, reduction_factor=8)
+    assert len(names) == 2 and all(n.endswith(suffix) for n in names)
+    assert not any("attention" in n for n in names)
+
+
+@pytest.mark.parametrize("kind", ["bert", "llama", "gpt2"])
+def test_a_fresh_adapter_is_the_identity(kind):
+    model = _model(kind)
+    inputs = torch.randint(1, 50, (2, 6))
+    before = model(input_ids=inputs).logits
+    add_bottleneck_adapters(model, reduction_factor=4)
+    after = model(input_ids=inputs).logits
+    torch.testing.assert_close(before, after)
+
+
+def test_adapter_changes_output_once_trained_and_round_trips(tmp_path):
+    model = _model("bert")
+    add_bottleneck_adapters(model, reduction_factor=4, non_linearity="gelu")
+    for name, param in model.named_parameters():
+        if ADAPTER_ATTR in name:
+            torch.nn.init.normal_(param, std=0.5)
+    inputs = torch.randint(1, 50, (2, 6))
+    logits = model(input_ids=inputs).logits
+    settings = {"reduction_factor": 4, "non_linearity": "gelu", "dropout": 0.0}
+    save_bottleneck(model, tmp_path, settings, head=("classifier.", "bert.pooler."))
+    fresh = _model("bert")  # same seed: same base weights
+    assert not torch.allclose(fresh(input_ids=inputs).logits, logits)
+    loaded = load_bottleneck(fresh, tmp_path)
+    torch.testing.assert_close(loaded(input_ids=inputs).logits, logits)
+
+
+def test_gradients_reach_the_adapter():
+    model = _model("llama").train()
+    add_bottleneck_adapters(model, reduction_factor=4)
+    out = model(input_ids=torch.randint(1, 50, (2, 6)), labels=torch.tensor([0, 1]))
+    out.loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if f"{ADAPTER_ATTR}.up" in n]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_unknown_architecture_is_a_clear_error():
+    with pytest.raises(FintuneError, match="no feed-forward blocks"):
+        add_bottleneck_adapters(torch.nn.Sequential(torch.nn.Linear(4, 4)), reduction_factor=2)
