@@ -149,17 +149,18 @@ def write_markdown(results: dict, speed: dict | None, env: dict, wall_s: float) 
         "of the rest validation, seed 42. Model selected on validation accuracy per epoch. "
         "Brackets: bootstrap 95% CI over test examples (1,000 resamples).",
         "",
-        "| method | test accuracy | test macro-F1 | n test | val accuracy | epochs | train time (s) "
-        "| train samples/s | trainable params | settings |",
+        "| method | test accuracy | test macro-F1 | n test | val accuracy | epochs "
+        "| train time (s) | train samples/s | trainable params | settings |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in results.items():
         t, v, tr = m["test"], m["validation"], m["train"]
         settings = " ".join(s for s in m["settings"] if not s.startswith("method.name"))
+        acc, f1 = t["ci95"]["accuracy"], t["ci95"]["f1_macro"]
         lines.append(
-            f"| {name} | {t['accuracy']:.4f} [{t['ci95']['accuracy'][0]:.3f}, "
-            f"{t['ci95']['accuracy'][1]:.3f}] | {t['f1_macro']:.4f} [{t['ci95']['f1_macro'][0]:.3f},"
-            f" {t['ci95']['f1_macro'][1]:.3f}] | {t['n']} | {v['accuracy']:.4f} | {tr['epochs']} | "
+            f"| {name} | {t['accuracy']:.4f} [{acc[0]:.3f}, {acc[1]:.3f}] | "
+            f"{t['f1_macro']:.4f} [{f1[0]:.3f}, {f1[1]:.3f}] | {t['n']} | "
+            f"{v['accuracy']:.4f} | {tr['epochs']} | "
             f"{tr['runtime_s']:.0f} | {tr['samples_per_s']:.1f} | {tr['trainable_params']:,} | "
             f"`{settings}` |"
         )

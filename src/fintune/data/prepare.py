@@ -120,14 +120,12 @@ def _assign_roles(
 
 
 def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
-    for field, column in (
-        ("text_column", config.text_column),
-        ("label_column", config.label_column),
-    ):
+    for key in ("text_column", "label_column"):
+        column = getattr(config, key)
         if column not in frame.columns:
             columns = ", ".join(map(str, frame.columns))
             raise FintuneError(
-                f"data.{field}: column {column!r} not in {where}; columns are: {columns}"
+                f"data.{key}: column {column!r} not in {where}; columns are: {columns}"
             )
 
 
