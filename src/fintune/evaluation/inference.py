@@ -10,20 +10,23 @@ from __future__ import annotations
 import numpy as np
 import torch
 from datasets import Dataset
+from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @torch.inference_mode()
-def predict_logits(model, tokenizer, dataset: Dataset, batch_size: int, device: str) -> np.ndarray:
+def predict_logits(
+    model, tokenizer, dataset: Dataset, batch_size: int, device: str, desc: str = "Predicting"
+) -> np.ndarray:
     collate = DataCollatorWithPadding(tokenizer)
     columns = [c for c in MODEL_INPUTS if c in dataset.column_names]
     lengths = np.asarray([len(ids) for ids in dataset["input_ids"]])
     order = np.argsort(-lengths, kind="stable")
     model.eval()
     chunks = []
-    for start in range(0, len(order), batch_size):
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
         rows = dataset.select(order[start : start + batch_size].tolist())
         batch = collate([{c: row[c] for c in columns} for row in rows])
         batch = {k: v.to(device) for k, v in batch.items()}

@@ -86,9 +86,13 @@ def run(config: ExperimentConfig) -> Path:
     # validate
     results: dict[str, Any] = {}
     for role in config.evaluation.splits:
-        console.print(f"Evaluating on {role} ({len(data.splits[role])} examples)")
         logits = predict_logits(
-            trainer.model, tokenizer, encoded[role], config.training.eval_batch_size, device
+            trainer.model,
+            tokenizer,
+            encoded[role],
+            config.training.eval_batch_size,
+            device,
+            desc=f"Evaluating {role}",
         )
         results[role] = evaluate_predictions(
             data.splits[role]["label"].to_numpy(),

@@ -1,0 +1,30 @@
+"""The real hub-loading code, run on a local folder (datasets.load_dataset reads both)."""
+
+import pandas as pd
+from datasets import ClassLabel, Dataset, Features, Value
+
+from fintune.config.schema import DataConfig
+from fintune.data import prepare_data
+from fintune.data.sources import read_hub
+
+
+def _hub_like_folder(tmp_path):
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["down", "up"])})
+    for split, n in (("train", 40), ("test", 10)):
+        rows = {"text": [f"{split} item {i}" for i in range(n)], "label": [i % 2 for i in range(n)]}
+        Dataset.from_dict(rows, features=features).to_parquet(tmp_path / f"{split}.parquet")
+    return tmp_path
+
+
+def test_read_hub_keeps_class_names(tmp_path):
+    frames = read_hub(str(_hub_like_folder(tmp_path)), None)
+    assert set(frames) == {"train", "test"}
+    assert isinstance(frames["train"], pd.DataFrame)
+    assert set(frames["train"]["label"]) == {"down", "up"}
+
+
+def test_hub_source_prepares_like_any_other(tmp_path):
+    config = DataConfig(hub_id=str(_hub_like_folder(tmp_path)), labels=["down", "up"])
+    data = prepare_data(config, seed=1)
+    assert len(data.splits["test"]) == 10
+    assert len(data.splits["train"]) + len(data.splits["validation"]) == 40

