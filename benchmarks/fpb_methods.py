@@ -76,7 +76,7 @@ def run_methods(names: list[str]) -> dict:
         run_dir = run(config)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         metrics["wall_s"] = time.perf_counter() - start
-        metrics["run_dir"] = str(run_dir.relative_to(ROOT))
+        metrics["run_dir"] = str(run_dir)
         metrics["settings"] = METHODS[name]
         results[name] = metrics
         print(f"{name}: test accuracy {metrics['test']['accuracy']:.4f}", flush=True)
@@ -92,7 +92,6 @@ def throughput() -> dict:
             "method.name=full",
             f"training.max_steps={THROUGHPUT_STEPS}",
             "output.save_model=false",
-            "evaluation.splits=[test]",
         ]
     )
     run_dir = run(ours)

@@ -171,7 +171,7 @@ def case_missing_data_file(tmp):
 
 def case_missing_split_file(tmp):
     data = f"  files:\n    train: {_csv(tmp)}\n    test: {tmp / 'test_missing.csv'}\n"
-    return [str(_base(tmp, data=data))], ["data file not found", "test_missing.csv"]
+    return [str(_base(tmp, data=data))], ["data.files.test", "file not found", "test_missing.csv"]
 
 
 def case_unknown_suffix(tmp):
@@ -355,6 +355,44 @@ def case_bad_run_name(tmp):
     return [str(cfg)], ["name: String should match pattern", "'my run'"]
 
 
+def case_missing_label_in_a_row(tmp):
+    rows = _rows()
+    rows[7]["label"] = None
+    return [str(_base(tmp, data=f"  path: {_csv(tmp, rows)}\n", labels=False))], [
+        "row 8",
+        "empty or missing label",
+    ]
+
+
+def case_unknown_encoding(tmp):
+    data = f"  path: {_csv(tmp)}\n  encoding: utf-99\n"
+    return [str(_base(tmp, data=data))], ["data.encoding", "unknown encoding 'utf-99'"]
+
+
+def case_two_roles_one_source(tmp):
+    data = f"  path: {_csv(tmp)}\n  split_names: {{train: train, test: train}}\n"
+    return [str(_base(tmp, data=data))], ["data.split_names", "cannot play two roles"]
+
+
+def case_unknown_model(tmp):
+    cfg = _base(tmp, extra="model:\n  name: ./no/such/model\n")
+    return [str(cfg)], ["model.name", "directory not found"]
+
+
+def case_method_without_name(tmp):
+    cfg = _base(tmp, extra="method:\n  r: 8\n")
+    return [str(cfg)], ["method.name: missing", "lora"]
+
+
+def case_method_not_a_mapping(tmp):
+    return [str(_base(tmp)), "--set", "method=3"], ["method: expected a method name", "(got 3)"]
+
+
+def case_empty_label_list(tmp):
+    data = f"  path: {_csv(tmp)}\n  labels: []\n"
+    return [str(_base(tmp, data=data, labels=False))], ["data.labels", "at least 2"]
+
+
 VALIDATE_CASES: dict[str, Case] = {
     name.removeprefix("case_"): fn for name, fn in globals().items() if name.startswith("case_")
 }
@@ -366,6 +404,7 @@ RUN_CASES = [
     "too_small_to_stratify",
     "warmup_steps_and_ratio",
     "fpb_line_without_at",
+    "unknown_model",
 ]
 
 

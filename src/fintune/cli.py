@@ -61,10 +61,10 @@ def _quiet_libraries() -> None:
 def validate(config: Path, set_: SetOption = None) -> None:
     """Check a config and its data without loading a model or training."""
     from fintune.config import load_config
-    from fintune.recipes import SETUPS
+    from fintune.recipes import RECIPES
 
     cfg = load_config(config, set_)
-    data, device = SETUPS[cfg.task](cfg)
+    data, device = RECIPES[cfg.task].setup(cfg)
     counts = {role: len(frame) for role, frame in data.splits.items()}
     out.print(
         f"[green]ok[/]: {config} — task {cfg.task}, model {cfg.model.name}, method "
@@ -81,7 +81,7 @@ def run(config: Path, set_: SetOption = None) -> None:
     from fintune.recipes import RECIPES
 
     cfg = load_config(config, set_)
-    run_dir = RECIPES[cfg.task](cfg)
+    run_dir = RECIPES[cfg.task].run(cfg)
     out.print(f"Finished. Report: {run_dir / 'report.md'}")
 
 

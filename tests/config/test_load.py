@@ -48,14 +48,14 @@ def test_set_values_are_parsed_as_yaml(lora_yaml):
             "training.epochs=2",
             "training.load_best_model=false",
             "data.labels=[neg, pos]",
-            "evaluation.splits=[test]",
+            "evaluation.bootstrap_samples=500",
             "seed=7",
         ],
     )
     assert config.training.epochs == 2.0
     assert config.training.load_best_model is False
     assert config.data.labels == ["neg", "pos"]
-    assert config.evaluation.splits == ["test"]
+    assert config.evaluation.bootstrap_samples == 500
     assert config.seed == 7
 
 
@@ -136,7 +136,7 @@ def test_defaults_are_filled_in(tmp_path):
     assert config.data.split.stratify and config.data.split.use_given
     assert config.data.duplicates == "keep" and config.data.conflicts == "keep"
     assert config.data.labels is None and config.data.split_names == {}
-    assert config.evaluation.splits == ["validation", "test"]
+    assert config.evaluation.bootstrap_samples == 1000
     assert config.output.dir == "runs" and config.output.save_model
 
 

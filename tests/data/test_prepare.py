@@ -3,6 +3,7 @@ fingerprint, duplicates, conflicts and leakage, given splits, label mapping, sub
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -367,3 +368,35 @@ def test_errors_name_split_and_row_of_given_files(tmp_path):
     _write(test, folder / "test.csv")
     with pytest.raises(FintuneError, match=r"test split, row 4: label 'bullish'"):
         prepare_data(_data(folder, labels=LABELS), 0)
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_float_ids_are_label_ids(tmp_path):
+    path = tmp_path / "floats.jsonl"
+    rows = [{"text": f"t {i}", "label": float(i % 3)} for i in range(60)]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    data = prepare_data(DataConfig(path=str(path), labels=["a", "b", "c"]), seed=0)
+    assert data.labels == ["a", "b", "c"] and set(data.splits["train"]["label"]) == {0, 1, 2}
+
+
+def test_texts_shared_between_splits_are_reported_after_splitting(tmp_path):
+    path = tmp_path / "twice.csv"
+    rows = [{"text": f"t {i}", "label": ["a", "b"][i % 2]} for i in range(50)]
+    pd.DataFrame(rows + rows).to_csv(path, index=False)
+    kept = prepare_data(DataConfig(path=str(path)), seed=0).report["shared_texts"]
+    assert kept["train/test"] > 0
+    dropped = prepare_data(DataConfig(path=str(path), duplicates="drop"), seed=0)
+    assert set(dropped.report["shared_texts"].values()) == {0}
+
+
+def test_subsample_close_to_the_split_size_does_not_crash(tmp_path):
+    path = tmp_path / "s.csv"
+    pd.DataFrame([{"text": f"t {i}", "label": ["a", "b", "c"][i % 3]} for i in range(300)]).to_csv(
+        path, index=False
+    )
+    full = prepare_data(DataConfig(path=str(path)), seed=0)
+    n = len(full.splits["train"])
+    data = prepare_data(DataConfig(path=str(path), max_train_samples=n - 1), seed=0)
+    assert len(data.splits["train"]) == n - 1

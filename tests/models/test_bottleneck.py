@@ -72,3 +72,14 @@ def test_gradients_reach_the_adapter():
 def test_unknown_architecture_is_a_clear_error():
     with pytest.raises(FintuneError, match="no feed-forward blocks"):
         add_bottleneck_adapters(torch.nn.Sequential(torch.nn.Linear(4, 4)), reduction_factor=2)
+
+
+def test_distilbert_pre_classifier_is_part_of_the_head():
+    from transformers import DistilBertConfig
+
+    from fintune.models.methods import head_modules
+
+    model = AutoModelForSequenceClassification.from_config(
+        DistilBertConfig(vocab_size=50, dim=32, hidden_dim=64, n_layers=2, n_heads=2)
+    )
+    assert {"classifier", "pre_classifier"} <= set(head_modules(model))

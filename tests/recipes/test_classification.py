@@ -120,7 +120,7 @@ def test_same_config_and_seed_give_identical_metrics(make_config):
 
 
 def test_a_second_run_never_overwrites_the_first(make_config):
-    config = make_config(training={"max_steps": 1}, evaluation={"splits": ["test"]})
+    config = make_config(training={"max_steps": 1})
     first, second = run(config), run(config)
     assert first != second and first.parent == second.parent
     assert (first / "metrics.json").is_file() and (second / "metrics.json").is_file()
@@ -137,3 +137,24 @@ def test_class_weights_change_training(make_config, tmp_path):
     plain = _metrics(run(make_config(data=base)))
     weighted = _metrics(run(make_config(data=base, training={"class_weights": True})))
     assert plain["train"]["final_train_loss"] != weighted["train"]["final_train_loss"]
+
+
+def test_weighted_loss_is_not_inflated_by_gradient_accumulation(make_config):
+    """With a custom loss the Trainer stops dividing by accumulation steps; the first
+    logged loss of 2 x 8 examples must match 1 x 16, not be twice as large."""
+
+    def first_loss(**training):
+        config = make_config(training={"class_weights": True, "max_steps": 2, **training})
+        history = (run(config) / "history.jsonl").read_text().splitlines()
+        return next(json.loads(r)["loss"] for r in history if '"loss"' in r)
+
+    single = first_loss(batch_size=16)
+    accumulated = first_loss(batch_size=8, gradient_accumulation_steps=2)
+    assert accumulated == pytest.approx(single, rel=0.25)
+
+
+def test_other_confidence_levels_add_a_ci_and_keep_ci95(make_config):
+    metrics = _metrics(run(make_config(training={"max_steps": 2}, evaluation={"confidence": 0.8})))
+    low95, high95 = metrics["test"]["ci95"]["accuracy"]
+    low80, high80 = metrics["test"]["ci"]["accuracy"]
+    assert low95 <= low80 <= high80 <= high95

@@ -76,10 +76,11 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> ExperimentCo
 
 
 def _describe(error: dict[str, Any]) -> str:
-    loc = [str(p) for p in error["loc"]]
+    # drop the tags pydantic adds inside unions: 'lora', 'list[str]', "literal['auto']", ...
+    loc = [str(p) for p in error["loc"] if "[" not in str(p) and str(p) not in ("str", "int")]
     kind = error["type"]
     if loc and loc[0] == "method" and len(loc) > 1 and loc[1] in METHOD_NAMES:
-        loc = ["method", *loc[2:]]  # drop the union tag pydantic inserts
+        loc = ["method", *loc[2:]]
     field = ".".join(loc) or "(top level)"
     if kind == "extra_forbidden":
         allowed = _allowed_keys(error["loc"][:-1])
@@ -90,10 +91,14 @@ def _describe(error: dict[str, Any]) -> str:
             if owners:
                 suggestion = f"; it is an option of method {', '.join(owners)}."
         return f"{field}: unknown key{suggestion} Allowed here: {', '.join(sorted(allowed))}"
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        got = error.get("input", {})
-        got = got.get("name") if isinstance(got, dict) else got
-        return f"{field}: unknown method {got!r}; allowed: {', '.join(METHOD_NAMES)}"
+    methods = ", ".join(METHOD_NAMES)
+    if kind == "union_tag_not_found":
+        return f"{field}.name: missing; name the method, one of: {methods}"
+    if kind == "union_tag_invalid":
+        return f"{field}: unknown method {error['input'].get('name')!r}; allowed: {methods}"
+    if field == "method" and kind == "model_attributes_type":
+        got = error["input"]
+        return f"method: expected a method name ({methods}) or a mapping with `name` (got {got!r})"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         return f"{field}: {error['input']!r} is not allowed; expected {expected}"

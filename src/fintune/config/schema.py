@@ -101,7 +101,7 @@ class DataConfig(Section):
     """Which source split plays which role, e.g. {test: validation}."""
     text_column: str = "text"
     label_column: str = "label"
-    labels: list[str] | None = None
+    labels: list[str] | None = Field(None, min_length=2)
     """Label order: the class id of a label is its position. Integer labels in the data
     are ids into this list. Default: the known dataset's labels, else sorted labels."""
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -266,11 +266,11 @@ class TrainingConfig(Section):
 
 
 class EvaluationConfig(Section):
-    splits: list[Literal["validation", "test"]] = Field(
-        default_factory=lambda: ["validation", "test"]
-    )
+    """Validation and test are always evaluated; `metrics.json` always has both."""
+
     bootstrap_samples: int = Field(1000, ge=100)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    """Level of the extra `ci` interval; `ci95` is always reported too."""
 
 
 class OutputConfig(Section):

@@ -30,6 +30,9 @@ class KnownDataset:
     local_format: str = "auto"
     label_aliases: dict[str, str] = field(default_factory=dict)
     """Names used in some copies -> our label names."""
+    hub_revision: str | None = None
+    """The hub repo still holds a loading script, which datasets>=4 will not run; its
+    parquet conversion branch loads."""
 
 
 _FPB_FILES = {"50": "50Agree", "66": "66Agree", "75": "75Agree", "all": "AllAgree"}
@@ -43,6 +46,7 @@ KNOWN: dict[str, KnownDataset] = {
         default_subset="50",
         text_column="sentence",
         local_format="fpb",
+        hub_revision="refs/convert/parquet",
     ),
     "twitter_financial_news_sentiment": KnownDataset(
         hub_id="zeroshot/twitter-financial-news-sentiment",
@@ -54,7 +58,7 @@ KNOWN: dict[str, KnownDataset] = {
     ),
     "banking77": KnownDataset(
         hub_id="PolyAI/banking77",
-        labels=[],  # read from categories.json (local) or the hub's ClassLabel names
+        labels=[],  # the 77 intent names, sorted, from categories.json or the hub's names
         local_files={"default": {"train": "train.csv", "test": "test.csv"}},
         hub_configs={"default": None},
         default_subset="default",
@@ -82,7 +86,7 @@ def load_known(
             + ", ".join(known.local_files)
         )
     if path is None:
-        frames = read_hub(known.hub_id, known.hub_configs[subset])
+        frames = read_hub(known.hub_id, known.hub_configs[subset], known.hub_revision)
         text_col, label_col = known.text_column, known.label_column
         labels = known.labels or sorted({str(v) for f in frames.values() for v in f[label_col]})
     else:
@@ -116,5 +120,5 @@ def _load_local(
         categories = root / BANKING77_CATEGORIES
         if not categories.is_file():
             raise FintuneError(f"data.path: {root} has no {BANKING77_CATEGORIES}")
-        labels = json.loads(categories.read_text(encoding="utf-8"))
+        labels = sorted(json.loads(categories.read_text(encoding="utf-8")))
     return frames, labels

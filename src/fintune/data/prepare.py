@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pandas.api.types import is_integer_dtype
+from pandas.api.types import is_float_dtype, is_integer_dtype
 from sklearn.model_selection import train_test_split
 
 from fintune.config.schema import DataConfig
@@ -43,6 +43,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     frames = _assign_roles(frames, config, origin)
     for role, frame in frames.items():
         _check_columns(frame, config, f"{origin}, {role} split")
+        _check_labels_present(frame, config.label_column, f"{origin}, {role} split")
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column)
     frames = {
         role: _to_examples(frame, config, labels, f"{origin}, {role} split")
@@ -63,6 +64,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     frames, report["duplicates"] = _duplicates_and_conflicts(frames, config)
     splits = _split(frames, config, labels, seed)
     splits = _subsample(splits, config, seed)
+    report["shared_texts"] = _shared_texts(splits)
     for role in ROLES:
         if len(splits.get(role, ())) == 0:
             raise FintuneError(
@@ -85,10 +87,11 @@ def _read(config: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str] | None
         where = config.path or KNOWN[config.dataset].hub_id
         return frames, labels, f"{config.dataset} ({where})"
     if config.files:
-        frames = {
-            role: read_table(Path(p), config.format, config.encoding)
-            for role, p in config.files.items()
-        }
+        frames = {}
+        for role, file in config.files.items():
+            if not Path(file).is_file():
+                raise FintuneError(f"data.files.{role}: file not found: {file}")
+            frames[role] = read_table(Path(file), config.format, config.encoding)
         return frames, None, ", ".join(str(p) for p in config.files.values())
     if config.path:
         return read_local(Path(config.path), config.format, config.encoding), None, config.path
@@ -100,6 +103,11 @@ def _assign_roles(
     frames: dict[str, pd.DataFrame], config: DataConfig, origin: str
 ) -> dict[str, pd.DataFrame]:
     """Rename source splits to roles: data.split_names maps role -> source split."""
+    sources = list(config.split_names.values())
+    if len(set(sources)) < len(sources):
+        raise FintuneError(
+            f"data.split_names: one source split cannot play two roles ({config.split_names})"
+        )
     mapping = {role: role for role in ROLES if role in frames}
     for role, source in config.split_names.items():
         if source not in frames:
@@ -130,10 +138,27 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
 
 
 def _infer_labels(frames: dict[str, pd.DataFrame], column: str) -> list[str]:
-    values = pd.concat([f[column] for f in frames.values() if column in f.columns])
-    if is_integer_dtype(values):
+    values = pd.concat([f[column] for f in frames.values()])
+    if _holds_ids(values):
         return [str(i) for i in range(int(values.max()) + 1)]
     return sorted({str(v).strip() for v in values})
+
+
+def _holds_ids(values: pd.Series) -> bool:
+    """Integer label ids, also when a format stored them as floats (1.0, 2.0)."""
+    if is_integer_dtype(values):
+        return True
+    return is_float_dtype(values) and bool((values == values.round()).all())
+
+
+def _check_labels_present(frame: pd.DataFrame, column: str, where: str) -> None:
+    for row, value in enumerate(frame[column], start=1):
+        if (
+            value is None
+            or (not isinstance(value, str) and pd.isna(value))
+            or (isinstance(value, str) and not value.strip())
+        ):
+            raise FintuneError(f"{where}, row {row}: empty or missing label in column {column!r}")
 
 
 def _to_examples(
@@ -150,7 +175,7 @@ def _to_examples(
 
 def _label_ids(values: pd.Series, labels: list[str], where: str) -> list[int]:
     index = {name: i for i, name in enumerate(labels)}
-    as_ids = is_integer_dtype(values)
+    as_ids = _holds_ids(values)
     out = []
     for row, value in enumerate(values, start=1):
         if as_ids and 0 <= int(value) < len(labels):
@@ -159,9 +184,13 @@ def _label_ids(values: pd.Series, labels: list[str], where: str) -> list[int]:
             out.append(index[str(value).strip()])
         else:
             kind = "label id" if as_ids else "label"
+            hint = (
+                "; integer labels are positions in data.labels: set data.labels to name every id"
+                if as_ids
+                else "; set data.labels to the full label order"
+            )
             raise FintuneError(
-                f"{where}, row {row}: {kind} {value!r} is not in the label map "
-                f"{labels}; set data.labels to the full label order"
+                f"{where}, row {row}: {kind} {value!r} is not in the label map {labels}{hint}"
             )
     return out
 
@@ -205,6 +234,13 @@ def _duplicates_and_conflicts(
                     out["train"] = out["train"][~out["train"]["text"].isin(shared)]
                     out["train"] = out["train"].reset_index(drop=True)
     return out, report
+
+
+def _shared_texts(splits: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Texts present in two splits (any label): leakage that inflates test scores."""
+    texts = {role: set(frame["text"]) for role, frame in splits.items()}
+    pairs = (("train", "validation"), ("train", "test"), ("validation", "test"))
+    return {f"{a}/{b}": len(texts[a] & texts[b]) for a, b in pairs if a in texts and b in texts}
 
 
 # --------------------------------------------------------------------------- splitting
@@ -280,7 +316,8 @@ def _subsample(
             out[role] = frame
             continue
         counts = frame["label"].value_counts()
-        strata = frame["label"] if counts.min() >= 2 and limit >= len(counts) else None
+        room = min(limit, len(frame) - limit) >= len(counts)  # both sides hold every label
+        strata = frame["label"] if counts.min() >= 2 and room else None
         keep, _ = train_test_split(frame, train_size=limit, random_state=seed, stratify=strata)
         out[role] = keep.reset_index(drop=True)
     return out

@@ -60,6 +60,8 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
         lines = path.read_text(encoding=enc).splitlines()
     except UnicodeDecodeError as err:
         raise FintuneError(f"{path}: not valid {enc} text ({err}); set data.encoding") from None
+    except LookupError:
+        raise FintuneError(f"data.encoding: unknown encoding {enc!r}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as err:
         raise FintuneError(f"{path}: cannot read as {fmt}: {err}") from None
     if fmt == "jsonl":

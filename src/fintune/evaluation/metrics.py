@@ -64,11 +64,14 @@ def bootstrap_ci(
     """Percentile bootstrap interval of every metric, resampling examples with replacement."""
     rng = np.random.default_rng(seed)
     n = len(y_true)
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=samples)  # (samples, n)
     cells = y_true * k + y_pred
     matrices = np.zeros((samples, k * k))
-    for cell in np.unique(cells):  # add up the weights of examples sharing a cell
-        matrices[:, cell] = counts[:, cells == cell].sum(axis=1)
+    chunk = max(1, 2_000_000 // max(n, 1))  # bounds memory at about 16 MB per chunk
+    for start in range(0, samples, chunk):
+        size = min(chunk, samples - start)
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=size)  # (size, n)
+        for cell in np.unique(cells):  # add up the weights of examples sharing a cell
+            matrices[start : start + size, cell] = counts[:, cells == cell].sum(axis=1)
     replicates = metrics_from_confusion(matrices.reshape(samples, k, k))
     tail = (1 - confidence) / 2 * 100
     return {
@@ -93,9 +96,9 @@ def evaluate_predictions(
     point = {name: float(value) for name, value in metrics_from_confusion(cm).items()}
     result: dict[str, Any] = {name: point[name] for name in METRICS}
     result["n"] = int(len(y_true))
-    result["ci95" if confidence == 0.95 else f"ci{round(confidence * 100)}"] = bootstrap_ci(
-        y_true, y_pred, k, samples, confidence, seed
-    )
+    result["ci95"] = bootstrap_ci(y_true, y_pred, k, samples, 0.95, seed)
+    if confidence != 0.95:
+        result["ci"] = bootstrap_ci(y_true, y_pred, k, samples, confidence, seed)
     result["confidence"] = confidence
     result["bootstrap_samples"] = samples
     result["confusion_matrix"] = cm.astype(int).tolist()

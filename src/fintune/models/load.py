@@ -68,9 +68,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     tokenizer = load_tokenizer(source, config)
     method = config.method
     kwargs: dict[str, Any] = {
-        "num_labels": len(labels),
-        "id2label": dict(enumerate(labels)),
-        "label2id": {name: i for i, name in enumerate(labels)},
+        **_label_kwargs(labels),
         "revision": config.model.revision,
         "trust_remote_code": config.model.trust_remote_code,
         # a checkpoint that already has a head for another label count gets a new head
@@ -116,6 +114,14 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     return model, tokenizer, info
 
 
+def _label_kwargs(labels: list[str]) -> dict[str, Any]:
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {name: i for i, name in enumerate(labels)},
+    }
+
+
 def _four_bit(method: QLoraMethod, device: str):
     try:
         import bitsandbytes  # noqa: F401
@@ -133,7 +139,7 @@ def _four_bit(method: QLoraMethod, device: str):
         bnb_4bit_use_double_quant=method.double_quant,
         bnb_4bit_compute_dtype=DTYPES[compute],
         # the head stays in full precision (patterns match a name's start, a regex, or its end)
-        llm_int8_skip_modules=["classifier", "score", r".*\.pooler"],
+        llm_int8_skip_modules=["classifier", "pre_classifier", "score", r".*\.pooler"],
     )
 
 
@@ -193,9 +199,7 @@ def load_saved_classifier(folder: Path, device: str = "cpu"):
 
 def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
     kwargs: dict[str, Any] = {
-        "num_labels": len(info.labels),
-        "id2label": dict(enumerate(info.labels)),
-        "label2id": {name: i for i, name in enumerate(info.labels)},
+        **_label_kwargs(info.labels),
         "ignore_mismatched_sizes": True,  # the trained head is loaded from the run afterwards
     }
     if info.gguf_file:

@@ -20,8 +20,9 @@ from fintune.errors import FintuneError
 from fintune.models.bottleneck import ADAPTER_ATTR, add_bottleneck_adapters
 
 # Head modules of *ForSequenceClassification models. BERT-style encoders put a pooler
-# (dense + tanh) in front of the classifier; it is part of the head, so it trains too.
-HEAD_NAMES = ("classifier", "score", "pooler")
+# (dense + tanh) in front of the classifier, DistilBERT a pre_classifier; both are part of
+# the head, so they train too.
+HEAD_NAMES = ("classifier", "score", "pooler", "pre_classifier")
 
 
 def head_modules(model: nn.Module) -> list[str]:

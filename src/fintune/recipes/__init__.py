@@ -1,10 +1,9 @@
-"""One recipe per task. A new task (causal LM, SFT, DPO, ...) adds a module and a line here."""
+"""One recipe per task: a module with `setup(config)` (every check, nothing expensive) and
+`run(config) -> run directory`. A new task (causal LM, SFT, DPO, ...) adds a module and a
+line here."""
 
-from collections.abc import Callable
-from pathlib import Path
+from types import ModuleType
 
-from fintune.config.schema import ExperimentConfig
 from fintune.recipes import classification
 
-RECIPES: dict[str, Callable[[ExperimentConfig], Path]] = {"classification": classification.run}
-SETUPS: dict[str, Callable] = {"classification": classification.setup}
+RECIPES: dict[str, ModuleType] = {"classification": classification}

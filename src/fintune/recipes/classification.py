@@ -21,6 +21,7 @@ from fintune.evaluation.inference import predict_logits
 from fintune.evaluation.metrics import evaluate_predictions
 from fintune.models import load_classifier, pick_device, save_classifier
 from fintune.models.methods import count_parameters
+from fintune.models.registry import resolve_model
 from fintune.report import write_report
 from fintune.run_dir import (
     create_run_dir,
@@ -38,6 +39,7 @@ console = Console(stderr=True)
 def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
     """Everything that can fail because of the user's input, and nothing expensive."""
     device = pick_device(config.training.device)
+    resolve_model(config.model.name, config.model.gguf_file)
     with console.status("Loading and checking data"):
         data = prepare_data(config.data, config.seed)
     return data, device
@@ -49,6 +51,11 @@ def run(config: ExperimentConfig) -> Path:
         torch.set_num_threads(config.training.num_threads)
     set_seed(config.seed)
 
+    console.print(f"Loading model {config.model.name} with method {config.method.name}")
+    model, tokenizer, info = load_classifier(config, data.labels, device)
+    trainable, total = count_parameters(model)
+    console.print(f"Trainable parameters: {trainable:,} of {total:,}")
+
     run_dir = create_run_dir(config)
     console.print(f"Run directory: [bold]{run_dir}[/]")
     write_config(run_dir / "config.yaml", config)
@@ -57,11 +64,6 @@ def run(config: ExperimentConfig) -> Path:
         run_dir / "environment.json",
         {"seed": config.seed, "packages": package_versions(), "hardware": hardware(device)},
     )
-
-    console.print(f"Loading model {config.model.name} with method {config.method.name}")
-    model, tokenizer, info = load_classifier(config, data.labels, device)
-    trainable, total = count_parameters(model)
-    console.print(f"Trainable parameters: {trainable:,} of {total:,}")
     encoded = {
         role: tokenize(frame, tokenizer, config.model.max_length)
         for role, frame in data.splits.items()
@@ -85,7 +87,7 @@ def run(config: ExperimentConfig) -> Path:
 
     # validate
     results: dict[str, Any] = {}
-    for role in config.evaluation.splits:
+    for role in ("validation", "test"):
         logits = predict_logits(
             trainer.model,
             tokenizer,

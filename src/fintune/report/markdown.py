@@ -131,6 +131,10 @@ def _quality_lines(report: dict[str, Any], config: ExperimentConfig) -> list[str
             )
         else:
             lines.append(f"- {split.replace('_', ' ')}: {q}")
+    shared = report.get("shared_texts", {})
+    if shared:
+        pairs = ", ".join(f"{pair} {n}" for pair, n in shared.items())
+        lines.append(f"- texts present in two splits after splitting (leakage): {pairs}")
     if report.get("emptied_by_cleaning"):
         lines.append(f"- texts emptied by cleaning and removed: {report['emptied_by_cleaning']}")
     if report.get("labels_missing_from_train"):

@@ -39,13 +39,11 @@ class JsonlHistory(TrainerCallback):
 
 def tokenize(frame, tokenizer, max_length: int) -> Dataset:
     """Truncate to max_length but do not pad: the collator pads each batch to its own
-    longest example. `length` feeds the length-grouped sampler."""
+    longest example."""
     dataset = Dataset.from_pandas(frame[["text", "label"]], preserve_index=False)
 
     def encode(batch: dict[str, list]) -> dict[str, Any]:
-        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length)
-        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
-        return encoded
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
 
     dataset = dataset.map(encode, batched=True, remove_columns=["text"], desc="Tokenising")
     return dataset.rename_column("label", "labels")
@@ -59,11 +57,19 @@ def class_weights(labels: np.ndarray, k: int) -> torch.Tensor:
 
 
 def weighted_loss(weights: torch.Tensor):
+    """Class-weighted cross-entropy. With a custom loss the Trainer no longer divides by
+    the accumulation steps, so the sum is divided by the examples in the whole
+    accumulated batch (num_items_in_batch) when the Trainer passes it."""
+
     def loss(outputs, labels, num_items_in_batch=None):
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-        return torch.nn.functional.cross_entropy(
-            logits.float(), labels, weight=weights.to(logits.device)
+        weight = weights.to(logits.device)
+        if num_items_in_batch is None:
+            return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight)
+        total = torch.nn.functional.cross_entropy(
+            logits.float(), labels, weight=weight, reduction="sum"
         )
+        return total / num_items_in_batch
 
     return loss
 
@@ -86,7 +92,7 @@ def training_arguments(
         config.precision == "auto" and device == "cuda" and torch.cuda.is_bf16_supported()
     )
     best = "eval_loss" if config.best_metric == "loss" else f"eval_{config.best_metric}"
-    keep_best = config.load_best_model or config.early_stopping_patience is not None
+    keep_best = config.load_best_model
     return TrainingArguments(
         output_dir=str(output_dir),
         learning_rate=config.learning_rate,
