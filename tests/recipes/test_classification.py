@@ -158,3 +158,23 @@ def test_other_confidence_levels_add_a_ci_and_keep_ci95(make_config):
     low95, high95 = metrics["test"]["ci95"]["accuracy"]
     low80, high80 = metrics["test"]["ci"]["accuracy"]
     assert low95 <= low80 <= high80 <= high95
+
+
+def test_step_evaluation_early_stopping_and_schedule_options(make_config):
+    config = make_config(
+        training={
+            "epochs": 20,
+            "learning_rate": 1e-6,  # too small to improve: early stopping must end the run
+            "eval_strategy": "steps",
+            "eval_steps": 2,
+            "early_stopping_patience": 2,
+            "best_metric": "loss",
+            "scheduler": "cosine",
+            "warmup_steps": 2,
+        }
+    )
+    run_dir = run(config)
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    eval_steps = [r["step"] for r in history if "eval_loss" in r]
+    assert eval_steps[:3] == [2, 4, 6]
+    assert _metrics(run_dir)["train"]["steps"] < 20 * 6  # stopped well before 20 epochs
