@@ -6,7 +6,6 @@ User errors (FintuneError) print one message and exit with status 2; no tracebac
 from __future__ import annotations
 
 import os
-import sys
 from functools import wraps
 from pathlib import Path
 from typing import Annotated
@@ -101,6 +100,36 @@ def predict(
 
 
 @app.command()
+@user_errors
+def serve(
+    run_dir: Path,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_batch: Annotated[int, typer.Option(help="Most texts per /analyze/batch call.")] = 64,
+    max_chars: Annotated[int, typer.Option(help="Longest text accepted, in characters.")] = 2000,
+    int8: Annotated[
+        bool, typer.Option(help="Quantise linear layers to int8 (CPU): faster, slightly different.")
+    ] = False,
+) -> None:
+    """Serve a run's model: HTTP API (/analyze, /analyze/batch, /model, /docs) and a page at /.
+
+    Set FINTUNE_API_KEY to require `Authorization: Bearer <key>` on the API."""
+    _quiet_libraries()
+    import uvicorn
+
+    from fintune.serve.app import ServeSettings, app_for_run
+
+    settings = ServeSettings(
+        max_text_chars=max_chars,
+        max_batch_texts=max_batch,
+        api_key=os.environ.get("FINTUNE_API_KEY") or None,
+    )
+    application = app_for_run(run_dir, settings, int8=int8)
+    err.print(f"Serving {run_dir} on http://{host}:{port}  (API docs: /docs)")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@app.command()
 def models() -> None:
     """List the packaged offline models usable as model.name."""
     from fintune.models.registry import PACKAGED
@@ -109,5 +138,5 @@ def models() -> None:
         out.print(name)
 
 
-def main() -> None:  # pragma: no cover - entry point
-    app(sys.argv[1:])
+if __name__ == "__main__":  # python -m fintune.cli
+    app()

@@ -1,0 +1,130 @@
+"""Benchmark: serve the MiniLM run from benchmarks/fpb_methods.py on loopback and load it
+from this separate process. Writes p50/p99 latency and throughput to benchmarks/out/.
+
+    .venv/bin/python benchmarks/serve_load.py [--int8] [--requests 10000] [--batch-requests N]
+
+Texts are the run's Financial PhraseBank test sentences, cycled. Every figure is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "out"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(run_dir: Path, port: int, int8: bool) -> subprocess.Popen:
+    command = [sys.executable, "-m", "fintune.cli", "serve", str(run_dir), "--port", str(port)]
+    process = subprocess.Popen(command + (["--int8"] if int8 else []), stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("server did not start")
+
+
+async def load(url: str, bodies: list[dict], path: str, requests: int, concurrency: int) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(requests))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            for i in counter:
+                start = time.perf_counter()
+                try:
+                    response = await client.post(path, json=bodies[i % len(bodies)])
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - start)
+                errors += not ok
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+    ms = np.asarray(latencies) * 1000
+    texts_per_request = len(bodies[0].get("texts", [None]))
+    return {
+        "path": path,
+        "requests": requests,
+        "concurrency": concurrency,
+        "texts_per_request": texts_per_request,
+        "errors": errors,
+        "wall_s": round(wall, 2),
+        "requests_per_s": round(requests / wall, 1),
+        "texts_per_s": round(requests * texts_per_request / wall, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", type=Path, default=None)
+    parser.add_argument("--int8", action="store_true")
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--batch-requests", type=int, default=10_000)
+    parser.add_argument("--single-requests", type=int, default=500)
+    args = parser.parse_args()
+    run_dir = args.run or Path(sorted(glob.glob(str(OUT / "runs" / "*-fpb50-minilm-full")))[-1])
+    texts = list(pd.read_csv(run_dir / "predictions_test.csv")["text"])
+    singles = [{"text": t} for t in texts]
+    batches = [
+        {"texts": [texts[(i + j) % len(texts)] for j in range(32)]} for i in range(0, 960, 32)
+    ]
+
+    port = free_port()
+    server = start_server(run_dir, port, args.int8)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(load(url, singles, "/analyze", 50, 4))  # warm-up, not counted
+        phases = [
+            asyncio.run(load(url, singles, "/analyze", args.single_requests, 1)),
+            asyncio.run(load(url, singles, "/analyze", args.requests, 32)),
+            asyncio.run(load(url, batches, "/analyze/batch", args.batch_requests, 32)),
+        ]
+        serving = httpx.get(url + "/model").json()["serving"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    result = {
+        "run": str(run_dir),
+        "int8": args.int8,
+        "phases": phases,
+        "server_batching": serving,
+        "cpu_cores": os.cpu_count(),
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    name = "serve_load_int8.json" if args.int8 else "serve_load.json"
+    (OUT / name).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

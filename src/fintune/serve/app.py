@@ -1,0 +1,188 @@
+"""HTTP API and web page for a finished classification run.
+
+    POST /analyze        {"text": "..."}        -> {"label", "confidence", "scores"}
+    POST /analyze/batch  {"texts": ["...", ...]} -> [{"label", "confidence", "scores"}, ...]
+    GET  /health, GET /model, GET /docs (OpenAPI), GET / (the page)
+
+With FINTUNE_API_KEY set, the API (and its docs) needs `Authorization: Bearer <key>`;
+/health and the page's static shell stay open: the shell holds no data, and the page sends
+the key the user types with each API call.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from fintune.serve.batcher import MicroBatcher
+
+OPEN_PATHS = {"/health", "/", "/static/app.js", "/static/style.css"}
+STATIC_TYPES = {"app.js": "text/javascript", "style.css": "text/css"}
+
+
+@dataclass
+class ServeSettings:
+    max_text_chars: int = 2000
+    max_batch_texts: int = 64
+    micro_batch: int = 32
+    max_wait_ms: float = 2.0
+    api_key: str | None = None
+
+
+class AnalyzeRequest(BaseModel):
+    text: str = Field(description="The text to classify.")
+
+
+class BatchRequest(BaseModel):
+    texts: list[str] = Field(description="Texts to classify, at most the server's batch limit.")
+
+
+class Prediction(BaseModel):
+    label: str
+    confidence: float
+    scores: dict[str, float]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    """What /model shows: the run's name, backbone, method, labels, test metrics with CI."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    test = metrics.get("test", {})
+    headline = ("accuracy", "f1_macro", "f1_weighted")
+    return {
+        "run": run_dir.name,
+        "name": config.get("name"),
+        "backbone": config.get("model", {}).get("name"),
+        "method": config.get("method", {}).get("name"),
+        "labels": metrics["labels"],
+        "test": {
+            "n": test.get("n"),
+            **{k: {"value": test[k], "ci95": test["ci95"][k]} for k in headline if k in test},
+        },
+    }
+
+
+def create_app(predict, summary: dict[str, Any], settings: ServeSettings) -> FastAPI:
+    """`predict(texts) -> [{"label", "confidence", "scores"}]` is the model, batched inside."""
+    batcher = MicroBatcher(predict, settings.micro_batch, settings.max_wait_ms)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(
+        title="fintune classifier",
+        description=f"Serving run {summary['run']} ({summary['backbone']}, {summary['method']}).",
+        lifespan=lifespan,
+    )
+    app.state.batcher = batcher
+
+    @app.middleware("http")
+    async def require_key(request: Request, call_next):
+        if settings.api_key and request.url.path not in OPEN_PATHS:
+            given = request.headers.get("authorization", "")
+            expected = f"Bearer {settings.api_key}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return JSONResponse(
+                    {"error": "missing or wrong API key: send 'Authorization: Bearer <key>'"},
+                    status_code=401,
+                )
+        return await call_next(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, error: ApiError):
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception):
+        return JSONResponse({"error": f"internal error: {type(error).__name__}"}, status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError):
+        problems = []
+        for item in error.errors():
+            if item["type"] == "json_invalid":
+                problems.append("the body is not valid JSON")
+                continue
+            where = ".".join(str(p) for p in item["loc"] if p != "body") or "body"
+            problems.append(f"{where}: {item['msg']}")
+        return JSONResponse({"error": "invalid request: " + "; ".join(problems)}, status_code=422)
+
+    def check(text: str, where: str) -> str:
+        if not text.strip():
+            raise ApiError(422, f"{where}: text is empty")
+        if len(text) > settings.max_text_chars:
+            raise ApiError(
+                413,
+                f"{where}: text has {len(text)} characters; the limit is {settings.max_text_chars}",
+            )
+        return text
+
+    @app.post("/analyze", response_model=Prediction)
+    async def analyze(body: AnalyzeRequest) -> dict:
+        texts = [check(body.text, "text")]
+        return (await batcher.submit(texts))[0]
+
+    @app.post("/analyze/batch", response_model=list[Prediction])
+    async def analyze_batch(body: BatchRequest) -> list[dict]:
+        if not body.texts:
+            raise ApiError(422, "texts: give at least one text")
+        if len(body.texts) > settings.max_batch_texts:
+            raise ApiError(
+                413, f"texts: {len(body.texts)} texts; the limit is {settings.max_batch_texts}"
+            )
+        texts = [check(t, f"texts[{i}]") for i, t in enumerate(body.texts)]
+        return await batcher.submit(texts)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/model")
+    async def model() -> dict:
+        return {**summary, "serving": batcher.stats.as_dict()}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:
+        return _static("index.html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        if name not in STATIC_TYPES:
+            raise ApiError(404, f"no such file: {name}")
+        return Response(_static(name), media_type=STATIC_TYPES[name])
+
+    return app
+
+
+def _static(name: str) -> str:
+    return resources.files("fintune.serve").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def app_for_run(
+    run_dir: Path, settings: ServeSettings | None = None, int8: bool = False
+) -> FastAPI:
+    from fintune.predict import Predictor
+
+    settings = settings or ServeSettings(api_key=os.environ.get("FINTUNE_API_KEY") or None)
+    predictor = Predictor.from_run(run_dir, int8=int8)
+    return create_app(predictor, run_summary(Path(run_dir)), settings)

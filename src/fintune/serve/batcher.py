@@ -1,0 +1,139 @@
+"""Micro-batching: concurrent requests wait a few milliseconds to share one forward pass.
+
+Each request puts its texts and a future on a queue. One worker takes what is queued
+(waiting up to `max_wait_ms` for more once the first arrives, up to `max_batch` texts),
+runs the model once in a worker thread so the event loop stays free, and answers every
+future. Under load, batches grow and throughput with them; alone, a request waits at most
+`max_wait_ms`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    future: asyncio.Future
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    texts: int = 0
+    largest: int = 0
+    busy_s: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "batches": self.batches,
+            "texts": self.texts,
+            "largest_batch": self.largest,
+            "mean_batch": round(self.texts / self.batches, 2) if self.batches else 0.0,
+            "model_busy_s": round(self.busy_s, 3),
+        }
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        predict: Callable[[list[str]], list[dict]],
+        max_batch: int = 32,
+        max_wait_ms: float = 2,
+    ):
+        self.predict = predict
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000
+        self.stats = BatchStats()
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._worker: asyncio.Task | None = None
+        self._held: _Job | None = None  # a job that did not fit the last batch
+
+    def start(self) -> None:
+        """Start on the running event loop; a stopped batcher can start again."""
+        self._queue = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._held = None
+        self._worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop the worker; every caller still waiting gets an error, none hangs."""
+        if self._worker:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        waiting = [self._held] if self._held else []
+        while self._queue is not None and not self._queue.empty():
+            waiting.append(self._queue.get_nowait())
+        _fail(waiting, RuntimeError("the server is shutting down"))
+        self._held = None
+        if self._executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def submit(self, texts: list[str]) -> list[dict]:
+        if self._queue is None or self._worker is None or self._worker.done():
+            raise RuntimeError("the batcher is not running")
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(texts, future))
+        return await future
+
+    async def _next_job(self, timeout: float | None = None) -> _Job:
+        if self._held is not None:
+            job, self._held = self._held, None
+            return job
+        if timeout is None:
+            return await self._queue.get()
+        return await asyncio.wait_for(self._queue.get(), max(timeout, 0))
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self._next_job()]
+            size = len(jobs[0].texts)  # a single job larger than max_batch runs alone
+            deadline = loop.time() + self.max_wait_s
+            while size < self.max_batch:
+                try:
+                    job = await self._next_job(deadline - loop.time())
+                except TimeoutError:
+                    break
+                if size + len(job.texts) > self.max_batch:
+                    self._held = job  # first in the next batch
+                    break
+                jobs.append(job)
+                size += len(job.texts)
+            await self._answer(jobs, loop)
+
+    async def _answer(self, jobs: list[_Job], loop: asyncio.AbstractEventLoop) -> None:
+        texts = [t for job in jobs for t in job.texts]
+        start = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._executor, self.predict, texts)
+        except asyncio.CancelledError:
+            _fail(jobs, RuntimeError("the server is shutting down"))
+            raise
+        except Exception as error:  # one bad batch must not stop the server
+            _fail(jobs, error)
+            return
+        self.stats.busy_s += time.perf_counter() - start
+        self.stats.batches += 1
+        self.stats.texts += len(texts)
+        self.stats.largest = max(self.stats.largest, len(texts))
+        offset = 0
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_result(results[offset : offset + len(job.texts)])
+            offset += len(job.texts)
+
+
+def _fail(jobs: list[_Job], error: Exception) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(error)

@@ -1,0 +1,86 @@
+// The page's only logic: call the API, draw one bar per class, keep recent analyses.
+const $ = (id) => document.getElementById(id);
+const recent = [];
+
+function headers() {
+  const h = { "Content-Type": "application/json" };
+  const key = $("api-key").value.trim();
+  if (key) h["Authorization"] = "Bearer " + key;
+  return h;
+}
+
+async function call(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: headers() });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    if (response.status === 401) $("key-box").open = true;
+    throw new Error(body.error || `request failed (${response.status})`);
+  }
+  return body;
+}
+
+async function loadModel() {
+  try {
+    const m = await call("/model");
+    const acc = m.test && m.test.accuracy;
+    const accText = acc ? `test accuracy ${(acc.value * 100).toFixed(1)}% ` +
+      `(95% CI ${(acc.ci95[0] * 100).toFixed(1)}–${(acc.ci95[1] * 100).toFixed(1)}%, n=${m.test.n})` : "";
+    $("model-info").textContent = `Model: ${m.name} (${m.backbone}, ${m.method}) · ${accText}`;
+  } catch (e) {
+    $("model-info").textContent = "Model details unavailable: " + e.message;
+  }
+}
+
+function showResult(text, result) {
+  $("label").textContent = result.label;
+  $("confidence").textContent = `(${(result.confidence * 100).toFixed(1)}%)`;
+  const bars = $("bars");
+  bars.replaceChildren();
+  for (const [label, p] of Object.entries(result.scores)) {
+    const li = document.createElement("li");
+    li.className = label === result.label ? "best" : "";
+    li.dataset.label = label;
+    const pct = (p * 100).toFixed(1);
+    li.innerHTML = `<span class="name"></span>
+      <div class="track" role="progressbar" aria-valuemin="0" aria-valuemax="100"
+           aria-valuenow="${pct}"><div class="fill" style="width:${pct}%"></div></div>
+      <span class="value">${pct}%</span>`;
+    li.querySelector(".name").textContent = label;
+    li.querySelector(".track").setAttribute("aria-label", `${label} probability`);
+    bars.appendChild(li);
+  }
+  $("result").hidden = false;
+  recent.unshift({ text, label: result.label, confidence: result.confidence });
+  recent.length = Math.min(recent.length, 8);
+  const list = $("recent");
+  list.replaceChildren(...recent.map((r) => {
+    const li = document.createElement("li");
+    const tag = document.createElement("span");
+    tag.className = "tag";
+    tag.textContent = `${r.label} ${(r.confidence * 100).toFixed(0)}%`;
+    li.append(tag, " — ", r.text.length > 90 ? r.text.slice(0, 90) + "…" : r.text);
+    return li;
+  }));
+}
+
+async function analyze(event) {
+  event.preventDefault();
+  const text = $("text").value;
+  $("error").hidden = true;
+  $("analyze").disabled = true;
+  try {
+    showResult(text, await call("/analyze", { method: "POST", body: JSON.stringify({ text }) }));
+  } catch (e) {
+    $("error").textContent = e.message;
+    $("error").hidden = false;
+  } finally {
+    $("analyze").disabled = false;
+  }
+}
+
+$("analyze-form").addEventListener("submit", analyze);
+$("text").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("analyze-form").requestSubmit();
+});
+$("api-key").addEventListener("change", loadModel);
+loadModel();

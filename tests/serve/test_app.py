@@ -1,0 +1,410 @@
+"""The HTTP API and page of `fintune serve`, through FastAPI's TestClient (as a context
+manager, so the lifespan starts the micro-batcher), on one tiny trained run."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fintune.config import validate_config
+from fintune.predict import Predictor
+from fintune.recipes.classification import run
+from fintune.serve.app import ServeSettings, app_for_run
+from tests.conftest import make_sentences
+
+LABELS = ["negative", "neutral", "positive"]
+TEXTS = [
+    "sales rose in the quarter",
+    "profit fell this year",
+    "the bank announced its orders",
+    "Umsatz stieg stark — 😀 unknown words only",
+    "revenue",
+    "the group reported that earnings climbed and margin improved " * 3,
+]
+MAX_CHARS = 300
+MAX_TEXTS = 5
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_bert) -> Path:
+    folder = tmp_path_factory.mktemp("serve-run")
+    data = folder / "sentences.csv"
+    make_sentences().to_csv(data, index=False)
+    config = validate_config(
+        {
+            "name": "tiny-serve",
+            "seed": 7,
+            "model": {"name": str(tiny_bert), "max_length": 32},
+            "data": {"path": str(data), "labels": LABELS},
+            "method": {"name": "full"},
+            "training": {
+                "learning_rate": 1e-3,
+                "epochs": 1,
+                "batch_size": 16,
+                "logging_steps": 2,
+                "num_threads": 2,
+            },
+            "evaluation": {"bootstrap_samples": 200},
+            "output": {"dir": str(folder / "runs")},
+        }
+    )
+    return run(config)
+
+
+@pytest.fixture(scope="module")
+def predictor(run_dir) -> Predictor:
+    return Predictor.from_run(run_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def client(run_dir):
+    settings = ServeSettings(max_text_chars=MAX_CHARS, max_batch_texts=MAX_TEXTS)
+    with TestClient(app_for_run(run_dir, settings)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def keyed(run_dir):
+    with TestClient(app_for_run(run_dir, ServeSettings(api_key="k"))) as c:
+        yield c
+
+
+def _assert_close(got: dict, want: dict) -> None:
+    assert got["label"] == want["label"]
+    assert got["confidence"] == pytest.approx(want["confidence"], abs=1e-5)
+    assert got.keys() == want.keys()
+    assert got["scores"].keys() == want["scores"].keys()
+    for name, p in want["scores"].items():
+        assert got["scores"][name] == pytest.approx(p, abs=1e-5)
+
+
+def _assert_still_serving(client: TestClient) -> None:
+    response = client.post("/analyze", json={"text": "sales rose"})
+    assert response.status_code == 200
+    assert response.json()["label"] in LABELS
+
+
+# --- the endpoints --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_analyze_matches_the_predictor(client, predictor, text):
+    response = client.post("/analyze", json={"text": text})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"label", "confidence", "scores"}
+    assert body["label"] in LABELS
+    assert list(body["scores"]) == LABELS
+    assert body["confidence"] == max(body["scores"].values())
+    assert body["scores"][body["label"]] == body["confidence"]
+    assert sum(body["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    _assert_close(body, predictor([text])[0])
+
+
+def test_analyze_accepts_a_text_of_exactly_the_limit(client):
+    text = ("sales rose " * MAX_CHARS)[:MAX_CHARS]
+    assert client.post("/analyze", json={"text": text}).status_code == 200
+
+
+def test_batch_keeps_order_and_matches_single_calls(client, predictor):
+    texts = TEXTS[:MAX_TEXTS]
+    response = client.post("/analyze/batch", json={"texts": texts})
+    assert response.status_code == 200
+    results = response.json()
+    assert len(results) == len(texts)
+    for text, result in zip(texts, results, strict=True):
+        single = client.post("/analyze", json={"text": text}).json()
+        _assert_close(result, single)
+        _assert_close(result, predictor([text])[0])
+
+
+def test_batch_with_repeated_and_reversed_texts(client):
+    texts = [TEXTS[0], TEXTS[1], TEXTS[0], TEXTS[2]]
+    forward = client.post("/analyze/batch", json={"texts": texts}).json()
+    backward = client.post("/analyze/batch", json={"texts": texts[::-1]}).json()
+    for a, b in zip(forward, backward[::-1], strict=True):
+        _assert_close(a, b)
+    _assert_close(forward[0], forward[2])
+
+
+def test_health(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_model_describes_the_run(client, run_dir, tiny_bert):
+    response = client.get("/model")
+    assert response.status_code == 200
+    body = response.json()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert body["run"] == run_dir.name
+    assert body["name"] == "tiny-serve"
+    assert body["backbone"] == str(tiny_bert)
+    assert body["method"] == "full"
+    assert body["labels"] == LABELS == metrics["labels"]
+    test = metrics["test"]
+    assert body["test"]["n"] == test["n"]
+    for key in ("accuracy", "f1_macro", "f1_weighted"):
+        assert body["test"][key]["value"] == pytest.approx(test[key])
+        assert body["test"][key]["ci95"] == pytest.approx(test["ci95"][key])
+    low, high = body["test"]["accuracy"]["ci95"]
+    assert 0.0 <= low <= body["test"]["accuracy"]["value"] <= high <= 1.0
+    assert set(body["serving"]) == {
+        "batches",
+        "texts",
+        "largest_batch",
+        "mean_batch",
+        "model_busy_s",
+    }
+
+
+def test_docs_and_openapi(client):
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "text/html" in docs.headers["content-type"]
+    assert "/openapi.json" in docs.text
+    schema = client.get("/openapi.json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert "/analyze" in paths and "/analyze/batch" in paths
+    assert "post" in paths["/analyze"]
+    assert "/" not in paths and "/static/{name}" not in paths
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.textareas: list[dict] = []
+        self.label_for: set[str] = set()
+        self.buttons: list[str] = []
+        self.links: list[str] = []
+        self.scripts: list[str] = []
+        self._in_button = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "textarea":
+            self.textareas.append(attrs)
+        elif tag == "label" and attrs.get("for"):
+            self.label_for.add(attrs["for"])
+        elif tag == "button":
+            self._in_button = True
+            self.buttons.append("")
+        elif tag == "link" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        elif tag == "script" and attrs.get("src"):
+            self.scripts.append(attrs["src"])
+
+    def handle_endtag(self, tag):
+        if tag == "button":
+            self._in_button = False
+
+    def handle_data(self, data):
+        if self._in_button:
+            self.buttons[-1] += data
+
+
+def test_page_has_a_labelled_textarea_and_an_analyze_button(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "text/html" in response.headers["content-type"]
+    page = _Page()
+    page.feed(response.text)
+    assert page.textareas, "no textarea"
+    assert any(t.get("id") in page.label_for for t in page.textareas), "textarea has no <label>"
+    assert any(b.strip() == "Analyze" for b in page.buttons), page.buttons
+    assert "/static/style.css" in page.links
+    assert "/static/app.js" in page.scripts
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "needle"),
+    [("app.js", "javascript", "/analyze"), ("style.css", "text/css", "{")],
+)
+def test_static_files(client, name, kind, needle):
+    response = client.get(f"/static/{name}")
+    assert response.status_code == 200
+    assert kind in response.headers["content-type"]
+    assert needle in response.text
+
+
+@pytest.mark.parametrize("name", ["nope.js", "index.html", "app.py", "..%2Fapp.py"])
+def test_unknown_static_file_is_404(client, name):
+    response = client.get(f"/static/{name}")
+    assert response.status_code == 404
+    _assert_still_serving(client)
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+def _json(body) -> dict:
+    return {"json": body}
+
+
+def _raw(body: str) -> dict:
+    return {"content": body, "headers": {"content-type": "application/json"}}
+
+
+BAD = [
+    ("empty text", "/analyze", _json({"text": ""}), 422, ["text", "empty"]),
+    ("whitespace text", "/analyze", _json({"text": " \n\t "}), 422, ["text", "empty"]),
+    ("long text", "/analyze", _json({"text": "a" * (MAX_CHARS + 1)}), 413, ["text", "limit"]),
+    ("missing text", "/analyze", _json({"txt": "sales rose"}), 422, ["text", "required"]),
+    ("empty object", "/analyze", _json({}), 422, ["text", "required"]),
+    ("number text", "/analyze", _json({"text": 5}), 422, ["text", "string"]),
+    ("null text", "/analyze", _json({"text": None}), 422, ["text", "string"]),
+    ("list text", "/analyze", _json({"text": ["a"]}), 422, ["text", "string"]),
+    ("malformed json", "/analyze", _raw('{"text": "sales'), 422, ["json"]),
+    ("array body", "/analyze", _json(["sales rose"]), 422, ["body"]),
+    ("string body", "/analyze", _raw('"sales rose"'), 422, ["body"]),
+    ("no body", "/analyze", _raw(""), 422, ["body"]),
+    ("string texts", "/analyze/batch", _json({"texts": "sales rose"}), 422, ["texts", "list"]),
+    ("missing texts", "/analyze/batch", _json({"text": "sales"}), 422, ["texts", "required"]),
+    ("number in texts", "/analyze/batch", _json({"texts": ["a", 3]}), 422, ["texts.1", "string"]),
+    ("malformed batch", "/analyze/batch", _raw('{"texts": ["a",'), 422, ["json"]),
+    ("array batch body", "/analyze/batch", _json(["a", "b"]), 422, ["body"]),
+    ("empty texts", "/analyze/batch", _json({"texts": []}), 422, ["texts", "at least one"]),
+    (
+        "too many texts",
+        "/analyze/batch",
+        _json({"texts": ["sales rose"] * (MAX_TEXTS + 1)}),
+        413,
+        ["texts", str(MAX_TEXTS + 1), f"limit is {MAX_TEXTS}"],
+    ),
+    (
+        "one empty text in a batch",
+        "/analyze/batch",
+        _json({"texts": ["sales rose", "  ", "profit fell"]}),
+        422,
+        ["texts[1]", "empty"],
+    ),
+    (
+        "one long text in a batch",
+        "/analyze/batch",
+        _json({"texts": ["sales rose", "b" * (MAX_CHARS + 5)]}),
+        413,
+        ["texts[1]", str(MAX_CHARS + 5), f"limit is {MAX_CHARS}"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "request_kwargs", "status", "words"), [b[1:] for b in BAD], ids=[b[0] for b in BAD]
+)
+def test_bad_input_is_a_4xx_with_a_clear_error(client, path, request_kwargs, status, words):
+    before = client.get("/model").json()["serving"]["texts"]
+    response = client.post(path, **request_kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    message = body["error"]
+    assert isinstance(message, str) and message
+    for word in words:
+        assert word.lower() in message.lower(), message
+    assert client.get("/model").json()["serving"]["texts"] == before, "bad input reached the model"
+    _assert_still_serving(client)
+
+
+def test_wrong_method_is_a_4xx(client):
+    assert client.get("/analyze").status_code == 405
+    _assert_still_serving(client)
+
+
+def test_a_larger_batch_limit_is_honoured(run_dir, predictor):
+    settings = ServeSettings(max_batch_texts=150, micro_batch=64)
+    texts = [TEXTS[i % 3] + f" {i}" for i in range(150)]
+    with TestClient(app_for_run(run_dir, settings)) as big:
+        response = big.post("/analyze/batch", json={"texts": texts})
+        assert response.status_code == 200
+        results = response.json()
+        assert len(results) == 150
+        for i in (0, 1, 2, 77, 149):
+            _assert_close(results[i], predictor([texts[i]])[0])
+        too_many = big.post("/analyze/batch", json={"texts": texts + ["one more"]})
+        assert too_many.status_code == 413
+        assert "151" in too_many.json()["error"] and "150" in too_many.json()["error"]
+        assert big.post("/analyze/batch", json={"texts": texts[:3]}).status_code == 200
+
+
+# --- the API key ----------------------------------------------------------------------------
+
+PROTECTED = [
+    ("post", "/analyze", {"json": {"text": "sales rose"}}),
+    ("post", "/analyze/batch", {"json": {"texts": ["sales rose", "profit fell"]}}),
+    ("get", "/model", {}),
+    ("get", "/docs", {}),
+    ("get", "/openapi.json", {}),
+]
+OPEN = ["/health", "/", "/static/app.js", "/static/style.css"]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), PROTECTED, ids=[p[1] for p in PROTECTED])
+@pytest.mark.parametrize(
+    ("auth", "status"),
+    [
+        (None, 401),
+        ("Bearer wrong", 401),
+        ("k", 401),
+        ("Bearer k ", 401),
+        ("Bearer kk", 401),
+        ("Basic k", 401),
+        ("Bearer k", 200),
+    ],
+)
+def test_api_key_guards_the_api(keyed, method, path, kwargs, auth, status):
+    headers = {"Authorization": auth} if auth is not None else {}
+    response = getattr(keyed, method)(path, headers=headers, **kwargs)
+    assert response.status_code == status, response.text
+    if status == 401:
+        assert "key" in response.json()["error"].lower()
+
+
+@pytest.mark.parametrize("path", OPEN)
+def test_health_and_page_are_open_with_a_key_set(keyed, path):
+    assert keyed.get(path).status_code == 200
+
+
+def test_bad_input_with_the_key_still_gets_the_clear_error(keyed):
+    response = keyed.post("/analyze", json={"text": " "}, headers={"Authorization": "Bearer k"})
+    assert response.status_code == 422
+    assert "empty" in response.json()["error"]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), PROTECTED, ids=[p[1] for p in PROTECTED])
+def test_without_a_key_nothing_needs_one(client, method, path, kwargs):
+    assert getattr(client, method)(path, **kwargs).status_code == 200
+    wrong = getattr(client, method)(path, headers={"Authorization": "Bearer x"}, **kwargs)
+    assert wrong.status_code == 200
+
+
+# --- concurrency ----------------------------------------------------------------------------
+
+
+def test_concurrent_requests_are_micro_batched(run_dir, predictor):
+    texts = [f"{TEXTS[i % 3]} {'quarter ' * (i % 5)}{i}" for i in range(40)]
+    expected = predictor(texts)
+    settings = ServeSettings(micro_batch=32, max_wait_ms=20)
+    with TestClient(app_for_run(run_dir, settings)) as c:
+
+        def analyze(text: str) -> dict:
+            response = c.post("/analyze", json={"text": text})
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        with ThreadPoolExecutor(max_workers=len(texts)) as pool:
+            results = list(pool.map(analyze, texts))
+        serving = c.get("/model").json()["serving"]
+    for got, want in zip(results, expected, strict=True):
+        _assert_close(got, want)
+    assert serving["texts"] == len(texts)
+    assert serving["batches"] < len(texts)
+    assert serving["largest_batch"] > 1
+    assert serving["largest_batch"] <= settings.micro_batch
+    assert serving["mean_batch"] > 1

@@ -1,0 +1,263 @@
+"""MicroBatcher with a fake model: routing, grouping, batch limits, failures, stop().
+
+No asyncio plugin is installed, so each test drives its own loop with `asyncio.run`."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from fintune.serve.batcher import MicroBatcher
+
+
+class FakeModel:
+    """Records every batch it sees; answers each text with its upper-cased self."""
+
+    def __init__(self, fail_on: str | None = None, gate: threading.Event | None = None):
+        self.batches: list[list[str]] = []
+        self.fail_on, self.gate = fail_on, gate
+        self.started = threading.Event()
+
+    def __call__(self, texts: list[str]) -> list[dict]:
+        self.started.set()
+        if self.gate is not None:
+            self.gate.wait(5)
+        self.batches.append(list(texts))
+        if self.fail_on is not None and self.fail_on in texts:
+            raise ValueError(f"cannot classify {self.fail_on!r}")
+        return [{"label": t.upper()} for t in texts]
+
+
+async def _serving(batcher: MicroBatcher, work):
+    batcher.start()
+    try:
+        return await work()
+    finally:
+        await batcher.stop()
+
+
+def _run(batcher: MicroBatcher, work):
+    return asyncio.run(_serving(batcher, work))
+
+
+def _labels(results: list[dict]) -> list[str]:
+    return [r["label"] for r in results]
+
+
+def test_each_caller_gets_its_own_results_in_order():
+    model = FakeModel()
+    batcher = MicroBatcher(model, max_batch=100, max_wait_ms=50)
+    jobs = [[f"job{j}-text{i}" for i in range(j % 4 + 1)] for j in range(12)]
+
+    async def work():
+        return await asyncio.gather(*(batcher.submit(texts) for texts in jobs))
+
+    answers = _run(batcher, work)
+    for texts, results in zip(jobs, answers, strict=True):
+        assert _labels(results) == [t.upper() for t in texts]
+    assert sum(len(b) for b in model.batches) == sum(len(t) for t in jobs)
+
+
+def test_concurrent_submits_within_the_wait_share_one_batch():
+    model = FakeModel()
+    batcher = MicroBatcher(model, max_batch=100, max_wait_ms=200)
+
+    async def work():
+        return await asyncio.gather(*(batcher.submit([f"t{i}"]) for i in range(10)))
+
+    answers = _run(batcher, work)
+    assert [_labels(a) for a in answers] == [[f"T{i}"] for i in range(10)]
+    assert model.batches == [[f"t{i}" for i in range(10)]]
+    stats = batcher.stats.as_dict()
+    assert stats["batches"] == 1
+    assert stats["texts"] == 10
+    assert stats["largest_batch"] == 10
+    assert stats["mean_batch"] == 10.0
+    assert stats["model_busy_s"] >= 0
+
+
+def test_sequential_submits_are_separate_batches():
+    model = FakeModel()
+    batcher = MicroBatcher(model, max_batch=100, max_wait_ms=1)
+
+    async def work():
+        return [await batcher.submit([f"t{i}"]) for i in range(3)]
+
+    answers = _run(batcher, work)
+    assert [_labels(a) for a in answers] == [["T0"], ["T1"], ["T2"]]
+    assert model.batches == [["t0"], ["t1"], ["t2"]]
+    assert batcher.stats.as_dict()["batches"] == 3
+    assert batcher.stats.as_dict()["mean_batch"] == 1.0
+
+
+def test_a_full_batch_does_not_wait_for_the_deadline():
+    model = FakeModel()
+    batcher = MicroBatcher(model, max_batch=4, max_wait_ms=5000)
+
+    async def work():
+        start = time.perf_counter()
+        answers = await asyncio.gather(*(batcher.submit([f"t{i}"]) for i in range(4)))
+        return answers, time.perf_counter() - start
+
+    answers, elapsed = _run(batcher, work)
+    assert [_labels(a) for a in answers] == [[f"T{i}"] for i in range(4)]
+    assert elapsed < 2.0  # the 5 s wait was cut short by a full batch
+    assert model.batches == [["t0", "t1", "t2", "t3"]]
+
+
+def test_single_text_jobs_are_split_at_max_batch():
+    model = FakeModel()
+    batcher = MicroBatcher(model, max_batch=4, max_wait_ms=100)
+
+    async def work():
+        return await asyncio.gather(*(batcher.submit([f"t{i}"]) for i in range(10)))
+
+    answers = _run(batcher, work)
+    assert [_labels(a) for a in answers] == [[f"T{i}"] for i in range(10)]
+    assert all(len(b) <= 4 for b in model.batches)
+    assert [t for b in model.batches for t in b] == [f"t{i}" for i in range(10)]
+    assert batcher.stats.largest == 4
+
+
+def test_a_single_job_larger_than_max_batch_runs_whole():
+    model = FakeModel()
+    batcher = MicroBatcher(model, max_batch=3, max_wait_ms=20)
+    texts = [f"t{i}" for i in range(7)]
+
+    async def work():
+        return await batcher.submit(texts)
+
+    assert _labels(_run(batcher, work)) == [t.upper() for t in texts]
+    assert model.batches == [texts]
+    assert batcher.stats.largest == 7
+
+
+def test_jobs_are_not_combined_past_max_batch():
+    model = FakeModel()
+    batcher = MicroBatcher(model, max_batch=4, max_wait_ms=100)
+
+    async def work():
+        return await asyncio.gather(
+            batcher.submit(["a", "b", "c"]), batcher.submit(["d", "e", "f"])
+        )
+
+    first, second = _run(batcher, work)
+    assert _labels(first) == ["A", "B", "C"] and _labels(second) == ["D", "E", "F"]
+    assert all(len(b) <= 4 for b in model.batches), model.batches
+
+
+def test_a_failing_batch_fails_every_caller_and_the_worker_keeps_serving():
+    model = FakeModel(fail_on="boom")
+    batcher = MicroBatcher(model, max_batch=100, max_wait_ms=100)
+
+    async def work():
+        failed = await asyncio.gather(
+            batcher.submit(["fine"]),
+            batcher.submit(["boom"]),
+            batcher.submit(["also", "fine"]),
+            return_exceptions=True,
+        )
+        later = await batcher.submit(["later"])
+        together = await asyncio.gather(batcher.submit(["x"]), batcher.submit(["y"]))
+        return failed, later, together
+
+    failed, later, together = _run(batcher, work)
+    assert model.batches[0] == ["fine", "boom", "also", "fine"]
+    assert all(isinstance(e, ValueError) for e in failed), failed
+    assert all("boom" in str(e) for e in failed)
+    assert _labels(later) == ["LATER"]
+    assert [_labels(r) for r in together] == [["X"], ["Y"]]
+    # the failed batch is not counted as served
+    assert batcher.stats.texts == 3
+
+
+def test_a_cancelled_caller_does_not_disturb_the_others():
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    batcher = MicroBatcher(model, max_batch=100, max_wait_ms=50)
+
+    async def work():
+        leaving = asyncio.ensure_future(batcher.submit(["leaving"]))
+        staying = asyncio.ensure_future(batcher.submit(["staying"]))
+        await asyncio.to_thread(model.started.wait, 5)
+        leaving.cancel()
+        gate.set()
+        result = await staying
+        after = await batcher.submit(["after"])
+        return leaving.cancelled(), result, after
+
+    cancelled, result, after = _run(batcher, work)
+    assert cancelled
+    assert _labels(result) == ["STAYING"]
+    assert _labels(after) == ["AFTER"]
+
+
+def test_stop_ends_the_worker_cleanly():
+    batcher = MicroBatcher(FakeModel(), max_batch=8, max_wait_ms=1)
+
+    async def main():
+        batcher.start()
+        await batcher.submit(["one"])
+        worker = batcher._worker
+        await asyncio.wait_for(batcher.stop(), 2)
+        return worker
+
+    worker = asyncio.run(main())
+    assert worker.done() and worker.cancelled()
+
+
+def test_stop_without_start_is_harmless():
+    batcher = MicroBatcher(FakeModel())
+    asyncio.run(batcher.stop())
+
+
+def test_stop_while_idle_is_prompt():
+    batcher = MicroBatcher(FakeModel(), max_wait_ms=10_000)
+
+    async def main():
+        batcher.start()
+        await asyncio.sleep(0)
+        start = time.perf_counter()
+        await asyncio.wait_for(batcher.stop(), 2)
+        return time.perf_counter() - start
+
+    assert asyncio.run(main()) < 1.0
+
+
+def test_stop_does_not_leave_a_waiting_caller_hanging():
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    batcher = MicroBatcher(model, max_batch=8, max_wait_ms=1)
+
+    async def main():
+        batcher.start()
+        caller = asyncio.ensure_future(batcher.submit(["slow"]))
+        await asyncio.to_thread(model.started.wait, 5)
+        await batcher.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(caller), 1)
+        except TimeoutError:
+            return False
+        except Exception:
+            return True  # an error is fine: the caller was answered
+        finally:
+            gate.set()
+            caller.cancel()
+        return True
+
+    assert asyncio.run(main()), "the caller was never answered after stop()"
+
+
+def test_the_batcher_can_be_started_again_after_stop():
+    batcher = MicroBatcher(FakeModel(), max_batch=8, max_wait_ms=1)
+
+    async def once():
+        batcher.start()
+        try:
+            return await asyncio.wait_for(batcher.submit(["again"]), 1)
+        finally:
+            await batcher.stop()
+
+    assert _labels(asyncio.run(once())) == ["AGAIN"]
+    assert _labels(asyncio.run(once())) == ["AGAIN"]

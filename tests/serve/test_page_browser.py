@@ -1,0 +1,128 @@
+"""End to end in a real browser: `fintune serve` on a free loopback port, headless Chromium
+(Debian's package) driven by Playwright types a sentence, clicks Analyze, and reads the
+label and the bars off the page.
+
+FINTUNE_E2E_RUN=<run dir> serves that run instead of a tiny one, and FINTUNE_SCREENSHOT=<png>
+saves the page (the README's screenshot is made this way)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from fintune.recipes.classification import run
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SENTENCE = "Quarterly profit rose and the company raised its dividend."
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stderr.read()}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError("server did not become healthy")
+
+
+@pytest.fixture
+def served(make_config):
+    if not CHROMIUM:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (see .ci/run)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    run_dir = Path(os.environ.get("FINTUNE_E2E_RUN") or run(make_config(training={"epochs": 2})))
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fintune.cli", "serve", str(run_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process)
+        yield url, run_dir
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_type_click_and_read_the_result(served):
+    from playwright.sync_api import sync_playwright
+
+    url, run_dir = served
+    labels = json.loads((run_dir / "metrics.json").read_text())["labels"]
+    request = urllib.request.Request(
+        url + "/analyze",
+        data=json.dumps({"text": SENTENCE}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    expected = json.loads(urllib.request.urlopen(request, timeout=10).read())
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone's width
+        page.goto(url)
+        page.get_by_label("Text to analyse").fill(SENTENCE)
+        page.get_by_role("button", name="Analyze").click()
+        page.locator("#result").wait_for(state="visible", timeout=15_000)
+
+        assert page.locator("#label").inner_text() == expected["label"]
+        bars = page.locator("#bars li")
+        assert bars.count() == len(labels)
+        shown = {}
+        for i in range(bars.count()):
+            bar = bars.nth(i)
+            value = float(bar.locator(".track").get_attribute("aria-valuenow"))
+            shown[bar.get_attribute("data-label")] = value
+        assert set(shown) == set(labels)
+        for label, percent in shown.items():
+            assert percent == pytest.approx(expected["scores"][label] * 100, abs=0.06)
+        assert SENTENCE[:40] in page.locator("#recent").inner_text()
+        page.wait_for_function(
+            "!document.getElementById('model-info').textContent.startsWith('Loading')"
+        )
+        assert "test accuracy" in page.locator("#model-info").inner_text()
+
+        # keyboard only: Ctrl+Enter in the text area submits too
+        page.get_by_label("Text to analyse").fill("Net sales fell 12% and the outlook was cut.")
+        page.get_by_label("Text to analyse").press("Control+Enter")
+        page.wait_for_function("document.querySelectorAll('#recent li').length >= 2")
+
+        if os.environ.get("FINTUNE_SCREENSHOT"):
+            page.get_by_label("Text to analyse").fill(SENTENCE)
+            page.get_by_role("button", name="Analyze").click()
+            page.wait_for_function("document.querySelectorAll('#recent li').length >= 3")
+            page.screenshot(path=os.environ["FINTUNE_SCREENSHOT"], full_page=True)
+        browser.close()
