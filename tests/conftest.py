@@ -93,32 +93,35 @@ def sentences_csv(tmp_path) -> Path:
     return path
 
 
+def tiny_run_config(model_dir: Path, data_file: Path, output: Path, **sections):
+    """An ExperimentConfig for a seconds-long run; keyword sections override defaults."""
+    raw = {
+        "name": "tiny",
+        "seed": 7,
+        "model": {"name": str(model_dir), "max_length": 32},
+        "data": {"path": str(data_file), "labels": ["negative", "neutral", "positive"]},
+        "method": {"name": "full"},
+        "training": {
+            "learning_rate": 1e-3,
+            "epochs": 1,
+            "batch_size": 16,
+            "logging_steps": 2,
+            "num_threads": 2,
+        },
+        "evaluation": {"bootstrap_samples": 200},
+        "output": {"dir": str(output)},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return validate_config(raw)
+
+
 @pytest.fixture
 def make_config(tmp_path, sentences_csv, tiny_bert):
-    """An ExperimentConfig for a seconds-long run; keyword sections override defaults."""
-
     def build(**sections):
-        raw = {
-            "name": "tiny",
-            "seed": 7,
-            "model": {"name": str(tiny_bert), "max_length": 32},
-            "data": {"path": str(sentences_csv), "labels": ["negative", "neutral", "positive"]},
-            "method": {"name": "full"},
-            "training": {
-                "learning_rate": 1e-3,
-                "epochs": 1,
-                "batch_size": 16,
-                "logging_steps": 2,
-                "num_threads": 2,
-            },
-            "evaluation": {"bootstrap_samples": 200},
-            "output": {"dir": str(tmp_path / "runs")},
-        }
-        for key, value in sections.items():
-            if isinstance(value, dict) and isinstance(raw.get(key), dict):
-                raw[key] = {**raw[key], **value}
-            else:
-                raw[key] = value
-        return validate_config(raw)
+        return tiny_run_config(tiny_bert, sentences_csv, tmp_path / "runs", **sections)
 
     return build

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from fintune.config import validate_config
 from fintune.predict import Predictor
 from fintune.recipes.classification import run
 from fintune.serve.app import ServeSettings, app_for_run
-from tests.conftest import make_sentences
+from tests.conftest import make_sentences, tiny_run_config
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = [
@@ -35,25 +34,7 @@ def run_dir(tmp_path_factory, tiny_bert) -> Path:
     folder = tmp_path_factory.mktemp("serve-run")
     data = folder / "sentences.csv"
     make_sentences().to_csv(data, index=False)
-    config = validate_config(
-        {
-            "name": "tiny-serve",
-            "seed": 7,
-            "model": {"name": str(tiny_bert), "max_length": 32},
-            "data": {"path": str(data), "labels": LABELS},
-            "method": {"name": "full"},
-            "training": {
-                "learning_rate": 1e-3,
-                "epochs": 1,
-                "batch_size": 16,
-                "logging_steps": 2,
-                "num_threads": 2,
-            },
-            "evaluation": {"bootstrap_samples": 200},
-            "output": {"dir": str(folder / "runs")},
-        }
-    )
-    return run(config)
+    return run(tiny_run_config(tiny_bert, data, folder / "runs", name="tiny-serve"))
 
 
 @pytest.fixture(scope="module")

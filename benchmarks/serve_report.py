@@ -1,0 +1,47 @@
+"""Render benchmarks/out/serve_load*.json (from serve_load.py) as a BENCHMARKS.md section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out"
+NAMES = {"/analyze": "single `/analyze`", "/analyze/batch": "`/analyze/batch`, 32 texts"}
+
+
+def main() -> None:
+    lines = [
+        "## Serving: the MiniLM Financial PhraseBank model over HTTP",
+        "",
+        "`benchmarks/serve_load.py` starts `fintune serve` on the `full` run above (loopback, "
+        "2 CPU cores, uvicorn, one process) and loads it from a second process (Python, "
+        "asyncio + httpx, keep-alive connections), which shares the same 2 cores. Texts: the "
+        "run's 967 test sentences, cycled. Latency is per request, client side; a warm-up "
+        "of 50 requests is not counted.",
+        "",
+        "| model | endpoint | concurrency | requests | errors | p50 ms | p99 ms | requests/s "
+        "| texts/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("serve_load.json", "serve_load_int8.json"):
+        path = OUT / name
+        if not path.is_file():
+            continue
+        result = json.loads(path.read_text())
+        model = "int8 (`--int8`)" if result["int8"] else "fp32 (default)"
+        for p in result["phases"]:
+            lines.append(
+                f"| {model} | {NAMES[p['path']]} | {p['concurrency']} | {p['requests']:,} | "
+                f"{p['errors']} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | "
+                f"{p['requests_per_s']:.1f} | {p['texts_per_s']:.1f} |"
+            )
+        b = result["server_batching"]
+        lines.append(
+            f"| {model} | server side, all phases | | | | | | | mean model batch "
+            f"{b['mean_batch']}, largest {b['largest_batch']} |"
+        )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
