@@ -4,7 +4,6 @@ tokenizer built here, and a small, perfectly learnable data set. No downloads.""
 from __future__ import annotations
 
 import random
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +17,6 @@ from transformers import (
 )
 
 from fintune.config import validate_config
-
-warnings.filterwarnings("ignore", message=".*kernels.*")
 
 UP = ["rose", "grew", "jumped", "climbed", "improved", "beat"]
 DOWN = ["fell", "dropped", "slumped", "declined", "missed", "shrank"]

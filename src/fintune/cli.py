@@ -50,9 +50,6 @@ def user_errors(fn):
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*kernels.*")
 
 
 @app.command()

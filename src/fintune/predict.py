@@ -11,6 +11,7 @@ import yaml
 from fintune.config.schema import CleaningConfig
 from fintune.data.clean import make_cleaner
 from fintune.errors import FintuneError
+from fintune.evaluation.inference import length_sorted_batches
 from fintune.models import load_saved_classifier, pick_device
 
 
@@ -54,10 +55,9 @@ class Predictor:
         if self.cleaner:
             texts = [self.cleaner(t) for t in texts]
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        order = sorted(range(len(texts)), key=lambda i: len(encoded["input_ids"][i]))
         results: list[dict] = [{} for _ in texts]
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        for rows in length_sorted_batches(lengths, batch_size):
             batch = self.tokenizer.pad(
                 {key: [encoded[key][i] for i in rows] for key in encoded},
                 return_tensors="pt",
