@@ -107,6 +107,7 @@ def tiny_run_config(model_dir: Path, data_file: Path, output: Path, **sections):
         },
         "evaluation": {"bootstrap_samples": 200},
         "output": {"dir": str(output)},
+        "tracking": {"mlflow": False},  # tests that check MLflow switch it on
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(raw.get(key), dict):

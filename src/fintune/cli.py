@@ -1,4 +1,4 @@
-"""The `fintune` command: validate, run, predict, models.
+"""The `fintune` command: validate, run, predict, serve, compare, sweep, models.
 
 User errors (FintuneError) print one message and exit with status 2; no traceback.
 """
@@ -124,6 +124,52 @@ def serve(
     application = app_for_run(run_dir, settings, int8=int8)
     err.print(f"Serving {run_dir} on http://{host}:{port}  (API docs: /docs)")
     uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@app.command()
+@user_errors
+def compare(
+    study: Path,
+    retry_failed: Annotated[bool, typer.Option(help="Run failed cells again.")] = False,
+    report_only: Annotated[
+        bool, typer.Option(help="Rewrite the report from finished cells; train nothing.")
+    ] = False,
+) -> None:
+    """Run a comparison study: every cell as a run (resumable), then a report with paired
+    tests against the baseline (report.md and a self-contained report.html)."""
+    _quiet_libraries()
+    from fintune.study.compare import run_study
+
+    folder, state = run_study(study, retry_failed=retry_failed, report_only=report_only)
+    failed = [cell for cell, entry in state.items() if entry.get("status") == "failed"]
+    out.print(f"Study report: {folder / 'report.md'} and {folder / 'report.html'}")
+    if failed:
+        err.print(
+            f"[red]{len(failed)} cell(s) failed:[/] {', '.join(failed)}. "
+            "Rerun with --retry-failed to try them again."
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(metavar="SWEEP")],
+    worker: Annotated[
+        bool, typer.Option(help="Only run trials (no final model, no report): an extra worker.")
+    ] = False,
+    trials: Annotated[int | None, typer.Option(help="Override the trial budget.")] = None,
+    timeout_minutes: Annotated[
+        float | None, typer.Option(help="Stop starting trials after this long.")
+    ] = None,
+) -> None:
+    """Hyperparameter search with Optuna: resumable, shareable by several workers; then a
+    final model with the best parameters, evaluated on test, and a report."""
+    _quiet_libraries()
+    from fintune.study.sweep import run_sweep
+
+    result = run_sweep(sweep_file, worker=worker, trials=trials, timeout_minutes=timeout_minutes)
+    out.print(f"Sweep {'worker finished' if worker else 'report'}: {result}")
 
 
 @app.command()

@@ -33,6 +33,8 @@ PACKAGES = (
     "numpy",
     "pandas",
     "pydantic",
+    "optuna",
+    "mlflow",
 )
 
 

@@ -50,18 +50,23 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         raise FintuneError(
             f"--set {item!r}: expected FIELD=VALUE, e.g. training.learning_rate=3e-4"
         )
-    parts = key.strip().split(".")
     try:
         value = yaml.safe_load(text) if text.strip() else text
     except yaml.YAMLError:
         value = text
-    if parts[0] == "method" and isinstance(raw.get("method"), str):
+    set_field(raw, key.strip(), value, where=f"--set {item!r}")
+
+
+def set_field(raw: dict[str, Any], path: str, value: Any, where: str = "") -> None:
+    """Set the dotted field `path` (e.g. training.learning_rate) in a raw config mapping."""
+    parts = path.split(".")
+    if parts[0] == "method" and len(parts) > 1 and isinstance(raw.get("method"), str):
         raw["method"] = {"name": raw["method"]}
     node = raw
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise FintuneError(f"--set {item!r}: '{part}' is a value, not a section")
+            raise FintuneError(f"{where or path}: '{part}' is a value, not a section")
         node = child
     node[parts[-1]] = value
 

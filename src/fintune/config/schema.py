@@ -22,7 +22,7 @@ METRICS = (
     "recall_weighted",
     "f1_weighted",
 )
-Metric = Literal[
+HeadlineMetric = Literal[
     "accuracy",
     "precision_macro",
     "recall_macro",
@@ -30,8 +30,8 @@ Metric = Literal[
     "precision_weighted",
     "recall_weighted",
     "f1_weighted",
-    "loss",
 ]
+Metric = Literal[HeadlineMetric, "loss"]
 
 
 class Section(BaseModel):
@@ -80,6 +80,9 @@ class SplitConfig(Section):
     validation: float = Field(0.1, ge=0.0, lt=1.0)
     """Fraction of the remaining examples held out as validation (when none is given)."""
     stratify: bool = True
+    seed: int | None = None
+    """Seed of the split and subsampling; default: the experiment's seed. Fix it to vary
+    the training seed while every run keeps the same test examples (paired comparisons)."""
 
 
 class DataConfig(Section):
@@ -279,6 +282,19 @@ class OutputConfig(Section):
     save_model: bool = True
 
 
+class TrackingConfig(Section):
+    """Every run is also logged to MLflow: parameters, per-step and final metrics, the
+    report and plots as artifacts."""
+
+    mlflow: bool = True
+    uri: str | None = None
+    """Tracking URI (http://host:5000, sqlite:///path.db, ...). Default: the environment's
+    MLFLOW_TRACKING_URI, else an embedded store `mlflow.db` inside output.dir."""
+    experiment: str | None = None
+    """MLflow experiment name; default: the config's name."""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
 class ExperimentConfig(Section):
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=80)
     task: Literal["classification"] = "classification"
@@ -289,6 +305,7 @@ class ExperimentConfig(Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="before")
     @classmethod

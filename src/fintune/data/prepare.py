@@ -62,8 +62,9 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         report["emptied_by_cleaning"] = emptied
 
     frames, report["duplicates"] = _duplicates_and_conflicts(frames, config)
-    splits = _split(frames, config, labels, seed)
-    splits = _subsample(splits, config, seed)
+    split_seed = seed if config.split.seed is None else config.split.seed
+    splits = _split(frames, config, labels, split_seed)
+    splits = _subsample(splits, config, split_seed)
     report["shared_texts"] = _shared_texts(splits)
     for role in ROLES:
         if len(splits.get(role, ())) == 0:

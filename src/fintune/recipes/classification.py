@@ -30,6 +30,7 @@ from fintune.run_dir import (
     write_config,
     write_json,
 )
+from fintune.tracking import check_tracking, log_run
 from fintune.training.resources import ResourceMonitor
 from fintune.training.trainer import build_trainer, tokenize, training_arguments
 
@@ -40,12 +41,15 @@ def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
     """Everything that can fail because of the user's input, and nothing expensive."""
     device = pick_device(config.training.device)
     resolve_model(config.model.name, config.model.gguf_file)
+    check_tracking(config)
     with console.status("Loading and checking data"):
         data = prepare_data(config.data, config.seed)
     return data, device
 
 
-def run(config: ExperimentConfig) -> Path:
+def run(config: ExperimentConfig, callbacks: list | None = None, tracked: bool = True) -> Path:
+    """`callbacks` go to the Trainer (a sweep's pruning); `tracked=False` leaves the MLflow
+    logging to the caller."""
     data, device = setup(config)
     if config.training.num_threads:
         torch.set_num_threads(config.training.num_threads)
@@ -80,6 +84,7 @@ def run(config: ExperimentConfig) -> Path:
         args,
         len(data.labels),
         run_dir / "history.jsonl",
+        callbacks,
     )
     with ResourceMonitor(cuda=device == "cuda") as monitor:
         train_output = trainer.train()
@@ -133,7 +138,17 @@ def run(config: ExperimentConfig) -> Path:
     write_json(run_dir / "metrics.json", metrics)
     report = write_report(run_dir, config, metrics, data)
     console.print(f"Report: [bold]{report}[/]")
+    if config.tracking.mlflow and tracked:
+        track(run_dir, config)
     return run_dir
+
+
+def track(run_dir: Path, config: ExperimentConfig, status: str = "FINISHED", tags=None) -> None:
+    """Log to MLflow; a tracking failure is reported but never loses the finished run."""
+    try:
+        log_run(run_dir, config, status, tags)
+    except Exception as error:  # noqa: BLE001
+        console.print(f"[yellow]warning:[/] MLflow logging failed ({error}); {run_dir} is intact")
 
 
 def _write_predictions(path: Path, data: PreparedData, role: str, logits: np.ndarray) -> None:

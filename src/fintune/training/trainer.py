@@ -139,8 +139,9 @@ def build_trainer(
     args: TrainingArguments,
     num_labels: int,
     history_path: Path,
+    extra_callbacks: list[TrainerCallback] | None = None,
 ) -> Trainer:
-    callbacks: list[TrainerCallback] = [JsonlHistory(history_path)]
+    callbacks: list[TrainerCallback] = [JsonlHistory(history_path), *(extra_callbacks or [])]
     if config.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     loss = None

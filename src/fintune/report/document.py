@@ -1,0 +1,95 @@
+"""A report as a list of blocks, rendered twice: Markdown next to its PNGs, and one
+self-contained HTML file with the images inlined (mail it, open it offline)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Document:
+    title: str
+    blocks: list[tuple] = field(default_factory=list)
+
+    def heading(self, text: str) -> None:
+        self.blocks.append(("h2", text))
+
+    def text(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, header: list[str], rows: list[list[str]]) -> None:
+        self.blocks.append(("table", header, rows))
+
+    def image(self, path: Path, alt: str) -> None:
+        self.blocks.append(("img", path, alt))
+
+    def markdown(self, base: Path) -> str:
+        out = [f"# {self.title}", ""]
+        for block in self.blocks:
+            if block[0] == "h2":
+                out += [f"## {block[1]}", ""]
+            elif block[0] == "p":
+                out += [block[1], ""]
+            elif block[0] == "table":
+                out.append("| " + " | ".join(block[1]) + " |")
+                out.append("|" + "---|" * len(block[1]))
+                out += ["| " + " | ".join(row) + " |" for row in block[2]]
+                out.append("")
+            elif block[0] == "img":
+                out += [f"![{block[2]}]({block[1].relative_to(base).as_posix()})", ""]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        body = [f"<h1>{html.escape(self.title)}</h1>"]
+        for block in self.blocks:
+            if block[0] == "h2":
+                body.append(f"<h2>{html.escape(block[1])}</h2>")
+            elif block[0] == "p":
+                body.append(f"<p>{_inline(block[1])}</p>")
+            elif block[0] == "table":
+                head = "".join(f"<th>{_inline(h)}</th>" for h in block[1])
+                rows = "".join(
+                    "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>"
+                    for row in block[2]
+                )
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            elif block[0] == "img":
+                data = base64.b64encode(block[1].read_bytes()).decode()
+                alt = html.escape(block[2])
+                body.append(f'<img alt="{alt}" src="data:image/png;base64,{data}">')
+        return (
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(self.title)}</title><style>{STYLE}</style></head>"
+            f"<body>{''.join(body)}</body></html>\n"
+        )
+
+    def write(self, folder: Path, stem: str = "report") -> tuple[Path, Path]:
+        md, page = folder / f"{stem}.md", folder / f"{stem}.html"
+        md.write_text(self.markdown(folder), encoding="utf-8")
+        page.write_text(self.html(), encoding="utf-8")
+        return md, page
+
+
+def _inline(text: str) -> str:
+    """Escape, then the two Markdown marks the reports use: **bold** and `code`."""
+    out = html.escape(text)
+    for mark, tag in (("**", "strong"), ("`", "code")):
+        parts = out.split(mark)
+        if len(parts) % 2 == 1:
+            out = "".join(p if i % 2 == 0 else f"<{tag}>{p}</{tag}>" for i, p in enumerate(parts))
+    return out
+
+
+STYLE = """
+body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;
+color:#1a1a1a}
+table{border-collapse:collapse;margin:1rem 0;font-size:13px;display:block;overflow-x:auto}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;white-space:nowrap}
+th{background:#f2f2f2}
+img{max-width:100%;display:block;margin:1rem 0}
+code{background:#f2f2f2;padding:0 3px}
+"""

@@ -1,0 +1,1 @@
+"""Comparison studies (`fintune compare`) and hyperparameter search (`fintune sweep`)."""

@@ -1,0 +1,178 @@
+"""`fintune compare STUDY.yaml`: run every cell as an ordinary run, resumably, then report.
+
+The study lives in `<output>/<name>/`: `runs/` (one run directory per cell), `cells.json`
+(each cell's status, run directory or error), `errors/` (tracebacks) and the report.
+A cell counts as done when its run finished with the same resolved config; a changed
+config runs again in a new run directory, and nothing earlier is overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from fintune.errors import FintuneError
+from fintune.recipes import RECIPES
+from fintune.run_dir import write_json
+from fintune.study.spec import Cell, StudySpec, load_study
+from fintune.tracking import log_summary, store_in
+
+console = Console(stderr=True)
+
+
+def study_dir(spec: StudySpec) -> Path:
+    return Path(spec.output) / spec.name
+
+
+def check_cells(cells: list[Cell]) -> None:
+    """Every check a cell's run would make first (data, model name), once per distinct input."""
+    seen: set[str] = set()
+    for cell in cells:
+        cfg = cell.config
+        key = json.dumps([cfg.model.name, cfg.data.model_dump(mode="json"), cfg.seed])
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            RECIPES[cfg.task].setup(cfg)
+        except FintuneError as error:
+            raise FintuneError(f"cell {cell.id}: {error}") from None
+
+
+def cell_config(cell: Cell, spec: StudySpec, folder: Path):
+    config = cell.config.model_copy(deep=True)
+    config.output.dir = str(folder / "runs")
+    config.tracking.experiment = config.tracking.experiment or spec.name
+    store_in(config, folder)
+    config.tracking.tags = {
+        **config.tracking.tags,
+        "fintune.study": spec.name,
+        "fintune.cell": cell.id,
+    }
+    return config
+
+
+def read_state(folder: Path) -> dict[str, Any]:
+    path = folder / "cells.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_state(folder: Path, state: dict[str, Any]) -> None:
+    tmp = folder / "cells.json.tmp"
+    write_json(tmp, state)
+    tmp.replace(folder / "cells.json")  # atomic: an interruption never leaves half a file
+
+
+def is_done(entry: dict[str, Any] | None, cell: Cell, folder: Path) -> bool:
+    return bool(
+        entry
+        and entry.get("status") == "done"
+        and entry.get("config_sha") == cell.config_sha
+        and (folder / entry["run_dir"] / "metrics.json").is_file()
+    )
+
+
+@contextmanager
+def study_lock(folder: Path) -> Iterator[None]:
+    """One `fintune compare` per study at a time; a lock left by a dead process is taken."""
+    lock = folder / ".lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        pid = int(lock.read_text().strip() or 0)
+        if pid and _alive(pid):
+            raise FintuneError(
+                f"{folder} is being run by process {pid}; wait for it or stop it"
+            ) from None
+        lock.unlink(missing_ok=True)
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_study(
+    path: str | Path, retry_failed: bool = False, report_only: bool = False
+) -> tuple[Path, dict[str, Any]]:
+    """Run what is not done yet, then write the report. Returns (study dir, cell state)."""
+    from fintune.study.report import write_study_report
+
+    spec, cells = load_study(path)
+    if not report_only:
+        check_cells(cells)
+    folder = study_dir(spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    with study_lock(folder):
+        state = read_state(folder)
+        if not report_only:
+            todo = [c for c in cells if not is_done(state.get(c.id), c, folder)]
+            if not retry_failed:
+                todo = [c for c in todo if not _failed_same(state.get(c.id), c)]
+            console.print(
+                f"Study {spec.name}: {len(cells)} cells, {len(cells) - len(todo)} reused or "
+                f"skipped, {len(todo)} to run"
+            )
+            for i, cell in enumerate(todo, 1):
+                console.rule(f"cell {i}/{len(todo)}: {cell.id}")
+                state[cell.id] = run_cell(cell, spec, folder)
+                write_state(folder, state)
+        report = write_study_report(folder, spec, cells, state)
+    if cells[0].config.tracking.mlflow:
+        files = [report, report.with_suffix(".html"), *sorted((folder / "plots").glob("*.png"))]
+        try:
+            log_summary(
+                cell_config(cells[0], spec, folder),
+                f"study-{spec.name}",
+                files,
+                {"fintune.study": spec.name, "fintune.kind": "study report"},
+            )
+        except Exception as error:  # noqa: BLE001
+            console.print(f"[yellow]warning:[/] MLflow logging of the report failed ({error})")
+    return folder, state
+
+
+def _failed_same(entry: dict[str, Any] | None, cell: Cell) -> bool:
+    return bool(
+        entry and entry.get("status") == "failed" and entry.get("config_sha") == cell.config_sha
+    )
+
+
+def run_cell(cell: Cell, spec: StudySpec, folder: Path) -> dict[str, Any]:
+    config = cell_config(cell, spec, folder)
+    entry: dict[str, Any] = {
+        "config_sha": cell.config_sha,
+        "coords": cell.coords,
+        "started": datetime.now().isoformat(timespec="seconds"),
+    }
+    try:
+        run_dir = RECIPES[config.task].run(config)
+    except Exception as error:  # noqa: BLE001 - a failed cell must not stop the study
+        errors = folder / "errors"
+        errors.mkdir(exist_ok=True)
+        trace = errors / f"{config.name}.txt"
+        trace.write_text(traceback.format_exc())
+        message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        console.print(f"[red]cell {cell.id} failed:[/] {message} (traceback: {trace})")
+        return {**entry, "status": "failed", "error": message, "traceback": str(trace)}
+    return {**entry, "status": "done", "run_dir": str(run_dir.relative_to(folder))}

@@ -1,0 +1,293 @@
+"""The study report: per group (everything but the baseline axes and the seed), a metrics
+table with CIs and a paired verdict against the baseline, a resource table, and plots."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fintune.config.schema import METRICS  # noqa: E402
+from fintune.evaluation.paired import mcnemar_exact, paired_bootstrap, seed_mean_ci  # noqa: E402
+from fintune.report.document import Document  # noqa: E402
+from fintune.report.markdown import read_history  # noqa: E402
+from fintune.study.spec import (  # noqa: E402
+    SEED_AXIS,
+    Cell,
+    StudySpec,
+    baseline_coords,
+    group_key,
+)
+
+SHORT = {
+    "accuracy": "acc",
+    "precision_macro": "P macro",
+    "recall_macro": "R macro",
+    "f1_macro": "F1 macro",
+    "precision_weighted": "P weighted",
+    "recall_weighted": "R weighted",
+    "f1_weighted": "F1 weighted",
+}
+
+
+@dataclass
+class Finished:
+    cell: Cell
+    run_dir: Path
+    metrics: dict[str, Any]
+
+    def block(self) -> tuple[np.ndarray, np.ndarray]:
+        """(true ids, predicted ids) on the test split, in the run's order."""
+        frame = pd.read_csv(self.run_dir / "predictions_test.csv", keep_default_na=False)
+        index = {label: i for i, label in enumerate(self.metrics["labels"])}
+        return (
+            frame["label"].astype(str).map(index).to_numpy(dtype=int),
+            frame["predicted"].astype(str).map(index).to_numpy(dtype=int),
+        )
+
+
+def row_key(cell: Cell, spec: StudySpec) -> str:
+    return ", ".join(f"{a}={cell.coords[a]}" for a in spec.baseline)
+
+
+def write_study_report(
+    folder: Path, spec: StudySpec, cells: list[Cell], state: dict[str, Any]
+) -> Path:
+    finished: dict[str, Finished] = {}
+    for cell in cells:
+        entry = state.get(cell.id, {})
+        run_dir = folder / entry.get("run_dir", "-")
+        if entry.get("status") == "done" and (run_dir / "metrics.json").is_file():
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            finished[cell.id] = Finished(cell, run_dir, metrics)
+    plots = folder / "plots"
+    plots.mkdir(exist_ok=True)
+
+    doc = Document(f"Study {spec.name}")
+    failed = [c for c in cells if state.get(c.id, {}).get("status") == "failed"]
+    pending = [c for c in cells if c.id not in finished and c not in failed]
+    doc.text(
+        f"{len(cells)} cells: {len(finished)} finished, {len(failed)} failed, "
+        f"{len(pending)} not run. Baseline of each group: "
+        + ", ".join(f"{a}={v}" for a, v in spec.baseline.items())
+        + f". Metrics on each run's test split with bootstrap 95% CIs. Verdicts compare a row "
+        f"with its group's baseline on the same test examples by a paired bootstrap of "
+        f"{spec.metric} ({spec.bootstrap_samples} resamples, seeds paired); McNemar's exact "
+        "test on accuracy is shown next to it. With several seeds a value is the mean ± std "
+        "over seeds, and its interval covers the mean."
+    )
+
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(group_key(cell, spec.baseline), []).append(cell)
+    for key, members in groups.items():
+        title = ", ".join(f"{a}={v}" for a, v in key) or "all cells"
+        rows: dict[str, list[Finished]] = {}
+        for cell in members:
+            if cell.id in finished:
+                rows.setdefault(row_key(cell, spec), []).append(finished[cell.id])
+        doc.heading(title)
+        if not rows:
+            doc.text("No finished cells yet.")
+            continue
+        _metrics_table(doc, spec, rows, finished)
+        _resource_table(doc, rows)
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", title).strip("-") or "all"
+        _plots(doc, plots, slug, rows, spec)
+
+    if failed:
+        doc.heading("Failed cells")
+        doc.text("Rerun with `fintune compare STUDY.yaml --retry-failed` to try them again.")
+        doc.table(
+            ["cell", "error", "traceback"],
+            [
+                [c.id, state[c.id]["error"].replace("|", "/"), f"`{state[c.id]['traceback']}`"]
+                for c in failed
+            ],
+        )
+    if pending:
+        doc.heading("Not run")
+        doc.text(", ".join(c.id for c in pending))
+    md, _ = doc.write(folder)
+    return md
+
+
+def _metrics_table(
+    doc: Document, spec: StudySpec, rows: dict[str, list[Finished]], finished: dict
+) -> None:
+    header = ["cell", "seeds", "n test", *[SHORT[m] for m in METRICS]]
+    header += [f"Δ {SHORT[spec.metric]} vs baseline [95% CI]", "verdict", "McNemar p (acc)"]
+    body = []
+    for name, runs in rows.items():
+        blocks = [r.block() for r in runs]
+        k = len(runs[0].metrics["labels"])
+        values = {m: np.array([r.metrics["test"][m] for r in runs]) for m in METRICS}
+        if len(runs) == 1:
+            ci = runs[0].metrics["test"]["ci95"]
+            cells = [f"{values[m][0]:.4f} [{ci[m][0]:.3f}, {ci[m][1]:.3f}]" for m in METRICS]
+        else:
+            ci = seed_mean_ci(blocks, k, spec.bootstrap_samples)
+            cells = [
+                f"{values[m].mean():.4f} ± {values[m].std(ddof=1):.4f} "
+                f"[{ci[m][0]:.3f}, {ci[m][1]:.3f}]"
+                for m in METRICS
+            ]
+        seeds = ",".join(r.cell.coords.get(SEED_AXIS, str(r.metrics["seed"])) for r in runs)
+        n = "/".join(sorted({str(r.metrics["test"]["n"]) for r in runs}))
+        body.append([f"**{name}**", seeds, n, *cells, *_versus_baseline(runs, spec, finished)])
+    doc.table(header, body)
+
+
+def _versus_baseline(runs: list[Finished], spec: StudySpec, finished: dict) -> list[str]:
+    pairs = []
+    for run in runs:
+        wanted = baseline_coords(run.cell, spec.baseline)
+        base = next((f for f in finished.values() if f.cell.coords == wanted), None)
+        if base is not None:
+            pairs.append((base, run))
+    if not pairs:
+        return ["baseline not finished", "", ""]
+    if all(base is run for base, run in pairs):
+        return ["baseline", "", ""]
+    base_blocks = [b.block() for b, _ in pairs]
+    cand_blocks = [r.block() for _, r in pairs]
+    k = len(runs[0].metrics["labels"])
+    try:
+        result = paired_bootstrap(base_blocks, cand_blocks, k, spec.bootstrap_samples)[spec.metric]
+    except ValueError as error:  # different test examples: no paired test possible
+        return [f"not paired: {error}", "", ""]
+    mc = mcnemar_exact(
+        np.concatenate([y == p for y, p in base_blocks]),
+        np.concatenate([y == p for y, p in cand_blocks]),
+    )
+    low, high = result["ci95"]
+    return [
+        f"{result['difference']:+.4f} [{low:+.3f}, {high:+.3f}]",
+        f"**{result['verdict']}**" if result["verdict"] != "within noise" else "within noise",
+        f"{mc['p']:.3g} ({mc['only_candidate_correct']} vs {mc['only_baseline_correct']})",
+    ]
+
+
+def _mean(runs: list[Finished], section: str, key: str) -> float | None:
+    values = [r.metrics.get(section, {}).get(key) for r in runs]
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _resource_table(doc: Document, rows: dict[str, list[Finished]]) -> None:
+    columns = [
+        ("train time s", "train", "runtime_s", "{:.0f}"),
+        ("samples/s", "train", "samples_per_s", "{:.1f}"),
+        ("trainable params", "train", "trainable_params", "{:,.0f}"),
+        ("CPU % avg", "resources", "cpu_percent_avg", "{:.0f}"),
+        ("CPU % max", "resources", "cpu_percent_max", "{:.0f}"),
+        ("RSS MiB avg", "resources", "rss_mib_avg", "{:.0f}"),
+        ("RSS MiB max", "resources", "rss_mib_max", "{:.0f}"),
+        ("GPU MiB avg", "resources", "gpu_mem_mib_avg", "{:.0f}"),
+    ]
+    body = []
+    for name, runs in rows.items():
+        cells = []
+        for _, section, key, fmt in columns:
+            value = _mean(runs, section, key)
+            cells.append("—" if value is None else fmt.format(value))
+        body.append([name, *cells])
+    doc.table(["cell (mean over seeds)", *[c[0] for c in columns]], body)
+
+
+def _plots(
+    doc: Document, folder: Path, slug: str, rows: dict[str, list[Finished]], spec: StudySpec
+) -> None:
+    names = list(rows)
+    colors = plt.get_cmap("tab10")
+    shown = ["accuracy", "f1_macro", "f1_weighted"]
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(names) + 3), 3.8))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        runs = rows[name]
+        means, lows, highs = [], [], []
+        for m in shown:
+            vals = [r.metrics["test"][m] for r in runs]
+            mean = float(np.mean(vals))
+            if len(runs) == 1:
+                low, high = runs[0].metrics["test"]["ci95"][m]
+            else:
+                low, high = seed_mean_ci(
+                    [r.block() for r in runs],
+                    len(runs[0].metrics["labels"]),
+                    spec.bootstrap_samples,
+                )[m]
+            means.append(mean)
+            lows.append(max(0.0, mean - low))
+            highs.append(max(0.0, high - mean))
+        x = np.arange(len(shown)) + (i - (len(names) - 1) / 2) * width
+        ax.bar(x, means, width, yerr=[lows, highs], capsize=3, label=name, color=colors(i % 10))
+    ax.set_xticks(np.arange(len(shown)), shown)
+    all_means = [r.metrics["test"][m] for runs in rows.values() for r in runs for m in shown]
+    ax.set_ylim(max(0.0, min(all_means) - 0.1), min(1.0, max(all_means) + 0.05))
+    ax.set_ylabel("test score (95% CI)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, folder / f"{slug}-metrics.png", doc, "test metrics with 95% CIs")
+
+    for key, label, title, fname in (
+        ("loss", "loss", "Training (solid) and validation (dashed) loss", "loss"),
+        ("learning_rate", "learning rate", "Learning-rate schedules", "lr"),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 3.8))
+        for i, name in enumerate(names):
+            history = read_history(rows[name][0].run_dir / "history.jsonl")
+            points = [(r["step"], r[key]) for r in history if key in r]
+            if points:
+                ax.plot(*zip(*points, strict=True), color=colors(i % 10), label=name)
+            if key == "loss":
+                evals = [(r["step"], r["eval_loss"]) for r in history if "eval_loss" in r]
+                if evals:
+                    ax.plot(*zip(*evals, strict=True), "o--", color=colors(i % 10))
+        ax.set_xlabel("optimiser step (first seed of each row)")
+        ax.set_ylabel(label)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        _save(fig, folder / f"{slug}-{fname}.png", doc, title)
+
+    labels = rows[names[0]][0].metrics["labels"]
+    cols = min(4, len(names))
+    nrows = (len(names) + cols - 1) // cols
+    size = 2.2 + 0.25 * len(labels)
+    fig, axes = plt.subplots(nrows, cols, figsize=(size * cols, size * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names, strict=False):
+        cm = np.sum([np.array(r.metrics["test"]["confusion_matrix"]) for r in rows[name]], axis=0)
+        ax.axis("on")
+        ax.imshow(cm, cmap="Blues")
+        ax.set_title(f"{name} (n={int(cm.sum())})", fontsize=9)
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        if len(labels) <= 10:
+            for i in range(len(labels)):
+                for j in range(len(labels)):
+                    color = "white" if cm[i, j] > cm.max() / 2 else "black"
+                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color=color)
+    fig.suptitle(
+        "Test confusion matrices (true rows, predicted columns; summed over seeds)", fontsize=10
+    )
+    _save(fig, folder / f"{slug}-confusion.png", doc, "confusion matrices")
+
+
+def _save(fig, path: Path, doc: Document, alt: str) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    doc.image(path, alt)

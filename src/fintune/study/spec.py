@@ -1,0 +1,222 @@
+"""Study files: a base experiment, axes over config fields, explicit cells, a baseline.
+
+    name: fpb-methods
+    base: benchmarks/configs/fpb_minilm.yaml     # or an inline experiment mapping
+    axes:
+      method:                                    # named variants: label -> fields
+        full: {method: full, training.learning_rate: 1.0e-4}
+        lora: {method: {name: lora, r: 16}, training.learning_rate: 1.0e-3}
+      seed: [1, 2, 3]                            # a field: its values
+    cells:                                       # more cells beyond the grid
+      - {method: lora, seed: 4}
+    baseline: {method: full}
+
+Every combination of the axes is a cell, plus the explicit cells. Everything is expanded
+and every cell's config validated here, before anything runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from fintune.config.load import read_yaml, set_field, validate_config
+from fintune.config.schema import ExperimentConfig, HeadlineMetric, Section
+from fintune.errors import FintuneError
+
+SEED_AXIS = "seed"
+Axis = list[Any] | dict[str, dict[str, Any]]
+
+
+class StudySpec(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=60)
+    base: str | dict[str, Any]
+    """The experiment every cell starts from: a YAML file or an inline mapping."""
+    axes: dict[str, Axis] = Field(default_factory=dict)
+    cells: list[dict[str, Any]] = Field(default_factory=list)
+    baseline: dict[str, Any]
+    """Axis values of the reference cell of each group, e.g. {method: full}."""
+    metric: HeadlineMetric = "accuracy"
+    """The metric whose paired test gives each cell's verdict against its baseline."""
+    output: str = "studies"
+    """Parent folder; the study lives in `<output>/<name>/` and resumes from there."""
+    bootstrap_samples: int = Field(2000, ge=200)
+
+
+@dataclass
+class Cell:
+    coords: dict[str, str]
+    """Axis -> label: where the cell sits in the study."""
+    overrides: dict[str, Any]
+    config: ExperimentConfig
+
+    @property
+    def id(self) -> str:
+        return ",".join(f"{axis}={label}" for axis, label in self.coords.items())
+
+    @property
+    def config_sha(self) -> str:
+        text = json.dumps(self.config.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def label_of(value: Any) -> str:
+    if isinstance(value, dict):
+        name = value.get("name", "")
+        rest = ",".join(f"{k}={v}" for k, v in value.items() if k != "name")
+        return f"{name}({rest})" if rest else str(name)
+    if isinstance(value, list):
+        return "[" + ",".join(map(str, value)) + "]"
+    return str(value)
+
+
+def axis_options(axis: str, values: Axis, source: str) -> dict[str, dict[str, Any]]:
+    """label -> field overrides, for either form of axis."""
+    if isinstance(values, dict):
+        if not values:
+            raise FintuneError(f"{source}: axes.{axis} has no variants")
+        for label, fields in values.items():
+            if not isinstance(fields, dict) or not fields:
+                raise FintuneError(
+                    f"{source}: axes.{axis}.{label}: a variant is a non-empty mapping of "
+                    f"config fields to values (got {fields!r})"
+                )
+        return {str(label): dict(fields) for label, fields in values.items()}
+    if not values:
+        raise FintuneError(f"{source}: axes.{axis} has no values")
+    options = {label_of(v): {axis: v} for v in values}
+    if len(options) != len(values):
+        raise FintuneError(f"{source}: axes.{axis} repeats a value: {values}")
+    return options
+
+
+def load_study(path: str | Path) -> tuple[StudySpec, list[Cell]]:
+    source = str(path)
+    raw = read_yaml(path)
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as err:
+        details = "\n".join(
+            f"  - {'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors()
+        )
+        raise FintuneError(f"{source}: invalid study file\n{details}") from None
+    return spec, expand(spec, source)
+
+
+def base_mapping(base: str | dict[str, Any], source: str) -> dict[str, Any]:
+    if isinstance(base, dict):
+        return base
+    if not Path(base).is_file():
+        raise FintuneError(f"{source}: base: experiment file not found: {base}")
+    return read_yaml(base)
+
+
+def expand(spec: StudySpec, source: str) -> list[Cell]:
+    base = base_mapping(spec.base, source)
+    options = {axis: axis_options(axis, values, source) for axis, values in spec.axes.items()}
+    planned: list[tuple[dict[str, str], dict[str, Any]]] = []  # (coords, field overrides)
+    for combo in itertools.product(*(list(o) for o in options.values())) if options else []:
+        coords = dict(zip(options, combo, strict=True))
+        fields = {f: v for a, label in coords.items() for f, v in options[a][label].items()}
+        planned.append((coords, fields))
+    for i, explicit in enumerate(spec.cells):
+        planned.append(_explicit_cell(explicit, options, f"{source}: cells[{i}]"))
+    if not planned:
+        raise FintuneError(f"{source}: the study has no cells; give axes or cells")
+
+    cells: list[Cell] = []
+    seen: set[str] = set()
+    for coords, overrides in planned:
+        key = json.dumps(coords, sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        raw = copy.deepcopy(base)
+        cell_id = ",".join(f"{a}={v}" for a, v in coords.items())
+        for field, value in overrides.items():
+            set_field(raw, field, copy.deepcopy(value), where=f"{source}: cell {cell_id}")
+        raw["name"] = run_name(str(raw.get("name", spec.name)), coords)
+        config = validate_config(raw, source=f"{source}: cell {cell_id}")
+        cells.append(Cell(coords=coords, overrides=overrides, config=config))
+    check_baseline(spec, cells, source)
+    return cells
+
+
+def _explicit_cell(
+    explicit: dict[str, Any], options: dict[str, dict[str, dict[str, Any]]], where: str
+) -> tuple[dict[str, str], dict[str, Any]]:
+    if not explicit:
+        raise FintuneError(f"{where}: an explicit cell needs at least one axis value")
+    missing = [axis for axis in options if axis not in explicit]
+    if missing:
+        raise FintuneError(f"{where}: give a value for every axis; missing {missing}")
+    coords: dict[str, str] = {}
+    fields: dict[str, Any] = {}
+    for axis, value in explicit.items():
+        label = label_of(value)
+        if axis in options and _is_variant_axis(options[axis], axis):
+            if label not in options[axis]:
+                raise FintuneError(
+                    f"{where}: {axis}={label} is not a variant of axis {axis}; "
+                    f"variants: {', '.join(options[axis])}"
+                )
+            fields.update(options[axis][label])
+        else:
+            fields[axis] = value
+        coords[axis] = label
+    return coords, fields
+
+
+def _is_variant_axis(options: dict[str, dict[str, Any]], axis: str) -> bool:
+    return any(list(fields) != [axis] for fields in options.values())
+
+
+def run_name(base_name: str, coords: dict[str, str]) -> str:
+    slug = "_".join(f"{axis}-{label}" for axis, label in coords.items())
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{base_name}-{slug}").strip("-.")
+    if len(name) > 80:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = f"{name[:71]}-{digest}"
+    return name
+
+
+def group_key(cell: Cell, baseline: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Cells in one group share everything but the baseline axes and the seed."""
+    return tuple((a, v) for a, v in cell.coords.items() if a not in baseline and a != SEED_AXIS)
+
+
+def baseline_coords(cell: Cell, baseline: dict[str, Any]) -> dict[str, str]:
+    return {**cell.coords, **{a: label_of(v) for a, v in baseline.items()}}
+
+
+def check_baseline(spec: StudySpec, cells: list[Cell], source: str) -> None:
+    axes = set(cells[0].coords)
+    for axis, value in spec.baseline.items():
+        if axis not in axes:
+            raise FintuneError(
+                f"{source}: baseline: {axis!r} is not an axis; axes: {', '.join(sorted(axes))}"
+            )
+        labels = {c.coords[axis] for c in cells}
+        if label_of(value) not in labels:
+            raise FintuneError(
+                f"{source}: baseline: {axis}={label_of(value)} is not a cell; "
+                f"{axis} takes {', '.join(sorted(labels))}"
+            )
+    if not spec.baseline:
+        raise FintuneError(f"{source}: baseline: name the reference cell, e.g. {{method: full}}")
+    ids = {json.dumps(c.coords, sort_keys=True) for c in cells}
+    for cell in cells:
+        wanted = baseline_coords(cell, spec.baseline)
+        if json.dumps(wanted, sort_keys=True) not in ids:
+            shown = ",".join(f"{a}={v}" for a, v in wanted.items())
+            raise FintuneError(
+                f"{source}: baseline: cell {cell.id} has no baseline cell {shown} to compare with"
+            )

@@ -1,0 +1,336 @@
+"""`fintune sweep SWEEP.yaml`: Optuna over config fields, each trial an ordinary run.
+
+    name: fpb-sweep
+    base: benchmarks/configs/fpb_minilm.yaml
+    metric: accuracy                  # validation metric to maximise (loss is minimised)
+    space:
+      training.learning_rate: {type: log_uniform, low: 1.0e-5, high: 5.0e-4}
+      training.batch_size: {type: categorical, choices: [8, 16]}
+      training.epochs: {type: int, low: 3, high: 6}
+    trials: 20                         # finished trials wanted, over all workers and resumes
+    timeout_minutes: 60                # this process stops starting trials after this
+
+The study is stored in `<output>/<name>/optuna.db` (SQLite) unless `storage` names another
+SQLAlchemy URL; a rerun resumes it, and `fintune sweep FILE --worker` in more processes
+(or machines, with a shared database) works the same study. Trials are pruned on the
+per-evaluation validation metric. At the end a final model is trained with the best
+parameters and evaluated on test.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from rich.console import Console
+from transformers import TrainerCallback
+
+from fintune.config.load import read_yaml, set_field, validate_config
+from fintune.config.schema import ExperimentConfig, Metric, Section
+from fintune.errors import FintuneError
+from fintune.study.spec import base_mapping
+from fintune.tracking import store_in
+
+console = Console(stderr=True)
+COUNTED = ("COMPLETE", "PRUNED")
+MAX_FAILURES_IN_A_ROW = 3
+RACES = ("UNIQUE constraint", "already exists", "database is locked")
+
+
+class Param(Section):
+    type: Literal["log_uniform", "uniform", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    step: float | None = Field(None, gt=0)
+    log: bool = False
+    """For int: sample on a log scale."""
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _space(self) -> Param:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("categorical needs a non-empty list of choices")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.type} needs low and high")
+        if not self.low < self.high:
+            raise ValueError(f"empty space: low ({self.low}) must be below high ({self.high})")
+        if (self.type == "log_uniform" or self.log) and self.low <= 0:
+            raise ValueError(f"a log scale needs low > 0 (got {self.low})")
+        if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ValueError("int needs whole-number low and high")
+        return self
+
+    def suggest(self, trial, name: str) -> Any:
+        if self.type == "categorical":
+            return trial.suggest_categorical(name, self.choices)
+        if self.type == "int":
+            step = int(self.step or 1)
+            return trial.suggest_int(name, int(self.low), int(self.high), step=step, log=self.log)
+        return trial.suggest_float(
+            name, self.low, self.high, log=self.type == "log_uniform", step=self.step
+        )
+
+    def examples(self) -> list[Any]:
+        if self.type == "categorical":
+            return list(self.choices or [])
+        if self.type == "int":
+            return [int(self.low), int(self.high)]
+        return [self.low, self.high]
+
+
+class SweepSpec(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=60)
+    base: str | dict[str, Any]
+    space: dict[str, Param]
+    metric: Metric = "accuracy"
+    """Validation metric to optimise: maximised, except loss which is minimised."""
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "none"] = "median"
+    startup_trials: int = Field(3, ge=0)
+    """Trials run in full before pruning starts (and before TPE models the space)."""
+    trials: int = Field(20, gt=0)
+    timeout_minutes: float | None = Field(None, gt=0)
+    storage: str | None = None
+    """SQLAlchemy URL (postgresql://user:pw@host/db); default SQLite in the sweep folder."""
+    output: str = "sweeps"
+    final: bool = True
+    """Train a final model with the best parameters and evaluate it on test."""
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SweepSpec:
+        if not self.space:
+            raise ValueError("space is empty: give at least one field to search")
+        return self
+
+
+def load_sweep(path: str | Path) -> tuple[SweepSpec, dict[str, Any]]:
+    """The spec and the base mapping; every searched field is checked against the schema."""
+    source = str(path)
+    try:
+        spec = SweepSpec.model_validate(read_yaml(path))
+    except ValidationError as err:
+        details = "\n".join(
+            f"  - {'.'.join(map(str, e['loc'])) or '(top level)'}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()
+        )
+        raise FintuneError(f"{source}: invalid sweep file\n{details}") from None
+    base = base_mapping(spec.base, source)
+    for field, param in spec.space.items():
+        for value in param.examples():
+            trial_config(base, {field: value}, spec, Path("."), 0, source=f"{source}: space")
+    return spec, base
+
+
+def sweep_dir(spec: SweepSpec) -> Path:
+    return Path(spec.output) / spec.name
+
+
+def trial_config(
+    base: dict[str, Any],
+    params: dict[str, Any],
+    spec: SweepSpec,
+    folder: Path,
+    number: int,
+    source: str,
+    kind: str = "trial",
+) -> ExperimentConfig:
+    raw = copy.deepcopy(base)
+    for field, value in params.items():
+        set_field(raw, field, value, where=f"{source}.{field}")
+    raw["name"] = f"{spec.name}-{kind}-{number:03d}" if kind == "trial" else f"{spec.name}-final"
+    config = validate_config(raw, source=source)
+    config.output.dir = str(folder / ("trials" if kind == "trial" else "final"))
+    if kind == "trial":
+        config.output.save_model = False  # the final run keeps the model
+    config.tracking.experiment = config.tracking.experiment or spec.name
+    store_in(config, folder)
+    config.tracking.tags = {
+        **config.tracking.tags,
+        "fintune.sweep": spec.name,
+        "fintune.kind": kind,
+        "fintune.trial": str(number),
+    }
+    return config
+
+
+def open_storage(spec: SweepSpec, folder: Path):
+    import optuna
+
+    url = spec.storage or f"sqlite:///{(folder / 'optuna.db').resolve()}"
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # heartbeats are marked experimental
+                # a worker killed mid-trial stops beating; its trial is failed and re-queued
+                storage = optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs={"connect_args": {"timeout": 60}}
+                    if url.startswith("sqlite")
+                    else {},
+                    heartbeat_interval=30,
+                    grace_period=120,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=1
+                    ),
+                )
+            break
+        except Exception as error:  # noqa: BLE001 - driver missing, host down, bad path ...
+            first = str(error).splitlines()[0][:240]
+            if attempt < 4 and any(s in first for s in RACES):
+                time.sleep(0.5 + attempt)  # another worker is creating the tables
+                continue
+            raise FintuneError(
+                f"storage: cannot open {url}: {type(error).__name__}: {first}"
+            ) from None
+    return storage, url
+
+
+class BudgetReached(Exception):
+    """Raised at the start of a trial another worker's trials already paid for."""
+
+
+class PruneOnValidation(TrainerCallback):
+    """Reports the validation metric to Optuna after each evaluation; stops a bad trial."""
+
+    def __init__(self, trial, metric: str, folder: Path):
+        self.trial, self.key, self.folder, self.evaluations = trial, f"eval_{metric}", folder, 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        run_dir = Path(args.output_dir).parent
+        self.trial.set_user_attr("run_dir", str(run_dir.relative_to(self.folder)))
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        import optuna
+
+        self.evaluations += 1
+        if metrics and self.key in metrics:
+            self.trial.report(float(metrics[self.key]), self.evaluations)
+            if self.trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after evaluation {self.evaluations}")
+
+
+def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: str):
+    import optuna
+
+    from fintune.recipes import classification
+
+    def objective(trial: optuna.Trial) -> float:
+        ahead = [
+            t
+            for t in trial.study.get_trials(deepcopy=False)
+            if t.number < trial.number and t.state.name in (*COUNTED, "RUNNING")
+        ]
+        if len(ahead) >= spec.trials:
+            trial.set_user_attr("skipped", "trial budget already used")
+            trial.study.stop()
+            raise BudgetReached
+        params = {field: p.suggest(trial, field) for field, p in spec.space.items()}
+        config = trial_config(base, params, spec, folder, trial.number, source=source)
+        console.rule(f"trial {trial.number}: {params}")
+        try:
+            run_dir = classification.run(
+                config, callbacks=[PruneOnValidation(trial, spec.metric, folder)]
+            )
+        except optuna.TrialPruned:
+            run_dir = folder / trial.user_attrs["run_dir"]
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+            if config.tracking.mlflow:
+                classification.track(run_dir, config, "KILLED", {"fintune.pruned": "true"})
+            raise
+        except Exception as error:
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}".splitlines()[0])
+            raise
+        trial.set_user_attr("run_dir", str(run_dir.relative_to(folder)))
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        return float(metrics["validation"][spec.metric])
+
+    return objective
+
+
+def counted_trials(study) -> int:
+    return sum(t.state.name in COUNTED for t in study.get_trials(deepcopy=False))
+
+
+def run_sweep(
+    path: str | Path,
+    worker: bool = False,
+    trials: int | None = None,
+    timeout_minutes: float | None = None,
+) -> Path:
+    import optuna
+
+    spec, base = load_sweep(path)
+    if trials is not None:
+        spec.trials = trials
+    if timeout_minutes is not None:
+        spec.timeout_minutes = timeout_minutes
+    folder = sweep_dir(spec)
+    from fintune.recipes import classification
+
+    first = trial_config(base, {}, spec, folder, 0, source=str(path))
+    classification.setup(first)  # data and model checks before any trial
+    folder.mkdir(parents=True, exist_ok=True)
+    storage, url = open_storage(spec, folder)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    direction = "minimize" if spec.metric == "loss" else "maximize"
+    sampler = (
+        optuna.samplers.TPESampler(n_startup_trials=spec.startup_trials, seed=None)
+        if spec.sampler == "tpe"
+        else optuna.samplers.RandomSampler()
+    )
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=spec.startup_trials, n_warmup_steps=1)
+        if spec.pruner == "median"
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(
+        study_name=spec.name,
+        storage=storage,
+        direction=direction,
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
+    )
+
+    failures = []
+
+    def enough(study, trial) -> None:
+        running = sum(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
+        if counted_trials(study) + running >= spec.trials:
+            study.stop()
+        failed = trial.state.name == "FAIL" and "error" in trial.user_attrs
+        failures[:] = [*failures, trial.number] if failed else []
+        if len(failures) >= MAX_FAILURES_IN_A_ROW:  # a broken setup, not bad luck
+            console.print(
+                f"[red]{len(failures)} trials in a row failed[/] (last: "
+                f"{trial.user_attrs['error']}); stopping this worker"
+            )
+            study.stop()
+
+    if counted_trials(study) < spec.trials:
+        console.print(
+            f"Sweep {spec.name}: {counted_trials(study)} of {spec.trials} trials done; "
+            f"storage {url}"
+        )
+        study.optimize(
+            make_objective(spec, base, folder, str(path)),
+            timeout=spec.timeout_minutes * 60 if spec.timeout_minutes else None,
+            callbacks=[enough],
+            catch=(BudgetReached, Exception),
+            gc_after_trial=True,
+        )
+    if worker:
+        return folder
+    from fintune.study.sweep_report import finish_sweep
+
+    return finish_sweep(study, spec, base, folder, str(path))

@@ -1,0 +1,239 @@
+"""After the search: the per-trial table, the best trial, a final model with its
+parameters evaluated on test, plots, and the report (Markdown + self-contained HTML)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fintune.report.document import Document  # noqa: E402
+from fintune.report.markdown import read_history  # noqa: E402
+from fintune.run_dir import write_json  # noqa: E402
+from fintune.study.sweep import SweepSpec, console, trial_config  # noqa: E402
+
+EPOCH_COLUMNS = ["train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"]
+
+
+def per_epoch(history: list[dict]) -> list[dict[str, Any]]:
+    """One row per evaluation: the mean training loss since the previous one, and the
+    validation loss, accuracy and macro F1."""
+    rows, losses = [], []
+    for record in history:
+        if "loss" in record:
+            losses.append(record["loss"])
+        if "eval_loss" in record:
+            rows.append(
+                {
+                    "epoch": round(record.get("epoch") or 0, 3),
+                    "train_loss": sum(losses) / len(losses) if losses else None,
+                    **{k: record.get(k) for k in EPOCH_COLUMNS[1:]},
+                }
+            )
+            losses = []
+    return rows
+
+
+def trial_rows(study, folder: Path) -> pd.DataFrame:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("skipped"):
+            continue
+        run_dir = t.user_attrs.get("run_dir")
+        history = read_history(folder / run_dir / "history.jsonl") if run_dir else []
+        common = {
+            "trial": t.number,
+            "state": t.state.name.lower(),
+            "value": t.value,
+            **{f"param:{k}": v for k, v in t.params.items()},
+            "run_dir": run_dir,
+            "error": t.user_attrs.get("error"),
+        }
+        epochs = per_epoch(history) or [{"epoch": None}]
+        rows += [{**common, **epoch} for epoch in epochs]
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-2 and value != 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> Path | None:
+    """Train once with the best parameters; reused when it already exists for them."""
+    from fintune.recipes import classification
+
+    best = study.best_trial
+    record_path = folder / "final.json"
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if (
+            record["params"] == best.params
+            and (folder / record["run_dir"] / "metrics.json").is_file()
+        ):
+            return folder / record["run_dir"]
+    config = trial_config(base, best.params, spec, folder, best.number, source, kind="final")
+    console.rule(f"final model with the parameters of trial {best.number}")
+    run_dir = classification.run(config)
+    write_json(
+        record_path,
+        {"params": best.params, "trial": best.number, "run_dir": str(run_dir.relative_to(folder))},
+    )
+    return run_dir
+
+
+def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> Path:
+    frame = trial_rows(study, folder)
+    frame.to_csv(folder / "trials.csv", index=False)
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    doc = Document(f"Sweep {spec.name}")
+    states = frame.drop_duplicates("trial")["state"].value_counts().to_dict() if len(frame) else {}
+    doc.text(
+        f"Optuna {spec.sampler.upper()} sampler, {spec.pruner} pruner, objective: validation "
+        f"{spec.metric} ({'minimised' if spec.metric == 'loss' else 'maximised'}). Trials: "
+        + ", ".join(f"{n} {s}" for s, n in states.items())
+        + f" (budget {spec.trials} finished or pruned). Space: "
+        + "; ".join(f"`{k}` {_space(p)}" for k, p in spec.space.items())
+        + "."
+    )
+    if not finished:
+        doc.text("No trial finished, so there is no best configuration yet.")
+        _failures(doc, frame)
+        md, _ = doc.write(folder)
+        return md
+
+    best = study.best_trial
+    doc.heading("Best trial")
+    doc.table(
+        ["trial", f"validation {spec.metric}", *best.params],
+        [[str(best.number), _fmt(best.value), *map(_fmt, best.params.values())]],
+    )
+    if spec.final:
+        run_dir = final_run(study, spec, base, folder, source)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        test, val = metrics["test"], metrics["validation"]
+        doc.heading("Final model (best parameters, retrained) on test")
+        doc.text(
+            f"Run `{run_dir}`; its validation {spec.metric} is {_fmt(val[spec.metric])} "
+            f"(the trial had {_fmt(best.value)}; equal when training is deterministic)."
+        )
+        names = ["accuracy", "f1_macro", "f1_weighted"]
+        doc.table(
+            ["split", "n", *names],
+            [
+                [
+                    split,
+                    str(m["n"]),
+                    *[f"{m[k]:.4f} [{m['ci95'][k][0]:.3f}, {m['ci95'][k][1]:.3f}]" for k in names],
+                ]
+                for split, m in (("validation", val), ("test", test))
+            ],
+        )
+
+    doc.heading("Trials")
+    doc.text(
+        "One row per evaluation (epoch): mean training loss since the previous "
+        "evaluation, validation loss, accuracy and macro F1. Also in `trials.csv`."
+    )
+    params = [c for c in frame.columns if c.startswith("param:")]
+    body = []
+    for _, row in frame.iterrows():
+        body.append(
+            [
+                str(row["trial"]),
+                row["state"],
+                *[_fmt(row[p]) for p in params],
+                _fmt(row.get("epoch")),
+                *[_fmt(row.get(c)) for c in EPOCH_COLUMNS],
+            ]
+        )
+    doc.table(
+        [
+            "trial",
+            "state",
+            *[p.removeprefix("param:") for p in params],
+            "epoch",
+            "train loss",
+            "val loss",
+            "val acc",
+            "val F1 macro",
+        ],
+        body,
+    )
+    _failures(doc, frame)
+    _plots(study, folder, doc)
+    md, page = doc.write(folder)
+    _track(
+        spec,
+        base,
+        folder,
+        source,
+        [md, page, folder / "trials.csv", *sorted((folder / "plots").glob("*.png"))],
+    )
+    return md
+
+
+def _failures(doc: Document, frame: pd.DataFrame) -> None:
+    if "error" not in frame or frame["error"].isna().all():
+        return
+    errors = frame.dropna(subset=["error"]).drop_duplicates("trial")
+    doc.heading("Failed trials")
+    doc.table(["trial", "error"], [[str(r["trial"]), r["error"]] for _, r in errors.iterrows()])
+
+
+def _space(param) -> str:
+    if param.type == "categorical":
+        return f"in {param.choices}"
+    return f"{param.type} {param.low:g}…{param.high:g}"
+
+
+def _plots(study, folder: Path, doc: Document) -> None:
+    import optuna
+
+    plots = folder / "plots"
+    plots.mkdir(exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
+        ax = optuna.visualization.matplotlib.plot_optimization_history(study)
+        _save(ax, plots / "optimization_history.png", doc, "optimisation history")
+        try:
+            ax = optuna.visualization.matplotlib.plot_param_importances(study)
+            _save(ax, plots / "param_importances.png", doc, "parameter importances")
+        except (RuntimeError, ValueError) as error:  # too few finished trials
+            doc.text(f"Parameter importances need more finished trials ({error}).")
+
+
+def _save(ax, path: Path, doc: Document, alt: str) -> None:
+    fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+    fig.set_size_inches(7, 4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    doc.image(path, alt)
+
+
+def _track(spec: SweepSpec, base: dict, folder: Path, source: str, files: list[Path]) -> None:
+    config = trial_config(base, {}, spec, folder, 0, source)
+    if not config.tracking.mlflow:
+        return
+    from fintune.tracking import log_summary
+
+    try:
+        log_summary(
+            config,
+            f"sweep-{spec.name}",
+            files,
+            {"fintune.sweep": spec.name, "fintune.kind": "sweep report"},
+        )
+    except Exception as error:  # noqa: BLE001
+        console.print(f"[yellow]warning:[/] MLflow logging of the report failed ({error})")

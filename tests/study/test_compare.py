@@ -1,0 +1,124 @@
+"""`fintune compare` on tiny models: a whole study, resume, a failed cell, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from fintune.recipes import classification
+from fintune.study.compare import run_study
+
+
+@pytest.fixture
+def study_file(tmp_path, make_config):
+    def write(**changes) -> Path:
+        spec = {
+            "name": "tiny-study",
+            "base": make_config().model_dump(mode="json"),
+            "axes": {
+                "method": {
+                    "full": {"method": "full"},
+                    "lora": {"method": {"name": "lora", "r": 4}, "training.learning_rate": 5e-3},
+                },
+                "seed": [1, 2],
+            },
+            "baseline": {"method": "full"},
+            "output": str(tmp_path / "studies"),
+            "bootstrap_samples": 200,
+            **changes,
+        }
+        spec["base"]["data"]["split"]["seed"] = 0
+        path = tmp_path / "study.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        return path
+
+    return write
+
+
+def run_dirs(folder: Path) -> list[str]:
+    return sorted(p.parent.name for p in (folder / "runs").glob("*/config.yaml"))
+
+
+def test_study_runs_every_cell_and_writes_the_report(study_file, make_config):
+    base = make_config(tracking={"mlflow": True}).model_dump(mode="json")
+    folder, state = run_study(study_file(base=base))
+    assert sorted(state) == [
+        "method=full,seed=1",
+        "method=full,seed=2",
+        "method=lora,seed=1",
+        "method=lora,seed=2",
+    ]
+    assert all(entry["status"] == "done" for entry in state.values())
+    assert len(run_dirs(folder)) == 4
+    lora = json.loads(
+        (folder / state["method=lora,seed=2"]["run_dir"] / "metrics.json").read_text()
+    )
+    assert lora["method"] == "lora" and lora["seed"] == 2
+    report = (folder / "report.md").read_text()
+    assert "| **method=full** | 1,2 |" in report
+    assert "| **method=lora** | 1,2 |" in report and "± " in report
+    assert any(v in report for v in ("within noise", "**better**", "**worse**"))
+    html = (folder / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4  # metrics, loss, lr, confusion
+    assert "<table>" in html
+
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny-study").experiment_id])
+    cells = {r.data.tags.get("fintune.cell") for r in runs}
+    assert cells == {*state, None}  # every cell, plus the run holding the study report
+    summary = next(r for r in runs if "fintune.cell" not in r.data.tags)
+    artifacts = {a.path for a in client.list_artifacts(summary.info.run_id)}
+    assert {"report.md", "report.html"} <= artifacts
+
+
+def test_a_finished_study_is_reused_not_rerun(study_file):
+    path = study_file()
+    folder, _ = run_study(path)
+    before = run_dirs(folder)
+    run_study(path)
+    assert run_dirs(folder) == before
+
+
+def test_an_interrupted_study_continues_where_it_stopped(study_file, interrupt_run):
+    path = study_file()
+    restore = interrupt_run(2)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(path)
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study"
+    state = json.loads((folder / "cells.json").read_text())
+    assert list(state) == ["method=full,seed=1"]
+    assert not (folder / ".lock").exists()
+
+    restore()
+    _, state = run_study(path)
+    assert all(entry["status"] == "done" for entry in state.values())
+    assert len(run_dirs(folder)) == 4  # the first cell was reused, three ran
+
+
+def test_a_failed_cell_is_reported_and_retried_on_request(study_file, monkeypatch):
+    path = study_file()
+    real = classification.run
+
+    def lora_fails(config, **kwargs):
+        if config.method.name == "lora":
+            raise RuntimeError("simulated out of memory")
+        return real(config, **kwargs)
+
+    monkeypatch.setattr(classification, "run", lora_fails)
+    folder, state = run_study(path)
+    failed = {c for c, e in state.items() if e["status"] == "failed"}
+    assert failed == {"method=lora,seed=1", "method=lora,seed=2"}
+    assert state["method=lora,seed=1"]["error"] == "RuntimeError: simulated out of memory"
+    assert "simulated out of memory" in Path(state["method=lora,seed=1"]["traceback"]).read_text()
+    report = (folder / "report.md").read_text()
+    assert "## Failed cells" in report and "simulated out of memory" in report
+
+    monkeypatch.setattr(classification, "run", real)
+    _, state = run_study(path)  # without --retry-failed the failures stay
+    assert {c for c, e in state.items() if e["status"] == "failed"} == failed
+    _, state = run_study(path, retry_failed=True)
+    assert all(entry["status"] == "done" for entry in state.values())

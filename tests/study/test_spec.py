@@ -1,0 +1,139 @@
+"""Study files: axis expansion, explicit cells, baselines, and bad files rejected through
+the CLI before any training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fintune.cli import app
+from fintune.errors import FintuneError
+from fintune.study.spec import load_study
+
+
+@pytest.fixture
+def write_study(tmp_path, make_config):
+    def write(**changes) -> Path:
+        spec = {
+            "name": "s",
+            "base": make_config().model_dump(mode="json"),
+            "axes": {
+                "method": {
+                    "full": {"method": "full", "training.learning_rate": 1e-4},
+                    "lora": {"method": {"name": "lora", "r": 4}, "training.epochs": 2},
+                },
+                "seed": [1, 2, 3],
+            },
+            "baseline": {"method": "full"},
+            "output": str(tmp_path / "studies"),
+            **changes,
+        }
+        path = tmp_path / "study.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        return path
+
+    return write
+
+
+def test_axes_expand_to_every_combination(write_study):
+    _, cells = load_study(write_study())
+    assert [c.id for c in cells] == [
+        f"method={m},seed={s}" for m in ("full", "lora") for s in (1, 2, 3)
+    ]
+    lora = cells[4].config
+    assert (lora.method.name, lora.method.r, lora.seed) == ("lora", 4, 2)
+    assert (lora.training.epochs, lora.training.learning_rate) == (2, 1e-3)  # base lr kept
+    assert cells[0].config.training.learning_rate == 1e-4
+    assert len({c.config.name for c in cells}) == 6  # each cell its own run name
+    assert cells[0].config_sha != cells[1].config_sha
+
+
+def test_field_axes_with_values_and_explicit_cells(write_study):
+    path = write_study(
+        axes={"training.learning_rate": [1e-3, 5e-4], "model.max_length": [16, 32]},
+        cells=[
+            {"training.learning_rate": 2e-3, "model.max_length": 32},
+            {"training.learning_rate": 1e-3, "model.max_length": 16},
+        ],  # a grid duplicate
+        baseline={"training.learning_rate": 1e-3},
+    )
+    _, cells = load_study(path)
+    assert len(cells) == 5
+    extra = cells[-1]
+    assert extra.coords == {"training.learning_rate": "0.002", "model.max_length": "32"}
+    assert (extra.config.training.learning_rate, extra.config.model.max_length) == (2e-3, 32)
+
+
+def test_explicit_cells_only_and_variant_labels(write_study):
+    path = write_study(cells=[{"method": "lora", "seed": 9}, {"method": "full", "seed": 9}])
+    _, cells = load_study(path)
+    assert cells[-2].id == "method=lora,seed=9" and cells[-2].config.seed == 9
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"axes": {"training.learnin_rate": [1e-3], "method": ["full"]}},
+            "training.learnin_rate: unknown key; did you mean 'learning_rate'?",
+        ),
+        (
+            {"axes": {"method": {"full": {"method": "full"}, "big": {"method.rr": 8}}}},
+            "cell method=big",
+        ),
+        ({"axes": {"seed": [], "method": ["full"]}}, "axes.seed has no values"),
+        ({"axes": {"method": {}}}, "axes.method has no variants"),
+        ({"baseline": {"method": "dora"}}, "baseline: method=dora is not a cell; method takes"),
+        ({"baseline": {"model": "x"}}, "baseline: 'model' is not an axis"),
+        (
+            {"axes": {"seed": [1, 2]}, "cells": [{"seed": 3}], "baseline": {"seed": 1}},
+            None,
+        ),  # valid: every cell has the seed-1 baseline in its group
+        ({"cells": [{"method": "full"}]}, "give a value for every axis; missing ['seed']"),
+        ({"cells": [{"method": "prefix", "seed": 1}]}, "method=prefix is not a variant"),
+        ({"base": "missing.yaml"}, "base: experiment file not found: missing.yaml"),
+        ({"axes": {}, "cells": []}, "the study has no cells"),
+        ({"metric": "speed"}, "metric"),
+        ({"name": "bad name"}, "name"),
+    ],
+)
+def test_bad_study_files_fail_before_training(write_study, changes, message, monkeypatch):
+    import fintune.recipes.classification as classification
+
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    path = write_study(**changes)
+    if message is None:
+        load_study(path)
+        return
+    with pytest.raises(FintuneError) as error:
+        load_study(path)
+    assert message in str(error.value)
+    result = CliRunner().invoke(app, ["compare", str(path)])
+    assert result.exit_code == 2 and message.split(":")[0] in result.output
+    assert "Traceback" not in result.output
+    assert not (Path(yaml.safe_load(path.read_text())["output"])).exists()
+
+
+def test_baseline_missing_in_one_group_is_named(write_study):
+    path = write_study(
+        axes={"method": ["full", "lora"], "seed": [1]},
+        cells=[{"method": "lora", "seed": 2}],
+    )
+    with pytest.raises(FintuneError, match="cell method=lora,seed=2 has no baseline cell"):
+        load_study(path)
+
+
+def test_data_problems_of_a_cell_fail_before_training(write_study, tmp_path, monkeypatch):
+    import fintune.recipes.classification as classification
+
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    path = write_study(
+        axes={"data.text_column": ["text", "sentence"], "seed": [1]},
+        baseline={"data.text_column": "text"},
+    )
+    result = CliRunner().invoke(app, ["compare", str(path)])
+    assert result.exit_code == 2
+    assert "cell data.text_column=sentence" in result.output and "sentence" in result.output

@@ -1,0 +1,195 @@
+"""`fintune sweep` on tiny models: trials, the final model, resume, two workers, bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from fintune.errors import FintuneError
+from fintune.recipes import classification
+from fintune.study.sweep import PruneOnValidation, run_sweep
+
+SPACE = {
+    "training.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 1e-2},
+    "training.batch_size": {"type": "categorical", "choices": [8, 16]},
+}
+
+
+@pytest.fixture
+def sweep_file(tmp_path, make_config):
+    def write(**changes) -> Path:
+        spec = {
+            "name": "tiny-sweep",
+            "base": make_config(training={"epochs": 2}).model_dump(mode="json"),
+            "space": SPACE,
+            "trials": 3,
+            "pruner": "none",
+            "startup_trials": 1,
+            "output": str(tmp_path / "sweeps"),
+            **changes,
+        }
+        path = tmp_path / "sweep.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        return path
+
+    return write
+
+
+def load(folder: Path) -> optuna.Study:
+    return optuna.load_study(study_name="tiny-sweep", storage=f"sqlite:///{folder / 'optuna.db'}")
+
+
+def states(study: optuna.Study) -> list[str]:
+    return [t.state.name for t in study.get_trials()]
+
+
+def test_sweep_runs_trials_then_a_final_model_and_writes_the_report(sweep_file, make_config):
+    base = make_config(training={"epochs": 2}, tracking={"mlflow": True})
+    report = run_sweep(sweep_file(base=base.model_dump(mode="json")))
+    folder = report.parent
+    study = load(folder)
+    assert states(study) == ["COMPLETE"] * 3
+    trials = pd.read_csv(folder / "trials.csv")
+    assert sorted(trials["trial"].unique()) == [0, 1, 2]
+    assert len(trials) == 6  # two epochs per trial
+    assert trials[["train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"]].notna().all().all()
+    for t in study.get_trials():
+        metrics = json.loads((folder / t.user_attrs["run_dir"] / "metrics.json").read_text())
+        assert metrics["validation"]["accuracy"] == t.value
+        assert not (folder / t.user_attrs["run_dir"] / "model").exists()  # trials keep no model
+    final = json.loads((folder / "final.json").read_text())
+    assert final["params"] == study.best_trial.params
+    final_metrics = json.loads((folder / final["run_dir"] / "metrics.json").read_text())
+    assert final_metrics["validation"]["accuracy"] == study.best_value  # deterministic retrain
+    assert (folder / final["run_dir"] / "model").is_dir()
+    text = report.read_text()
+    assert "## Best trial" in text and "## Final model" in text and "## Trials" in text
+    assert (folder / "plots" / "optimization_history.png").is_file()
+    assert (folder / "report.html").read_text().count("data:image/png;base64,") >= 1
+
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny-sweep").experiment_id])
+    kinds = sorted(r.data.tags.get("fintune.kind") for r in runs)
+    assert kinds == ["final", "sweep report", "trial", "trial", "trial"]
+
+
+def test_a_sweep_resumes_and_an_interrupted_trial_is_not_counted(sweep_file, interrupt_run):
+    path = sweep_file()
+    restore = interrupt_run(2)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(path, worker=True)
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-sweep"
+    assert states(load(folder)) == ["COMPLETE", "FAIL"]
+
+    restore()
+    first_run = load(folder).trials[0].user_attrs["run_dir"]
+    run_sweep(path, worker=True)
+    study = load(folder)
+    assert states(study).count("COMPLETE") == 3  # the budget counts finished trials only
+    assert study.trials[0].user_attrs["run_dir"] == first_run  # trial 0 was not rerun
+    run_sweep(path, worker=True)  # budget reached: nothing more runs
+    assert len(load(folder).trials) == len(study.trials)
+
+
+def test_two_worker_processes_share_one_study(sweep_file, make_config):
+    base = make_config(training={"epochs": 2}, tracking={"mlflow": True})
+    path = sweep_file(trials=4, base=base.model_dump(mode="json"))
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "fintune.cli", "sweep", str(path), "--worker"]
+    workers = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=300)[0].decode() for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-sweep"
+    study = load(folder)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) == 4, states(study)
+    assert all(t.state.name in ("COMPLETE", "FAIL") for t in study.trials)
+    run_dirs = {t.user_attrs["run_dir"] for t in done}
+    assert len(run_dirs) == 4  # no trial duplicated or lost: one run each
+    for run_dir in run_dirs:
+        assert (folder / run_dir / "metrics.json").is_file()
+    skipped = [t for t in study.trials if t.state.name == "FAIL"]
+    assert all(t.user_attrs.get("skipped") for t in skipped)
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")  # both logged to one store
+    runs = client.search_runs([client.get_experiment_by_name("tiny-sweep").experiment_id])
+    assert sorted(r.data.tags["fintune.trial"] for r in runs) == sorted(str(t.number) for t in done)
+
+
+def test_a_sweep_whose_trials_all_fail_stops_and_says_why(sweep_file, monkeypatch):
+    def broken(config, **kwargs):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(classification, "run", broken)
+    report = run_sweep(sweep_file(trials=10))
+    assert states(load(report.parent)) == ["FAIL"] * 3  # stopped after three in a row
+    text = report.read_text()
+    assert "No trial finished" in text and "RuntimeError: CUDA out of memory" in text
+
+
+class FakeTrial:
+    def __init__(self, prune_at: int):
+        self.prune_at, self.reported = prune_at, []
+
+    def report(self, value, step):
+        self.reported.append((step, value))
+
+    def should_prune(self):
+        return len(self.reported) >= self.prune_at
+
+
+def test_pruning_reports_each_evaluation_and_stops_a_bad_trial(tmp_path):
+    trial = FakeTrial(prune_at=2)
+    callback = PruneOnValidation(trial, "accuracy", tmp_path)
+    callback.on_evaluate(None, None, None, metrics={"eval_accuracy": 0.5})
+    with pytest.raises(optuna.TrialPruned):
+        callback.on_evaluate(None, None, None, metrics={"eval_accuracy": 0.4})
+    assert trial.reported == [(1, 0.5), (2, 0.4)]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"space": {"training.learnin_rate": SPACE["training.learning_rate"]}},
+            "training.learnin_rate: unknown key; did you mean 'learning_rate'",
+        ),
+        ({"space": {}}, "space is empty"),
+        (
+            {"space": {"training.learning_rate": {"type": "uniform", "low": 0.1, "high": 0.1}}},
+            "empty space: low (0.1) must be below high (0.1)",
+        ),
+        (
+            {"space": {"training.batch_size": {"type": "categorical", "choices": []}}},
+            "categorical needs a non-empty list of choices",
+        ),
+        (
+            {"space": {"training.batch_size": {"type": "categorical", "choices": [8, 0]}}},
+            "training.batch_size: Input should be greater than 0",
+        ),
+        (
+            {"storage": "sqlite:////nonexistent-folder/x/optuna.db"},
+            "storage: cannot open sqlite:////nonexistent-folder/x/optuna.db",
+        ),
+        (
+            {"storage": "postgresql://fintune@127.0.0.1:1/none"},
+            "storage: cannot open postgresql://fintune@127.0.0.1:1/none",
+        ),
+    ],
+)
+def test_bad_sweep_files_fail_before_training(sweep_file, monkeypatch, change, message):
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(FintuneError) as error:
+        run_sweep(sweep_file(**change))
+    assert message in str(error.value)

@@ -1,0 +1,57 @@
+"""MLflow logging of a whole run to a temporary embedded store, and a remote tracking
+server that cannot be reached failing before training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from fintune.errors import FintuneError
+from fintune.recipes import classification
+
+
+def test_a_run_is_logged_with_params_step_metrics_final_metrics_and_artifacts(make_config):
+    config = make_config(tracking={"mlflow": True, "tags": {"team": "research"}})
+    run_dir = classification.run(config)
+    store = run_dir.parent / "mlflow.db"
+    assert store.is_file()  # embedded, inside output.dir
+    client = MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("tiny")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == run_dir.name
+    assert run.data.tags["team"] == "research"
+    assert run.data.params["training.learning_rate"] == "0.001"
+    assert run.data.params["method.name"] == "full"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert run.data.metrics["test_accuracy_ci95_low"] == pytest.approx(
+        metrics["test"]["ci95"]["accuracy"][0]
+    )
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    losses = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in losses] == [r["step"] for r in history if "loss" in r]
+    assert len(losses) > 1
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"report.md", "loss.png", "confusion.png", "metrics.json", "config.yaml"} <= artifacts
+
+
+def test_tracking_uri_from_the_environment(make_config, tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    run_dir = classification.run(make_config(tracking={"mlflow": True}))
+    assert not (run_dir.parent / "mlflow.db").exists()
+    runs = MlflowClient(uri).search_runs(
+        [MlflowClient(uri).get_experiment_by_name("tiny").experiment_id]
+    )
+    assert len(runs) == 1
+
+
+def test_an_unreachable_tracking_server_fails_before_training(make_config, monkeypatch):
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    config = make_config(tracking={"mlflow": True, "uri": "http://127.0.0.1:9/"})
+    with pytest.raises(FintuneError, match=r"tracking.uri: cannot reach the MLflow server"):
+        classification.run(config)
+    assert not Path(config.output.dir).exists()
