@@ -199,6 +199,7 @@ def test_resolved_config_round_trips(lora_yaml, tmp_path, overrides):
         "training",
         "evaluation",
         "output",
+        "tracking",
     }
     assert resolved["training"]["learning_rate"] == 5e-5
     assert resolved["method"]["name"] == config.method.name
