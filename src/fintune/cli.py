@@ -162,13 +162,22 @@ def sweep(
     timeout_minutes: Annotated[
         float | None, typer.Option(help="Stop starting trials after this long.")
     ] = None,
+    report_only: Annotated[
+        bool, typer.Option(help="Run no more trials: final model (if missing) and report.")
+    ] = False,
 ) -> None:
     """Hyperparameter search with Optuna: resumable, shareable by several workers; then a
     final model with the best parameters, evaluated on test, and a report."""
     _quiet_libraries()
     from fintune.study.sweep import run_sweep
 
-    result = run_sweep(sweep_file, worker=worker, trials=trials, timeout_minutes=timeout_minutes)
+    result = run_sweep(
+        sweep_file,
+        worker=worker,
+        trials=trials,
+        timeout_minutes=timeout_minutes,
+        report_only=report_only,
+    )
     out.print(f"Sweep {'worker finished' if worker else 'report'}: {result}")
 
 

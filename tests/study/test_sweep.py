@@ -98,6 +98,9 @@ def test_a_sweep_resumes_and_an_interrupted_trial_is_not_counted(sweep_file, int
     assert study.trials[0].user_attrs["run_dir"] == first_run  # trial 0 was not rerun
     run_sweep(path, worker=True)  # budget reached: nothing more runs
     assert len(load(folder).trials) == len(study.trials)
+    report = run_sweep(path, trials=5, report_only=True)  # no trials, only final + report
+    assert len(load(folder).trials) == len(study.trials)
+    assert "3 complete" in report.read_text()
 
 
 def test_two_worker_processes_share_one_study(sweep_file, make_config):

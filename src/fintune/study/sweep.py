@@ -265,6 +265,7 @@ def run_sweep(
     worker: bool = False,
     trials: int | None = None,
     timeout_minutes: float | None = None,
+    report_only: bool = False,
 ) -> Path:
     import optuna
 
@@ -317,7 +318,7 @@ def run_sweep(
             )
             study.stop()
 
-    if counted_trials(study) < spec.trials:
+    if counted_trials(study) < spec.trials and not report_only:
         console.print(
             f"Sweep {spec.name}: {counted_trials(study)} of {spec.trials} trials done; "
             f"storage {url}"

@@ -153,7 +153,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
                 str(row["trial"]),
                 row["state"],
                 *[_fmt(row[p]) for p in params],
-                _fmt(row.get("epoch")),
+                "—" if pd.isna(row.get("epoch")) else f"{row['epoch']:g}",
                 *[_fmt(row.get(c)) for c in EPOCH_COLUMNS],
             ]
         )
