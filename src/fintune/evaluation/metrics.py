@@ -53,6 +53,24 @@ def metrics_from_confusion(cm: np.ndarray) -> dict[str, float]:
     }
 
 
+def bootstrap_confusions(
+    y_true: np.ndarray, predictions: list[np.ndarray], k: int, samples: int, rng
+) -> list[np.ndarray]:
+    """Confusion matrices (samples x k x k) of each prediction array under the same
+    resamples of the examples: a paired bootstrap when there are several."""
+    n = len(y_true)
+    cells = [y_true * k + y_pred for y_pred in predictions]
+    matrices = [np.zeros((samples, k * k)) for _ in predictions]
+    chunk = max(1, 2_000_000 // max(n, 1))  # bounds memory at about 16 MB per chunk
+    for start in range(0, samples, chunk):
+        size = min(chunk, samples - start)
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=size)  # (size, n)
+        for flat, out in zip(cells, matrices, strict=True):
+            for cell in np.unique(flat):  # add up the weights of examples sharing a cell
+                out[start : start + size, cell] = counts[:, flat == cell].sum(axis=1)
+    return [m.reshape(samples, k, k) for m in matrices]
+
+
 def bootstrap_ci(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -63,16 +81,8 @@ def bootstrap_ci(
 ) -> dict[str, list[float]]:
     """Percentile bootstrap interval of every metric, resampling examples with replacement."""
     rng = np.random.default_rng(seed)
-    n = len(y_true)
-    cells = y_true * k + y_pred
-    matrices = np.zeros((samples, k * k))
-    chunk = max(1, 2_000_000 // max(n, 1))  # bounds memory at about 16 MB per chunk
-    for start in range(0, samples, chunk):
-        size = min(chunk, samples - start)
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=size)  # (size, n)
-        for cell in np.unique(cells):  # add up the weights of examples sharing a cell
-            matrices[start : start + size, cell] = counts[:, cells == cell].sum(axis=1)
-    replicates = metrics_from_confusion(matrices.reshape(samples, k, k))
+    (matrices,) = bootstrap_confusions(y_true, [y_pred], k, samples, rng)
+    replicates = metrics_from_confusion(matrices)
     tail = (1 - confidence) / 2 * 100
     return {
         name: [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]

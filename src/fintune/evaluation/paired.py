@@ -13,20 +13,9 @@ from math import comb
 
 import numpy as np
 
-from fintune.evaluation.metrics import confusion, metrics_from_confusion
+from fintune.evaluation.metrics import bootstrap_confusions, confusion, metrics_from_confusion
 
 Block = tuple[np.ndarray, np.ndarray]  # (y_true, y_pred) of one run
-
-
-def _weighted_metrics(weights: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, k: int):
-    """Metrics under each row of example weights (samples x n): one matrix product."""
-    onehot = np.zeros((len(y_true), k * k))
-    onehot[np.arange(len(y_true)), y_true * k + y_pred] = 1.0
-    return metrics_from_confusion((weights @ onehot).reshape(len(weights), k, k))
-
-
-def _resample_weights(n: int, samples: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=samples).astype(float)
 
 
 def _mean_over_blocks(per_block: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -39,7 +28,10 @@ def seed_mean_ci(
     """95% bootstrap interval of the mean over runs (seeds) of each metric."""
     rng = np.random.default_rng(seed)
     replicates = _mean_over_blocks(
-        [_weighted_metrics(_resample_weights(len(y), samples, rng), y, p, k) for y, p in blocks]
+        [
+            metrics_from_confusion(bootstrap_confusions(y, [p], k, samples, rng)[0])
+            for y, p in blocks
+        ]
     )
     return {
         name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
@@ -65,9 +57,9 @@ def paired_bootstrap(
     for (y_b, p_b), (y_c, p_c) in zip(baseline, candidate, strict=True):
         if not np.array_equal(y_b, y_c):
             raise ValueError("paired runs must be scored on the same test examples")
-        weights = _resample_weights(len(y_b), samples, rng)
-        base_reps.append(_weighted_metrics(weights, y_b, p_b, k))
-        cand_reps.append(_weighted_metrics(weights, y_c, p_c, k))
+        base_cm, cand_cm = bootstrap_confusions(y_b, [p_b, p_c], k, samples, rng)
+        base_reps.append(metrics_from_confusion(base_cm))
+        cand_reps.append(metrics_from_confusion(cand_cm))
         base_point.append(metrics_from_confusion(confusion(y_b, p_b, k)))
         cand_point.append(metrics_from_confusion(confusion(y_c, p_c, k)))
     base_reps, cand_reps = _mean_over_blocks(base_reps), _mean_over_blocks(cand_reps)

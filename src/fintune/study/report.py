@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ class Finished:
     run_dir: Path
     metrics: dict[str, Any]
 
+    @cached_property
     def block(self) -> tuple[np.ndarray, np.ndarray]:
         """(true ids, predicted ids) on the test split, in the run's order."""
         frame = pd.read_csv(self.run_dir / "predictions_test.csv", keep_default_na=False)
@@ -53,6 +55,14 @@ class Finished:
             frame["label"].astype(str).map(index).to_numpy(dtype=int),
             frame["predicted"].astype(str).map(index).to_numpy(dtype=int),
         )
+
+
+def row_interval(runs: list[Finished], spec: StudySpec) -> dict[str, list[float]]:
+    """95% CI per metric: the run's own for one seed, else that of the mean over seeds."""
+    if len(runs) == 1:
+        return runs[0].metrics["test"]["ci95"]
+    k = len(runs[0].metrics["labels"])
+    return seed_mean_ci([r.block for r in runs], k, spec.bootstrap_samples)
 
 
 def row_key(cell: Cell, spec: StudySpec) -> str:
@@ -99,10 +109,11 @@ def write_study_report(
         if not rows:
             doc.text("No finished cells yet.")
             continue
-        _metrics_table(doc, spec, rows, finished)
+        intervals = {name: row_interval(runs, spec) for name, runs in rows.items()}
+        _metrics_table(doc, spec, rows, intervals, finished)
         _resource_table(doc, rows)
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", title).strip("-") or "all"
-        _plots(doc, plots, slug, rows, spec)
+        _plots(doc, plots, slug, rows, intervals)
 
     if failed:
         doc.heading("Failed cells")
@@ -122,20 +133,21 @@ def write_study_report(
 
 
 def _metrics_table(
-    doc: Document, spec: StudySpec, rows: dict[str, list[Finished]], finished: dict
+    doc: Document,
+    spec: StudySpec,
+    rows: dict[str, list[Finished]],
+    intervals: dict[str, dict[str, list[float]]],
+    finished: dict,
 ) -> None:
     header = ["cell", "seeds", "n test", *[SHORT[m] for m in METRICS]]
     header += [f"Δ {SHORT[spec.metric]} vs baseline [95% CI]", "verdict", "McNemar p (acc)"]
     body = []
     for name, runs in rows.items():
-        blocks = [r.block() for r in runs]
-        k = len(runs[0].metrics["labels"])
         values = {m: np.array([r.metrics["test"][m] for r in runs]) for m in METRICS}
+        ci = intervals[name]
         if len(runs) == 1:
-            ci = runs[0].metrics["test"]["ci95"]
             cells = [f"{values[m][0]:.4f} [{ci[m][0]:.3f}, {ci[m][1]:.3f}]" for m in METRICS]
         else:
-            ci = seed_mean_ci(blocks, k, spec.bootstrap_samples)
             cells = [
                 f"{values[m].mean():.4f} ± {values[m].std(ddof=1):.4f} "
                 f"[{ci[m][0]:.3f}, {ci[m][1]:.3f}]"
@@ -158,8 +170,8 @@ def _versus_baseline(runs: list[Finished], spec: StudySpec, finished: dict) -> l
         return ["baseline not finished", "", ""]
     if all(base is run for base, run in pairs):
         return ["baseline", "", ""]
-    base_blocks = [b.block() for b, _ in pairs]
-    cand_blocks = [r.block() for _, r in pairs]
+    base_blocks = [b.block for b, _ in pairs]
+    cand_blocks = [r.block for _, r in pairs]
     k = len(runs[0].metrics["labels"])
     try:
         result = paired_bootstrap(base_blocks, cand_blocks, k, spec.bootstrap_samples)[spec.metric]
@@ -205,7 +217,11 @@ def _resource_table(doc: Document, rows: dict[str, list[Finished]]) -> None:
 
 
 def _plots(
-    doc: Document, folder: Path, slug: str, rows: dict[str, list[Finished]], spec: StudySpec
+    doc: Document,
+    folder: Path,
+    slug: str,
+    rows: dict[str, list[Finished]],
+    intervals: dict[str, dict[str, list[float]]],
 ) -> None:
     names = list(rows)
     colors = plt.get_cmap("tab10")
@@ -219,14 +235,7 @@ def _plots(
         for m in shown:
             vals = [r.metrics["test"][m] for r in runs]
             mean = float(np.mean(vals))
-            if len(runs) == 1:
-                low, high = runs[0].metrics["test"]["ci95"][m]
-            else:
-                low, high = seed_mean_ci(
-                    [r.block() for r in runs],
-                    len(runs[0].metrics["labels"]),
-                    spec.bootstrap_samples,
-                )[m]
+            low, high = intervals[name][m]
             means.append(mean)
             lows.append(max(0.0, mean - low))
             highs.append(max(0.0, high - mean))

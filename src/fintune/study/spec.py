@@ -24,7 +24,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, ValidationError
 
@@ -33,6 +33,7 @@ from fintune.config.schema import ExperimentConfig, HeadlineMetric, Section
 from fintune.errors import FintuneError
 
 SEED_AXIS = "seed"
+S = TypeVar("S", bound=Section)
 Axis = list[Any] | dict[str, dict[str, Any]]
 
 
@@ -99,16 +100,21 @@ def axis_options(axis: str, values: Axis, source: str) -> dict[str, dict[str, An
 
 
 def load_study(path: str | Path) -> tuple[StudySpec, list[Cell]]:
-    source = str(path)
-    raw = read_yaml(path)
+    spec = validate_spec(StudySpec, read_yaml(path), f"{path}: invalid study file")
+    return spec, expand(spec, str(path))
+
+
+def validate_spec(model: type[S], raw: dict[str, Any], problem: str) -> S:
+    """A study or sweep file as its model; every error names its field."""
     try:
-        spec = StudySpec.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as err:
         details = "\n".join(
-            f"  - {'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors()
+            f"  - {'.'.join(map(str, e['loc'])) or '(top level)'}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()
         )
-        raise FintuneError(f"{source}: invalid study file\n{details}") from None
-    return spec, expand(spec, source)
+        raise FintuneError(f"{problem}\n{details}") from None
 
 
 def base_mapping(base: str | dict[str, Any], source: str) -> dict[str, Any]:

@@ -27,14 +27,14 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 from rich.console import Console
 from transformers import TrainerCallback
 
 from fintune.config.load import read_yaml, set_field, validate_config
 from fintune.config.schema import ExperimentConfig, Metric, Section
 from fintune.errors import FintuneError
-from fintune.study.spec import base_mapping
+from fintune.study.spec import base_mapping, validate_spec
 from fintune.tracking import store_in
 
 console = Console(stderr=True)
@@ -114,15 +114,7 @@ class SweepSpec(Section):
 def load_sweep(path: str | Path) -> tuple[SweepSpec, dict[str, Any]]:
     """The spec and the base mapping; every searched field is checked against the schema."""
     source = str(path)
-    try:
-        spec = SweepSpec.model_validate(read_yaml(path))
-    except ValidationError as err:
-        details = "\n".join(
-            f"  - {'.'.join(map(str, e['loc'])) or '(top level)'}: "
-            f"{e['msg'].removeprefix('Value error, ')}"
-            for e in err.errors()
-        )
-        raise FintuneError(f"{source}: invalid sweep file\n{details}") from None
+    spec = validate_spec(SweepSpec, read_yaml(path), f"{source}: invalid sweep file")
     base = base_mapping(spec.base, source)
     for field, param in spec.space.items():
         for value in param.examples():
