@@ -1,9 +1,12 @@
 """Benchmark: serve the MiniLM run from benchmarks/fpb_methods.py on loopback and load it
 from this separate process. Writes p50/p99 latency and throughput to benchmarks/out/.
 
-    .venv/bin/python benchmarks/serve_load.py [--int8] [--requests 10000] [--batch-requests N]
+    .venv/bin/python benchmarks/serve_load.py [--precision fp32|bf16|int8] [--requests 10000]
+        [--batch-requests N]
 
-Texts are the run's Financial PhraseBank test sentences, cycled. Every figure is measured.
+Texts are the run's Financial PhraseBank test sentences, cycled. Before the load, all 967
+go through /analyze/batch once and the served labels are compared with the labels the run
+recorded at evaluation. Every figure is measured.
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(run_dir: Path, port: int, int8: bool) -> subprocess.Popen:
+def start_server(run_dir: Path, port: int, precision: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "fintune.cli", "serve", str(run_dir), "--port", str(port)]
-    process = subprocess.Popen(command + (["--int8"] if int8 else []), stderr=subprocess.DEVNULL)
+    command += ["--precision", precision]
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
@@ -84,10 +88,22 @@ async def load(url: str, bodies: list[dict], path: str, requests: int, concurren
     }
 
 
+def label_agreement(url: str, run_dir: Path) -> dict:
+    """Served labels against the labels the run recorded when it was evaluated (fp32)."""
+    recorded = pd.read_csv(run_dir / "predictions_test.csv")
+    texts, served = list(recorded["text"]), []
+    for i in range(0, len(texts), 64):
+        response = httpx.post(url + "/analyze/batch", json={"texts": texts[i : i + 64]}, timeout=60)
+        served += [r["label"] for r in response.json()]
+    same = int((recorded["predicted"] == served).sum())
+    accuracy = float((recorded["label"] == served).mean())
+    return {"n": len(texts), "same_label": same, "served_accuracy": round(accuracy, 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", type=Path, default=None)
-    parser.add_argument("--int8", action="store_true")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"])
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--batch-requests", type=int, default=10_000)
     parser.add_argument("--single-requests", type=int, default=500)
@@ -100,9 +116,10 @@ def main() -> None:
     ]
 
     port = free_port()
-    server = start_server(run_dir, port, args.int8)
+    server = start_server(run_dir, port, args.precision)
     url = f"http://127.0.0.1:{port}"
     try:
+        agreement = label_agreement(url, run_dir)
         asyncio.run(load(url, singles, "/analyze", 50, 4))  # warm-up, not counted
         phases = [
             asyncio.run(load(url, singles, "/analyze", args.single_requests, 1)),
@@ -115,14 +132,14 @@ def main() -> None:
         server.wait(timeout=10)
     result = {
         "run": str(run_dir),
-        "int8": args.int8,
+        "precision": args.precision,
+        "agreement": agreement,
         "phases": phases,
         "server_batching": serving,
         "cpu_cores": os.cpu_count(),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    name = "serve_load_int8.json" if args.int8 else "serve_load.json"
-    (OUT / name).write_text(json.dumps(result, indent=2))
+    (OUT / f"serve_load_{args.precision}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 

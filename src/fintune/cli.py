@@ -104,9 +104,17 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     max_batch: Annotated[int, typer.Option(help="Most texts per /analyze/batch call.")] = 64,
     max_chars: Annotated[int, typer.Option(help="Longest text accepted, in characters.")] = 2000,
-    int8: Annotated[
-        bool, typer.Option(help="Quantise linear layers to int8 (CPU): faster, slightly different.")
-    ] = False,
+    micro_batch: Annotated[
+        int,
+        typer.Option(min=1, help="Most texts per model call, gathered from concurrent requests."),
+    ] = 256,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="fp32: as evaluated. bf16: faster on CPUs with native bf16 and GPUs, outputs "
+            "move slightly. int8 (CPU): faster, labels can change."
+        ),
+    ] = "fp32",
 ) -> None:
     """Serve a run's model: HTTP API (/analyze, /analyze/batch, /model, /docs) and a page at /.
 
@@ -119,9 +127,10 @@ def serve(
     settings = ServeSettings(
         max_text_chars=max_chars,
         max_batch_texts=max_batch,
+        micro_batch=micro_batch,
         api_key=os.environ.get("FINTUNE_API_KEY") or None,
     )
-    application = app_for_run(run_dir, settings, int8=int8)
+    application = app_for_run(run_dir, settings, precision=precision)
     err.print(f"Serving {run_dir} on http://{host}:{port}  (API docs: /docs)")
     uvicorn.run(application, host=host, port=port, log_level="warning")
 

@@ -128,6 +128,7 @@ def test_model_describes_the_run(client, run_dir, tiny_bert):
     assert body["name"] == "tiny-serve"
     assert body["backbone"] == str(tiny_bert)
     assert body["method"] == "full"
+    assert body["precision"] == "fp32"
     assert body["labels"] == LABELS == metrics["labels"]
     test = metrics["test"]
     assert body["test"]["n"] == test["n"]
@@ -363,6 +364,14 @@ def test_without_a_key_nothing_needs_one(client, method, path, kwargs):
     assert getattr(client, method)(path, **kwargs).status_code == 200
     wrong = getattr(client, method)(path, headers={"Authorization": "Bearer x"}, **kwargs)
     assert wrong.status_code == 200
+
+
+def test_model_reports_the_served_precision(run_dir, predictor):
+    with TestClient(app_for_run(run_dir, ServeSettings(), precision="int8")) as c:
+        assert c.get("/model").json()["precision"] == "int8"
+        response = c.post("/analyze", json={"text": TEXTS[0]})
+    assert response.status_code == 200
+    assert response.json()["label"] == predictor([TEXTS[0]])[0]["label"]
 
 
 # --- concurrency ----------------------------------------------------------------------------

@@ -106,6 +106,26 @@ def test_a_full_batch_does_not_wait_for_the_deadline():
     assert model.batches == [["t0", "t1", "t2", "t3"]]
 
 
+def test_jobs_queued_while_the_model_runs_form_the_next_batch_without_waiting():
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    batcher = MicroBatcher(model, max_batch=100, max_wait_ms=0)
+
+    async def work():
+        first = asyncio.ensure_future(batcher.submit(["first"]))
+        while not model.started.is_set():
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(batcher.submit([f"t{i}"])) for i in range(10)]
+        await asyncio.sleep(0.05)  # all ten are queued behind the busy model
+        gate.set()
+        return await first, await asyncio.gather(*rest)
+
+    first, rest = _run(batcher, work)
+    assert _labels(first) == ["FIRST"]
+    assert [_labels(a) for a in rest] == [[f"T{i}"] for i in range(10)]
+    assert model.batches == [["first"], [f"t{i}" for i in range(10)]]
+
+
 def test_single_text_jobs_are_split_at_max_batch():
     model = FakeModel()
     batcher = MicroBatcher(model, max_batch=4, max_wait_ms=100)

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from fastapi import FastAPI, Request
@@ -36,7 +36,10 @@ STATIC_TYPES = {"app.js": "text/javascript", "style.css": "text/css"}
 class ServeSettings:
     max_text_chars: int = 2000
     max_batch_texts: int = 64
-    micro_batch: int = 32
+    # Texts per model call, gathered from concurrent requests. Many texts per call let the
+    # predictor sort them into batches of similar length: on 2 CPU cores, 256 sentences
+    # per call ran 1.2x faster than 32 per call.
+    micro_batch: int = 256
     max_wait_ms: float = 2.0
     api_key: str | None = None
 
@@ -178,11 +181,16 @@ def _static(name: str) -> str:
     return resources.files("fintune.serve").joinpath("static", name).read_text(encoding="utf-8")
 
 
+if TYPE_CHECKING:
+    from fintune.predict import Precision
+
+
 def app_for_run(
-    run_dir: Path, settings: ServeSettings | None = None, int8: bool = False
+    run_dir: Path, settings: ServeSettings | None = None, precision: Precision = "fp32"
 ) -> FastAPI:
     from fintune.predict import Predictor
 
     settings = settings or ServeSettings(api_key=os.environ.get("FINTUNE_API_KEY") or None)
-    predictor = Predictor.from_run(run_dir, int8=int8)
-    return create_app(predictor, run_summary(Path(run_dir)), settings)
+    predictor = Predictor.from_run(run_dir, precision=precision)
+    summary = {**run_summary(Path(run_dir)), "precision": predictor.precision}
+    return create_app(predictor, summary, settings)

@@ -1,7 +1,8 @@
 """Micro-batching: concurrent requests wait a few milliseconds to share one forward pass.
 
 Each request puts its texts and a future on a queue. One worker takes what is queued
-(waiting up to `max_wait_ms` for more once the first arrives, up to `max_batch` texts),
+(waiting up to `max_wait_ms` for more once the first arrives, and always taking what is
+already queued, up to `max_batch` texts),
 runs the model once in a worker thread so the event loop stays free, and answers every
 future. Under load, batches grow and throughput with them; alone, a request waits at most
 `max_wait_ms`.
@@ -91,7 +92,12 @@ class MicroBatcher:
             return job
         if timeout is None:
             return await self._queue.get()
-        return await asyncio.wait_for(self._queue.get(), max(timeout, 0))
+        if timeout <= 0:  # past the deadline, still take what is already queued
+            try:
+                return self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                raise TimeoutError from None
+        return await asyncio.wait_for(self._queue.get(), timeout)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

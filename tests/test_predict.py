@@ -1,0 +1,100 @@
+"""Predictor precisions: bf16 and int8 work for every method, stay close to fp32 and
+really change the computation; precisions a device can't serve well are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import fintune.predict as predict
+from fintune.cli import app
+from fintune.errors import FintuneError
+from fintune.predict import Predictor
+from fintune.recipes.classification import run
+from tests.conftest import make_sentences, tiny_run_config
+
+METHODS = ["full", "lora", "dora", "ia3", "prefix", "prompt", "adapter"]
+NATIVE_BF16 = predict.cpu_has_native_bf16()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_bert) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("precision")
+    data = folder / "sentences.csv"
+    make_sentences().to_csv(data, index=False)
+    return {
+        method: run(tiny_run_config(tiny_bert, data, folder / "runs", method={"name": method}))
+        for method in [*METHODS, "qlora"]
+    }
+
+
+def _texts(run_dir: Path) -> list[str]:
+    return list(pd.read_csv(run_dir / "predictions_test.csv")["text"])
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_precision_serves_every_method_close_to_fp32(runs, method, precision, monkeypatch):
+    if precision == "bf16" and not NATIVE_BF16:
+        monkeypatch.setattr(predict, "cpu_has_native_bf16", lambda: True)  # slow, still right
+    texts = _texts(runs[method])
+    exact = Predictor.from_run(runs[method], device="cpu")(texts)
+    other = Predictor.from_run(runs[method], device="cpu", precision=precision)(texts)
+    assert [r["label"] for r in other] == [r["label"] for r in exact]
+    for got, want in zip(other, exact, strict=True):
+        assert got["scores"] == pytest.approx(want["scores"], abs=5e-3)
+
+
+def test_bf16_computes_the_matrix_products_in_bf16(runs, monkeypatch):
+    monkeypatch.setattr(predict, "cpu_has_native_bf16", lambda: True)
+    predictor = Predictor.from_run(runs["full"], device="cpu", precision="bf16")
+    seen = []
+    first_linear = next(m for m in predictor.model.modules() if isinstance(m, torch.nn.Linear))
+    first_linear.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    result = predictor(["sales rose"])[0]
+    assert seen == [torch.bfloat16]
+    assert sum(result["scores"].values()) == pytest.approx(1, abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "ia3", "adapter"])
+def test_int8_quantises_linear_layers(runs, method):
+    model = Predictor.from_run(runs[method], device="cpu", precision="int8").model
+    int8 = [m for m in model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    # the tiny BERT has 6 linear layers per block, 2 blocks; adapters keep at most 3 float
+    assert len(int8) >= 6
+
+
+def test_int8_on_a_4bit_run_is_refused(runs):
+    with pytest.raises(FintuneError, match="already 4-bit"):
+        Predictor.from_run(runs["qlora"], device="cpu", precision="int8")
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_refused_before_loading(runs, monkeypatch):
+    monkeypatch.setattr(predict, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(predict, "load_saved_classifier", _forbidden)
+    with pytest.raises(FintuneError, match="no native bfloat16"):
+        Predictor.from_run(runs["full"], device="cpu", precision="bf16")
+
+
+def test_unknown_precision_is_refused_before_loading(runs, monkeypatch):
+    monkeypatch.setattr(predict, "load_saved_classifier", _forbidden)
+    with pytest.raises(FintuneError, match="one of fp32, bf16, int8, not 'fp16'"):
+        Predictor.from_run(runs["full"], device="cpu", precision="fp16")
+
+
+def test_serve_command_rejects_a_bad_precision_and_micro_batch(runs, monkeypatch):
+    monkeypatch.setattr(predict, "load_saved_classifier", _forbidden)
+    result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--precision", "fp16"])
+    assert result.exit_code == 2
+    assert "precision must be one of fp32, bf16, int8" in result.output
+    result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--micro-batch", "0"])
+    assert result.exit_code == 2
+    assert "--micro-batch" in result.output
+
+
+def _forbidden(*args, **kwargs):
+    raise AssertionError("the model was loaded")
