@@ -23,12 +23,19 @@ def main() -> None:
         "| texts/s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("serve_load.json", "serve_load_int8.json"):
-        path = OUT / name
+    agreement = []
+    for precision in ("fp32", "bf16", "int8"):
+        path = OUT / f"serve_load_{precision}.json"
         if not path.is_file():
             continue
         result = json.loads(path.read_text())
-        model = "int8 (`--int8`)" if result["int8"] else "fp32 (default)"
+        model = f"`--precision {precision}`"
+        a = result["agreement"]
+        agreement.append(
+            f"- {model}: the served label equals the run's recorded label for "
+            f"{a['same_label']}/{a['n']} test sentences; served test accuracy "
+            f"{a['served_accuracy']:.4f}."
+        )
         for p in result["phases"]:
             lines.append(
                 f"| {model} | {NAMES[p['path']]} | {p['concurrency']} | {p['requests']:,} | "
@@ -40,7 +47,8 @@ def main() -> None:
             f"| {model} | server side, all phases | | | | | | | mean model batch "
             f"{b['mean_batch']}, largest {b['largest_batch']} |"
         )
-    print("\n".join(lines))
+    lines += ["", "Served labels against the labels the run recorded at evaluation (fp32):", ""]
+    print("\n".join(lines + agreement))
 
 
 if __name__ == "__main__":

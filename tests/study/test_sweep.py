@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from fintune.errors import FintuneError
 from fintune.recipes import classification
-from fintune.study.sweep import PruneOnValidation, run_sweep
+from fintune.study.sweep import PruneOnValidation, SweepSpec, make_pruner, run_sweep
 
 SPACE = {
     "training.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 1e-2},
@@ -159,6 +159,24 @@ def test_pruning_reports_each_evaluation_and_stops_a_bad_trial(tmp_path):
     with pytest.raises(optuna.TrialPruned):
         callback.on_evaluate(None, None, None, metrics={"eval_accuracy": 0.4})
     assert trial.reported == [(1, 0.5), (2, 0.4)]
+
+
+@pytest.mark.parametrize(("prune_after", "first_prunable"), [(1, 1), (2, 2), (3, 3)])
+def test_a_trial_gets_prune_after_evaluations_before_it_can_be_pruned(prune_after, first_prunable):
+    spec = SweepSpec(name="s", base={}, space=SPACE, startup_trials=2, prune_after=prune_after)
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(spec))
+    for _ in range(2):  # good start-up trials set the median
+        good = study.ask()
+        for step in (1, 2, 3):
+            good.report(0.9, step)
+        study.tell(good, 0.9)
+    bad = study.ask()
+    prunable = []
+    for step in (1, 2, 3):
+        bad.report(0.1, step)
+        prunable.append(bad.should_prune())
+    assert prunable.index(True) + 1 == first_prunable
+    assert make_pruner(spec.model_copy(update={"pruner": "none"})).prune(study, bad) is False
 
 
 @pytest.mark.parametrize(

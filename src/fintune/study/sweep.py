@@ -96,6 +96,8 @@ class SweepSpec(Section):
     pruner: Literal["median", "none"] = "median"
     startup_trials: int = Field(3, ge=0)
     """Trials run in full before pruning starts (and before TPE models the space)."""
+    prune_after: int = Field(1, ge=1)
+    """Validation evaluations (one per epoch) every trial gets before it may be pruned."""
     trials: int = Field(20, gt=0)
     timeout_minutes: float | None = Field(None, gt=0)
     storage: str | None = None
@@ -210,6 +212,18 @@ class PruneOnValidation(TrainerCallback):
                 raise optuna.TrialPruned(f"pruned after evaluation {self.evaluations}")
 
 
+def make_pruner(spec: SweepSpec):
+    """Median pruning: a trial stops when its latest validation value is worse than the
+    median of earlier trials at the same evaluation (evaluations are counted from 1)."""
+    import optuna
+
+    if spec.pruner == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=spec.startup_trials, n_warmup_steps=spec.prune_after
+    )
+
+
 def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: str):
     import optuna
 
@@ -281,17 +295,12 @@ def run_sweep(
         if spec.sampler == "tpe"
         else optuna.samplers.RandomSampler()
     )
-    pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=spec.startup_trials, n_warmup_steps=1)
-        if spec.pruner == "median"
-        else optuna.pruners.NopPruner()
-    )
     study = optuna.create_study(
         study_name=spec.name,
         storage=storage,
         direction=direction,
         sampler=sampler,
-        pruner=pruner,
+        pruner=make_pruner(spec),
         load_if_exists=True,
     )
 
