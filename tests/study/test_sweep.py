@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
+from transformers import TrainerState
 
 from fintune.errors import FintuneError
 from fintune.recipes import classification
@@ -152,13 +153,24 @@ class FakeTrial:
         return len(self.reported) >= self.prune_at
 
 
+def _state(step: int, max_steps: int = 30) -> TrainerState:
+    return TrainerState(global_step=step, max_steps=max_steps)
+
+
 def test_pruning_reports_each_evaluation_and_stops_a_bad_trial(tmp_path):
     trial = FakeTrial(prune_at=2)
     callback = PruneOnValidation(trial, "accuracy", tmp_path)
-    callback.on_evaluate(None, None, None, metrics={"eval_accuracy": 0.5})
+    callback.on_evaluate(None, _state(10), None, metrics={"eval_accuracy": 0.5})
     with pytest.raises(optuna.TrialPruned):
-        callback.on_evaluate(None, None, None, metrics={"eval_accuracy": 0.4})
+        callback.on_evaluate(None, _state(20), None, metrics={"eval_accuracy": 0.4})
     assert trial.reported == [(1, 0.5), (2, 0.4)]
+
+
+def test_the_last_evaluation_is_reported_but_never_prunes(tmp_path):
+    trial = FakeTrial(prune_at=1)
+    callback = PruneOnValidation(trial, "accuracy", tmp_path)
+    callback.on_evaluate(None, _state(30), None, metrics={"eval_accuracy": 0.4})
+    assert trial.reported == [(1, 0.4)]
 
 
 @pytest.mark.parametrize(("prune_after", "first_prunable"), [(1, 1), (2, 2), (3, 3)])

@@ -28,6 +28,9 @@ from pydantic import BaseModel, Field
 
 from fintune.serve.batcher import MicroBatcher
 
+if TYPE_CHECKING:
+    from fintune.predict import Precision
+
 OPEN_PATHS = {"/health", "/", "/static/app.js", "/static/style.css"}
 STATIC_TYPES = {"app.js": "text/javascript", "style.css": "text/css"}
 
@@ -179,10 +182,6 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings) -> Fas
 
 def _static(name: str) -> str:
     return resources.files("fintune.serve").joinpath("static", name).read_text(encoding="utf-8")
-
-
-if TYPE_CHECKING:
-    from fintune.predict import Precision
 
 
 def app_for_run(

@@ -208,7 +208,8 @@ class PruneOnValidation(TrainerCallback):
         self.evaluations += 1
         if metrics and self.key in metrics:
             self.trial.report(float(metrics[self.key]), self.evaluations)
-            if self.trial.should_prune():
+            finished = state.global_step >= state.max_steps  # nothing left to save
+            if not finished and self.trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after evaluation {self.evaluations}")
 
 
