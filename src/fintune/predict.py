@@ -3,9 +3,8 @@ same truncation)."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import yaml
@@ -17,7 +16,7 @@ from fintune.evaluation.inference import length_sorted_batches
 from fintune.models import load_saved_classifier, pick_device
 
 Precision = Literal["fp32", "bf16", "int8"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "int8")
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 
 class Predictor:
@@ -81,7 +80,8 @@ class Predictor:
                 {key: [encoded[key][i] for i in rows] for key in encoded},
                 return_tensors="pt",
             ).to(self.device)
-            with self._autocast():
+            kind = torch.device(self.device).type
+            with torch.autocast(kind, torch.bfloat16, enabled=self.precision == "bf16"):
                 logits = self.model(**batch).logits
             probs = torch.softmax(logits.float(), dim=-1).cpu()
             for i, row in zip(rows, probs, strict=True):
@@ -92,11 +92,6 @@ class Predictor:
                     "scores": {name: float(p) for name, p in zip(self.labels, row, strict=True)},
                 }
         return results
-
-    def _autocast(self):
-        if self.precision != "bf16":
-            return nullcontext()
-        return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
 
 
 def _quantize_int8(model, method: str):

@@ -113,8 +113,7 @@ def test_jobs_queued_while_the_model_runs_form_the_next_batch_without_waiting():
 
     async def work():
         first = asyncio.ensure_future(batcher.submit(["first"]))
-        while not model.started.is_set():
-            await asyncio.sleep(0.001)
+        await asyncio.to_thread(model.started.wait, 5)
         rest = [asyncio.ensure_future(batcher.submit([f"t{i}"])) for i in range(10)]
         await asyncio.sleep(0.05)  # all ten are queued behind the busy model
         gate.set()
