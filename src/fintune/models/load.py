@@ -5,12 +5,15 @@ save it in standard formats, and load a saved run back for prediction.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from rich.console import Console
+from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from fintune.config.schema import ExperimentConfig, QLoraMethod
 from fintune.errors import FintuneError
@@ -19,6 +22,7 @@ from fintune.models.methods import apply_method, head_modules, head_prefixes
 from fintune.models.registry import ModelSource, resolve_model
 
 MODEL_INFO = "fintune_model.json"
+console = Console(stderr=True)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -66,6 +70,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     """(model with method applied, tokenizer, ModelInfo)."""
     source = resolve_model(config.model.name, config.model.gguf_file)
     tokenizer = load_tokenizer(source, config)
+    head_labels = _checkpoint_head_labels(source, config)
     method = config.method
     kwargs: dict[str, Any] = {
         **_label_kwargs(labels),
@@ -90,6 +95,13 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     except (OSError, ValueError) as err:
         raise FintuneError(f"model.name: cannot load {source.name_or_path}: {err}") from None
     _drop_gguf_marker(model)
+    if head_labels is not None and head_labels != labels:
+        # same shape, other meaning: a head trained for other labels would be a bad start
+        _reset_final_layers(model)
+        console.print(
+            f"New classification head: the checkpoint's head predicts {head_labels}, "
+            f"this run's labels are {labels}"
+        )
     is_decoder = not getattr(model.config, "is_encoder_decoder", False) and _is_decoder(model)
     if is_decoder:
         tokenizer.padding_side = "left"  # the last position is then always a real token
@@ -112,6 +124,38 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         method_settings=method.model_dump(),
     )
     return model, tokenizer, info
+
+
+def _checkpoint_head_labels(source: ModelSource, config: ExperimentConfig) -> list[str] | None:
+    """Label names of the sequence-classification head a checkpoint already has, or None
+    (a base model, or a GGUF file, which never has one)."""
+    if source.gguf_file:
+        return None
+    try:
+        checkpoint = AutoConfig.from_pretrained(
+            source.name_or_path,
+            revision=config.model.revision,
+            trust_remote_code=config.model.trust_remote_code,
+        )
+    except (OSError, ValueError) as err:
+        raise FintuneError(f"model.name: cannot load {source.name_or_path}: {err}") from None
+    architectures = checkpoint.architectures or []
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        return None
+    names = [checkpoint.id2label[i] for i in sorted(checkpoint.id2label)]
+    untrained = all(re.fullmatch(r"LABEL_\d+", name) for name in names)
+    return None if untrained else names
+
+
+def _reset_final_layers(model) -> None:
+    """Re-initialise the layers that map features to labels (the pooler stays: it is
+    part of the pretrained encoder's representation)."""
+    std = getattr(model.config, "initializer_range", 0.02)
+    for name, module in model.named_modules():
+        if name.split(".")[0] in ("classifier", "score") and isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
 
 def _label_kwargs(labels: list[str]) -> dict[str, Any]:

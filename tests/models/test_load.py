@@ -1,0 +1,52 @@
+"""Starting from a checkpoint that already has a classification head."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from fintune.models.load import load_classifier
+
+LABELS = ["negative", "neutral", "positive"]
+
+
+def _classifier_with_labels(tiny_bert, folder, labels):
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert, id2label=dict(enumerate(labels)), ignore_mismatched_sizes=True
+    )
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(folder)
+    return model
+
+
+def _load(make_config, folder):
+    config = make_config(model={"name": str(folder), "max_length": 32})
+    model, _, _ = load_classifier(config, LABELS, "cpu")
+    return model
+
+
+def test_a_head_trained_for_other_labels_starts_afresh(make_config, tiny_bert, tmp_path, capsys):
+    saved = _classifier_with_labels(tiny_bert, tmp_path / "tweets", ["bearish", "bullish", "x"])
+    model = _load(make_config, tmp_path / "tweets")
+    assert not torch.equal(model.classifier.weight, saved.classifier.weight)
+    assert torch.all(model.classifier.bias == 0)
+    assert model.classifier.weight.std() < 0.05  # the config's initializer_range (0.02)
+    # the rest of the encoder, pooler included, is the checkpoint's
+    assert torch.equal(model.bert.pooler.dense.weight, saved.bert.pooler.dense.weight)
+    assert model.config.id2label == dict(enumerate(LABELS))
+    assert "New classification head" in capsys.readouterr().err
+
+
+def test_a_head_for_the_same_labels_is_kept(make_config, tiny_bert, tmp_path, capsys):
+    saved = _classifier_with_labels(tiny_bert, tmp_path / "same", LABELS)
+    model = _load(make_config, tmp_path / "same")
+    assert torch.equal(model.classifier.weight, saved.classifier.weight)
+    assert "New classification head" not in capsys.readouterr().err
+
+
+def test_generic_label_names_mean_no_trained_head(make_config, tiny_bert, tmp_path, capsys):
+    generic = [f"LABEL_{i}" for i in range(3)]
+    saved = _classifier_with_labels(tiny_bert, tmp_path / "generic", generic)
+    model = _load(make_config, tmp_path / "generic")
+    assert torch.equal(model.classifier.weight, saved.classifier.weight)
+    assert "New classification head" not in capsys.readouterr().err
