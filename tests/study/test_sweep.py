@@ -104,6 +104,17 @@ def test_a_sweep_resumes_and_an_interrupted_trial_is_not_counted(sweep_file, int
     assert "3 complete" in report.read_text()
 
 
+def test_enqueued_points_run_first_and_only_once_over_resumes(sweep_file):
+    point = {"training.learning_rate": 0.005, "training.batch_size": 16}
+    path = sweep_file(trials=1, enqueue=[point], final=False)
+    run_sweep(path)
+    run_sweep(path, trials=2)
+    trials = load(path.parent / "sweeps" / "tiny-sweep").get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert trials[0].params == point
+    assert trials[1].params != point
+
+
 def test_two_worker_processes_share_one_study(sweep_file, make_config):
     base = make_config(training={"epochs": 2}, tracking={"mlflow": True})
     path = sweep_file(trials=4, base=base.model_dump(mode="json"))
@@ -210,6 +221,18 @@ def test_a_trial_gets_prune_after_evaluations_before_it_can_be_pruned(prune_afte
         (
             {"space": {"training.batch_size": {"type": "categorical", "choices": [8, 0]}}},
             "training.batch_size: Input should be greater than 0",
+        ),
+        (
+            {"enqueue": [{"training.epochs": 3}]},
+            "enqueue[0]: training.epochs is not a field of the space",
+        ),
+        (
+            {"enqueue": [{"training.batch_size": 32}]},
+            "enqueue[0]: training.batch_size: 32 is outside its space",
+        ),
+        (
+            {"enqueue": [{"training.learning_rate": 0.1}]},
+            "enqueue[0]: training.learning_rate: 0.1 is outside its space",
         ),
         (
             {"storage": "sqlite:////nonexistent-folder/x/optuna.db"},

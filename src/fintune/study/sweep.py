@@ -9,6 +9,8 @@
       training.epochs: {type: int, low: 3, high: 6}
     trials: 20                         # finished trials wanted, over all workers and resumes
     timeout_minutes: 60                # this process stops starting trials after this
+    enqueue:                           # tried first, once per study; the rest is sampled
+      - {training.learning_rate: 3.0e-5, training.batch_size: 16}
 
 The study is stored in `<output>/<name>/optuna.db` (SQLite) unless `storage` names another
 SQLAlchemy URL; a rerun resumes it, and `fintune sweep FILE --worker` in more processes
@@ -78,6 +80,15 @@ class Param(Section):
             name, self.low, self.high, log=self.type == "log_uniform", step=self.step
         )
 
+    def contains(self, value: Any) -> bool:
+        if self.type == "categorical":
+            return value in (self.choices or [])
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.type == "int" and value != int(value):
+            return False
+        return self.low <= value <= self.high
+
     def examples(self) -> list[Any]:
         if self.type == "categorical":
             return list(self.choices or [])
@@ -105,11 +116,20 @@ class SweepSpec(Section):
     output: str = "sweeps"
     final: bool = True
     """Train a final model with the best parameters and evaluate it on test."""
+    enqueue: list[dict[str, Any]] = []
+    """Points to try first (a notebook's best, say); fields left out are sampled. Each is
+    queued once per study, however often the sweep is resumed."""
 
     @model_validator(mode="after")
     def _not_empty(self) -> SweepSpec:
         if not self.space:
             raise ValueError("space is empty: give at least one field to search")
+        for i, point in enumerate(self.enqueue):
+            for field, value in point.items():
+                if field not in self.space:
+                    raise ValueError(f"enqueue[{i}]: {field} is not a field of the space")
+                if not self.space[field].contains(value):
+                    raise ValueError(f"enqueue[{i}]: {field}: {value!r} is outside its space")
         return self
 
 
@@ -304,6 +324,10 @@ def run_sweep(
         pruner=make_pruner(spec),
         load_if_exists=True,
     )
+
+    if not worker:
+        for point in spec.enqueue:
+            study.enqueue_trial(point, skip_if_exists=True)
 
     failures = []
 
