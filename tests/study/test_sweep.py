@@ -113,6 +113,8 @@ def test_enqueued_points_run_first_and_only_once_over_resumes(sweep_file):
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     assert trials[0].params == point
     assert trials[1].params != point
+    table = pd.read_csv(path.parent / "sweeps" / "tiny-sweep" / "trials.csv")
+    assert table.drop_duplicates("trial")["origin"].tolist() == ["enqueued", "sampled"]
 
 
 def test_two_worker_processes_share_one_study(sweep_file, make_config):
@@ -249,3 +251,18 @@ def test_bad_sweep_files_fail_before_training(sweep_file, monkeypatch, change, m
     with pytest.raises(FintuneError) as error:
         run_sweep(sweep_file(**change))
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("system_attrs", "origin"),
+    [
+        ({}, "sampled"),
+        ({"fixed_params": {"training.batch_size": 8}}, "enqueued"),
+        # what optuna's RetryHeartbeatStaleTrialCallback writes for a dead worker's trial
+        ({"failed_trial": 13, "fixed_params": {"training.batch_size": 8}}, "retry of 13"),
+    ],
+)
+def test_the_trial_table_says_who_chose_each_trials_parameters(system_attrs, origin):
+    from fintune.study.sweep_report import _origin
+
+    assert _origin(optuna.trial.create_trial(value=0.5, system_attrs=system_attrs)) == origin

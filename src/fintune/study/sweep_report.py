@@ -52,6 +52,7 @@ def trial_rows(study, folder: Path) -> pd.DataFrame:
             "trial": t.number,
             "state": t.state.name.lower(),
             "value": t.value,
+            "origin": _origin(t),
             **{f"param:{k}": v for k, v in t.params.items()},
             "run_dir": run_dir,
             "error": t.user_attrs.get("error"),
@@ -59,6 +60,15 @@ def trial_rows(study, folder: Path) -> pd.DataFrame:
         epochs = per_epoch(history) or [{"epoch": None}]
         rows += [{**common, **epoch} for epoch in epochs]
     return pd.DataFrame(rows)
+
+
+def _origin(trial) -> str:
+    """Who chose the parameters: the sampler, the sweep file's `enqueue`, or a retry of
+    a trial whose worker died."""
+    attrs = trial.system_attrs
+    if "failed_trial" in attrs:
+        return f"retry of {attrs['failed_trial']}"
+    return "enqueued" if "fixed_params" in attrs else "sampled"
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -143,7 +153,9 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
     doc.heading("Trials")
     doc.text(
         "One row per evaluation (epoch): mean training loss since the previous "
-        "evaluation, validation loss, accuracy and macro F1. Also in `trials.csv`."
+        "evaluation, validation loss, accuracy and macro F1. 'Chosen by' says where a "
+        "trial's parameters came from: the sampler, the sweep file's `enqueue`, or a retry "
+        "of a trial whose worker died. Also in `trials.csv`."
     )
     params = [c for c in frame.columns if c.startswith("param:")]
     body = []
@@ -152,6 +164,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
             [
                 str(row["trial"]),
                 row["state"],
+                row["origin"],
                 *[_fmt(row[p]) for p in params],
                 "—" if pd.isna(row.get("epoch")) else f"{row['epoch']:g}",
                 *[_fmt(row.get(c)) for c in EPOCH_COLUMNS],
@@ -161,6 +174,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
         [
             "trial",
             "state",
+            "chosen by",
             *[p.removeprefix("param:") for p in params],
             "epoch",
             "train loss",
