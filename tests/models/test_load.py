@@ -37,6 +37,42 @@ def test_a_head_trained_for_other_labels_starts_afresh(make_config, tiny_bert, t
     assert "New classification head" in capsys.readouterr().err
 
 
+def test_the_same_labels_in_another_order_keep_the_head_reordered(
+    make_config, tiny_bert, tmp_path, capsys
+):
+    saved = _classifier_with_labels(
+        tiny_bert, tmp_path / "finbert", ["positive", "negative", "neutral"]
+    )
+    model = _load(make_config, tmp_path / "finbert")
+    inputs = {"input_ids": torch.tensor([[2, 7, 9, 11, 3]])}
+    with torch.no_grad():
+        before = saved.eval()(**inputs).logits[0]
+        after = model.eval()(**inputs).logits[0]
+    torch.testing.assert_close(after, before[[1, 2, 0]])  # negative, neutral, positive
+    assert "outputs reordered" in capsys.readouterr().err
+
+
+def test_a_roberta_style_head_is_replaced_whole(make_config, tmp_path):
+    from transformers import RobertaConfig
+
+    from fintune.models.load import _fit_head_to_labels
+
+    config = RobertaConfig(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+    )
+    model = AutoModelForSequenceClassification.from_config(config)
+    torch.nn.init.constant_(model.classifier.dense.bias, 1.0)
+    torch.nn.init.constant_(model.classifier.out_proj.bias, 1.0)
+    _fit_head_to_labels(model, ["a", "b", "c"], LABELS)
+    assert torch.all(model.classifier.dense.bias == 0)
+    assert torch.all(model.classifier.out_proj.bias == 0)
+
+
 def test_a_head_for_the_same_labels_is_kept(make_config, tiny_bert, tmp_path, capsys):
     saved = _classifier_with_labels(tiny_bert, tmp_path / "same", LABELS)
     model = _load(make_config, tmp_path / "same")

@@ -117,6 +117,22 @@ def test_enqueued_points_run_first_and_only_once_over_resumes(sweep_file):
     assert table.drop_duplicates("trial")["origin"].tolist() == ["enqueued", "sampled"]
 
 
+def test_an_interrupted_enqueued_point_is_queued_again_on_resume(sweep_file, interrupt_run):
+    point = {"training.learning_rate": 0.005}
+    path = sweep_file(trials=1, enqueue=[point], final=False)
+    folder = path.parent / "sweeps" / "tiny-sweep"
+    run_sweep(path, report_only=True)  # no trials to run: nothing is queued
+    assert load(folder).get_trials() == []
+    interrupt_run(1)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(path)
+    interrupt_run(99)
+    run_sweep(path)
+    trials = load(folder).get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].params["training.learning_rate"] == 0.005
+
+
 def test_two_worker_processes_share_one_study(sweep_file, make_config):
     base = make_config(training={"epochs": 2}, tracking={"mlflow": True})
     path = sweep_file(trials=4, base=base.model_dump(mode="json"))
@@ -230,12 +246,31 @@ def test_a_trial_gets_prune_after_evaluations_before_it_can_be_pruned(prune_afte
         ),
         (
             {"enqueue": [{"training.batch_size": 32}]},
-            "enqueue[0]: training.batch_size: 32 is outside its space",
+            "enqueue[0]: training.batch_size: 32 is not one of [8, 16]",
+        ),
+        (
+            {"enqueue": [{"training.batch_size": 16.0}]},
+            "enqueue[0]: training.batch_size: 16.0 is not one of [8, 16]",
         ),
         (
             {"enqueue": [{"training.learning_rate": 0.1}]},
-            "enqueue[0]: training.learning_rate: 0.1 is outside its space",
+            "enqueue[0]: training.learning_rate: 0.1 is outside 0.001…0.01",
         ),
+        (
+            {"enqueue": [{"training.learning_rate": "5e-3"}]},
+            "enqueue[0]: training.learning_rate: '5e-3' is not a number",
+        ),
+        (
+            {
+                "space": {
+                    **SPACE,
+                    "training.epochs": {"type": "int", "low": 2, "high": 8, "step": 2},
+                },
+                "enqueue": [{"training.epochs": 3}],
+            },
+            "enqueue[0]: training.epochs: 3 is not on the grid from 2 in steps of 2",
+        ),
+        ({"enqueue": [{}]}, "enqueue[0]: an empty point"),
         (
             {"storage": "sqlite:////nonexistent-folder/x/optuna.db"},
             "storage: cannot open sqlite:////nonexistent-folder/x/optuna.db",

@@ -96,12 +96,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         raise FintuneError(f"model.name: cannot load {source.name_or_path}: {err}") from None
     _drop_gguf_marker(model)
     if head_labels is not None and head_labels != labels:
-        # same shape, other meaning: a head trained for other labels would be a bad start
-        _reset_final_layers(model)
-        console.print(
-            f"New classification head: the checkpoint's head predicts {head_labels}, "
-            f"this run's labels are {labels}"
-        )
+        _fit_head_to_labels(model, head_labels, labels)
     is_decoder = not getattr(model.config, "is_encoder_decoder", False) and _is_decoder(model)
     if is_decoder:
         tokenizer.padding_side = "left"  # the last position is then always a real token
@@ -147,15 +142,50 @@ def _checkpoint_head_labels(source: ModelSource, config: ExperimentConfig) -> li
     return None if untrained else names
 
 
-def _reset_final_layers(model) -> None:
-    """Re-initialise the layers that map features to labels (the pooler stays: it is
-    part of the pretrained encoder's representation)."""
+def _head_linears(model) -> list[nn.Linear]:
+    """The Linear layers outside the base model: the classification head (BERT's pooler
+    sits inside the base model, so it is not among them)."""
+    base = getattr(model, "base_model_prefix", "")
+    return [
+        module
+        for name, module in model.named_modules()
+        if name and name.split(".")[0] != base and isinstance(module, nn.Linear)
+    ]
+
+
+def _fit_head_to_labels(model, head_labels: list[str], labels: list[str]) -> None:
+    """A checkpoint's head trained for other labels has the right shape and the wrong
+    meaning. The same labels in another order: reorder its output rows. Other labels:
+    a fresh head, initialised as a base model's would be."""
+    linears = _head_linears(model)
+    if not linears or not all(m.weight.dtype.is_floating_point for m in linears):
+        raise FintuneError(
+            f"model.name: the checkpoint's head predicts {head_labels}, not {labels}, "
+            "and fintune cannot find or re-initialise its layers; start from the base model"
+        )
+    if sorted(head_labels) == sorted(labels):
+        output = linears[-1]
+        order = [head_labels.index(label) for label in labels]
+        with torch.no_grad():
+            output.weight.copy_(output.weight[order])
+            if output.bias is not None:
+                output.bias.copy_(output.bias[order])
+        console.print(
+            f"Classification head kept, its outputs reordered from {head_labels} to {labels}",
+            markup=False,
+        )
+        return
     std = getattr(model.config, "initializer_range", 0.02)
-    for name, module in model.named_modules():
-        if name.split(".")[0] in ("classifier", "score") and isinstance(module, nn.Linear):
+    with torch.no_grad():
+        for module in linears:
             nn.init.normal_(module.weight, std=std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+    console.print(
+        f"New classification head: the checkpoint's head predicts {head_labels}, "
+        f"this run's labels are {labels}",
+        markup=False,
+    )
 
 
 def _label_kwargs(labels: list[str]) -> dict[str, Any]:

@@ -9,7 +9,7 @@
       training.epochs: {type: int, low: 3, high: 6}
     trials: 20                         # finished trials wanted, over all workers and resumes
     timeout_minutes: 60                # this process stops starting trials after this
-    enqueue:                           # tried first, once per study; the rest is sampled
+    enqueue:                           # tried first, once per study; the rest sampled
       - {training.learning_rate: 3.0e-5, training.batch_size: 16}
 
 The study is stored in `<output>/<name>/optuna.db` (SQLite) unless `storage` names another
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import shutil
 import time
 import warnings
@@ -80,14 +81,20 @@ class Param(Section):
             name, self.low, self.high, log=self.type == "log_uniform", step=self.step
         )
 
-    def contains(self, value: Any) -> bool:
+    def problem_with(self, value: Any) -> str | None:
+        """Why `value` is not a point of this space, or None."""
         if self.type == "categorical":
-            return value in (self.choices or [])
+            same = any(type(value) is type(c) and value == c for c in self.choices or [])
+            return None if same else f"{value!r} is not one of {self.choices}"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
+            return f"{value!r} is not a number (YAML reads 7e-5 as text; write 7.0e-5)"
+        if not math.isfinite(value) or not self.low <= value <= self.high:
+            return f"{value!r} is outside {self.low:g}…{self.high:g}"
         if self.type == "int" and value != int(value):
-            return False
-        return self.low <= value <= self.high
+            return f"{value!r} is not a whole number"
+        if self.step and not math.isclose((value - self.low) / self.step % 1, 0, abs_tol=1e-9):
+            return f"{value!r} is not on the grid from {self.low:g} in steps of {self.step:g}"
+        return None
 
     def examples(self) -> list[Any]:
         if self.type == "categorical":
@@ -117,19 +124,21 @@ class SweepSpec(Section):
     final: bool = True
     """Train a final model with the best parameters and evaluate it on test."""
     enqueue: list[dict[str, Any]] = []
-    """Points to try first (a notebook's best, say); fields left out are sampled. Each is
-    queued once per study, however often the sweep is resumed."""
+    """Points to try first (a notebook's best, say); fields left out are sampled. Each runs
+    once per study, however often the sweep is resumed (again if its trial was interrupted)."""
 
     @model_validator(mode="after")
     def _not_empty(self) -> SweepSpec:
         if not self.space:
             raise ValueError("space is empty: give at least one field to search")
         for i, point in enumerate(self.enqueue):
+            if not point:
+                raise ValueError(f"enqueue[{i}]: an empty point; give at least one field")
             for field, value in point.items():
                 if field not in self.space:
                     raise ValueError(f"enqueue[{i}]: {field} is not a field of the space")
-                if not self.space[field].contains(value):
-                    raise ValueError(f"enqueue[{i}]: {field}: {value!r} is outside its space")
+                if problem := self.space[field].problem_with(value):
+                    raise ValueError(f"enqueue[{i}]: {field}: {problem}")
         return self
 
 
@@ -283,6 +292,19 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
     return objective
 
 
+def enqueue_new_points(study, spec: SweepSpec) -> None:
+    """Queue each `enqueue` point that no trial holds yet. A trial that was interrupted or
+    skipped for the budget does not hold its point; one that failed with an error does."""
+    for point in spec.enqueue:
+        held = False
+        for t in study.get_trials(deepcopy=False):
+            values = {**t.params, **t.system_attrs.get("fixed_params", {})}
+            live = t.state.name != "FAIL" or "error" in t.user_attrs
+            held = held or (live and all(values.get(k) == v for k, v in point.items()))
+        if not held:
+            study.enqueue_trial(point)
+
+
 def counted_trials(study) -> int:
     return sum(t.state.name in COUNTED for t in study.get_trials(deepcopy=False))
 
@@ -325,10 +347,6 @@ def run_sweep(
         load_if_exists=True,
     )
 
-    if not worker:
-        for point in spec.enqueue:
-            study.enqueue_trial(point, skip_if_exists=True)
-
     failures = []
 
     def enough(study, trial) -> None:
@@ -345,6 +363,8 @@ def run_sweep(
             study.stop()
 
     if counted_trials(study) < spec.trials and not report_only:
+        if not worker:
+            enqueue_new_points(study, spec)
         console.print(
             f"Sweep {spec.name}: {counted_trials(study)} of {spec.trials} trials done; "
             f"storage {url}"

@@ -153,7 +153,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
     doc.heading("Trials")
     doc.text(
         "One row per evaluation (epoch): mean training loss since the previous "
-        "evaluation, validation loss, accuracy and macro F1. 'Chosen by' says where a "
+        "evaluation, validation loss, accuracy and macro F1. 'origin' says where a "
         "trial's parameters came from: the sampler, the sweep file's `enqueue`, or a retry "
         "of a trial whose worker died. Also in `trials.csv`."
     )
@@ -174,7 +174,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
         [
             "trial",
             "state",
-            "chosen by",
+            "origin",
             *[p.removeprefix("param:") for p in params],
             "epoch",
             "train loss",
