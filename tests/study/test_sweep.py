@@ -104,6 +104,25 @@ def test_a_sweep_resumes_and_an_interrupted_trial_is_not_counted(sweep_file, int
     assert "3 complete" in report.read_text()
 
 
+def test_the_report_shows_a_dead_workers_trial_as_failed_not_running(sweep_file):
+    import sqlite3
+
+    from fintune.study.sweep import open_storage
+
+    path = sweep_file(trials=1, final=False)
+    run_sweep(path)
+    folder = path.parent / "sweeps" / "tiny-sweep"
+    storage, _ = open_storage(SweepSpec.model_validate(yaml.safe_load(path.read_text())), folder)
+    study = optuna.load_study(study_name="tiny-sweep", storage=storage)
+    trial = study.ask()  # a worker takes a trial, beats once and dies
+    storage.record_heartbeat(trial._trial_id)
+    with sqlite3.connect(folder / "optuna.db") as db:
+        db.execute("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00'")
+    report = run_sweep(path, report_only=True)
+    assert states(load(folder))[:2] == ["COMPLETE", "FAIL"]
+    assert "running" not in report.read_text()
+
+
 def test_enqueued_points_run_first_and_only_once_over_resumes(sweep_file):
     point = {"training.learning_rate": 0.005, "training.batch_size": 16}
     path = sweep_file(trials=1, enqueue=[point], final=False)

@@ -378,6 +378,7 @@ def run_sweep(
         )
     if worker:
         return folder
+    optuna.storages.fail_stale_trials(study)  # a dead worker's trial is not "running"
     from fintune.study.sweep_report import finish_sweep
 
     return finish_sweep(study, spec, base, folder, str(path))
