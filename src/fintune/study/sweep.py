@@ -378,7 +378,9 @@ def run_sweep(
         )
     if worker:
         return folder
-    optuna.storages.fail_stale_trials(study)  # a dead worker's trial is not "running"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # marked experimental, stable since optuna 2.9
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trial is not "running"
     from fintune.study.sweep_report import finish_sweep
 
     return finish_sweep(study, spec, base, folder, str(path))
