@@ -131,6 +131,10 @@ class SweepSpec(Section):
     def _not_empty(self) -> SweepSpec:
         if not self.space:
             raise ValueError("space is empty: give at least one field to search")
+        return self
+
+    @model_validator(mode="after")
+    def _enqueue_in_space(self) -> SweepSpec:
         for i, point in enumerate(self.enqueue):
             if not point:
                 raise ValueError(f"enqueue[{i}]: an empty point; give at least one field")
@@ -295,13 +299,13 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
 def enqueue_new_points(study, spec: SweepSpec) -> None:
     """Queue each `enqueue` point that no trial holds yet. A trial that was interrupted or
     skipped for the budget does not hold its point; one that failed with an error does."""
+    holders = [
+        {**t.params, **t.system_attrs.get("fixed_params", {})}
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name != "FAIL" or "error" in t.user_attrs
+    ]
     for point in spec.enqueue:
-        held = False
-        for t in study.get_trials(deepcopy=False):
-            values = {**t.params, **t.system_attrs.get("fixed_params", {})}
-            live = t.state.name != "FAIL" or "error" in t.user_attrs
-            held = held or (live and all(values.get(k) == v for k, v in point.items()))
-        if not held:
+        if not any(all(held.get(k) == v for k, v in point.items()) for held in holders):
             study.enqueue_trial(point)
 
 
