@@ -1,0 +1,53 @@
+"""Is run B better than run A? Pairs two finished runs' predictions on the same examples.
+
+    .venv/bin/python benchmarks/paired_runs.py RUN_A RUN_B [--split test]
+
+Prints each run's accuracy and macro-F1, the difference B - A with its paired-bootstrap 95%
+interval and verdict, and the exact McNemar test on accuracy: the same statistics a
+`fintune compare` study applies to its cells, here for runs made outside one study.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fintune.evaluation.paired import mcnemar_exact, paired_bootstrap
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("baseline", type=Path)
+    parser.add_argument("candidate", type=Path)
+    parser.add_argument("--split", default="test")
+    args = parser.parse_args()
+    a, b = (
+        pd.read_csv(run / f"predictions_{args.split}.csv")
+        for run in (args.baseline, args.candidate)
+    )
+    if not (a["text"].equals(b["text"]) and a["label"].equals(b["label"])):
+        raise SystemExit(f"the two runs' {args.split} examples differ; they cannot be paired")
+    labels = sorted(set(a["label"]) | set(a["predicted"]) | set(b["predicted"]))
+    index = {label: i for i, label in enumerate(labels)}
+    y = a["label"].map(index).to_numpy()
+    pa, pb = a["predicted"].map(index).to_numpy(), b["predicted"].map(index).to_numpy()
+    difference = paired_bootstrap([(y, pa)], [(y, pb)], len(labels))
+    test = mcnemar_exact(pa == y, pb == y)
+    print(f"{args.split}: n = {len(y)}")
+    for name, run, p in (("A", args.baseline, pa), ("B", args.candidate, pb)):
+        print(f"  {name} accuracy {np.mean(p == y):.4f}  {run}")
+    for metric in ("accuracy", "f1_macro"):
+        d = difference[metric]
+        low, high = d["ci95"]
+        print(f"  B - A {metric}: {d['difference']:+.4f} [{low:+.4f}, {high:+.4f}] {d['verdict']}")
+    print(
+        f"  McNemar: {test['only_baseline_correct']} right only for A, "
+        f"{test['only_candidate_correct']} only for B, exact p = {test['p']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

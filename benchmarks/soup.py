@@ -1,0 +1,126 @@
+"""Benchmark lever for issue #3: a weight-averaged "soup" of finished runs.
+
+Runs fine-tuned from the same pretrained model on the same data usually lie in one basin,
+so the average of their weights is itself a good model, often better than each of them
+(Wortsman et al., 2022, "Model soups"). Unlike an ensemble it is one model of the same
+size. LoRA runs are merged into their base first.
+
+    .venv/bin/python benchmarks/soup.py RUN [RUN ...] --out benchmarks/out/soups/NAME
+
+Ingredients are ranked by validation accuracy. The greedy soup adds each in turn and keeps
+it only if validation accuracy does not drop; the uniform soup takes them all. Selection
+sees validation only. Test is read once per model at the end and printed with its bootstrap
+95% CI. The greedy soup is saved as a run-like folder (model/, predictions_*.csv, soup.json)
+that `fintune serve` and benchmarks/paired_runs.py accept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fintune.evaluation.metrics import bootstrap_ci
+from fintune.models import load_saved_classifier
+from fintune.models.load import save_classifier
+from fintune.predict import Predictor
+
+
+def load(run: Path):
+    model, tokenizer, info = load_saved_classifier(run / "model")
+    if hasattr(model, "merge_and_unload"):  # LoRA/DoRA: fold the adapter into the weights
+        model = model.merge_and_unload()
+    return model, tokenizer, info
+
+
+def predict(predictor: Predictor, texts: list[str]) -> list[str]:
+    return [r["label"] for r in predictor(texts, batch_size=64)]
+
+
+def average(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {
+        k: torch.stack([s[k].float() for s in states]).mean(0).to(states[0][k].dtype)
+        if states[0][k].is_floating_point()
+        else states[0][k]
+        for k in states[0]
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+
+    frames = {s: pd.read_csv(args.runs[0] / f"predictions_{s}.csv") for s in ("validation", "test")}
+    for run in args.runs[1:]:
+        for split, frame in frames.items():
+            other = pd.read_csv(run / f"predictions_{split}.csv")
+            if not other["text"].equals(frame["text"]):
+                raise SystemExit(f"{run}: its {split} examples differ from {args.runs[0]}'s")
+    texts = {s: f["text"].tolist() for s, f in frames.items()}
+    truth = {s: f["label"].to_numpy() for s, f in frames.items()}
+
+    def accuracy(predictor: Predictor, split: str) -> float:
+        return float(np.mean(np.array(predict(predictor, texts[split])) == truth[split]))
+
+    ingredients = []
+    for run in args.runs:
+        model, tokenizer, info = load(run)
+        predictor = Predictor(model, tokenizer, info.labels, info.max_length)
+        ingredients.append((accuracy(predictor, "validation"), run, model.state_dict(), info))
+        print(f"ingredient {run.name}: validation {ingredients[-1][0]:.4f}", flush=True)
+    if len({tuple(i[3].labels) for i in ingredients}) > 1:
+        raise SystemExit("the runs' label orders differ; their heads cannot be averaged")
+    ingredients.sort(key=lambda i: -i[0])
+    best_val, best_run, best_state, info = ingredients[0]
+
+    soup_model, tokenizer, _ = load(best_run)
+    soup = Predictor(soup_model, tokenizer, info.labels, info.max_length)
+    chosen, chosen_val = [best_state], best_val
+    kept = [best_run.name]
+    for _, run, state, _ in ingredients[1:]:
+        soup_model.load_state_dict(average(chosen + [state]))
+        trial = accuracy(soup, "validation")
+        print(f"greedy: + {run.name} -> validation {trial:.4f} (now {chosen_val:.4f})", flush=True)
+        if trial >= chosen_val:
+            chosen, chosen_val = chosen + [state], trial
+            kept.append(run.name)
+
+    results = {}
+    soups = {"uniform": [i[2] for i in ingredients], "greedy": chosen}
+    for name, states in soups.items():
+        soup_model.load_state_dict(average(states))
+        labels = {s: np.array(predict(soup, texts[s])) for s in texts}
+        results[name] = {s: float(np.mean(labels[s] == truth[s])) for s in ("validation", "test")}
+        index = {label: i for i, label in enumerate(info.labels)}
+        y, p = (np.array([index[v] for v in a]) for a in (truth["test"], labels["test"]))
+        results[name]["test_ci95"] = bootstrap_ci(y, p, len(info.labels))["accuracy"]
+        results[name]["ingredients"] = len(states)
+    results["best_ingredient"] = {"run": str(best_run), "validation": best_val}
+    results["greedy_kept"] = kept
+
+    # Save the greedy soup (soup_model holds it: it was evaluated last) like a run.
+    args.out.mkdir(parents=True, exist_ok=False)
+    # Merged LoRA is a plain model now: save it as `full` so it loads without PEFT.
+    full = dataclasses.replace(info, method="full", method_settings={})
+    save_classifier(soup_model, tokenizer, full, args.out / "model")
+    for split in texts:
+        out = predict(soup, texts[split])
+        frame = frames[split][["text", "label"]].assign(predicted=out)
+        frame.to_csv(args.out / f"predictions_{split}.csv", index=False)
+    shutil.copy(best_run / "config.yaml", args.out / "config.yaml")
+    results["runs"] = [str(r) for r in args.runs]
+    (args.out / "soup.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps({k: results[k] for k in ("uniform", "greedy", "greedy_kept")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
