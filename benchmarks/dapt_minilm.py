@@ -99,10 +99,6 @@ class MaskedPositionsOnly(torch.nn.Module):
         return {"loss": torch.nn.functional.cross_entropy(logits, labels[masked])}
 
 
-def mlm_loss(trainer: Trainer, data: Dataset) -> float:
-    return trainer.evaluate(data)["eval_loss"]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=float, default=4)
@@ -152,9 +148,9 @@ def main() -> None:
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name.startswith("cls.")
     head = trainer("head", max_steps=args.head_steps, learning_rate=1e-3, warmup_steps=0.1)
-    loss_random_head = mlm_loss(head, data["test"])
+    loss_random_head = head.evaluate(data["test"])["eval_loss"]
     head.train()
-    loss_before = mlm_loss(head, data["test"])
+    loss_before = head.evaluate(data["test"])["eval_loss"]
 
     # 2. Everything.
     for parameter in model.parameters():
@@ -163,7 +159,7 @@ def main() -> None:
         "full", num_train_epochs=args.epochs, learning_rate=args.learning_rate, warmup_steps=0.06
     )
     full.train()
-    loss_after = mlm_loss(full, data["test"])
+    loss_after = full.evaluate(data["test"])["eval_loss"]
 
     # Save a plain BertModel with MiniLM's pooler (the masked-LM model has none).
     encoder = BertModel.from_pretrained(source.name_or_path)

@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     args = parser.parse_args()
     a, b = (
-        pd.read_csv(run / f"predictions_{args.split}.csv")
+        pd.read_csv(run / f"predictions_{args.split}.csv", keep_default_na=False)
         for run in (args.baseline, args.candidate)
     )
     if not (a["text"].equals(b["text"]) and a["label"].equals(b["label"])):

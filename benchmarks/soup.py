@@ -57,12 +57,17 @@ def main() -> None:
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.out.exists():
+        raise SystemExit(f"{args.out} exists; a soup never overwrites an earlier one")
     torch.manual_seed(0)
 
-    frames = {s: pd.read_csv(args.runs[0] / f"predictions_{s}.csv") for s in ("validation", "test")}
+    def read(run: Path, split: str) -> pd.DataFrame:
+        return pd.read_csv(run / f"predictions_{split}.csv", keep_default_na=False)
+
+    frames = {s: read(args.runs[0], s) for s in ("validation", "test")}
     for run in args.runs[1:]:
         for split, frame in frames.items():
-            other = pd.read_csv(run / f"predictions_{split}.csv")
+            other = read(run, split)
             if not other["text"].equals(frame["text"]):
                 raise SystemExit(f"{run}: its {split} examples differ from {args.runs[0]}'s")
     texts = {s: f["text"].tolist() for s, f in frames.items()}
@@ -94,11 +99,11 @@ def main() -> None:
             chosen, chosen_val = chosen + [state], trial
             kept.append(run.name)
 
-    results = {}
+    results, predicted = {}, {}
     soups = {"uniform": [i[2] for i in ingredients], "greedy": chosen}
     for name, states in soups.items():
         soup_model.load_state_dict(average(states))
-        labels = {s: np.array(predict(soup, texts[s])) for s in texts}
+        labels = predicted[name] = {s: np.array(predict(soup, texts[s])) for s in texts}
         results[name] = {s: float(np.mean(labels[s] == truth[s])) for s in ("validation", "test")}
         index = {label: i for i, label in enumerate(info.labels)}
         y, p = (np.array([index[v] for v in a]) for a in (truth["test"], labels["test"]))
@@ -108,13 +113,12 @@ def main() -> None:
     results["greedy_kept"] = kept
 
     # Save the greedy soup (soup_model holds it: it was evaluated last) like a run.
-    args.out.mkdir(parents=True, exist_ok=False)
+    args.out.mkdir(parents=True)
     # Merged LoRA is a plain model now: save it as `full` so it loads without PEFT.
     full = dataclasses.replace(info, method="full", method_settings={})
     save_classifier(soup_model, tokenizer, full, args.out / "model")
     for split in texts:
-        out = predict(soup, texts[split])
-        frame = frames[split][["text", "label"]].assign(predicted=out)
+        frame = frames[split][["text", "label"]].assign(predicted=predicted["greedy"][split])
         frame.to_csv(args.out / f"predictions_{split}.csv", index=False)
     shutil.copy(best_run / "config.yaml", args.out / "config.yaml")
     results["runs"] = [str(r) for r in args.runs]
