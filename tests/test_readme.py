@@ -21,15 +21,17 @@ def test_quick_start_has_the_two_commands():
     assert "make run" in text and "make test" in text
 
 
-def test_study_and_sweep_examples_are_valid_files():
-    from fintune.study.spec import StudySpec
+def test_study_and_sweep_examples_are_valid_files(monkeypatch):
+    from fintune.study.spec import StudySpec, expand
     from fintune.study.sweep import SweepSpec
+
+    monkeypatch.chdir(README.parent)  # the examples name files from the repository root
 
     blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)]
     studies = [b for b in blocks if "axes" in b]
     sweeps = [b for b in blocks if "space" in b]
     assert studies and sweeps
     for block in studies:
-        StudySpec.model_validate(block)
+        assert expand(StudySpec.model_validate(block), "README.md")  # cells and baselines
     for block in sweeps:
         SweepSpec.model_validate(block)

@@ -7,6 +7,7 @@ import pytest
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score
 
+from fintune.evaluation.metrics import bootstrap_ci
 from fintune.evaluation.paired import mcnemar_exact, paired_bootstrap, seed_mean_ci, verdict
 
 
@@ -93,6 +94,50 @@ def test_seed_mean_ci_covers_the_mean_like_a_naive_bootstrap():
         means.append(np.mean(scores))
     low, high = np.percentile(means, [2.5, 97.5])
     assert ours[0] == pytest.approx(low, abs=0.006) and ours[1] == pytest.approx(high, abs=0.006)
+
+
+def test_seeds_on_one_test_set_share_its_resamples():
+    y, p = synthetic(500, 3, 0.82, seed=15)
+    one = bootstrap_ci(y, p, 3, samples=2000, seed=0)
+    same_thrice = seed_mean_ci([(y, p)] * 3, 3, samples=2000, seed=0)
+    assert same_thrice == {m: one[m] for m in same_thrice}  # the mean of one run, its interval
+
+    blocks = [synthetic(500, 3, a, seed=s, y=y) for a, s in ((0.8, 16), (0.84, 17), (0.78, 18))]
+    ours = seed_mean_ci(blocks, 3, samples=3000, seed=0)["accuracy"]
+    rng = np.random.default_rng(2)
+    means = []
+    for _ in range(3000):
+        i = rng.integers(0, len(y), len(y))  # one resample of the shared examples
+        means.append(np.mean([accuracy(y[i], pred[i]) for _, pred in blocks]))
+    low, high = np.percentile(means, [2.5, 97.5])
+    assert ours[0] == pytest.approx(low, abs=0.006) and ours[1] == pytest.approx(high, abs=0.006)
+    # the same predictions on three different test sets: three draws of luck, which average
+    elsewhere = seed_mean_ci([(y, p)] * 3, 3, samples=2000, seed=0, test_sets=["a", "b", "c"])
+    width = one["accuracy"][1] - one["accuracy"][0]
+    assert elsewhere["accuracy"][1] - elsewhere["accuracy"][0] < 0.7 * width
+
+
+def test_paired_seeds_on_one_test_set_match_a_naive_joint_resampling():
+    y, _ = synthetic(400, 3, 1.0, seed=19)
+    base = [synthetic(400, 3, a, seed=s, y=y) for a, s in ((0.8, 20), (0.82, 21))]
+    cand = [synthetic(400, 3, a, seed=s, y=y) for a, s in ((0.85, 22), (0.83, 23))]
+    ours = paired_bootstrap(base, cand, 3, samples=3000, seed=0)["accuracy"]["ci95"]
+    rng = np.random.default_rng(3)
+    diffs = []
+    for _ in range(3000):
+        i = rng.integers(0, len(y), len(y))
+        diffs.append(
+            np.mean(
+                [
+                    accuracy(y[i], c[i]) - accuracy(y[i], b[i])
+                    for (_, b), (_, c) in zip(base, cand, strict=True)
+                ]
+            )
+        )
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    assert ours[0] == pytest.approx(low, abs=0.006) and ours[1] == pytest.approx(high, abs=0.006)
+    with pytest.raises(ValueError, match="different labels"):
+        seed_mean_ci([base[0], (y[::-1], y)], 3, test_sets=["t", "t"])
 
 
 @pytest.mark.parametrize(

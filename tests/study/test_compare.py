@@ -99,8 +99,8 @@ def test_an_interrupted_study_continues_where_it_stopped(study_file, interrupt_r
     assert len(run_dirs(folder)) == 4  # the first cell was reused, three ran
 
 
-def test_a_failed_cell_is_reported_and_retried_on_request(study_file, monkeypatch):
-    path = study_file()
+def fail_lora_cells(monkeypatch):
+    """LoRA cells raise as a GPU out of memory would; returns the real recipe."""
     real = classification.run
 
     def lora_fails(config, **kwargs):
@@ -109,6 +109,12 @@ def test_a_failed_cell_is_reported_and_retried_on_request(study_file, monkeypatc
         return real(config, **kwargs)
 
     monkeypatch.setattr(classification, "run", lora_fails)
+    return real
+
+
+def test_a_failed_cell_is_reported_and_retried_on_request(study_file, monkeypatch):
+    path = study_file()
+    real = fail_lora_cells(monkeypatch)
     folder, state = run_study(path)
     failed = {c for c, e in state.items() if e["status"] == "failed"}
     assert failed == {"method=lora,seed=1", "method=lora,seed=2"}
@@ -122,3 +128,61 @@ def test_a_failed_cell_is_reported_and_retried_on_request(study_file, monkeypatc
     assert {c for c, e in state.items() if e["status"] == "failed"} == failed
     _, state = run_study(path, retry_failed=True)
     assert all(entry["status"] == "done" for entry in state.values())
+
+
+def test_a_changed_cell_is_outdated_not_reported_and_a_tracking_change_reruns_nothing(
+    study_file, make_config
+):
+    folder, _ = run_study(study_file())
+    before = run_dirs(folder)
+    tagged = make_config(tracking={"tags": {"team": "quant"}}).model_dump(mode="json")
+    run_study(study_file(base=tagged))
+    assert run_dirs(folder) == before  # tags do not change results
+
+    axes = {
+        "method": {
+            "full": {"method": "full"},
+            "lora": {"method": {"name": "lora", "r": 8}, "training.learning_rate": 5e-3},
+        },
+        "seed": [1, 2],
+    }
+    changed = study_file(axes=axes)
+    run_study(changed, report_only=True)
+    report = (folder / "report.md").read_text()
+    assert "2 finished, 0 failed, 2 outdated" in report and "## Outdated" in report
+    assert "**method=lora**" not in report  # r=4 results never shown as r=8's
+    run_study(changed)
+    assert len(run_dirs(folder)) == 6
+    assert "0 outdated" in (folder / "report.md").read_text()
+
+
+def test_failures_of_cells_no_longer_in_the_study_do_not_count(study_file, monkeypatch):
+    fail_lora_cells(monkeypatch)
+    run_study(study_file())
+    _, state = run_study(study_file(axes={"method": {"full": {"method": "full"}}, "seed": [1, 2]}))
+    assert sorted(state) == ["method=full,seed=1", "method=full,seed=2"]
+    assert all(entry["status"] == "done" for entry in state.values())
+
+
+def test_the_study_lock(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from fintune.errors import FintuneError
+    from fintune.study.compare import study_lock
+
+    lock = tmp_path / ".lock"
+    lock.write_text(str(os.getpid()))  # a live process holds it
+    with pytest.raises(FintuneError, match=f"being run by process {os.getpid()}"):
+        study_lock(tmp_path).__enter__()
+    lock.write_text("")  # just created, its pid not yet written
+    with pytest.raises(FintuneError, match="being started by another process"):
+        study_lock(tmp_path).__enter__()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
+    )
+    lock.write_text(dead.stdout.decode().strip())  # left by a process that died
+    with study_lock(tmp_path):
+        assert lock.read_text() == str(os.getpid())
+    assert not lock.exists()

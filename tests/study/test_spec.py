@@ -73,6 +73,60 @@ def test_explicit_cells_only_and_variant_labels(write_study):
     assert cells[-2].id == "method=lora,seed=9" and cells[-2].config.seed == 9
 
 
+def test_an_explicit_cell_takes_its_variants_fields_even_when_only_the_axis_field_is_set(
+    write_study,
+):
+    axes = {
+        "method": {
+            "lora16": {"method": {"name": "lora", "r": 16, "alpha": 32}},
+            "full": {"method": "full"},
+        },
+        "seed": [1, 2],
+    }
+    path = write_study(
+        axes=axes, cells=[{"method": "lora16", "seed": 3}, {"method": "full", "seed": 3}]
+    )
+    _, cells = load_study(path)
+    extra = next(c for c in cells if c.id == "method=lora16,seed=3")
+    assert (extra.config.method.name, extra.config.method.r, extra.config.method.alpha) == (
+        "lora",
+        16,
+        32,
+    )
+
+
+def test_an_explicit_cell_in_another_key_order_joins_the_grids_group(write_study):
+    path = write_study(
+        axes={
+            "training.epochs": [1],
+            "model.max_length": [16],
+            "method": ["full", "lora"],
+            "seed": [1],
+        },
+        cells=[
+            {"seed": 2, "model.max_length": 16, "method": "lora", "training.epochs": 1},
+            {"seed": 2, "model.max_length": 16, "method": "full", "training.epochs": 1},
+        ],
+    )
+    _, cells = load_study(path)
+    assert all(
+        list(c.coords) == ["training.epochs", "model.max_length", "method", "seed"] for c in cells
+    )
+    assert cells[-2].id == "training.epochs=1,model.max_length=16,method=lora,seed=2"
+
+
+def test_tracking_and_output_do_not_change_a_cells_identity(write_study, make_config):
+    _, before = load_study(write_study())
+    base = make_config(tracking={"tags": {"team": "quant"}}).model_dump(mode="json")
+    base["output"]["save_model"] = False
+    _, after = load_study(write_study(base=base))
+    assert [c.config_sha for c in before] == [c.config_sha for c in after]
+    _, changed = load_study(
+        write_study(base=make_config(training={"epochs": 2}).model_dump(mode="json"))
+    )
+    assert before[0].config_sha != changed[0].config_sha
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

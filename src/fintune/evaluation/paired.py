@@ -2,9 +2,11 @@
 
 Both models are scored on identical resamples of the examples (paired bootstrap), so
 what they share cancels and only their disagreements count. Several seeds form blocks:
-each block pairs the two models' runs of one seed, a replicate resamples within every
-block, and the quantity is the mean over seeds of the per-seed metric. McNemar's exact
-test is the classic check for accuracy: only the examples the two models disagree on.
+each block pairs the two models' runs of one seed, and the quantity is the mean over seeds
+of the per-seed metric. Blocks scored on the same test set share each resample too, since
+the test set's luck is common to all of them; blocks on different test sets (a split that
+varies with the seed) are resampled independently. McNemar's exact test is the classic
+check for accuracy: only the examples the two models disagree on.
 """
 
 from __future__ import annotations
@@ -22,17 +24,41 @@ def _mean_over_blocks(per_block: list[dict[str, np.ndarray]]) -> dict[str, np.nd
     return {name: np.mean([b[name] for b in per_block], axis=0) for name in per_block[0]}
 
 
+def _replicates(
+    blocks: list[tuple[np.ndarray, list[np.ndarray]]],
+    test_sets: list | None,
+    k: int,
+    samples: int,
+    rng: np.random.Generator,
+) -> list[list[dict[str, np.ndarray]]]:
+    """Bootstrap metrics of every prediction array of every (y_true, predictions) block.
+    Blocks with the same test set (default: the same y_true) share their resamples."""
+    keys = test_sets if test_sets is not None else [y.tobytes() for y, _ in blocks]
+    if len(keys) != len(blocks):
+        raise ValueError("need one test-set key per block")
+    groups: dict = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    out: list = [None] * len(blocks)
+    for members in groups.values():
+        y = blocks[members[0]][0]
+        if any(not np.array_equal(blocks[i][0], y) for i in members):
+            raise ValueError("blocks named as one test set hold different labels")
+        predictions = [p for i in members for p in blocks[i][1]]
+        matrices = iter(bootstrap_confusions(y, predictions, k, samples, rng))
+        for i in members:
+            out[i] = [metrics_from_confusion(next(matrices)) for _ in blocks[i][1]]
+    return out
+
+
 def seed_mean_ci(
-    blocks: list[Block], k: int, samples: int = 1000, seed: int = 0
+    blocks: list[Block], k: int, samples: int = 1000, seed: int = 0, test_sets: list | None = None
 ) -> dict[str, list[float]]:
-    """95% bootstrap interval of the mean over runs (seeds) of each metric."""
+    """95% bootstrap interval of the mean over runs (seeds) of each metric. `test_sets`
+    names each run's test set (say a hash of its texts); default: its y_true."""
     rng = np.random.default_rng(seed)
-    replicates = _mean_over_blocks(
-        [
-            metrics_from_confusion(bootstrap_confusions(y, [p], k, samples, rng)[0])
-            for y, p in blocks
-        ]
-    )
+    per_run = _replicates([(y, [p]) for y, p in blocks], test_sets, k, samples, rng)
+    replicates = _mean_over_blocks([r[0] for r in per_run])
     return {
         name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
         for name, v in replicates.items()
@@ -45,25 +71,29 @@ def paired_bootstrap(
     k: int,
     samples: int = 2000,
     seed: int = 0,
+    test_sets: list | None = None,
 ) -> dict[str, dict[str, float | list[float] | str]]:
     """Difference candidate - baseline of every metric, with its 95% interval and a verdict.
 
-    baseline[i] and candidate[i] must hold the same examples (same y_true, same order).
+    baseline[i] and candidate[i] must hold the same examples (same y_true, same order);
+    `test_sets[i]` names that pair's test set, as in `seed_mean_ci`.
     """
     if len(baseline) != len(candidate) or not baseline:
         raise ValueError("need one baseline block per candidate block")
-    rng = np.random.default_rng(seed)
-    base_reps, cand_reps, base_point, cand_point = [], [], [], []
-    for (y_b, p_b), (y_c, p_c) in zip(baseline, candidate, strict=True):
+    for (y_b, _), (y_c, _) in zip(baseline, candidate, strict=True):
         if not np.array_equal(y_b, y_c):
             raise ValueError("paired runs must be scored on the same test examples")
-        base_cm, cand_cm = bootstrap_confusions(y_b, [p_b, p_c], k, samples, rng)
-        base_reps.append(metrics_from_confusion(base_cm))
-        cand_reps.append(metrics_from_confusion(cand_cm))
-        base_point.append(metrics_from_confusion(confusion(y_b, p_b, k)))
-        cand_point.append(metrics_from_confusion(confusion(y_c, p_c, k)))
-    base_reps, cand_reps = _mean_over_blocks(base_reps), _mean_over_blocks(cand_reps)
-    base_point, cand_point = _mean_over_blocks(base_point), _mean_over_blocks(cand_point)
+    rng = np.random.default_rng(seed)
+    pairs = [(y, [p_b, p_c]) for (y, p_b), (_, p_c) in zip(baseline, candidate, strict=True)]
+    reps = _replicates(pairs, test_sets, k, samples, rng)
+    base_reps = _mean_over_blocks([r[0] for r in reps])
+    cand_reps = _mean_over_blocks([r[1] for r in reps])
+    base_point = _mean_over_blocks(
+        [metrics_from_confusion(confusion(y, p, k)) for y, p in baseline]
+    )
+    cand_point = _mean_over_blocks(
+        [metrics_from_confusion(confusion(y, p, k)) for y, p in candidate]
+    )
     out: dict[str, dict[str, float | list[float] | str]] = {}
     for name in base_reps:
         diff = cand_reps[name] - base_reps[name]

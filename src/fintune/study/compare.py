@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +38,8 @@ def check_cells(cells: list[Cell]) -> None:
     seen: set[str] = set()
     for cell in cells:
         cfg = cell.config
-        key = json.dumps([cfg.model.name, cfg.data.model_dump(mode="json"), cfg.seed])
+        checked = (cfg.model.name, cfg.model.gguf_file, cfg.training.device, cfg.data, cfg.seed)
+        key = json.dumps([cfg.tracking.model_dump(mode="json"), *map(_plain, checked)])
         if key in seen:
             continue
         seen.add(key)
@@ -45,6 +47,10 @@ def check_cells(cells: list[Cell]) -> None:
             RECIPES[cfg.task].setup(cfg)
         except FintuneError as error:
             raise FintuneError(f"cell {cell.id}: {error}") from None
+
+
+def _plain(value: Any) -> Any:
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
 
 
 def cell_config(cell: Cell, spec: StudySpec, folder: Path):
@@ -87,7 +93,10 @@ def study_lock(folder: Path) -> Iterator[None]:
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
-        pid = int(lock.read_text().strip() or 0)
+        text = lock.read_text().strip()
+        if not text and time.time() - lock.stat().st_mtime < 10:  # its pid is being written
+            raise FintuneError(f"{folder} is being started by another process") from None
+        pid = int(text or 0)
         if pid and _alive(pid):
             raise FintuneError(
                 f"{folder} is being run by process {pid}; wait for it or stop it"
@@ -149,7 +158,7 @@ def run_study(
             )
         except Exception as error:  # noqa: BLE001
             console.print(f"[yellow]warning:[/] MLflow logging of the report failed ({error})")
-    return folder, state
+    return folder, {c.id: state[c.id] for c in cells if c.id in state}
 
 
 def _failed_same(entry: dict[str, Any] | None, cell: Cell) -> bool:

@@ -3,6 +3,7 @@ table with CIs and a paired verdict against the baseline, a resource table, and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fintune.config.schema import METRICS  # noqa: E402
+from fintune.errors import FintuneError  # noqa: E402
 from fintune.evaluation.paired import mcnemar_exact, paired_bootstrap, seed_mean_ci  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
@@ -47,14 +49,28 @@ class Finished:
     metrics: dict[str, Any]
 
     @cached_property
+    def _predictions(self) -> pd.DataFrame:
+        path = self.run_dir / "predictions_test.csv"
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # labels stay text
+        index = {label: i for i, label in enumerate(self.metrics["labels"])}
+        for column in ("label", "predicted"):
+            ids = frame[column].map(index)
+            if ids.isna().any():
+                value = frame[column][ids.isna()].iloc[0]
+                raise FintuneError(f"{path}: {column} {value!r} is not one of the run's labels")
+            frame[column] = ids.astype(int)
+        return frame
+
+    @property
     def block(self) -> tuple[np.ndarray, np.ndarray]:
         """(true ids, predicted ids) on the test split, in the run's order."""
-        frame = pd.read_csv(self.run_dir / "predictions_test.csv", keep_default_na=False)
-        index = {label: i for i, label in enumerate(self.metrics["labels"])}
-        return (
-            frame["label"].astype(str).map(index).to_numpy(dtype=int),
-            frame["predicted"].astype(str).map(index).to_numpy(dtype=int),
-        )
+        return self._predictions["label"].to_numpy(), self._predictions["predicted"].to_numpy()
+
+    @cached_property
+    def test_set(self) -> str:
+        """Names the run's test examples: runs sharing them are resampled together."""
+        texts = "\x00".join(self._predictions["text"]).encode()
+        return hashlib.sha256(texts).hexdigest()
 
 
 def row_interval(runs: list[Finished], spec: StudySpec) -> dict[str, list[float]]:
@@ -62,7 +78,8 @@ def row_interval(runs: list[Finished], spec: StudySpec) -> dict[str, list[float]
     if len(runs) == 1:
         return runs[0].metrics["test"]["ci95"]
     k = len(runs[0].metrics["labels"])
-    return seed_mean_ci([r.block for r in runs], k, spec.bootstrap_samples)
+    blocks, test_sets = [r.block for r in runs], [r.test_set for r in runs]
+    return seed_mean_ci(blocks, k, spec.bootstrap_samples, test_sets=test_sets)
 
 
 def row_key(cell: Cell, spec: StudySpec) -> str:
@@ -73,21 +90,26 @@ def write_study_report(
     folder: Path, spec: StudySpec, cells: list[Cell], state: dict[str, Any]
 ) -> Path:
     finished: dict[str, Finished] = {}
+    outdated, failed = [], []  # outdated: the cell's config changed since its result
     for cell in cells:
         entry = state.get(cell.id, {})
+        if entry and entry.get("config_sha") != cell.config_sha:
+            outdated.append(cell)
+            continue
         run_dir = folder / entry.get("run_dir", "-")
         if entry.get("status") == "done" and (run_dir / "metrics.json").is_file():
             metrics = json.loads((run_dir / "metrics.json").read_text())
             finished[cell.id] = Finished(cell, run_dir, metrics)
+        elif entry.get("status") == "failed":
+            failed.append(cell)
     plots = folder / "plots"
     plots.mkdir(exist_ok=True)
 
     doc = Document(f"Study {spec.name}")
-    failed = [c for c in cells if state.get(c.id, {}).get("status") == "failed"]
-    pending = [c for c in cells if c.id not in finished and c not in failed]
+    pending = [c for c in cells if c.id not in finished and c not in failed and c not in outdated]
     doc.text(
         f"{len(cells)} cells: {len(finished)} finished, {len(failed)} failed, "
-        f"{len(pending)} not run. Baseline of each group: "
+        f"{len(outdated)} outdated, {len(pending)} not run. Baseline of each group: "
         + ", ".join(f"{a}={v}" for a, v in spec.baseline.items())
         + f". Metrics on each run's test split with bootstrap 95% CIs. Verdicts compare a row "
         f"with its group's baseline on the same test examples by a paired bootstrap of "
@@ -124,6 +146,13 @@ def write_study_report(
                 [c.id, state[c.id]["error"].replace("|", "/"), f"`{state[c.id]['traceback']}`"]
                 for c in failed
             ],
+        )
+    if outdated:
+        doc.heading("Outdated")
+        doc.text(
+            "These cells' configs changed since their last run, so their results are left "
+            "out; `fintune compare STUDY.yaml` runs them again: "
+            + ", ".join(c.id for c in outdated)
         )
     if pending:
         doc.heading("Not run")
@@ -170,11 +199,16 @@ def _versus_baseline(runs: list[Finished], spec: StudySpec, finished: dict) -> l
         return ["baseline not finished", "", ""]
     if all(base is run for base, run in pairs):
         return ["baseline", "", ""]
+    if any(base.test_set != run.test_set for base, run in pairs):
+        return ["not paired: the baseline was tested on other examples", "", ""]
     base_blocks = [b.block for b, _ in pairs]
     cand_blocks = [r.block for _, r in pairs]
     k = len(runs[0].metrics["labels"])
+    test_sets = [r.test_set for _, r in pairs]
     try:
-        result = paired_bootstrap(base_blocks, cand_blocks, k, spec.bootstrap_samples)[spec.metric]
+        result = paired_bootstrap(
+            base_blocks, cand_blocks, k, spec.bootstrap_samples, test_sets=test_sets
+        )[spec.metric]
     except ValueError as error:  # different test examples: no paired test possible
         return [f"not paired: {error}", "", ""]
     mc = mcnemar_exact(
@@ -182,8 +216,10 @@ def _versus_baseline(runs: list[Finished], spec: StudySpec, finished: dict) -> l
         np.concatenate([y == p for y, p in cand_blocks]),
     )
     low, high = result["ci95"]
+    # seeds whose baseline did not finish are left out of the pairs; say so
+    partial = f" ({len(pairs)} of {len(runs)} seeds paired)" if len(pairs) < len(runs) else ""
     return [
-        f"{result['difference']:+.4f} [{low:+.3f}, {high:+.3f}]",
+        f"{result['difference']:+.4f} [{low:+.3f}, {high:+.3f}]{partial}",
         f"**{result['verdict']}**" if result["verdict"] != "within noise" else "within noise",
         f"{mc['p']:.3g} ({mc['only_candidate_correct']} vs {mc['only_baseline_correct']})",
     ]

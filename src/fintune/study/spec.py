@@ -8,6 +8,7 @@
         lora: {method: {name: lora, r: 16}, training.learning_rate: 1.0e-3}
       seed: [1, 2, 3]                            # a field: its values
     cells:                                       # more cells beyond the grid
+      - {method: full, seed: 4}
       - {method: lora, seed: 4}
     baseline: {method: full}
 
@@ -65,8 +66,13 @@ class Cell:
 
     @property
     def config_sha(self) -> str:
-        text = json.dumps(self.config.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return results_sha(self.config)
+
+
+def results_sha(config: ExperimentConfig) -> str:
+    """Hash of what a run's results depend on: not its name, output folder or tracking."""
+    fields = config.model_dump(mode="json", exclude={"name", "output", "tracking"})
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def label_of(value: Any) -> str:
@@ -133,8 +139,9 @@ def expand(spec: StudySpec, source: str) -> list[Cell]:
         coords = dict(zip(options, combo, strict=True))
         fields = {f: v for a, label in coords.items() for f, v in options[a][label].items()}
         planned.append((coords, fields))
+    variant_axes = {axis for axis, values in spec.axes.items() if isinstance(values, dict)}
     for i, explicit in enumerate(spec.cells):
-        planned.append(_explicit_cell(explicit, options, f"{source}: cells[{i}]"))
+        planned.append(_explicit_cell(explicit, options, variant_axes, f"{source}: cells[{i}]"))
     if not planned:
         raise FintuneError(f"{source}: the study has no cells; give axes or cells")
 
@@ -157,7 +164,10 @@ def expand(spec: StudySpec, source: str) -> list[Cell]:
 
 
 def _explicit_cell(
-    explicit: dict[str, Any], options: dict[str, dict[str, dict[str, Any]]], where: str
+    explicit: dict[str, Any],
+    options: dict[str, dict[str, dict[str, Any]]],
+    variant_axes: set[str],
+    where: str,
 ) -> tuple[dict[str, str], dict[str, Any]]:
     if not explicit:
         raise FintuneError(f"{where}: an explicit cell needs at least one axis value")
@@ -166,9 +176,12 @@ def _explicit_cell(
         raise FintuneError(f"{where}: give a value for every axis; missing {missing}")
     coords: dict[str, str] = {}
     fields: dict[str, Any] = {}
-    for axis, value in explicit.items():
+    # the axes in the grid's order, so the cell groups and names like the grid's cells
+    ordered = [*options, *(a for a in explicit if a not in options)]
+    for axis in ordered:
+        value = explicit[axis]
         label = label_of(value)
-        if axis in options and _is_variant_axis(options[axis], axis):
+        if axis in variant_axes:
             if label not in options[axis]:
                 raise FintuneError(
                     f"{where}: {axis}={label} is not a variant of axis {axis}; "
@@ -179,10 +192,6 @@ def _explicit_cell(
             fields[axis] = value
         coords[axis] = label
     return coords, fields
-
-
-def _is_variant_axis(options: dict[str, dict[str, Any]], axis: str) -> bool:
-    return any(list(fields) != [axis] for fields in options.values())
 
 
 def run_name(base_name: str, coords: dict[str, str]) -> str:
