@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from fintune.config.schema import METRICS
+from fintune.errors import FintuneError
 from fintune.recipes.classification import run
 
 BERT_METHODS = ["full", "lora", "dora", "ia3", "prefix", "prompt", "adapter", "qlora"]
@@ -84,6 +88,28 @@ def test_metrics_json_contract(make_config):
     data = json.loads((run_dir / "data.json").read_text())
     assert data["fingerprint"]["counts"]["train"]["n"] == 86
     assert metrics["data_sha256"] == data["fingerprint"]["sha256"]
+
+
+def test_validation_and_test_loss_are_the_mean_cross_entropy(make_config):
+    run_dir = run(make_config())
+    metrics = _metrics(run_dir)
+    frame = pd.read_csv(run_dir / "predictions_test.csv", keep_default_na=False)
+    # the predicted label's probability bounds the loss: -log(p_true) >= -log(p_max) on average
+    assert metrics["test"]["loss"] >= -np.log(frame["confidence"]).mean() - 1e-5 > 0
+    assert metrics["validation"]["loss"] > 0
+
+
+def test_a_max_length_beyond_the_models_positions_fails_before_a_run_folder(make_config):
+    config = make_config(model={"max_length": 80})  # the tiny BERT has 64 positions
+    too_long = r"model.max_length: 80 is more than .* \(64 positions\)"
+    with pytest.raises(FintuneError, match=too_long):
+        run(config)
+    assert not Path(config.output.dir).exists()
+    prompt = make_config(
+        model={"max_length": 50}, method={"name": "prompt", "num_virtual_tokens": 20}
+    )
+    with pytest.raises(FintuneError, match="less the prompt's 20 virtual tokens.*at most 44"):
+        run(prompt)
 
 
 def test_full_finetuning_learns_a_separable_task(make_config):

@@ -17,7 +17,7 @@ from transformers import TrainerState
 
 from fintune.errors import FintuneError
 from fintune.recipes import classification
-from fintune.study.sweep import PruneOnValidation, SweepSpec, make_pruner, run_sweep
+from fintune.study.sweep import Param, PruneOnValidation, SweepSpec, make_pruner, run_sweep
 
 SPACE = {
     "training.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 1e-2},
@@ -104,6 +104,27 @@ def test_a_sweep_resumes_and_an_interrupted_trial_is_not_counted(sweep_file, int
     assert "3 complete" in report.read_text()
 
 
+def test_the_final_model_is_reused_only_for_the_same_config(sweep_file, make_config):
+    path = sweep_file(trials=1)
+    folder = run_sweep(path).parent
+    first = json.loads((folder / "final.json").read_text())
+    assert first["config_sha"]
+    run_sweep(path, report_only=True)
+    assert json.loads((folder / "final.json").read_text()) == first  # reused
+    longer = make_config(training={"epochs": 2}, model={"max_length": 24})
+    run_sweep(sweep_file(trials=1, base=longer.model_dump(mode="json")), report_only=True)
+    second = json.loads((folder / "final.json").read_text())
+    assert second["params"] == first["params"] and second["run_dir"] != first["run_dir"]
+
+
+def test_a_stored_study_with_the_other_direction_is_refused(sweep_file, monkeypatch):
+    folder = run_sweep(sweep_file(trials=1, final=False)).parent
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(FintuneError, match="made to maximize its objective, but metric 'loss'"):
+        run_sweep(sweep_file(trials=2, final=False, metric="loss"))
+    assert len(load(folder).trials) == 1
+
+
 def test_the_report_shows_a_dead_workers_trial_as_failed_not_running(sweep_file):
     import sqlite3
 
@@ -188,6 +209,59 @@ def test_a_sweep_whose_trials_all_fail_stops_and_says_why(sweep_file, monkeypatc
     assert states(load(report.parent)) == ["FAIL"] * 3  # stopped after three in a row
     text = report.read_text()
     assert "No trial finished" in text and "RuntimeError: CUDA out of memory" in text
+
+
+def test_an_error_before_training_is_recorded_and_stops_the_sweep(sweep_file, monkeypatch):
+    def broken(self, trial, name):
+        raise RuntimeError("sampler exploded (simulated)")
+
+    monkeypatch.setattr(Param, "suggest", broken)
+    report = run_sweep(sweep_file(trials=10))
+    study = load(report.parent)
+    assert states(study) == ["FAIL"] * 3  # recorded as errors, so the sweep stops
+    assert all("sampler exploded" in t.user_attrs["error"] for t in study.trials)
+    assert "RuntimeError: sampler exploded" in report.read_text()
+
+
+def test_a_sweep_can_minimise_the_validation_loss(sweep_file):
+    report = run_sweep(sweep_file(metric="loss", trials=2, final=False))
+    study = load(report.parent)
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert states(study) == ["COMPLETE"] * 2
+    for t in study.trials:
+        metrics = json.loads((report.parent / t.user_attrs["run_dir"] / "metrics.json").read_text())
+        assert t.value == metrics["validation"]["loss"] > 0
+    assert study.best_value == min(t.value for t in study.trials)
+
+
+def test_fields_valid_alone_but_not_together_fail_before_training(
+    sweep_file, make_config, monkeypatch
+):
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    space = {
+        "method": {"type": "categorical", "choices": ["lora", "full"]},
+        "method.r": {"type": "int", "low": 4, "high": 8},
+    }
+    base = make_config(method={"name": "lora"}).model_dump(mode="json")
+    with pytest.raises(FintuneError) as error:
+        run_sweep(sweep_file(base=base, space=space))
+    assert "method.r: unknown key" in str(error.value)
+    assert "(at the point method=full, method.r=4 of the space)" in str(error.value)
+
+
+@pytest.mark.parametrize("value", [0.3, 0.7, 0.15, 0.0, 1.0])
+def test_an_enqueued_value_on_a_fine_grid_is_accepted(value):
+    param = Param(type="uniform", low=0.0, high=1.0, step=0.05)
+    assert param.problem_with(value) is None
+    assert param.problem_with(value + 0.01) is not None
+
+
+def test_the_trial_budget_from_the_command_line_is_checked(sweep_file, monkeypatch):
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(FintuneError, match="--trials 0: Input should be greater than 0"):
+        run_sweep(sweep_file(), trials=0)
+    with pytest.raises(FintuneError, match="--timeout-minutes -1"):
+        run_sweep(sweep_file(), timeout_minutes=-1)
 
 
 class FakeTrial:
@@ -290,6 +364,18 @@ def test_a_trial_gets_prune_after_evaluations_before_it_can_be_pruned(prune_afte
             "enqueue[0]: training.epochs: 3 is not on the grid from 2 in steps of 2",
         ),
         ({"enqueue": [{}]}, "enqueue[0]: an empty point"),
+        (
+            {
+                "space": {
+                    "training.learning_rate": {**SPACE["training.learning_rate"], "step": 1e-3}
+                }
+            },
+            "step and a log scale do not go together",
+        ),
+        (
+            {"space": {"training.epochs": {"type": "int", "low": 1, "high": 4, "step": 0.5}}},
+            "int needs a whole-number step (got 0.5)",
+        ),
         (
             {"storage": "sqlite:////nonexistent-folder/x/optuna.db"},
             "storage: cannot open sqlite:////nonexistent-folder/x/optuna.db",

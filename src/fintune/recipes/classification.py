@@ -101,13 +101,20 @@ def run(config: ExperimentConfig, callbacks: list | None = None, tracked: bool =
             device,
             desc=f"Evaluating {role}",
         )
+        truth = data.splits[role]["label"].to_numpy()
         results[role] = evaluate_predictions(
-            data.splits[role]["label"].to_numpy(),
+            truth,
             logits.argmax(-1),
             data.labels,
             samples=config.evaluation.bootstrap_samples,
             confidence=config.evaluation.confidence,
             seed=config.seed,
+        )
+        # mean cross-entropy, unweighted: what a sweep with `metric: loss` minimises
+        results[role]["loss"] = float(
+            torch.nn.functional.cross_entropy(
+                torch.as_tensor(logits, dtype=torch.float32), torch.tensor(truth)
+            )
         )
         _write_predictions(run_dir / f"predictions_{role}.csv", data, role, logits)
 

@@ -22,6 +22,7 @@ parameters and evaluated on test.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 import shutil
@@ -30,7 +31,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from rich.console import Console
 from transformers import TrainerCallback
 
@@ -43,6 +44,7 @@ from fintune.tracking import store_in
 console = Console(stderr=True)
 COUNTED = ("COMPLETE", "PRUNED")
 MAX_FAILURES_IN_A_ROW = 3
+COMBINATIONS = 512
 RACES = ("UNIQUE constraint", "already exists", "database is locked")
 
 
@@ -51,8 +53,9 @@ class Param(Section):
     low: float | None = None
     high: float | None = None
     step: float | None = Field(None, gt=0)
+    """Grid spacing from low; not with a log scale."""
     log: bool = False
-    """For int: sample on a log scale."""
+    """For int and uniform: sample on a log scale (log_uniform is uniform with log)."""
     choices: list[Any] | None = None
 
     @model_validator(mode="after")
@@ -65,11 +68,19 @@ class Param(Section):
             raise ValueError(f"{self.type} needs low and high")
         if not self.low < self.high:
             raise ValueError(f"empty space: low ({self.low}) must be below high ({self.high})")
-        if (self.type == "log_uniform" or self.log) and self.low <= 0:
+        if self.log_scale and self.low <= 0:
             raise ValueError(f"a log scale needs low > 0 (got {self.low})")
+        if self.log_scale and self.step is not None:
+            raise ValueError("step and a log scale do not go together: drop one")
         if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
             raise ValueError("int needs whole-number low and high")
+        if self.type == "int" and self.step is not None and self.step != int(self.step):
+            raise ValueError(f"int needs a whole-number step (got {self.step})")
         return self
+
+    @property
+    def log_scale(self) -> bool:
+        return self.type == "log_uniform" or self.log
 
     def suggest(self, trial, name: str) -> Any:
         if self.type == "categorical":
@@ -77,9 +88,7 @@ class Param(Section):
         if self.type == "int":
             step = int(self.step or 1)
             return trial.suggest_int(name, int(self.low), int(self.high), step=step, log=self.log)
-        return trial.suggest_float(
-            name, self.low, self.high, log=self.type == "log_uniform", step=self.step
-        )
+        return trial.suggest_float(name, self.low, self.high, log=self.log_scale, step=self.step)
 
     def problem_with(self, value: Any) -> str | None:
         """Why `value` is not a point of this space, or None."""
@@ -92,7 +101,8 @@ class Param(Section):
             return f"{value!r} is outside {self.low:g}…{self.high:g}"
         if self.type == "int" and value != int(value):
             return f"{value!r} is not a whole number"
-        if self.step and not math.isclose((value - self.low) / self.step % 1, 0, abs_tol=1e-9):
+        steps = (value - self.low) / self.step if self.step else 0
+        if not math.isclose(steps, round(steps), abs_tol=1e-9):
             return f"{value!r} is not on the grid from {self.low:g} in steps of {self.step:g}"
         return None
 
@@ -147,13 +157,22 @@ class SweepSpec(Section):
 
 
 def load_sweep(path: str | Path) -> tuple[SweepSpec, dict[str, Any]]:
-    """The spec and the base mapping; every searched field is checked against the schema."""
+    """The spec and the base mapping. Every searched field is checked against the schema,
+    alone and then in combination: the corners of the space, and every categorical choice,
+    must each make a valid config (the first COMBINATIONS of them)."""
     source = str(path)
     spec = validate_spec(SweepSpec, read_yaml(path), f"{source}: invalid sweep file")
     base = base_mapping(spec.base, source)
     for field, param in spec.space.items():
         for value in param.examples():
             trial_config(base, {field: value}, spec, Path("."), 0, source=f"{source}: space")
+    corners = itertools.product(*([(f, v) for v in p.examples()] for f, p in spec.space.items()))
+    for point in itertools.islice(corners, COMBINATIONS):
+        try:
+            trial_config(base, dict(point), spec, Path("."), 0, source=f"{source}: space")
+        except FintuneError as error:
+            shown = ", ".join(f"{f}={v}" for f, v in point)
+            raise FintuneError(f"{error}\n(at the point {shown} of the space)") from None
     return spec, base
 
 
@@ -273,13 +292,19 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
             trial.set_user_attr("skipped", "trial budget already used")
             trial.study.stop()
             raise BudgetReached
-        params = {field: p.suggest(trial, field) for field, p in spec.space.items()}
-        config = trial_config(base, params, spec, folder, trial.number, source=source)
-        console.rule(f"trial {trial.number}: {params}")
+        config = None
+        # Any error is recorded on the trial: the report lists it, and the sweep stops after
+        # MAX_FAILURES_IN_A_ROW instead of sampling failing trials for ever.
         try:
+            params = {field: p.suggest(trial, field) for field, p in spec.space.items()}
+            config = trial_config(base, params, spec, folder, trial.number, source=source)
+            console.rule(f"trial {trial.number}: {params}")
             run_dir = classification.run(
                 config, callbacks=[PruneOnValidation(trial, spec.metric, folder)]
             )
+            trial.set_user_attr("run_dir", str(run_dir.relative_to(folder)))
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            return float(metrics["validation"][spec.metric])
         except optuna.TrialPruned:
             run_dir = folder / trial.user_attrs["run_dir"]
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
@@ -289,9 +314,6 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
         except Exception as error:
             trial.set_user_attr("error", f"{type(error).__name__}: {error}".splitlines()[0])
             raise
-        trial.set_user_attr("run_dir", str(run_dir.relative_to(folder)))
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        return float(metrics["validation"][spec.metric])
 
     return objective
 
@@ -323,10 +345,14 @@ def run_sweep(
     import optuna
 
     spec, base = load_sweep(path)
-    if trials is not None:
-        spec.trials = trials
-    if timeout_minutes is not None:
-        spec.timeout_minutes = timeout_minutes
+    overrides = {"trials": trials, "timeout_minutes": timeout_minutes}
+    for name, value in overrides.items():
+        if value is not None:
+            try:
+                setattr(spec, name, value)
+            except ValidationError as error:
+                option = "--" + name.replace("_", "-")
+                raise FintuneError(f"{option} {value}: {error.errors()[0]['msg']}") from None
     folder = sweep_dir(spec)
     from fintune.recipes import classification
 
@@ -350,6 +376,12 @@ def run_sweep(
         pruner=make_pruner(spec),
         load_if_exists=True,
     )
+    if study.direction.name.lower() != direction:
+        raise FintuneError(
+            f"storage {url}: the stored study {spec.name!r} was made to "
+            f"{study.direction.name.lower()} its objective, but metric {spec.metric!r} needs "
+            "the opposite; give the sweep a new name (or storage) for a new study"
+        )
 
     failures = []
 

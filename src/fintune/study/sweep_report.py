@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
+from fintune.study.spec import results_sha  # noqa: E402
 from fintune.study.sweep import SweepSpec, console, trial_config  # noqa: E402
 
 EPOCH_COLUMNS = ["train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"]
@@ -84,20 +85,27 @@ def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> 
     from fintune.recipes import classification
 
     best = study.best_trial
+    config = trial_config(base, best.params, spec, folder, best.number, source, kind="final")
+    sha = results_sha(config)
     record_path = folder / "final.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())
         if (
             record["params"] == best.params
+            and record.get("config_sha", sha) == sha  # files from before the hash: params only
             and (folder / record["run_dir"] / "metrics.json").is_file()
         ):
             return folder / record["run_dir"]
-    config = trial_config(base, best.params, spec, folder, best.number, source, kind="final")
     console.rule(f"final model with the parameters of trial {best.number}")
     run_dir = classification.run(config)
     write_json(
         record_path,
-        {"params": best.params, "trial": best.number, "run_dir": str(run_dir.relative_to(folder))},
+        {
+            "params": best.params,
+            "trial": best.number,
+            "run_dir": str(run_dir.relative_to(folder)),
+            "config_sha": sha,
+        },
     )
     return run_dir
 
