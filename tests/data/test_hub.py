@@ -28,3 +28,15 @@ def test_hub_source_prepares_like_any_other(tmp_path):
     data = prepare_data(config, seed=1)
     assert len(data.splits["test"]) == 10
     assert len(data.splits["train"]) + len(data.splits["validation"]) == 40
+
+
+def test_a_missing_text_from_the_hub_is_named_not_read_as_the_word_none(monkeypatch):
+    import pytest
+
+    from fintune.data import known
+    from fintune.errors import FintuneError
+
+    frames = {"train": pd.DataFrame({"text": ["$AAPL up", None], "label": [1, 0]})}
+    monkeypatch.setattr(known, "read_hub", lambda *args, **kwargs: frames)
+    with pytest.raises(FintuneError, match="train split, row 2: empty or missing text"):
+        prepare_data(DataConfig(dataset="twitter_financial_news_sentiment"), seed=0)

@@ -302,6 +302,36 @@ def test_integer_labels_without_names_become_their_ids(tmp_path):
     assert sorted(pd.concat(data.splits.values())["label"].unique()) == [0, 1, 2]
 
 
+@pytest.mark.parametrize(
+    ("values", "given", "labels"),
+    [
+        ([-1, 0, 1], None, ["-1", "0", "1"]),  # inferred: integers not from 0 are names
+        ([1, 2, 3], None, ["1", "2", "3"]),
+        ([-1, 0, 1], ["-1", "0", "1"], ["-1", "0", "1"]),  # given as names
+        ([1, 2, 3], ["3", "2", "1"], ["3", "2", "1"]),
+    ],
+)
+def test_integer_labels_that_are_names_map_by_name(tmp_path, values, given, labels):
+    frame = pd.DataFrame(
+        {
+            "text": [f"t{i} {values[i % 3]}" for i in range(60)],
+            "label": [values[i % 3] for i in range(60)],
+        }
+    )
+    data = prepare_data(_data(_write(frame, tmp_path / "ids.csv"), labels=given), 0)
+    assert data.labels == labels
+    rows = pd.concat(data.splits.values())
+    assert all(labels[i] == t.split()[1] for t, i in zip(rows["text"], rows["label"], strict=True))
+
+
+def test_a_label_that_is_a_list_is_refused_with_its_row(tmp_path):
+    path = tmp_path / "d.jsonl"
+    rows = [{"text": "up", "label": "pos"}, {"text": "down", "label": ["pos", "neg"]}]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    with pytest.raises(FintuneError, match="row 2: label in column 'label' is a list"):
+        prepare_data(_data(path), 0)
+
+
 def test_labels_absent_from_train_are_reported(tmp_path):
     path = _write(_frame({"negative": 20, "positive": 20}), tmp_path / "d.csv")
     data = prepare_data(_data(path, labels=LABELS), 0)

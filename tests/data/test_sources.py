@@ -61,6 +61,27 @@ def test_tsv(tmp_path):
     assert _records(read_table(path)) == ROWS
 
 
+def test_tsv_has_no_quoting_so_a_leading_quote_stays_in_its_row(tmp_path):
+    path = tmp_path / "d.tsv"
+    path.write_text(
+        'text\tlabel\n"Apple rises after results\tpositive\n'
+        'Shares fell\tnegative\n"Buy" rating kept\tneutral\n',
+        encoding="utf-8",
+    )
+    assert _records(read_table(path)) == [
+        {"text": '"Apple rises after results', "label": "positive"},
+        {"text": "Shares fell", "label": "negative"},
+        {"text": '"Buy" rating kept', "label": "neutral"},
+    ]
+
+
+def test_jsonl_texts_may_hold_unicode_line_separators(tmp_path):
+    path = tmp_path / "d.jsonl"
+    rows = [{"text": f"Q3 up{sep}guidance raised", "label": "positive"} for sep in "\u2028\x85"]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    assert _records(read_table(path)) == rows
+
+
 def test_jsonl_skips_blank_lines(tmp_path):
     path = tmp_path / "d.jsonl"
     lines = [json.dumps(r) for r in ROWS]
@@ -233,6 +254,15 @@ def test_known_financial_phrasebank_local(tmp_path):
     assert list(frames["train"].columns) == ["text", "label"]
     assert frames["train"]["text"][3] == "Mail ir@example.fi for details ."
     assert list(frames["train"]["label"]) == ["positive", "negative", "neutral", "neutral"]
+
+
+def test_known_dataset_reads_with_the_given_encoding(tmp_path):
+    root = tmp_path / "fpb"
+    root.mkdir()
+    name = KNOWN["financial_phrasebank"].local_files["50"]["train"]
+    (root / name).write_bytes("Jyväskylä sales rose .@positive\r\n".encode())
+    frames, _ = load_known("financial_phrasebank", "50", str(root), encoding="utf-8")
+    assert frames["train"]["text"][0] == "Jyväskylä sales rose ."
 
 
 @pytest.mark.parametrize("subset", [None, "50", "50Agree", "50agree"])

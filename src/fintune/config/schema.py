@@ -106,7 +106,8 @@ class DataConfig(Section):
     label_column: str = "label"
     labels: list[str] | None = Field(None, min_length=2)
     """Label order: the class id of a label is its position. Integer labels in the data
-    are ids into this list. Default: the known dataset's labels, else sorted labels."""
+    are ids into this list, unless every one is a name in it ("-1", "0", "1"). Default: the
+    known dataset's labels, else sorted labels (integers from 0 as ids, others as names)."""
     split: SplitConfig = Field(default_factory=SplitConfig)
     duplicates: Literal["keep", "drop"] = "keep"
     """Exact duplicate texts (same label) are always reported; `drop` keeps the first."""

@@ -70,7 +70,7 @@ BANKING77_CATEGORIES = "categories.json"
 
 
 def load_known(
-    name: str, subset: str | None, path: str | None
+    name: str, subset: str | None, path: str | None, encoding: str | None = None
 ) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """Splits with columns `text`, `label` (label names), and the label order."""
     if name not in KNOWN:
@@ -90,14 +90,14 @@ def load_known(
         text_col, label_col = known.text_column, known.label_column
         labels = known.labels or sorted({str(v) for f in frames.values() for v in f[label_col]})
     else:
-        frames, labels = _load_local(Path(path), known, subset)
+        frames, labels = _load_local(Path(path), known, subset, encoding)
         text_col, label_col = "text", known.local_label_column
     out = {}
     for split, frame in frames.items():
         values = [str(v) for v in frame[label_col]]
         out[split] = pd.DataFrame(
             {
-                "text": frame[text_col].astype(str),
+                "text": frame[text_col],  # not astype(str): a missing text must stay missing
                 "label": [known.label_aliases.get(v, v) for v in values],
             }
         )
@@ -105,7 +105,7 @@ def load_known(
 
 
 def _load_local(
-    root: Path, known: KnownDataset, subset: str
+    root: Path, known: KnownDataset, subset: str, encoding: str | None
 ) -> tuple[dict[str, pd.DataFrame], list[str]]:
     if not root.is_dir():
         raise FintuneError(f"data.path: directory not found: {root}")
@@ -114,7 +114,7 @@ def _load_local(
         file = root / file_name
         if not file.is_file():
             raise FintuneError(f"data.path: {root} has no {file_name} (expected for {split})")
-        frames[split] = read_table(file, known.local_format)
+        frames[split] = read_table(file, known.local_format, encoding)
     labels = known.labels
     if not labels:
         categories = root / BANKING77_CATEGORIES

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pandas.api.types import is_float_dtype, is_integer_dtype
 from sklearn.model_selection import train_test_split
@@ -84,7 +85,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
 
 def _read(config: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str] | None, str]:
     if config.dataset:
-        frames, labels = load_known(config.dataset, config.subset, config.path)
+        frames, labels = load_known(config.dataset, config.subset, config.path, config.encoding)
         where = config.path or KNOWN[config.dataset].hub_id
         return frames, labels, f"{config.dataset} ({where})"
     if config.files:
@@ -141,7 +142,9 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
 def _infer_labels(frames: dict[str, pd.DataFrame], column: str) -> list[str]:
     values = pd.concat([f[column] for f in frames.values()])
     if _holds_ids(values):
-        return [str(i) for i in range(int(values.max()) + 1)]
+        ids = sorted({int(v) for v in values})
+        # ids from 0 are class positions; other integers (-1/0/1, ratings 1-5) are names
+        return [str(i) for i in (range(ids[-1] + 1) if ids[0] == 0 else ids)]
     return sorted({str(v).strip() for v in values})
 
 
@@ -154,6 +157,11 @@ def _holds_ids(values: pd.Series) -> bool:
 
 def _check_labels_present(frame: pd.DataFrame, column: str, where: str) -> None:
     for row, value in enumerate(frame[column], start=1):
+        if not isinstance(value, str | int | float | np.integer | np.floating | type(None)):
+            raise FintuneError(
+                f"{where}, row {row}: label in column {column!r} is a {type(value).__name__} "
+                f"({value!r}); a label must be one text or number"
+            )
         if (
             value is None
             or (not isinstance(value, str) and pd.isna(value))
@@ -177,6 +185,9 @@ def _to_examples(
 def _label_ids(values: pd.Series, labels: list[str], where: str) -> list[int]:
     index = {name: i for i, name in enumerate(labels)}
     as_ids = _holds_ids(values)
+    if as_ids and {str(int(v)) for v in values.unique()} <= index.keys():
+        # integers that are themselves label names ("-1", "0", "1"): map them by name
+        values, as_ids = values.map(lambda v: str(int(v))), False
     out = []
     for row, value in enumerate(values, start=1):
         if as_ids and 0 <= int(value) < len(labels):

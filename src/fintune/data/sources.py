@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -51,13 +52,16 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
     fmt = detect_format(path, fmt)
     enc = encoding or ("latin-1" if fmt == "fpb" else "utf-8")
     try:
-        if fmt in ("csv", "tsv"):
+        if fmt == "csv":
+            return pd.read_csv(path, encoding=enc, keep_default_na=False)
+        if fmt == "tsv":  # plain TSV has no quoting: a text may start with a lone quote
             return pd.read_csv(
-                path, sep="," if fmt == "csv" else "\t", encoding=enc, keep_default_na=False
+                path, sep="\t", encoding=enc, keep_default_na=False, quoting=csv.QUOTE_NONE
             )
         if fmt == "parquet":
             return pd.read_parquet(path)
-        lines = path.read_text(encoding=enc).splitlines()
+        # split on newlines only: splitlines() also splits inside texts at U+2028, U+0085 ...
+        lines = [line.removesuffix("\r") for line in path.read_text(encoding=enc).split("\n")]
     except UnicodeDecodeError as err:
         raise FintuneError(f"{path}: not valid {enc} text ({err}); set data.encoding") from None
     except LookupError:
