@@ -14,6 +14,12 @@ def test_local_directory_and_gguf_file(tmp_path, tiny_bert):
     assert (source.name_or_path, source.gguf_file) == (str(tmp_path), "m.gguf")
 
 
+def test_a_relative_local_path_is_recorded_absolute(tmp_path, tiny_bert, monkeypatch):
+    monkeypatch.chdir(tiny_bert.parent)
+    source = resolve_model(tiny_bert.name)
+    assert source.name_or_path == str(tiny_bert.resolve())
+
+
 def test_hub_ids_pass_through():
     source = resolve_model("ProsusAI/finbert")
     assert source.name_or_path == "ProsusAI/finbert" and source.hub_id == "ProsusAI/finbert"

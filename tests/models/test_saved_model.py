@@ -9,6 +9,7 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from fintune.cli import app
@@ -66,6 +67,20 @@ def test_predictor_reproduces_recorded_predictions(make_config, method):
         list(recorded["confidence"]), abs=1e-4
     )
     assert all(abs(sum(r["scores"].values()) - 1) < 1e-5 for r in results)
+
+
+def test_an_adapter_run_rebuilds_its_base_in_the_runs_dtype(make_config):
+    run_dir = run(make_config(method={"name": "lora"}, model={"dtype": "bfloat16"}))
+    info = json.loads((run_dir / "model" / "fintune_model.json").read_text())
+    assert (info["dtype"], info["revision"], info["trust_remote_code"]) == ("bfloat16", None, False)
+    predictor = Predictor.from_run(run_dir, device="cpu")
+    assert next(predictor.model.parameters()).dtype == torch.bfloat16
+    recorded = pd.read_csv(run_dir / "predictions_test.csv").head(8)
+    results = predictor(list(recorded["text"]))
+    assert [r["confidence"] for r in results] == pytest.approx(
+        list(recorded["confidence"]),
+        abs=1e-3,  # bf16 sums vary with threads and batch shape
+    )
 
 
 def test_predict_command_prints_label_and_confidence(make_config):

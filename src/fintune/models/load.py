@@ -39,6 +39,10 @@ class ModelInfo:
     padding_side: str
     is_decoder: bool
     method_settings: dict[str, Any]
+    # how the base was loaded, so adapter runs rebuild on the same weights and dtype
+    revision: str | None = None
+    trust_remote_code: bool = False
+    dtype: str = "auto"
 
 
 def pick_device(choice: str) -> str:
@@ -95,6 +99,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     except (OSError, ValueError) as err:
         raise FintuneError(f"model.name: cannot load {source.name_or_path}: {err}") from None
     _drop_gguf_marker(model)
+    _check_max_length(model, config)
     if head_labels is not None and head_labels != labels:
         _fit_head_to_labels(model, head_labels, labels)
     is_decoder = not getattr(model.config, "is_encoder_decoder", False) and _is_decoder(model)
@@ -106,7 +111,8 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    model = apply_method(model, method, tokenizer_path=source.name_or_path)
+    gguf = {"gguf_file": source.gguf_file} if source.gguf_file else None
+    model = apply_method(model, method, source.name_or_path, tokenizer_kwargs=gguf)
     info = ModelInfo(
         method=method.name,
         base=source.name_or_path,
@@ -117,8 +123,30 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         padding_side=tokenizer.padding_side,
         is_decoder=is_decoder,
         method_settings=method.model_dump(),
+        revision=config.model.revision,
+        trust_remote_code=config.model.trust_remote_code,
+        dtype=config.model.dtype,
     )
     return model, tokenizer, info
+
+
+# position ids start after the padding index, so two positions are never used for tokens
+POSITIONS_FROM_PADDING = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet"}
+
+
+def _check_max_length(model, config: ExperimentConfig) -> None:
+    """Inputs longer than the model has positions for would fail mid-training; say so now."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return
+    limit = positions - (2 if model.config.model_type in POSITIONS_FROM_PADDING else 0)
+    virtual = config.method.num_virtual_tokens if config.method.name == "prompt" else 0
+    if config.model.max_length + virtual > limit:
+        prompt = f", less the prompt's {virtual} virtual tokens" if virtual else ""
+        raise FintuneError(
+            f"model.max_length: {config.model.max_length} is more than {config.model.name} "
+            f"takes ({limit} positions{prompt}); set model.max_length to at most {limit - virtual}"
+        )
 
 
 def _checkpoint_head_labels(source: ModelSource, config: ExperimentConfig) -> list[str] | None:
@@ -275,7 +303,11 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
     kwargs: dict[str, Any] = {
         **_label_kwargs(info.labels),
         "ignore_mismatched_sizes": True,  # the trained head is loaded from the run afterwards
+        "revision": info.revision,
+        "trust_remote_code": info.trust_remote_code,
     }
+    if info.dtype != "auto":
+        kwargs["dtype"] = DTYPES[info.dtype]
     if info.gguf_file:
         kwargs["gguf_file"] = info.gguf_file
     if info.method == "qlora":

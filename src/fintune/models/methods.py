@@ -5,6 +5,8 @@ is trained by every method.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from fintune.config.schema import (
@@ -41,7 +43,14 @@ def head_prefixes(model: nn.Module) -> tuple[str, ...]:
     )
 
 
-def apply_method(model: nn.Module, method: MethodConfig, tokenizer_path: str | None = None):
+def apply_method(
+    model: nn.Module,
+    method: MethodConfig,
+    tokenizer_path: str | None = None,
+    tokenizer_kwargs: dict[str, Any] | None = None,
+):
+    """`tokenizer_path` and `tokenizer_kwargs` (a GGUF file) load the tokenizer that turns a
+    prompt-tuning init text into tokens."""
     if isinstance(method, FullMethod):
         return model
     if isinstance(method, AdapterMethod):
@@ -55,12 +64,17 @@ def apply_method(model: nn.Module, method: MethodConfig, tokenizer_path: str | N
     from peft import get_peft_model
 
     try:
-        return get_peft_model(model, peft_config(model, method, tokenizer_path))
+        return get_peft_model(model, peft_config(model, method, tokenizer_path, tokenizer_kwargs))
     except ValueError as err:  # PEFT's message names the modules it could not find
         raise FintuneError(f"method {method.name}: {err}") from None
 
 
-def peft_config(model: nn.Module, method: MethodConfig, tokenizer_path: str | None = None):
+def peft_config(
+    model: nn.Module,
+    method: MethodConfig,
+    tokenizer_path: str | None = None,
+    tokenizer_kwargs: dict[str, Any] | None = None,
+):
     from peft import (
         IA3Config,
         LoraConfig,
@@ -105,6 +119,7 @@ def peft_config(model: nn.Module, method: MethodConfig, tokenizer_path: str | No
             prompt_tuning_init=PromptTuningInit.TEXT if from_text else PromptTuningInit.RANDOM,
             prompt_tuning_init_text=method.init_text,
             tokenizer_name_or_path=tokenizer_path if from_text else None,
+            tokenizer_kwargs=tokenizer_kwargs if from_text else None,
             modules_to_save=heads,
         )
     raise FintuneError(f"method: unsupported method {method.name!r}")

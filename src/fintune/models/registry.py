@@ -64,7 +64,7 @@ def _spec(module: str, package: str) -> importlib.machinery.ModuleSpec:
 def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
     if name in PACKAGED:
         return PACKAGED[name]()
-    path = Path(name).expanduser()
+    path = Path(name).expanduser().resolve()  # recorded in runs: must work from anywhere
     if path.suffix == ".gguf":
         if not path.is_file():
             raise FintuneError(f"model.name: GGUF file not found: {path}")

@@ -136,6 +136,11 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings) -> Fas
     def check(text: str, where: str) -> str:
         if not text.strip():
             raise ApiError(422, f"{where}: text is empty")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate such as "\ud800": valid JSON
+            bad = text[error.start : error.end].encode("unicode_escape").decode()
+            raise ApiError(422, f"{where}: text is not valid Unicode ({bad})") from None
         if len(text) > settings.max_text_chars:
             raise ApiError(
                 413,

@@ -126,7 +126,11 @@ class MicroBatcher:
             _fail(jobs, RuntimeError("the server is shutting down"))
             raise
         except Exception as error:  # one bad batch must not stop the server
-            _fail(jobs, error)
+            if len(jobs) == 1:
+                _fail(jobs, error)
+            else:  # answer the jobs one by one, so only the one that fails gets the error
+                for job in jobs:
+                    await self._answer([job], loop)
             return
         self.stats.busy_s += time.perf_counter() - start
         self.stats.batches += 1
