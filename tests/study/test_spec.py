@@ -191,3 +191,14 @@ def test_data_problems_of_a_cell_fail_before_training(write_study, tmp_path, mon
     result = CliRunner().invoke(app, ["compare", str(path)])
     assert result.exit_code == 2
     assert "cell data.text_column=sentence" in result.output and "sentence" in result.output
+
+
+def test_a_cells_json_entry_from_before_the_results_hash_still_matches(write_study):
+    import hashlib
+    import json
+
+    _, cells = load_study(write_study())
+    whole = json.dumps(cells[0].config.model_dump(mode="json"), sort_keys=True)
+    legacy = {"config_sha": hashlib.sha256(whole.encode()).hexdigest()[:16]}
+    assert cells[0].made(legacy) and cells[0].made({"config_sha": cells[0].config_sha})
+    assert not cells[1].made(legacy) and not cells[0].made({}) and not cells[0].made(None)

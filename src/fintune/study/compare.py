@@ -81,7 +81,7 @@ def is_done(entry: dict[str, Any] | None, cell: Cell, folder: Path) -> bool:
     return bool(
         entry
         and entry.get("status") == "done"
-        and entry.get("config_sha") == cell.config_sha
+        and cell.made(entry)
         and (folder / entry["run_dir"] / "metrics.json").is_file()
     )
 
@@ -162,9 +162,7 @@ def run_study(
 
 
 def _failed_same(entry: dict[str, Any] | None, cell: Cell) -> bool:
-    return bool(
-        entry and entry.get("status") == "failed" and entry.get("config_sha") == cell.config_sha
-    )
+    return bool(entry and entry.get("status") == "failed" and cell.made(entry))
 
 
 def run_cell(cell: Cell, spec: StudySpec, folder: Path) -> dict[str, Any]:

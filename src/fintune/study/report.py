@@ -93,7 +93,7 @@ def write_study_report(
     outdated, failed = [], []  # outdated: the cell's config changed since its result
     for cell in cells:
         entry = state.get(cell.id, {})
-        if entry and entry.get("config_sha") != cell.config_sha:
+        if entry and not cell.made(entry):
             outdated.append(cell)
             continue
         run_dir = folder / entry.get("run_dir", "-")

@@ -68,6 +68,13 @@ class Cell:
     def config_sha(self) -> str:
         return results_sha(self.config)
 
+    def made(self, entry: dict[str, Any] | None) -> bool:
+        """Whether a cells.json entry was made with this cell's current config. Entries
+        written before name, output and tracking were left out hash the whole config."""
+        sha = (entry or {}).get("config_sha")
+        whole = json.dumps(self.config.model_dump(mode="json"), sort_keys=True)
+        return sha == self.config_sha or sha == hashlib.sha256(whole.encode()).hexdigest()[:16]
+
 
 def results_sha(config: ExperimentConfig) -> str:
     """Hash of what a run's results depend on: not its name, output folder or tracking."""
