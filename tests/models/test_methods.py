@@ -16,3 +16,18 @@ def test_a_prompt_init_text_loads_its_tokenizer_with_the_given_kwargs(tiny_bert)
     assert config.tokenizer_kwargs == {"gguf_file": "smollm2.gguf"}
     random_init = peft_config(model, PromptMethod(), "models/smollm2", {"gguf_file": "x.gguf"})
     assert random_init.tokenizer_kwargs is None  # PEFT refuses kwargs without an init text
+
+
+def test_heads_of_other_architectures_train_under_peft():
+    from transformers import BartConfig, BartForSequenceClassification
+
+    from fintune.config.schema import LoraMethod
+    from fintune.models.methods import apply_method
+
+    size = dict(d_model=16, encoder_layers=1, decoder_layers=1, vocab_size=50)
+    size |= dict(encoder_attention_heads=2, decoder_attention_heads=2)
+    size |= dict(encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=32)
+    bart = BartForSequenceClassification(BartConfig(num_labels=3, **size))
+    model = apply_method(bart, LoraMethod(r=2, target_modules=["q_proj", "v_proj"]))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("classification_head" in n for n in trainable)

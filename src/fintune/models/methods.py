@@ -23,8 +23,17 @@ from fintune.models.bottleneck import ADAPTER_ATTR, add_bottleneck_adapters
 
 # Head modules of *ForSequenceClassification models. BERT-style encoders put a pooler
 # (dense + tanh) in front of the classifier, DistilBERT a pre_classifier; both are part of
-# the head, so they train too.
-HEAD_NAMES = ("classifier", "score", "pooler", "pre_classifier")
+# the head, so they train too. BART and T5 name theirs classification_head, XLNet
+# sequence_summary + logits_proj.
+HEAD_NAMES = (
+    "classifier",
+    "score",
+    "pooler",
+    "pre_classifier",
+    "classification_head",
+    "sequence_summary",
+    "logits_proj",
+)
 
 
 def head_modules(model: nn.Module) -> list[str]:
