@@ -253,6 +253,16 @@ def test_use_given_false_pools_and_resplits(tmp_path):
     assert sum(sizes.values()) == 51 and sizes["test"] == round(51 * 0.2)
 
 
+def test_use_given_false_names_the_row_of_its_own_file(tmp_path):
+    folder = _given_splits(tmp_path, leak=0)
+    test = pd.read_csv(folder / "test.csv")
+    test.loc[2, "label"] = "bullish"
+    test.to_csv(folder / "test.csv", index=False)
+    config = _data(folder, labels=LABELS, split={"use_given": False})
+    with pytest.raises(FintuneError, match="test split, row 3: label 'bullish'"):
+        prepare_data(config, 0)
+
+
 def test_given_test_split_only_validation_is_made(tmp_path):
     folder = tmp_path / "given"
     folder.mkdir()

@@ -50,6 +50,8 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         role: _to_examples(frame, config, labels, f"{origin}, {role} split")
         for role, frame in frames.items()
     }
+    if not config.split.use_given:  # pooled only now, so errors name the file's own rows
+        frames = {"train": pd.concat(frames.values(), ignore_index=True)}
     report: dict[str, Any] = {"source": origin, "source_splits": sorted(frames)}
 
     cleaner = make_cleaner(config.cleaning)
@@ -124,8 +126,6 @@ def _assign_roles(
             f"data: {origin} has no train split (it has {', '.join(sorted(frames))}); "
             "name it with data.split_names.train"
         )
-    if not config.split.use_given:
-        return {"train": pd.concat([frames[s] for s in mapping.values()], ignore_index=True)}
     return {role: frames[source] for role, source in mapping.items()}
 
 
