@@ -82,6 +82,15 @@ def test_jsonl_texts_may_hold_unicode_line_separators(tmp_path):
     assert _records(read_table(path)) == rows
 
 
+def test_a_json_array_file_is_told_to_be_json_lines(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(ROWS, indent=1), encoding="utf-8")
+    with pytest.raises(
+        FintuneError, match="line 1: not valid JSON .*a JSON array\\? fintune reads"
+    ):
+        read_table(path)
+
+
 def test_jsonl_skips_blank_lines(tmp_path):
     path = tmp_path / "d.jsonl"
     lines = [json.dumps(r) for r in ROWS]

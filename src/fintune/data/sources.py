@@ -83,7 +83,9 @@ def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise FintuneError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
+            array = " (a JSON array? fintune reads JSON Lines: one object per line)"
+            hint = array if not rows and line.lstrip().startswith("[") else ""
+            raise FintuneError(f"{path}, line {number}: not valid JSON ({err.msg}){hint}") from None
         if not isinstance(row, dict):
             raise FintuneError(f"{path}, line {number}: expected a JSON object per line")
         rows.append(row)

@@ -177,7 +177,7 @@ def run_cell(cell: Cell, spec: StudySpec, folder: Path) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001 - a failed cell must not stop the study
         errors = folder / "errors"
         errors.mkdir(exist_ok=True)
-        trace = errors / f"{config.name}.txt"
+        trace = errors / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}.txt"  # keeps earlier
         trace.write_text(traceback.format_exc())
         message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
         console.print(f"[red]cell {cell.id} failed:[/] {message} (traceback: {trace})")
