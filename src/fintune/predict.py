@@ -105,6 +105,7 @@ def _quantize_int8(model, method: str):
         raise FintuneError("precision int8: this run's base is already 4-bit (qlora)")
     if method in ("lora", "dora"):
         model = model.merge_and_unload()
+    model = model.float()  # int8 kernels take float32; a run may have trained in bf16
     wrapped = {
         id(inner)
         for module in model.modules()

@@ -334,6 +334,35 @@ def test_integer_labels_that_are_names_map_by_name(tmp_path, values, given, labe
     assert all(labels[i] == t.split()[1] for t, i in zip(rows["text"], rows["label"], strict=True))
 
 
+def test_integer_labels_are_read_the_same_way_in_every_split(tmp_path):
+    folder = tmp_path / "given"
+    folder.mkdir()
+    train = pd.DataFrame(
+        {"text": [f"t{i}" for i in range(30)], "label": [i % 3 for i in range(30)]}
+    )
+    test = pd.DataFrame(
+        {"text": [f"s{i}" for i in range(6)], "label": [1 + i % 2 for i in range(6)]}
+    )
+    _write(train, folder / "train.csv")
+    _write(test, folder / "test.csv")
+    data = prepare_data(_data(folder, labels=["1", "2", "3"]), 0)  # 0 is no name: positions
+    assert sorted(set(data.splits["test"]["label"])) == [1, 2]
+
+
+def test_a_missing_label_in_a_nullable_column_is_named_and_booleans_are_labels(tmp_path):
+    path = tmp_path / "d.parquet"
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "label": pd.array(["x", None, "y"], "string")})
+    frame.to_parquet(path)
+    with pytest.raises(FintuneError, match="row 2: empty or missing label"):
+        prepare_data(_data(path), 0)
+    flags = pd.DataFrame(
+        {"text": [f"t{i}" for i in range(40)], "label": [i % 2 == 0 for i in range(40)]}
+    )
+    flags["label"] = flags["label"].astype("boolean")
+    flags.to_parquet(path)
+    assert prepare_data(_data(path), 0).labels == ["False", "True"]
+
+
 def test_a_label_that_is_a_list_is_refused_with_its_row(tmp_path):
     path = tmp_path / "d.jsonl"
     rows = [{"text": "up", "label": "pos"}, {"text": "down", "label": ["pos", "neg"]}]

@@ -61,18 +61,26 @@ def test_tsv(tmp_path):
     assert _records(read_table(path)) == ROWS
 
 
-def test_tsv_has_no_quoting_so_a_leading_quote_stays_in_its_row(tmp_path):
+def test_tsv_with_quotes_tabs_and_newlines_in_texts_round_trips(tmp_path):
+    path = tmp_path / "d.tsv"
+    rows = [
+        {"text": 'Profit "beat" estimates', "label": "positive"},
+        {"text": "Q3:\tsales up\nQ4: flat", "label": "neutral"},
+        {"text": '"Sell" rating kept', "label": "negative"},
+    ]
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)  # quotes fields as needed
+    assert _records(read_table(path)) == rows
+
+
+def test_tsv_text_starting_with_an_unmatched_quote_is_an_error_not_lost_rows(tmp_path):
     path = tmp_path / "d.tsv"
     path.write_text(
-        'text\tlabel\n"Apple rises after results\tpositive\n'
-        'Shares fell\tnegative\n"Buy" rating kept\tneutral\n',
+        'text\tlabel\n"Apple rises after results\tpositive\nShares fell\tnegative\n'
+        '"Buy" rating kept\tneutral\n',
         encoding="utf-8",
     )
-    assert _records(read_table(path)) == [
-        {"text": '"Apple rises after results', "label": "positive"},
-        {"text": "Shares fell", "label": "negative"},
-        {"text": '"Buy" rating kept', "label": "neutral"},
-    ]
+    with pytest.raises(FintuneError, match=r"d.tsv, line 2: a quote at the start of a field"):
+        read_table(path)
 
 
 def test_jsonl_texts_may_hold_unicode_line_separators(tmp_path):
@@ -88,6 +96,9 @@ def test_a_json_array_file_is_told_to_be_json_lines(tmp_path):
     with pytest.raises(
         FintuneError, match="line 1: not valid JSON .*a JSON array\\? fintune reads"
     ):
+        read_table(path)
+    path.write_text(json.dumps(ROWS), encoding="utf-8")  # on one line
+    with pytest.raises(FintuneError, match="line 1: expected a JSON object .*a JSON array\\?"):
         read_table(path)
 
 

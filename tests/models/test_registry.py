@@ -20,6 +20,17 @@ def test_a_relative_local_path_is_recorded_absolute(tmp_path, tiny_bert, monkeyp
     assert source.name_or_path == str(tiny_bert.resolve())
 
 
+def test_a_linked_gguf_file_keeps_its_name(tmp_path):
+    blob = tmp_path / "blobs" / "3f2a9c"
+    blob.parent.mkdir()
+    blob.write_bytes(b"GGUF")
+    snapshot = tmp_path / "snapshots" / "main"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.gguf").symlink_to(blob)
+    source = resolve_model(str(snapshot / ".." / "main" / "model.gguf"))
+    assert (source.name_or_path, source.gguf_file) == (str(snapshot), "model.gguf")
+
+
 def test_hub_ids_pass_through():
     source = resolve_model("ProsusAI/finbert")
     assert source.name_or_path == "ProsusAI/finbert" and source.hub_id == "ProsusAI/finbert"

@@ -81,6 +81,10 @@ def test_an_adapter_run_rebuilds_its_base_in_the_runs_dtype(make_config):
         list(recorded["confidence"]),
         abs=1e-3,  # bf16 sums vary with threads and batch shape
     )
+    int8 = Predictor.from_run(run_dir, device="cpu", precision="int8")(list(recorded["text"]))
+    assert [r["label"] for r in int8] and all(
+        abs(sum(r["scores"].values()) - 1) < 1e-5 for r in int8
+    )
 
 
 def test_predict_command_prints_label_and_confidence(make_config):

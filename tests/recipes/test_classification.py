@@ -110,6 +110,9 @@ def test_a_max_length_beyond_the_models_positions_fails_before_a_run_folder(make
     )
     with pytest.raises(FintuneError, match="less the prompt's 20 virtual tokens.*at most 44"):
         run(prompt)
+    prefix = make_config(model={"max_length": 50}, method={"name": "prefix"})
+    with pytest.raises(FintuneError, match="less the prefix's 20 virtual tokens.*at most 44"):
+        run(prefix)
 
 
 def test_full_finetuning_learns_a_separable_task(make_config):

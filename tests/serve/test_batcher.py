@@ -274,6 +274,30 @@ def test_stop_does_not_leave_a_waiting_caller_hanging():
     assert asyncio.run(main()), "the caller was never answered after stop()"
 
 
+def test_stop_during_the_one_by_one_retry_answers_every_caller():
+    gate, retrying = threading.Event(), threading.Event()
+
+    def model(texts):
+        if "boom" in texts and len(texts) > 1:
+            raise ValueError("the batch fails")
+        retrying.set()
+        gate.wait(5)  # the first job alone is slow; stop() comes meanwhile
+        return [{"label": t} for t in texts]
+
+    batcher = MicroBatcher(model, max_batch=8, max_wait_ms=50)
+
+    async def main():
+        batcher.start()
+        callers = [asyncio.ensure_future(batcher.submit([t])) for t in ("a", "boom", "c")]
+        await asyncio.to_thread(retrying.wait, 5)
+        await batcher.stop()
+        gate.set()
+        done, pending = await asyncio.wait(callers, timeout=1)
+        return len(pending)
+
+    assert asyncio.run(main()) == 0, "a caller was left waiting after stop()"
+
+
 def test_the_batcher_can_be_started_again_after_stop():
     batcher = MicroBatcher(FakeModel(), max_batch=8, max_wait_ms=1)
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from fintune.cli import app
 from fintune.errors import FintuneError
-from fintune.study.spec import load_study
+from fintune.study.spec import group_key, load_study
 
 
 @pytest.fixture
@@ -96,31 +96,23 @@ def test_an_explicit_cell_takes_its_variants_fields_even_when_only_the_axis_fiel
 
 
 def test_an_explicit_cell_in_another_key_order_joins_the_grids_group(write_study):
-    path = write_study(
-        axes={
-            "training.epochs": [1],
-            "model.max_length": [16],
-            "method": ["full", "lora"],
-            "seed": [1],
-        },
-        cells=[
-            {"seed": 2, "model.max_length": 16, "method": "lora", "training.epochs": 1},
-            {"seed": 2, "model.max_length": 16, "method": "full", "training.epochs": 1},
-        ],
-    )
-    _, cells = load_study(path)
-    assert all(
-        list(c.coords) == ["training.epochs", "model.max_length", "method", "seed"] for c in cells
-    )
-    assert cells[-2].id == "training.epochs=1,model.max_length=16,method=lora,seed=2"
+    axes = {"training.epochs": [1], "model.max_length": [16], "method": ["full", "lora"]}
+    extra = {"seed": 2, "model.max_length": 16, "method": "lora", "training.epochs": 1}
+    path = write_study(axes={**axes, "seed": [1]}, cells=[extra, {**extra, "method": "full"}])
+    spec, cells = load_study(path)
+    assert len({group_key(c, spec.baseline) for c in cells}) == 1
+    assert cells[-2].id == "seed=2,model.max_length=16,method=lora,training.epochs=1"  # as given
 
 
 def test_tracking_and_output_do_not_change_a_cells_identity(write_study, make_config):
     _, before = load_study(write_study())
     base = make_config(tracking={"tags": {"team": "quant"}}).model_dump(mode="json")
-    base["output"]["save_model"] = False
+    base["output"]["dir"] = "elsewhere"
     _, after = load_study(write_study(base=base))
     assert [c.config_sha for c in before] == [c.config_sha for c in after]
+    base["output"]["save_model"] = False
+    _, unsaved = load_study(write_study(base=base))
+    assert before[0].config_sha != unsaved[0].config_sha
     _, changed = load_study(
         write_study(base=make_config(training={"epochs": 2}).model_dump(mode="json"))
     )

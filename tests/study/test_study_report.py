@@ -35,4 +35,6 @@ def test_the_test_set_is_named_by_its_texts(tmp_path):
     a = finished(tmp_path / "a", ["n", "p"], [("x", "n", "n"), ("y", "p", "n")])
     b = finished(tmp_path / "b", ["n", "p"], [("x", "n", "p"), ("y", "p", "p")])
     c = finished(tmp_path / "c", ["n", "p"], [("x", "n", "n"), ("z", "p", "n")])
+    d = finished(tmp_path / "d", ["n", "p"], [("x", "p", "n"), ("y", "p", "n")])
     assert a.test_set == b.test_set != c.test_set
+    assert d.test_set != a.test_set  # same texts, other labels: not one test set

@@ -117,6 +117,30 @@ def test_the_final_model_is_reused_only_for_the_same_config(sweep_file, make_con
     assert second["params"] == first["params"] and second["run_dir"] != first["run_dir"]
 
 
+def test_a_resumed_sweep_may_move_bounds_but_not_change_how_a_field_is_sampled(
+    sweep_file, monkeypatch
+):
+    folder = run_sweep(sweep_file(trials=1, final=False)).parent
+    spec = SweepSpec.model_validate(
+        yaml.safe_load((folder.parent.parent / "sweep.yaml").read_text())
+    )
+    stored = load(folder).trials[0].distributions
+    assert stored == {f: p.distribution() for f, p in spec.space.items()}  # what suggest used
+
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    linear = {**SPACE, "training.learning_rate": {"type": "uniform", "low": 1e-3, "high": 1e-2}}
+    with pytest.raises(FintuneError, match="space.training.learning_rate: the study stored"):
+        run_sweep(sweep_file(trials=2, final=False, space=linear))
+    wider = {**SPACE, "training.learning_rate": {"type": "log_uniform", "low": 1e-4, "high": 1e-2}}
+    monkeypatch.undo()
+    run_sweep(sweep_file(trials=2, final=False, space=wider))
+    assert len(load(folder).trials) == 2
+
+
+def test_an_int_on_a_log_scale_may_say_step_1():
+    assert Param(type="int", low=1, high=64, log=True, step=1).distribution().log
+
+
 def test_a_stored_study_with_the_other_direction_is_refused(sweep_file, monkeypatch):
     folder = run_sweep(sweep_file(trials=1, final=False)).parent
     monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from pandas.api.types import is_float_dtype, is_integer_dtype
 from sklearn.model_selection import train_test_split
@@ -46,8 +45,9 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         _check_columns(frame, config, f"{origin}, {role} split")
         _check_labels_present(frame, config.label_column, f"{origin}, {role} split")
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column)
+    by_name = _integers_name_labels(frames, config.label_column, labels)
     frames = {
-        role: _to_examples(frame, config, labels, f"{origin}, {role} split")
+        role: _to_examples(frame, config, labels, by_name, f"{origin}, {role} split")
         for role, frame in frames.items()
     }
     if not config.split.use_given:  # pooled only now, so errors name the file's own rows
@@ -155,9 +155,16 @@ def _holds_ids(values: pd.Series) -> bool:
     return is_float_dtype(values) and bool((values == values.round()).all())
 
 
+def _integers_name_labels(frames: dict[str, pd.DataFrame], column: str, labels: list[str]) -> bool:
+    """Integer labels that are all names in `labels` ("-1", "0", "1") map by name, else by
+    position. Decided over every split at once, so all are read the same way."""
+    values = pd.concat([f[column] for f in frames.values()])
+    return _holds_ids(values) and {str(int(v)) for v in values.unique()} <= set(labels)
+
+
 def _check_labels_present(frame: pd.DataFrame, column: str, where: str) -> None:
     for row, value in enumerate(frame[column], start=1):
-        if not isinstance(value, str | int | float | np.integer | np.floating | type(None)):
+        if not pd.api.types.is_scalar(value):  # a list or dict; None and pd.NA are scalars
             raise FintuneError(
                 f"{where}, row {row}: label in column {column!r} is a {type(value).__name__} "
                 f"({value!r}); a label must be one text or number"
@@ -171,22 +178,21 @@ def _check_labels_present(frame: pd.DataFrame, column: str, where: str) -> None:
 
 
 def _to_examples(
-    frame: pd.DataFrame, config: DataConfig, labels: list[str], where: str
+    frame: pd.DataFrame, config: DataConfig, labels: list[str], by_name: bool, where: str
 ) -> pd.DataFrame:
     """Pick text and label columns, check every row, map labels to ids."""
     texts = frame[config.text_column]
     for row, text in enumerate(texts, start=1):
         if not isinstance(text, str) or not text.strip():
             raise FintuneError(f"{where}, row {row}: empty or missing text ({text!r})")
-    ids = _label_ids(frame[config.label_column], labels, where)
+    ids = _label_ids(frame[config.label_column], labels, by_name, where)
     return pd.DataFrame({"text": texts.astype(str).str.strip(), "label": ids})
 
 
-def _label_ids(values: pd.Series, labels: list[str], where: str) -> list[int]:
+def _label_ids(values: pd.Series, labels: list[str], by_name: bool, where: str) -> list[int]:
     index = {name: i for i, name in enumerate(labels)}
     as_ids = _holds_ids(values)
-    if as_ids and {str(int(v)) for v in values.unique()} <= index.keys():
-        # integers that are themselves label names ("-1", "0", "1"): map them by name
+    if as_ids and by_name:
         values, as_ids = values.map(lambda v: str(int(v))), False
     out = []
     for row, value in enumerate(values, start=1):

@@ -52,12 +52,13 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
     fmt = detect_format(path, fmt)
     enc = encoding or ("latin-1" if fmt == "fpb" else "utf-8")
     try:
-        if fmt == "csv":
-            return pd.read_csv(path, encoding=enc, keep_default_na=False)
-        if fmt == "tsv":  # plain TSV has no quoting: a text may start with a lone quote
-            return pd.read_csv(
-                path, sep="\t", encoding=enc, keep_default_na=False, quoting=csv.QUOTE_NONE
+        if fmt in ("csv", "tsv"):
+            frame = pd.read_csv(
+                path, sep="," if fmt == "csv" else "\t", encoding=enc, keep_default_na=False
             )
+            if fmt == "tsv":
+                _check_tsv_quoting(path, enc)
+            return frame
         if fmt == "parquet":
             return pd.read_parquet(path)
         # split on newlines only: splitlines() also splits inside texts at U+2028, U+0085 ...
@@ -75,6 +76,25 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
     return pd.DataFrame({"text": [line for line in lines if line.strip()]})
 
 
+def _check_tsv_quoting(path: Path, encoding: str) -> None:
+    """pandas reads a text that starts with an unmatched quote on through the next lines,
+    rows and all. Python's strict csv reader stops there instead: name that line."""
+    with path.open(encoding=encoding, newline="") as file:
+        reader = csv.reader(file, delimiter="\t", strict=True)
+        while True:
+            start = reader.line_num + 1
+            try:
+                next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                raise FintuneError(
+                    f"{path}, line {start}: a quote at the start of a field is not closed "
+                    f"right ({err}, line {reader.line_num}); a TSV text that starts with a "
+                    'quote must be quoted whole, its quotes doubled: """Buy"" rating"'
+                ) from None
+
+
 def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
     rows = []
     for number, line in enumerate(lines, start=1):
@@ -87,7 +107,8 @@ def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
             hint = array if not rows and line.lstrip().startswith("[") else ""
             raise FintuneError(f"{path}, line {number}: not valid JSON ({err.msg}){hint}") from None
         if not isinstance(row, dict):
-            raise FintuneError(f"{path}, line {number}: expected a JSON object per line")
+            hint = " (a JSON array? fintune reads JSON Lines)" if isinstance(row, list) else ""
+            raise FintuneError(f"{path}, line {number}: expected a JSON object per line{hint}")
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -41,7 +41,7 @@ class ModelInfo:
     method_settings: dict[str, Any]
     # how the base was loaded, so adapter runs rebuild on the same weights and dtype
     revision: str | None = None
-    trust_remote_code: bool = False
+    trust_remote_code: bool = False  # recorded only: loading a run never runs hub code
     dtype: str = "auto"
 
 
@@ -130,19 +130,32 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     return model, tokenizer, info
 
 
-# position ids start after the padding index, so two positions are never used for tokens
-POSITIONS_FROM_PADDING = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet"}
+def _position_limit(model) -> int | None:
+    """Tokens a model with a learned table of absolute positions can take; None for models
+    without one (RoPE decoders, DeBERTa's relative positions), which take longer inputs."""
+    for name, module in model.named_modules():
+        last = name.rsplit(".", 1)[-1]
+        if isinstance(module, torch.nn.Embedding) and last in (
+            "position_embeddings",  # BERT family; RoBERTa's ids start after the padding id
+            "embed_positions",  # BART, OPT: the table holds 2 extra offset rows
+            "wpe",  # GPT-2
+        ):
+            offset = 2 if last == "embed_positions" else 0
+            if last == "position_embeddings" and module.padding_idx is not None:
+                offset = module.padding_idx + 1
+            return module.num_embeddings - offset
+    return None
 
 
 def _check_max_length(model, config: ExperimentConfig) -> None:
     """Inputs longer than the model has positions for would fail mid-training; say so now."""
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if not isinstance(positions, int):
+    limit = _position_limit(model)
+    if limit is None:
         return
-    limit = positions - (2 if model.config.model_type in POSITIONS_FROM_PADDING else 0)
-    virtual = config.method.num_virtual_tokens if config.method.name == "prompt" else 0
+    # prompt tokens come first; a prefix counts as past tokens, so positions start after it
+    virtual = getattr(config.method, "num_virtual_tokens", 0)
     if config.model.max_length + virtual > limit:
-        prompt = f", less the prompt's {virtual} virtual tokens" if virtual else ""
+        prompt = f", less the {config.method.name}'s {virtual} virtual tokens" if virtual else ""
         raise FintuneError(
             f"model.max_length: {config.model.max_length} is more than {config.model.name} "
             f"takes ({limit} positions{prompt}); set model.max_length to at most {limit - virtual}"
@@ -304,8 +317,12 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
         **_label_kwargs(info.labels),
         "ignore_mismatched_sizes": True,  # the trained head is loaded from the run afterwards
         "revision": info.revision,
-        "trust_remote_code": info.trust_remote_code,
     }
+    if info.trust_remote_code:  # never run hub code just because a run folder says so
+        raise FintuneError(
+            f"{info.base}: this run's base needs its own code from the hub "
+            "(model.trust_remote_code); load it yourself with trust_remote_code=True"
+        )
     if info.dtype != "auto":
         kwargs["dtype"] = DTYPES[info.dtype]
     if info.gguf_file:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,9 @@ def _spec(module: str, package: str) -> importlib.machinery.ModuleSpec:
 def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
     if name in PACKAGED:
         return PACKAGED[name]()
-    path = Path(name).expanduser().resolve()  # recorded in runs: must work from anywhere
+    # absolute, as runs record it and load it from anywhere; links stay (a hub cache's
+    # snapshot/model.gguf links to a blob without the suffix)
+    path = Path(os.path.abspath(Path(name).expanduser()))
     if path.suffix == ".gguf":
         if not path.is_file():
             raise FintuneError(f"model.name: GGUF file not found: {path}")

@@ -129,8 +129,12 @@ class MicroBatcher:
             if len(jobs) == 1:
                 _fail(jobs, error)
             else:  # answer the jobs one by one, so only the one that fails gets the error
-                for job in jobs:
-                    await self._answer([job], loop)
+                try:
+                    for job in jobs:
+                        await self._answer([job], loop)
+                except asyncio.CancelledError:  # stopped meanwhile: no job left waiting
+                    _fail(jobs, RuntimeError("the server is shutting down"))
+                    raise
             return
         self.stats.busy_s += time.perf_counter() - start
         self.stats.batches += 1

@@ -158,7 +158,7 @@ def run_study(
             )
         except Exception as error:  # noqa: BLE001
             console.print(f"[yellow]warning:[/] MLflow logging of the report failed ({error})")
-    return folder, {c.id: state[c.id] for c in cells if c.id in state}
+    return folder, {c.id: state[c.id] for c in cells if c.made(state.get(c.id))}
 
 
 def _failed_same(entry: dict[str, Any] | None, cell: Cell) -> bool:

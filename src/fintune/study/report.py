@@ -68,9 +68,11 @@ class Finished:
 
     @cached_property
     def test_set(self) -> str:
-        """Names the run's test examples: runs sharing them are resampled together."""
-        texts = "\x00".join(self._predictions["text"]).encode()
-        return hashlib.sha256(texts).hexdigest()
+        """Names the run's test examples and their labels: runs sharing them are resampled
+        together."""
+        frame = self._predictions
+        examples = "\x00".join(frame["text"] + "\x01" + frame["label"].astype(str))
+        return hashlib.sha256(examples.encode()).hexdigest()
 
 
 def row_interval(runs: list[Finished], spec: StudySpec) -> dict[str, list[float]]:

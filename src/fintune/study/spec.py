@@ -77,8 +77,10 @@ class Cell:
 
 
 def results_sha(config: ExperimentConfig) -> str:
-    """Hash of what a run's results depend on: not its name, output folder or tracking."""
-    fields = config.model_dump(mode="json", exclude={"name", "output", "tracking"})
+    """Hash of what a run's results depend on: not its name, output folder or tracking
+    (output.save_model counts: a run that should keep its model must have one)."""
+    skip = {"name": True, "tracking": True, "output": {"dir"}}
+    fields = config.model_dump(mode="json", exclude=skip)
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -183,10 +185,7 @@ def _explicit_cell(
         raise FintuneError(f"{where}: give a value for every axis; missing {missing}")
     coords: dict[str, str] = {}
     fields: dict[str, Any] = {}
-    # the axes in the grid's order, so the cell groups and names like the grid's cells
-    ordered = [*options, *(a for a in explicit if a not in options)]
-    for axis in ordered:
-        value = explicit[axis]
+    for axis, value in explicit.items():
         label = label_of(value)
         if axis in variant_axes:
             if label not in options[axis]:
@@ -211,8 +210,10 @@ def run_name(base_name: str, coords: dict[str, str]) -> str:
 
 
 def group_key(cell: Cell, baseline: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """Cells in one group share everything but the baseline axes and the seed."""
-    return tuple((a, v) for a, v in cell.coords.items() if a not in baseline and a != SEED_AXIS)
+    """Cells in one group share everything but the baseline axes and the seed (in any order:
+    an explicit cell may name its axes in another order than the grid)."""
+    key = [(a, v) for a, v in cell.coords.items() if a not in baseline and a != SEED_AXIS]
+    return tuple(sorted(key))
 
 
 def baseline_coords(cell: Cell, baseline: dict[str, Any]) -> dict[str, str]:

@@ -70,7 +70,7 @@ class Param(Section):
             raise ValueError(f"empty space: low ({self.low}) must be below high ({self.high})")
         if self.log_scale and self.low <= 0:
             raise ValueError(f"a log scale needs low > 0 (got {self.low})")
-        if self.log_scale and self.step is not None:
+        if self.log_scale and self.step is not None and not (self.type == "int" and self.step == 1):
             raise ValueError("step and a log scale do not go together: drop one")
         if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
             raise ValueError("int needs whole-number low and high")
@@ -89,6 +89,22 @@ class Param(Section):
             step = int(self.step or 1)
             return trial.suggest_int(name, int(self.low), int(self.high), step=step, log=self.log)
         return trial.suggest_float(name, self.low, self.high, log=self.log_scale, step=self.step)
+
+    def distribution(self):
+        """The Optuna distribution that `suggest` samples from."""
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        if self.type == "categorical":
+            return CategoricalDistribution(self.choices)
+        if self.type == "int":
+            return IntDistribution(
+                int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
+            )
+        return FloatDistribution(self.low, self.high, log=self.log_scale, step=self.step)
 
     def problem_with(self, value: Any) -> str | None:
         """Why `value` is not a point of this space, or None."""
@@ -318,6 +334,26 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
     return objective
 
 
+def check_stored_space(study, spec: SweepSpec, url: str) -> None:
+    """A resumed study's trials must be samples of this file's space as Optuna sees it (the
+    same kind, log scale and choices; the bounds may change), or every trial would fail."""
+    from optuna.distributions import check_distribution_compatibility
+
+    checked: set[str] = set()
+    for trial in study.get_trials(deepcopy=False):
+        for field, stored in trial.distributions.items():
+            if field in spec.space and field not in checked:
+                checked.add(field)
+                try:
+                    check_distribution_compatibility(stored, spec.space[field].distribution())
+                except ValueError as error:
+                    raise FintuneError(
+                        f"space.{field}: the study stored in {url} sampled it as {stored}, "
+                        f"which this file's space cannot continue ({error}); give the sweep a "
+                        "new name for a new study"
+                    ) from None
+
+
 def enqueue_new_points(study, spec: SweepSpec) -> None:
     """Queue each `enqueue` point that no trial holds yet. A trial that was interrupted or
     skipped for the budget does not hold its point; one that failed with an error does."""
@@ -382,6 +418,7 @@ def run_sweep(
             f"{study.direction.name.lower()} its objective, but metric {spec.metric!r} needs "
             "the opposite; give the sweep a new name (or storage) for a new study"
         )
+    check_stored_space(study, spec, url)
 
     failures = []
 
