@@ -349,6 +349,21 @@ def test_integer_labels_are_read_the_same_way_in_every_split(tmp_path):
     assert sorted(set(data.splits["test"]["label"])) == [1, 2]
 
 
+def test_integer_labels_in_one_split_and_their_text_in_another_agree(tmp_path):
+    folder = tmp_path / "given"
+    folder.mkdir()
+    train = pd.DataFrame(
+        {"text": [f"t{i}" for i in range(30)], "label": [1 + i % 3 for i in range(30)]}
+    )
+    _write(train, folder / "train.csv")
+    rows = [{"text": f"s{i}", "label": str(1 + i % 3)} for i in range(6)]
+    (folder / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    data = prepare_data(_data(folder), 0)
+    assert data.labels == ["1", "2", "3"]
+    assert data.splits["test"]["label"].tolist() == [int(r["label"]) - 1 for r in rows]
+    assert sorted(set(data.splits["train"]["label"])) == [0, 1, 2]
+
+
 def test_a_missing_label_in_a_nullable_column_is_named_and_booleans_are_labels(tmp_path):
     path = tmp_path / "d.parquet"
     frame = pd.DataFrame({"text": ["a", "b", "c"], "label": pd.array(["x", None, "y"], "string")})

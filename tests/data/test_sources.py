@@ -72,6 +72,12 @@ def test_tsv_with_quotes_tabs_and_newlines_in_texts_round_trips(tmp_path):
     assert _records(read_table(path)) == rows
 
 
+def test_tsv_texts_may_be_longer_than_the_csv_modules_field_limit(tmp_path):
+    path = tmp_path / "d.tsv"
+    path.write_text("text\tlabel\n" + "a" * 200_000 + "\tneutral\n", encoding="utf-8")
+    assert len(read_table(path)["text"][0]) == 200_000
+
+
 def test_tsv_text_starting_with_an_unmatched_quote_is_an_error_not_lost_rows(tmp_path):
     path = tmp_path / "d.tsv"
     path.write_text(

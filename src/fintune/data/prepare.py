@@ -158,8 +158,10 @@ def _holds_ids(values: pd.Series) -> bool:
 def _integers_name_labels(frames: dict[str, pd.DataFrame], column: str, labels: list[str]) -> bool:
     """Integer labels that are all names in `labels` ("-1", "0", "1") map by name, else by
     position. Decided over every split at once, so all are read the same way."""
-    values = pd.concat([f[column] for f in frames.values()])
-    return _holds_ids(values) and {str(int(v)) for v in values.unique()} <= set(labels)
+    names = {
+        str(int(v)) for f in frames.values() if _holds_ids(f[column]) for v in f[column].unique()
+    }
+    return bool(names) and names <= set(labels)
 
 
 def _check_labels_present(frame: pd.DataFrame, column: str, where: str) -> None:

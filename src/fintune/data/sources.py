@@ -79,6 +79,14 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
 def _check_tsv_quoting(path: Path, encoding: str) -> None:
     """pandas reads a text that starts with an unmatched quote on through the next lines,
     rows and all. Python's strict csv reader stops there instead: name that line."""
+    limit = csv.field_size_limit(2**31 - 1)  # pandas has no limit on a field's length
+    try:
+        _find_unclosed_quote(path, encoding)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _find_unclosed_quote(path: Path, encoding: str) -> None:
     with path.open(encoding=encoding, newline="") as file:
         reader = csv.reader(file, delimiter="\t", strict=True)
         while True:

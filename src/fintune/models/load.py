@@ -137,10 +137,10 @@ def _position_limit(model) -> int | None:
         last = name.rsplit(".", 1)[-1]
         if isinstance(module, torch.nn.Embedding) and last in (
             "position_embeddings",  # BERT family; RoBERTa's ids start after the padding id
-            "embed_positions",  # BART, OPT: the table holds 2 extra offset rows
+            "embed_positions",  # BART, OPT: the table holds `offset` extra rows
             "wpe",  # GPT-2
         ):
-            offset = 2 if last == "embed_positions" else 0
+            offset = getattr(module, "offset", 0)  # BART-style tables say so themselves
             if last == "position_embeddings" and module.padding_idx is not None:
                 offset = module.padding_idx + 1
             return module.num_embeddings - offset
@@ -320,8 +320,8 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
     }
     if info.trust_remote_code:  # never run hub code just because a run folder says so
         raise FintuneError(
-            f"{info.base}: this run's base needs its own code from the hub "
-            "(model.trust_remote_code); load it yourself with trust_remote_code=True"
+            f"{info.base}: this run's base runs its own model code (model.trust_remote_code); "
+            "fintune does not run it for a saved run: load it yourself with trust_remote_code=True"
         )
     if info.dtype != "auto":
         kwargs["dtype"] = DTYPES[info.dtype]

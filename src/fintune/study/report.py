@@ -122,7 +122,7 @@ def write_study_report(
 
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
-        groups.setdefault(group_key(cell, spec.baseline), []).append(cell)
+        groups.setdefault(group_key(cell, spec), []).append(cell)
     for key, members in groups.items():
         title = ", ".join(f"{a}={v}" for a, v in key) or "all cells"
         rows: dict[str, list[Finished]] = {}

@@ -209,11 +209,12 @@ def run_name(base_name: str, coords: dict[str, str]) -> str:
     return name
 
 
-def group_key(cell: Cell, baseline: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """Cells in one group share everything but the baseline axes and the seed (in any order:
-    an explicit cell may name its axes in another order than the grid)."""
-    key = [(a, v) for a, v in cell.coords.items() if a not in baseline and a != SEED_AXIS]
-    return tuple(sorted(key))
+def group_key(cell: Cell, spec: StudySpec) -> tuple[tuple[str, str], ...]:
+    """Cells in one group share everything but the baseline axes and the seed, listed in
+    the order of the study's axes (an explicit cell may name them in another order)."""
+    order = {axis: i for i, axis in enumerate(spec.axes)}
+    key = [(a, v) for a, v in cell.coords.items() if a not in spec.baseline and a != SEED_AXIS]
+    return tuple(sorted(key, key=lambda item: (order.get(item[0], len(order)), item[0])))
 
 
 def baseline_coords(cell: Cell, baseline: dict[str, Any]) -> dict[str, str]:
