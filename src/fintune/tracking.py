@@ -169,11 +169,18 @@ def log_run(
 
 
 def log_summary(config: ExperimentConfig, name: str, files: list[Path], tags: dict) -> str:
-    """A run that holds a study's or sweep's report and plots."""
+    """A run that holds a study's or sweep's report and plots. A rerun (a resume, or
+    --report-only) updates the same run instead of adding another."""
     client, experiment_id = _client(config)
-    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    same = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    earlier = client.search_runs(
+        [experiment_id], filter_string=f"attributes.run_name = '{name}' and {same}", max_results=1
+    )
+    run_id = earlier[0].info.run_id if earlier else None
+    if run_id is None:
+        run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     for path in files:
         if path.is_file():
-            client.log_artifact(run.info.run_id, str(path))
-    client.set_terminated(run.info.run_id)
-    return run.info.run_id
+            client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id)
+    return run_id

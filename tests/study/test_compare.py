@@ -74,6 +74,12 @@ def test_study_runs_every_cell_and_writes_the_report(study_file, make_config):
     artifacts = {a.path for a in client.list_artifacts(summary.info.run_id)}
     assert {"report.md", "report.html"} <= artifacts
 
+    run_study(study_file(base=base), report_only=True)  # a rerun updates the summary run
+    runs = client.search_runs([client.get_experiment_by_name("tiny-study").experiment_id])
+    assert [r.info.run_id for r in runs if "fintune.cell" not in r.data.tags] == [
+        summary.info.run_id
+    ]
+
 
 def test_a_finished_study_is_reused_not_rerun(study_file):
     path = study_file()
