@@ -182,6 +182,24 @@ def test_weighted_loss_is_not_inflated_by_gradient_accumulation(make_config):
     assert accumulated == pytest.approx(single, rel=0.25)
 
 
+def test_class_weights_shape_training_but_not_the_validation_loss():
+    import torch
+    import torch.nn.functional as F
+
+    from fintune.training.trainer import weighted_loss
+
+    logits, labels = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), torch.tensor([0, 1, 1])
+    weights = torch.tensor([1.0, 3.0])
+    loss = weighted_loss(weights)
+    with torch.enable_grad():
+        training = loss({"logits": logits}, labels)
+    with torch.no_grad():  # how the Trainer evaluates
+        evaluation = loss({"logits": logits}, labels)
+    assert float(training) == pytest.approx(float(F.cross_entropy(logits, labels, weight=weights)))
+    assert float(evaluation) == pytest.approx(float(F.cross_entropy(logits, labels)))
+    assert float(training) != pytest.approx(float(evaluation))
+
+
 def test_other_confidence_levels_add_a_ci_and_keep_ci95(make_config):
     metrics = _metrics(run(make_config(training={"max_steps": 2}, evaluation={"confidence": 0.8})))
     low95, high95 = metrics["test"]["ci95"]["accuracy"]

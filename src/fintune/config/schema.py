@@ -249,7 +249,8 @@ class TrainingConfig(Section):
     load_best_model: bool = True
     """Keep the checkpoint with the best validation best_metric, not the last."""
     class_weights: bool = False
-    """Weight the loss by inverse class frequency in the training split."""
+    """Weight the training loss by inverse class frequency in the training split; the
+    validation loss stays the plain cross-entropy."""
     group_by_length: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"

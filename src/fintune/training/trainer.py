@@ -57,13 +57,15 @@ def class_weights(labels: np.ndarray, k: int) -> torch.Tensor:
 
 
 def weighted_loss(weights: torch.Tensor):
-    """Class-weighted cross-entropy. With a custom loss the Trainer no longer divides by
-    the accumulation steps, so the sum is divided by the examples in the whole
-    accumulated batch (num_items_in_batch) when the Trainer passes it."""
+    """Class-weighted cross-entropy for training. With a custom loss the Trainer no longer
+    divides by the accumulation steps, so the sum is divided by the examples in the whole
+    accumulated batch (num_items_in_batch) when the Trainer passes it. Evaluation (run
+    without gradients) gets the plain cross-entropy: the validation loss that checkpoint
+    selection, pruning and metrics.json compare across runs with and without weights."""
 
     def loss(outputs, labels, num_items_in_batch=None):
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-        weight = weights.to(logits.device)
+        weight = weights.to(logits.device) if torch.is_grad_enabled() else None
         if num_items_in_batch is None:
             return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight)
         total = torch.nn.functional.cross_entropy(
