@@ -221,6 +221,29 @@ def test_texts_shared_with_train_leave_train_when_dropping_duplicates(tmp_path):
     assert not set(_texts(data.splits["test"])) & set(_texts(data.splits["train"]))
 
 
+def test_an_exact_duplicate_of_a_conflicting_text_is_dropped_too(tmp_path):
+    path = _with_duplicates_and_conflicts(tmp_path)
+    frame = pd.read_csv(path)
+    extra = pd.DataFrame([{"text": "positive sentence 2", "label": "negative"}])
+    _write(pd.concat([frame, extra], ignore_index=True), path)
+    data = prepare_data(_data(path, labels=LABELS, duplicates="drop"), 0)
+    texts = [t for frame in data.splits.values() for t in frame["text"]]
+    assert texts.count("positive sentence 2") == 2  # one per label: the conflict is kept
+
+
+def test_texts_shared_by_given_validation_and_test_leave_validation(tmp_path):
+    folder = _given_splits(tmp_path, leak=0)
+    test, validation = pd.read_csv(folder / "test.csv"), pd.read_csv(folder / "validation.csv")
+    validation.iloc[:2] = test.iloc[:2].to_numpy()
+    _write(validation, folder / "validation.csv")
+    kept = prepare_data(_data(folder, labels=LABELS), 0)
+    assert kept.report["duplicates"]["test_texts_also_in_validation"] == 2
+    assert len(kept.splits["validation"]) == 9
+    data = prepare_data(_data(folder, labels=LABELS, duplicates="drop"), 0)
+    assert len(data.splits["validation"]) == 7 and len(data.splits["test"]) == 12
+    assert not set(_texts(data.splits["validation"])) & set(_texts(data.splits["test"]))
+
+
 def test_split_names_maps_a_source_split_to_a_role(tmp_path):
     folder = tmp_path / "given"
     folder.mkdir()

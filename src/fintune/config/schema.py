@@ -110,7 +110,8 @@ class DataConfig(Section):
     known dataset's labels, else sorted labels (integers from 0 as ids, others as names)."""
     split: SplitConfig = Field(default_factory=SplitConfig)
     duplicates: Literal["keep", "drop"] = "keep"
-    """Exact duplicate texts (same label) are always reported; `drop` keeps the first."""
+    """Exact duplicate texts (same label) are always reported; `drop` keeps the first, and
+    a text in two given splits stays only in the later of train, validation, test."""
     conflicts: Literal["keep", "drop"] = "keep"
     """Texts that occur with different labels are always reported; `drop` removes them."""
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)

@@ -229,7 +229,7 @@ def _duplicates_and_conflicts(
         labels_per_text = frame.groupby("text")["label"].nunique()
         conflicting = set(labels_per_text[labels_per_text > 1].index)
         in_conflict = frame["text"].isin(conflicting)
-        duplicate = frame.duplicated(["text", "label"], keep="first") & ~in_conflict
+        duplicate = frame.duplicated(["text", "label"], keep="first")
         report[role] = {
             "rows": len(frame),
             "duplicate_rows": int(duplicate.sum()),
@@ -244,15 +244,17 @@ def _duplicates_and_conflicts(
             keep &= ~in_conflict
         out[role] = frame[keep].reset_index(drop=True)
         report[role]["kept_rows"] = len(out[role])
-    if "train" in out:
-        train_texts = set(out["train"]["text"])
-        for role in ("validation", "test"):
-            if role in out:
-                shared = train_texts & set(out[role]["text"])
-                report[f"{role}_texts_also_in_train"] = len(shared)
+    # A text in two given splits leaks; with duplicates: drop the one in test stays, then
+    # the one in validation (train gives way to both, validation to test).
+    for role, others in (("train", ("validation", "test")), ("validation", ("test",))):
+        if role not in out:
+            continue
+        for other in others:
+            if other in out:
+                shared = set(out[role]["text"]) & set(out[other]["text"])
+                report[f"{other}_texts_also_in_{role}"] = len(shared)
                 if shared and config.duplicates == "drop":
-                    out["train"] = out["train"][~out["train"]["text"].isin(shared)]
-                    out["train"] = out["train"].reset_index(drop=True)
+                    out[role] = out[role][~out[role]["text"].isin(shared)].reset_index(drop=True)
     return out, report
 
 
