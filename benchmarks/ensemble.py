@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fintune.data.sources import read_table
 from fintune.evaluation.metrics import bootstrap_ci
 from fintune.predict import Predictor
 
@@ -40,10 +41,10 @@ def probabilities(run: Path, texts: list[str]) -> tuple[np.ndarray, list[str]]:
 
 
 def agreement_levels(folder: Path, texts: list[str]) -> list[str]:
-    sentences = {}
-    for level, name in AGREEMENT_FILES.items():
-        lines = (folder / name).read_text(encoding="latin-1").splitlines()
-        sentences[level] = {line.rsplit("@", 1)[0].strip() for line in lines if line.strip()}
+    sentences = {
+        level: set(read_table(folder / name, "fpb")["text"])
+        for level, name in AGREEMENT_FILES.items()
+    }
     levels = []
     for text in texts:
         level = next((lvl for lvl, s in sentences.items() if text.strip() in s), None)

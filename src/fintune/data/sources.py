@@ -81,26 +81,22 @@ def _check_tsv_quoting(path: Path, encoding: str) -> None:
     rows and all. Python's strict csv reader stops there instead: name that line."""
     limit = csv.field_size_limit(2**31 - 1)  # pandas has no limit on a field's length
     try:
-        _find_unclosed_quote(path, encoding)
+        with path.open(encoding=encoding, newline="") as file:
+            reader = csv.reader(file, delimiter="\t", strict=True)
+            start = 1
+            for _ in reader:
+                start = reader.line_num + 1
+    except csv.Error as err:
+        raise FintuneError(
+            f"{path}, line {start}: a quote at the start of a field is not closed right "
+            f"({err}, line {reader.line_num}); a TSV text that starts with a quote must be "
+            'quoted whole, its quotes doubled: """Buy"" rating"'
+        ) from None
     finally:
         csv.field_size_limit(limit)
 
 
-def _find_unclosed_quote(path: Path, encoding: str) -> None:
-    with path.open(encoding=encoding, newline="") as file:
-        reader = csv.reader(file, delimiter="\t", strict=True)
-        while True:
-            start = reader.line_num + 1
-            try:
-                next(reader)
-            except StopIteration:
-                return
-            except csv.Error as err:
-                raise FintuneError(
-                    f"{path}, line {start}: a quote at the start of a field is not closed "
-                    f"right ({err}, line {reader.line_num}); a TSV text that starts with a "
-                    'quote must be quoted whole, its quotes doubled: """Buy"" rating"'
-                ) from None
+ARRAY_HINT = " (a JSON array? fintune reads JSON Lines: one object per line)"
 
 
 def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
@@ -111,11 +107,10 @@ def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            array = " (a JSON array? fintune reads JSON Lines: one object per line)"
-            hint = array if not rows and line.lstrip().startswith("[") else ""
+            hint = ARRAY_HINT if not rows and line.lstrip().startswith("[") else ""
             raise FintuneError(f"{path}, line {number}: not valid JSON ({err.msg}){hint}") from None
         if not isinstance(row, dict):
-            hint = " (a JSON array? fintune reads JSON Lines)" if isinstance(row, list) else ""
+            hint = ARRAY_HINT if isinstance(row, list) else ""
             raise FintuneError(f"{path}, line {number}: expected a JSON object per line{hint}")
         rows.append(row)
     return pd.DataFrame(rows)

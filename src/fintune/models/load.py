@@ -313,16 +313,16 @@ def load_saved_classifier(folder: Path, device: str = "cpu"):
 
 
 def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
-    kwargs: dict[str, Any] = {
-        **_label_kwargs(info.labels),
-        "ignore_mismatched_sizes": True,  # the trained head is loaded from the run afterwards
-        "revision": info.revision,
-    }
     if info.trust_remote_code:  # never run hub code just because a run folder says so
         raise FintuneError(
             f"{info.base}: this run's base runs its own model code (model.trust_remote_code); "
             "fintune does not run it for a saved run: load it yourself with trust_remote_code=True"
         )
+    kwargs: dict[str, Any] = {
+        **_label_kwargs(info.labels),
+        "ignore_mismatched_sizes": True,  # the trained head is loaded from the run afterwards
+        "revision": info.revision,
+    }
     if info.dtype != "auto":
         kwargs["dtype"] = DTYPES[info.dtype]
     if info.gguf_file:

@@ -38,8 +38,14 @@ def check_cells(cells: list[Cell]) -> None:
     seen: set[str] = set()
     for cell in cells:
         cfg = cell.config
-        checked = (cfg.model.name, cfg.model.gguf_file, cfg.training.device, cfg.data, cfg.seed)
-        key = json.dumps([cfg.tracking.model_dump(mode="json"), *map(_plain, checked)])
+        checked = {
+            "model": {"name", "gguf_file"},
+            "training": {"device"},
+            "data": True,
+            "seed": True,
+            "tracking": True,
+        }
+        key = json.dumps(cfg.model_dump(mode="json", include=checked), sort_keys=True)
         if key in seen:
             continue
         seen.add(key)
@@ -47,10 +53,6 @@ def check_cells(cells: list[Cell]) -> None:
             RECIPES[cfg.task].setup(cfg)
         except FintuneError as error:
             raise FintuneError(f"cell {cell.id}: {error}") from None
-
-
-def _plain(value: Any) -> Any:
-    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
 
 
 def cell_config(cell: Cell, spec: StudySpec, folder: Path):

@@ -83,15 +83,15 @@ class Param(Section):
         return self.type == "log_uniform" or self.log
 
     def suggest(self, trial, name: str) -> Any:
+        d = self.distribution()
         if self.type == "categorical":
-            return trial.suggest_categorical(name, self.choices)
+            return trial.suggest_categorical(name, d.choices)
         if self.type == "int":
-            step = int(self.step or 1)
-            return trial.suggest_int(name, int(self.low), int(self.high), step=step, log=self.log)
-        return trial.suggest_float(name, self.low, self.high, log=self.log_scale, step=self.step)
+            return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+        return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
 
     def distribution(self):
-        """The Optuna distribution that `suggest` samples from."""
+        """The Optuna distribution that `suggest` samples from (and a resume checks)."""
         from optuna.distributions import (
             CategoricalDistribution,
             FloatDistribution,
