@@ -24,6 +24,9 @@ from fintune.data.sources import read_table
 from fintune.evaluation.metrics import bootstrap_ci
 from fintune.predict import Predictor
 
+# Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
+TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
+
 # Financial PhraseBank's nested subsets, most agreement first: a sentence's level is the
 # first file that holds it.
 AGREEMENT_FILES = {
@@ -63,12 +66,16 @@ def main() -> None:
     print(f"{len(args.runs)} runs; torch threads {torch.get_num_threads()}")
 
     for split in ("validation", "test"):
-        frame = pd.read_csv(args.runs[0] / f"predictions_{split}.csv", keep_default_na=False)
+        frame = pd.read_csv(
+            args.runs[0] / f"predictions_{split}.csv", dtype=TEXT_COLUMNS, keep_default_na=False
+        )
         texts, truth = frame["text"].tolist(), frame["label"].to_numpy()
         print(f"{split}: n = {len(texts)}")
         members = []
         for run in args.runs:
-            other = pd.read_csv(run / f"predictions_{split}.csv", keep_default_na=False)
+            other = pd.read_csv(
+                run / f"predictions_{split}.csv", dtype=TEXT_COLUMNS, keep_default_na=False
+            )
             if not other["text"].equals(frame["text"]):
                 raise SystemExit(f"{run}: its {split} examples differ from {args.runs[0]}'s")
             probs, labels = probabilities(run, texts)

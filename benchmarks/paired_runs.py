@@ -17,6 +17,9 @@ import pandas as pd
 
 from fintune.evaluation.paired import mcnemar_exact, paired_bootstrap
 
+# Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
+TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -25,7 +28,9 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     args = parser.parse_args()
     a, b = (
-        pd.read_csv(run / f"predictions_{args.split}.csv", keep_default_na=False)
+        pd.read_csv(
+            run / f"predictions_{args.split}.csv", dtype=TEXT_COLUMNS, keep_default_na=False
+        )
         for run in (args.baseline, args.candidate)
     )
     if not (a["text"].equals(b["text"]) and a["label"].equals(b["label"])):

@@ -29,6 +29,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
 
+# Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
+TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -90,7 +93,9 @@ async def load(url: str, bodies: list[dict], path: str, requests: int, concurren
 
 def label_agreement(url: str, run_dir: Path) -> dict:
     """Served labels against the labels the run recorded when it was evaluated (fp32)."""
-    recorded = pd.read_csv(run_dir / "predictions_test.csv")
+    recorded = pd.read_csv(
+        run_dir / "predictions_test.csv", dtype=TEXT_COLUMNS, keep_default_na=False
+    )
     texts, served = list(recorded["text"]), []
     for i in range(0, len(texts), 64):
         response = httpx.post(url + "/analyze/batch", json={"texts": texts[i : i + 64]}, timeout=60)
@@ -109,7 +114,11 @@ def main() -> None:
     parser.add_argument("--single-requests", type=int, default=500)
     args = parser.parse_args()
     run_dir = args.run or Path(sorted(glob.glob(str(OUT / "runs" / "*-fpb50-minilm-full")))[-1])
-    texts = list(pd.read_csv(run_dir / "predictions_test.csv")["text"])
+    texts = list(
+        pd.read_csv(run_dir / "predictions_test.csv", dtype=TEXT_COLUMNS, keep_default_na=False)[
+            "text"
+        ]
+    )
     singles = [{"text": t} for t in texts]
     batches = [
         {"texts": [texts[(i + j) % len(texts)] for j in range(32)]} for i in range(0, 960, 32)

@@ -31,6 +31,9 @@ from fintune.models import load_saved_classifier
 from fintune.models.load import save_classifier
 from fintune.predict import Predictor
 
+# Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
+TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
+
 
 def load(run: Path):
     model, tokenizer, info = load_saved_classifier(run / "model")
@@ -62,7 +65,9 @@ def main() -> None:
     torch.manual_seed(0)
 
     def read(run: Path, split: str) -> pd.DataFrame:
-        return pd.read_csv(run / f"predictions_{split}.csv", keep_default_na=False)
+        return pd.read_csv(
+            run / f"predictions_{split}.csv", dtype=TEXT_COLUMNS, keep_default_na=False
+        )
 
     frames = {s: read(args.runs[0], s) for s in ("validation", "test")}
     for run in args.runs[1:]:

@@ -98,3 +98,21 @@ def test_serve_command_rejects_a_bad_precision_and_micro_batch(runs, monkeypatch
 
 def _forbidden(*args, **kwargs):
     raise AssertionError("the model was loaded")
+
+
+def test_texts_are_stripped_as_training_stripped_them(runs):
+    """Decoders classify from the last token, so a trailing newline would change the input."""
+    predictor = Predictor.from_run(runs["full"], device="cpu")
+    seen, tokenizer = [], predictor.tokenizer
+
+    class Recording:
+        def __call__(self, texts, **kwargs):
+            seen.extend(texts)
+            return tokenizer(texts, **kwargs)
+
+        def pad(self, *args, **kwargs):
+            return tokenizer.pad(*args, **kwargs)
+
+    predictor.tokenizer = Recording()
+    predictor([" profit rose\n", "bank fell \r\n"])
+    assert seen == ["profit rose", "bank fell"]

@@ -70,6 +70,7 @@ class Predictor:
     def __call__(self, texts: list[str], batch_size: int = 16) -> list[dict]:
         """Texts are sorted by length and run in batches of similar length, so little
         compute goes to padding; results come back in input order."""
+        texts = [t.strip() for t in texts]  # as training saw them (decoders read the last token)
         if self.cleaner:
             texts = [self.cleaner(t) for t in texts]
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from fintune.evaluation.metrics import bootstrap_ci, evaluate_predictions
 
@@ -60,3 +60,36 @@ def test_same_seed_same_interval_different_seed_different():
     y, p = _random_predictions(300, 3, 3)
     assert bootstrap_ci(y, p, 3, seed=1) == bootstrap_ci(y, p, 3, seed=1)
     assert bootstrap_ci(y, p, 3, seed=1) != bootstrap_ci(y, p, 3, seed=2)
+
+
+def test_a_rare_class_stays_in_the_macro_average_of_every_resample():
+    """A class with one (misclassified) example drops out of many resamples; the macro
+    average still covers it, as in the full sample, and matches a plain loop that fixes
+    scikit-learn's labels to the full sample's."""
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 300)
+    p = np.where(rng.random(300) < 0.8, y, 1 - y)
+    y[0], p[0] = 2, 1
+    fast = bootstrap_ci(y, p, 3, samples=2000, seed=11)["f1_macro"]
+    f1s = []
+    for _ in range(2000):
+        idx = rng.integers(0, 300, 300)
+        f1s.append(f1_score(y[idx], p[idx], labels=[0, 1, 2], average="macro", zero_division=0))
+    slow = np.percentile(f1s, [2.5, 97.5])
+    assert fast == pytest.approx(list(slow), abs=0.015)
+    point = evaluate_predictions(y, p, ["neg", "pos", "rare"], samples=100)["f1_macro"]
+    assert fast[0] < point < fast[1] < point + 0.1  # not split in two by the rare class
+
+
+def test_per_class_holds_every_label_even_ones_named_like_averages():
+    y, p = _random_predictions(200, 3, 7)
+    labels = ["accuracy", "macro avg", "weighted avg"]
+    per_class = evaluate_predictions(y, p, labels, samples=100)["per_class"]
+    assert list(per_class) == labels
+    precision, recall, f1, support = precision_recall_fscore_support(y, p, zero_division=0)
+    for i, label in enumerate(labels):
+        row = per_class[label]
+        assert [row["precision"], row["recall"], row["f1-score"]] == pytest.approx(
+            [precision[i], recall[i], f1[i]]
+        )
+        assert row["support"] == support[i]

@@ -68,6 +68,20 @@ def test_verdicts_on_clear_and_tiny_differences():
     assert same["verdict"] == "within noise"
 
 
+@pytest.mark.parametrize(("fixed", "expected"), [(4, "within noise"), (30, "better")])
+def test_accuracy_is_called_better_only_when_mcnemar_agrees(fixed, expected):
+    """Four fixed errors and nothing else: the percentile interval lies above 0, but four
+    discordant examples all one way have exact p = 0.125."""
+    y, base = synthetic(1000, 3, 0.80, seed=8)
+    cand = base.copy()
+    wrong = np.flatnonzero(base != y)[:fixed]
+    cand[wrong] = y[wrong]
+    result = paired_bootstrap([(y, base)], [(y, cand)], 3, samples=2000)["accuracy"]
+    assert result["ci95"][0] > 0  # the bootstrap alone would say "better"
+    assert result["mcnemar_p"] == pytest.approx(binomtest(0, fixed).pvalue)
+    assert result["verdict"] == expected
+
+
 def test_seeds_are_blocks_and_the_difference_is_the_mean_over_seeds():
     y, _ = synthetic(400, 3, 1.0, seed=7)
     base = [synthetic(400, 3, a, seed=s, y=y) for a, s in ((0.8, 8), (0.82, 9))]

@@ -14,6 +14,7 @@ import pytest
 from fintune.config.schema import METRICS
 from fintune.errors import FintuneError
 from fintune.recipes.classification import run
+from tests.conftest import make_sentences
 
 BERT_METHODS = ["full", "lora", "dora", "ia3", "prefix", "prompt", "adapter", "qlora"]
 DECODER_METHODS = ["full", "lora", "prefix", "prompt", "adapter", "qlora"]
@@ -88,6 +89,26 @@ def test_metrics_json_contract(make_config):
     data = json.loads((run_dir / "data.json").read_text())
     assert data["fingerprint"]["counts"]["train"]["n"] == 86
     assert metrics["data_sha256"] == data["fingerprint"]["sha256"]
+
+
+def test_odd_texts_and_labels_survive_every_artifact(make_config, tmp_path):
+    """A carriage return inside a text, labels with "|", "$" or named like an average."""
+    names = {"positive": "up|hausse", "negative": "$AAPL_down$", "neutral": "macro avg"}
+    frame = make_sentences()
+    frame["label"] = frame["label"].map(names)
+    frame["text"] = [t.replace(" ", " \r ", 1) if i % 3 else t for i, t in enumerate(frame.text)]
+    path = tmp_path / "odd.jsonl"
+    frame.to_json(path, orient="records", lines=True)
+    run_dir = run(make_config(data={"path": str(path), "labels": sorted(names.values())}))
+    metrics = _metrics(run_dir)
+    predictions = pd.read_csv(run_dir / "predictions_test.csv", dtype=str, keep_default_na=False)
+    assert len(predictions) == metrics["test"]["n"]
+    assert predictions["text"].str.contains("\r").any()
+    assert set(predictions["label"]) | set(predictions["predicted"]) <= set(names.values())
+    assert list(metrics["test"]["per_class"]) == sorted(names.values())
+    report = (run_dir / "report.md").read_text(encoding="utf-8")
+    row = next(line for line in report.splitlines() if line.startswith("| up\\|hausse |"))
+    assert row.replace("\\|", "").count("|") == 6  # five cells: the label's "|" is escaped
 
 
 def test_validation_and_test_loss_are_the_mean_cross_entropy(make_config):

@@ -17,7 +17,15 @@ from transformers import TrainerState
 
 from fintune.errors import FintuneError
 from fintune.recipes import classification
-from fintune.study.sweep import Param, PruneOnValidation, SweepSpec, make_pruner, run_sweep
+from fintune.study import sweep
+from fintune.study.sweep import (
+    Param,
+    PruneOnValidation,
+    SweepSpec,
+    make_pruner,
+    open_storage,
+    run_sweep,
+)
 
 SPACE = {
     "training.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 1e-2},
@@ -152,8 +160,6 @@ def test_a_stored_study_with_the_other_direction_is_refused(sweep_file, monkeypa
 def test_the_report_shows_a_dead_workers_trial_as_failed_not_running(sweep_file):
     import sqlite3
 
-    from fintune.study.sweep import open_storage
-
     path = sweep_file(trials=1, final=False)
     run_sweep(path)
     folder = path.parent / "sweeps" / "tiny-sweep"
@@ -222,6 +228,82 @@ def test_two_worker_processes_share_one_study(sweep_file, make_config):
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")  # both logged to one store
     runs = client.search_runs([client.get_experiment_by_name("tiny-sweep").experiment_id])
     assert sorted(r.data.tags["fintune.trial"] for r in runs) == sorted(str(t.number) for t in done)
+
+
+def other_workers_trials(path: Path, n: int = 1) -> tuple[optuna.Study, list[optuna.Trial], Path]:
+    """Trials taken (and beating) by other workers before this process starts."""
+    spec = SweepSpec.model_validate(yaml.safe_load(path.read_text()))
+    folder = path.parent / "sweeps" / "tiny-sweep"
+    folder.mkdir(parents=True)
+    storage, _ = open_storage(spec, folder)
+    study = optuna.create_study(study_name="tiny-sweep", storage=storage, direction="maximize")
+    trials = [study.ask({f: p.distribution() for f, p in spec.space.items()}) for _ in range(n)]
+    for trial in trials:
+        storage.record_heartbeat(trial._trial_id)
+    return study, trials, folder
+
+
+def while_waiting(monkeypatch, action) -> list[int]:
+    """Replace the poll's pause: the first one runs `action` (another worker finishes or
+    dies), as it would during the wait. Returns the list of pauses taken."""
+    pauses: list[int] = []
+
+    def pause(seconds):
+        pauses.append(1)
+        if len(pauses) == 1:
+            action()
+        assert len(pauses) < 5, "still waiting"
+
+    monkeypatch.setattr(sweep, "pause", pause)
+    return pauses
+
+
+def test_the_report_waits_for_another_workers_running_trial(sweep_file, monkeypatch, capsys):
+    path = sweep_file(trials=2, final=False)
+    study, [other], folder = other_workers_trials(path)
+    pauses = while_waiting(monkeypatch, lambda: study.tell(other, 2.0))  # best by far
+    report = run_sweep(path)
+    assert states(load(folder)) == ["COMPLETE", "COMPLETE"]  # nothing skipped while waiting
+    assert len(pauses) == 1
+    assert "Waiting for other workers' trials [0]" in capsys.readouterr().err
+    best = report.read_text().split("## Best trial")[1]
+    assert "| 0 | 2.0" in best  # the other worker's trial is in the report, and best
+
+
+def test_a_killed_workers_trial_is_run_again_before_the_report(sweep_file, monkeypatch):
+    import sqlite3
+
+    path = sweep_file(trials=2, final=False)
+    _, [dead], folder = other_workers_trials(path)
+
+    def worker_is_killed():  # its heartbeat stops; the grace period has passed
+        with sqlite3.connect(folder / "optuna.db") as db:
+            db.execute("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00'")
+
+    while_waiting(monkeypatch, worker_is_killed)
+    run_sweep(path)
+    trials = load(folder).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[2].params == dead.params  # its point, run again by this process
+    assert (folder / "trials.csv").is_file()
+
+
+def test_enqueued_points_wait_while_other_workers_hold_the_budget(sweep_file, monkeypatch):
+    """Two workers' trials cover the budget; one fails. The queued point runs then, and
+    is not used up as a skipped trial while they run."""
+    point = {"training.learning_rate": 0.005, "training.batch_size": 16}
+    path = sweep_file(trials=2, enqueue=[point], final=False)
+    study, [first, second], folder = other_workers_trials(path, 2)
+
+    def workers_finish():
+        study.tell(first, 0.5)
+        study.tell(second, state=optuna.trial.TrialState.FAIL)
+
+    while_waiting(monkeypatch, workers_finish)
+    run_sweep(path)
+    trials = load(folder).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials[2].params == point
 
 
 def test_a_sweep_whose_trials_all_fail_stops_and_says_why(sweep_file, monkeypatch):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import classification_report
+from sklearn.metrics import precision_recall_fscore_support
 
 from fintune.config.schema import METRICS
 
@@ -20,8 +20,17 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int, weights=None) -> n
     return np.bincount(y_true * k + y_pred, weights=weights, minlength=k * k).reshape(k, k)
 
 
-def metrics_from_confusion(cm: np.ndarray) -> dict[str, float]:
-    """Metrics of a (true x predicted) count matrix; a batch of matrices works too."""
+def present_classes(cm: np.ndarray) -> np.ndarray:
+    """The classes a macro average covers: those in y_true or y_pred, as in scikit-learn."""
+    return (cm.sum(axis=-1) + cm.sum(axis=-2)) > 0
+
+
+def metrics_from_confusion(cm: np.ndarray, classes: np.ndarray | None = None) -> dict[str, float]:
+    """Metrics of a (true x predicted) count matrix; a batch of matrices works too.
+
+    `classes` (a mask) fixes which classes the macro averages cover; bootstrap replicates pass
+    the full sample's, so a rare class missing from a resample does not change the average.
+    """
     cm = np.asarray(cm, dtype=float)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     support = cm.sum(axis=-1)  # true counts per class
@@ -32,8 +41,7 @@ def metrics_from_confusion(cm: np.ndarray) -> dict[str, float]:
         recall = np.where(support > 0, tp / support, 0.0)
         denom = precision + recall
         f1 = np.where(denom > 0, 2 * precision * recall / denom, 0.0)
-    # Like scikit-learn: macro averages over labels that occur in y_true or y_pred.
-    present = (support + predicted) > 0
+    present = present_classes(cm) if classes is None else np.asarray(classes, dtype=bool)
     n_present = present.sum(axis=-1)
 
     def macro(x: np.ndarray) -> np.ndarray:
@@ -82,7 +90,7 @@ def bootstrap_ci(
     """Percentile bootstrap interval of every metric, resampling examples with replacement."""
     rng = np.random.default_rng(seed)
     (matrices,) = bootstrap_confusions(y_true, [y_pred], k, samples, rng)
-    replicates = metrics_from_confusion(matrices)
+    replicates = metrics_from_confusion(matrices, present_classes(confusion(y_true, y_pred, k)))
     tail = (1 - confidence) / 2 * 100
     return {
         name: [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
@@ -112,12 +120,18 @@ def evaluate_predictions(
     result["confidence"] = confidence
     result["bootstrap_samples"] = samples
     result["confusion_matrix"] = cm.astype(int).tolist()
-    result["per_class"] = classification_report(
-        y_true,
-        y_pred,
-        labels=list(range(k)),
-        target_names=labels,
-        output_dict=True,
-        zero_division=0,
+    # Labels only: the averages are the headline metrics above (a label may even be
+    # called "macro avg").
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=list(range(k)), zero_division=0
     )
+    result["per_class"] = {
+        label: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1-score": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(labels)
+    }
     return result

@@ -15,7 +15,12 @@ from math import comb
 
 import numpy as np
 
-from fintune.evaluation.metrics import bootstrap_confusions, confusion, metrics_from_confusion
+from fintune.evaluation.metrics import (
+    bootstrap_confusions,
+    confusion,
+    metrics_from_confusion,
+    present_classes,
+)
 
 Block = tuple[np.ndarray, np.ndarray]  # (y_true, y_pred) of one run
 
@@ -45,9 +50,10 @@ def _replicates(
         if any(not np.array_equal(blocks[i][0], y) for i in members):
             raise ValueError("blocks named as one test set hold different labels")
         predictions = [p for i in members for p in blocks[i][1]]
+        classes = iter([present_classes(confusion(y, p, k)) for p in predictions])
         matrices = iter(bootstrap_confusions(y, predictions, k, samples, rng))
         for i in members:
-            out[i] = [metrics_from_confusion(next(matrices)) for _ in blocks[i][1]]
+            out[i] = [metrics_from_confusion(next(matrices), next(classes)) for _ in blocks[i][1]]
     return out
 
 
@@ -103,6 +109,16 @@ def paired_bootstrap(
             "ci95": [low, high],
             "verdict": verdict(low, high),
         }
+    # With a handful of disagreements the percentile interval is too narrow (four examples
+    # all one way give an interval above 0, where p = 0.125): accuracy is called better or
+    # worse only when McNemar's exact test agrees.
+    mcnemar = mcnemar_exact(
+        np.concatenate([y == p for y, p in baseline]),
+        np.concatenate([y == p for y, p in candidate]),
+    )
+    out["accuracy"]["mcnemar_p"] = mcnemar["p"]
+    if mcnemar["p"] >= 0.05:
+        out["accuracy"]["verdict"] = "within noise"
     return out
 
 

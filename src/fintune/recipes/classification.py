@@ -5,6 +5,7 @@ Every user error is raised in setup, before the model loads.
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 from typing import Any
@@ -169,4 +170,4 @@ def _write_predictions(path: Path, data: PreparedData, role: str, logits: np.nda
             "predicted": [data.labels[i] for i in probs.argmax(-1)],
             "confidence": probs.max(-1).round(6),
         }
-    ).to_csv(path, index=False)
+    ).to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)  # a "\r" in a text stays in it

@@ -34,9 +34,9 @@ class Document:
             elif block[0] == "p":
                 out += [block[1], ""]
             elif block[0] == "table":
-                out.append("| " + " | ".join(block[1]) + " |")
+                out.append(table_row(block[1]))
                 out.append("|" + "---|" * len(block[1]))
-                out += ["| " + " | ".join(row) + " |" for row in block[2]]
+                out += [table_row(row) for row in block[2]]
                 out.append("")
             elif block[0] == "img":
                 out += [f"![{block[2]}]({block[1].relative_to(base).as_posix()})", ""]
@@ -72,6 +72,11 @@ class Document:
         md.write_text(self.markdown(folder), encoding="utf-8")
         page.write_text(self.html(), encoding="utf-8")
         return md, page
+
+
+def table_row(cells: list[str]) -> str:
+    """A Markdown table row; a "|" inside a cell (say, in a label) is escaped."""
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
 def _inline(text: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fintune.config.schema import METRICS, ExperimentConfig
+from fintune.report.document import table_row
 from fintune.report.plots import plot_confusion, plot_learning_rate, plot_loss
 
 PLOTS = {"loss": "loss.png", "learning_rate": "learning_rate.png", "confusion": "confusion.png"}
@@ -15,7 +16,8 @@ PLOTS = {"loss": "loss.png", "learning_rate": "learning_rate.png", "confusion": 
 def read_history(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def write_report(run_dir: Path, config: ExperimentConfig, metrics: dict, data) -> Path:
@@ -30,7 +32,9 @@ def write_report(run_dir: Path, config: ExperimentConfig, metrics: dict, data) -
         run_dir / PLOTS["confusion"],
     )
     path = run_dir / "report.md"
-    path.write_text(render(run_dir, config, metrics, data.fingerprint, data.report))
+    path.write_text(
+        render(run_dir, config, metrics, data.fingerprint, data.report), encoding="utf-8"
+    )
     return path
 
 
@@ -60,10 +64,8 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
     out += ["| label | precision | recall | f1 | support |", "|---|---|---|---|---|"]
     for label in metrics["labels"]:
         row = per_class[label]
-        out.append(
-            f"| {label} | {row['precision']:.4f} | {row['recall']:.4f} | "
-            f"{row['f1-score']:.4f} | {int(row['support'])} |"
-        )
+        numbers = [f"{row[k]:.4f}" for k in ("precision", "recall", "f1-score")]
+        out.append(table_row([label, *numbers, str(int(row["support"]))]))
     out += [
         "",
         "## Training and resources",
@@ -100,12 +102,12 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         f"Source: {report.get('source')}. Fingerprint (sha256 of the prepared splits): "
         f"`{fp['sha256']}`.",
         "",
-        "| split | n | " + " | ".join(metrics["labels"]) + " |",
+        table_row(["split", "n", *metrics["labels"]]),
         "|---|---|" + "---|" * len(metrics["labels"]),
     ]
     for split, counts in fp["counts"].items():
-        per = " | ".join(str(counts["labels"][label]) for label in metrics["labels"])
-        out.append(f"| {split} | {counts['n']} | {per} |")
+        per = [str(counts["labels"][label]) for label in metrics["labels"]]
+        out.append(table_row([split, str(counts["n"]), *per]))
     out += ["", *_quality_lines(report, config), ""]
     out += [
         "Files: `config.yaml` (resolved config), `data.json`, `environment.json`, "

@@ -50,8 +50,9 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path:
     size = min(4 + 0.35 * k, 24)
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
     ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(k), labels, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center")
-    ax.set_yticks(range(k), labels)
+    tilt = {"rotation": 45, "ha": "right"} if k > 3 else {}
+    ax.set_xticks(range(k), labels, parse_math=False, **tilt)  # "$" in a label is a dollar
+    ax.set_yticks(range(k), labels, parse_math=False)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)

@@ -320,8 +320,9 @@ def _plots(
         ax.axis("on")
         ax.imshow(cm, cmap="Blues")
         ax.set_title(f"{name} (n={int(cm.sum())})", fontsize=9)
-        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ticks = {"fontsize": 7, "parse_math": False}  # "$" in a label is a dollar
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", **ticks)
+        ax.set_yticks(range(len(labels)), labels, **ticks)
         if len(labels) <= 10:
             for i in range(len(labels)):
                 for j in range(len(labels)):

@@ -44,6 +44,8 @@ from fintune.tracking import store_in
 console = Console(stderr=True)
 COUNTED = ("COMPLETE", "PRUNED")
 MAX_FAILURES_IN_A_ROW = 3
+POLL_SECONDS = 10.0  # how often the reporting process looks at other workers' trials
+pause = time.sleep
 COMBINATIONS = 512
 RACES = ("UNIQUE constraint", "already exists", "database is locked")
 
@@ -367,6 +369,15 @@ def enqueue_new_points(study, spec: SweepSpec) -> None:
             study.enqueue_trial(point)
 
 
+def fail_stale(study) -> None:
+    """Mark the trials of workers that stopped beating as failed (and queue them again)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # marked experimental, stable since optuna 2.9
+        optuna.storages.fail_stale_trials(study)
+
+
 def counted_trials(study) -> int:
     return sum(t.state.name in COUNTED for t in study.get_trials(deepcopy=False))
 
@@ -435,25 +446,53 @@ def run_sweep(
             )
             study.stop()
 
-    if counted_trials(study) < spec.trials and not report_only:
-        if not worker:
-            enqueue_new_points(study, spec)
-        console.print(
-            f"Sweep {spec.name}: {counted_trials(study)} of {spec.trials} trials done; "
-            f"storage {url}"
-        )
-        study.optimize(
-            make_objective(spec, base, folder, str(path)),
-            timeout=spec.timeout_minutes * 60 if spec.timeout_minutes else None,
-            callbacks=[enough],
-            catch=(BudgetReached, Exception),
-            gc_after_trial=True,
-        )
+    if counted_trials(study) < spec.trials and not report_only and not worker:
+        enqueue_new_points(study, spec)
+    deadline = time.monotonic() + spec.timeout_minutes * 60 if spec.timeout_minutes else None
+
+    def may_start_trials() -> bool:
+        """A trial may start if the budget has a slot no finished or running trial holds."""
+        taken = sum(t.state.name in (*COUNTED, "RUNNING") for t in study.get_trials(deepcopy=False))
+        in_time = deadline is None or time.monotonic() < deadline
+        broken = len(failures) >= MAX_FAILURES_IN_A_ROW
+        return taken < spec.trials and in_time and not broken
+
+    waiting_said = False
+    while not report_only:
+        if may_start_trials():
+            console.print(
+                f"Sweep {spec.name}: {counted_trials(study)} of {spec.trials} trials done; "
+                f"storage {url}"
+            )
+            study.optimize(
+                make_objective(spec, base, folder, str(path)),
+                timeout=None if deadline is None else max(deadline - time.monotonic(), 0),
+                callbacks=[enough],
+                catch=(BudgetReached, Exception),
+                gc_after_trial=True,
+            )
+        if worker:
+            break
+        # The report and final model wait for other workers' trials. A killed worker's trial
+        # turns stale after the heartbeat grace period; it is failed and queued again, and
+        # this process runs it if the budget still needs it (as it runs another trial when
+        # another worker's last trial failed).
+        fail_stale(study)
+        if may_start_trials():
+            continue
+        running = [t.number for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
+        if not running:
+            break
+        if not waiting_said:
+            console.print(
+                f"Waiting for other workers' trials {running} before the report (Ctrl+C, "
+                "then `fintune sweep FILE --report-only`, reports without them)"
+            )
+            waiting_said = True
+        pause(POLL_SECONDS)
     if worker:
         return folder
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # marked experimental, stable since optuna 2.9
-        optuna.storages.fail_stale_trials(study)  # a dead worker's trial is not "running"
+    fail_stale(study)
     from fintune.study.sweep_report import finish_sweep
 
     return finish_sweep(study, spec, base, folder, str(path))

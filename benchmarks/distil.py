@@ -1,0 +1,280 @@
+"""Benchmark lever for issue #3: distil a larger fine-tuned classifier into MiniLM.
+
+The teacher is a finished fintune run, such as Gemma-3-270M with LoRA on FPB 50Agree
+(benchmarks/configs/fpb_gemma_lora.yaml). Its class probabilities on the training split are
+soft targets for the student, all-MiniLM-L6-v2 (22.7M), which minimises
+
+    alpha * CE(student, label) + (1 - alpha) * T^2 * KL(teacher_T || student_T)
+
+with the training settings of a fintune config (model, split, learning rate, batch size,
+epochs, warmup, weight decay, seed). The student is selected on validation accuracy after
+each epoch and read once on test. Its split must be the teacher's (the data fingerprints
+are compared), so its test predictions pair sentence by sentence with any run on that split
+(benchmarks/paired_runs.py). Writes a plain transformers model folder, predictions_*.csv
+and summary.json; prints what it measured.
+
+    .venv/bin/python benchmarks/distil.py --config benchmarks/configs/fpb_distil.yaml \\
+        --teacher benchmarks/out/runs/<teacher run> --out benchmarks/out/distil/fpb
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from fintune.config import load_config
+from fintune.data import prepare_data
+from fintune.evaluation.inference import predict_logits
+from fintune.evaluation.metrics import evaluate_predictions
+from fintune.models.registry import resolve_model
+from fintune.predict import Predictor
+from fintune.run_dir import hardware, package_versions
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+UNLABELLED = -100
+
+
+def transfer_texts(tatqa: Path | None, tweets: int, exclude: set[str], seed: int) -> list[str]:
+    """Unlabelled financial texts for the teacher to label: every TAT-QA report sentence of
+    6-80 words, and `tweets` tweets drawn from TFNS's training split (as tfns_minilm.yaml
+    cuts it). Texts of the student's data are left out."""
+    texts: list[str] = []
+    if tatqa is not None:
+        for part in sorted(tatqa.glob("tatqa_dataset_*.json")):
+            for document in json.loads(part.read_text()):
+                for paragraph in document["paragraphs"]:
+                    for sentence in re.split(r"(?<=[.!?])\s+", paragraph["text"]):
+                        if 6 <= len(sentence.split()) <= 80:
+                            texts.append(" ".join(sentence.split()))
+    if tweets:
+        config = load_config(ROOT / "benchmarks/configs/tfns_minilm.yaml")
+        pool = prepare_data(config.data, config.seed).splits["train"]["text"]
+        texts += pool.sample(n=tweets, random_state=seed).tolist()
+    return [t for t in dict.fromkeys(texts) if t not in exclude]
+
+
+class Distiller(Trainer):
+    """Hard-label cross-entropy mixed with the KL divergence to the teacher at temperature
+    T. Evaluation batches carry no teacher: their loss is the plain cross-entropy."""
+
+    def __init__(self, *args, temperature: float, alpha: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.temperature, self.alpha = temperature, alpha
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        teacher = inputs.pop("teacher", None)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        labelled = labels != UNLABELLED  # transfer texts have the teacher's targets only
+        loss = F.cross_entropy(outputs.logits[labelled], labels[labelled]) if labelled.any() else 0
+        if teacher is not None:
+            t = self.temperature
+            soft = F.kl_div(
+                F.log_softmax(outputs.logits / t, dim=-1),
+                F.log_softmax(teacher / t, dim=-1),
+                log_target=True,
+                reduction="batchmean",
+            )
+            loss = self.alpha * loss + (1 - self.alpha) * t * t * soft
+        return (loss, outputs) if return_outputs else loss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, required=True, help="the student's settings")
+    parser.add_argument("--teacher", type=Path, required=True, help="a finished run folder")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the hard labels")
+    parser.add_argument("--epochs", type=float, help="instead of the config's")
+    parser.add_argument("--transfer-tatqa", type=Path, help="TAT-QA folder: its sentences")
+    parser.add_argument("--transfer-tweets", type=int, default=0, help="TFNS training tweets")
+    args = parser.parse_args()
+    if args.out.exists():
+        raise SystemExit(f"{args.out} exists; a new result never overwrites an earlier one")
+    started = time.perf_counter()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    config = load_config(args.config)
+    training = config.training
+    set_seed(config.seed)
+
+    data = prepare_data(config.data, config.seed)
+    teacher_data = json.loads((args.teacher / "data.json").read_text())
+    if teacher_data["fingerprint"]["sha256"] != data.fingerprint["sha256"]:
+        raise SystemExit(f"{args.teacher} was trained and tested on another split of the data")
+    teacher = Predictor.from_run(args.teacher, device=device)
+    if teacher.labels != data.labels:
+        raise SystemExit(f"label order differs: teacher {teacher.labels}, data {data.labels}")
+    train = data.splits["train"]
+    scored = teacher(train["text"].tolist(), batch_size=32)
+    soft = np.log([[max(r["scores"][name], 1e-12) for name in data.labels] for r in scored])
+    teacher_train_accuracy = float(np.mean(soft.argmax(1) == train["label"].to_numpy()))
+    print(f"teacher on train: accuracy {teacher_train_accuracy:.4f}, n {len(train)}", flush=True)
+    everything = {t for frame in data.splits.values() for t in frame["text"]}
+    extra = transfer_texts(args.transfer_tatqa, args.transfer_tweets, everything, config.seed)
+    if extra:
+        scored = teacher(extra, batch_size=32)
+        extra_soft = [[max(r["scores"][name], 1e-12) for name in data.labels] for r in scored]
+        train = pd.concat([train, pd.DataFrame({"text": extra, "label": UNLABELLED})])
+        soft = np.concatenate([soft, np.log(extra_soft)])
+        shares = np.bincount(np.argmax(extra_soft, 1), minlength=len(data.labels)) / len(extra)
+        shown = dict(zip(data.labels, shares.round(3).tolist(), strict=True))
+        print(f"transfer texts: {len(extra)}; the teacher's labels: {shown}", flush=True)
+
+    source = resolve_model(config.model.name)
+    tokenizer = AutoTokenizer.from_pretrained(source.name_or_path)
+
+    def dataset(frame: pd.DataFrame, teacher_logits=None) -> Dataset:
+        columns = dict(
+            tokenizer(frame["text"].tolist(), truncation=True, max_length=config.model.max_length)
+        )
+        columns["labels"] = frame["label"].tolist()
+        if teacher_logits is not None:
+            columns["teacher"] = teacher_logits.tolist()
+        return Dataset.from_dict(columns)
+
+    def collate(rows: list[dict]) -> dict:
+        targets = [k for k in ("labels", "teacher") if k in rows[0]]
+        tokens = [{k: v for k, v in r.items() if k not in targets} for r in rows]
+        batch = tokenizer.pad(tokens, return_tensors="pt")
+        return {**batch, **{k: torch.tensor([r[k] for r in rows]) for k in targets}}
+
+    def accuracy(prediction) -> dict[str, float]:
+        return {
+            "accuracy": float(np.mean(prediction.predictions.argmax(-1) == prediction.label_ids))
+        }
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source.name_or_path,
+        num_labels=len(data.labels),
+        id2label=dict(enumerate(data.labels)),
+        label2id={name: i for i, name in enumerate(data.labels)},
+    )
+    arguments = TrainingArguments(
+        output_dir=str(args.out / "checkpoints"),
+        learning_rate=training.learning_rate,
+        per_device_train_batch_size=training.batch_size,
+        per_device_eval_batch_size=training.eval_batch_size,
+        num_train_epochs=args.epochs or training.epochs,
+        warmup_steps=training.warmup_ratio,  # a float is a fraction of the steps
+        weight_decay=training.weight_decay,
+        lr_scheduler_type=training.scheduler,
+        max_grad_norm=training.max_grad_norm,
+        train_sampling_strategy="group_by_length" if training.group_by_length else "random",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        logging_steps=50,
+        remove_unused_columns=False,
+        report_to=[],
+        seed=config.seed,
+        use_cpu=device == "cpu",
+    )
+    trainer = Distiller(
+        model=model,
+        args=arguments,
+        train_dataset=dataset(train, soft),
+        eval_dataset=dataset(data.splits["validation"]),
+        data_collator=collate,
+        compute_metrics=accuracy,
+        temperature=args.temperature,
+        alpha=args.alpha,
+    )
+    trainer.train()
+
+    results = {}
+    for role in ("validation", "test"):
+        frame = data.splits[role]
+        # not trainer.predict: its loader is length-grouped like training, so permuted
+        logits = predict_logits(trainer.model, tokenizer, dataset(frame), 128, device)
+        results[role] = evaluate_predictions(
+            frame["label"].to_numpy(), logits.argmax(-1), data.labels, samples=2000
+        )
+        probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1).numpy()
+        pd.DataFrame(
+            {
+                "text": frame["text"],
+                "label": [data.labels[i] for i in frame["label"]],
+                "predicted": [data.labels[i] for i in probs.argmax(-1)],
+                "confidence": probs.max(-1).round(6),
+            }
+        ).to_csv(args.out / f"predictions_{role}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
+    trainer.model.save_pretrained(args.out / "model")
+    tokenizer.save_pretrained(args.out / "model")
+
+    # The saved folder alone (plain transformers) gives the recorded test labels.
+    plain = AutoModelForSequenceClassification.from_pretrained(args.out / "model").eval()
+    recorded = pd.read_csv(args.out / "predictions_test.csv", dtype=str, keep_default_na=False)
+    with torch.inference_mode():
+        again = [
+            plain.config.id2label[int(row.argmax())]
+            for i in range(0, len(recorded), 64)
+            for row in plain(
+                **tokenizer(
+                    recorded["text"][i : i + 64].tolist(),
+                    truncation=True,
+                    max_length=config.model.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                )
+            ).logits
+        ]
+    same = int((recorded["predicted"] == again).sum())
+
+    teacher_metrics = json.loads((args.teacher / "metrics.json").read_text())
+    summary = {
+        "student": {"config": str(args.config), "model": config.model.name},
+        "teacher": {
+            "run": str(args.teacher),
+            "train_accuracy": teacher_train_accuracy,
+            **{r: {"accuracy": teacher_metrics[r]["accuracy"]} for r in ("validation", "test")},
+        },
+        "epochs": args.epochs or training.epochs,
+        "transfer": {
+            "tatqa": str(args.transfer_tatqa),
+            "tweets": args.transfer_tweets,
+            "texts": len(extra),
+        },
+        "temperature": args.temperature,
+        "alpha": args.alpha,
+        **{
+            role: {k: m[k] for k in ("n", "accuracy", "f1_macro")} | {"ci95": m["ci95"]}
+            for role, m in results.items()
+        },
+        "plain_reload_same_test_labels": f"{same}/{len(recorded)}",
+        "wall_s": round(time.perf_counter() - started, 1),
+        "hardware": hardware(device),
+        "versions": package_versions(),
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    for role, m in results.items():
+        low, high = m["ci95"]["accuracy"]
+        print(f"{role}: accuracy {m['accuracy']:.4f} [{low:.3f}, {high:.3f}], n {m['n']}")
+    print(f"plain reload: {same}/{len(recorded)} test labels as recorded")
+    print(f"wall {summary['wall_s'] / 60:.1f} min; {args.out}")
+
+
+if __name__ == "__main__":
+    main()
