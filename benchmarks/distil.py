@@ -20,7 +20,6 @@ and summary.json; prints what it measured.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import time
@@ -45,6 +44,7 @@ from fintune.evaluation.inference import predict_logits
 from fintune.evaluation.metrics import evaluate_predictions
 from fintune.models.registry import resolve_model
 from fintune.predict import Predictor
+from fintune.recipes.classification import write_predictions
 from fintune.run_dir import hardware, package_versions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,15 +212,7 @@ def main() -> None:
         results[role] = evaluate_predictions(
             frame["label"].to_numpy(), logits.argmax(-1), data.labels, samples=2000
         )
-        probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1).numpy()
-        pd.DataFrame(
-            {
-                "text": frame["text"],
-                "label": [data.labels[i] for i in frame["label"]],
-                "predicted": [data.labels[i] for i in probs.argmax(-1)],
-                "confidence": probs.max(-1).round(6),
-            }
-        ).to_csv(args.out / f"predictions_{role}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
+        write_predictions(args.out / f"predictions_{role}.csv", data, role, logits)
     trainer.model.save_pretrained(args.out / "model")
     tokenizer.save_pretrained(args.out / "model")
 

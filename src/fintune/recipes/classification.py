@@ -117,7 +117,7 @@ def run(config: ExperimentConfig, callbacks: list | None = None, tracked: bool =
                 torch.as_tensor(logits, dtype=torch.float32), torch.tensor(truth)
             )
         )
-        _write_predictions(run_dir / f"predictions_{role}.csv", data, role, logits)
+        write_predictions(run_dir / f"predictions_{role}.csv", data, role, logits)
 
     if config.output.save_model:
         save_classifier(trainer.model, tokenizer, info, run_dir / "model")
@@ -159,7 +159,7 @@ def track(run_dir: Path, config: ExperimentConfig, status: str = "FINISHED", tag
         console.print(f"[yellow]warning:[/] MLflow logging failed ({error}); {run_dir} is intact")
 
 
-def _write_predictions(path: Path, data: PreparedData, role: str, logits: np.ndarray) -> None:
+def write_predictions(path: Path, data: PreparedData, role: str, logits: np.ndarray) -> None:
     """Per-example predictions, so later comparisons can pair runs on the same examples."""
     probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1).numpy()
     frame = data.splits[role]

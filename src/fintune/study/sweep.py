@@ -382,6 +382,11 @@ def counted_trials(study) -> int:
     return sum(t.state.name in COUNTED for t in study.get_trials(deepcopy=False))
 
 
+def taken_slots(study) -> int:
+    """Budget slots held by finished, pruned or running trials."""
+    return sum(t.state.name in (*COUNTED, "RUNNING") for t in study.get_trials(deepcopy=False))
+
+
 def run_sweep(
     path: str | Path,
     worker: bool = False,
@@ -434,8 +439,7 @@ def run_sweep(
     failures = []
 
     def enough(study, trial) -> None:
-        running = sum(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
-        if counted_trials(study) + running >= spec.trials:
+        if taken_slots(study) >= spec.trials:
             study.stop()
         failed = trial.state.name == "FAIL" and "error" in trial.user_attrs
         failures[:] = [*failures, trial.number] if failed else []
@@ -452,10 +456,9 @@ def run_sweep(
 
     def may_start_trials() -> bool:
         """A trial may start if the budget has a slot no finished or running trial holds."""
-        taken = sum(t.state.name in (*COUNTED, "RUNNING") for t in study.get_trials(deepcopy=False))
         in_time = deadline is None or time.monotonic() < deadline
         broken = len(failures) >= MAX_FAILURES_IN_A_ROW
-        return taken < spec.trials and in_time and not broken
+        return taken_slots(study) < spec.trials and in_time and not broken
 
     waiting_said = False
     while not report_only:
