@@ -53,10 +53,30 @@ ROOT = Path(__file__).resolve().parent.parent
 UNLABELLED = -100
 
 
-def transfer_texts(tatqa: Path | None, tweets: int, exclude: set[str], seed: int) -> list[str]:
+def report_sentences(paragraphs: list[str]) -> list[str]:
+    """Sentences of 6-80 words, at least 60% of them words of letters (table rows are not)."""
+    sentences = []
+    for paragraph in paragraphs:
+        for sentence in re.split(r"(?<=[.!?])\s+", paragraph):
+            words = sentence.split()
+            if 6 <= len(words) <= 80 and sum(w.isalpha() for w in words) >= 0.6 * len(words):
+                sentences.append(" ".join(words))
+    return sentences
+
+
+def transfer_texts(
+    tatqa: Path | None,
+    tweets: int,
+    exclude: set[str],
+    seed: int,
+    configs: tuple[Path, ...] = (),
+    financebench: Path | None = None,
+) -> list[str]:
     """Unlabelled financial texts for the teacher to label: every TAT-QA report sentence of
-    6-80 words, and `tweets` tweets drawn from TFNS's training split (as tfns_minilm.yaml
-    cuts it). Texts of the student's data are left out."""
+    6-80 words; `tweets` tweets drawn from TFNS's training split (as tfns_minilm.yaml cuts
+    it); every text of each fintune data config in `configs` (all splits, labels dropped);
+    and FinanceBench's evidence-page sentences (as report_sentences picks them). Texts of the
+    student's data are left out."""
     texts: list[str] = []
     if tatqa is not None:
         for part in sorted(tatqa.glob("tatqa_dataset_*.json")):
@@ -69,6 +89,18 @@ def transfer_texts(tatqa: Path | None, tweets: int, exclude: set[str], seed: int
         config = load_config(ROOT / "benchmarks/configs/tfns_minilm.yaml")
         pool = prepare_data(config.data, config.seed).splits["train"]["text"]
         texts += pool.sample(n=tweets, random_state=seed).tolist()
+    for path in configs:
+        config = load_config(path)
+        for frame in prepare_data(config.data, config.seed).splits.values():
+            texts += frame["text"].tolist()
+    if financebench is not None:
+        with open(financebench / "financebench_open_source.jsonl", encoding="utf-8") as lines:
+            pages = [
+                evidence["evidence_text_full_page"] or ""
+                for line in lines
+                for evidence in json.loads(line)["evidence"]
+            ]
+        texts += report_sentences(pages)
     return [t for t in dict.fromkeys(texts) if t not in exclude]
 
 
@@ -109,6 +141,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, help="instead of the config's")
     parser.add_argument("--transfer-tatqa", type=Path, help="TAT-QA folder: its sentences")
     parser.add_argument("--transfer-tweets", type=int, default=0, help="TFNS training tweets")
+    parser.add_argument(
+        "--transfer-config",
+        type=Path,
+        action="append",
+        default=[],
+        help="a fintune config: every text of its data (repeatable)",
+    )
+    parser.add_argument("--transfer-financebench", type=Path, help="FinanceBench folder")
     args = parser.parse_args()
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; a new result never overwrites an earlier one")
@@ -126,20 +166,37 @@ def main() -> None:
     if teacher.labels != data.labels:
         raise SystemExit(f"label order differs: teacher {teacher.labels}, data {data.labels}")
     train = data.splits["train"]
+    clock = time.perf_counter()
     scored = teacher(train["text"].tolist(), batch_size=32)
     soft = np.log([[max(r["scores"][name], 1e-12) for name in data.labels] for r in scored])
     teacher_train_accuracy = float(np.mean(soft.argmax(1) == train["label"].to_numpy()))
-    print(f"teacher on train: accuracy {teacher_train_accuracy:.4f}, n {len(train)}", flush=True)
+    print(
+        f"teacher on train: accuracy {teacher_train_accuracy:.4f}, n {len(train)}, "
+        f"{time.perf_counter() - clock:.0f} s",
+        flush=True,
+    )
     everything = {t for frame in data.splits.values() for t in frame["text"]}
-    extra = transfer_texts(args.transfer_tatqa, args.transfer_tweets, everything, config.seed)
+    extra = transfer_texts(
+        args.transfer_tatqa,
+        args.transfer_tweets,
+        everything,
+        config.seed,
+        tuple(args.transfer_config),
+        args.transfer_financebench,
+    )
     if extra:
+        clock = time.perf_counter()
         scored = teacher(extra, batch_size=32)
         extra_soft = [[max(r["scores"][name], 1e-12) for name in data.labels] for r in scored]
         train = pd.concat([train, pd.DataFrame({"text": extra, "label": UNLABELLED})])
         soft = np.concatenate([soft, np.log(extra_soft)])
         shares = np.bincount(np.argmax(extra_soft, 1), minlength=len(data.labels)) / len(extra)
         shown = dict(zip(data.labels, shares.round(3).tolist(), strict=True))
-        print(f"transfer texts: {len(extra)}; the teacher's labels: {shown}", flush=True)
+        print(
+            f"transfer texts: {len(extra)}, scored in {time.perf_counter() - clock:.0f} s; "
+            f"the teacher's labels: {shown}",
+            flush=True,
+        )
 
     source = resolve_model(config.model.name)
     tokenizer = AutoTokenizer.from_pretrained(source.name_or_path)
@@ -247,6 +304,8 @@ def main() -> None:
         "transfer": {
             "tatqa": str(args.transfer_tatqa),
             "tweets": args.transfer_tweets,
+            "configs": [str(c) for c in args.transfer_config],
+            "financebench": str(args.transfer_financebench),
             "texts": len(extra),
         },
         "temperature": args.temperature,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fintune.evaluation.paired import mcnemar_exact, paired_bootstrap
+from fintune.evaluation.paired import paired_bootstrap
 
 # Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
 TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
@@ -40,7 +40,6 @@ def main() -> None:
     y = a["label"].map(index).to_numpy()
     pa, pb = a["predicted"].map(index).to_numpy(), b["predicted"].map(index).to_numpy()
     difference = paired_bootstrap([(y, pa)], [(y, pb)], len(labels))
-    test = mcnemar_exact(pa == y, pb == y)
     print(f"{args.split}: n = {len(y)}")
     for name, run, p in (("A", args.baseline, pa), ("B", args.candidate, pb)):
         print(f"  {name} accuracy {np.mean(p == y):.4f}  {run}")
@@ -48,9 +47,10 @@ def main() -> None:
         d = difference[metric]
         low, high = d["ci95"]
         print(f"  B - A {metric}: {d['difference']:+.4f} [{low:+.4f}, {high:+.4f}] {d['verdict']}")
+    test = difference["accuracy"]
     print(
-        f"  McNemar: {test['only_baseline_correct']} right only for A, "
-        f"{test['only_candidate_correct']} only for B, exact p = {test['p']:.3f}"
+        f"  McNemar: {test['baseline_ahead']} right only for A, "
+        f"{test['candidate_ahead']} only for B, exact p = {test['exact_p']:.3f}"
     )
 
 

@@ -284,8 +284,7 @@ def case_bad_csv_row(tmp):
     path.write_text("text,label\ngood,positive\nbad,negative,extra\n", encoding="utf-8")
     return [str(_base(tmp, data=f"  path: {path}\n"))], [
         "data.csv",
-        "cannot read as csv",
-        "line 3",
+        "line 3: 3 fields, but the header has 2",
     ]
 
 
@@ -388,6 +387,14 @@ def case_method_not_a_mapping(tmp):
     return [str(_base(tmp)), "--set", "method=3"], ["method: expected a method name", "(got 3)"]
 
 
+def case_output_dir_is_a_file(tmp):
+    taken = tmp / "results"
+    taken.write_text("not a folder")
+    cfg = _base(tmp)
+    cfg.write_text(cfg.read_text().replace(str(tmp / "runs"), str(taken / "runs")))
+    return [str(cfg)], ["output.dir:", "results is a file, not a directory"]
+
+
 def case_empty_label_list(tmp):
     data = f"  path: {_csv(tmp)}\n  labels: []\n"
     return [str(_base(tmp, data=data, labels=False))], ["data.labels", "at least 2"]
@@ -405,6 +412,7 @@ RUN_CASES = [
     "warmup_steps_and_ratio",
     "fpb_line_without_at",
     "unknown_model",
+    "output_dir_is_a_file",
 ]
 
 

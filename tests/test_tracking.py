@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow import MlflowClient
 
@@ -55,3 +56,33 @@ def test_an_unreachable_tracking_server_fails_before_training(make_config, monke
     with pytest.raises(FintuneError, match=r"tracking.uri: cannot reach the MLflow server"):
         classification.run(config)
     assert not Path(config.output.dir).exists()
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "tag", "value"),
+    [
+        (
+            RuntimeError("CUDA out of memory"),
+            "FAILED",
+            "fintune.error",
+            "RuntimeError: CUDA out of memory",
+        ),
+        (optuna.TrialPruned(), "KILLED", "fintune.pruned", "true"),
+    ],
+)
+def test_a_run_that_fails_or_is_pruned_after_training_starts_is_logged(
+    make_config, monkeypatch, error, status, tag, value
+):
+    def stop(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(classification, "predict_logits", stop)  # after training, before metrics
+    config = make_config(tracking={"mlflow": True})
+    with pytest.raises(type(error)):
+        classification.run(config)
+    store = Path(config.output.dir) / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{store}")
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert run.info.status == status and run.data.tags[tag] == value
+    assert run.data.params["method.name"] == "full"
+    assert len(client.get_metric_history(run.info.run_id, "loss")) > 1  # the history so far

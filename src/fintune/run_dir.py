@@ -17,6 +17,7 @@ import psutil
 import yaml
 
 from fintune.config.schema import ExperimentConfig
+from fintune.errors import FintuneError
 
 PACKAGES = (
     "fintune",
@@ -36,6 +37,17 @@ PACKAGES = (
     "optuna",
     "mlflow",
 )
+
+
+def check_output_dir(config: ExperimentConfig) -> None:
+    """output.dir must be a directory this process can create runs in; checked before
+    training, without creating anything."""
+    path = Path(config.output.dir).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise FintuneError(f"output.dir: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FintuneError(f"output.dir: cannot write in {existing} (permission denied)")
 
 
 def create_run_dir(config: ExperimentConfig) -> Path:

@@ -40,3 +40,31 @@ def test_a_missing_text_from_the_hub_is_named_not_read_as_the_word_none(monkeypa
     monkeypatch.setattr(known, "read_hub", lambda *args, **kwargs: frames)
     with pytest.raises(FintuneError, match="train split, row 2: empty or missing text"):
         prepare_data(DataConfig(dataset="twitter_financial_news_sentiment"), seed=0)
+
+
+def test_unlabelled_hub_rows_are_named_not_a_crash(tmp_path):
+    import pytest
+
+    from fintune.errors import FintuneError
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["down", "up"])})
+    for split, labels in (("train", [0, 1] * 20), ("test", [-1] * 10)):  # -1: no label
+        rows = {"text": [f"{split} item {i}" for i in range(len(labels))], "label": labels}
+        Dataset.from_dict(rows, features=features).to_parquet(tmp_path / f"{split}.parquet")
+    with pytest.raises(FintuneError, match="test split, row 1: empty or missing label"):
+        prepare_data(DataConfig(hub_id=str(tmp_path)), seed=0)
+
+
+def test_a_hub_split_called_dev_is_the_validation_split(monkeypatch):
+    from fintune.data import prepare
+
+    def split(name, n):
+        return pd.DataFrame(
+            {"text": [f"{name} {i}" for i in range(n)], "label": ["a", "b"] * (n // 2)}
+        )
+
+    frames = {"train": split("train", 20), "dev": split("dev", 6), "test": split("test", 4)}
+    monkeypatch.setattr(prepare, "read_hub", lambda *args, **kwargs: frames)
+    data = prepare_data(DataConfig(hub_id="someone/data"), seed=0)
+    assert [len(data.splits[r]) for r in ("train", "validation", "test")] == [20, 6, 4]
+    assert set(data.splits["validation"]["text"]) == set(frames["dev"]["text"])

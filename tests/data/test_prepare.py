@@ -507,3 +507,15 @@ def test_subsample_close_to_the_split_size_does_not_crash(tmp_path):
     n = len(full.splits["train"])
     data = prepare_data(DataConfig(path=str(path), max_train_samples=n - 1), seed=0)
     assert len(data.splits["train"]) == n - 1
+
+
+def test_a_mistyped_integer_label_is_named_not_a_class_of_its_own(tmp_path):
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": [0, 1, 2] * 10})
+    frame.loc[17, "label"] = 20
+    path = _write(frame, tmp_path / "d.csv")
+    with pytest.raises(
+        FintuneError,
+        match=r"0 to 20 \(first in the train split, row 18\), but 17 of those ids never "
+        r"occur \(3, 4, 5, 6, 7 \.\.\.\)",
+    ):
+        prepare_data(_data(path), 0)

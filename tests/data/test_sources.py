@@ -168,6 +168,12 @@ def test_fpb_latin1_crlf_and_at_in_sentence(tmp_path):
     assert not any("\r" in t for t in frame["text"])
 
 
+def test_an_fpb_copy_in_utf8_is_read_as_utf8_not_mojibake(tmp_path):
+    path = tmp_path / "s.txt"
+    path.write_bytes("Sales rose to EUR 5 mn in Jyväskylä (€ 5 mn) .@positive\n".encode())
+    assert read_table(path, "fpb")["text"][0] == "Sales rose to EUR 5 mn in Jyväskylä (€ 5 mn) ."
+
+
 def test_fpb_encoding_can_be_overridden(tmp_path):
     path = tmp_path / "s.txt"
     path.write_bytes("Kesko ’s sales rose .@positive\n".encode())
@@ -365,6 +371,32 @@ def test_known_banking77_without_categories(tmp_path):
         load_known("banking77", None, str(root))
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('["a", "b",]', "categories.json: not valid UTF-8 JSON"),
+        ('{"a": 0, "b": 1}', "categories.json: expected a JSON list of label names"),
+    ],
+)
+def test_known_banking77_with_a_bad_categories_file(tmp_path, content, message):
+    root = _fake_banking77(tmp_path / "banking77")
+    (root / BANKING77_CATEGORIES).write_text(content, encoding="utf-8")
+    with pytest.raises(FintuneError, match=message):
+        load_known("banking77", None, str(root))
+
+
+def test_known_dataset_copy_without_its_label_column_is_named(tmp_path):
+    root = tmp_path / "twitter"
+    root.mkdir()
+    files = KNOWN["twitter_financial_news_sentiment"].local_files["default"]
+    (root / files["train"]).write_text("text,label\nup,1\n", encoding="utf-8")
+    (root / files["validation"]).write_text("text,lbl\ndown,0\n", encoding="utf-8")
+    with pytest.raises(
+        FintuneError, match=r"sent_valid.csv has no column 'label' \(columns: text, lbl\)"
+    ):
+        load_known("twitter_financial_news_sentiment", None, str(root))
+
+
 def test_known_unknown_name():
     with pytest.raises(FintuneError, match="unknown dataset 'fpb'; known: banking77"):
         load_known("fpb", None, None)
@@ -390,3 +422,47 @@ def test_real_financial_phrasebank_50agree():
     assert report["rows"] == 4846
     assert report["duplicate_rows"] == 6
     assert report["conflicting_texts"] == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "d.csv",
+            "text,label\nRevenue rose, beating it,positive\nCosts grew, margins fell,negative\n",
+            r"d.csv, line 2: 3 fields, but the header has 2; a text that holds a comma",
+        ),
+        (
+            "d.tsv",
+            "text\tlabel\nRevenue rose\tbeat\tpositive\nCosts grew\tfell\tnegative\n",
+            r"d.tsv, line 2: 3 fields, but the header has 2; a text that holds a tab",
+        ),
+        (
+            "d.csv",
+            'text,label\n"Buy rating,positive\nSell says "hold",negative\nFlat,neutral\n',
+            r"d.csv, line 2: a quote at the start of a field is not closed right",
+        ),
+        (
+            "d.csv",
+            "text,label\nfine,positive\nalso fine,neutral\nno label here\n",
+            r"d.csv, line 4: 1 field, but the header has 2",
+        ),
+    ],
+)
+def test_csv_rows_that_pandas_would_cut_or_merge_silently_are_named(
+    tmp_path, name, content, message
+):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(FintuneError, match=message):
+        read_table(path)
+
+
+def test_quoted_csv_texts_with_commas_quotes_and_newlines_are_read_whole(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text(
+        'text,label\n"Revenue rose, beating ""estimates""",positive\n\n"two\nlines",neutral\n',
+        encoding="utf-8",
+    )
+    frame = read_table(path)
+    assert frame["text"].tolist() == ['Revenue rose, beating "estimates"', "two\nlines"]

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score
 
 from fintune.evaluation.metrics import bootstrap_ci
-from fintune.evaluation.paired import mcnemar_exact, paired_bootstrap, seed_mean_ci, verdict
+from fintune.evaluation.paired import (
+    exact_paired_test,
+    paired_bootstrap,
+    seed_mean_ci,
+    verdict,
+)
 
 
 def synthetic(n: int, k: int, accuracy: float, seed: int, y=None):
@@ -78,7 +85,7 @@ def test_accuracy_is_called_better_only_when_mcnemar_agrees(fixed, expected):
     cand[wrong] = y[wrong]
     result = paired_bootstrap([(y, base)], [(y, cand)], 3, samples=2000)["accuracy"]
     assert result["ci95"][0] > 0  # the bootstrap alone would say "better"
-    assert result["mcnemar_p"] == pytest.approx(binomtest(0, fixed).pvalue)
+    assert result["exact_p"] == pytest.approx(binomtest(0, fixed).pvalue)
     assert result["verdict"] == expected
 
 
@@ -158,14 +165,12 @@ def test_paired_seeds_on_one_test_set_match_a_naive_joint_resampling():
     ("only_base", "only_cand", "both"),
     [(10, 25, 100), (7, 7, 50), (0, 9, 30), (0, 0, 40), (40, 12, 300)],
 )
-def test_mcnemar_matches_an_exact_binomial_test(only_base, only_cand, both):
+def test_one_seed_is_mcnemars_exact_binomial_test(only_base, only_cand, both):
     base = np.array([1] * only_base + [0] * only_cand + [1] * both, dtype=bool)
     cand = np.array([0] * only_base + [1] * only_cand + [1] * both, dtype=bool)
-    result = mcnemar_exact(base, cand)
-    assert (result["only_baseline_correct"], result["only_candidate_correct"]) == (
-        only_base,
-        only_cand,
-    )
+    y = np.ones(len(base), dtype=int)  # correct = predicted 1
+    result = exact_paired_test([(y, base.astype(int))], [(y, cand.astype(int))])
+    assert (result["baseline_ahead"], result["candidate_ahead"]) == (only_base, only_cand)
     n = only_base + only_cand
     expected = binomtest(only_cand, n, 0.5).pvalue if n else 1.0
     assert result["p"] == pytest.approx(expected)
@@ -175,3 +180,53 @@ def test_verdict_rules():
     assert verdict(0.001, 0.02) == "better"
     assert verdict(-0.02, -0.001) == "worse"
     assert verdict(-0.01, 0.01) == "within noise"
+
+
+def brute_force_sign_flip_p(scores: np.ndarray) -> float:
+    """Every sign flip of the nonzero per-example scores, enumerated."""
+    nonzero = scores[scores != 0]
+    signs = np.array(list(itertools.product((-1, 1), repeat=len(nonzero))))
+    totals = signs @ nonzero
+    return float(np.mean(np.abs(totals) >= abs(nonzero.sum()) - 1e-9))
+
+
+def test_seeds_on_one_test_set_are_not_extra_evidence():
+    """Five fixed errors: p = 0.0625 with one seed, and the same with the run repeated as
+    three seeds (pooling the seeds' predictions would give p = 6e-5 and call it better)."""
+    y, base = synthetic(300, 3, 0.8, seed=3)
+    cand = base.copy()
+    wrong = np.flatnonzero(base != y)[:5]
+    cand[wrong] = y[wrong]
+    one = paired_bootstrap([(y, base)], [(y, cand)], 3, samples=500)["accuracy"]
+    three = paired_bootstrap([(y, base)] * 3, [(y, cand)] * 3, 3, samples=500)["accuracy"]
+    assert one["exact_p"] == three["exact_p"] == pytest.approx(0.0625)
+    assert one["verdict"] == three["verdict"] == "within noise"
+
+
+def test_several_seeds_match_an_enumeration_of_sign_flips():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 40)
+    base, cand = [], []
+    for _ in range(3):  # seeds on one test set, each disagreeing on a few examples
+        b, c = y.copy(), y.copy()
+        b[rng.choice(40, 5, replace=False)] = (y[0] + 1) % 3
+        c[rng.choice(40, 4, replace=False)] = (y[0] + 1) % 3
+        base.append((y, b))
+        cand.append((y, c))
+    z = rng.integers(0, 3, 12)  # a second test set, one seed
+    b, c = z.copy(), z.copy()
+    b[[0, 1, 2]] = (z[[0, 1, 2]] + 1) % 3
+    c[[5]] = (z[5] + 1) % 3
+    base.append((z, b))
+    cand.append((z, c))
+    result = exact_paired_test(base, cand, test_sets=["a", "a", "a", "z"])
+    seeds = [
+        (c == y).astype(int) - (b == y) for (_, b), (_, c) in zip(base[:3], cand[:3], strict=True)
+    ]
+    per_example = np.concatenate(
+        [np.mean(seeds, 0), (cand[3][1] == z).astype(int) - (base[3][1] == z)]
+    )
+    assert 0 < np.count_nonzero(per_example) <= 20
+    assert result["p"] == pytest.approx(brute_force_sign_flip_p(per_example))
+    assert result["candidate_ahead"] == int((per_example > 0).sum())
+    assert result["baseline_ahead"] == int((per_example < 0).sum())

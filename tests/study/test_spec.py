@@ -145,6 +145,26 @@ def test_tracking_and_output_do_not_change_a_cells_identity(write_study, make_co
         ({"base": "missing.yaml"}, "base: experiment file not found: missing.yaml"),
         ({"axes": {}, "cells": []}, "the study has no cells"),
         ({"metric": "speed"}, "metric"),
+        (
+            {
+                "axes": {
+                    "training.learning_rate": [1e-4, 1e-3],
+                    "method": {"full": {"method": "full", "training.learning_rate": 2e-5}},
+                }
+            },
+            "axes.training.learning_rate and axes.method both set training.learning_rate",
+        ),
+        (
+            {"axes": {"method": ["full", "lora"], "method.r": [4, 8]}},
+            "axes.method and axes.method.r both set method and method.r",
+        ),
+        (
+            {
+                "axes": {},
+                "cells": [{"method": "full"}, {"method": "lora"}, {"training.epochs": 2}],
+            },
+            "baseline: cells ['training.epochs=2'] give no value for 'method'",
+        ),
         ({"name": "bad name"}, "name"),
     ],
 )

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from fintune.errors import FintuneError
-from fintune.study.report import Finished
+from fintune.study.report import Finished, plot_slug
 from fintune.study.spec import Cell
 
 
@@ -38,3 +38,14 @@ def test_the_test_set_is_named_by_its_texts(tmp_path):
     d = finished(tmp_path / "d", ["n", "p"], [("x", "p", "n"), ("y", "p", "n")])
     assert a.test_set == b.test_set != c.test_set
     assert d.test_set != a.test_set  # same texts, other labels: not one test set
+
+
+def test_plot_file_names_stay_short_and_distinct():
+    used: set[str] = set()
+    assert plot_slug("all cells", used) == "all-cells"
+    long = "data.files=" + "/very/long/absolute/path/to/the/training/data" * 6
+    slug = plot_slug(long, used)
+    assert len(slug) <= 60 and slug.startswith("data.files-")
+    # two titles that clean to the same name keep their own plots
+    assert plot_slug("model=é", used) == "model"
+    assert plot_slug("model=ü", used) not in {"model", slug, "all-cells"}

@@ -99,7 +99,7 @@ class DataConfig(Section):
     """Given splits as files: {train: a.csv, validation: b.csv, test: c.csv}."""
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "fpb", "txt"] = "auto"
     encoding: str | None = None
-    """Text encoding of local files; default utf-8 (latin-1 for the fpb format)."""
+    """Text encoding of local files; default utf-8 (fpb: utf-8, else latin-1 as released)."""
     split_names: dict[SplitRole, str] = Field(default_factory=dict)
     """Which source split plays which role, e.g. {test: validation}."""
     text_column: str = "text"

@@ -115,10 +115,27 @@ def _load_local(
         if not file.is_file():
             raise FintuneError(f"data.path: {root} has no {file_name} (expected for {split})")
         frames[split] = read_table(file, known.local_format, encoding)
+        for column in ("text", known.local_label_column):
+            if column not in frames[split].columns:
+                found = ", ".join(map(str, frames[split].columns))
+                raise FintuneError(
+                    f"data.path: {file} has no column {column!r} (columns: {found}); a "
+                    f"local copy of this dataset has 'text' and {known.local_label_column!r}"
+                )
     labels = known.labels
     if not labels:
-        categories = root / BANKING77_CATEGORIES
-        if not categories.is_file():
-            raise FintuneError(f"data.path: {root} has no {BANKING77_CATEGORIES}")
-        labels = sorted(json.loads(categories.read_text(encoding="utf-8")))
+        labels = _categories(root / BANKING77_CATEGORIES)
     return frames, labels
+
+
+def _categories(path: Path) -> list[str]:
+    """BANKING77's label names: a JSON list of strings."""
+    if not path.is_file():
+        raise FintuneError(f"data.path: {path.parent} has no {path.name}")
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise FintuneError(f"{path}: not valid UTF-8 JSON ({err})") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise FintuneError(f"{path}: expected a JSON list of label names (strings)")
+    return sorted(names)

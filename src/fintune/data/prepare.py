@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pandas.api.types import is_float_dtype, is_integer_dtype
 from sklearn.model_selection import train_test_split
@@ -20,7 +21,7 @@ from sklearn.model_selection import train_test_split
 from fintune.config.schema import DataConfig
 from fintune.data.clean import make_cleaner
 from fintune.data.known import KNOWN, load_known
-from fintune.data.sources import read_hub, read_local, read_table
+from fintune.data.sources import SPLIT_STEMS, read_hub, read_local, read_table
 from fintune.errors import FintuneError
 
 ROLES = ("train", "validation", "test")
@@ -112,7 +113,16 @@ def _assign_roles(
         raise FintuneError(
             f"data.split_names: one source split cannot play two roles ({config.split_names})"
         )
-    mapping = {role: role for role in ROLES if role in frames}
+    mapping: dict[str, str] = {}  # role -> source split: train, dev, valid ... by their names
+    for name in frames:
+        role = SPLIT_STEMS.get(name.lower())
+        if role and role not in config.split_names:
+            if role in mapping:
+                raise FintuneError(
+                    f"data: {origin} has splits {mapping[role]!r} and {name!r}, both read as "
+                    f"{role}; choose one with data.split_names.{role}"
+                )
+            mapping[role] = name
     for role, source in config.split_names.items():
         if source not in frames:
             raise FintuneError(
@@ -144,7 +154,20 @@ def _infer_labels(frames: dict[str, pd.DataFrame], column: str) -> list[str]:
     if _holds_ids(values):
         ids = sorted({int(v) for v in values})
         # ids from 0 are class positions; other integers (-1/0/1, ratings 1-5) are names
-        return [str(i) for i in (range(ids[-1] + 1) if ids[0] == 0 else ids)]
+        if ids[0] != 0:
+            return [str(i) for i in ids]
+        absent = sorted(set(range(ids[-1] + 1)) - set(ids))
+        if absent:
+            role, frame = next((r, f) for r, f in frames.items() if (f[column] == ids[-1]).any())
+            row = int(np.flatnonzero((frame[column] == ids[-1]).to_numpy())[0]) + 1
+            shown = ", ".join(map(str, absent[:5])) + (" ..." if len(absent) > 5 else "")
+            raise FintuneError(
+                f"data.labels: the integer labels run from 0 to {ids[-1]} (first in the {role} "
+                f"split, row {row}), but {len(absent)} of those ids never occur ({shown}): a "
+                "mistyped label? If some classes have no examples, list every class in "
+                "data.labels"
+            )
+        return [str(i) for i in ids]
     return sorted({str(v).strip() for v in values})
 
 

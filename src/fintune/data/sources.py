@@ -50,19 +50,25 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
     if not path.is_file():
         raise FintuneError(f"data file not found: {path}")
     fmt = detect_format(path, fmt)
-    enc = encoding or ("latin-1" if fmt == "fpb" else "utf-8")
+    enc = encoding or "utf-8"
     try:
         if fmt in ("csv", "tsv"):
-            frame = pd.read_csv(
+            _check_delimited(path, enc, fmt)
+            return pd.read_csv(
                 path, sep="," if fmt == "csv" else "\t", encoding=enc, keep_default_na=False
             )
-            if fmt == "tsv":
-                _check_tsv_quoting(path, enc)
-            return frame
         if fmt == "parquet":
             return pd.read_parquet(path)
+        raw = path.read_bytes()
+        if fmt == "fpb" and encoding is None:  # the original release is latin-1, some copies UTF-8
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("latin-1")
+        else:
+            text = raw.decode(enc)
         # split on newlines only: splitlines() also splits inside texts at U+2028, U+0085 ...
-        lines = [line.removesuffix("\r") for line in path.read_text(encoding=enc).split("\n")]
+        lines = [line.removesuffix("\r") for line in text.split("\n")]
     except UnicodeDecodeError as err:
         raise FintuneError(f"{path}: not valid {enc} text ({err}); set data.encoding") from None
     except LookupError:
@@ -76,20 +82,34 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
     return pd.DataFrame({"text": [line for line in lines if line.strip()]})
 
 
-def _check_tsv_quoting(path: Path, encoding: str) -> None:
-    """pandas reads a text that starts with an unmatched quote on through the next lines,
-    rows and all. Python's strict csv reader stops there instead: name that line."""
+def _check_delimited(path: Path, encoding: str, fmt: str) -> None:
+    """pandas reads two kinds of broken rows without a word: a text that opens a quote and
+    never closes it runs on through the next lines, rows and all; and when every row has one
+    field more than the header (an unquoted comma in each text), the first field quietly
+    becomes the index and that part of each text is lost. Python's strict csv reader and a
+    field count name the line instead."""
+    delimiter = "," if fmt == "csv" else "\t"
+    example = ' ("Revenue rose, beating estimates")' if fmt == "csv" else ""
     limit = csv.field_size_limit(2**31 - 1)  # pandas has no limit on a field's length
     try:
         with path.open(encoding=encoding, newline="") as file:
-            reader = csv.reader(file, delimiter="\t", strict=True)
-            start = 1
-            for _ in reader:
+            reader = csv.reader(file, delimiter=delimiter, strict=True)
+            header, start = None, 1
+            for record in reader:
+                if record:  # pandas skips blank lines too
+                    header = len(record) if header is None else header
+                    if len(record) != header:
+                        raise FintuneError(
+                            f"{path}, line {start}: {len(record)} field"
+                            f"{'s' if len(record) != 1 else ''}, but the header has "
+                            f"{header}; a text that holds a {'comma' if fmt == 'csv' else 'tab'} "
+                            f"must be quoted whole{example}"
+                        )
                 start = reader.line_num + 1
     except csv.Error as err:
         raise FintuneError(
             f"{path}, line {start}: a quote at the start of a field is not closed right "
-            f"({err}, line {reader.line_num}); a TSV text that starts with a quote must be "
+            f"({err}, line {reader.line_num}); a text that starts with a quote must be "
             'quoted whole, its quotes doubled: """Buy"" rating"'
         ) from None
     finally:
@@ -175,6 +195,7 @@ def read_hub(
         features = split.features
         for column, feature in features.items():  # keep class names, not only ids
             if isinstance(feature, datasets.ClassLabel):
-                frame[column] = [feature.int2str(int(v)) for v in frame[column]]
+                # -1 marks an unlabelled row (many hub test splits): missing, named later
+                frame[column] = [feature.int2str(int(v)) if v >= 0 else None for v in frame[column]]
         frames[name] = frame
     return frames

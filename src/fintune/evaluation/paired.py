@@ -5,15 +5,18 @@ what they share cancels and only their disagreements count. Several seeds form b
 each block pairs the two models' runs of one seed, and the quantity is the mean over seeds
 of the per-seed metric. Blocks scored on the same test set share each resample too, since
 the test set's luck is common to all of them; blocks on different test sets (a split that
-varies with the seed) are resampled independently. McNemar's exact test is the classic
-check for accuracy: only the examples the two models disagree on.
+varies with the seed) are resampled independently. For accuracy an exact test counts only
+the examples the two models disagree on: McNemar's test for one seed, and for several seeds
+on one test set the same test on each example's correctness averaged over the seeds (three
+seeds on the same examples are not three times the evidence).
 """
 
 from __future__ import annotations
 
-from math import comb
+from math import lcm
 
 import numpy as np
+from scipy.stats import binom
 
 from fintune.evaluation.metrics import (
     bootstrap_confusions,
@@ -111,13 +114,12 @@ def paired_bootstrap(
         }
     # With a handful of disagreements the percentile interval is too narrow (four examples
     # all one way give an interval above 0, where p = 0.125): accuracy is called better or
-    # worse only when McNemar's exact test agrees.
-    mcnemar = mcnemar_exact(
-        np.concatenate([y == p for y, p in baseline]),
-        np.concatenate([y == p for y, p in candidate]),
-    )
-    out["accuracy"]["mcnemar_p"] = mcnemar["p"]
-    if mcnemar["p"] >= 0.05:
+    # worse only when the exact test agrees.
+    exact = exact_paired_test(baseline, candidate, test_sets)
+    out["accuracy"]["exact_p"] = exact["p"]
+    out["accuracy"]["baseline_ahead"] = exact["baseline_ahead"]
+    out["accuracy"]["candidate_ahead"] = exact["candidate_ahead"]
+    if exact["p"] >= 0.05:
         out["accuracy"]["verdict"] = "within noise"
     return out
 
@@ -130,16 +132,46 @@ def verdict(low: float, high: float) -> str:
     return "within noise"
 
 
-def mcnemar_exact(baseline_correct: np.ndarray, candidate_correct: np.ndarray) -> dict:
-    """Two-sided exact McNemar test: a binomial test on the discordant pairs."""
-    base = np.asarray(baseline_correct, dtype=bool)
-    cand = np.asarray(candidate_correct, dtype=bool)
-    only_base = int((base & ~cand).sum())
-    only_cand = int((~base & cand).sum())
-    n = only_base + only_cand
-    if n == 0:
-        p = 1.0
-    else:
-        tail = sum(comb(n, i) for i in range(min(only_base, only_cand) + 1)) / 2**n
-        p = min(1.0, 2 * tail)
-    return {"only_baseline_correct": only_base, "only_candidate_correct": only_cand, "p": p}
+def exact_paired_test(
+    baseline: list[Block], candidate: list[Block], test_sets: list | None = None
+) -> dict:
+    """Two-sided exact test that two models are right equally often, example by example.
+
+    Each example's score is candidate minus baseline correctness, averaged over the seeds
+    (blocks) tested on its test set; examples of different test sets pool. Under the null
+    hypothesis every score is as likely negative as positive, so the p-value is the share of
+    the 2^n sign flips whose total is at least as far from 0 as the observed one, computed
+    exactly. With one seed this is McNemar's exact test (a binomial test on the examples
+    only one model gets right). `test_sets` as in `seed_mean_ci`.
+    """
+    keys = test_sets if test_sets is not None else [y.tobytes() for y, _ in baseline]
+    groups: dict = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    scale = lcm(*(len(members) for members in groups.values()))
+    scores = []  # per example: scale x (mean candidate - mean baseline correctness), integers
+    for members in groups.values():
+        total = sum(
+            (candidate[i][1] == candidate[i][0]).astype(int)
+            - (baseline[i][1] == baseline[i][0]).astype(int)
+            for i in members
+        )
+        scores.append(np.asarray(total) * (scale // len(members)))
+    score = np.concatenate(scores)
+    observed = int(score.sum())
+    # Distribution of the flipped total: each magnitude a, held by m examples, adds
+    # a * (2X - m) with X ~ Binomial(m, 1/2); the magnitudes are independent.
+    distribution = np.ones(1)
+    magnitudes, counts = np.unique(np.abs(score[score != 0]), return_counts=True)
+    for a, m in zip(magnitudes.tolist(), counts.tolist(), strict=True):
+        kernel = np.zeros(2 * a * m + 1)
+        kernel[:: 2 * a] = binom.pmf(np.arange(m + 1), m, 0.5)
+        distribution = np.convolve(distribution, kernel)
+    reach = (len(distribution) - 1) // 2
+    totals = np.arange(-reach, reach + 1)
+    p = float(distribution[np.abs(totals) >= abs(observed)].sum())
+    return {
+        "baseline_ahead": int((score < 0).sum()),
+        "candidate_ahead": int((score > 0).sum()),
+        "p": min(1.0, p),
+    }

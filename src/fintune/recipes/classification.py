@@ -25,6 +25,7 @@ from fintune.models.methods import count_parameters
 from fintune.models.registry import resolve_model
 from fintune.report import write_report
 from fintune.run_dir import (
+    check_output_dir,
     create_run_dir,
     hardware,
     package_versions,
@@ -43,14 +44,14 @@ def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
     device = pick_device(config.training.device)
     resolve_model(config.model.name, config.model.gguf_file)
     check_tracking(config)
+    check_output_dir(config)
     with console.status("Loading and checking data"):
         data = prepare_data(config.data, config.seed)
     return data, device
 
 
-def run(config: ExperimentConfig, callbacks: list | None = None, tracked: bool = True) -> Path:
-    """`callbacks` go to the Trainer (a sweep's pruning); `tracked=False` leaves the MLflow
-    logging to the caller."""
+def run(config: ExperimentConfig, callbacks: list | None = None) -> Path:
+    """`callbacks` go to the Trainer (a sweep's pruning)."""
     data, device = setup(config)
     if config.training.num_threads:
         torch.set_num_threads(config.training.num_threads)
@@ -62,91 +63,104 @@ def run(config: ExperimentConfig, callbacks: list | None = None, tracked: bool =
     console.print(f"Trainable parameters: {trainable:,} of {total:,}")
 
     run_dir = create_run_dir(config)
-    console.print(f"Run directory: [bold]{run_dir}[/]")
-    write_config(run_dir / "config.yaml", config)
-    write_json(run_dir / "data.json", {"fingerprint": data.fingerprint, "report": data.report})
-    write_json(
-        run_dir / "environment.json",
-        {"seed": config.seed, "packages": package_versions(), "hardware": hardware(device)},
-    )
-    encoded = {
-        role: tokenize(frame, tokenizer, config.model.max_length)
-        for role, frame in data.splits.items()
-    }
+    try:
+        console.print(f"Run directory: [bold]{run_dir}[/]")
+        write_config(run_dir / "config.yaml", config)
+        write_json(run_dir / "data.json", {"fingerprint": data.fingerprint, "report": data.report})
+        write_json(
+            run_dir / "environment.json",
+            {"seed": config.seed, "packages": package_versions(), "hardware": hardware(device)},
+        )
+        encoded = {
+            role: tokenize(frame, tokenizer, config.model.max_length)
+            for role, frame in data.splits.items()
+        }
 
-    # fit
-    args = training_arguments(config.training, run_dir / "checkpoints", config.seed, device)
-    trainer = build_trainer(
-        model,
-        tokenizer,
-        encoded["train"],
-        encoded["validation"],
-        config.training,
-        args,
-        len(data.labels),
-        run_dir / "history.jsonl",
-        callbacks,
-    )
-    with ResourceMonitor(cuda=device == "cuda") as monitor:
-        train_output = trainer.train()
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # final weights go to model/
-
-    # validate
-    results: dict[str, Any] = {}
-    for role in ("validation", "test"):
-        logits = predict_logits(
-            trainer.model,
+        # fit
+        args = training_arguments(config.training, run_dir / "checkpoints", config.seed, device)
+        trainer = build_trainer(
+            model,
             tokenizer,
-            encoded[role],
-            config.training.eval_batch_size,
-            device,
-            desc=f"Evaluating {role}",
+            encoded["train"],
+            encoded["validation"],
+            config.training,
+            args,
+            len(data.labels),
+            run_dir / "history.jsonl",
+            callbacks,
         )
-        truth = data.splits[role]["label"].to_numpy()
-        results[role] = evaluate_predictions(
-            truth,
-            logits.argmax(-1),
-            data.labels,
-            samples=config.evaluation.bootstrap_samples,
-            confidence=config.evaluation.confidence,
-            seed=config.seed,
-        )
-        # mean cross-entropy, unweighted: what a sweep with `metric: loss` minimises
-        results[role]["loss"] = float(
-            torch.nn.functional.cross_entropy(
-                torch.as_tensor(logits, dtype=torch.float32), torch.tensor(truth)
+        with ResourceMonitor(cuda=device == "cuda") as monitor:
+            train_output = trainer.train()
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # final weights go to model/
+
+        # validate
+        results: dict[str, Any] = {}
+        for role in ("validation", "test"):
+            logits = predict_logits(
+                trainer.model,
+                tokenizer,
+                encoded[role],
+                config.training.eval_batch_size,
+                device,
+                desc=f"Evaluating {role}",
             )
-        )
-        write_predictions(run_dir / f"predictions_{role}.csv", data, role, logits)
+            truth = data.splits[role]["label"].to_numpy()
+            results[role] = evaluate_predictions(
+                truth,
+                logits.argmax(-1),
+                data.labels,
+                samples=config.evaluation.bootstrap_samples,
+                confidence=config.evaluation.confidence,
+                seed=config.seed,
+            )
+            # mean cross-entropy, unweighted: what a sweep with `metric: loss` minimises
+            results[role]["loss"] = float(
+                torch.nn.functional.cross_entropy(
+                    torch.as_tensor(logits, dtype=torch.float32), torch.tensor(truth)
+                )
+            )
+            write_predictions(run_dir / f"predictions_{role}.csv", data, role, logits)
 
-    if config.output.save_model:
-        save_classifier(trainer.model, tokenizer, info, run_dir / "model")
+        if config.output.save_model:
+            save_classifier(trainer.model, tokenizer, info, run_dir / "model")
 
-    metrics = {
-        **results,
-        "train": {
-            "runtime_s": round(train_output.metrics["train_runtime"], 3),
-            "samples_per_s": round(train_output.metrics["train_samples_per_second"], 3),
-            "steps": train_output.global_step,
-            "epochs": train_output.metrics.get("epoch"),
-            "final_train_loss": train_output.training_loss,
-            "trainable_params": int(trainable),
-            "total_params": int(total),
-            "best_checkpoint_metric": trainer.state.best_metric,
-            "examples": len(data.splits["train"]),
-        },
-        "resources": monitor.summary(),
-        "labels": data.labels,
-        "method": config.method.name,
-        "model": config.model.name,
-        "seed": config.seed,
-        "data_sha256": data.fingerprint["sha256"],
-        "device": device,
-    }
-    write_json(run_dir / "metrics.json", metrics)
-    report = write_report(run_dir, config, metrics, data)
-    console.print(f"Report: [bold]{report}[/]")
-    if config.tracking.mlflow and tracked:
+        metrics = {
+            **results,
+            "train": {
+                "runtime_s": round(train_output.metrics["train_runtime"], 3),
+                "samples_per_s": round(train_output.metrics["train_samples_per_second"], 3),
+                "steps": train_output.global_step,
+                "epochs": train_output.metrics.get("epoch"),
+                "final_train_loss": train_output.training_loss,
+                "trainable_params": int(trainable),
+                "total_params": int(total),
+                "best_checkpoint_metric": trainer.state.best_metric,
+                "examples": len(data.splits["train"]),
+            },
+            "resources": monitor.summary(),
+            "labels": data.labels,
+            "method": config.method.name,
+            "model": config.model.name,
+            "seed": config.seed,
+            "data_sha256": data.fingerprint["sha256"],
+            "device": device,
+        }
+        write_json(run_dir / "metrics.json", metrics)
+        report = write_report(run_dir, config, metrics, data)
+        console.print(f"Report: [bold]{report}[/]")
+    except Exception as error:
+        # A failed or pruned run is logged too (config, history so far, the error), so MLflow
+        # holds every run, cell and trial; the error still reaches the caller.
+        if config.tracking.mlflow:
+            from optuna import TrialPruned
+
+            if isinstance(error, TrialPruned):  # a sweep's pruner stopped it
+                track(run_dir, config, "KILLED", {"fintune.pruned": "true"})
+            else:
+                reason = f"{type(error).__name__}: {error}"[:500]
+                track(run_dir, config, "FAILED", {"fintune.error": reason})
+        raise
+    if config.tracking.mlflow:
         track(run_dir, config)
     return run_dir
 

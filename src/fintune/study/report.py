@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 from fintune.config.schema import METRICS  # noqa: E402
 from fintune.errors import FintuneError  # noqa: E402
-from fintune.evaluation.paired import mcnemar_exact, paired_bootstrap, seed_mean_ci  # noqa: E402
+from fintune.evaluation.paired import paired_bootstrap, seed_mean_ci  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
 from fintune.study.spec import (  # noqa: E402
@@ -115,14 +115,18 @@ def write_study_report(
         + ", ".join(f"{a}={v}" for a, v in spec.baseline.items())
         + f". Metrics on each run's test split with bootstrap 95% CIs. Verdicts compare a row "
         f"with its group's baseline on the same test examples by a paired bootstrap of "
-        f"{spec.metric} ({spec.bootstrap_samples} resamples, seeds paired); McNemar's exact "
-        "test on accuracy is shown next to it. With several seeds a value is the mean ± std "
-        "over seeds, and its interval covers the mean."
+        f"{spec.metric} ({spec.bootstrap_samples} resamples, seeds paired). Next to it, an "
+        "exact test on accuracy: McNemar's for one seed; with several seeds on one test set, "
+        "the same test on each example's correctness averaged over the seeds. The bracket "
+        "counts the examples the row gets right more often than the baseline, and the other "
+        "way round. Accuracy is called better or worse only when this p < 0.05 too. With "
+        "several seeds a value is the mean ± std over seeds, and its interval covers the mean."
     )
 
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
         groups.setdefault(group_key(cell, spec), []).append(cell)
+    used_slugs: set[str] = set()
     for key, members in groups.items():
         title = ", ".join(f"{a}={v}" for a, v in key) or "all cells"
         rows: dict[str, list[Finished]] = {}
@@ -136,8 +140,7 @@ def write_study_report(
         intervals = {name: row_interval(runs, spec) for name, runs in rows.items()}
         _metrics_table(doc, spec, rows, intervals, finished)
         _resource_table(doc, rows)
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", title).strip("-") or "all"
-        _plots(doc, plots, slug, rows, intervals)
+        _plots(doc, plots, plot_slug(title, used_slugs), rows, intervals)
 
     if failed:
         doc.heading("Failed cells")
@@ -171,7 +174,7 @@ def _metrics_table(
     finished: dict,
 ) -> None:
     header = ["cell", "seeds", "n test", *[SHORT[m] for m in METRICS]]
-    header += [f"Δ {SHORT[spec.metric]} vs baseline [95% CI]", "verdict", "McNemar p (acc)"]
+    header += [f"Δ {SHORT[spec.metric]} vs baseline [95% CI]", "verdict", "exact p (acc)"]
     body = []
     for name, runs in rows.items():
         values = {m: np.array([r.metrics["test"][m] for r in runs]) for m in METRICS}
@@ -188,6 +191,16 @@ def _metrics_table(
         n = "/".join(sorted({str(r.metrics["test"]["n"]) for r in runs}))
         body.append([f"**{name}**", seeds, n, *cells, *_versus_baseline(runs, spec, finished)])
     doc.table(header, body)
+
+
+def plot_slug(title: str, used: set[str]) -> str:
+    """A group's plot file stem: its title made file-safe, shortened with a hash of the title
+    when long (file names have a length limit) or when another group's title cleans to it."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", title).strip("-") or "all"
+    if len(slug) > 60 or slug in used:
+        slug = f"{slug[:51]}-{hashlib.sha256(title.encode()).hexdigest()[:8]}"
+    used.add(slug)
+    return slug
 
 
 def _versus_baseline(runs: list[Finished], spec: StudySpec, finished: dict) -> list[str]:
@@ -208,22 +221,19 @@ def _versus_baseline(runs: list[Finished], spec: StudySpec, finished: dict) -> l
     k = len(runs[0].metrics["labels"])
     test_sets = [r.test_set for _, r in pairs]
     try:
-        result = paired_bootstrap(
+        compared = paired_bootstrap(
             base_blocks, cand_blocks, k, spec.bootstrap_samples, test_sets=test_sets
-        )[spec.metric]
+        )
     except ValueError as error:  # different test examples: no paired test possible
         return [f"not paired: {error}", "", ""]
-    mc = mcnemar_exact(
-        np.concatenate([y == p for y, p in base_blocks]),
-        np.concatenate([y == p for y, p in cand_blocks]),
-    )
+    result, exact = compared[spec.metric], compared["accuracy"]
     low, high = result["ci95"]
     # seeds whose baseline did not finish are left out of the pairs; say so
     partial = f" ({len(pairs)} of {len(runs)} seeds paired)" if len(pairs) < len(runs) else ""
     return [
         f"{result['difference']:+.4f} [{low:+.3f}, {high:+.3f}]{partial}",
         f"**{result['verdict']}**" if result["verdict"] != "within noise" else "within noise",
-        f"{mc['p']:.3g} ({mc['only_candidate_correct']} vs {mc['only_baseline_correct']})",
+        f"{exact['exact_p']:.3g} ({exact['candidate_ahead']} vs {exact['baseline_ahead']})",
     ]
 
 

@@ -143,6 +143,7 @@ def base_mapping(base: str | dict[str, Any], source: str) -> dict[str, Any]:
 def expand(spec: StudySpec, source: str) -> list[Cell]:
     base = base_mapping(spec.base, source)
     options = {axis: axis_options(axis, values, source) for axis, values in spec.axes.items()}
+    check_axes_disjoint(options, source)
     planned: list[tuple[dict[str, str], dict[str, Any]]] = []  # (coords, field overrides)
     for combo in itertools.product(*(list(o) for o in options.values())) if options else []:
         coords = dict(zip(options, combo, strict=True))
@@ -170,6 +171,23 @@ def expand(spec: StudySpec, source: str) -> list[Cell]:
         cells.append(Cell(coords=coords, overrides=overrides, config=config))
     check_baseline(spec, cells, source)
     return cells
+
+
+def check_axes_disjoint(options: dict[str, dict[str, dict[str, Any]]], source: str) -> None:
+    """Two axes setting one field (or a field and its parent) would leave a cell labelled
+    with a value it did not train with: the axis applied last wins."""
+    touched = {
+        axis: sorted({field for fields in variants.values() for field in fields})
+        for axis, variants in options.items()
+    }
+    for (a, fields_a), (b, fields_b) in itertools.combinations(touched.items(), 2):
+        for f, g in itertools.product(fields_a, fields_b):
+            if f == g or f.startswith(g + ".") or g.startswith(f + "."):
+                both = f if f == g else f"{f} and {g}"
+                raise FintuneError(
+                    f"{source}: axes.{a} and axes.{b} both set {both}; a cell would be "
+                    "labelled with a value it did not train with. Set each field on one axis"
+                )
 
 
 def _explicit_cell(
@@ -222,11 +240,17 @@ def baseline_coords(cell: Cell, baseline: dict[str, Any]) -> dict[str, str]:
 
 
 def check_baseline(spec: StudySpec, cells: list[Cell], source: str) -> None:
-    axes = set(cells[0].coords)
+    axes = {axis for cell in cells for axis in cell.coords}
     for axis, value in spec.baseline.items():
         if axis not in axes:
             raise FintuneError(
                 f"{source}: baseline: {axis!r} is not an axis; axes: {', '.join(sorted(axes))}"
+            )
+        lacking = [c.id for c in cells if axis not in c.coords]
+        if lacking:
+            raise FintuneError(
+                f"{source}: baseline: cells {lacking} give no value for {axis!r}; every cell "
+                "needs one to be compared with its baseline"
             )
         labels = {c.coords[axis] for c in cells}
         if label_of(value) not in labels:

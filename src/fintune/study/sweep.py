@@ -325,9 +325,7 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
             return float(metrics["validation"][spec.metric])
         except optuna.TrialPruned:
             run_dir = folder / trial.user_attrs["run_dir"]
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-            if config.tracking.mlflow:
-                classification.track(run_dir, config, "KILLED", {"fintune.pruned": "true"})
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # logged by the recipe
             raise
         except Exception as error:
             trial.set_user_attr("error", f"{type(error).__name__}: {error}".splitlines()[0])
