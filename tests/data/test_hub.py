@@ -68,3 +68,15 @@ def test_a_hub_split_called_dev_is_the_validation_split(monkeypatch):
     data = prepare_data(DataConfig(hub_id="someone/data"), seed=0)
     assert [len(data.splits[r]) for r in ("train", "validation", "test")] == [20, 6, 4]
     assert set(data.splits["validation"]["text"]) == set(frames["dev"]["text"])
+
+
+def test_an_unlabelled_row_of_a_known_hub_dataset_is_missing_not_a_class(monkeypatch):
+    import pytest
+
+    from fintune.data import known
+    from fintune.errors import FintuneError
+
+    frames = {"train": pd.DataFrame({"text": ["$AAPL up", "$TSLA ?"], "label": ["up", None]})}
+    monkeypatch.setattr(known, "read_hub", lambda *args, **kwargs: frames)
+    with pytest.raises(FintuneError, match="train split, row 2: empty or missing label"):
+        prepare_data(DataConfig(dataset="banking77"), seed=0)

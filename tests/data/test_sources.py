@@ -85,7 +85,7 @@ def test_tsv_text_starting_with_an_unmatched_quote_is_an_error_not_lost_rows(tmp
         '"Buy" rating kept\tneutral\n',
         encoding="utf-8",
     )
-    with pytest.raises(FintuneError, match=r"d.tsv, line 2: a quote at the start of a field"):
+    with pytest.raises(FintuneError, match=r"d.tsv, line 2: a quoted field is malformed"):
         read_table(path)
 
 
@@ -440,12 +440,17 @@ def test_real_financial_phrasebank_50agree():
         (
             "d.csv",
             'text,label\n"Buy rating,positive\nSell says "hold",negative\nFlat,neutral\n',
-            r"d.csv, line 2: a quote at the start of a field is not closed right",
+            r"d.csv, line 2: a quoted field is malformed",
+        ),
+        (
+            "d.csv",
+            "text,label\nfine,positive\nup,positive,\n",
+            r"d.csv, line 3: 3 fields, but the header has 2: a delimiter at the end of the line\?",
         ),
         (
             "d.csv",
             "text,label\nfine,positive\nalso fine,neutral\nno label here\n",
-            r"d.csv, line 4: 1 field, but the header has 2",
+            r"d.csv, line 4: 1 field, but the header has 2: a field is missing",
         ),
     ],
 )
@@ -460,8 +465,8 @@ def test_csv_rows_that_pandas_would_cut_or_merge_silently_are_named(
 
 def test_quoted_csv_texts_with_commas_quotes_and_newlines_are_read_whole(tmp_path):
     path = tmp_path / "d.csv"
-    path.write_text(
-        'text,label\n"Revenue rose, beating ""estimates""",positive\n\n"two\nlines",neutral\n',
+    path.write_text(  # blank and whitespace-only lines are skipped, as pandas skips them
+        'text,label\n"Revenue rose, beating ""estimates""",positive\n\n   \n"two\nlines",neutral\n',
         encoding="utf-8",
     )
     frame = read_table(path)

@@ -230,3 +230,36 @@ def test_several_seeds_match_an_enumeration_of_sign_flips():
     assert result["p"] == pytest.approx(brute_force_sign_flip_p(per_example))
     assert result["candidate_ahead"] == int((per_example > 0).sum())
     assert result["baseline_ahead"] == int((per_example < 0).sum())
+
+
+def test_many_unequal_seed_counts_use_an_fft_with_the_same_p(monkeypatch):
+    import fintune.evaluation.paired as paired
+
+    rng = np.random.default_rng(1)
+    base, cand, sets = [], [], []
+    for name, seeds in (("a", 3), ("b", 4)):  # lcm 12: scores up to 12 per example
+        y = rng.integers(0, 3, 300)
+        for _ in range(seeds):
+            base.append((y, np.where(rng.random(300) < 0.2, (y + 1) % 3, y)))
+            cand.append((y, np.where(rng.random(300) < 0.18, (y + 1) % 3, y)))
+            sets.append(name)
+    monkeypatch.setattr(paired, "DIRECT_CONVOLUTION_MAX", 10**12)
+    direct = exact_paired_test(base, cand, sets)["p"]
+    monkeypatch.setattr(paired, "DIRECT_CONVOLUTION_MAX", 0)
+    assert exact_paired_test(base, cand, sets)["p"] == pytest.approx(direct, rel=1e-9)
+    assert 1e-4 < direct < 0.9  # a p-value worth comparing
+
+
+def test_better_needs_the_exact_test_to_favour_the_candidate_too():
+    """A 10-example test set the candidate gets all right and a 1,000-example one where it
+    loses 30: the mean over seeds of accuracy favours it, the examples favour the baseline."""
+    small, large = np.zeros(10, dtype=int), np.zeros(1000, dtype=int)
+    base_large, cand_large = large.copy(), large.copy()
+    cand_large[:30] = 1
+    baseline = [(small, np.ones(10, dtype=int)), (large, base_large)]
+    candidate = [(small, small.copy()), (large, cand_large)]
+    result = paired_bootstrap(baseline, candidate, 2, samples=500, test_sets=["s", "l"])
+    accuracy = result["accuracy"]
+    assert accuracy["ci95"][0] > 0  # the bootstrap of the mean over seeds says better
+    assert accuracy["exact_p"] < 0.05 and accuracy["baseline_ahead"] == 30
+    assert accuracy["verdict"] == "within noise"

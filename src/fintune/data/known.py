@@ -88,13 +88,14 @@ def load_known(
     if path is None:
         frames = read_hub(known.hub_id, known.hub_configs[subset], known.hub_revision)
         text_col, label_col = known.text_column, known.label_column
-        labels = known.labels or sorted({str(v) for f in frames.values() for v in f[label_col]})
+        names = {str(v) for f in frames.values() for v in f[label_col] if not _missing(v)}
+        labels = known.labels or sorted(names)
     else:
         frames, labels = _load_local(Path(path), known, subset, encoding)
         text_col, label_col = "text", known.local_label_column
     out = {}
     for split, frame in frames.items():
-        values = [str(v) for v in frame[label_col]]
+        values = [None if _missing(v) else str(v) for v in frame[label_col]]  # not "nan"
         out[split] = pd.DataFrame(
             {
                 "text": frame[text_col],  # not astype(str): a missing text must stay missing
@@ -102,6 +103,11 @@ def load_known(
             }
         )
     return out, labels
+
+
+def _missing(value) -> bool:
+    """An unlabelled row: None, or NaN where a string column stores None as NaN."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 def _load_local(

@@ -89,31 +89,38 @@ def _check_delimited(path: Path, encoding: str, fmt: str) -> None:
     becomes the index and that part of each text is lost. Python's strict csv reader and a
     field count name the line instead."""
     delimiter = "," if fmt == "csv" else "\t"
-    example = ' ("Revenue rose, beating estimates")' if fmt == "csv" else ""
     limit = csv.field_size_limit(2**31 - 1)  # pandas has no limit on a field's length
     try:
         with path.open(encoding=encoding, newline="") as file:
             reader = csv.reader(file, delimiter=delimiter, strict=True)
             header, start = None, 1
             for record in reader:
-                if record:  # pandas skips blank lines too
+                if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
                     header = len(record) if header is None else header
                     if len(record) != header:
                         raise FintuneError(
-                            f"{path}, line {start}: {len(record)} field"
-                            f"{'s' if len(record) != 1 else ''}, but the header has "
-                            f"{header}; a text that holds a {'comma' if fmt == 'csv' else 'tab'} "
-                            f"must be quoted whole{example}"
+                            f"{path}, line {start}: {field_count_problem(record, header, fmt)}"
                         )
                 start = reader.line_num + 1
     except csv.Error as err:
         raise FintuneError(
-            f"{path}, line {start}: a quote at the start of a field is not closed right "
-            f"({err}, line {reader.line_num}); a text that starts with a quote must be "
-            'quoted whole, its quotes doubled: """Buy"" rating"'
+            f"{path}, line {start}: a quoted field is malformed: a quote is not closed, or text "
+            f"follows the closing quote ({err}, line {reader.line_num}); a text that holds "
+            'quotes must be quoted whole, its quotes doubled: """Buy"" rating"'
         ) from None
     finally:
         csv.field_size_limit(limit)
+
+
+def field_count_problem(record: list[str], header: int, fmt: str) -> str:
+    fields = f"{len(record)} field{'s' if len(record) != 1 else ''}, but the header has {header}"
+    if len(record) < header:
+        return f"{fields}: a field is missing"
+    if record[-1] == "" and len(record) == header + 1:
+        return f"{fields}: a delimiter at the end of the line?"
+    if fmt == "csv":
+        return f'{fields}; a text that holds a comma must be quoted whole ("Revenue rose, up")'
+    return f"{fields}; a text that holds a tab must be quoted whole"
 
 
 ARRAY_HINT = " (a JSON array? fintune reads JSON Lines: one object per line)"
