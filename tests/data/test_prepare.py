@@ -519,3 +519,19 @@ def test_a_mistyped_integer_label_is_named_not_a_class_of_its_own(tmp_path):
         r"occur \(3, 4, 5, 6, 7 \.\.\.\)",
     ):
         prepare_data(_data(path), 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (12345, r"row 2: the text is a int \(12345\), not a string; is data.text_column"),
+        (["a", "b"], r"row 2: the text is a list \(\['a', 'b'\]\), not a string"),
+        (None, r"row 2: empty or missing text"),
+    ],
+)
+def test_a_text_that_is_not_a_string_is_named_as_such(tmp_path, text, message):
+    path = tmp_path / "d.jsonl"
+    rows = [{"text": "up", "label": "pos"}, {"text": text, "label": "neg"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    with pytest.raises(FintuneError, match=message):
+        prepare_data(_data(path), 0)

@@ -208,8 +208,14 @@ def _to_examples(
     """Pick text and label columns, check every row, map labels to ids."""
     texts = frame[config.text_column]
     for row, text in enumerate(texts, start=1):
-        if not isinstance(text, str) or not text.strip():
+        if isinstance(text, str) and text.strip():
+            continue
+        if isinstance(text, str) or (pd.api.types.is_scalar(text) and pd.isna(text)):
             raise FintuneError(f"{where}, row {row}: empty or missing text ({text!r})")
+        raise FintuneError(
+            f"{where}, row {row}: the text is a {type(text).__name__} ({text!r}), not a string; "
+            f"is data.text_column ({config.text_column!r}) the column of texts?"
+        )
     ids = _label_ids(frame[config.label_column], labels, by_name, where)
     return pd.DataFrame({"text": texts.astype(str).str.strip(), "label": ids})
 
