@@ -447,11 +447,6 @@ def test_real_financial_phrasebank_50agree():
             "text,label\nfine,positive\nup,positive,\n",
             r"d.csv, line 3: 3 fields, but the header has 2: a delimiter at the end of the line\?",
         ),
-        (
-            "d.csv",
-            "text,label\nfine,positive\nalso fine,neutral\nno label here\n",
-            r"d.csv, line 4: 1 field, but the header has 2: a field is missing",
-        ),
     ],
 )
 def test_csv_rows_that_pandas_would_cut_or_merge_silently_are_named(
@@ -471,3 +466,9 @@ def test_quoted_csv_texts_with_commas_quotes_and_newlines_are_read_whole(tmp_pat
     )
     frame = read_table(path)
     assert frame["text"].tolist() == ['Revenue rose, beating "estimates"', "two\nlines"]
+
+
+def test_a_csv_row_with_fewer_fields_reads_them_as_empty(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label,note\nup,positive,x\ndown,negative\n", encoding="utf-8")
+    assert read_table(path)["note"].tolist() == ["x", ""]

@@ -87,7 +87,8 @@ def _check_delimited(path: Path, encoding: str, fmt: str) -> None:
     never closes it runs on through the next lines, rows and all; and when every row has one
     field more than the header (an unquoted comma in each text), the first field quietly
     becomes the index and that part of each text is lost. Python's strict csv reader and a
-    field count name the line instead."""
+    field count name the line instead. (A row with fewer fields is read with the missing
+    ones empty; a missing label or text is named later.)"""
     delimiter = "," if fmt == "csv" else "\t"
     limit = csv.field_size_limit(2**31 - 1)  # pandas has no limit on a field's length
     try:
@@ -97,7 +98,7 @@ def _check_delimited(path: Path, encoding: str, fmt: str) -> None:
             for record in reader:
                 if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
                     header = len(record) if header is None else header
-                    if len(record) != header:
+                    if len(record) > header:  # fewer fields are filled in empty, as pandas does
                         raise FintuneError(
                             f"{path}, line {start}: {field_count_problem(record, header, fmt)}"
                         )
@@ -113,9 +114,7 @@ def _check_delimited(path: Path, encoding: str, fmt: str) -> None:
 
 
 def field_count_problem(record: list[str], header: int, fmt: str) -> str:
-    fields = f"{len(record)} field{'s' if len(record) != 1 else ''}, but the header has {header}"
-    if len(record) < header:
-        return f"{fields}: a field is missing"
+    fields = f"{len(record)} fields, but the header has {header}"
     if record[-1] == "" and len(record) == header + 1:
         return f"{fields}: a delimiter at the end of the line?"
     if fmt == "csv":
