@@ -4,6 +4,9 @@ server that cannot be reached failing before training."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -86,3 +89,32 @@ def test_a_run_that_fails_or_is_pruned_after_training_starts_is_logged(
     assert run.info.status == status and run.data.tags[tag] == value
     assert run.data.params["method.name"] == "full"
     assert len(client.get_metric_history(run.info.run_id, "loss")) > 1  # the history so far
+
+
+OPEN_AT = """
+import sys, time
+from fintune.config.schema import ExperimentConfig
+from fintune.tracking import _client
+uri = "sqlite:///" + sys.argv[1]
+config = ExperimentConfig.model_validate(
+    {"name": "r", "data": {"path": "x.csv"}, "tracking": {"mlflow": True, "uri": uri}}
+)
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+_client(config)
+"""
+
+
+def test_two_processes_creating_one_store_at_once_both_succeed(tmp_path):
+    """MLflow migrates a new SQLite store step by step; two processes doing it at the same
+    moment (two sweep workers) failed one of them and could leave the store half-built."""
+    store = tmp_path / "mlflow.db"
+    start = str(time.time() + 8)  # both past their imports, then open together
+    workers = [
+        subprocess.Popen([sys.executable, "-c", OPEN_AT, str(store), start], stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    errors = [w.communicate(timeout=120)[1].decode() for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], errors
+    client = MlflowClient(f"sqlite:///{store}")
+    assert client.get_experiment_by_name("r") is not None

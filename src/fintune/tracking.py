@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from fintune.config.schema import ExperimentConfig
 from fintune.errors import FintuneError
 
@@ -80,11 +82,20 @@ def _client(config: ExperimentConfig):
 
 
 def _open(config: ExperimentConfig):
+    uri = tracking_uri(config)
+    if not uri.startswith("sqlite:///"):
+        return _open_experiment(config, uri)
+    # MLflow builds a new SQLite store by migrating it step by step; two processes doing that
+    # at once (two sweep workers' first runs) break it, one of them for good. One at a time:
+    with FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=300):
+        return _open_experiment(config, uri)
+
+
+def _open_experiment(config: ExperimentConfig, uri: str):
     from mlflow import MlflowClient
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    uri = tracking_uri(config)
     client = MlflowClient(uri)
     name = config.tracking.experiment or config.name
     experiment = client.get_experiment_by_name(name)
