@@ -53,13 +53,14 @@ ROOT = Path(__file__).resolve().parent.parent
 UNLABELLED = -100
 
 
-def report_sentences(paragraphs: list[str]) -> list[str]:
-    """Sentences of 6-80 words, at least 60% of them words of letters (table rows are not)."""
+def report_sentences(paragraphs: list[str], letters: float = 0.6) -> list[str]:
+    """Sentences of 6-80 words, at least `letters` of them words of letters (table rows
+    are not)."""
     sentences = []
     for paragraph in paragraphs:
         for sentence in re.split(r"(?<=[.!?])\s+", paragraph):
             words = sentence.split()
-            if 6 <= len(words) <= 80 and sum(w.isalpha() for w in words) >= 0.6 * len(words):
+            if 6 <= len(words) <= 80 and sum(w.isalpha() for w in words) >= letters * len(words):
                 sentences.append(" ".join(words))
     return sentences
 
@@ -78,13 +79,14 @@ def transfer_texts(
     and FinanceBench's evidence-page sentences (as report_sentences picks them). Texts of the
     student's data are left out."""
     texts: list[str] = []
-    if tatqa is not None:
-        for part in sorted(tatqa.glob("tatqa_dataset_*.json")):
-            for document in json.loads(part.read_text()):
-                for paragraph in document["paragraphs"]:
-                    for sentence in re.split(r"(?<=[.!?])\s+", paragraph["text"]):
-                        if 6 <= len(sentence.split()) <= 80:
-                            texts.append(" ".join(sentence.split()))
+    if tatqa is not None:  # every sentence, as round 6 took them: no share of letters asked
+        paragraphs = [
+            paragraph["text"]
+            for part in sorted(tatqa.glob("tatqa_dataset_*.json"))
+            for document in json.loads(part.read_text())
+            for paragraph in document["paragraphs"]
+        ]
+        texts += report_sentences(paragraphs, letters=0)
     if tweets:
         config = load_config(ROOT / "benchmarks/configs/tfns_minilm.yaml")
         pool = prepare_data(config.data, config.seed).splits["train"]["text"]

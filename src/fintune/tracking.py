@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +71,6 @@ def check_tracking(config: ExperimentConfig) -> None:
 
 
 def _client(config: ExperimentConfig):
-    for attempt in range(3):
-        try:
-            return _open(config)
-        except Exception:  # two processes creating one SQLite store: the loser retries
-            if attempt == 2:
-                raise
-            time.sleep(1 + attempt)
-
-
-def _open(config: ExperimentConfig):
     uri = tracking_uri(config)
     if not uri.startswith("sqlite:///"):
         return _open_experiment(config, uri)

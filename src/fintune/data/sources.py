@@ -100,7 +100,7 @@ def _check_delimited(path: Path, encoding: str, fmt: str) -> None:
                     header = len(record) if header is None else header
                     if len(record) > header:  # fewer fields are filled in empty, as pandas does
                         raise FintuneError(
-                            f"{path}, line {start}: {field_count_problem(record, header, fmt)}"
+                            f"{path}, line {start}: {_field_count_problem(record, header, fmt)}"
                         )
                 start = reader.line_num + 1
     except csv.Error as err:
@@ -113,7 +113,7 @@ def _check_delimited(path: Path, encoding: str, fmt: str) -> None:
         csv.field_size_limit(limit)
 
 
-def field_count_problem(record: list[str], header: int, fmt: str) -> str:
+def _field_count_problem(record: list[str], header: int, fmt: str) -> str:
     fields = f"{len(record)} fields, but the header has {header}"
     if record[-1] == "" and len(record) == header + 1:
         return f"{fields}: a delimiter at the end of the line?"

@@ -310,7 +310,6 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
             trial.set_user_attr("skipped", "trial budget already used")
             trial.study.stop()
             raise BudgetReached
-        config = None
         # Any error is recorded on the trial: the report lists it, and the sweep stops after
         # MAX_FAILURES_IN_A_ROW instead of sampling failing trials for ever.
         try:
