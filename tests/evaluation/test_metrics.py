@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from fintune.evaluation.metrics import bootstrap_ci, evaluate_predictions
+from fintune.evaluation.metrics import bootstrap_ci, evaluate_predictions, small_sample_note
 
 
 def _random_predictions(n: int, k: int, seed: int, skill: float = 0.7):
@@ -93,3 +93,12 @@ def test_per_class_holds_every_label_even_ones_named_like_averages():
             [precision[i], recall[i], f1[i]]
         )
         assert row["support"] == support[i]
+
+
+def test_small_samples_are_named_and_30_is_not_small():
+    assert small_sample_note({"validation": 30, "test": 967}) is None
+    note = small_sample_note({"validation": 29, "test": 967})
+    assert "validation n = 29" in note and "test" not in note
+    # why the note exists: a percentile interval cannot reach outcomes the sample lacks
+    y = np.zeros(10, dtype=int)
+    assert bootstrap_ci(y, y, 2)["accuracy"] == [1.0, 1.0]

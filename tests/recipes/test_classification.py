@@ -89,6 +89,8 @@ def test_metrics_json_contract(make_config):
     data = json.loads((run_dir / "data.json").read_text())
     assert data["fingerprint"]["counts"]["train"]["n"] == 86
     assert metrics["data_sha256"] == data["fingerprint"]["sha256"]
+    # 10 validation and 24 test examples: the report says the intervals are unreliable
+    assert "Small sample** (validation n = 10, test n = 24)" in (run_dir / "report.md").read_text()
 
 
 def test_odd_texts_and_labels_survive_every_artifact(make_config, tmp_path):

@@ -62,6 +62,7 @@ def test_study_runs_every_cell_and_writes_the_report(study_file, make_config):
     assert "| **method=full** | 1,2 |" in report
     assert "| **method=lora** | 1,2 |" in report and "± " in report
     assert any(v in report for v in ("within noise", "**better**", "**worse**"))
+    assert "Small sample** (method=full test n = 24, method=lora test n = 24)" in report
     html = (folder / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 4  # metrics, loss, lr, confusion
     assert "<table>" in html

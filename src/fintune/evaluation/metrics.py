@@ -15,6 +15,10 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from fintune.config.schema import METRICS
 
+# Below this many examples a percentile bootstrap interval is too narrow (it cannot reach
+# outcomes the sample lacks: 10 of 10 right gives [1.0, 1.0]); reports say so.
+SMALL_SAMPLE = 30
+
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int, weights=None) -> np.ndarray:
     return np.bincount(y_true * k + y_pred, weights=weights, minlength=k * k).reshape(k, k)
@@ -135,3 +139,16 @@ def evaluate_predictions(
         for i, label in enumerate(labels)
     }
     return result
+
+
+def small_sample_note(sizes: dict[str, int]) -> str | None:
+    """A warning naming the splits with fewer than SMALL_SAMPLE examples, or None."""
+    small = {name: n for name, n in sizes.items() if n < SMALL_SAMPLE}
+    if not small:
+        return None
+    listed = ", ".join(f"{name} n = {n}" for name, n in small.items())
+    return (
+        f"**Small sample** ({listed}): with fewer than {SMALL_SAMPLE} examples the bootstrap "
+        "interval understates the uncertainty (all of 10 right gives [1.000, 1.000]), and a "
+        "difference of a few examples is noise. Evaluate on more examples before relying on it."
+    )

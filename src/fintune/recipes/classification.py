@@ -19,7 +19,7 @@ from transformers import set_seed
 from fintune.config.schema import ExperimentConfig
 from fintune.data import PreparedData, prepare_data
 from fintune.evaluation.inference import predict_logits
-from fintune.evaluation.metrics import evaluate_predictions
+from fintune.evaluation.metrics import evaluate_predictions, small_sample_note
 from fintune.models import load_classifier, pick_device, save_classifier
 from fintune.models.methods import count_parameters
 from fintune.models.registry import resolve_model
@@ -148,6 +148,9 @@ def run(config: ExperimentConfig, callbacks: list | None = None) -> Path:
         write_json(run_dir / "metrics.json", metrics)
         report = write_report(run_dir, config, metrics, data)
         console.print(f"Report: [bold]{report}[/]")
+        note = small_sample_note({role: results[role]["n"] for role in results})
+        if note:
+            console.print(f"[yellow]warning:[/] {note.replace('**', '')}", highlight=False)
     except Exception as error:
         # A failed or pruned run is logged too (config, history so far, the error), so MLflow
         # holds every run, cell and trial; the error still reaches the caller.

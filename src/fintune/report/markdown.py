@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fintune.config.schema import METRICS, ExperimentConfig
+from fintune.evaluation.metrics import small_sample_note
 from fintune.report.document import table_row
 from fintune.report.plots import plot_confusion, plot_learning_rate, plot_loss
 
@@ -59,6 +60,10 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
             m = metrics[split]
             cells = [f"{m[k]:.4f} [{m['ci95'][k][0]:.3f}, {m['ci95'][k][1]:.3f}]" for k in METRICS]
             out.append(f"| {split} | {m['n']} | " + " | ".join(cells) + " |")
+    sizes = {split: metrics[split]["n"] for split in ("validation", "test") if split in metrics}
+    note = small_sample_note(sizes)
+    if note:
+        out += ["", note]
     out += ["", "### Per class (test)" if "test" in metrics else "### Per class", ""]
     per_class = metrics.get("test", metrics.get("validation"))["per_class"]
     out += ["| label | precision | recall | f1 | support |", "|---|---|---|---|---|"]

@@ -20,6 +20,7 @@ import pandas as pd  # noqa: E402
 
 from fintune.config.schema import METRICS  # noqa: E402
 from fintune.errors import FintuneError  # noqa: E402
+from fintune.evaluation.metrics import small_sample_note  # noqa: E402
 from fintune.evaluation.paired import paired_bootstrap, seed_mean_ci  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
@@ -191,6 +192,12 @@ def _metrics_table(
         n = "/".join(sorted({str(r.metrics["test"]["n"]) for r in runs}))
         body.append([f"**{name}**", seeds, n, *cells, *_versus_baseline(runs, spec, finished)])
     doc.table(header, body)
+    sizes = {
+        f"{name} test": min(r.metrics["test"]["n"] for r in runs) for name, runs in rows.items()
+    }
+    note = small_sample_note(sizes)
+    if note:
+        doc.text(note)
 
 
 def plot_slug(title: str, used: set[str]) -> str:
