@@ -282,7 +282,7 @@ def test_use_given_false_names_the_row_of_its_own_file(tmp_path):
     test.loc[2, "label"] = "bullish"
     test.to_csv(folder / "test.csv", index=False)
     config = _data(folder, labels=LABELS, split={"use_given": False})
-    with pytest.raises(FintuneError, match="test split, row 3: label 'bullish'"):
+    with pytest.raises(FintuneError, match="test split, row 3 \\(line 4\\): label 'bullish'"):
         prepare_data(config, 0)
 
 
@@ -405,7 +405,7 @@ def test_a_label_that_is_a_list_is_refused_with_its_row(tmp_path):
     path = tmp_path / "d.jsonl"
     rows = [{"text": "up", "label": "pos"}, {"text": "down", "label": ["pos", "neg"]}]
     path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
-    with pytest.raises(FintuneError, match="row 2: label in column 'label' is a list"):
+    with pytest.raises(FintuneError, match="row 2 \\(line 2\\): label in column 'label' is a list"):
         prepare_data(_data(path), 0)
 
 
@@ -473,7 +473,7 @@ def test_errors_name_split_and_row_of_given_files(tmp_path):
     test = pd.read_csv(folder / "test.csv")
     test.loc[3, "label"] = "bullish"
     _write(test, folder / "test.csv")
-    with pytest.raises(FintuneError, match=r"test split, row 4: label 'bullish'"):
+    with pytest.raises(FintuneError, match=r"test split, row 4 \(line 5\): label 'bullish'"):
         prepare_data(_data(folder, labels=LABELS), 0)
 
 
@@ -515,8 +515,8 @@ def test_a_mistyped_integer_label_is_named_not_a_class_of_its_own(tmp_path):
     path = _write(frame, tmp_path / "d.csv")
     with pytest.raises(
         FintuneError,
-        match=r"0 to 20 \(first in the train split, row 18\), but 17 of those ids never "
-        r"occur \(3, 4, 5, 6, 7 \.\.\.\)",
+        match=r"0 to 20 \(20 first in the train split, row 18 \(line 19\)\), but 17 of those "
+        r"ids never occur \(3, 4, 5, 6, 7 \.\.\.\)",
     ):
         prepare_data(_data(path), 0)
 
@@ -524,9 +524,12 @@ def test_a_mistyped_integer_label_is_named_not_a_class_of_its_own(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (12345, r"row 2: the text is a int \(12345\), not a string; is data.text_column"),
-        (["a", "b"], r"row 2: the text is a list \(\['a', 'b'\]\), not a string"),
-        (None, r"row 2: empty or missing text"),
+        (
+            12345,
+            r"row 2 \(line 2\): the text is a int \(12345\), not a string; is data.text_column",
+        ),
+        (["a", "b"], r"row 2 \(line 2\): the text is a list \(\['a', 'b'\]\), not a string"),
+        (None, r"row 2 \(line 2\): empty or missing text"),
     ],
 )
 def test_a_text_that_is_not_a_string_is_named_as_such(tmp_path, text, message):

@@ -472,3 +472,36 @@ def test_a_csv_row_with_fewer_fields_reads_them_as_empty(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("text,label,note\nup,positive,x\ndown,negative\n", encoding="utf-8")
     assert read_table(path)["note"].tolist() == ["x", ""]
+
+
+# --------------------------------------------------------------------------- line numbers
+
+
+def test_errors_name_the_file_line_past_blank_lines_and_quoted_line_breaks(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text(
+        'text,label\n"Sales rose,\nstrongly",positive\n\nProfit fell,negative\nFlat,bullish\n',
+        encoding="utf-8",
+    )
+    assert read_table(path).attrs["lines"] == (2, 5, 6)
+    config = DataConfig(path=str(path), labels=["negative", "neutral", "positive"])
+    with pytest.raises(FintuneError, match=r"row 3 \(line 6\): label 'bullish'"):
+        prepare_data(config, 0)
+
+
+def test_a_known_datasets_local_copy_names_the_file_line(tmp_path):
+    root = _fake_fpb(tmp_path / "fpb")
+    file = root / KNOWN["financial_phrasebank"].local_files["50"]["train"]
+    file.write_bytes(file.read_bytes() + b"\r\nRates held .@\r\n")
+    config = DataConfig(dataset="financial_phrasebank", path=str(root))
+    with pytest.raises(FintuneError, match=r"row 5 \(line 6\): empty or missing label"):
+        prepare_data(config, 0)
+
+
+def test_txt_and_parquet_lines(tmp_path):
+    txt = tmp_path / "d.txt"
+    txt.write_text("one\n\ntwo\n", encoding="utf-8")
+    assert read_table(txt).attrs["lines"] == (1, 3)
+    parquet = tmp_path / "d.parquet"
+    pd.DataFrame(ROWS).to_parquet(parquet)
+    assert "lines" not in read_table(parquet).attrs  # no lines: errors say "row N" only

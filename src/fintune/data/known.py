@@ -102,6 +102,7 @@ def load_known(
                 "label": [known.label_aliases.get(v, v) for v in values],
             }
         )
+        out[split].attrs = frame.attrs  # the file's line of each row, for errors
     return out, labels
 
 

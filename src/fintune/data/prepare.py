@@ -162,10 +162,10 @@ def _infer_labels(frames: dict[str, pd.DataFrame], column: str) -> list[str]:
             row = int(np.flatnonzero((frame[column] == ids[-1]).to_numpy())[0]) + 1
             shown = ", ".join(map(str, absent[:5])) + (" ..." if len(absent) > 5 else "")
             raise FintuneError(
-                f"data.labels: the integer labels run from 0 to {ids[-1]} (first in the {role} "
-                f"split, row {row}), but {len(absent)} of those ids never occur ({shown}): a "
-                "mistyped label? If some classes have no examples, list every class in "
-                "data.labels"
+                f"data.labels: the integer labels run from 0 to {ids[-1]} ({ids[-1]} first in "
+                f"the {role} split, {_row(frame, row)}), but {len(absent)} of those ids never "
+                f"occur ({shown}): a mistyped label? If some classes have no examples, list "
+                "every class in data.labels"
             )
         return [str(i) for i in ids]
     return sorted({str(v).strip() for v in values})
@@ -187,19 +187,27 @@ def _integers_name_labels(frames: dict[str, pd.DataFrame], column: str, labels: 
     return bool(names) and names <= set(labels)
 
 
+def _row(frame: pd.DataFrame, row: int) -> str:
+    """'row N' (from 1, header not counted), with the file's line when the reader kept it."""
+    lines = frame.attrs.get("lines")
+    return f"row {row}" if lines is None else f"row {row} (line {lines[row - 1]})"
+
+
 def _check_labels_present(frame: pd.DataFrame, column: str, where: str) -> None:
     for row, value in enumerate(frame[column], start=1):
         if not pd.api.types.is_scalar(value):  # a list or dict; None and pd.NA are scalars
             raise FintuneError(
-                f"{where}, row {row}: label in column {column!r} is a {type(value).__name__} "
-                f"({value!r}); a label must be one text or number"
+                f"{where}, {_row(frame, row)}: label in column {column!r} is a "
+                f"{type(value).__name__} ({value!r}); a label must be one text or number"
             )
         if (
             value is None
             or (not isinstance(value, str) and pd.isna(value))
             or (isinstance(value, str) and not value.strip())
         ):
-            raise FintuneError(f"{where}, row {row}: empty or missing label in column {column!r}")
+            raise FintuneError(
+                f"{where}, {_row(frame, row)}: empty or missing label in column {column!r}"
+            )
 
 
 def _to_examples(
@@ -211,16 +219,19 @@ def _to_examples(
         if isinstance(text, str) and text.strip():
             continue
         if isinstance(text, str) or (pd.api.types.is_scalar(text) and pd.isna(text)):
-            raise FintuneError(f"{where}, row {row}: empty or missing text ({text!r})")
+            raise FintuneError(f"{where}, {_row(frame, row)}: empty or missing text ({text!r})")
         raise FintuneError(
-            f"{where}, row {row}: the text is a {type(text).__name__} ({text!r}), not a string; "
-            f"is data.text_column ({config.text_column!r}) the column of texts?"
+            f"{where}, {_row(frame, row)}: the text is a {type(text).__name__} ({text!r}), not a "
+            f"string; is data.text_column ({config.text_column!r}) the column of texts?"
         )
-    ids = _label_ids(frame[config.label_column], labels, by_name, where)
+    ids = _label_ids(frame, config.label_column, labels, by_name, where)
     return pd.DataFrame({"text": texts.astype(str).str.strip(), "label": ids})
 
 
-def _label_ids(values: pd.Series, labels: list[str], by_name: bool, where: str) -> list[int]:
+def _label_ids(
+    frame: pd.DataFrame, column: str, labels: list[str], by_name: bool, where: str
+) -> list[int]:
+    values = frame[column]
     index = {name: i for i, name in enumerate(labels)}
     as_ids = _holds_ids(values)
     if as_ids and by_name:
@@ -239,7 +250,8 @@ def _label_ids(values: pd.Series, labels: list[str], by_name: bool, where: str) 
                 else "; set data.labels to the full label order"
             )
             raise FintuneError(
-                f"{where}, row {row}: {kind} {value!r} is not in the label map {labels}{hint}"
+                f"{where}, {_row(frame, row)}: {kind} {value!r} is not in the label map "
+                f"{labels}{hint}"
             )
     return out
 

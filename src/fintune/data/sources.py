@@ -53,10 +53,11 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
     enc = encoding or "utf-8"
     try:
         if fmt in ("csv", "tsv"):
-            _check_delimited(path, enc, fmt)
-            return pd.read_csv(
+            lines = _check_delimited(path, enc, fmt)
+            frame = pd.read_csv(
                 path, sep="," if fmt == "csv" else "\t", encoding=enc, keep_default_na=False
             )
+            return _with_lines(frame, lines)
         if fmt == "parquet":
             return pd.read_parquet(path)
         raw = path.read_bytes()
@@ -79,25 +80,37 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
         return _jsonl(path, lines)
     if fmt == "fpb":
         return _fpb(path, lines)
-    return pd.DataFrame({"text": [line for line in lines if line.strip()]})
+    kept = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    return _with_lines(pd.DataFrame({"text": [line for _, line in kept]}), [n for n, _ in kept])
 
 
-def _check_delimited(path: Path, encoding: str, fmt: str) -> None:
+def _with_lines(frame: pd.DataFrame, lines: list[int]) -> pd.DataFrame:
+    """Record each row's line in the file, so errors can name it: a header, blank lines
+    and quoted line breaks make "row N" and "line N" differ."""
+    if len(lines) == len(frame):
+        frame.attrs["lines"] = tuple(lines)  # pandas copies and compares attrs: keep them plain
+    return frame
+
+
+def _check_delimited(path: Path, encoding: str, fmt: str) -> list[int]:
     """pandas reads two kinds of broken rows without a word: a text that opens a quote and
     never closes it runs on through the next lines, rows and all; and when every row has one
     field more than the header (an unquoted comma in each text), the first field quietly
     becomes the index and that part of each text is lost. Python's strict csv reader and a
     field count name the line instead. (A row with fewer fields is read with the missing
-    ones empty; a missing label or text is named later.)"""
+    ones empty; a missing label or text is named later.) Returns each data row's first line."""
     delimiter = "," if fmt == "csv" else "\t"
     limit = csv.field_size_limit(2**31 - 1)  # pandas has no limit on a field's length
     try:
         with path.open(encoding=encoding, newline="") as file:
             reader = csv.reader(file, delimiter=delimiter, strict=True)
-            header, start = None, 1
+            header, start, rows = None, 1, []
             for record in reader:
                 if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
-                    header = len(record) if header is None else header
+                    if header is None:
+                        header = len(record)
+                    else:
+                        rows.append(start)
                     if len(record) > header:  # fewer fields are filled in empty, as pandas does
                         raise FintuneError(
                             f"{path}, line {start}: {_field_count_problem(record, header, fmt)}"
@@ -111,6 +124,7 @@ def _check_delimited(path: Path, encoding: str, fmt: str) -> None:
         ) from None
     finally:
         csv.field_size_limit(limit)
+    return rows
 
 
 def _field_count_problem(record: list[str], header: int, fmt: str) -> str:
@@ -126,7 +140,7 @@ ARRAY_HINT = " (a JSON array? fintune reads JSON Lines: one object per line)"
 
 
 def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
-    rows = []
+    rows, numbers = [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -139,12 +153,13 @@ def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
             hint = ARRAY_HINT if isinstance(row, list) else ""
             raise FintuneError(f"{path}, line {number}: expected a JSON object per line{hint}")
         rows.append(row)
-    return pd.DataFrame(rows)
+        numbers.append(number)
+    return _with_lines(pd.DataFrame(rows), numbers)
 
 
 def _fpb(path: Path, lines: list[str]) -> pd.DataFrame:
     """Financial PhraseBank: `sentence@label`, split on the last '@' (sentences contain '@')."""
-    texts, labels = [], []
+    texts, labels, numbers = [], [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -153,7 +168,8 @@ def _fpb(path: Path, lines: list[str]) -> pd.DataFrame:
             raise FintuneError(f"{path}, line {number}: expected 'sentence@label', got {line!r}")
         texts.append(text.strip())
         labels.append(label.strip())
-    return pd.DataFrame({"text": texts, "label": labels})
+        numbers.append(number)
+    return _with_lines(pd.DataFrame({"text": texts, "label": labels}), numbers)
 
 
 def read_directory(path: Path, fmt: str, encoding: str | None) -> dict[str, pd.DataFrame]:
