@@ -12,6 +12,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import (
     AutoModelForSequenceClassification,
     BertConfig,
+    GPT2Config,
     LlamaConfig,
     PreTrainedTokenizerFast,
 )
@@ -44,10 +45,20 @@ def _tokenizer(decoder: bool) -> PreTrainedTokenizerFast:
     )
 
 
-def _save_tiny(folder: Path, decoder: bool) -> Path:
+def _save_tiny(folder: Path, decoder: bool, absolute_positions: bool = False) -> Path:
     tokenizer = _tokenizer(decoder)
     size = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
-    if decoder:  # no pad token, as in real decoders: fintune must handle it
+    if absolute_positions:  # GPT-2: learned positions, which left padding shifts
+        config = GPT2Config(
+            vocab_size=len(tokenizer),
+            n_embd=64,
+            n_layer=2,
+            n_head=2,
+            n_positions=64,
+            eos_token_id=4,
+            bos_token_id=4,
+        )
+    elif decoder:  # no pad token, as in real decoders: fintune must handle it
         config = LlamaConfig(
             vocab_size=len(tokenizer), num_key_value_heads=2, eos_token_id=4, **size
         )
@@ -66,6 +77,11 @@ def tiny_bert(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     return _save_tiny(tmp_path_factory.mktemp("tiny-llama"), decoder=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> Path:
+    return _save_tiny(tmp_path_factory.mktemp("tiny-gpt2"), decoder=True, absolute_positions=True)
 
 
 def make_sentences(n_per_label: int = 40, seed: int = 0) -> pd.DataFrame:

@@ -91,9 +91,21 @@ def test_serve_command_rejects_a_bad_precision_and_micro_batch(runs, monkeypatch
     result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--precision", "fp16"])
     assert result.exit_code == 2
     assert "precision must be one of fp32, bf16, int8" in result.output
-    result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--micro-batch", "0"])
+    for option, value in (
+        ("--micro-batch", "0"),
+        ("--max-batch", "0"),
+        ("--max-chars", "-1"),
+        ("--port", "70000"),
+    ):
+        result = CliRunner().invoke(app, ["serve", str(runs["full"]), option, value])
+        assert result.exit_code == 2
+        assert option in result.output
+
+
+def test_predict_command_refuses_an_empty_text(runs):
+    result = CliRunner().invoke(app, ["predict", str(runs["full"]), "sales rose", "  "])
     assert result.exit_code == 2
-    assert "--micro-batch" in result.output
+    assert "text 1 is empty" in result.output
 
 
 def _forbidden(*args, **kwargs):
@@ -112,6 +124,8 @@ def test_texts_are_stripped_as_training_stripped_them(runs):
 
         def pad(self, *args, **kwargs):
             return tokenizer.pad(*args, **kwargs)
+
+        padding_side = tokenizer.padding_side
 
     predictor.tokenizer = Recording()
     predictor([" profit rose\n", "bank fell \r\n"])

@@ -101,9 +101,11 @@ def predict(
 def serve(
     run_dir: Path,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    max_batch: Annotated[int, typer.Option(help="Most texts per /analyze/batch call.")] = 64,
-    max_chars: Annotated[int, typer.Option(help="Longest text accepted, in characters.")] = 2000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    max_batch: Annotated[int, typer.Option(min=1, help="Most texts per /analyze/batch call.")] = 64,
+    max_chars: Annotated[
+        int, typer.Option(min=1, help="Longest text accepted, in characters.")
+    ] = 2000,
     micro_batch: Annotated[
         int,
         typer.Option(min=1, help="Most texts per model call, gathered from concurrent requests."),

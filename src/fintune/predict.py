@@ -12,7 +12,7 @@ import yaml
 from fintune.config.schema import CleaningConfig
 from fintune.data.clean import make_cleaner
 from fintune.errors import FintuneError
-from fintune.evaluation.inference import length_sorted_batches
+from fintune.evaluation.inference import length_sorted_batches, pads_on_the_left
 from fintune.models import load_saved_classifier, pick_device
 
 Precision = Literal["fp32", "bf16", "int8"]
@@ -54,29 +54,39 @@ class Predictor:
             raise FintuneError(
                 f"{run_dir}: no model/ folder (not a finished run, or save_model off)"
             )
+        if not (run_dir / "config.yaml").is_file():  # it says how the run cleaned texts
+            raise FintuneError(f"{run_dir}: no config.yaml (not a complete run directory)")
         device = pick_device(device)
         _check_precision(precision, device)
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        cleaner = make_cleaner(CleaningConfig(**config.get("data", {}).get("cleaning", {})))
         model, tokenizer, info = load_saved_classifier(run_dir / "model", device)
         if precision == "int8":
             model = _quantize_int8(model, info.method)
-        cleaning = {}
-        if (run_dir / "config.yaml").is_file():
-            config = yaml.safe_load((run_dir / "config.yaml").read_text())
-            cleaning = config.get("data", {}).get("cleaning", {})
-        cleaner = make_cleaner(CleaningConfig(**cleaning))
         return cls(model, tokenizer, info.labels, info.max_length, cleaner, device, precision)
+
+    def prepare(self, text: str) -> str:
+        """The text as training saw it: stripped (decoders read the last token), then
+        cleaned as the run's data.cleaning cleaned it."""
+        text = text.strip()
+        return self.cleaner(text) if self.cleaner else text
 
     @torch.inference_mode()
     def __call__(self, texts: list[str], batch_size: int = 16) -> list[dict]:
-        """Texts are sorted by length and run in batches of similar length, so little
-        compute goes to padding; results come back in input order."""
-        texts = [t.strip() for t in texts]  # as training saw them (decoders read the last token)
-        if self.cleaner:
-            texts = [self.cleaner(t) for t in texts]
+        """Texts are sorted by length and run in batches of similar length (a decoder's of
+        equal length), so little compute goes to padding; results come back in input order."""
+        texts = [self.prepare(t) for t in texts]
+        empty = [i for i, t in enumerate(texts) if not t]
+        if empty:  # training drops such texts; a prediction for them would be made up
+            raise FintuneError(
+                f"text {empty[0]} is empty"
+                + (" after the run's data.cleaning" if self.cleaner else "")
+                + f" ({len(empty)} such text{'s' if len(empty) > 1 else ''})"
+            )
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
         results: list[dict] = [{} for _ in texts]
         lengths = [len(ids) for ids in encoded["input_ids"]]
-        for rows in length_sorted_batches(lengths, batch_size):
+        for rows in length_sorted_batches(lengths, batch_size, pads_on_the_left(self.tokenizer)):
             batch = self.tokenizer.pad(
                 {key: [encoded[key][i] for i in rows] for key in encoded},
                 return_tensors="pt",

@@ -18,6 +18,8 @@ import yaml
 
 from fintune.config.schema import ExperimentConfig
 from fintune.errors import FintuneError
+from fintune.models.registry import PACKAGED
+from fintune.training.resources import usable_cores
 
 PACKAGES = (
     "fintune",
@@ -55,7 +57,8 @@ def create_run_dir(config: ExperimentConfig) -> Path:
     parent.mkdir(parents=True, exist_ok=True)
     stem = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{config.name}"
     for attempt in range(1, 1000):
-        path = parent / (stem if attempt == 1 else f"{stem}-{attempt}")
+        # "+" cannot occur in a name, so `exp+2` is never mistaken for a run of `exp-2`
+        path = parent / (stem if attempt == 1 else f"{stem}+{attempt}")
         try:
             path.mkdir()  # fails if it exists: two runs never share a directory
             return path
@@ -69,8 +72,19 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_config(path: Path, config: ExperimentConfig) -> None:
-    """The resolved config: every default filled in, overrides applied."""
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    """The resolved config: every default filled in, overrides applied, and local paths
+    (data, output, a local model) absolute, so that it reruns from any folder."""
+    resolved = config.model_dump(mode="json")
+    data = resolved["data"]
+    if data["path"]:
+        data["path"] = os.path.abspath(data["path"])
+    if data["files"]:
+        data["files"] = {role: os.path.abspath(file) for role, file in data["files"].items()}
+    resolved["output"]["dir"] = os.path.abspath(resolved["output"]["dir"])
+    model = Path(resolved["model"]["name"]).expanduser()
+    if resolved["model"]["name"] not in PACKAGED and model.exists():  # not a hub id
+        resolved["model"]["name"] = os.path.abspath(model)
+    path.write_text(yaml.safe_dump(resolved, sort_keys=False))
 
 
 def package_versions() -> dict[str, str | None]:
@@ -87,13 +101,12 @@ def hardware(device: str) -> dict[str, Any]:
     import torch
 
     info: dict[str, Any] = {
+        "working_directory": os.getcwd(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "cpu": _cpu_name(),
         "cpu_cores_logical": os.cpu_count(),
-        "cpu_cores_usable": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else None,
+        "cpu_cores_usable": usable_cores(),
         "torch_threads": torch.get_num_threads(),
         "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "device": device,

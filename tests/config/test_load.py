@@ -3,6 +3,7 @@ writes it) loading back to the same experiment."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,15 @@ def _round_trip(config, tmp_path):
     return path, load_config(path)
 
 
+def _with_absolute_paths(config):
+    """What a run records: the same config with its local paths absolute."""
+    raw = config.model_dump(mode="json")
+    if raw["data"]["path"]:
+        raw["data"]["path"] = os.path.abspath(raw["data"]["path"])
+    raw["output"]["dir"] = os.path.abspath(raw["output"]["dir"])
+    return validate_config(raw)
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -185,8 +195,8 @@ def _round_trip(config, tmp_path):
 def test_resolved_config_round_trips(lora_yaml, tmp_path, overrides):
     config = load_config(lora_yaml, overrides)
     path, again = _round_trip(config, tmp_path)
-    assert again == config
-    assert again.model_dump() == config.model_dump()
+    assert again == _with_absolute_paths(config)
+    assert again.data.path == os.path.abspath("d.csv")
     # every field is written out, defaults included
     resolved = yaml.safe_load(path.read_text())
     assert set(resolved) == {
@@ -207,7 +217,7 @@ def test_resolved_config_round_trips(lora_yaml, tmp_path, overrides):
 
 def test_quickstart_round_trips(tmp_path):
     config = load_config(QUICKSTART)
-    assert _round_trip(config, tmp_path)[1] == config
+    assert _round_trip(config, tmp_path)[1] == _with_absolute_paths(config)
 
 
 def test_validate_config_accepts_a_dumped_config():
@@ -228,3 +238,84 @@ def test_dataset_with_another_source_is_rejected(tmp_path, other):
     path = _yaml(tmp_path, f"data:\n  dataset: banking77\n  {other}\n")
     with pytest.raises(FintuneError, match="data"):
         load_config(path)
+
+
+def test_the_resolved_config_reruns_from_any_folder(tmp_path, monkeypatch):
+    (tmp_path / "project" / "data").mkdir(parents=True)
+    (tmp_path / "project" / "data" / "d.csv").write_text("text,label\na,x\nb,y\n")
+    monkeypatch.chdir(tmp_path / "project")
+    config = validate_config({"data": {"files": {"train": "data/d.csv"}}, "output": {"dir": "out"}})
+    write_config(tmp_path / "config.yaml", config)
+    monkeypatch.chdir(tmp_path)
+    again = load_config(tmp_path / "config.yaml")
+    assert again.data.files == {"train": str(tmp_path / "project" / "data" / "d.csv")}
+    assert again.output.dir == str(tmp_path / "project" / "out")
+    assert again.model.name == "all-minilm-l6-v2"  # a packaged name stays a name
+
+
+# --------------------------------------------------------------------------- YAML as meant
+
+
+def test_a_repeated_key_is_an_error_naming_both_lines(tmp_path):
+    path = _yaml(
+        tmp_path, "data: {path: d.csv}\ntraining: {epochs: 1}\nseed: 3\ntraining: {batch_size: 8}\n"
+    )
+    with pytest.raises(FintuneError, match=r"key 'training' appears twice \(first on line 2\)"):
+        load_config(path)
+
+
+def test_text_fields_keep_what_yaml_1_1_would_turn_into_booleans_dates_or_octal(tmp_path):
+    path = _yaml(
+        tmp_path,
+        "name: 2024\ndata: {path: d.csv, labels: [no, yes], subset: 075}\n"
+        "tracking: {tags: {date: 2024-06-30, build: 7}}\n",
+    )
+    config = load_config(path, ["model.revision=1234567", "data.text_column=0"])
+    assert config.name == "2024"
+    assert config.data.labels == ["no", "yes"] and config.data.subset == "075"
+    assert config.tracking.tags == {"date": "2024-06-30", "build": "7"}
+    assert config.model.revision == "1234567" and config.data.text_column == "0"
+    # booleans and numbers where the schema wants them still read as before
+    config = load_config(path, ["output.save_model=false", "seed=0", "training.epochs=1_000"])
+    assert config.output.save_model is False and config.seed == 0
+    assert config.training.epochs == 1000
+
+
+def test_a_decimal_number_in_a_text_field_asks_for_quotes(lora_yaml):
+    with pytest.raises(
+        FintuneError,
+        match=r"tracking.tags.v: expected text, but YAML read a "
+        r"number \(1.1\); quote it .* \[from --set\]",
+    ):
+        load_config(lora_yaml, ["tracking.tags.v=1.10"])
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+def test_infinity_and_nan_are_refused(lora_yaml, value):
+    with pytest.raises(FintuneError, match="training.epochs: Input should be a finite number"):
+        load_config(lora_yaml, [f"training.epochs={value}"])
+
+
+def test_a_section_with_every_key_commented_out_means_its_defaults(tmp_path):
+    path = _yaml(tmp_path, "data: {path: d.csv}\ntraining:\n  # epochs: 5\nmethod:\n")
+    assert load_config(path).training.epochs == 3
+    assert load_config(path).method.name == "full"
+    assert load_config(path, ["training.epochs=1"]).training.epochs == 1
+
+
+def test_errors_from_set_are_marked_and_the_files_are_not(lora_yaml):
+    lora_yaml.write_text(lora_yaml.read_text() + "training: {epochs: -2}\n")
+    with pytest.raises(FintuneError) as error:
+        load_config(lora_yaml, ["training.batch_size=0"])
+    assert "training.batch_size: Input should be greater than 0 (got 0) [from --set]" in str(
+        error.value
+    )
+    assert "training.epochs: Input should be greater than 0 (got -2)\n" in str(error.value)
+
+
+def test_home_is_expanded_in_data_and_output_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = validate_config({"data": {"files": {"train": "~/a.csv"}}, "output": {"dir": "~/runs"}})
+    assert config.data.files["train"] == str(tmp_path / "a.csv")
+    assert config.output.dir == str(tmp_path / "runs")
+    assert validate_config({"data": {"path": "~/d.csv"}}).data.path == str(tmp_path / "d.csv")

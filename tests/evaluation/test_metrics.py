@@ -102,3 +102,21 @@ def test_small_samples_are_named_and_30_is_not_small():
     # why the note exists: a percentile interval cannot reach outcomes the sample lacks
     y = np.zeros(10, dtype=int)
     assert bootstrap_ci(y, y, 2)["accuracy"] == [1.0, 1.0]
+
+
+def test_per_class_intervals_match_a_plain_resampling_loop():
+    y, p = _random_predictions(300, 3, 8)
+    per_class = evaluate_predictions(y, p, ["a", "b", "c"], samples=2000, seed=3)["per_class"]
+    rng = np.random.default_rng(5)
+    rows = []
+    for _ in range(2000):
+        idx = rng.integers(0, 300, 300)
+        rows.append(
+            precision_recall_fscore_support(y[idx], p[idx], labels=[0, 1, 2], zero_division=0)[:3]
+        )
+    slow = np.percentile(np.array(rows), [2.5, 97.5], axis=0)  # (2, 3 metrics, 3 classes)
+    for i, label in enumerate("abc"):
+        for m, name in enumerate(("precision", "recall", "f1-score")):
+            low, high = per_class[label]["ci95"][name]
+            assert low <= per_class[label][name] <= high
+            assert [low, high] == pytest.approx(slow[:, m, i], abs=0.02)

@@ -31,3 +31,17 @@ def test_heads_of_other_architectures_train_under_peft():
     model = apply_method(bart, LoraMethod(r=2, target_modules=["q_proj", "v_proj"]))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any("classification_head" in n for n in trainable)
+
+
+def test_total_parameters_count_a_trained_head_once(tiny_bert):
+    from fintune.config.schema import LoraMethod
+    from fintune.models.methods import apply_method, count_parameters
+
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_bert)
+    base_total = sum(p.numel() for p in base.parameters())
+    model = apply_method(base, LoraMethod(r=4, target_modules=["query", "value"]))
+    lora = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    trainable, total = count_parameters(model)
+    assert total == base_total + lora  # not + a second pooler and classifier
+    head = sum(p.numel() for n, p in model.named_parameters() if "modules_to_save" in n)
+    assert trainable == lora + head

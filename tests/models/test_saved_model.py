@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from fintune.cli import app
+from fintune.errors import FintuneError
 from fintune.predict import Predictor
 from fintune.recipes.classification import run
 
@@ -22,6 +23,7 @@ sys.modules["fintune"] = None  # prove that nothing of fintune is needed
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 folder, method, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+one_by_one = len(sys.argv) > 4  # a decoder: one text at a time, nothing padded
 tokenizer = AutoTokenizer.from_pretrained(folder)
 if method == "full":
     model = AutoModelForSequenceClassification.from_pretrained(folder)
@@ -31,11 +33,15 @@ else:
     labels = json.load(open(folder + "/fintune_model.json"))["labels"]
     base = AutoModelForSequenceClassification.from_pretrained(
         base_path, num_labels=len(labels), ignore_mismatched_sizes=True)
+    base.config.pad_token_id = tokenizer.pad_token_id
     model = PeftModel.from_pretrained(base, folder)
 model.eval()
 with torch.no_grad():
-    enc = tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
-    probs = torch.softmax(model(**enc).logits, -1)
+    batches = [[t] for t in texts] if one_by_one else [texts]
+    probs = []
+    for batch in batches:
+        enc = tokenizer(batch, padding=True, truncation=True, max_length=32, return_tensors="pt")
+        probs.extend(torch.softmax(model(**enc).logits, -1))
 labels = json.load(open(folder + "/fintune_model.json"))["labels"]
 print(json.dumps([[labels[int(p.argmax())], float(p.max())] for p in probs]))
 """
@@ -95,3 +101,82 @@ def test_predict_command_prints_label_and_confidence(make_config):
     label, confidence, _ = result.stdout.strip().splitlines()[-1].split("\t")
     assert label == recorded["predicted"][0]
     assert float(confidence) == pytest.approx(recorded["confidence"][0], abs=1e-4)
+
+
+LONG = "the group reported that earnings climbed and margin improved in the quarter this year"
+
+
+@pytest.mark.parametrize(
+    ("backbone", "method"),
+    [("tiny_gpt2", "full"), ("tiny_llama", "prefix"), ("tiny_llama", "prompt")],
+)
+def test_a_decoders_prediction_does_not_depend_on_the_batch(make_config, request, backbone, method):
+    """Left padding shifts a text's positions (GPT-2's learned ones; the distance to prefix
+    and prompt tokens): decoders are batched by equal length, never padded."""
+    model = request.getfixturevalue(backbone)
+    config = make_config(model={"name": str(model)}, method={"name": method})
+    run_dir = run(config)
+    predictor = Predictor.from_run(run_dir, device="cpu")
+    texts = ["profit fell", "sales rose in the quarter", LONG]
+    alone = [predictor([t])[0]["scores"] for t in texts]
+    together = [r["scores"] for r in predictor(texts)]
+    reversed_ = [r["scores"] for r in predictor(texts[::-1])][::-1]
+    for a, b, c in zip(alone, together, reversed_, strict=True):
+        assert list(b.values()) == pytest.approx(list(a.values()), abs=1e-6)
+        assert list(c.values()) == pytest.approx(list(a.values()), abs=1e-6)
+    recorded = pd.read_csv(run_dir / "predictions_test.csv")
+    results = predictor(list(recorded["text"]))
+    assert [r["confidence"] for r in results] == pytest.approx(
+        list(recorded["confidence"]), abs=1e-5
+    )
+
+
+@pytest.mark.parametrize(("backbone", "method"), [("tiny_gpt2", "full"), ("tiny_llama", "prompt")])
+def test_a_decoder_run_loads_with_plain_libraries_and_predicts_the_same(
+    make_config, request, backbone, method
+):
+    model = request.getfixturevalue(backbone)
+    run_dir = run(make_config(model={"name": str(model)}, method={"name": method}))
+    folder = run_dir / "model"
+    saved = json.loads((folder / "tokenizer_config.json").read_text())
+    assert saved["padding_side"] == "left"  # a plain load pads as the run did
+    recorded = pd.read_csv(run_dir / "predictions_test.csv").head(8)
+    texts = list(recorded["text"])
+    out = subprocess.run(
+        [sys.executable, "-c", PLAIN_LOADER, str(folder), method, json.dumps(texts), "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    plain = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [label for label, _ in plain] == list(recorded["predicted"])
+    assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-5)
+
+
+@pytest.mark.parametrize("recorded_name", [True, False])
+def test_an_adapter_run_finds_its_packaged_base_after_the_base_moved(
+    make_config, tiny_bert, monkeypatch, recorded_name
+):
+    """A new virtualenv or another machine puts a packaged model elsewhere; runs saved
+    before the short name was recorded are matched by the upstream hub id."""
+    from fintune.models import registry
+    from fintune.models.load import MODEL_INFO, load_saved_classifier
+    from fintune.models.registry import ModelSource
+
+    monkeypatch.setitem(registry.PACKAGED, "tiny", lambda: ModelSource(str(tiny_bert), None, "o/t"))
+    run_dir = run(make_config(model={"name": "tiny"}, method={"name": "lora"}))
+    info_path = run_dir / "model" / MODEL_INFO
+    info = json.loads(info_path.read_text())
+    assert info["packaged"] == "tiny" and info["base"] == str(tiny_bert)
+    info["base"] = "/old-venv/site-packages/tiny/model"
+    if not recorded_name:
+        del info["packaged"]
+    info_path.write_text(json.dumps(info))
+    recorded = pd.read_csv(run_dir / "predictions_test.csv").head(8)
+    results = Predictor.from_run(run_dir, device="cpu")(list(recorded["text"]))
+    assert [r["confidence"] for r in results] == pytest.approx(
+        list(recorded["confidence"]), abs=1e-5
+    )
+    monkeypatch.delitem(registry.PACKAGED, "tiny")  # not installed here any more
+    with pytest.raises(FintuneError, match="base model /old-venv/site-packages/tiny/model is gone"):
+        load_saved_classifier(run_dir / "model")

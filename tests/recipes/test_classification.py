@@ -90,7 +90,29 @@ def test_metrics_json_contract(make_config):
     assert data["fingerprint"]["counts"]["train"]["n"] == 86
     assert metrics["data_sha256"] == data["fingerprint"]["sha256"]
     # 10 validation and 24 test examples: the report says the intervals are unreliable
-    assert "Small sample** (validation n = 10, test n = 24)" in (run_dir / "report.md").read_text()
+    report = (run_dir / "report.md").read_text()
+    assert "Small sample** (validation n = 10, test n = 24)" in report
+    for label, row in metrics["test"]["per_class"].items():  # every number with its interval
+        low, high = row["ci95"]["recall"]
+        assert low <= row["recall"] <= high
+        assert f"| {label} | {row['precision']:.4f} [" in report
+    assert "`predictions_*.csv`, `model/`." in report
+
+
+def test_report_shows_the_configured_level_fractional_epochs_and_no_model(make_config):
+    config = make_config(
+        evaluation={"confidence": 0.9},
+        training={"max_steps": 2, "batch_size": 12},
+    )
+    config.output.save_model = False
+    run_dir = run(config)
+    report = (run_dir / "report.md").read_text()
+    test = _metrics(run_dir)["test"]
+    assert "At the configured 90% level:" in report
+    low, high = test["ci"]["accuracy"]
+    assert f"| test | 24 | {test['accuracy']:.4f} [{low:.3f}, {high:.3f}]" in report
+    assert "| epochs / optimiser steps | 0.25 / 2 |" in report  # 2 of 8 steps per epoch
+    assert "(no `model/`: output.save_model off)" in report and not (run_dir / "model").exists()
 
 
 def test_odd_texts_and_labels_survive_every_artifact(make_config, tmp_path):

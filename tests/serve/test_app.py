@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from fintune.errors import FintuneError
 from fintune.predict import Predictor
 from fintune.recipes.classification import run
 from fintune.serve.app import ServeSettings, app_for_run
@@ -308,9 +309,52 @@ def test_bad_input_is_a_4xx_with_a_clear_error(client, path, request_kwargs, sta
     _assert_still_serving(client)
 
 
-def test_wrong_method_is_a_4xx(client):
-    assert client.get("/analyze").status_code == 405
+def test_the_frameworks_own_errors_have_the_apis_shape(client):
+    """405, 404 and an unparsable body answer {"error": ...} like every other error, so
+    the page can show them."""
+    for response, status in (
+        (client.get("/analyze"), 405),
+        (client.get("/nope"), 404),
+        (
+            client.post(
+                "/analyze",
+                content=b'{"text": "Gewinn gestiegen \xe4"}',
+                headers={"content-type": "application/json"},
+            ),
+            400,
+        ),
+    ):
+        assert response.status_code == status
+        assert set(response.json()) == {"error"} and response.json()["error"]
     _assert_still_serving(client)
+
+
+def test_a_text_the_runs_cleaning_empties_is_refused(tmp_path, tiny_bert):
+    data = tmp_path / "sentences.csv"
+    make_sentences().to_csv(data, index=False)
+    cleaning = {"letters_only": True, "lowercase": True}
+    config = tiny_run_config(tiny_bert, data, tmp_path / "runs", data={"cleaning": cleaning})
+    run_dir = run(config)
+    with TestClient(app_for_run(run_dir, ServeSettings())) as c:
+        response = c.post("/analyze", json={"text": "12.5% 2024"})
+        assert response.status_code == 422
+        assert "empty after the run's data.cleaning" in response.json()["error"]
+        response = c.post("/analyze/batch", json={"texts": ["sales rose", "12.5%"]})
+        assert response.status_code == 422 and "texts[1]" in response.json()["error"]
+        assert c.post("/analyze", json={"text": "Sales ROSE 5%"}).status_code == 200
+    with pytest.raises(FintuneError, match="text 1 is empty after the run's data.cleaning"):
+        Predictor.from_run(run_dir, device="cpu")(["sales rose", "12.5%"])
+
+
+@pytest.mark.parametrize("missing", ["metrics.json", "config.yaml"])
+def test_an_incomplete_run_is_refused_before_the_model_loads(run_dir, tmp_path, missing):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / missing).unlink()
+    with pytest.raises(FintuneError, match=f"no {missing}"):
+        app_for_run(copy, ServeSettings())
 
 
 def test_a_larger_batch_limit_is_honoured(run_dir, predictor):

@@ -7,6 +7,7 @@ nearest valid key suggested for typos.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -19,11 +20,58 @@ from fintune.config.schema import METHOD_NAMES, ExperimentConfig
 from fintune.errors import FintuneError
 
 
+class StrictLoader(yaml.SafeLoader):
+    """YAML as a config author means it: a repeated key is an error (the first would be
+    lost), and only true/false are booleans, decimal integers are integers and nothing is a
+    date, so `labels: [no, yes]`, `subset: 075` and `name: 2024-06-30` stay text."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key; SafeLoader names it
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice (first on line {first + 1}); the first would be "
+                    "lost: merge the two",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+_REPLACED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:timestamp"}
+StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+StrictLoader.add_implicit_resolver(  # 075 stays text: YAML 1.1 made it octal 61
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"), list("-+0123456789")
+)
+StrictLoader.add_constructor(
+    "tag:yaml.org,2002:int",
+    lambda loader, node: int(loader.construct_scalar(node).replace("_", "")),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     raw = read_yaml(path)
     for item in overrides or []:
         apply_override(raw, item)
-    return validate_config(raw, source=str(path))
+    overridden = [item.partition("=")[0].strip() for item in overrides or []]
+    return validate_config(raw, source=str(path), overridden=overridden)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -31,7 +79,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FintuneError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise FintuneError(f"{path}: not valid YAML: {err}") from None
     except UnicodeDecodeError as err:
@@ -51,7 +99,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
             f"--set {item!r}: expected FIELD=VALUE, e.g. training.learning_rate=3e-4"
         )
     try:
-        value = yaml.safe_load(text) if text.strip() else text
+        value = parse_yaml(text) if text.strip() else text
     except yaml.YAMLError:
         value = text
     set_field(raw, key.strip(), value, where=f"--set {item!r}")
@@ -64,18 +112,27 @@ def set_field(raw: dict[str, Any], path: str, value: Any, where: str = "") -> No
         raw["method"] = {"name": raw["method"]}
     node = raw
     for part in parts[:-1]:
-        child = node.setdefault(part, {})
+        if node.get(part) is None:  # absent, or a section whose keys are all commented out
+            node[part] = {}
+        child = node[part]
         if not isinstance(child, dict):
             raise FintuneError(f"{where or path}: '{part}' is a value, not a section")
         node = child
     node[parts[-1]] = value
 
 
-def validate_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+def validate_config(
+    raw: dict[str, Any], source: str = "config", overridden: list[str] | None = None
+) -> ExperimentConfig:
+    """`overridden`: the fields set by --set, named as such in errors."""
     try:
-        return ExperimentConfig.model_validate(raw)
+        return ExperimentConfig.model_validate(_empty_sections(raw, ExperimentConfig))
     except ValidationError as err:
         lines = [_describe(e) for e in err.errors()]
+        for i, line in enumerate(lines):
+            field = line.partition(":")[0]
+            if any(field == key or field.startswith(f"{key}.") for key in overridden or []):
+                lines[i] = f"{line} [from --set]"
         details = "\n".join(f"  - {x}" for x in lines)
         raise FintuneError(f"{source}: invalid config\n{details}") from None
 
@@ -109,10 +166,33 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{field}: {error['input']!r} is not allowed; expected {expected}"
     if kind == "missing":
         return f"{field}: required field is missing"
+    if kind == "string_type" and isinstance(error.get("input"), float):
+        return (
+            f"{field}: expected text, but YAML read a number ({error['input']!r}); quote it "
+            "to keep it as written ('1.10')"
+        )
     message = error["msg"].removeprefix("Value error, ")
     if "input" in error and kind not in ("value_error", "model_type"):
         return f"{field}: {message} (got {error['input']!r})"
     return f"{field}: {message}"
+
+
+def _empty_sections(raw: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """A section written with every key commented out (`training:`) is read as None: it
+    means the defaults, as if the section were absent."""
+    out = dict(raw)
+    for key, value in raw.items():
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        section = _section_type(field.annotation, ()) if field else None
+        if section is None:
+            continue
+        if value is None and key == "method":
+            del out[key]  # the default method
+        elif value is None:
+            out[key] = {}
+        elif isinstance(value, dict) and key != "method":
+            out[key] = _empty_sections(value, section)
+    return out
 
 
 def _method_fields(name: str) -> list[str]:

@@ -8,9 +8,12 @@ are shared, and task-specific fields stay optional.
 
 from __future__ import annotations
 
+import os
+import types
+import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SplitRole = Literal["train", "validation", "test"]
 METRICS = (
@@ -35,9 +38,58 @@ Metric = Literal[HeadlineMetric, "loss"]
 
 
 class Section(BaseModel):
-    """Unknown keys are errors, so a typo never silently falls back to a default."""
+    """Unknown keys are errors, so a typo never silently falls back to a default. An integer
+    given for a text field is that text (`name: 2024`, `labels: [0, 1]`); a decimal number is
+    refused there, since YAML has already turned `1.10` into 1.1. Infinity and NaN are
+    refused everywhere."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integers_as_text(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for key, value in data.items():
+            field = cls.model_fields.get(key) if isinstance(key, str) else None
+            if field is None:
+                continue
+            kinds = _text_kinds(field.annotation)
+            if "str" in kinds and _is_int(value):
+                out[key] = str(value)
+            elif "list" in kinds and isinstance(value, list):
+                out[key] = [str(v) if _is_int(v) else v for v in value]
+            elif "dict" in kinds and isinstance(value, dict):
+                out[key] = {k: str(v) if _is_int(v) else v for k, v in value.items()}
+        return out
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text_kinds(annotation: Any) -> set[str]:
+    """Where a field holds text: 'str' (str, str | None), 'list' (list[str]), 'dict' (values
+    are str). A field that also takes integers (str | int) is left alone."""
+    args = set(typing.get_args(annotation)) if isinstance(annotation, types.UnionType) else set()
+    members = args - {type(None)} or {annotation}
+    kinds = set()
+    for member in members:
+        if member is str:
+            kinds.add("str")
+        elif typing.get_origin(member) is list and typing.get_args(member) == (str,):
+            kinds.add("list")
+        elif typing.get_origin(member) is dict and typing.get_args(member)[1:] == (str,):
+            kinds.add("dict")
+        elif member is int:
+            return set()
+    return kinds
+
+
+def expand_home(path: str | None) -> str | None:
+    """`~/runs` means the home folder's runs, not a folder named `~`."""
+    return None if path is None else os.path.expanduser(path)
 
 
 # --------------------------------------------------------------------------- model
@@ -89,7 +141,7 @@ class DataConfig(Section):
     dataset: str | None = None
     """A known dataset by name: financial_phrasebank, twitter_financial_news_sentiment,
     banking77. Loads from the hub unless `path` names a local copy."""
-    subset: str | None = Field(None, coerce_numbers_to_str=True)
+    subset: str | None = None
     """Variant of a known dataset, e.g. Financial PhraseBank agreement: 50, 66, 75, all."""
     path: str | None = None
     """A local file, or a directory (a known dataset's local copy, or split files)."""
@@ -118,6 +170,16 @@ class DataConfig(Section):
     max_train_samples: int | None = Field(None, gt=0)
     """Stratified subsample of the training split, for quick tries."""
     max_eval_samples: int | None = Field(None, gt=0)
+
+    @field_validator("path")
+    @classmethod
+    def _expand_path(cls, path: str | None) -> str | None:
+        return expand_home(path)
+
+    @field_validator("files")
+    @classmethod
+    def _expand_files(cls, files: dict[str, str] | None) -> dict[str, str] | None:
+        return files and {role: expand_home(file) for role, file in files.items()}
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -265,6 +327,12 @@ class TrainingConfig(Section):
             raise ValueError("give warmup_steps or warmup_ratio, not both")
         if self.eval_strategy == "steps" and self.eval_steps is None:
             raise ValueError("eval_strategy 'steps' needs eval_steps")
+        if self.eval_strategy == "epoch" and self.eval_steps is not None:
+            raise ValueError("eval_steps is read only with eval_strategy 'steps'; set both")
+        if self.scheduler == "constant" and (self.warmup_steps or self.warmup_ratio):
+            raise ValueError(
+                "the constant scheduler has no warm-up; use scheduler 'constant_with_warmup'"
+            )
         return self
 
 
@@ -283,6 +351,11 @@ class OutputConfig(Section):
     dir: str = "runs"
     """Parent folder; each run gets a new `<timestamp>-<name>` directory inside it."""
     save_model: bool = True
+
+    @field_validator("dir")
+    @classmethod
+    def _expand_dir(cls, path: str) -> str:
+        return expand_home(path)
 
 
 class TrackingConfig(Section):

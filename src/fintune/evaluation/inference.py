@@ -16,10 +16,29 @@ from transformers import DataCollatorWithPadding
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length, so little work goes to padding."""
+def length_sorted_batches(
+    lengths: list[int], batch_size: int, exact: bool = False
+) -> list[list[int]]:
+    """Indices grouped into batches of similar length, so little work goes to padding.
+    `exact`: only equal lengths share a batch, so nothing is padded at all."""
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if not exact:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and lengths[batches[-1][0]] == lengths[i]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def pads_on_the_left(tokenizer) -> bool:
+    """Decoders are padded on the left, which shifts the text's positions by the padding:
+    absolute position embeddings (GPT-2) and virtual tokens (prefix and prompt tuning) then
+    see a text differently next to a longer one. Their inference pads nothing instead, so a
+    prediction never depends on the batch."""
+    return tokenizer.padding_side == "left"
 
 
 @torch.inference_mode()
@@ -28,7 +47,8 @@ def predict_logits(
 ) -> np.ndarray:
     collate = DataCollatorWithPadding(tokenizer)
     columns = [c for c in MODEL_INPUTS if c in dataset.column_names]
-    batches = length_sorted_batches([len(ids) for ids in dataset["input_ids"]], batch_size)
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    batches = length_sorted_batches(lengths, batch_size, exact=pads_on_the_left(tokenizer))
     model.eval()
     chunks = []
     for indices in tqdm(batches, desc=desc, unit="batch"):

@@ -38,13 +38,8 @@ def metrics_from_confusion(cm: np.ndarray, classes: np.ndarray | None = None) ->
     cm = np.asarray(cm, dtype=float)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     support = cm.sum(axis=-1)  # true counts per class
-    predicted = cm.sum(axis=-2)
     n = support.sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(support > 0, tp / support, 0.0)
-        denom = precision + recall
-        f1 = np.where(denom > 0, 2 * precision * recall / denom, 0.0)
+    precision, recall, f1 = per_class_rates(cm)
     present = present_classes(cm) if classes is None else np.asarray(classes, dtype=bool)
     n_present = present.sum(axis=-1)
 
@@ -63,6 +58,19 @@ def metrics_from_confusion(cm: np.ndarray, classes: np.ndarray | None = None) ->
         "recall_weighted": weighted(recall),
         "f1_weighted": weighted(f1),
     }
+
+
+def per_class_rates(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 of each class (last axis), 0 where undefined."""
+    cm = np.asarray(cm, dtype=float)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    support, predicted = cm.sum(axis=-1), cm.sum(axis=-2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        denom = precision + recall
+        f1 = np.where(denom > 0, 2 * precision * recall / denom, 0.0)
+    return precision, recall, f1
 
 
 def bootstrap_confusions(
@@ -92,14 +100,21 @@ def bootstrap_ci(
     seed: int = 0,
 ) -> dict[str, list[float]]:
     """Percentile bootstrap interval of every metric, resampling examples with replacement."""
-    rng = np.random.default_rng(seed)
-    (matrices,) = bootstrap_confusions(y_true, [y_pred], k, samples, rng)
+    matrices = _resampled(y_true, y_pred, k, samples, seed)
     replicates = metrics_from_confusion(matrices, present_classes(confusion(y_true, y_pred, k)))
+    return {name: _interval(values, confidence) for name, values in replicates.items()}
+
+
+def _resampled(y_true: np.ndarray, y_pred: np.ndarray, k: int, samples: int, seed: int):
+    (matrices,) = bootstrap_confusions(y_true, [y_pred], k, samples, np.random.default_rng(seed))
+    return matrices
+
+
+def _interval(replicates: np.ndarray, confidence: float) -> list:
+    """Percentile interval over the first axis: [low, high], or per class [[lows], [highs]]."""
     tail = (1 - confidence) / 2 * 100
-    return {
-        name: [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
-        for name, values in replicates.items()
-    }
+    low, high = np.percentile(replicates, [tail, 100 - tail], axis=0)
+    return [low.tolist(), high.tolist()]
 
 
 def evaluate_predictions(
@@ -118,9 +133,11 @@ def evaluate_predictions(
     point = {name: float(value) for name, value in metrics_from_confusion(cm).items()}
     result: dict[str, Any] = {name: point[name] for name in METRICS}
     result["n"] = int(len(y_true))
-    result["ci95"] = bootstrap_ci(y_true, y_pred, k, samples, 0.95, seed)
+    matrices = _resampled(y_true, y_pred, k, samples, seed)
+    replicates = metrics_from_confusion(matrices, present_classes(cm))
+    result["ci95"] = {name: _interval(values, 0.95) for name, values in replicates.items()}
     if confidence != 0.95:
-        result["ci"] = bootstrap_ci(y_true, y_pred, k, samples, confidence, seed)
+        result["ci"] = {name: _interval(values, confidence) for name, values in replicates.items()}
     result["confidence"] = confidence
     result["bootstrap_samples"] = samples
     result["confusion_matrix"] = cm.astype(int).tolist()
@@ -129,12 +146,15 @@ def evaluate_predictions(
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=list(range(k)), zero_division=0
     )
+    rates = dict(zip(("precision", "recall", "f1-score"), per_class_rates(matrices), strict=True))
+    bounds = {name: _interval(values, 0.95) for name, values in rates.items()}
     result["per_class"] = {
         label: {
             "precision": float(precision[i]),
             "recall": float(recall[i]),
             "f1-score": float(f1[i]),
             "support": int(support[i]),
+            "ci95": {name: [low[i], high[i]] for name, (low, high) in bounds.items()},
         }
         for i, label in enumerate(labels)
     }

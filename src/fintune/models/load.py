@@ -19,7 +19,7 @@ from fintune.config.schema import ExperimentConfig, QLoraMethod
 from fintune.errors import FintuneError
 from fintune.models.bottleneck import load_bottleneck, save_bottleneck
 from fintune.models.methods import apply_method, head_modules, head_prefixes
-from fintune.models.registry import ModelSource, resolve_model
+from fintune.models.registry import PACKAGED, ModelSource, resolve_model
 
 MODEL_INFO = "fintune_model.json"
 console = Console(stderr=True)
@@ -43,6 +43,7 @@ class ModelInfo:
     revision: str | None = None
     trust_remote_code: bool = False  # recorded only: loading a run never runs hub code
     dtype: str = "auto"
+    packaged: str | None = None  # a packaged base's short name: found again if its path moves
 
 
 def pick_device(choice: str) -> str:
@@ -105,6 +106,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     is_decoder = not getattr(model.config, "is_encoder_decoder", False) and _is_decoder(model)
     if is_decoder:
         tokenizer.padding_side = "left"  # the last position is then always a real token
+        tokenizer.init_kwargs["padding_side"] = "left"  # saved with it, for plain loads
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if isinstance(method, QLoraMethod):
@@ -126,6 +128,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         revision=config.model.revision,
         trust_remote_code=config.model.trust_remote_code,
         dtype=config.model.dtype,
+        packaged=config.model.name if config.model.name in PACKAGED else None,
     )
     return model, tokenizer, info
 
@@ -312,6 +315,20 @@ def load_saved_classifier(folder: Path, device: str = "cpu"):
     return model.to(device).eval(), tokenizer, info
 
 
+def _packaged_again(info: ModelInfo) -> ModelSource | None:
+    """A packaged base at its path today (a new virtualenv, another machine). Runs saved
+    before `packaged` was recorded are matched by the upstream hub id."""
+    names = [info.packaged] if info.packaged else list(PACKAGED)
+    for name in names:
+        try:
+            source = resolve_model(name)
+        except FintuneError:  # that package is not installed
+            continue
+        if source.hub_id == info.hub_id and (source.gguf_file is None) == (info.gguf_file is None):
+            return source
+    return None
+
+
 def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
     if info.trust_remote_code:  # never run hub code just because a run folder says so
         raise FintuneError(
@@ -325,15 +342,19 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
     }
     if info.dtype != "auto":
         kwargs["dtype"] = DTYPES[info.dtype]
-    if info.gguf_file:
-        kwargs["gguf_file"] = info.gguf_file
+    base, gguf_file = info.base, info.gguf_file
+    if not Path(base).exists() and base != info.hub_id:  # a local base that is not there
+        source = _packaged_again(info)
+        if source is None:
+            raise FintuneError(f"base model {base} is gone; reinstall or fetch it")
+        base, gguf_file = source.name_or_path, source.gguf_file
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
     if info.method == "qlora":
         method = QLoraMethod(**info.method_settings)
         kwargs["quantization_config"] = _four_bit(method, device)
         kwargs["device_map"] = {"": device}
-    if not Path(info.base).exists() and info.hub_id is None:
-        raise FintuneError(f"base model {info.base} is gone; reinstall or fetch it")
-    model = AutoModelForSequenceClassification.from_pretrained(info.base, **kwargs)
+    model = AutoModelForSequenceClassification.from_pretrained(base, **kwargs)
     _drop_gguf_marker(model)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = pad_token_id

@@ -139,11 +139,13 @@ def _targets(value: list[str] | str) -> list[str] | str | None:
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total); 4-bit weights count as their unpacked number of values."""
-    if hasattr(model, "get_nb_trainable_parameters"):
-        return model.get_nb_trainable_parameters()
+    """(trainable, total); 4-bit weights count as their unpacked number of values. A head
+    that PEFT trains as a copy (modules_to_save) counts once: the frozen original it keeps
+    beside the copy is not part of the model that predicts."""
     trainable = total = 0
-    for param in model.parameters():
+    for name, param in model.named_parameters():
+        if ".original_module." in f".{name}":
+            continue
         n = param.numel()
         if param.__class__.__name__ == "Params4bit":
             n *= 2

@@ -60,16 +60,31 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
             m = metrics[split]
             cells = [f"{m[k]:.4f} [{m['ci95'][k][0]:.3f}, {m['ci95'][k][1]:.3f}]" for k in METRICS]
             out.append(f"| {split} | {m['n']} | " + " | ".join(cells) + " |")
+    level = metrics[_first_split(metrics)].get("confidence", 0.95)
+    if level != 0.95:  # evaluation.confidence: the same table at the configured level
+        out += ["", f"At the configured {100 * level:g}% level:", ""]
+        out += ["| split | n | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+        for split in ("validation", "test"):
+            if split in metrics:
+                m = metrics[split]
+                cells = [f"{m[k]:.4f} [{m['ci'][k][0]:.3f}, {m['ci'][k][1]:.3f}]" for k in METRICS]
+                out.append(f"| {split} | {m['n']} | " + " | ".join(cells) + " |")
     sizes = {split: metrics[split]["n"] for split in ("validation", "test") if split in metrics}
     note = small_sample_note(sizes)
     if note:
         out += ["", note]
     out += ["", "### Per class (test)" if "test" in metrics else "### Per class", ""]
     per_class = metrics.get("test", metrics.get("validation"))["per_class"]
+    out += ["With bootstrap 95% intervals; support is the number of examples of the label.", ""]
     out += ["| label | precision | recall | f1 | support |", "|---|---|---|---|---|"]
     for label in metrics["labels"]:
         row = per_class[label]
-        numbers = [f"{row[k]:.4f}" for k in ("precision", "recall", "f1-score")]
+        numbers = [
+            f"{row[k]:.4f} [{row['ci95'][k][0]:.3f}, {row['ci95'][k][1]:.3f}]"
+            if "ci95" in row  # metrics.json files written before per-class intervals
+            else f"{row[k]:.4f}"
+            for k in ("precision", "recall", "f1-score")
+        ]
         out.append(table_row([label, *numbers, str(int(row["support"]))]))
     out += [
         "",
@@ -80,7 +95,7 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         f"| trainable parameters | {train['trainable_params']:,} of {train['total_params']:,} "
         f"({100 * train['trainable_params'] / max(train['total_params'], 1):.2f}%) |",
         f"| training examples | {train['examples']:,} |",
-        f"| epochs / optimiser steps | {train['epochs']} / {train['steps']} |",
+        f"| epochs / optimiser steps | {_number(train['epochs'])} / {train['steps']} |",
         f"| training time | {train['runtime_s']:.1f} s |",
         f"| training samples/s | {train['samples_per_s']:.2f} |",
         f"| final training loss | {train['final_train_loss']:.4f} |",
@@ -114,12 +129,17 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         per = [str(counts["labels"][label]) for label in metrics["labels"]]
         out.append(table_row([split, str(counts["n"]), *per]))
     out += ["", *_quality_lines(report, config), ""]
+    saved = ", `model/`" if config.output.save_model else " (no `model/`: output.save_model off)"
     out += [
         "Files: `config.yaml` (resolved config), `data.json`, `environment.json`, "
-        "`metrics.json`, `history.jsonl`, `predictions_*.csv`, `model/`.",
+        f"`metrics.json`, `history.jsonl`, `predictions_*.csv`{saved}.",
         "",
     ]
     return "\n".join(out)
+
+
+def _number(value: float | None) -> str:
+    return "?" if value is None else f"{value:.4g}"  # 0.0952 epochs, not 0.09523809523809523
 
 
 def _first_split(metrics: dict) -> str:

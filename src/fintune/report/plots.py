@@ -11,12 +11,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def lone(points: list) -> str | None:
+    """A marker for a series of one point, which a line alone would not draw."""
+    return "o" if len(points) == 1 else None
+
+
 def plot_loss(history: list[dict], path: Path) -> None:
     train = [(r["step"], r["loss"]) for r in history if "loss" in r]
     evals = [(r["step"], r["eval_loss"]) for r in history if "eval_loss" in r]
     fig, ax = plt.subplots(figsize=(6, 3.6))
     if train:
-        ax.plot(*zip(*train, strict=True), label="train", color="#1f77b4")
+        ax.plot(*zip(*train, strict=True), label="train", color="#1f77b4", marker=lone(train))
     if evals:
         ax.plot(*zip(*evals, strict=True), "o-", label="validation", color="#d62728")
     ax.set_xlabel("optimiser step")
@@ -33,7 +38,7 @@ def plot_learning_rate(history: list[dict], path: Path) -> None:
     points = [(r["step"], r["learning_rate"]) for r in history if "learning_rate" in r]
     fig, ax = plt.subplots(figsize=(6, 3.6))
     if points:
-        ax.plot(*zip(*points, strict=True), color="#2ca02c")
+        ax.plot(*zip(*points, strict=True), color="#2ca02c", marker=lone(points))
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("learning rate")
     ax.set_title("Learning-rate schedule")

@@ -25,7 +25,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fintune.errors import FintuneError
 from fintune.serve.batcher import MicroBatcher
 
 if TYPE_CHECKING:
@@ -68,6 +70,9 @@ class ApiError(Exception):
 
 def run_summary(run_dir: Path) -> dict[str, Any]:
     """What /model shows: the run's name, backbone, method, labels, test metrics with CI."""
+    for name in ("metrics.json", "config.yaml"):
+        if not (Path(run_dir) / name).is_file():
+            raise FintuneError(f"{run_dir}: no {name} (not a finished run)")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     test = metrics.get("test", {})
@@ -85,8 +90,10 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def create_app(predict, summary: dict[str, Any], settings: ServeSettings) -> FastAPI:
-    """`predict(texts) -> [{"label", "confidence", "scores"}]` is the model, batched inside."""
+def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepare=None) -> FastAPI:
+    """`predict(texts) -> [{"label", "confidence", "scores"}]` is the model, batched inside;
+    `prepare(text)` is what the model will read of a text (the run's cleaning), checked
+    for emptiness before it joins a batch."""
     batcher = MicroBatcher(predict, settings.micro_batch, settings.max_wait_ms)
 
     @asynccontextmanager
@@ -122,6 +129,11 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings) -> Fas
     async def unexpected(_request: Request, error: Exception):
         return JSONResponse({"error": f"internal error: {type(error).__name__}"}, status_code=500)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException):
+        # the framework's own 400/404/405 in the API's {"error": ...} shape
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError):
         problems = []
@@ -136,6 +148,8 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings) -> Fas
     def check(text: str, where: str) -> str:
         if not text.strip():
             raise ApiError(422, f"{where}: text is empty")
+        if prepare is not None and not prepare(text):
+            raise ApiError(422, f"{where}: text is empty after the run's data.cleaning")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as error:  # a lone surrogate such as "\ud800": valid JSON
@@ -195,6 +209,7 @@ def app_for_run(
     from fintune.predict import Predictor
 
     settings = settings or ServeSettings(api_key=os.environ.get("FINTUNE_API_KEY") or None)
+    summary = run_summary(Path(run_dir))  # before loading: a broken folder fails fast
     predictor = Predictor.from_run(run_dir, precision=precision)
-    summary = {**run_summary(Path(run_dir)), "precision": predictor.precision}
-    return create_app(predictor, summary, settings)
+    summary["precision"] = predictor.precision
+    return create_app(predictor, summary, settings, prepare=predictor.prepare)

@@ -24,6 +24,7 @@ from fintune.evaluation.metrics import small_sample_note  # noqa: E402
 from fintune.evaluation.paired import paired_bootstrap, seed_mean_ci  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
+from fintune.report.plots import lone  # noqa: E402
 from fintune.study.spec import (  # noqa: E402
     SEED_AXIS,
     Cell,
@@ -313,7 +314,8 @@ def _plots(
             history = read_history(rows[name][0].run_dir / "history.jsonl")
             points = [(r["step"], r[key]) for r in history if key in r]
             if points:
-                ax.plot(*zip(*points, strict=True), color=colors(i % 10), label=name)
+                color, marker = colors(i % 10), lone(points)
+                ax.plot(*zip(*points, strict=True), color=color, label=name, marker=marker)
             if key == "loss":
                 evals = [(r["step"], r["eval_loss"]) for r in history if "eval_loss" in r]
                 if evals:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -55,12 +56,14 @@ class ResourceMonitor:
             self.gpu.append(torch.cuda.memory_allocated())
 
     def summary(self) -> dict[str, Any]:
+        """CPU % counts 100 per core (psutil's convention), out of the cores this process
+        may use (taskset, container limits), not all of the machine's."""
         mib = 2**20
         out: dict[str, Any] = {
             "wall_s": round(self.end - self.start, 3),
             "cpu_percent_avg": round(sum(self.cpu) / max(len(self.cpu), 1), 1),
             "cpu_percent_max": round(max(self.cpu, default=0.0), 1),
-            "cpu_cores": psutil.cpu_count(),
+            "cpu_cores": usable_cores(),
             "rss_mib_avg": round(sum(self.rss) / max(len(self.rss), 1) / mib, 1),
             "rss_mib_max": round(max(self.rss, default=0) / mib, 1),
             "samples": len(self.cpu),
@@ -71,3 +74,9 @@ class ResourceMonitor:
             out["gpu_mem_mib_avg"] = round(sum(self.gpu) / max(len(self.gpu), 1) / mib, 1)
             out["gpu_mem_mib_max"] = round(torch.cuda.max_memory_allocated() / mib, 1)
         return out
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return psutil.cpu_count() or 1

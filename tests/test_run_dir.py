@@ -1,0 +1,47 @@
+"""Run directories: never shared, names never ambiguous; the record of the machine."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fintune import run_dir
+from fintune.config import validate_config
+from fintune.training import resources
+
+
+class FrozenClock:
+    @staticmethod
+    def now():
+        from datetime import datetime
+
+        return datetime(2026, 11, 22, 10, 0, 0)
+
+
+def _config(tmp_path, name):
+    return validate_config(
+        {"name": name, "data": {"path": "d.csv"}, "output": {"dir": str(tmp_path)}}
+    )
+
+
+def test_runs_started_in_one_second_get_distinct_unambiguous_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_dir, "datetime", FrozenClock)
+    made = [run_dir.create_run_dir(_config(tmp_path, n)).name for n in ("exp", "exp", "exp-2")]
+    assert made == ["20261122-100000-exp", "20261122-100000-exp+2", "20261122-100000-exp-2"]
+
+
+def test_cores_are_the_ones_this_process_may_use(monkeypatch):
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert resources.usable_cores() == 1
+    with resources.ResourceMonitor(interval_s=0.05) as monitor:
+        pass
+    assert monitor.summary()["cpu_cores"] == 1
+    assert run_dir.hardware("cpu")["cpu_cores_usable"] == 1
+
+
+def test_the_working_directory_is_recorded(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_dir.hardware("cpu")["working_directory"] == str(tmp_path)
