@@ -319,3 +319,15 @@ def test_home_is_expanded_in_data_and_output_paths(tmp_path, monkeypatch):
     assert config.data.files["train"] == str(tmp_path / "a.csv")
     assert config.output.dir == str(tmp_path / "runs")
     assert validate_config({"data": {"path": "~/d.csv"}}).data.path == str(tmp_path / "d.csv")
+
+
+def test_yaml_merge_keys_still_work_and_may_be_overridden(tmp_path):
+    path = _yaml(
+        tmp_path,
+        "defaults: &d {epochs: 2, batch_size: 8}\n"
+        "data: {path: d.csv}\ntraining:\n  <<: *d\n  epochs: 4\n",
+    )
+    raw = read_yaml(path)
+    del raw["defaults"]
+    config = validate_config(raw)
+    assert config.training.epochs == 4 and config.training.batch_size == 8

@@ -120,3 +120,14 @@ def test_per_class_intervals_match_a_plain_resampling_loop():
             low, high = per_class[label]["ci95"][name]
             assert low <= per_class[label][name] <= high
             assert [low, high] == pytest.approx(slow[:, m, i], abs=0.02)
+
+
+def test_a_resample_without_the_class_does_not_pull_its_interval_to_zero():
+    """Class c is predicted once, correctly: precision 1 wherever it is defined."""
+    y = np.array([0] * 60 + [1] * 38 + [2] * 2)
+    p = y.copy()
+    p[-1] = 0
+    row = evaluate_predictions(y, p, ["a", "b", "c"])["per_class"]["c"]
+    assert row["precision"] == 1.0 and row["ci95"]["precision"] == [1.0, 1.0]
+    absent = evaluate_predictions(y[:98], p[:98], ["a", "b", "c"])["per_class"]["c"]
+    assert absent["ci95"]["precision"] == [None, None]  # never predicted, never true

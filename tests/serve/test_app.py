@@ -326,6 +326,7 @@ def test_the_frameworks_own_errors_have_the_apis_shape(client):
     ):
         assert response.status_code == status
         assert set(response.json()) == {"error"} and response.json()["error"]
+    assert client.get("/analyze").headers["allow"] == "POST"
     _assert_still_serving(client)
 
 
@@ -342,6 +343,13 @@ def test_a_text_the_runs_cleaning_empties_is_refused(tmp_path, tiny_bert):
         response = c.post("/analyze/batch", json={"texts": ["sales rose", "12.5%"]})
         assert response.status_code == 422 and "texts[1]" in response.json()["error"]
         assert c.post("/analyze", json={"text": "Sales ROSE 5%"}).status_code == 200
+        # the cheap checks come first: a lone surrogate is named before any cleaning runs
+        response = c.post(
+            "/analyze",
+            content=b'{"text": "12 \\ud800"}',
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422 and "not valid Unicode" in response.json()["error"]
     with pytest.raises(FintuneError, match="text 1 is empty after the run's data.cleaning"):
         Predictor.from_run(run_dir, device="cpu")(["sales rose", "12.5%"])
 

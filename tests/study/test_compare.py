@@ -193,3 +193,19 @@ def test_the_study_lock(tmp_path):
     with study_lock(tmp_path):
         assert lock.read_text() == str(os.getpid())
     assert not lock.exists()
+
+
+def test_a_renamed_cell_with_an_unchanged_config_keeps_its_result():
+    """Before YAML 1.2 reading, `seed: 01` named a cell seed=1; its result is kept."""
+    from types import SimpleNamespace
+
+    from fintune.study.compare import adopt_renamed_cells
+
+    def cell(cell_id, sha):
+        return SimpleNamespace(id=cell_id, made=lambda entry: entry.get("config_sha") == sha)
+
+    state = {"seed=1": {"config_sha": "a", "status": "done"}, "gone": {"config_sha": "z"}}
+    cells = [cell("seed=01", "a"), cell("seed=02", "b")]
+    adopted = adopt_renamed_cells(state, cells)
+    assert adopted["seed=01"] == {"config_sha": "a", "status": "done"}
+    assert "seed=1" not in adopted and "seed=02" not in adopted and "gone" in adopted

@@ -512,3 +512,26 @@ def test_the_trial_table_says_who_chose_each_trials_parameters(system_attrs, ori
     from fintune.study.sweep_report import _origin
 
     assert _origin(optuna.trial.create_trial(value=0.5, system_attrs=system_attrs)) == origin
+
+
+def test_a_study_that_stored_yes_no_as_booleans_is_told_to_write_true_false():
+    from types import SimpleNamespace
+
+    from optuna.distributions import CategoricalDistribution
+
+    from fintune.study.sweep import check_stored_space
+
+    field = "data.cleaning.lowercase"
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={field: True},
+            distributions={field: CategoricalDistribution((True, False))},
+            value=0.5,
+        )
+    )
+    old_file = SimpleNamespace(space={field: Param(type="categorical", choices=["yes", "no"])})
+    with pytest.raises(FintuneError, match="write true/false to continue it"):
+        check_stored_space(study, old_file, "sqlite:///x.db")
+    rewritten = SimpleNamespace(space={field: Param(type="categorical", choices=[True, False])})
+    check_stored_space(study, rewritten, "sqlite:///x.db")

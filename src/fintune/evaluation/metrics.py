@@ -8,6 +8,7 @@ Definitions match scikit-learn's (zero_division=0), which the tests check.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -111,10 +112,32 @@ def _resampled(y_true: np.ndarray, y_pred: np.ndarray, k: int, samples: int, see
 
 
 def _interval(replicates: np.ndarray, confidence: float) -> list:
-    """Percentile interval over the first axis: [low, high], or per class [[lows], [highs]]."""
+    """Percentile interval over the first axis: [low, high], or per class [[lows], [highs]].
+    NaN replicates (a rate undefined in that resample) are left out; None if all are."""
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(replicates, [tail, 100 - tail], axis=0)
-    return [low.tolist(), high.tolist()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a class undefined in every resample
+        low, high = np.nanpercentile(replicates, [tail, 100 - tail], axis=0)
+    return [_none_if_nan(low), _none_if_nan(high)]
+
+
+def _none_if_nan(values: np.ndarray):
+    if values.ndim == 0:
+        return None if np.isnan(values) else float(values)
+    return [None if np.isnan(v) else float(v) for v in values]
+
+
+def _defined_rates(matrices: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class precision, recall and F1 of each resample, NaN where undefined there (no
+    prediction of the class, no example of it, neither): a resample without the class says
+    nothing about it, so it must not pull the interval to 0."""
+    precision, recall, f1 = per_class_rates(matrices)
+    support, predicted = matrices.sum(axis=-1), matrices.sum(axis=-2)
+    return {
+        "precision": np.where(predicted > 0, precision, np.nan),
+        "recall": np.where(support > 0, recall, np.nan),
+        "f1-score": np.where((predicted > 0) | (support > 0), f1, np.nan),
+    }
 
 
 def evaluate_predictions(
@@ -146,8 +169,7 @@ def evaluate_predictions(
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=list(range(k)), zero_division=0
     )
-    rates = dict(zip(("precision", "recall", "f1-score"), per_class_rates(matrices), strict=True))
-    bounds = {name: _interval(values, 0.95) for name, values in rates.items()}
+    bounds = {name: _interval(values, 0.95) for name, values in _defined_rates(matrices).items()}
     result["per_class"] = {
         label: {
             "precision": float(precision[i]),

@@ -80,7 +80,7 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
     for label in metrics["labels"]:
         row = per_class[label]
         numbers = [
-            f"{row[k]:.4f} [{row['ci95'][k][0]:.3f}, {row['ci95'][k][1]:.3f}]"
+            f"{row[k]:.4f} {_bracket(row['ci95'][k])}"
             if "ci95" in row  # metrics.json files written before per-class intervals
             else f"{row[k]:.4f}"
             for k in ("precision", "recall", "f1-score")
@@ -136,6 +136,13 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         "",
     ]
     return "\n".join(out)
+
+
+def _bracket(interval: list) -> str:
+    """[low, high], or a dash where the rate is undefined in every resample."""
+    if None in interval:
+        return "[—]"
+    return f"[{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
 def _number(value: float | None) -> str:

@@ -132,7 +132,9 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException):
         # the framework's own 400/404/405 in the API's {"error": ...} shape
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+        return JSONResponse(
+            {"error": str(error.detail)}, status_code=error.status_code, headers=error.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError):
@@ -148,8 +150,6 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     def check(text: str, where: str) -> str:
         if not text.strip():
             raise ApiError(422, f"{where}: text is empty")
-        if prepare is not None and not prepare(text):
-            raise ApiError(422, f"{where}: text is empty after the run's data.cleaning")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as error:  # a lone surrogate such as "\ud800": valid JSON
@@ -160,6 +160,8 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
                 413,
                 f"{where}: text has {len(text)} characters; the limit is {settings.max_text_chars}",
             )
+        if prepare is not None and not prepare(text):  # last: it runs on valid, short texts
+            raise ApiError(422, f"{where}: text is empty after the run's data.cleaning")
         return text
 
     @app.post("/analyze", response_model=Prediction)

@@ -123,6 +123,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def adopt_renamed_cells(state: dict[str, Any], cells: list) -> dict[str, Any]:
+    """A cell whose name changed but whose config did not keeps its result: fintune before
+    YAML 1.2 named `seed: 01` and `lowercase: yes` cells `seed=1` and `lowercase=True`."""
+    ids = {cell.id for cell in cells}
+    orphans = {key: entry for key, entry in state.items() if key not in ids}
+    for cell in cells:
+        if cell.id in state:
+            continue
+        matches = [key for key, entry in orphans.items() if cell.made(entry)]
+        if len(matches) == 1:
+            state[cell.id] = state.pop(matches[0])
+            del orphans[matches[0]]
+    return state
+
+
 def run_study(
     path: str | Path, retry_failed: bool = False, report_only: bool = False
 ) -> tuple[Path, dict[str, Any]]:
@@ -135,7 +150,7 @@ def run_study(
     folder = study_dir(spec)
     folder.mkdir(parents=True, exist_ok=True)
     with study_lock(folder):
-        state = read_state(folder)
+        state = adopt_renamed_cells(read_state(folder), cells)
         if not report_only:
             todo = [c for c in cells if not is_done(state.get(c.id), c, folder)]
             if not retry_failed:

@@ -343,13 +343,21 @@ def check_stored_space(study, spec: SweepSpec, url: str) -> None:
         for field, stored in trial.distributions.items():
             if field in spec.space and field not in checked:
                 checked.add(field)
+                wanted = spec.space[field].distribution()
                 try:
-                    check_distribution_compatibility(stored, spec.space[field].distribution())
+                    check_distribution_compatibility(stored, wanted)
                 except ValueError as error:
+                    words = {"yes", "no", "on", "off", "y", "n"}
+                    choices = getattr(wanted, "choices", ())
+                    hint = (
+                        "; fintune now reads yes/no/on/off as text (YAML 1.2): write true/false "
+                        "to continue it"
+                        if any(str(c).lower() in words for c in choices)
+                        else "; give the sweep a new name for a new study"
+                    )
                     raise FintuneError(
                         f"space.{field}: the study stored in {url} sampled it as {stored}, "
-                        f"which this file's space cannot continue ({error}); give the sweep a "
-                        "new name for a new study"
+                        f"which this file's space cannot continue ({error}){hint}"
                     ) from None
 
 
