@@ -5,6 +5,7 @@ best-model selection on a validation metric.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,33 @@ def training_arguments(
     )
 
 
+def collator(tokenizer, model):
+    """Pads each batch to its own longest example. Decoders pad on the left, which would
+    shift every shorter text's positions (GPT-2's learned ones, and RoPE's absolute angle):
+    they get position ids counted from their first real token, as generation does. Prefix
+    and prompt tuning are left out: PEFT ignores position ids there."""
+    pad = DataCollatorWithPadding(tokenizer)
+    if not counts_positions_from_the_text(model, tokenizer):
+        return pad
+
+    def collate(features):
+        batch = pad(features)
+        batch["position_ids"] = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        return batch
+
+    return collate
+
+
+def counts_positions_from_the_text(model, tokenizer) -> bool:
+    if tokenizer.padding_side != "left":
+        return False
+    peft_config = getattr(model, "active_peft_config", None)
+    if peft_config is not None and peft_config.is_prompt_learning:
+        return False
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "position_ids" in inspect.signature(base.forward).parameters
+
+
 def build_trainer(
     model,
     tokenizer,
@@ -154,7 +182,7 @@ def build_trainer(
         args=args,
         train_dataset=train,
         eval_dataset=validation,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=collator(tokenizer, model),
         processing_class=tokenizer,
         compute_metrics=compute_metrics(num_labels),
         compute_loss_func=loss,
