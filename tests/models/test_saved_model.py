@@ -47,18 +47,20 @@ print(json.dumps([[labels[int(p.argmax())], float(p.max())] for p in probs]))
 """
 
 
+def _plain_predictions(folder, method: str, texts: list[str], one_by_one: bool = False) -> list:
+    """[label, confidence] per text from PLAIN_LOADER, in a process without fintune."""
+    command = [sys.executable, "-c", PLAIN_LOADER, str(folder), method, json.dumps(texts)]
+    out = subprocess.run(
+        command + (["1"] if one_by_one else []), capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_saved_model_loads_with_plain_libraries_and_predicts_the_same(make_config, method):
     run_dir = run(make_config(method={"name": method}, training={"epochs": 3}))
     recorded = pd.read_csv(run_dir / "predictions_test.csv").head(8)
-    texts = list(recorded["text"])
-    out = subprocess.run(
-        [sys.executable, "-c", PLAIN_LOADER, str(run_dir / "model"), method, json.dumps(texts)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    plain = json.loads(out.stdout.strip().splitlines()[-1])
+    plain = _plain_predictions(run_dir / "model", method, list(recorded["text"]))
     assert [label for label, _ in plain] == list(recorded["predicted"])
     assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-4)
 
@@ -141,14 +143,7 @@ def test_a_decoder_run_loads_with_plain_libraries_and_predicts_the_same(
     saved = json.loads((folder / "tokenizer_config.json").read_text())
     assert saved["padding_side"] == "left"  # a plain load pads as the run did
     recorded = pd.read_csv(run_dir / "predictions_test.csv").head(8)
-    texts = list(recorded["text"])
-    out = subprocess.run(
-        [sys.executable, "-c", PLAIN_LOADER, str(folder), method, json.dumps(texts), "1"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    plain = json.loads(out.stdout.strip().splitlines()[-1])
+    plain = _plain_predictions(folder, method, list(recorded["text"]), one_by_one=True)
     assert [label for label, _ in plain] == list(recorded["predicted"])
     assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-5)
 

@@ -61,16 +61,21 @@ def metrics_from_confusion(cm: np.ndarray, classes: np.ndarray | None = None) ->
     }
 
 
-def per_class_rates(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision, recall and F1 of each class (last axis), 0 where undefined."""
+def per_class_rates(
+    cm: np.ndarray, undefined: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 of each class (last axis). `undefined` where a rate is
+    (no prediction of the class, no example of it, neither): 0 as scikit-learn's
+    zero_division=0; NaN for bootstrap resamples, which say nothing about an absent class."""
     cm = np.asarray(cm, dtype=float)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     support, predicted = cm.sum(axis=-1), cm.sum(axis=-2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(support > 0, tp / support, 0.0)
+        precision = np.where(predicted > 0, tp / predicted, undefined)
+        recall = np.where(support > 0, tp / support, undefined)
         denom = precision + recall
         f1 = np.where(denom > 0, 2 * precision * recall / denom, 0.0)
+    f1 = np.where((predicted > 0) | (support > 0), f1, undefined)
     return precision, recall, f1
 
 
@@ -127,19 +132,6 @@ def _none_if_nan(values: np.ndarray):
     return [None if np.isnan(v) else float(v) for v in values]
 
 
-def _defined_rates(matrices: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-class precision, recall and F1 of each resample, NaN where undefined there (no
-    prediction of the class, no example of it, neither): a resample without the class says
-    nothing about it, so it must not pull the interval to 0."""
-    precision, recall, f1 = per_class_rates(matrices)
-    support, predicted = matrices.sum(axis=-1), matrices.sum(axis=-2)
-    return {
-        "precision": np.where(predicted > 0, precision, np.nan),
-        "recall": np.where(support > 0, recall, np.nan),
-        "f1-score": np.where((predicted > 0) | (support > 0), f1, np.nan),
-    }
-
-
 def evaluate_predictions(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -169,7 +161,8 @@ def evaluate_predictions(
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=list(range(k)), zero_division=0
     )
-    bounds = {name: _interval(values, 0.95) for name, values in _defined_rates(matrices).items()}
+    rates = zip(("precision", "recall", "f1-score"), per_class_rates(matrices, np.nan), strict=True)
+    bounds = {name: _interval(values, 0.95) for name, values in rates}
     result["per_class"] = {
         label: {
             "precision": float(precision[i]),

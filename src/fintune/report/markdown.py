@@ -52,23 +52,12 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         "Each metric with its bootstrap 95% confidence interval "
         f"({metrics[_first_split(metrics)]['bootstrap_samples']} resamples of the examples).",
         "",
-        "| split | n | " + " | ".join(METRICS) + " |",
-        "|---|---|" + "---|" * len(METRICS),
+        *_results_table(metrics, "ci95"),
     ]
-    for split in ("validation", "test"):
-        if split in metrics:
-            m = metrics[split]
-            cells = [f"{m[k]:.4f} [{m['ci95'][k][0]:.3f}, {m['ci95'][k][1]:.3f}]" for k in METRICS]
-            out.append(f"| {split} | {m['n']} | " + " | ".join(cells) + " |")
     level = metrics[_first_split(metrics)].get("confidence", 0.95)
     if level != 0.95:  # evaluation.confidence: the same table at the configured level
         out += ["", f"At the configured {100 * level:g}% level:", ""]
-        out += ["| split | n | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
-        for split in ("validation", "test"):
-            if split in metrics:
-                m = metrics[split]
-                cells = [f"{m[k]:.4f} [{m['ci'][k][0]:.3f}, {m['ci'][k][1]:.3f}]" for k in METRICS]
-                out.append(f"| {split} | {m['n']} | " + " | ".join(cells) + " |")
+        out += _results_table(metrics, "ci")
     sizes = {split: metrics[split]["n"] for split in ("validation", "test") if split in metrics}
     note = small_sample_note(sizes)
     if note:
@@ -136,6 +125,17 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         "",
     ]
     return "\n".join(out)
+
+
+def _results_table(metrics: dict, interval: str) -> list[str]:
+    """Validation and test rows, each metric with its `interval` ("ci95" or "ci")."""
+    rows = ["| split | n | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+    for split in ("validation", "test"):
+        if split in metrics:
+            m = metrics[split]
+            cells = [f"{m[k]:.4f} {_bracket(m[interval][k])}" for k in METRICS]
+            rows.append(f"| {split} | {m['n']} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def _bracket(interval: list) -> str:
