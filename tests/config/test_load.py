@@ -141,6 +141,15 @@ def test_defaults_are_filled_in(tmp_path):
     assert config.output.dir == "runs" and config.output.save_model
 
 
+def test_a_prefix_projection_size_without_the_projection_is_an_error(lora_yaml):
+    with pytest.raises(FintuneError, match="method: encoder_hidden_size is read only with"):
+        load_config(lora_yaml, ["method={name: prefix, encoder_hidden_size: 64}"])
+    config = load_config(
+        lora_yaml, ["method={name: prefix, encoder_hidden_size: 64, prefix_projection: true}"]
+    )
+    assert config.method.encoder_hidden_size == 64
+
+
 def test_method_shorthand_gets_method_defaults(lora_yaml):
     method = load_config(lora_yaml).method
     assert isinstance(method, LoraMethod)
@@ -288,6 +297,17 @@ def test_a_decimal_number_in_a_text_field_asks_for_quotes(lora_yaml):
         r"number \(1.1\); quote it .* \[from --set\]",
     ):
         load_config(lora_yaml, ["tracking.tags.v=1.10"])
+
+
+def test_true_or_false_for_a_number_is_refused_not_read_as_1_or_0(lora_yaml):
+    lora_yaml.write_text(lora_yaml.read_text() + "seed: true\n")
+    with pytest.raises(FintuneError) as error:
+        load_config(lora_yaml, ["training.learning_rate=false"])
+    assert "seed: expected a number, got true\n" in str(error.value)
+    assert "training.learning_rate: expected a number, got false [from --set]" in str(error.value)
+    # a switch still takes them, and a number still takes a number
+    config = load_config(lora_yaml, ["seed=1", "output.save_model=false"])
+    assert config.seed == 1 and config.output.save_model is False
 
 
 @pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])

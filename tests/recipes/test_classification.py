@@ -84,6 +84,8 @@ def test_metrics_json_contract(make_config):
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert any("loss" in r and "learning_rate" in r and "grad_norm" in r for r in history)
     assert any("eval_f1_macro" in r for r in history)
+    best = max(r["eval_f1_macro"] for r in history if "eval_f1_macro" in r)
+    assert metrics["train"]["best_checkpoint_metric"] == pytest.approx(best)
     environment = json.loads((run_dir / "environment.json").read_text())
     assert environment["seed"] == 7 and environment["packages"]["torch"]
     data = json.loads((run_dir / "data.json").read_text())
@@ -105,9 +107,11 @@ def test_report_shows_the_configured_level_fractional_epochs_and_no_model(make_c
         training={"max_steps": 2, "batch_size": 12},
     )
     config.output.save_model = False
+    config.training.load_best_model = False
     run_dir = run(config)
     report = (run_dir / "report.md").read_text()
     test = _metrics(run_dir)["test"]
+    assert _metrics(run_dir)["train"]["best_checkpoint_metric"] is None  # the last model
     assert "At the configured 90% level:" in report
     low, high = test["ci"]["accuracy"]
     assert f"| test | 24 | {test['accuracy']:.4f} [{low:.3f}, {high:.3f}]" in report

@@ -173,6 +173,8 @@ def _describe(error: dict[str, Any]) -> str:
             f"{field}: expected text, but YAML read a number ({error['input']!r}); quote it "
             "to keep it as written ('1.10')"
         )
+    if kind in ("int_parsing", "float_parsing") and error.get("input") in ("true", "false"):
+        return f"{field}: expected a number, got {error['input']}"
     message = error["msg"].removeprefix("Value error, ")
     if "input" in error and kind not in ("value_error", "model_type"):
         return f"{field}: {message} (got {error['input']!r})"

@@ -56,7 +56,9 @@ class Section(BaseModel):
             if field is None:
                 continue
             kinds = _text_kinds(field.annotation)
-            if "str" in kinds and _is_int(value):
+            if isinstance(value, bool) and _numeric_not_bool(field.annotation):
+                out[key] = str(value).lower()  # fails as a number, where pydantic read 1
+            elif "str" in kinds and _is_int(value):
                 out[key] = str(value)
             elif "list" in kinds and isinstance(value, list):
                 out[key] = [str(v) if _is_int(v) else v for v in value]
@@ -67,6 +69,13 @@ class Section(BaseModel):
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _numeric_not_bool(annotation: Any) -> bool:
+    """A number field that does not also take true/false: pydantic would read `true` as 1."""
+    args = set(typing.get_args(annotation)) if isinstance(annotation, types.UnionType) else set()
+    members = args - {type(None)} or {annotation}
+    return bool(members & {int, float}) and bool not in members
 
 
 def _text_kinds(annotation: Any) -> set[str]:
@@ -246,6 +255,12 @@ class PrefixMethod(Section):
     prefix_projection: bool = False
     encoder_hidden_size: int | None = Field(None, gt=0)
     """Hidden size of the reparametrisation MLP when prefix_projection is on."""
+
+    @model_validator(mode="after")
+    def _projection_size_needs_projection(self) -> PrefixMethod:
+        if self.encoder_hidden_size is not None and not self.prefix_projection:
+            raise ValueError("encoder_hidden_size is read only with prefix_projection: true")
+        return self
 
 
 class PromptMethod(Section):

@@ -134,7 +134,10 @@ def run(config: ExperimentConfig, callbacks: list | None = None) -> Path:
                 "final_train_loss": train_output.training_loss,
                 "trainable_params": int(trainable),
                 "total_params": int(total),
-                "best_checkpoint_metric": trainer.state.best_metric,
+                # the model evaluated is the last one unless the best checkpoint was kept
+                "best_checkpoint_metric": (
+                    trainer.state.best_metric if config.training.load_best_model else None
+                ),
                 "examples": len(data.splits["train"]),
             },
             "resources": monitor.summary(),
