@@ -51,6 +51,22 @@ def test_each_method_trains_a_decoder_without_pad_token(make_config, tiny_llama,
     assert metrics["test"]["n"] == 24 and metrics["validation"]["n"] == 10
 
 
+@pytest.mark.parametrize("method", ["full", "prefix"])
+def test_a_decoders_validation_in_training_matches_its_final_evaluation(
+    make_config, tiny_gpt2, method
+):
+    """The Trainer's per-epoch validation (padded batches) and the final evaluation (batches
+    of equal length) see the same positions, so checkpoint choice and pruning read the
+    numbers metrics.json reports."""
+    config = make_config(
+        model={"name": str(tiny_gpt2)}, method={"name": method}, training={"epochs": 1}
+    )
+    run_dir = run(config)
+    history = (run_dir / "history.jsonl").read_text().splitlines()
+    during = [json.loads(line) for line in history if "eval_loss" in line][-1]
+    assert during["eval_loss"] == pytest.approx(_metrics(run_dir)["validation"]["loss"], abs=1e-5)
+
+
 def test_metrics_json_contract(make_config):
     run_dir = run(make_config())
     metrics = _metrics(run_dir)

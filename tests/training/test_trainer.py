@@ -34,6 +34,15 @@ def test_a_left_padded_text_keeps_its_positions(make_config, request, backbone, 
     assert torch.allclose(alone, padded, atol=1e-5)
 
 
+@pytest.mark.parametrize("backbone", ["tiny_gpt2", "tiny_llama"])
+def test_prefix_tuning_pads_decoders_on_the_right(make_config, request, backbone):
+    model = request.getfixturevalue(backbone)
+    config = make_config(model={"name": str(model)}, method={"name": "prefix"})
+    alone, padded, batch = _logits_alone_and_padded(config)
+    assert batch["attention_mask"][0].tolist()[-1] == 0  # the short text, padded at its end
+    assert torch.allclose(alone, padded, atol=1e-5)
+
+
 def test_prompt_tuning_gets_no_position_ids(make_config, tiny_gpt2):
     """PEFT drops them for prompt learning (with a warning); the collator does not send them."""
     config = make_config(model={"name": str(tiny_gpt2)}, method={"name": "prompt"})

@@ -136,8 +136,14 @@ def training_arguments(
 def collator(tokenizer, model):
     """Pads each batch to its own longest example. Decoders pad on the left, which would
     shift every shorter text's positions (GPT-2's learned ones, and RoPE's absolute angle):
-    they get position ids counted from their first real token, as generation does. Prefix
-    and prompt tuning are left out: PEFT ignores position ids there."""
+    they get position ids counted from their first real token, as generation does. PEFT
+    ignores position ids for prefix and prompt tuning: prefix tuning pads decoders on the
+    right instead (the head reads the last token that is not padding); prompt tuning hands
+    the model embeddings, where that last token cannot be found, so it stays on the left."""
+    if tokenizer.padding_side == "left" and _peft_type(model) == "PREFIX_TUNING":
+        return lambda features: tokenizer.pad(
+            features, padding=True, return_tensors="pt", padding_side="right"
+        )
     pad = DataCollatorWithPadding(tokenizer)
     if not counts_positions_from_the_text(model, tokenizer):
         return pad
@@ -148,6 +154,11 @@ def collator(tokenizer, model):
         return batch
 
     return collate
+
+
+def _peft_type(model) -> str | None:
+    peft_config = getattr(model, "active_peft_config", None)
+    return None if peft_config is None else str(peft_config.peft_type.value)
 
 
 def counts_positions_from_the_text(model, tokenizer) -> bool:
