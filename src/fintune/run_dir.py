@@ -5,6 +5,7 @@ never reuses (or overwrites) an earlier one, and a record of how the run came to
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -68,7 +69,22 @@ def create_run_dir(config: ExperimentConfig) -> Path:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    path.write_text(to_json(data, indent=2) + "\n", encoding="utf-8")
+
+
+def to_json(data: Any, **kwargs) -> str:
+    """Plain JSON: NaN and infinity, which JSON has no words for, are written as null."""
+    return json.dumps(finite(data), allow_nan=False, default=str, **kwargs)
+
+
+def finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(value) for value in data]
+    return data
 
 
 def write_config(path: Path, config: ExperimentConfig) -> None:

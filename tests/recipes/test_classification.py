@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from transformers import TrainerCallback
 
 from fintune.config.schema import METRICS
 from fintune.errors import FintuneError
@@ -65,6 +67,38 @@ def test_a_decoders_validation_in_training_matches_its_final_evaluation(
     history = (run_dir / "history.jsonl").read_text().splitlines()
     during = [json.loads(line) for line in history if "eval_loss" in line][-1]
     assert during["eval_loss"] == pytest.approx(_metrics(run_dir)["validation"]["loss"], abs=1e-5)
+
+
+def _strict_json(text: str):
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_diverged_run_stops_with_an_error_not_a_report(make_config):
+    config = make_config(training={"learning_rate": 1e6, "epochs": 2})
+    with pytest.raises(FintuneError, match=r"training diverged: the \w+ loss is nan at step"):
+        run(config)
+    (run_dir,) = Path(config.output.dir).iterdir()
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "checkpoints").exists()
+    history = [_strict_json(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert history[-1].get("loss", history[-1].get("eval_loss")) is None  # NaN written as null
+
+
+class _FailAfterSaving(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        raise RuntimeError("stopped after a checkpoint")
+
+
+def test_a_failed_run_leaves_no_checkpoints_and_the_thread_count_as_it_was(make_config):
+    before = torch.get_num_threads()
+    config = make_config(training={"num_threads": 1 if before > 1 else 2})
+    with pytest.raises(RuntimeError, match="stopped after a checkpoint"):
+        run(config, callbacks=[_FailAfterSaving()])
+    (run_dir,) = Path(config.output.dir).iterdir()
+    assert (run_dir / "history.jsonl").is_file() and not (run_dir / "checkpoints").exists()
+    assert torch.get_num_threads() == before
 
 
 def test_metrics_json_contract(make_config):

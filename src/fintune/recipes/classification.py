@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from transformers import set_seed
 
 from fintune.config.schema import ExperimentConfig
 from fintune.data import PreparedData, prepare_data
+from fintune.errors import FintuneError
 from fintune.evaluation.inference import predict_logits
 from fintune.evaluation.metrics import evaluate_predictions, small_sample_note
 from fintune.models import load_classifier, pick_device, save_classifier
@@ -53,8 +55,26 @@ def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
 def run(config: ExperimentConfig, callbacks: list | None = None) -> Path:
     """`callbacks` go to the Trainer (a sweep's pruning)."""
     data, device = setup(config)
-    if config.training.num_threads:
-        torch.set_num_threads(config.training.num_threads)
+    with torch_threads(config.training.num_threads):
+        run_dir = fit_and_report(config, data, device, callbacks)
+    if config.tracking.mlflow:
+        track(run_dir, config)
+    return run_dir
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """torch's thread count is per process: a study's next cell must not inherit it."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, callbacks) -> Path:
     set_seed(config.seed)
 
     console.print(f"Loading model {config.model.name} with method {config.method.name}")
@@ -104,6 +124,12 @@ def run(config: ExperimentConfig, callbacks: list | None = None) -> Path:
                 device,
                 desc=f"Evaluating {role}",
             )
+            if not np.isfinite(logits).all():
+                bad = int((~np.isfinite(logits)).any(-1).sum())
+                raise FintuneError(
+                    f"training diverged: the model's outputs are NaN or infinite for {bad} of "
+                    f"{len(logits)} {role} examples; lower training.learning_rate"
+                )
             truth = data.splits[role]["label"].to_numpy()
             results[role] = evaluate_predictions(
                 truth,
@@ -155,6 +181,7 @@ def run(config: ExperimentConfig, callbacks: list | None = None) -> Path:
         if note:
             console.print(f"[yellow]warning:[/] {note.replace('**', '')}", highlight=False)
     except Exception as error:
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model copies, unused
         # A failed or pruned run is logged too (config, history so far, the error), so MLflow
         # holds every run, cell and trial; the error still reaches the caller.
         if config.tracking.mlflow:
@@ -166,8 +193,6 @@ def run(config: ExperimentConfig, callbacks: list | None = None) -> Path:
                 reason = f"{type(error).__name__}: {error}"[:500]
                 track(run_dir, config, "FAILED", {"fintune.error": reason})
         raise
-    if config.tracking.mlflow:
-        track(run_dir, config)
     return run_dir
 
 

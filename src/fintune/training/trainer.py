@@ -6,7 +6,7 @@ best-model selection on a validation metric.
 from __future__ import annotations
 
 import inspect
-import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ from transformers import (
 )
 
 from fintune.config.schema import TrainingConfig
+from fintune.errors import FintuneError
 from fintune.evaluation.metrics import confusion, metrics_from_confusion
+from fintune.run_dir import to_json
 
 
 class JsonlHistory(TrainerCallback):
@@ -35,7 +37,22 @@ class JsonlHistory(TrainerCallback):
         if logs:
             record = {"step": state.global_step, "epoch": state.epoch, **logs}
             with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(to_json(record) + "\n")
+
+
+class DivergenceGuard(TrainerCallback):
+    """Stops a run whose training or validation loss is no longer a number (NaN or
+    infinity): everything after it would be a model predicting one class."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key, what in (("loss", "training"), ("eval_loss", "validation")):
+            value = (logs or {}).get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise FintuneError(
+                    f"training diverged: the {what} loss is {value} at step "
+                    f"{state.global_step} (learning rate {logs.get('learning_rate', 'n/a')}); "
+                    "lower training.learning_rate, or use precision fp32 or bf16"
+                )
 
 
 def tokenize(frame, tokenizer, max_length: int) -> Dataset:
@@ -121,6 +138,7 @@ def training_arguments(
         logging_strategy="steps",
         logging_steps=config.logging_steps,
         logging_first_step=True,
+        logging_nan_inf_filter=False,  # a diverged loss is logged as it is, not hidden
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         seed=seed,
         data_seed=seed,
@@ -182,7 +200,11 @@ def build_trainer(
     history_path: Path,
     extra_callbacks: list[TrainerCallback] | None = None,
 ) -> Trainer:
-    callbacks: list[TrainerCallback] = [JsonlHistory(history_path), *(extra_callbacks or [])]
+    callbacks: list[TrainerCallback] = [
+        JsonlHistory(history_path),
+        DivergenceGuard(),
+        *(extra_callbacks or []),
+    ]
     if config.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     loss = None
