@@ -4,6 +4,7 @@ server that cannot be reached failing before training."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,12 +14,16 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
+from fintune import tracking
 from fintune.errors import FintuneError
 from fintune.recipes import classification
+from fintune.tracking import check_tracking
 
 
 def test_a_run_is_logged_with_params_step_metrics_final_metrics_and_artifacts(make_config):
-    config = make_config(tracking={"mlflow": True, "tags": {"team": "research"}})
+    config = make_config(
+        tracking={"mlflow": True, "tags": {"team": "research"}}, evaluation={"confidence": 0.9}
+    )
     run_dir = classification.run(config)
     store = run_dir.parent / "mlflow.db"
     assert store.is_file()  # embedded, inside output.dir
@@ -26,7 +31,7 @@ def test_a_run_is_logged_with_params_step_metrics_final_metrics_and_artifacts(ma
     experiment = client.get_experiment_by_name("tiny")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == run_dir.name
-    assert run.data.tags["team"] == "research"
+    assert run.data.tags["team"] == "research" and "tracking.tags.team" not in run.data.params
     assert run.data.params["training.learning_rate"] == "0.001"
     assert run.data.params["method.name"] == "full"
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -38,6 +43,11 @@ def test_a_run_is_logged_with_params_step_metrics_final_metrics_and_artifacts(ma
     losses = client.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in losses] == [r["step"] for r in history if "loss" in r]
     assert len(losses) > 1
+    # when things happened: the run's span covers its training, each point has its time
+    assert run.info.start_time <= losses[0].timestamp <= losses[-1].timestamp <= run.info.end_time
+    assert [m.timestamp for m in losses] == [int(r["time"] * 1000) for r in history if "loss" in r]
+    assert run.info.end_time - run.info.start_time >= 1000 * metrics["train"]["runtime_s"]
+    assert run.data.metrics["test_accuracy_ci90_low"] == metrics["test"]["ci"]["accuracy"][0]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"report.md", "loss.png", "confusion.png", "metrics.json", "config.yaml"} <= artifacts
 
@@ -59,6 +69,46 @@ def test_an_unreachable_tracking_server_fails_before_training(make_config, monke
     with pytest.raises(FintuneError, match=r"tracking.uri: cannot reach the MLflow server"):
         classification.run(config)
     assert not Path(config.output.dir).exists()
+
+
+def test_an_unreachable_server_check_leaves_mlflows_request_settings_alone(
+    make_config, monkeypatch
+):
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    with pytest.raises(FintuneError):
+        check_tracking(make_config(tracking={"mlflow": True, "uri": "http://127.0.0.1:9/"}))
+    assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ  # the real logging is patient
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+
+
+def test_a_deleted_experiment_fails_before_training(make_config, monkeypatch):
+    config = make_config(tracking={"mlflow": True, "experiment": "desk"})
+    store = Path(config.output.dir) / "mlflow.db"
+    store.parent.mkdir(parents=True)
+    client = MlflowClient(f"sqlite:///{store}")
+    client.delete_experiment(client.create_experiment("desk"))
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(FintuneError, match="tracking.experiment: the MLflow experiment 'desk' was"):
+        classification.run(config)
+
+
+def test_a_tag_name_mlflow_refuses_is_a_config_error(make_config):
+    with pytest.raises(FintuneError, match="tracking.tags: tag name .owner@team.: MLflow takes"):
+        make_config(tracking={"mlflow": True, "tags": {"owner@team": "x"}})
+
+
+def test_a_logging_failure_ends_the_mlflow_run_as_failed(make_config, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("artifact store is full")
+
+    monkeypatch.setattr(tracking, "_log_files", broken)
+    config = make_config(tracking={"mlflow": True})
+    run_dir = classification.run(config)  # the finished run is kept; logging only warns
+    assert (run_dir / "metrics.json").is_file()
+    client = MlflowClient(f"sqlite:///{run_dir.parent / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert run.info.status == "FAILED"
 
 
 @pytest.mark.parametrize(

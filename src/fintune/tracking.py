@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,8 @@ ARTIFACTS = (
     "predictions_validation.csv",
     "predictions_test.csv",
 )
-SKIP_HISTORY_KEYS = {"step", "epoch", "total_flos"}
+SKIP_HISTORY_KEYS = {"step", "epoch", "time", "total_flos"}
+QUICK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 
 def tracking_uri(config: ExperimentConfig) -> str:
@@ -50,24 +53,58 @@ def store_in(config: ExperimentConfig, folder: Path) -> None:
 
 
 def check_tracking(config: ExperimentConfig) -> None:
-    """Fail before training when a remote tracking server cannot be reached."""
+    """Fail before training when a remote tracking server cannot be reached, or when the
+    run's experiment was deleted (MLflow would refuse the run after training)."""
     if not config.tracking.mlflow:
         return
     uri = tracking_uri(config)
-    if not uri.startswith(("http://", "https://")):
-        return
     from mlflow import MlflowClient
 
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    if uri.startswith("sqlite:///"):
+        if Path(uri.removeprefix("sqlite:///")).is_file():  # a new store has no experiments
+            with FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=300):
+                _refuse_deleted(MlflowClient(uri).get_experiment_by_name(experiment_name(config)))
+        return
+    if not uri.startswith(("http://", "https://")):
+        return
+
     try:
-        MlflowClient(uri).search_experiments(max_results=1)
+        with _quick_requests():  # the logging after training keeps MLflow's patient defaults
+            experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(config))
     except Exception as error:  # noqa: BLE001 - any failure means unusable
         first = str(error).splitlines()[0][:200]
         raise FintuneError(
             f"tracking.uri: cannot reach the MLflow server at {uri} ({first}). Start it, "
             "fix the URI, or set tracking.mlflow: false"
         ) from None
+    _refuse_deleted(experiment)
+
+
+@contextmanager
+def _quick_requests():
+    saved = {key: os.environ.get(key) for key in QUICK_REQUESTS}
+    os.environ.update(QUICK_REQUESTS)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _refuse_deleted(experiment) -> None:
+    if experiment is not None and experiment.lifecycle_stage == "deleted":
+        raise FintuneError(
+            f"tracking.experiment: the MLflow experiment {experiment.name!r} was deleted; "
+            f"restore it (mlflow experiments restore --experiment-id "
+            f"{experiment.experiment_id}) or name another experiment"
+        )
+
+
+def experiment_name(config: ExperimentConfig) -> str:
+    return config.tracking.experiment or config.name
 
 
 def _client(config: ExperimentConfig):
@@ -86,8 +123,9 @@ def _open_experiment(config: ExperimentConfig, uri: str):
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     client = MlflowClient(uri)
-    name = config.tracking.experiment or config.name
+    name = experiment_name(config)
     experiment = client.get_experiment_by_name(name)
+    _refuse_deleted(experiment)
     if experiment is not None:
         return client, experiment.experiment_id
     artifacts = None
@@ -117,9 +155,14 @@ def final_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         for key, value in metrics.get(split, {}).items():
             if isinstance(value, int | float):
                 out[f"{split}_{key}"] = float(value)
-        for key, (low, high) in metrics.get(split, {}).get("ci95", {}).items():
-            out[f"{split}_{key}_ci95_low"] = low
-            out[f"{split}_{key}_ci95_high"] = high
+        block = metrics.get(split, {})
+        intervals = [("ci95", block.get("ci95", {}))]
+        if "ci" in block:  # evaluation.confidence other than 95%
+            intervals.append((f"ci{100 * block['confidence']:g}", block["ci"]))
+        for name, bounds in intervals:
+            for key, (low, high) in bounds.items():
+                out[f"{split}_{key}_{name}_low"] = low
+                out[f"{split}_{key}_{name}_high"] = high
     for section in ("train", "resources"):
         for key, value in metrics.get(section, {}).items():
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -131,17 +174,31 @@ def log_run(
     run_dir: Path, config: ExperimentConfig, status: str = "FINISHED", extra_tags=None
 ) -> str:
     """Log one run directory; returns the MLflow run id."""
-    from mlflow.entities import Metric, Param
-
     client, experiment_id = _client(config)
     tags = {"fintune.run_dir": str(run_dir.resolve()), **config.tracking.tags}
     tags.update(extra_tags or {})
-    run = client.create_run(experiment_id, run_name=run_dir.name, tags=tags)
+    # the run began when its folder was made; logging happens once it has ended
+    started = int((run_dir / "config.yaml").stat().st_mtime * 1000)
+    ended = int(time.time() * 1000)
+    run = client.create_run(experiment_id, start_time=started, run_name=run_dir.name, tags=tags)
     run_id = run.info.run_id
+    try:
+        _log_files(client, run_id, run_dir, config, started)
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED", end_time=ended)  # not left RUNNING
+        raise
+    client.set_tag(run_id, "fintune.status", status)
+    client.set_terminated(run_id, status=status, end_time=ended)
+    return run_id
+
+
+def _log_files(client, run_id: str, run_dir: Path, config: ExperimentConfig, started: int):
+    from mlflow.entities import Metric, Param
+
     params = [
         Param(key, str(value)[:6000])
         for key, value in flatten(config.model_dump(mode="json")).items()
-        if key != "tracking.tags"
+        if not key.startswith("tracking.tags")  # they are the run's tags
     ]
     for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
         client.log_batch(run_id, params=params[start : start + 100])
@@ -151,21 +208,20 @@ def log_run(
     if history.is_file():
         for line in history.read_text().splitlines():
             record = json.loads(line)
+            at = int(record["time"] * 1000) if "time" in record else started
             for key, value in record.items():
                 if key not in SKIP_HISTORY_KEYS and isinstance(value, int | float):
-                    points.append(Metric(key, float(value), 0, int(record["step"])))
+                    points.append(Metric(key, float(value), at, int(record["step"])))
     metrics_file = run_dir / "metrics.json"
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text())
-        points += [Metric(k, v, 0, 0) for k, v in final_metrics(metrics).items()]
+        at = int(metrics_file.stat().st_mtime * 1000)
+        points += [Metric(k, v, at, 0) for k, v in final_metrics(metrics).items() if v is not None]
     for start in range(0, len(points), 1000):
         client.log_batch(run_id, metrics=points[start : start + 1000])
     for name in ARTIFACTS:
         if (run_dir / name).is_file():
             client.log_artifact(run_id, str(run_dir / name))
-    client.set_tag(run_id, "fintune.status", status)
-    client.set_terminated(run_id, status=status)
-    return run_id
 
 
 def log_summary(config: ExperimentConfig, name: str, files: list[Path], tags: dict) -> str:

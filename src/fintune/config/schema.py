@@ -9,6 +9,7 @@ are shared, and task-specific fields stay optional.
 from __future__ import annotations
 
 import os
+import re
 import types
 import typing
 from typing import Annotated, Any, Literal
@@ -384,6 +385,16 @@ class TrackingConfig(Section):
     experiment: str | None = None
     """MLflow experiment name; default: the config's name."""
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_names(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key in tags:  # MLflow's rule for tag names, checked before training
+            if not re.fullmatch(r"[\w\-. /]{1,250}", key):
+                raise ValueError(
+                    f"tag name {key!r}: MLflow takes letters, digits, _ - . / and spaces"
+                )
+        return tags
 
 
 class ExperimentConfig(Section):

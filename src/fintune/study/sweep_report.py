@@ -28,7 +28,7 @@ def per_epoch(history: list[dict]) -> list[dict[str, Any]]:
     validation loss, accuracy and macro F1."""
     rows, losses = [], []
     for record in history:
-        if "loss" in record:
+        if record.get("loss") is not None:  # null: a diverged step
             losses.append(record["loss"])
         if "eval_loss" in record:
             rows.append(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ class JsonlHistory(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs:
-            record = {"step": state.global_step, "epoch": state.epoch, **logs}
+            record = {"step": state.global_step, "epoch": state.epoch, "time": time.time(), **logs}
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(to_json(record) + "\n")
 
