@@ -174,6 +174,22 @@ def case_missing_split_file(tmp):
     return [str(_base(tmp, data=data))], ["data.files.test", "file not found", "test_missing.csv"]
 
 
+def case_missing_file_with_brackets_in_its_path(tmp):
+    """Square brackets in a path are text, not console markup that would drop them."""
+    (tmp / "data[v2]").mkdir()
+    cfg = _base(tmp, data=f"  path: '{tmp / 'data[v2]' / 'missing.csv'}'\n")
+    return [str(cfg)], ["data.path", "data[v2]/missing.csv"]
+
+
+def case_config_not_found_with_markup_in_its_path(tmp):
+    return [str(tmp / "[/]" / "exp.yaml")], ["config file not found", "[/]/exp.yaml"]
+
+
+def case_true_for_a_number(tmp):
+    cfg = _base(tmp, extra="seed: true\n")
+    return [str(cfg)], ["seed: expected a number, got true"]
+
+
 def case_unknown_suffix(tmp):
     path = tmp / "data.xlsx"
     path.write_text("text,label\n", encoding="utf-8")

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fintune.errors import FintuneError
 
@@ -42,7 +43,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except FintuneError as error:
-            err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -63,7 +64,8 @@ def validate(config: Path, set_: SetOption = None) -> None:
     data, device = RECIPES[cfg.task].setup(cfg)
     counts = {role: len(frame) for role, frame in data.splits.items()}
     out.print(
-        f"[green]ok[/]: {config} — task {cfg.task}, model {cfg.model.name}, method "
+        f"[green]ok[/]: {escape(str(config))} — task {cfg.task}, model {escape(cfg.model.name)}, "
+        f"method "
         f"{cfg.method.name}, {len(data.labels)} labels, splits {counts}, device {device}"
     )
 
@@ -78,7 +80,7 @@ def run(config: Path, set_: SetOption = None) -> None:
 
     cfg = load_config(config, set_)
     run_dir = RECIPES[cfg.task].run(cfg)
-    out.print(f"Finished. Report: {run_dir / 'report.md'}")
+    out.print(f"Finished. Report: {run_dir / 'report.md'}", markup=False)
 
 
 @app.command()
@@ -133,7 +135,7 @@ def serve(
         api_key=os.environ.get("FINTUNE_API_KEY") or None,
     )
     application = app_for_run(run_dir, settings, precision=precision)
-    err.print(f"Serving {run_dir} on http://{host}:{port}  (API docs: /docs)")
+    err.print(f"Serving {run_dir} on http://{host}:{port}  (API docs: /docs)", markup=False)
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
@@ -153,10 +155,10 @@ def compare(
 
     folder, state = run_study(study, retry_failed=retry_failed, report_only=report_only)
     failed = [cell for cell, entry in state.items() if entry.get("status") == "failed"]
-    out.print(f"Study report: {folder / 'report.md'} and {folder / 'report.html'}")
+    out.print(f"Study report: {folder / 'report.md'} and {folder / 'report.html'}", markup=False)
     if failed:
         err.print(
-            f"[red]{len(failed)} cell(s) failed:[/] {', '.join(failed)}. "
+            f"[red]{len(failed)} cell(s) failed:[/] {escape(', '.join(failed))}. "
             "Rerun with --retry-failed to try them again."
         )
         raise typer.Exit(1)
@@ -189,7 +191,7 @@ def sweep(
         timeout_minutes=timeout_minutes,
         report_only=report_only,
     )
-    out.print(f"Sweep {'worker finished' if worker else 'report'}: {result}")
+    out.print(f"Sweep {'worker finished' if worker else 'report'}: {result}", markup=False)
 
 
 @app.command()
@@ -198,7 +200,7 @@ def models() -> None:
     from fintune.models.registry import PACKAGED
 
     for name in PACKAGED:
-        out.print(name)
+        out.print(name, markup=False)
 
 
 if __name__ == "__main__":  # python -m fintune.cli

@@ -58,14 +58,16 @@ def check_tracking(config: ExperimentConfig) -> None:
     if not config.tracking.mlflow:
         return
     uri = tracking_uri(config)
+    store = Path(uri.removeprefix("sqlite:///"))
+    if uri.startswith("sqlite:///") and not store.is_file():
+        return  # a new store: nothing was deleted, nothing to reach
+    if not uri.startswith(("sqlite:///", "http://", "https://")):
+        return
     from mlflow import MlflowClient
 
     if uri.startswith("sqlite:///"):
-        if Path(uri.removeprefix("sqlite:///")).is_file():  # a new store has no experiments
-            with FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=300):
-                _refuse_deleted(MlflowClient(uri).get_experiment_by_name(experiment_name(config)))
-        return
-    if not uri.startswith(("http://", "https://")):
+        with FileLock(f"{store}.lock", timeout=300):
+            _refuse_deleted(MlflowClient(uri).get_experiment_by_name(experiment_name(config)))
         return
 
     try:

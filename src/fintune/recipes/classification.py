@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
+from rich.markup import escape
 from transformers import set_seed
 
 from fintune.config.schema import ExperimentConfig
@@ -77,14 +78,16 @@ def torch_threads(threads: int | None):
 def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, callbacks) -> Path:
     set_seed(config.seed)
 
-    console.print(f"Loading model {config.model.name} with method {config.method.name}")
+    console.print(
+        f"Loading model {config.model.name} with method {config.method.name}", markup=False
+    )
     model, tokenizer, info = load_classifier(config, data.labels, device)
     trainable, total = count_parameters(model)
     console.print(f"Trainable parameters: {trainable:,} of {total:,}")
 
     run_dir = create_run_dir(config)
     try:
-        console.print(f"Run directory: [bold]{run_dir}[/]")
+        console.print(f"Run directory: [bold]{escape(str(run_dir))}[/]")
         write_config(run_dir / "config.yaml", config)
         write_json(run_dir / "data.json", {"fingerprint": data.fingerprint, "report": data.report})
         write_json(
@@ -176,10 +179,10 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
         }
         write_json(run_dir / "metrics.json", metrics)
         report = write_report(run_dir, config, metrics, data)
-        console.print(f"Report: [bold]{report}[/]")
+        console.print(f"Report: [bold]{escape(str(report))}[/]")
         note = small_sample_note({role: results[role]["n"] for role in results})
         if note:
-            console.print(f"[yellow]warning:[/] {note.replace('**', '')}", highlight=False)
+            console.print(f"[yellow]warning:[/] {escape(note.replace('**', ''))}", highlight=False)
     except Exception as error:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model copies, unused
         # A failed or pruned run is logged too (config, history so far, the error), so MLflow
@@ -201,7 +204,10 @@ def track(run_dir: Path, config: ExperimentConfig, status: str = "FINISHED", tag
     try:
         log_run(run_dir, config, status, tags)
     except Exception as error:  # noqa: BLE001
-        console.print(f"[yellow]warning:[/] MLflow logging failed ({error}); {run_dir} is intact")
+        console.print(
+            f"[yellow]warning:[/] MLflow logging failed ({escape(str(error))}); "
+            f"{escape(str(run_dir))} is intact"
+        )
 
 
 def write_predictions(path: Path, data: PreparedData, role: str, logits: np.ndarray) -> None:

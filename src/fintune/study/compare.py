@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from fintune.errors import FintuneError
 from fintune.recipes import RECIPES
@@ -156,8 +157,8 @@ def run_study(
             if not retry_failed:
                 todo = [c for c in todo if not _failed_same(state.get(c.id), c)]
             console.print(
-                f"Study {spec.name}: {len(cells)} cells, {len(cells) - len(todo)} reused or "
-                f"skipped, {len(todo)} to run"
+                f"Study {escape(spec.name)}: {len(cells)} cells, {len(cells) - len(todo)} "
+                f"reused or skipped, {len(todo)} to run"
             )
             for i, cell in enumerate(todo, 1):
                 console.rule(f"cell {i}/{len(todo)}: {cell.id}")
@@ -174,7 +175,9 @@ def run_study(
                 {"fintune.study": spec.name, "fintune.kind": "study report"},
             )
         except Exception as error:  # noqa: BLE001
-            console.print(f"[yellow]warning:[/] MLflow logging of the report failed ({error})")
+            console.print(
+                f"[yellow]warning:[/] MLflow logging of the report failed ({escape(str(error))})"
+            )
     return folder, {c.id: state[c.id] for c in cells if c.made(state.get(c.id))}
 
 
@@ -197,6 +200,9 @@ def run_cell(cell: Cell, spec: StudySpec, folder: Path) -> dict[str, Any]:
         trace = errors / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}.txt"  # keeps earlier
         trace.write_text(traceback.format_exc())
         message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
-        console.print(f"[red]cell {cell.id} failed:[/] {message} (traceback: {trace})")
+        console.print(
+            f"[red]cell {escape(cell.id)} failed:[/] {escape(message)} "
+            f"(traceback: {escape(str(trace))})"
+        )
         return {**entry, "status": "failed", "error": message, "traceback": str(trace)}
     return {**entry, "status": "done", "run_dir": str(run_dir.relative_to(folder))}

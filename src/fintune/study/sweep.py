@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from rich.console import Console
+from rich.markup import escape
 from transformers import TrainerCallback
 
 from fintune.config.load import read_yaml, set_field, validate_config
@@ -451,7 +452,7 @@ def run_sweep(
         if len(failures) >= MAX_FAILURES_IN_A_ROW:  # a broken setup, not bad luck
             console.print(
                 f"[red]{len(failures)} trials in a row failed[/] (last: "
-                f"{trial.user_attrs['error']}); stopping this worker"
+                f"{escape(trial.user_attrs['error'])}); stopping this worker"
             )
             study.stop()
 
@@ -469,8 +470,8 @@ def run_sweep(
     while not report_only:
         if may_start_trials():
             console.print(
-                f"Sweep {spec.name}: {counted_trials(study)} of {spec.trials} trials done; "
-                f"storage {url}"
+                f"Sweep {escape(spec.name)}: {counted_trials(study)} of {spec.trials} trials "
+                f"done; storage {escape(url)}"
             )
             study.optimize(
                 make_objective(spec, base, folder, str(path)),

@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from rich.markup import escape  # noqa: E402
 
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
@@ -258,4 +259,6 @@ def _track(spec: SweepSpec, base: dict, folder: Path, source: str, files: list[P
             {"fintune.sweep": spec.name, "fintune.kind": "sweep report"},
         )
     except Exception as error:  # noqa: BLE001
-        console.print(f"[yellow]warning:[/] MLflow logging of the report failed ({error})")
+        console.print(
+            f"[yellow]warning:[/] MLflow logging of the report failed ({escape(str(error))})"
+        )
