@@ -102,10 +102,11 @@ def test_serve_command_rejects_a_bad_precision_and_micro_batch(runs, monkeypatch
         assert option in result.output
 
 
-def test_predict_command_refuses_an_empty_text(runs):
+def test_predict_command_refuses_an_empty_text_before_the_model_loads(runs, monkeypatch):
+    monkeypatch.setattr("fintune.predict.load_saved_classifier", _forbidden)
     result = CliRunner().invoke(app, ["predict", str(runs["full"]), "sales rose", "  "])
     assert result.exit_code == 2
-    assert "text 1 is empty" in result.output
+    assert "text 2 of 2 is empty" in result.output
 
 
 def _forbidden(*args, **kwargs):

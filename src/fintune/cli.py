@@ -91,8 +91,9 @@ def predict(
 ) -> None:
     """Classify texts with a finished run's saved model: label and confidence."""
     _quiet_libraries()
-    from fintune.predict import Predictor
+    from fintune.predict import Predictor, prepare_all, run_cleaner
 
+    prepare_all(texts, run_cleaner(run_dir))  # an empty text is named before the model loads
     predictor = Predictor.from_run(run_dir)
     for text, result in zip(texts, predictor(texts), strict=True):
         typer.echo(f"{result['label']}\t{result['confidence']:.4f}\t{text}")

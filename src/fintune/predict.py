@@ -48,41 +48,22 @@ class Predictor:
             choices = ", ".join(PRECISIONS)
             raise FintuneError(f"precision must be one of {choices}, not {precision!r}")
         run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FintuneError(f"run directory not found: {run_dir}")
-        if not (run_dir / "model").is_dir():
-            raise FintuneError(
-                f"{run_dir}: no model/ folder (not a finished run, or save_model off)"
-            )
-        if not (run_dir / "config.yaml").is_file():  # it says how the run cleaned texts
-            raise FintuneError(f"{run_dir}: no config.yaml (not a complete run directory)")
+        cleaner = run_cleaner(run_dir)
         device = pick_device(device)
         _check_precision(precision, device)
-        config = yaml.safe_load((run_dir / "config.yaml").read_text())
-        cleaner = make_cleaner(CleaningConfig(**config.get("data", {}).get("cleaning", {})))
         model, tokenizer, info = load_saved_classifier(run_dir / "model", device)
         if precision == "int8":
             model = _quantize_int8(model, info.method)
         return cls(model, tokenizer, info.labels, info.max_length, cleaner, device, precision)
 
     def prepare(self, text: str) -> str:
-        """The text as training saw it: stripped (decoders read the last token), then
-        cleaned as the run's data.cleaning cleaned it."""
-        text = text.strip()
-        return self.cleaner(text) if self.cleaner else text
+        return prepare(text, self.cleaner)
 
     @torch.inference_mode()
     def __call__(self, texts: list[str], batch_size: int = 16) -> list[dict]:
         """Texts are sorted by length and run in batches of similar length (a decoder's of
         equal length), so little compute goes to padding; results come back in input order."""
-        texts = [self.prepare(t) for t in texts]
-        empty = [i for i, t in enumerate(texts) if not t]
-        if empty:  # training drops such texts; a prediction for them would be made up
-            raise FintuneError(
-                f"text {empty[0]} is empty"
-                + (" after the run's data.cleaning" if self.cleaner else "")
-                + f" ({len(empty)} such text{'s' if len(empty) > 1 else ''})"
-            )
+        texts = prepare_all(texts, self.cleaner)
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
         results: list[dict] = [{} for _ in texts]
         lengths = [len(ids) for ids in encoded["input_ids"]]
@@ -103,6 +84,40 @@ class Predictor:
                     "scores": {name: float(p) for name, p in zip(self.labels, row, strict=True)},
                 }
         return results
+
+
+def run_cleaner(run_dir: Path):
+    """The run's data.cleaning as a function (None when it cleans nothing), after checking
+    that the folder is a finished run with a saved model."""
+    if not run_dir.is_dir():
+        raise FintuneError(f"run directory not found: {run_dir}")
+    if not (run_dir / "model").is_dir():
+        raise FintuneError(f"{run_dir}: no model/ folder (not a finished run, or save_model off)")
+    if not (run_dir / "config.yaml").is_file():  # it says how the run cleaned texts
+        raise FintuneError(f"{run_dir}: no config.yaml (not a complete run directory)")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    return make_cleaner(CleaningConfig(**config.get("data", {}).get("cleaning", {})))
+
+
+def prepare(text: str, cleaner) -> str:
+    """The text as training saw it: stripped (decoders read the last token), then cleaned
+    as the run's data.cleaning cleaned it."""
+    text = text.strip()
+    return cleaner(text) if cleaner else text
+
+
+def prepare_all(texts: list[str], cleaner) -> list[str]:
+    """Every text prepared; one that ends up empty is an error (training drops such texts,
+    so a prediction for it would be made up). Texts are counted from 1."""
+    texts = [prepare(t, cleaner) for t in texts]
+    empty = [i + 1 for i, t in enumerate(texts) if not t]
+    if empty:
+        raise FintuneError(
+            f"text {empty[0]} of {len(texts)} is empty"
+            + (" after the run's data.cleaning" if cleaner else "")
+            + f" ({len(empty)} such text{'s' if len(empty) > 1 else ''})"
+        )
+    return texts
 
 
 def _quantize_int8(model, method: str):

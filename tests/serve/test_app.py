@@ -350,7 +350,7 @@ def test_a_text_the_runs_cleaning_empties_is_refused(tmp_path, tiny_bert):
             headers={"content-type": "application/json"},
         )
         assert response.status_code == 422 and "not valid Unicode" in response.json()["error"]
-    with pytest.raises(FintuneError, match="text 1 is empty after the run's data.cleaning"):
+    with pytest.raises(FintuneError, match="text 2 of 2 is empty after the run's data.cleaning"):
         Predictor.from_run(run_dir, device="cpu")(["sales rose", "12.5%"])
 
 
