@@ -306,12 +306,23 @@ def test_enqueued_points_wait_while_other_workers_hold_the_budget(sweep_file, mo
     assert trials[2].params == point
 
 
+def _report_of_a_failed_sweep(path, error: str) -> Path:
+    """A sweep without a finished trial writes its report, then fails (a non-zero exit)."""
+    with pytest.raises(
+        FintuneError,
+        match=rf"no trial finished: 3 failed \(the last, trial 2: "
+        rf"\w+: {error}.*; report: ",
+    ) as failure:
+        run_sweep(path)
+    return Path(str(failure.value).rsplit("; report: ", 1)[1])
+
+
 def test_a_sweep_whose_trials_all_fail_stops_and_says_why(sweep_file, monkeypatch):
     def broken(config, **kwargs):
         raise RuntimeError("CUDA out of memory (simulated)")
 
     monkeypatch.setattr(classification, "run", broken)
-    report = run_sweep(sweep_file(trials=10))
+    report = _report_of_a_failed_sweep(sweep_file(trials=10), "CUDA out of memory")
     assert states(load(report.parent)) == ["FAIL"] * 3  # stopped after three in a row
     text = report.read_text()
     assert "No trial finished" in text and "RuntimeError: CUDA out of memory" in text
@@ -322,7 +333,7 @@ def test_an_error_before_training_is_recorded_and_stops_the_sweep(sweep_file, mo
         raise RuntimeError("sampler exploded (simulated)")
 
     monkeypatch.setattr(Param, "suggest", broken)
-    report = run_sweep(sweep_file(trials=10))
+    report = _report_of_a_failed_sweep(sweep_file(trials=10), "sampler exploded")
     study = load(report.parent)
     assert states(study) == ["FAIL"] * 3  # recorded as errors, so the sweep stops
     assert all("sampler exploded" in t.user_attrs["error"] for t in study.trials)

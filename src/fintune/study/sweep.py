@@ -500,8 +500,24 @@ def run_sweep(
             waiting_said = True
         pause(POLL_SECONDS)
     if worker:
+        _refuse_if_nothing_finished(study, None)
         return folder
     fail_stale(study)
     from fintune.study.sweep_report import finish_sweep
 
-    return finish_sweep(study, spec, base, folder, str(path))
+    report = finish_sweep(study, spec, base, folder, str(path))
+    _refuse_if_nothing_finished(study, report)
+    return report
+
+
+def _refuse_if_nothing_finished(study, report: Path | None) -> None:
+    """A sweep whose trials all failed did not succeed: say so with a non-zero exit."""
+    trials = study.get_trials(deepcopy=False)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    if failed and not any(t.state.name == "COMPLETE" for t in trials):
+        last = failed[-1].user_attrs.get("error", "no error recorded")
+        where = f"; report: {report}" if report else ""
+        raise FintuneError(
+            f"no trial finished: {len(failed)} failed (the last, trial {failed[-1].number}: "
+            f"{last}){where}"
+        )
