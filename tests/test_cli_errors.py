@@ -24,6 +24,7 @@ def _warm_imports():
     """Import the heavy modules once, so each case's timing is the check itself."""
     import fintune.predict  # noqa: F401
     import fintune.recipes  # noqa: F401
+    import transformers.models.bert.modeling_bert  # noqa: F401 - the default model's code
 
 
 @pytest.fixture
@@ -188,6 +189,18 @@ def case_config_not_found_with_markup_in_its_path(tmp):
 def case_true_for_a_number(tmp):
     cfg = _base(tmp, extra="seed: true\n")
     return [str(cfg)], ["seed: expected a number, got true"]
+
+
+def case_max_length_beyond_the_position_table(tmp):
+    cfg = _base(tmp, extra="model:\n  max_length: 1024\n")
+    return [str(cfg)], ["model.max_length: 1024 is more than all-minilm-l6-v2 takes (512"]
+
+
+def case_misspelt_target_module(tmp):
+    cfg = _base(tmp, extra="method:\n  name: lora\n  target_modules: [query, valeu]\n")
+    return [str(cfg)], [
+        "method.target_modules: 'valeu' is not a module of all-minilm-l6-v2 (did you mean 'value'?)"
+    ]
 
 
 def case_unknown_suffix(tmp):

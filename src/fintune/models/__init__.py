@@ -1,5 +1,6 @@
 from fintune.models.load import (
     ModelInfo,
+    check_architecture,
     load_classifier,
     load_saved_classifier,
     pick_device,
@@ -8,6 +9,7 @@ from fintune.models.load import (
 
 __all__ = [
     "ModelInfo",
+    "check_architecture",
     "load_classifier",
     "load_saved_classifier",
     "pick_device",

@@ -4,6 +4,7 @@ save it in standard formats, and load a saved run back for prediction.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -101,6 +102,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         raise FintuneError(f"model.name: cannot load {source.name_or_path}: {err}") from None
     _drop_gguf_marker(model)
     _check_max_length(model, config)
+    _check_named_modules(model, config)
     if head_labels is not None and head_labels != labels:
         _fit_head_to_labels(model, head_labels, labels)
     is_decoder = not getattr(model.config, "is_encoder_decoder", False) and _is_decoder(model)
@@ -131,6 +133,54 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         packaged=config.model.name if config.model.name in PACKAGED else None,
     )
     return model, tokenizer, info
+
+
+def check_architecture(config: ExperimentConfig) -> None:
+    """The checks that need the model's architecture but none of its weights: max_length
+    against a learned position table, and the modules a method names. The architecture is
+    built from the model's configuration on the meta device (no memory, no weights). A
+    GGUF model is checked once it has loaded instead: its configuration is read from the
+    whole file, which costs about what the load does."""
+    source = resolve_model(config.model.name, config.model.gguf_file)
+    if source.gguf_file:
+        return
+    remote = {"trust_remote_code": config.model.trust_remote_code}
+    try:
+        model_config = AutoConfig.from_pretrained(
+            source.name_or_path, revision=config.model.revision, **remote
+        )
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(model_config, **remote)
+    except (OSError, ValueError) as err:
+        raise FintuneError(f"model.name: cannot read {source.name_or_path}: {err}") from None
+    _check_max_length(model, config)
+    _check_named_modules(model, config)
+
+
+def _check_named_modules(model, config: ExperimentConfig) -> None:
+    """Every module a LoRA or IA3 list names must exist: PEFT silently skips a misspelt
+    one as long as another name matches (query + 'valeu' adapted the query alone)."""
+    names = [name for name, _ in model.named_modules()]
+    for field in ("target_modules", "feedforward_modules"):
+        wanted = getattr(config.method, field, None)
+        if not isinstance(wanted, list):
+            continue  # auto, all-linear: PEFT's own choice
+        missing = [t for t in wanted if not any(n == t or n.endswith(f".{t}") for n in names)]
+        if missing:
+            layers = sorted(
+                {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if _is_weighted_leaf(m)}
+            )
+            close = difflib.get_close_matches(missing[0], layers, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise FintuneError(
+                f"method.{field}: {', '.join(map(repr, missing))} is not a module of "
+                f"{config.model.name}{hint}; its layers with weights are named: "
+                f"{', '.join(layers)}"
+            )
+
+
+def _is_weighted_leaf(module: nn.Module) -> bool:
+    return next(module.children(), None) is None and getattr(module, "weight", None) is not None
 
 
 def _position_limit(model) -> int | None:

@@ -23,7 +23,7 @@ from fintune.data import PreparedData, prepare_data
 from fintune.errors import FintuneError
 from fintune.evaluation.inference import predict_logits
 from fintune.evaluation.metrics import evaluate_predictions, small_sample_note
-from fintune.models import load_classifier, pick_device, save_classifier
+from fintune.models import check_architecture, load_classifier, pick_device, save_classifier
 from fintune.models.methods import count_parameters
 from fintune.models.registry import resolve_model
 from fintune.report import write_report
@@ -50,6 +50,7 @@ def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
     check_output_dir(config)
     with console.status("Loading and checking data"):
         data = prepare_data(config.data, config.seed)
+    check_architecture(config)  # max_length and named modules, without the weights
     return data, device
 
 
