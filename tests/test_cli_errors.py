@@ -22,9 +22,10 @@ FAST_S = 1.0  # each bad input must be rejected well within this
 @pytest.fixture(scope="module", autouse=True)
 def _warm_imports():
     """Import the heavy modules once, so each case's timing is the check itself."""
+    import transformers.models.bert.modeling_bert  # noqa: F401 - the default model's code
+
     import fintune.predict  # noqa: F401
     import fintune.recipes  # noqa: F401
-    import transformers.models.bert.modeling_bert  # noqa: F401 - the default model's code
 
 
 @pytest.fixture

@@ -42,6 +42,18 @@ def test_cores_are_the_ones_this_process_may_use(monkeypatch):
     assert run_dir.hardware("cpu")["cpu_cores_usable"] == 1
 
 
+@pytest.mark.parametrize(
+    ("cpu_max", "cores"), [("150000 100000\n", 2), ("50000 100000\n", 1), ("max 100000\n", 4)]
+)
+def test_a_container_cpu_quota_caps_the_cores(tmp_path, monkeypatch, cpu_max, cores):
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    (tmp_path / "cpu.max").write_text(cpu_max)
+    assert resources.usable_cores(tmp_path / "cpu.max") == cores
+    assert resources.usable_cores(tmp_path / "absent") == 4
+
+
 def test_the_working_directory_is_recorded(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run_dir.hardware("cpu")["working_directory"] == str(tmp_path)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -76,7 +78,17 @@ class ResourceMonitor:
         return out
 
 
-def usable_cores() -> int:
+def usable_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """Cores this process may use: its CPU affinity (taskset), capped by a container's CPU
+    quota (cgroup v2 `cpu.max`, as `docker --cpus` sets it), rounded up."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return psutil.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = psutil.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota to read
+    return cores
