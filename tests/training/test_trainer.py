@@ -1,12 +1,17 @@
-"""The training collator: a decoder's left padding must not move a text's positions."""
+"""The training collator (a decoder's padding must not move a text's positions), the
+weighted loss and the training arguments."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from fintune.models import load_classifier
-from fintune.training.trainer import collator
+from fintune.recipes.classification import run
+from fintune.training.trainer import collator, training_arguments, weighted_loss
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -54,3 +59,32 @@ def test_an_encoder_is_padded_on_the_right_without_position_ids(make_config):
     _, _, batch = _logits_alone_and_padded(make_config())
     assert "position_ids" not in batch
     assert batch["attention_mask"][0].tolist()[-1] == 0  # the short text, padded at its end
+
+
+def test_the_weighted_training_loss_is_the_weighted_sum_over_the_accumulated_examples():
+    """Training passes num_items_in_batch (all examples of the accumulated batch): the loss
+    is sum(w[y] * CE) / N, so each micro-batch's share adds up to the batch's mean."""
+    logits = torch.tensor([[2.0, 0.1, -1.0], [0.3, 0.2, 0.1], [-1.0, 0.5, 2.5]])
+    labels = torch.tensor([0, 1, 2])
+    weights = torch.tensor([0.5, 1.0, 2.0])
+    per_example = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    expected = (weights[labels] * per_example).sum() / 6  # 3 of 6 accumulated examples
+    got = weighted_loss(weights)({"logits": logits}, labels, num_items_in_batch=6)
+    assert torch.allclose(got, expected)
+    with torch.no_grad():  # evaluation: the plain mean cross-entropy
+        plain = weighted_loss(weights)({"logits": logits}, labels)
+    assert torch.allclose(plain, per_example.mean())
+
+
+def test_a_warmup_ratio_becomes_a_fraction_of_all_steps(make_config):
+    """transformers 5 has no warmup_ratio: a float warmup_steps below 1 is the fraction."""
+    config = make_config(training={"warmup_ratio": 0.5, "max_steps": 8, "logging_steps": 1})
+    args = training_arguments(config.training, Path("unused"), 0, "cpu")
+    assert args.warmup_steps == 0.5
+    run_dir = run(config)
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    rates = [r["learning_rate"] for r in history if "learning_rate" in r]
+    peak = rates.index(max(rates))
+    # logged as each step ran: 0, 1/4, 2/4, 3/4 of the rate over 4 warm-up steps, then down
+    assert len(rates) == 8 and peak == 4 and rates[1] == pytest.approx(0.25 * rates[4])
+    assert rates[:5] == sorted(rates[:5]) and rates[4:] == sorted(rates[4:], reverse=True)
