@@ -3,6 +3,8 @@ really change the computation; precisions a device can't serve well are refused.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -131,3 +133,23 @@ def test_texts_are_stripped_as_training_stripped_them(runs):
     predictor.tokenizer = Recording()
     predictor([" profit rose\n", "bank fell \r\n"])
     assert seen == ["profit rose", "bank fell"]
+
+
+def test_loading_an_adapter_run_does_not_warn_of_an_untrained_head(tiny_bert, tmp_path):
+    """A base without a classification head (as MiniLM ships) loads, and the adapter then
+    brings the run's trained head: transformers' "newly initialized" report would mislead."""
+    from transformers import AutoModel, AutoTokenizer
+
+    base = tmp_path / "headless"
+    AutoModel.from_pretrained(tiny_bert).save_pretrained(base)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(base)
+    data = tmp_path / "sentences.csv"
+    make_sentences().to_csv(data, index=False)
+    config = tiny_run_config(
+        base, data, tmp_path / "runs", method={"name": "lora"}, training={"max_steps": 1}
+    )
+    run_dir = run(config)
+    load = f"from fintune.predict import Predictor; Predictor.from_run({str(run_dir)!r})"
+    loaded = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "LOAD REPORT" not in loaded.stderr and "MISSING" not in loaded.stderr

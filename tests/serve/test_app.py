@@ -259,6 +259,16 @@ BAD = [
         422,
         ["texts[1]", "unicode"],
     ),
+    (
+        "form-encoded json (curl -d without a content type)",
+        "/analyze",
+        {
+            "content": '{"text": "sales rose"}',
+            "headers": {"content-type": "application/x-www-form-urlencoded"},
+        },
+        415,
+        ["content-type: application/json", "application/x-www-form-urlencoded"],
+    ),
     ("array body", "/analyze", _json(["sales rose"]), 422, ["body"]),
     ("string body", "/analyze", _raw('"sales rose"'), 422, ["body"]),
     ("no body", "/analyze", _raw(""), 422, ["body"]),

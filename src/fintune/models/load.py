@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -404,7 +405,15 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
         method = QLoraMethod(**info.method_settings)
         kwargs["quantization_config"] = _four_bit(method, device)
         kwargs["device_map"] = {"": device}
-    model = AutoModelForSequenceClassification.from_pretrained(base, **kwargs)
+    # transformers reports the head as missing and "newly initialized": it comes from the
+    # run, next, so that warning would only alarm whoever predicts with a trained model
+    modeling_log = logging.getLogger("transformers.modeling_utils")
+    level = modeling_log.level
+    modeling_log.setLevel(logging.ERROR)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(base, **kwargs)
+    finally:
+        modeling_log.setLevel(level)
     _drop_gguf_marker(model)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = pad_token_id

@@ -137,7 +137,14 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
         )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, error: RequestValidationError):
+    async def invalid_request(request: Request, error: RequestValidationError):
+        kind = request.headers.get("content-type", "none")
+        if request.method == "POST" and not kind.lower().startswith("application/json"):
+            message = (  # curl -d sends form encoding unless told otherwise
+                f"invalid request: the body must be JSON, sent with Content-Type: "
+                f"application/json (this request said {kind})"
+            )
+            return JSONResponse({"error": message}, status_code=415)
         problems = []
         for item in error.errors():
             if item["type"] == "json_invalid":
