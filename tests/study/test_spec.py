@@ -121,6 +121,19 @@ def test_tracking_and_output_do_not_change_a_cells_identity(write_study, make_co
     assert before[0].config_sha != changed[0].config_sha
 
 
+def test_an_experiment_file_given_as_a_study_says_which_command_takes_it(tmp_path):
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text("data: {path: d.csv}\nmethod: lora\n")
+    result = CliRunner().invoke(app, ["compare", str(experiment)])
+    assert result.exit_code == 2
+    assert "this is an experiment file (for fintune run), not a study file" in result.output
+    study = tmp_path / "study.yaml"
+    study.write_text("base: exp.yaml\naxes: {seed: [1, 2]}\nbaseline: {seed: 1}\n")
+    result = CliRunner().invoke(app, ["run", str(study)])
+    assert result.exit_code == 2
+    assert "this is a study file (for fintune compare), not an experiment file" in result.output
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -166,6 +179,8 @@ def test_tracking_and_output_do_not_change_a_cells_identity(write_study, make_co
             "baseline: cells ['training.epochs=2'] give no value for 'method'",
         ),
         ({"name": "bad name"}, "name"),
+        ({"axis": {"seed": [1]}}, "axis: unknown key; did you mean 'axes'? Allowed here: axes"),
+        ({"space": {}}, "this is a sweep file (for fintune sweep), not a study file"),
     ],
 )
 def test_bad_study_files_fail_before_training(write_study, changes, message, monkeypatch):

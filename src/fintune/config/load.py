@@ -70,20 +70,49 @@ def parse_yaml(text: str) -> Any:
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     raw = read_yaml(path)
+    refuse_other_kind(raw, "experiment", path)
     for item in overrides or []:
         apply_override(raw, item)
     overridden = [item.partition("=")[0].strip() for item in overrides or []]
     return validate_config(raw, source=str(path), overridden=overridden)
 
 
+KINDS = {
+    "experiment": "an experiment file (for fintune run)",
+    "study": "a study file (for fintune compare)",
+    "sweep": "a sweep file (for fintune sweep)",
+}
+
+
+def file_kind(raw: dict[str, Any]) -> str | None:
+    """Which of the three files a mapping looks like, from its keys."""
+    keys = set(raw)
+    if "base" in keys and "space" in keys:
+        return "sweep"
+    if "base" in keys and keys & {"axes", "cells", "baseline"}:
+        return "study"
+    if "base" not in keys and keys & {"data", "model", "method", "training"}:
+        return "experiment"
+    return None
+
+
+def refuse_other_kind(raw: dict[str, Any], wanted: str, path: str | Path) -> None:
+    kind = file_kind(raw)
+    if kind is not None and kind != wanted:
+        raise FintuneError(f"{path}: this is {KINDS[kind]}, not {KINDS[wanted]}")
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise FintuneError(f"{path} is a directory; give the YAML file inside it")
     if not path.is_file():
         raise FintuneError(f"config file not found: {path}")
     try:
         raw = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise FintuneError(f"{path}: not valid YAML: {err}") from None
+        where = str(err).replace('"<unicode string>"', f'"{path}"')
+        raise FintuneError(f"{path}: not valid YAML: {where}") from None
     except UnicodeDecodeError as err:
         raise FintuneError(f"{path}: not valid UTF-8 text ({err})") from None
     if raw is None:

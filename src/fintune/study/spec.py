@@ -19,6 +19,7 @@ and every cell's config validated here, before anything runs.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import itertools
 import json
@@ -27,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from fintune.config.load import read_yaml, set_field, validate_config
+from fintune.config.load import read_yaml, refuse_other_kind, set_field, validate_config
 from fintune.config.schema import ExperimentConfig, HeadlineMetric, Section
 from fintune.errors import FintuneError
 
@@ -115,21 +116,29 @@ def axis_options(axis: str, values: Axis, source: str) -> dict[str, dict[str, An
 
 
 def load_study(path: str | Path) -> tuple[StudySpec, list[Cell]]:
-    spec = validate_spec(StudySpec, read_yaml(path), f"{path}: invalid study file")
+    spec = validate_spec(StudySpec, read_yaml(path), str(path), "study")
     return spec, expand(spec, str(path))
 
 
-def validate_spec(model: type[S], raw: dict[str, Any], problem: str) -> S:
-    """A study or sweep file as its model; every error names its field."""
+def validate_spec(model: type[S], raw: dict[str, Any], source: str, kind: str) -> S:
+    """A study or sweep file (`kind`) as its model; every error names its field, and an
+    unknown top-level key what is allowed there."""
+    refuse_other_kind(raw, kind, source)
     try:
         return model.model_validate(raw)
     except ValidationError as err:
-        details = "\n".join(
-            f"  - {'.'.join(map(str, e['loc'])) or '(top level)'}: "
-            f"{e['msg'].removeprefix('Value error, ')}"
-            for e in err.errors()
-        )
-        raise FintuneError(f"{problem}\n{details}") from None
+        details = "\n".join(f"  - {_spec_error(model, e)}" for e in err.errors())
+        raise FintuneError(f"{source}: invalid {kind} file\n{details}") from None
+
+
+def _spec_error(model: type[BaseModel], error: dict[str, Any]) -> str:
+    field = ".".join(map(str, error["loc"])) or "(top level)"
+    if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+        allowed = sorted(model.model_fields)
+        close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        return f"{field}: unknown key{hint} Allowed here: {', '.join(allowed)}"
+    return f"{field}: {error['msg'].removeprefix('Value error, ')}"
 
 
 def base_mapping(base: str | dict[str, Any], source: str) -> dict[str, Any]:

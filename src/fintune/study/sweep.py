@@ -180,7 +180,7 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, dict[str, Any]]:
     alone and then in combination: the corners of the space, and every categorical choice,
     must each make a valid config (the first COMBINATIONS of them)."""
     source = str(path)
-    spec = validate_spec(SweepSpec, read_yaml(path), f"{source}: invalid sweep file")
+    spec = validate_spec(SweepSpec, read_yaml(path), source, "sweep")
     base = base_mapping(spec.base, source)
     for field, param in spec.space.items():
         for value in param.examples():
