@@ -171,6 +171,11 @@ def case_missing_data_file(tmp):
     return [str(cfg)], ["data.path", "not found", "missing.csv"]
 
 
+def case_missing_relative_data_file(tmp):
+    cfg = _base(tmp, data="  path: no/such/data.csv\n")
+    return [str(cfg)], ["data.path", "no/such/data.csv (relative paths are read from the current"]
+
+
 def case_missing_split_file(tmp):
     data = f"  files:\n    train: {_csv(tmp)}\n    test: {tmp / 'test_missing.csv'}\n"
     return [str(_base(tmp, data=data))], ["data.files.test", "file not found", "test_missing.csv"]

@@ -22,8 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)  # paths stay whole in logs and CI
+out = Console(soft_wrap=True)
 
 SetOption = Annotated[
     list[str] | None,

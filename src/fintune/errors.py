@@ -1,9 +1,22 @@
-"""The one exception type for mistakes a user can fix (config, data, paths).
+"""The one exception type for mistakes a user can fix (config, data, paths), and how its
+messages name a path.
 
 The CLI prints these as a single message and exits non-zero, without a traceback.
 Anything else is a bug in fintune and keeps its traceback.
 """
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 
 class FintuneError(Exception):
     """A user-facing error: the message names the field, file or row and what is allowed."""
+
+
+def relative_note(path: str | Path) -> str:
+    """For a relative path that was not found: where it was looked for."""
+    if Path(path).is_absolute():
+        return ""
+    return f" (relative paths are read from the current directory, {os.getcwd()})"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from fintune.data.sources import read_hub, read_table
-from fintune.errors import FintuneError
+from fintune.errors import FintuneError, relative_note
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def _load_local(
     root: Path, known: KnownDataset, subset: str, encoding: str | None
 ) -> tuple[dict[str, pd.DataFrame], list[str]]:
     if not root.is_dir():
-        raise FintuneError(f"data.path: directory not found: {root}")
+        raise FintuneError(f"data.path: directory not found: {root}{relative_note(root)}")
     frames = {}
     for split, file_name in known.local_files[subset].items():
         file = root / file_name

@@ -22,7 +22,7 @@ from fintune.config.schema import DataConfig
 from fintune.data.clean import make_cleaner
 from fintune.data.known import KNOWN, load_known
 from fintune.data.sources import SPLIT_STEMS, read_hub, read_local, read_table
-from fintune.errors import FintuneError
+from fintune.errors import FintuneError, relative_note
 
 ROLES = ("train", "validation", "test")
 
@@ -95,7 +95,9 @@ def _read(config: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str] | None
         frames = {}
         for role, file in config.files.items():
             if not Path(file).is_file():
-                raise FintuneError(f"data.files.{role}: file not found: {file}")
+                raise FintuneError(
+                    f"data.files.{role}: file not found: {file}{relative_note(file)}"
+                )
             frames[role] = read_table(Path(file), config.format, config.encoding)
         return frames, None, ", ".join(str(p) for p in config.files.values())
     if config.path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fintune.errors import FintuneError
+from fintune.errors import FintuneError, relative_note
 
 SUFFIX_FORMATS = {
     ".csv": "csv",
@@ -48,7 +48,7 @@ def detect_format(path: Path, fmt: str) -> str:
 def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd.DataFrame:
     """One local file as a DataFrame; parse errors name the file and line."""
     if not path.is_file():
-        raise FintuneError(f"data file not found: {path}")
+        raise FintuneError(f"data file not found: {path}{relative_note(path)}")
     fmt = detect_format(path, fmt)
     enc = encoding or "utf-8"
     try:
@@ -193,7 +193,7 @@ def read_local(path: Path, fmt: str, encoding: str | None) -> dict[str, pd.DataF
     if path.is_dir():
         return read_directory(path, fmt, encoding)
     if not path.exists():
-        raise FintuneError(f"data.path: file or directory not found: {path}")
+        raise FintuneError(f"data.path: file or directory not found: {path}{relative_note(path)}")
     return {"train": read_table(path, fmt, encoding)}
 
 

@@ -24,7 +24,7 @@ from fintune.models.methods import apply_method, head_modules, head_prefixes
 from fintune.models.registry import PACKAGED, ModelSource, resolve_model
 
 MODEL_INFO = "fintune_model.json"
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

@@ -39,7 +39,7 @@ from fintune.tracking import check_tracking, log_run
 from fintune.training.resources import ResourceMonitor
 from fintune.training.trainer import build_trainer, tokenize, training_arguments
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # paths stay whole in logs and CI
 
 
 def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
@@ -179,8 +179,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             "device": device,
         }
         write_json(run_dir / "metrics.json", metrics)
-        report = write_report(run_dir, config, metrics, data)
-        console.print(f"Report: [bold]{escape(str(report))}[/]")
+        write_report(run_dir, config, metrics, data)
         note = small_sample_note({role: results[role]["n"] for role in results})
         if note:
             console.print(f"[yellow]warning:[/] {escape(note.replace('**', ''))}", highlight=False)

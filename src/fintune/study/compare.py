@@ -27,7 +27,7 @@ from fintune.run_dir import write_json
 from fintune.study.spec import Cell, StudySpec, load_study
 from fintune.tracking import log_summary, store_in
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def study_dir(spec: StudySpec) -> Path:
@@ -161,7 +161,8 @@ def run_study(
                 f"reused or skipped, {len(todo)} to run"
             )
             for i, cell in enumerate(todo, 1):
-                console.rule(f"cell {i}/{len(todo)}: {cell.id}")
+                console.rule(f"cell {i}/{len(todo)}")
+                console.print(cell.id, markup=False)  # whole, not cut to the rule's width
                 state[cell.id] = run_cell(cell, spec, folder)
                 write_state(folder, state)
         report = write_study_report(folder, spec, cells, state)

@@ -42,7 +42,7 @@ from fintune.errors import FintuneError
 from fintune.study.spec import base_mapping, validate_spec
 from fintune.tracking import store_in
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 COUNTED = ("COMPLETE", "PRUNED")
 MAX_FAILURES_IN_A_ROW = 3
 POLL_SECONDS = 10.0  # how often the reporting process looks at other workers' trials
@@ -316,7 +316,8 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
         try:
             params = {field: p.suggest(trial, field) for field, p in spec.space.items()}
             config = trial_config(base, params, spec, folder, trial.number, source=source)
-            console.rule(f"trial {trial.number}: {params}")
+            console.rule(f"trial {trial.number}")
+            console.print(params, markup=False)  # whole, not cut to the rule's width
             run_dir = classification.run(
                 config, callbacks=[PruneOnValidation(trial, spec.metric, folder)]
             )
