@@ -176,6 +176,13 @@ def case_missing_relative_data_file(tmp):
     return [str(cfg)], ["data.path", "no/such/data.csv (relative paths are read from the current"]
 
 
+def case_tab_separated_file_named_csv(tmp):
+    path = tmp / "news.csv"
+    path.write_text("text\tlabel\nprofits rose\tpositive\n", encoding="utf-8")
+    cfg = _base(tmp, data=f"  path: {path}\n")
+    return [str(cfg)], ["news.csv, line 1: the header is one csv field that holds tabs", "tsv"]
+
+
 def case_missing_split_file(tmp):
     data = f"  files:\n    train: {_csv(tmp)}\n    test: {tmp / 'test_missing.csv'}\n"
     return [str(_base(tmp, data=data))], ["data.files.test", "file not found", "test_missing.csv"]

@@ -109,6 +109,7 @@ def _check_delimited(path: Path, encoding: str, fmt: str) -> list[int]:
                 if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
                     if header is None:
                         header = len(record)
+                        _check_separator(path, record, fmt)
                     else:
                         rows.append(start)
                     if len(record) > header:  # fewer fields are filled in empty, as pandas does
@@ -125,6 +126,16 @@ def _check_delimited(path: Path, encoding: str, fmt: str) -> list[int]:
     finally:
         csv.field_size_limit(limit)
     return rows
+
+
+def _check_separator(path: Path, header: list[str], fmt: str) -> None:
+    """A header of one field that holds the other format's separator: the wrong format."""
+    other, sign, name = ("tsv", "\t", "tabs") if fmt == "csv" else ("csv", ",", "commas")
+    if len(header) == 1 and sign in header[0]:
+        raise FintuneError(
+            f"{path}, line 1: the header is one {fmt} field that holds {name} "
+            f"({header[0][:60]!r}); is it {other}? Set data.format: {other}"
+        )
 
 
 def _field_count_problem(record: list[str], header: int, fmt: str) -> str:
