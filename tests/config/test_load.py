@@ -299,6 +299,12 @@ def test_a_decimal_number_in_a_text_field_asks_for_quotes(lora_yaml):
         load_config(lora_yaml, ["tracking.tags.v=1.10"])
 
 
+@pytest.mark.parametrize("value", ["yes", "off", "n", "1", "'true'"])
+def test_a_switch_takes_only_true_or_false(lora_yaml, value):
+    with pytest.raises(FintuneError, match="output.save_model: expected true or false, got"):
+        load_config(lora_yaml, [f"output.save_model={value}"])
+
+
 def test_true_or_false_for_a_number_is_refused_not_read_as_1_or_0(lora_yaml):
     lora_yaml.write_text(lora_yaml.read_text() + "seed: true\n")
     with pytest.raises(FintuneError) as error:

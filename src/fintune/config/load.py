@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from fintune.config.schema import METHOD_NAMES, ExperimentConfig
+from fintune.config.schema import METHOD_NAMES, ExperimentConfig, NotABool
 from fintune.errors import FintuneError
 
 
@@ -202,6 +202,8 @@ def _describe(error: dict[str, Any]) -> str:
             f"{field}: expected text, but YAML read a number ({error['input']!r}); quote it "
             "to keep it as written ('1.10')"
         )
+    if kind == "bool_type" and isinstance(error.get("input"), NotABool):
+        return f"{field}: expected true or false, got {error['input'].value!r}"
     if kind in ("int_parsing", "float_parsing") and error.get("input") in ("true", "false"):
         return f"{field}: expected a number, got {error['input']}"
     message = error["msg"].removeprefix("Value error, ")

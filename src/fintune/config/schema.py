@@ -59,6 +59,8 @@ class Section(BaseModel):
             kinds = _text_kinds(field.annotation)
             if isinstance(value, bool) and _numeric_not_bool(field.annotation):
                 out[key] = str(value).lower()  # fails as a number, where pydantic read 1
+            elif _bool_only(field.annotation) and not isinstance(value, bool | None):
+                out[key] = NotABool(value)  # fails, where pydantic read yes/on/1 as true
             elif "str" in kinds and _is_int(value):
                 out[key] = str(value)
             elif "list" in kinds and isinstance(value, list):
@@ -70,6 +72,19 @@ class Section(BaseModel):
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+class NotABool:
+    """A value given for a switch that is not true or false: pydantic would read "yes",
+    "off" or 1 as a boolean, where YAML 1.2 and the README take only true and false."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def _bool_only(annotation: Any) -> bool:
+    args = set(typing.get_args(annotation)) if isinstance(annotation, types.UnionType) else set()
+    return (args - {type(None)} or {annotation}) == {bool}
 
 
 def _numeric_not_bool(annotation: Any) -> bool:

@@ -126,7 +126,8 @@ def _alive(pid: int) -> bool:
 
 def adopt_renamed_cells(state: dict[str, Any], cells: list) -> dict[str, Any]:
     """A cell whose name changed but whose config did not keeps its result: fintune before
-    YAML 1.2 named `seed: 01` and `lowercase: yes` cells `seed=1` and `lowercase=True`."""
+    YAML 1.2 named a `seed: 01` cell `seed=1`. (A switch written `yes` is now refused:
+    write `true`, which names the cell as before.)"""
     ids = {cell.id for cell in cells}
     orphans = {key: entry for key, entry in state.items() if key not in ids}
     for cell in cells:
