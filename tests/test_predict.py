@@ -3,6 +3,7 @@ really change the computation; precisions a device can't serve well are refused.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,17 @@ def test_serve_command_rejects_a_bad_precision_and_micro_batch(runs, monkeypatch
         result = CliRunner().invoke(app, ["serve", str(runs["full"]), option, value])
         assert result.exit_code == 2
         assert option in result.output
+
+
+def test_serve_refuses_a_port_in_use_before_the_model_loads(runs, monkeypatch):
+    monkeypatch.setattr(predict, "load_saved_classifier", _forbidden)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--port", str(port)])
+    assert result.exit_code == 2
+    assert f"--port {port}: cannot listen on 127.0.0.1:{port}" in result.output
 
 
 def test_predict_command_refuses_an_empty_text_before_the_model_loads(runs, monkeypatch):

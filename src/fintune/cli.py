@@ -6,6 +6,7 @@ User errors (FintuneError) print one message and exit with status 2; no tracebac
 from __future__ import annotations
 
 import os
+import socket
 from functools import wraps
 from pathlib import Path
 from typing import Annotated
@@ -129,6 +130,7 @@ def serve(
 
     from fintune.serve.app import ServeSettings, app_for_run
 
+    _check_port(host, port)  # before the model loads, not after
     settings = ServeSettings(
         max_text_chars=max_chars,
         max_batch_texts=max_batch,
@@ -138,6 +140,19 @@ def serve(
     application = app_for_run(run_dir, settings, precision=precision)
     err.print(f"Serving {run_dir} on http://{host}:{port}  (API docs: /docs)", markup=False)
     uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def _check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise FintuneError(
+                f"--port {port}: cannot listen on {host}:{port} ({error.strerror or error}); "
+                "is another server there? Choose another --port"
+            ) from None
 
 
 @app.command()
