@@ -9,6 +9,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from fintune.errors import FintuneError
 from fintune.recipes import classification
 from fintune.study.compare import run_study
 
@@ -209,3 +210,10 @@ def test_a_renamed_cell_with_an_unchanged_config_keeps_its_result():
     adopted = adopt_renamed_cells(state, cells)
     assert adopted["seed=01"] == {"config_sha": "a", "status": "done"}
     assert "seed=1" not in adopted and "seed=02" not in adopted and "gone" in adopted
+
+
+def test_report_only_on_a_study_that_never_ran_is_an_error(study_file):
+    path = study_file()
+    with pytest.raises(FintuneError, match="--report-only: .* holds no cells of study"):
+        run_study(path, report_only=True)
+    assert not (Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study").exists()

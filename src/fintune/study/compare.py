@@ -150,6 +150,11 @@ def run_study(
     if not report_only:
         check_cells(cells)
     folder = study_dir(spec)
+    if report_only and not (folder / "cells.json").is_file():
+        raise FintuneError(
+            f"--report-only: {folder} holds no cells of study {spec.name!r} yet; run it "
+            "without --report-only first"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     with study_lock(folder):
         state = adopt_renamed_cells(read_state(folder), cells)

@@ -417,6 +417,11 @@ def run_sweep(
 
     first = trial_config(base, {}, spec, folder, 0, source=str(path))
     classification.setup(first)  # data and model checks before any trial
+    if report_only and spec.storage is None and not (folder / "optuna.db").is_file():
+        raise FintuneError(
+            f"--report-only: {folder} holds no trials of sweep {spec.name!r} yet; run it "
+            "without --report-only first"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     storage, url = open_storage(spec, folder)
 
