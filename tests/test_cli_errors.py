@@ -183,6 +183,12 @@ def case_tab_separated_file_named_csv(tmp):
     return [str(cfg)], ["news.csv, line 1: the header is one csv field that holds tabs", "tsv"]
 
 
+def case_header_without_rows(tmp):
+    path = tmp / "empty.csv"
+    path.write_text("text,label\n", encoding="utf-8")
+    return [str(_base(tmp, data=f"  path: {path}\n"))], ["the training data has no examples"]
+
+
 def case_missing_split_file(tmp):
     data = f"  files:\n    train: {_csv(tmp)}\n    test: {tmp / 'test_missing.csv'}\n"
     return [str(_base(tmp, data=data))], ["data.files.test", "file not found", "test_missing.csv"]
@@ -279,7 +285,7 @@ def case_empty_text(tmp):
     rows = _rows()
     rows[1]["text"] = "   "
     path = _csv(tmp, rows)
-    return [str(_base(tmp, data=f"  path: {path}\n"))], ["row 2", "empty or missing text"]
+    return [str(_base(tmp, data=f"  path: {path}\n"))], ["row 2", "empty text"]
 
 
 def case_empty_split_by_ratio(tmp):
@@ -393,7 +399,13 @@ def case_duplicate_labels(tmp):
 
 def case_bad_run_name(tmp):
     cfg = _config(tmp, f"name: my run\ndata:\n  path: {_csv(tmp)}\n")
-    return [str(cfg)], ["name: String should match pattern", "'my run'"]
+    return [str(cfg)], ["name: letters, digits, '.', '_' and '-' only", "'my run'"]
+
+
+def case_a_section_given_a_number(tmp):
+    return [str(_base(tmp)), "--set", "training=1"], [
+        "training: expected a section of keys (training: {key: value}), got 1"
+    ]
 
 
 def case_missing_label_in_a_row(tmp):

@@ -14,6 +14,7 @@ from fintune.data.clean import make_cleaner
 from fintune.errors import FintuneError
 from fintune.evaluation.inference import length_sorted_batches, pads_on_the_left
 from fintune.models import load_saved_classifier, pick_device
+from fintune.models.load import MODEL_INFO
 
 Precision = Literal["fp32", "bf16", "int8"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
@@ -86,15 +87,22 @@ class Predictor:
         return results
 
 
-def run_cleaner(run_dir: Path):
-    """The run's data.cleaning as a function (None when it cleans nothing), after checking
-    that the folder is a finished run with a saved model."""
+def check_run_dir(run_dir: Path) -> None:
+    """A finished run with a saved model, or an error that says what the folder is."""
     if not run_dir.is_dir():
         raise FintuneError(f"run directory not found: {run_dir}")
+    if (run_dir / MODEL_INFO).is_file():
+        raise FintuneError(f"{run_dir} is a run's model folder; give the run, {run_dir.parent}")
     if not (run_dir / "model").is_dir():
         raise FintuneError(f"{run_dir}: no model/ folder (not a finished run, or save_model off)")
     if not (run_dir / "config.yaml").is_file():  # it says how the run cleaned texts
         raise FintuneError(f"{run_dir}: no config.yaml (not a complete run directory)")
+
+
+def run_cleaner(run_dir: Path):
+    """The run's data.cleaning as a function (None when it cleans nothing), after checking
+    that the folder is a finished run with a saved model."""
+    check_run_dir(run_dir)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     return make_cleaner(CleaningConfig(**config.get("data", {}).get("cleaning", {})))
 

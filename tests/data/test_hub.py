@@ -38,7 +38,7 @@ def test_a_missing_text_from_the_hub_is_named_not_read_as_the_word_none(monkeypa
 
     frames = {"train": pd.DataFrame({"text": ["$AAPL up", None], "label": [1, 0]})}
     monkeypatch.setattr(known, "read_hub", lambda *args, **kwargs: frames)
-    with pytest.raises(FintuneError, match="train split, row 2: empty or missing text"):
+    with pytest.raises(FintuneError, match=r"train split, row 2: no text \(nothing in column"):
         prepare_data(DataConfig(dataset="twitter_financial_news_sentiment"), seed=0)
 
 

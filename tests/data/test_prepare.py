@@ -529,7 +529,7 @@ def test_a_mistyped_integer_label_is_named_not_a_class_of_its_own(tmp_path):
             r"row 2 \(line 2\): the text is a int \(12345\), not a string; is data.text_column",
         ),
         (["a", "b"], r"row 2 \(line 2\): the text is a list \(\['a', 'b'\]\), not a string"),
-        (None, r"row 2 \(line 2\): empty or missing text"),
+        (None, r"row 2 \(line 2\): no text \(nothing in column .text.\)"),
     ],
 )
 def test_a_text_that_is_not_a_string_is_named_as_such(tmp_path, text, message):

@@ -202,6 +202,15 @@ def _describe(error: dict[str, Any]) -> str:
             f"{field}: expected text, but YAML read a number ({error['input']!r}); quote it "
             "to keep it as written ('1.10')"
         )
+    if kind == "model_type":
+        return (
+            f"{field}: expected a section of keys ({field}: {{key: value}}), got {error['input']!r}"
+        )
+    if kind == "string_pattern_mismatch" and field == "name":
+        return (
+            f"name: letters, digits, '.', '_' and '-' only, starting with a letter or digit "
+            f"(it names the run folders; got {error['input']!r})"
+        )
     if kind == "bool_type" and isinstance(error.get("input"), NotABool):
         return f"{field}: expected true or false, got {error['input'].value!r}"
     if kind in ("int_parsing", "float_parsing") and error.get("input") in ("true", "false"):

@@ -220,8 +220,12 @@ def _to_examples(
     for row, text in enumerate(texts, start=1):
         if isinstance(text, str) and text.strip():
             continue
-        if isinstance(text, str) or (pd.api.types.is_scalar(text) and pd.isna(text)):
-            raise FintuneError(f"{where}, {_row(frame, row)}: empty or missing text ({text!r})")
+        if isinstance(text, str):
+            raise FintuneError(f"{where}, {_row(frame, row)}: empty text ({text!r})")
+        if pd.api.types.is_scalar(text) and pd.isna(text):
+            raise FintuneError(
+                f"{where}, {_row(frame, row)}: no text (nothing in column {config.text_column!r})"
+            )
         raise FintuneError(
             f"{where}, {_row(frame, row)}: the text is a {type(text).__name__} ({text!r}), not a "
             f"string; is data.text_column ({config.text_column!r}) the column of texts?"
@@ -315,6 +319,8 @@ def _split(
     frames: dict[str, pd.DataFrame], config: DataConfig, labels: list[str], seed: int
 ) -> dict[str, pd.DataFrame]:
     splits = dict(frames)
+    if "train" in splits and len(splits["train"]) == 0:
+        raise FintuneError("data: the training data has no examples (a header, but no rows?)")
     if "test" not in splits:
         splits["train"], splits["test"] = _holdout(
             splits["train"], config.split.test, config.split.stratify, labels, seed, "test"

@@ -70,9 +70,11 @@ class ApiError(Exception):
 
 def run_summary(run_dir: Path) -> dict[str, Any]:
     """What /model shows: the run's name, backbone, method, labels, test metrics with CI."""
-    for name in ("metrics.json", "config.yaml"):
-        if not (Path(run_dir) / name).is_file():
-            raise FintuneError(f"{run_dir}: no {name} (not a finished run)")
+    from fintune.predict import check_run_dir
+
+    check_run_dir(Path(run_dir))
+    if not (Path(run_dir) / "metrics.json").is_file():
+        raise FintuneError(f"{run_dir}: no metrics.json (not a finished run)")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     test = metrics.get("test", {})

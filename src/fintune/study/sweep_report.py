@@ -120,7 +120,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
     doc.text(
         f"Optuna {spec.sampler.upper()} sampler, {spec.pruner} pruner, objective: validation "
         f"{spec.metric} ({'minimised' if spec.metric == 'loss' else 'maximised'}). Trials: "
-        + ", ".join(f"{n} {s}" for s, n in states.items())
+        + (", ".join(f"{n} {s}" for s, n in states.items()) or "none yet")
         + f" (budget {spec.trials} finished or pruned). Space: "
         + "; ".join(f"`{k}` {_space(p)}" for k, p in spec.space.items())
         + "."
