@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from functools import wraps
 from pathlib import Path
 from typing import Annotated
@@ -52,6 +53,8 @@ def user_errors(fn):
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # PEFT asks transformers 5 a renamed question on every adapter run; nothing to act on
+    warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*", FutureWarning)
 
 
 @app.command()
