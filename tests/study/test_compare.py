@@ -217,3 +217,39 @@ def test_report_only_on_a_study_that_never_ran_is_an_error(study_file):
     with pytest.raises(FintuneError, match="--report-only: .* holds no cells of study"):
         run_study(path, report_only=True)
     assert not (Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study").exists()
+
+
+@pytest.mark.parametrize(
+    ("lora", "message"),
+    [
+        (
+            {"method": {"name": "lora", "target_modules": ["query", "valeu"]}},
+            "cell method=lora,seed=1: method.target_modules: 'valeu' is not a module",
+        ),
+        (
+            {"method": "lora", "model.max_length": 1024},
+            "cell method=lora,seed=1: model.max_length: 1024 is more than",
+        ),
+    ],
+)
+def test_every_cells_model_and_method_are_checked_before_any_cell_trains(
+    study_file, monkeypatch, lora, message
+):
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    path = study_file(axes={"method": {"full": {"method": "full"}, "lora": lora}, "seed": [1]})
+    with pytest.raises(FintuneError, match=message):
+        run_study(path)
+
+
+def test_a_deleted_experiment_stops_a_study_before_any_cell_trains(
+    study_file, make_config, monkeypatch
+):
+    path = study_file(base=make_config(tracking={"mlflow": True}).model_dump(mode="json"))
+    store = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study" / "mlflow.db"
+    store.parent.mkdir(parents=True)
+    client = MlflowClient(f"sqlite:///{store}")
+    client.delete_experiment(client.create_experiment("tiny-study"))
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(FintuneError, match="the MLflow experiment 'tiny-study' was deleted"):
+        run_study(path)
+    assert not (store.parent / "cells.json").exists()

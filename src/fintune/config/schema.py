@@ -9,6 +9,7 @@ are shared, and task-specific fields stay optional.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import types
 import typing
@@ -405,10 +406,12 @@ class TrackingConfig(Section):
     @classmethod
     def _tag_names(cls, tags: dict[str, str]) -> dict[str, str]:
         for key in tags:  # MLflow's rule for tag names, checked before training
-            if not re.fullmatch(r"[\w\-. /]{1,250}", key):
+            if not re.fullmatch(r"[\w\-. /:]{1,250}", key):
                 raise ValueError(
-                    f"tag name {key!r}: MLflow takes letters, digits, _ - . / and spaces"
+                    f"tag name {key!r}: MLflow takes letters, digits, _ - . / : and spaces"
                 )
+            if key.startswith(("/", "..")) or posixpath.normpath(key) != key:
+                raise ValueError(f"tag name {key!r}: MLflow takes no '/' first, '//', '..'")
         return tags
 
 

@@ -150,10 +150,18 @@ def check_architecture(config: ExperimentConfig) -> None:
         model_config = AutoConfig.from_pretrained(
             source.name_or_path, revision=config.model.revision, **remote
         )
+    except (OSError, ValueError, ImportError) as err:
+        raise FintuneError(f"model.name: cannot read {source.name_or_path}: {err}") from None
+    if config.model.trust_remote_code:
+        remote["code_revision"] = config.model.revision  # the code the load will run
+    try:
         with torch.device("meta"):
             model = AutoModelForSequenceClassification.from_config(model_config, **remote)
-    except (OSError, ValueError) as err:
-        raise FintuneError(f"model.name: cannot read {source.name_or_path}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - a missing package, an unknown architecture ...
+        raise FintuneError(
+            f"model.name: cannot build {source.name_or_path}'s architecture: "
+            f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"
+        ) from None
     _check_max_length(model, config)
     _check_named_modules(model, config)
 

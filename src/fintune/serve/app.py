@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -141,7 +142,9 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError):
         kind = request.headers.get("content-type", "none")
-        if request.method == "POST" and not kind.lower().startswith("application/json"):
+        media = kind.split(";")[0].strip().lower()
+        is_json = media == "application/json" or re.fullmatch(r"application/[^/]+\+json", media)
+        if request.method == "POST" and not is_json:
             message = (  # curl -d sends form encoding unless told otherwise
                 f"invalid request: the body must be JSON, sent with Content-Type: "
                 f"application/json (this request said {kind})"

@@ -34,17 +34,19 @@ def study_dir(spec: StudySpec) -> Path:
     return Path(spec.output) / spec.name
 
 
-def check_cells(cells: list[Cell]) -> None:
-    """Every check a cell's run would make first (data, model name), once per distinct input."""
+def check_cells(cells: list[Cell], spec: StudySpec) -> None:
+    """Every check a cell's run would make first (data, model and method, the study's
+    tracking store), once per distinct input."""
     seen: set[str] = set()
     for cell in cells:
-        cfg = cell.config
+        cfg = cell_config(cell, spec, study_dir(spec))
         checked = {
-            "model": {"name", "gguf_file"},
+            "model": True,
+            "method": True,
             "training": {"device"},
             "data": True,
             "seed": True,
-            "tracking": True,
+            "tracking": {"mlflow", "uri", "experiment"},
         }
         key = json.dumps(cfg.model_dump(mode="json", include=checked), sort_keys=True)
         if key in seen:
@@ -148,7 +150,7 @@ def run_study(
 
     spec, cells = load_study(path)
     if not report_only:
-        check_cells(cells)
+        check_cells(cells, spec)
     folder = study_dir(spec)
     if report_only and not (folder / "cells.json").is_file():
         raise FintuneError(
