@@ -83,25 +83,27 @@ class NotABool:
         self.value = value
 
 
-def _bool_only(annotation: Any) -> bool:
+def _members(annotation: Any) -> set[Any]:
+    """The types a field takes, None left out: `int | None` -> {int}."""
     args = set(typing.get_args(annotation)) if isinstance(annotation, types.UnionType) else set()
-    return (args - {type(None)} or {annotation}) == {bool}
+    return args - {type(None)} or {annotation}
+
+
+def _bool_only(annotation: Any) -> bool:
+    return _members(annotation) == {bool}
 
 
 def _numeric_not_bool(annotation: Any) -> bool:
     """A number field that does not also take true/false: pydantic would read `true` as 1."""
-    args = set(typing.get_args(annotation)) if isinstance(annotation, types.UnionType) else set()
-    members = args - {type(None)} or {annotation}
+    members = _members(annotation)
     return bool(members & {int, float}) and bool not in members
 
 
 def _text_kinds(annotation: Any) -> set[str]:
     """Where a field holds text: 'str' (str, str | None), 'list' (list[str]), 'dict' (values
     are str). A field that also takes integers (str | int) is left alone."""
-    args = set(typing.get_args(annotation)) if isinstance(annotation, types.UnionType) else set()
-    members = args - {type(None)} or {annotation}
     kinds = set()
-    for member in members:
+    for member in _members(annotation):
         if member is str:
             kinds.add("str")
         elif typing.get_origin(member) is list and typing.get_args(member) == (str,):
