@@ -69,8 +69,7 @@ def validate(config: Path, set_: SetOption = None) -> None:
     counts = {role: len(frame) for role, frame in data.splits.items()}
     out.print(
         f"[green]ok[/]: {escape(str(config))} — task {cfg.task}, model {escape(cfg.model.name)}, "
-        f"method "
-        f"{cfg.method.name}, {len(data.labels)} labels, splits {counts}, device {device}"
+        f"method {cfg.method.name}, {len(data.labels)} labels, splits {counts}, device {device}"
     )
 
 

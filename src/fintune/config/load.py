@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from fintune.config.schema import METHOD_NAMES, ExperimentConfig, NotABool
+from fintune.config.schema import METHOD_NAMES, ExperimentConfig, Refused
 from fintune.errors import FintuneError
 
 
@@ -177,8 +177,7 @@ def _describe(error: dict[str, Any]) -> str:
     field = ".".join(loc) or "(top level)"
     if kind == "extra_forbidden":
         allowed = _allowed_keys(error["loc"][:-1])
-        hint = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.5)
-        suggestion = f"; did you mean '{hint[0]}'?" if hint else "."
+        suggestion = did_you_mean(loc[-1], allowed)
         if loc[0] == "method" and len(loc) == 2:
             owners = [m for m in METHOD_NAMES if loc[-1] in _method_fields(m)]
             if owners:
@@ -211,14 +210,18 @@ def _describe(error: dict[str, Any]) -> str:
             f"name: letters, digits, '.', '_' and '-' only, starting with a letter or digit "
             f"(it names the run folders; got {error['input']!r})"
         )
-    if kind == "bool_type" and isinstance(error.get("input"), NotABool):
-        return f"{field}: expected true or false, got {error['input'].value!r}"
-    if kind in ("int_parsing", "float_parsing") and error.get("input") in ("true", "false"):
-        return f"{field}: expected a number, got {error['input']}"
+    if isinstance(error.get("input"), Refused):
+        return f"{field}: expected {error['input'].expected}, got {error['input']}"
     message = error["msg"].removeprefix("Value error, ")
-    if "input" in error and kind not in ("value_error", "model_type"):
+    if "input" in error and kind != "value_error":
         return f"{field}: {message} (got {error['input']!r})"
     return f"{field}: {message}"
+
+
+def did_you_mean(key: str, allowed: list[str]) -> str:
+    """ "; did you mean 'x'?" for the nearest allowed key, or "." when none is near."""
+    hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+    return f"; did you mean '{hint[0]}'?" if hint else "."
 
 
 def _empty_sections(raw: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:

@@ -59,9 +59,9 @@ class Section(BaseModel):
                 continue
             kinds = _text_kinds(field.annotation)
             if isinstance(value, bool) and _numeric_not_bool(field.annotation):
-                out[key] = str(value).lower()  # fails as a number, where pydantic read 1
+                out[key] = Refused(value, "a number")  # pydantic would read true as 1
             elif _bool_only(field.annotation) and not isinstance(value, bool | None):
-                out[key] = NotABool(value)  # fails, where pydantic read yes/on/1 as true
+                out[key] = Refused(value, "true or false")  # pydantic would read yes/on/1
             elif "str" in kinds and _is_int(value):
                 out[key] = str(value)
             elif "list" in kinds and isinstance(value, list):
@@ -75,12 +75,16 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class NotABool:
-    """A value given for a switch that is not true or false: pydantic would read "yes",
-    "off" or 1 as a boolean, where YAML 1.2 and the README take only true and false."""
+class Refused:
+    """A value pydantic would convert but the README does not allow: true/false for a
+    number, or "yes", "off" or 1 for a switch. It fails validation, and the error says
+    what was `expected`."""
 
-    def __init__(self, value: Any):
-        self.value = value
+    def __init__(self, value: Any, expected: str):
+        self.value, self.expected = value, expected
+
+    def __str__(self) -> str:
+        return str(self.value).lower() if isinstance(self.value, bool) else repr(self.value)
 
 
 def _members(annotation: Any) -> set[Any]:

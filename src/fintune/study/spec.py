@@ -19,7 +19,6 @@ and every cell's config validated here, before anything runs.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import itertools
 import json
@@ -30,7 +29,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from fintune.config.load import read_yaml, refuse_other_kind, set_field, validate_config
+from fintune.config.load import (
+    did_you_mean,
+    read_yaml,
+    refuse_other_kind,
+    set_field,
+    validate_config,
+)
 from fintune.config.schema import ExperimentConfig, HeadlineMetric, Section
 from fintune.errors import FintuneError
 
@@ -135,9 +140,9 @@ def _spec_error(model: type[BaseModel], error: dict[str, Any]) -> str:
     field = ".".join(map(str, error["loc"])) or "(top level)"
     if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
         allowed = sorted(model.model_fields)
-        close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else "."
-        return f"{field}: unknown key{hint} Allowed here: {', '.join(allowed)}"
+        return (
+            f"{field}: unknown key{did_you_mean(field, allowed)} Allowed here: {', '.join(allowed)}"
+        )
     return f"{field}: {error['msg'].removeprefix('Value error, ')}"
 
 
