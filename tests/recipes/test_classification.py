@@ -53,7 +53,7 @@ def test_each_method_trains_a_decoder_without_pad_token(make_config, tiny_llama,
     assert metrics["test"]["n"] == 24 and metrics["validation"]["n"] == 10
 
 
-@pytest.mark.parametrize("method", ["full", "prefix"])
+@pytest.mark.parametrize("method", ["full", "prefix", "prompt"])
 def test_a_decoders_validation_in_training_matches_its_final_evaluation(
     make_config, tiny_gpt2, method
 ):

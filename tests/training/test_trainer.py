@@ -11,7 +11,12 @@ import torch
 
 from fintune.models import load_classifier
 from fintune.recipes.classification import run
-from fintune.training.trainer import collator, training_arguments, weighted_loss
+from fintune.training.trainer import (
+    collator,
+    count_prompt_positions,
+    training_arguments,
+    weighted_loss,
+)
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -19,6 +24,7 @@ LABELS = ["negative", "neutral", "positive"]
 def _logits_alone_and_padded(config):
     model, tokenizer, _ = load_classifier(config, LABELS, "cpu")
     model.eval()
+    count_prompt_positions(model, tokenizer)
     collate = collator(tokenizer, model)
     short = dict(tokenizer("profit fell"))
     long = dict(tokenizer("the group reported that earnings climbed and margin improved"))
@@ -48,11 +54,16 @@ def test_prefix_tuning_pads_decoders_on_the_right(make_config, request, backbone
     assert torch.allclose(alone, padded, atol=1e-5)
 
 
-def test_prompt_tuning_gets_no_position_ids(make_config, tiny_gpt2):
-    """PEFT drops them for prompt learning (with a warning); the collator does not send them."""
-    config = make_config(model={"name": str(tiny_gpt2)}, method={"name": "prompt"})
-    _, _, batch = _logits_alone_and_padded(config)
+@pytest.mark.parametrize("backbone", ["tiny_gpt2", "tiny_llama"])
+def test_prompt_tuning_keeps_a_left_padded_texts_positions(make_config, request, backbone):
+    """PEFT drops position ids for prompt learning (with a warning), so the collator sends
+    none; the base model counts them from the text itself."""
+    model = request.getfixturevalue(backbone)
+    config = make_config(model={"name": str(model)}, method={"name": "prompt"})
+    alone, padded, batch = _logits_alone_and_padded(config)
     assert "position_ids" not in batch
+    assert batch["attention_mask"][0].tolist()[0] == 0  # the short text, padded on the left
+    assert torch.allclose(alone, padded, atol=1e-5)
 
 
 def test_an_encoder_is_padded_on_the_right_without_position_ids(make_config):

@@ -158,7 +158,8 @@ def collator(tokenizer, model):
     they get position ids counted from their first real token, as generation does. PEFT
     ignores position ids for prefix and prompt tuning: prefix tuning pads decoders on the
     right instead (the head reads the last token that is not padding); prompt tuning hands
-    the model embeddings, where that last token cannot be found, so it stays on the left."""
+    the model embeddings, where that last token cannot be found, so it stays on the left
+    and `count_prompt_positions` gives the base model its position ids."""
     if tokenizer.padding_side == "left" and _peft_type(model) == "PREFIX_TUNING":
         return lambda features: tokenizer.pad(
             features, padding=True, return_tensors="pt", padding_side="right"
@@ -173,6 +174,26 @@ def collator(tokenizer, model):
         return batch
 
     return collate
+
+
+def count_prompt_positions(model, tokenizer) -> None:
+    """For a prompt-tuned decoder padded on the left: the base model, which receives the
+    virtual tokens and the text as embeddings and no position ids, counts them over the
+    tokens that are not padding, so the text starts right after the virtual tokens, as it
+    does unpadded (in evaluation, serving, and a plain PEFT load)."""
+    if _peft_type(model) != "PROMPT_TUNING" or tokenizer.padding_side != "left":
+        return
+    base = model.get_base_model()
+    if "position_ids" not in inspect.signature(base.forward).parameters:
+        return
+
+    def add_position_ids(_module, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        if kwargs.get("position_ids") is None and mask is not None:
+            kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        return args, kwargs
+
+    base.register_forward_pre_hook(add_position_ids, with_kwargs=True)
 
 
 def _peft_type(model) -> str | None:
@@ -208,6 +229,7 @@ def build_trainer(
     ]
     if config.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
+    count_prompt_positions(model, tokenizer)
     loss = None
     if config.class_weights:
         loss = weighted_loss(class_weights(np.asarray(train["labels"]), num_labels))
