@@ -367,6 +367,26 @@ def test_fields_valid_alone_but_not_together_fail_before_training(
     assert "(at the point method=full, method.r=4 of the space)" in str(error.value)
 
 
+def test_a_space_over_max_length_or_the_model_is_checked_against_each_architecture(
+    sweep_file, make_config, tiny_gpt2, monkeypatch
+):
+    """Only the base config's architecture was checked: a point of the space that no
+    architecture can run failed trial after trial."""
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    space = {"model.max_length": {"type": "int", "low": 32, "high": 4096}}
+    with pytest.raises(FintuneError) as error:
+        run_sweep(sweep_file(space=space))
+    assert "model.max_length: 4096 is more than" in str(error.value)
+    assert "(at the point model.max_length=4096 of the space)" in str(error.value)
+
+    base = make_config(method={"name": "lora", "target_modules": ["query", "value"]})
+    space = {"model.name": {"type": "categorical", "choices": [base.model.name, str(tiny_gpt2)]}}
+    with pytest.raises(FintuneError) as error:
+        run_sweep(sweep_file(base=base.model_dump(mode="json"), space=space))
+    assert "method.target_modules" in str(error.value)
+    assert f"(at the point model.name={tiny_gpt2} of the space)" in str(error.value)
+
+
 @pytest.mark.parametrize("value", [0.3, 0.7, 0.15, 0.0, 1.0])
 def test_an_enqueued_value_on_a_fine_grid_is_accepted(value):
     param = Param(type="uniform", low=0.0, high=1.0, step=0.05)

@@ -28,6 +28,7 @@ import math
 import shutil
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -185,14 +186,41 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, dict[str, Any]]:
     for field, param in spec.space.items():
         for value in param.examples():
             trial_config(base, {field: value}, spec, Path("."), 0, source=f"{source}: space")
-    corners = itertools.product(*([(f, v) for v in p.examples()] for f, p in spec.space.items()))
-    for point in itertools.islice(corners, COMBINATIONS):
-        try:
-            trial_config(base, dict(point), spec, Path("."), 0, source=f"{source}: space")
-        except FintuneError as error:
-            shown = ", ".join(f"{f}={v}" for f, v in point)
-            raise FintuneError(f"{error}\n(at the point {shown} of the space)") from None
+    for point in _corners(spec):
+        _at(point, trial_config, base, point, spec, Path("."), 0, source=f"{source}: space")
     return spec, base
+
+
+def _corners(spec: SweepSpec) -> Iterator[dict[str, Any]]:
+    """The space's corners and categorical choices in combination (the first COMBINATIONS)."""
+    axes = ([(f, v) for v in p.examples()] for f, p in spec.space.items())
+    for point in itertools.islice(itertools.product(*axes), COMBINATIONS):
+        yield dict(point)
+
+
+def _at(point: dict[str, Any], check, *args, **kwargs):
+    try:
+        return check(*args, **kwargs)
+    except FintuneError as error:
+        shown = ", ".join(f"{f}={v}" for f, v in point.items())
+        raise FintuneError(f"{error}\n(at the point {shown} of the space)") from None
+
+
+def check_space_architectures(spec: SweepSpec, base: dict[str, Any], source: str) -> None:
+    """The architecture checks (max_length, the modules a method names) for every distinct
+    model and method among the space's corners: a space over max_length or target_modules
+    would otherwise fail trial by trial. The base config's are `setup`'s."""
+    from fintune.models.load import check_architecture
+
+    def model_and_method(config: ExperimentConfig) -> str:
+        return json.dumps(config.model_dump(mode="json", include={"model", "method"}))
+
+    seen = {model_and_method(trial_config(base, {}, spec, Path("."), 0, source))}
+    for point in _corners(spec):
+        config = trial_config(base, point, spec, Path("."), 0, source)
+        if (key := model_and_method(config)) not in seen:
+            seen.add(key)
+            _at(point, check_architecture, config)
 
 
 def sweep_dir(spec: SweepSpec) -> Path:
@@ -417,6 +445,7 @@ def run_sweep(
 
     first = trial_config(base, {}, spec, folder, 0, source=str(path))
     classification.setup(first)  # data and model checks before any trial
+    check_space_architectures(spec, base, str(path))
     if report_only and spec.storage is None and not (folder / "optuna.db").is_file():
         raise FintuneError(
             f"--report-only: {folder} holds no trials of sweep {spec.name!r} yet; run it "
