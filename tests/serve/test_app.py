@@ -382,6 +382,23 @@ def test_an_incomplete_run_is_refused_before_the_model_loads(run_dir, tmp_path, 
         app_for_run(copy, ServeSettings())
 
 
+def test_a_body_larger_than_any_valid_request_is_refused_unread(client):
+    limit = ServeSettings(max_text_chars=MAX_CHARS, max_batch_texts=MAX_TEXTS).max_body_bytes
+    body = b'{"texts": ["' + b"a" * limit + b'"]}'
+    response = client.post(
+        "/analyze/batch", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == f"the body has {len(body):,} bytes; the limit is {limit:,}"
+    widest = json.dumps({"texts": ["\U0001f4b9" * MAX_CHARS] * MAX_TEXTS})  # 12-byte escapes
+    assert limit - len(widest) < 65536
+    response = client.post(
+        "/analyze/batch", content=widest, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    _assert_still_serving(client)
+
+
 def test_a_larger_batch_limit_is_honoured(run_dir, predictor):
     settings = ServeSettings(max_batch_texts=150, micro_batch=64)
     texts = [TEXTS[i % 3] + f" {i}" for i in range(150)]

@@ -49,6 +49,12 @@ class ServeSettings:
     max_wait_ms: float = 2.0
     api_key: str | None = None
 
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest body a valid request can need: every text at the limit, each
+        character escaped as JSON's 12-byte surrogate pair, and room for the rest."""
+        return self.max_batch_texts * self.max_text_chars * 12 + 65536
+
 
 class AnalyzeRequest(BaseModel):
     text: str = Field(description="The text to classify.")
@@ -111,6 +117,18 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
         lifespan=lifespan,
     )
     app.state.batcher = batcher
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        """Refuse a body no valid request needs before reading it (the limits on texts
+        come after the whole body is parsed)."""
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > settings.max_body_bytes:
+            message = (
+                f"the body has {int(length):,} bytes; the limit is {settings.max_body_bytes:,}"
+            )
+            return JSONResponse({"error": message}, status_code=413)
+        return await call_next(request)
 
     @app.middleware("http")
     async def require_key(request: Request, call_next):
