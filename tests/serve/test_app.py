@@ -438,6 +438,9 @@ OPEN = ["/health", "/", "/static/app.js", "/static/style.css"]
         ("Bearer kk", 401),
         ("Basic k", 401),
         ("Bearer k", 200),
+        ("bearer k", 200),  # RFC 7235: the scheme is case-insensitive, the key is not
+        ("BEARER k", 200),
+        ("Bearer K", 401),
     ],
 )
 def test_api_key_guards_the_api(keyed, method, path, kwargs, auth, status):

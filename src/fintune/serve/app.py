@@ -133,9 +133,9 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     @app.middleware("http")
     async def require_key(request: Request, call_next):
         if settings.api_key and request.url.path not in OPEN_PATHS:
-            given = request.headers.get("authorization", "")
-            expected = f"Bearer {settings.api_key}"
-            if not hmac.compare_digest(given.encode(), expected.encode()):
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            given = token if scheme.lower() == "bearer" else ""  # a scheme ignores case
+            if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
                 return JSONResponse(
                     {"error": "missing or wrong API key: send 'Authorization: Bearer <key>'"},
                     status_code=401,
