@@ -81,6 +81,19 @@ def test_a_rare_class_stays_in_the_macro_average_of_every_resample():
     assert fast[0] < point < fast[1] < point + 0.1  # not split in two by the rare class
 
 
+def test_a_rare_class_a_resample_lacks_keeps_its_whole_sample_rates():
+    """Counted as 0 where a resample lacks the 2-example class, a perfect classifier's
+    macro F1 interval reached down to 0.67."""
+    y = np.array([0] * 49 + [1] * 49 + [2] * 2)
+    perfect = evaluate_predictions(y, y, ["a", "b", "c"], samples=2000)["ci95"]
+    for name in ("precision_macro", "recall_macro", "f1_macro"):
+        assert perfect[name] == [1.0, 1.0]
+    p = y.copy()
+    p[0] = 1
+    one_error = evaluate_predictions(y, p, ["a", "b", "c"], samples=2000)
+    assert 0.97 < one_error["ci95"]["f1_macro"][0] < one_error["f1_macro"] < 1.0
+
+
 def test_per_class_holds_every_label_even_ones_named_like_averages():
     y, p = _random_predictions(200, 3, 7)
     labels = ["accuracy", "macro avg", "weighted avg"]

@@ -30,18 +30,25 @@ def present_classes(cm: np.ndarray) -> np.ndarray:
     return (cm.sum(axis=-1) + cm.sum(axis=-2)) > 0
 
 
-def metrics_from_confusion(cm: np.ndarray, classes: np.ndarray | None = None) -> dict[str, float]:
+def metrics_from_confusion(cm: np.ndarray, whole: np.ndarray | None = None) -> dict[str, float]:
     """Metrics of a (true x predicted) count matrix; a batch of matrices works too.
 
-    `classes` (a mask) fixes which classes the macro averages cover; bootstrap replicates pass
-    the full sample's, so a rare class missing from a resample does not change the average.
+    `whole`, for bootstrap resamples: the whole sample's matrix. The macro averages then
+    cover its classes, and a rate a resample cannot define (a rare class it lacks) keeps
+    its whole-sample value: counted as 0 it pulled a perfect classifier's macro F1 down to
+    [0.67, 1.0]; left out, it split the interval in two.
     """
     cm = np.asarray(cm, dtype=float)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     support = cm.sum(axis=-1)  # true counts per class
     n = support.sum(axis=-1)
-    precision, recall, f1 = per_class_rates(cm)
-    present = present_classes(cm) if classes is None else np.asarray(classes, dtype=bool)
+    if whole is None:
+        precision, recall, f1 = per_class_rates(cm)
+        present = present_classes(cm)
+    else:
+        rates = zip(per_class_rates(cm, np.nan), per_class_rates(whole), strict=True)
+        precision, recall, f1 = (np.where(np.isnan(r), w, r) for r, w in rates)
+        present = present_classes(np.asarray(whole))
     n_present = present.sum(axis=-1)
 
     def macro(x: np.ndarray) -> np.ndarray:
@@ -107,7 +114,7 @@ def bootstrap_ci(
 ) -> dict[str, list[float]]:
     """Percentile bootstrap interval of every metric, resampling examples with replacement."""
     matrices = _resampled(y_true, y_pred, k, samples, seed)
-    replicates = metrics_from_confusion(matrices, present_classes(confusion(y_true, y_pred, k)))
+    replicates = metrics_from_confusion(matrices, confusion(y_true, y_pred, k))
     return {name: _interval(values, confidence) for name, values in replicates.items()}
 
 
@@ -149,7 +156,7 @@ def evaluate_predictions(
     result: dict[str, Any] = {name: point[name] for name in METRICS}
     result["n"] = int(len(y_true))
     matrices = _resampled(y_true, y_pred, k, samples, seed)
-    replicates = metrics_from_confusion(matrices, present_classes(cm))
+    replicates = metrics_from_confusion(matrices, cm)
     result["ci95"] = {name: _interval(values, 0.95) for name, values in replicates.items()}
     if confidence != 0.95:
         result["ci"] = {name: _interval(values, confidence) for name, values in replicates.items()}

@@ -23,7 +23,6 @@ from fintune.evaluation.metrics import (
     bootstrap_confusions,
     confusion,
     metrics_from_confusion,
-    present_classes,
 )
 
 Block = tuple[np.ndarray, np.ndarray]  # (y_true, y_pred) of one run
@@ -55,10 +54,10 @@ def _replicates(
         if any(not np.array_equal(blocks[i][0], y) for i in members):
             raise ValueError("blocks named as one test set hold different labels")
         predictions = [p for i in members for p in blocks[i][1]]
-        classes = iter([present_classes(confusion(y, p, k)) for p in predictions])
+        wholes = iter([confusion(y, p, k) for p in predictions])
         matrices = iter(bootstrap_confusions(y, predictions, k, samples, rng))
         for i in members:
-            out[i] = [metrics_from_confusion(next(matrices), next(classes)) for _ in blocks[i][1]]
+            out[i] = [metrics_from_confusion(next(matrices), next(wholes)) for _ in blocks[i][1]]
     return out
 
 
