@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from fintune.evaluation.metrics import bootstrap_ci, evaluate_predictions, small_sample_note
+from fintune.evaluation.metrics import (
+    boundary_note,
+    bootstrap_ci,
+    evaluate_predictions,
+    small_sample_note,
+)
 
 
 def _random_predictions(n: int, k: int, seed: int, skill: float = 0.7):
@@ -144,3 +149,18 @@ def test_a_resample_without_the_class_does_not_pull_its_interval_to_zero():
     assert row["precision"] == 1.0 and row["ci95"]["precision"] == [1.0, 1.0]
     absent = evaluate_predictions(y[:98], p[:98], ["a", "b", "c"])["per_class"]["c"]
     assert absent["ci95"]["precision"] == [None, None]  # never predicted, never true
+
+
+def test_an_interval_at_100_percent_gets_the_exact_binomial_bound():
+    """200 of 200 right: the bootstrap says [1.000, 1.000] at any n."""
+    from scipy.stats import binomtest
+
+    y = np.zeros(200, dtype=int)
+    assert bootstrap_ci(y, y, 2)["accuracy"] == [1.0, 1.0]
+    note = boundary_note({"test": (200, 1.0), "validation": (40, 0.0), "other": (300, 0.99)})
+    low = binomtest(200, 200).proportion_ci(method="exact").low
+    high = binomtest(0, 40).proportion_ci(method="exact").high
+    assert f"test: all of 200 right, accuracy [{low:.3f}, 1.000]" in note
+    assert f"validation: none of 40 right, accuracy [0.000, {high:.3f}]" in note
+    assert "other" not in note
+    assert boundary_note({"test": (29, 1.0)}) is None  # the small-sample note's case

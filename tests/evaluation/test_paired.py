@@ -12,7 +12,9 @@ from sklearn.metrics import accuracy_score, f1_score
 from fintune.evaluation.metrics import bootstrap_ci
 from fintune.evaluation.paired import (
     exact_paired_test,
+    format_p,
     paired_bootstrap,
+    randomization_test,
     seed_mean_ci,
     verdict,
 )
@@ -263,3 +265,61 @@ def test_better_needs_the_exact_test_to_favour_the_candidate_too():
     assert accuracy["ci95"][0] > 0  # the bootstrap of the mean over seeds says better
     assert accuracy["exact_p"] < 0.05 and accuracy["baseline_ahead"] == 30
     assert accuracy["verdict"] == "within noise"
+
+
+def test_the_randomization_test_matches_an_enumeration_of_every_swap():
+    """10 examples the two models label differently: all 2^10 ways of trading their
+    predictions, scored with scikit-learn, give the exact permutation p."""
+    y, base = synthetic(120, 3, 0.75, seed=12)
+    cand = base.copy()
+    wrong = np.flatnonzero(base != y)[:10]
+    cand[wrong[:6]] = y[wrong[:6]]  # fixed
+    cand[wrong[6:]] = 3 - y[wrong[6:]] - base[wrong[6:]]  # the third label: still wrong
+    changed = np.flatnonzero(cand != base)
+    observed = macro_f1(y, cand) - macro_f1(y, base)
+    totals = []
+    for swap in itertools.product((False, True), repeat=len(changed)):
+        b, c = base.copy(), cand.copy()
+        idx = changed[list(swap)]
+        b[idx], c[idx] = cand[idx], base[idx]
+        totals.append(macro_f1(y, c) - macro_f1(y, b))
+    exact = np.mean(np.abs(totals) >= abs(observed) - 1e-12)
+    ours = randomization_test([(y, base)], [(y, cand)], 3, samples=20000, seed=0)["f1_macro"]
+    assert 0.01 < exact < 0.9
+    assert ours == pytest.approx(exact, abs=0.01)
+
+
+@pytest.mark.parametrize(("fixed", "expected"), [(4, "within noise"), (30, "better")])
+def test_every_metric_is_called_better_only_when_a_test_on_the_examples_agrees(fixed, expected):
+    """Four fixed errors: the F1 interval lies above 0, as accuracy's does, and p = 0.125
+    for both; F1 was called better on that alone."""
+    y, base = synthetic(1000, 3, 0.80, seed=8)
+    cand = base.copy()
+    wrong = np.flatnonzero(base != y)[:fixed]
+    cand[wrong] = y[wrong]
+    result = paired_bootstrap([(y, base)], [(y, cand)], 3, samples=2000)
+    for name in ("f1_macro", "precision_weighted", "recall_macro"):
+        assert result[name]["ci95"][0] > 0  # the bootstrap alone would say "better"
+        assert result[name]["test"] == "randomization"
+        assert result[name]["verdict"] == expected
+    if fixed == 4:
+        assert result["f1_macro"]["p"] == pytest.approx(0.125, abs=0.03)
+    assert result["accuracy"]["p"] == result["accuracy"]["exact_p"]
+
+
+def test_seeds_on_one_test_set_trade_predictions_together():
+    y, base = synthetic(300, 3, 0.8, seed=3)
+    cand = base.copy()
+    wrong = np.flatnonzero(base != y)[:6]
+    cand[wrong] = y[wrong]
+    one = randomization_test([(y, base)], [(y, cand)], 3, samples=1000)
+    three = randomization_test([(y, base)] * 3, [(y, cand)] * 3, 3, samples=1000)
+    assert one == three
+
+
+@pytest.mark.parametrize(
+    ("p", "shown"),
+    [(0.049983, "0.04998"), (0.0512, "0.0512"), (0.125, "0.125"), (0.0001234, "0.000123")],
+)
+def test_a_p_value_is_never_rounded_across_the_verdicts_line(p, shown):
+    assert format_p(p) == shown

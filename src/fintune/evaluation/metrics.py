@@ -194,3 +194,26 @@ def small_sample_note(sizes: dict[str, int]) -> str | None:
         "interval understates the uncertainty (all of 10 right gives [1.000, 1.000]), and a "
         "difference of a few examples is noise. Evaluate on more examples before relying on it."
     )
+
+
+def boundary_note(scores: dict[str, tuple[int, float]]) -> str | None:
+    """A warning naming the splits (name -> (n, accuracy)) scored all right or all wrong on
+    SMALL_SAMPLE or more examples (fewer get the small-sample note): no resample can leave
+    100%, so the bootstrap interval has no width; the exact binomial bound says how far
+    the true accuracy may still be."""
+    lines = []
+    for name, (n, accuracy) in scores.items():
+        if n >= SMALL_SAMPLE and accuracy in (0.0, 1.0):
+            bound = 0.025 ** (1 / n)  # Clopper-Pearson 95%, with all n one way
+            lines.append(
+                f"{name}: {'all' if accuracy else 'none'} of {n} right, accuracy "
+                + (f"[{bound:.3f}, 1.000]" if accuracy else f"[0.000, {1 - bound:.3f}]")
+            )
+    if not lines:
+        return None
+    return (
+        "**Interval at the edge**: a bootstrap interval cannot leave 100% (or 0%), so the "
+        "[1.000, 1.000] above is no bound. Exact binomial (Clopper-Pearson) 95% intervals: "
+        + "; ".join(lines)
+        + "."
+    )

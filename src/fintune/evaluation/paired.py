@@ -27,6 +27,7 @@ from fintune.evaluation.metrics import (
 
 Block = tuple[np.ndarray, np.ndarray]  # (y_true, y_pred) of one run
 DIRECT_CONVOLUTION_MAX = 10**7  # larger exact-test convolutions go through an FFT
+ALPHA = 0.05  # the level of every verdict
 
 
 def _mean_over_blocks(per_block: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -114,20 +115,102 @@ def paired_bootstrap(
             "verdict": verdict(low, high),
         }
     # With a handful of disagreements the percentile interval is too narrow (four examples
-    # all one way give an interval above 0, where p = 0.125): accuracy is called better or
-    # worse only when the exact test agrees.
+    # all one way give an interval above 0, where p = 0.125): a metric is called better or
+    # worse only when a test on the examples agrees, the exact test for accuracy and a
+    # randomization test for the others.
     exact = exact_paired_test(baseline, candidate, test_sets)
-    out["accuracy"]["exact_p"] = exact["p"]
-    out["accuracy"]["baseline_ahead"] = exact["baseline_ahead"]
-    out["accuracy"]["candidate_ahead"] = exact["candidate_ahead"]
-    # (with test sets of different sizes the two weigh examples differently: both must agree)
-    agrees = {"better": "candidate", "worse": "baseline"}.get(out["accuracy"]["verdict"])
-    if exact["p"] >= 0.05 or exact["favours"] != agrees:
-        out["accuracy"]["verdict"] = "within noise"
+    shuffled = randomization_test(baseline, candidate, k, samples, seed, test_sets)
+    for name, result in out.items():
+        if name == "accuracy":
+            p, favours = exact["p"], exact["favours"]
+            result.update(exact_p=p, test="exact")
+        else:
+            p, favours = shuffled[name], _favours(result["difference"])
+            result["test"] = "randomization"
+        result.update(
+            p=p, baseline_ahead=exact["baseline_ahead"], candidate_ahead=exact["candidate_ahead"]
+        )
+        # (with test sets of different sizes the two weigh examples differently: both agree)
+        agrees = {"better": "candidate", "worse": "baseline"}.get(result["verdict"])
+        if p >= ALPHA or favours != agrees:
+            result["verdict"] = "within noise"
     return out
 
 
+def _favours(difference: float) -> str:
+    return "candidate" if difference > 0 else "baseline" if difference < 0 else "neither"
+
+
+def format_p(p: float) -> str:
+    """Three significant digits, or more where three would round across ALPHA
+    (0.049983 is "0.04998", not "0.05" beside a verdict that needs p < 0.05)."""
+    for digits in range(3, 8):
+        shown = f"{p:.{digits}g}"
+        if (float(shown) < ALPHA) == (p < ALPHA):
+            return shown
+    return f"{p:.3g}"
+
+
+def randomization_test(
+    baseline: list[Block],
+    candidate: list[Block],
+    k: int,
+    samples: int = 2000,
+    seed: int = 0,
+    test_sets: list | None = None,
+) -> dict[str, float]:
+    """Two-sided p of each metric's difference (mean over blocks), by approximate
+    randomization: each example's two predictions trade places with probability 1/2, in
+    every block of its test set at once (seeds on one test set are not extra evidence, as
+    in the exact test), and p is the share of `samples` such shuffles whose difference is
+    at least as far from 0 as the observed one, counting the observed itself."""
+    keys = test_sets if test_sets is not None else [y.tobytes() for y, _ in baseline]
+    rng = np.random.default_rng([seed, 1])  # apart from the bootstrap's stream
+    observed = _mean_over_blocks(
+        [
+            _difference(confusion(y, c, k), confusion(y, b, k))
+            for (y, b), (_, c) in zip(baseline, candidate, strict=True)
+        ]
+    )
+    groups: dict = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    shuffled: list[dict[str, np.ndarray]] = []
+    for members in groups.values():
+        swaps = rng.random((samples, len(baseline[members[0]][0]))) < 0.5
+        shuffled += [_swapped_difference(baseline[i], candidate[i][1], swaps, k) for i in members]
+    spread = _mean_over_blocks(shuffled)
+    return {
+        name: float(
+            (1 + np.sum(np.abs(spread[name]) >= abs(observed[name]) - 1e-12)) / (samples + 1)
+        )
+        for name in observed
+    }
+
+
+def _difference(candidate_cm: np.ndarray, baseline_cm: np.ndarray) -> dict[str, np.ndarray]:
+    cand, base = metrics_from_confusion(candidate_cm), metrics_from_confusion(baseline_cm)
+    return {name: cand[name] - base[name] for name in cand}
+
+
+def _swapped_difference(block: Block, candidate: np.ndarray, swaps: np.ndarray, k: int):
+    """Metric differences of one block with the predictions traded where `swaps` holds
+    (samples x examples). Only examples the two models label differently change a matrix."""
+    y, baseline = block
+    differ = np.flatnonzero(baseline != candidate)
+    base_cm, cand_cm = confusion(y, baseline, k).ravel(), confusion(y, candidate, k).ravel()
+    moved = np.zeros((len(swaps), k * k))  # what the swaps move from baseline to candidate
+    for cells, sign in (
+        (y[differ] * k + baseline[differ], 1),
+        (y[differ] * k + candidate[differ], -1),
+    ):
+        for cell in np.unique(cells):
+            moved[:, cell] += sign * swaps[:, differ[cells == cell]].sum(axis=1)
+    return _difference((cand_cm + moved).reshape(-1, k, k), (base_cm - moved).reshape(-1, k, k))
+
+
 def verdict(low: float, high: float) -> str:
+    """The bootstrap interval's verdict, before the test on the examples has its say."""
     if low > 0:
         return "better"
     if high < 0:

@@ -22,7 +22,7 @@ from fintune.config.schema import ExperimentConfig
 from fintune.data import PreparedData, prepare_data
 from fintune.errors import FintuneError
 from fintune.evaluation.inference import predict_logits
-from fintune.evaluation.metrics import evaluate_predictions, small_sample_note
+from fintune.evaluation.metrics import boundary_note, evaluate_predictions, small_sample_note
 from fintune.models import check_architecture, load_classifier, pick_device, save_classifier
 from fintune.models.methods import count_parameters
 from fintune.models.registry import resolve_model
@@ -180,8 +180,11 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
         }
         write_json(run_dir / "metrics.json", metrics)
         write_report(run_dir, config, metrics, data)
-        note = small_sample_note({role: results[role]["n"] for role in results})
-        if note:
+        notes = (
+            small_sample_note({role: results[role]["n"] for role in results}),
+            boundary_note({role: (r["n"], r["accuracy"]) for role, r in results.items()}),
+        )
+        for note in filter(None, notes):
             console.print(f"[yellow]warning:[/] {escape(note.replace('**', ''))}", highlight=False)
     except Exception as error:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model copies, unused

@@ -75,8 +75,10 @@ class Document:
 
 
 def table_row(cells: list[str]) -> str:
-    """A Markdown table row; a "|" inside a cell (say, in a label) is escaped."""
-    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+    """A Markdown table row; a "|" inside a cell (say, in a label) is escaped, and a line
+    break, which would end the row, becomes a space."""
+    flat = (" ".join(str(c).splitlines()) for c in cells)
+    return "| " + " | ".join(c.replace("|", "\\|") for c in flat) + " |"
 
 
 def _inline(text: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fintune.config.schema import METRICS, ExperimentConfig
-from fintune.evaluation.metrics import small_sample_note
+from fintune.evaluation.metrics import boundary_note, small_sample_note
 from fintune.report.document import table_row
 from fintune.report.plots import plot_confusion, plot_learning_rate, plot_loss
 
@@ -58,10 +58,14 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
     if level != 0.95:  # evaluation.confidence: the same table at the configured level
         out += ["", f"At the configured {100 * level:g}% level:", ""]
         out += _results_table(metrics, "ci")
-    sizes = {split: metrics[split]["n"] for split in ("validation", "test") if split in metrics}
-    note = small_sample_note(sizes)
-    if note:
-        out += ["", note]
+    splits = [split for split in ("validation", "test") if split in metrics]
+    notes = (
+        small_sample_note({split: metrics[split]["n"] for split in splits}),
+        boundary_note(
+            {split: (metrics[split]["n"], metrics[split]["accuracy"]) for split in splits}
+        ),
+    )
+    out += [line for note in notes if note for line in ("", note)]
     out += ["", "### Per class (test)" if "test" in metrics else "### Per class", ""]
     per_class = metrics.get("test", metrics.get("validation"))["per_class"]
     out += ["With bootstrap 95% intervals; support is the number of examples of the label.", ""]

@@ -20,8 +20,8 @@ import pandas as pd  # noqa: E402
 
 from fintune.config.schema import METRICS  # noqa: E402
 from fintune.errors import FintuneError  # noqa: E402
-from fintune.evaluation.metrics import small_sample_note  # noqa: E402
-from fintune.evaluation.paired import paired_bootstrap, seed_mean_ci  # noqa: E402
+from fintune.evaluation.metrics import boundary_note, small_sample_note  # noqa: E402
+from fintune.evaluation.paired import format_p, paired_bootstrap, seed_mean_ci  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
 from fintune.report.plots import lone  # noqa: E402
@@ -117,12 +117,20 @@ def write_study_report(
         + ", ".join(f"{a}={v}" for a, v in spec.baseline.items())
         + f". Metrics on each run's test split with bootstrap 95% CIs. Verdicts compare a row "
         f"with its group's baseline on the same test examples by a paired bootstrap of "
-        f"{spec.metric} ({spec.bootstrap_samples} resamples, seeds paired). Next to it, an "
-        "exact test on accuracy: McNemar's for one seed; with several seeds on one test set, "
-        "the same test on each example's correctness averaged over the seeds. The bracket "
-        "counts the examples the row gets right more often than the baseline, and the other "
-        "way round. Accuracy is called better or worse only when this p < 0.05 too. With "
-        "several seeds a value is the mean ± std over seeds, and its interval covers the mean."
+        f"{spec.metric} ({spec.bootstrap_samples} resamples, seeds paired). Next to it, "
+        + (
+            "an exact test on accuracy: McNemar's for one seed; with several seeds on one test "
+            "set, the same test on each example's correctness averaged over the seeds."
+            if spec.metric == "accuracy"
+            else f"a randomization test on {spec.metric}: the two models' predictions of each "
+            f"example trade places at random ({spec.bootstrap_samples} times; seeds on one "
+            "test set trade together), and p is the share of differences as large as the "
+            "observed one."
+        )
+        + " The bracket counts the examples the row gets right more often than the baseline, "
+        "and the other way round. A row is called better or worse only when this p < 0.05 "
+        "too. With several seeds a value is the mean ± std over seeds, and its interval covers "
+        "the mean (over resamples of the test examples; the seeds are taken as they are)."
     )
 
     groups: dict[tuple, list[Cell]] = {}
@@ -176,7 +184,8 @@ def _metrics_table(
     finished: dict,
 ) -> None:
     header = ["cell", "seeds", "n test", *[SHORT[m] for m in METRICS]]
-    header += [f"Δ {SHORT[spec.metric]} vs baseline [95% CI]", "verdict", "exact p (acc)"]
+    test = "exact p" if spec.metric == "accuracy" else "randomization p"
+    header += [f"Δ {SHORT[spec.metric]} vs baseline [95% CI]", "verdict", test]
     body = []
     for name, runs in rows.items():
         values = {m: np.array([r.metrics["test"][m] for r in runs]) for m in METRICS}
@@ -196,8 +205,15 @@ def _metrics_table(
     sizes = {
         f"{name} test": min(r.metrics["test"]["n"] for r in runs) for name, runs in rows.items()
     }
-    note = small_sample_note(sizes)
-    if note:
+    edges = {
+        f"{name} test" + (f" (seed {r.metrics['seed']})" if len(runs) > 1 else ""): (
+            r.metrics["test"]["n"],
+            r.metrics["test"]["accuracy"],
+        )
+        for name, runs in rows.items()
+        for r in runs
+    }
+    for note in filter(None, (small_sample_note(sizes), boundary_note(edges))):
         doc.text(note)
 
 
@@ -234,14 +250,14 @@ def _versus_baseline(runs: list[Finished], spec: StudySpec, finished: dict) -> l
         )
     except ValueError as error:  # different test examples: no paired test possible
         return [f"not paired: {error}", "", ""]
-    result, exact = compared[spec.metric], compared["accuracy"]
+    result = compared[spec.metric]
     low, high = result["ci95"]
     # seeds whose baseline did not finish are left out of the pairs; say so
     partial = f" ({len(pairs)} of {len(runs)} seeds paired)" if len(pairs) < len(runs) else ""
     return [
         f"{result['difference']:+.4f} [{low:+.3f}, {high:+.3f}]{partial}",
         f"**{result['verdict']}**" if result["verdict"] != "within noise" else "within noise",
-        f"{exact['exact_p']:.3g} ({exact['candidate_ahead']} vs {exact['baseline_ahead']})",
+        f"{format_p(result['p'])} ({result['candidate_ahead']} vs {result['baseline_ahead']})",
     ]
 
 
@@ -261,6 +277,7 @@ def _resource_table(doc: Document, rows: dict[str, list[Finished]]) -> None:
         ("RSS MiB avg", "resources", "rss_mib_avg", "{:.0f}"),
         ("RSS MiB max", "resources", "rss_mib_max", "{:.0f}"),
         ("GPU MiB avg", "resources", "gpu_mem_mib_avg", "{:.0f}"),
+        ("GPU MiB max", "resources", "gpu_mem_mib_max", "{:.0f}"),
     ]
     body = []
     for name, runs in rows.items():
@@ -298,8 +315,8 @@ def _plots(
         x = np.arange(len(shown)) + (i - (len(names) - 1) / 2) * width
         ax.bar(x, means, width, yerr=[lows, highs], capsize=3, label=name, color=colors(i % 10))
     ax.set_xticks(np.arange(len(shown)), shown)
-    all_means = [r.metrics["test"][m] for runs in rows.values() for r in runs for m in shown]
-    ax.set_ylim(max(0.0, min(all_means) - 0.1), min(1.0, max(all_means) + 0.05))
+    bounds = [b for name in names for m in shown for b in intervals[name][m]]
+    ax.set_ylim(max(0.0, min(bounds) - 0.05), min(1.0, max(bounds) + 0.05))  # whole bars
     ax.set_ylabel("test score (95% CI)")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
