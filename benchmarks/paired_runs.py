@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fintune.evaluation.paired import paired_bootstrap
+from fintune.evaluation.paired import format_p, paired_bootstrap
 
 # Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
 TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
@@ -46,11 +46,14 @@ def main() -> None:
     for metric in ("accuracy", "f1_macro"):
         d = difference[metric]
         low, high = d["ci95"]
-        print(f"  B - A {metric}: {d['difference']:+.4f} [{low:+.4f}, {high:+.4f}] {d['verdict']}")
+        print(
+            f"  B - A {metric}: {d['difference']:+.4f} [{low:+.4f}, {high:+.4f}] {d['verdict']}"
+            f" ({d['test']} p = {format_p(d['p'])})"
+        )
     test = difference["accuracy"]
     print(
         f"  McNemar: {test['baseline_ahead']} right only for A, "
-        f"{test['candidate_ahead']} only for B, exact p = {test['exact_p']:.3f}"
+        f"{test['candidate_ahead']} only for B, exact p = {format_p(test['exact_p'])}"
     )
 
 
