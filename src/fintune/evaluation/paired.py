@@ -8,7 +8,8 @@ the test set's luck is common to all of them; blocks on different test sets (a s
 varies with the seed) are resampled independently. For accuracy an exact test counts only
 the examples the two models disagree on: McNemar's test for one seed, and for several seeds
 on one test set the same test on each example's correctness averaged over the seeds (three
-seeds on the same examples are not three times the evidence).
+seeds on the same examples are not three times the evidence). The other metrics get a
+randomization test with the same structure: each example's two predictions trade places.
 """
 
 from __future__ import annotations
