@@ -3,8 +3,8 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from fintune.evaluation.metrics import (
-    boundary_note,
     bootstrap_ci,
+    boundary_note,
     evaluate_predictions,
     small_sample_note,
 )

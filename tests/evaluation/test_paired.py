@@ -319,7 +319,14 @@ def test_seeds_on_one_test_set_trade_predictions_together():
 
 @pytest.mark.parametrize(
     ("p", "shown"),
-    [(0.049983, "0.04998"), (0.0512, "0.0512"), (0.125, "0.125"), (0.0001234, "0.000123")],
+    [
+        (0.049983, "0.04998"),
+        (0.0512, "0.0512"),
+        (0.125, "0.125"),
+        (0.0001234, "0.000123"),
+        (0.0499999999, "< 0.05"),
+        (1.0, "1"),
+    ],
 )
 def test_a_p_value_is_never_rounded_across_the_verdicts_line(p, shown):
     assert format_p(p) == shown

@@ -440,6 +440,7 @@ OPEN = ["/health", "/", "/static/app.js", "/static/style.css"]
         ("Bearer k", 200),
         ("bearer k", 200),  # RFC 7235: the scheme is case-insensitive, the key is not
         ("BEARER k", 200),
+        ("Bearer   k", 200),
         ("Bearer K", 401),
     ],
 )

@@ -149,7 +149,7 @@ def format_p(p: float) -> str:
         shown = f"{p:.{digits}g}"
         if (float(shown) < ALPHA) == (p < ALPHA):
             return shown
-    return f"{p:.3g}"
+    return f"< {ALPHA:g}" if p < ALPHA else f"{p:.3g}"
 
 
 def randomization_test(
@@ -178,8 +178,18 @@ def randomization_test(
         groups.setdefault(key, []).append(i)
     shuffled: list[dict[str, np.ndarray]] = []
     for members in groups.values():
-        swaps = rng.random((samples, len(baseline[members[0]][0]))) < 0.5
-        shuffled += [_swapped_difference(baseline[i], candidate[i][1], swaps, k) for i in members]
+        y = baseline[members[0]][0]
+        if any(not np.array_equal(baseline[i][0], y) for i in members):
+            raise ValueError("blocks named as one test set hold different labels")
+        # a swap matters only where the two models label an example differently (in any
+        # seed): one byte per such example and shuffle
+        differ = np.unique(
+            np.concatenate([np.flatnonzero(baseline[i][1] != candidate[i][1]) for i in members])
+        )
+        swaps = rng.integers(0, 2, size=(samples, len(differ)), dtype=np.uint8).astype(bool)
+        shuffled += [
+            _swapped_difference(baseline[i], candidate[i][1], swaps, differ, k) for i in members
+        ]
     spread = _mean_over_blocks(shuffled)
     return {
         name: float(
@@ -194,11 +204,15 @@ def _difference(candidate_cm: np.ndarray, baseline_cm: np.ndarray) -> dict[str, 
     return {name: cand[name] - base[name] for name in cand}
 
 
-def _swapped_difference(block: Block, candidate: np.ndarray, swaps: np.ndarray, k: int):
+def _swapped_difference(
+    block: Block, candidate: np.ndarray, swaps: np.ndarray, columns: np.ndarray, k: int
+):
     """Metric differences of one block with the predictions traded where `swaps` holds
-    (samples x examples). Only examples the two models label differently change a matrix."""
+    (samples x the examples in `columns`). Only examples the two models label differently
+    change a matrix."""
     y, baseline = block
     differ = np.flatnonzero(baseline != candidate)
+    swapped = swaps[:, np.searchsorted(columns, differ)]
     base_cm, cand_cm = confusion(y, baseline, k).ravel(), confusion(y, candidate, k).ravel()
     moved = np.zeros((len(swaps), k * k))  # what the swaps move from baseline to candidate
     for cells, sign in (
@@ -206,7 +220,7 @@ def _swapped_difference(block: Block, candidate: np.ndarray, swaps: np.ndarray, 
         (y[differ] * k + candidate[differ], -1),
     ):
         for cell in np.unique(cells):
-            moved[:, cell] += sign * swaps[:, differ[cells == cell]].sum(axis=1)
+            moved[:, cell] += sign * swapped[:, cells == cell].sum(axis=1)
     return _difference((cand_cm + moved).reshape(-1, k, k), (base_cm - moved).reshape(-1, k, k))
 
 

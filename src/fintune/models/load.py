@@ -136,34 +136,40 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     return model, tokenizer, info
 
 
-def check_architecture(config: ExperimentConfig) -> None:
+def check_architecture(config: ExperimentConfig, built: dict | None = None) -> None:
     """The checks that need the model's architecture but none of its weights: max_length
     against a learned position table, and the modules a method names. The architecture is
     built from the model's configuration on the meta device (no memory, no weights). A
     GGUF model is checked once it has loaded instead: its configuration is read from the
-    whole file, which costs about what the load does."""
+    whole file, which costs about what the load does. `built` keeps the architectures
+    between calls, for a sweep that checks many points of one model."""
     source = resolve_model(config.model.name, config.model.gguf_file)
     if source.gguf_file:
         return
-    remote = {"trust_remote_code": config.model.trust_remote_code}
+    key = (source.name_or_path, config.model.revision, config.model.trust_remote_code)
+    built = {} if built is None else built
+    if key not in built:
+        built[key] = _meta_architecture(*key)
+    _check_max_length(built[key], config)
+    _check_named_modules(built[key], config)
+
+
+def _meta_architecture(name_or_path: str, revision: str | None, trust_remote_code: bool):
+    remote = {"trust_remote_code": trust_remote_code}
     try:
-        model_config = AutoConfig.from_pretrained(
-            source.name_or_path, revision=config.model.revision, **remote
-        )
+        model_config = AutoConfig.from_pretrained(name_or_path, revision=revision, **remote)
     except (OSError, ValueError, ImportError) as err:
-        raise FintuneError(f"model.name: cannot read {source.name_or_path}: {err}") from None
-    if config.model.trust_remote_code:
-        remote["code_revision"] = config.model.revision  # the code the load will run
+        raise FintuneError(f"model.name: cannot read {name_or_path}: {err}") from None
+    if trust_remote_code:
+        remote["code_revision"] = revision  # the code the load will run
     try:
         with torch.device("meta"):
-            model = AutoModelForSequenceClassification.from_config(model_config, **remote)
+            return AutoModelForSequenceClassification.from_config(model_config, **remote)
     except Exception as err:  # noqa: BLE001 - a missing package, an unknown architecture ...
         raise FintuneError(
-            f"model.name: cannot build {source.name_or_path}'s architecture: "
+            f"model.name: cannot build {name_or_path}'s architecture: "
             f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"
         ) from None
-    _check_max_length(model, config)
-    _check_named_modules(model, config)
 
 
 def _check_named_modules(model, config: ExperimentConfig) -> None:

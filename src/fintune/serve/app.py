@@ -134,7 +134,8 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     async def require_key(request: Request, call_next):
         if settings.api_key and request.url.path not in OPEN_PATHS:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            given = token if scheme.lower() == "bearer" else ""  # a scheme ignores case
+            # the scheme ignores case, and one or more spaces may follow it
+            given = token.lstrip(" ") if scheme.lower() == "bearer" else ""
             if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
                 return JSONResponse(
                     {"error": "missing or wrong API key: send 'Authorization: Bearer <key>'"},

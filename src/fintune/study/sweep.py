@@ -208,19 +208,22 @@ def _at(point: dict[str, Any], check, *args, **kwargs):
 
 def check_space_architectures(spec: SweepSpec, base: dict[str, Any], source: str) -> None:
     """The architecture checks (max_length, the modules a method names) for every distinct
-    model and method among the space's corners: a space over max_length or target_modules
-    would otherwise fail trial by trial. The base config's are `setup`'s."""
+    model and method among the space's bounds and choices, alone and at the corners: a
+    space over max_length or the model would otherwise fail trial by trial. The base
+    config's are `setup`'s."""
     from fintune.models.load import check_architecture
 
     def model_and_method(config: ExperimentConfig) -> str:
         return json.dumps(config.model_dump(mode="json", include={"model", "method"}))
 
     seen = {model_and_method(trial_config(base, {}, spec, Path("."), 0, source))}
-    for point in _corners(spec):
+    built: dict = {}  # each model's architecture, built once
+    alone = ({field: value} for field, p in spec.space.items() for value in p.examples())
+    for point in itertools.chain(alone, _corners(spec)):
         config = trial_config(base, point, spec, Path("."), 0, source)
         if (key := model_and_method(config)) not in seen:
             seen.add(key)
-            _at(point, check_architecture, config)
+            _at(point, check_architecture, config, built)
 
 
 def sweep_dir(spec: SweepSpec) -> Path:
