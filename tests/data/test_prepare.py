@@ -538,3 +538,25 @@ def test_a_text_that_is_not_a_string_is_named_as_such(tmp_path, text, message):
     path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     with pytest.raises(FintuneError, match=message):
         prepare_data(_data(path), 0)
+
+
+# --------------------------------------------------------------------------- data review
+
+
+def test_one_inferred_label_is_refused_naming_the_label_column(tmp_path):
+    path = _write(_frame({"positive": 30}), tmp_path / "d.csv")
+    with pytest.raises(
+        FintuneError,
+        match=r"data: the training data has one label \('positive'\); a classifier needs at "
+        r"least two: is data.label_column \('label'\) the right column\?",
+    ):
+        prepare_data(_data(path), 0)
+
+
+def test_a_train_split_with_one_label_is_refused(tmp_path):
+    folder = tmp_path / "given"
+    folder.mkdir()
+    _write(_frame({"positive": 30}, prefix="train "), folder / "train.csv")
+    _write(_frame({"negative": 3, "positive": 3}, prefix="test "), folder / "test.csv")
+    with pytest.raises(FintuneError, match=r"data: the train split has one label \('positive'\)"):
+        prepare_data(_data(folder, split={"stratify": False}), 0)

@@ -46,6 +46,11 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         _check_columns(frame, config, f"{origin}, {role} split")
         _check_labels_present(frame, config.label_column, f"{origin}, {role} split")
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column)
+    if len(labels) == 1:  # none: no rows, named below
+        raise FintuneError(
+            f"data: the training data has one label ({labels[0]!r}); a classifier needs at "
+            f"least two: is data.label_column ({config.label_column!r}) the right column?"
+        )
     by_name = _integers_name_labels(frames, config.label_column, labels)
     frames = {
         role: _to_examples(frame, config, labels, by_name, f"{origin}, {role} split")
@@ -77,7 +82,14 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
                 f"(source {origin}); check data.split.{role if role != 'train' else 'test'} "
                 "and the files"
             )
-    missing = [labels[i] for i in range(len(labels)) if i not in set(splits["train"]["label"])]
+    in_train = set(splits["train"]["label"])
+    if len(in_train) == 1:
+        raise FintuneError(
+            f"data: the train split has one label ({labels[in_train.pop()]!r}) in its "
+            f"{len(splits['train'])} examples; a classifier needs examples of at least two "
+            f"(source {origin})"
+        )
+    missing = [labels[i] for i in range(len(labels)) if i not in in_train]
     if missing:
         report["labels_missing_from_train"] = missing
     return PreparedData(splits=splits, labels=labels, report=report)
