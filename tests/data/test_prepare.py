@@ -560,3 +560,35 @@ def test_a_train_split_with_one_label_is_refused(tmp_path):
     _write(_frame({"negative": 3, "positive": 3}, prefix="test "), folder / "test.csv")
     with pytest.raises(FintuneError, match=r"data: the train split has one label \('positive'\)"):
         prepare_data(_data(folder, split={"stratify": False}), 0)
+
+
+def test_inferred_labels_differing_only_in_case_are_named_with_a_row_of_each(tmp_path):
+    frame = _frame({"negative": 20, "positive": 20})
+    frame.loc[5, "label"] = "Positive"
+    path = _write(frame, tmp_path / "d.csv")
+    first = frame.index[frame["label"] == "positive"][0] + 1
+    with pytest.raises(FintuneError) as error:
+        prepare_data(_data(path), 0)
+    assert str(error.value).startswith(
+        "data.labels: the labels 'Positive' and 'positive' differ only in case or spacing "
+        f"('Positive': {path}, train split, row 6 (line 7); 'positive': {path}, train split, "
+        f"row {first} (line {first + 1}))"
+    )
+    assert "or list both in data.labels" in str(error.value)
+    both = ["negative", "positive", "Positive"]
+    given = prepare_data(_data(path, labels=both, split={"stratify": False}), 0)
+    assert given.labels == ["negative", "positive", "Positive"]  # when meant, say so
+    with pytest.raises(FintuneError, match="row 6 \\(line 7\\): label 'Positive' is not in"):
+        prepare_data(_data(path, labels=["negative", "positive"]), 0)
+
+
+def test_inferred_labels_mixing_ids_and_names_are_named(tmp_path):
+    frame = _frame({"negative": 20, "positive": 20})
+    frame.loc[3, "label"] = "1"
+    path = _write(frame, tmp_path / "d.csv")
+    with pytest.raises(
+        FintuneError,
+        match=r"data.labels: the labels mix integers \('1'\) and names \('negative', "
+        r"'positive'\): '1' in .*d.csv, train split, row 4 \(line 5\), 'negative' in",
+    ):
+        prepare_data(_data(path), 0)

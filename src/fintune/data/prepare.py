@@ -9,6 +9,7 @@ is loaded, and names the file, split, row or field at fault.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     for role, frame in frames.items():
         _check_columns(frame, config, f"{origin}, {role} split")
         _check_labels_present(frame, config.label_column, f"{origin}, {role} split")
-    labels = config.labels or known_labels or _infer_labels(frames, config.label_column)
+    labels = config.labels or known_labels or _infer_labels(frames, config.label_column, origin)
     if len(labels) == 1:  # none: no rows, named below
         raise FintuneError(
             f"data: the training data has one label ({labels[0]!r}); a classifier needs at "
@@ -163,7 +164,7 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
             )
 
 
-def _infer_labels(frames: dict[str, pd.DataFrame], column: str) -> list[str]:
+def _infer_labels(frames: dict[str, pd.DataFrame], column: str, origin: str) -> list[str]:
     values = pd.concat([f[column] for f in frames.values()])
     if _holds_ids(values):
         ids = sorted({int(v) for v in values})
@@ -182,7 +183,46 @@ def _infer_labels(frames: dict[str, pd.DataFrame], column: str) -> list[str]:
                 "every class in data.labels"
             )
         return [str(i) for i in ids]
-    return sorted({str(v).strip() for v in values})
+    names = sorted({str(v).strip() for v in values})
+    _check_spellings(frames, column, names, origin)
+    return names
+
+
+def _check_spellings(
+    frames: dict[str, pd.DataFrame], column: str, names: list[str], origin: str
+) -> None:
+    """Inferred labels that look like one class written two ways: 'Positive' and
+    'positive', or ids ('0', '1') beside names ('negative')."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = " ".join(name.split()).casefold()
+        if key in seen:
+            first = seen[key]
+            raise FintuneError(
+                f"data.labels: the labels {first!r} and {name!r} differ only in case or spacing "
+                f"({first!r}: {_first_row(frames, column, first, origin)}; {name!r}: "
+                f"{_first_row(frames, column, name, origin)}); write one spelling in the data, "
+                "or list both in data.labels if they are different classes"
+            )
+        seen[key] = name
+    numbers = [name for name in names if re.fullmatch(r"[+-]?\d+", name)]
+    words = [name for name in names if name not in numbers]
+    if numbers and words:
+        raise FintuneError(
+            f"data.labels: the labels mix integers ({', '.join(map(repr, numbers[:5]))}) and "
+            f"names ({', '.join(map(repr, words[:5]))}): {numbers[0]!r} in "
+            f"{_first_row(frames, column, numbers[0], origin)}, {words[0]!r} in "
+            f"{_first_row(frames, column, words[0], origin)}; ids and names for the same "
+            "classes? Write one kind in the data, or list every label in data.labels"
+        )
+
+
+def _first_row(frames: dict[str, pd.DataFrame], column: str, label: str, origin: str) -> str:
+    for role, frame in frames.items():
+        hits = np.flatnonzero([str(v).strip() == label for v in frame[column]])
+        if len(hits):
+            return f"{origin}, {role} split, {_row(frame, int(hits[0]) + 1)}"
+    return origin
 
 
 def _holds_ids(values: pd.Series) -> bool:
