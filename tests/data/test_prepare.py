@@ -592,3 +592,20 @@ def test_inferred_labels_mixing_ids_and_names_are_named(tmp_path):
         r"'positive'\): '1' in .*d.csv, train split, row 4 \(line 5\), 'negative' in",
     ):
         prepare_data(_data(path), 0)
+
+
+@pytest.mark.parametrize("marker", ["NA", "N/A", "nan", "NaN", "null", "None"])
+def test_a_missing_value_marker_as_a_label_is_a_missing_label(tmp_path, marker):
+    frame = _frame({"negative": 20, "positive": 20})
+    frame.loc[4, "label"] = marker
+    path = _write(frame, tmp_path / "d.csv")
+    with pytest.raises(
+        FintuneError,
+        match=rf"train split, row 5 \(line 6\): empty or missing label in column 'label' "
+        rf"\('{marker}' marks a missing value; if it is a label, list it in data.labels\)",
+    ):
+        prepare_data(_data(path), 0)
+    frame.loc[5:9, "label"] = marker  # a class of its own, when data.labels says so
+    _write(frame, path)
+    data = prepare_data(_data(path, labels=["negative", "positive", marker]), 0)
+    assert data.fingerprint["counts"]["train"]["labels"][marker] > 0

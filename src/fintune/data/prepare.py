@@ -26,6 +26,11 @@ from fintune.data.sources import SPLIT_STEMS, read_hub, read_local, read_table
 from fintune.errors import FintuneError, relative_note
 
 ROLES = ("train", "validation", "test")
+# pandas' usual markers of a missing value, kept as text (csv/tsv are read without them):
+# as a label each means "no label", unless data.labels lists it
+MISSING_MARKERS = frozenset(
+    {"NA", "N/A", "n/a", "#N/A", "<NA>", "nan", "NaN", "null", "NULL", "None"}
+)
 
 
 @dataclass
@@ -45,7 +50,8 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     frames = _assign_roles(frames, config, origin)
     for role, frame in frames.items():
         _check_columns(frame, config, f"{origin}, {role} split")
-        _check_labels_present(frame, config.label_column, f"{origin}, {role} split")
+        missing = MISSING_MARKERS - set(config.labels or ())
+        _check_labels_present(frame, config.label_column, f"{origin}, {role} split", missing)
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column, origin)
     if len(labels) == 1:  # none: no rows, named below
         raise FintuneError(
@@ -247,7 +253,9 @@ def _row(frame: pd.DataFrame, row: int) -> str:
     return f"row {row}" if lines is None else f"row {row} (line {lines[row - 1]})"
 
 
-def _check_labels_present(frame: pd.DataFrame, column: str, where: str) -> None:
+def _check_labels_present(
+    frame: pd.DataFrame, column: str, where: str, markers: frozenset[str]
+) -> None:
     for row, value in enumerate(frame[column], start=1):
         if not pd.api.types.is_scalar(value):  # a list or dict; None and pd.NA are scalars
             raise FintuneError(
@@ -261,6 +269,11 @@ def _check_labels_present(frame: pd.DataFrame, column: str, where: str) -> None:
         ):
             raise FintuneError(
                 f"{where}, {_row(frame, row)}: empty or missing label in column {column!r}"
+            )
+        if isinstance(value, str) and value.strip() in markers:
+            raise FintuneError(
+                f"{where}, {_row(frame, row)}: empty or missing label in column {column!r} "
+                f"({value!r} marks a missing value; if it is a label, list it in data.labels)"
             )
 
 
