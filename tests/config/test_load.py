@@ -357,3 +357,13 @@ def test_yaml_merge_keys_still_work_and_may_be_overridden(tmp_path):
     del raw["defaults"]
     config = validate_config(raw)
     assert config.training.epochs == 4 and config.training.batch_size == 8
+
+
+def test_the_text_and_label_column_must_differ(tmp_path):
+    data = {"path": str(tmp_path / "d.csv"), "text_column": "label"}
+    with pytest.raises(
+        FintuneError,
+        match="data: text_column and label_column are both 'label'; the texts and the labels "
+        "must be two different columns",
+    ):
+        validate_config({"name": "t", "data": data})

@@ -227,6 +227,11 @@ class DataConfig(Section):
             raise ValueError("files cannot be combined with path or hub_id")
         if self.path and self.hub_id:
             raise ValueError("give either path or hub_id, not both")
+        if self.text_column == self.label_column:
+            raise ValueError(
+                f"text_column and label_column are both {self.text_column!r}; the texts and "
+                "the labels must be two different columns"
+            )
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be distinct, got {self.labels}")
         return self
