@@ -505,3 +505,39 @@ def test_txt_and_parquet_lines(tmp_path):
     parquet = tmp_path / "d.parquet"
     pd.DataFrame(ROWS).to_parquet(parquet)
     assert "lines" not in read_table(parquet).attrs  # no lines: errors say "row N" only
+
+
+# --------------------------------------------------------------------------- data review
+
+
+@pytest.mark.parametrize(("suffix", "sep"), [(".csv", ","), (".tsv", "\t")])
+def test_a_column_name_repeated_in_the_header_is_named(tmp_path, suffix, sep):
+    path = tmp_path / f"d{suffix}"
+    path.write_text(
+        "\n\n" + sep.join(["text", "label", "label"]) + "\n" + sep.join(["up", "pos", "neg"]),
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        FintuneError,
+        match=rf"d{suffix}, line 3: the header repeats the column name 'label' \(columns: "
+        r"'text', 'label', 'label'\); give each column its own name",
+    ):
+        read_table(path)
+
+
+def test_unnamed_columns_are_not_repeated_names(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label,,\nup,pos,,\n", encoding="utf-8")
+    assert _records(read_table(path)) == [{"text": "up", "label": "pos"}]
+
+
+def test_a_key_repeated_in_a_jsonl_object_is_named_with_its_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        '{"text": "up", "label": "pos"}\n\n{"text": "down", "label": "neg", "label": "neu"}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        FintuneError, match=r"d.jsonl, line 3: the key 'label' appears twice in one object"
+    ):
+        read_table(path)

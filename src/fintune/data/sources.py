@@ -110,6 +110,7 @@ def _check_delimited(path: Path, encoding: str, fmt: str) -> list[int]:
                     if header is None:
                         header = len(record)
                         _check_separator(path, record, fmt)
+                        _check_header_names(path, record, start)
                     else:
                         rows.append(start)
                     if len(record) > header:  # fewer fields are filled in empty, as pandas does
@@ -138,6 +139,17 @@ def _check_separator(path: Path, header: list[str], fmt: str) -> None:
         )
 
 
+def _check_header_names(path: Path, header: list[str], line: int) -> None:
+    """pandas reads a repeated column name as a second column 'label.1', without a word."""
+    named = [name for name in header if name]  # unnamed columns are pandas' "Unnamed: N"
+    repeated = next((name for name in named if named.count(name) > 1), None)
+    if repeated is not None:
+        raise FintuneError(
+            f"{path}, line {line}: the header repeats the column name {repeated!r} "
+            f"(columns: {', '.join(map(repr, header))}); give each column its own name"
+        )
+
+
 def _field_count_problem(record: list[str], header: int, fmt: str) -> str:
     fields = f"{len(record)} fields, but the header has {header}"
     if record[-1] == "" and len(record) == header + 1:
@@ -150,13 +162,31 @@ def _field_count_problem(record: list[str], header: int, fmt: str) -> str:
 ARRAY_HINT = " (a JSON array? fintune reads JSON Lines: one object per line)"
 
 
+class _RepeatedKey(Exception):
+    pass
+
+
+def _one_value_per_key(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refused when it names a key twice (json.loads keeps the last)."""
+    row = dict(pairs)
+    if len(row) < len(pairs):
+        keys = [key for key, _ in pairs]
+        raise _RepeatedKey(next(key for key in keys if keys.count(key) > 1))
+    return row
+
+
 def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
     rows, numbers = [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_one_value_per_key)
+        except _RepeatedKey as repeated:
+            raise FintuneError(
+                f"{path}, line {number}: the key {repeated.args[0]!r} appears twice in one "
+                "object; JSON keeps only the last, so give each key once"
+            ) from None
         except json.JSONDecodeError as err:
             hint = ARRAY_HINT if not rows and line.lstrip().startswith("[") else ""
             raise FintuneError(f"{path}, line {number}: not valid JSON ({err.msg}){hint}") from None
