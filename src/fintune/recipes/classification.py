@@ -37,7 +37,12 @@ from fintune.run_dir import (
 )
 from fintune.tracking import check_tracking, log_run
 from fintune.training.resources import ResourceMonitor
-from fintune.training.trainer import build_trainer, tokenize, training_arguments
+from fintune.training.trainer import (
+    build_trainer,
+    count_truncated,
+    tokenize,
+    training_arguments,
+)
 
 console = Console(stderr=True, soft_wrap=True)  # paths stay whole in logs and CI
 
@@ -90,7 +95,6 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
     try:
         console.print(f"Run directory: [bold]{escape(str(run_dir))}[/]")
         write_config(run_dir / "config.yaml", config)
-        write_json(run_dir / "data.json", {"fingerprint": data.fingerprint, "report": data.report})
         write_json(
             run_dir / "environment.json",
             {"seed": config.seed, "packages": package_versions(), "hardware": hardware(device)},
@@ -99,6 +103,14 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             role: tokenize(frame, tokenizer, config.model.max_length)
             for role, frame in data.splits.items()
         }
+        data.report["truncated"] = truncated = {
+            "max_length": config.model.max_length,
+            **{role: count_truncated(ds, config.model.max_length) for role, ds in encoded.items()},
+        }
+        write_json(run_dir / "data.json", {"fingerprint": data.fingerprint, "report": data.report})
+        note = truncation_note(truncated, {role: len(ds) for role, ds in encoded.items()})
+        if note:
+            console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
 
         # fit
         args = training_arguments(config.training, run_dir / "checkpoints", config.seed, device)
@@ -200,6 +212,18 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
                 track(run_dir, config, "FAILED", {"fintune.error": reason})
         raise
     return run_dir
+
+
+def truncation_note(truncated: dict[str, int], sizes: dict[str, int]) -> str | None:
+    """'N of M train texts, ...' cut at model.max_length, or None when no text was."""
+    cut = [f"{truncated[role]} of {n} {role}" for role, n in sizes.items() if truncated[role]]
+    if not cut:
+        return None
+    return (
+        f"{', '.join(cut)} texts reach model.max_length ({truncated['max_length']} tokens) "
+        "and are cut there: the model sees only their beginning; raise model.max_length to "
+        "keep more of each text"
+    )
 
 
 def track(run_dir: Path, config: ExperimentConfig, status: str = "FINISHED", tags=None) -> None:

@@ -173,6 +173,12 @@ def _quality_lines(report: dict[str, Any], config: ExperimentConfig) -> list[str
     if shared:
         pairs = ", ".join(f"{pair} {n}" for pair, n in shared.items())
         lines.append(f"- texts present in two splits after splitting (leakage): {pairs}")
+    truncated = report.get("truncated", {})
+    if truncated:
+        counts = ", ".join(f"{role} {n}" for role, n in truncated.items() if role != "max_length")
+        lines.append(
+            f"- texts cut at model.max_length ({truncated['max_length']} tokens): {counts}"
+        )
     if report.get("emptied_by_cleaning"):
         lines.append(f"- texts emptied by cleaning and removed: {report['emptied_by_cleaning']}")
     if report.get("labels_missing_from_train"):

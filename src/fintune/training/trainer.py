@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 import torch
 from datasets import Dataset
 from transformers import (
@@ -66,6 +67,13 @@ def tokenize(frame, tokenizer, max_length: int) -> Dataset:
 
     dataset = dataset.map(encode, batched=True, remove_columns=["text"], desc="Tokenising")
     return dataset.rename_column("label", "labels")
+
+
+def count_truncated(dataset: Dataset, max_length: int) -> int:
+    """Texts tokenised to max_length tokens: cut there (or, rarely, exactly that long;
+    telling those apart would mean tokenising every text in full)."""
+    lengths = pc.list_value_length(dataset.data.column("input_ids"))
+    return int(pc.sum(pc.greater_equal(lengths, max_length)).as_py() or 0)
 
 
 def class_weights(labels: np.ndarray, k: int) -> torch.Tensor:
