@@ -540,3 +540,38 @@ def test_config_not_utf8(tmp_path):
     cfg.write_bytes(text.encode("latin-1"))
     result, elapsed = _invoke(["validate", str(cfg)])
     _check(result, [str(cfg), "UTF-8"], elapsed)
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def _leaky_splits(tmp: Path) -> Path:
+    """Given splits: two test texts repeat train texts, and 'mixed' occurs only in test."""
+    folder = tmp / "splits"
+    folder.mkdir()
+    train = _rows(10)
+    _csv(folder, train, "train.csv")
+    _csv(folder, _rows(3), "validation.csv")
+    test = [
+        *train[:2],
+        *({"text": f"test sentence {i}", "label": LABELS[i % 3]} for i in range(9)),
+        {"text": "a mixed quarter", "label": "mixed"},
+    ]
+    _csv(folder, test, "test.csv")
+    return _base(tmp, data=f"  path: {folder}\n", labels=False)
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_leakage_and_labels_without_training_examples_are_warned_about(command, tmp_path, no_model):
+    result, _ = _invoke([command, str(_leaky_splits(tmp_path))])
+    if command == "validate":
+        assert result.exit_code == 0, result.output
+    else:  # stopped by no_model: the warnings come before any model loads
+        assert isinstance(result.exception, AssertionError)
+    warnings = " ".join(result.stderr.split())
+    assert (
+        "warning: 2 texts are in both the train and the test split: test scores are inflated "
+        "(leakage); data.duplicates: drop removes them" in warnings
+    )
+    assert "in both the train and the validation split" in warnings  # _rows(3) is in _rows(10)
+    assert "warning: label 'mixed' has no training example (1 in test)" in warnings

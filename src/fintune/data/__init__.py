@@ -1,3 +1,3 @@
-from fintune.data.prepare import PreparedData, fingerprint, prepare_data
+from fintune.data.prepare import PreparedData, data_warnings, fingerprint, prepare_data
 
-__all__ = ["PreparedData", "fingerprint", "prepare_data"]
+__all__ = ["PreparedData", "data_warnings", "fingerprint", "prepare_data"]

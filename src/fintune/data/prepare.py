@@ -102,6 +102,35 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     return PreparedData(splits=splits, labels=labels, report=report)
 
 
+def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
+    """What the report records and a user should hear before training: texts in two splits
+    (leakage) and labels with no training example."""
+    notes = []
+    fix = (
+        "data.duplicates: drop removes them (data.conflicts: drop, those with two labels)"
+        if config.duplicates == "keep"
+        else "they have two labels; data.conflicts: drop removes them"
+    )
+    for pair, n in data.report.get("shared_texts", {}).items():
+        if n:
+            first, second = pair.split("/")
+            texts = "1 text is" if n == 1 else f"{n} texts are"
+            notes.append(
+                f"{texts} in both the {first} and the {second} split: {second} scores are "
+                f"inflated (leakage); {fix}"
+            )
+    for name in data.report.get("labels_missing_from_train", []):
+        label = data.labels.index(name)
+        found = [
+            f"{int((data.splits[role]['label'] == label).sum())} in {role}"
+            for role in ("validation", "test")
+            if (data.splits[role]["label"] == label).any()
+        ]
+        where = f" ({', '.join(found)})" if found else ""
+        notes.append(f"label {name!r} has no training example{where}: the model cannot learn it")
+    return notes
+
+
 # --------------------------------------------------------------------------- reading
 
 

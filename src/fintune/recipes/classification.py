@@ -19,7 +19,7 @@ from rich.markup import escape
 from transformers import set_seed
 
 from fintune.config.schema import ExperimentConfig
-from fintune.data import PreparedData, prepare_data
+from fintune.data import PreparedData, data_warnings, prepare_data
 from fintune.errors import FintuneError
 from fintune.evaluation.inference import predict_logits
 from fintune.evaluation.metrics import boundary_note, evaluate_predictions, small_sample_note
@@ -55,6 +55,8 @@ def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
     check_output_dir(config)
     with console.status("Loading and checking data"):
         data = prepare_data(config.data, config.seed)
+    for note in data_warnings(data, config.data):
+        console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
     check_architecture(config)  # max_length and named modules, without the weights
     return data, device
 
