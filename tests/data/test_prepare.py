@@ -609,3 +609,18 @@ def test_a_missing_value_marker_as_a_label_is_a_missing_label(tmp_path, marker):
     _write(frame, path)
     data = prepare_data(_data(path, labels=["negative", "positive", marker]), 0)
     assert data.fingerprint["counts"]["train"]["labels"][marker] > 0
+
+
+def test_dropping_shared_texts_that_empties_train_says_so(tmp_path):
+    folder = tmp_path / "given"
+    folder.mkdir()
+    train = _frame({"negative": 10, "positive": 10})
+    _write(train, folder / "train.csv")
+    _write(train.iloc[:5], folder / "validation.csv")
+    _write(train.iloc[5:], folder / "test.csv")  # every train text is held out too
+    with pytest.raises(
+        FintuneError,
+        match=r"data.duplicates: drop removed all 20 rows of the train split, as texts also in "
+        r"a later split \(5 shared with the validation split, 15 shared with the test split\)",
+    ):
+        prepare_data(_data(folder, duplicates="drop"), 0)

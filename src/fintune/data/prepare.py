@@ -390,12 +390,22 @@ def _duplicates_and_conflicts(
     for role, others in (("train", ("validation", "test")), ("validation", ("test",))):
         if role not in out:
             continue
+        dropped = {}
         for other in others:
             if other in out:
                 shared = set(out[role]["text"]) & set(out[other]["text"])
                 report[f"{other}_texts_also_in_{role}"] = len(shared)
                 if shared and config.duplicates == "drop":
-                    out[role] = out[role][~out[role]["text"].isin(shared)].reset_index(drop=True)
+                    gone = out[role]["text"].isin(shared)
+                    dropped[other] = int(gone.sum())
+                    out[role] = out[role][~gone].reset_index(drop=True)
+        if dropped and len(out[role]) == 0:
+            counts = ", ".join(f"{n} shared with the {other} split" for other, n in dropped.items())
+            raise FintuneError(
+                f"data.duplicates: drop removed all {sum(dropped.values())} rows of the {role} "
+                f"split, as texts also in a later split ({counts}); are the split files the "
+                "same data?"
+            )
     return out, report
 
 
