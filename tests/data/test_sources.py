@@ -541,3 +541,21 @@ def test_a_key_repeated_in_a_jsonl_object_is_named_with_its_line(tmp_path):
         FintuneError, match=r"d.jsonl, line 3: the key 'label' appears twice in one object"
     ):
         read_table(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fmt", "encoding", "first"),
+    [
+        ("d.jsonl", '{"text": "Åland rose", "label": "pos"}\n', "auto", None, "Åland rose"),
+        ("d.jsonl", '{"text": "Åland rose", "label": "pos"}\n', "auto", "UTF8", "Åland rose"),
+        ("d.txt", "Åland rose\nProfit fell\n", "auto", None, "Åland rose"),
+        ("s.txt", "Åland rose@positive\r\n", "fpb", None, "Åland rose"),
+        ("s.txt", "Åland rose@positive\r\n", "fpb", "utf-8", "Åland rose"),
+    ],
+)
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_text(
+    tmp_path, name, content, fmt, encoding, first
+):
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8-sig"))
+    assert read_table(path, fmt, encoding)["text"][0] == first

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from pathlib import Path
@@ -53,7 +54,7 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
     enc = encoding or "utf-8"
     try:
         if fmt in ("csv", "tsv"):
-            lines = _check_delimited(path, enc, fmt)
+            lines = _check_delimited(path, _bom_aware(enc), fmt)
             frame = pd.read_csv(
                 path, sep="," if fmt == "csv" else "\t", encoding=enc, keep_default_na=False
             )
@@ -63,11 +64,11 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
         raw = path.read_bytes()
         if fmt == "fpb" and encoding is None:  # the original release is latin-1, some copies UTF-8
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode("utf-8-sig")
             except UnicodeDecodeError:
                 text = raw.decode("latin-1")
         else:
-            text = raw.decode(enc)
+            text = raw.decode(_bom_aware(enc))
         # split on newlines only: splitlines() also splits inside texts at U+2028, U+0085 ...
         lines = [line.removesuffix("\r") for line in text.split("\n")]
     except UnicodeDecodeError as err:
@@ -82,6 +83,12 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
         return _fpb(path, lines)
     kept = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
     return _with_lines(pd.DataFrame({"text": [line for _, line in kept]}), [n for n, _ in kept])
+
+
+def _bom_aware(encoding: str) -> str:
+    """UTF-8 read as utf-8-sig: a byte-order mark at the start (Excel, Notepad) is dropped,
+    not read as part of the first text or key."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
 def _with_lines(frame: pd.DataFrame, lines: list[int]) -> pd.DataFrame:
