@@ -624,3 +624,23 @@ def test_dropping_shared_texts_that_empties_train_says_so(tmp_path):
         r"a later split \(5 shared with the validation split, 15 shared with the test split\)",
     ):
         prepare_data(_data(folder, duplicates="drop"), 0)
+
+
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [
+        (
+            {"test": 0.9, "validation": 0.9},  # 200 -> 20 left -> 18 held, 2 left: too few left
+            r"data.split.validation: cannot stratify 20 examples of 3 labels with ratio 0.9: "
+            r"each side needs at least one example per label \(18 held out, 2 left\); lower the "
+            r"ratio, or set",
+        ),
+        (
+            {"test": 0.01},  # 2 held out: too few held
+            r"data.split.test: .* \(2 held out, 198 left\); raise the ratio, or set",
+        ),
+    ],
+)
+def test_the_stratify_advice_follows_the_side_that_is_short(table, split, message):
+    with pytest.raises(FintuneError, match=message):
+        prepare_data(_data(table, labels=LABELS, split=split), 0)

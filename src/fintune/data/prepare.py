@@ -466,11 +466,18 @@ def _holdout(
                 f"{int(rare.iloc[0])} example in the {len(frame)} being split (needs at least 2); "
                 "add data, drop the label, or set data.split.stratify: false"
             )
-        if n_held < n_classes or len(frame) - n_held < n_classes:
+        n_rest = len(frame) - n_held
+        if n_held < n_classes or n_rest < n_classes:
+            if n_held >= n_classes:
+                fix = "lower the ratio"
+            elif n_rest >= n_classes:
+                fix = "raise the ratio"
+            else:
+                fix = "add data"
             raise FintuneError(
                 f"data.split.{role}: cannot stratify {len(frame)} examples of {n_classes} "
                 f"labels with ratio {ratio}: each side needs at least one example per label "
-                f"({n_held} held out); raise the ratio, add data, or set data.split.stratify: false"
+                f"({n_held} held out, {n_rest} left); {fix}, or set data.split.stratify: false"
             )
     rest, held = train_test_split(frame, test_size=n_held, random_state=seed, stratify=strata)
     return rest.reset_index(drop=True), held.reset_index(drop=True)
