@@ -247,7 +247,7 @@ def case_text_column_missing(tmp):
     return [str(_base(tmp, data=data))], [
         "data.text_column: column 'sentence' not in",
         "data.csv",
-        "columns are: text, label",
+        "columns are: 'text', 'label'",
     ]
 
 
@@ -255,7 +255,7 @@ def case_label_column_missing(tmp):
     data = f"  path: {_csv(tmp)}\n  label_column: sentiment\n"
     return [str(_base(tmp, data=data))], [
         "data.label_column: column 'sentiment' not in",
-        "columns are: text, label",
+        "columns are: 'text', 'label'",
     ]
 
 

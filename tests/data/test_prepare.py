@@ -644,3 +644,31 @@ def test_dropping_shared_texts_that_empties_train_says_so(tmp_path):
 def test_the_stratify_advice_follows_the_side_that_is_short(table, split, message):
     with pytest.raises(FintuneError, match=message):
         prepare_data(_data(table, labels=LABELS, split=split), 0)
+
+
+@pytest.mark.parametrize(
+    ("header", "fields", "message"),
+    [
+        (
+            "text, label",
+            {},
+            r"data.label_column: column 'label' not in .*; columns are: 'text', ' label'; "
+            r"did you mean ' label'\?",
+        ),
+        (
+            "Text,Label",
+            {},
+            r"data.text_column: column 'text' not in .*; columns are: 'Text', 'Label'; "
+            r"did you mean 'Text'\?",
+        ),
+        ("text,label", {"label_column": "lable"}, r"'text', 'label'; did you mean 'label'\?"),
+        ("text,label", {"label_column": "sentiment"}, r"columns are: 'text', 'label'$"),
+    ],
+)
+def test_a_missing_column_lists_the_columns_quoted_with_the_one_meant(
+    tmp_path, header, fields, message
+):
+    path = tmp_path / "d.csv"
+    path.write_text(f"{header}\nup,positive\ndown,negative\n", encoding="utf-8")
+    with pytest.raises(FintuneError, match=message):
+        prepare_data(_data(path, **fields), 0)

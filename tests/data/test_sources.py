@@ -392,7 +392,7 @@ def test_known_dataset_copy_without_its_label_column_is_named(tmp_path):
     (root / files["train"]).write_text("text,label\nup,1\n", encoding="utf-8")
     (root / files["validation"]).write_text("text,lbl\ndown,0\n", encoding="utf-8")
     with pytest.raises(
-        FintuneError, match=r"sent_valid.csv has no column 'label' \(columns: text, lbl\)"
+        FintuneError, match=r"sent_valid.csv has no column 'label' \(columns: 'text', 'lbl'\)"
     ):
         load_known("twitter_financial_news_sentiment", None, str(root))
 

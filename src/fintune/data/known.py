@@ -124,7 +124,7 @@ def _load_local(
         frames[split] = read_table(file, known.local_format, encoding)
         for column in ("text", known.local_label_column):
             if column not in frames[split].columns:
-                found = ", ".join(map(str, frames[split].columns))
+                found = ", ".join(map(repr, frames[split].columns))
                 raise FintuneError(
                     f"data.path: {file} has no column {column!r} (columns: {found}); a "
                     f"local copy of this dataset has 'text' and {known.local_label_column!r}"

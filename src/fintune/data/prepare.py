@@ -19,6 +19,7 @@ import pandas as pd
 from pandas.api.types import is_float_dtype, is_integer_dtype
 from sklearn.model_selection import train_test_split
 
+from fintune.config.load import did_you_mean
 from fintune.config.schema import DataConfig
 from fintune.data.clean import make_cleaner
 from fintune.data.known import KNOWN, load_known
@@ -193,10 +194,18 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
     for key in ("text_column", "label_column"):
         column = getattr(config, key)
         if column not in frame.columns:
-            columns = ", ".join(map(str, frame.columns))
+            columns = ", ".join(map(repr, frame.columns))  # ' label' is seen to differ
             raise FintuneError(
                 f"data.{key}: column {column!r} not in {where}; columns are: {columns}"
+                + _column_hint(column, [str(c) for c in frame.columns])
             )
+
+
+def _column_hint(column: str, columns: list[str]) -> str:
+    """The column meant: the same name but for case and spaces first, else a near one."""
+    same = [c for c in columns if c.strip().casefold() == column.strip().casefold()]
+    hint = f"; did you mean {same[0]!r}?" if same else did_you_mean(column, columns)
+    return "" if hint == "." else hint
 
 
 def _infer_labels(frames: dict[str, pd.DataFrame], column: str, origin: str) -> list[str]:
