@@ -672,3 +672,17 @@ def test_a_missing_column_lists_the_columns_quoted_with_the_one_meant(
     path.write_text(f"{header}\nup,positive\ndown,negative\n", encoding="utf-8")
     with pytest.raises(FintuneError, match=message):
         prepare_data(_data(path, **fields), 0)
+
+
+def test_a_txt_file_of_sentence_at_label_lines_is_told_to_set_the_fpb_format(tmp_path):
+    path = tmp_path / "sentences.txt"
+    path.write_text("Sales rose .@positive\nProfit fell .@negative\n", encoding="utf-8")
+    with pytest.raises(
+        FintuneError,
+        match=r"data.label_column: column 'label' not in .*sentences.txt, train split; columns "
+        r"are: 'text'; the lines read 'sentence@label': set data.format: fpb",
+    ):
+        prepare_data(_data(path), 0)
+    path.write_text("Sales rose .\nMail ir@example.com\n", encoding="utf-8")
+    with pytest.raises(FintuneError, match=r"columns are: 'text'$"):
+        prepare_data(_data(path), 0)

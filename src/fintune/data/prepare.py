@@ -195,10 +195,17 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
         column = getattr(config, key)
         if column not in frame.columns:
             columns = ", ".join(map(repr, frame.columns))  # ' label' is seen to differ
+            hint = _column_hint(column, [str(c) for c in frame.columns])
+            if list(frame.columns) == ["text"] and _all_hold_at(frame["text"]):
+                hint = "; the lines read 'sentence@label': set data.format: fpb"
             raise FintuneError(
-                f"data.{key}: column {column!r} not in {where}; columns are: {columns}"
-                + _column_hint(column, [str(c) for c in frame.columns])
+                f"data.{key}: column {column!r} not in {where}; columns are: {columns}{hint}"
             )
+
+
+def _all_hold_at(texts: pd.Series) -> bool:
+    """One text per line, each with an '@': Financial PhraseBank's format, read as txt."""
+    return len(texts) > 0 and bool(texts.astype(str).str.contains("@", regex=False).all())
 
 
 def _column_hint(column: str, columns: list[str]) -> str:
