@@ -232,7 +232,7 @@ def case_unknown_suffix(tmp):
 def case_unknown_known_dataset(tmp):
     cfg = _base(tmp, data="  dataset: financial_phrase\n", labels=False)
     return [str(cfg)], [
-        "data.dataset: unknown dataset 'financial_phrase'",
+        "data.dataset: unknown dataset 'financial_phrase' (did you mean 'financial_phrasebank'?)",
         "banking77, financial_phrasebank, twitter_financial_news_sentiment",
     ]
 

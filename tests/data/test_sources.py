@@ -402,6 +402,18 @@ def test_known_unknown_name():
         load_known("fpb", None, None)
 
 
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [("financial_phrase", "financial_phrasebank"), ("Banking77", "banking77")],
+)
+def test_a_mistyped_known_dataset_name_gets_a_suggestion(name, meant):
+    with pytest.raises(
+        FintuneError,
+        match=rf"data.dataset: unknown dataset '{name}' \(did you mean '{meant}'\?\); known: ",
+    ):
+        load_known(name, None, None)
+
+
 def test_known_dataset_through_prepare(tmp_path):
     root = _fake_banking77(tmp_path / "banking77")
     config = DataConfig(dataset="banking77", path=str(root), split={"validation": 0.25})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fintune.config.load import did_you_mean
 from fintune.data.sources import read_hub, read_table
 from fintune.errors import FintuneError, relative_note
 
@@ -74,8 +75,10 @@ def load_known(
 ) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """Splits with columns `text`, `label` (label names), and the label order."""
     if name not in KNOWN:
+        hint = did_you_mean(name, sorted(KNOWN))
+        hint = "" if hint == "." else f" ({hint.removeprefix('; ')})"
         raise FintuneError(
-            f"data.dataset: unknown dataset {name!r}; known: {', '.join(sorted(KNOWN))}. "
+            f"data.dataset: unknown dataset {name!r}{hint}; known: {', '.join(sorted(KNOWN))}. "
             "For any other data use data.path (local files) or data.hub_id."
         )
     known = KNOWN[name]
