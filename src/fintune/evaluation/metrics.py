@@ -214,7 +214,5 @@ def boundary_note(scores: dict[str, tuple[int, float]]) -> str | None:
     return (
         "**Interval at the edge**: a bootstrap interval cannot leave 100% (or 0%), so a split "
         "scored all right gets [1.000, 1.000] whatever its size. Exact binomial "
-        "(Clopper-Pearson) 95% intervals: "
-        + "; ".join(lines)
-        + "."
+        "(Clopper-Pearson) 95% intervals: " + "; ".join(lines) + "."
     )
