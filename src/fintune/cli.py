@@ -99,7 +99,13 @@ def predict(
     prepare_all(texts, run_cleaner(run_dir))  # an empty text is named before the model loads
     predictor = Predictor.from_run(run_dir)
     for text, result in zip(texts, predictor(texts), strict=True):
-        typer.echo(f"{result['label']}\t{result['confidence']:.4f}\t{text}")
+        typer.echo(f"{result['label']}\t{result['confidence']:.4f}\t{_one_field(text)}")
+
+
+def _one_field(text: str) -> str:
+    """The text as one tab-separated field on one line: \\, tab and line breaks escaped."""
+    escapes = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+    return "".join(escapes.get(c, c) for c in text)
 
 
 @app.command()

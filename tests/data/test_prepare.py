@@ -626,6 +626,24 @@ def test_dropping_shared_texts_that_empties_train_says_so(tmp_path):
         prepare_data(_data(folder, duplicates="drop"), 0)
 
 
+def test_dropping_conflicts_or_cleaning_that_empties_train_says_so(tmp_path):
+    both = pd.concat([_frame({"negative": 10}), _frame({"negative": 10})], ignore_index=True)
+    both.loc[10:, "label"] = "positive"  # every text twice, once with each label
+    with pytest.raises(
+        FintuneError,
+        match=r"data.conflicts: drop removed all 20 rows of the train split: every text there "
+        r"has two or more labels \(say 'negative sentence 0'\)",
+    ):
+        prepare_data(_data(_write(both, tmp_path / "d.csv"), conflicts="drop"), 0)
+    urls = pd.DataFrame(
+        {"text": [f"https://x.com/{i}" for i in range(20)], "label": ["a", "b"] * 10}
+    )
+    with pytest.raises(
+        FintuneError, match=r"data.cleaning: it empties every text of the train split \(20 rows"
+    ):
+        prepare_data(_data(_write(urls, tmp_path / "u.csv"), cleaning={"strip_urls": True}), 0)
+
+
 @pytest.mark.parametrize(
     ("split", "message"),
     [

@@ -74,6 +74,11 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         for role, frame in frames.items():
             frame["text"] = frame["text"].map(cleaner)
             keep = frame["text"].str.len() > 0
+            if len(frame) and not keep.any():
+                raise FintuneError(
+                    f"data.cleaning: it empties every text of the {role} split ({len(frame)} "
+                    f"rows, source {origin}); check data.cleaning"
+                )
             emptied += int((~keep).sum())
             frames[role] = frame[keep].reset_index(drop=True)
         report["emptied_by_cleaning"] = emptied
@@ -401,6 +406,11 @@ def _duplicates_and_conflicts(
             keep &= ~in_conflict
         out[role] = frame[keep].reset_index(drop=True)
         report[role]["kept_rows"] = len(out[role])
+        if len(frame) and not len(out[role]):
+            raise FintuneError(
+                f"data.conflicts: drop removed all {len(frame)} rows of the {role} split: every "
+                f"text there has two or more labels (say {sorted(conflicting)[0]!r})"
+            )
     # A text in two given splits leaks; with duplicates: drop the one in test stays, then
     # the one in validation (train gives way to both, validation to test).
     for role, others in (("train", ("validation", "test")), ("validation", ("test",))):
