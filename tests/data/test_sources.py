@@ -89,6 +89,30 @@ def test_tsv_text_starting_with_an_unmatched_quote_is_an_error_not_lost_rows(tmp
         read_table(path)
 
 
+def test_a_tsv_that_does_not_quote_is_read_as_written_with_quoting_none(tmp_path):
+    path = tmp_path / "d.tsv"
+    path.write_text(
+        'text\tlabel\n"Apple rises after results\tpositive\nShares fell\tnegative\n'
+        '"Buy" rating kept, says "CEO"\tneutral\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(FintuneError, match=r"for a file that does not quote, set data.quoting"):
+        read_table(path)
+    frame = read_local(path, "auto", None, quoting="none")["train"]
+    assert frame["text"].tolist() == [
+        '"Apple rises after results',
+        "Shares fell",
+        '"Buy" rating kept, says "CEO"',
+    ]
+    assert frame["label"].tolist() == ["positive", "negative", "neutral"]
+    rows = "".join(f'"Item {i}" noted\t{("negative", "positive")[i % 2]}\n' for i in range(20))
+    path.write_text("text\tlabel\n" + rows, encoding="utf-8")
+    data = prepare_data(DataConfig(path=str(path), quoting="none"), 0)
+    assert sorted(pd.concat(data.splits.values())["text"]) == sorted(
+        f'"Item {i}" noted' for i in range(20)
+    )
+
+
 def test_jsonl_texts_may_hold_unicode_line_separators(tmp_path):
     path = tmp_path / "d.jsonl"
     rows = [{"text": f"Q3 up{sep}guidance raised", "label": "positive"} for sep in "\u2028\x85"]

@@ -184,6 +184,9 @@ class DataConfig(Section):
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "fpb", "txt"] = "auto"
     encoding: str | None = None
     """Text encoding of local files; default utf-8 (fpb: utf-8, else latin-1 as released)."""
+    quoting: Literal["standard", "none"] = "standard"
+    """csv/tsv: `standard` reads quoted fields as pandas and Python's csv write them; `none`
+    takes a quote as an ordinary character (a tsv export that does not quote)."""
     split_names: dict[SplitRole, str] = Field(default_factory=dict)
     """Which source split plays which role, e.g. {test: validation}."""
     text_column: str = "text"

@@ -152,10 +152,11 @@ def _read(config: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str] | None
                 raise FintuneError(
                     f"data.files.{role}: file not found: {file}{relative_note(file)}"
                 )
-            frames[role] = read_table(Path(file), config.format, config.encoding)
+            frames[role] = read_table(Path(file), config.format, config.encoding, config.quoting)
         return frames, None, ", ".join(str(p) for p in config.files.values())
     if config.path:
-        return read_local(Path(config.path), config.format, config.encoding), None, config.path
+        frames = read_local(Path(config.path), config.format, config.encoding, config.quoting)
+        return frames, None, config.path
     assert config.hub_id  # the schema requires one source
     return read_hub(config.hub_id, config.hub_config), None, config.hub_id
 

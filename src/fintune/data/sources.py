@@ -46,7 +46,9 @@ def detect_format(path: Path, fmt: str) -> str:
     return found
 
 
-def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd.DataFrame:
+def read_table(
+    path: Path, fmt: str = "auto", encoding: str | None = None, quoting: str = "standard"
+) -> pd.DataFrame:
     """One local file as a DataFrame; parse errors name the file and line."""
     if not path.is_file():
         raise FintuneError(f"data file not found: {path}{relative_note(path)}")
@@ -54,9 +56,14 @@ def read_table(path: Path, fmt: str = "auto", encoding: str | None = None) -> pd
     enc = encoding or "utf-8"
     try:
         if fmt in ("csv", "tsv"):
-            lines = _check_delimited(path, _bom_aware(enc), fmt)
+            quote = csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL
+            lines = _check_delimited(path, _bom_aware(enc), fmt, quote)
             frame = pd.read_csv(
-                path, sep="," if fmt == "csv" else "\t", encoding=enc, keep_default_na=False
+                path,
+                sep="," if fmt == "csv" else "\t",
+                encoding=enc,
+                keep_default_na=False,
+                quoting=quote,
             )
             return _with_lines(frame, lines)
         if fmt == "parquet":
@@ -99,7 +106,7 @@ def _with_lines(frame: pd.DataFrame, lines: list[int]) -> pd.DataFrame:
     return frame
 
 
-def _check_delimited(path: Path, encoding: str, fmt: str) -> list[int]:
+def _check_delimited(path: Path, encoding: str, fmt: str, quoting: int) -> list[int]:
     """pandas reads two kinds of broken rows without a word: a text that opens a quote and
     never closes it runs on through the next lines, rows and all; and when every row has one
     field more than the header (an unquoted comma in each text), the first field quietly
@@ -110,7 +117,7 @@ def _check_delimited(path: Path, encoding: str, fmt: str) -> list[int]:
     limit = csv.field_size_limit(2**31 - 1)  # pandas has no limit on a field's length
     try:
         with path.open(encoding=encoding, newline="") as file:
-            reader = csv.reader(file, delimiter=delimiter, strict=True)
+            reader = csv.reader(file, delimiter=delimiter, strict=True, quoting=quoting)
             header, start, rows = None, 1, []
             for record in reader:
                 if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
@@ -129,7 +136,8 @@ def _check_delimited(path: Path, encoding: str, fmt: str) -> list[int]:
         raise FintuneError(
             f"{path}, line {start}: a quoted field is malformed: a quote is not closed, or text "
             f"follows the closing quote ({err}, line {reader.line_num}); a text that holds "
-            'quotes must be quoted whole, its quotes doubled: """Buy"" rating"'
+            'quotes must be quoted whole, its quotes doubled: """Buy"" rating"; for a file '
+            "that does not quote, set data.quoting: none"
         ) from None
     finally:
         csv.field_size_limit(limit)
@@ -220,7 +228,9 @@ def _fpb(path: Path, lines: list[str]) -> pd.DataFrame:
     return _with_lines(pd.DataFrame({"text": texts, "label": labels}), numbers)
 
 
-def read_directory(path: Path, fmt: str, encoding: str | None) -> dict[str, pd.DataFrame]:
+def read_directory(
+    path: Path, fmt: str, encoding: str | None, quoting: str = "standard"
+) -> dict[str, pd.DataFrame]:
     """A directory with one file per split (train.csv, validation.csv, test.csv, ...)."""
     splits: dict[str, pd.DataFrame] = {}
     for file in sorted(path.iterdir()):
@@ -228,7 +238,7 @@ def read_directory(path: Path, fmt: str, encoding: str | None) -> dict[str, pd.D
         if split and file.is_file() and (fmt != "auto" or file.suffix.lower() in SUFFIX_FORMATS):
             if split in splits:
                 raise FintuneError(f"{path}: more than one file for the {split} split")
-            splits[split] = read_table(file, fmt, encoding)
+            splits[split] = read_table(file, fmt, encoding, quoting)
     if not splits:
         raise FintuneError(
             f"{path}: no split files found; expected files named train, validation (or valid, "
@@ -237,12 +247,14 @@ def read_directory(path: Path, fmt: str, encoding: str | None) -> dict[str, pd.D
     return splits
 
 
-def read_local(path: Path, fmt: str, encoding: str | None) -> dict[str, pd.DataFrame]:
+def read_local(
+    path: Path, fmt: str, encoding: str | None, quoting: str = "standard"
+) -> dict[str, pd.DataFrame]:
     if path.is_dir():
-        return read_directory(path, fmt, encoding)
+        return read_directory(path, fmt, encoding, quoting)
     if not path.exists():
         raise FintuneError(f"data.path: file or directory not found: {path}{relative_note(path)}")
-    return {"train": read_table(path, fmt, encoding)}
+    return {"train": read_table(path, fmt, encoding, quoting)}
 
 
 def read_hub(
