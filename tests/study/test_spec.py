@@ -226,8 +226,31 @@ def test_a_cells_json_entry_from_before_the_results_hash_still_matches(write_stu
     import hashlib
     import json
 
+    from fintune.study.spec import ADDED_FIELDS
+
     _, cells = load_study(write_study())
-    whole = json.dumps(cells[0].config.model_dump(mode="json"), sort_keys=True)
+    fields = cells[0].config.model_dump(mode="json")
+    for section, key in ADDED_FIELDS:  # not there when the entry was written
+        del fields[section][key]
+    whole = json.dumps(fields, sort_keys=True)
     legacy = {"config_sha": hashlib.sha256(whole.encode()).hexdigest()[:16]}
     assert cells[0].made(legacy) and cells[0].made({"config_sha": cells[0].config_sha})
     assert not cells[1].made(legacy) and not cells[0].made({}) and not cells[0].made(None)
+
+
+def test_a_field_added_later_leaves_the_hash_of_a_config_that_does_not_set_it(make_config):
+    """Studies and sweeps that ran before data.quoting existed keep their finished cells."""
+    import hashlib
+    import json
+
+    from fintune.study.spec import ADDED_FIELDS, results_sha
+
+    config = make_config()
+    fields = config.model_dump(
+        mode="json", exclude={"name": True, "tracking": True, "output": {"dir"}}
+    )
+    for section, key in ADDED_FIELDS:
+        del fields[section][key]
+    before = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+    assert results_sha(config) == before
+    assert results_sha(make_config(data={"quoting": "none"})) != before
