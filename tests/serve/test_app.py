@@ -390,6 +390,13 @@ def test_a_body_larger_than_any_valid_request_is_refused_unread(client):
     )
     assert response.status_code == 413
     assert response.json()["error"] == f"the body has {len(body):,} bytes; the limit is {limit:,}"
+    chunked = client.post(
+        "/analyze/batch",
+        content=(body[i : i + 4096] for i in range(0, len(body), 4096)),  # no Content-Length
+        headers={"content-type": "application/json"},
+    )
+    assert chunked.status_code == 413
+    assert chunked.json()["error"] == f"the body has more than {limit:,} bytes"
     widest = json.dumps({"texts": ["\U0001f4b9" * MAX_CHARS] * MAX_TEXTS})  # 12-byte escapes
     assert limit - len(widest) < 65536
     response = client.post(

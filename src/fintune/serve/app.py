@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -99,6 +99,34 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     }
 
 
+class BodyLimit:
+    """Refuses a body no valid request needs (the limits on texts come only after the
+    whole body is parsed): by its Content-Length before reading it, and a chunked one
+    once it has sent more than the limit."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            message = f"the body has {int(length):,} bytes; the limit is {self.limit:,}"
+            return await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise HTTPException(413, f"the body has more than {self.limit:,} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepare=None) -> FastAPI:
     """`predict(texts) -> [{"label", "confidence", "scores"}]` is the model, batched inside;
     `prepare(text)` is what the model will read of a text (the run's cleaning), checked
@@ -116,19 +144,10 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
         description=f"Serving run {summary['run']} ({summary['backbone']}, {summary['method']}).",
         lifespan=lifespan,
     )
+    # Added before the other middleware, so it sits inside them, next to the routes: the
+    # error it raises while FastAPI reads a body then reaches the API's error handlers.
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.state.batcher = batcher
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        """Refuse a body no valid request needs before reading it (the limits on texts
-        come after the whole body is parsed)."""
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > settings.max_body_bytes:
-            message = (
-                f"the body has {int(length):,} bytes; the limit is {settings.max_body_bytes:,}"
-            )
-            return JSONResponse({"error": message}, status_code=413)
-        return await call_next(request)
 
     @app.middleware("http")
     async def require_key(request: Request, call_next):
