@@ -3,6 +3,7 @@ and predicts what the run recorded; `fintune predict` agrees too."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -75,6 +76,25 @@ def test_predictor_reproduces_recorded_predictions(make_config, method):
         list(recorded["confidence"]), abs=1e-4
     )
     assert all(abs(sum(r["scores"].values()) - 1) < 1e-5 for r in results)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="no bitsandbytes")
+def test_a_qlora_runs_frozen_base_stays_as_loaded_and_its_model_predicts_the_same(
+    make_config, tiny_llama
+):
+    """On a CPU with AVX512-BF16, bitsandbytes repacked 4-bit layers with bfloat16 scales
+    whenever they ran in eval mode, and re-quantized them on the way back: the frozen base
+    changed at every validation, and the saved model predicted other confidences."""
+    config = make_config(model={"name": str(tiny_llama)}, method={"name": "qlora"})
+    run_dir = run(
+        config.model_copy(update={"training": config.training.model_copy(update={"epochs": 3})})
+    )
+    recorded = pd.read_csv(run_dir / "predictions_test.csv")
+    results = Predictor.from_run(run_dir, device="cpu")(list(recorded["text"]))
+    assert [r["label"] for r in results] == list(recorded["predicted"])
+    assert [r["confidence"] for r in results] == pytest.approx(
+        list(recorded["confidence"]), abs=1e-6
+    )
 
 
 def test_an_adapter_run_rebuilds_its_base_in_the_runs_dtype(make_config):

@@ -97,6 +97,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         kwargs["device_map"] = {"": device}
     try:
         model = AutoModelForSequenceClassification.from_pretrained(source.name_or_path, **kwargs)
+        _no_cpu_repacking(model)
     except ImportError as err:
         raise FintuneError(f"method {method.name}: cannot run here: {err}") from None
     except (OSError, ValueError) as err:
@@ -394,6 +395,16 @@ def _packaged_again(info: ModelInfo) -> ModelSource | None:
     return None
 
 
+def _no_cpu_repacking(model) -> None:
+    """bitsandbytes repacks a 4-bit layer that runs in eval mode on a CPU with AVX512-BF16,
+    with bfloat16 scales, and re-quantizes it when training resumes or it is saved: the
+    frozen base then changed at every validation, and a saved QLoRA model predicted other
+    confidences than its run recorded. Kept as loaded, the layers compute as they trained."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
 def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
     if info.trust_remote_code:  # never run hub code just because a run folder says so
         raise FintuneError(
@@ -428,6 +439,7 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
         model = AutoModelForSequenceClassification.from_pretrained(base, **kwargs)
     finally:
         modeling_log.setLevel(level)
+    _no_cpu_repacking(model)
     _drop_gguf_marker(model)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = pad_token_id
