@@ -15,7 +15,9 @@ import psutil
 class ResourceMonitor:
     """`with ResourceMonitor() as mon: ...` then `mon.summary()`.
 
-    CPU % is for this process and its threads, where 100 = one core fully busy.
+    CPU % is for this process and its threads, where 100 = one core fully busy. Averages
+    are over time: the CPU time used over the wall time, and each memory sample weighted
+    by the time since the one before (the last one, at exit, may cover milliseconds).
     """
 
     def __init__(self, interval_s: float = 0.5, cuda: bool = False):
@@ -27,7 +29,9 @@ class ResourceMonitor:
         self.cpu: list[float] = []
         self.rss: list[int] = []
         self.gpu: list[int] = []
+        self.times: list[float] = []
         self.start = self.end = 0.0
+        self.cpu_s = 0.0
 
     def __enter__(self) -> ResourceMonitor:
         self._process.cpu_percent(None)  # prime: the first reading is always 0
@@ -35,6 +39,7 @@ class ResourceMonitor:
             import torch
 
             torch.cuda.reset_peak_memory_stats()
+        self.cpu_s = -self._cpu_time()
         self.start = time.perf_counter()
         self._thread.start()
         return self
@@ -42,14 +47,20 @@ class ResourceMonitor:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.end = time.perf_counter()
         self._sample()
+        self.end = self.times[-1]
+        self.cpu_s += self._cpu_time()
+
+    def _cpu_time(self) -> float:
+        times = self._process.cpu_times()
+        return times.user + times.system
 
     def _sample_loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             self._sample()
 
     def _sample(self) -> None:
+        self.times.append(time.perf_counter())
         self.cpu.append(self._process.cpu_percent(None))
         self.rss.append(self._process.memory_info().rss)
         if self.cuda:
@@ -61,21 +72,30 @@ class ResourceMonitor:
         """CPU % counts 100 per core (psutil's convention), out of the cores this process
         may use (taskset, container limits), not all of the machine's."""
         mib = 2**20
+        wall = self.end - self.start
         out: dict[str, Any] = {
-            "wall_s": round(self.end - self.start, 3),
-            "cpu_percent_avg": round(sum(self.cpu) / max(len(self.cpu), 1), 1),
+            "wall_s": round(wall, 3),
+            "cpu_percent_avg": round(100 * self.cpu_s / wall, 1) if wall > 0 else 0.0,
             "cpu_percent_max": round(max(self.cpu, default=0.0), 1),
             "cpu_cores": usable_cores(),
-            "rss_mib_avg": round(sum(self.rss) / max(len(self.rss), 1) / mib, 1),
+            "rss_mib_avg": round(self._over_time(self.rss) / mib, 1),
             "rss_mib_max": round(max(self.rss, default=0) / mib, 1),
             "samples": len(self.cpu),
         }
         if self.cuda:
             import torch
 
-            out["gpu_mem_mib_avg"] = round(sum(self.gpu) / max(len(self.gpu), 1) / mib, 1)
+            out["gpu_mem_mib_avg"] = round(self._over_time(self.gpu) / mib, 1)
             out["gpu_mem_mib_max"] = round(torch.cuda.max_memory_allocated() / mib, 1)
         return out
+
+    def _over_time(self, values: list[int]) -> float:
+        """The mean of samples, each weighted by the time since the one before."""
+        spans = [b - a for a, b in zip([self.start, *self.times], self.times, strict=False)]
+        total = sum(spans)
+        if not values or total <= 0:
+            return float(sum(values) / max(len(values), 1))
+        return sum(v * w for v, w in zip(values, spans, strict=True)) / total
 
 
 def usable_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
