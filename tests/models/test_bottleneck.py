@@ -60,6 +60,22 @@ def test_adapter_changes_output_once_trained_and_round_trips(tmp_path):
     torch.testing.assert_close(loaded(input_ids=inputs).logits, logits)
 
 
+def test_an_adapter_file_without_its_head_is_refused_not_given_a_random_one(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = _model("bert")
+    add_bottleneck_adapters(model, reduction_factor=4)
+    settings = {"reduction_factor": 4, "non_linearity": "relu", "dropout": 0.0}
+    save_bottleneck(model, tmp_path, settings, head=("classifier.", "bert.pooler."))
+    weights = load_file(str(tmp_path / "bottleneck_adapter.safetensors"))
+    save_file(
+        {k: v for k, v in weights.items() if not k.startswith("classifier.")},
+        str(tmp_path / "bottleneck_adapter.safetensors"),
+    )
+    with pytest.raises(FintuneError, match=r"do not fit this model \(missing \['classifier"):
+        load_bottleneck(_model("bert"), tmp_path)
+
+
 def test_gradients_reach_the_adapter():
     model = _model("llama").train()
     add_bottleneck_adapters(model, reduction_factor=4)

@@ -302,7 +302,7 @@ class PromptMethod(Section):
 
 
 class AdapterMethod(Section):
-    """Bottleneck adapter, Pfeiffer layout: one adapter after each feed-forward block."""
+    """Bottleneck adapter: one after each feed-forward block (Pfeiffer et al.'s placement)."""
 
     name: Literal["adapter"] = "adapter"
     reduction_factor: int = Field(16, gt=0)

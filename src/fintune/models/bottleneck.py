@@ -1,8 +1,9 @@
-"""Bottleneck adapters in the Pfeiffer layout, written for our transformers version.
+"""Bottleneck adapters, written for our transformers version.
 
 PEFT has no bottleneck adapter, and AdapterHub's `adapters` pins an older transformers.
 Pfeiffer et al. (2020) place one adapter per layer, after the feed-forward block: here it
-sits on the output of the block's last projection, before dropout, residual and norm:
+sits on the output of the block's last projection, before dropout, residual and norm
+(AdapterHub's Pfeiffer configuration wires the norms around it differently):
 
     h = ffn_out(x);  h = h + up(act(down(h)))
 
@@ -120,7 +121,8 @@ def load_bottleneck(model: nn.Module, folder: Path) -> nn.Module:
         model, settings["reduction_factor"], settings["non_linearity"], settings["dropout"]
     )
     missing, unexpected = model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=False)
-    adapter_missing = [k for k in missing if f".{ADAPTER_ATTR}." in k]
+    head = tuple(settings.get("head", ()))  # the trained head: a base's own would be random
+    adapter_missing = [k for k in missing if f".{ADAPTER_ATTR}." in k or k.startswith(head)]
     if adapter_missing or unexpected:
         raise FintuneError(
             f"{folder}: adapter weights do not fit this model "
