@@ -116,6 +116,15 @@ def test_serve_refuses_a_port_in_use_before_the_model_loads(runs, monkeypatch):
     assert f"--port {port}: cannot listen on 127.0.0.1:{port}" in result.output
 
 
+def test_serve_refuses_an_empty_api_key_before_the_model_loads(runs, monkeypatch):
+    """Set but empty, it served the API to anyone, without a word."""
+    monkeypatch.setattr(predict, "load_saved_classifier", _forbidden)
+    monkeypatch.setenv("FINTUNE_API_KEY", " ")
+    result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--port", "0"])
+    assert result.exit_code == 2
+    assert "FINTUNE_API_KEY is set but empty" in result.output
+
+
 def test_predict_command_refuses_an_empty_text_before_the_model_loads(runs, monkeypatch):
     monkeypatch.setattr("fintune.predict.load_saved_classifier", _forbidden)
     result = CliRunner().invoke(app, ["predict", str(runs["full"]), "sales rose", "  "])

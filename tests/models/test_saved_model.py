@@ -123,9 +123,14 @@ def test_predict_command_prints_label_and_confidence(make_config):
     label, confidence, _ = result.stdout.strip().splitlines()[-1].split("\t")
     assert label == recorded["predicted"][0]
     assert float(confidence) == pytest.approx(recorded["confidence"][0], abs=1e-4)
-    odd = CliRunner().invoke(app, ["predict", str(run_dir), "sales rose\nin Q3", "profit\tfell\\"])
-    lines = odd.stdout.strip().splitlines()[-2:]
-    assert [line.split("\t")[2] for line in lines] == ["sales rose\\nin Q3", "profit\\tfell\\\\"]
+    texts = ["sales rose\nin Q3", "profit\tfell\\", "up\u2028again\x0c"]
+    odd = CliRunner().invoke(app, ["predict", str(run_dir), *texts])
+    lines = odd.stdout.strip().splitlines()[-3:]
+    assert [line.split("\t")[2] for line in lines] == [
+        "sales rose\\nin Q3",
+        "profit\\tfell\\\\",
+        "up\\u2028again\\x0c",
+    ]
 
 
 LONG = "the group reported that earnings climbed and margin improved in the quarter this year"

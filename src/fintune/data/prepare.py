@@ -60,6 +60,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
             f"least two: is data.label_column ({config.label_column!r}) the right column?"
         )
     by_name = _integers_name_labels(frames, config.label_column, labels)
+    placeholders = _placeholder_texts(frames, config.text_column, origin)
     frames = {
         role: _to_examples(frame, config, labels, by_name, f"{origin}, {role} split")
         for role, frame in frames.items()
@@ -67,6 +68,8 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     if not config.split.use_given:  # pooled only now, so errors name the file's own rows
         frames = {"train": pd.concat(frames.values(), ignore_index=True)}
     report: dict[str, Any] = {"source": origin, "source_splits": sorted(frames)}
+    if placeholders:
+        report["placeholder_texts"] = placeholders
 
     cleaner = make_cleaner(config.cleaning)
     if cleaner:
@@ -112,8 +115,14 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
     """What the report records and a user should hear before training: texts in two splits
     (leakage) and labels with no training example."""
     notes = []
+    if placeholders := data.report.get("placeholder_texts"):
+        notes.append(
+            f"{placeholders['count']} texts are only a missing-value marker such as "
+            f"{placeholders['text']!r} (first: {placeholders['first']}): they are trained on "
+            "as that text; remove those rows if the text is missing"
+        )
     fix = (
-        "data.duplicates: drop removes them (data.conflicts: drop, those with two labels)"
+        "data.duplicates: drop removes them from the earlier split"
         if config.duplicates == "keep"
         else "they have two labels; data.conflicts: drop removes them"
     )
@@ -196,6 +205,21 @@ def _assign_roles(
     return {role: frames[source] for role, source in mapping.items()}
 
 
+def _placeholder_texts(
+    frames: dict[str, pd.DataFrame], column: str, origin: str
+) -> dict[str, Any] | None:
+    """Texts that are only a missing-value marker ('N/A'): an export's empty cell, which
+    trains as the literal text. Counted, with the first, for a warning."""
+    found = []
+    for role, frame in frames.items():
+        for row, text in enumerate(frame[column], start=1):
+            if isinstance(text, str) and text.strip() in MISSING_MARKERS:
+                found.append((text.strip(), f"{origin}, {role} split, {_row(frame, row)}"))
+    if not found:
+        return None
+    return {"count": len(found), "first": found[0][1], "text": found[0][0]}
+
+
 def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
     for key in ("text_column", "label_column"):
         column = getattr(config, key)
@@ -216,6 +240,8 @@ def _all_hold_at(texts: pd.Series) -> bool:
 
 def _column_hint(column: str, columns: list[str]) -> str:
     """The column meant: the same name but for case and spaces first, else a near one."""
+    if columns and columns[0].startswith(("ï»¿", "\ufeff")):  # a UTF-8 byte-order mark
+        return "; a UTF-8 byte-order mark was read as text: set data.encoding: utf-8"
     same = [c for c in columns if c.strip().casefold() == column.strip().casefold()]
     hint = f"; did you mean {same[0]!r}?" if same else did_you_mean(column, columns)
     return "" if hint == "." else hint

@@ -223,8 +223,8 @@ def truncation_note(truncated: dict[str, int], sizes: dict[str, int]) -> str | N
         return None
     return (
         f"{', '.join(cut)} texts reach model.max_length ({truncated['max_length']} tokens) "
-        "and are cut there: the model sees only their beginning; raise model.max_length to "
-        "keep more of each text"
+        "and, unless exactly that long, are cut there: the model sees only their beginning; "
+        "raise model.max_length to keep more of each text"
     )
 
 

@@ -183,9 +183,10 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, dict[str, Any]]:
     source = str(path)
     spec = validate_spec(SweepSpec, read_yaml(path), source, "sweep")
     base = base_mapping(spec.base, source)
-    for field, param in spec.space.items():
+    for field, param in spec.space.items():  # alone first: the clearest message
         for value in param.examples():
-            trial_config(base, {field: value}, spec, Path("."), 0, source=f"{source}: space")
+            point = {field: value}
+            _at(point, trial_config, base, point, spec, Path("."), 0, source=f"{source}: space")
     for point in _corners(spec):
         _at(point, trial_config, base, point, spec, Path("."), 0, source=f"{source}: space")
     return spec, base
