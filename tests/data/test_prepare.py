@@ -717,3 +717,13 @@ def test_texts_that_are_only_a_missing_value_marker_are_counted_and_warned_about
     assert placeholders["first"].endswith("d.csv, train split, row 4 (line 5)")
     warning = next(n for n in data_warnings(data, _data(tmp_path / "d.csv")) if "marker" in n)
     assert warning.startswith("3 texts are only a missing-value marker such as 'N/A' (first: ")
+
+
+def test_a_byte_order_mark_read_as_latin1_is_named_not_suggested_as_a_column(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("text,label\nsales rose,positive\n".encode("utf-8-sig"))
+    with pytest.raises(FintuneError) as error:
+        prepare_data(_data(path, encoding="latin-1"), 0)
+    assert str(error.value).endswith(
+        "a UTF-8 byte-order mark was read as text: set data.encoding: utf-8"
+    )
