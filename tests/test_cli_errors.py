@@ -499,6 +499,18 @@ def test_valid_config_passes(tmp_path):
     assert elapsed < FAST_S
 
 
+def test_validate_warns_of_texts_cut_at_max_length_as_a_run_would(tmp_path):
+    rows = [{**row, "text": row["text"] + " in the quarterly report"} for row in _rows()]
+    config = _base(tmp_path, data=f"  path: {_csv(tmp_path, rows)}\n")
+    result, _ = _invoke(["validate", str(config), "--set", "model.max_length=8"])
+    assert result.exit_code == 0, result.output
+    warning = " ".join(result.stderr.split())
+    assert "texts reach model.max_length (8 tokens)" in warning
+    assert "raise model.max_length" in warning
+    result, _ = _invoke(["validate", str(config)])  # 32 tokens: nothing cut
+    assert "reach model.max_length" not in result.stderr
+
+
 @pytest.mark.parametrize("name", sorted(VALIDATE_CASES))
 def test_validate_rejects(name, tmp_path, no_model):
     args, expected = VALIDATE_CASES[name](tmp_path)

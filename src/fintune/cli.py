@@ -65,8 +65,11 @@ def validate(config: Path, set_: SetOption = None) -> None:
     from fintune.recipes import RECIPES
 
     cfg = load_config(config, set_)
-    data, device = RECIPES[cfg.task].setup(cfg)
+    recipe = RECIPES[cfg.task]
+    data, device = recipe.setup(cfg)
     counts = {role: len(frame) for role, frame in data.splits.items()}
+    if note := recipe.truncation_note(recipe.count_cut_texts(cfg, data), counts):
+        err.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
     out.print(
         f"[green]ok[/]: {escape(str(config))} — task {cfg.task}, model {escape(cfg.model.name)}, "
         f"method {cfg.method.name}, {len(data.labels)} labels, splits {counts}, device {device}"

@@ -24,6 +24,7 @@ from fintune.errors import FintuneError
 from fintune.evaluation.inference import predict_logits
 from fintune.evaluation.metrics import boundary_note, evaluate_predictions, small_sample_note
 from fintune.models import check_architecture, load_classifier, pick_device, save_classifier
+from fintune.models.load import load_tokenizer
 from fintune.models.methods import count_parameters
 from fintune.models.registry import resolve_model
 from fintune.report import write_report
@@ -214,6 +215,19 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
                 track(run_dir, config, "FAILED", {"fintune.error": reason})
         raise
     return run_dir
+
+
+def count_cut_texts(config: ExperimentConfig, data: PreparedData) -> dict[str, int]:
+    """What a run records in data.json's `truncated`, from the tokenizer alone (for
+    `validate`, which loads no model)."""
+    source = resolve_model(config.model.name, config.model.gguf_file)
+    tokenizer = load_tokenizer(source, config)
+    limit = config.model.max_length
+    counts = {"max_length": limit}
+    for role, frame in data.splits.items():
+        ids = tokenizer(list(frame["text"]), truncation=True, max_length=limit)["input_ids"]
+        counts[role] = sum(len(one) >= limit for one in ids)
+    return counts
 
 
 def truncation_note(truncated: dict[str, int], sizes: dict[str, int]) -> str | None:
