@@ -35,6 +35,21 @@ def _mean_over_blocks(per_block: list[dict[str, np.ndarray]]) -> dict[str, np.nd
     return {name: np.mean([b[name] for b in per_block], axis=0) for name in per_block[0]}
 
 
+def _test_set_groups(blocks: list, test_sets: list | None) -> list[list[int]]:
+    """The blocks' indices grouped by test set: `test_sets` names each block's (default:
+    its y_true). Blocks named as one test set must hold the same labels."""
+    keys = test_sets if test_sets is not None else [y.tobytes() for y, _ in blocks]
+    if len(keys) != len(blocks):
+        raise ValueError("need one test-set key per block")
+    groups: dict = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        if any(not np.array_equal(blocks[i][0], blocks[members[0]][0]) for i in members):
+            raise ValueError("blocks named as one test set hold different labels")
+    return list(groups.values())
+
+
 def _replicates(
     blocks: list[tuple[np.ndarray, list[np.ndarray]]],
     test_sets: list | None,
@@ -44,17 +59,9 @@ def _replicates(
 ) -> list[list[dict[str, np.ndarray]]]:
     """Bootstrap metrics of every prediction array of every (y_true, predictions) block.
     Blocks with the same test set (default: the same y_true) share their resamples."""
-    keys = test_sets if test_sets is not None else [y.tobytes() for y, _ in blocks]
-    if len(keys) != len(blocks):
-        raise ValueError("need one test-set key per block")
-    groups: dict = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(key, []).append(i)
     out: list = [None] * len(blocks)
-    for members in groups.values():
+    for members in _test_set_groups(blocks, test_sets):
         y = blocks[members[0]][0]
-        if any(not np.array_equal(blocks[i][0], y) for i in members):
-            raise ValueError("blocks named as one test set hold different labels")
         predictions = [p for i in members for p in blocks[i][1]]
         wholes = iter([confusion(y, p, k) for p in predictions])
         matrices = iter(bootstrap_confusions(y, predictions, k, samples, rng))
@@ -165,7 +172,6 @@ def randomization_test(
     every block of its test set at once (seeds on one test set are not extra evidence, as
     in the exact test), and p is the share of `samples` such shuffles whose difference is
     at least as far from 0 as the observed one, counting the observed itself."""
-    keys = test_sets if test_sets is not None else [y.tobytes() for y, _ in baseline]
     rng = np.random.default_rng([seed, 1])  # apart from the bootstrap's stream
     observed = _mean_over_blocks(
         [
@@ -173,14 +179,8 @@ def randomization_test(
             for (y, b), (_, c) in zip(baseline, candidate, strict=True)
         ]
     )
-    groups: dict = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(key, []).append(i)
     shuffled: list[dict[str, np.ndarray]] = []
-    for members in groups.values():
-        y = baseline[members[0]][0]
-        if any(not np.array_equal(baseline[i][0], y) for i in members):
-            raise ValueError("blocks named as one test set hold different labels")
+    for members in _test_set_groups(baseline, test_sets):
         # a swap matters only where the two models label an example differently (in any
         # seed): one byte per such example and shuffle
         differ = np.unique(
@@ -245,13 +245,10 @@ def exact_paired_test(
     exactly. With one seed this is McNemar's exact test (a binomial test on the examples
     only one model gets right). `test_sets` as in `seed_mean_ci`.
     """
-    keys = test_sets if test_sets is not None else [y.tobytes() for y, _ in baseline]
-    groups: dict = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(key, []).append(i)
-    scale = lcm(*(len(members) for members in groups.values()))
+    groups = _test_set_groups(baseline, test_sets)
+    scale = lcm(*(len(members) for members in groups))
     scores = []  # per example: scale x (mean candidate - mean baseline correctness), integers
-    for members in groups.values():
+    for members in groups:
         total = sum(
             (candidate[i][1] == candidate[i][0]).astype(int)
             - (baseline[i][1] == baseline[i][0]).astype(int)
