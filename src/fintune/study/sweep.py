@@ -183,17 +183,17 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, dict[str, Any]]:
     source = str(path)
     spec = validate_spec(SweepSpec, read_yaml(path), source, "sweep")
     base = base_mapping(spec.base, source)
-    for field, param in spec.space.items():  # alone first: the clearest message
-        for value in param.examples():
-            point = {field: value}
-            _at(point, trial_config, base, point, spec, Path("."), 0, source=f"{source}: space")
-    for point in _corners(spec):
+    for point in _points(spec):
         _at(point, trial_config, base, point, spec, Path("."), 0, source=f"{source}: space")
     return spec, base
 
 
-def _corners(spec: SweepSpec) -> Iterator[dict[str, Any]]:
-    """The space's corners and categorical choices in combination (the first COMBINATIONS)."""
+def _points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
+    """Each field's bounds and choices alone (first: the clearest message), then in
+    combination: the space's corners (the first COMBINATIONS)."""
+    for field, param in spec.space.items():
+        for value in param.examples():
+            yield {field: value}
     axes = ([(f, v) for v in p.examples()] for f, p in spec.space.items())
     for point in itertools.islice(itertools.product(*axes), COMBINATIONS):
         yield dict(point)
@@ -219,8 +219,7 @@ def check_space_architectures(spec: SweepSpec, base: dict[str, Any], source: str
 
     seen = {model_and_method(trial_config(base, {}, spec, Path("."), 0, source))}
     built: dict = {}  # each model's architecture, built once
-    alone = ({field: value} for field, p in spec.space.items() for value in p.examples())
-    for point in itertools.chain(alone, _corners(spec)):
+    for point in _points(spec):
         config = trial_config(base, point, spec, Path("."), 0, source)
         if (key := model_and_method(config)) not in seen:
             seen.add(key)
