@@ -108,7 +108,10 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
         }
         data.report["truncated"] = truncated = {
             "max_length": config.model.max_length,
-            **{role: count_truncated(ds, config.model.max_length) for role, ds in encoded.items()},
+            **{
+                role: count_truncated(ds["input_ids"], config.model.max_length)
+                for role, ds in encoded.items()
+            },
         }
         write_json(run_dir / "data.json", {"fingerprint": data.fingerprint, "report": data.report})
         note = truncation_note(truncated, {role: len(ds) for role, ds in encoded.items()})
@@ -226,7 +229,7 @@ def count_cut_texts(config: ExperimentConfig, data: PreparedData) -> dict[str, i
     counts = {"max_length": limit}
     for role, frame in data.splits.items():
         ids = tokenizer(list(frame["text"]), truncation=True, max_length=limit)["input_ids"]
-        counts[role] = sum(len(one) >= limit for one in ids)
+        counts[role] = count_truncated(ids, limit)
     return counts
 
 
