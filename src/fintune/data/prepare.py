@@ -49,9 +49,9 @@ class PreparedData:
 def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     frames, known_labels, origin = _read(config)
     frames = _assign_roles(frames, config, origin)
+    missing = MISSING_MARKERS - set(config.labels or ())  # listed in data.labels: a label
     for role, frame in frames.items():
         _check_columns(frame, config, f"{origin}, {role} split")
-        missing = MISSING_MARKERS - set(config.labels or ())
         _check_labels_present(frame, config.label_column, f"{origin}, {role} split", missing)
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column, origin)
     if len(labels) == 1:  # none: no rows, named below
