@@ -468,6 +468,14 @@ def test_a_trial_gets_prune_after_evaluations_before_it_can_be_pruned(prune_afte
             "categorical needs a non-empty list of choices",
         ),
         (
+            {"space": {"training.batch_size": {"type": "categorical", "choices": [8, 16, 8]}}},
+            "choices repeat a value: 8 and 8",
+        ),
+        (  # Optuna records a trial that ran with True as 1, the first equal choice
+            {"space": {"training.batch_size": {"type": "categorical", "choices": [1, True]}}},
+            "choices repeat a value: 1 and True",
+        ),
+        (
             {"space": {"training.batch_size": {"type": "categorical", "choices": [8, 0]}}},
             "training.batch_size: Input should be greater than 0",
         ),

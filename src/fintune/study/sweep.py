@@ -67,6 +67,11 @@ class Param(Section):
         if self.type == "categorical":
             if not self.choices:
                 raise ValueError("categorical needs a non-empty list of choices")
+            for i, choice in enumerate(self.choices):
+                # Optuna stores a choice as the index of its first equal one (1 == True == 1.0):
+                # a trial that ran with the later one would be recorded with the earlier
+                if equal := [c for c in self.choices[:i] if c == choice]:
+                    raise ValueError(f"choices repeat a value: {equal[0]!r} and {choice!r}")
             return self
         if self.low is None or self.high is None:
             raise ValueError(f"{self.type} needs low and high")
