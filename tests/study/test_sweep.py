@@ -511,6 +511,10 @@ def test_a_trial_gets_prune_after_evaluations_before_it_can_be_pruned(prune_afte
         ),
         ({"enqueue": [{}]}, "enqueue[0]: an empty point"),
         (
+            {"enqueue": [{"training.batch_size": 8}, {"training.batch_size": 16}] * 2},
+            "enqueue[2]: the same point as enqueue[0]",
+        ),
+        (
             {
                 "space": {
                     "training.learning_rate": {**SPACE["training.learning_rate"], "step": 1e-3}

@@ -173,6 +173,9 @@ class SweepSpec(Section):
         for i, point in enumerate(self.enqueue):
             if not point:
                 raise ValueError(f"enqueue[{i}]: an empty point; give at least one field")
+            if point in self.enqueue[:i]:  # held by one trial: the study would run it once
+                same = self.enqueue.index(point)
+                raise ValueError(f"enqueue[{i}]: the same point as enqueue[{same}]")
             for field, value in point.items():
                 if field not in self.space:
                     raise ValueError(f"enqueue[{i}]: {field} is not a field of the space")
