@@ -204,6 +204,15 @@ def test_an_interrupted_enqueued_point_is_queued_again_on_resume(sweep_file, int
     assert trials[1].params["training.learning_rate"] == 0.005
 
 
+def test_report_only_refuses_a_storage_url_without_the_study(sweep_file, tmp_path):
+    """It made an empty study in the shared database and reported 'none yet'."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    optuna.create_study(study_name="another-sweep", storage=url)
+    with pytest.raises(FintuneError, match="shared.db holds no study 'tiny-sweep'"):
+        run_sweep(sweep_file(storage=url), report_only=True)
+    assert optuna.get_all_study_names(url) == ["another-sweep"]
+
+
 def test_two_worker_processes_share_one_study(sweep_file, make_config):
     base = make_config(training={"epochs": 2}, tracking={"mlflow": True})
     path = sweep_file(trials=4, base=base.model_dump(mode="json"))

@@ -464,6 +464,11 @@ def run_sweep(
         )
     folder.mkdir(parents=True, exist_ok=True)
     storage, url = open_storage(spec, folder)
+    if report_only and spec.name not in {s.study_name for s in storage.get_all_studies()}:
+        raise FintuneError(
+            f"--report-only: {url} holds no study {spec.name!r} yet; run the sweep without "
+            "--report-only first (or check `name` and `storage`)"
+        )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     direction = "minimize" if spec.metric == "loss" else "maximize"
