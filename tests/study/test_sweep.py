@@ -240,6 +240,20 @@ def test_two_worker_processes_share_one_study(sweep_file, make_config):
     assert sorted(r.data.tags["fintune.trial"] for r in runs) == sorted(str(t.number) for t in done)
 
 
+def test_a_worker_with_no_slot_left_is_not_an_error(sweep_file, interrupt_run):
+    """Its Ctrl+C'd trial was counted as a failure: 'no trial finished: 1 failed'."""
+    path = sweep_file(trials=1, final=False)
+    interrupt_run(1)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(path, worker=True)
+    folder = path.parent / "sweeps" / "tiny-sweep"
+    storage, _ = open_storage(SweepSpec.model_validate(yaml.safe_load(path.read_text())), folder)
+    other = optuna.load_study(study_name="tiny-sweep", storage=storage).ask()
+    storage.record_heartbeat(other._trial_id)  # another worker holds the only slot
+    assert run_sweep(path, worker=True) == folder
+    assert states(load(folder)) == ["FAIL", "RUNNING"]
+
+
 def other_workers_trials(path: Path, n: int = 1) -> tuple[optuna.Study, list[optuna.Trial], Path]:
     """Trials taken (and beating) by other workers before this process starts."""
     spec = SweepSpec.model_validate(yaml.safe_load(path.read_text()))

@@ -562,11 +562,12 @@ def run_sweep(
 
 
 def _refuse_if_nothing_finished(study, report: Path | None) -> None:
-    """A sweep whose trials all failed did not succeed: say so with a non-zero exit."""
+    """A sweep whose trials all failed did not succeed: say so with a non-zero exit. A trial
+    interrupted, or skipped because the budget was taken, is no failure of the setup."""
     trials = study.get_trials(deepcopy=False)
-    failed = [t for t in trials if t.state.name == "FAIL"]
+    failed = [t for t in trials if t.state.name == "FAIL" and "error" in t.user_attrs]
     if failed and not any(t.state.name == "COMPLETE" for t in trials):
-        last = failed[-1].user_attrs.get("error", "no error recorded")
+        last = failed[-1].user_attrs["error"]
         where = f"; report: {report}" if report else ""
         raise FintuneError(
             f"no trial finished: {len(failed)} failed (the last, trial {failed[-1].number}: "
