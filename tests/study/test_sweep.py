@@ -149,11 +149,16 @@ def test_an_int_on_a_log_scale_may_say_step_1():
     assert Param(type="int", low=1, high=64, log=True, step=1).distribution().log
 
 
-def test_a_stored_study_with_the_other_direction_is_refused(sweep_file, monkeypatch):
+def test_a_stored_study_with_another_metric_or_direction_is_refused(sweep_file, monkeypatch):
     folder = run_sweep(sweep_file(trials=1, final=False)).parent
     monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(FintuneError, match="made to maximize its objective, but metric 'loss'"):
         run_sweep(sweep_file(trials=2, final=False, metric="loss"))
+    # the same direction: f1 values were mixed with the accuracy values in one study
+    with pytest.raises(FintuneError, match="metric: the stored study .* validation accuracy"):
+        run_sweep(sweep_file(trials=2, final=False, metric="f1_macro"))
+    with pytest.raises(FintuneError, match="metric: the stored study"):
+        run_sweep(sweep_file(trials=2, final=False, metric="f1_macro"), report_only=True)
     assert len(load(folder).trials) == 1
 
 

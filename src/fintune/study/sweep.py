@@ -491,6 +491,15 @@ def run_sweep(
             f"{study.direction.name.lower()} its objective, but metric {spec.metric!r} needs "
             "the opposite; give the sweep a new name (or storage) for a new study"
         )
+    metric = study.user_attrs.get("metric")  # studies made before it was stored: none
+    if metric is None:
+        study.set_user_attr("metric", spec.metric)
+    elif metric != spec.metric:
+        raise FintuneError(
+            f"metric: the stored study {spec.name!r} in {url} optimises validation {metric}; "
+            f"its values cannot be compared with {spec.metric}. Set metric back to {metric}, "
+            "or give the sweep a new name (or storage) for a new study"
+        )
     check_stored_space(study, spec, url)
 
     failures = []
