@@ -607,3 +607,31 @@ def test_a_study_that_stored_yes_no_as_booleans_is_told_to_write_true_false():
         check_stored_space(study, old_file, "sqlite:///x.db")
     rewritten = SimpleNamespace(space={field: Param(type="categorical", choices=[True, False])})
     check_stored_space(study, rewritten, "sqlite:///x.db")
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ([0.5], "need at least 2 finished trials (1 so far)"),
+        ([0.5, 0.5, 0.5], "every finished trial scored 0.5"),
+    ],
+)
+def test_no_importances_are_drawn_from_too_few_or_equal_trials(tmp_path, values, says):
+    """Optuna drew equal bars (1/n each) for them, as if every field mattered alike."""
+    from optuna.distributions import FloatDistribution
+
+    from fintune.report.document import Document
+    from fintune.study.sweep_report import _plots
+
+    study = optuna.create_study(direction="maximize")
+    space = {"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}
+    for i, value in enumerate([*values, None]):  # and a pruned trial
+        state = {"state": optuna.trial.TrialState.PRUNED} if value is None else {}
+        point = {"a": i / 10, "b": 1 - i / 10}
+        study.add_trial(
+            optuna.trial.create_trial(params=point, distributions=space, value=value, **state)
+        )
+    doc = Document("sweep")
+    _plots(study, tmp_path, doc)
+    assert not (tmp_path / "plots" / "param_importances.png").exists()
+    assert any(says in block[1] for block in doc.blocks if block[0] == "p")

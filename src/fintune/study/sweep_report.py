@@ -229,11 +229,25 @@ def _plots(study, folder: Path, doc: Document) -> None:
         warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
         ax = optuna.visualization.matplotlib.plot_optimization_history(study)
         _save(ax, plots / "optimization_history.png", doc, "optimisation history")
+        # Optuna draws equal bars, as if every field mattered alike, when it has nothing to
+        # explain: fewer than two finished trials, or finished trials that all scored the same
+        values = [t.value for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        if len(values) < 2:
+            doc.text(
+                f"Parameter importances need at least 2 finished trials ({len(values)} so far)."
+            )
+            return
+        if len(set(values)) == 1:
+            doc.text(
+                f"No parameter importances: every finished trial scored {values[0]:g}, so no "
+                "field explains a difference."
+            )
+            return
         try:
             ax = optuna.visualization.matplotlib.plot_param_importances(study)
             _save(ax, plots / "param_importances.png", doc, "parameter importances")
-        except (RuntimeError, ValueError) as error:  # too few finished trials
-            doc.text(f"Parameter importances need more finished trials ({error}).")
+        except (RuntimeError, ValueError) as error:
+            doc.text(f"Parameter importances could not be computed ({error}).")
 
 
 def _save(ax, path: Path, doc: Document, alt: str) -> None:
