@@ -422,8 +422,10 @@ def test_an_enqueued_value_on_a_fine_grid_is_accepted(value):
     assert param.problem_with(value + 0.01) is not None
 
 
-def test_the_trial_budget_from_the_command_line_is_checked(sweep_file, monkeypatch):
+def test_the_command_line_options_are_checked(sweep_file, monkeypatch):
     monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(FintuneError, match="--worker and --report-only"):
+        run_sweep(sweep_file(), worker=True, report_only=True)  # it did nothing, silently
     with pytest.raises(FintuneError, match="--trials 0: Input should be greater than 0"):
         run_sweep(sweep_file(), trials=0)
     with pytest.raises(FintuneError, match="--timeout-minutes -1"):

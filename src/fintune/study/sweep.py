@@ -442,6 +442,11 @@ def run_sweep(
 ) -> Path:
     import optuna
 
+    if worker and report_only:
+        raise FintuneError(
+            "--worker and --report-only do not go together: a worker only runs trials, and "
+            "--report-only runs none; drop --worker to write the report"
+        )
     spec, base = load_sweep(path)
     overrides = {"trials": trials, "timeout_minutes": timeout_minutes}
     for name, value in overrides.items():
