@@ -317,6 +317,20 @@ def test_a_killed_workers_trial_is_run_again_before_the_report(sweep_file, monke
     assert (folder / "trials.csv").is_file()
 
 
+def test_a_worker_runs_again_the_trial_of_a_worker_killed_on_the_last_slot(sweep_file):
+    """The dead trial held the only slot as RUNNING: the worker said 'finished' and left it."""
+    import sqlite3
+
+    path = sweep_file(trials=1, final=False)
+    _, [dead], folder = other_workers_trials(path)
+    with sqlite3.connect(folder / "optuna.db") as db:  # killed long ago: no more heartbeats
+        db.execute("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00'")
+    run_sweep(path, worker=True)
+    trials = load(folder).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].params == dead.params
+
+
 def test_enqueued_points_wait_while_other_workers_hold_the_budget(sweep_file, monkeypatch):
     """Two workers' trials cover the budget; one fails. The queued point runs then, and
     is not used up as a skipped trial while they run."""

@@ -521,6 +521,7 @@ def run_sweep(
             )
             study.stop()
 
+    fail_stale(study)  # a dead worker's trial must not hold a slot of the budget
     if counted_trials(study) < spec.trials and not report_only and not worker:
         enqueue_new_points(study, spec)
     deadline = time.monotonic() + spec.timeout_minutes * 60 if spec.timeout_minutes else None
