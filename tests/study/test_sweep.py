@@ -587,6 +587,14 @@ def test_bad_sweep_files_fail_before_training(sweep_file, monkeypatch, change, m
     assert message in str(error.value)
 
 
+def test_a_storage_password_is_never_shown(sweep_file, monkeypatch):
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(FintuneError) as error:
+        run_sweep(sweep_file(storage="postgresql://fintune:s3cret@127.0.0.1:1/none"))
+    assert "cannot open postgresql://fintune:***@127.0.0.1:1/none" in str(error.value)
+    assert "s3cret" not in str(error.value)
+
+
 @pytest.mark.parametrize(
     ("system_attrs", "origin"),
     [

@@ -267,9 +267,11 @@ def trial_config(
 
 
 def open_storage(spec: SweepSpec, folder: Path):
+    """The study's storage, and its URL as messages show it (without a password)."""
     import optuna
 
     url = spec.storage or f"sqlite:///{(folder / 'optuna.db').resolve()}"
+    shown = hide_password(url)
     for attempt in range(5):
         try:
             with warnings.catch_warnings():
@@ -288,14 +290,24 @@ def open_storage(spec: SweepSpec, folder: Path):
                 )
             break
         except Exception as error:  # noqa: BLE001 - driver missing, host down, bad path ...
-            first = str(error).splitlines()[0][:240]
+            first = str(error).replace(url, shown).splitlines()[0][:240]
             if attempt < 4 and any(s in first for s in RACES):
                 time.sleep(0.5 + attempt)  # another worker is creating the tables
                 continue
             raise FintuneError(
-                f"storage: cannot open {url}: {type(error).__name__}: {first}"
+                f"storage: cannot open {shown}: {type(error).__name__}: {first}"
             ) from None
-    return storage, url
+    return storage, shown
+
+
+def hide_password(url: str) -> str:
+    """The URL to show in messages and logs: postgresql://user:***@host/db."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL: opening it fails with its own message
+        return url
 
 
 class BudgetReached(Exception):
