@@ -554,6 +554,27 @@ def test_a_trial_gets_prune_after_evaluations_before_it_can_be_pruned(prune_afte
             "enqueue[0]: training.epochs: 3 is not on the grid from 2 in steps of 2",
         ),
         ({"enqueue": [{}]}, "enqueue[0]: an empty point"),
+        (  # the choices were ignored: every batch size from 8 to 32 was sampled
+            {
+                "space": {
+                    "training.batch_size": {
+                        "type": "int",
+                        "low": 8,
+                        "high": 32,
+                        "choices": [8, 16, 32],
+                    }
+                }
+            },
+            "int does not take choices (only categorical does)",
+        ),
+        (
+            {
+                "space": {
+                    "training.batch_size": {"type": "categorical", "choices": [8, 32], "step": 8}
+                }
+            },
+            "categorical takes choices only, not step",
+        ),
         (
             {"enqueue": [{"training.batch_size": 8}, {"training.batch_size": 16}] * 2},
             "enqueue[2]: the same point as enqueue[0]",

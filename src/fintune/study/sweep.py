@@ -65,6 +65,8 @@ class Param(Section):
     @model_validator(mode="after")
     def _space(self) -> Param:
         if self.type == "categorical":
+            if given := [k for k in ("low", "high", "step", "log") if k in self.model_fields_set]:
+                raise ValueError(f"categorical takes choices only, not {', '.join(given)}")
             if not self.choices:
                 raise ValueError("categorical needs a non-empty list of choices")
             for i, choice in enumerate(self.choices):
@@ -73,6 +75,8 @@ class Param(Section):
                 if equal := [c for c in self.choices[:i] if c == choice]:
                     raise ValueError(f"choices repeat a value: {equal[0]!r} and {choice!r}")
             return self
+        if self.choices is not None:
+            raise ValueError(f"{self.type} does not take choices (only categorical does)")
         if self.low is None or self.high is None:
             raise ValueError(f"{self.type} needs low and high")
         if not self.low < self.high:
