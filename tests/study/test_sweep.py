@@ -554,6 +554,18 @@ def test_a_trial_gets_prune_after_evaluations_before_it_can_be_pruned(prune_afte
             "enqueue[0]: training.epochs: 3 is not on the grid from 2 in steps of 2",
         ),
         ({"enqueue": [{}]}, "enqueue[0]: an empty point"),
+        (  # Optuna silently searched 2…8 while the report said 2…9
+            {"space": {"training.epochs": {"type": "int", "low": 2, "high": 9, "step": 2}}},
+            "high (9) is not on the grid from 2 in steps of 2: the last point is 8",
+        ),
+        (
+            {
+                "space": {
+                    "training.weight_decay": {"type": "uniform", "low": 0, "high": 1, "step": 0.3}
+                }
+            },
+            "high (1) is not on the grid from 0 in steps of 0.3: the last point is 0.9",
+        ),
         (  # the choices were ignored: every batch size from 8 to 32 was sampled
             {
                 "space": {

@@ -89,6 +89,13 @@ class Param(Section):
             raise ValueError("int needs whole-number low and high")
         if self.type == "int" and self.step is not None and self.step != int(self.step):
             raise ValueError(f"int needs a whole-number step (got {self.step})")
+        if self.step is not None and self.problem_with(self.high):
+            # Optuna would search up to the last point instead, saying so only in a warning
+            last = self.low + math.floor((self.high - self.low) / self.step + 1e-9) * self.step
+            raise ValueError(
+                f"high ({self.high:g}) is not on the grid from {self.low:g} in steps of "
+                f"{self.step:g}: the last point is {last:g}; set high to it"
+            )
         return self
 
     @property
