@@ -162,6 +162,33 @@ def test_a_stored_study_with_another_metric_or_direction_is_refused(sweep_file, 
     assert len(load(folder).trials) == 1
 
 
+def test_a_resumed_sweep_on_another_base_or_data_is_refused_but_a_moved_data_file_is_not(
+    sweep_file, make_config, sentences_csv, tmp_path, monkeypatch
+):
+    folder = run_sweep(sweep_file(trials=1, final=False)).parent
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+
+    def base(**sections) -> dict:
+        sections["training"] = {"epochs": 2, **sections.get("training", {})}
+        return make_config(**sections).model_dump(mode="json")
+
+    with pytest.raises(FintuneError, match=r"base: .*training\.epochs: 2.0 then, 3.0 now"):
+        run_sweep(sweep_file(trials=2, final=False, base=base(training={"epochs": 3})))
+    edited = tmp_path / "edited.csv"
+    edited.write_text(sentences_csv.read_text().replace("rose", "grew"))
+    with pytest.raises(FintuneError, match="base: .*data fingerprint"):
+        run_sweep(sweep_file(trials=2, final=False, base=base(data={"path": str(edited)})))
+    assert len(load(folder).trials) == 1
+
+    moved = tmp_path / "moved.csv"
+    moved.write_bytes(sentences_csv.read_bytes())
+    # the same data from another folder, and a new value for a searched field: a resume
+    searched = base(data={"path": str(moved)}, training={"learning_rate": 0.5})
+    monkeypatch.undo()
+    run_sweep(sweep_file(trials=2, final=False, base=searched))
+    assert states(load(folder)) == ["COMPLETE"] * 2
+
+
 def test_the_report_shows_a_dead_workers_trial_as_failed_not_running(sweep_file):
     import sqlite3
 

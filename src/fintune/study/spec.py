@@ -78,7 +78,7 @@ class Cell:
         """Whether a cells.json entry was made with this cell's current config. Entries
         written before name, output and tracking were left out hash the whole config."""
         sha = (entry or {}).get("config_sha")
-        whole = json.dumps(_hashed_fields(self.config), sort_keys=True)
+        whole = json.dumps(hashed_fields(self.config), sort_keys=True)
         return sha == self.config_sha or sha == hashlib.sha256(whole.encode()).hexdigest()[:16]
 
 
@@ -91,11 +91,11 @@ def results_sha(config: ExperimentConfig) -> str:
     """Hash of what a run's results depend on: not its name, output folder or tracking
     (output.save_model counts: a run that should keep its model must have one)."""
     skip = {"name": True, "tracking": True, "output": {"dir"}}
-    fields = _hashed_fields(config, exclude=skip)
+    fields = hashed_fields(config, exclude=skip)
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _hashed_fields(config: ExperimentConfig, exclude: dict | None = None) -> dict[str, Any]:
+def hashed_fields(config: ExperimentConfig, exclude: dict | None = None) -> dict[str, Any]:
     fields = config.model_dump(mode="json", exclude=exclude)
     for (section, key), default in ADDED_FIELDS.items():
         if fields.get(section, {}).get(key, default) == default:

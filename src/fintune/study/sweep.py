@@ -40,7 +40,7 @@ from transformers import TrainerCallback
 from fintune.config.load import read_yaml, set_field, validate_config
 from fintune.config.schema import ExperimentConfig, Metric, Section
 from fintune.errors import FintuneError
-from fintune.study.spec import base_mapping, validate_spec
+from fintune.study.spec import base_mapping, hashed_fields, validate_spec
 from fintune.tracking import store_in
 
 console = Console(stderr=True, soft_wrap=True)
@@ -425,6 +425,60 @@ def check_stored_space(study, spec: SweepSpec, url: str) -> None:
                     ) from None
 
 
+def base_record(first: ExperimentConfig, spec: SweepSpec, data_sha: str) -> dict[str, Any]:
+    """What every trial shares, by dotted field: the base config less the searched fields,
+    the name, output folder and tracking; the data by its fingerprint, not its path (a
+    moved folder is the same data)."""
+    skip = {"name": True, "tracking": True, "output": {"dir"}, "data": {"path", "files"}}
+    record = dict(_dotted(hashed_fields(first, exclude=skip)))
+    searched = tuple(spec.space)
+    record = {
+        k: v
+        for k, v in record.items()
+        if not any(k == f or k.startswith(f + ".") or f.startswith(k + ".") for f in searched)
+    }
+    return {**record, "data fingerprint": data_sha}
+
+
+def _dotted(fields: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in fields.items():
+        if isinstance(value, dict) and value:
+            yield from _dotted(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def check_stored_base(study, record: dict[str, Any], url: str, report_only: bool) -> None:
+    """Trials of one study must differ only in the searched fields: a base changed between
+    resumes (other epochs, data or model) would rank trials that are not comparable. With
+    --report-only no trial runs, and the final model may take the new base (search on a
+    subset, train the final on all). A study made before the base was stored gets it now."""
+    stored = study.user_attrs.get("base")
+    if stored is None:
+        study.set_user_attr("base", record)
+        return
+    changed = [k for k in sorted({*stored, *record}) if stored.get(k) != record.get(k)]
+    if not changed:
+        return
+    shown = "; ".join(
+        f"{k}: {stored.get(k, '(absent)')!r} then, {record.get(k, '(absent)')!r} now"
+        for k in changed[:5]
+    )
+    shown += f" (and {len(changed) - 5} more)" if len(changed) > 5 else ""
+    if report_only:
+        console.print(
+            f"[yellow]warning:[/] the trials ran on another base config or data than this "
+            f"file's, which the final model uses: {escape(shown)}"
+        )
+        return
+    raise FintuneError(
+        f"base: the stored study {study.study_name!r} in {url} ran its trials on another "
+        f"base config or data: {shown}. Trials on different bases cannot be ranked "
+        "together: set those back, or give the sweep a new name (or storage) for a new "
+        "study (--report-only trains only the final model, on this base)"
+    )
+
+
 def enqueue_new_points(study, spec: SweepSpec) -> None:
     """Queue each `enqueue` point that no trial holds yet. A trial that was interrupted or
     skipped for the budget does not hold its point; one that failed with an error does."""
@@ -483,7 +537,7 @@ def run_sweep(
     from fintune.recipes import classification
 
     first = trial_config(base, {}, spec, folder, 0, source=str(path))
-    classification.setup(first)  # data and model checks before any trial
+    data, _ = classification.setup(first)  # data and model checks before any trial
     check_space_architectures(spec, base, str(path))
     if report_only and spec.storage is None and not (folder / "optuna.db").is_file():
         raise FintuneError(
@@ -529,6 +583,7 @@ def run_sweep(
             "or give the sweep a new name (or storage) for a new study"
         )
     check_stored_space(study, spec, url)
+    check_stored_base(study, base_record(first, spec, data.fingerprint["sha256"]), url, report_only)
 
     failures = []
 
