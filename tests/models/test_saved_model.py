@@ -17,6 +17,7 @@ from fintune.cli import app
 from fintune.errors import FintuneError
 from fintune.predict import Predictor
 from fintune.recipes.classification import run
+from tests.conftest import make_sentences
 
 PLAIN_LOADER = r"""
 import json, sys
@@ -41,7 +42,8 @@ with torch.no_grad():
     batches = [[t] for t in texts] if one_by_one else [texts]
     probs = []
     for batch in batches:
-        enc = tokenizer(batch, padding=True, truncation=True, max_length=32, return_tensors="pt")
+        # no max_length: the saved tokenizer cuts where the run did
+        enc = tokenizer(batch, padding=True, truncation=True, return_tensors="pt")
         probs.extend(torch.softmax(model(**enc).logits, -1))
 labels = json.load(open(folder + "/fintune_model.json"))["labels"]
 print(json.dumps([[labels[int(p.argmax())], float(p.max())] for p in probs]))
@@ -173,6 +175,26 @@ def test_a_decoder_run_loads_with_plain_libraries_and_predicts_the_same(
     recorded = pd.read_csv(run_dir / "predictions_test.csv").head(8)
     plain = _plain_predictions(folder, method, list(recorded["text"]), one_by_one=True)
     assert [label for label, _ in plain] == list(recorded["predicted"])
+    assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-5)
+
+
+def test_a_plain_load_cuts_long_texts_where_the_run_did(make_config, tiny_gpt2, tmp_path):
+    """The saved tokenizer knew no limit (model_max_length 1e30): a plain load read a text
+    past model.max_length whole, and a decoder's confidence moved by up to 0.13."""
+    frame = make_sentences()
+    frame.loc[::2, "text"] += " in the quarter this year the company group bank"
+    frame.to_csv(tmp_path / "long.csv", index=False)
+    config = make_config(
+        model={"name": str(tiny_gpt2), "max_length": 8},
+        data={"path": str(tmp_path / "long.csv")},
+        training={"max_steps": 4},
+    )
+    run_dir = run(config)
+    recorded = pd.read_csv(run_dir / "predictions_test.csv")
+    recorded = recorded[recorded["text"].str.split().str.len() > 8].head(6)  # texts cut
+    assert len(recorded) == 6
+    texts = list(recorded["text"])
+    plain = _plain_predictions(run_dir / "model", "full", texts, one_by_one=True)
     assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-5)
 
 

@@ -356,6 +356,7 @@ def save_classifier(model, tokenizer, info: ModelInfo, folder: Path) -> None:
         save_bottleneck(model, folder, info.method_settings, head_prefixes(model))
     else:
         model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.model_max_length = info.max_length  # a plain load then cuts where the run did
     tokenizer.save_pretrained(folder)
     (folder / MODEL_INFO).write_text(json.dumps(asdict(info), indent=2))
 
