@@ -170,8 +170,8 @@ def test_report_shows_the_configured_level_fractional_epochs_and_no_model(make_c
 
 
 def test_odd_texts_and_labels_survive_every_artifact(make_config, tmp_path):
-    """A carriage return inside a text, labels with "|", "$" or named like an average."""
-    names = {"positive": "up|hausse", "negative": "$AAPL_down$", "neutral": "macro avg"}
+    """A carriage return inside a text, labels with "|", "$", "<!--" or named like an average."""
+    names = {"positive": "up|hausse", "negative": "<!-- $AAPL_down$", "neutral": "macro avg"}
     frame = make_sentences()
     frame["label"] = frame["label"].map(names)
     frame["text"] = [t.replace(" ", " \r ", 1) if i % 3 else t for i, t in enumerate(frame.text)]
@@ -187,6 +187,7 @@ def test_odd_texts_and_labels_survive_every_artifact(make_config, tmp_path):
     report = (run_dir / "report.md").read_text(encoding="utf-8")
     row = next(line for line in report.splitlines() if line.startswith("| up\\|hausse |"))
     assert row.replace("\\|", "").count("|") == 6  # five cells: the label's "|" is escaped
+    assert "<!--" not in report.replace("\\<!--", "")  # no comment hides the rest
 
 
 def test_validation_and_test_loss_are_the_mean_cross_entropy(make_config):

@@ -77,8 +77,13 @@ class Document:
 def table_row(cells: list[str]) -> str:
     """A Markdown table row; a "|" inside a cell (say, in a label) is escaped, and a line
     break, which would end the row, becomes a space."""
-    flat = (" ".join(str(c).splitlines()) for c in cells)
-    return "| " + " | ".join(c.replace("|", "\\|") for c in flat) + " |"
+    return "| " + " | ".join(plain_text(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def plain_text(text: str) -> str:
+    """Text from the data (a label) as one line that Markdown shows as it is: a "<" could
+    open an HTML tag or comment ("<!-- down" hid the rest of the report)."""
+    return " ".join(str(text).splitlines()).replace("<", "\\<")
 
 
 def _inline(text: str) -> str:

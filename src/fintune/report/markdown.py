@@ -8,7 +8,7 @@ from typing import Any
 
 from fintune.config.schema import METRICS, ExperimentConfig
 from fintune.evaluation.metrics import boundary_note, small_sample_note
-from fintune.report.document import table_row
+from fintune.report.document import plain_text, table_row
 from fintune.report.plots import plot_confusion, plot_learning_rate, plot_loss
 
 PLOTS = {"loss": "loss.png", "learning_rate": "learning_rate.png", "confusion": "confusion.png"}
@@ -182,5 +182,6 @@ def _quality_lines(report: dict[str, Any], config: ExperimentConfig) -> list[str
     if report.get("emptied_by_cleaning"):
         lines.append(f"- texts emptied by cleaning and removed: {report['emptied_by_cleaning']}")
     if report.get("labels_missing_from_train"):
-        lines.append(f"- labels with no training example: {report['labels_missing_from_train']}")
+        missing = ", ".join(map(plain_text, report["labels_missing_from_train"]))
+        lines.append(f"- labels with no training example: {missing}")
     return lines
