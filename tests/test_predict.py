@@ -174,3 +174,13 @@ def test_loading_an_adapter_run_does_not_warn_of_an_untrained_head(tiny_bert, tm
     loaded = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     assert "LOAD REPORT" not in loaded.stderr and "MISSING" not in loaded.stderr
+
+
+def test_predict_command_keeps_a_label_with_a_tab_or_line_break_in_its_field(monkeypatch):
+    """One line of three tab-separated fields per text, whatever a label holds."""
+    monkeypatch.setattr(predict, "run_cleaner", lambda run_dir: None)
+    answer = [{"label": "up\thausse\nnow", "confidence": 0.5}]
+    monkeypatch.setattr(predict.Predictor, "from_run", lambda run_dir: lambda texts: answer)
+    result = CliRunner().invoke(app, ["predict", "some-run", "sales rose"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "up\\thausse\\nnow\t0.5000\tsales rose\n"

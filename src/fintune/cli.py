@@ -105,7 +105,8 @@ def predict(
     prepare_all(texts, run_cleaner(run_dir))  # an empty text is named before the model loads
     predictor = Predictor.from_run(run_dir)
     for text, result in zip(texts, predictor(texts), strict=True):
-        typer.echo(f"{result['label']}\t{result['confidence']:.4f}\t{_one_field(text)}")
+        label = _one_field(result["label"])  # a label may hold a tab or a line break too
+        typer.echo(f"{label}\t{result['confidence']:.4f}\t{_one_field(text)}")
 
 
 def _one_field(text: str) -> str:
