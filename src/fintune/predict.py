@@ -12,7 +12,7 @@ import yaml
 from fintune.config.schema import CleaningConfig
 from fintune.data.clean import make_cleaner
 from fintune.errors import FintuneError
-from fintune.evaluation.inference import length_sorted_batches, pads_on_the_left
+from fintune.evaluation.inference import in_bf16, length_sorted_batches, pads_on_the_left
 from fintune.models import load_saved_classifier, pick_device
 from fintune.models.load import MODEL_INFO
 
@@ -74,7 +74,8 @@ class Predictor:
                 return_tensors="pt",
             ).to(self.device)
             kind = torch.device(self.device).type
-            with torch.autocast(kind, torch.bfloat16, enabled=self.precision == "bf16"):
+            bf16 = self.precision == "bf16" or in_bf16(self.model)  # as evaluation computed
+            with torch.autocast(kind, torch.bfloat16, enabled=bf16):
                 logits = self.model(**batch).logits
             probs = torch.softmax(logits.float(), dim=-1).cpu()
             for i, row in zip(rows, probs, strict=True):

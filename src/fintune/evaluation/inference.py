@@ -55,7 +55,7 @@ def predict_logits(
         rows = dataset.select(indices)
         batch = collate([{c: row[c] for c in columns} for row in rows])
         batch = {k: v.to(device) for k, v in batch.items()}
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=_bf16(model)):
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=in_bf16(model)):
             chunks.append(model(**batch).logits.float().cpu().numpy())
     logits = np.concatenate(chunks)
     restored = np.empty_like(logits)
@@ -63,5 +63,6 @@ def predict_logits(
     return restored
 
 
-def _bf16(model) -> bool:
+def in_bf16(model) -> bool:
+    """A model with bfloat16 weights runs under bf16 autocast: norms and softmax in fp32."""
     return next(model.parameters()).dtype == torch.bfloat16
