@@ -164,3 +164,21 @@ def test_an_interval_at_100_percent_gets_the_exact_binomial_bound():
     assert f"validation: none of 40 right, accuracy [0.000, {high:.3f}]" in note
     assert "other" not in note
     assert boundary_note({"test": (29, 1.0)}) is None  # the small-sample note's case
+
+
+def test_the_mean_loss_gets_an_interval_from_the_same_resamples():
+    """metrics.json's loss (what a sweep with `metric: loss` ranks) had no interval."""
+    y, p = _random_predictions(300, 3, 6)
+    losses = np.random.default_rng(2).exponential(0.7, 300)
+    result = evaluate_predictions(
+        y, p, ["a", "b", "c"], samples=2000, confidence=0.9, losses=losses
+    )
+    assert result["loss"] == pytest.approx(losses.mean())
+    rng = np.random.default_rng(7)
+    means = [losses[rng.integers(0, 300, 300)].mean() for _ in range(2000)]
+    for key, level in (("ci95", 95), ("ci", 90)):
+        tail = (100 - level) / 2
+        assert result[key]["loss"] == pytest.approx(
+            list(np.percentile(means, [tail, 100 - tail])), abs=0.01
+        )
+    assert "loss" not in evaluate_predictions(y, p, ["a", "b", "c"], samples=100)["ci95"]

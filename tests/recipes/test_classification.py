@@ -197,6 +197,9 @@ def test_validation_and_test_loss_are_the_mean_cross_entropy(make_config):
     # the predicted label's probability bounds the loss: -log(p_true) >= -log(p_max) on average
     assert metrics["test"]["loss"] >= -np.log(frame["confidence"]).mean() - 1e-5 > 0
     assert metrics["validation"]["loss"] > 0
+    for split in ("validation", "test"):  # with its interval, as every other number
+        low, high = metrics[split]["ci95"]["loss"]
+        assert low <= metrics[split]["loss"] <= high
 
 
 def test_a_max_length_beyond_the_models_positions_fails_before_a_run_folder(make_config):

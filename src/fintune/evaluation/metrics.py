@@ -91,17 +91,22 @@ def bootstrap_confusions(
 ) -> list[np.ndarray]:
     """Confusion matrices (samples x k x k) of each prediction array under the same
     resamples of the examples: a paired bootstrap when there are several."""
-    n = len(y_true)
     cells = [y_true * k + y_pred for y_pred in predictions]
     matrices = [np.zeros((samples, k * k)) for _ in predictions]
+    for start, counts in resample_counts(len(y_true), samples, rng):
+        for flat, out in zip(cells, matrices, strict=True):
+            for cell in np.unique(flat):  # add up the weights of examples sharing a cell
+                out[start : start + len(counts), cell] = counts[:, flat == cell].sum(axis=1)
+    return [m.reshape(samples, k, k) for m in matrices]
+
+
+def resample_counts(n: int, samples: int, rng):
+    """(first replicate, counts) chunks: how often each of n examples is drawn in each
+    bootstrap replicate, (chunk x n)."""
     chunk = max(1, 2_000_000 // max(n, 1))  # bounds memory at about 16 MB per chunk
     for start in range(0, samples, chunk):
         size = min(chunk, samples - start)
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=size)  # (size, n)
-        for flat, out in zip(cells, matrices, strict=True):
-            for cell in np.unique(flat):  # add up the weights of examples sharing a cell
-                out[start : start + size, cell] = counts[:, flat == cell].sum(axis=1)
-    return [m.reshape(samples, k, k) for m in matrices]
+        yield start, rng.multinomial(n, np.full(n, 1.0 / n), size=size)
 
 
 def bootstrap_ci(
@@ -146,8 +151,10 @@ def evaluate_predictions(
     samples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    losses: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Headline metrics, n, CI, confusion matrix and per-class report for one split."""
+    """Headline metrics, n, CI, confusion matrix and per-class report for one split.
+    `losses`, per example: their mean is `loss`, with intervals over the same resamples."""
     y_true = np.asarray(y_true, dtype=int)
     y_pred = np.asarray(y_pred, dtype=int)
     k = len(labels)
@@ -157,6 +164,11 @@ def evaluate_predictions(
     result["n"] = int(len(y_true))
     matrices = _resampled(y_true, y_pred, k, samples, seed)
     replicates = metrics_from_confusion(matrices, cm)
+    if losses is not None:
+        losses = np.asarray(losses, dtype=float)
+        result["loss"] = float(losses.mean())
+        counts = resample_counts(len(losses), samples, np.random.default_rng(seed))
+        replicates["loss"] = np.concatenate([c @ losses for _, c in counts]) / len(losses)
     result["ci95"] = {name: _interval(values, 0.95) for name, values in replicates.items()}
     if confidence != 0.95:
         result["ci"] = {name: _interval(values, confidence) for name, values in replicates.items()}

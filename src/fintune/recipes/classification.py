@@ -153,6 +153,12 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
                     f"{len(logits)} {role} examples; lower training.learning_rate"
                 )
             truth = data.splits[role]["label"].to_numpy()
+            # cross-entropy, unweighted: its mean is what a sweep with `metric: loss` minimises
+            losses = torch.nn.functional.cross_entropy(
+                torch.as_tensor(logits, dtype=torch.float32),
+                torch.tensor(truth),
+                reduction="none",
+            )
             results[role] = evaluate_predictions(
                 truth,
                 logits.argmax(-1),
@@ -160,12 +166,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
                 samples=config.evaluation.bootstrap_samples,
                 confidence=config.evaluation.confidence,
                 seed=config.seed,
-            )
-            # mean cross-entropy, unweighted: what a sweep with `metric: loss` minimises
-            results[role]["loss"] = float(
-                torch.nn.functional.cross_entropy(
-                    torch.as_tensor(logits, dtype=torch.float32), torch.tensor(truth)
-                )
+                losses=losses.numpy(),
             )
             write_predictions(run_dir / f"predictions_{role}.csv", data, role, logits)
 
