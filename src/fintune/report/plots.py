@@ -54,7 +54,7 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path:
     k = len(labels)
     size = min(4 + 0.35 * k, 24)
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    ax.imshow(cm, cmap="Blues")
+    image = ax.imshow(cm, cmap="Blues")
     tilt = {"rotation": 45, "ha": "right"} if k > 3 else {}
     ax.set_xticks(range(k), labels, parse_math=False, **tilt)  # "$" in a label is a dollar
     ax.set_yticks(range(k), labels, parse_math=False)
@@ -67,6 +67,8 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path:
             for j in range(k):
                 color = "white" if cm[i, j] > threshold else "black"
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color)
+    else:  # too many cells to write counts in: a scale says what a colour means
+        fig.colorbar(image, ax=ax, shrink=0.6, label="examples")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,26 @@
+"""The confusion matrix PNG can be read at any label count."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from fintune.report.plots import plot_confusion
+
+
+def _drawn(monkeypatch, k: int, tmp_path) -> list[str]:
+    """Every text the saved figure holds: titles, axis labels, ticks, cell counts."""
+    texts = []
+
+    def record(fig, *args, **kwargs):
+        texts.extend(t.get_text() for t in fig.findobj(plt.Text) if t.get_text())
+
+    monkeypatch.setattr(plt.Figure, "savefig", record)
+    cm = np.diag(np.arange(1, k + 1)) + 1
+    plot_confusion(cm.tolist(), [f"l{i}" for i in range(k)], "t", tmp_path / "cm.png")
+    return texts
+
+
+def test_a_matrix_too_large_for_cell_counts_has_a_colour_scale(monkeypatch, tmp_path):
+    """77 labels (banking77): no counts in the cells, and no scale said what a colour meant."""
+    assert "3" in _drawn(monkeypatch, 3, tmp_path)  # a small matrix writes its counts
+    large = _drawn(monkeypatch, 77, tmp_path)
+    assert "examples" in large  # the colour bar's label
