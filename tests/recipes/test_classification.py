@@ -136,6 +136,9 @@ def test_metrics_json_contract(make_config):
     assert any("eval_f1_macro" in r for r in history)
     best = max(r["eval_f1_macro"] for r in history if "eval_f1_macro" in r)
     assert metrics["train"]["best_checkpoint_metric"] == pytest.approx(best)
+    kept = next(r for r in history if r.get("eval_f1_macro") == best)  # the first of ties
+    assert metrics["train"]["best_checkpoint_step"] == kept["step"]
+    assert metrics["train"]["best_checkpoint_epoch"] == kept["epoch"]
     environment = json.loads((run_dir / "environment.json").read_text())
     assert environment["seed"] == 7 and environment["packages"]["torch"]
     data = json.loads((run_dir / "data.json").read_text())
@@ -166,6 +169,7 @@ def test_report_shows_the_configured_level_fractional_epochs_and_no_model(make_c
     low, high = test["ci"]["accuracy"]
     assert f"| test | 24 | {test['accuracy']:.4f} [{low:.3f}, {high:.3f}]" in report
     assert "| epochs / optimiser steps | 0.25 / 2 |" in report  # 2 of 8 steps per epoch
+    assert "| model evaluated | the last (training.load_best_model off) |" in report
     assert "(no `model/`: output.save_model off)" in report and not (run_dir / "model").exists()
 
 

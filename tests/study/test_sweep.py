@@ -411,7 +411,7 @@ def test_an_error_before_training_is_recorded_and_stops_the_sweep(sweep_file, mo
 
 
 def test_a_sweep_can_minimise_the_validation_loss(sweep_file):
-    report = run_sweep(sweep_file(metric="loss", trials=2, final=False))
+    report = run_sweep(sweep_file(metric="loss", trials=2))
     study = load(report.parent)
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
     assert states(study) == ["COMPLETE"] * 2
@@ -419,6 +419,10 @@ def test_a_sweep_can_minimise_the_validation_loss(sweep_file):
         metrics = json.loads((report.parent / t.user_attrs["run_dir"] / "metrics.json").read_text())
         assert t.value == metrics["validation"]["loss"] > 0
     assert study.best_value == min(t.value for t in study.trials)
+    final = json.loads((report.parent / "final.json").read_text())
+    test = json.loads((report.parent / final["run_dir"] / "metrics.json").read_text())["test"]
+    low, high = test["ci95"]["loss"]  # the final model's loss, with its interval
+    assert f"| {test['loss']:.4f} [{low:.3f}, {high:.3f}] |" in report.read_text()
 
 
 def test_fields_valid_alone_but_not_together_fail_before_training(

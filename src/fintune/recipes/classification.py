@@ -184,9 +184,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
                 "trainable_params": int(trainable),
                 "total_params": int(total),
                 # the model evaluated is the last one unless the best checkpoint was kept
-                "best_checkpoint_metric": (
-                    trainer.state.best_metric if config.training.load_best_model else None
-                ),
+                **best_checkpoint(trainer.state, config.training.load_best_model),
                 "examples": len(data.splits["train"]),
             },
             "resources": monitor.summary(),
@@ -255,6 +253,18 @@ def track(run_dir: Path, config: ExperimentConfig, status: str = "FINISHED", tag
             f"[yellow]warning:[/] MLflow logging failed ({escape(str(error))}); "
             f"{escape(str(run_dir))} is intact"
         )
+
+
+def best_checkpoint(state, kept: bool) -> dict[str, Any]:
+    """Which evaluation's model the run kept: its validation best_metric, step and epoch
+    (all None when the last model was kept)."""
+    step = state.best_global_step if kept else None
+    epoch = next((r["epoch"] for r in state.log_history if r.get("step") == step), None)
+    return {
+        "best_checkpoint_metric": state.best_metric if kept else None,
+        "best_checkpoint_step": step,
+        "best_checkpoint_epoch": epoch,
+    }
 
 
 def write_predictions(path: Path, data: PreparedData, role: str, logits: np.ndarray) -> None:

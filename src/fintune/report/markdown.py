@@ -89,6 +89,7 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         f"({100 * train['trainable_params'] / max(train['total_params'], 1):.2f}%) |",
         f"| training examples | {train['examples']:,} |",
         f"| epochs / optimiser steps | {_number(train['epochs'])} / {train['steps']} |",
+        f"| model evaluated | {_kept(train, config.training.best_metric)} |",
         f"| training time | {train['runtime_s']:.1f} s |",
         f"| training samples/s | {train['samples_per_s']:.2f} |",
         f"| final training loss | {train['final_train_loss']:.4f} |",
@@ -129,6 +130,15 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         "",
     ]
     return "\n".join(out)
+
+
+def _kept(train: dict, metric: str) -> str:
+    if train.get("best_checkpoint_step") is None:
+        return "the last (training.load_best_model off)"
+    return (
+        f"the best on validation {metric} ({train['best_checkpoint_metric']:.4f}), at epoch "
+        f"{_number(train['best_checkpoint_epoch'])} (step {train['best_checkpoint_step']})"
+    )
 
 
 def _results_table(metrics: dict, interval: str) -> list[str]:

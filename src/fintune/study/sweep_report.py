@@ -146,15 +146,16 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
             f"Run `{run_dir}`; its validation {spec.metric} is {_fmt(val[spec.metric])} "
             f"(the trial had {_fmt(best.value)}; equal when training is deterministic)."
         )
-        names = ["accuracy", "f1_macro", "f1_weighted"]
+        names = [
+            "accuracy",
+            "f1_macro",
+            "f1_weighted",
+            *(["loss"] if spec.metric == "loss" else []),
+        ]
         doc.table(
             ["split", "n", *names],
             [
-                [
-                    split,
-                    str(m["n"]),
-                    *[f"{m[k]:.4f} [{m['ci95'][k][0]:.3f}, {m['ci95'][k][1]:.3f}]" for k in names],
-                ]
+                [split, str(m["n"]), *[_with_interval(m, k) for k in names]]
                 for split, m in (("validation", val), ("test", test))
             ],
         )
@@ -248,6 +249,11 @@ def _plots(study, folder: Path, doc: Document) -> None:
             _save(ax, plots / "param_importances.png", doc, "parameter importances")
         except (RuntimeError, ValueError) as error:
             doc.text(f"Parameter importances could not be computed ({error}).")
+
+
+def _with_interval(split: dict, name: str) -> str:
+    low_high = split["ci95"].get(name)  # runs from before the loss had one: none
+    return f"{split[name]:.4f}" + (f" [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "")
 
 
 def _save(ax, path: Path, doc: Document, alt: str) -> None:
