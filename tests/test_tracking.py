@@ -174,3 +174,15 @@ def test_two_processes_creating_one_store_at_once_both_succeed(tmp_path):
     assert [w.returncode for w in workers] == [0, 0], errors
     client = MlflowClient(f"sqlite:///{store}")
     assert client.get_experiment_by_name("r") is not None
+
+
+def test_a_relative_sqlite_uri_is_logged_to(make_config, tmp_path, monkeypatch):
+    """`sqlite:///mlflow.db`, as MLflow's docs write it, is relative to the working folder;
+    its artifact folder must be too (a relative path has no file URI)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///tracked/mlflow.db")
+    classification.run(make_config(tracking={"mlflow": True}))
+    client = MlflowClient(f"sqlite:///{tmp_path / 'tracked' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
+    assert (tmp_path / "tracked" / "mlartifacts").is_dir()

@@ -132,7 +132,8 @@ def _open_experiment(config: ExperimentConfig, uri: str):
         return client, experiment.experiment_id
     artifacts = None
     if uri.startswith("sqlite:///"):  # keep artifacts next to the embedded store
-        artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+        store = Path(uri.removeprefix("sqlite:///")).absolute()  # sqlite:///a.db is relative
+        artifacts = (store.parent / "mlartifacts").as_uri()
     try:
         return client, client.create_experiment(name, artifact_location=artifacts)
     except Exception:  # another process created it first
