@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -186,3 +187,21 @@ def test_a_relative_sqlite_uri_is_logged_to(make_config, tmp_path, monkeypatch):
     (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
     assert (tmp_path / "tracked" / "mlartifacts").is_dir()
+
+
+@pytest.mark.parametrize("uri", ["htp://127.0.0.1:5000", "127.0.0.1:5000", "sqlite:///not.db"])
+def test_a_tracking_uri_mlflow_cannot_use_fails_before_training(
+    make_config, monkeypatch, tmp_path, uri
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "not.db").write_text("a text file, not a database")
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    config = make_config(tracking={"mlflow": True, "uri": uri})
+    with pytest.raises(FintuneError, match=re.escape(f"tracking.uri: cannot use {uri} (")):
+        classification.run(config)
+
+
+def test_a_bad_uri_from_the_environment_is_named_as_such(make_config, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "htp://127.0.0.1:5000")
+    with pytest.raises(FintuneError, match="MLFLOW_TRACKING_URI: cannot use htp://"):
+        check_tracking(make_config(tracking={"mlflow": True}))

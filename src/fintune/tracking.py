@@ -53,31 +53,33 @@ def store_in(config: ExperimentConfig, folder: Path) -> None:
 
 
 def check_tracking(config: ExperimentConfig) -> None:
-    """Fail before training when a remote tracking server cannot be reached, or when the
-    run's experiment was deleted (MLflow would refuse the run after training)."""
+    """Fail before training when the tracking store cannot be used (a server that cannot be
+    reached, a URI MLflow does not take), or when the run's experiment was deleted (MLflow
+    would refuse the run after training)."""
     if not config.tracking.mlflow:
         return
     uri = tracking_uri(config)
     store = Path(uri.removeprefix("sqlite:///"))
     if uri.startswith("sqlite:///") and not store.is_file():
         return  # a new store: nothing was deleted, nothing to reach
-    if not uri.startswith(("sqlite:///", "http://", "https://")):
-        return
     from mlflow import MlflowClient
 
-    if uri.startswith("sqlite:///"):
-        with FileLock(f"{store}.lock", timeout=300):
-            _refuse_deleted(MlflowClient(uri).get_experiment_by_name(experiment_name(config)))
-        return
-
     try:
-        with _quick_requests():  # the logging after training keeps MLflow's patient defaults
-            experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(config))
+        if uri.startswith("sqlite:///"):
+            with FileLock(f"{store}.lock", timeout=300):
+                experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(config))
+        else:
+            with _quick_requests():  # the logging after training keeps MLflow's patient defaults
+                experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(config))
     except Exception as error:  # noqa: BLE001 - any failure means unusable
-        first = str(error).splitlines()[0][:200]
+        source = "tracking.uri" if config.tracking.uri else "MLFLOW_TRACKING_URI"
+        first = str(error).strip().splitlines()[0][:300]
+        if uri.startswith(("http://", "https://")):
+            problem, fixes = "reach the MLflow server at", "Start it, fix the URI,"
+        else:
+            problem, fixes = "use", "Fix the URI"
         raise FintuneError(
-            f"tracking.uri: cannot reach the MLflow server at {uri} ({first}). Start it, "
-            "fix the URI, or set tracking.mlflow: false"
+            f"{source}: cannot {problem} {uri} ({first}). {fixes} or set tracking.mlflow: false"
         ) from None
     _refuse_deleted(experiment)
 
