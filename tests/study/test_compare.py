@@ -253,3 +253,25 @@ def test_a_deleted_experiment_stops_a_study_before_any_cell_trains(
     with pytest.raises(FintuneError, match="the MLflow experiment 'tiny-study' was deleted"):
         run_study(path)
     assert not (store.parent / "cells.json").exists()
+
+
+def test_a_cell_whose_run_directory_was_damaged_is_listed_and_run_again(study_file):
+    """A finished cell's predictions deleted or its metrics cut short by hand: the report
+    is still written and names it, and the next run runs it again."""
+    axes = {"method": {"full": {"method": "full"}, "lora": {"method": "lora"}}, "seed": [1]}
+    path = study_file(axes=axes)
+    folder, state = run_study(path)
+    (folder / state["method=lora,seed=1"]["run_dir"] / "predictions_test.csv").unlink()
+    run_study(path, report_only=True)
+    report = (folder / "report.md").read_text()
+    assert "1 finished, 0 failed, 0 outdated, 1 missing, 0 not run" in report
+    assert "## Missing results" in report and "method=lora,seed=1" in report
+    metrics = folder / state["method=full,seed=1"]["run_dir"] / "metrics.json"
+    metrics.write_text(metrics.read_text()[:100])
+    run_study(path, report_only=True)
+    assert "0 finished, 0 failed, 0 outdated, 2 missing" in (folder / "report.md").read_text()
+
+    _, state = run_study(path)
+    assert all(entry["status"] == "done" for entry in state.values())
+    assert len(run_dirs(folder)) == 4  # new run directories; the damaged ones are left alone
+    assert "2 finished, 0 failed, 0 outdated, 0 missing" in (folder / "report.md").read_text()

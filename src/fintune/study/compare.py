@@ -83,12 +83,20 @@ def write_state(folder: Path, state: dict[str, Any]) -> None:
 
 
 def is_done(entry: dict[str, Any] | None, cell: Cell, folder: Path) -> bool:
-    return bool(
-        entry
-        and entry.get("status") == "done"
-        and cell.made(entry)
-        and (folder / entry["run_dir"] / "metrics.json").is_file()
-    )
+    return cell.made(entry) and finished_metrics(entry, folder) is not None
+
+
+def finished_metrics(entry: dict[str, Any] | None, folder: Path) -> dict[str, Any] | None:
+    """A done cell's metrics; None when its run directory no longer holds the metrics and
+    test predictions the report reads (deleted or damaged by hand): it runs again."""
+    if not entry or entry.get("status") != "done":
+        return None
+    run_dir = folder / entry["run_dir"]
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return metrics if (run_dir / "predictions_test.csv").is_file() else None
 
 
 @contextmanager

@@ -4,7 +4,6 @@ table with CIs and a paired verdict against the baseline, a resource table, and 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,6 +24,7 @@ from fintune.evaluation.paired import format_p, paired_bootstrap, seed_mean_ci  
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
 from fintune.report.plots import lone  # noqa: E402
+from fintune.study.compare import finished_metrics  # noqa: E402
 from fintune.study.spec import (  # noqa: E402
     SEED_AXIS,
     Cell,
@@ -94,26 +94,28 @@ def write_study_report(
     folder: Path, spec: StudySpec, cells: list[Cell], state: dict[str, Any]
 ) -> Path:
     finished: dict[str, Finished] = {}
-    outdated, failed = [], []  # outdated: the cell's config changed since its result
+    outdated, failed, missing = [], [], []  # outdated: the cell's config changed since
     for cell in cells:
         entry = state.get(cell.id, {})
         if entry and not cell.made(entry):
             outdated.append(cell)
             continue
-        run_dir = folder / entry.get("run_dir", "-")
-        if entry.get("status") == "done" and (run_dir / "metrics.json").is_file():
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-            finished[cell.id] = Finished(cell, run_dir, metrics)
+        metrics = finished_metrics(entry, folder)
+        if metrics is not None:
+            finished[cell.id] = Finished(cell, folder / entry["run_dir"], metrics)
+        elif entry.get("status") == "done":
+            missing.append(cell)
         elif entry.get("status") == "failed":
             failed.append(cell)
     plots = folder / "plots"
     plots.mkdir(exist_ok=True)
 
     doc = Document(f"Study {spec.name}")
-    pending = [c for c in cells if c.id not in finished and c not in failed and c not in outdated]
+    pending = [c for c in cells if c.id not in finished and c not in failed + outdated + missing]
     doc.text(
         f"{len(cells)} cells: {len(finished)} finished, {len(failed)} failed, "
-        f"{len(outdated)} outdated, {len(pending)} not run. Baseline of each group: "
+        f"{len(outdated)} outdated, {len(missing)} missing, {len(pending)} not run. "
+        "Baseline of each group: "
         + ", ".join(f"{a}={v}" for a, v in spec.baseline.items())
         + f". Metrics on each run's test split with bootstrap 95% CIs. Verdicts compare a row "
         f"with its group's baseline on the same test examples by a paired bootstrap of "
@@ -168,6 +170,13 @@ def write_study_report(
             "These cells' configs changed since their last run, so their results are left "
             "out; `fintune compare STUDY.yaml` runs them again: "
             + ", ".join(c.id for c in outdated)
+        )
+    if missing:
+        doc.heading("Missing results")
+        doc.text(
+            "These cells finished, but their run directories no longer hold a readable "
+            "`metrics.json` and `predictions_test.csv` (deleted or changed by hand); "
+            "`fintune compare STUDY.yaml` runs them again: " + ", ".join(c.id for c in missing)
         )
     if pending:
         doc.heading("Not run")
