@@ -275,3 +275,12 @@ def test_a_cell_whose_run_directory_was_damaged_is_listed_and_run_again(study_fi
     assert all(entry["status"] == "done" for entry in state.values())
     assert len(run_dirs(folder)) == 4  # new run directories; the damaged ones are left alone
     assert "2 finished, 0 failed, 0 outdated, 0 missing" in (folder / "report.md").read_text()
+
+
+def test_a_damaged_cells_json_is_named(study_file):
+    path = study_file()
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study"
+    folder.mkdir(parents=True)
+    (folder / "cells.json").write_text('{"method=full,seed=1": {"status": "do')
+    with pytest.raises(FintuneError, match=r"cells.json: not valid JSON \(.*line 1"):
+        run_study(path, report_only=True)

@@ -73,7 +73,15 @@ def cell_config(cell: Cell, spec: StudySpec, folder: Path):
 
 def read_state(folder: Path) -> dict[str, Any]:
     path = folder / "cells.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as error:
+        raise FintuneError(
+            f"{path}: not valid JSON ({error}); it was changed by hand. Restore it, or "
+            "delete it to run every cell again"
+        ) from None
 
 
 def write_state(folder: Path, state: dict[str, Any]) -> None:
