@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -284,3 +285,17 @@ def test_a_damaged_cells_json_is_named(study_file):
     (folder / "cells.json").write_text('{"method=full,seed=1": {"status": "do')
     with pytest.raises(FintuneError, match=r"cells.json: not valid JSON \(.*line 1"):
         run_study(path, report_only=True)
+
+
+def test_a_cell_whose_data_changed_runs_again(study_file, sentences_csv):
+    """Correcting the data file between resumes must not leave results of the old data in
+    the report as if they were of the new."""
+    path = study_file(axes={"method": {"full": {"method": "full"}}, "seed": [1]})
+    folder, _ = run_study(path)
+    frame = pd.read_csv(sentences_csv)
+    frame.loc[:9, "label"] = "neutral"  # relabel a few examples
+    frame.to_csv(sentences_csv, index=False)
+    run_study(path)
+    assert len(run_dirs(folder)) == 2
+    run_study(path)  # the same data again: reused
+    assert len(run_dirs(folder)) == 2

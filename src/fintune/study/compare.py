@@ -34,10 +34,11 @@ def study_dir(spec: StudySpec) -> Path:
     return Path(spec.output) / spec.name
 
 
-def check_cells(cells: list[Cell], spec: StudySpec) -> None:
+def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, str]:
     """Every check a cell's run would make first (data, model and method, the study's
-    tracking store), once per distinct input."""
-    seen: set[str] = set()
+    tracking store), once per distinct input. Returns each cell's data fingerprint."""
+    seen: dict[str, str] = {}
+    shas: dict[str, str] = {}
     for cell in cells:
         cfg = cell_config(cell, spec, study_dir(spec))
         checked = {
@@ -49,13 +50,14 @@ def check_cells(cells: list[Cell], spec: StudySpec) -> None:
             "tracking": {"mlflow", "uri", "experiment"},
         }
         key = json.dumps(cfg.model_dump(mode="json", include=checked), sort_keys=True)
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            RECIPES[cfg.task].setup(cfg)
-        except FintuneError as error:
-            raise FintuneError(f"cell {cell.id}: {error}") from None
+        if key not in seen:
+            try:
+                data, _ = RECIPES[cfg.task].setup(cfg)
+            except FintuneError as error:
+                raise FintuneError(f"cell {cell.id}: {error}") from None
+            seen[key] = data.fingerprint["sha256"]
+        shas[cell.id] = seen[key]
+    return shas
 
 
 def cell_config(cell: Cell, spec: StudySpec, folder: Path):
@@ -90,8 +92,11 @@ def write_state(folder: Path, state: dict[str, Any]) -> None:
     tmp.replace(folder / "cells.json")  # atomic: an interruption never leaves half a file
 
 
-def is_done(entry: dict[str, Any] | None, cell: Cell, folder: Path) -> bool:
-    return cell.made(entry) and finished_metrics(entry, folder) is not None
+def is_done(entry: dict[str, Any] | None, cell: Cell, folder: Path, data_sha: str) -> bool:
+    """Finished with the cell's config, on the data it reads now (a data file corrected
+    between resumes runs it again)."""
+    metrics = finished_metrics(entry, folder)
+    return cell.made(entry) and metrics is not None and metrics.get("data_sha256") == data_sha
 
 
 def finished_metrics(entry: dict[str, Any] | None, folder: Path) -> dict[str, Any] | None:
@@ -165,8 +170,7 @@ def run_study(
     from fintune.study.report import write_study_report
 
     spec, cells = load_study(path)
-    if not report_only:
-        check_cells(cells, spec)
+    data_shas = {} if report_only else check_cells(cells, spec)
     folder = study_dir(spec)
     if report_only and not (folder / "cells.json").is_file():
         raise FintuneError(
@@ -177,7 +181,17 @@ def run_study(
     with study_lock(folder):
         state = adopt_renamed_cells(read_state(folder), cells)
         if not report_only:
-            todo = [c for c in cells if not is_done(state.get(c.id), c, folder)]
+            todo = [c for c in cells if not is_done(state.get(c.id), c, folder, data_shas[c.id])]
+            stale = [
+                c.id
+                for c in todo
+                if c.made(state.get(c.id)) and finished_metrics(state.get(c.id), folder)
+            ]
+            if stale:
+                console.print(
+                    f"[yellow]warning:[/] the data of {len(stale)} finished cells changed since "
+                    f"they ran; they run again: {escape(', '.join(stale))}"
+                )
             if not retry_failed:
                 todo = [c for c in todo if not _failed_same(state.get(c.id), c)]
             console.print(
