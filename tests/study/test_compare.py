@@ -175,10 +175,10 @@ def test_failures_of_cells_no_longer_in_the_study_do_not_count(study_file, monke
 
 def test_the_study_lock(tmp_path):
     import os
+    import socket
     import subprocess
     import sys
 
-    from fintune.errors import FintuneError
     from fintune.study.compare import study_lock
 
     lock = tmp_path / ".lock"
@@ -191,10 +191,17 @@ def test_the_study_lock(tmp_path):
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
     )
-    lock.write_text(dead.stdout.decode().strip())  # left by a process that died
+    dead_pid = dead.stdout.decode().strip()
+    lock.write_text(f"{dead_pid} gpu-node-7")  # another machine sharing the folder: its
+    with pytest.raises(FintuneError, match=f"process {dead_pid} on gpu-node-7.*delete"):
+        study_lock(tmp_path).__enter__()  # processes cannot be seen from here
+    lock.write_text(f"{dead_pid} {socket.gethostname()}")  # left by a process that died
     with study_lock(tmp_path):
-        assert lock.read_text() == str(os.getpid())
+        assert lock.read_text() == f"{os.getpid()} {socket.gethostname()}"
     assert not lock.exists()
+    lock.write_text(dead_pid)  # a lock written before the host was recorded
+    with study_lock(tmp_path):
+        pass
 
 
 def test_a_renamed_cell_with_an_unchanged_config_keeps_its_result():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import traceback
 from collections.abc import Iterator
@@ -114,22 +115,28 @@ def finished_metrics(entry: dict[str, Any] | None, folder: Path) -> dict[str, An
 
 @contextmanager
 def study_lock(folder: Path) -> Iterator[None]:
-    """One `fintune compare` per study at a time; a lock left by a dead process is taken."""
+    """One `fintune compare` per study at a time; a lock left by a dead process of this
+    machine is taken. The lock names its machine too: on a folder shared between machines,
+    another one's processes cannot be seen from here."""
     lock = folder / ".lock"
+    here = socket.gethostname()
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         text = lock.read_text().strip()
         if not text and time.time() - lock.stat().st_mtime < 10:  # its pid is being written
             raise FintuneError(f"{folder} is being started by another process") from None
-        pid = int(text or 0)
-        if pid and _alive(pid):
+        pid, _, host = text.partition(" ")  # host: absent in locks of earlier versions
+        elsewhere = host not in ("", here)
+        if pid.isdigit() and (elsewhere or _alive(int(pid))):
             raise FintuneError(
-                f"{folder} is being run by process {pid}; wait for it or stop it"
+                f"{folder} is being run by process {pid}"
+                + (f" on {host}" if elsewhere else "")
+                + f"; wait for it or stop it (if it is gone, delete {lock})"
             ) from None
         lock.unlink(missing_ok=True)
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    os.write(fd, str(os.getpid()).encode())
+    os.write(fd, f"{os.getpid()} {here}".encode())
     os.close(fd)
     try:
         yield
