@@ -254,3 +254,18 @@ def test_a_field_added_later_leaves_the_hash_of_a_config_that_does_not_set_it(ma
     before = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
     assert results_sha(config) == before
     assert results_sha(make_config(data={"quoting": "none"})) != before
+
+
+def test_a_home_folder_in_base_and_output_is_expanded(
+    write_study, make_config, tmp_path, monkeypatch
+):
+    """`~/studies` is the home folder's, not a folder named `~` in the working folder."""
+    home = tmp_path / "home"
+    (home / "configs").mkdir(parents=True)
+    (home / "configs" / "base.yaml").write_text(
+        yaml.safe_dump(make_config().model_dump(mode="json"))
+    )
+    monkeypatch.setenv("HOME", str(home))
+    spec, cells = load_study(write_study(base="~/configs/base.yaml", output="~/studies"))
+    assert spec.output == str(home / "studies")
+    assert cells[0].config.model.max_length == 32  # read from the base file

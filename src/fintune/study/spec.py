@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from fintune.config.load import (
     did_you_mean,
@@ -36,7 +36,7 @@ from fintune.config.load import (
     set_field,
     validate_config,
 )
-from fintune.config.schema import ExperimentConfig, HeadlineMetric, Section
+from fintune.config.schema import ExperimentConfig, HeadlineMetric, Section, expand_home
 from fintune.errors import FintuneError
 
 SEED_AXIS = "seed"
@@ -57,6 +57,11 @@ class StudySpec(Section):
     output: str = "studies"
     """Parent folder; the study lives in `<output>/<name>/` and resumes from there."""
     bootstrap_samples: int = Field(2000, ge=200)
+
+    @field_validator("output")
+    @classmethod
+    def _expand_output(cls, path: str) -> str:
+        return expand_home(path)
 
 
 @dataclass
@@ -162,9 +167,10 @@ def _spec_error(model: type[BaseModel], error: dict[str, Any]) -> str:
 def base_mapping(base: str | dict[str, Any], source: str) -> dict[str, Any]:
     if isinstance(base, dict):
         return base
-    if not Path(base).is_file():
+    path = Path(base).expanduser()
+    if not path.is_file():
         raise FintuneError(f"{source}: base: experiment file not found: {base}")
-    return read_yaml(base)
+    return read_yaml(path)
 
 
 def expand(spec: StudySpec, source: str) -> list[Cell]:
