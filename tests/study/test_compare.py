@@ -306,3 +306,22 @@ def test_a_cell_whose_data_changed_runs_again(study_file, sentences_csv):
     assert len(run_dirs(folder)) == 2
     run_study(path)  # the same data again: reused
     assert len(run_dirs(folder)) == 2
+
+
+def test_a_terminated_study_releases_its_lock(tmp_path):
+    """A batch scheduler stops a job with SIGTERM; the study must resume on any machine
+    afterwards, so the lock goes with the process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys, time\n"
+        "from pathlib import Path\n"
+        "from fintune.study.compare import study_lock\n"
+        "with study_lock(Path(sys.argv[1])):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], timeout=60)
+    assert done.returncode != 0
+    assert not (tmp_path / ".lock").exists()

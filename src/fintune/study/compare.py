@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -138,10 +140,20 @@ def study_lock(folder: Path) -> Iterator[None]:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     os.write(fd, f"{os.getpid()} {here}".encode())
     os.close(fd)
+    # A batch scheduler stops a job with SIGTERM, which by default ends Python without
+    # cleaning up: as an exception, it releases the lock, so the study resumes anywhere.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main else None
     try:
         yield
     finally:
         lock.unlink(missing_ok=True)
+        if main:  # None: a handler not set from Python, which cannot be put back
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _alive(pid: int) -> bool:
