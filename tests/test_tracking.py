@@ -205,3 +205,17 @@ def test_a_bad_uri_from_the_environment_is_named_as_such(make_config, monkeypatc
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "htp://127.0.0.1:5000")
     with pytest.raises(FintuneError, match="MLFLOW_TRACKING_URI: cannot use htp://"):
         check_tracking(make_config(tracking={"mlflow": True}))
+
+
+def test_a_password_in_the_tracking_uri_is_never_logged(make_config, tmp_path):
+    """Everyone who can read the tracking server reads a run's parameters and config.yaml."""
+    from fintune.run_dir import write_config
+
+    uri = "postgresql://quant:s3cret@db.example:5432/mlflow"
+    config = make_config(tracking={"mlflow": True, "uri": uri})
+    params = tracking.run_params(config)
+    assert params["tracking.uri"] == "postgresql://quant:***@db.example:5432/mlflow"
+    assert not any("s3cret" in value for value in params.values())
+    write_config(tmp_path / "config.yaml", config)
+    assert "s3cret" not in (tmp_path / "config.yaml").read_text()
+    assert tracking.redact("http://host:5000") == "http://host:5000"

@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from filelock import FileLock
 
@@ -200,11 +201,7 @@ def log_run(
 def _log_files(client, run_id: str, run_dir: Path, config: ExperimentConfig, started: int):
     from mlflow.entities import Metric, Param
 
-    params = [
-        Param(key, str(value)[:6000])
-        for key, value in flatten(config.model_dump(mode="json")).items()
-        if not key.startswith("tracking.tags")  # they are the run's tags
-    ]
+    params = [Param(key, value) for key, value in run_params(config).items()]
     for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
         client.log_batch(run_id, params=params[start : start + 100])
 
@@ -227,6 +224,27 @@ def _log_files(client, run_id: str, run_dir: Path, config: ExperimentConfig, sta
     for name in ARTIFACTS:
         if (run_dir / name).is_file():
             client.log_artifact(run_id, str(run_dir / name))
+
+
+def run_params(config: ExperimentConfig) -> dict[str, str]:
+    """The resolved config as MLflow parameters, less the tags (they are the run's tags)."""
+    fields = config.model_dump(mode="json")
+    fields["tracking"]["uri"] = redact(fields["tracking"]["uri"])
+    return {
+        key: str(value)[:6000]  # MLflow's limit
+        for key, value in flatten(fields).items()
+        if not key.startswith("tracking.tags")
+    }
+
+
+def redact(uri: str | None) -> str | None:
+    """The URI without its password (`postgresql://me:secret@db/mlflow`): a run's parameters
+    and config.yaml can be read by everyone who reads the tracking server."""
+    parts = urlsplit(uri or "")
+    if parts.password is None:
+        return uri
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
 
 
 def log_summary(config: ExperimentConfig, name: str, files: list[Path], tags: dict) -> str:
