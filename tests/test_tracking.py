@@ -219,3 +219,10 @@ def test_a_password_in_the_tracking_uri_is_never_logged(make_config, tmp_path):
     write_config(tmp_path / "config.yaml", config)
     assert "s3cret" not in (tmp_path / "config.yaml").read_text()
     assert tracking.redact("http://host:5000") == "http://host:5000"
+
+
+def test_the_error_for_an_unusable_uri_shows_no_password(make_config):
+    config = make_config(tracking={"mlflow": True, "uri": "htp://me:s3cret@127.0.0.1:5000"})
+    with pytest.raises(FintuneError, match=r"cannot use htp://me:\*\*\*@127") as error:
+        check_tracking(config)
+    assert "s3cret" not in str(error.value)

@@ -74,13 +74,14 @@ def check_tracking(config: ExperimentConfig) -> None:
                 experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(config))
     except Exception as error:  # noqa: BLE001 - any failure means unusable
         source = "tracking.uri" if config.tracking.uri else "MLFLOW_TRACKING_URI"
-        first = str(error).strip().splitlines()[0][:300]
+        shown = redact(uri)  # MLflow's message may quote the URI too
+        first = str(error).replace(uri, shown).strip().splitlines()[0][:300]
         if uri.startswith(("http://", "https://")):
             problem, fixes = "reach the MLflow server at", "Start it, fix the URI,"
         else:
             problem, fixes = "use", "Fix the URI"
         raise FintuneError(
-            f"{source}: cannot {problem} {uri} ({first}). {fixes} or set tracking.mlflow: false"
+            f"{source}: cannot {problem} {shown} ({first}). {fixes} or set tracking.mlflow: false"
         ) from None
     _refuse_deleted(experiment)
 
