@@ -2,8 +2,9 @@
 
 The study lives in `<output>/<name>/`: `runs/` (one run directory per cell), `cells.json`
 (each cell's status, run directory or error), `errors/` (tracebacks) and the report.
-A cell counts as done when its run finished with the same resolved config; a changed
-config runs again in a new run directory, and nothing earlier is overwritten.
+A cell counts as done when its run finished with the same resolved config on the same
+data, and its run directory still holds its results; otherwise it runs again in a new run
+directory, and nothing earlier is overwritten.
 """
 
 from __future__ import annotations
