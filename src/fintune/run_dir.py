@@ -46,12 +46,17 @@ PACKAGES = (
 def check_output_dir(config: ExperimentConfig) -> None:
     """output.dir must be a directory this process can create runs in; checked before
     training, without creating anything."""
-    path = Path(config.output.dir).absolute()
+    check_writable(Path(config.output.dir), "output.dir")
+
+
+def check_writable(folder: Path, field: str) -> None:
+    """`folder` (named by `field` in errors) is or can be made a writable directory."""
+    path = folder.absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
-        raise FintuneError(f"output.dir: {existing} is a file, not a directory")
+        raise FintuneError(f"{field}: {existing} is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise FintuneError(f"output.dir: cannot write in {existing} (permission denied)")
+        raise FintuneError(f"{field}: cannot write in {existing} (permission denied)")
 
 
 def create_run_dir(config: ExperimentConfig) -> Path:

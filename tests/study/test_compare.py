@@ -325,3 +325,9 @@ def test_a_terminated_study_releases_its_lock(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], timeout=60)
     assert done.returncode != 0
     assert not (tmp_path / ".lock").exists()
+
+
+def test_a_study_output_that_is_a_file_is_named_as_the_studys_output(study_file, tmp_path):
+    path = study_file(output=str(tmp_path / "study.yaml"))
+    with pytest.raises(FintuneError, match=r"study.yaml: output: .*study.yaml is a file"):
+        run_study(path)

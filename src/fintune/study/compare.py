@@ -27,7 +27,7 @@ from rich.markup import escape
 
 from fintune.errors import FintuneError
 from fintune.recipes import RECIPES
-from fintune.run_dir import write_json
+from fintune.run_dir import check_writable, write_json
 from fintune.study.spec import Cell, StudySpec, load_study
 from fintune.tracking import log_summary, store_in
 
@@ -190,6 +190,7 @@ def run_study(
     from fintune.study.report import write_study_report
 
     spec, cells = load_study(path)
+    check_writable(study_dir(spec), f"{path}: output")
     data_shas = {} if report_only else check_cells(cells, spec)
     folder = study_dir(spec)
     if report_only and not (folder / "cells.json").is_file():
