@@ -651,6 +651,17 @@ def test_bad_sweep_files_fail_before_training(sweep_file, monkeypatch, change, m
     assert message in str(error.value)
 
 
+def test_a_home_folder_in_base_and_output_is_expanded(
+    sweep_file, make_config, tmp_path, monkeypatch
+):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "base.yaml").write_text(yaml.safe_dump(make_config().model_dump(mode="json")))
+    monkeypatch.setenv("HOME", str(home))
+    spec, base = sweep.load_sweep(sweep_file(base="~/base.yaml", output="~/sweeps"))
+    assert spec.output == str(home / "sweeps") and base["model"]["max_length"] == 32
+
+
 def test_a_storage_password_is_never_shown(sweep_file, monkeypatch):
     monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(FintuneError) as error:

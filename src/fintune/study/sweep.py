@@ -32,16 +32,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from rich.console import Console
 from rich.markup import escape
 from transformers import TrainerCallback
 
 from fintune.config.load import read_yaml, set_field, validate_config
-from fintune.config.schema import ExperimentConfig, Metric, Section
+from fintune.config.schema import ExperimentConfig, Metric, Section, expand_home
 from fintune.errors import FintuneError
 from fintune.study.spec import base_mapping, hashed_fields, validate_spec
-from fintune.tracking import store_in
+from fintune.tracking import redact, store_in
 
 console = Console(stderr=True, soft_wrap=True)
 COUNTED = ("COMPLETE", "PRUNED")
@@ -173,6 +173,11 @@ class SweepSpec(Section):
     """Points to try first (a notebook's best, say); fields left out are sampled. Each runs
     once per study, however often the sweep is resumed (again if its trial was interrupted)."""
 
+    @field_validator("output")
+    @classmethod
+    def _expand_output(cls, path: str) -> str:
+        return expand_home(path)
+
     @model_validator(mode="after")
     def _not_empty(self) -> SweepSpec:
         if not self.space:
@@ -282,7 +287,7 @@ def open_storage(spec: SweepSpec, folder: Path):
     import optuna
 
     url = spec.storage or f"sqlite:///{(folder / 'optuna.db').resolve()}"
-    shown = hide_password(url)
+    shown = redact(url)
     for attempt in range(5):
         try:
             with warnings.catch_warnings():
@@ -309,16 +314,6 @@ def open_storage(spec: SweepSpec, folder: Path):
                 f"storage: cannot open {shown}: {type(error).__name__}: {first}"
             ) from None
     return storage, shown
-
-
-def hide_password(url: str) -> str:
-    """The URL to show in messages and logs: postgresql://user:***@host/db."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not a URL: opening it fails with its own message
-        return url
 
 
 class BudgetReached(Exception):
