@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ from mlflow import MlflowClient
 
 from fintune.errors import FintuneError
 from fintune.recipes import classification
+from fintune.study import compare
 from fintune.study.compare import run_study
 
 
@@ -119,6 +121,21 @@ def fail_lora_cells(monkeypatch):
 
     monkeypatch.setattr(classification, "run", lora_fails)
     return real
+
+
+def test_cells_whose_names_clean_alike_keep_their_own_tracebacks(study_file, monkeypatch):
+    class OneSecond(datetime):  # both fail within the same second
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 11, 22, 8, 0, 0)
+
+    monkeypatch.setattr(compare, "datetime", OneSecond)
+    fail_lora_cells(monkeypatch)
+    lora = {"method": {"name": "lora", "r": 4}}
+    path = study_file(axes={"method": {"full": {"method": "full"}, "lo ra": lora, "lo-ra": lora}})
+    _, state = run_study(path)
+    traces = {state[c]["traceback"] for c in ("method=lo ra", "method=lo-ra")}
+    assert len(traces) == 2 and all(Path(t).is_file() for t in traces)
 
 
 def test_a_failed_cell_is_reported_and_retried_on_request(study_file, monkeypatch):

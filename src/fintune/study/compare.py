@@ -9,6 +9,7 @@ directory, and nothing earlier is overwritten.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -257,7 +258,11 @@ def run_cell(cell: Cell, spec: StudySpec, folder: Path) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001 - a failed cell must not stop the study
         errors = folder / "errors"
         errors.mkdir(exist_ok=True)
-        trace = errors / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}.txt"  # keeps earlier
+        # a hash of the cell: two cells' names can clean to one ("a b", "a-b"); the time
+        # keeps a retried cell's earlier traceback
+        cell_hash = hashlib.sha256(cell.id.encode()).hexdigest()[:8]
+        stamp = f"{cell_hash}-{datetime.now():%Y%m%d-%H%M%S}"
+        trace = errors / f"{config.name}-{stamp}.txt"
         trace.write_text(traceback.format_exc())
         message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
         console.print(
