@@ -189,6 +189,26 @@ def test_a_resumed_sweep_on_another_base_or_data_is_refused_but_a_moved_data_fil
     assert states(load(folder)) == ["COMPLETE"] * 2
 
 
+def test_report_only_on_a_study_of_an_earlier_version_records_nothing(
+    sweep_file, make_config, monkeypatch
+):
+    """A study made before the base and metric were stored: --report-only with a final
+    model on another base (more epochs) must not store that base as the trials' own, or
+    the next resume on the trials' base is refused."""
+    import sqlite3
+
+    folder = run_sweep(sweep_file(trials=1, final=False)).parent
+    with sqlite3.connect(folder / "optuna.db") as db:  # as an earlier version left it
+        db.execute("DELETE FROM study_user_attributes")
+    final_base = make_config(training={"epochs": 3}).model_dump(mode="json")
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    run_sweep(sweep_file(trials=1, final=False, base=final_base), report_only=True)
+    assert load(folder).user_attrs == {}
+    monkeypatch.undo()
+    run_sweep(sweep_file(trials=2, final=False))
+    assert states(load(folder)) == ["COMPLETE"] * 2
+
+
 def test_the_report_shows_a_dead_workers_trial_as_failed_not_running(sweep_file):
     import sqlite3
 

@@ -447,10 +447,12 @@ def check_stored_base(study, record: dict[str, Any], url: str, report_only: bool
     """Trials of one study must differ only in the searched fields: a base changed between
     resumes (other epochs, data or model) would rank trials that are not comparable. With
     --report-only no trial runs, and the final model may take the new base (search on a
-    subset, train the final on all). A study made before the base was stored gets it now."""
+    subset, train the final on all). A study made before the base was stored gets it from
+    its next run of trials, not from --report-only, whose base may be the final model's."""
     stored = study.user_attrs.get("base")
     if stored is None:
-        study.set_user_attr("base", record)
+        if not report_only:
+            study.set_user_attr("base", record)
         return
     changed = [k for k in sorted({*stored, *record}) if stored.get(k) != record.get(k)]
     if not changed:
@@ -570,7 +572,8 @@ def run_sweep(
         )
     metric = study.user_attrs.get("metric")  # studies made before it was stored: none
     if metric is None:
-        study.set_user_attr("metric", spec.metric)
+        if not report_only:  # what the trials run with; --report-only runs none
+            study.set_user_attr("metric", spec.metric)
     elif metric != spec.metric:
         raise FintuneError(
             f"metric: the stored study {spec.name!r} in {url} optimises validation {metric}; "
