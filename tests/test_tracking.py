@@ -226,3 +226,14 @@ def test_the_error_for_an_unusable_uri_shows_no_password(make_config):
     with pytest.raises(FintuneError, match=r"cannot use htp://me:\*\*\*@127") as error:
         check_tracking(config)
     assert "s3cret" not in str(error.value)
+
+
+def test_a_damaged_default_store_is_not_blamed_on_a_setting_left_unset(make_config, monkeypatch):
+    """No tracking.uri and no MLFLOW_TRACKING_URI: the store is output.dir's mlflow.db."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = make_config(tracking={"mlflow": True})
+    store = Path(config.output.dir) / "mlflow.db"
+    store.parent.mkdir(parents=True)
+    store.write_text("a text file, not a database")
+    with pytest.raises(FintuneError, match=r"^output\.dir: cannot use sqlite:///.*mlflow\.db"):
+        check_tracking(config)

@@ -73,17 +73,28 @@ def check_tracking(config: ExperimentConfig) -> None:
             with _quick_requests():  # the logging after training keeps MLflow's patient defaults
                 experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(config))
     except Exception as error:  # noqa: BLE001 - any failure means unusable
-        source = "tracking.uri" if config.tracking.uri else "MLFLOW_TRACKING_URI"
+        source = uri_source(config)
         shown = redact(uri)  # MLflow's message may quote the URI too
         first = str(error).replace(uri, shown).strip().splitlines()[0][:300]
         if uri.startswith(("http://", "https://")):
             problem, fixes = "reach the MLflow server at", "Start it, fix the URI,"
+        elif source == "output.dir":
+            problem, fixes = "use", "Move that file away, give tracking.uri,"
         else:
             problem, fixes = "use", "Fix the URI"
         raise FintuneError(
             f"{source}: cannot {problem} {shown} ({first}). {fixes} or set tracking.mlflow: false"
         ) from None
     _refuse_deleted(experiment)
+
+
+def uri_source(config: ExperimentConfig) -> str:
+    """The setting `tracking_uri` took the URI from, as errors name it."""
+    if config.tracking.uri:
+        return "tracking.uri"
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return "MLFLOW_TRACKING_URI"
+    return "output.dir"  # the default store, its mlflow.db
 
 
 @contextmanager
