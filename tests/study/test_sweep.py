@@ -754,3 +754,10 @@ def test_no_importances_are_drawn_from_too_few_or_equal_trials(tmp_path, values,
     _plots(study, tmp_path, doc)
     assert not (tmp_path / "plots" / "param_importances.png").exists()
     assert any(says in block[1] for block in doc.blocks if block[0] == "p")
+
+
+def test_a_sweep_output_that_is_a_file_is_named_as_the_sweeps_output(sweep_file, tmp_path):
+    """The trials' output.dir is made from `output`: the user never wrote output.dir."""
+    path = sweep_file(output=str(tmp_path / "sweep.yaml"))
+    with pytest.raises(FintuneError, match=r"sweep.yaml: output: .*sweep.yaml is a file"):
+        run_sweep(path)

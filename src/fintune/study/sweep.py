@@ -40,6 +40,7 @@ from transformers import TrainerCallback
 from fintune.config.load import read_yaml, set_field, validate_config
 from fintune.config.schema import ExperimentConfig, Metric, Section, expand_home
 from fintune.errors import FintuneError
+from fintune.run_dir import check_writable
 from fintune.study.spec import base_mapping, hashed_fields, validate_spec
 from fintune.tracking import redact, store_in
 
@@ -531,6 +532,7 @@ def run_sweep(
                 option = "--" + name.replace("_", "-")
                 raise FintuneError(f"{option} {value}: {error.errors()[0]['msg']}") from None
     folder = sweep_dir(spec)
+    check_writable(folder, f"{path}: output")  # before the trials' output.dir names it
     from fintune.recipes import classification
 
     first = trial_config(base, {}, spec, folder, 0, source=str(path))
