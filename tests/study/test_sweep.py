@@ -189,6 +189,17 @@ def test_a_resumed_sweep_on_another_base_or_data_is_refused_but_a_moved_data_fil
     assert states(load(folder)) == ["COMPLETE"] * 2
 
 
+def test_a_resumed_sweep_may_search_another_field_or_stop_searching_one(sweep_file):
+    """A field added to the space was fixed in the earlier trials, one dropped from it is
+    fixed from now on: each trial is still a point of one base, and ranks with the others."""
+    folder = run_sweep(sweep_file(trials=1, final=False)).parent
+    decay = {"type": "uniform", "low": 0.0, "high": 0.1}
+    run_sweep(sweep_file(trials=2, final=False, space={**SPACE, "training.weight_decay": decay}))
+    fewer = {"training.learning_rate": SPACE["training.learning_rate"]}
+    run_sweep(sweep_file(trials=3, final=False, space=fewer))
+    assert states(load(folder)) == ["COMPLETE"] * 3
+
+
 def test_report_only_on_a_study_of_an_earlier_version_records_nothing(
     sweep_file, make_config, monkeypatch
 ):

@@ -28,7 +28,7 @@ import math
 import shutil
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -427,13 +427,13 @@ def base_record(first: ExperimentConfig, spec: SweepSpec, data_sha: str) -> dict
     moved folder is the same data)."""
     skip = {"name": True, "tracking": True, "output": {"dir"}, "data": {"path", "files"}}
     record = dict(_dotted(hashed_fields(first, exclude=skip)))
-    searched = tuple(spec.space)
-    record = {
-        k: v
-        for k, v in record.items()
-        if not any(k == f or k.startswith(f + ".") or f.startswith(k + ".") for f in searched)
-    }
+    record = {k: v for k, v in record.items() if not _searched(k, spec.space)}
     return {**record, "data fingerprint": data_sha}
+
+
+def _searched(key: str, fields: Iterable[str]) -> bool:
+    """Whether the dotted `key` is one of the searched `fields`, inside one or holds one."""
+    return any(key == f or key.startswith(f + ".") or f.startswith(key + ".") for f in fields)
 
 
 def _dotted(fields: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -444,7 +444,9 @@ def _dotted(fields: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any
             yield f"{prefix}{key}", value
 
 
-def check_stored_base(study, record: dict[str, Any], url: str, report_only: bool) -> None:
+def check_stored_base(
+    study, record: dict[str, Any], space: Iterable[str], url: str, report_only: bool
+) -> None:
     """Trials of one study must differ only in the searched fields: a base changed between
     resumes (other epochs, data or model) would rank trials that are not comparable. With
     --report-only no trial runs, and the final model may take the new base (search on a
@@ -455,7 +457,8 @@ def check_stored_base(study, record: dict[str, Any], url: str, report_only: bool
         if not report_only:
             study.set_user_attr("base", record)
         return
-    changed = [k for k in sorted({*stored, *record}) if stored.get(k) != record.get(k)]
+    searched = {*space, *(f for t in study.get_trials(deepcopy=False) for f in t.distributions)}
+    changed = _changed_fields(stored, record, searched)
     if not changed:
         return
     shown = "; ".join(
@@ -475,6 +478,17 @@ def check_stored_base(study, record: dict[str, Any], url: str, report_only: bool
         "together: set those back, or give the sweep a new name (or storage) for a new "
         "study (--report-only trains only the final model, on this base)"
     )
+
+
+def _changed_fields(stored: dict, record: dict, searched: set[str]) -> list[str]:
+    """The fields whose values differ. A field searched now, or by earlier trials, is left
+    out of one record only: a field added to the space or dropped from it is no change."""
+    one_sided = stored.keys() ^ record.keys()
+    return [
+        k
+        for k in sorted(stored.keys() | record.keys())
+        if stored.get(k) != record.get(k) and not (k in one_sided and _searched(k, searched))
+    ]
 
 
 def enqueue_new_points(study, spec: SweepSpec) -> None:
@@ -583,7 +597,8 @@ def run_sweep(
             "or give the sweep a new name (or storage) for a new study"
         )
     check_stored_space(study, spec, url)
-    check_stored_base(study, base_record(first, spec, data.fingerprint["sha256"]), url, report_only)
+    record = base_record(first, spec, data.fingerprint["sha256"])
+    check_stored_base(study, record, spec.space, url, report_only)
 
     failures = []
 
