@@ -42,7 +42,7 @@ from fintune.config.schema import ExperimentConfig, Metric, Section, expand_home
 from fintune.errors import FintuneError
 from fintune.run_dir import check_writable
 from fintune.study.spec import base_mapping, hashed_fields, validate_spec
-from fintune.tracking import redact, store_in
+from fintune.tracking import flatten, redact, store_in
 
 console = Console(stderr=True, soft_wrap=True)
 COUNTED = ("COMPLETE", "PRUNED")
@@ -426,7 +426,7 @@ def base_record(first: ExperimentConfig, spec: SweepSpec, data_sha: str) -> dict
     the name, output folder and tracking; the data by its fingerprint, not its path (a
     moved folder is the same data)."""
     skip = {"name": True, "tracking": True, "output": {"dir"}, "data": {"path", "files"}}
-    record = dict(_dotted(hashed_fields(first, exclude=skip)))
+    record = flatten(hashed_fields(first, exclude=skip))
     record = {k: v for k, v in record.items() if not _searched(k, spec.space)}
     return {**record, "data fingerprint": data_sha}
 
@@ -434,14 +434,6 @@ def base_record(first: ExperimentConfig, spec: SweepSpec, data_sha: str) -> dict
 def _searched(key: str, fields: Iterable[str]) -> bool:
     """Whether the dotted `key` is one of the searched `fields`, inside one or holds one."""
     return any(key == f or key.startswith(f + ".") or f.startswith(key + ".") for f in fields)
-
-
-def _dotted(fields: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for key, value in fields.items():
-        if isinstance(value, dict) and value:
-            yield from _dotted(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
 
 
 def check_stored_base(
