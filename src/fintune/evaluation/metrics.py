@@ -9,6 +9,7 @@ Definitions match scikit-learn's (zero_division=0), which the tests check.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -100,7 +101,9 @@ def bootstrap_confusions(
     return [m.reshape(samples, k, k) for m in matrices]
 
 
-def resample_counts(n: int, samples: int, rng):
+def resample_counts(
+    n: int, samples: int, rng: np.random.Generator
+) -> Iterator[tuple[int, np.ndarray]]:
     """(first replicate, counts) chunks: how often each of n examples is drawn in each
     bootstrap replicate, (chunk x n)."""
     chunk = max(1, 2_000_000 // max(n, 1))  # bounds memory at about 16 MB per chunk
