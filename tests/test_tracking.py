@@ -219,6 +219,7 @@ def test_a_password_in_the_tracking_uri_is_never_logged(make_config, tmp_path):
     write_config(tmp_path / "config.yaml", config)
     assert "s3cret" not in (tmp_path / "config.yaml").read_text()
     assert tracking.redact("http://host:5000") == "http://host:5000"
+    assert tracking.redact("http://[abc") == "http://[abc"  # not a URL: shown as it is
 
 
 def test_the_error_for_an_unusable_uri_shows_no_password(make_config):

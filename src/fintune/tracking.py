@@ -252,8 +252,11 @@ def run_params(config: ExperimentConfig) -> dict[str, str]:
 def redact(uri: str | None) -> str | None:
     """The URI without its password (`postgresql://me:secret@db/mlflow`): a run's parameters
     and config.yaml can be read by everyone who reads the tracking server."""
-    parts = urlsplit(uri or "")
-    if parts.password is None:
+    try:
+        parts = urlsplit(uri or "")
+        if parts.password is None:
+            return uri
+    except ValueError:  # not a URL (http://[abc): using it fails with its own message
         return uri
     userinfo, _, host = parts.netloc.rpartition("@")
     return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))

@@ -182,8 +182,13 @@ def test_a_resumed_sweep_on_another_base_or_data_is_refused_but_a_moved_data_fil
 
     moved = tmp_path / "moved.csv"
     moved.write_bytes(sentences_csv.read_bytes())
-    # the same data from another folder, and a new value for a searched field: a resume
-    searched = base(data={"path": str(moved)}, training={"learning_rate": 0.5})
+    # the same data from another folder, a new value for a searched field, more threads
+    # and other test-side interval settings: a resume
+    searched = base(
+        data={"path": str(moved)},
+        training={"learning_rate": 0.5, "num_threads": 1},
+        evaluation={"bootstrap_samples": 300},
+    )
     monkeypatch.undo()
     run_sweep(sweep_file(trials=2, final=False, base=searched))
     assert states(load(folder)) == ["COMPLETE"] * 2

@@ -211,8 +211,8 @@ def run_study(
             ]
             if stale:
                 console.print(
-                    f"[yellow]warning:[/] the data of {len(stale)} finished cells changed since "
-                    f"they ran; they run again: {escape(', '.join(stale))}"
+                    "[yellow]warning:[/] the data changed since these finished cells ran; "
+                    f"they run again: {escape(', '.join(stale))}"
                 )
             if not retry_failed:
                 todo = [c for c in todo if not _failed_same(state.get(c.id), c)]

@@ -424,8 +424,16 @@ def check_stored_space(study, spec: SweepSpec, url: str) -> None:
 def base_record(first: ExperimentConfig, spec: SweepSpec, data_sha: str) -> dict[str, Any]:
     """What every trial shares, by dotted field: the base config less the searched fields,
     the name, output folder and tracking; the data by its fingerprint, not its path (a
-    moved folder is the same data)."""
-    skip = {"name": True, "tracking": True, "output": {"dir"}, "data": {"path", "files"}}
+    moved folder is the same data). Where and how fast trials run (device, threads) and
+    the test-side evaluation settings do not change the validation metric: left out."""
+    skip = {
+        "name": True,
+        "tracking": True,
+        "evaluation": True,
+        "output": {"dir"},
+        "data": {"path", "files"},
+        "training": {"device", "num_threads"},
+    }
     record = flatten(hashed_fields(first, exclude=skip))
     record = {k: v for k, v in record.items() if not _searched(k, spec.space)}
     return {**record, "data fingerprint": data_sha}
@@ -434,6 +442,10 @@ def base_record(first: ExperimentConfig, spec: SweepSpec, data_sha: str) -> dict
 def _searched(key: str, fields: Iterable[str]) -> bool:
     """Whether the dotted `key` is one of the searched `fields`, inside one or holds one."""
     return any(key == f or key.startswith(f + ".") or f.startswith(key + ".") for f in fields)
+
+
+def _shown(record: dict[str, Any], key: str) -> str:
+    return repr(record[key]) if key in record else "(absent)"
 
 
 def check_stored_base(
@@ -454,8 +466,7 @@ def check_stored_base(
     if not changed:
         return
     shown = "; ".join(
-        f"{k}: {stored.get(k, '(absent)')!r} then, {record.get(k, '(absent)')!r} now"
-        for k in changed[:5]
+        f"{k}: {_shown(stored, k)} then, {_shown(record, k)} now" for k in changed[:5]
     )
     shown += f" (and {len(changed) - 5} more)" if len(changed) > 5 else ""
     if report_only:
