@@ -99,6 +99,22 @@ def test_a_qlora_runs_frozen_base_stays_as_loaded_and_its_model_predicts_the_sam
     )
 
 
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="no bitsandbytes")
+def test_a_qlora_run_in_bfloat16_predicts_what_it_recorded(make_config):
+    """Training casts a 4-bit base's other weights (norms, embeddings, head) to float32
+    (prepare_model_for_kbit_training), so evaluation ran without autocast; a saved run
+    rebuilt them in bfloat16 and predicted confidences up to 6.5e-4 away."""
+    config = make_config(
+        method={"name": "qlora"}, model={"dtype": "bfloat16"}, training={"epochs": 2}
+    )
+    run_dir = run(config)
+    recorded = pd.read_csv(run_dir / "predictions_test.csv")
+    results = Predictor.from_run(run_dir, device="cpu")(list(recorded["text"]))
+    assert [r["confidence"] for r in results] == pytest.approx(
+        list(recorded["confidence"]), abs=1e-5
+    )
+
+
 def test_an_adapter_run_rebuilds_its_base_in_the_runs_dtype(make_config):
     config = make_config(
         method={"name": "lora"}, model={"dtype": "bfloat16"}, training={"epochs": 3}

@@ -442,6 +442,11 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
         modeling_log.setLevel(level)
     _no_cpu_repacking(model)
     _drop_gguf_marker(model)
+    if info.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        # as training did: weights outside the 4-bit layers in float32 (a bfloat16 run's too)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = pad_token_id
     return model
