@@ -27,24 +27,40 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 folder, method, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 one_by_one = len(sys.argv) > 4  # a decoder: one text at a time, nothing padded
 tokenizer = AutoTokenizer.from_pretrained(folder)
+info = json.load(open(folder + "/fintune_model.json"))
 if method == "full":
     model = AutoModelForSequenceClassification.from_pretrained(folder)
 else:
     from peft import PeftConfig, PeftModel
     base_path = PeftConfig.from_pretrained(folder).base_model_name_or_path
-    labels = json.load(open(folder + "/fintune_model.json"))["labels"]
+    kwargs = {} if info["dtype"] == "auto" else {"dtype": getattr(torch, info["dtype"])}
+    if info["method"] == "qlora":
+        from transformers import BitsAndBytesConfig
+        settings = info["method_settings"]
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type=settings["quant_type"],
+            bnb_4bit_use_double_quant=settings["double_quant"],
+            bnb_4bit_compute_dtype=torch.float32,  # compute_dtype auto, on a CPU
+            llm_int8_skip_modules=["classifier", "pre_classifier", "score", r".*\.pooler"])
     base = AutoModelForSequenceClassification.from_pretrained(
-        base_path, num_labels=len(labels), ignore_mismatched_sizes=True)
+        base_path, num_labels=len(info["labels"]), ignore_mismatched_sizes=True, **kwargs)
+    if info["method"] == "qlora":
+        from peft import prepare_model_for_kbit_training
+        for module in base.modules():
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
+        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
     base.config.pad_token_id = tokenizer.pad_token_id
     model = PeftModel.from_pretrained(base, folder)
 model.eval()
-with torch.no_grad():
+bf16 = next(model.parameters()).dtype == torch.bfloat16
+with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
     batches = [[t] for t in texts] if one_by_one else [texts]
     probs = []
     for batch in batches:
         # no max_length: the saved tokenizer cuts where the run did
         enc = tokenizer(batch, padding=True, truncation=True, return_tensors="pt")
-        probs.extend(torch.softmax(model(**enc).logits, -1))
+        probs.extend(torch.softmax(model(**enc).logits.float(), -1))
 labels = json.load(open(folder + "/fintune_model.json"))["labels"]
 print(json.dumps([[labels[int(p.argmax())], float(p.max())] for p in probs]))
 """
@@ -66,6 +82,18 @@ def test_saved_model_loads_with_plain_libraries_and_predicts_the_same(make_confi
     plain = _plain_predictions(run_dir / "model", method, list(recorded["text"]))
     assert [label for label, _ in plain] == list(recorded["predicted"])
     assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["lora", "qlora"])
+def test_a_bfloat16_run_loads_with_plain_libraries_as_the_readme_says(make_config, method):
+    """The README loaded an adapter run's base without its dtype (float32, its confidences
+    then 8e-5 off) and a QLoRA base without prepare_model_for_kbit_training (1e-3 off)."""
+    if method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
+        pytest.skip("no bitsandbytes")
+    run_dir = run(make_config(method={"name": method}, model={"dtype": "bfloat16"}))
+    recorded = pd.read_csv(run_dir / "predictions_test.csv").head(8)
+    plain = _plain_predictions(run_dir / "model", method, list(recorded["text"]))
+    assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-5)
 
 
 @pytest.mark.parametrize("method", ["adapter", "prefix"])
