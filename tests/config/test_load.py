@@ -290,6 +290,17 @@ def test_text_fields_keep_what_yaml_1_1_would_turn_into_booleans_dates_or_octal(
     assert config.training.epochs == 1000
 
 
+def test_digits_with_underscores_stay_as_written_in_text_fields(tmp_path):
+    # YAML 1.2 has no `1_000` integers: a name or a label keeps its underscore
+    path = _yaml(tmp_path, "name: 2024_06\ndata: {path: d.csv, labels: [1_0, 2_0]}\n")
+    config = load_config(path, ["data.subset=5_0"])
+    assert config.name == "2024_06" and config.data.subset == "5_0"
+    assert config.data.labels == ["1_0", "2_0"]
+    # a number field still reads them as numbers
+    config = load_config(path, ["evaluation.bootstrap_samples=10_000", "seed=1_2"])
+    assert config.evaluation.bootstrap_samples == 10_000 and config.seed == 12
+
+
 def test_a_decimal_number_in_a_text_field_asks_for_quotes(lora_yaml):
     with pytest.raises(
         FintuneError,

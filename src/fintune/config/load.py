@@ -23,7 +23,8 @@ from fintune.errors import FintuneError
 class StrictLoader(yaml.SafeLoader):
     """YAML as a config author means it: a repeated key is an error (the first would be
     lost), and only true/false are booleans, decimal integers are integers and nothing is a
-    date, so `labels: [no, yes]`, `subset: 075` and `name: 2024-06-30` stay text."""
+    date, so `labels: [no, yes]`, `subset: 075`, `name: 2024_06` and `name: 2024-06-30` stay
+    text (a number field still reads `1_000` as 1000)."""
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
@@ -55,12 +56,11 @@ StrictLoader.yaml_implicit_resolvers = {
 StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
-StrictLoader.add_implicit_resolver(  # 075 stays text: YAML 1.1 made it octal 61
-    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"), list("-+0123456789")
+StrictLoader.add_implicit_resolver(  # 075 and 2024_06 stay text: YAML 1.1 read 61 and 202406
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
 )
 StrictLoader.add_constructor(
-    "tag:yaml.org,2002:int",
-    lambda loader, node: int(loader.construct_scalar(node).replace("_", "")),
+    "tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node))
 )
 
 
