@@ -301,6 +301,15 @@ def test_digits_with_underscores_stay_as_written_in_text_fields(tmp_path):
     assert config.evaluation.bootstrap_samples == 10_000 and config.seed == 12
 
 
+@pytest.mark.parametrize(
+    "field", ["model.name", "output.dir", "tracking.uri", "data.encoding", "model.revision"]
+)
+def test_an_empty_text_is_refused_not_read_as_the_default_or_this_folder(lora_yaml, field):
+    for value in ("", "'  '"):
+        with pytest.raises(FintuneError, match=rf"{field}: expected text \(leave the field out"):
+            load_config(lora_yaml, [f"{field}={value}"])
+
+
 def test_a_decimal_number_in_a_text_field_asks_for_quotes(lora_yaml):
     with pytest.raises(
         FintuneError,

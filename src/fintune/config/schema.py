@@ -42,8 +42,8 @@ Metric = Literal[HeadlineMetric, "loss"]
 class Section(BaseModel):
     """Unknown keys are errors, so a typo never silently falls back to a default. An integer
     given for a text field is that text (`name: 2024`, `labels: [0, 1]`); a decimal number is
-    refused there, since YAML has already turned `1.10` into 1.1. Infinity and NaN are
-    refused everywhere."""
+    refused there, since YAML has already turned `1.10` into 1.1, and so is an empty text.
+    Infinity and NaN are refused everywhere."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
@@ -64,6 +64,9 @@ class Section(BaseModel):
                 out[key] = Refused(value, "true or false")  # pydantic would read yes/on/1
             elif "str" in kinds and _is_int(value):
                 out[key] = str(value)
+            elif "str" in kinds and isinstance(value, str) and not value.strip():
+                # `--set model.name=` would be this folder, `output.dir: ""` too
+                out[key] = Refused(value, "text (leave the field out for its default)")
             elif "list" in kinds and isinstance(value, list):
                 out[key] = [str(v) if _is_int(v) else v for v in value]
             elif "dict" in kinds and isinstance(value, dict):
