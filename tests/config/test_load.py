@@ -349,6 +349,16 @@ def test_a_section_with_every_key_commented_out_means_its_defaults(tmp_path):
     assert load_config(path, ["training.epochs=1"]).training.epochs == 1
 
 
+def test_a_mapping_with_every_key_commented_out_means_its_default(tmp_path):
+    path = _yaml(
+        tmp_path,
+        "data:\n  path: d.csv\n  split_names:\n    # test: validation\n"
+        "tracking:\n  tags:\n    # team: credit\n",
+    )
+    config = load_config(path)
+    assert config.data.split_names == {} and config.tracking.tags == {}
+
+
 def test_errors_from_set_are_marked_and_the_files_are_not(lora_yaml):
     lora_yaml.write_text(lora_yaml.read_text() + "training: {epochs: -2}\n")
     with pytest.raises(FintuneError) as error:

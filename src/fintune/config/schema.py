@@ -62,6 +62,8 @@ class Section(BaseModel):
                 out[key] = Refused(value, "a number")  # pydantic would read true as 1
             elif _bool_only(field.annotation) and not isinstance(value, bool | None):
                 out[key] = Refused(value, "true or false")  # pydantic would read yes/on/1
+            elif value is None and typing.get_origin(field.annotation) is dict:
+                del out[key]  # `tags:` with every key commented out: the default, {}
             elif "str" in kinds and _is_int(value):
                 out[key] = str(value)
             elif "str" in kinds and isinstance(value, str) and not value.strip():
