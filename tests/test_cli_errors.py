@@ -454,6 +454,21 @@ def case_empty_label_list(tmp):
     return [str(_base(tmp, data=data, labels=False))], ["data.labels", "at least 2"]
 
 
+def case_subset_without_a_known_dataset(tmp):
+    cfg = _base(tmp, data=f"  path: {_csv(tmp)}\n  subset: '75'\n")
+    return [str(cfg)], ["data: subset is read only with dataset"]
+
+
+def case_hub_config_without_hub_id(tmp):
+    cfg = _base(tmp, data=f"  path: {_csv(tmp)}\n  hub_config: sentences_75agree\n")
+    return [str(cfg)], ["data: hub_config is read only with hub_id"]
+
+
+def case_gguf_file_with_a_packaged_model(tmp):
+    cfg = _base(tmp, extra="model:\n  name: all-minilm-l6-v2\n  gguf_file: other.gguf\n")
+    return [str(cfg)], ["model.gguf_file", "all-minilm-l6-v2", "packaged"]
+
+
 VALIDATE_CASES: dict[str, Case] = {
     name.removeprefix("case_"): fn for name, fn in globals().items() if name.startswith("case_")
 }

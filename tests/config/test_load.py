@@ -276,7 +276,7 @@ def test_a_repeated_key_is_an_error_naming_both_lines(tmp_path):
 def test_text_fields_keep_what_yaml_1_1_would_turn_into_booleans_dates_or_octal(tmp_path):
     path = _yaml(
         tmp_path,
-        "name: 2024\ndata: {path: d.csv, labels: [no, yes], subset: 075}\n"
+        "name: 2024\ndata: {dataset: financial_phrasebank, labels: [no, yes], subset: 075}\n"
         "tracking: {tags: {date: 2024-06-30, build: 7}}\n",
     )
     config = load_config(path, ["model.revision=1234567", "data.text_column=0"])
@@ -292,7 +292,7 @@ def test_text_fields_keep_what_yaml_1_1_would_turn_into_booleans_dates_or_octal(
 
 def test_digits_with_underscores_stay_as_written_in_text_fields(tmp_path):
     # YAML 1.2 has no `1_000` integers: a name or a label keeps its underscore
-    path = _yaml(tmp_path, "name: 2024_06\ndata: {path: d.csv, labels: [1_0, 2_0]}\n")
+    path = _yaml(tmp_path, "name: 2024_06\ndata: {dataset: banking77, labels: [1_0, 2_0]}\n")
     config = load_config(path, ["data.subset=5_0"])
     assert config.name == "2024_06" and config.data.subset == "5_0"
     assert config.data.labels == ["1_0", "2_0"]

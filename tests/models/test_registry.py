@@ -14,6 +14,15 @@ def test_local_directory_and_gguf_file(tmp_path, tiny_bert):
     assert (source.name_or_path, source.gguf_file) == (str(tmp_path), "m.gguf")
 
 
+def test_a_gguf_file_beside_a_model_that_names_its_own_is_an_error(tmp_path):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    with pytest.raises(FintuneError, match="model.gguf_file: model.name is already a GGUF file"):
+        resolve_model(str(gguf), "other.gguf")
+    with pytest.raises(FintuneError, match="model.gguf_file: all-minilm-l6-v2 is a packaged"):
+        resolve_model("all-minilm-l6-v2", "other.gguf")
+
+
 def test_a_relative_local_path_is_recorded_absolute(tmp_path, tiny_bert, monkeypatch):
     monkeypatch.chdir(tiny_bert.parent)
     source = resolve_model(tiny_bert.name)

@@ -235,6 +235,13 @@ class DataConfig(Section):
             raise ValueError("files cannot be combined with path or hub_id")
         if self.path and self.hub_id:
             raise ValueError("give either path or hub_id, not both")
+        if self.subset is not None and not self.dataset:
+            raise ValueError(
+                "subset is read only with dataset (a known dataset's variant); "
+                "a hub dataset's configuration is hub_config"
+            )
+        if self.hub_config is not None and not self.hub_id:
+            raise ValueError("hub_config is read only with hub_id")
         if self.text_column == self.label_column:
             raise ValueError(
                 f"text_column and label_column are both {self.text_column!r}; the texts and "

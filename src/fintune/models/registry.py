@@ -89,11 +89,21 @@ def _spec(name: str) -> importlib.machinery.ModuleSpec:
 
 def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
     if name in PACKAGED:
+        if gguf_file is not None:
+            raise FintuneError(
+                f"model.gguf_file: {name} is a packaged model, which brings its own weights; "
+                "leave gguf_file out, or name the hub repo or directory that holds the file"
+            )
         return PACKAGED[name]()
     # absolute, as runs record it and load it from anywhere; links stay (a hub cache's
     # snapshot/model.gguf links to a blob without the suffix)
     path = Path(os.path.abspath(Path(name).expanduser()))
     if path.suffix == ".gguf":
+        if gguf_file is not None:
+            raise FintuneError(
+                f"model.gguf_file: model.name is already a GGUF file ({name}); give the file "
+                "in one of the two"
+            )
         if not path.is_file():
             raise FintuneError(f"model.name: GGUF file not found: {path}")
         return ModelSource(str(path.parent), path.name)
