@@ -105,6 +105,12 @@ def test_set_unparsable_yaml_is_kept_as_text():
     assert raw == {"data": {"path": "[runs"}}
 
 
+@pytest.mark.parametrize("item", [".seed=3", "training.=3", "training..epochs=3"])
+def test_set_with_an_empty_part_in_the_field_is_an_error_naming_it(item):
+    with pytest.raises(FintuneError, match=r"--set .*: a field name is empty in "):
+        apply_override({}, item)
+
+
 @pytest.mark.parametrize("item", ["training.learning_rate", "=3", "  =x"])
 def test_set_needs_field_and_value(item):
     with pytest.raises(FintuneError, match="expected FIELD=VALUE"):

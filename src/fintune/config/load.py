@@ -139,6 +139,8 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 def set_field(raw: dict[str, Any], path: str, value: Any, where: str = "") -> None:
     """Set the dotted field `path` (e.g. training.learning_rate) in a raw config mapping."""
     parts = path.split(".")
+    if not all(part.strip() for part in parts):
+        raise FintuneError(f"{where or path}: a field name is empty in {path!r}")
     if parts[0] == "method" and len(parts) > 1 and isinstance(raw.get("method"), str):
         raw["method"] = {"name": raw["method"]}
     node = raw
