@@ -569,6 +569,17 @@ def test_config_not_utf8(tmp_path):
     _check(result, [str(cfg), "UTF-8"], elapsed)
 
 
+def test_config_that_cannot_be_read(tmp_path, monkeypatch):
+    cfg = _base(tmp_path)
+
+    def refuse(self, *args, **kwargs):  # as chmod 000 does for anyone but root
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    result, elapsed = _invoke(["validate", str(cfg)])
+    _check(result, [f"{cfg}: cannot read it (Permission denied)"], elapsed)
+
+
 # --------------------------------------------------------------------------- warnings
 
 

@@ -115,6 +115,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise FintuneError(f"{path}: not valid YAML: {where}") from None
     except UnicodeDecodeError as err:
         raise FintuneError(f"{path}: not valid UTF-8 text ({err})") from None
+    except OSError as err:
+        raise FintuneError(f"{path}: cannot read it ({err.strerror or err})") from None
     if raw is None:
         raise FintuneError(f"{path}: the file is empty")
     if not isinstance(raw, dict):
