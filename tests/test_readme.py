@@ -16,6 +16,35 @@ def test_annotated_example_validates():
     assert config.method.name == "lora" and config.data.dataset == "financial_phrasebank"
 
 
+def test_annotated_example_shows_the_built_in_defaults():
+    """Every value in the example is the default, but for the ones the text says are the
+    example's own: the name, the data source and those commented `(default)`."""
+    from fintune.config.load import parse_yaml
+
+    block = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)[0]
+    own = {"name", "data.dataset", "data.subset", "data.path"}
+    own |= {
+        f"data.{key}"
+        for key, line in re.findall(r"^  (\w+): (.*)$", block, flags=re.M)
+        if "(default)" in line
+    }
+    shown = validate_config(parse_yaml(block), source="README.md").model_dump()
+    method = shown["method"]["name"]
+    defaults = validate_config({"data": {"path": "d.csv"}, "method": method}).model_dump()
+
+    def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+        out = []
+        for key in a:
+            if isinstance(a[key], dict) and a[key] and f"{prefix}{key}" not in own:
+                out += differences(a[key], b[key], f"{prefix}{key}.")
+            elif a[key] != b[key] and f"{prefix}{key}" not in own:
+                out.append(f"{prefix}{key}: {a[key]!r}, default {b[key]!r}")
+        return out
+
+    assert own >= {"data.duplicates", "data.conflicts"}
+    assert differences(shown, defaults) == []
+
+
 def test_quick_start_has_the_two_commands():
     text = README.read_text()
     assert "make run" in text and "make test" in text
