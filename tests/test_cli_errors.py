@@ -613,3 +613,13 @@ def test_leakage_and_labels_without_training_examples_are_warned_about(command, 
     )
     assert "in both the train and the validation split" in warnings  # _rows(3) is in _rows(10)
     assert "warning: label 'mixed' has no training example (1 in test)" in warnings
+
+
+def test_each_command_s_summary_in_help_is_one_line():
+    """`fintune --help` prints a command's first paragraph with its line breaks kept: a
+    summary wrapped in the source broke mid-sentence there."""
+    import inspect
+
+    for command in app.registered_commands:
+        summary = inspect.getdoc(command.callback).split("\n\n")[0]
+        assert "\n" not in summary, command.callback.__name__

@@ -188,8 +188,10 @@ def compare(
         bool, typer.Option(help="Rewrite the report from finished cells; train nothing.")
     ] = False,
 ) -> None:
-    """Run a comparison study: every cell as a run (resumable), then a report with paired
-    tests against the baseline (report.md and a self-contained report.html)."""
+    """Run a comparison study: a grid of runs, resumable, then a report.
+
+    Every cell is a run; the report (report.md and a self-contained report.html) has paired
+    tests against the baseline."""
     _quiet_libraries()
     from fintune.study.compare import run_study
 
@@ -219,8 +221,10 @@ def sweep(
         bool, typer.Option(help="Run no more trials: final model (if missing) and report.")
     ] = False,
 ) -> None:
-    """Hyperparameter search with Optuna: resumable, shareable by several workers; then a
-    final model with the best parameters, evaluated on test, and a report."""
+    """Hyperparameter search with Optuna, then a final model with the best parameters.
+
+    Resumable and shareable by several workers; the final model is evaluated on test, and a
+    report written."""
     _quiet_libraries()
     from fintune.study.sweep import run_sweep
 
