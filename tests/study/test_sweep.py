@@ -777,3 +777,22 @@ def test_a_sweep_output_that_is_a_file_is_named_as_the_sweeps_output(sweep_file,
     path = sweep_file(output=str(tmp_path / "sweep.yaml"))
     with pytest.raises(FintuneError, match=r"sweep.yaml: output: .*sweep.yaml is a file"):
         run_sweep(path)
+
+
+def test_the_trial_tables_training_loss_weighs_each_logged_loss_by_its_steps():
+    """A logged loss is already the mean since the previous log: the first step's loss (one
+    step) counted as much as the next ten steps' mean, which biased epoch 1 upwards."""
+    from fintune.study.sweep_report import per_epoch
+
+    history = [
+        {"step": 1, "epoch": 0.1, "loss": 1.2},
+        {"step": 5, "epoch": 0.5, "loss": 1.0},
+        {"step": 10, "epoch": 1.0, "loss": 0.8},
+        {"step": 10, "epoch": 1.0, "eval_loss": 0.7, "eval_accuracy": 0.6},
+        {"step": 15, "epoch": 1.5, "loss": 0.6},
+        {"step": 20, "epoch": 2.0, "loss": 0.5},
+        {"step": 20, "epoch": 2.0, "eval_loss": 0.6, "eval_accuracy": 0.7},
+    ]
+    rows = per_epoch(history)
+    assert rows[0]["train_loss"] == pytest.approx((1.2 * 1 + 1.0 * 4 + 0.8 * 5) / 10)
+    assert rows[1]["train_loss"] == pytest.approx((0.6 * 5 + 0.5 * 5) / 10)

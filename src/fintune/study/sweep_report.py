@@ -27,15 +27,22 @@ EPOCH_COLUMNS = ["train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"]
 def per_epoch(history: list[dict]) -> list[dict[str, Any]]:
     """One row per evaluation: the mean training loss since the previous one, and the
     validation loss, accuracy and macro F1."""
-    rows, losses = [], []
+    rows: list[dict[str, Any]] = []
+    losses: list[tuple[float, int]] = []  # (logged loss, steps it averages)
+    last_logged = 0
     for record in history:
-        if record.get("loss") is not None:  # null: a diverged step
-            losses.append(record["loss"])
+        if "loss" in record:
+            # a logged loss is the mean over the steps since the previous log: weigh it so
+            steps = max(record["step"] - last_logged, 1)
+            last_logged = record["step"]
+            if record["loss"] is not None:  # null: a diverged step
+                losses.append((record["loss"], steps))
         if "eval_loss" in record:
+            total = sum(steps for _, steps in losses)
             rows.append(
                 {
                     "epoch": round(record.get("epoch") or 0, 3),
-                    "train_loss": sum(losses) / len(losses) if losses else None,
+                    "train_loss": sum(v * n for v, n in losses) / total if losses else None,
                     **{k: record.get(k) for k in EPOCH_COLUMNS[1:]},
                 }
             )
