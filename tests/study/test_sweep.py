@@ -796,3 +796,17 @@ def test_the_trial_tables_training_loss_weighs_each_logged_loss_by_its_steps():
     rows = per_epoch(history)
     assert rows[0]["train_loss"] == pytest.approx((1.2 * 1 + 1.0 * 4 + 0.8 * 5) / 10)
     assert rows[1]["train_loss"] == pytest.approx((0.6 * 5 + 0.5 * 5) / 10)
+
+
+def test_the_report_shows_the_metric_the_sweep_optimised(sweep_file):
+    """With metric recall_macro, neither the final model's table nor the trial table showed
+    recall at all: only accuracy and F1."""
+    report = run_sweep(sweep_file(metric="recall_macro", trials=1))
+    final = json.loads((report.parent / "final.json").read_text())
+    test = json.loads((report.parent / final["run_dir"] / "metrics.json").read_text())["test"]
+    low, high = test["ci95"]["recall_macro"]
+    text = report.read_text()
+    assert f"| {test['recall_macro']:.4f} [{low:.3f}, {high:.3f}] |" in text
+    assert "val recall_macro |" in text
+    trials = pd.read_csv(report.parent / "trials.csv")
+    assert trials["eval_recall_macro"].notna().all()

@@ -24,9 +24,15 @@ from fintune.study.sweep import SweepSpec, console, trial_config  # noqa: E402
 EPOCH_COLUMNS = ["train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"]
 
 
-def per_epoch(history: list[dict]) -> list[dict[str, Any]]:
+def epoch_columns(metric: str) -> list[str]:
+    """The per-evaluation columns, with the sweep's own metric when it is not among them."""
+    extra = f"eval_{metric}"
+    return EPOCH_COLUMNS + ([] if extra in EPOCH_COLUMNS else [extra])
+
+
+def per_epoch(history: list[dict], metric: str = "accuracy") -> list[dict[str, Any]]:
     """One row per evaluation: the mean training loss since the previous one, and the
-    validation loss, accuracy and macro F1."""
+    validation loss, accuracy and macro F1 (and the sweep's metric)."""
     rows: list[dict[str, Any]] = []
     losses: list[tuple[float, int]] = []  # (logged loss, steps it averages)
     last_logged = 0
@@ -43,14 +49,14 @@ def per_epoch(history: list[dict]) -> list[dict[str, Any]]:
                 {
                     "epoch": round(record.get("epoch") or 0, 3),
                     "train_loss": sum(v * n for v, n in losses) / total if losses else None,
-                    **{k: record.get(k) for k in EPOCH_COLUMNS[1:]},
+                    **{k: record.get(k) for k in epoch_columns(metric)[1:]},
                 }
             )
             losses = []
     return rows
 
 
-def trial_rows(study, folder: Path) -> pd.DataFrame:
+def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
     rows = []
     for t in study.get_trials(deepcopy=False):
         if t.user_attrs.get("skipped"):
@@ -66,7 +72,7 @@ def trial_rows(study, folder: Path) -> pd.DataFrame:
             "run_dir": run_dir,
             "error": t.user_attrs.get("error"),
         }
-        epochs = per_epoch(history) or [{"epoch": None}]
+        epochs = per_epoch(history, metric) or [{"epoch": None}]
         rows += [{**common, **epoch} for epoch in epochs]
     return pd.DataFrame(rows)
 
@@ -119,7 +125,7 @@ def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> 
 
 
 def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> Path:
-    frame = trial_rows(study, folder)
+    frame = trial_rows(study, folder, spec.metric)
     frame.to_csv(folder / "trials.csv", index=False)
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     doc = Document(f"Sweep {spec.name}")
@@ -157,8 +163,8 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
             "accuracy",
             "f1_macro",
             "f1_weighted",
-            *(["loss"] if spec.metric == "loss" else []),
         ]
+        names += [] if spec.metric in names else [spec.metric]
         doc.table(
             ["split", "n", *names],
             [
@@ -184,7 +190,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
                 row["origin"],
                 *[_fmt(row[p]) for p in params],
                 "—" if pd.isna(row.get("epoch")) else f"{row['epoch']:g}",
-                *[_fmt(row.get(c)) for c in EPOCH_COLUMNS],
+                *[_fmt(row.get(c)) for c in epoch_columns(spec.metric)],
             ]
         )
     doc.table(
@@ -198,6 +204,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
             "val loss",
             "val acc",
             "val F1 macro",
+            *[c.replace("eval_", "val ") for c in epoch_columns(spec.metric)[len(EPOCH_COLUMNS) :]],
         ],
         body,
     )
