@@ -238,3 +238,18 @@ def test_a_damaged_default_store_is_not_blamed_on_a_setting_left_unset(make_conf
     store.write_text("a text file, not a database")
     with pytest.raises(FintuneError, match=r"^output\.dir: cannot use sqlite:///.*mlflow\.db"):
         check_tracking(config)
+
+
+def test_a_summary_runs_report_finds_its_plots_among_the_artifacts(make_config, tmp_path):
+    """A study's report.md shows plots/x.png; the plots were logged at the top of the
+    artifacts, so the logged report's images were broken links."""
+    folder = tmp_path / "study"
+    (folder / "plots").mkdir(parents=True)
+    (folder / "report.md").write_text("![metrics](plots/metrics.png)\n")
+    (folder / "plots" / "metrics.png").write_bytes(b"png")
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    files = [folder / "report.md", folder / "plots" / "metrics.png"]
+    run_id = tracking.log_summary(config, "study-x", folder, files, {"fintune.study": "x"})
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    assert [a.path for a in client.list_artifacts(run_id, "plots")] == ["plots/metrics.png"]
+    assert "report.md" in {a.path for a in client.list_artifacts(run_id)}

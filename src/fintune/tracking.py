@@ -262,9 +262,12 @@ def redact(uri: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
 
 
-def log_summary(config: ExperimentConfig, name: str, files: list[Path], tags: dict) -> str:
-    """A run that holds a study's or sweep's report and plots. A rerun (a resume, or
-    --report-only) updates the same run instead of adding another."""
+def log_summary(
+    config: ExperimentConfig, name: str, folder: Path, files: list[Path], tags: dict
+) -> str:
+    """A run that holds a study's or sweep's report and plots, each at its place under
+    `folder` (the report links plots/x.png). A rerun (a resume, or --report-only) updates
+    the same run instead of adding another."""
     client, experiment_id = _client(config)
     same = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
     earlier = client.search_runs(
@@ -275,6 +278,7 @@ def log_summary(config: ExperimentConfig, name: str, files: list[Path], tags: di
         run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     for path in files:
         if path.is_file():
-            client.log_artifact(run_id, str(path))
+            under = path.parent.relative_to(folder).as_posix()
+            client.log_artifact(run_id, str(path), None if under == "." else under)
     client.set_terminated(run_id)
     return run_id

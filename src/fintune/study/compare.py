@@ -232,6 +232,7 @@ def run_study(
             log_summary(
                 cell_config(cells[0], spec, folder),
                 f"study-{spec.name}",
+                folder,
                 files,
                 {"fintune.study": spec.name, "fintune.kind": "study report"},
             )

@@ -289,6 +289,7 @@ def _track(spec: SweepSpec, base: dict, folder: Path, source: str, files: list[P
         log_summary(
             config,
             f"sweep-{spec.name}",
+            folder,
             files,
             {"fintune.sweep": spec.name, "fintune.kind": "sweep report"},
         )
