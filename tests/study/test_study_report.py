@@ -49,3 +49,30 @@ def test_plot_file_names_stay_short_and_distinct():
     # two titles that clean to the same name keep their own plots
     assert plot_slug("model=é", used) == "model"
     assert plot_slug("model=ü", used) not in {"model", slug, "all-cells"}
+
+
+def test_the_metric_bars_start_at_zero(tmp_path, monkeypatch):
+    """The axis started just below the lowest interval, so a bar's height was not its value:
+    a macro F1 of 0.25 next to an accuracy of 0.59 was drawn a fifth as tall."""
+    from fintune.report.document import Document
+    from fintune.study import report
+
+    metrics = {
+        "labels": ["n", "p"],
+        "test": {
+            "accuracy": 0.59,
+            "f1_macro": 0.25,
+            "f1_weighted": 0.44,
+            "confusion_matrix": [[5, 0], [5, 0]],
+        },
+    }
+    (tmp_path / "history.jsonl").write_text('{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n')
+    run = Finished(Cell({}, {}, None), tmp_path, metrics)
+    intervals = {"accuracy": [0.49, 0.69], "f1_macro": [0.22, 0.27], "f1_weighted": [0.32, 0.56]}
+    limits = []
+    monkeypatch.setattr(
+        report, "_save", lambda fig, path, doc, alt: limits.append(fig.axes[0].get_ylim())
+    )
+    rows, ci = {"method=full": [run]}, {"method=full": intervals}
+    report._plots(Document("s"), tmp_path, "all", rows, ci)
+    assert limits[0][0] == 0

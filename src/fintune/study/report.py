@@ -325,9 +325,10 @@ def _plots(
         ax.bar(x, means, width, yerr=[lows, highs], capsize=3, label=name, color=colors(i % 10))
     ax.set_xticks(np.arange(len(shown)), shown)
     bounds = [b for name in names for m in shown for b in intervals[name][m]]
-    ax.set_ylim(max(0.0, min(bounds) - 0.05), min(1.0, max(bounds) + 0.05))  # whole bars
+    # from 0, so a bar's height is its value; up to the highest interval's end
+    ax.set_ylim(0.0, min(1.0, max(bounds) + 0.05))
     ax.set_ylabel("test score (95% CI)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # clear of the bars
     ax.grid(axis="y", alpha=0.3)
     _save(fig, folder / f"{slug}-metrics.png", doc, "test metrics with 95% CIs")
 
