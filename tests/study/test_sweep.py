@@ -767,7 +767,7 @@ def test_no_importances_are_drawn_from_too_few_or_equal_trials(tmp_path, values,
             optuna.trial.create_trial(params=point, distributions=space, value=value, **state)
         )
     doc = Document("sweep")
-    _plots(study, tmp_path, doc)
+    _plots(study, tmp_path, doc, "accuracy")
     assert not (tmp_path / "plots" / "param_importances.png").exists()
     assert any(says in block[1] for block in doc.blocks if block[0] == "p")
 
@@ -810,3 +810,24 @@ def test_the_report_shows_the_metric_the_sweep_optimised(sweep_file):
     assert "val recall_macro |" in text
     trials = pd.read_csv(report.parent / "trials.csv")
     assert trials["eval_recall_macro"].notna().all()
+
+
+def test_the_optimisation_history_names_the_metric_and_counts_whole_trials(tmp_path, monkeypatch):
+    """Optuna's plot said 'Objective Value' and put ticks at trial 0.25, 0.5, 0.75."""
+    from optuna.distributions import FloatDistribution
+
+    from fintune.report.document import Document
+    from fintune.study import sweep_report
+
+    study = optuna.create_study(direction="maximize")
+    space = {"a": FloatDistribution(0, 1)}
+    for i, value in enumerate([0.62, 0.6, 0.65]):
+        study.add_trial(
+            optuna.trial.create_trial(params={"a": i / 10}, distributions=space, value=value)
+        )
+    axes = []
+    monkeypatch.setattr(sweep_report, "_save", lambda ax, path, doc, alt: axes.append(ax))
+    sweep_report._plots(study, tmp_path, Document("sweep"), "f1_macro")
+    history = axes[0]
+    assert history.get_ylabel() == "validation f1_macro"
+    assert all(tick == int(tick) for tick in history.get_xticks())

@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
 from fintune.report.document import Document  # noqa: E402
@@ -209,7 +210,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
         body,
     )
     _failures(doc, frame)
-    _plots(study, folder, doc)
+    _plots(study, folder, doc, spec.metric)
     md, page = doc.write(folder)
     _track(
         spec,
@@ -235,14 +236,16 @@ def _space(param) -> str:
     return f"{param.type} {param.low:g}…{param.high:g}"
 
 
-def _plots(study, folder: Path, doc: Document) -> None:
+def _plots(study, folder: Path, doc: Document, metric: str) -> None:
     import optuna
 
     plots = folder / "plots"
     plots.mkdir(exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
-        ax = optuna.visualization.matplotlib.plot_optimization_history(study)
+        target = f"validation {metric}"
+        ax = optuna.visualization.matplotlib.plot_optimization_history(study, target_name=target)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
         _save(ax, plots / "optimization_history.png", doc, "optimisation history")
         # Optuna draws equal bars, as if every field mattered alike, when it has nothing to
         # explain: fewer than two finished trials, or finished trials that all scored the same
@@ -259,7 +262,7 @@ def _plots(study, folder: Path, doc: Document) -> None:
             )
             return
         try:
-            ax = optuna.visualization.matplotlib.plot_param_importances(study)
+            ax = optuna.visualization.matplotlib.plot_param_importances(study, target_name=target)
             _save(ax, plots / "param_importances.png", doc, "parameter importances")
         except (RuntimeError, ValueError) as error:
             doc.text(f"Parameter importances could not be computed ({error}).")
