@@ -381,10 +381,16 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
             )
             trial.set_user_attr("run_dir", str(run_dir.relative_to(folder)))
             metrics = json.loads((run_dir / "metrics.json").read_text())
-            return float(metrics["validation"][spec.metric])
-        except optuna.TrialPruned:
+            value = float(metrics["validation"][spec.metric])
+            console.print(f"trial {trial.number}: validation {spec.metric} {value:.4f}")
+            return value
+        except optuna.TrialPruned as pruned:
             run_dir = folder / trial.user_attrs["run_dir"]
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # logged by the recipe
+            console.print(
+                f"trial {trial.number} {pruned}: validation {spec.metric} below the median "
+                "of earlier trials there"
+            )
             raise
         except Exception as error:
             trial.set_user_attr("error", f"{type(error).__name__}: {error}".splitlines()[0])
