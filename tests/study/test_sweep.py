@@ -857,3 +857,13 @@ def test_each_trial_says_how_it_ended(tmp_path, make_config, monkeypatch, capsys
     err = capsys.readouterr().err
     assert "trial 0: validation f1_macro 0.7100" in err
     assert "trial 1 pruned after evaluation 2: validation f1_macro below the median" in err
+
+
+def test_a_rerun_with_the_budget_spent_says_so(sweep_file, capsys):
+    """It printed only the report's path, as if it had searched again."""
+    path = sweep_file(trials=1)
+    run_sweep(path)
+    capsys.readouterr()
+    run_sweep(path)
+    err = capsys.readouterr().err
+    assert "tiny-sweep: 1 of 1 trials already done; raise trials (or --trials N)" in err

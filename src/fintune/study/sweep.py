@@ -634,6 +634,12 @@ def run_sweep(
         broken = len(failures) >= MAX_FAILURES_IN_A_ROW
         return taken_slots(study) < spec.trials and in_time and not broken
 
+    done = counted_trials(study)
+    if done >= spec.trials and not report_only and not worker:
+        console.print(
+            f"Sweep {escape(spec.name)}: {done} of {spec.trials} trials already done; raise "
+            "trials (or --trials N) to search more"
+        )
     waiting_said = False
     while not report_only:
         if may_start_trials():
