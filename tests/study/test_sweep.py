@@ -446,6 +446,29 @@ def test_an_error_before_training_is_recorded_and_stops_the_sweep(sweep_file, mo
     assert "RuntimeError: sampler exploded" in report.read_text()
 
 
+def test_a_trial_keeps_its_best_checkpoint_on_the_sweeps_metric(sweep_file, make_config):
+    base = make_config(training={"epochs": 3, "best_metric": "accuracy"})
+    report = run_sweep(
+        sweep_file(metric="loss", trials=1, final=False, base=base.model_dump(mode="json"))
+    )
+    trial = load(report.parent).trials[0]
+    history = (report.parent / trial.user_attrs["run_dir"] / "history.jsonl").read_text()
+    losses = [r["eval_loss"] for r in map(json.loads, history.splitlines()) if "eval_loss" in r]
+    assert trial.value == pytest.approx(min(losses), abs=1e-6)
+    with pytest.raises(FintuneError, match="best_metric cannot be searched"):
+        run_sweep(
+            sweep_file(
+                space={
+                    **SPACE,
+                    "training.best_metric": {
+                        "type": "categorical",
+                        "choices": ["loss", "accuracy"],
+                    },
+                }
+            )
+        )
+
+
 def test_a_sweep_can_minimise_the_validation_loss(sweep_file):
     report = run_sweep(sweep_file(metric="loss", trials=2))
     study = load(report.parent)

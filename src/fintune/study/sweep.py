@@ -183,6 +183,11 @@ class SweepSpec(Section):
     def _not_empty(self) -> SweepSpec:
         if not self.space:
             raise ValueError("space is empty: give at least one field to search")
+        if "training.best_metric" in self.space:
+            raise ValueError(
+                "space: training.best_metric cannot be searched; each trial keeps its best "
+                "checkpoint on the sweep's metric"
+            )
         return self
 
     @model_validator(mode="after")
@@ -267,6 +272,8 @@ def trial_config(
     raw = copy.deepcopy(base)
     for field, value in params.items():
         set_field(raw, field, value, where=f"{source}.{field}")
+    # a trial keeps its best checkpoint on the metric the sweep ranks it by
+    set_field(raw, "training.best_metric", spec.metric)
     raw["name"] = f"{spec.name}-{kind}-{number:03d}" if kind == "trial" else f"{spec.name}-final"
     config = validate_config(raw, source=source)
     config.output.dir = str(folder / ("trials" if kind == "trial" else "final"))
