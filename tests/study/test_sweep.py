@@ -749,7 +749,7 @@ def test_a_study_that_stored_yes_no_as_booleans_is_told_to_write_true_false():
 
     from optuna.distributions import CategoricalDistribution
 
-    from fintune.study.sweep import check_stored_space
+    from fintune.study.sweep_resume import check_stored_space
 
     field = "data.cleaning.lowercase"
     study = optuna.create_study(direction="maximize")

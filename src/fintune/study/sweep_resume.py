@@ -1,0 +1,145 @@
+"""What a resumed sweep must share with the study stored before: the metric, how each
+field is sampled, and the base config and data its trials ran on. A study made by an
+earlier version records what it lacks on its next run of trials."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from fintune.config.schema import ExperimentConfig
+from fintune.errors import FintuneError
+from fintune.study.spec import hashed_fields
+from fintune.tracking import flatten
+
+if TYPE_CHECKING:
+    from fintune.study.sweep import SweepSpec
+
+console = Console(stderr=True, soft_wrap=True)
+
+
+def check_stored_metric(study, spec: SweepSpec, url: str, report_only: bool) -> None:
+    """A resumed study's values must be of this file's metric: another one of the same
+    direction (accuracy, then f1_macro) would be ranked with them. Studies made before the
+    metric was stored get it from their next run of trials."""
+    direction = "minimize" if spec.metric == "loss" else "maximize"
+    if study.direction.name.lower() != direction:
+        raise FintuneError(
+            f"storage {url}: the stored study {spec.name!r} was made to "
+            f"{study.direction.name.lower()} its objective, but metric {spec.metric!r} needs "
+            "the opposite; give the sweep a new name (or storage) for a new study"
+        )
+    metric = study.user_attrs.get("metric")  # studies made before it was stored: none
+    if metric is None:
+        if not report_only:  # what the trials run with; --report-only runs none
+            study.set_user_attr("metric", spec.metric)
+    elif metric != spec.metric:
+        raise FintuneError(
+            f"metric: the stored study {spec.name!r} in {url} optimises validation {metric}; "
+            f"its values cannot be compared with {spec.metric}. Set metric back to {metric}, "
+            "or give the sweep a new name (or storage) for a new study"
+        )
+
+
+def check_stored_space(study, spec: SweepSpec, url: str) -> None:
+    """A resumed study's trials must be samples of this file's space as Optuna sees it (the
+    same kind, log scale and choices; the bounds may change), or every trial would fail."""
+    from optuna.distributions import check_distribution_compatibility
+
+    checked: set[str] = set()
+    for trial in study.get_trials(deepcopy=False):
+        for field, stored in trial.distributions.items():
+            if field in spec.space and field not in checked:
+                checked.add(field)
+                wanted = spec.space[field].distribution()
+                try:
+                    check_distribution_compatibility(stored, wanted)
+                except ValueError as error:
+                    words = {"yes", "no", "on", "off", "y", "n"}
+                    choices = getattr(wanted, "choices", ())
+                    hint = (
+                        "; fintune now reads yes/no/on/off as text (YAML 1.2): write true/false "
+                        "to continue it"
+                        if any(str(c).lower() in words for c in choices)
+                        else "; give the sweep a new name for a new study"
+                    )
+                    raise FintuneError(
+                        f"space.{field}: the study stored in {url} sampled it as {stored}, "
+                        f"which this file's space cannot continue ({error}){hint}"
+                    ) from None
+
+
+def base_record(first: ExperimentConfig, spec: SweepSpec, data_sha: str) -> dict[str, Any]:
+    """What every trial shares, by dotted field: the base config less the searched fields,
+    the name, output folder and tracking; the data by its fingerprint, not its path (a
+    moved folder is the same data). Where and how fast trials run (device, threads) and
+    the test-side evaluation settings do not change the validation metric: left out."""
+    skip = {
+        "name": True,
+        "tracking": True,
+        "evaluation": True,
+        "output": {"dir"},
+        "data": {"path", "files"},
+        "training": {"device", "num_threads"},
+    }
+    record = flatten(hashed_fields(first, exclude=skip))
+    record = {k: v for k, v in record.items() if not _searched(k, spec.space)}
+    return {**record, "data fingerprint": data_sha}
+
+
+def _searched(key: str, fields: Iterable[str]) -> bool:
+    """Whether the dotted `key` is one of the searched `fields`, inside one or holds one."""
+    return any(key == f or key.startswith(f + ".") or f.startswith(key + ".") for f in fields)
+
+
+def _shown(record: dict[str, Any], key: str) -> str:
+    return repr(record[key]) if key in record else "(absent)"
+
+
+def check_stored_base(
+    study, record: dict[str, Any], space: Iterable[str], url: str, report_only: bool
+) -> None:
+    """Trials of one study must differ only in the searched fields: a base changed between
+    resumes (other epochs, data or model) would rank trials that are not comparable. With
+    --report-only no trial runs, and the final model may take the new base (search on a
+    subset, train the final on all). A study made before the base was stored gets it from
+    its next run of trials, not from --report-only, whose base may be the final model's."""
+    stored = study.user_attrs.get("base")
+    if stored is None:
+        if not report_only:
+            study.set_user_attr("base", record)
+        return
+    searched = {*space, *(f for t in study.get_trials(deepcopy=False) for f in t.distributions)}
+    changed = _changed_fields(stored, record, searched)
+    if not changed:
+        return
+    shown = "; ".join(
+        f"{k}: {_shown(stored, k)} then, {_shown(record, k)} now" for k in changed[:5]
+    )
+    shown += f" (and {len(changed) - 5} more)" if len(changed) > 5 else ""
+    if report_only:
+        console.print(
+            f"[yellow]warning:[/] the trials ran on another base config or data than this "
+            f"file's, which the final model uses: {escape(shown)}"
+        )
+        return
+    raise FintuneError(
+        f"base: the stored study {study.study_name!r} in {url} ran its trials on another "
+        f"base config or data: {shown}. Trials on different bases cannot be ranked "
+        "together: set those back, or give the sweep a new name (or storage) for a new "
+        "study (--report-only trains only the final model, on this base)"
+    )
+
+
+def _changed_fields(stored: dict, record: dict, searched: set[str]) -> list[str]:
+    """The fields whose values differ. A field searched now, or by earlier trials, is left
+    out of one record only: a field added to the space or dropped from it is no change."""
+    one_sided = stored.keys() ^ record.keys()
+    return [
+        k
+        for k in sorted(stored.keys() | record.keys())
+        if stored.get(k) != record.get(k) and not (k in one_sided and _searched(k, searched))
+    ]
