@@ -66,12 +66,11 @@ def check_tracking(config: ExperimentConfig) -> None:
     from mlflow import MlflowClient
 
     try:
-        if uri.startswith("sqlite:///"):
-            with FileLock(f"{store}.lock", timeout=300):
-                experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(config))
-        else:
-            with _quick_requests():  # the logging after training keeps MLflow's patient defaults
-                experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(config))
+        # a local store is locked against concurrent writers; a server is asked with short
+        # timeouts (the logging after training keeps MLflow's patient defaults)
+        local = uri.startswith("sqlite:///")
+        with FileLock(f"{store}.lock", timeout=300) if local else _quick_requests():
+            experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(config))
     except Exception as error:  # noqa: BLE001 - any failure means unusable
         source = uri_source(config)
         shown = redact(uri)  # MLflow's message may quote the URI too

@@ -97,11 +97,21 @@ def write_state(folder: Path, state: dict[str, Any]) -> None:
     tmp.replace(folder / "cells.json")  # atomic: an interruption never leaves half a file
 
 
-def is_done(entry: dict[str, Any] | None, cell: Cell, folder: Path, data_sha: str) -> bool:
-    """Finished with the cell's config, on the data it reads now (a data file corrected
-    between resumes runs it again)."""
-    metrics = finished_metrics(entry, folder)
-    return cell.made(entry) and metrics is not None and metrics.get("data_sha256") == data_sha
+def cells_to_run(
+    cells: list[Cell], state: dict[str, Any], folder: Path, data_shas: dict[str, str]
+) -> tuple[list[Cell], list[str]]:
+    """The cells not finished with their config on the data they read now, and the ids of
+    those among them that did finish, on data since changed (a corrected file)."""
+    todo, stale = [], []
+    for cell in cells:
+        entry = state.get(cell.id)
+        metrics = finished_metrics(entry, folder) if cell.made(entry) else None
+        if metrics is not None and metrics.get("data_sha256") == data_shas[cell.id]:
+            continue
+        todo.append(cell)
+        if metrics is not None:
+            stale.append(cell.id)
+    return todo, stale
 
 
 def finished_metrics(entry: dict[str, Any] | None, folder: Path) -> dict[str, Any] | None:
@@ -203,12 +213,7 @@ def run_study(
     with study_lock(folder):
         state = adopt_renamed_cells(read_state(folder), cells)
         if not report_only:
-            todo = [c for c in cells if not is_done(state.get(c.id), c, folder, data_shas[c.id])]
-            stale = [
-                c.id
-                for c in todo
-                if c.made(state.get(c.id)) and finished_metrics(state.get(c.id), folder)
-            ]
+            todo, stale = cells_to_run(cells, state, folder, data_shas)
             if stale:
                 console.print(
                     "[yellow]warning:[/] the data changed since these finished cells ran; "

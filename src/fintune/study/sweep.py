@@ -185,6 +185,10 @@ class SweepSpec(Section):
     def _expand_output(cls, path: str) -> str:
         return expand_home(path)
 
+    @property
+    def direction(self) -> str:
+        return "minimize" if self.metric == "loss" else "maximize"
+
     @model_validator(mode="after")
     def _not_empty(self) -> SweepSpec:
         if not self.space:
@@ -487,7 +491,6 @@ def run_sweep(
         )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    direction = "minimize" if spec.metric == "loss" else "maximize"
     sampler = (
         optuna.samplers.TPESampler(n_startup_trials=spec.startup_trials, seed=None)
         if spec.sampler == "tpe"
@@ -496,7 +499,7 @@ def run_sweep(
     study = optuna.create_study(
         study_name=spec.name,
         storage=storage,
-        direction=direction,
+        direction=spec.direction,
         sampler=sampler,
         pruner=make_pruner(spec),
         load_if_exists=True,

@@ -160,11 +160,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
             f"Run `{run_dir}`; its validation {spec.metric} is {_fmt(val[spec.metric])} "
             f"(the trial had {_fmt(best.value)}; equal when training is deterministic)."
         )
-        names = [
-            "accuracy",
-            "f1_macro",
-            "f1_weighted",
-        ]
+        names = ["accuracy", "f1_macro", "f1_weighted"]
         names += [] if spec.metric in names else [spec.metric]
         doc.table(
             ["split", "n", *names],

@@ -25,8 +25,7 @@ def check_stored_metric(study, spec: SweepSpec, url: str, report_only: bool) -> 
     """A resumed study's values must be of this file's metric: another one of the same
     direction (accuracy, then f1_macro) would be ranked with them. Studies made before the
     metric was stored get it from their next run of trials."""
-    direction = "minimize" if spec.metric == "loss" else "maximize"
-    if study.direction.name.lower() != direction:
+    if study.direction.name.lower() != spec.direction:
         raise FintuneError(
             f"storage {url}: the stored study {spec.name!r} was made to "
             f"{study.direction.name.lower()} its objective, but metric {spec.metric!r} needs "
