@@ -520,10 +520,10 @@ def test_validate_warns_of_texts_cut_at_max_length_as_a_run_would(tmp_path):
     result, _ = _invoke(["validate", str(config), "--set", "model.max_length=8"])
     assert result.exit_code == 0, result.output
     warning = " ".join(result.stderr.split())
-    assert "texts reach model.max_length (8 tokens)" in warning
+    assert "texts are longer than model.max_length (8 tokens)" in warning
     assert "raise model.max_length" in warning
     result, _ = _invoke(["validate", str(config)])  # 32 tokens: nothing cut
-    assert "reach model.max_length" not in result.stderr
+    assert "longer than model.max_length" not in result.stderr
 
 
 @pytest.mark.parametrize("name", sorted(VALIDATE_CASES))

@@ -340,11 +340,12 @@ def test_texts_cut_at_max_length_are_counted_and_warned_about(make_config, capsy
     run_dir = run(config)
     report = json.loads((run_dir / "data.json").read_text())["report"]
     test = pd.read_csv(run_dir / "predictions_test.csv", keep_default_na=False)
-    cut = int((test["text"].str.split().str.len() + 2 >= 8).sum())  # words + [CLS] [SEP]
+    cut = int((test["text"].str.split().str.len() + 2 > 8).sum())  # words + [CLS] [SEP]
+    assert (test["text"].str.split().str.len() + 2 == 8).any()  # exactly 8: not cut
     assert 0 < report["truncated"]["test"] == cut
     assert report["truncated"]["max_length"] == 8 and report["truncated"]["train"] > 0
     err = " ".join(capsys.readouterr().err.split())
-    assert f"{cut} of {len(test)} test texts reach model.max_length (8 tokens)" in err
+    assert f"{cut} of {len(test)} test texts are longer than model.max_length (8 tokens)" in err
     assert "raise model.max_length" in err
     assert (
         "- texts cut at model.max_length (8 tokens): train " in (run_dir / "report.md").read_text()
@@ -352,4 +353,4 @@ def test_texts_cut_at_max_length_are_counted_and_warned_about(make_config, capsy
     untouched = run(make_config(training={"max_steps": 1}))  # max_length 32: nothing cut
     data = json.loads((untouched / "data.json").read_text())["report"]["truncated"]
     assert data == {"max_length": 32, "train": 0, "validation": 0, "test": 0}
-    assert "reach model.max_length" not in capsys.readouterr().err
+    assert "longer than model.max_length" not in capsys.readouterr().err

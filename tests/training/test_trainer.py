@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from fintune.models import load_classifier
 from fintune.recipes.classification import run
 from fintune.training.trainer import (
     collator,
     count_prompt_positions,
+    count_truncated,
     training_arguments,
     weighted_loss,
 )
@@ -99,3 +101,15 @@ def test_a_warmup_ratio_becomes_a_fraction_of_all_steps(make_config):
     # logged as each step ran: 0, 1/4, 2/4, 3/4 of the rate over 4 warm-up steps, then down
     assert len(rates) == 8 and peak == 4 and rates[1] == pytest.approx(0.25 * rates[4])
     assert rates[:5] == sorted(rates[:5]) and rates[4:] == sorted(rates[4:], reverse=True)
+
+
+@pytest.mark.parametrize("specials", [0, 2], ids=["decoder", "encoder"])
+def test_only_texts_longer_than_max_length_count_as_cut(tiny_bert, tiny_llama, specials):
+    """With 8 tokens allowed (special tokens included), texts of 7 and 8 tokens are whole;
+    one of 9 is cut."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama if specials == 0 else tiny_bert)
+    texts = [" ".join(["profit"] * (n - specials)) for n in (7, 8, 9)]
+    assert [len(ids) for ids in tokenizer(texts)["input_ids"]] == [7, 8, 9]
+    assert count_truncated(texts, tokenizer, 8) == 1
+    assert count_truncated(texts, tokenizer, 9) == 0
+    assert count_truncated(texts, tokenizer, 7) == 2

@@ -109,8 +109,8 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
         data.report["truncated"] = truncated = {
             "max_length": config.model.max_length,
             **{
-                role: count_truncated(ds["input_ids"], config.model.max_length)
-                for role, ds in encoded.items()
+                role: count_truncated(data.splits[role]["text"], tokenizer, config.model.max_length)
+                for role in encoded
             },
         }
         write_json(run_dir / "data.json", {"fingerprint": data.fingerprint, "report": data.report})
@@ -227,8 +227,7 @@ def count_cut_texts(config: ExperimentConfig, data: PreparedData) -> dict[str, i
     limit = config.model.max_length
     counts = {"max_length": limit}
     for role, frame in data.splits.items():
-        ids = tokenizer(list(frame["text"]), truncation=True, max_length=limit)["input_ids"]
-        counts[role] = count_truncated(ids, limit)
+        counts[role] = count_truncated(frame["text"], tokenizer, limit)
     return counts
 
 
@@ -238,9 +237,9 @@ def truncation_note(truncated: dict[str, int], sizes: dict[str, int]) -> str | N
     if not cut:
         return None
     return (
-        f"{', '.join(cut)} texts reach model.max_length ({truncated['max_length']} tokens) "
-        "and, unless exactly that long, are cut there: the model sees only their beginning; "
-        "raise model.max_length to keep more of each text"
+        f"{', '.join(cut)} texts are longer than model.max_length "
+        f"({truncated['max_length']} tokens) and are cut there: the model sees only their "
+        "beginning; raise model.max_length to keep more of each text"
     )
 
 

@@ -69,10 +69,12 @@ def tokenize(frame, tokenizer, max_length: int) -> Dataset:
     return dataset.rename_column("label", "labels")
 
 
-def count_truncated(input_ids: Iterable[list[int]], max_length: int) -> int:
-    """Texts tokenised to max_length tokens: cut there (or, rarely, exactly that long;
-    telling those apart would mean tokenising every text in full)."""
-    return sum(len(ids) >= max_length for ids in input_ids)
+def count_truncated(texts: Iterable[str], tokenizer, max_length: int) -> int:
+    """Texts longer than max_length tokens (special tokens included), which training cuts.
+    Tokenised to one token more than the limit, so a text exactly max_length long is not
+    counted, and a long text is not tokenised in full."""
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length + 1)["input_ids"]
+    return sum(len(one) > max_length for one in ids)
 
 
 def class_weights(labels: np.ndarray, k: int) -> torch.Tensor:
