@@ -136,7 +136,10 @@ def test_metrics_json_contract(make_config):
     assert any("eval_f1_macro" in r for r in history)
     best = max(r["eval_f1_macro"] for r in history if "eval_f1_macro" in r)
     assert metrics["train"]["best_checkpoint_metric"] == pytest.approx(best)
-    kept = next(r for r in history if r.get("eval_f1_macro") == best)  # the first of ties
+    kept = min(  # of ties, the lowest validation loss, then the first
+        (r for r in history if r.get("eval_f1_macro") == best),
+        key=lambda r: (r["eval_loss"], r["step"]),
+    )
     assert metrics["train"]["best_checkpoint_step"] == kept["step"]
     assert metrics["train"]["best_checkpoint_epoch"] == kept["epoch"]
     environment = json.loads((run_dir / "environment.json").read_text())
@@ -152,6 +155,30 @@ def test_metrics_json_contract(make_config):
         assert low <= row["recall"] <= high
         assert f"| {label} | {row['precision']:.4f} [" in report
     assert "`predictions_*.csv`, `model/`." in report
+
+
+def test_a_tie_on_best_metric_keeps_the_checkpoint_with_the_lower_validation_loss(make_config):
+    """On 10 validation examples macro F1 ties from epoch 2 on while the loss still falls:
+    the kept model is the tied one with the lowest validation loss, and it is the model
+    evaluated."""
+    run_dir = run(make_config(training={"epochs": 5}))
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    evals = [r for r in history if "eval_f1_macro" in r]
+    best = max(r["eval_f1_macro"] for r in evals)
+    tied = [r for r in evals if r["eval_f1_macro"] == best]
+    assert len({r["eval_loss"] for r in tied}) > 1  # a tie the loss breaks
+    kept = min(tied, key=lambda r: (r["eval_loss"], r["step"]))
+    assert kept is not tied[0]
+    metrics = _metrics(run_dir)
+    assert metrics["train"]["best_checkpoint_step"] == kept["step"]
+    assert metrics["train"]["best_checkpoint_epoch"] == kept["epoch"]
+    assert metrics["validation"]["loss"] == pytest.approx(kept["eval_loss"], abs=1e-5)
+    report = " ".join((run_dir / "report.md").read_text().split())
+    assert (
+        f"| model evaluated | the best on validation f1_macro ({best:.4f}; of equal scores, "
+        f"the lowest validation loss, {kept['eval_loss']:.4f}), at epoch "
+        f"{int(kept['epoch'])} (step {kept['step']}) |" in report
+    )
 
 
 def test_report_shows_the_configured_level_fractional_epochs_and_no_model(make_config):

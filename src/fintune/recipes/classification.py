@@ -255,14 +255,18 @@ def track(run_dir: Path, config: ExperimentConfig, status: str = "FINISHED", tag
 
 
 def best_checkpoint(state, kept: bool) -> dict[str, Any]:
-    """Which evaluation's model the run kept: its validation best_metric, step and epoch
-    (all None when the last model was kept)."""
+    """Which evaluation's model the run kept (the Trainer's choice, `is_better_checkpoint`):
+    its validation best_metric, validation loss, step and epoch (all None when the last
+    model was kept)."""
     step = state.best_global_step if kept else None
-    epoch = next((r["epoch"] for r in state.log_history if r.get("step") == step), None)
+    evaluation = next(
+        (r for r in state.log_history if r.get("step") == step and "eval_loss" in r), {}
+    )
     return {
         "best_checkpoint_metric": state.best_metric if kept else None,
+        "best_checkpoint_loss": evaluation.get("eval_loss"),
         "best_checkpoint_step": step,
-        "best_checkpoint_epoch": epoch,
+        "best_checkpoint_epoch": evaluation.get("epoch"),
     }
 
 

@@ -135,8 +135,12 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
 def _kept(train: dict, metric: str) -> str:
     if train.get("best_checkpoint_step") is None:
         return "the last (training.load_best_model off)"
+    score = f"{train['best_checkpoint_metric']:.4f}"
+    loss = train.get("best_checkpoint_loss")  # absent in runs made before it was recorded
+    if metric != "loss" and loss is not None:
+        score += f"; of equal scores, the lowest validation loss, {loss:.4f}"
     return (
-        f"the best on validation {metric} ({train['best_checkpoint_metric']:.4f}), at epoch "
+        f"the best on validation {metric} ({score}), at epoch "
         f"{_number(train['best_checkpoint_epoch'])} (step {train['best_checkpoint_step']})"
     )
 

@@ -220,6 +220,36 @@ def counts_positions_from_the_text(model, tokenizer) -> bool:
     return "position_ids" in inspect.signature(base.forward).parameters
 
 
+def is_better_checkpoint(
+    score: float, loss: float, best: tuple[float, float] | None, greater_is_better: bool
+) -> bool:
+    """Whether an evaluation (best_metric score, validation loss) beats the best so far.
+    Small validation sets tie often on accuracy or F1: an exact tie goes to the lower
+    validation loss, then stays with the earlier evaluation."""
+    if best is None:
+        return True
+    if score != best[0]:
+        return score > best[0] if greater_is_better else score < best[0]
+    return loss < best[1]
+
+
+class SelectingTrainer(Trainer):
+    """The Trainer with fintune's checkpoint choice (`is_better_checkpoint`): the one that
+    load_best_model_at_end loads, keeps from rotation, and metrics.json reports."""
+
+    _best: tuple[float, float] | None = None
+
+    def _determine_best_metric(self, metrics: dict[str, float], trial) -> bool:
+        score, loss = metrics[self.args.metric_for_best_model], metrics["eval_loss"]
+        if not is_better_checkpoint(score, loss, self._best, self.args.greater_is_better):
+            return False
+        self._best = (score, loss)
+        self.state.best_metric = score
+        if self.args.save_strategy != "no":
+            self.state.best_global_step = self.state.global_step
+        return True
+
+
 def build_trainer(
     model,
     tokenizer,
@@ -242,7 +272,7 @@ def build_trainer(
     loss = None
     if config.class_weights:
         loss = weighted_loss(class_weights(np.asarray(train["labels"]), num_labels))
-    return Trainer(
+    return SelectingTrainer(
         model=model,
         args=args,
         train_dataset=train,
