@@ -594,8 +594,11 @@ def test_inferred_labels_mixing_ids_and_names_are_named(tmp_path):
         prepare_data(_data(path), 0)
 
 
-@pytest.mark.parametrize("marker", ["NA", "N/A", "nan", "NaN", "null", "None"])
+@pytest.mark.parametrize(
+    "marker", ["NA", "N/A", "nan", "NaN", "null", "None", "none", "NONE", "Null", "na", "#N/A"]
+)
 def test_a_missing_value_marker_as_a_label_is_a_missing_label(tmp_path, marker):
+    """In any case: an export writes Python's None as 'None', a hand-made sheet 'none'."""
     frame = _frame({"negative": 20, "positive": 20})
     frame.loc[4, "label"] = marker
     path = _write(frame, tmp_path / "d.csv")
@@ -609,6 +612,13 @@ def test_a_missing_value_marker_as_a_label_is_a_missing_label(tmp_path, marker):
     _write(frame, path)
     data = prepare_data(_data(path, labels=["negative", "positive", marker]), 0)
     assert data.fingerprint["counts"]["train"]["labels"][marker] > 0
+
+
+def test_a_label_that_only_begins_with_a_marker_is_a_label(tmp_path):
+    frame = _frame({"negative": 20, "positive": 20})
+    frame.loc[:9, "label"] = "None of the above"
+    data = prepare_data(_data(_write(frame, tmp_path / "d.csv")), 0)
+    assert data.labels == ["None of the above", "negative", "positive"]
 
 
 def test_dropping_shared_texts_that_empties_train_says_so(tmp_path):

@@ -27,11 +27,18 @@ from fintune.data.sources import SPLIT_STEMS, read_hub, read_local, read_table
 from fintune.errors import FintuneError, relative_note
 
 ROLES = ("train", "validation", "test")
-# pandas' usual markers of a missing value, kept as text (csv/tsv are read without them):
-# as a label each means "no label", unless data.labels lists it
+# pandas' usual markers of a missing value, kept as text (csv/tsv are read without them),
+# matched whole and in any case ('none', 'NULL'): as a label each means "no label", unless
+# data.labels lists it
 MISSING_MARKERS = frozenset(
-    {"NA", "N/A", "n/a", "#N/A", "<NA>", "nan", "NaN", "null", "NULL", "None"}
+    {"na", "n/a", "#n/a", "#na", "#n/a n/a", "<na>", "nan", "-nan", "null", "none"}
 )
+
+
+def is_missing_marker(value: str, labels: list[str] | None = None) -> bool:
+    """A whole value that marks a missing one, unless `labels` (data.labels) lists it."""
+    key = value.strip().casefold()
+    return key in MISSING_MARKERS and key not in {name.casefold() for name in labels or ()}
 
 
 @dataclass
@@ -49,10 +56,9 @@ class PreparedData:
 def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     frames, known_labels, origin = _read(config)
     frames = _assign_roles(frames, config, origin)
-    missing = MISSING_MARKERS - set(config.labels or ())  # listed in data.labels: a label
     for role, frame in frames.items():
         _check_columns(frame, config, f"{origin}, {role} split")
-        _check_labels_present(frame, config.label_column, f"{origin}, {role} split", missing)
+        _check_labels_present(frame, config.label_column, f"{origin}, {role} split", config.labels)
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column, origin)
     if len(labels) == 1:  # none: no rows, named below
         raise FintuneError(
@@ -213,7 +219,7 @@ def _placeholder_texts(
     found = []
     for role, frame in frames.items():
         for row, text in enumerate(frame[column], start=1):
-            if isinstance(text, str) and text.strip() in MISSING_MARKERS:
+            if isinstance(text, str) and is_missing_marker(text):
                 found.append((text.strip(), f"{origin}, {role} split, {_row(frame, row)}"))
     if not found:
         return None
@@ -331,7 +337,7 @@ def _row(frame: pd.DataFrame, row: int) -> str:
 
 
 def _check_labels_present(
-    frame: pd.DataFrame, column: str, where: str, markers: frozenset[str]
+    frame: pd.DataFrame, column: str, where: str, labels: list[str] | None
 ) -> None:
     for row, value in enumerate(frame[column], start=1):
         if not pd.api.types.is_scalar(value):  # a list or dict; None and pd.NA are scalars
@@ -347,7 +353,7 @@ def _check_labels_present(
             raise FintuneError(
                 f"{where}, {_row(frame, row)}: empty or missing label in column {column!r}"
             )
-        if isinstance(value, str) and value.strip() in markers:
+        if isinstance(value, str) and is_missing_marker(value, labels):
             raise FintuneError(
                 f"{where}, {_row(frame, row)}: empty or missing label in column {column!r} "
                 f"({value!r} marks a missing value; if it is a label, list it in data.labels)"
