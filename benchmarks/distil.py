@@ -284,7 +284,7 @@ def main() -> None:
             for i in range(0, len(recorded), 64)
             for row in plain(
                 **tokenizer(
-                    recorded["text"][i : i + 64].tolist(),
+                    recorded.get("cleaned_text", recorded["text"])[i : i + 64].tolist(),
                     truncation=True,
                     max_length=config.model.max_length,
                     padding=True,

@@ -75,7 +75,8 @@ def main() -> None:
             other = read(run, split)
             if not other["text"].equals(frame["text"]):
                 raise SystemExit(f"{run}: its {split} examples differ from {args.runs[0]}'s")
-    texts = {s: f["text"].tolist() for s, f in frames.items()}
+    # what the models read: the cleaned text of a run with data.cleaning (no cleaner below)
+    texts = {s: f.get("cleaned_text", f["text"]).tolist() for s, f in frames.items()}
     truth = {s: f["label"].to_numpy() for s, f in frames.items()}
 
     def accuracy(predictor: Predictor, split: str) -> float:

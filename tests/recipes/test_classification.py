@@ -221,6 +221,32 @@ def test_odd_texts_and_labels_survive_every_artifact(make_config, tmp_path):
     assert "<!--" not in report.replace("\\<!--", "")  # no comment hides the rest
 
 
+def test_predictions_hold_the_users_text_and_predict_again_as_recorded(make_config, tmp_path):
+    """With data.cleaning on, `text` is the text as the data file has it (fed back to
+    `fintune predict`, it is cleaned once, as in training); `cleaned_text` is what the model
+    read."""
+    from fintune.config.schema import CleaningConfig
+    from fintune.data.clean import make_cleaner
+    from fintune.predict import Predictor
+
+    frame = make_sentences()
+    frame["text"] = [
+        f"<b>{t.upper()}</b>" if i % 2 else t.title() for i, t in enumerate(frame.text)
+    ]
+    path = tmp_path / "shouting.csv"
+    frame.to_csv(path, index=False)
+    cleaning = {"strip_html": True, "lowercase": True}
+    run_dir = run(make_config(data={"path": str(path), "cleaning": cleaning}))
+    predictions = pd.read_csv(run_dir / "predictions_test.csv", dtype=str, keep_default_na=False)
+    assert set(predictions["text"]) <= set(frame["text"])
+    clean = make_cleaner(CleaningConfig(**cleaning))
+    assert list(predictions["cleaned_text"]) == [clean(t) for t in predictions["text"]]
+    again = Predictor.from_run(run_dir)(list(predictions["text"]))
+    assert [p["label"] for p in again] == list(predictions["predicted"])
+    plain = pd.read_csv(run(make_config()) / "predictions_test.csv")
+    assert list(plain.columns) == ["text", "label", "predicted", "confidence"]  # as before
+
+
 def test_validation_and_test_loss_are_the_mean_cross_entropy(make_config):
     run_dir = run(make_config())
     metrics = _metrics(run_dir)

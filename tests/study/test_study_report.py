@@ -40,6 +40,19 @@ def test_the_test_set_is_named_by_its_texts(tmp_path):
     assert d.test_set != a.test_set  # same texts, other labels: not one test set
 
 
+def test_a_cleaned_runs_test_set_is_named_by_the_texts_the_model_read(tmp_path):
+    """Since predictions_test.csv holds the data's own text with the cleaned one beside it,
+    a cleaned run still names its test set as older runs (cleaned text in `text`) did."""
+    older = finished(tmp_path / "old", ["n", "p"], [("x", "n", "n"), ("y", "p", "n")])
+    newer = tmp_path / "new"
+    newer.mkdir()
+    pd.DataFrame(
+        {"text": ["X!", "Y!"], "label": ["n", "p"], "predicted": ["p", "p"]}
+        | {"confidence": [0.9, 0.8], "cleaned_text": ["x", "y"]}
+    ).to_csv(newer / "predictions_test.csv", index=False)
+    assert Finished(Cell({}, {}, None), newer, {"labels": ["n", "p"]}).test_set == older.test_set
+
+
 def test_plot_file_names_stay_short_and_distinct():
     used: set[str] = set()
     assert plot_slug("all cells", used) == "all-cells"

@@ -44,7 +44,8 @@ def is_missing_marker(value: str, labels: list[str] | None = None) -> bool:
 @dataclass
 class PreparedData:
     splits: dict[str, pd.DataFrame]
-    """role -> DataFrame with columns text (str) and label (int id into labels)."""
+    """role -> DataFrame with columns text (str) and label (int id into labels), and, when
+    data.cleaning changed the texts, original_text (the text before cleaning)."""
     labels: list[str]
     report: dict[str, Any] = field(default_factory=dict)
 
@@ -81,6 +82,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     if cleaner:
         emptied = 0
         for role, frame in frames.items():
+            frame["original_text"] = frame["text"]  # the user's, for predictions_*.csv
             frame["text"] = frame["text"].map(cleaner)
             keep = frame["text"].str.len() > 0
             if len(frame) and not keep.any():

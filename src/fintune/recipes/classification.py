@@ -271,14 +271,19 @@ def best_checkpoint(state, kept: bool) -> dict[str, Any]:
 
 
 def write_predictions(path: Path, data: PreparedData, role: str, logits: np.ndarray) -> None:
-    """Per-example predictions, so later comparisons can pair runs on the same examples."""
+    """Per-example predictions, so later comparisons can pair runs on the same examples.
+    `text` is the data's own text, which `fintune predict` takes as it is (cleaning it as
+    the run did); with data.cleaning on, `cleaned_text` is what the model read."""
     probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1).numpy()
     frame = data.splits[role]
-    pd.DataFrame(
-        {
-            "text": frame["text"],
-            "label": [data.labels[i] for i in frame["label"]],
-            "predicted": [data.labels[i] for i in probs.argmax(-1)],
-            "confidence": probs.max(-1).round(6),
-        }
-    ).to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)  # a "\r" in a text stays in it
+    columns = {
+        "text": frame.get("original_text", frame["text"]),
+        "label": [data.labels[i] for i in frame["label"]],
+        "predicted": [data.labels[i] for i in probs.argmax(-1)],
+        "confidence": probs.max(-1).round(6),
+    }
+    if "original_text" in frame:
+        columns["cleaned_text"] = frame["text"]
+    pd.DataFrame(columns).to_csv(
+        path, index=False, quoting=csv.QUOTE_NONNUMERIC
+    )  # a "\r" in a text stays in it

@@ -73,7 +73,8 @@ class Finished:
         """Names the run's test examples and their labels: runs sharing them are resampled
         together."""
         frame = self._predictions
-        examples = "\x00".join(frame["text"] + "\x01" + frame["label"].astype(str))
+        texts = frame.get("cleaned_text", frame["text"])  # as older runs' `text` held it
+        examples = "\x00".join(texts + "\x01" + frame["label"].astype(str))
         return hashlib.sha256(examples.encode()).hexdigest()
 
 
