@@ -226,6 +226,28 @@ def test_utf8_file_with_latin1_bytes_asks_for_an_encoding(tmp_path):
     assert read_table(path, encoding="latin-1")["text"][0] == "Jyväskylä"
 
 
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_a_latin1_byte_deep_in_a_utf8_file_is_named_by_its_line(tmp_path, suffix):
+    """The csv reader decodes in chunks: its error's position was within a chunk (178 for a
+    byte 70,000 bytes in), naming no place in the file."""
+    rows = [("sales rose", "positive")] * 3000 + [("Nestlé sales fell", "negative")]
+    path = tmp_path / f"d.{suffix}"
+    if suffix == "csv":
+        text = "text,label\n" + "".join(f"{t},{label}\n" for t, label in rows)
+    else:
+        text = "".join(
+            json.dumps({"text": t, "label": lb}, ensure_ascii=False) + "\n" for t, lb in rows
+        )
+    path.write_bytes(text.encode("latin-1"))
+    line, column = (3002, 6) if suffix == "csv" else (3001, 16)
+    with pytest.raises(
+        FintuneError,
+        match=rf"d\.{suffix}, line {line}: not valid utf-8 text \(byte 0xe9 at column {column}\); "
+        "set data.encoding",
+    ):
+        read_table(path)
+
+
 def test_explicit_format_beats_the_suffix(tmp_path):
     path = tmp_path / "d.dat"
     path.write_text("text\tlabel\na\tb\n", encoding="utf-8")

@@ -79,7 +79,7 @@ def read_table(
         # split on newlines only: splitlines() also splits inside texts at U+2028, U+0085 ...
         lines = [line.removesuffix("\r") for line in text.split("\n")]
     except UnicodeDecodeError as err:
-        raise FintuneError(f"{path}: not valid {enc} text ({err}); set data.encoding") from None
+        raise FintuneError(f"{_undecodable(path, enc, err)}; set data.encoding") from None
     except LookupError:
         raise FintuneError(f"data.encoding: unknown encoding {enc!r}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as err:
@@ -90,6 +90,25 @@ def read_table(
         return _fpb(path, lines)
     kept = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
     return _with_lines(pd.DataFrame({"text": [line for _, line in kept]}), [n for n, _ in kept])
+
+
+def _undecodable(path: Path, encoding: str, err: UnicodeDecodeError) -> str:
+    """Where the file stops being `encoding` text, by line and column: the csv reader
+    decodes in chunks, so the error's own position counts from a chunk's start."""
+    codec = _bom_aware(encoding)
+    raw = path.read_bytes()
+    try:
+        raw.decode(codec)
+    except UnicodeDecodeError as whole:
+        if "\n".encode(encoding) == b"\n":  # lines are found by their bytes (not UTF-16)
+            line = raw.count(b"\n", 0, whole.start) + 1
+            start = raw.rfind(b"\n", 0, whole.start) + 1
+            column = len(raw[start : whole.start].decode(codec, errors="replace")) + 1
+            return (
+                f"{path}, line {line}: not valid {encoding} text "
+                f"(byte 0x{raw[whole.start]:02x} at column {column})"
+            )
+    return f"{path}: not valid {encoding} text ({err.reason})"
 
 
 def _bom_aware(encoding: str) -> str:
