@@ -342,6 +342,9 @@ def test_integer_labels_without_names_become_their_ids(tmp_path):
         ([1, 2, 3], None, ["1", "2", "3"]),
         ([-1, 0, 1], ["-1", "0", "1"], ["-1", "0", "1"]),  # given as names
         ([1, 2, 3], ["3", "2", "1"], ["3", "2", "1"]),
+        # a csv's "00" is read as the number 0: still the label "00", wherever it is listed
+        (["00", "01", "02"], ["02", "01", "00"], ["02", "01", "00"]),
+        (["07", "08", "+9"], ["+9", "07", "08"], ["+9", "07", "08"]),
     ],
 )
 def test_integer_labels_that_are_names_map_by_name(tmp_path, values, given, labels):

@@ -326,10 +326,19 @@ def _holds_ids(values: pd.Series) -> bool:
 def _integers_name_labels(frames: dict[str, pd.DataFrame], column: str, labels: list[str]) -> bool:
     """Integer labels that are all names in `labels` ("-1", "0", "1") map by name, else by
     position. Decided over every split at once, so all are read the same way."""
-    names = {
-        str(int(v)) for f in frames.values() if _holds_ids(f[column]) for v in f[column].unique()
-    }
-    return bool(names) and names <= set(labels)
+    names = {int(v) for f in frames.values() if _holds_ids(f[column]) for v in f[column].unique()}
+    return bool(names) and names <= set(_numbered(labels))
+
+
+def _numbered(labels: list[str]) -> dict[int, str]:
+    """The labels that are integers, by their number: a csv reader reads the label "01"
+    as 1, which must still find "01" (the label written "1", if both are listed)."""
+    out: dict[int, str] = {}
+    for name in labels:
+        number = int(name) if re.fullmatch(r"[+-]?\d+", name.strip()) else None
+        if number is not None and (number not in out or str(number) == name):
+            out[number] = name
+    return out
 
 
 def _row(frame: pd.DataFrame, row: int) -> str:
@@ -391,7 +400,8 @@ def _label_ids(
     index = {name: i for i, name in enumerate(labels)}
     as_ids = _holds_ids(values)
     if as_ids and by_name:
-        values, as_ids = values.map(lambda v: str(int(v))), False
+        numbered = _numbered(labels)
+        values, as_ids = values.map(lambda v: numbered[int(v)]), False
     out = []
     for row, value in enumerate(values, start=1):
         if as_ids and 0 <= int(value) < len(labels):
