@@ -459,6 +459,13 @@ def test_cleaning_applies_and_drops_emptied_rows(tmp_path):
     cleaning = {"strip_html": True, "strip_urls": True, "strip_cashtags": True, "lowercase": True}
     data = prepare_data(_data(path, cleaning=cleaning), 0)
     assert data.report["emptied_by_cleaning"] == 1
+    from fintune.data import data_warnings
+
+    (warning,) = data_warnings(data, _data(path, cleaning=cleaning))
+    assert warning == (
+        "1 text is empty after data.cleaning and is left out, such as "
+        "'<b>$AAPL</b> https://x.com': no split trains or evaluates on it"
+    )
     texts = [t for f in data.splits.values() for t in f["text"]]
     assert len(texts) == 39 and "shares rose" in texts
     assert all(t == t.lower() and "<" not in t for t in texts)

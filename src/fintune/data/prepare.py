@@ -80,7 +80,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
 
     cleaner = make_cleaner(config.cleaning)
     if cleaner:
-        emptied = 0
+        emptied, example = 0, None
         for role, frame in frames.items():
             frame["original_text"] = frame["text"]  # the user's, for predictions_*.csv
             frame["text"] = frame["text"].map(cleaner)
@@ -91,8 +91,12 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
                     f"rows, source {origin}); check data.cleaning"
                 )
             emptied += int((~keep).sum())
+            if example is None and not keep.all():
+                example = frame["original_text"][~keep].iloc[0]
             frames[role] = frame[keep].reset_index(drop=True)
         report["emptied_by_cleaning"] = emptied
+        if example is not None:
+            report["emptied_example"] = example
 
     frames, report["duplicates"] = _duplicates_and_conflicts(frames, config)
     split_seed = seed if config.split.seed is None else config.split.seed
@@ -121,13 +125,20 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
 
 def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
     """What the report records and a user should hear before training: texts in two splits
-    (leakage) and labels with no training example."""
+    (leakage), texts that cleaning emptied, and labels with no training example."""
     notes = []
     if placeholders := data.report.get("placeholder_texts"):
         notes.append(
             f"{placeholders['count']} texts are only a missing-value marker such as "
             f"{placeholders['text']!r} (first: {placeholders['first']}): they are trained on "
             "as that text; remove those rows if the text is missing"
+        )
+    if emptied := data.report.get("emptied_by_cleaning"):
+        texts = "1 text is" if emptied == 1 else f"{emptied} texts are"
+        notes.append(
+            f"{texts} empty after data.cleaning and {'is' if emptied == 1 else 'are'} left "
+            f"out, such as {data.report['emptied_example']!r}: no split trains or evaluates "
+            f"on {'it' if emptied == 1 else 'them'}"
         )
     fix = (
         "data.duplicates: drop removes them from the earlier split"
