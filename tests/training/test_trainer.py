@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, Trainer
 
 from fintune.models import load_classifier
 from fintune.recipes.classification import run
 from fintune.training.trainer import (
+    SelectingTrainer,
     collator,
     count_prompt_positions,
     count_truncated,
+    is_better_checkpoint,
     training_arguments,
     weighted_loss,
 )
@@ -113,3 +115,15 @@ def test_only_texts_longer_than_max_length_count_as_cut(tiny_bert, tiny_llama, s
     assert count_truncated(texts, tokenizer, 8) == 1
     assert count_truncated(texts, tokenizer, 9) == 0
     assert count_truncated(texts, tokenizer, 7) == 2
+
+
+def test_a_checkpoint_tied_on_best_metric_is_chosen_by_its_validation_loss():
+    assert is_better_checkpoint(0.8, 0.9, None, greater_is_better=True)
+    assert is_better_checkpoint(0.8, 0.9, (0.7, 0.1), greater_is_better=True)
+    assert not is_better_checkpoint(0.6, 0.1, (0.7, 0.9), greater_is_better=True)
+    assert is_better_checkpoint(0.7, 0.5, (0.7, 0.6), greater_is_better=True)  # tie: lower loss
+    assert not is_better_checkpoint(0.7, 0.6, (0.7, 0.6), greater_is_better=True)  # the earlier
+    assert is_better_checkpoint(0.4, 0.4, (0.5, 0.5), greater_is_better=False)  # loss itself
+    # the Trainer still chooses through the method SelectingTrainer overrides
+    assert "_determine_best_metric" in vars(Trainer)
+    assert "_determine_best_metric" in vars(SelectingTrainer)
