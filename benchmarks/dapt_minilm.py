@@ -99,7 +99,7 @@ class MaskedPositionsOnly(torch.nn.Module):
         return {"loss": torch.nn.functional.cross_entropy(logits, labels[masked])}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=float, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=OUT / "minilm-fin")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     set_seed(args.seed)
     started = time.perf_counter()
 

@@ -133,7 +133,7 @@ class Distiller(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, required=True, help="the student's settings")
     parser.add_argument("--teacher", type=Path, required=True, help="a finished run folder")
@@ -151,7 +151,7 @@ def main() -> None:
         help="a fintune config: every text of its data (repeatable)",
     )
     parser.add_argument("--transfer-financebench", type=Path, help="FinanceBench folder")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; a new result never overwrites an earlier one")
     started = time.perf_counter()

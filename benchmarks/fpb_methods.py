@@ -194,14 +194,14 @@ def write_markdown(results: dict, speed: dict | None, env: dict, wall_s: float) 
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument(
         "--render-only", action="store_true", help="rewrite the Markdown from the saved JSON"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.render_only:
         saved = json.loads((OUT / "fpb_methods.json").read_text())
         section = write_markdown(

@@ -21,12 +21,12 @@ from fintune.evaluation.paired import format_p, paired_bootstrap
 TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("baseline", type=Path)
     parser.add_argument("candidate", type=Path)
     parser.add_argument("--split", default="test")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     a, b = (
         pd.read_csv(
             run / f"predictions_{args.split}.csv", dtype=TEXT_COLUMNS, keep_default_na=False

@@ -105,14 +105,14 @@ def label_agreement(url: str, run_dir: Path) -> dict:
     return {"n": len(texts), "same_label": same, "served_accuracy": round(accuracy, 4)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", type=Path, default=None)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"])
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--batch-requests", type=int, default=10_000)
     parser.add_argument("--single-requests", type=int, default=500)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     run_dir = args.run or Path(sorted(glob.glob(str(OUT / "runs" / "*-fpb50-minilm-full")))[-1])
     texts = list(
         pd.read_csv(run_dir / "predictions_test.csv", dtype=TEXT_COLUMNS, keep_default_na=False)[

@@ -55,11 +55,11 @@ def average(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; a soup never overwrites an earlier one")
     torch.manual_seed(0)

@@ -1,0 +1,61 @@
+"""benchmarks/soup.py on finished tiny runs: the soup is the average of its ingredients'
+weights, loads with plain transformers, and its recorded labels are the saved model's."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from tests.benchmarks.conftest import load_script
+
+soup = load_script("soup")
+
+
+@pytest.fixture(scope="module")
+def made_soup(tiny_runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("soups") / "soup"
+    soup.main([*map(str, tiny_runs), "--out", str(out)])
+    return out
+
+
+def test_the_saved_soup_is_the_average_of_the_runs_it_kept(tiny_runs, made_soup):
+    summary = json.loads((made_soup / "soup.json").read_text())
+    kept = [r for r in tiny_runs if r.name in summary["greedy_kept"]]
+    assert summary["greedy"]["ingredients"] == len(kept) >= 1
+    assert summary["uniform"]["ingredients"] == len(tiny_runs)
+    states = [soup.load(r)[0].state_dict() for r in kept]
+    saved = AutoModelForSequenceClassification.from_pretrained(made_soup / "model").state_dict()
+    for key, value in soup.average(states).items():
+        torch.testing.assert_close(saved[key], value, msg=key)
+
+
+def test_the_uniform_soup_averages_every_run():
+    a = {"w": torch.tensor([1.0, 2.0]), "steps": torch.tensor([3])}
+    b = {"w": torch.tensor([3.0, 6.0]), "steps": torch.tensor([5])}
+    averaged = soup.average([a, b])
+    assert averaged["w"].tolist() == [2.0, 4.0]
+    assert averaged["steps"].tolist() == [3]  # not a weight: the first run's
+
+
+def test_the_soup_loads_with_plain_transformers_and_gives_its_recorded_labels(made_soup):
+    model = AutoModelForSequenceClassification.from_pretrained(made_soup / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(made_soup / "model")
+    for split in ("validation", "test"):
+        recorded = pd.read_csv(
+            made_soup / f"predictions_{split}.csv", dtype=str, keep_default_na=False
+        )
+        with torch.inference_mode():
+            logits = model(
+                **tokenizer(recorded["text"].tolist(), padding=True, return_tensors="pt")
+            ).logits
+        again = [model.config.id2label[int(i)] for i in logits.argmax(-1)]
+        assert again == recorded["predicted"].tolist()
+
+
+def test_an_existing_output_folder_is_never_overwritten(tiny_runs, made_soup):
+    with pytest.raises(SystemExit, match="exists"):
+        soup.main([str(tiny_runs[0]), "--out", str(made_soup)])
