@@ -38,7 +38,11 @@ AGREEMENT_FILES = {
 
 
 def probabilities(run: Path, texts: list[str]) -> tuple[np.ndarray, list[str]]:
-    results = Predictor.from_run(run)(texts, batch_size=64)
+    """Class probabilities for texts of a run's predictions_*.csv, which hold the texts
+    after the run's data.cleaning: they are not cleaned a second time."""
+    predictor = Predictor.from_run(run)
+    predictor.cleaner = None
+    results = predictor(texts, batch_size=64)
     labels = list(results[0]["scores"])
     return np.array([[r["scores"][label] for label in labels] for r in results]), labels
 
@@ -57,11 +61,11 @@ def agreement_levels(folder: Path, texts: list[str]) -> list[str]:
     return levels
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--fpb-agreement", type=Path, help="the Financial PhraseBank folder")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(0)
     print(f"{len(args.runs)} runs; torch threads {torch.get_num_threads()}")
 
