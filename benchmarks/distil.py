@@ -6,9 +6,10 @@ soft targets for the student, all-MiniLM-L6-v2 (22.7M), which minimises
 
     alpha * CE(student, label) + (1 - alpha) * T^2 * KL(teacher_T || student_T)
 
-with the training settings of a fintune config (model, split, learning rate, batch size,
-epochs, warmup, weight decay, seed). The student is selected on validation accuracy after
-each epoch and read once on test. Its split must be the teacher's (the data fingerprints
+loaded and trained as `fintune run` loads and trains a config's model (its method must be
+full; every training setting applies but class weights and gradient accumulation), so with
+alpha = 1 it is that run. The student is selected on validation by training.best_metric
+and read once on test. Its split must be the teacher's (the data fingerprints
 are compared), so its test predictions pair sentence by sentence with any run on that split
 (benchmarks/paired_runs.py). Writes a plain transformers model folder, predictions_*.csv
 and summary.json; prints what it measured.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -32,9 +34,8 @@ import torch.nn.functional as F
 from datasets import Dataset
 from transformers import (
     AutoModelForSequenceClassification,
-    AutoTokenizer,
+    EarlyStoppingCallback,
     Trainer,
-    TrainingArguments,
     set_seed,
 )
 
@@ -42,10 +43,11 @@ from fintune.config import load_config
 from fintune.data import prepare_data
 from fintune.evaluation.inference import predict_logits
 from fintune.evaluation.metrics import evaluate_predictions
-from fintune.models.registry import resolve_model
+from fintune.models import load_classifier
 from fintune.predict import Predictor
 from fintune.recipes.classification import write_predictions
 from fintune.run_dir import hardware, package_versions
+from fintune.training.trainer import compute_metrics, training_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,6 +135,22 @@ class Distiller(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
+def refuse_unsupported(config, path: Path) -> None:
+    """Settings this script's loss and output cannot honour stop it before any work."""
+    if config.method.name != "full":
+        raise SystemExit(
+            f"{path}: method.name is {config.method.name}; distil.py trains every weight of "
+            "the student and saves a plain transformers model: use method full"
+        )
+    if config.training.class_weights:
+        raise SystemExit(f"{path}: training.class_weights is not applied by the distil loss")
+    if config.training.gradient_accumulation_steps != 1:
+        raise SystemExit(
+            f"{path}: training.gradient_accumulation_steps must be 1 for distil.py "
+            "(its loss is a mean per batch)"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, required=True, help="the student's settings")
@@ -158,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     config = load_config(args.config)
     training = config.training
+    refuse_unsupported(config, args.config)
     set_seed(config.seed)
 
     data = prepare_data(config.data, config.seed)
@@ -200,8 +219,8 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
 
-    source = resolve_model(config.model.name)
-    tokenizer = AutoTokenizer.from_pretrained(source.name_or_path)
+    set_seed(config.seed)  # the student starts as fintune's run of this config starts
+    model, tokenizer, _ = load_classifier(config, data.labels, device)
 
     def dataset(frame: pd.DataFrame, teacher_logits=None) -> Dataset:
         columns = dict(
@@ -218,56 +237,34 @@ def main(argv: list[str] | None = None) -> None:
         batch = tokenizer.pad(tokens, return_tensors="pt")
         return {**batch, **{k: torch.tensor([r[k] for r in rows]) for k in targets}}
 
-    def accuracy(prediction) -> dict[str, float]:
-        return {
-            "accuracy": float(np.mean(prediction.predictions.argmax(-1) == prediction.label_ids))
-        }
-
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source.name_or_path,
-        num_labels=len(data.labels),
-        id2label=dict(enumerate(data.labels)),
-        label2id={name: i for i, name in enumerate(data.labels)},
-    )
-    arguments = TrainingArguments(
-        output_dir=str(args.out / "checkpoints"),
-        learning_rate=training.learning_rate,
-        per_device_train_batch_size=training.batch_size,
-        per_device_eval_batch_size=training.eval_batch_size,
-        num_train_epochs=args.epochs or training.epochs,
-        warmup_steps=training.warmup_ratio,  # a float is a fraction of the steps
-        weight_decay=training.weight_decay,
-        lr_scheduler_type=training.scheduler,
-        max_grad_norm=training.max_grad_norm,
-        train_sampling_strategy="group_by_length" if training.group_by_length else "random",
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=1,
-        load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
-        logging_steps=50,
-        remove_unused_columns=False,
-        report_to=[],
-        seed=config.seed,
-        use_cpu=device == "cpu",
-    )
+    # fintune's own training arguments: checkpoint choice on training.best_metric, warm-up,
+    # steps, precision; the teacher's column must reach the loss
+    if args.epochs:
+        training = training.model_copy(update={"epochs": args.epochs})
+    arguments = training_arguments(training, args.out / "checkpoints", config.seed, device)
+    arguments.remove_unused_columns = False
+    patience = training.early_stopping_patience
     trainer = Distiller(
         model=model,
         args=arguments,
         train_dataset=dataset(train, soft),
         eval_dataset=dataset(data.splits["validation"]),
         data_collator=collate,
-        compute_metrics=accuracy,
+        compute_metrics=compute_metrics(len(data.labels)),
+        callbacks=[EarlyStoppingCallback(patience)] if patience else None,
         temperature=args.temperature,
         alpha=args.alpha,
     )
     trainer.train()
+    shutil.rmtree(args.out / "checkpoints", ignore_errors=True)  # the model is saved below
 
     results = {}
     for role in ("validation", "test"):
         frame = data.splits[role]
         # not trainer.predict: its loader is length-grouped like training, so permuted
-        logits = predict_logits(trainer.model, tokenizer, dataset(frame), 128, device)
+        logits = predict_logits(
+            trainer.model, tokenizer, dataset(frame), training.eval_batch_size, device
+        )
         results[role] = evaluate_predictions(
             frame["label"].to_numpy(), logits.argmax(-1), data.labels, samples=2000
         )

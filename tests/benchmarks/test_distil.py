@@ -1,0 +1,105 @@
+"""benchmarks/distil.py: the distillation loss, and its alpha = 1 control, which must be
+fintune's own run on the same config."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from fintune.recipes.classification import run
+from tests.benchmarks.conftest import load_script
+from tests.conftest import tiny_run_config
+
+distil = load_script("distil")
+
+
+def _loss(alpha: float, temperature: float, logits, labels, teacher=None):
+    trainer = distil.Distiller.__new__(distil.Distiller)  # the loss needs no Trainer state
+    trainer.temperature, trainer.alpha = temperature, alpha
+    inputs = {"input_ids": torch.zeros(len(labels), 1), "labels": labels}
+    if teacher is not None:
+        inputs["teacher"] = teacher
+    return trainer.compute_loss(lambda **_: SimpleNamespace(logits=logits), inputs)
+
+
+LOGITS = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-1.0, 1.0, 0.0]])
+TEACHER = torch.log_softmax(torch.tensor([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]]), -1)
+LABELS = torch.tensor([0, 2, 1])
+
+
+def _soft(t: float) -> torch.Tensor:
+    """T^2 * KL(teacher_T || student_T), averaged over the batch, written out."""
+    p = torch.softmax(TEACHER / t, -1)
+    log_q = torch.log_softmax(LOGITS / t, -1)
+    return t * t * (p * (p.log() - log_q)).sum(-1).mean()
+
+
+def test_the_loss_mixes_cross_entropy_and_the_tempered_kl_to_the_teacher():
+    ce = F.cross_entropy(LOGITS, LABELS)
+    mixed = _loss(0.3, 2.0, LOGITS, LABELS, TEACHER)
+    torch.testing.assert_close(mixed, 0.3 * ce + 0.7 * _soft(2.0))
+    torch.testing.assert_close(_loss(1.0, 2.0, LOGITS, LABELS, TEACHER), ce)
+    torch.testing.assert_close(_loss(0.0, 4.0, LOGITS, LABELS, TEACHER), _soft(4.0))
+    torch.testing.assert_close(_loss(0.3, 2.0, LOGITS, LABELS), ce)  # evaluation: no teacher
+
+
+def test_transfer_texts_count_only_in_the_teachers_term():
+    unlabelled = torch.tensor([0, -100, -100])
+    ce = F.cross_entropy(LOGITS[:1], LABELS[:1])
+    torch.testing.assert_close(
+        _loss(0.5, 2.0, LOGITS, unlabelled, TEACHER), 0.5 * ce + 0.5 * _soft(2.0)
+    )
+    none = torch.full((3,), -100)
+    torch.testing.assert_close(_loss(0.5, 2.0, LOGITS, none, TEACHER), 0.5 * _soft(2.0))
+
+
+def _config_file(tmp_path, config) -> str:
+    raw = config.model_dump(mode="json")
+    path = tmp_path / "student.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "settings", [{}, {"warmup_steps": 6, "best_metric": "loss", "scheduler": "cosine"}]
+)
+def test_with_alpha_1_it_is_fintunes_own_run(tiny_bert, sentences_file, tmp_path, settings):
+    """The control: no teacher in the loss, so the student must be the run fintune makes
+    from the same config, prediction for prediction, whatever the training settings."""
+    config = tiny_run_config(
+        tiny_bert,
+        sentences_file,
+        tmp_path / "runs",
+        seed=1,
+        data={"split": {"seed": 7}},
+        training={"epochs": 3, "batch_size": 8, "num_threads": 1, **settings},
+    )
+    teacher = run(config)
+    out = tmp_path / "student"
+    argv = ["--config", _config_file(tmp_path, config), "--teacher", str(teacher)]
+    distil.main([*argv, "--out", str(out), "--alpha", "1.0"])
+    for split in ("validation", "test"):
+        ours = pd.read_csv(out / f"predictions_{split}.csv", keep_default_na=False)
+        recipe = pd.read_csv(teacher / f"predictions_{split}.csv", keep_default_na=False)
+        assert ours["predicted"].tolist() == recipe["predicted"].tolist()
+        assert ours["confidence"].tolist() == pytest.approx(recipe["confidence"].tolist(), abs=1e-5)
+    summary = json.loads((out / "summary.json").read_text())
+    n = len(recipe)
+    assert summary["plain_reload_same_test_labels"] == f"{n}/{n}"
+
+
+def test_settings_the_script_cannot_honour_stop_it_first(tiny_runs, tmp_path):
+    config = yaml.safe_load((tiny_runs[2] / "config.yaml").read_text())  # a LoRA run's
+    path = tmp_path / "lora.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "student"
+    argv = ["--config", str(path), "--teacher", str(tiny_runs[0]), "--out", str(out)]
+    with pytest.raises(SystemExit, match="method.name is lora.*use method full"):
+        distil.main(argv)
+    assert not out.exists()
