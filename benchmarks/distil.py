@@ -41,10 +41,11 @@ from transformers import (
 
 from fintune.config import load_config
 from fintune.data import prepare_data
+from fintune.data.clean import make_cleaner
 from fintune.evaluation.inference import predict_logits
 from fintune.evaluation.metrics import evaluate_predictions
 from fintune.models import load_classifier
-from fintune.predict import Predictor
+from fintune.predict import Predictor, prepare
 from fintune.recipes.classification import write_predictions
 from fintune.run_dir import hardware, package_versions
 from fintune.training.trainer import compute_metrics, training_arguments
@@ -74,12 +75,14 @@ def transfer_texts(
     seed: int,
     configs: tuple[Path, ...] = (),
     financebench: Path | None = None,
+    cleaner=None,
 ) -> list[str]:
     """Unlabelled financial texts for the teacher to label: every TAT-QA report sentence of
     6-80 words; `tweets` tweets drawn from TFNS's training split (as tfns_minilm.yaml cuts
     it); every text of each fintune data config in `configs` (all splits, labels dropped);
-    and FinanceBench's evidence-page sentences (as report_sentences picks them). Texts of the
-    student's data are left out."""
+    and FinanceBench's evidence-page sentences (as report_sentences picks them). Each is
+    cleaned as the student's data is (`cleaner`, its data.cleaning); texts of the student's
+    data, and texts cleaning empties, are left out."""
     texts: list[str] = []
     if tatqa is not None:  # every sentence, as round 6 took them: no share of letters asked
         paragraphs = [
@@ -105,7 +108,18 @@ def transfer_texts(
                 for evidence in json.loads(line)["evidence"]
             ]
         texts += report_sentences(pages)
-    return [t for t in dict.fromkeys(texts) if t not in exclude]
+    cleaned = (prepare(t, cleaner) for t in texts)
+    return [t for t in dict.fromkeys(cleaned) if t and t not in exclude]
+
+
+def load_teacher(run: Path, labels: list[str], device: str = "cpu") -> Predictor:
+    """The teacher's predictor for texts already cleaned as the student's data (its split
+    is the teacher's, so is its cleaning): they are not cleaned a second time."""
+    teacher = Predictor.from_run(run, device=device)
+    if teacher.labels != labels:
+        raise SystemExit(f"label order differs: teacher {teacher.labels}, data {labels}")
+    teacher.cleaner = None
+    return teacher
 
 
 class Distiller(Trainer):
@@ -183,9 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     teacher_data = json.loads((args.teacher / "data.json").read_text())
     if teacher_data["fingerprint"]["sha256"] != data.fingerprint["sha256"]:
         raise SystemExit(f"{args.teacher} was trained and tested on another split of the data")
-    teacher = Predictor.from_run(args.teacher, device=device)
-    if teacher.labels != data.labels:
-        raise SystemExit(f"label order differs: teacher {teacher.labels}, data {data.labels}")
+    teacher = load_teacher(args.teacher, data.labels, device)
     train = data.splits["train"]
     clock = time.perf_counter()
     scored = teacher(train["text"].tolist(), batch_size=32)
@@ -204,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         config.seed,
         tuple(args.transfer_config),
         args.transfer_financebench,
+        make_cleaner(config.data.cleaning),
     )
     if extra:
         clock = time.perf_counter()

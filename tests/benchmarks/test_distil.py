@@ -4,6 +4,7 @@ fintune's own run on the same config."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -12,9 +13,12 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from fintune.config import load_config
+from fintune.data import prepare_data
+from fintune.data.clean import make_cleaner
 from fintune.recipes.classification import run
 from tests.benchmarks.conftest import load_script
-from tests.conftest import tiny_run_config
+from tests.conftest import make_sentences, tiny_run_config
 
 distil = load_script("distil")
 
@@ -103,3 +107,38 @@ def test_settings_the_script_cannot_honour_stop_it_first(tiny_runs, tmp_path):
     with pytest.raises(SystemExit, match="method.name is lora.*use method full"):
         distil.main(argv)
     assert not out.exists()
+
+
+def _escaped_data(tmp_path) -> Path:
+    """Sentences ending in an escaped tag, which data.cleaning.strip_html turns into a tag
+    (and a second pass would strip)."""
+    frame = make_sentences()
+    frame["text"] = frame["text"] + " &lt;b&gt;"
+    path = tmp_path / "escaped.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_the_teacher_reads_the_students_texts_as_they_are(tiny_bert, tmp_path):
+    data = _escaped_data(tmp_path)
+    cleaning = {"cleaning": {"strip_html": True}}
+    teacher = run(tiny_run_config(tiny_bert, data, tmp_path / "runs", data=cleaning))
+    recorded = pd.read_csv(teacher / "predictions_test.csv", dtype=str, keep_default_na=False)
+    labels = json.loads((teacher / "metrics.json").read_text())["labels"]
+    scored = distil.load_teacher(teacher, labels)(recorded["text"].tolist())
+    confidences = [r["confidence"] for r in scored]
+    assert confidences == pytest.approx(recorded["confidence"].astype(float).tolist(), abs=1e-5)
+
+
+def test_transfer_texts_are_cleaned_as_the_students_data(tmp_path):
+    data = _escaped_data(tmp_path)
+    raw = {"data": {"path": str(data), "labels": ["negative", "neutral", "positive"]}}
+    path = tmp_path / "raw.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    student = load_config(path, ["data.cleaning.strip_html=true"])
+    own = {t for frame in prepare_data(student.data, 42).splits.values() for t in frame["text"]}
+    cleaner = make_cleaner(student.data.cleaning)
+    # the same texts, cleaned as the student's: nothing is new
+    assert distil.transfer_texts(None, 0, own, 42, (path,), cleaner=cleaner) == []
+    kept = distil.transfer_texts(None, 0, set(), 42, (path,), cleaner=cleaner)
+    assert sorted(kept) == sorted(own)
