@@ -114,3 +114,14 @@ def test_an_architecture_that_cannot_be_built_is_a_clear_error(make_config, monk
     monkeypatch.setattr(AutoModelForSequenceClassification, "from_config", missing)
     with pytest.raises(FintuneError, match="cannot build .*'s architecture: ImportError: This mod"):
         check_architecture(make_config())
+
+
+def test_a_missing_run_model_folder_says_what_makes_it(tmp_path):
+    run = tmp_path / "runs" / "20261121-095832-tfns-minilm+2" / "model"
+    with pytest.raises(FintuneError, match="model of run 'tfns-minilm', which `fintune run`"):
+        resolve_model(str(run))
+    final = tmp_path / "tfns-sweep" / "final" / "20261121-095832-tfns-sweep-final" / "model"
+    with pytest.raises(FintuneError, match="final model of sweep 'tfns-sweep'.*--set model.name"):
+        resolve_model(str(final))
+    with pytest.raises(FintuneError, match=r"directory not found: \S+/elsewhere/model$"):
+        resolve_model(str(tmp_path / "elsewhere" / "model"))

@@ -8,11 +8,12 @@ import difflib
 import importlib
 import importlib.util
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fintune.errors import FintuneError
+from fintune.errors import FintuneError, relative_note
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,9 @@ def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
         return ModelSource(str(path), gguf_file)
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1
     if looks_local:
-        raise FintuneError(f"model.name: directory not found: {path}")
+        raise FintuneError(
+            f"model.name: directory not found: {path}{relative_note(name)}{_run_hint(path)}"
+        )
     if "/" not in name and _resembles_packaged(name):
         known = ", ".join(PACKAGED)
         raise FintuneError(
@@ -124,6 +127,25 @@ def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
             "taken as written)"
         )
     return ModelSource(name, gguf_file, name)  # a hub id: owner/name, or an old bare one
+
+
+RUN_FOLDER = re.compile(r"\d{8}-\d{6}-(?P<name>.+?)(\+\d+)?")
+
+
+def _run_hint(path: Path) -> str:
+    """For a missing folder named like a run's model/ folder: what makes that run."""
+    match = RUN_FOLDER.fullmatch(path.parent.name)
+    if path.name != "model" or match is None:
+        return ""
+    sweep = path.parent.parent.parent.name
+    if path.parent.parent.name == "final" and match["name"] == f"{sweep}-final":
+        made = f"the final model of sweep '{sweep}', which `fintune sweep` on its sweep file"
+    else:
+        made = f"the model of run '{match['name']}', which `fintune run` (or `fintune compare`)"
+    return (
+        f"; it is {made} makes: make that run first, or point model.name at a run of yours "
+        "(--set model.name=RUN_DIR/model)"
+    )
 
 
 def _resembles_packaged(name: str) -> str | None:
