@@ -2,7 +2,7 @@
 from this separate process. Writes p50/p99 latency and throughput to benchmarks/out/.
 
     .venv/bin/python benchmarks/serve_load.py [--precision fp32|bf16|int8] [--requests 10000]
-        [--batch-requests N]
+        [--batch-requests N] [--single-requests 500] [--run RUN_DIR]
 
 Texts are the run's Financial PhraseBank test sentences, cycled. Before the load, all 967
 go through /analyze/batch once and the served labels are compared with the labels the run
@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,17 +41,26 @@ def free_port() -> int:
 
 
 def start_server(run_dir: Path, port: int, precision: str) -> subprocess.Popen:
+    """`fintune serve` on the run; a server that exits or does not answer is an error that
+    gives what it printed."""
     command = [sys.executable, "-m", "fintune.cli", "serve", str(run_dir), "--port", str(port)]
     command += ["--precision", precision]
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("server did not start")
+    # a file, not a pipe: a full pipe would stall the server (which keeps its own handle)
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        for _ in range(300):
+            if process.poll() is not None:
+                break
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    return process
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        process.kill()
+        process.wait()
+        log.seek(0)
+        said = log.read().decode(errors="replace").strip()
+    raise RuntimeError(f"fintune serve {run_dir} did not start: {said or 'no output'}")
 
 
 async def load(url: str, bodies: list[dict], path: str, requests: int, concurrency: int) -> dict:
@@ -99,6 +109,8 @@ def label_agreement(url: str, run_dir: Path) -> dict:
     texts, served = list(recorded["text"]), []
     for i in range(0, len(texts), 64):
         response = httpx.post(url + "/analyze/batch", json={"texts": texts[i : i + 64]}, timeout=60)
+        if response.status_code != 200:
+            raise RuntimeError(f"/analyze/batch, texts {i + 1}-: {response.text}")
         served += [r["label"] for r in response.json()]
     same = int((recorded["predicted"] == served).sum())
     accuracy = float((recorded["label"] == served).mean())
@@ -113,7 +125,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-requests", type=int, default=10_000)
     parser.add_argument("--single-requests", type=int, default=500)
     args = parser.parse_args(argv)
-    run_dir = args.run or Path(sorted(glob.glob(str(OUT / "runs" / "*-fpb50-minilm-full")))[-1])
+    run_dir = args.run
+    if run_dir is None:
+        found = sorted(glob.glob(str(OUT / "runs" / "*-fpb50-minilm-full")))
+        if not found:
+            raise SystemExit(
+                f"no run {OUT / 'runs'}/*-fpb50-minilm-full: run benchmarks/fpb_methods.py "
+                "first, or give --run RUN_DIR"
+            )
+        run_dir = Path(found[-1])
     texts = list(
         pd.read_csv(run_dir / "predictions_test.csv", dtype=TEXT_COLUMNS, keep_default_na=False)[
             "text"
