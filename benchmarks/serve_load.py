@@ -2,11 +2,12 @@
 from this separate process. Writes p50/p99 latency and throughput to benchmarks/out/.
 
     .venv/bin/python benchmarks/serve_load.py [--precision fp32|bf16|int8] [--requests 10000]
-        [--batch-requests N] [--single-requests 500] [--run RUN_DIR]
+        [--batch-requests N] [--single-requests 500] [--run RUN_DIR] [--out DIR]
 
 Texts are the run's Financial PhraseBank test sentences, cycled. Before the load, all 967
 go through /analyze/batch once and the served labels are compared with the labels the run
-recorded at evaluation. Every figure is measured.
+recorded at evaluation. Every figure is measured. Writes DIR/serve_load_<precision>.json
+(default benchmarks/out), never over an earlier one.
 """
 
 from __future__ import annotations
@@ -124,7 +125,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--batch-requests", type=int, default=10_000)
     parser.add_argument("--single-requests", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of the result file")
     args = parser.parse_args(argv)
+    result_file = args.out / f"serve_load_{args.precision}.json"
+    if result_file.exists():
+        raise SystemExit(f"{result_file} exists; move it away or give another --out")
     run_dir = args.run
     if run_dir is None:
         found = sorted(glob.glob(str(OUT / "runs" / "*-fpb50-minilm-full")))
@@ -167,8 +172,8 @@ def main(argv: list[str] | None = None) -> None:
         "server_batching": serving,
         "cpu_cores": os.cpu_count(),
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"serve_load_{args.precision}.json").write_text(json.dumps(result, indent=2))
+    args.out.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 

@@ -1,7 +1,11 @@
-"""Render benchmarks/out/serve_load*.json (from serve_load.py) as a BENCHMARKS.md section."""
+"""Render benchmarks/out/serve_load*.json (from serve_load.py) as a BENCHMARKS.md section.
+
+.venv/bin/python benchmarks/serve_report.py [--out DIR]
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,7 +13,10 @@ OUT = Path(__file__).resolve().parent / "out"
 NAMES = {"/analyze": "single `/analyze`", "/analyze/batch": "`/analyze/batch`, 32 texts"}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of serve_load's files")
+    args = parser.parse_args(argv)
     lines = [
         "## Serving: the MiniLM Financial PhraseBank model over HTTP",
         "",
@@ -25,7 +32,7 @@ def main() -> None:
     ]
     agreement = []
     for precision in ("fp32", "bf16", "int8"):
-        path = OUT / f"serve_load_{precision}.json"
+        path = args.out / f"serve_load_{precision}.json"
         if not path.is_file():
             continue
         result = json.loads(path.read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from tests.benchmarks.conftest import load_script
 
 serve_load = load_script("serve_load")
+serve_report = load_script("serve_report")
 
 
 def test_a_server_that_cannot_start_says_why_at_once(tmp_path, monkeypatch):
@@ -21,3 +23,29 @@ def test_a_server_that_cannot_start_says_why_at_once(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="did not start: error: run directory not found"):
         serve_load.start_server(tmp_path / "no-run", serve_load.free_port(), "fp32")
     assert time.perf_counter() - started < 10  # not after its 300 polls
+
+
+def test_an_earlier_measurement_is_never_overwritten(tiny_runs, tmp_path, monkeypatch):
+    earlier = tmp_path / "serve_load_bf16.json"
+    earlier.write_text("{}")
+    monkeypatch.setattr(serve_load, "start_server", lambda *a: pytest.fail("server started"))
+    with pytest.raises(SystemExit, match="serve_load_bf16.json exists"):
+        serve_load.main(["--run", str(tiny_runs[0]), "--out", str(tmp_path), "--precision", "bf16"])
+    assert earlier.read_text() == "{}"
+
+
+@pytest.mark.slow
+def test_it_loads_a_served_run_and_reports_it(tiny_runs, tmp_path, capsys):
+    argv = ["--run", str(tiny_runs[0]), "--out", str(tmp_path)]
+    serve_load.main([*argv, "--requests", "40", "--batch-requests", "8", "--single-requests", "8"])
+    result = json.loads((tmp_path / "serve_load_fp32.json").read_text())
+    n = result["agreement"]["n"]
+    assert result["agreement"]["same_label"] == n == 24
+    assert [p["errors"] for p in result["phases"]] == [0, 0, 0]
+    with pytest.raises(SystemExit, match="exists"):  # a measurement is never overwritten
+        serve_load.main(argv)
+    capsys.readouterr()
+    serve_report.main(["--out", str(tmp_path)])
+    report = capsys.readouterr().out
+    assert "| `--precision fp32` | single `/analyze` | 1 | 8 | 0 |" in report
+    assert f"recorded label for {n}/{n} test sentences" in report
