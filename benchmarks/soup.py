@@ -3,7 +3,8 @@
 Runs fine-tuned from the same pretrained model on the same data usually lie in one basin,
 so the average of their weights is itself a good model, often better than each of them
 (Wortsman et al., 2022, "Model soups"). Unlike an ensemble it is one model of the same
-size. LoRA runs are merged into their base first.
+size. Ingredients are full, LoRA, DoRA or IA3 runs of one base model and one label order;
+adapters are merged into the base first.
 
     .venv/bin/python benchmarks/soup.py RUN [RUN ...] --out benchmarks/out/soups/NAME
 
@@ -28,11 +29,42 @@ import torch
 
 from fintune.evaluation.metrics import bootstrap_ci
 from fintune.models import load_saved_classifier
-from fintune.models.load import save_classifier
+from fintune.models.load import MODEL_INFO, save_classifier
 from fintune.predict import Predictor
 
 # Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
 TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
+# Methods whose weights fold into the plain model, so runs of them can be averaged.
+MERGEABLE = ("full", "lora", "dora", "ia3")
+
+
+def check_ingredients(runs: list[Path]) -> None:
+    """Before any weights load: each run has a saved model of a method that folds into the
+    plain model, and all were fine-tuned from the same base for the same labels (weights
+    of different bases have nothing to average)."""
+    infos = []
+    for run in runs:
+        path = run / "model" / MODEL_INFO
+        if not path.is_file():
+            raise SystemExit(f"{run}: no saved model ({path} is missing)")
+        infos.append(json.loads(path.read_text()))
+    first = infos[0]
+    for run, info in zip(runs, infos, strict=True):
+        if info["method"] not in MERGEABLE:
+            raise SystemExit(
+                f"{run}: method {info['method']} does not fold into the model's weights; "
+                f"a soup takes runs of {', '.join(MERGEABLE)}"
+            )
+        for key in ("base", "gguf_file", "revision", "labels"):
+            what = "labels" if key == "labels" else "base model"
+            ours, theirs = info.get(key), first.get(key)
+            if key == "base":  # a packaged or hub base is the same wherever it is stored
+                ours, theirs = info.get("hub_id") or ours, first.get("hub_id") or theirs
+            if ours != theirs:
+                raise SystemExit(
+                    f"{run}: its {what} ({ours}) differs from {runs[0]}'s ({theirs}); "
+                    "a soup averages runs fine-tuned from one base for the same labels"
+                )
 
 
 def load(run: Path):
@@ -62,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; a soup never overwrites an earlier one")
+    check_ingredients(args.runs)
     torch.manual_seed(0)
 
     def read(run: Path, split: str) -> pd.DataFrame:

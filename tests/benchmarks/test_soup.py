@@ -10,7 +10,9 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from fintune.recipes.classification import run
 from tests.benchmarks.conftest import load_script
+from tests.conftest import tiny_run_config
 
 soup = load_script("soup")
 
@@ -59,3 +61,26 @@ def test_the_soup_loads_with_plain_transformers_and_gives_its_recorded_labels(ma
 def test_an_existing_output_folder_is_never_overwritten(tiny_runs, made_soup):
     with pytest.raises(SystemExit, match="exists"):
         soup.main([str(tiny_runs[0]), "--out", str(made_soup)])
+
+
+def test_runs_from_another_base_are_refused_before_any_weights_load(
+    tiny_runs, tiny_llama, sentences_file, tmp_path, monkeypatch
+):
+    config = tiny_run_config(
+        tiny_llama, sentences_file, tmp_path / "runs", seed=1, data={"split": {"seed": 7}}
+    )
+    decoder = run(config)
+    monkeypatch.setattr(soup, "load", lambda run: pytest.fail("weights loaded"))
+    out = tmp_path / "soup"
+    with pytest.raises(SystemExit, match="its base model .* differs from"):
+        soup.main([str(tiny_runs[0]), str(decoder), "--out", str(out)])
+    assert not out.exists()
+
+
+def test_runs_whose_method_does_not_fold_into_the_weights_are_refused(
+    make_config, tiny_runs, tmp_path, monkeypatch
+):
+    adapter = run(make_config(method={"name": "adapter"}, training={"num_threads": 1}))
+    monkeypatch.setattr(soup, "load", lambda run: pytest.fail("weights loaded"))
+    with pytest.raises(SystemExit, match="method adapter does not fold"):
+        soup.main([str(tiny_runs[0]), str(adapter), "--out", str(tmp_path / "soup")])
