@@ -1,5 +1,6 @@
 """Benchmark: MiniLM on Financial PhraseBank 50Agree with full, lora, prefix and adapter,
-plus training throughput against a plain Hugging Face Trainer. Writes BENCHMARKS.md.
+plus training throughput against a plain Hugging Face Trainer. Writes the section for
+BENCHMARKS.md to benchmarks/out/fpb_methods.md (and its figures to fpb_methods.json).
 
     .venv/bin/python benchmarks/fpb_methods.py            # all, ~20 min on 2 CPU cores
     .venv/bin/python benchmarks/fpb_methods.py --only full --skip-throughput
