@@ -211,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
         (OUT / "fpb_methods.md").write_text(section)
         print(section)
         return
+    saved = OUT / "fpb_methods.json"
+    if saved.exists():  # the figures behind BENCHMARKS.md; --render-only reads them
+        raise SystemExit(f"{saved} exists; move it away to measure again")
     OUT.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     speed = None if args.skip_throughput else throughput()
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     env = {"packages": package_versions(), "hardware": hardware(device)}
     wall = time.perf_counter() - start
-    (OUT / "fpb_methods.json").write_text(
+    saved.write_text(
         json.dumps(
             {"results": results, "throughput": speed, "env": env, "wall_s": wall},
             indent=2,

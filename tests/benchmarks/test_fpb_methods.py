@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
@@ -66,3 +67,14 @@ def test_texts_are_cut_into_whole_blocks():
     blocks = dapt.blocks(texts, tokenizer, 4, seed=0)
     assert len(blocks) == ids // 4
     assert all(len(b) == 4 for b in blocks["input_ids"])
+
+
+def test_a_new_measurement_never_replaces_the_recorded_one(tmp_path, monkeypatch):
+    """`--only full` used to write its one method over the four-method figures."""
+    recorded = tmp_path / "fpb_methods.json"
+    recorded.write_text('{"results": {}}')
+    monkeypatch.setattr(fpb_methods, "OUT", tmp_path)
+    monkeypatch.setattr(fpb_methods, "run_methods", lambda names: pytest.fail("measured"))
+    with pytest.raises(SystemExit, match="fpb_methods.json exists"):
+        fpb_methods.main(["--only", "full", "--skip-throughput"])
+    assert recorded.read_text() == '{"results": {}}'
