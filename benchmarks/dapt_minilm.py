@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=OUT / "minilm-fin")
     args = parser.parse_args(argv)
+    if args.out.exists():  # fpb_dapt.yaml and tfns_dapt.yaml fine-tune its model/
+        raise SystemExit(f"{args.out} exists; move it away or give another --out")
     set_seed(args.seed)
     started = time.perf_counter()
 

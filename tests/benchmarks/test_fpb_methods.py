@@ -78,3 +78,11 @@ def test_a_new_measurement_never_replaces_the_recorded_one(tmp_path, monkeypatch
     with pytest.raises(SystemExit, match="fpb_methods.json exists"):
         fpb_methods.main(["--only", "full", "--skip-throughput"])
     assert recorded.read_text() == '{"results": {}}'
+
+
+def test_the_adapted_model_is_never_written_over(tmp_path, monkeypatch):
+    out = tmp_path / "minilm-fin"
+    (out / "model").mkdir(parents=True)
+    monkeypatch.setattr(dapt, "corpus", lambda: pytest.fail("pretraining started"))
+    with pytest.raises(SystemExit, match="minilm-fin exists"):
+        dapt.main(["--out", str(out)])
