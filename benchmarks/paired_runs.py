@@ -15,10 +15,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fintune.evaluation.metrics import confusion, metrics_from_confusion
 from fintune.evaluation.paired import format_p, paired_bootstrap
 
 # Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
 TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
+
+
+def read_predictions(run: Path, split: str) -> pd.DataFrame:
+    path = run / f"predictions_{split}.csv"
+    if not path.is_file():
+        raise SystemExit(f"{run}: no predictions_{split}.csv (not a finished run?)")
+    return pd.read_csv(path, dtype=TEXT_COLUMNS, keep_default_na=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,12 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("candidate", type=Path)
     parser.add_argument("--split", default="test")
     args = parser.parse_args(argv)
-    a, b = (
-        pd.read_csv(
-            run / f"predictions_{args.split}.csv", dtype=TEXT_COLUMNS, keep_default_na=False
-        )
-        for run in (args.baseline, args.candidate)
-    )
+    a, b = (read_predictions(run, args.split) for run in (args.baseline, args.candidate))
     if not (a["text"].equals(b["text"]) and a["label"].equals(b["label"])):
         raise SystemExit(f"the two runs' {args.split} examples differ; they cannot be paired")
     labels = sorted(set(a["label"]) | set(a["predicted"]) | set(b["predicted"]))
@@ -42,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     difference = paired_bootstrap([(y, pa)], [(y, pb)], len(labels))
     print(f"{args.split}: n = {len(y)}")
     for name, run, p in (("A", args.baseline, pa), ("B", args.candidate, pb)):
-        print(f"  {name} accuracy {np.mean(p == y):.4f}  {run}")
+        f1 = metrics_from_confusion(confusion(y, p, len(labels)))["f1_macro"]
+        print(f"  {name} accuracy {np.mean(p == y):.4f}  macro-F1 {f1:.4f}  {run}")
     for metric in ("accuracy", "f1_macro"):
         d = difference[metric]
         low, high = d["ci95"]

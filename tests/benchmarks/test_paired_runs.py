@@ -25,8 +25,8 @@ def test_it_pairs_two_runs_and_counts_the_disagreements(tiny_runs, capsys):
     right_a, right_b = pa["predicted"] == pa["label"], pb["predicted"] == pb["label"]
     assert f"test: n = {len(pa)}" in out
     for run_dir in (a, b):
-        accuracy = json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"]
-        assert f"accuracy {accuracy:.4f}  {run_dir}" in out
+        test = json.loads((run_dir / "metrics.json").read_text())["test"]
+        assert f"accuracy {test['accuracy']:.4f}  macro-F1 {test['f1_macro']:.4f}  {run_dir}" in out
     only_a, only_b = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
     assert f"McNemar: {only_a} right only for A, {only_b} only for B" in out
     assert "B - A accuracy:" in out and "B - A f1_macro:" in out
@@ -47,3 +47,8 @@ def test_runs_on_different_examples_are_refused(tiny_runs, tmp_path):
     frame.to_csv(other / "predictions_test.csv", index=False)
     with pytest.raises(SystemExit, match="examples differ; they cannot be paired"):
         paired_runs.main([str(tiny_runs[0]), str(other)])
+
+
+def test_a_folder_without_predictions_is_named(tiny_runs, tmp_path):
+    with pytest.raises(SystemExit, match="no predictions_test.csv"):
+        paired_runs.main([str(tiny_runs[0]), str(tmp_path)])
