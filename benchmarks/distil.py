@@ -191,6 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(args.config)
     training = config.training
     refuse_unsupported(config, args.config)
+    for needed in ("data.json", "metrics.json", "model"):
+        if not (args.teacher / needed).exists():
+            raise SystemExit(f"{args.teacher}: no {needed}; the teacher is a finished run folder")
     set_seed(config.seed)
 
     data = prepare_data(config.data, config.seed)

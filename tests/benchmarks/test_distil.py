@@ -142,3 +142,11 @@ def test_transfer_texts_are_cleaned_as_the_students_data(tmp_path):
     assert distil.transfer_texts(None, 0, own, 42, (path,), cleaner=cleaner) == []
     kept = distil.transfer_texts(None, 0, set(), 42, (path,), cleaner=cleaner)
     assert sorted(kept) == sorted(own)
+
+
+def test_a_teacher_that_is_not_a_finished_run_stops_it_first(tiny_runs, tmp_path, monkeypatch):
+    monkeypatch.setattr(distil, "prepare_data", lambda *a: pytest.fail("data prepared"))
+    config = str(tiny_runs[0] / "config.yaml")
+    argv = ["--config", config, "--teacher", str(tiny_runs[0] / "model")]
+    with pytest.raises(SystemExit, match="no data.json; the teacher is a finished run"):
+        distil.main([*argv, "--out", str(tmp_path / "student")])
