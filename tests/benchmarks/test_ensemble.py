@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fintune.recipes.classification import run
 from tests.benchmarks.conftest import load_script
 from tests.conftest import make_sentences, tiny_run_config
 
@@ -47,8 +48,6 @@ def test_a_runs_probabilities_are_those_it_recorded_even_with_cleaning(
     config = tiny_run_config(
         tiny_bert, data, tmp_path / "runs", data={"cleaning": {"strip_html": True}}
     )
-    from fintune.recipes.classification import run
-
     run_dir = run(config)
     recorded = _predictions(run_dir)
     assert recorded["text"].str.endswith("<b>").all()
@@ -66,3 +65,43 @@ def test_runs_on_different_examples_are_refused(tiny_runs, tmp_path):
     frame.to_csv(other / "predictions_validation.csv", index=False)
     with pytest.raises(SystemExit, match="validation examples differ"):
         ensemble.main([str(tiny_runs[0]), str(other)])
+
+
+def _phrasebank(folder, frame: pd.DataFrame) -> dict[str, str]:
+    """Synthetic nested agreement files in Financial PhraseBank's `sentence@label` format:
+    every fourth sentence in all four, the next in three, and so on; returns each text's
+    level."""
+    folder.mkdir()
+    levels = list(ensemble.AGREEMENT_FILES)  # most agreement first
+    level_of = {text: levels[i % 4] for i, text in enumerate(frame["text"])}
+    for rank, name in enumerate(ensemble.AGREEMENT_FILES.values()):
+        rows = [
+            f"{text}@{label}"
+            for text, label in zip(frame["text"], frame["label"], strict=True)
+            if levels.index(level_of[text]) <= rank
+        ]
+        (folder / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return level_of
+
+
+def test_test_accuracy_by_annotator_agreement(tiny_bert, tmp_path, capsys):
+    frame = make_sentences()
+    level_of = _phrasebank(tmp_path / "fpb", frame)
+    data = {"path": str(tmp_path / "fpb" / "Sentences_50Agree.txt"), "format": "fpb"}
+    run_dir = run(tiny_run_config(tiny_bert, tmp_path, tmp_path / "runs", data=data))
+    test = _predictions(run_dir)
+    assert ensemble.agreement_levels(tmp_path / "fpb", test["text"].tolist()) == [
+        level_of[t] for t in test["text"]
+    ]
+    ensemble.main([str(run_dir), "--fpb-agreement", str(tmp_path / "fpb")])
+    out = capsys.readouterr().out
+    right = test["predicted"] == test["label"]
+    for level in ensemble.AGREEMENT_FILES:
+        mask = test["text"].map(level_of) == level
+        assert f"{level:>7}  n = {mask.sum():4d}  {right[mask].mean():.3f}" in out
+
+
+def test_a_text_that_is_no_phrasebank_sentence_is_named(tmp_path):
+    _phrasebank(tmp_path / "fpb", make_sentences(n_per_label=2))
+    with pytest.raises(SystemExit, match="not a Financial PhraseBank sentence: 'no such'"):
+        ensemble.agreement_levels(tmp_path / "fpb", ["no such"])
