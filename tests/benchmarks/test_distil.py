@@ -150,3 +150,25 @@ def test_a_teacher_that_is_not_a_finished_run_stops_it_first(tiny_runs, tmp_path
     argv = ["--config", config, "--teacher", str(tiny_runs[0] / "model")]
     with pytest.raises(SystemExit, match="no data.json; the teacher is a finished run"):
         distil.main([*argv, "--out", str(tmp_path / "student")])
+
+
+def test_transfer_texts_from_tatqa_and_financebench_files(tmp_path):
+    """Synthetic files in the two sources' formats: every TAT-QA sentence of 6-80 words,
+    FinanceBench's only when most of their words are words of letters."""
+    tatqa = tmp_path / "tatqa"
+    tatqa.mkdir()
+    report = "Revenue grew by 12 % in 2019 . Costs fell. 2019 2018 1,234 5,678 9,012 3,456"
+    documents = [{"paragraphs": [{"text": report}, {"text": "Too short."}]}]
+    (tatqa / "tatqa_dataset_dev.json").write_text(json.dumps(documents))
+    bench = tmp_path / "financebench"
+    bench.mkdir()
+    pages = [
+        "Net income rose sharply over the year. 2019 2018 1,234 5,678 9,012 3,456",
+        None,
+    ]
+    lines = [json.dumps({"evidence": [{"evidence_text_full_page": p} for p in pages]})]
+    (bench / "financebench_open_source.jsonl").write_text("\n".join(lines) + "\n")
+    own = {"Revenue grew by 12 % in 2019 ."}
+    texts = distil.transfer_texts(tatqa, 0, own, 42, financebench=bench)
+    # the student's own text is left out; TAT-QA's number row stays (round 6 took them all)
+    assert texts == ["2019 2018 1,234 5,678 9,012 3,456", "Net income rose sharply over the year."]
