@@ -172,3 +172,23 @@ def test_transfer_texts_from_tatqa_and_financebench_files(tmp_path):
     texts = distil.transfer_texts(tatqa, 0, own, 42, financebench=bench)
     # the student's own text is left out; TAT-QA's number row stays (round 6 took them all)
     assert texts == ["2019 2018 1,234 5,678 9,012 3,456", "Net income rose sharply over the year."]
+
+
+def test_a_student_learns_from_the_teacher_on_transfer_texts(tiny_runs, tmp_path):
+    """Labelled and unlabelled texts in one training set, alpha 0.5: it trains, records
+    its predictions and saves a model that plain transformers reloads to the same labels."""
+    other = tmp_path / "other.csv"
+    make_sentences(n_per_label=20, seed=5).to_csv(other, index=False)
+    transfer = tmp_path / "transfer.yaml"
+    labels = ["negative", "neutral", "positive"]
+    transfer.write_text(yaml.safe_dump({"data": {"path": str(other), "labels": labels}}))
+    config = tmp_path / "student.yaml"
+    config.write_text((tiny_runs[0] / "config.yaml").read_text())
+    out = tmp_path / "student"
+    argv = ["--config", str(config), "--teacher", str(tiny_runs[0]), "--out", str(out)]
+    distil.main([*argv, "--transfer-config", str(transfer), "--epochs", "1"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 < summary["transfer"]["texts"] <= 60
+    n = summary["test"]["n"]
+    assert summary["plain_reload_same_test_labels"] == f"{n}/{n}"
+    assert not (out / "checkpoints").exists()
