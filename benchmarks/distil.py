@@ -35,7 +35,6 @@ from datasets import Dataset
 from transformers import (
     AutoModelForSequenceClassification,
     EarlyStoppingCallback,
-    Trainer,
     set_seed,
 )
 
@@ -48,7 +47,7 @@ from fintune.models import load_classifier
 from fintune.predict import Predictor, prepare
 from fintune.recipes.classification import write_predictions
 from fintune.run_dir import hardware, package_versions
-from fintune.training.trainer import compute_metrics, training_arguments
+from fintune.training.trainer import SelectingTrainer, compute_metrics, training_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,7 +121,7 @@ def load_teacher(run: Path, labels: list[str], device: str = "cpu") -> Predictor
     return teacher
 
 
-class Distiller(Trainer):
+class Distiller(SelectingTrainer):
     """Hard-label cross-entropy mixed with the KL divergence to the teacher at temperature
     T. Evaluation batches carry no teacher: their loss is the plain cross-entropy."""
 

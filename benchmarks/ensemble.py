@@ -25,7 +25,7 @@ from fintune.evaluation.metrics import bootstrap_ci
 from fintune.predict import Predictor
 
 # Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
-TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
+TEXT_COLUMNS = {"text": str, "label": str, "predicted": str, "cleaned_text": str}
 
 # Financial PhraseBank's nested subsets, most agreement first: a sentence's level is the
 # first file that holds it.
@@ -38,13 +38,19 @@ AGREEMENT_FILES = {
 
 
 def probabilities(run: Path, texts: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Class probabilities for texts of a run's predictions_*.csv, which hold the texts
-    after the run's data.cleaning: they are not cleaned a second time."""
+    """Class probabilities for texts as the run's model read them (`model_inputs`): they
+    are not cleaned a second time."""
     predictor = Predictor.from_run(run)
     predictor.cleaner = None
     results = predictor(texts, batch_size=64)
     labels = list(results[0]["scores"])
     return np.array([[r["scores"][label] for label in labels] for r in results]), labels
+
+
+def model_inputs(frame: pd.DataFrame) -> list[str]:
+    """The texts a run's model read: its predictions' cleaned_text after data.cleaning
+    (text holds the data's own), else text."""
+    return frame.get("cleaned_text", frame["text"]).tolist()
 
 
 def agreement_levels(folder: Path, texts: list[str]) -> list[str]:
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             if not other["text"].equals(frame["text"]):
                 raise SystemExit(f"{run}: its {split} examples differ from {args.runs[0]}'s")
-            probs, labels = probabilities(run, texts)
+            probs, labels = probabilities(run, model_inputs(other))
             if members and labels != members[0][1]:
                 raise SystemExit(f"{run}: label order {labels} differs from the first run's")
             members.append((probs, labels))

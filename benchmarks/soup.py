@@ -33,7 +33,7 @@ from fintune.models.load import MODEL_INFO, save_classifier
 from fintune.predict import Predictor
 
 # Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
-TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
+TEXT_COLUMNS = {"text": str, "label": str, "predicted": str, "cleaned_text": str}
 # Methods whose weights fold into the plain model, so runs of them can be averaged.
 MERGEABLE = ("full", "lora", "dora", "ia3")
 

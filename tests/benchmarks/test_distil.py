@@ -125,7 +125,7 @@ def test_the_teacher_reads_the_students_texts_as_they_are(tiny_bert, tmp_path):
     teacher = run(tiny_run_config(tiny_bert, data, tmp_path / "runs", data=cleaning))
     recorded = pd.read_csv(teacher / "predictions_test.csv", dtype=str, keep_default_na=False)
     labels = json.loads((teacher / "metrics.json").read_text())["labels"]
-    scored = distil.load_teacher(teacher, labels)(recorded["text"].tolist())
+    scored = distil.load_teacher(teacher, labels)(recorded["cleaned_text"].tolist())
     confidences = [r["confidence"] for r in scored]
     assert confidences == pytest.approx(recorded["confidence"].astype(float).tolist(), abs=1e-5)
 

@@ -39,8 +39,8 @@ def test_each_run_scores_as_recorded_and_the_ensemble_averages_probabilities(tin
 def test_a_runs_probabilities_are_those_it_recorded_even_with_cleaning(
     tiny_bert, tmp_path, sentences_file
 ):
-    """The texts of predictions_*.csv are already cleaned: cleaning them again changes
-    what the model reads (here an escaped tag, which the second pass strips as a tag)."""
+    """The model read predictions_*.csv's cleaned_text: cleaning it again changes what
+    the model reads (here an escaped tag, which the second pass strips as a tag)."""
     frame = make_sentences()
     frame["text"] = frame["text"] + " &lt;b&gt;"
     data = tmp_path / "escaped.csv"
@@ -50,8 +50,8 @@ def test_a_runs_probabilities_are_those_it_recorded_even_with_cleaning(
     )
     run_dir = run(config)
     recorded = _predictions(run_dir)
-    assert recorded["text"].str.endswith("<b>").all()
-    probs, _ = ensemble.probabilities(run_dir, recorded["text"].tolist())
+    assert recorded["cleaned_text"].str.endswith("<b>").all()
+    probs, _ = ensemble.probabilities(run_dir, ensemble.model_inputs(recorded))
     np.testing.assert_allclose(probs.max(1), recorded["confidence"].astype(float), atol=1e-5)
 
 
