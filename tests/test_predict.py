@@ -180,7 +180,23 @@ def test_predict_command_keeps_a_label_with_a_tab_or_line_break_in_its_field(mon
     """One line of three tab-separated fields per text, whatever a label holds."""
     monkeypatch.setattr(predict, "run_cleaner", lambda run_dir: None)
     answer = [{"label": "up\thausse\nnow", "confidence": 0.5}]
-    monkeypatch.setattr(predict.Predictor, "from_run", lambda run_dir: lambda texts: answer)
+    monkeypatch.setattr(predict.Predictor, "from_run", lambda run_dir, **_: lambda texts: answer)
     result = CliRunner().invoke(app, ["predict", "some-run", "sales rose"])
     assert result.exit_code == 0, result.output
     assert result.stdout == "up\\thausse\\nnow\t0.5000\tsales rose\n"
+
+
+def test_predict_command_takes_the_same_precisions_as_serve(runs, monkeypatch):
+    """`fintune predict` had no --precision: the labels it printed could not be checked
+    against what `serve --precision int8` would answer."""
+    result = CliRunner().invoke(
+        app, ["predict", str(runs["full"]), "--precision", "int8", "sales rose"]
+    )
+    assert result.exit_code == 0, result.output
+    label, confidence, text = result.stdout.rstrip("\n").split("\t")
+    want = Predictor.from_run(runs["full"], device="cpu", precision="int8")(["sales rose"])[0]
+    assert (label, confidence, text) == (want["label"], f"{want['confidence']:.4f}", "sales rose")
+    monkeypatch.setattr(predict, "load_saved_classifier", _forbidden)
+    result = CliRunner().invoke(app, ["predict", str(runs["full"]), "--precision", "fp16", "x"])
+    assert result.exit_code == 2
+    assert "precision must be one of fp32, bf16, int8, not 'fp16'" in result.output

@@ -89,6 +89,14 @@ def run(config: Path, set_: SetOption = None) -> None:
     out.print(f"Finished. Report: {run_dir / 'report.md'}", markup=False)
 
 
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        help="fp32: as evaluated. bf16: faster on CPUs with native bf16 and GPUs, outputs "
+        "move slightly. int8 (CPU): faster, labels can change."
+    ),
+]
+
 LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
@@ -97,13 +105,14 @@ LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 def predict(
     run_dir: Path,
     texts: Annotated[list[str], typer.Argument(help="One or more texts to classify.")],
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Classify texts with a finished run's saved model: label and confidence."""
     _quiet_libraries()
     from fintune.predict import Predictor, prepare_all, run_cleaner
 
     prepare_all(texts, run_cleaner(run_dir))  # an empty text is named before the model loads
-    predictor = Predictor.from_run(run_dir)
+    predictor = Predictor.from_run(run_dir, precision=precision)
     for text, result in zip(texts, predictor(texts), strict=True):
         label = _one_field(result["label"])  # a label may hold a tab or a line break too
         typer.echo(f"{label}\t{result['confidence']:.4f}\t{_one_field(text)}")
@@ -133,13 +142,7 @@ def serve(
         int,
         typer.Option(min=1, help="Most texts per model call, gathered from concurrent requests."),
     ] = 256,
-    precision: Annotated[
-        str,
-        typer.Option(
-            help="fp32: as evaluated. bf16: faster on CPUs with native bf16 and GPUs, outputs "
-            "move slightly. int8 (CPU): faster, labels can change."
-        ),
-    ] = "fp32",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Serve a run's model: HTTP API (/analyze, /analyze/batch, /model, /docs) and a page at /.
 
