@@ -200,3 +200,37 @@ def test_predict_command_takes_the_same_precisions_as_serve(runs, monkeypatch):
     result = CliRunner().invoke(app, ["predict", str(runs["full"]), "--precision", "fp16", "x"])
     assert result.exit_code == 2
     assert "precision must be one of fp32, bf16, int8, not 'fp16'" in result.output
+
+
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_device_chooses_where_the_model_runs(runs, monkeypatch, command):
+    """On a GPU machine the model always went to the GPU: a server could not be kept off a
+    GPU that training needs, and int8 (CPU only) was refused with no way out."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with a GPU
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    loaded_on = []
+
+    def load(folder, device):
+        loaded_on.append(device)
+        raise FintuneError("stop here")
+
+    monkeypatch.setattr(predict, "load_saved_classifier", load)
+    tail = ["sales rose"] if command == "predict" else ["--port", "0"]
+    for options, device in (([], "cuda"), (["--device", "cpu", "--precision", "int8"], "cpu")):
+        result = CliRunner().invoke(app, [command, str(runs["full"]), *options, *tail])
+        assert "stop here" in result.output, result.output
+        assert loaded_on.pop() == device
+    result = CliRunner().invoke(app, [command, str(runs["full"]), "--device", "gpu", *tail])
+    assert result.exit_code == 2
+    assert "device must be one of auto, cpu, cuda, not 'gpu'" in result.output
+    assert not loaded_on
+
+
+def test_device_cuda_without_a_gpu_is_refused_before_loading(runs, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(predict, "load_saved_classifier", _forbidden)
+    result = CliRunner().invoke(app, ["predict", str(runs["full"]), "--device", "cuda", "x"])
+    assert result.exit_code == 2
+    assert "device cuda: no CUDA GPU is visible; use --device cpu or auto" in result.output
+    with pytest.raises(FintuneError, match="no CUDA GPU is visible"):
+        Predictor.from_run(runs["full"], device="cuda")

@@ -96,6 +96,10 @@ PrecisionOption = Annotated[
         "move slightly. int8 (CPU): faster, labels can change."
     ),
 ]
+DeviceOption = Annotated[
+    str,
+    typer.Option(help="auto: the GPU when one is visible, else the CPU. cpu, or cuda."),
+]
 
 LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
@@ -106,13 +110,14 @@ def predict(
     run_dir: Path,
     texts: Annotated[list[str], typer.Argument(help="One or more texts to classify.")],
     precision: PrecisionOption = "fp32",
+    device: DeviceOption = "auto",
 ) -> None:
     """Classify texts with a finished run's saved model: label and confidence."""
     _quiet_libraries()
     from fintune.predict import Predictor, prepare_all, run_cleaner
 
     prepare_all(texts, run_cleaner(run_dir))  # an empty text is named before the model loads
-    predictor = Predictor.from_run(run_dir, precision=precision)
+    predictor = Predictor.from_run(run_dir, device=device, precision=precision)
     for text, result in zip(texts, predictor(texts), strict=True):
         label = _one_field(result["label"])  # a label may hold a tab or a line break too
         typer.echo(f"{label}\t{result['confidence']:.4f}\t{_one_field(text)}")
@@ -143,6 +148,7 @@ def serve(
         typer.Option(min=1, help="Most texts per model call, gathered from concurrent requests."),
     ] = 256,
     precision: PrecisionOption = "fp32",
+    device: DeviceOption = "auto",
 ) -> None:
     """Serve a run's model: HTTP API (/analyze, /analyze/batch, /model, /docs) and a page at /.
 
@@ -161,10 +167,12 @@ def serve(
     settings = ServeSettings(
         max_text_chars=max_chars, max_batch_texts=max_batch, micro_batch=micro_batch, api_key=key
     )
-    application = app_for_run(run_dir, settings, precision=precision)
+    application = app_for_run(run_dir, settings, precision=precision, device=device)
     guard = "API key required" if key else "no API key: whoever reaches the port can use the API"
     err.print(
-        f"Serving {run_dir} on http://{host}:{port}  (API docs: /docs; {guard})", markup=False
+        f"Serving {run_dir} on http://{host}:{port}, model on "
+        f"{application.state.device}  (API docs: /docs; {guard})",
+        markup=False,
     )
     uvicorn.run(application, host=host, port=port, log_level="warning")
 

@@ -18,6 +18,8 @@ from fintune.models.load import MODEL_INFO
 
 Precision = Literal["fp32", "bf16", "int8"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[Device, ...] = get_args(Device)
 
 
 class Predictor:
@@ -37,17 +39,22 @@ class Predictor:
 
     @classmethod
     def from_run(
-        cls, run_dir: Path, device: str = "auto", precision: Precision = "fp32"
+        cls, run_dir: Path, device: Device = "auto", precision: Precision = "fp32"
     ) -> Predictor:
         """`precision`: "fp32" computes as the run was evaluated. "bf16" runs the matrix
         products in bfloat16 (autocast; norms and softmax stay fp32): on CPUs with native
         bf16 (AVX512-BF16, AMX) or a GPU it is much faster, and probabilities move a little
         (by at most 0.03 on the foundation benchmark's 967 test sentences).
         "int8" quantises the linear layers (CPU only): faster, and labels can change.
-        Measure agreement with the evaluated model before serving either."""
+        Measure agreement with the evaluated model before serving either.
+        `device`: "auto" is the GPU when one is visible, else the CPU."""
         if precision not in PRECISIONS:
             choices = ", ".join(PRECISIONS)
             raise FintuneError(f"precision must be one of {choices}, not {precision!r}")
+        if device not in DEVICES:
+            raise FintuneError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise FintuneError("device cuda: no CUDA GPU is visible; use --device cpu or auto")
         run_dir = Path(run_dir)
         cleaner = run_cleaner(run_dir)
         device = pick_device(device)
@@ -159,7 +166,9 @@ def _check_precision(precision: Precision, device: str) -> None:
     """Refuse, before loading anything, a precision this device would run slowly or not at all."""
     kind = torch.device(device).type
     if precision == "int8" and kind != "cpu":
-        raise FintuneError("precision int8 is for CPU serving; on a GPU use fp32 or bf16")
+        raise FintuneError(
+            "precision int8 is for CPU serving: add --device cpu, or on a GPU use fp32 or bf16"
+        )
     if precision == "bf16" and kind == "cpu" and not cpu_has_native_bf16():
         raise FintuneError(
             "precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so bf16 "

@@ -130,6 +130,7 @@ def test_model_describes_the_run(client, run_dir, tiny_bert):
     assert body["backbone"] == str(tiny_bert)
     assert body["method"] == "full"
     assert body["precision"] == "fp32"
+    assert body["device"] == "cpu"
     assert body["labels"] == LABELS == metrics["labels"]
     test = metrics["test"]
     assert body["test"]["n"] == test["n"]

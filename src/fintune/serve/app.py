@@ -32,7 +32,7 @@ from fintune.errors import FintuneError
 from fintune.serve.batcher import MicroBatcher
 
 if TYPE_CHECKING:
-    from fintune.predict import Precision
+    from fintune.predict import Device, Precision
 
 OPEN_PATHS = {"/health", "/", "/static/app.js", "/static/style.css"}
 STATIC_TYPES = {"app.js": "text/javascript", "style.css": "text/css"}
@@ -256,12 +256,17 @@ def _static(name: str) -> str:
 
 
 def app_for_run(
-    run_dir: Path, settings: ServeSettings | None = None, precision: Precision = "fp32"
+    run_dir: Path,
+    settings: ServeSettings | None = None,
+    precision: Precision = "fp32",
+    device: Device = "auto",
 ) -> FastAPI:
     from fintune.predict import Predictor
 
     settings = settings or ServeSettings(api_key=os.environ.get("FINTUNE_API_KEY") or None)
     summary = run_summary(Path(run_dir))  # before loading: a broken folder fails fast
-    predictor = Predictor.from_run(run_dir, precision=precision)
-    summary["precision"] = predictor.precision
-    return create_app(predictor, summary, settings, prepare=predictor.prepare)
+    predictor = Predictor.from_run(run_dir, device=device, precision=precision)
+    summary["precision"], summary["device"] = predictor.precision, predictor.device
+    application = create_app(predictor, summary, settings, prepare=predictor.prepare)
+    application.state.device = predictor.device
+    return application
