@@ -99,6 +99,8 @@ def test_serve_command_rejects_a_bad_precision_and_micro_batch(runs, monkeypatch
         ("--max-batch", "0"),
         ("--max-chars", "-1"),
         ("--port", "70000"),
+        ("--max-queue", "0"),
+        ("--max-queue", "63"),
     ):
         result = CliRunner().invoke(app, ["serve", str(runs["full"]), option, value])
         assert result.exit_code == 2

@@ -147,6 +147,13 @@ def serve(
         int,
         typer.Option(min=1, help="Most texts per model call, gathered from concurrent requests."),
     ] = 256,
+    max_queue: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Most texts waiting for the model; past it a request gets 503 and Retry-After.",
+        ),
+    ] = 1024,
     precision: PrecisionOption = "fp32",
     device: DeviceOption = "auto",
 ) -> None:
@@ -165,7 +172,11 @@ def serve(
             "FINTUNE_API_KEY is set but empty: give it a key, or unset it to serve without one"
         )
     settings = ServeSettings(
-        max_text_chars=max_chars, max_batch_texts=max_batch, micro_batch=micro_batch, api_key=key
+        max_text_chars=max_chars,
+        max_batch_texts=max_batch,
+        micro_batch=micro_batch,
+        api_key=key,
+        max_queue_texts=max_queue,
     )
     application = app_for_run(run_dir, settings, precision=precision, device=device)
     guard = "API key required" if key else "no API key: whoever reaches the port can use the API"

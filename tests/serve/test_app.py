@@ -4,6 +4,8 @@ manager, so the lifespan starts the micro-batcher), on one tiny trained run."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,7 +16,7 @@ from fastapi.testclient import TestClient
 from fintune.errors import FintuneError
 from fintune.predict import Predictor
 from fintune.recipes.classification import run
-from fintune.serve.app import ServeSettings, app_for_run
+from fintune.serve.app import ServeSettings, app_for_run, create_app
 from tests.conftest import make_sentences, tiny_run_config
 
 LABELS = ["negative", "neutral", "positive"]
@@ -145,6 +147,8 @@ def test_model_describes_the_run(client, run_dir, tiny_bert):
         "largest_batch",
         "mean_batch",
         "model_busy_s",
+        "waiting",
+        "refused",
     }
 
 
@@ -510,3 +514,37 @@ def test_concurrent_requests_are_micro_batched(run_dir, predictor):
     assert serving["largest_batch"] > 1
     assert serving["largest_batch"] <= settings.micro_batch
     assert serving["mean_batch"] > 1
+
+
+def test_a_full_queue_is_a_503_with_retry_after_and_the_server_recovers():
+    gate, started = threading.Event(), threading.Event()
+
+    def slow(texts):
+        started.set()
+        gate.wait(5)
+        return [{"label": "up", "confidence": 1.0, "scores": {"up": 1.0}} for _ in texts]
+
+    summary = {"run": "r", "backbone": "b", "method": "full"}
+    settings = ServeSettings(max_batch_texts=2, micro_batch=2, max_queue_texts=2)
+    app = create_app(slow, summary, settings)
+    with TestClient(app) as c, ThreadPoolExecutor(max_workers=2) as pool:
+        running = pool.submit(c.post, "/analyze", json={"text": "in the model"})
+        assert started.wait(5)
+        queued = pool.submit(c.post, "/analyze/batch", json={"texts": ["a", "b"]})
+        deadline = time.monotonic() + 5
+        while app.state.batcher.stats.waiting < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        busy = c.post("/analyze", json={"text": "one more"})
+        gate.set()
+        assert running.result().status_code == 200 and queued.result().status_code == 200
+        assert c.post("/analyze", json={"text": "later"}).status_code == 200
+        serving = c.get("/model").json()["serving"]
+    assert busy.status_code == 503
+    assert busy.headers["retry-after"] == "1"
+    assert set(busy.json()) == {"error"} and "busy" in busy.json()["error"]
+    assert serving["refused"] == 1 and serving["waiting"] == 0
+
+
+def test_a_queue_smaller_than_a_batch_is_refused():
+    with pytest.raises(FintuneError, match="--max-queue 10 is below --max-batch 64"):
+        ServeSettings(max_queue_texts=10)

@@ -8,7 +8,7 @@ import asyncio
 import threading
 import time
 
-from fintune.serve.batcher import MicroBatcher
+from fintune.serve.batcher import MicroBatcher, ServerBusy
 
 
 class FakeModel:
@@ -310,3 +310,37 @@ def test_the_batcher_can_be_started_again_after_stop():
 
     assert _labels(asyncio.run(once())) == ["AGAIN"]
     assert _labels(asyncio.run(once())) == ["AGAIN"]
+
+
+def test_a_full_queue_refuses_at_once_and_takes_texts_again_once_it_drains():
+    """The queue had no bound: under overload requests piled up in memory until clients
+    gave up, with no signal that the server was saturated."""
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    batcher = MicroBatcher(model, max_batch=2, max_wait_ms=1, max_queue=3)
+
+    async def work():
+        running = asyncio.ensure_future(batcher.submit(["running"]))
+        await asyncio.to_thread(model.started.wait, 5)  # in the model: no longer waiting
+        queued = [asyncio.ensure_future(batcher.submit(texts)) for texts in (["a", "b"], ["c"])]
+        await asyncio.sleep(0.01)
+        refusals = []
+        for texts in (["d"], ["e", "f"]):
+            try:
+                await asyncio.wait_for(batcher.submit(texts), 1)
+            except ServerBusy as error:
+                refusals.append(str(error))
+        waiting = batcher.stats.as_dict()
+        gate.set()
+        answers = await asyncio.gather(running, *queued)
+        after = await batcher.submit(["d", "e", "f"])  # drained: room again
+        return refusals, waiting, answers, after, batcher.stats.as_dict()
+
+    refusals, waiting, answers, after, end = _run(batcher, work)
+    assert len(refusals) == 2
+    assert "busy" in refusals[0] and "3 texts are waiting" in refusals[0], refusals[0]
+    assert waiting["waiting"] == 3 and waiting["refused"] == 2
+    assert [_labels(a) for a in answers] == [["RUNNING"], ["A", "B"], ["C"]]
+    assert _labels(after) == ["D", "E", "F"]
+    assert end["waiting"] == 0 and end["refused"] == 2
+    assert ["d"] not in model.batches, "a refused text reached the model"

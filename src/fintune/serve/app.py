@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fintune.errors import FintuneError
-from fintune.serve.batcher import MicroBatcher
+from fintune.serve.batcher import MicroBatcher, ServerBusy
 
 if TYPE_CHECKING:
     from fintune.predict import Device, Precision
@@ -48,6 +48,16 @@ class ServeSettings:
     micro_batch: int = 256
     max_wait_ms: float = 2.0
     api_key: str | None = None
+    # Texts waiting for the model; past it a request gets 503 at once. 1,024 is 4 model
+    # calls of 256: a few seconds of work for a base-size encoder on a CPU.
+    max_queue_texts: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.max_queue_texts < self.max_batch_texts:
+            raise FintuneError(
+                f"--max-queue {self.max_queue_texts} is below --max-batch "
+                f"{self.max_batch_texts}: a full batch request could never be queued"
+            )
 
     @property
     def max_body_bytes(self) -> int:
@@ -131,7 +141,9 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     """`predict(texts) -> [{"label", "confidence", "scores"}]` is the model, batched inside;
     `prepare(text)` is what the model will read of a text (the run's cleaning), checked
     for emptiness before it joins a batch."""
-    batcher = MicroBatcher(predict, settings.micro_batch, settings.max_wait_ms)
+    batcher = MicroBatcher(
+        predict, settings.micro_batch, settings.max_wait_ms, settings.max_queue_texts
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -165,6 +177,10 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, error: ApiError):
         return JSONResponse({"error": error.message}, status_code=error.status)
+
+    @app.exception_handler(ServerBusy)
+    async def busy(_request: Request, error: ServerBusy):
+        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception):

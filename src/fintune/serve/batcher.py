@@ -5,7 +5,9 @@ Each request puts its texts and a future on a queue. One worker takes what is qu
 already queued, up to `max_batch` texts),
 runs the model once in a worker thread so the event loop stays free, and answers every
 future. Under load, batches grow and throughput with them; alone, a request waits at most
-`max_wait_ms`.
+`max_wait_ms`. At most `max_queue` texts wait for the model: past that, `submit` refuses at
+once (ServerBusy), so an overloaded server says so instead of piling up requests that
+time out.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+
+class ServerBusy(Exception):
+    """The queue is full; the caller should try again shortly."""
 
 
 @dataclass
@@ -30,6 +36,8 @@ class BatchStats:
     texts: int = 0
     largest: int = 0
     busy_s: float = 0.0
+    waiting: int = 0  # texts submitted and not yet in a model call
+    refused: int = 0  # requests refused because the queue was full
 
     def as_dict(self) -> dict:
         return {
@@ -38,6 +46,8 @@ class BatchStats:
             "largest_batch": self.largest,
             "mean_batch": round(self.texts / self.batches, 2) if self.batches else 0.0,
             "model_busy_s": round(self.busy_s, 3),
+            "waiting": self.waiting,
+            "refused": self.refused,
         }
 
 
@@ -47,9 +57,10 @@ class MicroBatcher:
         predict: Callable[[list[str]], list[dict]],
         max_batch: int = 32,
         max_wait_ms: float = 2,
+        max_queue: int = 1024,
     ):
         self.predict = predict
-        self.max_batch = max_batch
+        self.max_batch, self.max_queue = max_batch, max_queue
         self.max_wait_s = max_wait_ms / 1000
         self.stats = BatchStats()
         self._queue: asyncio.Queue[_Job] | None = None
@@ -62,6 +73,7 @@ class MicroBatcher:
         self._queue = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._held = None
+        self.stats.waiting = 0
         self._worker = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -76,12 +88,20 @@ class MicroBatcher:
             waiting.append(self._queue.get_nowait())
         _fail(waiting, RuntimeError("the server is shutting down"))
         self._held = None
+        self.stats.waiting = 0
         if self._executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, texts: list[str]) -> list[dict]:
         if self._queue is None or self._worker is None or self._worker.done():
             raise RuntimeError("the batcher is not running")
+        if self.stats.waiting + len(texts) > self.max_queue:
+            self.stats.refused += 1
+            raise ServerBusy(
+                f"the server is busy: {self.stats.waiting} texts are waiting for the model "
+                f"(the limit is {self.max_queue}); try again shortly"
+            )
+        self.stats.waiting += len(texts)
         future = asyncio.get_running_loop().create_future()
         await self._queue.put(_Job(texts, future))
         return await future
@@ -115,6 +135,7 @@ class MicroBatcher:
                     break
                 jobs.append(job)
                 size += len(job.texts)
+            self.stats.waiting -= size
             await self._answer(jobs, loop)
 
     async def _answer(self, jobs: list[_Job], loop: asyncio.AbstractEventLoop) -> None:
