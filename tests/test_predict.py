@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -236,3 +237,13 @@ def test_device_cuda_without_a_gpu_is_refused_before_loading(runs, monkeypatch):
     assert "device cuda: no CUDA GPU is visible; use --device cpu or auto" in result.output
     with pytest.raises(FintuneError, match="no CUDA GPU is visible"):
         Predictor.from_run(runs["full"], device="cuda")
+
+
+def test_int8_loads_without_torchs_deprecation_warnings(runs):
+    """torch 2.13 warns, on every int8 start, that its eager quantisation is deprecated
+    (a UserWarning users saw, naming internal functions); the README says what it means."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Predictor.from_run(runs["full"], device="cpu", precision="int8")(["sales rose"])
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "deprecated" in m and "quantiz" in m], messages

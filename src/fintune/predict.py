@@ -3,6 +3,7 @@ same truncation)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -159,7 +160,12 @@ def _quantize_int8(model, method: str):
         for name, module in model.named_modules()
         if type(module) is torch.nn.Linear and id(module) not in wrapped
     }
-    return torch.ao.quantization.quantize_dynamic(model, plain, dtype=torch.qint8)
+    with warnings.catch_warnings():
+        # torch 2.13 (pinned) still runs eager int8 and warns on every start that it will
+        # move to torchao; the README says what that means for users
+        warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated", DeprecationWarning)
+        warnings.filterwarnings("ignore", "torch.quantize_per_tensor.*deprecated", UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model, plain, dtype=torch.qint8)
 
 
 def _check_precision(precision: Precision, device: str) -> None:
