@@ -3,6 +3,7 @@ really change the computation; precisions a device can't serve well are refused.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -247,3 +248,34 @@ def test_int8_loads_without_torchs_deprecation_warnings(runs):
         Predictor.from_run(runs["full"], device="cpu", precision="int8")(["sales rose"])
     messages = [str(w.message) for w in caught]
     assert not [m for m in messages if "deprecated" in m and "quantiz" in m], messages
+
+
+DAMAGE = {
+    "empty config": ("config.yaml", "", "config.yaml: not a run's config"),
+    "config not YAML": ("config.yaml", "data: [1", "config.yaml: not valid YAML"),
+    "unknown cleaning key": (
+        "config.yaml",
+        "data:\n  cleaning:\n    bogus: 1\n",
+        "config.yaml: data.cleaning.bogus: Extra inputs are not permitted",
+    ),
+    "weights missing": ("model/model.safetensors", None, "model: cannot load the saved model"),
+    "model info damaged": ("model/fintune_model.json", "{", "model: cannot load the saved model"),
+    "model info wrong": ("model/fintune_model.json", "{}", "model: cannot load the saved model"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
+def test_predict_on_a_damaged_run_names_the_file_without_a_traceback(runs, tmp_path, damage):
+    """An empty or hand-edited config.yaml, or a model folder cut short (a run killed while
+    saving, a partial copy), ended `fintune predict` in a Python traceback."""
+    name, content, words = damage
+    run_dir = tmp_path / "run"
+    shutil.copytree(runs["full"], run_dir)
+    if content is None:
+        (run_dir / name).unlink()
+    else:
+        (run_dir / name).write_text(content)
+    result = CliRunner().invoke(app, ["predict", str(run_dir), "sales rose"])
+    assert result.exit_code == 2, result.output
+    assert f"{run_dir}/{words}" in result.output.replace("\n", ""), result.output
+    assert "Traceback" not in result.output

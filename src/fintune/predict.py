@@ -9,6 +9,7 @@ from typing import Literal, get_args
 
 import torch
 import yaml
+from pydantic import ValidationError
 
 from fintune.config.schema import CleaningConfig
 from fintune.data.clean import make_cleaner
@@ -60,7 +61,13 @@ class Predictor:
         cleaner = run_cleaner(run_dir)
         device = pick_device(device)
         _check_precision(precision, device)
-        model, tokenizer, info = load_saved_classifier(run_dir / "model", device)
+        try:
+            model, tokenizer, info = load_saved_classifier(run_dir / "model", device)
+        except (OSError, ValueError, TypeError) as error:  # a file missing, cut short, edited
+            raise FintuneError(
+                f"{run_dir / 'model'}: cannot load the saved model (is the run complete?): "
+                f"{type(error).__name__}: {error}"
+            ) from None
         if precision == "int8":
             model = _quantize_int8(model, info.method)
         return cls(model, tokenizer, info.labels, info.max_length, cleaner, device, precision)
@@ -112,8 +119,29 @@ def run_cleaner(run_dir: Path):
     """The run's data.cleaning as a function (None when it cleans nothing), after checking
     that the folder is a finished run with a saved model."""
     check_run_dir(run_dir)
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    return make_cleaner(CleaningConfig(**config.get("data", {}).get("cleaning", {})))
+    path = run_dir / "config.yaml"
+    config = read_run_config(run_dir)
+    cleaning = (config.get("data") or {}).get("cleaning") or {}
+    try:
+        return make_cleaner(CleaningConfig.model_validate(cleaning))
+    except ValidationError as error:
+        problems = "; ".join(
+            ".".join(["data.cleaning", *map(str, e["loc"])]) + f": {e['msg']}"
+            for e in error.errors()
+        )
+        raise FintuneError(f"{path}: {problems}") from None
+
+
+def read_run_config(run_dir: Path) -> dict:
+    """The run's config.yaml as a mapping, or an error that names the file."""
+    path = run_dir / "config.yaml"
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise FintuneError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("data") or {}, dict):
+        raise FintuneError(f"{path}: not a run's config (a mapping with data, model, ...)")
+    return config
 
 
 def prepare(text: str, cleaner) -> str:

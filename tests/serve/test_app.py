@@ -4,6 +4,7 @@ manager, so the lifespan starts the micro-batcher), on one tiny trained run."""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -378,12 +379,22 @@ def test_a_text_the_runs_cleaning_empties_is_refused(tmp_path, tiny_bert):
 
 @pytest.mark.parametrize("missing", ["metrics.json", "config.yaml"])
 def test_an_incomplete_run_is_refused_before_the_model_loads(run_dir, tmp_path, missing):
-    import shutil
-
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
     (copy / missing).unlink()
     with pytest.raises(FintuneError, match=f"no {missing}"):
+        app_for_run(copy, ServeSettings())
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("metrics.json", "{"), ("metrics.json", "[]"), ("config.yaml", "")],
+)
+def test_a_damaged_run_is_refused_naming_the_file(run_dir, tmp_path, name, content):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / name).write_text(content)
+    with pytest.raises(FintuneError, match=f"{copy / name}: not a run's"):
         app_for_run(copy, ServeSettings())
 
 

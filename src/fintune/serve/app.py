@@ -21,7 +21,6 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -87,14 +86,21 @@ class ApiError(Exception):
 
 def run_summary(run_dir: Path) -> dict[str, Any]:
     """What /model shows: the run's name, backbone, method, labels, test metrics with CI."""
-    from fintune.predict import check_run_dir
+    from fintune.predict import check_run_dir, read_run_config
 
-    check_run_dir(Path(run_dir))
-    if not (Path(run_dir) / "metrics.json").is_file():
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir)
+    path = run_dir / "metrics.json"
+    if not path.is_file():
         raise FintuneError(f"{run_dir}: no metrics.json (not a finished run)")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    test = metrics.get("test", {})
+    try:
+        metrics = json.loads(path.read_text())
+    except ValueError as error:
+        raise FintuneError(f"{path}: not a run's metrics (not valid JSON: {error})") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("labels"), list):
+        raise FintuneError(f"{path}: not a run's metrics (no list of labels)")
+    config = read_run_config(run_dir)
+    test = metrics.get("test") or {}
     headline = ("accuracy", "f1_macro", "f1_weighted")
     return {
         "run": run_dir.name,
