@@ -279,3 +279,13 @@ def test_predict_on_a_damaged_run_names_the_file_without_a_traceback(runs, tmp_p
     assert result.exit_code == 2, result.output
     assert f"{run_dir}/{words}" in result.output.replace("\n", ""), result.output
     assert "Traceback" not in result.output
+
+
+def test_predict_on_a_file_says_it_is_a_file_not_that_it_is_missing(runs, monkeypatch):
+    monkeypatch.setattr(predict, "load_saved_classifier", _forbidden)
+    config = runs["full"] / "config.yaml"
+    result = CliRunner().invoke(app, ["predict", str(config), "sales rose"])
+    assert result.exit_code == 2
+    assert f"{config} is a file; give a run directory" in result.output.replace("\n", "")
+    result = CliRunner().invoke(app, ["predict", str(runs["full"] / "nowhere"), "sales rose"])
+    assert "run directory not found" in result.output

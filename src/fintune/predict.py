@@ -105,6 +105,8 @@ class Predictor:
 
 def check_run_dir(run_dir: Path) -> None:
     """A finished run with a saved model, or an error that says what the folder is."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FintuneError(f"{run_dir} is a file; give a run directory (runs/<run>)")
     if not run_dir.is_dir():
         raise FintuneError(f"run directory not found: {run_dir}")
     if (run_dir / MODEL_INFO).is_file():
