@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from fintune.errors import FintuneError
 from fintune.predict import Predictor
 from fintune.recipes.classification import run
-from fintune.serve.app import ServeSettings, app_for_run, create_app
+from fintune.serve.app import ServeSettings, app_for_run, create_app, run_summary
 from tests.conftest import make_sentences, tiny_run_config
 
 LABELS = ["negative", "neutral", "positive"]
@@ -151,6 +151,12 @@ def test_model_describes_the_run(client, run_dir, tiny_bert):
         "waiting",
         "refused",
     }
+
+
+def test_model_names_the_run_when_served_from_inside_it(run_dir, monkeypatch):
+    """`cd runs/<run> && fintune serve .` answered /model with an empty run name."""
+    monkeypatch.chdir(run_dir)
+    assert run_summary(Path("."))["run"] == run_dir.name
 
 
 def test_docs_and_openapi(client):

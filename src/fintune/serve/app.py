@@ -103,7 +103,7 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     test = metrics.get("test") or {}
     headline = ("accuracy", "f1_macro", "f1_weighted")
     return {
-        "run": run_dir.name,
+        "run": run_dir.resolve().name,  # "." when served from inside the run
         "name": config.get("name"),
         "backbone": config.get("model", {}).get("name"),
         "method": config.get("method", {}).get("name"),
