@@ -243,7 +243,7 @@ def _json(body) -> dict:
     return {"json": body}
 
 
-def _raw(body: str) -> dict:
+def _raw(body: str | bytes) -> dict:
     return {"content": body, "headers": {"content-type": "application/json"}}
 
 
@@ -264,6 +264,8 @@ BAD = [
         422,
         ["unicode", "ud800"],
     ),
+    ("body not UTF-8", "/analyze", _raw(b'{"text": "sales \xff rose"}'), 400, ["utf-8", "0xff"]),
+    ("a 5000-digit number", "/analyze", _raw('{"text": ' + "9" * 5000 + "}"), 400, ["digits"]),
     (
         "lone surrogate in a batch",
         "/analyze/batch",

@@ -195,8 +195,13 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException):
         # the framework's own 400/404/405 in the API's {"error": ...} shape
+        message = str(error.detail)
+        if error.status_code == 400 and error.__cause__ is not None:
+            # FastAPI's "error parsing the body" for what is not a JSON syntax error:
+            # bytes that are not UTF-8, an integer too long for Python to read
+            message = f"invalid request: the body is not valid JSON ({error.__cause__})"
         return JSONResponse(
-            {"error": str(error.detail)}, status_code=error.status_code, headers=error.headers
+            {"error": message}, status_code=error.status_code, headers=error.headers
         )
 
     @app.exception_handler(RequestValidationError)
