@@ -289,3 +289,22 @@ def test_predict_on_a_file_says_it_is_a_file_not_that_it_is_missing(runs, monkey
     assert f"{config} is a file; give a run directory" in result.output.replace("\n", "")
     result = CliRunner().invoke(app, ["predict", str(runs["full"] / "nowhere"), "sales rose"])
     assert "run directory not found" in result.output
+
+
+def test_serve_on_port_0_says_which_port_it_listens_on(runs, monkeypatch):
+    """--port 0 is allowed (any free port), but the start line said :0 and uvicorn, at
+    log level warning, never says the port it got: the server could not be found."""
+    from types import SimpleNamespace
+
+    import uvicorn
+
+    import fintune.serve.app as serve_app
+
+    served = {}
+    fake = SimpleNamespace(state=SimpleNamespace(device="cpu"))
+    monkeypatch.setattr(serve_app, "app_for_run", lambda *args, **kwargs: fake)
+    monkeypatch.setattr(uvicorn, "run", lambda application, **kwargs: served.update(kwargs))
+    result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert served["port"] > 0
+    assert f"http://127.0.0.1:{served['port']}," in result.output

@@ -165,7 +165,7 @@ def serve(
 
     from fintune.serve.app import ServeSettings, app_for_run
 
-    _check_port(host, port)  # before the model loads, not after
+    port = _check_port(host, port)  # before the model loads, not after
     key = os.environ.get("FINTUNE_API_KEY")
     if key is not None and not key.strip():
         raise FintuneError(
@@ -188,7 +188,9 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
-def _check_port(host: str, port: int) -> None:
+def _check_port(host: str, port: int) -> int:
+    """The port to serve on: `port`, or for 0 a free one the system picks (uvicorn, at
+    log level warning, would never say which it got)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
@@ -199,6 +201,7 @@ def _check_port(host: str, port: int) -> None:
                 f"--port {port}: cannot listen on {host}:{port} ({error.strerror or error}); "
                 "is another server there? Choose another --port"
             ) from None
+        return probe.getsockname()[1]
 
 
 @app.command()
