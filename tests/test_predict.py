@@ -308,3 +308,15 @@ def test_serve_on_port_0_says_which_port_it_listens_on(runs, monkeypatch):
     assert result.exit_code == 0, result.output
     assert served["port"] > 0
     assert f"http://127.0.0.1:{served['port']}," in result.output
+
+
+@pytest.mark.parametrize("key", ["sékret", "key\n", " key", "k\tey"])
+def test_serve_refuses_an_api_key_no_client_can_send_before_the_model_loads(runs, monkeypatch, key):
+    """A key with a non-ASCII character, a line break or an outer space could never match
+    (curl sends it as UTF-8, a browser as Latin-1, HTTP strips outer spaces): every API call
+    got 401 and the start line said a key was required, as if all were well."""
+    monkeypatch.setattr(predict, "load_saved_classifier", _forbidden)
+    monkeypatch.setenv("FINTUNE_API_KEY", key)
+    result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--port", "0"])
+    assert result.exit_code == 2
+    assert "FINTUNE_API_KEY: use printable ASCII" in result.output

@@ -52,6 +52,14 @@ class ServeSettings:
     max_queue_texts: int = 1024
 
     def __post_init__(self) -> None:
+        key = self.api_key
+        if key and (not key.isascii() or not key.isprintable() or key != key.strip()):
+            # curl sends other characters as UTF-8, a browser as Latin-1, and HTTP strips
+            # outer spaces: such a key would never match, and every call would get 401
+            raise FintuneError(
+                "FINTUNE_API_KEY: use printable ASCII with no space at either end (this key "
+                "has other characters, which HTTP clients send differently, so none could match)"
+            )
         if self.max_queue_texts < self.max_batch_texts:
             raise FintuneError(
                 f"--max-queue {self.max_queue_texts} is below --max-batch "
