@@ -259,8 +259,21 @@ DAMAGE = {
         "config.yaml: data.cleaning.bogus: Extra inputs are not permitted",
     ),
     "weights missing": ("model/model.safetensors", None, "model: cannot load the saved model"),
-    "model info damaged": ("model/fintune_model.json", "{", "model: cannot load the saved model"),
-    "model info wrong": ("model/fintune_model.json", "{}", "model: cannot load the saved model"),
+    "model info damaged": (
+        "model/fintune_model.json",
+        "{",
+        "model/fintune_model.json: cannot read the saved model's description",
+    ),
+    "model info wrong": (
+        "model/fintune_model.json",
+        '{"method": "full"}',
+        "model/fintune_model.json: not a saved model's description (needs base, gguf_file",
+    ),
+    "model info missing": (
+        "model/fintune_model.json",
+        None,
+        "model: no saved model here (missing fintune_model.json)",
+    ),
 }
 
 

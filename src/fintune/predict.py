@@ -3,7 +3,9 @@ same truncation)."""
 
 from __future__ import annotations
 
+import json
 import warnings
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -16,7 +18,7 @@ from fintune.data.clean import make_cleaner
 from fintune.errors import FintuneError
 from fintune.evaluation.inference import in_bf16, length_sorted_batches, pads_on_the_left
 from fintune.models import load_saved_classifier, pick_device
-from fintune.models.load import MODEL_INFO
+from fintune.models.load import MODEL_INFO, ModelInfo
 
 Precision = Literal["fp32", "bf16", "int8"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
@@ -61,9 +63,10 @@ class Predictor:
         cleaner = run_cleaner(run_dir)
         device = pick_device(device)
         _check_precision(precision, device)
+        _check_model_info(run_dir / "model" / MODEL_INFO)
         try:
             model, tokenizer, info = load_saved_classifier(run_dir / "model", device)
-        except (OSError, ValueError, TypeError) as error:  # a file missing, cut short, edited
+        except (OSError, ValueError) as error:  # a file missing, cut short, edited
             raise FintuneError(
                 f"{run_dir / 'model'}: cannot load the saved model (is the run complete?): "
                 f"{type(error).__name__}: {error}"
@@ -115,6 +118,25 @@ def check_run_dir(run_dir: Path) -> None:
         raise FintuneError(f"{run_dir}: no model/ folder (not a finished run, or save_model off)")
     if not (run_dir / "config.yaml").is_file():  # it says how the run cleaned texts
         raise FintuneError(f"{run_dir}: no config.yaml (not a complete run directory)")
+
+
+def _check_model_info(path: Path) -> None:
+    """The model's description is JSON with the fields ModelInfo takes, or an error that
+    names the file (ModelInfo(**...) would fail with a bare TypeError)."""
+    if not path.is_file():
+        return  # loading says so
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise FintuneError(f"{path}: cannot read the saved model's description ({error})") from None
+    known = {field.name for field in fields(ModelInfo)}
+    needed = {f.name for f in fields(ModelInfo) if f.default is MISSING}
+    if not isinstance(info, dict) or not needed <= info.keys() or not info.keys() <= known:
+        found = sorted(info) if isinstance(info, dict) else type(info).__name__
+        raise FintuneError(
+            f"{path}: not a saved model's description (needs {', '.join(sorted(needed))}; "
+            f"found {found})"
+        )
 
 
 def run_cleaner(run_dir: Path):
