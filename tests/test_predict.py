@@ -226,8 +226,13 @@ def test_device_chooses_where_the_model_runs(runs, monkeypatch, command):
         assert loaded_on.pop() == device
     result = CliRunner().invoke(app, [command, str(runs["full"]), "--device", "gpu", *tail])
     assert result.exit_code == 2
-    assert "device must be one of auto, cpu, cuda, not 'gpu'" in result.output
+    assert "device must be one of auto, cpu, cuda or cuda:N, not 'gpu'" in result.output
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    result = CliRunner().invoke(app, [command, str(runs["full"]), "--device", "cuda:2", *tail])
+    assert "device cuda:2: only 2 GPU(s) visible, counted from 0" in result.output
     assert not loaded_on
+    result = CliRunner().invoke(app, [command, str(runs["full"]), "--device", "cuda:1", *tail])
+    assert loaded_on == ["cuda:1"], result.output
 
 
 def test_device_cuda_without_a_gpu_is_refused_before_loading(runs, monkeypatch):

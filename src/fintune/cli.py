@@ -98,7 +98,7 @@ PrecisionOption = Annotated[
 ]
 DeviceOption = Annotated[
     str,
-    typer.Option(help="auto: the GPU when one is visible, else the CPU. cpu, or cuda."),
+    typer.Option(help="auto: the GPU when one is visible, else the CPU. cpu, cuda, or cuda:N."),
 ]
 
 LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")

@@ -4,6 +4,7 @@ same truncation)."""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -22,7 +23,7 @@ from fintune.models.load import MODEL_INFO, ModelInfo
 
 Precision = Literal["fp32", "bf16", "int8"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
-Device = Literal["auto", "cpu", "cuda"]
+Device = Literal["auto", "cpu", "cuda"]  # or "cuda:N"
 DEVICES: tuple[Device, ...] = get_args(Device)
 
 
@@ -43,7 +44,7 @@ class Predictor:
 
     @classmethod
     def from_run(
-        cls, run_dir: Path, device: Device = "auto", precision: Precision = "fp32"
+        cls, run_dir: Path, device: Device | str = "auto", precision: Precision = "fp32"
     ) -> Predictor:
         """`precision`: "fp32" computes as the run was evaluated. "bf16" runs the matrix
         products in bfloat16 (autocast; norms and softmax stay fp32): on CPUs with native
@@ -55,10 +56,7 @@ class Predictor:
         if precision not in PRECISIONS:
             choices = ", ".join(PRECISIONS)
             raise FintuneError(f"precision must be one of {choices}, not {precision!r}")
-        if device not in DEVICES:
-            raise FintuneError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
-        if device == "cuda" and not torch.cuda.is_available():
-            raise FintuneError("device cuda: no CUDA GPU is visible; use --device cpu or auto")
+        _check_device(device)
         run_dir = Path(run_dir)
         cleaner = run_cleaner(run_dir)
         device = pick_device(device)
@@ -218,6 +216,18 @@ def _quantize_int8(model, method: str):
         warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated", DeprecationWarning)
         warnings.filterwarnings("ignore", "torch.quantize_per_tensor.*deprecated", UserWarning)
         return torch.ao.quantization.quantize_dynamic(model, plain, dtype=torch.qint8)
+
+
+def _check_device(device: str) -> None:
+    """auto, cpu, cuda, or cuda:N for one GPU of several; a GPU that is not there is refused."""
+    if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
+        raise FintuneError(f"device must be one of {', '.join(DEVICES)} or cuda:N, not {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise FintuneError(f"device {device}: no CUDA GPU is visible; use --device cpu or auto")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise FintuneError(
+            f"device {device}: only {torch.cuda.device_count()} GPU(s) visible, counted from 0"
+        )
 
 
 def _check_precision(precision: Precision, device: str) -> None:
