@@ -338,3 +338,14 @@ def test_serve_refuses_an_api_key_no_client_can_send_before_the_model_loads(runs
     result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--port", "0"])
     assert result.exit_code == 2
     assert "FINTUNE_API_KEY: use printable ASCII" in result.output
+
+
+def test_predict_in_a_model_folder_names_the_run_to_give(runs, monkeypatch):
+    """From inside runs/<run>/model, `fintune predict . TEXT` said to give the run, "."."""
+    monkeypatch.setattr(predict, "load_saved_classifier", _forbidden)
+    monkeypatch.chdir(runs["full"] / "model")
+    result = CliRunner().invoke(app, ["predict", ".", "sales rose"])
+    assert result.exit_code == 2
+    assert f"is a run's model folder; give the run, {runs['full']}" in result.output.replace(
+        "\n", ""
+    )

@@ -111,7 +111,8 @@ def check_run_dir(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise FintuneError(f"run directory not found: {run_dir}")
     if (run_dir / MODEL_INFO).is_file():
-        raise FintuneError(f"{run_dir} is a run's model folder; give the run, {run_dir.parent}")
+        run = run_dir.parent if run_dir.name not in ("", "..") else run_dir.resolve().parent
+        raise FintuneError(f"{run_dir} is a run's model folder; give the run, {run}")
     if not (run_dir / "model").is_dir():
         raise FintuneError(f"{run_dir}: no model/ folder (not a finished run, or save_model off)")
     if not (run_dir / "config.yaml").is_file():  # it says how the run cleaned texts
