@@ -126,3 +126,81 @@ def test_type_click_and_read_the_result(served):
             page.wait_for_function("document.querySelectorAll('#recent li').length >= 3")
             page.screenshot(path=os.environ["FINTUNE_SCREENSHOT"], full_page=True)
         browser.close()
+
+
+STATIC = Path(__file__).resolve().parents[2] / "src" / "fintune" / "serve" / "static"
+
+
+def _page_with(answers: dict):
+    """The page in Chromium with the API answered from `answers` (path -> JSON): no server,
+    no model. Yields the page and the list of dialogs/console errors seen."""
+    from playwright.sync_api import sync_playwright
+
+    files = {"/": "index.html", "/static/app.js": "app.js", "/static/style.css": "style.css"}
+    kinds = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+    def answer(route):
+        path = "/" + route.request.url.split("/", 3)[3].split("?")[0]
+        if path in files:
+            name = files[path]
+            body = (STATIC / name).read_text()
+            return route.fulfill(body=body, content_type=kinds[Path(name).suffix])
+        return route.fulfill(json=answers[path])
+
+    p = sync_playwright().start()
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    page = browser.new_page()
+    seen: list[str] = []
+    page.on("dialog", lambda dialog: (seen.append(dialog.message), dialog.dismiss()))
+    page.route("http://fintune.test/**", answer)
+    page.goto("http://fintune.test/")
+    return p, browser, page, seen
+
+
+MODEL = {
+    "run": "r",
+    "name": "tiny",
+    "backbone": "b",
+    "method": "full",
+    "labels": ["down", "up"],
+    "test": {"n": 10, "accuracy": {"value": 0.9, "ci95": [0.6, 1.0]}},
+}
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")
+def test_the_page_says_when_the_test_figures_are_not_the_served_precisions():
+    """Served in int8, the page showed the fp32 model's test accuracy as if it were the
+    served model's."""
+    p, browser, page, _ = _page_with({"/model": {**MODEL, "precision": "int8"}})
+    try:
+        page.wait_for_function(
+            "!document.getElementById('model-info').textContent.startsWith('Loading')"
+        )
+        info = page.locator("#model-info").inner_text()
+    finally:
+        browser.close()
+        p.stop()
+    assert "test accuracy 90.0%" in info
+    assert "served in int8; the test figures are the fp32 model's" in info
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")
+def test_html_in_a_label_a_text_or_the_model_name_is_shown_never_run():
+    attack = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+    result = {"label": attack, "confidence": 0.9, "scores": {attack: 0.9, "up": 0.1}}
+    answers = {"/model": {**MODEL, "name": attack, "precision": "fp32"}, "/analyze": result}
+    p, browser, page, dialogs = _page_with(answers)
+    try:
+        page.get_by_label("Text to analyse").fill(attack)
+        page.get_by_role("button", name="Analyze").click()
+        page.locator("#result").wait_for(state="visible", timeout=15_000)
+        page.wait_for_timeout(300)
+        label = page.locator("#label").inner_text()
+        recent = page.locator("#recent").inner_text()
+        info = page.locator("#model-info").inner_text()
+        images = page.locator("img").count()
+    finally:
+        browser.close()
+        p.stop()
+    assert dialogs == [] and images == 0
+    assert label == attack and attack[:40] in recent and attack in info

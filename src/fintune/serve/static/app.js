@@ -25,7 +25,11 @@ async function loadModel() {
     const acc = m.test && m.test.accuracy;
     const accText = acc ? `test accuracy ${(acc.value * 100).toFixed(1)}% ` +
       `(95% CI ${(acc.ci95[0] * 100).toFixed(1)}–${(acc.ci95[1] * 100).toFixed(1)}%, n=${m.test.n})` : "";
-    $("model-info").textContent = `Model: ${m.name} (${m.backbone}, ${m.method}) · ${accText}`;
+    // the test figures were measured at fp32: say so when the model is served otherwise
+    const served = m.precision && m.precision !== "fp32"
+      ? ` · served in ${m.precision}; the test figures are the fp32 model's` : "";
+    $("model-info").textContent =
+      `Model: ${m.name} (${m.backbone}, ${m.method}) · ${accText}${served}`;
   } catch (e) {
     $("model-info").textContent = "Model details unavailable: " + e.message;
   }
