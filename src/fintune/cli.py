@@ -148,12 +148,13 @@ def serve(
         typer.Option(min=1, help="Most texts per model call, gathered from concurrent requests."),
     ] = 256,
     max_queue: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
-            help="Most texts waiting for the model; past it a request gets 503 and Retry-After.",
+            help="Most texts waiting for the model; past it a request gets 503 and Retry-After. "
+            "Default: 1024, or --max-batch if larger.",
         ),
-    ] = 1024,
+    ] = None,
     precision: PrecisionOption = "fp32",
     device: DeviceOption = "auto",
 ) -> None:

@@ -567,3 +567,8 @@ def test_a_full_queue_is_a_503_with_retry_after_and_the_server_recovers():
 def test_a_queue_smaller_than_a_batch_is_refused():
     with pytest.raises(FintuneError, match="--max-queue 10 is below --max-batch 64"):
         ServeSettings(max_queue_texts=10)
+
+
+def test_the_default_queue_holds_at_least_one_full_batch_request():
+    assert ServeSettings().max_queue_texts == 1024
+    assert ServeSettings(max_batch_texts=2000).max_queue_texts == 2000

@@ -47,9 +47,10 @@ class ServeSettings:
     micro_batch: int = 256
     max_wait_ms: float = 2.0
     api_key: str | None = None
-    # Texts waiting for the model; past it a request gets 503 at once. 1,024 is 4 model
-    # calls of 256: a few seconds of work for a base-size encoder on a CPU.
-    max_queue_texts: int = 1024
+    # Texts waiting for the model; past it a request gets 503 at once. Default: 1,024 (4
+    # model calls of 256: a few seconds of work for a base-size encoder on a CPU), or one
+    # full batch request if that is larger.
+    max_queue_texts: int | None = None
 
     def __post_init__(self) -> None:
         key = self.api_key
@@ -60,6 +61,8 @@ class ServeSettings:
                 "FINTUNE_API_KEY: use printable ASCII with no space at either end (this key "
                 "has other characters, which HTTP clients send differently, so none could match)"
             )
+        if self.max_queue_texts is None:
+            self.max_queue_texts = max(1024, self.max_batch_texts)
         if self.max_queue_texts < self.max_batch_texts:
             raise FintuneError(
                 f"--max-queue {self.max_queue_texts} is below --max-batch "
