@@ -241,10 +241,12 @@ def _check_precision(precision: Precision, device: str) -> None:
     if precision == "bf16" and kind == "cpu" and not cpu_has_native_bf16():
         raise FintuneError(
             "precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so bf16 "
-            "would be emulated and slower than fp32; serve fp32 or int8"
+            "would be emulated and slower than fp32; use --precision fp32 or int8"
         )
     if precision == "bf16" and kind == "cuda" and not torch.cuda.is_bf16_supported():
-        raise FintuneError("precision bf16: this GPU does not support bfloat16; serve fp32")
+        raise FintuneError(
+            "precision bf16: this GPU does not support bfloat16; use --precision fp32"
+        )
 
 
 def cpu_has_native_bf16() -> bool:
