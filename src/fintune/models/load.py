@@ -68,6 +68,14 @@ def load_tokenizer(source: ModelSource, config: ExperimentConfig):
         raise FintuneError(
             f"model.name: cannot load a tokenizer from {source.name_or_path}: {err}"
         ) from None
+    # a folder without tokenizer files still gives a tokenizer (built from config.json)
+    # whose only tokens are the special ones: every word would be read as unknown
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        raise FintuneError(
+            f"model.name: the tokenizer of {source.name_or_path} has no vocabulary, only "
+            f"{len(tokenizer)} special tokens; is a tokenizer saved there (tokenizer.json, "
+            "vocab.txt, ...)? Save one with tokenizer.save_pretrained into that folder"
+        )
     if tokenizer.pad_token is None:  # decoders (GPT-2, Llama, ...) have none
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer
