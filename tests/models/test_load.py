@@ -3,12 +3,19 @@ the field."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
+import torch
 
 from fintune.errors import FintuneError
-from fintune.models.load import load_tokenizer
+from fintune.models.load import (
+    load_classifier,
+    load_saved_classifier,
+    load_tokenizer,
+    save_classifier,
+)
 from fintune.models.registry import resolve_model
 
 
@@ -22,3 +29,38 @@ def test_a_model_folder_without_tokenizer_files_is_refused(make_config, tiny_ber
     config = make_config(model={"name": str(folder)})
     with pytest.raises(FintuneError, match=r"model.name: .*weights-only.* no vocabulary"):
         load_tokenizer(resolve_model(config.model.name), config)
+
+
+def _logits_padded_and_alone(model, tokenizer, texts: list[str]):
+    from fintune.training.trainer import collator
+
+    model.eval()
+    encoded = [dict(tokenizer(text)) for text in texts]
+    batch = collator(tokenizer, model)(encoded)
+    with torch.no_grad():
+        padded = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        alone = [model(**{k: torch.tensor([v]) for k, v in e.items()}).logits for e in encoded]
+    return padded, torch.cat(alone)
+
+
+def test_a_decoder_whose_config_names_another_pad_token_reads_its_last_real_token(
+    make_config, tiny_llama, tmp_path
+):
+    """The tokenizer has no pad token, so it pads with its end-of-sequence token; the
+    model's config named id 0. The head looks for the last token that is not the config's
+    pad id, so under prefix tuning (padded on the right in training) it read a pad token:
+    training saw other logits (0.15 apart) than evaluation and prediction, which pad nothing."""
+    base = tmp_path / "pad-zero"
+    shutil.copytree(tiny_llama, base)
+    settings = json.loads((base / "config.json").read_text())
+    (base / "config.json").write_text(json.dumps({**settings, "pad_token_id": 0}))
+    config = make_config(model={"name": str(base)}, method={"name": "prefix"})
+    texts = ["sales rose", "the company profit fell in the quarter"]
+    model, tokenizer, info = load_classifier(config, ["negative", "neutral", "positive"], "cpu")
+    padded, alone = _logits_padded_and_alone(model, tokenizer, texts)
+    assert torch.allclose(padded, alone, atol=1e-5)
+
+    save_classifier(model, tokenizer, info, tmp_path / "model")
+    model, tokenizer, _ = load_saved_classifier(tmp_path / "model")
+    padded, alone = _logits_padded_and_alone(model, tokenizer, texts)
+    assert torch.allclose(padded, alone, atol=1e-5)

@@ -119,7 +119,9 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     if is_decoder:
         tokenizer.padding_side = "left"  # the last position is then always a real token
         tokenizer.init_kwargs["padding_side"] = "left"  # saved with it, for plain loads
-    if model.config.pad_token_id is None:
+    # a decoder's head reads the last token that is not the config's pad id: it must be
+    # the id batches are padded with, even where the config names another token
+    if is_decoder or model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if isinstance(method, QLoraMethod):
         from peft import prepare_model_for_kbit_training
@@ -455,6 +457,6 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
 
         # as training did: weights outside the 4-bit layers in float32 (a bfloat16 run's too)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    if model.config.pad_token_id is None:
+    if info.is_decoder or model.config.pad_token_id is None:  # as training set it
         model.config.pad_token_id = pad_token_id
     return model
