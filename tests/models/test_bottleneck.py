@@ -99,3 +99,22 @@ def test_distilbert_pre_classifier_is_part_of_the_head():
         DistilBertConfig(vocab_size=50, dim=32, hidden_dim=64, n_layers=2, n_heads=2)
     )
     assert {"classifier", "pre_classifier"} <= set(head_modules(model))
+
+
+@pytest.mark.parametrize(("factor", "why"), [(3, "does not divide"), (128, "is more than")])
+def test_a_reduction_factor_that_does_not_fit_the_width_is_refused_before_the_run(
+    make_config, factor, why
+):
+    """hidden 64 // 3 made 21-wide adapters, and any factor over 64 a 1-wide one, silently."""
+    from transformers import AutoModelForSequenceClassification
+
+    from fintune.models import check_architecture
+    from fintune.models.methods import apply_method
+
+    config = make_config(method={"name": "adapter", "reduction_factor": factor})
+    pattern = f"method.reduction_factor: {factor} {why} .* 64.* 1, 2, 4, 8, 16, 32"
+    with pytest.raises(FintuneError, match=pattern):
+        check_architecture(config)  # validate, and run before any weights load
+    with pytest.raises(FintuneError, match=pattern):
+        model = AutoModelForSequenceClassification.from_pretrained(config.model.name)
+        apply_method(model, config.method)  # a GGUF base is checked once it has loaded

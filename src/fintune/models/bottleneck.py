@@ -86,6 +86,21 @@ def ffn_output_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
+def check_reduction_factor(model: nn.Module, reduction_factor: int) -> None:
+    """The adapters are width / reduction_factor wide: a factor that does not divide the
+    width would be rounded down unsaid, one above it give a 1-wide adapter."""
+    model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+    for width in sorted({_out_features(module) for _, module in ffn_output_modules(model)}):
+        if reduction_factor <= width and width % reduction_factor == 0:
+            continue
+        why = "is more than" if reduction_factor > width else "does not divide"
+        allowed = ", ".join(str(f) for f in range(1, width + 1) if width % f == 0)
+        raise FintuneError(
+            f"method.reduction_factor: {reduction_factor} {why} the {model_type!r} model's "
+            f"hidden size {width}; choose one of {allowed}"
+        )
+
+
 def add_bottleneck_adapters(
     model: nn.Module, reduction_factor: int, non_linearity: str = "relu", dropout: float = 0.0
 ) -> list[str]:

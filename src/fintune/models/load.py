@@ -17,9 +17,9 @@ from rich.console import Console
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from fintune.config.schema import ExperimentConfig, QLoraMethod
+from fintune.config.schema import AdapterMethod, ExperimentConfig, QLoraMethod
 from fintune.errors import FintuneError
-from fintune.models.bottleneck import load_bottleneck, save_bottleneck
+from fintune.models.bottleneck import check_reduction_factor, load_bottleneck, save_bottleneck
 from fintune.models.methods import apply_method, head_modules, head_prefixes
 from fintune.models.registry import PACKAGED, ModelSource, resolve_model
 
@@ -163,6 +163,8 @@ def check_architecture(config: ExperimentConfig, built: dict | None = None) -> N
         built[key] = _meta_architecture(*key)
     _check_max_length(built[key], config)
     _check_named_modules(built[key], config)
+    if isinstance(config.method, AdapterMethod):
+        check_reduction_factor(built[key], config.method.reduction_factor)
 
 
 def _meta_architecture(name_or_path: str, revision: str | None, trust_remote_code: bool):

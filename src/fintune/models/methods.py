@@ -19,7 +19,11 @@ from fintune.config.schema import (
     PromptMethod,
 )
 from fintune.errors import FintuneError
-from fintune.models.bottleneck import ADAPTER_ATTR, add_bottleneck_adapters
+from fintune.models.bottleneck import (
+    ADAPTER_ATTR,
+    add_bottleneck_adapters,
+    check_reduction_factor,
+)
 
 # Head modules of *ForSequenceClassification models. BERT-style encoders put a pooler
 # (dense + tanh) in front of the classifier, DistilBERT a pre_classifier; both are part of
@@ -63,6 +67,7 @@ def apply_method(
     if isinstance(method, FullMethod):
         return model
     if isinstance(method, AdapterMethod):
+        check_reduction_factor(model, method.reduction_factor)
         add_bottleneck_adapters(
             model, method.reduction_factor, method.non_linearity, method.dropout
         )
