@@ -127,3 +127,26 @@ def test_a_checkpoint_tied_on_best_metric_is_chosen_by_its_validation_loss():
     # the Trainer still chooses through the method SelectingTrainer overrides
     assert "_determine_best_metric" in vars(Trainer)
     assert "_determine_best_metric" in vars(SelectingTrainer)
+
+
+@pytest.mark.parametrize(
+    ("precision", "native_bf16", "message"),
+    [
+        ("fp16", True, "training.precision: fp16 needs a CUDA GPU"),
+        ("bf16", False, "training.precision: bf16 .* no native bfloat16"),
+    ],
+)
+def test_a_precision_the_cpu_cannot_do_is_refused_before_the_model_loads(
+    make_config, monkeypatch, tmp_path, precision, native_bf16, message
+):
+    """fp16 on a CPU trained under emulated float16 autocast, without a word."""
+    from fintune import predict
+    from fintune.errors import FintuneError
+    from fintune.recipes import classification
+
+    monkeypatch.setattr(predict, "cpu_has_native_bf16", lambda: native_bf16)
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    config = make_config(training={"precision": precision, "device": "cpu"})
+    with pytest.raises(FintuneError, match=message):
+        run(config)
+    assert not any(Path(config.output.dir).glob("*"))  # no run directory either

@@ -40,6 +40,7 @@ from fintune.tracking import check_tracking, log_run
 from fintune.training.resources import ResourceMonitor
 from fintune.training.trainer import (
     build_trainer,
+    check_precision,
     count_truncated,
     tokenize,
     training_arguments,
@@ -51,6 +52,7 @@ console = Console(stderr=True, soft_wrap=True)  # paths stay whole in logs and C
 def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
     """Everything that can fail because of the user's input, and nothing expensive."""
     device = pick_device(config.training.device)
+    check_precision(config.training, device)
     resolve_model(config.model.name, config.model.gguf_file)
     check_tracking(config)
     check_output_dir(config)

@@ -115,6 +115,29 @@ def compute_metrics(k: int):
     return compute
 
 
+def check_precision(config: TrainingConfig, device: str) -> None:
+    """A precision the device cannot compute in natively, refused before anything loads:
+    it would be emulated (much slower), or fail once training starts."""
+    if config.precision == "fp16" and device == "cpu":
+        raise FintuneError(
+            "training.precision: fp16 needs a CUDA GPU; on a CPU it is emulated: use fp32, "
+            "or bf16 where the CPU has native bfloat16 (AVX512-BF16 or AMX)"
+        )
+    if config.precision != "bf16":
+        return
+    from fintune.predict import cpu_has_native_bf16
+
+    if device == "cpu" and not cpu_has_native_bf16():
+        raise FintuneError(
+            "training.precision: bf16 on this CPU, which has no native bfloat16 "
+            "(AVX512-BF16 or AMX), would be emulated and slower than fp32; use fp32"
+        )
+    if device == "cuda" and not torch.cuda.is_bf16_supported():
+        raise FintuneError(
+            "training.precision: bf16 is not supported by this GPU; use fp16 or fp32"
+        )
+
+
 def training_arguments(
     config: TrainingConfig, output_dir: Path, seed: int, device: str
 ) -> TrainingArguments:
