@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 
 import pytest
 import torch
 
 from fintune.errors import FintuneError
+from fintune.models import load
 from fintune.models.load import (
+    ModelInfo,
     load_classifier,
     load_saved_classifier,
     load_tokenizer,
@@ -64,3 +67,34 @@ def test_a_decoder_whose_config_names_another_pad_token_reads_its_last_real_toke
     model, tokenizer, _ = load_saved_classifier(tmp_path / "model")
     padded, alone = _logits_padded_and_alone(model, tokenizer, texts)
     assert torch.allclose(padded, alone, atol=1e-5)
+
+
+def test_a_run_whose_model_runs_its_own_code_is_refused_without_running_it(
+    tiny_bert, tmp_path, monkeypatch
+):
+    """save_pretrained copies a trust_remote_code model's code into the run; loading it
+    back was a transformers traceback ('pass trust_remote_code=True')."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_bert, folder)
+    marker = tmp_path / "code-ran"
+    code = f"open({str(marker)!r}, 'w')\nfrom transformers import BertConfig as XConfig\n"
+    (folder / "configuration_x.py").write_text(code)
+    settings = json.loads((folder / "config.json").read_text())
+    settings["model_type"] = "xbert"  # known only to its own code
+    settings["auto_map"] = {"AutoConfig": "configuration_x.XConfig"}
+    (folder / "config.json").write_text(json.dumps(settings))
+    info = ModelInfo("full", str(tiny_bert), None, None, ["a", "b"], 32, "right", False, {})
+    (folder / "fintune_model.json").write_text(
+        json.dumps({**asdict(info), "trust_remote_code": True})
+    )
+    monkeypatch.setattr(load.AutoTokenizer, "from_pretrained", lambda *a, **k: pytest.fail())
+    with pytest.raises(FintuneError, match=r"runs its own code .*configuration_x.XConfig"):
+        load_saved_classifier(folder)  # before the tokenizer, which asks at a terminal
+    assert not marker.exists()
+
+    settings.pop("auto_map")  # a lora run: its base would run the code
+    (folder / "config.json").write_text(json.dumps(settings))
+    lora = {**asdict(info), "method": "lora", "trust_remote_code": True}
+    (folder / "fintune_model.json").write_text(json.dumps(lora))
+    with pytest.raises(FintuneError, match=rf"own code .*the base {tiny_bert}.*=True"):
+        load_saved_classifier(folder)

@@ -379,6 +379,7 @@ def load_saved_classifier(folder: Path, device: str = "cpu"):
     if not info_path.is_file():
         raise FintuneError(f"{folder}: no saved model here (missing {MODEL_INFO})")
     info = ModelInfo(**json.loads(info_path.read_text()))
+    _refuse_own_code(folder, info)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.padding_side = info.padding_side
     if info.method == "full":
@@ -392,6 +393,28 @@ def load_saved_classifier(folder: Path, device: str = "cpu"):
 
             model = PeftModel.from_pretrained(base, folder)
     return model.to(device).eval(), tokenizer, info
+
+
+def _refuse_own_code(folder: Path, info: ModelInfo) -> None:
+    """Loading a saved run never runs a model's own code (model.trust_remote_code): a full
+    run keeps that code beside its weights (config.json's auto_map names it), a tokenizer
+    may name its own, and an adapter run's base would run it. transformers would stop
+    with a traceback, or, at a terminal, ask whether to run it."""
+    named: list[str] = []
+    for name in ("config.json", "tokenizer_config.json"):
+        path = folder / name
+        auto_map = json.loads(path.read_text()).get("auto_map") if path.is_file() else None
+        for value in (auto_map or {}).values():
+            named += [value] if isinstance(value, str) else [v for v in value if v]
+    if info.trust_remote_code and info.method != "full":
+        named.append(f"the base {info.base}")
+    if named:
+        raise FintuneError(
+            f"{folder}: this run's model runs its own code (model.trust_remote_code: "
+            f"{', '.join(sorted(set(named)))}); fintune does not run it for a saved run, so "
+            "it cannot predict or serve it: read that code, then load the model yourself "
+            "with trust_remote_code=True"
+        )
 
 
 def _packaged_again(info: ModelInfo) -> ModelSource | None:
@@ -419,11 +442,6 @@ def _no_cpu_repacking(model) -> None:
 
 
 def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
-    if info.trust_remote_code:  # never run hub code just because a run folder says so
-        raise FintuneError(
-            f"{info.base}: this run's base runs its own model code (model.trust_remote_code); "
-            "fintune does not run it for a saved run: load it yourself with trust_remote_code=True"
-        )
     kwargs: dict[str, Any] = {
         **_label_kwargs(info.labels),
         "ignore_mismatched_sizes": True,  # the trained head is loaded from the run afterwards
