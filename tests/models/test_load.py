@@ -98,3 +98,24 @@ def test_a_run_whose_model_runs_its_own_code_is_refused_without_running_it(
     (folder / "fintune_model.json").write_text(json.dumps(lora))
     with pytest.raises(FintuneError, match=rf"own code .*the base {tiny_bert}.*=True"):
         load_saved_classifier(folder)
+
+
+def test_a_gguf_file_of_an_architecture_transformers_cannot_read_names_the_file_and_the_choices(
+    make_config, tmp_path
+):
+    """The message named the folder, not the file, and not which architectures load."""
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "odd.gguf"
+    writer = gguf.GGUFWriter(str(path), "rwkv7")
+    writer.add_block_count(2)
+    writer.add_tensor("token_embd.weight", np.zeros((10, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    config = make_config(model={"name": str(path)})
+    pattern = r"model.name: .*odd.gguf: GGUF architecture rwkv7 .* one of .*gemma3, .*llama"
+    with pytest.raises(FintuneError, match=pattern):
+        load_tokenizer(resolve_model(config.model.name), config)

@@ -65,9 +65,7 @@ def load_tokenizer(source: ModelSource, config: ExperimentConfig):
             trust_remote_code=config.model.trust_remote_code,
         )
     except (OSError, ValueError) as err:
-        raise FintuneError(
-            f"model.name: cannot load a tokenizer from {source.name_or_path}: {err}"
-        ) from None
+        raise _cannot_load("a tokenizer from ", source, err) from None
     # a folder without tokenizer files still gives a tokenizer (built from config.json)
     # whose only tokens are the special ones: every word would be read as unknown
     if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
@@ -79,6 +77,24 @@ def load_tokenizer(source: ModelSource, config: ExperimentConfig):
     if tokenizer.pad_token is None:  # decoders (GPT-2, Llama, ...) have none
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer
+
+
+def _cannot_load(what: str, source: ModelSource, err: Exception) -> FintuneError:
+    """The error of a failed load, naming the GGUF file where there is one and, for a GGUF
+    architecture transformers cannot read, the ones it can."""
+    where = source.name_or_path
+    if source.gguf_file:
+        where = f"{where.rstrip('/')}/{source.gguf_file}"
+    unknown = re.match(r"GGUF model with architecture (\S+) is not supported", str(err))
+    if unknown:
+        from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+        known = sorted(set(GGUF_SUPPORTED_ARCHITECTURES) - {"general", "tokenizer"})
+        return FintuneError(
+            f"model.name: {where}: GGUF architecture {unknown[1]} is not one transformers "
+            f"can load; it loads GGUF files of one of {', '.join(known)}"
+        )
+    return FintuneError(f"model.name: cannot load {what}{where}: {err}")
 
 
 def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
@@ -109,7 +125,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     except ImportError as err:
         raise FintuneError(f"method {method.name}: cannot run here: {err}") from None
     except (OSError, ValueError) as err:
-        raise FintuneError(f"model.name: cannot load {source.name_or_path}: {err}") from None
+        raise _cannot_load("", source, err) from None
     _drop_gguf_marker(model)
     _check_max_length(model, config)
     _check_named_modules(model, config)
