@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fintune.errors import FintuneError
-from fintune.models import load
+from fintune.models import check_architecture, load
 from fintune.models.load import (
     ModelInfo,
     load_classifier,
@@ -119,3 +119,22 @@ def test_a_gguf_file_of_an_architecture_transformers_cannot_read_names_the_file_
     pattern = r"model.name: .*odd.gguf: GGUF architecture rwkv7 .* one of .*gemma3, .*llama"
     with pytest.raises(FintuneError, match=pattern):
         load_tokenizer(resolve_model(config.model.name), config)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"feedforward_modules": ["intermediate.dense"]},  # auto targets: key, value, output.dense
+        {"target_modules": ["query", "value"], "feedforward_modules": ["output.dense"]},
+    ],
+)
+def test_ia3_feed_forward_modules_that_ia3_does_not_rescale_are_refused(make_config, method):
+    """With auto targets PEFT dropped such a list unsaid: intermediate.dense was never
+    rescaled, and output.dense lost its feed-forward (input) scaling."""
+    config = make_config(method={"name": "ia3", **method})
+    with pytest.raises(FintuneError, match=r"method.feedforward_modules: '.*dense' is not among"):
+        check_architecture(config)
+
+
+def test_ia3_feed_forward_modules_among_the_auto_targets_are_taken(make_config):
+    check_architecture(make_config(method={"name": "ia3", "feedforward_modules": ["output.dense"]}))

@@ -17,7 +17,7 @@ from rich.console import Console
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from fintune.config.schema import AdapterMethod, ExperimentConfig, QLoraMethod
+from fintune.config.schema import AdapterMethod, ExperimentConfig, IA3Method, QLoraMethod
 from fintune.errors import FintuneError
 from fintune.models.bottleneck import check_reduction_factor, load_bottleneck, save_bottleneck
 from fintune.models.methods import apply_method, head_modules, head_prefixes
@@ -129,6 +129,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     _drop_gguf_marker(model)
     _check_max_length(model, config)
     _check_named_modules(model, config)
+    _check_feedforward_in_targets(model, config)
     if head_labels is not None and head_labels != labels:
         _fit_head_to_labels(model, head_labels, labels)
     is_decoder = not getattr(model.config, "is_encoder_decoder", False) and _is_decoder(model)
@@ -179,6 +180,7 @@ def check_architecture(config: ExperimentConfig, built: dict | None = None) -> N
         built[key] = _meta_architecture(*key)
     _check_max_length(built[key], config)
     _check_named_modules(built[key], config)
+    _check_feedforward_in_targets(built[key], config)
     if isinstance(config.method, AdapterMethod):
         check_reduction_factor(built[key], config.method.reduction_factor)
 
@@ -220,6 +222,33 @@ def _check_named_modules(model, config: ExperimentConfig) -> None:
                 f"method.{field}: {', '.join(map(repr, missing))} is not a module of "
                 f"{config.model.name}{hint}; its layers with weights are named: "
                 f"{', '.join(layers)}"
+            )
+
+
+def _check_feedforward_in_targets(model, config: ExperimentConfig) -> None:
+    """IA3's feed-forward modules are those of its targets that it scales at their input;
+    PEFT ignores one that is not a target when the targets are `auto`, unsaid."""
+    method = config.method
+    if not isinstance(method, IA3Method) or not isinstance(method.feedforward_modules, list):
+        return
+    targets = method.target_modules
+    if not isinstance(targets, list):  # auto: PEFT's list for the architecture
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING
+
+        targets = TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING.get(model.config.model_type)
+        if not targets:
+            return  # PEFT has no default for it and says so
+
+    def matches(name: str, key: str) -> bool:
+        return name == key or name.endswith(f".{key}")
+
+    names = [name for name, _ in model.named_modules()]
+    for wanted in method.feedforward_modules:
+        if not any(matches(n, wanted) and any(matches(n, t) for t in targets) for n in names):
+            raise FintuneError(
+                f"method.feedforward_modules: {wanted!r} is not among the modules IA3 "
+                f"rescales (method.target_modules: {', '.join(targets)}); "
+                "a feed-forward module must be a target too"
             )
 
 
