@@ -138,3 +138,12 @@ def test_ia3_feed_forward_modules_that_ia3_does_not_rescale_are_refused(make_con
 
 def test_ia3_feed_forward_modules_among_the_auto_targets_are_taken(make_config):
     check_architecture(make_config(method={"name": "ia3", "feedforward_modules": ["output.dense"]}))
+
+
+@pytest.mark.parametrize("head", ["classifier", "pooler.dense"])
+def test_a_lora_target_in_the_classification_head_is_refused(make_config, head):
+    """PEFT skipped it unsaid: the head trains whole (modules_to_save), with no LoRA."""
+    config = make_config(method={"name": "lora", "target_modules": ["query", head]})
+    with pytest.raises(FintuneError, match=rf"method.target_modules: '{head}' is in the class"):
+        check_architecture(config)
+    check_architecture(make_config(method={"name": "lora", "target_modules": ["dense"]}))

@@ -223,6 +223,14 @@ def _check_named_modules(model, config: ExperimentConfig) -> None:
                 f"{config.model.name}{hint}; its layers with weights are named: "
                 f"{', '.join(layers)}"
             )
+        heads = head_prefixes(model)
+        for target in wanted:
+            matched = [n for n in names if n == target or n.endswith(f".{target}")]
+            if all(f"{n}.".startswith(heads) for n in matched):
+                raise FintuneError(
+                    f"method.{field}: {target!r} is in the classification head, which every "
+                    "method trains whole (PEFT would skip it unsaid); leave it out"
+                )
 
 
 def _check_feedforward_in_targets(model, config: ExperimentConfig) -> None:
