@@ -147,3 +147,30 @@ def test_a_lora_target_in_the_classification_head_is_refused(make_config, head):
     with pytest.raises(FintuneError, match=rf"method.target_modules: '{head}' is in the class"):
         check_architecture(config)
     check_architecture(make_config(method={"name": "lora", "target_modules": ["dense"]}))
+
+
+def test_full_training_keeps_float32_weights_of_a_bfloat16_checkpoint(
+    make_config, tiny_bert, tmp_path
+):
+    """Loaded as saved (bfloat16), every weight trained in bfloat16: an update below its
+    resolution is lost, and 47% of a layer's weights never moved in 3 epochs at 5e-5."""
+    from transformers import AutoModelForSequenceClassification
+
+    folder = tmp_path / "bf16"
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert)
+    model.to(torch.bfloat16).save_pretrained(folder)
+    for path in tiny_bert.glob("tokenizer*"):
+        shutil.copy(path, folder)
+    config = make_config(model={"name": str(folder)})
+    model, _, info = load_classifier(config, ["negative", "neutral", "positive"], "cpu")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert info.dtype == "auto"
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_full_training_in_half_precision_weights_is_refused_before_the_data(make_config, dtype):
+    from fintune.recipes.classification import setup
+
+    config = make_config(model={"dtype": dtype}, data={"path": "missing.csv"})  # never read
+    with pytest.raises(FintuneError, match=rf"model.dtype: {dtype} .* method full .*precision"):
+        setup(config)

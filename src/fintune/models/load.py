@@ -17,7 +17,13 @@ from rich.console import Console
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from fintune.config.schema import AdapterMethod, ExperimentConfig, IA3Method, QLoraMethod
+from fintune.config.schema import (
+    AdapterMethod,
+    ExperimentConfig,
+    FullMethod,
+    IA3Method,
+    QLoraMethod,
+)
 from fintune.errors import FintuneError
 from fintune.models.bottleneck import check_reduction_factor, load_bottleneck, save_bottleneck
 from fintune.models.methods import apply_method, head_modules, head_prefixes
@@ -114,6 +120,8 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         kwargs["gguf_file"] = source.gguf_file
     if config.model.dtype != "auto":
         kwargs["dtype"] = DTYPES[config.model.dtype]
+    elif isinstance(method, FullMethod):  # not a bfloat16 checkpoint's own: see check_dtype
+        kwargs["dtype"] = torch.float32
     if config.model.attn_implementation != "auto":
         kwargs["attn_implementation"] = config.model.attn_implementation
     if isinstance(method, QLoraMethod):
@@ -162,6 +170,20 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         packaged=config.model.name if config.model.name in PACKAGED else None,
     )
     return model, tokenizer, info
+
+
+def check_dtype(config: ExperimentConfig) -> None:
+    """Method full trains every weight in the dtype it is loaded in: in bfloat16 or float16
+    an update smaller than the weight's resolution is lost (at 5e-5, half of a layer's
+    weights never moved). Under `auto` it loads float32; a half dtype asked for is refused."""
+    if isinstance(config.method, FullMethod) and config.model.dtype in ("bfloat16", "float16"):
+        precision = "bf16" if config.model.dtype == "bfloat16" else "fp16"
+        raise FintuneError(
+            f"model.dtype: {config.model.dtype} with method full would train every weight in "
+            f"{config.model.dtype}, losing the updates smaller than its resolution; leave "
+            f"model.dtype auto (float32 for full) and set training.precision: {precision} "
+            "to compute in it, or freeze the base with a method such as lora"
+        )
 
 
 def check_architecture(config: ExperimentConfig, built: dict | None = None) -> None:
