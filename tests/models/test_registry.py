@@ -125,3 +125,13 @@ def test_a_missing_run_model_folder_says_what_makes_it(tmp_path):
         resolve_model(str(final))
     with pytest.raises(FintuneError, match=r"directory not found: \S+/elsewhere/model$"):
         resolve_model(str(tmp_path / "elsewhere" / "model"))
+
+
+def test_a_gguf_file_missing_from_its_local_directory_is_refused_naming_the_field(tmp_path):
+    """It failed only at the tokenizer load, after the data, as a 'model.name' error."""
+    (tmp_path / "smollm.Q4_1.gguf").write_bytes(b"GGUF")
+    with pytest.raises(
+        FintuneError, match=r"model.gguf_file: smollm.gguf is not in .*; GGUF files there: smol"
+    ):
+        resolve_model(str(tmp_path), "smollm.gguf")
+    assert resolve_model(str(tmp_path), "smollm.Q4_1.gguf").gguf_file == "smollm.Q4_1.gguf"

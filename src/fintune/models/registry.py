@@ -109,6 +109,11 @@ def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
             raise FintuneError(f"model.name: GGUF file not found: {path}")
         return ModelSource(str(path.parent), path.name)
     if path.is_dir():
+        if gguf_file is not None and not (path / gguf_file).is_file():
+            present = ", ".join(sorted(p.name for p in path.glob("*.gguf"))) or "none"
+            raise FintuneError(
+                f"model.gguf_file: {gguf_file} is not in {path}; GGUF files there: {present}"
+            )
         if gguf_file is None and not (path / "config.json").is_file():
             raise FintuneError(
                 f"model.name: {path} has no config.json; is it a saved model directory?"
