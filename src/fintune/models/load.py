@@ -152,6 +152,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    _head_in_float32(model)
     gguf = {"gguf_file": source.gguf_file} if source.gguf_file else None
     model = apply_method(model, method, source.name_or_path, tokenizer_kwargs=gguf)
     info = ModelInfo(
@@ -170,6 +171,26 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         packaged=config.model.name if config.model.name in PACKAGED else None,
     )
     return model, tokenizer, info
+
+
+def _float32_inputs(_module: nn.Module, args: tuple) -> tuple:
+    return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+
+def _head_in_float32(model) -> None:
+    """The head trains under every method: in a bfloat16 or float16 base's dtype, updates
+    below its resolution would be lost. It is kept in float32 and takes its input so; under
+    autocast (evaluation of a bfloat16 model) its products still run in bfloat16, so a plain
+    load with a bfloat16 head predicts the same. Adapters are float32 already (PEFT's and
+    ours)."""
+    if next(model.parameters()).dtype not in (torch.bfloat16, torch.float16):
+        return
+    modules = dict(model.named_modules())
+    for prefix in head_prefixes(model):
+        head = modules[prefix.rstrip(".")]
+        if any(p.is_floating_point() and p.dtype != torch.float32 for p in head.parameters()):
+            head.float()
+            head.register_forward_pre_hook(_float32_inputs)
 
 
 def check_dtype(config: ExperimentConfig) -> None:
@@ -552,6 +573,7 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
 
         # as training did: weights outside the 4-bit layers in float32 (a bfloat16 run's too)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    _head_in_float32(model)  # as training did, so the trained head loads unrounded
     if info.is_decoder or model.config.pad_token_id is None:  # as training set it
         model.config.pad_token_id = pad_token_id
     return model
