@@ -191,3 +191,12 @@ def test_a_bfloat16_bases_head_trains_in_float32(make_config, request, backbone,
     assert next(model.parameters()).dtype == torch.bfloat16  # the frozen base stays
     batch = tokenizer(["sales rose in the quarter"], return_tensors="pt")
     assert model(**batch).logits.dtype == torch.float32  # runs without autocast too
+
+
+def test_a_revision_of_a_local_model_is_refused_not_ignored(make_config, tiny_bert):
+    """transformers reads a local folder as it is: the revision pinned nothing."""
+    from fintune.recipes.classification import setup
+
+    config = make_config(model={"name": str(tiny_bert), "revision": "v1.0"}, data={"path": "x"})
+    with pytest.raises(FintuneError, match=r"model.revision: .* is a local model, .* hub id"):
+        setup(config)

@@ -193,6 +193,15 @@ def _head_in_float32(model) -> None:
             head.register_forward_pre_hook(_float32_inputs)
 
 
+def check_revision(config: ExperimentConfig, source: ModelSource) -> None:
+    """A revision pins a hub model; a local folder or packaged model is read as it is."""
+    if config.model.revision is not None and Path(source.name_or_path).exists():
+        raise FintuneError(
+            f"model.revision: {config.model.name} is a local model, which has no revisions "
+            f"to pin ({config.model.revision!r} would be ignored); a revision is for a hub id"
+        )
+
+
 def check_dtype(config: ExperimentConfig) -> None:
     """Method full trains every weight in the dtype it is loaded in: in bfloat16 or float16
     an update smaller than the weight's resolution is lost (at 5e-5, half of a layer's

@@ -24,7 +24,7 @@ from fintune.errors import FintuneError
 from fintune.evaluation.inference import predict_logits
 from fintune.evaluation.metrics import boundary_note, evaluate_predictions, small_sample_note
 from fintune.models import check_architecture, load_classifier, pick_device, save_classifier
-from fintune.models.load import check_dtype, load_tokenizer
+from fintune.models.load import check_dtype, check_revision, load_tokenizer
 from fintune.models.methods import count_parameters
 from fintune.models.registry import resolve_model
 from fintune.report import write_report
@@ -54,7 +54,7 @@ def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
     device = pick_device(config.training.device)
     check_precision(config.training, device)
     check_dtype(config)
-    resolve_model(config.model.name, config.model.gguf_file)
+    check_revision(config, resolve_model(config.model.name, config.model.gguf_file))
     check_tracking(config)
     check_output_dir(config)
     with console.status("Loading and checking data"):
