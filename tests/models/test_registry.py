@@ -1,4 +1,5 @@
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,15 @@ def test_a_packaged_gguf_whose_joining_was_cut_short_is_joined_again(monkeypatch
     assert joined == [True] and target.stat().st_size == 20
     resolve_model("gemma3-270m")
     assert joined == [True]  # whole: not joined again
+
+
+def test_an_adapter_runs_model_folder_or_a_run_folder_is_named_as_such(tmp_path):
+    """Both were 'has no config.json; is it a saved model directory?'."""
+    model = tmp_path / "run" / "model"
+    model.mkdir(parents=True)
+    info = {"method": "lora", "base": "/models/minilm"}
+    (model / "fintune_model.json").write_text(json.dumps(info))
+    with pytest.raises(FintuneError, match=r"model.name: .* of a lora run: .* /models/minilm"):
+        resolve_model(str(model))
+    with pytest.raises(FintuneError, match=r"model.name: .*run is a run directory; its model is"):
+        resolve_model(str(tmp_path / "run"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import json
 import os
 import re
 from collections.abc import Callable
@@ -121,9 +122,7 @@ def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
                 f"model.gguf_file: {gguf_file} is not in {path}; GGUF files there: {present}"
             )
         if gguf_file is None and not (path / "config.json").is_file():
-            raise FintuneError(
-                f"model.name: {path} has no config.json; is it a saved model directory?"
-            )
+            raise FintuneError(f"model.name: {path} {_not_a_model(path)}")
         return ModelSource(str(path), gguf_file)
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1
     if looks_local:
@@ -157,6 +156,22 @@ def _run_hint(path: Path) -> str:
         f"; it is {made} makes: make that run first, or point model.name at a run of yours "
         "(--set model.name=RUN_DIR/model)"
     )
+
+
+def _not_a_model(path: Path) -> str:
+    """What a folder without config.json is, as far as fintune can tell."""
+    info = path / "fintune_model.json"
+    if info.is_file():
+        run = json.loads(info.read_text())
+        return (
+            f"is the model of a {run.get('method')} run: adapter weights without their base; "
+            "fine-tune "
+            f"further from a full run's model folder, or start again from its base "
+            f"{run.get('base')}"
+        )
+    if (path / "model" / "fintune_model.json").is_file():
+        return f"is a run directory; its model is {path / 'model'}"
+    return "has no config.json; is it a saved model directory?"
 
 
 def _resembles_packaged(name: str) -> str | None:
