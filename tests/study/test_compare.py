@@ -348,3 +348,19 @@ def test_a_study_output_that_is_a_file_is_named_as_the_studys_output(study_file,
     path = study_file(output=str(tmp_path / "study.yaml"))
     with pytest.raises(FintuneError, match=r"study.yaml: output: .*study.yaml is a file"):
         run_study(path)
+
+
+def test_a_cells_precision_is_checked_before_any_cell_trains(study_file, monkeypatch):
+    """Cells were checked once per model, method and data: an fp16 cell beside an fp32 one
+    on a CPU failed only when its turn came, after the others had trained."""
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    cpu = {"training.device": "cpu"}
+    axes = {
+        "precision": {
+            "full": {"training.precision": "fp32", **cpu},  # checked first
+            "half": {"training.precision": "fp16", **cpu},
+        },
+        "seed": [1],
+    }
+    with pytest.raises(FintuneError, match="cell precision=half,seed=1: training.precision: fp16"):
+        run_study(study_file(axes=axes, baseline={"precision": "full"}))

@@ -49,7 +49,7 @@ def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, str]:
         checked = {
             "model": True,
             "method": True,
-            "training": {"device"},
+            "training": {"device", "precision"},  # setup checks the precision too
             "data": True,
             "seed": True,
             "tracking": {"mlflow", "uri", "experiment"},
