@@ -254,6 +254,7 @@ def test_a_field_added_later_leaves_the_hash_of_a_config_that_does_not_set_it(ma
     before = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
     assert results_sha(config) == before
     assert results_sha(make_config(data={"quoting": "none"})) != before
+    assert results_sha(make_config(evaluation={"test": False})) != before
 
 
 def test_a_home_folder_in_base_and_output_is_expanded(
@@ -269,3 +270,11 @@ def test_a_home_folder_in_base_and_output_is_expanded(
     spec, cells = load_study(write_study(base="~/configs/base.yaml", output="~/studies"))
     assert spec.output == str(home / "studies")
     assert cells[0].config.model.max_length == 32  # read from the base file
+
+
+def test_a_cell_that_would_not_evaluate_test_is_refused(write_study, make_config):
+    """A study compares cells on test: a cell without test results would run again on
+    every resume, and the report could not read it."""
+    base = make_config(evaluation={"test": False}).model_dump(mode="json")
+    with pytest.raises(FintuneError, match="cell method=full,seed=1: evaluation.test is off"):
+        load_study(write_study(base=base))

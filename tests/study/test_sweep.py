@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -890,3 +891,32 @@ def test_a_rerun_with_the_budget_spent_says_so(sweep_file, capsys):
     run_sweep(path)
     err = capsys.readouterr().err
     assert "tiny-sweep: 1 of 1 trials already done; raise trials (or --trials N)" in err
+
+
+def test_trials_evaluate_validation_only_and_the_final_model_test(sweep_file, make_config):
+    """Every trial evaluated and logged test metrics too, which invites choosing by test."""
+    base = make_config(training={"epochs": 2}, tracking={"mlflow": True})
+    report = run_sweep(sweep_file(trials=1, base=base.model_dump(mode="json")))
+    folder = report.parent
+    run_dir = folder / load(folder).trials[0].user_attrs["run_dir"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "validation" in metrics and "test" not in metrics
+    assert not (run_dir / "predictions_test.csv").exists()
+    text = (run_dir / "report.md").read_text()
+    assert re.search(r"\| validation \| \d+ \| \d\.\d{4} \[", text)  # a results row
+    assert not re.search(r"\| test \| \d+ \| \d\.\d{4} \[", text)
+    final = folder / json.loads((folder / "final.json").read_text())["run_dir"]
+    assert "test" in json.loads((final / "metrics.json").read_text())
+    assert (final / "predictions_test.csv").is_file()
+
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny-sweep").experiment_id])
+    logged = {r.data.tags["fintune.kind"]: set(r.data.metrics) for r in runs}
+    assert not any(m.startswith("test_") for m in logged["trial"])
+    assert "validation_accuracy" in logged["trial"] and "test_accuracy" in logged["final"]
+    with pytest.raises(FintuneError, match="evaluation.test"):
+        searched = {"type": "categorical", "choices": [True, False]}
+        run_sweep(sweep_file(space={**SPACE, "evaluation.test": searched}))
+    off = make_config(evaluation={"test": False}).model_dump(mode="json")
+    with pytest.raises(FintuneError, match="base: evaluation.test: false; a sweep sets it"):
+        run_sweep(sweep_file(base=off))

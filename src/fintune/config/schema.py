@@ -398,11 +398,14 @@ class TrainingConfig(Section):
 
 
 class EvaluationConfig(Section):
-    """Validation and test are always evaluated; `metrics.json` always has both."""
+    """Validation is always evaluated, and test unless `test` is off."""
 
     bootstrap_samples: int = Field(1000, ge=100)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     """Level of the extra `ci` interval; `ci95` is always reported too."""
+    test: bool = True
+    """Evaluate the test split too. A sweep's trials turn it off: they are chosen on
+    validation, and only the final model is evaluated on test."""
 
 
 class OutputConfig(Section):

@@ -105,9 +105,11 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             run_dir / "environment.json",
             {"seed": config.seed, "packages": package_versions(), "hardware": hardware(device)},
         )
+        roles = ("validation", "test") if config.evaluation.test else ("validation",)
         encoded = {
             role: tokenize(frame, tokenizer, config.model.max_length)
             for role, frame in data.splits.items()
+            if role in ("train", *roles)
         }
         data.report["truncated"] = truncated = {
             "max_length": config.model.max_length,
@@ -140,7 +142,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
 
         # validate
         results: dict[str, Any] = {}
-        for role in ("validation", "test"):
+        for role in roles:
             logits = predict_logits(
                 trainer.model,
                 tokenizer,

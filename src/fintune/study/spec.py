@@ -89,7 +89,7 @@ class Cell:
 
 # Fields added after results were first hashed: at their default they are left out of the
 # hash, so a study or sweep that ran before them keeps its finished cells and final model.
-ADDED_FIELDS = {("data", "quoting"): "standard"}
+ADDED_FIELDS = {("data", "quoting"): "standard", ("evaluation", "test"): True}
 
 
 def results_sha(config: ExperimentConfig) -> str:
@@ -201,6 +201,11 @@ def expand(spec: StudySpec, source: str) -> list[Cell]:
             set_field(raw, field, copy.deepcopy(value), where=f"{source}: cell {cell_id}")
         raw["name"] = run_name(str(raw.get("name", spec.name)), coords)
         config = validate_config(raw, source=f"{source}: cell {cell_id}")
+        if not config.evaluation.test:
+            raise FintuneError(
+                f"{source}: cell {cell_id}: evaluation.test is off, but a study compares "
+                "its cells on test; remove evaluation.test"
+            )
         cells.append(Cell(coords=coords, overrides=overrides, config=config))
     check_baseline(spec, cells, source)
     return cells

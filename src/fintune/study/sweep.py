@@ -198,6 +198,11 @@ class SweepSpec(Section):
                 "space: training.best_metric cannot be searched; each trial keeps its best "
                 "checkpoint on the sweep's metric"
             )
+        if "evaluation.test" in self.space:
+            raise ValueError(
+                "space: evaluation.test cannot be searched; trials evaluate validation only, "
+                "and the final model test"
+            )
         return self
 
     @model_validator(mode="after")
@@ -223,6 +228,12 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, dict[str, Any]]:
     source = str(path)
     spec = validate_spec(SweepSpec, read_yaml(path), source, "sweep")
     base = base_mapping(spec.base, source)
+    evaluation = base.get("evaluation")
+    if isinstance(evaluation, dict) and evaluation.get("test") is False:
+        raise FintuneError(
+            f"{source}: base: evaluation.test: false; a sweep sets it itself: trials evaluate "
+            "validation only, and the final model test. Remove it"
+        )
     for point in _points(spec):
         _at(point, trial_config, base, point, spec, Path("."), 0, source=f"{source}: space")
     return spec, base
@@ -284,6 +295,8 @@ def trial_config(
         set_field(raw, field, value, where=f"{source}.{field}")
     # a trial keeps its best checkpoint on the metric the sweep ranks it by
     set_field(raw, "training.best_metric", spec.metric)
+    # trials are chosen on validation: only the final model sees test
+    set_field(raw, "evaluation.test", kind == "final")
     raw["name"] = f"{spec.name}-{kind}-{number:03d}" if kind == "trial" else f"{spec.name}-final"
     config = validate_config(raw, source=source)
     config.output.dir = str(folder / ("trials" if kind == "trial" else "final"))
