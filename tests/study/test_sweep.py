@@ -920,3 +920,41 @@ def test_trials_evaluate_validation_only_and_the_final_model_test(sweep_file, ma
     off = make_config(evaluation={"test": False}).model_dump(mode="json")
     with pytest.raises(FintuneError, match="base: evaluation.test: false; a sweep sets it"):
         run_sweep(sweep_file(base=off))
+
+
+def test_an_interrupted_final_model_is_trained_again_and_its_folder_removed(
+    sweep_file, monkeypatch, capsys
+):
+    """Ctrl+C during the final model's training left its folder in final/ with every
+    checkpoint (full model copies), and final.json written half-way could not be read."""
+    from transformers import TrainerCallback
+
+    class Interrupt(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            raise KeyboardInterrupt
+
+    real = classification.build_trainer
+
+    def build(*args, **kwargs):
+        trainer = real(*args, **kwargs)
+        if "-final" in str(args[5].output_dir):
+            trainer.add_callback(Interrupt())
+        return trainer
+
+    path = sweep_file(trials=1)
+    monkeypatch.setattr(classification, "build_trainer", build)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(path)
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-sweep"
+    [partial] = (folder / "final").iterdir()
+    assert not (partial / "checkpoints").exists()  # the model copies are gone
+    assert not (partial / "metrics.json").exists() and not (folder / "final.json").exists()
+
+    monkeypatch.setattr(classification, "build_trainer", real)
+    (folder / "final.json").write_text('{"params": {"training.le')  # cut off mid-write
+    report = run_sweep(path, report_only=True)
+    assert f"final/{partial.name}: an interrupted final model" in capsys.readouterr().err
+    [final] = (folder / "final").iterdir()
+    assert final != partial and (final / "metrics.json").is_file()
+    assert json.loads((folder / "final.json").read_text())["run_dir"] == f"final/{final.name}"
+    assert final.name in report.read_text()

@@ -208,11 +208,11 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
         )
         for note in filter(None, notes):
             console.print(f"[yellow]warning:[/] {escape(note.replace('**', ''))}", highlight=False)
-    except Exception as error:
+    except BaseException as error:  # Ctrl+C too: a run's checkpoints can take gigabytes
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model copies, unused
         # A failed or pruned run is logged too (config, history so far, the error), so MLflow
         # holds every run, cell and trial; the error still reaches the caller.
-        if config.tracking.mlflow:
+        if config.tracking.mlflow and isinstance(error, Exception):
             from optuna import TrialPruned
 
             if isinstance(error, TrialPruned):  # a sweep's pruner stopped it

@@ -4,6 +4,7 @@ parameters evaluated on test, plots, and the report (Markdown + self-contained H
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -103,26 +104,47 @@ def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> 
     config = trial_config(base, best.params, spec, folder, best.number, source, kind="final")
     sha = results_sha(config)
     record_path = folder / "final.json"
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if (
-            record["params"] == best.params
-            and record.get("config_sha", sha) == sha  # files from before the hash: params only
-            and (folder / record["run_dir"] / "metrics.json").is_file()
-        ):
-            return folder / record["run_dir"]
+    record = _read_record(record_path)
+    if (
+        record.get("params") == best.params
+        and record.get("config_sha", sha) == sha  # files from before the hash: params only
+        and (folder / record.get("run_dir", "-") / "metrics.json").is_file()
+    ):
+        return folder / record["run_dir"]
+    _remove_interrupted(folder / "final", spec.name)
     console.rule(f"final model with the parameters of trial {best.number}")
     run_dir = classification.run(config)
-    write_json(
-        record_path,
-        {
-            "params": best.params,
-            "trial": best.number,
-            "run_dir": str(run_dir.relative_to(folder)),
-            "config_sha": sha,
-        },
-    )
+    record = {
+        "params": best.params,
+        "trial": best.number,
+        "run_dir": str(run_dir.relative_to(folder)),
+        "config_sha": sha,
+    }
+    write_json(record_path.with_suffix(".json.tmp"), record)
+    record_path.with_suffix(".json.tmp").replace(record_path)  # never half a file
     return run_dir
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """final.json, or {} when it is missing or unreadable (then the final model is trained
+    again)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _remove_interrupted(final: Path, name: str) -> None:
+    """Final runs of this sweep that never wrote metrics.json (interrupted, or failed)
+    are never reported from; they are removed before the final model is trained again."""
+    for run_dir in sorted(final.glob(f"*-{name}-final*")):
+        if run_dir.is_dir() and not (run_dir / "metrics.json").is_file():
+            console.print(
+                f"final/{escape(run_dir.name)}: an interrupted final model (no metrics.json); "
+                "removed, and trained again"
+            )
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> Path:
