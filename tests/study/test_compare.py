@@ -364,3 +364,17 @@ def test_a_cells_precision_is_checked_before_any_cell_trains(study_file, monkeyp
     }
     with pytest.raises(FintuneError, match="cell precision=half,seed=1: training.precision: fp16"):
         run_study(study_file(axes=axes, baseline={"precision": "full"}))
+
+
+def test_a_rerun_report_drops_the_plots_of_cells_no_longer_in_the_study(study_file):
+    """plots/ kept the images of a group removed from the study, and they were logged to
+    MLflow with the new report; a file the study did not write stays."""
+    axes = {"method": {"full": {"method": "full"}}, "model.max_length": [32, 24]}
+    folder, _ = run_study(study_file(axes=axes))
+    plots = folder / "plots"
+    assert len(list(plots.glob("model.max_length-24-*.png"))) == 4
+    (plots / "mine.png").write_bytes(b"kept")
+    run_study(study_file(axes={**axes, "model.max_length": [32]}), report_only=True)
+    assert not list(plots.glob("model.max_length-24-*.png"))
+    assert len(list(plots.glob("model.max_length-32-*.png"))) == 4
+    assert (plots / "mine.png").read_bytes() == b"kept"

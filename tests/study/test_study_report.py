@@ -89,3 +89,22 @@ def test_the_metric_bars_start_at_zero(tmp_path, monkeypatch):
     rows, ci = {"method=full": [run]}, {"method=full": intervals}
     report._plots(Document("s"), tmp_path, "all", rows, ci)
     assert limits[0][0] == 0
+
+
+def test_stale_plots_are_removed_only_when_the_report_wrote_them(tmp_path):
+    from fintune.report.document import Document
+    from fintune.study.report import drop_stale_plots
+
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    for name in ("param_importances.png", "optimization_history.png", "mine.png"):
+        (plots / name).write_bytes(b"png")
+    (tmp_path / "outside.png").write_bytes(b"png")
+    doc = Document("sweep")
+    doc.image(plots / "optimization_history.png", "history")
+    sweep_plots = {"optimization_history.png", "param_importances.png"}
+    drop_stale_plots(doc, plots, lambda name: name in sweep_plots)  # before the list: by name
+    assert sorted(p.name for p in plots.glob("*.png")) == ["mine.png", "optimization_history.png"]
+    (plots / ".written.json").write_text('["../outside.png", "mine.png"]')  # edited by hand
+    drop_stale_plots(doc, plots, lambda name: True)
+    assert (tmp_path / "outside.png").is_file() and not (plots / "mine.png").exists()

@@ -4,7 +4,9 @@ table with CIs and a paired verdict against the baseline, a resource table, and 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +26,7 @@ from fintune.evaluation.paired import format_p, paired_bootstrap, seed_mean_ci  
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
 from fintune.report.plots import lone  # noqa: E402
+from fintune.run_dir import write_json  # noqa: E402
 from fintune.study.compare import finished_metrics  # noqa: E402
 from fintune.study.spec import (  # noqa: E402
     SEED_AXIS,
@@ -32,6 +35,9 @@ from fintune.study.spec import (  # noqa: E402
     baseline_coords,
     group_key,
 )
+
+WRITTEN = ".written.json"  # in plots/: the files the last report wrote
+STUDY_PLOTS = ("-metrics.png", "-loss.png", "-lr.png", "-confusion.png")
 
 SHORT = {
     "accuracy": "acc",
@@ -182,8 +188,24 @@ def write_study_report(
     if pending:
         doc.heading("Not run")
         doc.text(", ".join(c.id for c in pending))
+    drop_stale_plots(doc, plots, lambda name: name.endswith(STUDY_PLOTS))
     md, _ = doc.write(folder)
     return md
+
+
+def drop_stale_plots(doc: Document, plots: Path, ours: Callable[[str], bool]) -> None:
+    """Remove the plots an earlier report wrote that this one does not show (a group no
+    longer in the study). Only files the report wrote: those listed in plots/.written.json,
+    or, in a folder from before that list, those named as its plots are (`ours`)."""
+    shown = {block[1].name for block in doc.blocks if block[0] == "img"}
+    try:
+        earlier = json.loads((plots / WRITTEN).read_text())
+    except (OSError, ValueError):
+        earlier = [path.name for path in plots.glob("*.png") if ours(path.name)]
+    for name in {str(n) for n in earlier} - shown:
+        if Path(name).name == name:  # a name, never a path out of plots/
+            (plots / name).unlink(missing_ok=True)
+    write_json(plots / WRITTEN, sorted(shown))
 
 
 def _metrics_table(

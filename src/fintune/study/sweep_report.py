@@ -20,9 +20,11 @@ from rich.markup import escape  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
+from fintune.study.report import drop_stale_plots  # noqa: E402
 from fintune.study.spec import results_sha  # noqa: E402
 from fintune.study.sweep import SweepSpec, console, trial_config  # noqa: E402
 
+SWEEP_PLOTS = ("optimization_history.png", "param_importances.png")
 EPOCH_COLUMNS = ["train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"]
 
 
@@ -229,6 +231,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
     )
     _failures(doc, frame)
     _plots(study, folder, doc, spec.metric)
+    drop_stale_plots(doc, folder / "plots", lambda name: name in SWEEP_PLOTS)
     md, page = doc.write(folder)
     _track(
         spec,
