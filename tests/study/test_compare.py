@@ -103,11 +103,16 @@ def test_an_interrupted_study_continues_where_it_stopped(study_file, interrupt_r
     state = json.loads((folder / "cells.json").read_text())
     assert list(state) == ["method=full,seed=1"]
     assert not (folder / ".lock").exists()
+    report = (folder / "report.md").read_text()  # written after each finished cell
+    assert "4 cells: 1 finished, 0 failed, 0 outdated, 0 missing, 3 not run" in report
+    assert "| **method=full** | 1 |" in report and "interim report" in report
 
     restore()
     _, state = run_study(path)
     assert all(entry["status"] == "done" for entry in state.values())
     assert len(run_dirs(folder)) == 4  # the first cell was reused, three ran
+    assert "interim report" not in (folder / "report.md").read_text()
+    assert (folder / "report.html").read_text().count("data:image/png;base64,") == 4
 
 
 def fail_lora_cells(monkeypatch):

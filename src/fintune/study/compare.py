@@ -230,6 +230,8 @@ def run_study(
                 console.print(cell.id, markup=False)  # whole, not cut to the rule's width
                 state[cell.id] = run_cell(cell, spec, folder)
                 write_state(folder, state)
+                if i < len(todo):
+                    _interim_report(folder, spec, cells, state)
         report = write_study_report(folder, spec, cells, state)
     if cells[0].config.tracking.mlflow:
         files = [report, report.with_suffix(".html"), *sorted((folder / "plots").glob("*.png"))]
@@ -246,6 +248,16 @@ def run_study(
                 f"[yellow]warning:[/] MLflow logging of the report failed ({escape(str(error))})"
             )
     return folder, {c.id: state[c.id] for c in cells if c.made(state.get(c.id))}
+
+
+def _interim_report(folder: Path, spec: StudySpec, cells: list[Cell], state: dict) -> None:
+    """A report of the cells finished so far; its failure must not stop the study."""
+    from fintune.study.report import write_study_report
+
+    try:
+        write_study_report(folder, spec, cells, state, interim=True)
+    except Exception as error:  # noqa: BLE001
+        console.print(f"[yellow]warning:[/] interim report failed ({escape(str(error))})")
 
 
 def _failed_same(entry: dict[str, Any] | None, cell: Cell) -> bool:

@@ -98,8 +98,10 @@ def row_key(cell: Cell, spec: StudySpec) -> str:
 
 
 def write_study_report(
-    folder: Path, spec: StudySpec, cells: list[Cell], state: dict[str, Any]
+    folder: Path, spec: StudySpec, cells: list[Cell], state: dict[str, Any], interim=False
 ) -> Path:
+    """`interim`: written after each finished cell while the study runs, so an interrupted
+    study has a report; without plots, which are the slow part."""
     finished: dict[str, Finished] = {}
     outdated, failed, missing = [], [], []  # outdated: the cell's config changed since
     for cell in cells:
@@ -141,6 +143,11 @@ def write_study_report(
         "too. With several seeds a value is the mean ± std over seeds, and its interval covers "
         "the mean (over resamples of the test examples; the seeds are taken as they are)."
     )
+    if interim:
+        doc.text(
+            "**This is an interim report**, written while the study runs: the plots come "
+            "with the report written when every cell has run."
+        )
 
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
@@ -159,7 +166,8 @@ def write_study_report(
         intervals = {name: row_interval(runs, spec) for name, runs in rows.items()}
         _metrics_table(doc, spec, rows, intervals, finished)
         _resource_table(doc, rows)
-        _plots(doc, plots, plot_slug(title, used_slugs), rows, intervals)
+        if not interim:
+            _plots(doc, plots, plot_slug(title, used_slugs), rows, intervals)
 
     if failed:
         doc.heading("Failed cells")
@@ -188,7 +196,8 @@ def write_study_report(
     if pending:
         doc.heading("Not run")
         doc.text(", ".join(c.id for c in pending))
-    drop_stale_plots(doc, plots, lambda name: name.endswith(STUDY_PLOTS))
+    if not interim:
+        drop_stale_plots(doc, plots, lambda name: name.endswith(STUDY_PLOTS))
     md, _ = doc.write(folder)
     return md
 
