@@ -958,3 +958,58 @@ def test_an_interrupted_final_model_is_trained_again_and_its_folder_removed(
     assert final != partial and (final / "metrics.json").is_file()
     assert json.loads((folder / "final.json").read_text())["run_dir"] == f"final/{final.name}"
     assert final.name in report.read_text()
+
+
+def test_importances_say_how_many_finished_trials_they_rest_on(tmp_path):
+    """Bars drawn from three trials looked as sure as bars drawn from fifty."""
+    from optuna.distributions import FloatDistribution
+
+    from fintune.report.document import Document
+    from fintune.study.sweep_report import _plots
+
+    study = optuna.create_study(direction="maximize")
+    space = {"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}
+    for i, value in enumerate([0.5, 0.7, 0.6, None]):  # and a pruned trial
+        state = {"state": optuna.trial.TrialState.PRUNED} if value is None else {}
+        point = {"a": i / 10, "b": 1 - i / 10}
+        study.add_trial(
+            optuna.trial.create_trial(params=point, distributions=space, value=value, **state)
+        )
+    doc = Document("sweep")
+    _plots(study, tmp_path, doc, "accuracy")
+    text = " ".join(block[1] for block in doc.blocks if block[0] == "p")
+    assert "rest on 3 finished trials" in text and "mostly noise" in text
+
+
+def test_a_pruned_trials_value_says_at_which_epoch_it_was_taken(tmp_path):
+    """trials.csv's value for a pruned trial is its last evaluation's, not a final value
+    like a finished trial's; nothing said so."""
+    from optuna.distributions import FloatDistribution
+
+    from fintune.study.sweep_report import trial_rows
+
+    study = optuna.create_study(direction="maximize")
+    space = {"a": FloatDistribution(0, 1)}
+    for number, (state, epochs) in enumerate(
+        [(optuna.trial.TrialState.COMPLETE, 3), (optuna.trial.TrialState.PRUNED, 2)]
+    ):
+        run_dir = tmp_path / f"t{number}"
+        run_dir.mkdir()
+        history = [
+            {"step": 4 * e, "epoch": e, "eval_loss": 1.0, "eval_accuracy": 0.5 + e / 10}
+            for e in range(1, epochs + 1)
+        ]
+        (run_dir / "history.jsonl").write_text("\n".join(map(json.dumps, history)))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"a": 0.1},
+                distributions=space,
+                value=0.7,
+                state=state,
+                intermediate_values={e: 0.5 + e / 10 for e in range(1, epochs + 1)},
+                user_attrs={"run_dir": run_dir.name},
+            )
+        )
+    frame = trial_rows(study, tmp_path).drop_duplicates("trial")
+    assert frame["state"].tolist() == ["complete", "pruned"]
+    assert frame["value_at"].tolist() == ["end of training", "pruned at epoch 2"]

@@ -24,6 +24,7 @@ from fintune.study.report import drop_stale_plots  # noqa: E402
 from fintune.study.spec import results_sha  # noqa: E402
 from fintune.study.sweep import SweepSpec, console, trial_config  # noqa: E402
 
+FEW_TRIALS = 10  # finished trials below which importances are mostly noise
 SWEEP_PLOTS = ("optimization_history.png", "param_importances.png")
 EPOCH_COLUMNS = ["train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"]
 
@@ -67,18 +68,30 @@ def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
             continue
         run_dir = t.user_attrs.get("run_dir")
         history = read_history(folder / run_dir / "history.jsonl") if run_dir else []
+        epochs = per_epoch(history, metric) or [{"epoch": None}]
         common = {
             "trial": t.number,
             "state": t.state.name.lower(),
             "value": t.value,
+            "value_at": _value_at(t, epochs[-1]["epoch"]),
             "origin": _origin(t),
             **{f"param:{k}": v for k, v in t.params.items()},
             "run_dir": run_dir,
             "error": t.user_attrs.get("error"),
         }
-        epochs = per_epoch(history, metric) or [{"epoch": None}]
         rows += [{**common, **epoch} for epoch in epochs]
     return pd.DataFrame(rows)
+
+
+def _value_at(trial, last_epoch: float | None) -> str | None:
+    """Where a trial's value comes from: a finished trial's model at the end of training
+    (its kept checkpoint), a pruned trial's last evaluation before it was stopped."""
+    if trial.state.name == "COMPLETE":
+        return "end of training"
+    if trial.state.name == "PRUNED" and trial.value is not None:
+        at = f"epoch {last_epoch:g}" if last_epoch is not None else f"evaluation {trial.last_step}"
+        return f"pruned at {at}"
+    return None
 
 
 def _origin(trial) -> str:
@@ -199,7 +212,10 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
         "One row per evaluation (epoch): mean training loss since the previous "
         "evaluation, validation loss, accuracy and macro F1. 'origin' says where a "
         "trial's parameters came from: the sampler, the sweep file's `enqueue`, or a retry "
-        "of a trial whose worker died. Also in `trials.csv`."
+        "of a trial whose worker died. Also in `trials.csv`, whose `value` is the trial's "
+        f"validation {spec.metric} as Optuna ranked it: a finished trial's at the end of "
+        "training, a pruned trial's at its last evaluation (`value_at` says which epoch); "
+        "the two are not alike."
     )
     params = [c for c in frame.columns if c.startswith("param:")]
     body = []
@@ -282,6 +298,16 @@ def _plots(study, folder: Path, doc: Document, metric: str) -> None:
                 "field explains a difference."
             )
             return
+        few = len(values) < FEW_TRIALS
+        doc.text(
+            f"Parameter importances (fANOVA) rest on {len(values)} finished trials; pruned "
+            "trials are left out."
+            + (
+                f" With fewer than {FEW_TRIALS} they are mostly noise: a hint, not a finding."
+                if few
+                else ""
+            )
+        )
         try:
             ax = optuna.visualization.matplotlib.plot_param_importances(study, target_name=target)
             _save(ax, plots / "param_importances.png", doc, "parameter importances")
