@@ -1013,3 +1013,20 @@ def test_a_pruned_trials_value_says_at_which_epoch_it_was_taken(tmp_path):
     frame = trial_rows(study, tmp_path).drop_duplicates("trial")
     assert frame["state"].tolist() == ["complete", "pruned"]
     assert frame["value_at"].tolist() == ["end of training", "pruned at epoch 2"]
+
+
+def test_a_final_model_trained_on_other_data_is_not_reused(sweep_file, sentences_csv):
+    """--report-only after a corrected data file (same path, so the same config) warned that
+    the final model uses the new data, then reported the old final model's test scores."""
+    path = sweep_file(trials=1)
+    folder = run_sweep(path).parent
+    first = json.loads((folder / "final.json").read_text())
+    sentences_csv.write_text(sentences_csv.read_text().replace("rose", "grew"))
+    run_sweep(path, report_only=True)
+    second = json.loads((folder / "final.json").read_text())
+    assert second["run_dir"] != first["run_dir"]
+    old = json.loads((folder / first["run_dir"] / "metrics.json").read_text())
+    new = json.loads((folder / second["run_dir"] / "metrics.json").read_text())
+    assert new["data_sha256"] != old["data_sha256"]
+    run_sweep(path, report_only=True)
+    assert json.loads((folder / "final.json").read_text()) == second  # now reused

@@ -592,7 +592,7 @@ def run_sweep(
     fail_stale(study)
     from fintune.study.sweep_report import finish_sweep
 
-    report = finish_sweep(study, spec, base, folder, str(path))
+    report = finish_sweep(study, spec, base, folder, str(path), data.fingerprint["sha256"])
     _refuse_if_nothing_finished(study, report)
     return report
 

@@ -111,8 +111,11 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> Path | None:
-    """Train once with the best parameters; reused when it already exists for them."""
+def final_run(
+    study, spec: SweepSpec, base: dict, folder: Path, source: str, data_sha: str
+) -> Path | None:
+    """Train once with the best parameters; reused when it already exists for them, and
+    for the data the config reads now (a file corrected in place keeps its config)."""
     from fintune.recipes import classification
 
     best = study.best_trial
@@ -123,7 +126,7 @@ def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> 
     if (
         record.get("params") == best.params
         and record.get("config_sha", sha) == sha  # files from before the hash: params only
-        and (folder / record.get("run_dir", "-") / "metrics.json").is_file()
+        and _data_of(folder / record.get("run_dir", "-")) == data_sha
     ):
         return folder / record["run_dir"]
     _remove_interrupted(folder / "final", spec.name)
@@ -140,9 +143,14 @@ def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> 
     return run_dir
 
 
+def _data_of(run_dir: Path) -> str | None:
+    """The fingerprint of the data a finished run read; None when it did not finish."""
+    return _read_record(run_dir / "metrics.json").get("data_sha256")
+
+
 def _read_record(path: Path) -> dict[str, Any]:
-    """final.json, or {} when it is missing or unreadable (then the final model is trained
-    again)."""
+    """A JSON record (final.json, metrics.json), or {} when it is missing or unreadable:
+    then the final model is trained again."""
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -162,7 +170,9 @@ def _remove_interrupted(final: Path, name: str) -> None:
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> Path:
+def finish_sweep(
+    study, spec: SweepSpec, base: dict, folder: Path, source: str, data_sha: str
+) -> Path:
     frame = trial_rows(study, folder, spec.metric)
     frame.to_csv(folder / "trials.csv", index=False)
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
@@ -189,7 +199,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
         [[str(best.number), _fmt(best.value), *map(_fmt, best.params.values())]],
     )
     if spec.final:
-        run_dir = final_run(study, spec, base, folder, source)
+        run_dir = final_run(study, spec, base, folder, source, data_sha)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         test, val = metrics["test"], metrics["validation"]
         doc.heading("Final model (best parameters, retrained) on test")
