@@ -1030,3 +1030,23 @@ def test_a_final_model_trained_on_other_data_is_not_reused(sweep_file, sentences
     assert new["data_sha256"] != old["data_sha256"]
     run_sweep(path, report_only=True)
     assert json.loads((folder / "final.json").read_text()) == second  # now reused
+
+
+def test_a_failed_final_model_still_leaves_the_trials_report(sweep_file, monkeypatch):
+    """The sweep stopped at the final model's error: report.md was not written, or an
+    earlier one, with an earlier best trial and final model, stayed."""
+    real = classification.run
+
+    def run(config, **kwargs):
+        if config.name.endswith("-final"):
+            raise RuntimeError("CUDA out of memory")
+        return real(config, **kwargs)
+
+    monkeypatch.setattr(classification, "run", run)
+    path = sweep_file(trials=1)
+    with pytest.raises(FintuneError, match="final model failed: RuntimeError: CUDA out of"):
+        run_sweep(path)
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-sweep"
+    text = (folder / "report.md").read_text()
+    assert "## Best trial" in text and "Training the final model failed" in text
+    assert "## Trials" in text

@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
+from fintune.errors import FintuneError  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
@@ -198,8 +199,15 @@ def finish_sweep(
         ["trial", f"validation {spec.metric}", *best.params],
         [[str(best.number), _fmt(best.value), *map(_fmt, best.params.values())]],
     )
+    failed = None
     if spec.final:
-        run_dir = final_run(study, spec, base, folder, source, data_sha)
+        try:
+            run_dir = final_run(study, spec, base, folder, source, data_sha)
+        except Exception as error:  # noqa: BLE001 - the trials' report is still written
+            failed = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+            doc.heading("Final model")
+            doc.text(f"Training the final model failed ({failed}), so there are no test scores.")
+    if spec.final and failed is None:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         test, val = metrics["test"], metrics["validation"]
         doc.heading("Final model (best parameters, retrained) on test")
@@ -266,6 +274,11 @@ def finish_sweep(
         source,
         [md, page, folder / "trials.csv", *sorted((folder / "plots").glob("*.png"))],
     )
+    if failed:
+        raise FintuneError(
+            f"the final model failed: {failed}. The report {md} has the trials without it; "
+            "once the cause is fixed, `fintune sweep FILE --report-only` trains it again"
+        )
     return md
 
 
