@@ -1050,3 +1050,14 @@ def test_a_failed_final_model_still_leaves_the_trials_report(sweep_file, monkeyp
     text = (folder / "report.md").read_text()
     assert "## Best trial" in text and "Training the final model failed" in text
     assert "## Trials" in text
+
+
+def test_a_final_model_of_a_searched_data_field_is_reused(sweep_file):
+    """The final model's data was compared with the base config's: with a data field in
+    the space (here the split seed) they differ, and every --report-only trained the final
+    model again."""
+    space = {**SPACE, "data.split.seed": {"type": "categorical", "choices": [3]}}
+    folder = run_sweep(sweep_file(trials=1, space=space)).parent
+    first = json.loads((folder / "final.json").read_text())
+    run_sweep(sweep_file(trials=1, space=space), report_only=True)
+    assert json.loads((folder / "final.json").read_text()) == first

@@ -592,7 +592,7 @@ def run_sweep(
     fail_stale(study)
     from fintune.study.sweep_report import finish_sweep
 
-    report = finish_sweep(study, spec, base, folder, str(path), data.fingerprint["sha256"])
+    report = finish_sweep(study, spec, base, folder, str(path))
     _refuse_if_nothing_finished(study, report)
     return report
 

@@ -112,11 +112,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def final_run(
-    study, spec: SweepSpec, base: dict, folder: Path, source: str, data_sha: str
-) -> Path | None:
+def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> Path | None:
     """Train once with the best parameters; reused when it already exists for them, and
     for the data the config reads now (a file corrected in place keeps its config)."""
+    from fintune.data.prepare import prepare_data
     from fintune.recipes import classification
 
     best = study.best_trial
@@ -127,7 +126,9 @@ def final_run(
     if (
         record.get("params") == best.params
         and record.get("config_sha", sha) == sha  # files from before the hash: params only
-        and _data_of(folder / record.get("run_dir", "-")) == data_sha
+        # the final config's own data: the space may search a data field (split seed, ...)
+        and _data_of(folder / record.get("run_dir", "-"))
+        == prepare_data(config.data, config.seed).fingerprint["sha256"]
     ):
         return folder / record["run_dir"]
     _remove_interrupted(folder / "final", spec.name)
@@ -171,9 +172,7 @@ def _remove_interrupted(final: Path, name: str) -> None:
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def finish_sweep(
-    study, spec: SweepSpec, base: dict, folder: Path, source: str, data_sha: str
-) -> Path:
+def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> Path:
     frame = trial_rows(study, folder, spec.metric)
     frame.to_csv(folder / "trials.csv", index=False)
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
@@ -202,7 +201,7 @@ def finish_sweep(
     failed = None
     if spec.final:
         try:
-            run_dir = final_run(study, spec, base, folder, source, data_sha)
+            run_dir = final_run(study, spec, base, folder, source)
         except Exception as error:  # noqa: BLE001 - the trials' report is still written
             failed = f"{type(error).__name__}: {error}".splitlines()[0][:300]
             doc.heading("Final model")
