@@ -200,3 +200,30 @@ def test_a_revision_of_a_local_model_is_refused_not_ignored(make_config, tiny_be
     config = make_config(model={"name": str(tiny_bert), "revision": "v1.0"}, data={"path": "x"})
     with pytest.raises(FintuneError, match=r"model.revision: .* is a local model, .* hub id"):
         setup(config)
+
+
+def test_a_run_of_a_model_transformers_knows_is_loaded_though_its_config_names_code(
+    tiny_bert, tmp_path
+):
+    """Hub configs of models transformers has since taken in (Phi-3's, say) still name
+    their own code in auto_map, and save_pretrained keeps it: transformers loads them with
+    its own classes, never asking, but such a full run was refused for predict and serve."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_bert, folder)
+    marker = tmp_path / "code-ran"
+    code = f"open({str(marker)!r}, 'w')\nfrom transformers import BertConfig as XConfig\n"
+    (folder / "configuration_x.py").write_text(code)
+    settings = json.loads((folder / "config.json").read_text())
+    settings["auto_map"] = {"AutoConfig": "configuration_x.XConfig"}  # model_type stays bert
+    (folder / "config.json").write_text(json.dumps(settings))
+    info = ModelInfo("full", str(tiny_bert), None, None, ["a", "b"], 32, "right", False, {})
+    (folder / "fintune_model.json").write_text(json.dumps(asdict(info)))
+    model, _, _ = load_saved_classifier(folder)
+    assert type(model).__module__.startswith("transformers.models.bert")
+    assert not marker.exists()
+    # trained with model.trust_remote_code, on the code's classes: not loaded on others
+    (folder / "fintune_model.json").write_text(
+        json.dumps({**asdict(info), "trust_remote_code": True})
+    )
+    with pytest.raises(FintuneError, match=r"runs its own code .*configuration_x.XConfig"):
+        load_saved_classifier(folder)

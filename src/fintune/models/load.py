@@ -508,8 +508,11 @@ def _refuse_own_code(folder: Path, info: ModelInfo) -> None:
     named: list[str] = []
     for name in ("config.json", "tokenizer_config.json"):
         path = folder / name
-        auto_map = json.loads(path.read_text()).get("auto_map") if path.is_file() else None
-        for value in (auto_map or {}).values():
+        settings = json.loads(path.read_text()) if path.is_file() else {}
+        # trained without the code, on transformers' own classes: it loads them again
+        if not info.trust_remote_code and _has_own_class(settings):
+            continue
+        for value in (settings.get("auto_map") or {}).values():
             named += [value] if isinstance(value, str) else [v for v in value if v]
     if info.trust_remote_code and info.method != "full":
         named.append(f"the base {info.base}")
@@ -520,6 +523,24 @@ def _refuse_own_code(folder: Path, info: ModelInfo) -> None:
             "it cannot predict or serve it: read that code, then load the model yourself "
             "with trust_remote_code=True"
         )
+
+
+def _has_own_class(settings: dict) -> bool:
+    """Whether transformers has its own classes for a config.json (a sequence classifier
+    of its model_type) or a tokenizer_config.json (its tokenizer_class): an auto_map there
+    (Phi-3's config names code transformers no longer needs) is then not run."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES as CLASSIFIERS,
+    )
+    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
+
+    if settings.get("model_type") in CLASSIFIERS:
+        return True
+    tokenizer = settings.get("tokenizer_class")
+    return isinstance(tokenizer, str) and any(
+        tokenizer_class_from_name(name) is not None
+        for name in (tokenizer, tokenizer.removesuffix("Fast"), f"{tokenizer}Fast")
+    )
 
 
 def _packaged_again(info: ModelInfo) -> ModelSource | None:
