@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -108,3 +110,20 @@ def test_stale_plots_are_removed_only_when_the_report_wrote_them(tmp_path):
     (plots / ".written.json").write_text('["../outside.png", "mine.png"]')  # edited by hand
     drop_stale_plots(doc, plots, lambda name: True)
     assert (tmp_path / "outside.png").is_file() and not (plots / "mine.png").exists()
+
+
+@pytest.mark.parametrize("damaged", ["3", '{"a": 1}', '[1, null, "..", "."]', "not json"])
+def test_a_damaged_list_of_written_plots_falls_back_to_their_names(tmp_path, damaged):
+    """A hand-edited plots/.written.json stopped the report with a traceback after every
+    cell had run."""
+    from fintune.report.document import Document
+    from fintune.study.report import drop_stale_plots
+
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    for name in ("param_importances.png", "mine.png"):
+        (plots / name).write_bytes(b"png")
+    (plots / ".written.json").write_text(damaged)
+    drop_stale_plots(Document("sweep"), plots, lambda name: name == "param_importances.png")
+    assert [p.name for p in plots.glob("*.png")] == ["mine.png"]
+    assert json.loads((plots / ".written.json").read_text()) == []

@@ -210,9 +210,11 @@ def drop_stale_plots(doc: Document, plots: Path, ours: Callable[[str], bool]) ->
     try:
         earlier = json.loads((plots / WRITTEN).read_text())
     except (OSError, ValueError):
+        earlier = None
+    if not (isinstance(earlier, list) and all(isinstance(n, str) for n in earlier)):
         earlier = [path.name for path in plots.glob("*.png") if ours(path.name)]
-    for name in {str(n) for n in earlier} - shown:
-        if Path(name).name == name:  # a name, never a path out of plots/
+    for name in set(earlier) - shown:
+        if Path(name).name == name and name.endswith(".png"):  # never a path out of plots/
             (plots / name).unlink(missing_ok=True)
     write_json(plots / WRITTEN, sorted(shown))
 
