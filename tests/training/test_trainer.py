@@ -150,3 +150,31 @@ def test_a_precision_the_cpu_cannot_do_is_refused_before_the_model_loads(
     with pytest.raises(FintuneError, match=message):
         run(config)
     assert not any(Path(config.output.dir).glob("*"))  # no run directory either
+
+
+@pytest.mark.parametrize(
+    ("compute_dtype", "native_bf16", "message"),
+    [
+        ("float16", True, "method.compute_dtype: float16 needs a CUDA GPU"),
+        ("bfloat16", False, "method.compute_dtype: bfloat16 .* no native bfloat16"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_qlora_compute_dtype_the_cpu_cannot_do_is_refused_before_the_model_loads(
+    make_config, monkeypatch, compute_dtype, native_bf16, message, command
+):
+    """The 4-bit base is dequantised to compute_dtype for every matmul: in a half dtype the
+    CPU lacks, each is emulated, and the run is slow without a word."""
+    from fintune import predict
+    from fintune.errors import FintuneError
+    from fintune.recipes import classification
+
+    monkeypatch.setattr(predict, "cpu_has_native_bf16", lambda: native_bf16)
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    monkeypatch.setattr(classification, "prepare_data", lambda *a, **k: pytest.fail("data"))
+    method = {"name": "qlora", "compute_dtype": compute_dtype}
+    config = make_config(method=method, training={"device": "cpu"})
+    check = classification.setup if command == "validate" else run
+    with pytest.raises(FintuneError, match=message):
+        check(config)
+    assert not any(Path(config.output.dir).glob("*"))

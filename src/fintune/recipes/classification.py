@@ -40,6 +40,7 @@ from fintune.tracking import check_tracking, log_run
 from fintune.training.resources import ResourceMonitor
 from fintune.training.trainer import (
     build_trainer,
+    check_compute_dtype,
     check_precision,
     count_truncated,
     tokenize,
@@ -53,6 +54,7 @@ def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
     """Everything that can fail because of the user's input, and nothing expensive."""
     device = pick_device(config.training.device)
     check_precision(config.training, device)
+    check_compute_dtype(config.method, device)
     check_dtype(config)
     check_revision(config, resolve_model(config.model.name, config.model.gguf_file))
     check_tracking(config)

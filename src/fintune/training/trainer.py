@@ -23,7 +23,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from fintune.config.schema import TrainingConfig
+from fintune.config.schema import MethodConfig, QLoraMethod, TrainingConfig
 from fintune.errors import FintuneError
 from fintune.evaluation.metrics import confusion, metrics_from_confusion
 from fintune.run_dir import to_json
@@ -135,6 +135,31 @@ def check_precision(config: TrainingConfig, device: str) -> None:
     if device == "cuda" and not torch.cuda.is_bf16_supported():
         raise FintuneError(
             "training.precision: bf16 is not supported by this GPU; use fp16 or fp32"
+        )
+
+
+def check_compute_dtype(method: MethodConfig, device: str) -> None:
+    """qlora's compute_dtype, checked as check_precision checks training.precision: the
+    4-bit base is dequantised to it for every matmul, emulated in a half dtype the device
+    lacks."""
+    if not isinstance(method, QLoraMethod) or method.compute_dtype in ("auto", "float32"):
+        return
+    from fintune.predict import cpu_has_native_bf16
+
+    kind = torch.device(device).type
+    if method.compute_dtype == "float16" and kind == "cpu":
+        raise FintuneError(
+            "method.compute_dtype: float16 needs a CUDA GPU; on a CPU it is emulated: use "
+            "auto or float32, or bfloat16 where the CPU has native bfloat16 (AVX512-BF16 or AMX)"
+        )
+    if method.compute_dtype == "bfloat16" and kind == "cpu" and not cpu_has_native_bf16():
+        raise FintuneError(
+            "method.compute_dtype: bfloat16 on this CPU, which has no native bfloat16 "
+            "(AVX512-BF16 or AMX), would be emulated and slower than float32; use auto or float32"
+        )
+    if method.compute_dtype == "bfloat16" and kind == "cuda" and not torch.cuda.is_bf16_supported():
+        raise FintuneError(
+            "method.compute_dtype: bfloat16 is not supported by this GPU; use float16 or float32"
         )
 
 
