@@ -1054,3 +1054,24 @@ def test_a_final_model_of_a_searched_data_field_is_reused(sweep_file):
     first = json.loads((folder / "final.json").read_text())
     run_sweep(sweep_file(trials=1, space=space), report_only=True)
     assert json.loads((folder / "final.json").read_text()) == first
+
+
+@pytest.mark.parametrize(
+    ("field", "choices", "message"),
+    [
+        ("training.precision", ["fp32", "fp16"], "training.precision: fp16 needs a CUDA GPU"),
+        ("method.compute_dtype", ["auto", "float16"], "method.compute_dtype: float16 needs"),
+    ],
+)
+def test_a_precision_in_the_space_the_device_cannot_do_fails_before_training(
+    sweep_file, make_config, monkeypatch, field, choices, message
+):
+    """Only the base config's precision was checked: a choice of fp16 on a CPU failed in
+    each trial that drew it."""
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    base = make_config(method={"name": "qlora"}, training={"device": "cpu", "epochs": 2})
+    space = {field: {"type": "categorical", "choices": choices}}
+    with pytest.raises(FintuneError) as error:
+        run_sweep(sweep_file(base=base.model_dump(mode="json"), space=space))
+    assert message in str(error.value)
+    assert f"(at the point {field}={choices[1]} of the space)" in str(error.value)

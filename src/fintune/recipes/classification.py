@@ -52,10 +52,7 @@ console = Console(stderr=True, soft_wrap=True)  # paths stay whole in logs and C
 
 def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
     """Everything that can fail because of the user's input, and nothing expensive."""
-    device = pick_device(config.training.device)
-    check_precision(config.training, device)
-    check_compute_dtype(config.method, device)
-    check_dtype(config)
+    device = check_device(config)
     check_revision(config, resolve_model(config.model.name, config.model.gguf_file))
     check_tracking(config)
     check_output_dir(config)
@@ -65,6 +62,16 @@ def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
         console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
     check_architecture(config)  # max_length and named modules, without the weights
     return data, device
+
+
+def check_device(config: ExperimentConfig) -> str:
+    """The device, and the dtypes the config computes in checked against it (cheap: a sweep
+    checks each point of its space)."""
+    device = pick_device(config.training.device)
+    check_precision(config.training, device)
+    check_compute_dtype(config.method, device)
+    check_dtype(config)
+    return device
 
 
 def run(config: ExperimentConfig, callbacks: list | None = None) -> Path:

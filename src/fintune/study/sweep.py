@@ -490,6 +490,9 @@ def run_sweep(
     first = trial_config(base, {}, spec, folder, 0, source=str(path))
     data, _ = classification.setup(first)  # data and model checks before any trial
     check_space_architectures(spec, base, str(path))
+    for point in _points(spec):  # a precision the device lacks, chosen in the space
+        config = trial_config(base, point, spec, folder, 0, str(path))
+        _at(point, classification.check_device, config)
     if report_only and spec.storage is None and not (folder / "optuna.db").is_file():
         raise FintuneError(
             f"--report-only: {folder} holds no trials of sweep {spec.name!r} yet; run it "
