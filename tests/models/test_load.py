@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import torch
@@ -227,3 +228,28 @@ def test_a_run_of_a_model_transformers_knows_is_loaded_though_its_config_names_c
     )
     with pytest.raises(FintuneError, match=r"runs its own code .*configuration_x.XConfig"):
         load_saved_classifier(folder)
+
+
+def test_a_tokenizer_with_nothing_to_pad_with_is_refused_before_training(
+    make_config, tiny_llama, tmp_path
+):
+    """A tokenizer without pad, eos or unk token crashed with a traceback at the first
+    padded batch, after the model had loaded and the run directory was made."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from fintune.recipes.classification import run
+
+    folder = tmp_path / "no-specials"
+    shutil.copytree(tiny_llama, folder)
+    vocab = load_tokenizer(resolve_model(str(tiny_llama)), make_config()).get_vocab()
+    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    bare = PreTrainedTokenizerFast(tokenizer_object=core)
+    for name in folder.glob("tokenizer*"):
+        name.unlink()
+    bare.save_pretrained(folder)
+    config = make_config(model={"name": str(folder)}, method={"name": "lora"})
+    with pytest.raises(FintuneError, match=r"model.name: .*no-specials.* no pad, eos or unk"):
+        run(config)
+    assert not any(Path(config.output.dir).glob("*"))

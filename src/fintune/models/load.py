@@ -82,6 +82,13 @@ def load_tokenizer(source: ModelSource, config: ExperimentConfig):
         )
     if tokenizer.pad_token is None:  # decoders (GPT-2, Llama, ...) have none
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if tokenizer.pad_token is None:
+        raise FintuneError(
+            f"model.name: the tokenizer of {source.name_or_path} has no pad, eos or unk token "
+            "to pad a batch with; give it one and save it into the model's folder, e.g. "
+            "tokenizer.pad_token = '<pad>' (a token of its vocabulary) then "
+            "tokenizer.save_pretrained(folder)"
+        )
     return tokenizer
 
 
