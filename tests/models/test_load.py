@@ -22,6 +22,8 @@ from fintune.models.load import (
 )
 from fintune.models.registry import resolve_model
 
+LABELS = ["negative", "neutral", "positive"]
+
 
 def test_a_model_folder_without_tokenizer_files_is_refused(make_config, tiny_bert, tmp_path):
     """transformers builds a BERT tokenizer with no vocabulary from config.json alone:
@@ -253,3 +255,25 @@ def test_a_tokenizer_with_nothing_to_pad_with_is_refused_before_training(
     with pytest.raises(FintuneError, match=r"model.name: .*no-specials.* no pad, eos or unk"):
         run(config)
     assert not any(Path(config.output.dir).glob("*"))
+
+
+@pytest.mark.parametrize(
+    ("method", "deleted"),
+    [
+        ("full", "model.safetensors"),
+        ("lora", "adapter_model.safetensors"),
+        ("lora", "adapter_config.json"),
+        ("adapter", "bottleneck_adapter.safetensors"),
+    ],
+)
+def test_a_saved_model_with_a_weight_file_deleted_names_the_file(
+    make_config, tmp_path, method, deleted
+):
+    """`fintune predict` and `serve` stopped with a transformers, PEFT or safetensors
+    traceback."""
+    model, tokenizer, info = load_classifier(make_config(method={"name": method}), LABELS, "cpu")
+    folder = tmp_path / "model"
+    save_classifier(model, tokenizer, info, folder)
+    (folder / deleted).unlink()
+    with pytest.raises(FintuneError, match=rf"model: .*{deleted} is missing"):
+        load_saved_classifier(folder)

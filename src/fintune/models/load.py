@@ -25,7 +25,13 @@ from fintune.config.schema import (
     QLoraMethod,
 )
 from fintune.errors import FintuneError
-from fintune.models.bottleneck import check_reduction_factor, load_bottleneck, save_bottleneck
+from fintune.models.bottleneck import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    check_reduction_factor,
+    load_bottleneck,
+    save_bottleneck,
+)
 from fintune.models.methods import apply_method, head_modules, head_prefixes
 from fintune.models.registry import PACKAGED, ModelSource, resolve_model
 
@@ -492,6 +498,7 @@ def load_saved_classifier(folder: Path, device: str = "cpu"):
         raise FintuneError(f"{folder}: no saved model here (missing {MODEL_INFO})")
     info = ModelInfo(**json.loads(info_path.read_text()))
     _refuse_own_code(folder, info)
+    _refuse_missing_files(folder, info)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.padding_side = info.padding_side
     if info.method == "full":
@@ -505,6 +512,28 @@ def load_saved_classifier(folder: Path, device: str = "cpu"):
 
             model = PeftModel.from_pretrained(base, folder)
     return model.to(device).eval(), tokenizer, info
+
+
+def _refuse_missing_files(folder: Path, info: ModelInfo) -> None:
+    """A file the method's loader reads, deleted or never copied, named here: transformers,
+    PEFT and safetensors stop with a traceback instead. A tuple: any one of its names."""
+    files: list[str | tuple[str, ...]]
+    if info.method == "full":
+        index = folder / "model.safetensors.index.json"
+        shards = json.loads(index.read_text())["weight_map"].values() if index.is_file() else []
+        files = ["config.json", *sorted(set(shards))] if shards else ["config.json"]
+        files += [] if shards else [("model.safetensors", "pytorch_model.bin")]
+    elif info.method == "adapter":
+        files = [CONFIG_FILE, WEIGHTS_FILE]
+    else:
+        files = ["adapter_config.json", ("adapter_model.safetensors", "adapter_model.bin")]
+    for names in files:
+        names = (names,) if isinstance(names, str) else names
+        if not any((folder / name).is_file() for name in names):
+            raise FintuneError(
+                f"{folder}: the saved model is incomplete: {names[0]} is missing; restore it "
+                "from a copy of the run, or train the run again"
+            )
 
 
 def _refuse_own_code(folder: Path, info: ModelInfo) -> None:
