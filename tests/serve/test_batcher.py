@@ -344,3 +344,54 @@ def test_a_full_queue_refuses_at_once_and_takes_texts_again_once_it_drains():
     assert _labels(after) == ["D", "E", "F"]
     assert end["waiting"] == 0 and end["refused"] == 2
     assert ["d"] not in model.batches, "a refused text reached the model"
+
+
+def test_a_caller_gone_before_its_texts_reach_the_model_costs_no_model_time_or_queue_room():
+    """Under overload, a request whose client had given up still ran in the model and held
+    its place in the queue: the texts of cancelled callers are now dropped, and no longer
+    count as waiting."""
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    batcher = MicroBatcher(model, max_batch=4, max_wait_ms=20, max_queue=4)
+
+    async def work():
+        running = asyncio.ensure_future(batcher.submit(["running"]))
+        await asyncio.to_thread(model.started.wait, 5)  # the model is busy with it
+        gone = asyncio.ensure_future(batcher.submit(["gone-1", "gone-2", "gone-3"]))
+        staying = asyncio.ensure_future(batcher.submit(["staying"]))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        await asyncio.sleep(0.01)
+        waiting = batcher.stats.waiting
+        room = asyncio.ensure_future(batcher.submit(["more-1", "more-2", "more-3"]))
+        await asyncio.sleep(0.01)
+        gate.set()
+        answers = await asyncio.gather(running, staying, room)
+        return waiting, answers, batcher.stats.as_dict()
+
+    waiting, answers, end = _run(batcher, work)
+    assert waiting == 1  # "staying" alone: the gone caller's 3 texts no longer count
+    assert [_labels(a) for a in answers] == [
+        ["RUNNING"],
+        ["STAYING"],
+        ["MORE-1", "MORE-2", "MORE-3"],
+    ]
+    assert not any(t.startswith("gone") for batch in model.batches for t in batch)
+    assert end["waiting"] == 0 and end["texts"] == 5
+
+
+def test_a_caller_gone_while_its_batch_gathers_is_left_out_of_the_model_call():
+    model = FakeModel()
+    batcher = MicroBatcher(model, max_batch=100, max_wait_ms=200)
+
+    async def work():
+        staying = asyncio.ensure_future(batcher.submit(["staying"]))
+        gone = asyncio.ensure_future(batcher.submit(["gone"]))
+        await asyncio.sleep(0.05)  # both taken into the batch, which waits for more
+        gone.cancel()
+        return await staying, batcher.stats
+
+    result, stats = _run(batcher, work)
+    assert _labels(result) == ["STAYING"]
+    assert model.batches == [["staying"]]
+    assert stats.waiting == 0

@@ -7,7 +7,8 @@ runs the model once in a worker thread so the event loop stays free, and answers
 future. Under load, batches grow and throughput with them; alone, a request waits at most
 `max_wait_ms`. At most `max_queue` texts wait for the model: past that, `submit` refuses at
 once (ServerBusy), so an overloaded server says so instead of piling up requests that
-time out.
+time out. A caller that is cancelled (its client gone) before its texts reach the model
+is dropped: its texts cost no model time, and stop counting against `max_queue` at once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class ServerBusy(Exception):
 class _Job:
     texts: list[str]
     future: asyncio.Future
+    waiting: bool = True  # its texts count in stats.waiting
 
 
 @dataclass
@@ -86,6 +88,8 @@ class MicroBatcher:
         waiting = [self._held] if self._held else []
         while self._queue is not None and not self._queue.empty():
             waiting.append(self._queue.get_nowait())
+        for job in waiting:
+            job.waiting = False  # a cancel still to be noticed must not count it again
         _fail(waiting, RuntimeError("the server is shutting down"))
         self._held = None
         self.stats.waiting = 0
@@ -102,9 +106,16 @@ class MicroBatcher:
                 f"(the limit is {self.max_queue}); try again shortly"
             )
         self.stats.waiting += len(texts)
-        future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(texts, future))
-        return await future
+        job = _Job(texts, asyncio.get_running_loop().create_future())
+        job.future.add_done_callback(lambda f: self._leave(job) if f.cancelled() else None)
+        await self._queue.put(job)
+        return await job.future
+
+    def _leave(self, job: _Job) -> None:
+        """The job's texts no longer wait: taken into a model call, or their caller gone."""
+        if job.waiting:
+            job.waiting = False
+            self.stats.waiting -= len(job.texts)
 
     async def _next_job(self, timeout: float | None = None) -> _Job:
         if self._held is not None:
@@ -123,6 +134,9 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             jobs = [await self._next_job()]
+            if jobs[0].future.cancelled():
+                self._leave(jobs[0])
+                continue
             size = len(jobs[0].texts)  # a single job larger than max_batch runs alone
             deadline = loop.time() + self.max_wait_s
             while size < self.max_batch:
@@ -130,13 +144,19 @@ class MicroBatcher:
                     job = await self._next_job(deadline - loop.time())
                 except TimeoutError:
                     break
+                if job.future.cancelled():
+                    self._leave(job)
+                    continue
                 if size + len(job.texts) > self.max_batch:
                     self._held = job  # first in the next batch
                     break
                 jobs.append(job)
                 size += len(job.texts)
-            self.stats.waiting -= size
-            await self._answer(jobs, loop)
+            for job in jobs:
+                self._leave(job)
+            jobs = [job for job in jobs if not job.future.cancelled()]  # gone while it gathered
+            if jobs:
+                await self._answer(jobs, loop)
 
     async def _answer(self, jobs: list[_Job], loop: asyncio.AbstractEventLoop) -> None:
         texts = [t for job in jobs for t in job.texts]
