@@ -572,3 +572,67 @@ def test_a_queue_smaller_than_a_batch_is_refused():
 def test_the_default_queue_holds_at_least_one_full_batch_request():
     assert ServeSettings().max_queue_texts == 1024
     assert ServeSettings(max_batch_texts=2000).max_queue_texts == 2000
+
+
+def test_a_client_gone_before_its_text_reaches_the_model_costs_no_model_time():
+    """uvicorn lets a handler run on when its client disconnects: a request that timed out
+    under overload still ran in the model. With uvicorn, a text sent by a client that then
+    closed its connection while another request held the model was classified all the same
+    ([['first'], ['gone']]; now [['first']])."""
+    import asyncio
+
+    gate, seen = threading.Event(), []
+
+    def slow(texts):
+        seen.append(list(texts))
+        gate.wait(5)
+        return [{"label": "up", "confidence": 1.0, "scores": {"up": 1.0}} for _ in texts]
+
+    app = create_app(slow, {"run": "r", "backbone": "b", "method": "full"}, ServeSettings())
+
+    async def call(text: str, leave: asyncio.Event) -> list[dict]:
+        body = json.dumps({"text": text}).encode()
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": "/analyze", "raw_path": b"/analyze",
+            "query_string": b"", "root_path": "", "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 5000), "headers": [(b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()), (b"host", b"127.0.0.1")],
+        }  # fmt: skip
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        sent = []
+
+        async def receive():
+            if messages:
+                return messages.pop()
+            await leave.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent
+
+    async def work():
+        app.state.batcher.start()
+        try:
+            stay, go = asyncio.Event(), asyncio.Event()
+            first = asyncio.ensure_future(call("first", stay))
+            while not seen:
+                await asyncio.sleep(0.01)
+            gone = asyncio.ensure_future(call("gone", go))
+            await asyncio.sleep(0.05)
+            go.set()
+            await gone
+            gate.set()
+            answer = await first
+            waiting = app.state.batcher.stats.waiting
+        finally:
+            await app.state.batcher.stop()
+        return answer, waiting
+
+    answer, waiting = asyncio.run(work())
+    assert answer[0]["status"] == 200
+    assert seen == [["first"]]
+    assert waiting == 0

@@ -11,6 +11,7 @@ the key the user types with each API call.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
@@ -253,12 +254,12 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
         return text
 
     @app.post("/analyze", response_model=Prediction)
-    async def analyze(body: AnalyzeRequest) -> dict:
+    async def analyze(body: AnalyzeRequest, request: Request) -> dict:
         texts = [check(body.text, "text")]
-        return (await batcher.submit(texts))[0]
+        return (await _unless_gone(request, batcher.submit(texts)))[0]
 
     @app.post("/analyze/batch", response_model=list[Prediction])
-    async def analyze_batch(body: BatchRequest) -> list[dict]:
+    async def analyze_batch(body: BatchRequest, request: Request) -> list[dict]:
         if not body.texts:
             raise ApiError(422, "texts: give at least one text")
         if len(body.texts) > settings.max_batch_texts:
@@ -266,7 +267,7 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
                 413, f"texts: {len(body.texts)} texts; the limit is {settings.max_batch_texts}"
             )
         texts = [check(t, f"texts[{i}]") for i, t in enumerate(body.texts)]
-        return await batcher.submit(texts)
+        return await _unless_gone(request, batcher.submit(texts))
 
     @app.get("/health")
     async def health() -> dict:
@@ -287,6 +288,28 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
         return Response(_static(name), media_type=STATIC_TYPES[name])
 
     return app
+
+
+async def _unless_gone(request: Request, work):
+    """`work`'s result; cancelled if the client disconnects first (uvicorn lets a handler
+    run on), so the batcher drops the texts of a client that gave up before the model."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        done, _ = await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+    if task not in done:  # nobody reads this answer
+        raise ApiError(499, "the client closed the request")
+    return task.result()
+
+
+async def _disconnect(request: Request) -> None:
+    # the body is read: what the server sends next is the disconnect
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _static(name: str) -> str:
