@@ -263,7 +263,11 @@ DAMAGE = {
         "data:\n  cleaning:\n    bogus: 1\n",
         "config.yaml: data.cleaning.bogus: Extra inputs are not permitted",
     ),
-    "weights missing": ("model/model.safetensors", None, "model: cannot load the saved model"),
+    "weights missing": (
+        "model/model.safetensors",
+        None,
+        "model: the saved model is incomplete: model.safetensors is missing",
+    ),
     "model info damaged": (
         "model/fintune_model.json",
         "{",
