@@ -353,3 +353,39 @@ def test_predict_in_a_model_folder_names_the_run_to_give(runs, monkeypatch):
     assert f"is a run's model folder; give the run, {runs['full']}" in result.output.replace(
         "\n", ""
     )
+
+
+@pytest.mark.parametrize(
+    ("host", "key", "loopback_only"),
+    [
+        ("127.0.0.1", None, True),
+        ("localhost", None, True),
+        ("::1", None, True),
+        ("127.0.0.1", "secret", False),
+        ("0.0.0.0", None, False),
+    ],
+)
+def test_serve_on_a_loopback_host_without_a_key_answers_only_loopback_names(
+    runs, monkeypatch, host, key, loopback_only
+):
+    from types import SimpleNamespace
+
+    import uvicorn
+
+    import fintune.serve.app as serve_app
+
+    given = {}
+    fake = SimpleNamespace(state=SimpleNamespace(device="cpu"))
+    monkeypatch.setattr(
+        serve_app,
+        "app_for_run",
+        lambda _run, settings, **k: given.update(settings=settings) or fake,
+    )
+    monkeypatch.setattr(uvicorn, "run", lambda application, **kwargs: None)
+    if key:
+        monkeypatch.setenv("FINTUNE_API_KEY", key)
+    else:
+        monkeypatch.delenv("FINTUNE_API_KEY", raising=False)
+    result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--host", host, "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert given["settings"].loopback_only is loopback_only

@@ -164,7 +164,7 @@ def serve(
     _quiet_libraries()
     import uvicorn
 
-    from fintune.serve.app import ServeSettings, app_for_run
+    from fintune.serve.app import ServeSettings, app_for_run, is_loopback
 
     port = _check_port(host, port)  # before the model loads, not after
     key = os.environ.get("FINTUNE_API_KEY")
@@ -178,9 +178,12 @@ def serve(
         micro_batch=micro_batch,
         api_key=key,
         max_queue_texts=max_queue,
+        loopback_only=not key and is_loopback(host),
     )
     application = app_for_run(run_dir, settings, precision=precision, device=device)
     guard = "API key required" if key else "no API key: whoever reaches the port can use the API"
+    if settings.loopback_only:
+        guard = "no API key: answers requests addressed to localhost, 127.0.0.1 or [::1] only"
     err.print(
         f"Serving {run_dir} on http://{host}:{port}, model on "
         f"{application.state.device}  (API docs: /docs; {guard})",

@@ -636,3 +636,44 @@ def test_a_client_gone_before_its_text_reaches_the_model_costs_no_model_time():
     assert answer[0]["status"] == 200
     assert seen == [["first"]]
     assert waiting == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:8000", 200),
+        ("localhost:8000", 200),
+        ("LOCALHOST", 200),
+        ("[::1]:8000", 200),
+        ("127.0.0.1", 200),
+        ("attacker.example:8000", 400),
+        ("localhost.attacker.example", 400),
+        ("127.0.0.1.nip.io:8000", 400),
+        ("", 400),
+    ],
+)
+def test_a_keyless_loopback_server_answers_only_requests_addressed_to_loopback(host, status):
+    """A keyless server on 127.0.0.1 answered any Host: a web page could read /model (the
+    backbone's local path) and use the API through DNS rebinding."""
+    answer = {"label": "up", "confidence": 1.0, "scores": {"up": 1.0}}
+    summary = {"run": "r", "backbone": "/home/me/models/x", "method": "full"}
+    app = create_app(
+        lambda texts: [answer] * len(texts), summary, ServeSettings(loopback_only=True)
+    )
+    with TestClient(app) as c:
+        responses = [
+            c.get("/model", headers={"host": host}),
+            c.post("/analyze", json={"text": "sales rose"}, headers={"host": host}),
+        ]
+    for response in responses:
+        assert response.status_code == status, response.text
+        if status == 400:
+            assert set(response.json()) == {"error"}
+            assert (
+                "Host" in response.json()["error"] and "FINTUNE_API_KEY" in response.json()["error"]
+            )
+            assert "/home/me" not in response.text
+
+
+def test_without_loopback_only_any_host_is_answered(client):
+    assert client.get("/health", headers={"host": "fintune.internal:8000"}).status_code == 200

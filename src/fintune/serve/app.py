@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import os
 import re
@@ -52,6 +53,10 @@ class ServeSettings:
     # model calls of 256: a few seconds of work for a base-size encoder on a CPU), or one
     # full batch request if that is larger.
     max_queue_texts: int | None = None
+    # Answer only requests whose Host header is a loopback name or address: `fintune serve`
+    # sets it on a loopback host without an API key, where a web page could otherwise
+    # reach the server through DNS rebinding (a name of its own, resolved to 127.0.0.1).
+    loopback_only: bool = False
 
     def __post_init__(self) -> None:
         key = self.api_key
@@ -178,6 +183,19 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     # error it raises while FastAPI reads a body then reaches the API's error handlers.
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.state.batcher = batcher
+
+    @app.middleware("http")
+    async def loopback_host(request: Request, call_next):
+        host = request.headers.get("host", "")
+        if settings.loopback_only and not is_loopback(host_name(host)):
+            message = (
+                f"this server answers only requests addressed to localhost, 127.0.0.1 or "
+                f"[::1], not Host {host!r}: without FINTUNE_API_KEY it serves loopback only "
+                "(a web page could otherwise reach it by DNS rebinding); set FINTUNE_API_KEY "
+                "to serve it under another name"
+            )
+            return JSONResponse({"error": message}, status_code=400)
+        return await call_next(request)
 
     @app.middleware("http")
     async def require_key(request: Request, call_next):
@@ -310,6 +328,22 @@ async def _disconnect(request: Request) -> None:
     # the body is read: what the server sends next is the disconnect
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def host_name(host: str) -> str:
+    """The name or address of a Host header (or of --host), without its port or brackets."""
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_loopback(name: str) -> bool:
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _static(name: str) -> str:
