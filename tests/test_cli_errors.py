@@ -623,3 +623,17 @@ def test_each_command_s_summary_in_help_is_one_line():
     for command in app.registered_commands:
         summary = inspect.getdoc(command.callback).split("\n\n")[0]
         assert "\n" not in summary, command.callback.__name__
+
+
+@pytest.mark.parametrize("command", ["serve", "compare", "sweep"])
+def test_a_command_s_help_prints_each_paragraph_unbroken(command):
+    """A command's --help keeps the line breaks of every paragraph after the first, so a
+    description wrapped in the source read 'has paired' / 'tests against the baseline'."""
+    import inspect
+
+    callback = next(c.callback for c in app.registered_commands if c.callback.__name__ == command)
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    for paragraph in inspect.getdoc(callback).split("\n\n")[1:]:
+        assert " ".join(paragraph.split()) in lines, (paragraph, result.output)

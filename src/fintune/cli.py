@@ -219,8 +219,7 @@ def compare(
 ) -> None:
     """Run a comparison study: a grid of runs, resumable, then a report.
 
-    Every cell is a run; the report (report.md and a self-contained report.html) has paired
-    tests against the baseline."""
+    Every cell is a run; the report (report.md, report.html) tests each against its baseline."""
     _quiet_libraries()
     from fintune.study.compare import run_study
 
@@ -238,7 +237,7 @@ def compare(
 @app.command()
 @user_errors
 def sweep(
-    sweep_file: Annotated[Path, typer.Argument(metavar="SWEEP")],
+    sweep_file: Annotated[Path, typer.Argument(metavar="sweep")],
     worker: Annotated[
         bool, typer.Option(help="Only run trials (no final model, no report): an extra worker.")
     ] = False,
@@ -252,8 +251,7 @@ def sweep(
 ) -> None:
     """Hyperparameter search with Optuna, then a final model with the best parameters.
 
-    Resumable and shareable by several workers; the final model is evaluated on test, and a
-    report written."""
+    Resumable and shareable by workers; the final model is evaluated on test, then reported."""
     _quiet_libraries()
     from fintune.study.sweep import run_sweep
 
