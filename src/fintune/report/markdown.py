@@ -92,7 +92,7 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         f"| model evaluated | {_kept(train, config.training.best_metric)} |",
         f"| training time | {train['runtime_s']:.1f} s |",
         f"| training samples/s | {train['samples_per_s']:.2f} |",
-        f"| final training loss | {train['final_train_loss']:.4f} |",
+        _train_loss_row(train),
         f"| CPU % (100 = one core) avg / max | {res['cpu_percent_avg']} / {res['cpu_percent_max']}"
         f" of {res['cpu_cores']} cores |",
         f"| RSS MiB avg / max | {res['rss_mib_avg']} / {res['rss_mib_max']} |",
@@ -199,3 +199,12 @@ def _quality_lines(report: dict[str, Any], config: ExperimentConfig) -> list[str
         missing = ", ".join(map(plain_text, report["labels_missing_from_train"]))
         lines.append(f"- labels with no training example: {missing}")
     return lines
+
+
+def _train_loss_row(train: dict) -> str:
+    if train.get("final_train_loss") is None:  # no training step was logged
+        return f"| mean training loss | {_number(train.get('mean_train_loss'))} |"
+    return (
+        f"| training loss: last logged (step {train['final_train_loss_step']}) / mean of all "
+        f"steps | {train['final_train_loss']:.4f} / {train['mean_train_loss']:.4f} |"
+    )
