@@ -6,6 +6,7 @@ from fintune.evaluation.metrics import (
     bootstrap_ci,
     boundary_note,
     evaluate_predictions,
+    per_class_edge_note,
     small_sample_note,
 )
 
@@ -164,6 +165,23 @@ def test_an_interval_at_100_percent_gets_the_exact_binomial_bound():
     assert f"validation: none of 40 right, accuracy [0.000, {high:.3f}]" in note
     assert "other" not in note
     assert boundary_note({"test": (29, 1.0)}) is None  # the small-sample note's case
+
+
+def test_a_per_class_rate_at_0_or_100_percent_gets_the_exact_binomial_bound():
+    """The quick-start report showed 'negative recall 1.0000 [1.000, 1.000]' (24 of 24) with
+    no word that the interval has no width only because no resample can leave 100%."""
+    from scipy.stats import binomtest
+
+    # rows true, columns predicted: a 24 of 24 recall, b 20 of 20 precision, c never right
+    cm = [[24, 0, 0], [3, 20, 1], [2, 0, 0]]
+    note = per_class_edge_note(cm, ["a", "b", "c"])
+    assert f"a recall 24 of 24, [{binomtest(24, 24).proportion_ci().low:.3f}, 1.000]" in note
+    assert f"b precision 20 of 20, [{binomtest(20, 20).proportion_ci().low:.3f}, 1.000]" in note
+    assert f"c recall 0 of 2, [0.000, {binomtest(0, 2).proportion_ci().high:.3f}]" in note
+    assert "c precision 0 of 1, [0.000" in note
+    assert "a precision" not in note and "b recall" not in note
+    assert per_class_edge_note([[5, 1], [1, 5]], ["a", "b"]) is None
+    assert "c precision" not in per_class_edge_note([[2, 0, 0], [0, 2, 0], [0, 1, 0]], "abc")
 
 
 def test_the_mean_loss_gets_an_interval_from_the_same_resamples():

@@ -305,6 +305,18 @@ def test_final_training_loss_is_the_last_logged_one_not_the_mean_of_all_steps(ma
     ) in report
 
 
+def test_the_report_gives_exact_intervals_for_per_class_rates_at_the_edge(make_config):
+    """A class scored all right (or none) showed 1.0000 [1.000, 1.000] with no warning."""
+    from fintune.evaluation.metrics import per_class_edge_note
+
+    run_dir = run(make_config(training={"max_steps": 1}))  # a barely trained model
+    metrics = _metrics(run_dir)
+    note = per_class_edge_note(metrics["test"]["confusion_matrix"], metrics["labels"])
+    assert note is not None  # this run has such a class (checked, so the test can fail)
+    per_class = (run_dir / "report.md").read_text().split("### Per class")[1]
+    assert note in per_class.split("## Training")[0]
+
+
 def test_lora_parameter_count_matches_the_formula(make_config):
     # r=4 on query and value of 2 layers (64 wide): 2 layers * 2 modules * (64*4 + 4*64),
     # plus the head: pooler (64*64 + 64) and classifier (64*3 + 3).

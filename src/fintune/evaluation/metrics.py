@@ -231,3 +231,26 @@ def boundary_note(scores: dict[str, tuple[int, float]]) -> str | None:
         "scored all right gets [1.000, 1.000] whatever its size. Exact binomial "
         "(Clopper-Pearson) 95% intervals: " + "; ".join(lines) + "."
     )
+
+
+def per_class_edge_note(cm: list[list[int]], labels: list[str]) -> str | None:
+    """A warning naming each label's precision or recall that is all right or all wrong
+    (rows of `cm` true, columns predicted), with its exact binomial 95% interval: as for a
+    split, the bootstrap gives such a rate an interval of no width."""
+    cm = np.asarray(cm)
+    lines = []
+    for i, label in enumerate(labels):
+        right = int(cm[i, i])
+        for rate, n in (("precision", int(cm[:, i].sum())), ("recall", int(cm[i].sum()))):
+            if n and right in (0, n):
+                bound = 0.025 ** (1 / n)  # Clopper-Pearson 95%, with all n one way
+                interval = f"[{bound:.3f}, 1.000]" if right else f"[0.000, {1 - bound:.3f}]"
+                lines.append(f"{label} {rate} {right} of {n}, {interval}")
+    if not lines:
+        return None
+    return (
+        "**Per-class rates at the edge**: a bootstrap interval cannot leave 100% (or 0%), so "
+        "these show one of no width. Exact binomial (Clopper-Pearson) 95% intervals: "
+        + "; ".join(lines)
+        + "."
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fintune.config.schema import METRICS, ExperimentConfig
-from fintune.evaluation.metrics import boundary_note, small_sample_note
+from fintune.evaluation.metrics import boundary_note, per_class_edge_note, small_sample_note
 from fintune.report.document import plain_text, table_row
 from fintune.report.plots import plot_confusion, plot_learning_rate, plot_loss
 
@@ -67,7 +67,8 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
     )
     out += [line for note in notes if note for line in ("", note)]
     out += ["", "### Per class (test)" if "test" in metrics else "### Per class", ""]
-    per_class = metrics.get("test", metrics.get("validation"))["per_class"]
+    shown = metrics.get("test", metrics.get("validation"))
+    per_class = shown["per_class"]
     out += ["With bootstrap 95% intervals; support is the number of examples of the label.", ""]
     out += ["| label | precision | recall | f1 | support |", "|---|---|---|---|---|"]
     for label in metrics["labels"]:
@@ -79,6 +80,8 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
             for k in ("precision", "recall", "f1-score")
         ]
         out.append(table_row([label, *numbers, str(int(row["support"]))]))
+    if note := per_class_edge_note(shown["confusion_matrix"], metrics["labels"]):
+        out += ["", note]
     out += [
         "",
         "## Training and resources",
