@@ -178,6 +178,9 @@ def test_loading_an_adapter_run_does_not_warn_of_an_untrained_head(tiny_bert, tm
     loaded = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     assert "LOAD REPORT" not in loaded.stderr and "MISSING" not in loaded.stderr
+    # nor, as silencing that report made transformers check a tensor-parallel plan, a
+    # 1,500-character list of every layer "not sharded" (on every predict and serve)
+    assert "not sharded" not in loaded.stderr, loaded.stderr
 
 
 def test_predict_command_keeps_a_label_with_a_tab_or_line_break_in_its_field(monkeypatch):

@@ -624,14 +624,21 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
         kwargs["quantization_config"] = _four_bit(method, device)
         kwargs["device_map"] = {"": device}
     # transformers reports the head as missing and "newly initialized": it comes from the
-    # run, next, so that warning would only alarm whoever predicts with a trained model
-    modeling_log = logging.getLogger("transformers.modeling_utils")
-    level = modeling_log.level
-    modeling_log.setLevel(logging.ERROR)
+    # run, next, so that warning would only alarm whoever predicts with a trained model.
+    # Quietened so, transformers checks a tensor-parallel plan, and lists every layer as
+    # "not sharded" (on one GPU or a CPU): quiet that too.
+    quieted = [
+        logging.getLogger(f"transformers.{name}")
+        for name in ("modeling_utils", "distributed.tensor_parallel")
+    ]
+    levels = [log.level for log in quieted]
+    for log in quieted:
+        log.setLevel(logging.ERROR)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(base, **kwargs)
     finally:
-        modeling_log.setLevel(level)
+        for log, level in zip(quieted, levels, strict=True):
+            log.setLevel(level)
     _no_cpu_repacking(model)
     _drop_gguf_marker(model)
     if info.method == "qlora":
