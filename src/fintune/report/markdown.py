@@ -80,7 +80,8 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
             for k in ("precision", "recall", "f1-score")
         ]
         out.append(table_row([label, *numbers, str(int(row["support"]))]))
-    if note := per_class_edge_note(shown["confusion_matrix"], metrics["labels"]):
+    labels = [plain_text(label) for label in metrics["labels"]]  # "<!--" would hide the rest
+    if note := per_class_edge_note(shown["confusion_matrix"], labels):
         out += ["", note]
     out += [
         "",
