@@ -287,21 +287,22 @@ def test_full_finetuning_learns_a_separable_task(make_config):
     assert losses[-1] < losses[0] / 3
 
 
-def test_final_training_loss_is_the_last_logged_one_not_the_mean_of_all_steps(make_config):
+def test_the_report_gives_the_last_logged_training_loss_beside_the_mean(make_config):
     """The report's "final training loss" was the Trainer's mean over every step: 0.578 for
-    a quick-start run whose last logged loss was 0.168."""
+    a quick-start run whose last logged loss was 0.168. metrics.json keeps that mean as
+    final_train_loss, as before, and adds the last logged loss."""
     config = make_config(training={"epochs": 4, "learning_rate": 1e-3, "logging_steps": 2})
     run_dir = run(config)
     train = _metrics(run_dir)["train"]
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in history if "loss" in r]
-    assert train["final_train_loss"] == pytest.approx(losses[-1])
-    assert train["mean_train_loss"] == pytest.approx(history[-1]["train_loss"])
-    assert train["final_train_loss"] < train["mean_train_loss"]  # it learns
+    assert train["last_train_loss"] == pytest.approx(losses[-1])
+    assert train["final_train_loss"] == pytest.approx(history[-1]["train_loss"])  # the mean
+    assert train["last_train_loss"] < train["final_train_loss"]  # it learns
     report = (run_dir / "report.md").read_text()
     assert (
-        f"| training loss: last logged (step {train['final_train_loss_step']}) / mean of all "
-        f"steps | {train['final_train_loss']:.4f} / {train['mean_train_loss']:.4f} |"
+        f"| training loss: last logged (step {train['last_train_loss_step']}) / mean of all "
+        f"steps | {train['last_train_loss']:.4f} / {train['final_train_loss']:.4f} |"
     ) in report
 
 

@@ -194,8 +194,8 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
                 "samples_per_s": round(train_output.metrics["train_samples_per_second"], 3),
                 "steps": train_output.global_step,
                 "epochs": train_output.metrics.get("epoch"),
+                "final_train_loss": train_output.training_loss,  # the mean over all steps
                 **last_train_loss(trainer.state),
-                "mean_train_loss": train_output.training_loss,  # over all steps: reads higher
                 "trainable_params": int(trainable),
                 "total_params": int(total),
                 # the model evaluated is the last one unless the best checkpoint was kept
@@ -272,7 +272,7 @@ def track(run_dir: Path, config: ExperimentConfig, status: str = "FINISHED", tag
 def last_train_loss(state) -> dict[str, Any]:
     """The training loss last logged (the mean over its logging window) and its step."""
     record = next((r for r in reversed(state.log_history) if "loss" in r), {})
-    return {"final_train_loss": record.get("loss"), "final_train_loss_step": record.get("step")}
+    return {"last_train_loss": record.get("loss"), "last_train_loss_step": record.get("step")}
 
 
 def best_checkpoint(state, kept: bool) -> dict[str, Any]:

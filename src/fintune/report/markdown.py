@@ -206,9 +206,11 @@ def _quality_lines(report: dict[str, Any], config: ExperimentConfig) -> list[str
 
 
 def _train_loss_row(train: dict) -> str:
-    if train.get("final_train_loss") is None:  # no training step was logged
-        return f"| mean training loss | {_number(train.get('mean_train_loss'))} |"
+    """metrics.json's final_train_loss is the Trainer's mean over all steps (it reads higher
+    than the loss at the end); the loss last logged is beside it."""
+    if train.get("last_train_loss") is None:  # no training step logged, or an older run
+        return f"| training loss: mean of all steps | {_number(train.get('final_train_loss'))} |"
     return (
-        f"| training loss: last logged (step {train['final_train_loss_step']}) / mean of all "
-        f"steps | {train['final_train_loss']:.4f} / {train['mean_train_loss']:.4f} |"
+        f"| training loss: last logged (step {train['last_train_loss_step']}) / mean of all "
+        f"steps | {train['last_train_loss']:.4f} / {train['final_train_loss']:.4f} |"
     )
