@@ -72,21 +72,33 @@ def test_a_decoder_whose_config_names_another_pad_token_reads_its_last_real_toke
     assert torch.allclose(padded, alone, atol=1e-5)
 
 
-def test_a_run_whose_model_runs_its_own_code_is_refused_without_running_it(
-    tiny_bert, tmp_path, monkeypatch
-):
-    """save_pretrained copies a trust_remote_code model's code into the run; loading it
-    back was a transformers traceback ('pass trust_remote_code=True')."""
+def _full_run_naming_own_code(tiny_bert, tmp_path, model_type: str | None = None):
+    """A saved full run whose config.json names its own code (auto_map), which leaves a
+    marker file if it ever runs: (folder, marker, config.json settings, ModelInfo)."""
     folder = tmp_path / "model"
     shutil.copytree(tiny_bert, folder)
     marker = tmp_path / "code-ran"
     code = f"open({str(marker)!r}, 'w')\nfrom transformers import BertConfig as XConfig\n"
     (folder / "configuration_x.py").write_text(code)
     settings = json.loads((folder / "config.json").read_text())
-    settings["model_type"] = "xbert"  # known only to its own code
+    if model_type:
+        settings["model_type"] = model_type
     settings["auto_map"] = {"AutoConfig": "configuration_x.XConfig"}
     (folder / "config.json").write_text(json.dumps(settings))
     info = ModelInfo("full", str(tiny_bert), None, None, ["a", "b"], 32, "right", False, {})
+    return folder, marker, settings, info
+
+
+def test_a_run_whose_model_runs_its_own_code_is_refused_without_running_it(
+    tiny_bert, tmp_path, monkeypatch
+):
+    """save_pretrained copies a trust_remote_code model's code into the run; loading it
+    back was a transformers traceback ('pass trust_remote_code=True')."""
+    folder, marker, settings, info = _full_run_naming_own_code(
+        tiny_bert,
+        tmp_path,
+        model_type="xbert",  # known only to its own code
+    )
     (folder / "fintune_model.json").write_text(
         json.dumps({**asdict(info), "trust_remote_code": True})
     )
@@ -211,15 +223,7 @@ def test_a_run_of_a_model_transformers_knows_is_loaded_though_its_config_names_c
     """Hub configs of models transformers has since taken in (Phi-3's, say) still name
     their own code in auto_map, and save_pretrained keeps it: transformers loads them with
     its own classes, never asking, but such a full run was refused for predict and serve."""
-    folder = tmp_path / "model"
-    shutil.copytree(tiny_bert, folder)
-    marker = tmp_path / "code-ran"
-    code = f"open({str(marker)!r}, 'w')\nfrom transformers import BertConfig as XConfig\n"
-    (folder / "configuration_x.py").write_text(code)
-    settings = json.loads((folder / "config.json").read_text())
-    settings["auto_map"] = {"AutoConfig": "configuration_x.XConfig"}  # model_type stays bert
-    (folder / "config.json").write_text(json.dumps(settings))
-    info = ModelInfo("full", str(tiny_bert), None, None, ["a", "b"], 32, "right", False, {})
+    folder, marker, _, info = _full_run_naming_own_code(tiny_bert, tmp_path)  # type: bert
     (folder / "fintune_model.json").write_text(json.dumps(asdict(info)))
     model, _, _ = load_saved_classifier(folder)
     assert type(model).__module__.startswith("transformers.models.bert")
