@@ -126,12 +126,18 @@ def test_an_experiment_file_given_as_a_study_says_which_command_takes_it(tmp_pat
     experiment.write_text("data: {path: d.csv}\nmethod: lora\n")
     result = CliRunner().invoke(app, ["compare", str(experiment)])
     assert result.exit_code == 2
-    assert "this is an experiment file (for fintune run), not a study file" in result.output
+    assert "this is an experiment file (for fintune run and validate), not a study file" in (
+        result.output
+    )
     study = tmp_path / "study.yaml"
     study.write_text("base: exp.yaml\naxes: {seed: [1, 2]}\nbaseline: {seed: 1}\n")
-    result = CliRunner().invoke(app, ["run", str(study)])
-    assert result.exit_code == 2
-    assert "this is a study file (for fintune compare), not an experiment file" in result.output
+    for command in ("run", "validate"):
+        result = CliRunner().invoke(app, [command, str(study)])
+        assert result.exit_code == 2
+        assert (
+            "this is a study file (for fintune compare), not an experiment file "
+            "(for fintune run and validate)"
+        ) in result.output
 
 
 @pytest.mark.parametrize(

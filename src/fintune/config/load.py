@@ -78,7 +78,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
 
 
 KINDS = {
-    "experiment": "an experiment file (for fintune run)",
+    "experiment": "an experiment file (for fintune run and validate)",
     "study": "a study file (for fintune compare)",
     "sweep": "a sweep file (for fintune sweep)",
 }
