@@ -596,7 +596,15 @@ def test_a_trial_gets_prune_after_evaluations_before_it_can_be_pruned(prune_afte
         ({"space": {}}, "space is empty"),
         (
             {"space": {"training.learning_rate": {"type": "uniform", "low": 0.1, "high": 0.1}}},
-            "empty space: low (0.1) must be below high (0.1)",
+            "low and high are both 0.1: a range of one value searches nothing",
+        ),
+        (
+            {"space": {"training.learning_rate": {"type": "uniform", "low": 0.2, "high": 0.1}}},
+            "empty space: low (0.2) must be below high (0.1)",
+        ),
+        (  # an int field's bounds were printed as 3.0
+            {"space": {"training.epochs": {"type": "int", "low": 3, "high": 3}}},
+            "low and high are both 3: ",
         ),
         (
             {"space": {"training.batch_size": {"type": "categorical", "choices": []}}},

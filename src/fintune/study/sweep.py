@@ -86,8 +86,13 @@ class Param(Section):
             raise ValueError(f"{self.type} does not take choices (only categorical does)")
         if self.low is None or self.high is None:
             raise ValueError(f"{self.type} needs low and high")
+        if self.low == self.high:  # Optuna would search the one value; a fixed value is no search
+            raise ValueError(
+                f"low and high are both {self.low:g}: a range of one value searches nothing; "
+                "set the field in the base config, or widen the range"
+            )
         if not self.low < self.high:
-            raise ValueError(f"empty space: low ({self.low}) must be below high ({self.high})")
+            raise ValueError(f"empty space: low ({self.low:g}) must be below high ({self.high:g})")
         if self.log_scale and self.low <= 0:
             raise ValueError(f"a log scale needs low > 0 (got {self.low})")
         if self.log_scale and self.step is not None and not (self.type == "int" and self.step == 1):
