@@ -975,6 +975,55 @@ def test_an_interrupted_final_model_is_trained_again_and_its_folder_removed(
     assert final.name in report.read_text()
 
 
+def test_a_final_model_a_live_process_is_training_is_not_removed(sweep_file, monkeypatch):
+    """`--report-only`, or a second `fintune sweep`, started while the first process trained
+    the final model took its folder (no metrics.json yet) for an interrupted one and
+    deleted it mid-training."""
+    import socket
+
+    from fintune.study.sweep_report import final_run, finish_sweep
+
+    path = sweep_file(trials=1)
+    spec, base = sweep.load_sweep(path)
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-sweep"
+    study = optuna.create_study(direction="maximize")
+    distributions = {
+        "training.learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True),
+        "training.batch_size": optuna.distributions.CategoricalDistribution([8, 16]),
+    }
+    params = {"training.learning_rate": 5e-3, "training.batch_size": 8}
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=1))
+    training = folder / "final" / "20260101-000000-tiny-sweep-final"
+    training.mkdir(parents=True)
+    lock = folder / "final.lock"
+    trained = []
+
+    def run(config, **kwargs):
+        trained.append(lock.read_text())
+        run_dir = Path(config.output.dir) / "20260101-000100-tiny-sweep-final"
+        run_dir.mkdir()
+        (run_dir / "metrics.json").write_text("{}")
+        return run_dir
+
+    monkeypatch.setattr(classification, "run", run)
+    here = socket.gethostname()
+    lock.write_text(f"{os.getpid()} {here}")  # a live process of this machine trains it
+    expected = f"final model of sweep tiny-sweep is being trained by process {os.getpid()} on"
+    for finish in final_run, finish_sweep:  # the sweep's report does not say "failed"
+        with pytest.raises(FintuneError, match=f"{expected} {re.escape(here)} now; wait for it"):
+            finish(study, spec, base, folder, str(path))
+        assert training.is_dir() and not trained
+    assert not (folder / "report.md").exists()  # that process writes it, with its model
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
+    )
+    lock.write_text(f"{dead.stdout.decode().strip()} {here}")  # its owner died: interrupted
+    run_dir = final_run(study, spec, base, folder, str(path))
+    assert not training.exists() and run_dir.name == "20260101-000100-tiny-sweep-final"
+    assert trained == [f"{os.getpid()} {here}"] and not lock.exists()
+
+
 def test_importances_say_how_many_finished_trials_they_rest_on(tmp_path):
     """Bars drawn from three trials looked as sure as bars drawn from fifty."""
     doc = importance_plots(tmp_path, [0.5, 0.7, 0.6])

@@ -127,26 +127,36 @@ def finished_metrics(entry: dict[str, Any] | None, folder: Path) -> dict[str, An
     return metrics if (run_dir / "predictions_test.csv").is_file() else None
 
 
+class LockHeld(FintuneError):
+    """Another live process holds the lock: wait for it."""
+
+
 @contextmanager
 def study_lock(folder: Path) -> Iterator[None]:
-    """One `fintune compare` per study at a time; a lock left by a dead process of this
-    machine is taken. The lock names its machine too: on a folder shared between machines,
-    another one's processes cannot be seen from here."""
-    lock = folder / ".lock"
+    """One `fintune compare` per study at a time."""
+    with owner_lock(folder / ".lock", str(folder), "run"):
+        yield
+
+
+@contextmanager
+def owner_lock(lock: Path, what: str, doing: str) -> Iterator[None]:
+    """One process at a time does `what`; a lock left by a dead process of this machine is
+    taken. The lock names its machine too: on a folder shared between machines, another
+    one's processes cannot be seen from here."""
     here = socket.gethostname()
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         text = lock.read_text().strip()
         if not text and time.time() - lock.stat().st_mtime < 10:  # its pid is being written
-            raise FintuneError(f"{folder} is being started by another process") from None
+            raise LockHeld(f"{what} is being started by another process") from None
         pid, _, host = text.partition(" ")  # host: absent in locks of earlier versions
         elsewhere = host not in ("", here)
         if pid.isdigit() and (elsewhere or _alive(int(pid))):
-            raise FintuneError(
-                f"{folder} is being run by process {pid}"
-                + (f" on {host}" if elsewhere else "")
-                + f"; wait for it or stop it (if it is gone, delete {lock})"
+            raise LockHeld(
+                f"{what} is being {doing} by process {pid}"
+                + (f" on {host}" if host else "")
+                + f" now; wait for it or stop it (if it is gone, delete {lock})"
             ) from None
         lock.unlink(missing_ok=True)
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)

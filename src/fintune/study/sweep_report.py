@@ -21,6 +21,7 @@ from fintune.errors import FintuneError  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
+from fintune.study.compare import LockHeld, owner_lock  # noqa: E402
 from fintune.study.report import drop_stale_plots  # noqa: E402
 from fintune.study.spec import results_sha  # noqa: E402
 from fintune.study.sweep import SweepSpec, console, trial_config  # noqa: E402
@@ -131,17 +132,20 @@ def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> 
         == prepare_data(config.data, config.seed).fingerprint["sha256"]
     ):
         return folder / record["run_dir"]
-    _remove_interrupted(folder / "final", spec.name)
-    console.rule(f"final model with the parameters of trial {best.number}")
-    run_dir = classification.run(config)
-    record = {
-        "params": best.params,
-        "trial": best.number,
-        "run_dir": str(run_dir.relative_to(folder)),
-        "config_sha": sha,
-    }
-    write_json(record_path.with_suffix(".json.tmp"), record)
-    record_path.with_suffix(".json.tmp").replace(record_path)  # never half a file
+    # a final model without metrics.json may be one another process is training now
+    # (`--report-only`, a second sweep): its owner is recorded beside it
+    with owner_lock(folder / "final.lock", f"the final model of sweep {spec.name}", "trained"):
+        _remove_interrupted(folder / "final", spec.name)
+        console.rule(f"final model with the parameters of trial {best.number}")
+        run_dir = classification.run(config)
+        record = {
+            "params": best.params,
+            "trial": best.number,
+            "run_dir": str(run_dir.relative_to(folder)),
+            "config_sha": sha,
+        }
+        write_json(record_path.with_suffix(".json.tmp"), record)
+        record_path.with_suffix(".json.tmp").replace(record_path)  # never half a file
     return run_dir
 
 
@@ -162,7 +166,8 @@ def _read_record(path: Path) -> dict[str, Any]:
 
 def _remove_interrupted(final: Path, name: str) -> None:
     """Final runs of this sweep that never wrote metrics.json (interrupted, or failed)
-    are never reported from; they are removed before the final model is trained again."""
+    are never reported from; they are removed before the final model is trained again.
+    Called only under final.lock: no live process is writing any of them."""
     for run_dir in sorted(final.glob(f"*-{name}-final*")):
         if run_dir.is_dir() and not (run_dir / "metrics.json").is_file():
             console.print(
@@ -202,6 +207,8 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
     if spec.final:
         try:
             run_dir = final_run(study, spec, base, folder, source)
+        except LockHeld:
+            raise  # the process training the final model writes the report when it is done
         except Exception as error:  # noqa: BLE001 - the trials' report is still written
             failed = f"{type(error).__name__}: {error}".splitlines()[0][:300]
             doc.heading("Final model")
