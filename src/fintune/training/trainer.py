@@ -118,49 +118,40 @@ def compute_metrics(k: int):
 def check_precision(config: TrainingConfig, device: str) -> None:
     """A precision the device cannot compute in natively, refused before anything loads:
     it would be emulated (much slower), or fail once training starts."""
-    if config.precision == "fp16" and device == "cpu":
-        raise FintuneError(
-            "training.precision: fp16 needs a CUDA GPU; on a CPU it is emulated: use fp32, "
-            "or bf16 where the CPU has native bfloat16 (AVX512-BF16 or AMX)"
-        )
-    if config.precision != "bf16":
-        return
-    from fintune.predict import cpu_has_native_bf16
-
-    if device == "cpu" and not cpu_has_native_bf16():
-        raise FintuneError(
-            "training.precision: bf16 on this CPU, which has no native bfloat16 "
-            "(AVX512-BF16 or AMX), would be emulated and slower than fp32; use fp32"
-        )
-    if device == "cuda" and not torch.cuda.is_bf16_supported():
-        raise FintuneError(
-            "training.precision: bf16 is not supported by this GPU; use fp16 or fp32"
-        )
+    _refuse_emulated("training.precision", config.precision, device, ("fp16", "bf16", "fp32"))
 
 
 def check_compute_dtype(method: MethodConfig, device: str) -> None:
-    """qlora's compute_dtype, checked as check_precision checks training.precision: the
-    4-bit base is dequantised to it for every matmul, emulated in a half dtype the device
-    lacks."""
-    if not isinstance(method, QLoraMethod) or method.compute_dtype in ("auto", "float32"):
+    """qlora's compute_dtype, checked as training.precision is: the 4-bit base is
+    dequantised to it for every matmul, emulated in a half dtype the device lacks."""
+    if isinstance(method, QLoraMethod):
+        names = ("float16", "bfloat16", "float32")
+        _refuse_emulated("method.compute_dtype", method.compute_dtype, device, names, "auto or ")
+
+
+def _refuse_emulated(
+    field: str, value: str, device: str, names: tuple[str, str, str], also: str = ""
+) -> None:
+    """`field: value` refused where `value` is a half dtype the device lacks. `names`: how
+    the field spells float16, bfloat16 and float32; `also`: other advice before float32."""
+    fp16, bf16, fp32 = names
+    kind = torch.device(device).type
+    if value == fp16 and kind == "cpu":
+        raise FintuneError(
+            f"{field}: {fp16} needs a CUDA GPU; on a CPU it is emulated: use {also}{fp32}, "
+            f"or {bf16} where the CPU has native bfloat16 (AVX512-BF16 or AMX)"
+        )
+    if value != bf16:
         return
     from fintune.predict import cpu_has_native_bf16
 
-    kind = torch.device(device).type
-    if method.compute_dtype == "float16" and kind == "cpu":
+    if kind == "cpu" and not cpu_has_native_bf16():
         raise FintuneError(
-            "method.compute_dtype: float16 needs a CUDA GPU; on a CPU it is emulated: use "
-            "auto or float32, or bfloat16 where the CPU has native bfloat16 (AVX512-BF16 or AMX)"
+            f"{field}: {bf16} on this CPU, which has no native bfloat16 (AVX512-BF16 or AMX), "
+            f"would be emulated and slower than {fp32}; use {also}{fp32}"
         )
-    if method.compute_dtype == "bfloat16" and kind == "cpu" and not cpu_has_native_bf16():
-        raise FintuneError(
-            "method.compute_dtype: bfloat16 on this CPU, which has no native bfloat16 "
-            "(AVX512-BF16 or AMX), would be emulated and slower than float32; use auto or float32"
-        )
-    if method.compute_dtype == "bfloat16" and kind == "cuda" and not torch.cuda.is_bf16_supported():
-        raise FintuneError(
-            "method.compute_dtype: bfloat16 is not supported by this GPU; use float16 or float32"
-        )
+    if kind == "cuda" and not torch.cuda.is_bf16_supported():
+        raise FintuneError(f"{field}: {bf16} is not supported by this GPU; use {fp16} or {fp32}")
 
 
 def training_arguments(
