@@ -91,6 +91,49 @@ def test_later_set_wins(lora_yaml):
     assert config.seed == 2
 
 
+@pytest.fixture
+def sections_yaml(tmp_path) -> Path:
+    return _yaml(
+        tmp_path,
+        "name: t\ndata:\n  path: d.csv\n"
+        "method: {name: lora, r: 4, alpha: 32}\n"
+        "training: {epochs: 1, learning_rate: 1.0e-3}\n",
+    )
+
+
+def test_a_section_given_whole_is_merged_into_the_files_section(sections_yaml):
+    config = load_config(sections_yaml, ["training={epochs: 2}", "method={name: dora}"])
+    assert (config.training.epochs, config.training.learning_rate) == (2.0, 1e-3)
+    assert (config.method.name, config.method.r, config.method.alpha) == ("dora", 4, 32)
+
+
+def test_a_method_name_given_whole_keeps_the_files_method_options(sections_yaml):
+    config = load_config(sections_yaml, ["method=dora"])
+    assert (config.method.name, config.method.r, config.method.alpha) == ("dora", 4, 32)
+    config = load_config(sections_yaml, ["method=lora", "method.r=2"])
+    assert (config.method.r, config.method.alpha) == (2, 32)
+
+
+def test_a_method_switch_that_leaves_the_files_options_is_refused_naming_them(sections_yaml):
+    with pytest.raises(FintuneError) as error:
+        load_config(sections_yaml, ["method=ia3"])
+    lines = str(error.value).splitlines()
+    r_line = next(line for line in lines if "method.r:" in line)
+    assert "unknown key; it is an option of method lora, qlora, dora" in r_line
+    assert "[from --set]" not in r_line  # r came from the file
+
+
+def test_a_value_that_is_a_mapping_is_replaced_not_merged(tmp_path):
+    path = _yaml(
+        tmp_path,
+        "data:\n  files: {train: a.csv, validation: b.csv}\n"
+        "tracking: {tags: {team: credit, desk: rates}}\n",
+    )
+    config = load_config(path, ["data.files={train: c.csv}", "tracking={tags: {team: fx}}"])
+    assert config.data.files == {"train": "c.csv"}
+    assert config.tracking.tags == {"team": "fx"}
+
+
 def test_set_value_may_contain_equals_and_be_empty():
     raw: dict = {}
     apply_override(raw, "name=a=b")

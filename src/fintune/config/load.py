@@ -71,9 +71,7 @@ def parse_yaml(text: str) -> Any:
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     raw = read_yaml(path)
     refuse_other_kind(raw, "experiment", path)
-    for item in overrides or []:
-        apply_override(raw, item)
-    overridden = [item.partition("=")[0].strip() for item in overrides or []]
+    overridden = [field for item in overrides or [] for field in apply_override(raw, item)]
     return validate_config(raw, source=str(path), overridden=overridden)
 
 
@@ -124,8 +122,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def apply_override(raw: dict[str, Any], item: str) -> None:
-    """Set `a.b.c=value` in the raw mapping; the value is parsed as YAML (3e-4, true, [a, b])."""
+def apply_override(raw: dict[str, Any], item: str) -> list[str]:
+    """Set `a.b.c=value` in the raw mapping; the value is parsed as YAML (3e-4, true, [a, b]).
+    Returns the fields it set."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise FintuneError(
@@ -135,7 +134,37 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         value = parse_yaml(text) if text.strip() else text
     except yaml.YAMLError:
         value = text
-    set_field(raw, key.strip(), value, where=f"--set {item!r}")
+    return _merge_field(raw, key.strip().split("."), value, where=f"--set {item!r}")
+
+
+def _merge_field(raw: dict[str, Any], parts: list[str], value: Any, where: str) -> list[str]:
+    """A section given whole (`training={epochs: 2}`, `method=dora`) is merged into the
+    file's section field by field, so the fields it does not name keep the file's values; a
+    field that holds a mapping (`data.files`, `tracking.tags`) is replaced."""
+    current: Any = raw
+    for part in parts:
+        current = current.get(part) if isinstance(current, dict) else None
+    if parts == ["method"] and isinstance(value, str) and isinstance(current, dict):
+        value = {"name": value}  # `method: dora` means `method.name: dora`
+    shorthand = parts == ["method"] and isinstance(current, str)
+    if isinstance(value, dict) and (isinstance(current, dict) or shorthand) and _is_section(parts):
+        return [
+            field
+            for key, sub in value.items()
+            for field in _merge_field(raw, [*parts, str(key)], sub, where)
+        ]
+    set_field(raw, ".".join(parts), value, where=where)
+    return [".".join(parts)]
+
+
+def _is_section(parts: list[str]) -> bool:
+    model: type[BaseModel] | None = ExperimentConfig
+    for part in parts:
+        field = model.model_fields.get(part) if model else None
+        if field is None:
+            return False
+        model = _section_type(field.annotation, ())
+    return model is not None
 
 
 def set_field(raw: dict[str, Any], path: str, value: Any, where: str = "") -> None:
