@@ -57,3 +57,31 @@ def test_a_container_cpu_quota_caps_the_cores(tmp_path, monkeypatch, cpu_max, co
 def test_the_working_directory_is_recorded(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run_dir.hardware("cpu")["working_directory"] == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("uri", "recorded"),
+    [
+        ("./mlruns", "{cwd}/mlruns"),
+        ("mlruns", "{cwd}/mlruns"),
+        ("file:./mlruns", "file://{cwd}/mlruns"),
+        ("sqlite:///runs/mlflow.db", "sqlite:///{cwd}/runs/mlflow.db"),
+        ("sqlite:////abs/mlflow.db", "sqlite:////abs/mlflow.db"),
+        ("file:///abs/mlruns", "file:///abs/mlruns"),
+        ("http://me:s3cret@host:5000", "http://me:***@host:5000"),
+        ("databricks", "databricks"),
+    ],
+)
+def test_a_relative_tracking_uri_is_recorded_absolute(tmp_path, monkeypatch, uri, recorded):
+    """As data and output paths: relative to the folder fintune ran in, so that the recorded
+    config logs to the same store when rerun from another folder."""
+    import yaml
+
+    from fintune.tracking import run_params
+
+    monkeypatch.chdir(tmp_path)
+    config = validate_config({"data": {"path": "d.csv"}, "tracking": {"uri": uri}})
+    run_dir.write_config(tmp_path / "config.yaml", config)
+    written = yaml.safe_load((tmp_path / "config.yaml").read_text())["tracking"]["uri"]
+    assert written == recorded.format(cwd=tmp_path)
+    assert run_params(config)["tracking.uri"] == written  # as the logged parameter says

@@ -20,7 +20,7 @@ import yaml
 from fintune.config.schema import ExperimentConfig
 from fintune.errors import FintuneError
 from fintune.models.registry import PACKAGED
-from fintune.tracking import redact
+from fintune.tracking import absolute_uri, redact
 from fintune.training.resources import usable_cores
 
 PACKAGES = (
@@ -95,8 +95,9 @@ def finite(data: Any) -> Any:
 
 def write_config(path: Path, config: ExperimentConfig) -> None:
     """The resolved config: every default filled in, overrides applied, and local paths
-    (data, output, a local model) absolute, so that it reruns from any folder. A password in
-    tracking.uri is left out: the file is logged to the tracking server."""
+    (data, output, a local model, a local tracking store) absolute, so that it reruns from
+    any folder. A password in tracking.uri is left out: the file is logged to the tracking
+    server."""
     resolved = config.model_dump(mode="json")
     data = resolved["data"]
     if data["path"]:
@@ -104,7 +105,7 @@ def write_config(path: Path, config: ExperimentConfig) -> None:
     if data["files"]:
         data["files"] = {role: os.path.abspath(file) for role, file in data["files"].items()}
     resolved["output"]["dir"] = os.path.abspath(resolved["output"]["dir"])
-    resolved["tracking"]["uri"] = redact(resolved["tracking"]["uri"])
+    resolved["tracking"]["uri"] = redact(absolute_uri(resolved["tracking"]["uri"]))
     model = Path(resolved["model"]["name"]).expanduser()
     if resolved["model"]["name"] not in PACKAGED and model.exists():  # not a hub id
         resolved["model"]["name"] = os.path.abspath(model)

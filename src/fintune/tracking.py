@@ -240,12 +240,33 @@ def _log_files(client, run_id: str, run_dir: Path, config: ExperimentConfig, sta
 def run_params(config: ExperimentConfig) -> dict[str, str]:
     """The resolved config as MLflow parameters, less the tags (they are the run's tags)."""
     fields = config.model_dump(mode="json")
-    fields["tracking"]["uri"] = redact(fields["tracking"]["uri"])
+    fields["tracking"]["uri"] = redact(absolute_uri(fields["tracking"]["uri"]))
     return {
         key: str(value)[:6000]  # MLflow's limit
         for key, value in flatten(fields).items()
         if not key.startswith("tracking.tags")
     }
+
+
+def absolute_uri(uri: str | None) -> str | None:
+    """A local store's URI with its path absolute (`./mlruns`, `file:./mlruns`,
+    `sqlite:///runs/mlflow.db`): relative, as data paths are, to the folder fintune runs in,
+    so that a run's recorded config logs to the same store from any folder."""
+    try:
+        parts = urlsplit(uri or "")
+    except ValueError:
+        return uri
+    if uri is None or uri == "databricks":  # MLflow's name for the Databricks workspace
+        return uri
+    if parts.scheme == "sqlite" and uri.startswith("sqlite:///"):
+        path = uri.removeprefix("sqlite:///")
+        if path and not path.startswith(("/", ":memory:")):
+            return f"sqlite:///{os.path.abspath(path)}"
+    elif parts.scheme == "file" and not parts.netloc and not parts.path.startswith("/"):
+        return Path(parts.path).absolute().as_uri()
+    elif not parts.scheme and not parts.netloc and not os.path.isabs(uri):
+        return os.path.abspath(uri)
+    return uri
 
 
 def redact(uri: str | None) -> str | None:
