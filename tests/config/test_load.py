@@ -446,3 +446,17 @@ def test_the_text_and_label_column_must_differ(tmp_path):
         "must be two different columns",
     ):
         validate_config({"name": "t", "data": data})
+
+
+def test_a_recorded_config_with_its_password_left_out_is_refused_naming_why(tmp_path):
+    """config.yaml writes `***` for a password in tracking.uri; rerunning it must not send
+    `***` as the password."""
+    uri = "postgresql://quant:s3cret@db.example:5432/mlflow"
+    config = validate_config({"data": {"path": "d.csv"}, "tracking": {"uri": uri}})
+    write_config(tmp_path / "config.yaml", config)
+    with pytest.raises(FintuneError) as error:
+        load_config(tmp_path / "config.yaml")
+    assert "tracking.uri: the password is '***'" in str(error.value)
+    assert "placeholder" in str(error.value) and "MLFLOW_TRACKING_URI" in str(error.value)
+    real = load_config(tmp_path / "config.yaml", [f"tracking.uri={uri}"])
+    assert real.tracking.uri == uri

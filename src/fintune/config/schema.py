@@ -14,6 +14,7 @@ import re
 import types
 import typing
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -430,6 +431,21 @@ class TrackingConfig(Section):
     experiment: str | None = None
     """MLflow experiment name; default: the config's name."""
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("uri")
+    @classmethod
+    def _not_redacted(cls, uri: str | None) -> str | None:
+        try:
+            password = urlsplit(uri or "").password
+        except ValueError:  # not a URL: MLflow names the problem before training
+            return uri
+        if password == "***":
+            raise ValueError(
+                "the password is '***', the placeholder a run's config.yaml records instead "
+                "of the real one; give the URI with its password (--set tracking.uri=...), "
+                "or remove tracking.uri and set MLFLOW_TRACKING_URI"
+            )
+        return uri
 
     @field_validator("tags")
     @classmethod
