@@ -460,3 +460,13 @@ def test_a_recorded_config_with_its_password_left_out_is_refused_naming_why(tmp_
     assert "placeholder" in str(error.value) and "MLFLOW_TRACKING_URI" in str(error.value)
     real = load_config(tmp_path / "config.yaml", [f"tracking.uri={uri}"])
     assert real.tracking.uri == uri
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "qlora", "ia3"])
+def test_an_empty_list_of_target_modules_is_refused(method):
+    """PEFT stops with a traceback (NoMatchingPeftModuleError) once the model has loaded."""
+    data = {"path": "d.csv"}
+    with pytest.raises(FintuneError, match=r"method\.target_modules: .*empty.* auto"):
+        validate_config({"data": data, "method": {"name": method, "target_modules": []}})
+    ia3 = {"name": "ia3", "target_modules": ["key"], "feedforward_modules": []}
+    assert validate_config({"data": data, "method": ia3}).method.feedforward_modules == []

@@ -262,6 +262,12 @@ class FullMethod(Section):
     name: Literal["full"] = "full"
 
 
+def _not_empty(targets: list[str] | str) -> list[str] | str:
+    if targets == []:  # PEFT would stop with a traceback once the model has loaded
+        raise ValueError("an empty list adapts no module; name at least one, or use auto")
+    return targets
+
+
 class LoraMethod(Section):
     name: Literal["lora"] = "lora"
     r: int = Field(8, gt=0)
@@ -270,6 +276,11 @@ class LoraMethod(Section):
     target_modules: list[str] | Literal["auto", "all-linear"] = "auto"
     """`auto`: the attention projections of the backbone (query/value, q_proj/v_proj, ...)."""
     bias: Literal["none", "all", "lora_only"] = "none"
+
+    @field_validator("target_modules")
+    @classmethod
+    def _some_targets(cls, targets: list[str] | str) -> list[str] | str:
+        return _not_empty(targets)
 
 
 class DoraMethod(LoraMethod):
@@ -291,6 +302,11 @@ class IA3Method(Section):
     name: Literal["ia3"] = "ia3"
     target_modules: list[str] | Literal["auto"] = "auto"
     feedforward_modules: list[str] | Literal["auto"] = "auto"
+
+    @field_validator("target_modules")
+    @classmethod
+    def _some_targets(cls, targets: list[str] | str) -> list[str] | str:
+        return _not_empty(targets)
 
 
 class PrefixMethod(Section):
