@@ -637,3 +637,12 @@ def test_a_command_s_help_prints_each_paragraph_unbroken(command):
     lines = [" ".join(line.split()) for line in result.output.splitlines()]
     for paragraph in inspect.getdoc(callback).split("\n\n")[1:]:
         assert " ".join(paragraph.split()) in lines, (paragraph, result.output)
+
+
+def test_serve_on_an_address_this_machine_lacks_names_the_host_not_the_port(tmp_path):
+    """192.0.2.1 (TEST-NET-1) is no address of this machine: it was blamed on --port, with
+    'is another server there? Choose another --port'."""
+    result = CliRunner().invoke(app, ["serve", str(tmp_path), "--host", "192.0.2.1"])
+    assert result.exit_code == 2
+    assert "--host 192.0.2.1: cannot listen on 192.0.2.1:8000" in result.output
+    assert "--port" not in result.output and "another server" not in result.output

@@ -5,6 +5,7 @@ User errors (FintuneError) print one message and exit with status 2; no tracebac
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import warnings
@@ -201,10 +202,14 @@ def _check_port(host: str, port: int) -> int:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise FintuneError(
-                f"--port {port}: cannot listen on {host}:{port} ({error.strerror or error}); "
-                "is another server there? Choose another --port"
-            ) from None
+            reason = f"cannot listen on {host}:{port} ({error.strerror or error})"
+            if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+                raise FintuneError(
+                    f"--host {host}: {reason}; give an address of this machine "
+                    "(127.0.0.1: this machine only, 0.0.0.0: every interface)"
+                ) from None
+            taken = "; is another server there?" if error.errno == errno.EADDRINUSE else "."
+            raise FintuneError(f"--port {port}: {reason}{taken} Choose another --port") from None
         return probe.getsockname()[1]
 
 
