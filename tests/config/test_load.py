@@ -470,3 +470,20 @@ def test_an_empty_list_of_target_modules_is_refused(method):
         validate_config({"data": data, "method": {"name": method, "target_modules": []}})
     ia3 = {"name": "ia3", "target_modules": ["key"], "feedforward_modules": []}
     assert validate_config({"data": data, "method": ia3}).method.feedforward_modules == []
+
+
+def test_a_config_from_a_pipe_is_read_not_called_missing(tmp_path):
+    """`fintune run <(envsubst < exp.yaml)` hands over /dev/fd/N, a pipe: it was refused as
+    'config file not found'."""
+    import threading
+
+    fifo = tmp_path / "exp.yaml"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=("data: {path: d.csv}\nseed: 3\n",))
+    writer.start()  # blocks until the config is opened for reading
+    try:
+        assert load_config(fifo).seed == 3
+    finally:
+        if writer.is_alive():  # never opened: let the writer go
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(5)

@@ -104,7 +104,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         raise FintuneError(f"{path} is a directory; give the YAML file inside it")
-    if not path.is_file():
+    if not path.exists():  # a pipe (`<(envsubst < exp.yaml)`) is read like a file
         raise FintuneError(f"config file not found: {path}")
     try:
         raw = parse_yaml(path.read_text(encoding="utf-8"))
