@@ -487,3 +487,11 @@ def test_a_config_from_a_pipe_is_read_not_called_missing(tmp_path):
         if writer.is_alive():  # never opened: let the writer go
             os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
         writer.join(5)
+
+
+def test_an_unknown_section_made_by_set_is_marked_as_from_set(lora_yaml):
+    """`--set tracking.tag.team=fx` makes the unknown key tracking.tag, which the file lacks."""
+    with pytest.raises(FintuneError) as error:
+        load_config(lora_yaml, ["tracking.tag.team=fx"])
+    line = next(x for x in str(error.value).splitlines() if "tracking.tag:" in x)
+    assert "did you mean 'tags'?" in line and line.endswith("[from --set]")

@@ -193,9 +193,15 @@ def validate_config(
         return ExperimentConfig.model_validate(_empty_sections(raw, ExperimentConfig))
     except ValidationError as err:
         lines = [_describe(e) for e in err.errors()]
-        for i, line in enumerate(lines):
+        for i, (line, error) in enumerate(zip(lines, err.errors(), strict=True)):
             field = line.partition(":")[0]
-            if any(field == key or field.startswith(f"{key}.") for key in overridden or []):
+            made = error["type"] == "extra_forbidden"  # `--set a.b.c=1` made the unknown a.b
+            if any(
+                field == key
+                or field.startswith(f"{key}.")
+                or (made and key.startswith(f"{field}."))
+                for key in overridden or []
+            ):
                 lines[i] = f"{line} [from --set]"
         details = "\n".join(f"  - {x}" for x in lines)
         raise FintuneError(f"{source}: invalid config\n{details}") from None
