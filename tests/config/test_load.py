@@ -495,3 +495,12 @@ def test_an_unknown_section_made_by_set_is_marked_as_from_set(lora_yaml):
         load_config(lora_yaml, ["tracking.tag.team=fx"])
     line = next(x for x in str(error.value).splitlines() if "tracking.tag:" in x)
     assert "did you mean 'tags'?" in line and line.endswith("[from --set]")
+
+
+def test_a_key_written_twice_in_a_set_value_is_refused_naming_it(lora_yaml):
+    """It was taken for text: 'training: expected a section of keys, got "{epochs: 1, ...}"',
+    or for a text field, kept as that text."""
+    with pytest.raises(FintuneError, match=r"--set 'training=\{epochs: 1, epochs: 2\}': key "):
+        load_config(lora_yaml, ["training={epochs: 1, epochs: 2}"])
+    with pytest.raises(FintuneError, match="key 'a' appears twice"):
+        load_config(lora_yaml, ["tracking.experiment={a: 1, a: 2}"])

@@ -20,6 +20,10 @@ from fintune.config.schema import METHOD_NAMES, ExperimentConfig, Refused
 from fintune.errors import FintuneError
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    pass
+
+
 class StrictLoader(yaml.SafeLoader):
     """YAML as a config author means it: a repeated key is an error (the first would be
     lost), and only true/false are booleans, decimal integers are integers and nothing is a
@@ -37,7 +41,7 @@ class StrictLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key; SafeLoader names it
                 break
             if first is not None:
-                raise yaml.constructor.ConstructorError(
+                raise DuplicateKeyError(
                     None,
                     None,
                     f"key {key!r} appears twice (first on line {first + 1}); the first would be "
@@ -132,7 +136,9 @@ def apply_override(raw: dict[str, Any], item: str) -> list[str]:
         )
     try:
         value = parse_yaml(text) if text.strip() else text
-    except yaml.YAMLError:
+    except DuplicateKeyError as error:
+        raise FintuneError(f"--set {item!r}: {error.problem}") from None
+    except yaml.YAMLError:  # not YAML: kept as written (a path like `[runs`)
         value = text
     return _merge_field(raw, key.strip().split("."), value, where=f"--set {item!r}")
 
