@@ -114,13 +114,19 @@ def test_a_method_name_given_whole_keeps_the_files_method_options(sections_yaml)
     assert (config.method.r, config.method.alpha) == (2, 32)
 
 
-def test_a_method_switch_that_leaves_the_files_options_is_refused_naming_them(sections_yaml):
-    with pytest.raises(FintuneError) as error:
-        load_config(sections_yaml, ["method=ia3"])
-    lines = str(error.value).splitlines()
-    r_line = next(line for line in lines if "method.r:" in line)
-    assert "unknown key; it is an option of method lora, qlora, dora" in r_line
-    assert "[from --set]" not in r_line  # r came from the file
+@pytest.mark.parametrize("item", ["method=full", "method={name: full}", "method.name=full"])
+def test_a_method_switch_drops_only_the_options_the_new_method_lacks(tmp_path, item):
+    """A full baseline from a lora file: r and alpha mean nothing to full (refused since the
+    merge); an option the file's own method lacks (a typo) is still an error."""
+    path = _yaml(tmp_path, "data: {path: d.csv}\nmethod: {name: lora, r: 4, alpha: 32}\n")
+    assert load_config(path, [item]).method == FullMethod()
+    ia3 = load_config(path, ["method=ia3"]).method
+    assert ia3.name == "ia3" and ia3.target_modules == "auto"
+    path.write_text("data: {path: d.csv}\nmethod: {name: lora, r: 4, rr: 8}\n")
+    with pytest.raises(FintuneError, match=r"method\.rr: unknown key\. Allowed here: name$"):
+        load_config(path, [item])
+    with pytest.raises(FintuneError, match=r"method\.r: unknown key.*\[from --set\]"):
+        load_config(path, ["method=full", "method.r=2"])
 
 
 def test_a_value_that_is_a_mapping_is_replaced_not_merged(tmp_path):
