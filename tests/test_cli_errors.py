@@ -469,6 +469,19 @@ def case_gguf_file_with_a_packaged_model(tmp):
     return [str(cfg)], ["model.gguf_file", "all-minilm-l6-v2", "packaged"]
 
 
+def case_negative_seed(tmp):
+    """NumPy and scikit-learn take seeds 0 to 2**32 - 1: -1 was a traceback from the split."""
+    return [str(_base(tmp)), "--set", "seed=-1"], ["seed:", "greater than or equal to 0"]
+
+
+def case_split_seed_beyond_2_to_the_32(tmp):
+    cfg = _base(tmp, extra="")
+    return [str(cfg), "--set", "data.split.seed=4294967296"], [
+        "data.split.seed:",
+        "less than or equal to 4294967295",
+    ]
+
+
 VALIDATE_CASES: dict[str, Case] = {
     name.removeprefix("case_"): fn for name, fn in globals().items() if name.startswith("case_")
 }
@@ -482,6 +495,7 @@ RUN_CASES = [
     "fpb_line_without_at",
     "unknown_model",
     "output_dir_is_a_file",
+    "negative_seed",
 ]
 
 

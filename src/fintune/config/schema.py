@@ -170,7 +170,7 @@ class SplitConfig(Section):
     validation: float = Field(0.1, ge=0.0, lt=1.0)
     """Fraction of the remaining examples held out as validation (when none is given)."""
     stratify: bool = True
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
     """Seed of the split and subsampling; default: the experiment's seed. Fix it to vary
     the training seed while every run keeps the same test examples (paired comparisons)."""
 
@@ -479,7 +479,7 @@ class TrackingConfig(Section):
 class ExperimentConfig(Section):
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=80)
     task: Literal["classification"] = "classification"
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1)  # what NumPy and scikit-learn take
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig
     method: MethodConfig = Field(default_factory=FullMethod)
