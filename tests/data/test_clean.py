@@ -97,3 +97,21 @@ def test_all_steps_together():
 def test_cleaning_can_empty_a_text():
     cleaner = make_cleaner(CleaningConfig(strip_urls=True, strip_cashtags=True))
     assert cleaner("$TSLA https://t.co/abc") == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "EPS < 1.2 while margin > 5%",
+        "revenue <5% of target, costs >3% higher",
+        "guidance: 1<2 and 3>2; a <- b -> c",
+    ],
+)
+def test_strip_html_keeps_comparison_signs_that_are_no_tags(text):
+    """Only tags go: '<' before a space or a digit opens none, in HTML as in prose."""
+    assert _only("strip_html")(text) == text
+
+
+def test_strip_html_removes_tags_with_attributes_comments_and_doctypes():
+    text = '<!DOCTYPE html><!-- a > b --><p class="x>y">EPS < 1.2</p><br/>up'
+    assert _only("strip_html")(text) == "EPS < 1.2 up"

@@ -12,7 +12,10 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from fintune.config.schema import CleaningConfig
 
-_HTML_TAG = re.compile(r"<[^>]+>")
+# A tag opens with a letter ('<p', '</p', '<!DOCTYPE', '<?xml'); '<' before a space or a
+# digit is a comparison ("EPS < 1.2 while margin > 5%"), text in HTML as well. A quoted
+# attribute value and a comment may hold '>'.
+_HTML_TAG = re.compile(r"<!--.*?-->|<[!?/]?[A-Za-z](?:[^<>\"']|\"[^\"]*\"|'[^']*')*>", re.DOTALL)
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _CASHTAG = re.compile(r"\$[A-Za-z][A-Za-z.]{0,9}\b")
 _NON_LETTER = re.compile(r"[^A-Za-zÀ-ÖØ-öø-ÿ\s]")
