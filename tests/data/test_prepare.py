@@ -404,6 +404,23 @@ def test_a_missing_label_in_a_nullable_column_is_named_and_booleans_are_labels(t
     assert prepare_data(_data(path), 0).labels == ["False", "True"]
 
 
+@pytest.mark.parametrize(
+    ("written", "given"), [(["true", "false"], None), (["TRUE", "FALSE"], ["TRUE", "FALSE"])]
+)
+def test_true_false_labels_in_a_csv_keep_the_files_text(tmp_path, written, given):
+    """pandas reads the column as booleans, printed True/False: the labels are as written."""
+    frame = pd.DataFrame(
+        {"text": [f"t{i} {written[i % 2]}" for i in range(40)], "label": written * 20}
+    )
+    data = prepare_data(_data(_write(frame, tmp_path / "d.csv"), labels=given), 0)
+    assert data.labels == (given or sorted(written))
+    rows = pd.concat(data.splits.values())
+    pairs = zip(rows["text"], rows["label"], strict=True)
+    assert all(data.labels[i] == text.split()[1] for text, i in pairs)
+    frame["label"] = ["True", "False"] * 20  # as Python writes them: the same names as before
+    assert prepare_data(_data(_write(frame, tmp_path / "d.csv")), 0).labels == ["False", "True"]
+
+
 def test_a_label_that_is_a_list_is_refused_with_its_row(tmp_path):
     path = tmp_path / "d.jsonl"
     rows = [{"text": "up", "label": "pos"}, {"text": "down", "label": ["pos", "neg"]}]

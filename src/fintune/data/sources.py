@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from pandas.api.types import is_bool_dtype
 
 from fintune.errors import FintuneError, relative_note
 
@@ -58,13 +59,13 @@ def read_table(
         if fmt in ("csv", "tsv"):
             quote = csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL
             lines = _check_delimited(path, _bom_aware(enc), fmt, quote)
-            frame = pd.read_csv(
-                path,
-                sep="," if fmt == "csv" else "\t",
-                encoding=enc,
-                keep_default_na=False,
-                quoting=quote,
-            )
+            options = {
+                "sep": "," if fmt == "csv" else "\t",
+                "encoding": enc,
+                "keep_default_na": False,
+                "quoting": quote,
+            }
+            frame = _booleans_as_written(pd.read_csv(path, **options), path, options)
             return _with_lines(frame, lines)
         if fmt == "parquet":
             return pd.read_parquet(path)
@@ -90,6 +91,17 @@ def read_table(
         return _fpb(path, lines)
     kept = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
     return _with_lines(pd.DataFrame({"text": [line for _, line in kept]}), [n for n, _ in kept])
+
+
+def _booleans_as_written(frame: pd.DataFrame, path: Path, options: dict) -> pd.DataFrame:
+    """pandas reads a column of true/false as booleans, which print as True/False: a label
+    must keep the file's own text."""
+    flags = [i for i, column in enumerate(frame.columns) if is_bool_dtype(frame[column])]
+    if flags:
+        text = pd.read_csv(path, **options, dtype=str, usecols=flags)
+        for column in text.columns:
+            frame[column] = text[column].str.strip()
+    return frame
 
 
 def _undecodable(path: Path, encoding: str, err: UnicodeDecodeError) -> str:
