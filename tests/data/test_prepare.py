@@ -345,6 +345,9 @@ def test_integer_labels_without_names_become_their_ids(tmp_path):
         # a csv's "00" is read as the number 0: still the label "00", wherever it is listed
         (["00", "01", "02"], ["02", "01", "00"], ["02", "01", "00"]),
         (["07", "08", "+9"], ["+9", "07", "08"], ["+9", "07", "08"]),
+        # inferred, they keep the file's spelling too, in the numbers' order
+        (["00", "01", "02"], None, ["00", "01", "02"]),
+        (["07", "08", "+9"], None, ["07", "08", "+9"]),
     ],
 )
 def test_integer_labels_that_are_names_map_by_name(tmp_path, values, given, labels):
@@ -358,6 +361,14 @@ def test_integer_labels_that_are_names_map_by_name(tmp_path, values, given, labe
     assert data.labels == labels
     rows = pd.concat(data.splits.values())
     assert all(labels[i] == t.split()[1] for t, i in zip(rows["text"], rows["label"], strict=True))
+
+
+def test_one_number_written_two_ways_is_named_not_one_class(tmp_path):
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(40)], "label": ["1", "01"] * 20})
+    path = _write(frame, tmp_path / "ids.csv")
+    with pytest.raises(FintuneError, match=r"'1' and '01' are the number 1 written two") as err:
+        prepare_data(_data(path), 0)
+    assert "'01': " + f"{path}, train split, row 2 (line 3)" in str(err.value)
 
 
 def test_integer_labels_are_read_the_same_way_in_every_split(tmp_path):

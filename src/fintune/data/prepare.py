@@ -23,7 +23,7 @@ from fintune.config.load import did_you_mean
 from fintune.config.schema import DataConfig
 from fintune.data.clean import make_cleaner
 from fintune.data.known import KNOWN, load_known
-from fintune.data.sources import SPLIT_STEMS, read_hub, read_local, read_table
+from fintune.data.sources import SPLIT_STEMS, read_hub, read_local, read_table, written_text
 from fintune.errors import FintuneError, relative_note
 
 ROLES = ("train", "validation", "test")
@@ -270,9 +270,10 @@ def _infer_labels(frames: dict[str, pd.DataFrame], column: str, origin: str) -> 
     values = pd.concat([f[column] for f in frames.values()])
     if _holds_ids(values):
         ids = sorted({int(v) for v in values})
+        names = _id_names(frames, column, origin)
         # ids from 0 are class positions; other integers (-1/0/1, ratings 1-5) are names
         if ids[0] != 0:
-            return [str(i) for i in ids]
+            return [names[i] for i in ids]
         absent = sorted(set(range(ids[-1] + 1)) - set(ids))
         if absent:
             role, frame = next((r, f) for r, f in frames.items() if (f[column] == ids[-1]).any())
@@ -284,10 +285,32 @@ def _infer_labels(frames: dict[str, pd.DataFrame], column: str, origin: str) -> 
                 f"occur ({shown}): a mistyped label? If some classes have no examples, list "
                 "every class in data.labels"
             )
-        return [str(i) for i in ids]
+        return [names[i] for i in ids]
     names = sorted({str(v).strip() for v in values})
     _check_spellings(frames, column, names, origin)
     return names
+
+
+def _id_names(frames: dict[str, pd.DataFrame], column: str, origin: str) -> dict[int, str]:
+    """Each integer label's name as the file writes it: pandas reads a csv's '01' as the
+    number 1, yet the label is '01'. One number written two ways ('1', '01') is an error."""
+    seen: dict[int, tuple[str, str]] = {}
+    for role, frame in frames.items():
+        numbers = frame[column].astype(int)
+        text = written_text(frame, column)
+        written = numbers.astype(str) if text is None else text
+        pairs = pd.DataFrame({"number": numbers.to_numpy(), "name": written.to_numpy()})
+        for row in pairs.drop_duplicates().index:
+            number, name = int(pairs.at[row, "number"]), str(pairs.at[row, "name"])
+            where = f"{origin}, {role} split, {_row(frame, row + 1)}"
+            first = seen.setdefault(number, (name, where))
+            if first[0] != name:
+                raise FintuneError(
+                    f"data.labels: the labels {first[0]!r} and {name!r} are the number {number} "
+                    f"written two ways ({first[0]!r}: {first[1]}; {name!r}: {where}); a csv "
+                    "reads them as one class: write one spelling in the data"
+                )
+    return {number: name for number, (name, _) in seen.items()}
 
 
 def _check_spellings(

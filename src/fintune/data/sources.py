@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from pandas.api.types import is_bool_dtype
+from pandas.api.types import is_bool_dtype, is_integer_dtype
 
 from fintune.errors import FintuneError, relative_note
 
@@ -66,6 +66,7 @@ def read_table(
                 "quoting": quote,
             }
             frame = _booleans_as_written(pd.read_csv(path, **options), path, options)
+            frame.attrs["read_csv"] = {"path": str(path), **options}  # for written_text
             return _with_lines(frame, lines)
         if fmt == "parquet":
             return pd.read_parquet(path)
@@ -102,6 +103,22 @@ def _booleans_as_written(frame: pd.DataFrame, path: Path, options: dict) -> pd.D
         for column in text.columns:
             frame[column] = text[column].str.strip()
     return frame
+
+
+def written_text(frame: pd.DataFrame, column: str) -> pd.Series | None:
+    """A csv/tsv column of integers as the file writes them ('01', '+1'), row for row;
+    None for other formats. Read again only when asked: label names come from it."""
+    options = frame.attrs.get("read_csv")
+    if options is None or not is_integer_dtype(frame[column]):
+        return None
+    options = dict(options)
+    try:
+        text = pd.read_csv(options.pop("path"), **options, dtype=str, usecols=[column])[column]
+        text = text.str.strip()
+        same = len(text) == len(frame) and (pd.to_numeric(text) == frame[column].to_numpy()).all()
+    except (ValueError, OSError):  # the file changed since, or the column was renamed
+        return None
+    return text if same else None
 
 
 def _undecodable(path: Path, encoding: str, err: UnicodeDecodeError) -> str:
