@@ -559,6 +559,20 @@ def test_a_mistyped_integer_label_is_named_not_a_class_of_its_own(tmp_path):
         prepare_data(_data(path), 0)
 
 
+def test_a_huge_integer_label_is_named_without_listing_every_missing_id(tmp_path):
+    """A label column that holds an amount or an id (0 ... 4000000000) is named at once,
+    not by building the set of the 4 billion ids that never occur (memory)."""
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": [0, 1, 2] * 10})
+    frame.loc[5, "label"] = 4_000_000_000
+    path = _write(frame, tmp_path / "d.csv")
+    with pytest.raises(
+        FintuneError,
+        match=r"0 to 4000000000 \(4000000000 first in the train split, row 6 \(line 7\)\), "
+        r"but 3999999997 of those ids never occur \(3, 4, 5, 6, 7 \.\.\.\)",
+    ):
+        prepare_data(_data(path), 0)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

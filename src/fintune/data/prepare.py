@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -274,14 +275,16 @@ def _infer_labels(frames: dict[str, pd.DataFrame], column: str, origin: str) -> 
         # ids from 0 are class positions; other integers (-1/0/1, ratings 1-5) are names
         if ids[0] != 0:
             return [names[i] for i in ids]
-        absent = sorted(set(range(ids[-1] + 1)) - set(ids))
-        if absent:
+        n_absent = ids[-1] + 1 - len(ids)  # counted, not listed: an id may be 10**12
+        if n_absent:
+            present = set(ids)
+            absent = list(islice((i for i in range(ids[-1]) if i not in present), 6))
             role, frame = next((r, f) for r, f in frames.items() if (f[column] == ids[-1]).any())
             row = int(np.flatnonzero((frame[column] == ids[-1]).to_numpy())[0]) + 1
             shown = ", ".join(map(str, absent[:5])) + (" ..." if len(absent) > 5 else "")
             raise FintuneError(
                 f"data.labels: the integer labels run from 0 to {ids[-1]} ({ids[-1]} first in "
-                f"the {role} split, {_row(frame, row)}), but {len(absent)} of those ids never "
+                f"the {role} split, {_row(frame, row)}), but {n_absent} of those ids never "
                 f"occur ({shown}): a mistyped label? If some classes have no examples, list "
                 "every class in data.labels"
             )
