@@ -432,6 +432,16 @@ def test_true_false_labels_in_a_csv_keep_the_files_text(tmp_path, written, given
     assert prepare_data(_data(_write(frame, tmp_path / "d.csv")), 0).labels == ["False", "True"]
 
 
+@pytest.mark.parametrize("given", [None, ["a", "b"]])
+def test_an_infinite_label_is_named_not_a_crash(tmp_path, given):
+    """A csv's 'inf' among integer ids is read as a float infinity: int() of it raised
+    OverflowError."""
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n" + "".join(f"t{i},{i % 2}\n" for i in range(20)) + "x,inf\n")
+    with pytest.raises(FintuneError, match=r"row 21 \(line 22\): label inf in column 'label'"):
+        prepare_data(_data(path, labels=given), 0)
+
+
 def test_a_label_that_is_a_list_is_refused_with_its_row(tmp_path):
     path = tmp_path / "d.jsonl"
     rows = [{"text": "up", "label": "pos"}, {"text": "down", "label": ["pos", "neg"]}]

@@ -401,6 +401,11 @@ def _check_labels_present(
             raise FintuneError(
                 f"{where}, {_row(frame, row)}: empty or missing label in column {column!r}"
             )
+        if isinstance(value, float) and np.isinf(value):  # 'inf' in a csv, Infinity in json
+            raise FintuneError(
+                f"{where}, {_row(frame, row)}: label {value!r} in column {column!r} is no "
+                "class: a label is a name or an integer id"
+            )
         if isinstance(value, str) and is_missing_marker(value, labels):
             raise FintuneError(
                 f"{where}, {_row(frame, row)}: empty or missing label in column {column!r} "
