@@ -299,10 +299,10 @@ def _id_names(frames: dict[str, pd.DataFrame], column: str, origin: str) -> dict
     number 1, yet the label is '01'. One number written two ways ('1', '01') is an error."""
     seen: dict[int, tuple[str, str]] = {}
     for role, frame in frames.items():
-        numbers = frame[column].astype(int)
+        numbers = frame[column].to_numpy().astype(np.int64)
         text = written_text(frame, column)
-        written = numbers.astype(str) if text is None else text
-        pairs = pd.DataFrame({"number": numbers.to_numpy(), "name": written.to_numpy()})
+        written = numbers if text is None else text.to_numpy()  # a number: as it prints
+        pairs = pd.DataFrame({"number": numbers, "name": written})
         for row in pairs.drop_duplicates().index:
             number, name = int(pairs.at[row, "number"]), str(pairs.at[row, "name"])
             where = f"{origin}, {role} split, {_row(frame, row + 1)}"

@@ -107,7 +107,8 @@ def _booleans_as_written(frame: pd.DataFrame, path: Path, options: dict) -> pd.D
 
 def written_text(frame: pd.DataFrame, column: str) -> pd.Series | None:
     """A csv/tsv column of integers as the file writes them ('01', '+1'), row for row;
-    None for other formats. Read again only when asked: label names come from it."""
+    None for other formats. Read again (one column: a fraction of the first read) only
+    when asked: inferred label names come from it."""
     options = frame.attrs.get("read_csv")
     if options is None or not is_integer_dtype(frame[column]):
         return None
@@ -146,11 +147,20 @@ def _bom_aware(encoding: str) -> str:
     return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
+class Lines(tuple):
+    """Each row's line in the file. pandas deep-copies attrs whenever a column is taken,
+    which walks a plain tuple item by item (half of preparing a 300,000-row csv); its
+    ints never change, so every copy is this one."""
+
+    def __deepcopy__(self, memo: dict) -> Lines:
+        return self
+
+
 def _with_lines(frame: pd.DataFrame, lines: list[int]) -> pd.DataFrame:
     """Record each row's line in the file, so errors can name it: a header, blank lines
     and quoted line breaks make "row N" and "line N" differ."""
     if len(lines) == len(frame):
-        frame.attrs["lines"] = tuple(lines)  # pandas copies and compares attrs: keep them plain
+        frame.attrs["lines"] = Lines(lines)  # pandas copies and compares attrs: keep it a tuple
     return frame
 
 
