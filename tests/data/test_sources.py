@@ -370,6 +370,17 @@ def test_known_path_not_a_directory(tmp_path):
         load_known("financial_phrasebank", None, str(tmp_path / "none"))
 
 
+def test_known_path_that_is_the_file_names_its_directory(tmp_path):
+    """It said 'directory not found' of a file that is there."""
+    file = _fake_fpb(tmp_path / "fpb") / "Sentences_50Agree.txt"
+    with pytest.raises(
+        FintuneError,
+        match=rf"{file} is a file; .* holding the dataset's files \(Sentences_50Agree.txt\): "
+        rf"set it to {file.parent}$",
+    ):
+        load_known("financial_phrasebank", "50", str(file))
+
+
 def test_known_twitter_local_maps_ids_to_names(tmp_path):
     root = tmp_path / "twitter"
     root.mkdir()

@@ -117,6 +117,12 @@ def _missing(value) -> bool:
 def _load_local(
     root: Path, known: KnownDataset, subset: str, encoding: str | None
 ) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    if root.is_file():  # the file itself, not the directory that holds it
+        files = ", ".join(known.local_files[subset].values())
+        raise FintuneError(
+            f"data.path: {root} is a file; with data.dataset, data.path is the directory "
+            f"holding the dataset's files ({files}): set it to {root.parent}"
+        )
     if not root.is_dir():
         raise FintuneError(f"data.path: directory not found: {root}{relative_note(root)}")
     frames = {}
