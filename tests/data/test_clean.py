@@ -63,6 +63,19 @@ def test_each_step_alone_touches_nothing_else(step):
     assert _only(step)(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Škoda's Q3: ČEZ +5%, Łódź-based PKO", "Škoda s Q ČEZ Łódź based PKO"),
+        ("Сбербанк: прибыль +12%", "Сбербанк прибыль"),
+        ("Jyväskylä × 2, m² ½", "Jyväskylä m"),
+    ],
+)
+def test_letters_only_keeps_every_scripts_letters_and_drops_the_rest(text, expected):
+    """It kept Latin-1's letters only: 'Škoda' became 'koda', Cyrillic was erased."""
+    assert _only("letters_only")(text) == expected
+
+
 def test_whitespace_is_collapsed_and_trimmed():
     assert _only("lowercase")("  A \t B\n\nC  ") == "a b c"
 

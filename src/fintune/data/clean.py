@@ -18,7 +18,7 @@ from fintune.config.schema import CleaningConfig
 _HTML_TAG = re.compile(r"<!--.*?-->|<[!?/]?[A-Za-z](?:[^<>\"']|\"[^\"]*\"|'[^']*')*>", re.DOTALL)
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _CASHTAG = re.compile(r"\$[A-Za-z][A-Za-z.]{0,9}\b")
-_NON_LETTER = re.compile(r"[^A-Za-zÀ-ÖØ-öø-ÿ\s]")
+_NON_LETTER = re.compile(r"[^A-Za-z\s]")
 _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"\S+")
 
@@ -36,7 +36,10 @@ def strip_cashtags(text: str) -> str:
 
 
 def letters_only(text: str) -> str:
-    return _NON_LETTER.sub(" ", text)
+    if text.isascii():
+        return _NON_LETTER.sub(" ", text)
+    # every script's letters ('Škoda', 'Łódź', 'Сбербанк'), not only Latin-1's
+    return "".join(c if c.isalpha() or c.isspace() else " " for c in text)
 
 
 def lowercase(text: str) -> str:
