@@ -292,7 +292,9 @@ def test_directory_mixed_formats(tmp_path):
 def test_directory_two_files_for_one_split(tmp_path):
     for name in ("train.csv", "training.csv"):
         pd.DataFrame(ROWS).to_csv(tmp_path / name, index=False)
-    with pytest.raises(FintuneError, match="more than one file for the train split"):
+    with pytest.raises(
+        FintuneError, match=r"more than one file for the train split \(train.csv and training.csv\)"
+    ):
         read_directory(tmp_path, "auto", None)
 
 

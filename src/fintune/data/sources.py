@@ -290,19 +290,22 @@ def read_directory(
     path: Path, fmt: str, encoding: str | None, quoting: str = "standard"
 ) -> dict[str, pd.DataFrame]:
     """A directory with one file per split (train.csv, validation.csv, test.csv, ...)."""
-    splits: dict[str, pd.DataFrame] = {}
+    files: dict[str, Path] = {}
     for file in sorted(path.iterdir()):
         split = SPLIT_STEMS.get(file.stem.lower())
         if split and file.is_file() and (fmt != "auto" or file.suffix.lower() in SUFFIX_FORMATS):
-            if split in splits:
-                raise FintuneError(f"{path}: more than one file for the {split} split")
-            splits[split] = read_table(file, fmt, encoding, quoting)
-    if not splits:
+            if split in files:
+                raise FintuneError(
+                    f"{path}: more than one file for the {split} split ({files[split].name} and "
+                    f"{file.name}); keep one, or name the files in data.files"
+                )
+            files[split] = file
+    if not files:
         raise FintuneError(
             f"{path}: no split files found; expected files named train, validation (or valid, "
             "dev) and test with a csv/tsv/jsonl/parquet/txt suffix, or name one file in data.path"
         )
-    return splits
+    return {split: read_table(file, fmt, encoding, quoting) for split, file in files.items()}
 
 
 def read_local(
