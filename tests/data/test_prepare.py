@@ -774,7 +774,11 @@ def test_a_txt_file_of_sentence_at_label_lines_is_told_to_set_the_fpb_format(tmp
     ):
         prepare_data(_data(path), 0)
     path.write_text("Sales rose .\nMail ir@example.com\n", encoding="utf-8")
-    with pytest.raises(FintuneError, match=r"columns are: 'text'$"):
+    with pytest.raises(
+        FintuneError,
+        match=r"columns are: 'text'; the data holds texts only, no labels \(a txt file is one "
+        r"text per line\): give them with their labels as csv, tsv, jsonl or parquet$",
+    ):
         prepare_data(_data(path), 0)
 
 

@@ -248,6 +248,11 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
             hint = _column_hint(column, [str(c) for c in frame.columns])
             if list(frame.columns) == ["text"] and _all_hold_at(frame["text"]):
                 hint = "; the lines read 'sentence@label': set data.format: fpb"
+            elif list(frame.columns) == ["text"] and key == "label_column" and not hint:
+                hint = (
+                    "; the data holds texts only, no labels (a txt file is one text per line): "
+                    "give them with their labels as csv, tsv, jsonl or parquet"
+                )
             raise FintuneError(
                 f"data.{key}: column {column!r} not in {where}; columns are: {columns}{hint}"
             )
