@@ -371,6 +371,16 @@ def test_one_number_written_two_ways_is_named_not_one_class(tmp_path):
     assert "'01': " + f"{path}, train split, row 2 (line 3)" in str(err.value)
 
 
+def test_split_names_that_give_the_train_split_away_say_so(table):
+    """It said "has no train split (it has train)"."""
+    with pytest.raises(
+        FintuneError,
+        match=r"data.split_names: .*all.csv has no split left for train: split_names gives "
+        r"'train' to test; map another split to train",
+    ):
+        prepare_data(_data(table, split_names={"test": "train"}), 0)
+
+
 def test_integer_labels_are_read_the_same_way_in_every_split(tmp_path):
     folder = tmp_path / "given"
     folder.mkdir()

@@ -218,6 +218,17 @@ def _assign_roles(
         mapping = {r: s for r, s in mapping.items() if s != source}
         mapping[role] = source
     if "train" not in mapping:
+        given = [
+            f"{source!r} to {role}"
+            for role, source in config.split_names.items()
+            if SPLIT_STEMS.get(source.lower()) == "train"
+        ]
+        if given:  # not "has no train split (it has train)"
+            raise FintuneError(
+                f"data.split_names: {origin} has no split left for train: split_names gives "
+                f"{', '.join(given)}; map another split to train with data.split_names.train "
+                "(one file's test and validation are cut from it by the data.split ratios)"
+            )
         raise FintuneError(
             f"data: {origin} has no train split (it has {', '.join(sorted(frames))}); "
             "name it with data.split_names.train"
