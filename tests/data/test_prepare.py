@@ -381,6 +381,12 @@ def test_split_names_that_give_the_train_split_away_say_so(table):
         prepare_data(_data(table, split_names={"test": "train"}), 0)
 
 
+def test_a_directory_in_data_files_is_named_as_one(tmp_path):
+    """It said 'file not found' of a directory that is there."""
+    with pytest.raises(FintuneError, match=rf"data.files.train: {tmp_path} is a directory; "):
+        prepare_data(DataConfig(files={"train": str(tmp_path)}), 0)
+
+
 def test_integer_labels_are_read_the_same_way_in_every_split(tmp_path):
     folder = tmp_path / "given"
     folder.mkdir()

@@ -177,6 +177,11 @@ def _read(config: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str] | None
     if config.files:
         frames = {}
         for role, file in config.files.items():
+            if Path(file).is_dir():
+                raise FintuneError(
+                    f"data.files.{role}: {file} is a directory; data.files names one file per "
+                    "split (a directory of split files is data.path)"
+                )
             if not Path(file).is_file():
                 raise FintuneError(
                     f"data.files.{role}: file not found: {file}{relative_note(file)}"
