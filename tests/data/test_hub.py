@@ -80,3 +80,41 @@ def test_an_unlabelled_row_of_a_known_hub_dataset_is_missing_not_a_class(monkeyp
     monkeypatch.setattr(known, "read_hub", lambda *args, **kwargs: frames)
     with pytest.raises(FintuneError, match="train split, row 2: empty or missing label"):
         prepare_data(DataConfig(dataset="banking77"), seed=0)
+
+
+def test_a_known_dataset_asks_the_hub_for_its_config_and_pinned_revision(monkeypatch):
+    """Financial PhraseBank's hub repo holds a loading script that datasets>=4 will not run:
+    its config name and the parquet conversion branch must reach load_dataset."""
+    import datasets
+
+    from fintune.data.known import load_known
+
+    asked = []
+    features = Features({"sentence": Value("string"), "label": ClassLabel(names=["n", "u", "p"])})
+    table = Dataset.from_dict({"sentence": ["Sales rose ."], "label": [2]}, features=features)
+
+    def load_dataset(hub_id, config, revision=None):
+        asked.append((hub_id, config, revision))
+        return {"train": table}
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    frames, labels = load_known("financial_phrasebank", "75", None)
+    assert asked == [("takala/financial_phrasebank", "sentences_75agree", "refs/convert/parquet")]
+    assert frames["train"].to_dict("list") == {"text": ["Sales rose ."], "label": ["p"]}
+    assert labels == ["negative", "neutral", "positive"]
+
+
+def test_split_names_naming_a_split_the_hub_dataset_lacks_lists_those_it_has(monkeypatch):
+    import pytest
+
+    from fintune.data import prepare
+    from fintune.errors import FintuneError
+
+    frame = pd.DataFrame({"text": ["a", "b"], "label": ["x", "y"]})
+    monkeypatch.setattr(prepare, "read_hub", lambda *a, **k: {"train": frame, "dev": frame})
+    with pytest.raises(
+        FintuneError,
+        match=r"data.split_names.test: someone/data has no split 'testing'; it has: "
+        r"dev, train$",
+    ):
+        prepare_data(DataConfig(hub_id="someone/data", split_names={"test": "testing"}), seed=0)
