@@ -113,6 +113,21 @@ def test_a_sweep_resumes_and_an_interrupted_trial_is_not_counted(sweep_file, int
     assert "3 complete" in report.read_text()
 
 
+def test_trials_csv_is_written_after_each_trial_not_only_at_the_end(
+    sweep_file, make_config, interrupt_run
+):
+    """A killed sweep (or one still running) had no table until the search ended."""
+    path = sweep_file(base=make_config(training={"epochs": 1}).model_dump(mode="json"))
+    interrupt_run(2)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(path)
+    folder = path.parent / "sweeps" / "tiny-sweep"
+    trials = pd.read_csv(folder / "trials.csv")
+    assert list(trials["trial"]) == [0] and list(trials["state"]) == ["complete"]
+    assert trials[["train_loss", "eval_loss", "eval_accuracy"]].notna().all().all()
+    assert not list(folder.glob("*.tmp"))  # written to a temporary file, then renamed
+
+
 def test_the_final_model_is_reused_only_for_the_same_config(sweep_file, make_config):
     path = sweep_file(trials=1)
     folder = run_sweep(path).parent

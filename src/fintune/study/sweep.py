@@ -465,6 +465,17 @@ def taken_slots(study) -> int:
     return sum(t.state.name in (*COUNTED, "RUNNING") for t in study.get_trials(deepcopy=False))
 
 
+def refresh_table(study, spec: SweepSpec, folder: Path) -> None:
+    """trials.csv after each trial this process ends, for whoever watches a long sweep (or
+    one that is killed); the report and final model come at the end."""
+    from fintune.study.sweep_report import write_trials_csv
+
+    try:
+        write_trials_csv(study, folder, spec.metric)
+    except OSError as error:  # a full disk must not stop the search: the end writes it again
+        console.print(f"[yellow]warning:[/] trials.csv not updated ({escape(str(error))})")
+
+
 def run_sweep(
     path: str | Path,
     worker: bool = False,
@@ -533,6 +544,7 @@ def run_sweep(
     failures = []
 
     def enough(study, trial) -> None:
+        refresh_table(study, spec, folder)
         if taken_slots(study) >= spec.trials:
             study.stop()
         failed = trial.state.name == "FAIL" and "error" in trial.user_attrs

@@ -4,7 +4,9 @@ parameters evaluated on test, plots, and the report (Markdown + self-contained H
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import warnings
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,17 @@ def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
         }
         rows += [{**common, **epoch} for epoch in epochs]
     return pd.DataFrame(rows)
+
+
+def write_trials_csv(study, folder: Path, metric: str) -> pd.DataFrame:
+    """trials.csv as the study stands now, written to this process's own temporary file
+    and renamed over the old table: a reader, or another worker writing it at the same
+    time, never sees half a table."""
+    frame = trial_rows(study, folder, metric)
+    temporary = folder / f"trials.csv.{socket.gethostname()}-{os.getpid()}.tmp"
+    frame.to_csv(temporary, index=False)
+    temporary.replace(folder / "trials.csv")
+    return frame
 
 
 def _value_at(trial, last_epoch: float | None) -> str | None:
@@ -178,8 +191,7 @@ def _remove_interrupted(final: Path, name: str) -> None:
 
 
 def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> Path:
-    frame = trial_rows(study, folder, spec.metric)
-    frame.to_csv(folder / "trials.csv", index=False)
+    frame = write_trials_csv(study, folder, spec.metric)
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     doc = Document(f"Sweep {spec.name}")
     states = frame.drop_duplicates("trial")["state"].value_counts().to_dict() if len(frame) else {}
