@@ -428,6 +428,34 @@ def test_enqueued_points_wait_while_other_workers_hold_the_budget(sweep_file, mo
     assert trials[2].params == point
 
 
+def test_a_queued_trial_started_after_a_newer_trial_counts_it_in_the_budget(
+    sweep_file, make_config, monkeypatch
+):
+    """A trial's number is given when it is queued: a queued point (or a dead worker's trial
+    queued again) that started after another worker's newer trial counted only lower
+    numbers, did not see that trial, and ran one trial more than the budget."""
+    base = make_config(training={"epochs": 1}).model_dump(mode="json")
+    path = sweep_file(trials=2, final=False, base=base)
+    study, [first], folder = other_workers_trials(path)
+    study.tell(first, 0.5)
+    study.enqueue_trial({"training.learning_rate": 0.005, "training.batch_size": 16})
+    pop = optuna.Study._pop_waiting_trial_id
+
+    def another_worker_first(self):
+        # it found the queue empty a moment before the point was queued; its trial, numbered
+        # after the point's, starts just before this process takes the point
+        newer = self._storage.create_new_trial(self._study_id)
+        self._storage.record_heartbeat(newer)
+        monkeypatch.setattr(optuna.Study, "_pop_waiting_trial_id", pop)
+        return pop(self)
+
+    monkeypatch.setattr(optuna.Study, "_pop_waiting_trial_id", another_worker_first)
+    run_sweep(path, worker=True)
+    trials = load(folder).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "RUNNING"]
+    assert trials[1].user_attrs["skipped"]
+
+
 def _report_of_a_failed_sweep(path, error: str) -> Path:
     """A sweep without a finished trial writes its report, then fails (a non-zero exit)."""
     with pytest.raises(

@@ -395,10 +395,10 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
     from fintune.recipes import classification
 
     def objective(trial: optuna.Trial) -> float:
+        trials = trial.study.get_trials(deepcopy=False)
+        me = next(t for t in trials if t.number == trial.number)
         ahead = [
-            t
-            for t in trial.study.get_trials(deepcopy=False)
-            if t.number < trial.number and t.state.name in (*COUNTED, "RUNNING")
+            t for t in trials if started(t) < started(me) and t.state.name in (*COUNTED, "RUNNING")
         ]
         if len(ahead) >= spec.trials:
             trial.set_user_attr("skipped", "trial budget already used")
@@ -432,6 +432,14 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
             raise
 
     return objective
+
+
+def started(trial) -> tuple[float, int]:
+    """The order in which trials took their budget slots: by start, the number breaking
+    ties. Not by number alone: a queued trial (an `enqueue` point, a dead worker's trial
+    queued again) has its number from when it was queued, and may start after a newer one."""
+    at = trial.datetime_start
+    return (at.timestamp() if at else -math.inf, trial.number)
 
 
 def enqueue_new_points(study, spec: SweepSpec) -> None:
