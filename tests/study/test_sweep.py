@@ -782,6 +782,25 @@ def test_a_storage_password_is_never_shown(sweep_file, monkeypatch):
 
 
 @pytest.mark.parametrize(
+    ("url", "shown"),
+    [  # a URL that cannot be parsed was shown whole; a password in the query was shown
+        ("postgresql//fintune:s3cret@127.0.0.1:1/none", "postgresql//fintune:***@127.0.0.1"),
+        ("postgresql:/fintune:s3cret@127.0.0.1:1/none", "postgresql:/fintune:***@127.0.0.1"),
+        (
+            "postgresql://127.0.0.1:1/none?user=fintune&password=s3cret",
+            "postgresql://127.0.0.1:1/none?user=fintune&password=***",
+        ),
+    ],
+)
+def test_a_storage_password_is_not_shown_from_a_malformed_url_or_its_query(url, shown):
+    spec = SweepSpec(name="s", base={}, space=SPACE, storage=url)
+    with pytest.raises(FintuneError) as error:
+        open_storage(spec, Path("."))
+    assert f"cannot open {shown}" in str(error.value)
+    assert "s3cret" not in str(error.value)
+
+
+@pytest.mark.parametrize(
     ("system_attrs", "origin"),
     [
         ({}, "sampled"),
