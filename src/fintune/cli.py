@@ -248,7 +248,11 @@ def sweep(
     ] = False,
     trials: Annotated[int | None, typer.Option(help="Override the trial budget.")] = None,
     timeout_minutes: Annotated[
-        float | None, typer.Option(help="Stop starting trials after this long.")
+        float | None,
+        typer.Option(
+            help="This process starts no trial after this many minutes (each worker its own; "
+            "a running trial finishes)."
+        ),
     ] = None,
     report_only: Annotated[
         bool, typer.Option(help="Run no more trials: final model (if missing) and report.")
