@@ -1127,6 +1127,22 @@ def test_a_pruned_trials_value_says_at_which_epoch_it_was_taken(tmp_path):
     assert frame["value_at"].tolist() == ["end of training", "pruned at epoch 2"]
 
 
+def test_the_trial_table_reads_a_running_trial_whose_last_line_is_half_written(tmp_path):
+    """trials.csv is written after each trial, while other workers' trials append to their
+    history: a line caught half written raised JSONDecodeError and stopped the sweep."""
+    from fintune.study.sweep_report import trial_rows
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    trial.set_user_attr("run_dir", "t0")
+    (tmp_path / "t0").mkdir()
+    epoch = {"step": 4, "epoch": 1.0, "eval_loss": 0.9, "eval_accuracy": 0.6}
+    (tmp_path / "t0" / "history.jsonl").write_text(json.dumps(epoch) + '\n{"step": 5, "lo')
+    frame = trial_rows(study, tmp_path)
+    assert frame["state"].tolist() == ["running"]
+    assert frame["eval_accuracy"].tolist() == [0.6]
+
+
 def test_a_final_model_trained_on_other_data_is_not_reused(sweep_file, sentences_csv):
     """--report-only after a corrected data file (same path, so the same config) warned that
     the final model uses the new data, then reported the old final model's test scores."""

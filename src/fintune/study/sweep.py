@@ -492,7 +492,7 @@ def refresh_table(study, spec: SweepSpec, folder: Path) -> None:
 
     try:
         write_trials_csv(study, folder, spec.metric)
-    except OSError as error:  # a full disk must not stop the search: the end writes it again
+    except (OSError, ValueError) as error:  # a full disk, a broken history: the end tells
         console.print(f"[yellow]warning:[/] trials.csv not updated ({escape(str(error))})")
 
 

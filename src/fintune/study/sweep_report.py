@@ -71,7 +71,7 @@ def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
         if t.user_attrs.get("skipped"):
             continue
         run_dir = t.user_attrs.get("run_dir")
-        history = read_history(folder / run_dir / "history.jsonl") if run_dir else []
+        history = _history(folder / run_dir / "history.jsonl") if run_dir else []
         epochs = per_epoch(history, metric) or [{"epoch": None}]
         common = {
             "trial": t.number,
@@ -85,6 +85,15 @@ def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
         }
         rows += [{**common, **epoch} for epoch in epochs]
     return pd.DataFrame(rows)
+
+
+def _history(path: Path) -> list[dict]:
+    """A trial's history; a running trial may be writing its last line: that is left out."""
+    try:
+        return read_history(path)
+    except ValueError:
+        whole = path.read_text(encoding="utf-8").rpartition("\n")[0]
+        return [json.loads(line) for line in whole.splitlines() if line.strip()]
 
 
 def write_trials_csv(study, folder: Path, metric: str) -> pd.DataFrame:
