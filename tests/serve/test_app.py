@@ -300,6 +300,20 @@ BAD = [
     ("array batch body", "/analyze/batch", _json(["a", "b"]), 422, ["body"]),
     ("empty texts", "/analyze/batch", _json({"texts": []}), 422, ["texts", "at least one"]),
     (
+        "texts sent to /analyze",  # was answered as if the typo'd field were not there
+        "/analyze",
+        _json({"text": "sales rose", "texts": ["profit fell"]}),
+        422,
+        ["texts", "unknown field", "fields: text"],
+    ),
+    (
+        "an extra field in a batch",
+        "/analyze/batch",
+        _json({"texts": ["sales rose"], "threshold": 0.9}),
+        422,
+        ["threshold", "unknown field", "fields: texts"],
+    ),
+    (
         "too many texts",
         "/analyze/batch",
         _json({"texts": ["sales rose"] * (MAX_TEXTS + 1)}),

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fintune.errors import FintuneError
@@ -83,11 +83,16 @@ class ServeSettings:
 
 
 class AnalyzeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo'd field is an error, not ignored
     text: str = Field(description="The text to classify.")
 
 
 class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     texts: list[str] = Field(description="Texts to classify, at most the server's batch limit.")
+
+
+REQUESTS: dict[str, type[BaseModel]] = {"/analyze": AnalyzeRequest, "/analyze/batch": BatchRequest}
 
 
 class Prediction(BaseModel):
@@ -251,6 +256,10 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
                 problems.append("the body is not valid JSON")
                 continue
             where = ".".join(str(p) for p in item["loc"] if p != "body") or "body"
+            if item["type"] == "extra_forbidden" and request.url.path in REQUESTS:
+                path, fields = request.url.path, ", ".join(REQUESTS[request.url.path].model_fields)
+                problems.append(f"{where}: unknown field; {path} takes fields: {fields}")
+                continue
             problems.append(f"{where}: {item['msg']}")
         return JSONResponse({"error": "invalid request: " + "; ".join(problems)}, status_code=422)
 
