@@ -81,7 +81,17 @@ class Predictor:
         """Texts are sorted by length and run in batches of similar length (a decoder's of
         equal length), so little compute goes to padding; results come back in input order."""
         texts = prepare_all(texts, self.cleaner)
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        # one token over the limit tells a cut text from one exactly at it (as data.json
+        # counts); only those are tokenised again, at the limit
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length + 1)
+        cut = [len(ids) > self.max_length for ids in encoded["input_ids"]]
+        if rows := [i for i, is_cut in enumerate(cut) if is_cut]:
+            again = self.tokenizer(
+                [texts[i] for i in rows], truncation=True, max_length=self.max_length
+            )
+            for key in encoded:
+                for j, i in enumerate(rows):
+                    encoded[key][i] = again[key][j]
         results: list[dict] = [{} for _ in texts]
         lengths = [len(ids) for ids in encoded["input_ids"]]
         for rows in length_sorted_batches(lengths, batch_size, pads_on_the_left(self.tokenizer)):
@@ -100,6 +110,7 @@ class Predictor:
                     "label": self.labels[best],
                     "confidence": float(row[best]),
                     "scores": {name: float(p) for name, p in zip(self.labels, row, strict=True)},
+                    "truncated": cut[i],
                 }
         return results
 

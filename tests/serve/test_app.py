@@ -82,13 +82,32 @@ def test_analyze_matches_the_predictor(client, predictor, text):
     response = client.post("/analyze", json={"text": text})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"label", "confidence", "scores"}
+    assert set(body) == {"label", "confidence", "scores", "truncated"}
     assert body["label"] in LABELS
     assert list(body["scores"]) == LABELS
     assert body["confidence"] == max(body["scores"].values())
     assert body["scores"][body["label"]] == body["confidence"]
     assert sum(body["scores"].values()) == pytest.approx(1.0, abs=1e-5)
     _assert_close(body, predictor([text])[0])
+
+
+def _words(predictor, tokens: int) -> str:
+    """A text of exactly `tokens` tokens, special tokens included."""
+    text = " ".join(["sales"] * (tokens - 2))
+    assert len(predictor.tokenizer(text)["input_ids"]) == tokens
+    return text
+
+
+def test_the_answer_says_whether_a_text_was_cut_at_max_length(client, predictor):
+    """Nothing told a client that the model read only the beginning of a long text."""
+    limit = predictor.max_length
+    at_limit, over = _words(predictor, limit), _words(predictor, limit + 1)
+    assert client.post("/analyze", json={"text": over}).json()["truncated"] is True
+    assert client.post("/analyze", json={"text": at_limit}).json()["truncated"] is False
+    texts = ["sales rose", over, at_limit]
+    batch = client.post("/analyze/batch", json={"texts": texts}).json()
+    assert [r["truncated"] for r in batch] == [False, True, False]
+    assert client.get("/model").json()["max_length"] == limit
 
 
 def test_analyze_accepts_a_text_of_exactly_the_limit(client):

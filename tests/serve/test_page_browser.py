@@ -185,6 +185,28 @@ def test_the_page_says_when_the_test_figures_are_not_the_served_precisions():
 
 
 @pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")
+def test_the_page_notes_a_text_cut_at_the_models_max_length():
+    cut = {"label": "up", "confidence": 0.9, "scores": {"down": 0.1, "up": 0.9}, "truncated": True}
+    answers = {"/model": {**MODEL, "precision": "fp32", "max_length": 64}, "/analyze": cut}
+    p, browser, page, _ = _page_with(answers)
+    try:
+        page.wait_for_function(
+            "!document.getElementById('model-info').textContent.startsWith('Loading')"
+        )
+        page.get_by_label("Text to analyse").fill("sales rose " * 100)
+        page.get_by_role("button", name="Analyze").click()
+        page.locator("#truncated").wait_for(state="visible", timeout=15_000)
+        note = page.locator("#truncated").inner_text()
+        answers["/analyze"] = {**cut, "truncated": False}
+        page.get_by_role("button", name="Analyze").click()
+        page.locator("#truncated").wait_for(state="hidden", timeout=15_000)
+    finally:
+        browser.close()
+        p.stop()
+    assert "64 tokens" in note and "beginning" in note
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")
 def test_html_in_a_label_a_text_or_the_model_name_is_shown_never_run():
     attack = "<img src=x onerror=alert(1)><script>alert(2)</script>"
     result = {"label": attack, "confidence": 0.9, "scores": {attack: 0.9, "up": 0.1}}

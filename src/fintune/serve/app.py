@@ -1,7 +1,7 @@
 """HTTP API and web page for a finished classification run.
 
-    POST /analyze        {"text": "..."}        -> {"label", "confidence", "scores"}
-    POST /analyze/batch  {"texts": ["...", ...]} -> [{"label", "confidence", "scores"}, ...]
+    POST /analyze        {"text": "..."}        -> {"label", "confidence", "scores", "truncated"}
+    POST /analyze/batch  {"texts": ["...", ...]} -> [{...}, ...], one per text, in order
     GET  /health, GET /model, GET /docs (OpenAPI), GET / (the page)
 
 With FINTUNE_API_KEY set, the API (and its docs) needs `Authorization: Bearer <key>`;
@@ -99,6 +99,9 @@ class Prediction(BaseModel):
     label: str
     confidence: float
     scores: dict[str, float]
+    truncated: bool = Field(
+        False, description="The text was longer than the model's max_length and was cut there."
+    )
 
 
 class ApiError(Exception):
@@ -371,6 +374,7 @@ def app_for_run(
     summary = run_summary(Path(run_dir))  # before loading: a broken folder fails fast
     predictor = Predictor.from_run(run_dir, device=device, precision=precision)
     summary["precision"], summary["device"] = predictor.precision, predictor.device
+    summary["max_length"] = predictor.max_length
     application = create_app(predictor, summary, settings, prepare=predictor.prepare)
     application.state.device = predictor.device
     return application

@@ -1,6 +1,7 @@
 // The page's only logic: call the API, draw one bar per class, keep recent analyses.
 const $ = (id) => document.getElementById(id);
 const recent = [];
+let maxLength = null; // tokens the model reads of a text, from /model
 
 function headers() {
   const h = { "Content-Type": "application/json" };
@@ -22,6 +23,7 @@ async function call(path, options = {}) {
 async function loadModel() {
   try {
     const m = await call("/model");
+    maxLength = m.max_length || null;
     const acc = m.test && m.test.accuracy;
     const accText = acc ? `test accuracy ${(acc.value * 100).toFixed(1)}% ` +
       `(95% CI ${(acc.ci95[0] * 100).toFixed(1)}–${(acc.ci95[1] * 100).toFixed(1)}%, n=${m.test.n})` : "";
@@ -53,6 +55,10 @@ function showResult(text, result) {
     li.querySelector(".track").setAttribute("aria-label", `${label} probability`);
     bars.appendChild(li);
   }
+  const tokens = maxLength ? ` (${maxLength} tokens)` : "";
+  $("truncated").textContent =
+    `The text is longer than the model reads${tokens}: only its beginning was classified.`;
+  $("truncated").hidden = !result.truncated;
   $("result").hidden = false;
   recent.unshift({ text, label: result.label, confidence: result.confidence });
   recent.length = Math.min(recent.length, 8);
