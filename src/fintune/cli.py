@@ -159,7 +159,8 @@ def serve(
     precision: PrecisionOption = "fp32",
     device: DeviceOption = "auto",
 ) -> None:
-    """Serve a run's model: HTTP API (/analyze, /analyze/batch, /model, /docs) and a page at /.
+    """Serve a run's model: HTTP API (/analyze, /analyze/batch, /model; schema at /openapi.json)
+    and a page at /.
 
     Set FINTUNE_API_KEY to require `Authorization: Bearer <key>` on the API."""
     _quiet_libraries()
@@ -187,7 +188,7 @@ def serve(
         guard = "no API key: answers requests addressed to localhost, 127.0.0.1 or [::1] only"
     err.print(
         f"Serving {run_dir} on http://{host}:{port}, model on "
-        f"{application.state.device}  (API docs: /docs; {guard})",
+        f"{application.state.device}  (API schema: /openapi.json; {guard})",
         markup=False,
     )
     uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -2,9 +2,10 @@
 
     POST /analyze        {"text": "..."}        -> {"label", "confidence", "scores", "truncated"}
     POST /analyze/batch  {"texts": ["...", ...]} -> [{...}, ...], one per text, in order
-    GET  /health, GET /model, GET /docs (OpenAPI), GET / (the page)
+    GET  /health, GET /model, GET /openapi.json (the schema), GET / (the page)
 
-With FINTUNE_API_KEY set, the API (and its docs) needs `Authorization: Bearer <key>`;
+No /docs: Swagger UI loads from a CDN, and servers here are often offline.
+With FINTUNE_API_KEY set, the API (and its schema) needs `Authorization: Bearer <key>`;
 /health and the page's static shell stay open: the shell holds no data, and the page sends
 the key the user types with each API call.
 """
@@ -186,6 +187,9 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
         title="fintune classifier",
         description=f"Serving run {summary['run']} ({summary['backbone']}, {summary['method']}).",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN: blank on an air-gapped machine
+        docs_url=None,
+        redoc_url=None,
     )
     # Added before the other middleware, so it sits inside them, next to the routes: the
     # error it raises while FastAPI reads a body then reaches the API's error handlers.
@@ -306,6 +310,15 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     @app.get("/model")
     async def model() -> dict:
         return {**summary, "serving": batcher.stats.as_dict()}
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> None:
+        raise ApiError(
+            404,
+            "no /docs: its interactive page (Swagger UI) loads from a CDN, which an offline "
+            "server cannot offer; the API's schema is at /openapi.json (open it in any OpenAPI "
+            "viewer), and the README's 'Serving a model' describes the endpoints",
+        )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
