@@ -193,6 +193,27 @@ def test_predict_command_keeps_a_label_with_a_tab_or_line_break_in_its_field(mon
     assert result.stdout == "up\\thausse\\nnow\t0.5000\tsales rose\n"
 
 
+def test_predict_command_warns_of_a_text_cut_at_max_length(monkeypatch):
+    """The output gave no sign that the model read only the beginning of a long text."""
+    monkeypatch.setattr(predict, "run_cleaner", lambda run_dir: None)
+
+    class Cutting:
+        max_length = 32
+
+        def __call__(self, texts):
+            return [
+                {"label": "up", "confidence": 0.5, "truncated": t.startswith("long")} for t in texts
+            ]
+
+    monkeypatch.setattr(predict.Predictor, "from_run", lambda run_dir, **_: Cutting())
+    texts = ["short", "long one", "short again", "long two"]
+    result = CliRunner().invoke(app, ["predict", "some-run", *texts])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "".join(f"up\t0.5000\t{t}\n" for t in texts)
+    assert "texts 2 and 4" in result.stderr and "(32 tokens)" in result.stderr
+    assert "beginning" in result.stderr
+
+
 def test_predict_command_takes_the_same_precisions_as_serve(runs, monkeypatch):
     """`fintune predict` had no --precision: the labels it printed could not be checked
     against what `serve --precision int8` would answer."""

@@ -119,9 +119,18 @@ def predict(
 
     prepare_all(texts, run_cleaner(run_dir))  # an empty text is named before the model loads
     predictor = Predictor.from_run(run_dir, device=device, precision=precision)
-    for text, result in zip(texts, predictor(texts), strict=True):
+    results = predictor(texts)
+    for text, result in zip(texts, results, strict=True):
         label = _one_field(result["label"])  # a label may hold a tab or a line break too
         typer.echo(f"{label}\t{result['confidence']:.4f}\t{_one_field(text)}")
+    if cut := [str(i) for i, result in enumerate(results, 1) if result.get("truncated")]:
+        many = len(cut) > 1
+        which = f"texts {', '.join(cut[:-1])} and {cut[-1]} are" if many else f"text {cut[0]} is"
+        err.print(
+            f"[yellow]warning:[/] {which} longer than the run's model.max_length "
+            f"({predictor.max_length} tokens): the model read only the beginning",
+            highlight=False,
+        )
 
 
 def _one_field(text: str) -> str:
