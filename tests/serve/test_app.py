@@ -196,6 +196,22 @@ def test_openapi_and_no_docs_page_that_needs_the_internet(client):
     assert "/" not in paths and "/static/{name}" not in paths
 
 
+def test_openapi_describes_the_errors_the_api_sends(client):
+    """The schema promised FastAPI's {"detail": [...]} for a 422, and no other error, while
+    every error is {"error": "..."}: a client generated from it could not read them."""
+    schema = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    error = schema["components"]["schemas"]["ApiErrorBody"]
+    assert error["required"] == ["error"] and list(error["properties"]) == ["error"]
+    for path, codes in (("/analyze", {413, 415, 422, 503}), ("/analyze/batch", {413, 422})):
+        responses = schema["paths"][path]["post"]["responses"]
+        for code in codes:
+            ref = responses[str(code)]["content"]["application/json"]["schema"]["$ref"]
+            assert ref.endswith("/ApiErrorBody"), (path, code)
+    sent = client.post("/analyze", json={"txt": "x"})
+    assert sent.status_code == 422 and set(sent.json()) == set(error["properties"])
+
+
 class _Page(HTMLParser):
     def __init__(self):
         super().__init__()

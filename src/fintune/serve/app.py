@@ -105,6 +105,24 @@ class Prediction(BaseModel):
     )
 
 
+class ApiErrorBody(BaseModel):
+    error: str = Field(description="What is wrong, naming the field or limit.")
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers of a route for the OpenAPI schema: all are {"error": "..."}, and
+    naming 422 keeps FastAPI from documenting its own {"detail": [...]} shape instead."""
+    said = {
+        400: "Host not allowed, or a body that is not UTF-8 or JSON",
+        401: "Missing or wrong API key (with FINTUNE_API_KEY set)",
+        413: "A text, the batch or the body over its limit",
+        415: "The body is not sent as application/json",
+        422: "A field missing, unknown, of the wrong type, or an empty text",
+        503: "The server is busy (with Retry-After)",
+    }
+    return {code: {"model": ApiErrorBody, "description": said[code]} for code in codes}
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str):
         self.status, self.message = status, message
@@ -287,12 +305,14 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
             raise ApiError(422, f"{where}: text is empty after the run's data.cleaning")
         return text
 
-    @app.post("/analyze", response_model=Prediction)
+    post_errors = _errors(400, 401, 413, 415, 422, 503)
+
+    @app.post("/analyze", response_model=Prediction, responses=post_errors)
     async def analyze(body: AnalyzeRequest, request: Request) -> dict:
         texts = [check(body.text, "text")]
         return (await _unless_gone(request, batcher.submit(texts)))[0]
 
-    @app.post("/analyze/batch", response_model=list[Prediction])
+    @app.post("/analyze/batch", response_model=list[Prediction], responses=post_errors)
     async def analyze_batch(body: BatchRequest, request: Request) -> list[dict]:
         if not body.texts:
             raise ApiError(422, "texts: give at least one text")
@@ -307,7 +327,7 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/model")
+    @app.get("/model", responses=_errors(400, 401))
     async def model() -> dict:
         return {**summary, "serving": batcher.stats.as_dict()}
 
