@@ -64,3 +64,30 @@ def test_study_and_sweep_examples_are_valid_files(monkeypatch):
         assert expand(StudySpec.model_validate(block), "README.md")  # cells and baselines
     for block in sweeps:
         SweepSpec.model_validate(block)
+
+
+def _section(title: str) -> str:
+    return README.read_text().split(f"\n## {title}\n")[1].split("\n## ")[0]
+
+
+def test_the_commands_table_names_only_options_the_commands_have():
+    import typer
+
+    from fintune.cli import app
+
+    commands = typer.main.get_command(app).commands
+    rows = re.findall(r"^\| `fintune (\w+)([^`]*)` \|", _section("Commands"), flags=re.M)
+    assert {name for name, _ in rows} == set(commands)
+    for name, usage in rows:
+        have = {opt for param in commands[name].params for opt in param.opts}
+        assert set(re.findall(r"--[\w-]+", usage)) <= have, name
+
+
+def test_the_api_table_lists_the_routes_the_server_has():
+    from fintune.serve.app import ServeSettings, create_app
+
+    section = _section("Serving a model")
+    listed = set(re.findall(r"^\| `(GET|POST) (/\S*)` \|", section, flags=re.M))
+    summary = {"run": "r", "backbone": "b", "method": "m"}
+    schema = create_app(lambda texts: [], summary, ServeSettings()).openapi()
+    assert listed == {(verb.upper(), path) for path, ops in schema["paths"].items() for verb in ops}
