@@ -168,8 +168,7 @@ def serve(
     precision: PrecisionOption = "fp32",
     device: DeviceOption = "auto",
 ) -> None:
-    """Serve a run's model: HTTP API (/analyze, /analyze/batch, /model; schema at /openapi.json)
-    and a page at /.
+    """Serve a run's model: HTTP API (/analyze, /analyze/batch, /model, /openapi.json), page at /.
 
     Set FINTUNE_API_KEY to require `Authorization: Bearer <key>` on the API."""
     _quiet_libraries()
