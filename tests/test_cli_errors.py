@@ -660,3 +660,13 @@ def test_serve_on_an_address_this_machine_lacks_names_the_host_not_the_port(tmp_
     assert result.exit_code == 2
     assert "--host 192.0.2.1: cannot listen on 192.0.2.1:8000" in result.output
     assert "--port" not in result.output and "another server" not in result.output
+
+
+def test_sweep_names_both_reports_as_compare_does(tmp_path, monkeypatch):
+    """`fintune sweep` printed only report.md, though it writes report.html beside it."""
+    import fintune.study.sweep as sweep
+
+    monkeypatch.setattr(sweep, "run_sweep", lambda *args, **kwargs: tmp_path / "report.md")
+    result = CliRunner().invoke(app, ["sweep", "s.yaml"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert f"{tmp_path / 'report.md'} and {tmp_path / 'report.html'}" in result.output

@@ -280,7 +280,11 @@ def sweep(
         timeout_minutes=timeout_minutes,
         report_only=report_only,
     )
-    out.print(f"Sweep {'worker finished' if worker else 'report'}: {result}", markup=False)
+    if worker:
+        out.print(f"Sweep worker finished: {result}", markup=False)
+    else:
+        shown = f"{result} and {result.with_suffix('.html')}"
+        out.print(f"Sweep report: {shown}", markup=False)
 
 
 @app.command()
