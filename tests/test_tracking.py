@@ -253,3 +253,20 @@ def test_a_summary_runs_report_finds_its_plots_among_the_artifacts(make_config, 
     client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
     assert [a.path for a in client.list_artifacts(run_id, "plots")] == ["plots/metrics.png"]
     assert "report.md" in {a.path for a in client.list_artifacts(run_id)}
+
+
+@pytest.mark.parametrize("folder", ["q?x=1", "a%20b", "h#1 two"])
+def test_an_output_folder_with_uri_characters_keeps_its_store_in_it(make_config, tmp_path, folder):
+    """The embedded store's URI was `sqlite:///` + the path: a `?` began a query (the store
+    went to a file named after the path's start), `%20` was read as a space (no store)."""
+    out = tmp_path / folder / "runs"
+    config = make_config(tracking={"mlflow": True})
+    config.output.dir = str(out)
+    run_dir = classification.run(config)
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["sentences.csv"]
+    assert (out / "mlflow.db").is_file() and (out / "mlartifacts").is_dir()
+    client = MlflowClient(tracking.tracking_uri(config))
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == run_dir.name
+    assert "report.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    check_tracking(config)  # the existing store is found and opened, not a new one made

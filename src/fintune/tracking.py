@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from filelock import FileLock
 
@@ -44,13 +44,27 @@ def tracking_uri(config: ExperimentConfig) -> str:
         return config.tracking.uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{(Path(config.output.dir) / 'mlflow.db').resolve()}"
+    return sqlite_uri(Path(config.output.dir) / "mlflow.db")
+
+
+def sqlite_uri(path: Path) -> str:
+    """SQLAlchemy's URL for a SQLite file: it reads the path percent-decoded and up to a `?`,
+    so those two are quoted in a folder named `q?x` or `a%20b` (and nothing else: MLflow
+    makes the quoted path's folder too, empty)."""
+    return "sqlite:///" + str(path.resolve()).replace("%", "%25").replace("?", "%3F")
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a `sqlite:///` URI as SQLAlchemy reads it; None for other stores."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(unquote(uri.removeprefix("sqlite:///").partition("?")[0]))
 
 
 def store_in(config: ExperimentConfig, folder: Path) -> None:
     """Studies and sweeps keep one embedded store for all their runs, in their folder."""
     if not config.tracking.uri and not os.environ.get("MLFLOW_TRACKING_URI"):
-        config.tracking.uri = f"sqlite:///{(folder / 'mlflow.db').resolve()}"
+        config.tracking.uri = sqlite_uri(folder / "mlflow.db")
 
 
 def check_tracking(config: ExperimentConfig) -> None:
@@ -60,15 +74,15 @@ def check_tracking(config: ExperimentConfig) -> None:
     if not config.tracking.mlflow:
         return
     uri = tracking_uri(config)
-    store = Path(uri.removeprefix("sqlite:///"))
-    if uri.startswith("sqlite:///") and not store.is_file():
+    store = sqlite_path(uri)
+    if store is not None and not store.is_file():
         return  # a new store: nothing was deleted, nothing to reach
     from mlflow import MlflowClient
 
     try:
         # a local store is locked against concurrent writers; a server is asked with short
         # timeouts (the logging after training keeps MLflow's patient defaults)
-        local = uri.startswith("sqlite:///")
+        local = store is not None
         with FileLock(f"{store}.lock", timeout=300) if local else _quick_requests():
             experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(config))
     except Exception as error:  # noqa: BLE001 - any failure means unusable
@@ -125,11 +139,12 @@ def experiment_name(config: ExperimentConfig) -> str:
 
 def _client(config: ExperimentConfig):
     uri = tracking_uri(config)
-    if not uri.startswith("sqlite:///"):
+    store = sqlite_path(uri)
+    if store is None:
         return _open_experiment(config, uri)
     # MLflow builds a new SQLite store by migrating it step by step; two processes doing that
     # at once (two sweep workers' first runs) break it, one of them for good. One at a time:
-    with FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=300):
+    with FileLock(f"{store}.lock", timeout=300):
         return _open_experiment(config, uri)
 
 
@@ -145,9 +160,9 @@ def _open_experiment(config: ExperimentConfig, uri: str):
     if experiment is not None:
         return client, experiment.experiment_id
     artifacts = None
-    if uri.startswith("sqlite:///"):  # keep artifacts next to the embedded store
-        store = Path(uri.removeprefix("sqlite:///")).absolute()  # sqlite:///a.db is relative
-        artifacts = (store.parent / "mlartifacts").as_uri()
+    store = sqlite_path(uri)
+    if store is not None:  # keep artifacts next to the embedded store
+        artifacts = (store.absolute().parent / "mlartifacts").as_uri()  # sqlite:///a.db is relative
     try:
         return client, client.create_experiment(name, artifact_location=artifacts)
     except Exception:  # another process created it first
