@@ -270,3 +270,25 @@ def test_an_output_folder_with_uri_characters_keeps_its_store_in_it(make_config,
     assert run.info.status == "FINISHED" and run.info.run_name == run_dir.name
     assert "report.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
     check_tracking(config)  # the existing store is found and opened, not a new one made
+
+
+def test_a_rerun_summary_holds_only_the_current_reports_files(make_config, tmp_path):
+    """A rerun updates the report's run: a plot the new report no longer has (a group that
+    left the study) stayed among its artifacts, beside the report that does not show it."""
+    folder = tmp_path / "study"
+    (folder / "plots").mkdir(parents=True)
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    files = [folder / "report.md", folder / "plots" / "a.png", folder / "plots" / "b.png"]
+    for path in files:
+        path.write_text("first")
+    first = tracking.log_summary(config, "study-x", folder, files, {"fintune.study": "x"})
+    (folder / "plots" / "b.png").unlink()
+    (folder / "report.md").write_text("second")
+    again = tracking.log_summary(config, "study-x", folder, files, {"fintune.study": "x"})
+    assert again == first
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    assert [a.path for a in client.list_artifacts(first, "plots")] == ["plots/a.png"]
+    assert {a.path for a in client.list_artifacts(first)} == {"plots", "report.md"}
+    assert Path(client.download_artifacts(first, "report.md", str(tmp_path))).read_text() == (
+        "second"
+    )

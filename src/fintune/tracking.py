@@ -311,9 +311,30 @@ def log_summary(
     run_id = earlier[0].info.run_id if earlier else None
     if run_id is None:
         run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    logged = set()
     for path in files:
         if path.is_file():
             under = path.parent.relative_to(folder).as_posix()
             client.log_artifact(run_id, str(path), None if under == "." else under)
+            logged.add(path.relative_to(folder).as_posix())
+    if earlier:  # an earlier report's plot that this one no longer has
+        _drop_artifacts(client, config, run_id, logged)
     client.set_terminated(run_id)
     return run_id
+
+
+def _drop_artifacts(client, config: ExperimentConfig, run_id: str, keep: set[str]) -> None:
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    def files(under: str | None = None) -> list[str]:
+        found = []
+        for entry in client.list_artifacts(run_id, under):
+            found += files(entry.path) if entry.is_dir else [entry.path]
+        return found
+
+    stale = [path for path in files() if path not in keep]
+    if stale:
+        uri = client.get_run(run_id).info.artifact_uri
+        store = get_artifact_repository(uri, tracking_uri=tracking_uri(config))
+        for path in stale:
+            store.delete_artifacts(path)
