@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -169,6 +168,18 @@ def _open_experiment(config: ExperimentConfig, uri: str):
         return client, client.get_experiment_by_name(name).experiment_id
 
 
+def tracked_runs(config: ExperimentConfig) -> list:
+    """Every run in the config's experiment."""
+    client, experiment_id = _client(config)
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], max_results=1000, page_token=token)
+        runs += page
+        token = page.token
+        if not token:
+            return runs
+
+
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
@@ -209,9 +220,10 @@ def log_run(
     client, experiment_id = _client(config)
     tags = {"fintune.run_dir": str(run_dir.resolve()), **config.tracking.tags}
     tags.update(extra_tags or {})
-    # the run began when its folder was made; logging happens once it has ended
+    # the run began when its folder was made and ended with its last file written (logging
+    # may come later: a study cell that ran with tracking off)
     started = int((run_dir / "config.yaml").stat().st_mtime * 1000)
-    ended = int(time.time() * 1000)
+    ended = int(max(path.stat().st_mtime for path in run_dir.iterdir()) * 1000)
     run = client.create_run(experiment_id, start_time=started, run_name=run_dir.name, tags=tags)
     run_id = run.info.run_id
     try:

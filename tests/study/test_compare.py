@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -383,3 +385,31 @@ def test_a_rerun_report_drops_the_plots_of_cells_no_longer_in_the_study(study_fi
     assert not list(plots.glob("model.max_length-24-*.png"))
     assert len(list(plots.glob("model.max_length-32-*.png"))) == 4
     assert (plots / "mine.png").read_bytes() == b"kept"
+
+
+def test_cells_finished_without_tracking_are_logged_once_when_it_is_switched_on(
+    study_file, make_config, monkeypatch
+):
+    """Tracking is no part of a cell's config: switching it on reused the finished cells,
+    and MLflow never saw them (the study's runs had only the report's run)."""
+    axes = {"method": {"full": {"method": "full"}, "lora": {"method": "lora"}}, "seed": [1]}
+    folder, state = run_study(study_file(axes=axes))
+    assert not (folder / "mlflow.db").exists()
+    hour_ago = time.time() - 3600
+    for path in (folder / "runs").rglob("*"):
+        os.utime(path, (hour_ago, hour_ago))
+    base = make_config(tracking={"mlflow": True}).model_dump(mode="json")
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("trained"))
+    for _ in range(2):  # a second run logs nothing again
+        run_study(study_file(axes=axes, base=base))
+        client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        runs = client.search_runs([client.get_experiment_by_name("tiny-study").experiment_id])
+        cells = sorted(r.data.tags["fintune.cell"] for r in runs if "fintune.cell" in r.data.tags)
+        assert cells == sorted(state)
+    for run in runs:
+        if "fintune.cell" in run.data.tags:
+            entry = state[run.data.tags["fintune.cell"]]
+            metrics = json.loads((folder / entry["run_dir"] / "metrics.json").read_text())
+            assert run.info.status == "FINISHED"
+            assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+            assert run.info.end_time <= hour_ago * 1000 + 1  # when it ran, not now

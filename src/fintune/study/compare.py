@@ -30,7 +30,14 @@ from fintune.errors import FintuneError
 from fintune.recipes import RECIPES
 from fintune.run_dir import check_writable, write_json
 from fintune.study.spec import Cell, StudySpec, load_study
-from fintune.tracking import log_summary, store_in
+from fintune.tracking import (
+    experiment_name,
+    log_run,
+    log_summary,
+    store_in,
+    tracked_runs,
+    tracking_uri,
+)
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -231,6 +238,7 @@ def run_study(
                 )
             if not retry_failed:
                 todo = [c for c in todo if not _failed_same(state.get(c.id), c)]
+            _log_untracked(folder, spec, [c for c in cells if c not in todo], state)
             console.print(
                 f"Study {escape(spec.name)}: {len(cells)} cells, {len(cells) - len(todo)} "
                 f"reused or skipped, {len(todo)} to run"
@@ -258,6 +266,35 @@ def run_study(
                 f"[yellow]warning:[/] MLflow logging of the report failed ({escape(str(error))})"
             )
     return folder, {c.id: state[c.id] for c in cells if c.made(state.get(c.id))}
+
+
+def _log_untracked(folder: Path, spec: StudySpec, cells: list[Cell], state: dict) -> None:
+    """Log the finished cells MLflow lacks: tracking is no part of a cell's config, so cells
+    that ran with it off are reused when it is switched on. Once each: a cell's run is known
+    by its run folder's name among the study's runs."""
+    done = [c for c in cells if finished_metrics(state.get(c.id), folder) and c.made(state[c.id])]
+    logged: dict[tuple, set[str]] = {}  # per store and experiment
+    try:
+        for cell in done:
+            config = cell_config(cell, spec, folder)
+            if not config.tracking.mlflow:
+                continue
+            where = (tracking_uri(config), experiment_name(config))
+            if where not in logged:
+                logged[where] = {
+                    run.info.run_name
+                    for run in tracked_runs(config)
+                    if run.data.tags.get("fintune.study") == spec.name
+                }
+            run_dir = folder / state[cell.id]["run_dir"]
+            if run_dir.name not in logged[where]:
+                console.print(f"Logging cell {escape(cell.id)} to MLflow (it ran untracked)")
+                log_run(run_dir, config)
+                logged[where].add(run_dir.name)
+    except Exception as error:  # noqa: BLE001 - the cells' results on disk are intact
+        console.print(
+            f"[yellow]warning:[/] MLflow logging of finished cells failed ({escape(str(error))})"
+        )
 
 
 def _interim_report(folder: Path, spec: StudySpec, cells: list[Cell], state: dict) -> None:
