@@ -292,3 +292,23 @@ def test_a_rerun_summary_holds_only_the_current_reports_files(make_config, tmp_p
     assert Path(client.download_artifacts(first, "report.md", str(tmp_path))).read_text() == (
         "second"
     )
+
+
+def test_logging_stopped_by_ctrl_c_ends_the_mlflow_run_as_killed(make_config, tmp_path):
+    """Ctrl+C while a run's files were being logged ended its MLflow run as FAILED, which
+    reads as an error in the run; it was stopped."""
+    run_dir = tmp_path / "20260101-000000-tiny"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("name: tiny\n")
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tracking, "_log_files", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            tracking.log_run(run_dir, config)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert run.info.status == "KILLED"

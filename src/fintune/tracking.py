@@ -228,8 +228,9 @@ def log_run(
     run_id = run.info.run_id
     try:
         _log_files(client, run_id, run_dir, config, started)
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED", end_time=ended)  # not left RUNNING
+    except BaseException as error:  # not left RUNNING; Ctrl+C stopped it, it did not fail
+        stopped = "FAILED" if isinstance(error, Exception) else "KILLED"
+        client.set_terminated(run_id, status=stopped, end_time=ended)
         raise
     client.set_tag(run_id, "fintune.status", status)
     client.set_terminated(run_id, status=status, end_time=ended)
