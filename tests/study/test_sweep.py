@@ -1210,3 +1210,17 @@ def test_a_precision_in_the_space_the_device_cannot_do_fails_before_training(
         run_sweep(sweep_file(base=base.model_dump(mode="json"), space=space))
     assert message in str(error.value)
     assert f"(at the point {field}={choices[1]} of the space)" in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["q?x=1", "a%20b"])
+def test_a_sweep_folder_with_uri_characters_keeps_its_optuna_db_in_it(sweep_file, tmp_path, name):
+    """The storage URL was `sqlite:///` + the path, which SQLAlchemy reads percent-decoded
+    and up to a `?`: the study went to a file `q` beside the folder, or failed to open."""
+    path = sweep_file(trials=1, final=False)
+    folder = tmp_path / name / "tiny-sweep"
+    folder.mkdir(parents=True)
+    storage, _ = open_storage(SweepSpec.model_validate(yaml.safe_load(path.read_text())), folder)
+    optuna.create_study(study_name="tiny-sweep", storage=storage)
+    assert (folder / "optuna.db").is_file()
+    files = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+    assert files == ["sentences.csv", "sweep.yaml"]

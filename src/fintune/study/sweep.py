@@ -49,7 +49,7 @@ from fintune.study.sweep_resume import (
     check_stored_metric,
     check_stored_space,
 )
-from fintune.tracking import redact, store_in
+from fintune.tracking import redact, sqlite_uri, store_in
 
 console = Console(stderr=True, soft_wrap=True)
 COUNTED = ("COMPLETE", "PRUNED")
@@ -334,7 +334,7 @@ def open_storage(spec: SweepSpec, folder: Path):
     """The study's storage, and its URL as messages show it (without a password)."""
     import optuna
 
-    url = spec.storage or f"sqlite:///{(folder / 'optuna.db').resolve()}"
+    url = spec.storage or sqlite_uri(folder / "optuna.db")
     shown = shown_url(url)
     for attempt in range(5):
         try:
