@@ -413,3 +413,14 @@ def test_cells_finished_without_tracking_are_logged_once_when_it_is_switched_on(
             assert run.info.status == "FINISHED"
             assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test"]["accuracy"])
             assert run.info.end_time <= hour_ago * 1000 + 1  # when it ran, not now
+
+
+def test_an_unreachable_tracking_server_stops_a_study_before_any_cell_trains(
+    study_file, make_config, monkeypatch
+):
+    base = make_config(tracking={"mlflow": True, "uri": "http://127.0.0.1:9/"})
+    path = study_file(base=base.model_dump(mode="json"))
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(FintuneError, match=r"tracking.uri: cannot reach the MLflow server at "):
+        run_study(path)
+    assert not (Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study").exists()

@@ -1224,3 +1224,16 @@ def test_a_sweep_folder_with_uri_characters_keeps_its_optuna_db_in_it(sweep_file
     assert (folder / "optuna.db").is_file()
     files = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
     assert files == ["sentences.csv", "sweep.yaml"]
+
+
+def test_an_unreachable_tracking_server_stops_a_sweep_before_any_trial(
+    sweep_file, make_config, monkeypatch
+):
+    from fintune.recipes import classification
+
+    base = make_config(tracking={"mlflow": True, "uri": "http://127.0.0.1:9/"})
+    path = sweep_file(base=base.model_dump(mode="json"))
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(FintuneError, match=r"tracking.uri: cannot reach the MLflow server at "):
+        run_sweep(path)
+    assert not (path.parent / "sweeps" / "tiny-sweep").exists()
