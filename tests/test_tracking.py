@@ -312,3 +312,20 @@ def test_logging_stopped_by_ctrl_c_ends_the_mlflow_run_as_killed(make_config, tm
     client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert run.info.status == "KILLED"
+
+
+def test_a_summary_whose_logging_fails_is_not_left_running(make_config, tmp_path, monkeypatch):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "report.md").write_text("report")
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
+
+    def full(*args, **kwargs):
+        raise OSError("artifact store is full")
+
+    monkeypatch.setattr(MlflowClient, "log_artifact", full)
+    with pytest.raises(OSError, match="full"):
+        tracking.log_summary(config, "study-x", folder, [folder / "report.md"], {"a": "x"})
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert run.info.status == "FAILED"

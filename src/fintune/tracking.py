@@ -228,9 +228,8 @@ def log_run(
     run_id = run.info.run_id
     try:
         _log_files(client, run_id, run_dir, config, started)
-    except BaseException as error:  # not left RUNNING; Ctrl+C stopped it, it did not fail
-        stopped = "FAILED" if isinstance(error, Exception) else "KILLED"
-        client.set_terminated(run_id, status=stopped, end_time=ended)
+    except BaseException as error:  # not left RUNNING
+        client.set_terminated(run_id, status=_stopped(error), end_time=ended)
         raise
     client.set_tag(run_id, "fintune.status", status)
     client.set_terminated(run_id, status=status, end_time=ended)
@@ -325,15 +324,24 @@ def log_summary(
     if run_id is None:
         run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     logged = set()
-    for path in files:
-        if path.is_file():
-            under = path.parent.relative_to(folder).as_posix()
-            client.log_artifact(run_id, str(path), None if under == "." else under)
-            logged.add(path.relative_to(folder).as_posix())
-    if earlier:  # an earlier report's plot that this one no longer has
-        _drop_artifacts(client, config, run_id, logged)
+    try:
+        for path in files:
+            if path.is_file():
+                under = path.parent.relative_to(folder).as_posix()
+                client.log_artifact(run_id, str(path), None if under == "." else under)
+                logged.add(path.relative_to(folder).as_posix())
+        if earlier:  # an earlier report's plot that this one no longer has
+            _drop_artifacts(client, config, run_id, logged)
+    except BaseException as error:  # not left RUNNING
+        client.set_terminated(run_id, status=_stopped(error))
+        raise
     client.set_terminated(run_id)
     return run_id
+
+
+def _stopped(error: BaseException) -> str:
+    """The status of a run whose logging was cut short: Ctrl+C stopped it, it did not fail."""
+    return "FAILED" if isinstance(error, Exception) else "KILLED"
 
 
 def _drop_artifacts(client, config: ExperimentConfig, run_id: str, keep: set[str]) -> None:
