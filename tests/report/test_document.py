@@ -19,3 +19,23 @@ def test_a_label_missing_from_train_is_listed_escaped_too():
 
     (line,) = _quality_lines({"labels_missing_from_train": ["<!-- down", "up"]}, None)
     assert line == "- labels with no training example: \\<!-- down, up"
+
+
+def test_a_heading_or_paragraph_naming_an_axis_value_stays_text():
+    """A study's group heading and its lists of cells hold axis values as written (a
+    variant's name, a data path): "<!--" opened a comment that hid the rest of report.md,
+    "<script>" was a tag, and a line break ended the heading mid-name."""
+    from pathlib import Path
+
+    from fintune.report.document import Document
+
+    doc = Document("Study s")
+    doc.heading("data=fpb <!-- x\nz")
+    doc.text("Not run: method=<script>alert(1)</script>")
+    doc.text("in code it is as written: `a<b`")
+    md = doc.markdown(Path("."))
+    assert "## data=fpb \\<!-- x z\n" in md
+    assert "Not run: method=\\<script>alert(1)\\</script>" in md
+    assert "`a<b`" in md
+    page = doc.html()
+    assert "<h2>data=fpb &lt;!-- x\nz</h2>" in page and "\\&lt;" not in page

@@ -30,9 +30,9 @@ class Document:
         out = [f"# {self.title}", ""]
         for block in self.blocks:
             if block[0] == "h2":
-                out += [f"## {block[1]}", ""]
+                out += [f"## {plain_text(block[1])}", ""]
             elif block[0] == "p":
-                out += [block[1], ""]
+                out += [_no_tags(block[1]), ""]
             elif block[0] == "table":
                 out.append(table_row(block[1]))
                 out.append("|" + "---|" * len(block[1]))
@@ -84,6 +84,15 @@ def plain_text(text: str) -> str:
     """Text from the data (a label) as one line that Markdown shows as it is: a "<" could
     open an HTML tag or comment ("<!-- down" hid the rest of the report)."""
     return " ".join(str(text).splitlines()).replace("<", "\\<")
+
+
+def _no_tags(text: str) -> str:
+    """A paragraph that may name axis values or paths: "<" is text, except in `code`,
+    which Markdown shows as it is."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: no code span
+        return text.replace("<", "\\<")
+    return "`".join(p if i % 2 else p.replace("<", "\\<") for i, p in enumerate(parts))
 
 
 def _inline(text: str) -> str:
