@@ -127,3 +127,35 @@ def test_a_damaged_list_of_written_plots_falls_back_to_their_names(tmp_path, dam
     drop_stale_plots(Document("sweep"), plots, lambda name: name == "param_importances.png")
     assert [p.name for p in plots.glob("*.png")] == ["mine.png"]
     assert json.loads((plots / ".written.json").read_text()) == []
+
+
+def test_more_than_ten_rows_keep_their_own_look_in_every_plot(tmp_path, monkeypatch):
+    """Colours came from a ten-colour map: the 11th row was drawn as the 1st, in the bars
+    and in the loss and learning-rate curves, so the legend could not tell them apart."""
+    from matplotlib.colors import to_hex
+
+    from fintune.report.document import Document
+    from fintune.study import report
+
+    metrics = {
+        "labels": ["n", "p"],
+        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
+        | {"confusion_matrix": [[3, 2], [2, 3]]},
+    }
+    (tmp_path / "history.jsonl").write_text(
+        '{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n'
+        '{"step": 2, "loss": 0.5, "learning_rate": 0.05, "eval_loss": 0.7}\n'
+    )
+    rows = {f"method=m{i}": [Finished(Cell({}, {}, None), tmp_path, metrics)] for i in range(12)}
+    ci = {name: {m: [0.4, 0.7] for m in ("accuracy", "f1_macro", "f1_weighted")} for name in rows}
+    figures = {}
+    monkeypatch.setattr(
+        report, "_save", lambda fig, path, doc, alt: figures.setdefault(path.name, fig)
+    )
+    report._plots(Document("s"), tmp_path, "all", rows, ci)
+    bars = [c for c in figures["all-metrics.png"].axes[0].containers if hasattr(c, "patches")]
+    looks = {(to_hex(bar.patches[0].get_facecolor()), bar.patches[0].get_hatch()) for bar in bars}
+    assert len(bars) == len(looks) == 12
+    for name in ("all-loss.png", "all-lr.png"):
+        lines = figures[name].axes[0].get_legend().get_lines()
+        assert len({(to_hex(line.get_color()), line.get_marker()) for line in lines}) == 12

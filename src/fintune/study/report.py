@@ -340,7 +340,7 @@ def _plots(
     intervals: dict[str, dict[str, list[float]]],
 ) -> None:
     names = list(rows)
-    colors = plt.get_cmap("tab10")
+    colors = [row_look(i)[0] for i in range(len(names))]
     shown = ["accuracy", "f1_macro", "f1_weighted"]
 
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(names) + 3), 3.8))
@@ -356,7 +356,9 @@ def _plots(
             lows.append(max(0.0, mean - low))
             highs.append(max(0.0, high - mean))
         x = np.arange(len(shown)) + (i - (len(names) - 1) / 2) * width
-        ax.bar(x, means, width, yerr=[lows, highs], capsize=3, label=name, color=colors(i % 10))
+        hatch = row_look(i)[1]
+        bar = dict(color=colors[i], hatch=hatch, edgecolor="white" if hatch else None)
+        ax.bar(x, means, width, yerr=[lows, highs], capsize=3, label=name, **bar)
     ax.set_xticks(np.arange(len(shown)), shown)
     bounds = [b for name in names for m in shown for b in intervals[name][m]]
     # from 0, so a bar's height is its value; up to the highest interval's end
@@ -374,18 +376,24 @@ def _plots(
         for i, name in enumerate(names):
             history = read_history(rows[name][0].run_dir / "history.jsonl")
             points = [(r["step"], r[key]) for r in history if key in r]
+            marker = row_look(i)[2]
             if points:
-                color, marker = colors(i % 10), lone(points)
-                ax.plot(*zip(*points, strict=True), color=color, label=name, marker=marker)
+                ax.plot(
+                    *zip(*points, strict=True),
+                    color=colors[i],
+                    label=name,
+                    marker=marker or lone(points),
+                    markevery=max(1, len(points) // 8),
+                )
             if key == "loss":
                 evals = [(r["step"], r["eval_loss"]) for r in history if "eval_loss" in r]
                 if evals:
-                    ax.plot(*zip(*evals, strict=True), "o--", color=colors(i % 10))
+                    ax.plot(*zip(*evals, strict=True), "--", color=colors[i], marker=marker or "o")
         ax.set_xlabel("optimiser step (first seed of each row)")
         ax.set_ylabel(label)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # clear of the curves
         _save(fig, folder / f"{slug}-{fname}.png", doc, title)
 
     labels = rows[names[0]][0].metrics["labels"]
@@ -412,6 +420,15 @@ def _plots(
         "Test confusion matrices (true rows, predicted columns; summed over seeds)", fontsize=10
     )
     _save(fig, folder / f"{slug}-confusion.png", doc, "confusion matrices")
+
+
+def row_look(i: int) -> tuple[Any, str | None, str | None]:
+    """Row i's colour, bar hatch and line marker: ten colours, then the same colours with
+    another hatch and marker, so no two rows of a plot look alike."""
+    turn = i // 10
+    hatch = (None, "//", "..", "xx", "\\\\", "oo", "++", "--")[turn % 8]
+    marker = (None, "s", "^", "D", "v", "P", "X", "*")[turn % 8]
+    return plt.get_cmap("tab10")(i % 10), hatch, marker
 
 
 def _save(fig, path: Path, doc: Document, alt: str) -> None:
