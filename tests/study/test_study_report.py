@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -159,3 +160,27 @@ def test_more_than_ten_rows_keep_their_own_look_in_every_plot(tmp_path, monkeypa
     for name in ("all-loss.png", "all-lr.png"):
         lines = figures[name].axes[0].get_legend().get_lines()
         assert len({(to_hex(line.get_color()), line.get_marker()) for line in lines}) == 12
+
+
+def test_a_confusion_grid_too_large_for_counts_has_a_colour_scale(tmp_path, monkeypatch):
+    """Past ten labels the grid writes no counts in its cells, and it had no colour bar
+    either: a shade meant no number at all, and each matrix had its own shades."""
+    from fintune.report.document import Document
+    from fintune.study import report
+
+    labels = [f"intent {i}" for i in range(12)]
+    metrics = {
+        "labels": labels,
+        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
+        | {"confusion_matrix": (3 * np.eye(12, dtype=int) + 1).tolist()},
+    }
+    rows = {f"method=m{i}": [Finished(Cell({}, {}, None), tmp_path, metrics)] for i in range(2)}
+    ci = {name: {m: [0.4, 0.7] for m in ("accuracy", "f1_macro", "f1_weighted")} for name in rows}
+    figures = {}
+    monkeypatch.setattr(
+        report, "_save", lambda fig, path, doc, alt: figures.setdefault(path.name, fig)
+    )
+    report._plots(Document("s"), tmp_path, "all", rows, ci)
+    axes = figures["all-confusion.png"].axes
+    scales = [ax for ax in axes if ax.get_label() == "<colorbar>"]
+    assert len(scales) == 2 and all("examples" in ax.get_ylabel() for ax in scales)

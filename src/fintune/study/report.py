@@ -406,7 +406,7 @@ def _plots(
     for ax, name in zip(axes.flat, names, strict=False):
         cm = np.sum([np.array(r.metrics["test"]["confusion_matrix"]) for r in rows[name]], axis=0)
         ax.axis("on")
-        ax.imshow(cm, cmap="Blues")
+        image = ax.imshow(cm, cmap="Blues")
         ax.set_title(f"{name} (n={int(cm.sum())})", fontsize=9)
         ticks = {"fontsize": 7, "parse_math": False}  # "$" in a label is a dollar
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", **ticks)
@@ -416,6 +416,8 @@ def _plots(
                 for j in range(len(labels)):
                     color = "white" if cm[i, j] > cm.max() / 2 else "black"
                     ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color=color)
+        else:  # too many cells to write counts in: a scale says what a colour means
+            fig.colorbar(image, ax=ax, shrink=0.6, label="examples")
     fig.suptitle(
         "Test confusion matrices (true rows, predicted columns; summed over seeds)", fontsize=10
     )
