@@ -184,3 +184,28 @@ def test_a_confusion_grid_too_large_for_counts_has_a_colour_scale(tmp_path, monk
     axes = figures["all-confusion.png"].axes
     scales = [ax for ax in axes if ax.get_label() == "<colorbar>"]
     assert len(scales) == 2 and all("examples" in ax.get_ylabel() for ax in scales)
+
+
+def test_the_resource_table_says_where_each_row_ran():
+    """A study resumed on another machine reuses its finished cells: a row trained on a
+    GPU stood beside one trained on the CPU, 30 times slower, with nothing to say so."""
+    from fintune.report.document import Document
+    from fintune.study import report
+
+    def run(device: str, seconds: float) -> Finished:
+        metrics = {
+            "device": device,
+            "train": {"runtime_s": seconds, "samples_per_s": 100 / seconds},
+            "resources": {"cpu_percent_avg": 100.0},
+        }
+        return Finished(Cell({}, {}, None), None, metrics)
+
+    rows = {"method=full": [run("cuda", 10.0)], "method=lora": [run("cpu", 300.0), run("cpu", 290)]}
+    doc = Document("s")
+    report._resource_table(doc, rows)
+    (_, header, body), note = doc.blocks[0], doc.blocks[1][1]
+    assert header[1] == "device" and [row[1] for row in body] == ["cuda", "cpu"]
+    assert "different devices" in note and "not comparable" in note
+    one = Document("s")
+    report._resource_table(one, {"method=full": [run("cpu", 1.0)], "method=lora": [run("cpu", 2)]})
+    assert len(one.blocks) == 1

@@ -324,12 +324,23 @@ def _resource_table(doc: Document, rows: dict[str, list[Finished]]) -> None:
     ]
     body = []
     for name, runs in rows.items():
-        cells = []
+        cells = [_devices(runs)]
         for _, section, key, fmt in columns:
             value = _mean(runs, section, key)
             cells.append("—" if value is None else fmt.format(value))
         body.append([name, *cells])
-    doc.table(["cell (mean over seeds)", *[c[0] for c in columns]], body)
+    doc.table(["cell (mean over seeds)", "device", *[c[0] for c in columns]], body)
+    devices = sorted({d for row in body for d in row[1].split("/")})
+    if len(devices) > 1:  # a study resumed on another machine keeps its finished cells
+        doc.text(
+            f"**Runs on different devices** ({', '.join(devices)}): their training times, "
+            "samples/s and memory are not comparable."
+        )
+
+
+def _devices(runs: list[Finished]) -> str:
+    """The devices a row's runs trained on ("?" for a run that does not say)."""
+    return "/".join(sorted({str(r.metrics.get("device", "?")) for r in runs}))
 
 
 def _plots(
