@@ -209,3 +209,29 @@ def test_the_resource_table_says_where_each_row_ran():
     one = Document("s")
     report._resource_table(one, {"method=full": [run("cpu", 1.0)], "method=lora": [run("cpu", 2)]})
     assert len(one.blocks) == 1
+
+
+def test_a_difference_over_fewer_seeds_than_the_baseline_row_says_so(tmp_path):
+    """The Δ pairs each seed with the baseline's run of that seed; where the baseline row had
+    a seed the row lacks (its run failed), Δ covered fewer seeds than the baseline's mean
+    beside it, and only the opposite case was noted."""
+    from fintune.study import report
+    from fintune.study.spec import StudySpec
+
+    spec = StudySpec(name="s", base={}, baseline={"method": "full"}, bootstrap_samples=200)
+    done = {}
+    for method, seeds in (("full", "123"), ("lora", "12")):
+        for seed in seeds:
+            rows = [(f"t{i}", "np"[i % 2], "np"[i % 2] if i > int(seed) else "n") for i in range(8)]
+            run = finished(tmp_path / f"{method}{seed}", ["n", "p"], rows)
+            run.cell = Cell({"method": method, "seed": seed}, {}, None)
+            done[run.cell.id] = run
+    lora = [run for run in done.values() if run.cell.coords["method"] == "lora"]
+    assert "(2 of the baseline's 3 seeds paired)" in report._versus_baseline(lora, spec, done)[0]
+    del done["method=full,seed=2"]
+    delta = report._versus_baseline(lora, spec, done)[0]
+    assert "(1 seeds paired, of 2 here and 2 in the baseline)" in delta
+    del done["method=full,seed=3"]
+    assert "(1 of 2 seeds paired)" in report._versus_baseline(lora, spec, done)[0]
+    del done["method=lora,seed=2"]
+    assert "paired)" not in report._versus_baseline(lora[:1], spec, done)[0]

@@ -295,13 +295,31 @@ def _versus_baseline(runs: list[Finished], spec: StudySpec, finished: dict) -> l
         return [f"not paired: {error}", "", ""]
     result = compared[spec.metric]
     low, high = result["ci95"]
-    # seeds whose baseline did not finish are left out of the pairs; say so
-    partial = f" ({len(pairs)} of {len(runs)} seeds paired)" if len(pairs) < len(runs) else ""
+    # seeds whose baseline did not finish are left out of the pairs, and so are the
+    # baseline's seeds this row lacks: Δ is then not the difference of the two rows' means
+    paired, base_seeds = len(pairs), _baseline_row_size(runs[0], spec, finished)
+    partial = ""
+    if paired < len(runs) and paired < base_seeds:
+        partial = f" ({paired} seeds paired, of {len(runs)} here and {base_seeds} in the baseline)"
+    elif paired < len(runs):
+        partial = f" ({paired} of {len(runs)} seeds paired)"
+    elif paired < base_seeds:
+        partial = f" ({paired} of the baseline's {base_seeds} seeds paired)"
     return [
         f"{result['difference']:+.4f} [{low:+.3f}, {high:+.3f}]{partial}",
         f"**{result['verdict']}**" if result["verdict"] != "within noise" else "within noise",
         f"{format_p(result['p'])} ({result['candidate_ahead']} vs {result['baseline_ahead']})",
     ]
+
+
+def _baseline_row_size(run: Finished, spec: StudySpec, finished: dict) -> int:
+    """How many finished runs (seeds) the baseline row of `run` has."""
+    wanted = baseline_coords(run.cell, spec.baseline)
+    wanted.pop(SEED_AXIS, None)
+    return sum(
+        {a: v for a, v in f.cell.coords.items() if a != SEED_AXIS} == wanted
+        for f in finished.values()
+    )
 
 
 def _mean(runs: list[Finished], section: str, key: str) -> float | None:
