@@ -117,8 +117,8 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         "",
         "## Data",
         "",
-        f"Source: {report.get('source')}. Fingerprint (sha256 of the prepared splits): "
-        f"`{fp['sha256']}`.",
+        f"Source: {plain_text(str(report.get('source')))}. Fingerprint (sha256 of the "
+        f"prepared splits): `{fp['sha256']}`.",
         "",
         table_row(["split", "n", *metrics["labels"]]),
         "|---|---|" + "---|" * len(metrics["labels"]),
