@@ -235,3 +235,30 @@ def test_a_difference_over_fewer_seeds_than_the_baseline_row_says_so(tmp_path):
     assert "(1 of 2 seeds paired)" in report._versus_baseline(lora, spec, done)[0]
     del done["method=lora,seed=2"]
     assert "paired)" not in report._versus_baseline(lora[:1], spec, done)[0]
+
+
+def test_a_legend_of_many_rows_is_not_cut_off(tmp_path, monkeypatch):
+    """The figures were 3.8 inches tall whatever the rows: with 25 rows the legend beside
+    each plot ran past the bottom edge, and rows 20 to 25 were missing from it."""
+    from fintune.report.document import Document
+    from fintune.study import report
+
+    metrics = {
+        "labels": ["n", "p"],
+        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
+        | {"confusion_matrix": [[3, 2], [2, 3]]},
+    }
+    (tmp_path / "history.jsonl").write_text('{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n')
+    rows = {f"lr={i}e-5": [Finished(Cell({}, {}, None), tmp_path, metrics)] for i in range(25)}
+    ci = {name: {m: [0.4, 0.7] for m in ("accuracy", "f1_macro", "f1_weighted")} for name in rows}
+    figures = {}
+    monkeypatch.setattr(
+        report, "_save", lambda fig, path, doc, alt: figures.setdefault(path.name, fig)
+    )
+    report._plots(Document("s"), tmp_path, "all", rows, ci)
+    for name in ("all-metrics.png", "all-loss.png", "all-lr.png"):
+        fig = figures[name]
+        fig.tight_layout()
+        fig.canvas.draw()
+        legend = fig.axes[0].get_legend().get_window_extent()
+        assert legend.y0 >= 0 and legend.y1 <= fig.bbox.y1, name

@@ -372,7 +372,9 @@ def _plots(
     colors = [row_look(i)[0] for i in range(len(names))]
     shown = ["accuracy", "f1_macro", "f1_weighted"]
 
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(names) + 3), 3.8))
+    # tall enough for the legend beside the plot: a line of 8-point text per row
+    height = max(3.8, 0.18 * len(names) + 0.6)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(names) + 3), height))
     width = 0.8 / len(names)
     for i, name in enumerate(names):
         runs = rows[name]
@@ -401,7 +403,7 @@ def _plots(
         ("loss", "loss", "Training (solid) and validation (dashed) loss", "loss"),
         ("learning_rate", "learning rate", "Learning-rate schedules", "lr"),
     ):
-        fig, ax = plt.subplots(figsize=(7, 3.8))
+        fig, ax = plt.subplots(figsize=(7, height))
         for i, name in enumerate(names):
             history = read_history(rows[name][0].run_dir / "history.jsonl")
             points = [(r["step"], r[key]) for r in history if key in r]
@@ -464,6 +466,6 @@ def row_look(i: int) -> tuple[Any, str | None, str | None]:
 
 def _save(fig, path: Path, doc: Document, alt: str) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # nothing cut: a legend beside the plot
     plt.close(fig)
     doc.image(path, alt)
