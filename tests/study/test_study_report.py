@@ -262,3 +262,23 @@ def test_a_legend_of_many_rows_is_not_cut_off(tmp_path, monkeypatch):
         fig.canvas.draw()
         legend = fig.axes[0].get_legend().get_window_extent()
         assert legend.y0 >= 0 and legend.y1 <= fig.bbox.y1, name
+
+
+def test_gpu_memory_columns_only_where_a_run_used_cuda():
+    """A study on the CPU had two columns of dashes, GPU MiB avg and max; README and a
+    run's report give GPU memory on CUDA only."""
+    from fintune.report.document import Document
+    from fintune.study import report
+
+    def run(device: str, **gpu) -> Finished:
+        metrics = {"device": device, "train": {}, "resources": {"rss_mib_max": 500.0, **gpu}}
+        return Finished(Cell({}, {}, None), None, metrics)
+
+    cpu = Document("s")
+    report._resource_table(cpu, {"method=full": [run("cpu")], "method=lora": [run("cpu")]})
+    assert not any("GPU" in column for column in cpu.blocks[0][1])
+    cuda = Document("s")
+    gpu = {"gpu_mem_mib_avg": 900.0, "gpu_mem_mib_max": 1000.0}
+    report._resource_table(cuda, {"method=full": [run("cuda", **gpu)], "method=lora": [run("cpu")]})
+    header, body = cuda.blocks[0][1:]
+    assert header[-2:] == ["GPU MiB avg", "GPU MiB max"] and body[0][-2:] == ["900", "1000"]

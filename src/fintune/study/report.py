@@ -340,6 +340,11 @@ def _resource_table(doc: Document, rows: dict[str, list[Finished]]) -> None:
         ("GPU MiB avg", "resources", "gpu_mem_mib_avg", "{:.0f}"),
         ("GPU MiB max", "resources", "gpu_mem_mib_max", "{:.0f}"),
     ]
+    everyone = [run for runs in rows.values() for run in runs]
+    # GPU memory on CUDA only, as in a run's report: no column of dashes for a CPU study
+    columns = [
+        c for c in columns if not c[2].startswith("gpu_") or _mean(everyone, c[1], c[2]) is not None
+    ]
     body = []
     for name, runs in rows.items():
         cells = [_devices(runs)]
