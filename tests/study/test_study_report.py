@@ -282,3 +282,16 @@ def test_gpu_memory_columns_only_where_a_run_used_cuda():
     report._resource_table(cuda, {"method=full": [run("cuda", **gpu)], "method=lora": [run("cpu")]})
     header, body = cuda.blocks[0][1:]
     assert header[-2:] == ["GPU MiB avg", "GPU MiB max"] and body[0][-2:] == ["900", "1000"]
+
+
+def test_the_cpu_columns_say_what_100_percent_is():
+    """ "CPU % max 190" read as a broken figure: psutil counts 100 per core, which a run's
+    report says and the study's table did not."""
+    from fintune.report.document import Document
+    from fintune.study import report
+
+    run = Finished(Cell({}, {}, None), None, {"device": "cpu", "train": {}, "resources": {}})
+    doc = Document("s")
+    report._resource_table(doc, {"method=full": [run]})
+    header = doc.blocks[0][1]
+    assert "CPU % avg (100 = one core)" in header and "CPU % max (100 = one core)" in header
