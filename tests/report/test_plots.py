@@ -24,3 +24,24 @@ def test_a_matrix_too_large_for_cell_counts_has_a_colour_scale(monkeypatch, tmp_
     assert "3" in _drawn(monkeypatch, 3, tmp_path)  # a small matrix writes its counts
     large = _drawn(monkeypatch, 77, tmp_path)
     assert "examples" in large  # the colour bar's label
+
+
+def test_a_plot_with_nothing_logged_says_so(monkeypatch, tmp_path):
+    """A run directory without its history.jsonl (deleted, or copied without it) gave empty
+    axes, a warning about the legend on the console, and nothing said why."""
+    import warnings
+
+    from fintune.report.plots import plot_learning_rate, plot_loss
+
+    texts = []
+    monkeypatch.setattr(
+        plt.Figure,
+        "savefig",
+        lambda fig, *a, **k: texts.extend(t.get_text() for t in fig.findobj(plt.Text)),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "No artists with labels found to put in legend"
+        plot_loss([], tmp_path / "loss.png")
+        plot_learning_rate([{"step": 6, "eval_loss": 0.7}], tmp_path / "lr.png")
+    notes = [t for t in texts if "history.jsonl is missing or holds none" in t]
+    assert len(notes) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,6 +175,7 @@ def test_a_confusion_grid_too_large_for_counts_has_a_colour_scale(tmp_path, monk
         "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
         | {"confusion_matrix": (3 * np.eye(12, dtype=int) + 1).tolist()},
     }
+    (tmp_path / "history.jsonl").write_text('{"step": 6, "eval_loss": 0.7}\n')
     rows = {f"method=m{i}": [Finished(Cell({}, {}, None), tmp_path, metrics)] for i in range(2)}
     ci = {name: {m: [0.4, 0.7] for m in ("accuracy", "f1_macro", "f1_weighted")} for name in rows}
     figures = {}
@@ -181,6 +183,10 @@ def test_a_confusion_grid_too_large_for_counts_has_a_colour_scale(tmp_path, monk
         report, "_save", lambda fig, path, doc, alt: figures.setdefault(path.name, fig)
     )
     report._plots(Document("s"), tmp_path, "all", rows, ci)
+    # the rows logged a validation loss only: the learning-rate plot says why it is empty
+    drawn = [t.get_text() for t in figures["all-lr.png"].findobj(plt.Text)]
+    assert any("no learning rate logged" in text for text in drawn)
+    assert figures["all-loss.png"].axes[0].get_legend() is not None  # validation only
     axes = figures["all-confusion.png"].axes
     scales = [ax for ax in axes if ax.get_label() == "<colorbar>"]
     assert len(scales) == 2 and all("examples" in ax.get_ylabel() for ax in scales)

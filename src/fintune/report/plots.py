@@ -16,6 +16,19 @@ def lone(points: list) -> str | None:
     return "o" if len(points) == 1 else None
 
 
+def nothing_logged(ax, what: str) -> None:
+    """Say why a plot is empty, instead of leaving bare axes."""
+    ax.text(
+        0.5,
+        0.95,
+        f"no {what} logged: the run's history.jsonl is missing or holds none",
+        ha="center",
+        va="top",
+        transform=ax.transAxes,
+        color="#555555",
+    )
+
+
 def plot_loss(history: list[dict], path: Path) -> None:
     train = [(r["step"], r["loss"]) for r in history if "loss" in r]
     evals = [(r["step"], r["eval_loss"]) for r in history if "eval_loss" in r]
@@ -28,7 +41,10 @@ def plot_loss(history: list[dict], path: Path) -> None:
     ax.set_ylabel("cross-entropy loss")
     ax.set_title("Loss")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if train or evals:
+        ax.legend()
+    if not train:
+        nothing_logged(ax, "training loss")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -39,6 +55,8 @@ def plot_learning_rate(history: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     if points:
         ax.plot(*zip(*points, strict=True), color="#2ca02c", marker=lone(points))
+    else:
+        nothing_logged(ax, "learning rate")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("learning rate")
     ax.set_title("Learning-rate schedule")

@@ -25,7 +25,7 @@ from fintune.evaluation.metrics import boundary_note, small_sample_note  # noqa:
 from fintune.evaluation.paired import format_p, paired_bootstrap, seed_mean_ci  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
-from fintune.report.plots import lone  # noqa: E402
+from fintune.report.plots import lone, nothing_logged  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
 from fintune.study.compare import finished_metrics  # noqa: E402
 from fintune.study.spec import (  # noqa: E402
@@ -423,13 +423,18 @@ def _plots(
                 )
             if key == "loss":
                 evals = [(r["step"], r["eval_loss"]) for r in history if "eval_loss" in r]
-                if evals:
-                    ax.plot(*zip(*evals, strict=True), "--", color=colors[i], marker=marker or "o")
+                if evals:  # in the legend too when the row logged no training loss
+                    style = {"color": colors[i], "marker": marker or "o"}
+                    named = {} if points else {"label": name}
+                    ax.plot(*zip(*evals, strict=True), "--", **style, **named)
         ax.set_xlabel("optimiser step (first seed of each row)")
         ax.set_ylabel(label)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # clear of the curves
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside
+        else:  # no row logged any
+            nothing_logged(ax, label)
         _save(fig, folder / f"{slug}-{fname}.png", doc, title)
 
     labels = rows[names[0]][0].metrics["labels"]
