@@ -9,10 +9,7 @@ from fintune.evaluation.metrics import evaluate_predictions
 from fintune.report.markdown import render
 
 
-def test_the_data_source_cannot_open_a_tag_or_end_its_line():
-    """The source (a data path, as given) went into report.md as written: a path holding
-    "<!--" opened a comment that hid the rest of the report."""
-    config = validate_config({"name": "x", "data": {"path": "data/<!-- q3\nfile.csv"}})
+def _render(config, source: str = "data.csv") -> str:
     labels = ["neg", "pos"]
     y = np.array([0, 1] * 20)
     metrics = {
@@ -20,10 +17,28 @@ def test_the_data_source_cannot_open_a_tag_or_end_its_line():
         "labels": labels,
         "test": evaluate_predictions(y, y[::-1], labels, samples=200),
         "train": {"trainable_params": 10, "total_params": 10, "examples": 80, "epochs": 1.0}
-        | {"steps": 5, "runtime_s": 1.0, "samples_per_s": 80.0, "final_train_loss": 0.5},
+        | {"steps": 5, "runtime_s": 1.0, "samples_per_s": 80.0, "final_train_loss": 0.5}
+        | {"last_train_loss": 0.4, "last_train_loss_step": 5},
         "resources": {"cpu_percent_avg": 90.0, "cpu_percent_max": 100.0, "cpu_cores": 2}
         | {"rss_mib_avg": 500.0, "rss_mib_max": 600.0},
     }
     fp = {"sha256": "0" * 64, "counts": {"test": {"n": 40, "labels": {"neg": 20, "pos": 20}}}}
-    report = render(Path("run"), config, metrics, fp, {"source": "data/<!-- q3\nfile.csv"})
+    return render(Path("run"), config, metrics, fp, {"source": source})
+
+
+def test_the_data_source_cannot_open_a_tag_or_end_its_line():
+    """The source (a data path, as given) went into report.md as written: a path holding
+    "<!--" opened a comment that hid the rest of the report."""
+    config = validate_config({"name": "x", "data": {"path": "data/<!-- q3\nfile.csv"}})
+    report = _render(config, "data/<!-- q3\nfile.csv")
     assert "Source: data/\\<!-- q3 file.csv. Fingerprint" in report
+
+
+def test_a_class_weighted_training_loss_is_labelled_so():
+    """The training-loss row gave the weighted loss of training.class_weights as if plain."""
+    plain = validate_config({"name": "x", "data": {"path": "d.csv"}})
+    weighted = validate_config(
+        {"name": "x", "data": {"path": "d.csv"}, "training": {"class_weights": True}}
+    )
+    assert "class-weighted" not in _render(plain)
+    assert "| training loss (class-weighted): last logged (step 5)" in _render(weighted)

@@ -45,3 +45,20 @@ def test_a_plot_with_nothing_logged_says_so(monkeypatch, tmp_path):
         plot_learning_rate([{"step": 6, "eval_loss": 0.7}], tmp_path / "lr.png")
     notes = [t for t in texts if "history.jsonl is missing or holds none" in t]
     assert len(notes) == 2
+
+
+def test_a_class_weighted_training_loss_is_labelled_so(monkeypatch, tmp_path):
+    """With training.class_weights the training curve is the weighted cross-entropy and the
+    validation curve the plain one; both were labelled alike, so their gap read as overfitting
+    or its absence."""
+    from fintune.report.plots import plot_loss
+
+    texts = []
+    monkeypatch.setattr(
+        plt.Figure,
+        "savefig",
+        lambda fig, *a, **k: texts.extend(t.get_text() for t in fig.findobj(plt.Text)),
+    )
+    history = [{"step": 1, "loss": 1.2}, {"step": 2, "eval_loss": 0.9}]
+    plot_loss(history, tmp_path / "loss.png", weighted=True)
+    assert "train (class-weighted)" in texts and "validation" in texts

@@ -301,3 +301,33 @@ def test_the_cpu_columns_say_what_100_percent_is():
     report._resource_table(doc, {"method=full": [run]})
     header = doc.blocks[0][1]
     assert "CPU % avg (100 = one core)" in header and "CPU % max (100 = one core)" in header
+
+
+def test_a_class_weighted_rows_training_loss_is_labelled_so(tmp_path, monkeypatch):
+    """Beside a row without training.class_weights, a weighted row's training curve (the
+    weighted cross-entropy) was drawn as if the same loss."""
+    from fintune.config import validate_config
+    from fintune.report.document import Document
+    from fintune.study import report
+
+    metrics = {
+        "labels": ["n", "p"],
+        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
+        | {"confusion_matrix": [[3, 2], [2, 3]]},
+    }
+    (tmp_path / "history.jsonl").write_text('{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n')
+    rows = {}
+    for weights in (False, True):
+        raw = {"name": "x", "data": {"path": "d.csv"}, "training": {"class_weights": weights}}
+        cell = Cell({"class_weights": str(weights)}, {}, validate_config(raw))
+        rows[f"class_weights={weights}"] = [Finished(cell, tmp_path, metrics)]
+    ci = {name: {m: [0.4, 0.7] for m in ("accuracy", "f1_macro", "f1_weighted")} for name in rows}
+    figures = {}
+    monkeypatch.setattr(
+        report, "_save", lambda fig, path, doc, alt: figures.setdefault(path.name, fig)
+    )
+    report._plots(Document("s"), tmp_path, "all", rows, ci)
+    shown = [t.get_text() for t in figures["all-loss.png"].axes[0].get_legend().get_texts()]
+    assert shown == ["class_weights=False", "class_weights=True (training loss class-weighted)"]
+    shown = [t.get_text() for t in figures["all-lr.png"].axes[0].get_legend().get_texts()]
+    assert shown == ["class_weights=False", "class_weights=True"]

@@ -23,7 +23,7 @@ def read_history(path: Path) -> list[dict]:
 
 def write_report(run_dir: Path, config: ExperimentConfig, metrics: dict, data) -> Path:
     history = read_history(run_dir / "history.jsonl")
-    plot_loss(history, run_dir / PLOTS["loss"])
+    plot_loss(history, run_dir / PLOTS["loss"], config.training.class_weights)
     plot_learning_rate(history, run_dir / PLOTS["learning_rate"])
     split = _first_split(metrics)
     plot_confusion(
@@ -96,7 +96,7 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         f"| model evaluated | {_kept(train, config.training.best_metric)} |",
         f"| training time | {train['runtime_s']:.1f} s |",
         f"| training samples/s | {train['samples_per_s']:.2f} |",
-        _train_loss_row(train),
+        _train_loss_row(train, config.training.class_weights),
         f"| CPU % (100 = one core) avg / max | {res['cpu_percent_avg']} / {res['cpu_percent_max']}"
         f" of {res['cpu_cores']} cores |",
         f"| RSS MiB avg / max | {res['rss_mib_avg']} / {res['rss_mib_max']} |",
@@ -205,12 +205,14 @@ def _quality_lines(report: dict[str, Any], config: ExperimentConfig) -> list[str
     return lines
 
 
-def _train_loss_row(train: dict) -> str:
+def _train_loss_row(train: dict, weighted: bool = False) -> str:
     """metrics.json's final_train_loss is the Trainer's mean over all steps (it reads higher
-    than the loss at the end); the loss last logged is beside it."""
+    than the loss at the end); the loss last logged is beside it. `weighted`: the loss of
+    training.class_weights, not the plain cross-entropy of the validation loss."""
+    name = "training loss (class-weighted)" if weighted else "training loss"
     if train.get("last_train_loss") is None:  # no training step logged, or an older run
-        return f"| training loss: mean of all steps | {_number(train.get('final_train_loss'))} |"
+        return f"| {name}: mean of all steps | {_number(train.get('final_train_loss'))} |"
     return (
-        f"| training loss: last logged (step {train['last_train_loss_step']}) / mean of all "
+        f"| {name}: last logged (step {train['last_train_loss_step']}) / mean of all "
         f"steps | {train['last_train_loss']:.4f} / {train['final_train_loss']:.4f} |"
     )

@@ -29,12 +29,15 @@ def nothing_logged(ax, what: str) -> None:
     )
 
 
-def plot_loss(history: list[dict], path: Path) -> None:
+def plot_loss(history: list[dict], path: Path, weighted: bool = False) -> None:
+    """`weighted`: the training loss is training.class_weights' weighted cross-entropy
+    (the validation loss never is)."""
     train = [(r["step"], r["loss"]) for r in history if "loss" in r]
     evals = [(r["step"], r["eval_loss"]) for r in history if "eval_loss" in r]
     fig, ax = plt.subplots(figsize=(6, 3.6))
     if train:
-        ax.plot(*zip(*train, strict=True), label="train", color="#1f77b4", marker=lone(train))
+        name = "train (class-weighted)" if weighted else "train"
+        ax.plot(*zip(*train, strict=True), label=name, color="#1f77b4", marker=lone(train))
     if evals:
         ax.plot(*zip(*evals, strict=True), "o-", label="validation", color="#d62728")
     ax.set_xlabel("optimiser step")

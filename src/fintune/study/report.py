@@ -413,11 +413,13 @@ def _plots(
             history = read_history(rows[name][0].run_dir / "history.jsonl")
             points = [(r["step"], r[key]) for r in history if key in r]
             marker = row_look(i)[2]
+            config = rows[name][0].cell.config
+            weighted = key == "loss" and config is not None and config.training.class_weights
             if points:
                 ax.plot(
                     *zip(*points, strict=True),
                     color=colors[i],
-                    label=name,
+                    label=f"{name} (training loss class-weighted)" if weighted else name,
                     marker=marker or lone(points),
                     markevery=max(1, len(points) // 8),
                 )
