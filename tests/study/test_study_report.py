@@ -14,6 +14,13 @@ from fintune.study.report import Finished, plot_slug
 from fintune.study.spec import Cell
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Tests that catch the figures instead of saving them close them here."""
+    yield
+    plt.close("all")
+
+
 def finished(tmp_path, labels, rows) -> Finished:
     tmp_path.mkdir(exist_ok=True)
     frame = pd.DataFrame(rows, columns=["text", "label", "predicted"])
