@@ -819,3 +819,16 @@ def test_a_byte_order_mark_read_as_latin1_is_named_not_suggested_as_a_column(tmp
     assert str(error.value).endswith(
         "a UTF-8 byte-order mark was read as text: set data.encoding: utf-8"
     )
+
+
+def test_integer_labels_beyond_int64_keep_their_names(tmp_path):
+    """A csv's 18446744073709551615 is read as uint64: it names its class, not a crash."""
+    big = 18_446_744_073_709_551_615
+    path = tmp_path / "d.csv"
+    rows = [f"t{i},{[1, 2, big][i % 3]}" for i in range(90)]
+    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    data = prepare_data(_data(path), 0)
+    assert data.labels == ["1", "2", str(big)]
+    rows = pd.concat(data.splits.values())
+    pairs = zip(rows["text"], rows["label"], strict=True)
+    assert all(data.labels[i] == str([1, 2, big][int(t[1:]) % 3]) for t, i in pairs)

@@ -320,12 +320,13 @@ def _id_names(frames: dict[str, pd.DataFrame], column: str, origin: str) -> dict
     number 1, yet the label is '01'. One number written two ways ('1', '01') is an error."""
     seen: dict[int, tuple[str, str]] = {}
     for role, frame in frames.items():
-        numbers = frame[column].to_numpy().astype(np.int64)
+        numbers = frame[column].to_numpy()  # not cast to int64: a csv's uint64 would wrap
         text = written_text(frame, column)
-        written = numbers if text is None else text.to_numpy()  # a number: as it prints
+        written = numbers if text is None else text.to_numpy()
         pairs = pd.DataFrame({"number": numbers, "name": written})
         for row in pairs.drop_duplicates().index:
-            number, name = int(pairs.at[row, "number"]), str(pairs.at[row, "name"])
+            number = int(pairs.at[row, "number"])
+            name = str(number) if text is None else str(pairs.at[row, "name"])  # 1.0: '1'
             where = f"{origin}, {role} split, {_row(frame, row + 1)}"
             first = seen.setdefault(number, (name, where))
             if first[0] != name:
