@@ -222,6 +222,27 @@ def test_a_password_in_the_tracking_uri_is_never_logged(make_config, tmp_path):
     assert tracking.redact("http://[abc") == "http://[abc"  # not a URL: shown as it is
 
 
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [  # the sweep's storage URL hid these already; tracking.uri is the same kind of URL
+        (
+            "postgresql://db.example/mlflow?user=quant&password=s3cret",
+            "postgresql://db.example/mlflow?user=quant&password=***",
+        ),
+        ("postgresql//quant:s3cret@db.example/mlflow", "quant:***@db.example/mlflow"),
+    ],
+)
+def test_a_password_in_the_uri_s_query_or_a_malformed_uri_is_never_logged(
+    make_config, tmp_path, uri, shown
+):
+    from fintune.run_dir import write_config
+
+    config = make_config(tracking={"mlflow": True, "uri": uri})
+    assert tracking.run_params(config)["tracking.uri"].endswith(shown)  # a path: absolute
+    write_config(tmp_path / "config.yaml", config)
+    assert "s3cret" not in (tmp_path / "config.yaml").read_text()
+
+
 def test_the_error_for_an_unusable_uri_shows_no_password(make_config):
     config = make_config(tracking={"mlflow": True, "uri": "htp://me:s3cret@127.0.0.1:5000"})
     with pytest.raises(FintuneError, match=r"cannot use htp://me:\*\*\*@127") as error:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -298,15 +299,23 @@ def absolute_uri(uri: str | None) -> str | None:
 
 def redact(uri: str | None) -> str | None:
     """The URI without its password (`postgresql://me:secret@db/mlflow`): a run's parameters
-    and config.yaml can be read by everyone who reads the tracking server."""
+    and config.yaml can be read by everyone who reads the tracking server. Also the password
+    of a URI too malformed to parse (postgresql//me:pw@host) and one given as a query
+    parameter (?password=pw)."""
+    if uri is None:
+        return None
     try:
-        parts = urlsplit(uri or "")
-        if parts.password is None:
-            return uri
+        parts = urlsplit(uri)
+        if parts.password is not None:
+            userinfo, _, host = parts.netloc.rpartition("@")
+            uri = urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
     except ValueError:  # not a URL (http://[abc): using it fails with its own message
-        return uri
-    userinfo, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
+        pass
+    head, at, tail = uri.rpartition("@")
+    user = head.rsplit("/", 1)[-1]
+    if at and ":" in user and not user.endswith(":***"):
+        head = head.removesuffix(user) + user.split(":", 1)[0] + ":***"
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", head + at + tail)
 
 
 def log_summary(

@@ -454,10 +454,16 @@ def test_the_text_and_label_column_must_differ(tmp_path):
         validate_config({"name": "t", "data": data})
 
 
-def test_a_recorded_config_with_its_password_left_out_is_refused_naming_why(tmp_path):
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "postgresql://quant:s3cret@db.example:5432/mlflow",
+        "postgresql://db.example:5432/mlflow?user=quant&password=s3cret",
+    ],
+)
+def test_a_recorded_config_with_its_password_left_out_is_refused_naming_why(tmp_path, uri):
     """config.yaml writes `***` for a password in tracking.uri; rerunning it must not send
     `***` as the password."""
-    uri = "postgresql://quant:s3cret@db.example:5432/mlflow"
     config = validate_config({"data": {"path": "d.csv"}, "tracking": {"uri": uri}})
     write_config(tmp_path / "config.yaml", config)
     with pytest.raises(FintuneError) as error:

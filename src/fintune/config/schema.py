@@ -452,10 +452,11 @@ class TrackingConfig(Section):
     @classmethod
     def _not_redacted(cls, uri: str | None) -> str | None:
         try:
-            password = urlsplit(uri or "").password
+            parts = urlsplit(uri or "")
+            password = parts.password
         except ValueError:  # not a URL: MLflow names the problem before training
             return uri
-        if password == "***":
+        if password == "***" or "password=***" in parts.query.lower().split("&"):
             raise ValueError(
                 "the password is '***', the placeholder a run's config.yaml records instead "
                 "of the real one; give the URI with its password (--set tracking.uri=...), "

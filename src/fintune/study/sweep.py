@@ -25,7 +25,6 @@ import copy
 import itertools
 import json
 import math
-import re
 import shutil
 import time
 import warnings
@@ -319,23 +318,12 @@ def trial_config(
     return config
 
 
-def shown_url(url: str) -> str:
-    """The storage URL without its password: in the user part, also of a URL too malformed
-    to parse (postgresql//me:pw@host), and as a query parameter (?password=pw)."""
-    shown = redact(url) or ""
-    head, at, tail = shown.rpartition("@")
-    user = head.rsplit("/", 1)[-1]
-    if at and ":" in user and not user.endswith(":***"):
-        head = head.removesuffix(user) + user.split(":", 1)[0] + ":***"
-    return re.sub(r"(?i)(password=)[^&]*", r"\1***", head + at + tail)
-
-
 def open_storage(spec: SweepSpec, folder: Path):
     """The study's storage, and its URL as messages show it (without a password)."""
     import optuna
 
     url = spec.storage or sqlite_uri(folder / "optuna.db")
-    shown = shown_url(url)
+    shown = redact(url)
     for attempt in range(5):
         try:
             with warnings.catch_warnings():
