@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Callable
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -38,8 +39,14 @@ def strip_cashtags(text: str) -> str:
 def letters_only(text: str) -> str:
     if text.isascii():
         return _NON_LETTER.sub(" ", text)
-    # every script's letters ('Škoda', 'Łódź', 'Сбербанк'), not only Latin-1's
-    return "".join(c if c.isalpha() or c.isspace() else " " for c in text)
+    # every script's letters ('Škoda', 'Łódź', 'Сбербанк'), not only Latin-1's, with the
+    # marks that belong to them (Devanagari's vowel signs, the accent of a decomposed 'é')
+    kept, in_letter = [], False
+    for c in text:
+        mark = in_letter and unicodedata.category(c).startswith("M")
+        in_letter = c.isalpha() or mark
+        kept.append(c if in_letter or c.isspace() else " ")
+    return "".join(kept)
 
 
 def lowercase(text: str) -> str:
