@@ -127,6 +127,9 @@ def test_a_method_switch_drops_only_the_options_the_new_method_lacks(tmp_path, i
         load_config(path, [item])
     with pytest.raises(FintuneError, match=r"method\.r: unknown key.*\[from --set\]"):
         load_config(path, ["method=full", "method.r=2"])
+    for items in (["method=full", "method.r=2"], ["method.r=2", "method=full"]):
+        with pytest.raises(FintuneError, match=r"method\.r: unknown key.*\[from --set\]"):
+            load_config(path, items)  # in either order: a --set is never dropped silently
 
 
 def test_a_value_that_is_a_mapping_is_replaced_not_merged(tmp_path):

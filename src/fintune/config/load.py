@@ -75,7 +75,9 @@ def parse_yaml(text: str) -> Any:
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     raw = read_yaml(path)
     refuse_other_kind(raw, "experiment", path)
-    overridden = [field for item in overrides or [] for field in apply_override(raw, item)]
+    overridden: list[str] = []
+    for item in overrides or []:
+        overridden += apply_override(raw, item, given=overridden)
     return validate_config(raw, source=str(path), overridden=overridden)
 
 
@@ -126,9 +128,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def apply_override(raw: dict[str, Any], item: str) -> list[str]:
+def apply_override(raw: dict[str, Any], item: str, given: list[str] | None = None) -> list[str]:
     """Set `a.b.c=value` in the raw mapping; the value is parsed as YAML (3e-4, true, [a, b]).
-    Returns the fields it set."""
+    Returns the fields it set; `given`: those earlier overrides set (a method switch keeps
+    them, to be named if the new method does not take them)."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise FintuneError(
@@ -142,7 +145,7 @@ def apply_override(raw: dict[str, Any], item: str) -> list[str]:
         value = text
     before = _method_name(raw)
     fields = _merge_field(raw, key.strip().split("."), value, where=f"--set {item!r}")
-    _drop_options_of(before, raw, fields)
+    _drop_options_of(before, raw, [*(given or []), *fields])
     return fields
 
 
