@@ -85,3 +85,15 @@ def test_a_relative_tracking_uri_is_recorded_absolute(tmp_path, monkeypatch, uri
     written = yaml.safe_load((tmp_path / "config.yaml").read_text())["tracking"]["uri"]
     assert written == recorded.format(cwd=tmp_path)
     assert run_params(config)["tracking.uri"] == written  # as the logged parameter says
+
+
+def test_a_relative_sqlite_uri_recorded_absolute_names_the_same_file(tmp_path, monkeypatch):
+    """SQLAlchemy reads the path percent-decoded and up to a '?': the folder fintune ran in
+    is quoted (as sqlite_uri quotes it), the part the user wrote is kept as written."""
+    from fintune.tracking import absolute_uri, sqlite_path
+
+    cwd = tmp_path / "q?x=1 a%20b"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    assert sqlite_path(absolute_uri("sqlite:///runs/mlflow.db")) == cwd / "runs/mlflow.db"
+    assert sqlite_path(absolute_uri("sqlite:///c%20d.db")) == cwd / "c d.db"

@@ -51,7 +51,11 @@ def sqlite_uri(path: Path) -> str:
     """SQLAlchemy's URL for a SQLite file: it reads the path percent-decoded and up to a `?`,
     so those two are quoted in a folder named `q?x` or `a%20b` (and nothing else: MLflow
     makes the quoted path's folder too, empty)."""
-    return "sqlite:///" + str(path.resolve()).replace("%", "%25").replace("?", "%3F")
+    return "sqlite:///" + _sqlite_quoted(str(path.resolve()))
+
+
+def _sqlite_quoted(path: str) -> str:
+    return path.replace("%", "%25").replace("?", "%3F")
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -288,8 +292,8 @@ def absolute_uri(uri: str | None) -> str | None:
         return uri
     if parts.scheme == "sqlite" and uri.startswith("sqlite:///"):
         path = uri.removeprefix("sqlite:///")
-        if path and not path.startswith(("/", ":memory:")):
-            return f"sqlite:///{os.path.abspath(path)}"
+        if path and not path.startswith(("/", ":memory:")):  # the path as written: quoted
+            return f"sqlite:///{os.path.normpath(os.path.join(_sqlite_quoted(os.getcwd()), path))}"
     elif parts.scheme == "file" and not parts.netloc and not parts.path.startswith("/"):
         return Path(parts.path).absolute().as_uri()
     elif not parts.scheme and not parts.netloc and not os.path.isabs(uri):
