@@ -284,3 +284,20 @@ def test_a_cell_that_would_not_evaluate_test_is_refused(write_study, make_config
     base = make_config(evaluation={"test": False}).model_dump(mode="json")
     with pytest.raises(FintuneError, match="cell method=full,seed=1: evaluation.test is off"):
         load_study(write_study(base=base))
+
+
+def test_an_axis_over_the_method_name_drops_the_options_a_method_lacks(write_study, make_config):
+    """As `--set method.name=full` does: a full cell from a lora base has no r or alpha."""
+    base = make_config(method={"name": "lora", "r": 4, "alpha": 32}).model_dump(mode="json")
+    axes = {"method.name": ["lora", "dora", "full"]}
+    path = write_study(base=base, axes=axes, baseline={"method.name": "full"})
+    methods = {
+        cell.config.method.name: cell.config.method
+        for _, cells in [load_study(path)]
+        for cell in cells
+    }
+    assert (methods["dora"].r, methods["dora"].alpha) == (4, 32)
+    assert methods["full"].name == "full"
+    variant = {"full": {"method": {"name": "full", "r": 4}}}  # given whole: all is asked for
+    with pytest.raises(FintuneError, match=r"method\.r: unknown key"):
+        load_study(write_study(base=base, axes={"method": variant}, baseline={"method": "full"}))

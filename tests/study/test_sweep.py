@@ -1237,3 +1237,19 @@ def test_an_unreachable_tracking_server_stops_a_sweep_before_any_trial(
     with pytest.raises(FintuneError, match=r"tracking.uri: cannot reach the MLflow server at "):
         run_sweep(path)
     assert not (path.parent / "sweeps" / "tiny-sweep").exists()
+
+
+def test_a_space_over_the_method_drops_the_options_a_chosen_method_lacks(sweep_file, make_config):
+    """As `--set method.name=full` does: a full trial from a lora base has no r or alpha."""
+    base = make_config(method={"name": "lora", "r": 4, "alpha": 32}).model_dump(mode="json")
+    space = {**SPACE, "method.name": {"type": "categorical", "choices": ["lora", "dora", "full"]}}
+    spec, base = sweep.load_sweep(sweep_file(base=base, space=space))
+    configs = {
+        name: sweep.trial_config(base, {"method.name": name}, spec, Path("."), 0, "s")
+        for name in ("lora", "dora", "full")
+    }
+    assert (configs["dora"].method.r, configs["dora"].method.alpha) == (4, 32)
+    assert configs["full"].method.name == "full"
+    space["method.rr"] = {"type": "categorical", "choices": [1]}  # a typo is still named
+    with pytest.raises(FintuneError, match=r"method\.rr: unknown key"):
+        sweep.load_sweep(sweep_file(base=base, space=space))

@@ -143,23 +143,26 @@ def apply_override(raw: dict[str, Any], item: str, given: list[str] | None = Non
         raise FintuneError(f"--set {item!r}: {error.problem}") from None
     except yaml.YAMLError:  # not YAML: kept as written (a path like `[runs`)
         value = text
-    before = _method_name(raw)
+    before = method_name(raw)
     fields = _merge_field(raw, key.strip().split("."), value, where=f"--set {item!r}")
-    _drop_options_of(before, raw, [*(given or []), *fields])
+    drop_switched_options(before, raw, [*(given or []), *fields])
     return fields
 
 
-def _method_name(raw: dict[str, Any]) -> Any:
+def method_name(raw: dict[str, Any]) -> Any:
     method = raw.get("method")
     return method.get("name") if isinstance(method, dict) else method or "full"
 
 
-def _drop_options_of(before: Any, raw: dict[str, Any], fields: list[str]) -> None:
-    """A --set that switched the method (`method=full` on a lora file) drops the file's
-    options that only the old method has (r, alpha): they mean nothing to the new one. Any
-    other key stays, to be named if the new method does not take it."""
-    after, method = _method_name(raw), raw.get("method")
+def drop_switched_options(before: Any, raw: dict[str, Any], fields: list[str]) -> None:
+    """A --set (a study axis, a sweep's space) that switched the method (`method=full` on a
+    lora file) drops the file's options that only the old method has (r, alpha): they mean
+    nothing to the new one. Any other key, and any that `fields` set, stays, to be named if
+    the new method does not take it."""
+    after, method = method_name(raw), raw.get("method")
     if after == before or not isinstance(method, dict) or {before, after} - set(METHOD_NAMES):
+        return
+    if "method" in fields:  # the section given whole: all of it was asked for
         return
     old, new = _method_fields(before), _method_fields(after)
     for key in [k for k in method if k in old and k not in new]:

@@ -31,6 +31,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from fintune.config.load import (
     did_you_mean,
+    drop_switched_options,
+    method_name,
     read_yaml,
     refuse_other_kind,
     set_field,
@@ -197,8 +199,10 @@ def expand(spec: StudySpec, source: str) -> list[Cell]:
         seen.add(key)
         raw = copy.deepcopy(base)
         cell_id = ",".join(f"{a}={v}" for a, v in coords.items())
+        method = method_name(raw)
         for field, value in overrides.items():
             set_field(raw, field, copy.deepcopy(value), where=f"{source}: cell {cell_id}")
+        drop_switched_options(method, raw, [*overrides])  # a full cell from a lora base: no r
         raw["name"] = run_name(str(raw.get("name", spec.name)), coords)
         config = validate_config(raw, source=f"{source}: cell {cell_id}")
         if not config.evaluation.test:

@@ -37,7 +37,13 @@ from rich.console import Console
 from rich.markup import escape
 from transformers import TrainerCallback
 
-from fintune.config.load import read_yaml, set_field, validate_config
+from fintune.config.load import (
+    drop_switched_options,
+    method_name,
+    read_yaml,
+    set_field,
+    validate_config,
+)
 from fintune.config.schema import ExperimentConfig, Metric, Section, expand_home
 from fintune.errors import FintuneError
 from fintune.run_dir import check_writable
@@ -296,8 +302,10 @@ def trial_config(
     kind: str = "trial",
 ) -> ExperimentConfig:
     raw = copy.deepcopy(base)
+    method = method_name(raw)
     for field, value in params.items():
         set_field(raw, field, value, where=f"{source}.{field}")
+    drop_switched_options(method, raw, [*params])  # a full trial from a lora base: no r
     # a trial keeps its best checkpoint on the metric the sweep ranks it by
     set_field(raw, "training.best_metric", spec.metric)
     # trials are chosen on validation: only the final model sees test
