@@ -72,6 +72,33 @@ def test_an_unreachable_tracking_server_fails_before_training(make_config, monke
     assert not Path(config.output.dir).exists()
 
 
+def test_an_unreachable_server_error_gives_the_reason_not_a_cut_quote(make_config):
+    config = make_config(tracking={"mlflow": True, "uri": "http://127.0.0.1:9/"})
+    with pytest.raises(FintuneError) as error:
+        check_tracking(config)
+    message = str(error.value)
+    assert "Connection refused" in message  # MLflow's 400-character line ends with it
+    assert message.count("(") == message.count(")")  # no quote cut in the middle
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (
+            "API request to http://h:1/api/2.0/x failed with exception HTTPConnectionPool("
+            "host='h', port=1): Max retries exceeded with url: /api/2.0/x?experiment_name=a "
+            "(Caused by NameResolutionError(\"HTTPConnection(host='h', port=1): Failed to "
+            "resolve 'h' ([Errno -2] Name or service not known)\"))",
+            "NameResolutionError: Failed to resolve 'h' ([Errno -2] Name or service not known)",
+        ),
+        ("short and plain", "short and plain"),
+        ("word " * 100, "word " * 59 + "word…"),
+    ],
+)
+def test_mlflow_errors_are_shortened_to_their_reason_or_cut_at_a_word(raw, shown):
+    assert tracking.gist(raw) == shown
+
+
 def test_an_unreachable_server_check_leaves_mlflows_request_settings_alone(
     make_config, monkeypatch
 ):

@@ -92,7 +92,7 @@ def check_tracking(config: ExperimentConfig) -> None:
     except Exception as error:  # noqa: BLE001 - any failure means unusable
         source = uri_source(config)
         shown = redact(uri)  # MLflow's message may quote the URI too
-        first = str(error).replace(uri, shown).strip().splitlines()[0][:300]
+        first = gist(str(error).replace(uri, shown).strip().splitlines()[0])
         if uri.startswith(("http://", "https://")):
             problem, fixes = "reach the MLflow server at", "Start it, fix the URI,"
         elif source == "output.dir":
@@ -103,6 +103,19 @@ def check_tracking(config: ExperimentConfig) -> None:
             f"{source}: cannot {problem} {shown} ({first}). {fixes} or set tracking.mlflow: false"
         ) from None
     _refuse_deleted(experiment)
+
+
+def gist(message: str, limit: int = 300) -> str:
+    """MLflow's message, short: for a request that failed, urllib3's cause and reason (after
+    the request URL and its retries), else the message cut at a word, marked with '…'."""
+    cause = re.search(r"\(Caused by (\w+)\((['\"])(.*)\2\)\)\s*$", message)
+    if cause:
+        where, found, reason = cause[3].partition("): ")  # HTTPConnection(host=..., port=...)
+        message = f"{cause[1]}: {reason if found else where}"
+    if len(message) <= limit:
+        return message
+    cut = message[:limit].rsplit(" ", 1)[0] if " " in message[:limit] else message[:limit]
+    return cut.rstrip() + "…"
 
 
 def uri_source(config: ExperimentConfig) -> str:
