@@ -214,6 +214,22 @@ def test_method_shorthand_gets_method_defaults(lora_yaml):
     assert (method.r, method.alpha, method.target_modules, method.bias) == (8, 16, "auto", "none")
 
 
+def test_model_shorthand_is_the_same_config_as_its_section(tmp_path):
+    short = load_config(_yaml(tmp_path, "data:\n  path: d.csv\nmodel: tiny-bert\n"))
+    whole = load_config(_yaml(tmp_path, "data:\n  path: d.csv\nmodel:\n  name: tiny-bert\n"))
+    assert short.model.name == "tiny-bert"
+    assert short.model_dump() == whole.model_dump()  # so the same hashes
+
+
+def test_set_on_model_shorthand_and_set_model_keeps_the_files_options(tmp_path):
+    path = _yaml(tmp_path, "data:\n  path: d.csv\nmodel: tiny-bert\n")
+    config = load_config(path, ["model.max_length=64"])
+    assert (config.model.name, config.model.max_length) == ("tiny-bert", 64)
+    path = _yaml(tmp_path, "data:\n  path: d.csv\nmodel: {name: a, max_length: 64}\n")
+    config = load_config(path, ["model=b"])  # as `method=dora` means `method.name=dora`
+    assert (config.model.name, config.model.max_length) == ("b", 64)
+
+
 def test_yaml_e_notation_without_a_dot_is_a_float(tmp_path):
     """PyYAML reads `5e-5` as a string; the schema must still give a float."""
     path = _yaml(tmp_path, "data:\n  path: d.csv\ntraining:\n  learning_rate: 5e-5\n")

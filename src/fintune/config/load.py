@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from fintune.config.schema import METHOD_NAMES, ExperimentConfig, Refused
+from fintune.config.schema import METHOD_NAMES, SHORTHANDS, ExperimentConfig, Refused
 from fintune.errors import FintuneError
 
 
@@ -177,9 +177,10 @@ def _merge_field(raw: dict[str, Any], parts: list[str], value: Any, where: str) 
     current: Any = raw
     for part in parts:
         current = current.get(part) if isinstance(current, dict) else None
-    if parts == ["method"] and isinstance(value, str) and isinstance(current, dict):
+    short = len(parts) == 1 and parts[0] in SHORTHANDS
+    if short and isinstance(value, str) and isinstance(current, dict):
         value = {"name": value}  # `method: dora` means `method.name: dora`
-    shorthand = parts == ["method"] and isinstance(current, str)
+    shorthand = short and isinstance(current, str)
     if isinstance(value, dict) and (isinstance(current, dict) or shorthand) and _is_section(parts):
         return [
             field
@@ -205,8 +206,8 @@ def set_field(raw: dict[str, Any], path: str, value: Any, where: str = "") -> No
     parts = path.split(".")
     if not all(part.strip() for part in parts):
         raise FintuneError(f"{where or path}: a field name is empty in {path!r}")
-    if parts[0] == "method" and len(parts) > 1 and isinstance(raw.get("method"), str):
-        raw["method"] = {"name": raw["method"]}
+    if parts[0] in SHORTHANDS and len(parts) > 1 and isinstance(raw.get(parts[0]), str):
+        raw[parts[0]] = {"name": raw[parts[0]]}
     node = raw
     for part in parts[:-1]:
         if node.get(part) is None:  # absent, or a section whose keys are all commented out

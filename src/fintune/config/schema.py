@@ -477,6 +477,9 @@ class TrackingConfig(Section):
         return tags
 
 
+SHORTHANDS = ("method", "model")  # sections a bare name may stand for: `method: lora`
+
+
 class ExperimentConfig(Section):
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=80)
     task: Literal["classification"] = "classification"
@@ -491,8 +494,9 @@ class ExperimentConfig(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _method_shorthand(cls, data: Any) -> Any:
-        """`method: lora` means `method: {name: lora}` with defaults."""
-        if isinstance(data, dict) and isinstance(data.get("method"), str):
-            data = {**data, "method": {"name": data["method"]}}
+    def _shorthands(cls, data: Any) -> Any:
+        """`method: lora` means `method: {name: lora}` with defaults; `model: x` likewise."""
+        for key in SHORTHANDS:
+            if isinstance(data, dict) and isinstance(data.get(key), str):
+                data = {**data, key: {"name": data[key]}}
         return data
