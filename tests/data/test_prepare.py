@@ -768,12 +768,37 @@ def test_the_stratify_advice_follows_the_side_that_is_short(table, split, messag
             r"did you mean 'Text'\?",
         ),
         ("text,label", {"label_column": "lable"}, r"'text', 'label'; did you mean 'label'\?"),
-        ("text,label", {"label_column": "sentiment"}, r"columns are: 'text', 'label'$"),
+        ("text,label", {"label_column": "sentiment"}, r"columns are: 'text', 'label'\. Set"),
     ],
 )
 def test_a_missing_column_lists_the_columns_quoted_with_the_one_meant(
     tmp_path, header, fields, message
 ):
+    path = tmp_path / "d.csv"
+    path.write_text(f"{header}\nup,positive\ndown,negative\n", encoding="utf-8")
+    with pytest.raises(FintuneError, match=message):
+        prepare_data(_data(path, **fields), 0)
+
+
+@pytest.mark.parametrize(
+    ("header", "fields", "message"),
+    [
+        (
+            "sentence,sentiment",
+            {},
+            r"columns are: 'sentence', 'sentiment'\. Set data.text_column to the column of "
+            r"texts$",
+        ),
+        (
+            "text,sentiment",
+            {},
+            r"columns are: 'text', 'sentiment'\. Set data.label_column to the column of labels$",
+        ),
+        ("Text,Label", {}, r"did you mean 'Text'\? Set data.text_column: 'Text'$"),
+        ("text, label", {}, r"did you mean ' label'\? Set data.label_column: ' label'$"),
+    ],
+)
+def test_a_missing_column_says_which_field_to_set(tmp_path, header, fields, message):
     path = tmp_path / "d.csv"
     path.write_text(f"{header}\nup,positive\ndown,negative\n", encoding="utf-8")
     with pytest.raises(FintuneError, match=message):

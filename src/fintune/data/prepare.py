@@ -8,6 +8,7 @@ is loaded, and names the file, split, row or field at fault.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -20,7 +21,6 @@ import pandas as pd
 from pandas.api.types import is_float_dtype, is_integer_dtype
 from sklearn.model_selection import train_test_split
 
-from fintune.config.load import did_you_mean
 from fintune.config.schema import DataConfig
 from fintune.data.clean import make_cleaner
 from fintune.data.known import KNOWN, load_known
@@ -261,10 +261,11 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
         column = getattr(config, key)
         if column not in frame.columns:
             columns = ", ".join(map(repr, frame.columns))  # ' label' is seen to differ
-            hint = _column_hint(column, [str(c) for c in frame.columns])
+            hint = _column_hint(column, [str(c) for c in frame.columns], key)
+            near = hint.startswith("; did you mean")
             if list(frame.columns) == ["text"] and _all_hold_at(frame["text"]):
                 hint = "; the lines read 'sentence@label': set data.format: fpb"
-            elif list(frame.columns) == ["text"] and key == "label_column" and not hint:
+            elif list(frame.columns) == ["text"] and key == "label_column" and not near:
                 hint = (
                     "; the data holds texts only, no labels (a txt file is one text per line): "
                     "give them with their labels as csv, tsv, jsonl or parquet"
@@ -279,13 +280,17 @@ def _all_hold_at(texts: pd.Series) -> bool:
     return len(texts) > 0 and bool(texts.astype(str).str.contains("@", regex=False).all())
 
 
-def _column_hint(column: str, columns: list[str]) -> str:
-    """The column meant: the same name but for case and spaces first, else a near one."""
+def _column_hint(column: str, columns: list[str], key: str) -> str:
+    """The column meant: the same name but for case and spaces first, else a near one; and
+    the field to set."""
     if columns and columns[0].startswith(("ï»¿", "\ufeff")):  # a UTF-8 byte-order mark
         return "; a UTF-8 byte-order mark was read as text: set data.encoding: utf-8"
     same = [c for c in columns if c.strip().casefold() == column.strip().casefold()]
-    hint = f"; did you mean {same[0]!r}?" if same else did_you_mean(column, columns)
-    return "" if hint == "." else hint
+    near = same or difflib.get_close_matches(column, columns, n=1, cutoff=0.5)
+    if near:
+        return f"; did you mean {near[0]!r}? Set data.{key}: {near[0]!r}"
+    what = "texts" if key == "text_column" else "labels"
+    return f". Set data.{key} to the column of {what}"
 
 
 def _infer_labels(frames: dict[str, pd.DataFrame], column: str, origin: str) -> list[str]:
