@@ -857,3 +857,21 @@ def test_integer_labels_beyond_int64_keep_their_names(tmp_path):
     rows = pd.concat(data.splits.values())
     pairs = zip(rows["text"], rows["label"], strict=True)
     assert all(data.labels[i] == str([1, 2, big][int(t[1:]) % 3]) for t, i in pairs)
+
+
+def test_files_in_a_data_folder_that_name_no_split_are_warned_about(tmp_path):
+    from fintune.data import data_warnings
+
+    for name, prefix in (("train", "a"), ("test", "b"), ("holdout", "c")):
+        _write(_frame({"negative": 20, "positive": 20}, prefix), tmp_path / f"{name}.csv")
+    (tmp_path / "validation.xlsx").write_bytes(b"PK")  # a split's name, a suffix not read
+    (tmp_path / "README.md").write_text("about the data", encoding="utf-8")
+    config = _data(tmp_path)
+    data = prepare_data(config, 0)
+    assert data.report["unread_files"] == ["holdout.csv", "validation.xlsx"]
+    (warning,) = [n for n in data_warnings(data, config) if "holdout" in n]
+    assert warning.startswith(f"{tmp_path}: holdout.csv and validation.xlsx are not read")
+    assert "data.files" in warning
+    (tmp_path / "holdout.csv").unlink()
+    (tmp_path / "validation.xlsx").unlink()
+    assert "unread_files" not in prepare_data(config, 0).report

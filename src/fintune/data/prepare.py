@@ -24,7 +24,14 @@ from sklearn.model_selection import train_test_split
 from fintune.config.schema import DataConfig
 from fintune.data.clean import make_cleaner
 from fintune.data.known import KNOWN, load_known
-from fintune.data.sources import SPLIT_STEMS, read_hub, read_local, read_table, written_text
+from fintune.data.sources import (
+    SPLIT_STEMS,
+    read_hub,
+    read_local,
+    read_table,
+    unread_files,
+    written_text,
+)
 from fintune.errors import FintuneError, relative_note
 
 ROLES = ("train", "validation", "test")
@@ -78,6 +85,10 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     report: dict[str, Any] = {"source": origin, "source_splits": sorted(frames)}
     if placeholders:
         report["placeholder_texts"] = placeholders
+    folder = Path(config.path or "")
+    in_folder = config.path and not config.dataset and not config.files and folder.is_dir()
+    if in_folder and (unread := unread_files(folder, config.format)):
+        report["unread_files"] = unread
 
     cleaner = make_cleaner(config.cleaning)
     if cleaner:
@@ -133,6 +144,14 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
             f"{placeholders['count']} texts are only a missing-value marker such as "
             f"{placeholders['text']!r} (first: {placeholders['first']}): they are trained on "
             "as that text; remove those rows if the text is missing"
+        )
+    if unread := data.report.get("unread_files"):
+        names = " and ".join([", ".join(unread[:-1]), unread[-1]] if len(unread) > 1 else unread)
+        notes.append(
+            f"{config.path}: {names} {'are' if len(unread) > 1 else 'is'} not read: a folder's "
+            "files are read by their split names (train or training, validation, valid, val "
+            "or dev, test) and a csv/tsv/jsonl/json/parquet/txt suffix; to use another file, "
+            "name each split's file in data.files"
         )
     if emptied := data.report.get("emptied_by_cleaning"):
         texts = "1 text is" if emptied == 1 else f"{emptied} texts are"

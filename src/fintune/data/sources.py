@@ -292,8 +292,8 @@ def read_directory(
     """A directory with one file per split (train.csv, validation.csv, test.csv, ...)."""
     files: dict[str, Path] = {}
     for file in sorted(path.iterdir()):
-        split = SPLIT_STEMS.get(file.stem.lower())
-        if split and file.is_file() and (fmt != "auto" or file.suffix.lower() in SUFFIX_FORMATS):
+        split = _split_of(file, fmt)
+        if split:
             if split in files:
                 raise FintuneError(
                     f"{path}: more than one file for the {split} split ({files[split].name} and "
@@ -306,6 +306,27 @@ def read_directory(
             "dev) and test with a csv/tsv/jsonl/parquet/txt suffix, or name one file in data.path"
         )
     return {split: read_table(file, fmt, encoding, quoting) for split, file in files.items()}
+
+
+def _split_of(file: Path, fmt: str) -> str | None:
+    """The split a file in a directory of split files is read as, if any."""
+    split = SPLIT_STEMS.get(file.stem.lower())
+    if split and file.is_file() and (fmt != "auto" or file.suffix.lower() in SUFFIX_FORMATS):
+        return split
+    return None
+
+
+def unread_files(path: Path, fmt: str) -> list[str]:
+    """Files of a directory of split files that look like data (a data suffix, or a split's
+    name) but that `read_directory` passes by: holdout.csv, test.xlsx."""
+    return [
+        file.name
+        for file in sorted(path.iterdir())
+        if file.is_file()
+        and not file.name.startswith(".")
+        and (file.suffix.lower() in SUFFIX_FORMATS or file.stem.lower() in SPLIT_STEMS)
+        and _split_of(file, fmt) is None
+    ]
 
 
 def read_local(
