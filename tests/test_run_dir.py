@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +54,45 @@ def test_a_container_cpu_quota_caps_the_cores(tmp_path, monkeypatch, cpu_max, co
     (tmp_path / "cpu.max").write_text(cpu_max)
     assert resources.usable_cores(tmp_path / "cpu.max") == cores
     assert resources.usable_cores(tmp_path / "absent") == 4
+
+
+def _git(folder: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def test_the_commit_of_a_checkout_the_code_ran_from_is_recorded(tmp_path):
+    package = tmp_path / "src" / "fintune"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "first")
+    commit = _git(tmp_path, "rev-parse", "HEAD")
+    assert run_dir.source_code(package) == {"git_commit": commit, "git_dirty": False}
+    (tmp_path / "notes.txt").write_text("not code")  # outside the package: still clean
+    assert run_dir.source_code(package)["git_dirty"] is False
+    (package / "__init__.py").write_text("changed = True\n")
+    assert run_dir.source_code(package) == {"git_commit": commit, "git_dirty": True}
+
+
+def test_no_commit_is_recorded_outside_a_checkout_or_for_an_untracked_install(tmp_path):
+    assert run_dir.source_code(tmp_path) is None  # not a checkout
+    _git(tmp_path, "init", "-q")
+    installed = tmp_path / ".venv" / "site-packages" / "fintune"  # a venv inside a checkout
+    installed.mkdir(parents=True)
+    (installed / "__init__.py").write_text("")
+    assert run_dir.source_code(installed) is None
+
+
+def test_no_commit_is_recorded_without_git(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert run_dir.source_code(Path(run_dir.__file__).parent) is None
 
 
 def test_the_working_directory_is_recorded(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 from datetime import datetime
 from importlib import metadata
@@ -120,6 +121,28 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def source_code(package: Path = Path(__file__).parent) -> dict[str, Any] | None:
+    """The git commit of the fintune code that ran and whether its files differ from it,
+    when they are tracked in a checkout (on PYTHONPATH, or installed editable): the
+    installed version alone does not say which code that was. None without git or a
+    checkout. A record only: it enters no hash."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=package, capture_output=True, text=True, timeout=10, check=True
+        )
+        return done.stdout.strip()
+
+    try:
+        if not git("ls-files", "--", "__init__.py"):  # a venv inside some other checkout
+            return None
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--", "."))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"git_commit": commit, "git_dirty": dirty}
 
 
 def hardware(device: str) -> dict[str, Any]:

@@ -144,6 +144,7 @@ def test_metrics_json_contract(make_config):
     assert metrics["train"]["best_checkpoint_epoch"] == kept["epoch"]
     environment = json.loads((run_dir / "environment.json").read_text())
     assert environment["seed"] == 7 and environment["packages"]["torch"]
+    assert "source" in environment  # the git commit when fintune runs from a checkout
     data = json.loads((run_dir / "data.json").read_text())
     assert data["fingerprint"]["counts"]["train"]["n"] == 86
     assert metrics["data_sha256"] == data["fingerprint"]["sha256"]

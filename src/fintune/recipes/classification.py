@@ -33,6 +33,7 @@ from fintune.run_dir import (
     create_run_dir,
     hardware,
     package_versions,
+    source_code,
     write_config,
     write_json,
 )
@@ -112,7 +113,12 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
         write_config(run_dir / "config.yaml", config)
         write_json(
             run_dir / "environment.json",
-            {"seed": config.seed, "packages": package_versions(), "hardware": hardware(device)},
+            {
+                "seed": config.seed,
+                "packages": package_versions(),
+                "source": source_code(),
+                "hardware": hardware(device),
+            },
         )
         roles = ("validation", "test") if config.evaluation.test else ("validation",)
         encoded = {
