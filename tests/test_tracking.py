@@ -377,3 +377,14 @@ def test_a_summary_whose_logging_fails_is_not_left_running(make_config, tmp_path
     client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert run.info.status == "FAILED"
+
+
+def test_a_parameter_longer_than_mlflows_limit_is_marked_as_cut(make_config):
+    """The whole value is in config.yaml, logged beside the parameters."""
+    labels = [f"label_number_{i:05d}" for i in range(400)]  # 400 * 22 characters
+    params = tracking.run_params(make_config(data={"labels": labels}))
+    whole = str(labels)
+    assert len(whole) > 6000
+    assert len(params["data.labels"]) == 6000 and params["data.labels"].endswith("…")
+    assert whole.startswith(params["data.labels"][:-1])
+    assert params["training.learning_rate"] == "0.001"  # a short value stays whole

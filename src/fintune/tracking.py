@@ -287,10 +287,15 @@ def run_params(config: ExperimentConfig) -> dict[str, str]:
     fields = config.model_dump(mode="json")
     fields["tracking"]["uri"] = redact(absolute_uri(fields["tracking"]["uri"]))
     return {
-        key: str(value)[:6000]  # MLflow's limit
+        key: _param_value(str(value))
         for key, value in flatten(fields).items()
         if not key.startswith("tracking.tags")
     }
+
+
+def _param_value(value: str, limit: int = 6000) -> str:
+    """MLflow's limit; a value cut to it ends with '…' (the whole is in config.yaml)."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def absolute_uri(uri: str | None) -> str | None:
