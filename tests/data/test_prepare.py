@@ -875,3 +875,26 @@ def test_files_in_a_data_folder_that_name_no_split_are_warned_about(tmp_path):
     (tmp_path / "holdout.csv").unlink()
     (tmp_path / "validation.xlsx").unlink()
     assert "unread_files" not in prepare_data(config, 0).report
+
+
+def test_removing_stopwords_warns_that_negations_and_directions_go_too(tmp_path):
+    from fintune.data import data_warnings
+
+    frame = _frame({"negative": 20, "positive": 20})
+    frame.loc[0, "text"] = "Profit did not rise"
+    frame.loc[1, "text"] = "Sales went down, costs up"
+    path = _write(frame, tmp_path / "d.csv")
+    config = _data(path, cleaning={"remove_stopwords": True})
+    data = prepare_data(config, 0)
+    assert "Profit did rise" in [t for f in data.splits.values() for t in f["text"]]
+    (warning,) = [n for n in data_warnings(data, config) if "remove_stopwords" in n]
+    assert warning.startswith("data.cleaning.remove_stopwords: scikit-learn's English list ")
+    assert "'profit did not rise' becomes 'profit did rise'" in warning
+    assert "2 of 40 texts here lose one" in warning
+    plain = _data(path)
+    assert not [n for n in data_warnings(prepare_data(plain, 0), plain) if "stopwords" in n]
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from fintune.data.prepare import LOST_WORDS
+
+    assert LOST_WORDS <= ENGLISH_STOP_WORDS  # the warning names only words the list removes

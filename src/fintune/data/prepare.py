@@ -22,7 +22,7 @@ from pandas.api.types import is_float_dtype, is_integer_dtype
 from sklearn.model_selection import train_test_split
 
 from fintune.config.schema import DataConfig
-from fintune.data.clean import make_cleaner
+from fintune.data.clean import make_cleaner, remove_stopwords
 from fintune.data.known import KNOWN, load_known
 from fintune.data.sources import (
     SPLIT_STEMS,
@@ -40,6 +40,13 @@ ROLES = ("train", "validation", "test")
 # data.labels lists it
 MISSING_MARKERS = frozenset(
     {"na", "n/a", "#n/a", "#na", "#n/a n/a", "<na>", "nan", "-nan", "null", "none"}
+)
+
+
+# words of scikit-learn's stopword list that carry a sentiment's sign or a move's direction
+LOST_WORDS = frozenset(
+    {"not", "no", "nor", "never", "cannot", "without", "against", "up", "down", "more", "less"}
+    | {"above", "below", "over", "under", "few", "least", "most", "off", "out"}
 )
 
 
@@ -152,6 +159,15 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
             "files are read by their split names (train or training, validation, valid, val "
             "or dev, test) and a csv/tsv/jsonl/json/parquet/txt suffix; to use another file, "
             "name each split's file in data.files"
+        )
+    if config.cleaning.remove_stopwords:
+        texts = [t for frame in data.splits.values() for t in frame["original_text"]]
+        hit = sum(bool(LOST_WORDS & set(re.findall(r"[a-z]+", t.lower()))) for t in texts)
+        notes.append(
+            "data.cleaning.remove_stopwords: scikit-learn's English list removes negations "
+            f"and direction words ({', '.join(sorted(LOST_WORDS))}): 'profit did not rise' "
+            f"becomes {remove_stopwords('profit did not rise')!r}; {hit} of {len(texts)} "
+            "texts here lose one. For sentiment, leave it off"
         )
     if emptied := data.report.get("emptied_by_cleaning"):
         texts = "1 text is" if emptied == 1 else f"{emptied} texts are"
