@@ -301,3 +301,16 @@ def test_an_axis_over_the_method_name_drops_the_options_a_method_lacks(write_stu
     variant = {"full": {"method": {"name": "full", "r": 4}}}  # given whole: all is asked for
     with pytest.raises(FintuneError, match=r"method\.r: unknown key"):
         load_study(write_study(base=base, axes={"method": variant}, baseline={"method": "full"}))
+
+
+def test_an_axis_of_bare_model_names_keeps_the_bases_other_model_options(write_study, make_config):
+    """`model: [a, b]` (a bare name, accepted since `model: NAME` is) replaced the base's
+    model section, so its max_length went back to the default without a word."""
+    base = make_config(model={"name": "a", "max_length": 48}).model_dump(mode="json")
+    _, cells = load_study(
+        write_study(base=base, axes={"model": ["a", "b"]}, baseline={"model": "a"})
+    )
+    assert {(c.config.model.name, c.config.model.max_length) for c in cells} == {
+        ("a", 48),
+        ("b", 48),
+    }

@@ -208,6 +208,10 @@ def set_field(raw: dict[str, Any], path: str, value: Any, where: str = "") -> No
         raise FintuneError(f"{where or path}: a field name is empty in {path!r}")
     if parts[0] in SHORTHANDS and len(parts) > 1 and isinstance(raw.get(parts[0]), str):
         raw[parts[0]] = {"name": raw[parts[0]]}
+    if parts == ["model"] and isinstance(value, str) and isinstance(raw.get("model"), dict):
+        # a bare model name (a study axis, a sweep choice) names the model; the base's
+        # max_length or dtype stay (a bare method name still replaces: its options are its own)
+        parts = ["model", "name"]
     node = raw
     for part in parts[:-1]:
         if node.get(part) is None:  # absent, or a section whose keys are all commented out
