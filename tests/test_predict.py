@@ -212,6 +212,11 @@ def test_predict_command_warns_of_a_text_cut_at_max_length(monkeypatch):
     assert result.stdout == "".join(f"up\t0.5000\t{t}\n" for t in texts)
     assert "texts 2 and 4" in result.stderr and "(32 tokens)" in result.stderr
     assert "beginning" in result.stderr
+    # a file of long texts: a count and the first few, not a line of every number
+    many = [f"long {i}" for i in range(500)]
+    result = CliRunner().invoke(app, ["predict", "some-run", *many], env={"COLUMNS": "300"})
+    assert "500 of 500 texts (the first: 1, 2, 3, 4, 5) are longer" in result.stderr
+    assert len(result.stderr) < 300
 
 
 def test_predict_command_takes_the_same_precisions_as_serve(runs, monkeypatch):

@@ -124,8 +124,12 @@ def predict(
         label = _one_field(result["label"])  # a label may hold a tab or a line break too
         typer.echo(f"{label}\t{result['confidence']:.4f}\t{_one_field(text)}")
     if cut := [str(i) for i, result in enumerate(results, 1) if result.get("truncated")]:
-        many = len(cut) > 1
-        which = f"texts {', '.join(cut[:-1])} and {cut[-1]} are" if many else f"text {cut[0]} is"
+        if len(cut) > 10:  # a file of long texts: a count, not a line of thousands of numbers
+            which = f"{len(cut)} of {len(texts)} texts (the first: {', '.join(cut[:5])}) are"
+        elif len(cut) > 1:
+            which = f"texts {', '.join(cut[:-1])} and {cut[-1]} are"
+        else:
+            which = f"text {cut[0]} is"
         err.print(
             f"[yellow]warning:[/] {which} longer than the run's model.max_length "
             f"({predictor.max_length} tokens): the model read only the beginning",
