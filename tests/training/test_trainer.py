@@ -178,3 +178,20 @@ def test_a_qlora_compute_dtype_the_cpu_cannot_do_is_refused_before_the_model_loa
     with pytest.raises(FintuneError, match=message):
         check(config)
     assert not any(Path(config.output.dir).glob("*"))
+
+
+@pytest.mark.parametrize("backbone", ["tiny_bert", "tiny_llama"])
+def test_gradient_accumulation_logs_the_mean_loss_not_its_sum(make_config, request, backbone):
+    """The models' own loss ignores num_items_in_batch though the Trainer believes it scaled
+    for accumulation: without fintune's loss each optimiser step summed its micro-batches'
+    means (4 x 1.1 logged, and gradients 4 times too large against max_grad_norm). 86
+    examples in batches of 16 and 4 per step: a step of 4 batches, then one of 2."""
+    config = make_config(
+        model={"name": str(request.getfixturevalue(backbone))},
+        training={"learning_rate": 1e-6, "gradient_accumulation_steps": 4, "logging_steps": 1},
+    )
+    config.output.save_model = False
+    history = (run(config) / "history.jsonl").read_text().splitlines()
+    losses = [json.loads(r)["loss"] for r in history if '"loss"' in r]
+    assert len(losses) == 2
+    assert losses == pytest.approx([1.1, 1.1], abs=0.15)  # ln 3 at a random start

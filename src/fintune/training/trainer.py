@@ -84,16 +84,20 @@ def class_weights(labels: np.ndarray, k: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def weighted_loss(weights: torch.Tensor):
-    """Class-weighted cross-entropy for training. With a custom loss the Trainer no longer
-    divides by the accumulation steps, so the sum is divided by the examples in the whole
-    accumulated batch (num_items_in_batch) when the Trainer passes it. Evaluation (run
-    without gradients) gets the plain cross-entropy: the validation loss that checkpoint
-    selection, pruning and metrics.json compare across runs with and without weights."""
+def weighted_loss(weights: torch.Tensor | None = None):
+    """Cross-entropy for training, class-weighted when `weights` are given. The models' own
+    loss is each micro-batch's mean, though the Trainer (seeing they accept
+    num_items_in_batch) no longer divides it by the accumulation steps: a step of 4
+    micro-batches would log and backpropagate 4 times the mean. Here the sum is divided by
+    the examples in the whole accumulated batch (num_items_in_batch), a shorter last step
+    included. Evaluation (run without gradients) gets the plain cross-entropy: the
+    validation loss that checkpoint selection, pruning and metrics.json compare across runs
+    with and without weights."""
 
     def loss(outputs, labels, num_items_in_batch=None):
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-        weight = weights.to(logits.device) if torch.is_grad_enabled() else None
+        weighted = weights is not None and torch.is_grad_enabled()
+        weight = weights.to(logits.device) if weighted else None
         if num_items_in_batch is None:
             return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight)
         total = torch.nn.functional.cross_entropy(
@@ -308,9 +312,9 @@ def build_trainer(
     if config.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     count_prompt_positions(model, tokenizer)
-    loss = None
+    weights = None
     if config.class_weights:
-        loss = weighted_loss(class_weights(np.asarray(train["labels"]), num_labels))
+        weights = class_weights(np.asarray(train["labels"]), num_labels)
     return SelectingTrainer(
         model=model,
         args=args,
@@ -319,6 +323,6 @@ def build_trainer(
         data_collator=collator(tokenizer, model),
         processing_class=tokenizer,
         compute_metrics=compute_metrics(num_labels),
-        compute_loss_func=loss,
+        compute_loss_func=weighted_loss(weights),
         callbacks=callbacks,
     )
