@@ -101,6 +101,22 @@ def test_a_failed_run_leaves_no_checkpoints_and_the_thread_count_as_it_was(make_
     assert torch.get_num_threads() == before
 
 
+def test_a_run_whose_report_failed_does_not_look_finished(make_config, monkeypatch):
+    """metrics.json marks a finished run (studies reuse it, a sweep keeps its final model,
+    serve accepts it): it is written last, after the report."""
+    import fintune.recipes.classification as recipe
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(recipe, "write_report", fail)
+    config = make_config(training={"max_steps": 1})
+    with pytest.raises(OSError, match="No space left"):
+        run(config)
+    (run_dir,) = Path(config.output.dir).iterdir()
+    assert (run_dir / "history.jsonl").is_file() and not (run_dir / "metrics.json").exists()
+
+
 def test_metrics_json_contract(make_config):
     run_dir = run(make_config())
     metrics = _metrics(run_dir)

@@ -216,8 +216,9 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             "data_sha256": data.fingerprint["sha256"],
             "device": device,
         }
-        write_json(run_dir / "metrics.json", metrics)
         write_report(run_dir, config, metrics, data)
+        # last: metrics.json marks a finished run (a study reuses it, serve accepts it)
+        write_json(run_dir / "metrics.json", metrics)
         notes = (
             small_sample_note({role: results[role]["n"] for role in results}),
             boundary_note({role: (r["n"], r["accuracy"]) for role, r in results.items()}),
