@@ -107,14 +107,35 @@ def test_a_run_whose_report_failed_does_not_look_finished(make_config, monkeypat
     import fintune.recipes.classification as recipe
 
     def fail(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+        raise RuntimeError("a plot failed")
 
     monkeypatch.setattr(recipe, "write_report", fail)
     config = make_config(training={"max_steps": 1})
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(RuntimeError, match="a plot failed"):
         run(config)
     (run_dir,) = Path(config.output.dir).iterdir()
     assert (run_dir / "history.jsonl").is_file() and not (run_dir / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"), [(28, "No space left on device"), (13, "Permission denied")]
+)
+def test_a_disk_full_or_permission_error_names_the_file_and_the_run(
+    make_config, monkeypatch, code, reason
+):
+    import fintune.recipes.classification as recipe
+
+    def fail(model, tokenizer, info, folder):
+        raise OSError(code, reason, str(folder / "model.safetensors"))
+
+    monkeypatch.setattr(recipe, "save_classifier", fail)
+    config = make_config(training={"max_steps": 1})
+    with pytest.raises(FintuneError) as caught:
+        run(config)
+    (run_dir,) = Path(config.output.dir).iterdir()
+    message = str(caught.value)
+    assert f"{reason}: {run_dir / 'model' / 'model.safetensors'}" in message
+    assert f"{run_dir} is incomplete" in message and not (run_dir / "metrics.json").exists()
 
 
 def test_metrics_json_contract(make_config):

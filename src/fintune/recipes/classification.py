@@ -6,6 +6,7 @@ Every user error is raised in setup, before the model loads.
 from __future__ import annotations
 
 import csv
+import errno
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +50,8 @@ from fintune.training.trainer import (
 )
 
 console = Console(stderr=True, soft_wrap=True)  # paths stay whole in logs and CI
+# a full disk or a folder the run may not write in: the user's to fix, not a traceback
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
@@ -237,6 +240,12 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             else:
                 reason = f"{type(error).__name__}: {error}"[:500]
                 track(run_dir, config, "FAILED", {"fintune.error": reason})
+        if isinstance(error, OSError) and error.errno in WRITE_ERRORS:
+            where = f": {error.filename}" if error.filename else f" in {run_dir}"
+            raise FintuneError(
+                f"the run stopped: {error.strerror}{where}; {run_dir} is incomplete "
+                "(no metrics.json): free space or fix the permissions, and run again"
+            ) from error
         raise
     return run_dir
 
