@@ -29,3 +29,24 @@ def test_memory_average_weighs_each_sample_by_its_span():
     monitor = ResourceMonitor()
     monitor.start, monitor.times, monitor.rss = 0.0, [0.5, 1.0, 1.01], [100, 100, 400]
     assert monitor._over_time(monitor.rss) == pytest.approx((100 * 1.0 + 400 * 0.01) / 1.01)
+
+
+def test_the_cpu_peak_ignores_the_few_milliseconds_the_exit_sample_covers():
+    """psutil counts CPU time in clock ticks (10 ms on Linux): over the 2 ms the sample at
+    exit may cover, one tick reads 500%, more than a 2-core machine can give (440% was
+    measured for a single busy thread)."""
+    monitor = ResourceMonitor(interval_s=0.5)
+    monitor.start, monitor.end = 0.0, 1.002
+    monitor.times, monitor.cpu, monitor.rss = [0.5, 1.0, 1.002], [90.0, 95.0, 500.0], [1, 1, 1]
+    assert monitor.summary()["cpu_percent_max"] == 95.0
+    monitor.times, monitor.cpu = [0.5, 1.0, 1.3], [90.0, 95.0, 99.0]  # a long enough tail
+    assert monitor.summary()["cpu_percent_max"] == 99.0
+
+
+def test_a_run_shorter_than_the_interval_has_its_one_sample_as_the_peak():
+    with ResourceMonitor(interval_s=5.0) as monitor:
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:
+            pass
+    summary = monitor.summary()
+    assert summary["samples"] == 1 and 50 < summary["cpu_percent_max"] < 150
