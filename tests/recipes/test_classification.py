@@ -456,6 +456,27 @@ def test_step_evaluation_early_stopping_and_schedule_options(make_config):
     assert _metrics(run_dir)["train"]["steps"] < 20 * 6  # stopped well before 20 epochs
 
 
+class _TiedScoreFallingLoss(TrainerCallback):
+    """Every evaluation ties on best_metric with a lower validation loss than the last: by
+    the tie rule each one is a better checkpoint than all before it."""
+
+    def __init__(self):
+        self.evaluations = 0
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.evaluations += 1
+        metrics["eval_f1_macro"], metrics["eval_loss"] = 0.5, 1.0 - 0.1 * self.evaluations
+
+
+def test_early_stopping_counts_a_tie_with_a_lower_loss_as_an_improvement(make_config):
+    """Patience counts evaluations without a better checkpoint, by the rule that chooses
+    the checkpoint: the run is not stopped while its kept checkpoint keeps improving."""
+    config = make_config(training={"epochs": 4, "early_stopping_patience": 2})
+    config.output.save_model = False
+    train = _metrics(run(config, callbacks=[_TiedScoreFallingLoss()]))["train"]
+    assert train["steps"] == 4 * 6 and train["best_checkpoint_step"] == 4 * 6
+
+
 def test_texts_cut_at_max_length_are_counted_and_warned_about(make_config, capsys):
     config = make_config(model={"max_length": 8}, training={"max_steps": 1})
     config.output.save_model = False

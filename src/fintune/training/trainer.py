@@ -17,7 +17,6 @@ import torch
 from datasets import Dataset
 from transformers import (
     DataCollatorWithPadding,
-    EarlyStoppingCallback,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -278,15 +277,23 @@ def is_better_checkpoint(
 
 class SelectingTrainer(Trainer):
     """The Trainer with fintune's checkpoint choice (`is_better_checkpoint`): the one that
-    load_best_model_at_end loads, keeps from rotation, and metrics.json reports."""
+    load_best_model_at_end loads, keeps from rotation, and metrics.json reports. With
+    `patience`, training stops after that many evaluations in a row without a better
+    checkpoint by the same rule (transformers' EarlyStoppingCallback would count a tie
+    with a lower validation loss, a new best checkpoint here, as no improvement)."""
 
     _best: tuple[float, float] | None = None
+    patience: int | None = None
+    _without_improvement = 0
 
     def _determine_best_metric(self, metrics: dict[str, float], trial) -> bool:
         score, loss = metrics[self.args.metric_for_best_model], metrics["eval_loss"]
         if not is_better_checkpoint(score, loss, self._best, self.args.greater_is_better):
+            self._without_improvement += 1
+            if self.patience is not None and self._without_improvement >= self.patience:
+                self.control.should_training_stop = True
             return False
-        self._best = (score, loss)
+        self._best, self._without_improvement = (score, loss), 0
         self.state.best_metric = score
         if self.args.save_strategy != "no":
             self.state.best_global_step = self.state.global_step
@@ -309,13 +316,11 @@ def build_trainer(
         DivergenceGuard(),
         *(extra_callbacks or []),
     ]
-    if config.early_stopping_patience is not None:
-        callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     count_prompt_positions(model, tokenizer)
     weights = None
     if config.class_weights:
         weights = class_weights(np.asarray(train["labels"]), num_labels)
-    return SelectingTrainer(
+    trainer = SelectingTrainer(
         model=model,
         args=args,
         train_dataset=train,
@@ -326,3 +331,5 @@ def build_trainer(
         compute_loss_func=weighted_loss(weights),
         callbacks=callbacks,
     )
+    trainer.patience = config.early_stopping_patience
+    return trainer
