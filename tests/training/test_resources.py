@@ -49,4 +49,6 @@ def test_a_run_shorter_than_the_interval_has_its_one_sample_as_the_peak():
         while time.perf_counter() < end:
             pass
     summary = monitor.summary()
-    assert summary["samples"] == 1 and 50 < summary["cpu_percent_max"] < 150
+    assert summary["samples"] == 1 and summary["cpu_percent_max"] > 0
+    # the one sample spans the whole run, as the average does (CPU time over wall time)
+    assert summary["cpu_percent_max"] == pytest.approx(summary["cpu_percent_avg"], abs=10)
