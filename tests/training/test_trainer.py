@@ -195,3 +195,22 @@ def test_gradient_accumulation_logs_the_mean_loss_not_its_sum(make_config, reque
     losses = [json.loads(r)["loss"] for r in history if '"loss"' in r]
     assert len(losses) == 2
     assert losses == pytest.approx([1.1, 1.1], abs=0.15)  # ln 3 at a random start
+
+
+def test_samples_per_second_counts_the_examples_trained_not_full_steps(make_config):
+    """86 examples, batches of 16, 4 per step: an epoch is a step of 64 examples and one of
+    22. Four steps train 172 examples; the Trainer counted max_steps x 64 = 256."""
+    config = make_config(training={"max_steps": 4, "gradient_accumulation_steps": 4})
+    config.output.save_model = False
+    train = json.loads((run(config) / "metrics.json").read_text())["train"]
+    assert train["samples_per_s"] * train["runtime_s"] == pytest.approx(172, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("steps", "accumulation", "expected"),
+    [(1, 4, 64), (2, 4, 86), (3, 4, 150), (4, 4, 172), (5, 1, 80), (6, 1, 86), (7, 1, 102)],
+)
+def test_examples_trained_follow_each_epochs_short_last_batch(steps, accumulation, expected):
+    from fintune.training.trainer import examples_trained
+
+    assert examples_trained(steps, 86, batch_size=16, accumulation=accumulation) == expected

@@ -45,6 +45,7 @@ from fintune.training.trainer import (
     check_compute_dtype,
     check_precision,
     count_truncated,
+    examples_trained,
     tokenize,
     training_arguments,
 )
@@ -200,7 +201,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             **results,
             "train": {
                 "runtime_s": round(train_output.metrics["train_runtime"], 3),
-                "samples_per_s": round(train_output.metrics["train_samples_per_second"], 3),
+                "samples_per_s": samples_per_s(train_output, config, len(encoded["train"])),
                 "steps": train_output.global_step,
                 "epochs": train_output.metrics.get("epoch"),
                 "final_train_loss": train_output.training_loss,  # the mean over all steps
@@ -283,6 +284,15 @@ def track(run_dir: Path, config: ExperimentConfig, status: str = "FINISHED", tag
             f"[yellow]warning:[/] MLflow logging failed ({escape(str(error))}); "
             f"{escape(str(run_dir))} is intact"
         )
+
+
+def samples_per_s(train_output, config: ExperimentConfig, examples: int) -> float:
+    """Training examples seen per second of the Trainer's runtime (per-epoch validation and
+    checkpoint saving included)."""
+    batch, accumulation = config.training.batch_size, config.training.gradient_accumulation_steps
+    seen = examples_trained(train_output.global_step, examples, batch, accumulation)
+    runtime = train_output.metrics["train_runtime"]
+    return round(seen / runtime, 3) if runtime > 0 else 0.0
 
 
 def last_train_loss(state) -> dict[str, Any]:

@@ -107,6 +107,15 @@ def weighted_loss(weights: torch.Tensor | None = None):
     return loss
 
 
+def examples_trained(steps: int, examples: int, batch_size: int, accumulation: int) -> int:
+    """Training examples seen in `steps` optimiser steps. An epoch's last batch is short and
+    ends its last step: the Trainer's count for max_steps (steps x the full batch) does not
+    see that."""
+    per_epoch = math.ceil(math.ceil(examples / batch_size) / accumulation)
+    epochs, steps = divmod(steps, per_epoch)
+    return epochs * examples + min(examples, steps * batch_size * accumulation)
+
+
 def compute_metrics(k: int):
     def compute(prediction) -> dict[str, float]:
         logits = prediction.predictions
