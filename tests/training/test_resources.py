@@ -52,3 +52,19 @@ def test_a_run_shorter_than_the_interval_has_its_one_sample_as_the_peak():
     assert summary["samples"] == 1 and summary["cpu_percent_max"] > 0
     # the one sample spans the whole run, as the average does (CPU time over wall time)
     assert summary["cpu_percent_max"] == pytest.approx(summary["cpu_percent_avg"], abs=10)
+
+
+def test_the_gpu_peak_is_that_of_the_monitored_block_not_of_later_evaluation(monkeypatch):
+    """summary() is called after the final evaluation on validation and test, whose larger
+    batches (eval_batch_size) may set a new peak: it belongs to no training."""
+    import torch
+
+    allocated = {"now": 100 * 2**20, "peak": 300 * 2**20}
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: None)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a: allocated["now"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a: allocated["peak"])
+    with ResourceMonitor(interval_s=0.05, cuda=True) as monitor:
+        time.sleep(0.12)
+    allocated["peak"] = 900 * 2**20  # the evaluation after training
+    summary = monitor.summary()
+    assert summary["gpu_mem_mib_max"] == 300.0 and summary["gpu_mem_mib_avg"] == 100.0

@@ -32,6 +32,7 @@ class ResourceMonitor:
         self.times: list[float] = []
         self.start = self.end = 0.0
         self.cpu_s = 0.0
+        self.gpu_max = 0
 
     def __enter__(self) -> ResourceMonitor:
         self._process.cpu_percent(None)  # prime: the first reading is always 0
@@ -50,6 +51,10 @@ class ResourceMonitor:
         self._sample()
         self.end = self.times[-1]
         self.cpu_s += self._cpu_time()
+        if self.cuda:  # now: whatever runs after the block (evaluation) is not counted
+            import torch
+
+            self.gpu_max = torch.cuda.max_memory_allocated()
 
     def _cpu_time(self) -> float:
         times = self._process.cpu_times()
@@ -83,10 +88,8 @@ class ResourceMonitor:
             "samples": len(self.cpu),
         }
         if self.cuda:
-            import torch
-
             out["gpu_mem_mib_avg"] = round(self._over_time(self.gpu) / mib, 1)
-            out["gpu_mem_mib_max"] = round(torch.cuda.max_memory_allocated() / mib, 1)
+            out["gpu_mem_mib_max"] = round(self.gpu_max / mib, 1)
         return out
 
     def _spans(self) -> list[float]:
