@@ -670,3 +670,41 @@ def test_sweep_names_both_reports_as_compare_does(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["sweep", "s.yaml"], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert f"{tmp_path / 'report.md'} and {tmp_path / 'report.html'}" in result.output
+
+
+def test_a_terminated_run_removes_its_checkpoints(tmp_path, tiny_bert, sentences_csv):
+    """A batch scheduler stops a job with SIGTERM, which by default ends Python at once:
+    `fintune run` left checkpoints/ (a full copy of the model per kept checkpoint) in the
+    run folder. It now stops as on Ctrl+C, removing them; exit status 128 + 15."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "exp.yaml"
+    raw = {
+        "name": "term",
+        "model": {"name": str(tiny_bert), "max_length": 32},
+        "data": {"path": str(sentences_csv), "labels": LABELS},
+        "method": "full",
+        "training": {"epochs": 2, "num_threads": 1},
+        "output": {"dir": str(tmp_path / "runs")},
+        "tracking": {"mlflow": False},
+    }
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    code = (
+        "import os, signal, sys\n"
+        "from transformers import TrainerCallback\n"
+        "import fintune.recipes.classification as recipe\n"
+        "from fintune.cli import app\n"
+        "class Terminate(TrainerCallback):\n"
+        "    def on_save(self, *args, **kwargs):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "build = recipe.build_trainer\n"
+        "recipe.build_trainer = lambda *args: build(*args[:8], [Terminate()])\n"
+        "app(['run', sys.argv[1]])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(config)], timeout=120)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
+    assert done.returncode == 128 + 15

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
+import threading
 import warnings
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Annotated
@@ -86,8 +89,27 @@ def run(config: Path, set_: SetOption = None) -> None:
     from fintune.recipes import RECIPES
 
     cfg = load_config(config, set_)
-    run_dir = RECIPES[cfg.task].run(cfg)
+    with _terminate_as_exit():
+        run_dir = RECIPES[cfg.task].run(cfg)
     out.print(f"Finished. Report: {run_dir / 'report.md'}", markup=False)
+
+
+@contextmanager
+def _terminate_as_exit():
+    """A batch scheduler stops a job with SIGTERM, which by default ends Python at once: as
+    an exception, the run removes its checkpoints (model copies) as on Ctrl+C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:  # None: a handler not set from Python, which cannot be put back
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 PrecisionOption = Annotated[
