@@ -91,12 +91,50 @@ def test_an_unreachable_server_error_gives_the_reason_not_a_cut_quote(make_confi
             "resolve 'h' ([Errno -2] Name or service not known)\"))",
             "NameResolutionError: Failed to resolve 'h' ([Errno -2] Name or service not known)",
         ),
+        (  # a TLS failure (a self-signed or intercepting proxy's certificate)
+            "API request to https://h:1/api/2.0/mlflow/experiments/get-by-name failed with "
+            "exception HTTPSConnectionPool(host='h', port=1): Max retries exceeded with url: "
+            "/api/2.0/mlflow/experiments/get-by-name?experiment_name=a (Caused by SSLError("
+            "SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify "
+            "failed: self-signed certificate in certificate chain (_ssl.c:1006)')))",
+            "SSLError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed "
+            "certificate in certificate chain (_ssl.c:1006)",
+        ),
+        (  # HTTP_PROXY names a proxy that is down
+            "API request to http://h:1/api/2.0/mlflow/experiments/get-by-name failed with "
+            "exception HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with "
+            "url: http://h:1/api/2.0/mlflow/experiments/get-by-name?experiment_name=a (Caused "
+            "by ProxyError('Unable to connect to proxy', NewConnectionError(\"HTTPConnection("
+            "host='127.0.0.1', port=9): Failed to establish a new connection: [Errno 111] "
+            'Connection refused")))',
+            "ProxyError: Unable to connect to proxy: Failed to establish a new connection: "
+            "[Errno 111] Connection refused",
+        ),
+        (  # urllib3 before 2.3 names the connection by its repr
+            "API request to http://h:1/x failed with exception HTTPConnectionPool(host='h', "
+            "port=1): Max retries exceeded with url: /x (Caused by NewConnectionError('<urllib3"
+            ".connection.HTTPConnection object at 0x7f3a>: Failed to establish a new "
+            "connection: [Errno 111] Connection refused'))",
+            "NewConnectionError: Failed to establish a new connection: [Errno 111] Connection "
+            "refused",
+        ),
         ("short and plain", "short and plain"),
         ("word " * 100, "word " * 59 + "word…"),
     ],
 )
 def test_mlflow_errors_are_shortened_to_their_reason_or_cut_at_a_word(raw, shown):
     assert tracking.gist(raw) == shown
+
+
+def test_a_proxy_that_is_down_is_named_with_its_reason(make_config, monkeypatch):
+    """Behind a proxy (HTTP_PROXY) that refuses, the message used to end '(Caused by…)'."""
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    config = make_config(tracking={"mlflow": True, "uri": "http://mlflow.invalid:5000"})
+    with pytest.raises(FintuneError) as error:
+        check_tracking(config)
+    assert "ProxyError: Unable to connect to proxy: Failed to establish" in str(error.value)
 
 
 def test_an_unreachable_server_check_leaves_mlflows_request_settings_alone(

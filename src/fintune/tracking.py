@@ -105,13 +105,19 @@ def check_tracking(config: ExperimentConfig) -> None:
     _refuse_deleted(experiment)
 
 
+# a string in urllib3's repr of its errors, and the connection it names first
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_CONNECTION = re.compile(r"^(?:<[^>]*>|\w+\([^)]*\)): ")
+
+
 def gist(message: str, limit: int = 300) -> str:
-    """MLflow's message, short: for a request that failed, urllib3's cause and reason (after
-    the request URL and its retries), else the message cut at a word, marked with '…'."""
-    cause = re.search(r"\(Caused by (\w+)\((['\"])(.*)\2\)\)\s*$", message)
-    if cause:
-        where, found, reason = cause[3].partition("): ")  # HTTPConnection(host=..., port=...)
-        message = f"{cause[1]}: {reason if found else where}"
+    """MLflow's message, short: for a request that failed, urllib3's cause and reasons (after
+    the request URL and its retries: a refused connection, a certificate, a proxy), else the
+    message cut at a word, marked with '…'."""
+    cause = re.search(r"\(Caused by (\w+)\((.*)\)\)\s*$", message, re.DOTALL)
+    reasons = [_CONNECTION.sub("", q[1:-1]) for q in _QUOTED.findall(cause[2])] if cause else []
+    if cause and reasons:
+        message = f"{cause[1]}: {': '.join(reasons)}"
     if len(message) <= limit:
         return message
     cut = message[:limit].rsplit(" ", 1)[0] if " " in message[:limit] else message[:limit]
