@@ -877,6 +877,18 @@ def test_files_in_a_data_folder_that_name_no_split_are_warned_about(tmp_path):
     assert "unread_files" not in prepare_data(config, 0).report
 
 
+def test_a_compressed_split_file_in_a_data_folder_is_warned_about(tmp_path):
+    """test.csv.gz beside train.csv: its stem is 'test.csv', neither a split's name nor a
+    data suffix, so the test split was carved from train.csv without a word."""
+    _write(_frame({"negative": 20, "positive": 20}, "a"), tmp_path / "train.csv")
+    (tmp_path / "test.csv.gz").write_bytes(b"\x1f\x8b")
+    (tmp_path / "train.notes").write_text("how the data was made", encoding="utf-8")
+    assert prepare_data(_data(tmp_path), 0).report["unread_files"] == [
+        "test.csv.gz",
+        "train.notes",
+    ]
+
+
 def test_removing_stopwords_warns_that_negations_and_directions_go_too(tmp_path):
     from fintune.data import data_warnings
 

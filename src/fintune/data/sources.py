@@ -318,13 +318,16 @@ def _split_of(file: Path, fmt: str) -> str | None:
 
 def unread_files(path: Path, fmt: str) -> list[str]:
     """Files of a directory of split files that look like data (a data suffix, or a split's
-    name) but that `read_directory` passes by: holdout.csv, test.xlsx."""
+    name before the first dot) but that `read_directory` passes by: holdout.csv, test.xlsx,
+    test.csv.gz."""
     return [
         file.name
         for file in sorted(path.iterdir())
         if file.is_file()
         and not file.name.startswith(".")
-        and (file.suffix.lower() in SUFFIX_FORMATS or file.stem.lower() in SPLIT_STEMS)
+        and (
+            file.suffix.lower() in SUFFIX_FORMATS or file.name.split(".")[0].lower() in SPLIT_STEMS
+        )
         and _split_of(file, fmt) is None
     ]
 
