@@ -889,6 +889,25 @@ def test_a_compressed_split_file_in_a_data_folder_is_warned_about(tmp_path):
     ]
 
 
+def test_the_stopword_warning_counts_only_texts_that_lose_a_word(tmp_path):
+    """The list removes whole words split at spaces: 'not,' and 'up.' stay unless an earlier
+    step (letters_only) took the punctuation off. The count said they were lost."""
+    from fintune.data import data_warnings
+
+    frame = _frame({"negative": 20, "positive": 20})
+    frame.loc[0, "text"] = "Profit did not, in the end, rise"
+    frame.loc[1, "text"] = "Shares closed up."
+    path = _write(frame, tmp_path / "d.csv")
+    config = _data(path, cleaning={"remove_stopwords": True})
+    data = prepare_data(config, 0)
+    assert "Shares closed up." in [t for f in data.splits.values() for t in f["text"]]
+    (warning,) = [n for n in data_warnings(data, config) if "remove_stopwords" in n]
+    assert "0 of 40 texts here lose one" in warning
+    config = _data(path, cleaning={"remove_stopwords": True, "letters_only": True})
+    (warning,) = [n for n in data_warnings(prepare_data(config, 0), config) if "stopw" in n]
+    assert "2 of 40 texts here lose one" in warning
+
+
 def test_removing_stopwords_warns_that_negations_and_directions_go_too(tmp_path):
     from fintune.data import data_warnings
 

@@ -162,7 +162,11 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
         )
     if config.cleaning.remove_stopwords:
         texts = [t for frame in data.splits.values() for t in frame["original_text"]]
-        hit = sum(bool(LOST_WORDS & set(re.findall(r"[a-z]+", t.lower()))) for t in texts)
+        # the list removes whole words split at spaces ('not,' stays): as the steps before
+        # it (letters_only, lowercase, ...) leave them
+        steps = {"remove_stopwords": False, "lemmatize": False}
+        before = make_cleaner(config.cleaning.model_copy(update=steps)) or str.strip
+        hit = sum(any(w.lower() in LOST_WORDS for w in before(t).split()) for t in texts)
         notes.append(
             "data.cleaning.remove_stopwords: scikit-learn's English list removes negations "
             f"and direction words ({', '.join(sorted(LOST_WORDS))}): 'profit did not rise' "
