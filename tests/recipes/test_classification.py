@@ -138,6 +138,28 @@ def test_a_disk_full_or_permission_error_names_the_file_and_the_run(
     assert f"{run_dir} is incomplete" in message and not (run_dir / "metrics.json").exists()
 
 
+def test_a_full_disk_while_safetensors_writes_is_an_error_not_a_traceback(make_config, monkeypatch):
+    """Checkpoints and the model are written by safetensors, whose error on a full disk is
+    no OSError (measured on a 300 KiB tmpfs: a traceback, exit 1)."""
+    from safetensors import SafetensorError
+
+    import fintune.recipes.classification as recipe
+
+    def fail(model, tokenizer, info, folder):
+        raise SafetensorError(
+            "Error while serializing: I/O error: No space left on device (os error 28)"
+        )
+
+    monkeypatch.setattr(recipe, "save_classifier", fail)
+    config = make_config(training={"max_steps": 1})
+    with pytest.raises(FintuneError) as caught:
+        run(config)
+    (run_dir,) = Path(config.output.dir).iterdir()
+    message = str(caught.value)
+    assert message.startswith(f"the run stopped: No space left on device in {run_dir};")
+    assert not (run_dir / "metrics.json").exists()
+
+
 def test_metrics_json_contract(make_config):
     run_dir = run(make_config())
     metrics = _metrics(run_dir)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import errno
+import os
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -241,14 +243,27 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             else:
                 reason = f"{type(error).__name__}: {error}"[:500]
                 track(run_dir, config, "FAILED", {"fintune.error": reason})
-        if isinstance(error, OSError) and error.errno in WRITE_ERRORS:
-            where = f": {error.filename}" if error.filename else f" in {run_dir}"
+        code = write_error(error)
+        if code is not None:
+            filename = error.filename if isinstance(error, OSError) else None
+            where = f": {filename}" if filename else f" in {run_dir}"
             raise FintuneError(
-                f"the run stopped: {error.strerror}{where}; {run_dir} is incomplete "
+                f"the run stopped: {os.strerror(code)}{where}; {run_dir} is incomplete "
                 "(no metrics.json): free space or fix the permissions, and run again"
             ) from error
         raise
     return run_dir
+
+
+def write_error(error: BaseException) -> int | None:
+    """The errno of a failed write (a full disk, a quota, permissions), if `error` is one:
+    an OSError, or safetensors' error (checkpoints, the model), which only quotes it."""
+    if isinstance(error, OSError):
+        return error.errno if error.errno in WRITE_ERRORS else None
+    found = re.search(r"\(os error (\d+)\)", str(error))
+    if type(error).__name__ == "SafetensorError" and found and int(found[1]) in WRITE_ERRORS:
+        return int(found[1])
+    return None
 
 
 def count_cut_texts(config: ExperimentConfig, data: PreparedData) -> dict[str, int]:
