@@ -183,6 +183,17 @@ def test_a_logging_failure_ends_the_mlflow_run_as_failed(make_config, monkeypatc
     assert run.info.status == "FAILED"
 
 
+OOM = (
+    "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB "
+    "of which 1.02 GiB is free. Including non-PyTorch memory, this process has 78.16 GiB memory "
+    "in use. Of the allocated memory 75.40 GiB is allocated by PyTorch, and 2.10 GiB is "
+    "reserved by PyTorch but unallocated. If reserved but unallocated memory is large try "
+    "setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.  See "
+    "documentation for Memory Management  (https://pytorch.org/docs/stable/notes/cuda.html#"
+    "environment-variables)"
+)
+
+
 @pytest.mark.parametrize(
     ("error", "status", "tag", "value"),
     [
@@ -193,6 +204,12 @@ def test_a_logging_failure_ends_the_mlflow_run_as_failed(make_config, monkeypatc
             "RuntimeError: CUDA out of memory",
         ),
         (optuna.TrialPruned(), "KILLED", "fintune.pruned", "true"),
+        (  # torch's own message, 600 characters: it was cut at 500, mid-word, without a mark
+            RuntimeError(OOM),
+            "FAILED",
+            "fintune.error",
+            f"RuntimeError: {OOM}",
+        ),
     ],
 )
 def test_a_run_that_fails_or_is_pruned_after_training_starts_is_logged(

@@ -304,6 +304,12 @@ def _param_value(value: str, limit: int = 6000) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
+def error_tag(error: BaseException) -> str:
+    """A failed run's `fintune.error` tag: the error whole up to MLflow's tag limit (8000
+    characters; torch's out-of-memory message alone has 600), a longer one ending '…'."""
+    return _param_value(f"{type(error).__name__}: {error}", 8000)
+
+
 def absolute_uri(uri: str | None) -> str | None:
     """A local store's URI with its path absolute (`./mlruns`, `file:./mlruns`,
     `sqlite:///runs/mlflow.db`): relative, as data paths are, to the folder fintune runs in,

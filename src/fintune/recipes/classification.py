@@ -40,7 +40,7 @@ from fintune.run_dir import (
     write_config,
     write_json,
 )
-from fintune.tracking import check_tracking, log_run
+from fintune.tracking import check_tracking, error_tag, log_run
 from fintune.training.resources import ResourceMonitor
 from fintune.training.trainer import (
     build_trainer,
@@ -241,8 +241,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             if isinstance(error, TrialPruned):  # a sweep's pruner stopped it
                 track(run_dir, config, "KILLED", {"fintune.pruned": "true"})
             else:
-                reason = f"{type(error).__name__}: {error}"[:500]
-                track(run_dir, config, "FAILED", {"fintune.error": reason})
+                track(run_dir, config, "FAILED", {"fintune.error": error_tag(error)})
         code = write_error(error)
         if code is not None:
             filename = error.filename if isinstance(error, OSError) else None
