@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,22 @@ def test_the_commit_of_a_checkout_the_code_ran_from_is_recorded(tmp_path):
     assert run_dir.source_code(package)["git_dirty"] is False
     (package / "__init__.py").write_text("changed = True\n")
     assert run_dir.source_code(package) == {"git_commit": commit, "git_dirty": True}
+
+
+def test_recording_the_commit_leaves_the_checkouts_git_index_alone(tmp_path):
+    """git status rewrites a stale index under .git/index.lock: a git command the user runs
+    meanwhile fails ('index.lock': File exists), and a run changed the user's repository."""
+    package = tmp_path / "src" / "fintune"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "first")
+    later = time.time() + 100
+    os.utime(package / "__init__.py", (later, later))  # same content, newer: a stale index
+    index = (tmp_path / ".git" / "index").read_bytes()
+    assert run_dir.source_code(package)["git_dirty"] is False
+    assert (tmp_path / ".git" / "index").read_bytes() == index
 
 
 def test_no_commit_is_recorded_outside_a_checkout_or_for_an_untracked_install(tmp_path):

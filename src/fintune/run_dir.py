@@ -130,8 +130,13 @@ def source_code(package: Path = Path(__file__).parent) -> dict[str, Any] | None:
     checkout. A record only: it enters no hash."""
 
     def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=package, capture_output=True, text=True, timeout=10, check=True
+        done = subprocess.run(  # no index.lock: a git the user runs meanwhile would fail
+            ["git", "--no-optional-locks", *args],
+            cwd=package,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
         return done.stdout.strip()
 
