@@ -67,13 +67,19 @@ def _git(folder: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def test_the_commit_of_a_checkout_the_code_ran_from_is_recorded(tmp_path):
-    package = tmp_path / "src" / "fintune"
+def _checkout(root: Path) -> Path:
+    """A git checkout at `root` with one commit of a package `src/fintune`."""
+    package = root / "src" / "fintune"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
-    _git(tmp_path, "init", "-q")
-    _git(tmp_path, "add", ".")
-    _git(tmp_path, "commit", "-qm", "first")
+    _git(root, "init", "-q")
+    _git(root, "add", ".")
+    _git(root, "commit", "-qm", "first")
+    return package
+
+
+def test_the_commit_of_a_checkout_the_code_ran_from_is_recorded(tmp_path):
+    package = _checkout(tmp_path)
     commit = _git(tmp_path, "rev-parse", "HEAD")
     assert run_dir.source_code(package) == {"git_commit": commit, "git_dirty": False}
     (tmp_path / "notes.txt").write_text("not code")  # outside the package: still clean
@@ -85,12 +91,7 @@ def test_the_commit_of_a_checkout_the_code_ran_from_is_recorded(tmp_path):
 def test_recording_the_commit_leaves_the_checkouts_git_index_alone(tmp_path):
     """git status rewrites a stale index under .git/index.lock: a git command the user runs
     meanwhile fails ('index.lock': File exists), and a run changed the user's repository."""
-    package = tmp_path / "src" / "fintune"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    _git(tmp_path, "init", "-q")
-    _git(tmp_path, "add", ".")
-    _git(tmp_path, "commit", "-qm", "first")
+    package = _checkout(tmp_path)
     later = time.time() + 100
     os.utime(package / "__init__.py", (later, later))  # same content, newer: a stale index
     index = (tmp_path / ".git" / "index").read_bytes()

@@ -117,23 +117,29 @@ def test_a_run_whose_report_failed_does_not_look_finished(make_config, monkeypat
     assert (run_dir / "history.jsonl").is_file() and not (run_dir / "metrics.json").exists()
 
 
-@pytest.mark.parametrize(
-    ("code", "reason"), [(28, "No space left on device"), (13, "Permission denied")]
-)
-def test_a_disk_full_or_permission_error_names_the_file_and_the_run(
-    make_config, monkeypatch, code, reason
-):
+def _run_whose_model_save_fails(make_config, monkeypatch, fail) -> tuple[Path, str]:
+    """A one-step run whose model save raises as `fail` does: its folder and the error."""
     import fintune.recipes.classification as recipe
-
-    def fail(model, tokenizer, info, folder):
-        raise OSError(code, reason, str(folder / "model.safetensors"))
 
     monkeypatch.setattr(recipe, "save_classifier", fail)
     config = make_config(training={"max_steps": 1})
     with pytest.raises(FintuneError) as caught:
         run(config)
     (run_dir,) = Path(config.output.dir).iterdir()
-    message = str(caught.value)
+    return run_dir, str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"), [(28, "No space left on device"), (13, "Permission denied")]
+)
+def test_a_disk_full_or_permission_error_names_the_file_and_the_run(
+    make_config, monkeypatch, code, reason
+):
+
+    def fail(model, tokenizer, info, folder):
+        raise OSError(code, reason, str(folder / "model.safetensors"))
+
+    run_dir, message = _run_whose_model_save_fails(make_config, monkeypatch, fail)
     assert f"{reason}: {run_dir / 'model' / 'model.safetensors'}" in message
     assert f"{run_dir} is incomplete" in message and not (run_dir / "metrics.json").exists()
 
@@ -143,19 +149,12 @@ def test_a_full_disk_while_safetensors_writes_is_an_error_not_a_traceback(make_c
     no OSError (measured on a 300 KiB tmpfs: a traceback, exit 1)."""
     from safetensors import SafetensorError
 
-    import fintune.recipes.classification as recipe
-
     def fail(model, tokenizer, info, folder):
         raise SafetensorError(
             "Error while serializing: I/O error: No space left on device (os error 28)"
         )
 
-    monkeypatch.setattr(recipe, "save_classifier", fail)
-    config = make_config(training={"max_steps": 1})
-    with pytest.raises(FintuneError) as caught:
-        run(config)
-    (run_dir,) = Path(config.output.dir).iterdir()
-    message = str(caught.value)
+    run_dir, message = _run_whose_model_save_fails(make_config, monkeypatch, fail)
     assert message.startswith(f"the run stopped: No space left on device in {run_dir};")
     assert not (run_dir / "metrics.json").exists()
 
