@@ -138,13 +138,24 @@ def test_a_damaged_list_of_written_plots_falls_back_to_their_names(tmp_path, dam
     assert json.loads((plots / ".written.json").read_text()) == []
 
 
+def _plotted(monkeypatch, folder, rows: dict) -> dict:
+    """The figures a study group's plots draw for `rows` (every CI [0.4, 0.7]), by file name."""
+    from fintune.report.document import Document
+    from fintune.study import report
+
+    ci = {name: {m: [0.4, 0.7] for m in ("accuracy", "f1_macro", "f1_weighted")} for name in rows}
+    figures = {}
+    monkeypatch.setattr(
+        report, "_save", lambda fig, path, doc, alt: figures.setdefault(path.name, fig)
+    )
+    report._plots(Document("s"), folder, "all", rows, ci)
+    return figures
+
+
 def test_more_than_ten_rows_keep_their_own_look_in_every_plot(tmp_path, monkeypatch):
     """Colours came from a ten-colour map: the 11th row was drawn as the 1st, in the bars
     and in the loss and learning-rate curves, so the legend could not tell them apart."""
     from matplotlib.colors import to_hex
-
-    from fintune.report.document import Document
-    from fintune.study import report
 
     metrics = {
         "labels": ["n", "p"],
@@ -156,12 +167,7 @@ def test_more_than_ten_rows_keep_their_own_look_in_every_plot(tmp_path, monkeypa
         '{"step": 2, "loss": 0.5, "learning_rate": 0.05, "eval_loss": 0.7}\n'
     )
     rows = {f"method=m{i}": [Finished(Cell({}, {}, None), tmp_path, metrics)] for i in range(12)}
-    ci = {name: {m: [0.4, 0.7] for m in ("accuracy", "f1_macro", "f1_weighted")} for name in rows}
-    figures = {}
-    monkeypatch.setattr(
-        report, "_save", lambda fig, path, doc, alt: figures.setdefault(path.name, fig)
-    )
-    report._plots(Document("s"), tmp_path, "all", rows, ci)
+    figures = _plotted(monkeypatch, tmp_path, rows)
     bars = [c for c in figures["all-metrics.png"].axes[0].containers if hasattr(c, "patches")]
     looks = {(to_hex(bar.patches[0].get_facecolor()), bar.patches[0].get_hatch()) for bar in bars}
     assert len(bars) == len(looks) == 12
@@ -173,8 +179,6 @@ def test_more_than_ten_rows_keep_their_own_look_in_every_plot(tmp_path, monkeypa
 def test_a_confusion_grid_too_large_for_counts_has_a_colour_scale(tmp_path, monkeypatch):
     """Past ten labels the grid writes no counts in its cells, and it had no colour bar
     either: a shade meant no number at all, and each matrix had its own shades."""
-    from fintune.report.document import Document
-    from fintune.study import report
 
     labels = [f"intent {i}" for i in range(12)]
     metrics = {
@@ -184,12 +188,7 @@ def test_a_confusion_grid_too_large_for_counts_has_a_colour_scale(tmp_path, monk
     }
     (tmp_path / "history.jsonl").write_text('{"step": 6, "eval_loss": 0.7}\n')
     rows = {f"method=m{i}": [Finished(Cell({}, {}, None), tmp_path, metrics)] for i in range(2)}
-    ci = {name: {m: [0.4, 0.7] for m in ("accuracy", "f1_macro", "f1_weighted")} for name in rows}
-    figures = {}
-    monkeypatch.setattr(
-        report, "_save", lambda fig, path, doc, alt: figures.setdefault(path.name, fig)
-    )
-    report._plots(Document("s"), tmp_path, "all", rows, ci)
+    figures = _plotted(monkeypatch, tmp_path, rows)
     # the rows logged a validation loss only: the learning-rate plot says why it is empty
     drawn = [t.get_text() for t in figures["all-lr.png"].findobj(plt.Text)]
     assert any("no learning rate logged" in text for text in drawn)
@@ -253,8 +252,6 @@ def test_a_difference_over_fewer_seeds_than_the_baseline_row_says_so(tmp_path):
 def test_a_legend_of_many_rows_is_not_cut_off(tmp_path, monkeypatch):
     """The figures were 3.8 inches tall whatever the rows: with 25 rows the legend beside
     each plot ran past the bottom edge, and rows 20 to 25 were missing from it."""
-    from fintune.report.document import Document
-    from fintune.study import report
 
     metrics = {
         "labels": ["n", "p"],
@@ -263,12 +260,7 @@ def test_a_legend_of_many_rows_is_not_cut_off(tmp_path, monkeypatch):
     }
     (tmp_path / "history.jsonl").write_text('{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n')
     rows = {f"lr={i}e-5": [Finished(Cell({}, {}, None), tmp_path, metrics)] for i in range(25)}
-    ci = {name: {m: [0.4, 0.7] for m in ("accuracy", "f1_macro", "f1_weighted")} for name in rows}
-    figures = {}
-    monkeypatch.setattr(
-        report, "_save", lambda fig, path, doc, alt: figures.setdefault(path.name, fig)
-    )
-    report._plots(Document("s"), tmp_path, "all", rows, ci)
+    figures = _plotted(monkeypatch, tmp_path, rows)
     for name in ("all-metrics.png", "all-loss.png", "all-lr.png"):
         fig = figures[name]
         fig.tight_layout()
@@ -314,8 +306,6 @@ def test_a_class_weighted_rows_training_loss_is_labelled_so(tmp_path, monkeypatc
     """Beside a row without training.class_weights, a weighted row's training curve (the
     weighted cross-entropy) was drawn as if the same loss."""
     from fintune.config import validate_config
-    from fintune.report.document import Document
-    from fintune.study import report
 
     metrics = {
         "labels": ["n", "p"],
@@ -328,12 +318,7 @@ def test_a_class_weighted_rows_training_loss_is_labelled_so(tmp_path, monkeypatc
         raw = {"name": "x", "data": {"path": "d.csv"}, "training": {"class_weights": weights}}
         cell = Cell({"class_weights": str(weights)}, {}, validate_config(raw))
         rows[f"class_weights={weights}"] = [Finished(cell, tmp_path, metrics)]
-    ci = {name: {m: [0.4, 0.7] for m in ("accuracy", "f1_macro", "f1_weighted")} for name in rows}
-    figures = {}
-    monkeypatch.setattr(
-        report, "_save", lambda fig, path, doc, alt: figures.setdefault(path.name, fig)
-    )
-    report._plots(Document("s"), tmp_path, "all", rows, ci)
+    figures = _plotted(monkeypatch, tmp_path, rows)
     shown = [t.get_text() for t in figures["all-loss.png"].axes[0].get_legend().get_texts()]
     assert shown == ["class_weights=False", "class_weights=True (training loss class-weighted)"]
     shown = [t.get_text() for t in figures["all-lr.png"].axes[0].get_legend().get_texts()]
