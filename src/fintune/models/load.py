@@ -276,7 +276,7 @@ def _check_named_modules(model, config: ExperimentConfig) -> None:
         wanted = getattr(config.method, field, None)
         if not isinstance(wanted, list):
             continue  # auto, all-linear: PEFT's own choice
-        missing = [t for t in wanted if not any(n == t or n.endswith(f".{t}") for n in names)]
+        missing = [t for t in wanted if not any(_names(n, t) for n in names)]
         if missing:
             layers = sorted(
                 {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if _is_weighted_leaf(m)}
@@ -290,7 +290,7 @@ def _check_named_modules(model, config: ExperimentConfig) -> None:
             )
         heads = head_prefixes(model)
         for target in wanted:
-            matched = [n for n in names if n == target or n.endswith(f".{target}")]
+            matched = [n for n in names if _names(n, target)]
             if all(f"{n}.".startswith(heads) for n in matched):
                 raise FintuneError(
                     f"method.{field}: {target!r} is in the classification head, which every "
@@ -312,17 +312,20 @@ def _check_feedforward_in_targets(model, config: ExperimentConfig) -> None:
         if not targets:
             return  # PEFT has no default for it and says so
 
-    def matches(name: str, key: str) -> bool:
-        return name == key or name.endswith(f".{key}")
-
     names = [name for name, _ in model.named_modules()]
     for wanted in method.feedforward_modules:
-        if not any(matches(n, wanted) and any(matches(n, t) for t in targets) for n in names):
+        if not any(_names(n, wanted) and any(_names(n, t) for t in targets) for n in names):
             raise FintuneError(
                 f"method.feedforward_modules: {wanted!r} is not among the modules IA3 "
                 f"rescales (method.target_modules: {', '.join(targets)}); "
                 "a feed-forward module must be a target too"
             )
+
+
+def _names(module_name: str, key: str) -> bool:
+    """Whether a module list's `key` names the module, as PEFT matches it: whole, or as
+    the last parts of its dotted name."""
+    return module_name == key or module_name.endswith(f".{key}")
 
 
 def _is_weighted_leaf(module: nn.Module) -> bool:
