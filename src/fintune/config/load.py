@@ -6,10 +6,12 @@ nearest valid key suggested for typos.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +170,15 @@ def drop_switched_options(before: Any, raw: dict[str, Any], fields: list[str]) -
     for key in [k for k in method if k in old and k not in new]:
         if f"method.{key}" not in fields:
             del method[key]
+
+
+def set_fields(raw: dict[str, Any], fields: dict[str, Any], where: Callable[[str], str]) -> None:
+    """Set each field of a study cell or sweep trial (`where(field)` names it in errors); a
+    switched method drops the base's options it lacks, as a --set does."""
+    before = method_name(raw)
+    for field, value in fields.items():
+        set_field(raw, field, copy.deepcopy(value), where=where(field))
+    drop_switched_options(before, raw, [*fields])  # a full cell from a lora base: no r
 
 
 def _merge_field(raw: dict[str, Any], parts: list[str], value: Any, where: str) -> list[str]:

@@ -31,11 +31,9 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from fintune.config.load import (
     did_you_mean,
-    drop_switched_options,
-    method_name,
     read_yaml,
     refuse_other_kind,
-    set_field,
+    set_fields,
     validate_config,
 )
 from fintune.config.schema import ExperimentConfig, HeadlineMetric, Section, expand_home
@@ -199,15 +197,13 @@ def expand(spec: StudySpec, source: str) -> list[Cell]:
         seen.add(key)
         raw = copy.deepcopy(base)
         cell_id = ",".join(f"{a}={v}" for a, v in coords.items())
-        method = method_name(raw)
-        for field, value in overrides.items():
-            set_field(raw, field, copy.deepcopy(value), where=f"{source}: cell {cell_id}")
-        drop_switched_options(method, raw, [*overrides])  # a full cell from a lora base: no r
+        where = f"{source}: cell {cell_id}"
+        set_fields(raw, overrides, where=lambda _field, at=where: at)
         raw["name"] = run_name(str(raw.get("name", spec.name)), coords)
-        config = validate_config(raw, source=f"{source}: cell {cell_id}")
+        config = validate_config(raw, source=where)
         if not config.evaluation.test:
             raise FintuneError(
-                f"{source}: cell {cell_id}: evaluation.test is off, but a study compares "
+                f"{where}: evaluation.test is off, but a study compares "
                 "its cells on test; remove evaluation.test"
             )
         cells.append(Cell(coords=coords, overrides=overrides, config=config))

@@ -38,10 +38,9 @@ from rich.markup import escape
 from transformers import TrainerCallback
 
 from fintune.config.load import (
-    drop_switched_options,
-    method_name,
     read_yaml,
     set_field,
+    set_fields,
     validate_config,
 )
 from fintune.config.schema import ExperimentConfig, Metric, Section, expand_home
@@ -302,10 +301,7 @@ def trial_config(
     kind: str = "trial",
 ) -> ExperimentConfig:
     raw = copy.deepcopy(base)
-    method = method_name(raw)
-    for field, value in params.items():
-        set_field(raw, field, value, where=f"{source}.{field}")
-    drop_switched_options(method, raw, [*params])  # a full trial from a lora base: no r
+    set_fields(raw, params, where=lambda field: f"{source}.{field}")
     # a trial keeps its best checkpoint on the metric the sweep ranks it by
     set_field(raw, "training.best_metric", spec.metric)
     # trials are chosen on validation: only the final model sees test
