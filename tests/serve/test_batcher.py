@@ -395,3 +395,25 @@ def test_a_caller_gone_while_its_batch_gathers_is_left_out_of_the_model_call():
     assert _labels(result) == ["STAYING"]
     assert model.batches == [["staying"]]
     assert stats.waiting == 0
+
+
+def test_stop_while_a_batch_gathers_answers_the_callers_already_taken():
+    """stop() during the max-wait window lost the jobs the worker had taken off the queue
+    for the batch it was gathering: their callers waited forever."""
+    model = FakeModel()
+    batcher = MicroBatcher(model, max_batch=8, max_wait_ms=10_000)
+
+    async def main():
+        batcher.start()
+        callers = [asyncio.ensure_future(batcher.submit([t])) for t in ("a", "b")]
+        await asyncio.sleep(0.05)  # both taken; the batch waits for more
+        await batcher.stop()
+        done, pending = await asyncio.wait(callers, timeout=1)
+        for caller in pending:
+            caller.cancel()
+        return len(pending), [str(c.exception()) for c in done]
+
+    pending, errors = asyncio.run(main())
+    assert pending == 0, "a caller was left waiting after stop()"
+    assert errors == ["the server is shutting down"] * 2
+    assert model.batches == []

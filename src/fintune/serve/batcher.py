@@ -144,6 +144,11 @@ class MicroBatcher:
                     job = await self._next_job(deadline - loop.time())
                 except TimeoutError:
                     break
+                except asyncio.CancelledError:  # stopped while gathering: off the queue already
+                    for job in jobs:
+                        self._leave(job)
+                    _fail(jobs, RuntimeError("the server is shutting down"))
+                    raise
                 if job.future.cancelled():
                     self._leave(job)
                     continue
