@@ -226,3 +226,36 @@ def test_html_in_a_label_a_text_or_the_model_name_is_shown_never_run():
         p.stop()
     assert dialogs == [] and images == 0
     assert label == attack and attack[:40] in recent and attack in info
+
+
+def _model_loaded(page) -> None:
+    page.wait_for_function(
+        "!document.getElementById('model-info').textContent.startsWith('Loading')"
+    )
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")
+def test_ctrl_enter_while_an_analysis_is_running_sends_no_second_request():
+    """The button is disabled while a request runs, but Ctrl+Enter submitted again: the
+    answers could come back out of order, showing an older text's result under a newer text."""
+    up = {"label": "up", "confidence": 0.9, "scores": {"down": 0.1, "up": 0.9}}
+    p, browser, page, _ = _page_with({"/model": {**MODEL, "precision": "fp32"}})
+    held = []
+    page.route("http://fintune.test/analyze", lambda route: held.append(route))  # unanswered
+    try:
+        _model_loaded(page)
+        box = page.get_by_label("Text to analyse")
+        box.fill("Sales rose.")
+        box.press("Control+Enter")
+        box.fill("Sales fell.")
+        box.press("Control+Enter")
+        page.wait_for_timeout(500)
+        sent = [json.loads(route.request.post_data)["text"] for route in held]
+        held[0].fulfill(json=up)
+        page.locator("#result").wait_for(state="visible", timeout=15_000)
+        button_back = page.locator("#analyze").is_enabled()
+    finally:
+        browser.close()
+        p.stop()
+    assert sent == ["Sales rose."]
+    assert button_back

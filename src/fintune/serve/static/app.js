@@ -75,6 +75,9 @@ function showResult(text, result) {
 
 async function analyze(event) {
   event.preventDefault();
+  // Ctrl+Enter submits even with the button disabled: one analysis at a time, or the
+  // answers could arrive out of order and show an older text's result
+  if ($("analyze").disabled) return;
   const text = $("text").value;
   $("error").hidden = true;
   $("analyze").disabled = true;
