@@ -259,3 +259,32 @@ def test_ctrl_enter_while_an_analysis_is_running_sends_no_second_request():
         p.stop()
     assert sent == ["Sales rose."]
     assert button_back
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")
+def test_a_failed_analysis_does_not_leave_the_previous_texts_result_on_show():
+    """After a 503 (or any error) the previous text's label and bars stayed on the page
+    under the new text, read as its result."""
+    up = {"label": "up", "confidence": 0.9, "scores": {"down": 0.1, "up": 0.9}}
+    answers = {"/model": {**MODEL, "precision": "fp32"}, "/analyze": up}
+    p, browser, page, _ = _page_with(answers)
+    busy = {"error": "the server is busy: 9 texts are waiting for the model; try again shortly"}
+    try:
+        _model_loaded(page)
+        page.get_by_label("Text to analyse").fill("Sales rose.")
+        page.get_by_role("button", name="Analyze").click()
+        page.locator("#result").wait_for(state="visible", timeout=15_000)
+        page.route(
+            "http://fintune.test/analyze",
+            lambda route: route.fulfill(status=503, json=busy, headers={"Retry-After": "1"}),
+        )
+        page.get_by_label("Text to analyse").fill("Sales fell.")
+        page.get_by_role("button", name="Analyze").click()
+        page.locator("#error").wait_for(state="visible", timeout=15_000)
+        error = page.locator("#error").inner_text()
+        result_shown = page.locator("#result").is_visible()
+    finally:
+        browser.close()
+        p.stop()
+    assert "the server is busy" in error
+    assert not result_shown

@@ -84,6 +84,7 @@ async function analyze(event) {
   try {
     showResult(text, await call("/analyze", { method: "POST", body: JSON.stringify({ text }) }));
   } catch (e) {
+    $("result").hidden = true; // it is the previous text's, not this one's
     $("error").textContent = e.message;
     $("error").hidden = false;
   } finally {
