@@ -288,3 +288,22 @@ def test_a_failed_analysis_does_not_leave_the_previous_texts_result_on_show():
         p.stop()
     assert "the server is busy" in error
     assert not result_shown
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")
+def test_a_server_that_is_gone_is_said_in_words_not_as_failed_to_fetch():
+    """With the server stopped, the page said only the browser's 'Failed to fetch'."""
+    p, browser, page, _ = _page_with({"/model": {**MODEL, "precision": "fp32"}})
+    page.route("http://fintune.test/analyze", lambda route: route.abort("connectionrefused"))
+    try:
+        _model_loaded(page)
+        page.get_by_label("Text to analyse").fill("Sales rose.")
+        page.get_by_role("button", name="Analyze").click()
+        page.locator("#error").wait_for(state="visible", timeout=15_000)
+        error = page.locator("#error").inner_text()
+        button_back = page.locator("#analyze").is_enabled()
+    finally:
+        browser.close()
+        p.stop()
+    assert "cannot reach the server" in error and "running" in error
+    assert button_back

@@ -11,7 +11,12 @@ function headers() {
 }
 
 async function call(path, options = {}) {
-  const response = await fetch(path, { ...options, headers: headers() });
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers: headers() });
+  } catch (e) { // the browser says only "Failed to fetch"
+    throw new Error(`cannot reach the server at ${location.host}: is it still running? (${e.message})`);
+  }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     if (response.status === 401) $("key-box").open = true;
