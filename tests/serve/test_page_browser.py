@@ -307,3 +307,31 @@ def test_a_server_that_is_gone_is_said_in_words_not_as_failed_to_fetch():
         p.stop()
     assert "cannot reach the server" in error and "running" in error
     assert button_back
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")
+def test_77_long_label_names_are_each_shown_whole_beside_their_bar():
+    """Banking77's names ('card_payment_fee_charged', 'card_payment_not_recognised', ...)
+    ran under the bars: every row read 'card_payment_', so no bar could be told apart."""
+    labels = [f"card_payment_wrong_exchange_rate_{i}" for i in range(77)]
+    scores = {label: 1 / 77 for label in labels}
+    result = {"label": labels[5], "confidence": 1 / 77, "scores": scores}
+    answers = {"/model": {**MODEL, "labels": labels, "precision": "fp32"}, "/analyze": result}
+    p, browser, page, _ = _page_with(answers)
+    try:
+        page.get_by_label("Text to analyse").fill("Why was I charged this rate?")
+        page.get_by_role("button", name="Analyze").click()
+        page.locator("#result").wait_for(state="visible", timeout=15_000)
+        rows = page.evaluate(
+            """() => [...document.querySelectorAll('#bars li')].map((li) => {
+                const name = li.querySelector('.name');
+                return [name.scrollWidth <= name.clientWidth,
+                        name.getBoundingClientRect().right
+                          <= li.querySelector('.track').getBoundingClientRect().left];
+            })"""
+        )
+    finally:
+        browser.close()
+        p.stop()
+    assert len(rows) == 77
+    assert all(fits and clear for fits, clear in rows)
