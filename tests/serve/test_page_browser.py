@@ -335,3 +335,23 @@ def test_77_long_label_names_are_each_shown_whole_beside_their_bar():
         p.stop()
     assert len(rows) == 77
     assert all(fits and clear for fits, clear in rows)
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")
+def test_a_key_with_characters_http_cannot_send_is_named_as_the_problem():
+    """A key pasted with a non-Latin-1 character made fetch itself fail: the page blamed
+    the server ('cannot reach the server') or showed the browser's header error."""
+    p, browser, page, _ = _page_with({"/model": {**MODEL, "precision": "fp32"}})
+    try:
+        _model_loaded(page)
+        page.locator("#key-box summary").click()
+        page.get_by_label("API key", exact=True).fill("ключ-123")
+        page.get_by_label("Text to analyse").fill("Sales rose.")
+        page.get_by_role("button", name="Analyze").click()
+        page.locator("#error").wait_for(state="visible", timeout=15_000)
+        error = page.locator("#error").inner_text()
+    finally:
+        browser.close()
+        p.stop()
+    assert error.startswith("API key:") and "printable ASCII" in error
+    assert "reach the server" not in error

@@ -6,14 +6,21 @@ let maxLength = null; // tokens the model reads of a text, from /model
 function headers() {
   const h = { "Content-Type": "application/json" };
   const key = $("api-key").value.trim();
+  // the server takes only printable ASCII keys; fetch would refuse some other characters
+  // with its own cryptic error, and send the rest to a certain 401
+  if (!/^[\x20-\x7e]*$/.test(key)) {
+    throw new Error("API key: it has a character other than printable ASCII, so it cannot " +
+      "be the server's key (those are printable ASCII only); check what was pasted");
+  }
   if (key) h["Authorization"] = "Bearer " + key;
   return h;
 }
 
 async function call(path, options = {}) {
+  const sent = headers(); // a bad key is said as such, not as the server gone
   let response;
   try {
-    response = await fetch(path, { ...options, headers: headers() });
+    response = await fetch(path, { ...options, headers: sent });
   } catch (e) { // the browser says only "Failed to fetch"
     throw new Error(`cannot reach the server at ${location.host}: is it still running? (${e.message})`);
   }
