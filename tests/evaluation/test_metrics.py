@@ -164,7 +164,21 @@ def test_an_interval_at_100_percent_gets_the_exact_binomial_bound():
     assert f"test: all of 200 right, accuracy [{low:.3f}, 1.000]" in note
     assert f"validation: none of 40 right, accuracy [0.000, {high:.3f}]" in note
     assert "other" not in note
-    assert boundary_note({"test": (29, 1.0)}) is None  # the small-sample note's case
+
+
+def test_a_small_split_at_100_percent_gets_the_exact_binomial_bound_too():
+    """24 of 24 right (the quick start's test split) showed [1.000, 1.000] and only the
+    small-sample note, which says the interval is too narrow but not how wide it is, while
+    the same report gave a label's 24 of 24 recall its exact interval."""
+    from scipy.stats import binomtest
+
+    note = boundary_note({"test": (24, 1.0), "validation": (10, 0.0), "other": (5, 0.6)})
+    low = binomtest(24, 24).proportion_ci(method="exact").low
+    high = binomtest(0, 10).proportion_ci(method="exact").high
+    assert f"test: all of 24 right, accuracy [{low:.3f}, 1.000]" in note  # [0.858, 1.000]
+    assert f"validation: none of 10 right, accuracy [0.000, {high:.3f}]" in note
+    assert "other" not in note
+    assert "all of 1 right, accuracy [0.025, 1.000]" in boundary_note({"test": (1, 1.0)})
 
 
 def test_a_per_class_rate_at_0_or_100_percent_gets_the_exact_binomial_bound():

@@ -212,13 +212,13 @@ def small_sample_note(sizes: dict[str, int]) -> str | None:
 
 
 def boundary_note(scores: dict[str, tuple[int, float]]) -> str | None:
-    """A warning naming the splits (name -> (n, accuracy)) scored all right or all wrong on
-    SMALL_SAMPLE or more examples (fewer get the small-sample note): no resample can leave
-    100%, so the bootstrap interval has no width; the exact binomial bound says how far
-    the true accuracy may still be."""
+    """A warning naming the splits (name -> (n, accuracy)) scored all right or all wrong:
+    no resample can leave 100%, so the bootstrap interval has no width; the exact binomial
+    bound says how far the true accuracy may still be. A small split gets it too, beside
+    the small-sample note, which does not say how wide the interval should be."""
     lines = []
     for name, (n, accuracy) in scores.items():
-        if n >= SMALL_SAMPLE and accuracy in (0.0, 1.0):
+        if n and accuracy in (0.0, 1.0):
             bound = 0.025 ** (1 / n)  # Clopper-Pearson 95%, with all n one way
             lines.append(
                 f"{name}: {'all' if accuracy else 'none'} of {n} right, accuracy "
