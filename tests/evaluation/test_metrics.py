@@ -36,6 +36,21 @@ def test_point_metrics_match_scikit_learn(seed, k):
     assert np.asarray(result["confusion_matrix"]).sum() == 300
 
 
+def test_a_macro_average_covers_the_labels_true_or_predicted_as_the_readme_says():
+    """Gold lacks label c, which the model predicts once: c counts (F1 0), as in
+    scikit-learn, which the README said only of labels occurring in the split; d, in
+    neither, does not."""
+    from pathlib import Path
+
+    y = np.array([0, 0, 1, 1, 1])
+    p = np.array([0, 2, 1, 1, 1])
+    result = evaluate_predictions(y, p, ["a", "b", "c", "d"], samples=100)
+    f1 = f1_score(y, p, average="macro", zero_division=0)
+    assert result["f1_macro"] == pytest.approx(f1) == pytest.approx((2 / 3 + 1 + 0) / 3)
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    assert "a macro average covers the labels that are true or predicted in the split" in readme
+
+
 def test_bootstrap_matches_a_plain_resampling_loop():
     """The weighted-confusion shortcut equals resampling indices and recomputing."""
     y, p = _random_predictions(200, 3, 5)
