@@ -12,6 +12,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from fintune.evaluation.metrics import bootstrap_ci
 from fintune.evaluation.paired import (
     exact_paired_test,
+    format_bound,
     format_p,
     paired_bootstrap,
     randomization_test,
@@ -330,3 +331,18 @@ def test_seeds_on_one_test_set_trade_predictions_together():
 )
 def test_a_p_value_is_never_rounded_across_the_verdicts_line(p, shown):
     assert format_p(p) == shown
+
+
+@pytest.mark.parametrize(
+    ("bound", "shown"),
+    [
+        (0.0072, "+0.007"),
+        (0.0004, "+0.0004"),  # "+0.000" beside "better" reads as an interval touching 0
+        (-0.0004, "-0.0004"),
+        (0.00004, "+0.00004"),
+        (0.0, "+0.000"),
+        (-0.0125, "-0.013"),
+    ],
+)
+def test_an_interval_bound_is_never_rounded_to_0(bound, shown):
+    assert format_bound(bound) == shown

@@ -249,6 +249,25 @@ def test_a_difference_over_fewer_seeds_than_the_baseline_row_says_so(tmp_path):
     assert "paired)" not in report._versus_baseline(lora[:1], spec, done)[0]
 
 
+def test_a_better_rows_interval_does_not_show_a_bound_of_0(tmp_path):
+    """On 2,500 test examples a candidate that fixes 15 of the baseline's errors and makes 5
+    new ones is better (p = 0.041, interval [0.0004, 0.0072]): the report showed
+    '+0.0040 [+0.000, +0.007]' beside **better**, an interval that seems to touch 0."""
+    from fintune.study import report
+    from fintune.study.spec import StudySpec
+
+    spec = StudySpec(name="s", base={}, baseline={"method": "full"})
+    done = {}
+    for method, wrong in (("full", range(15)), ("lora", range(15, 20))):
+        rows = [(f"t{i}", "n", "p" if i in wrong else "n") for i in range(2500)]
+        run = finished(tmp_path / method, ["n", "p"], rows)
+        run.cell = Cell({"method": method}, {}, None)
+        done[run.cell.id] = run
+    delta, verdict, _ = report._versus_baseline([done["method=lora"]], spec, done)
+    assert verdict == "**better**"
+    assert delta.startswith("+0.0040 [+0.0004, +0.007]"), delta
+
+
 def test_a_legend_of_many_rows_is_not_cut_off(tmp_path, monkeypatch):
     """The figures were 3.8 inches tall whatever the rows: with 25 rows the legend beside
     each plot ran past the bottom edge, and rows 20 to 25 were missing from it."""

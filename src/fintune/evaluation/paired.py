@@ -159,6 +159,16 @@ def format_p(p: float) -> str:
     return f"< {ALPHA:g}" if p < ALPHA else f"{p:.3g}"
 
 
+def format_bound(bound: float) -> str:
+    """An interval's bound with its sign and three decimals, or more where three would show
+    a bound that is not 0 as 0 ("+0.000" beside "better" reads as an interval touching 0)."""
+    for digits in range(3, 10):
+        shown = f"{bound:+.{digits}f}"
+        if bound == 0 or float(shown) != 0:
+            return shown
+    return f"{bound:+.3g}"
+
+
 def randomization_test(
     baseline: list[Block],
     candidate: list[Block],

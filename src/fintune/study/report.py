@@ -22,7 +22,12 @@ import pandas as pd  # noqa: E402
 from fintune.config.schema import METRICS  # noqa: E402
 from fintune.errors import FintuneError  # noqa: E402
 from fintune.evaluation.metrics import boundary_note, small_sample_note  # noqa: E402
-from fintune.evaluation.paired import format_p, paired_bootstrap, seed_mean_ci  # noqa: E402
+from fintune.evaluation.paired import (  # noqa: E402
+    format_bound,
+    format_p,
+    paired_bootstrap,
+    seed_mean_ci,
+)
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
 from fintune.report.plots import lone, nothing_logged  # noqa: E402
@@ -306,7 +311,7 @@ def _versus_baseline(runs: list[Finished], spec: StudySpec, finished: dict) -> l
     elif paired < base_seeds:
         partial = f" ({paired} of the baseline's {base_seeds} seeds paired)"
     return [
-        f"{result['difference']:+.4f} [{low:+.3f}, {high:+.3f}]{partial}",
+        f"{result['difference']:+.4f} [{format_bound(low)}, {format_bound(high)}]{partial}",
         f"**{result['verdict']}**" if result["verdict"] != "within noise" else "within noise",
         f"{format_p(result['p'])} ({result['candidate_ahead']} vs {result['baseline_ahead']})",
     ]
