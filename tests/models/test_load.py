@@ -281,3 +281,15 @@ def test_a_saved_model_with_a_weight_file_deleted_names_the_file(
     (folder / deleted).unlink()
     with pytest.raises(FintuneError, match=rf"model: .*{deleted} is missing"):
         load_saved_classifier(folder)
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt"])
+def test_an_adapter_run_records_its_bases_revision_for_a_plain_load(make_config, method, tmp_path):
+    """adapter_config.json said revision null: PEFT's AutoPeftModel (and a base loaded by
+    its base_model_name_or_path) took the hub model's main branch, not the pinned weights
+    the adapter was trained on. (A local folder stands in for the hub model here.)"""
+    config = make_config(model={"revision": "a1b2c3d"}, method={"name": method})
+    model, tokenizer, info = load_classifier(config, LABELS, "cpu")
+    save_classifier(model, tokenizer, info, tmp_path / "model")
+    saved = json.loads((tmp_path / "model" / "adapter_config.json").read_text())
+    assert saved["revision"] == "a1b2c3d"

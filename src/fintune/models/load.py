@@ -167,7 +167,9 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     _head_in_float32(model)
     gguf = {"gguf_file": source.gguf_file} if source.gguf_file else None
-    model = apply_method(model, method, source.name_or_path, tokenizer_kwargs=gguf)
+    model = apply_method(
+        model, method, source.name_or_path, tokenizer_kwargs=gguf, revision=config.model.revision
+    )
     info = ModelInfo(
         method=method.name,
         base=source.name_or_path,

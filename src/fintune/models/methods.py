@@ -61,9 +61,11 @@ def apply_method(
     method: MethodConfig,
     tokenizer_path: str | None = None,
     tokenizer_kwargs: dict[str, Any] | None = None,
+    revision: str | None = None,
 ):
     """`tokenizer_path` and `tokenizer_kwargs` (a GGUF file) load the tokenizer that turns a
-    prompt-tuning init text into tokens."""
+    prompt-tuning init text into tokens. `revision` is the base's, recorded in the adapter's
+    config: without it PEFT's AutoPeftModel loads the hub model's main branch."""
     if isinstance(method, FullMethod):
         return model
     if isinstance(method, AdapterMethod):
@@ -78,7 +80,8 @@ def apply_method(
     from peft import get_peft_model
 
     try:
-        return get_peft_model(model, peft_config(model, method, tokenizer_path, tokenizer_kwargs))
+        config = peft_config(model, method, tokenizer_path, tokenizer_kwargs)
+        return get_peft_model(model, config, revision=revision)
     except ValueError as err:  # PEFT's message names the modules it could not find
         raise FintuneError(f"method {method.name}: {err}") from None
 
