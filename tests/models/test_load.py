@@ -293,3 +293,25 @@ def test_an_adapter_run_records_its_bases_revision_for_a_plain_load(make_config,
     save_classifier(model, tokenizer, info, tmp_path / "model")
     saved = json.loads((tmp_path / "model" / "adapter_config.json").read_text())
     assert saved["revision"] == "a1b2c3d"
+
+
+@pytest.mark.parametrize(
+    ("backbone", "method", "target", "kind"),
+    [
+        ("tiny_bert", "lora", "attention", "BertAttention"),
+        ("tiny_bert", "dora", "LayerNorm", "LayerNorm"),
+        ("tiny_llama", "lora", "mlp", "LlamaMLP"),
+        ("tiny_bert", "ia3", "word_embeddings", "Embedding"),
+    ],
+)
+def test_a_module_the_method_cannot_adapt_is_refused_before_the_weights_load(
+    make_config, request, backbone, method, target, kind
+):
+    """`validate` passed it, and `run` failed only once the weights had loaded, with PEFT's
+    message quoting the whole module (a block prints every layer inside it)."""
+    model_dir = request.getfixturevalue(backbone)
+    config = make_config(
+        model={"name": str(model_dir)}, method={"name": method, "target_modules": [target]}
+    )
+    with pytest.raises(FintuneError, match=rf"method.target_modules: '{target}' names {kind} "):
+        check_architecture(config)

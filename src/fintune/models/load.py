@@ -280,9 +280,7 @@ def _check_named_modules(model, config: ExperimentConfig) -> None:
             continue  # auto, all-linear: PEFT's own choice
         missing = [t for t in wanted if not any(_names(n, t) for n in names)]
         if missing:
-            layers = sorted(
-                {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if _is_weighted_leaf(m)}
-            )
+            layers = _weighted_layers(model)
             close = difflib.get_close_matches(missing[0], layers, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise FintuneError(
@@ -298,6 +296,38 @@ def _check_named_modules(model, config: ExperimentConfig) -> None:
                     f"method.{field}: {target!r} is in the classification head, which every "
                     "method trains whole (PEFT would skip it unsaid); leave it out"
                 )
+        _check_adaptable(model, config, field, wanted, heads)
+
+
+def _check_adaptable(model, config: ExperimentConfig, field: str, wanted: list[str], heads):
+    """PEFT stops at a named module of a kind it cannot adapt (a block, a norm), but only
+    once the weights have loaded, quoting the whole module."""
+    from transformers.pytorch_utils import Conv1D
+
+    if isinstance(config.method, IA3Method):
+        kinds: tuple[type, ...] = (nn.Linear, Conv1D, nn.Conv2d, nn.Conv3d)
+        allowed = "Linear, Conv1D and convolution layers"
+    else:
+        kinds = (nn.Linear, Conv1D, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+        kinds += (nn.MultiheadAttention,)
+        allowed = "Linear, Conv1D, Embedding, convolution and MultiheadAttention layers"
+    for target in wanted:
+        odd = [
+            (n, type(m).__name__)
+            for n, m in model.named_modules()
+            if _names(n, target) and not f"{n}.".startswith(heads) and not isinstance(m, kinds)
+        ]
+        if odd:
+            raise FintuneError(
+                f"method.{field}: {target!r} names {odd[0][1]} modules ({odd[0][0]}, ...), "
+                f"which {config.method.name} cannot adapt (it adapts {allowed}); "
+                f"{config.model.name}'s layers with weights are named: "
+                f"{', '.join(_weighted_layers(model))}"
+            )
+
+
+def _weighted_layers(model) -> list[str]:
+    return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if _is_weighted_leaf(m)})
 
 
 def _check_feedforward_in_targets(model, config: ExperimentConfig) -> None:
