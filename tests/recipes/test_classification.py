@@ -518,3 +518,22 @@ def test_texts_cut_at_max_length_are_counted_and_warned_about(make_config, capsy
     data = json.loads((untouched / "data.json").read_text())["report"]["truncated"]
     assert data == {"max_length": 32, "train": 0, "validation": 0, "test": 0}
     assert "longer than model.max_length" not in capsys.readouterr().err
+
+
+def test_a_projected_prefix_keeping_its_best_checkpoint_is_refused_before_the_data(make_config):
+    """PEFT saves a projected prefix's checkpoint as the prefixes it computes, which the
+    Trainer cannot load back into the projection it trains: every such run with
+    load_best_model (the default) trained to the end, then failed with a RuntimeError."""
+    from fintune.predict import Predictor
+    from fintune.recipes.classification import setup
+
+    prefix = {"name": "prefix", "prefix_projection": True, "num_virtual_tokens": 4}
+    config = make_config(method=prefix, data={"path": "missing.csv"})  # never read
+    with pytest.raises(FintuneError, match=r"method.prefix_projection: .*load_best_model: false"):
+        setup(config)
+    run_dir = run(make_config(method=prefix, training={"load_best_model": False}))
+    recorded = pd.read_csv(run_dir / "predictions_test.csv")
+    results = Predictor.from_run(run_dir, device="cpu")(list(recorded["text"]))
+    assert [r["confidence"] for r in results] == pytest.approx(
+        list(recorded["confidence"]), abs=1e-5
+    )

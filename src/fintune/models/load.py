@@ -22,6 +22,7 @@ from fintune.config.schema import (
     ExperimentConfig,
     FullMethod,
     IA3Method,
+    PrefixMethod,
     QLoraMethod,
 )
 from fintune.errors import FintuneError
@@ -228,6 +229,21 @@ def check_dtype(config: ExperimentConfig) -> None:
             f"{config.model.dtype}, losing the updates smaller than its resolution; leave "
             f"model.dtype auto (float32 for full) and set training.precision: {precision} "
             "to compute in it, or freeze the base with a method such as lora"
+        )
+
+
+def check_best_model_loads(config: ExperimentConfig) -> None:
+    """PEFT saves a projected prefix's checkpoint as the prefixes the projection computes,
+    not the projection: the Trainer cannot load it back into the model it trains, so a run
+    keeping its best checkpoint failed after all its training."""
+    method, keep_best = config.method, config.training.load_best_model
+    if isinstance(method, PrefixMethod) and method.prefix_projection and keep_best:
+        raise FintuneError(
+            "method.prefix_projection: true cannot keep the best checkpoint "
+            "(training.load_best_model: true): PEFT saves a checkpoint's computed "
+            "prefixes, not the projection the Trainer would load back, and the run would "
+            "fail after training; set training.load_best_model: false (the last model "
+            "is kept and saved, and loads as usual), or prefix_projection: false"
         )
 
 

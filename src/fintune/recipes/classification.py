@@ -27,7 +27,12 @@ from fintune.errors import FintuneError
 from fintune.evaluation.inference import predict_logits
 from fintune.evaluation.metrics import boundary_note, evaluate_predictions, small_sample_note
 from fintune.models import check_architecture, load_classifier, pick_device, save_classifier
-from fintune.models.load import check_dtype, check_revision, load_tokenizer
+from fintune.models.load import (
+    check_best_model_loads,
+    check_dtype,
+    check_revision,
+    load_tokenizer,
+)
 from fintune.models.methods import count_parameters
 from fintune.models.registry import resolve_model
 from fintune.report import write_report
@@ -78,6 +83,7 @@ def check_device(config: ExperimentConfig) -> str:
     check_precision(config.training, device)
     check_compute_dtype(config.method, device)
     check_dtype(config)
+    check_best_model_loads(config)
     return device
 
 
