@@ -42,8 +42,11 @@ else:
             bnb_4bit_use_double_quant=settings["double_quant"],
             bnb_4bit_compute_dtype=torch.float32,  # compute_dtype auto, on a CPU
             llm_int8_skip_modules=["classifier", "pre_classifier", "score", r".*\.pooler"])
+    labels = info["labels"]
     base = AutoModelForSequenceClassification.from_pretrained(
-        base_path, num_labels=len(info["labels"]), ignore_mismatched_sizes=True, **kwargs)
+        base_path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)}, ignore_mismatched_sizes=True,
+        **kwargs)
     if info["method"] == "qlora":
         from peft import prepare_model_for_kbit_training
         for module in base.modules():
@@ -61,7 +64,7 @@ with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
         # no max_length: the saved tokenizer cuts where the run did
         enc = tokenizer(batch, padding=True, truncation=True, return_tensors="pt")
         probs.extend(torch.softmax(model(**enc).logits.float(), -1))
-labels = json.load(open(folder + "/fintune_model.json"))["labels"]
+labels = [model.config.id2label[i] for i in range(len(info["labels"]))]  # as the README reads
 print(json.dumps([[labels[int(p.argmax())], float(p.max())] for p in probs]))
 """
 
@@ -272,3 +275,25 @@ def test_an_adapter_run_finds_its_packaged_base_after_the_base_moved(
     monkeypatch.delitem(registry.PACKAGED, "tiny")  # not installed here any more
     with pytest.raises(FintuneError, match="base model /old-venv/site-packages/tiny/model is gone"):
         load_saved_classifier(run_dir / "model")
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_a_run_from_a_checkpoints_reordered_head_loads_with_its_own_label_names(
+    make_config, tiny_bert, tmp_path, method
+):
+    """A base whose head was trained for the same labels in another order (FinBERT's
+    positive, negative, neutral) keeps it, reordered. The README loaded an adapter run's base
+    with its own id2label: a plain load named every prediction with the base's order."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    order = ["positive", "negative", "neutral"]
+    base = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert, id2label=dict(enumerate(order)), ignore_mismatched_sizes=True
+    )
+    base.save_pretrained(tmp_path / "finbert")
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path / "finbert")
+    config = make_config(model={"name": str(tmp_path / "finbert")}, method={"name": method})
+    run_dir = run(config)
+    recorded = pd.read_csv(run_dir / "predictions_test.csv").head(12)
+    plain = _plain_predictions(run_dir / "model", method, list(recorded["text"]))
+    assert [label for label, _ in plain] == list(recorded["predicted"])
