@@ -62,3 +62,41 @@ def test_a_class_weighted_training_loss_is_labelled_so(monkeypatch, tmp_path):
     history = [{"step": 1, "loss": 1.2}, {"step": 2, "eval_loss": 0.9}]
     plot_loss(history, tmp_path / "loss.png", weighted=True)
     assert "train (class-weighted)" in texts and "validation" in texts
+
+
+def _crowded(fig) -> list[str]:
+    """Which tick labels of a confusion matrix run into their neighbours: the x labels (as
+    drawn, turned or not) and the y labels, measured on the figure as saved."""
+    import math
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    ax = fig.axes[0]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    origin, one = ax.transData.transform([(0, 0), (1, 1)])
+    cell_x, cell_y = abs(one - origin)
+    ticks = ax.get_xticklabels()
+    angle = math.radians(ticks[0].get_rotation())
+    for tick in ticks:  # the extent of each label along and across its own line
+        tick.set_rotation(0)
+    width = max(t.get_window_extent(renderer).width for t in ticks)
+    height = max(t.get_window_extent(renderer).height for t in ticks)
+    crowded = []
+    if (cell_x * math.sin(angle) if angle else cell_x) < (height if angle else width):
+        crowded.append("x")
+    if cell_y < max(t.get_window_extent(renderer).height for t in ax.get_yticklabels()):
+        crowded.append("y")
+    return crowded
+
+
+def test_long_labels_and_many_labels_do_not_run_into_each_other(monkeypatch, tmp_path):
+    """Three labels of 27 characters were written level, each twice as wide as its column,
+    into one another; 150 labels at 10 pt overlapped on both axes."""
+    figures = []
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    for k in (2, 3, 77, 150):
+        labels = [f"sector_{i}_financial_services" for i in range(k)]
+        plot_confusion((np.eye(k, dtype=int) + 1).tolist(), labels, "t", tmp_path / "cm.png")
+        assert _crowded(figures[-1]) == [], k
+    plot_confusion([[5, 1], [2, 7]], ["negative", "positive"], "t", tmp_path / "cm.png")
+    assert figures[-1].axes[0].get_xticklabels()[0].get_rotation() == 0  # short: level

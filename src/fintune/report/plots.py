@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -76,9 +77,10 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path:
     size = min(4 + 0.35 * k, 24)
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
     image = ax.imshow(cm, cmap="Blues")
-    tilt = {"rotation": 45, "ha": "right"} if k > 3 else {}
-    ax.set_xticks(range(k), labels, parse_math=False, **tilt)  # "$" in a label is a dollar
-    ax.set_yticks(range(k), labels, parse_math=False)
+    font = min(10.0, 1000 / k)  # a line of text per cell: 150 labels at 6.7 pt
+    # parse_math off: "$" in a label is a dollar
+    ax.set_xticks(range(k), labels, parse_math=False, fontsize=font)
+    ax.set_yticks(range(k), labels, parse_math=False, fontsize=font)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -91,5 +93,25 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path:
     else:  # too many cells to write counts in: a scale says what a colour means
         fig.colorbar(image, ax=ax, shrink=0.6, label="examples")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    if _turn_ticks(fig, ax):
+        fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the square axes leave long labels out
     plt.close(fig)
+
+
+def _turn_ticks(fig, ax) -> bool:
+    """Turn the x labels when the widest is wider than a column: by 45 degrees, or upright
+    where turned labels would still touch. True if they were turned."""
+    renderer = fig.canvas.get_renderer()
+    origin, one = ax.transData.transform([(0, 0), (1, 1)])
+    cell = abs(one[0] - origin[0])
+    ticks = ax.get_xticklabels()
+    extents = [t.get_window_extent(renderer) for t in ticks]
+    if max(e.width for e in extents) <= 0.9 * cell:
+        return False
+    height = max(e.height for e in extents)
+    angle = 45 if cell * math.sin(math.radians(45)) >= 1.1 * height else 90
+    for tick in ticks:
+        tick.set_rotation(angle)
+        tick.set_horizontalalignment("right" if angle == 45 else "center")
+    return True
