@@ -537,3 +537,17 @@ def test_a_projected_prefix_keeping_its_best_checkpoint_is_refused_before_the_da
     assert [r["confidence"] for r in results] == pytest.approx(
         list(recorded["confidence"]), abs=1e-5
     )
+
+
+def test_the_precision_a_run_trained_in_is_recorded_not_only_auto(make_config, monkeypatch):
+    """precision: auto trains in bf16 on a CUDA GPU that has it, else in fp32; config.yaml
+    keeps `auto`, and nothing in the run said which it was."""
+    from fintune.training import trainer
+
+    run_dir = run(make_config(training={"max_steps": 1}))
+    assert _metrics(run_dir)["training_precision"] == "fp32"
+    assert "device cpu, training precision fp32." in (run_dir / "report.md").read_text()
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    auto = make_config().training
+    assert trainer.resolved_precision(auto, "cuda") == "bf16"
+    assert trainer.resolved_precision(auto, "cpu") == "fp32"

@@ -53,6 +53,7 @@ from fintune.training.trainer import (
     check_precision,
     count_truncated,
     examples_trained,
+    resolved_precision,
     tokenize,
     training_arguments,
 )
@@ -227,6 +228,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             "seed": config.seed,
             "data_sha256": data.fingerprint["sha256"],
             "device": device,
+            "training_precision": resolved_precision(config.training, device),  # what auto was
         }
         write_report(run_dir, config, metrics, data)
         # last: metrics.json marks a finished run (a study reuses it, serve accepts it)

@@ -45,7 +45,8 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         f"# {config.name}",
         "",
         f"Run `{run_dir.name}`: task {config.task}, model `{config.model.name}`, "
-        f"method `{config.method.name}`, seed {config.seed}, device {metrics['device']}.",
+        f"method `{config.method.name}`, seed {config.seed}, device {metrics['device']}"
+        f"{_precision(metrics)}.",
         "",
         "## Results",
         "",
@@ -134,6 +135,12 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         "",
     ]
     return "\n".join(out)
+
+
+def _precision(metrics: dict) -> str:
+    """ ", training precision bf16": what training.precision resolved to (older runs: none)."""
+    precision = metrics.get("training_precision")
+    return f", training precision {precision}" if precision else ""
 
 
 def _kept(train: dict, metric: str) -> str:

@@ -166,12 +166,17 @@ def _refuse_emulated(
         raise FintuneError(f"{field}: {bf16} is not supported by this GPU; use {fp16} or {fp32}")
 
 
+def resolved_precision(config: TrainingConfig, device: str) -> str:
+    """What training.precision is on `device`: auto is bf16 on a CUDA GPU that has it."""
+    if config.precision != "auto":
+        return config.precision
+    return "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
+
 def training_arguments(
     config: TrainingConfig, output_dir: Path, seed: int, device: str
 ) -> TrainingArguments:
-    bf16 = config.precision == "bf16" or (
-        config.precision == "auto" and device == "cuda" and torch.cuda.is_bf16_supported()
-    )
+    precision = resolved_precision(config, device)
     best = "eval_loss" if config.best_metric == "loss" else f"eval_{config.best_metric}"
     keep_best = config.load_best_model
     return TrainingArguments(
@@ -203,8 +208,8 @@ def training_arguments(
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         seed=seed,
         data_seed=seed,
-        bf16=bf16,
-        fp16=config.precision == "fp16",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         use_cpu=device == "cpu",
         label_names=["labels"],
         report_to="none",
