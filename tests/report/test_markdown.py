@@ -9,20 +9,20 @@ from fintune.evaluation.metrics import evaluate_predictions
 from fintune.report.markdown import render
 
 
-def _render(config, source: str = "data.csv") -> str:
+def _render(config, source: str = "data.csv", split: str = "test") -> str:
     labels = ["neg", "pos"]
     y = np.array([0, 1] * 20)
     metrics = {
         "device": "cpu",
         "labels": labels,
-        "test": evaluate_predictions(y, y[::-1], labels, samples=200),
+        split: evaluate_predictions(y, y[::-1], labels, samples=200),
         "train": {"trainable_params": 10, "total_params": 10, "examples": 80, "epochs": 1.0}
         | {"steps": 5, "runtime_s": 1.0, "samples_per_s": 80.0, "final_train_loss": 0.5}
         | {"last_train_loss": 0.4, "last_train_loss_step": 5},
         "resources": {"cpu_percent_avg": 90.0, "cpu_percent_max": 100.0, "cpu_cores": 2}
         | {"rss_mib_avg": 500.0, "rss_mib_max": 600.0},
     }
-    fp = {"sha256": "0" * 64, "counts": {"test": {"n": 40, "labels": {"neg": 20, "pos": 20}}}}
+    fp = {"sha256": "0" * 64, "counts": {split: {"n": 40, "labels": {"neg": 20, "pos": 20}}}}
     return render(Path("run"), config, metrics, fp, {"source": source})
 
 
@@ -42,3 +42,11 @@ def test_a_class_weighted_training_loss_is_labelled_so():
     )
     assert "class-weighted" not in _render(plain)
     assert "| training loss (class-weighted): last logged (step 5)" in _render(weighted)
+
+
+def test_the_per_class_table_names_its_split_without_a_test_split():
+    """With evaluation.test off the per-class table is the validation split's, and its
+    heading named no split."""
+    config = validate_config({"name": "x", "data": {"path": "d.csv"}})
+    assert "### Per class (test)" in _render(config)
+    assert "### Per class (validation)" in _render(config, split="validation")

@@ -67,7 +67,7 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         ),
     )
     out += [line for note in notes if note for line in ("", note)]
-    out += ["", "### Per class (test)" if "test" in metrics else "### Per class", ""]
+    out += ["", f"### Per class ({_first_split(metrics)})", ""]
     shown = metrics.get("test", metrics.get("validation"))
     per_class = shown["per_class"]
     out += ["With bootstrap 95% intervals; support is the number of examples of the label.", ""]
