@@ -166,3 +166,18 @@ def test_the_versions_of_every_library_that_changes_a_runs_numbers_are_recorded(
         assert name in versions
     for name in ("simplemma", "sentencepiece", "scipy"):
         assert versions[name]
+
+
+@pytest.mark.parametrize("code", [28, 13, 30])  # ENOSPC, EACCES, EROFS
+def test_a_run_folder_that_cannot_be_made_is_an_error_naming_it(tmp_path, monkeypatch, code):
+    """output.dir is checked before the model loads, but a disk that fills meanwhile (or a
+    mount turned read-only) made the run's mkdir end 'fintune run' in a traceback."""
+    from fintune.errors import FintuneError
+
+    def refuse(self, *args, **kwargs):
+        raise OSError(code, os.strerror(code), str(self))
+
+    config = _config(tmp_path / "runs", "exp")
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(FintuneError, match="output.dir: cannot create a run folder in .*runs"):
+        run_dir.create_run_dir(config)

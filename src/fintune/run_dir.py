@@ -4,6 +4,7 @@ never reuses (or overwrites) an earlier one, and a record of how the run came to
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -24,6 +25,9 @@ from fintune.models.registry import PACKAGED
 from fintune.models.registry import PACKAGES as MODEL_PACKAGES
 from fintune.tracking import absolute_uri, redact
 from fintune.training.resources import usable_cores
+
+# a full disk or a folder the run may not write in: the user's to fix, not a traceback
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
 
 PACKAGES = (
     "fintune",
@@ -68,16 +72,24 @@ def check_writable(folder: Path, field: str) -> None:
 
 def create_run_dir(config: ExperimentConfig) -> Path:
     parent = Path(config.output.dir)
-    parent.mkdir(parents=True, exist_ok=True)
     stem = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{config.name}"
-    for attempt in range(1, 1000):
-        # "+" cannot occur in a name, so `exp+2` is never mistaken for a run of `exp-2`
-        path = parent / (stem if attempt == 1 else f"{stem}+{attempt}")
-        try:
-            path.mkdir()  # fails if it exists: two runs never share a directory
-            return path
-        except FileExistsError:
-            continue
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, 1000):
+            # "+" cannot occur in a name, so `exp+2` is never mistaken for a run of `exp-2`
+            path = parent / (stem if attempt == 1 else f"{stem}+{attempt}")
+            try:
+                path.mkdir()  # fails if it exists: two runs never share a directory
+                return path
+            except FileExistsError:
+                continue
+    except OSError as error:  # checked before the model loaded; a disk can fill meanwhile
+        if error.errno not in WRITE_ERRORS:
+            raise
+        raise FintuneError(
+            f"output.dir: cannot create a run folder in {parent.absolute()}: "
+            f"{os.strerror(error.errno)}; free space or fix the permissions, and run again"
+        ) from error
     raise RuntimeError(f"could not create a new run directory under {parent}")
 
 

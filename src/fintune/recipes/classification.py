@@ -6,7 +6,6 @@ Every user error is raised in setup, before the model loads.
 from __future__ import annotations
 
 import csv
-import errno
 import os
 import re
 import shutil
@@ -37,6 +36,7 @@ from fintune.models.methods import count_parameters
 from fintune.models.registry import resolve_model
 from fintune.report import write_report
 from fintune.run_dir import (
+    WRITE_ERRORS,
     check_output_dir,
     create_run_dir,
     hardware,
@@ -59,8 +59,6 @@ from fintune.training.trainer import (
 )
 
 console = Console(stderr=True, soft_wrap=True)  # paths stay whole in logs and CI
-# a full disk or a folder the run may not write in: the user's to fix, not a traceback
-WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
