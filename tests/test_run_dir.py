@@ -181,3 +181,19 @@ def test_a_run_folder_that_cannot_be_made_is_an_error_naming_it(tmp_path, monkey
     monkeypatch.setattr(Path, "mkdir", refuse)
     with pytest.raises(FintuneError, match="output.dir: cannot create a run folder in .*runs"):
         run_dir.create_run_dir(config)
+
+
+def test_a_json_file_cut_short_by_a_full_disk_is_not_left_behind(tmp_path, monkeypatch):
+    """metrics.json marks a finished run, and the error says the run has none; a disk that
+    filled while it was written left half of one: a JSON file that does not parse."""
+    real = Path.write_text
+
+    def half_then_full(self, text, *args, **kwargs):
+        real(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(28, os.strerror(28), str(self))
+
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    with pytest.raises(OSError) as caught:
+        run_dir.write_json(tmp_path / "metrics.json", {"validation": {"accuracy": 0.5}})
+    assert list(tmp_path.iterdir()) == []
+    assert caught.value.filename == str(tmp_path / "metrics.json")

@@ -94,7 +94,17 @@ def create_run_dir(config: ExperimentConfig) -> Path:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(to_json(data, indent=2) + "\n", encoding="utf-8")
+    """Whole or not at all: a file cut short (a full disk, a kill) would pass for a record,
+    and metrics.json marks a finished run."""
+    partial = path.with_name(f"{path.name}.partial")
+    try:
+        partial.write_text(to_json(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as error:
+        error.filename = str(path)  # the file the user knows, not its passing name
+        raise
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def to_json(data: Any, **kwargs) -> str:
