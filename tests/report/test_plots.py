@@ -100,3 +100,19 @@ def test_long_labels_and_many_labels_do_not_run_into_each_other(monkeypatch, tmp
         assert _crowded(figures[-1]) == [], k
     plot_confusion([[5, 1], [2, 7]], ["negative", "positive"], "t", tmp_path / "cm.png")
     assert figures[-1].axes[0].get_xticklabels()[0].get_rotation() == 0  # short: level
+
+
+def test_a_one_step_curve_has_no_fractional_steps_on_its_axis(monkeypatch, tmp_path):
+    """A run of one optimiser step drew its loss and learning rate over steps 0.96 to 1.04."""
+    from fintune.report.plots import plot_learning_rate, plot_loss
+
+    figures = []
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    history = [{"step": 1, "loss": 1.1, "learning_rate": 1e-3}, {"step": 1, "eval_loss": 1.0}]
+    plot_loss(history, tmp_path / "loss.png")
+    plot_learning_rate(history, tmp_path / "lr.png")
+    for figure in figures:
+        ax = figure.axes[0]
+        low, high = ax.get_xlim()
+        steps = [t for t in ax.get_xticks() if low <= t <= high]
+        assert steps and all(float(t).is_integer() for t in steps), steps

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def lone(points: list) -> str | None:
@@ -42,6 +43,7 @@ def plot_loss(history: list[dict], path: Path, weighted: bool = False) -> None:
     if evals:
         ax.plot(*zip(*evals, strict=True), "o-", label="validation", color="#d62728")
     ax.set_xlabel("optimiser step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # 1 step: no 0.96
     ax.set_ylabel("cross-entropy loss")
     ax.set_title("Loss")
     ax.grid(alpha=0.3)
@@ -62,6 +64,7 @@ def plot_learning_rate(history: list[dict], path: Path) -> None:
     else:
         nothing_logged(ax, "learning rate")
     ax.set_xlabel("optimiser step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # 1 step: no 0.96
     ax.set_ylabel("learning rate")
     ax.set_title("Learning-rate schedule")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
