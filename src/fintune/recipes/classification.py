@@ -342,12 +342,14 @@ def write_predictions(path: Path, data: PreparedData, role: str, logits: np.ndar
     `text` is the data's own text, which `fintune predict` takes as it is (cleaning it as
     the run did); with data.cleaning on, `cleaned_text` is what the model read."""
     probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1).numpy()
+    # the largest logit, as the metrics count it: softmax can round a near tie to a tie
+    predicted = logits.argmax(-1)
     frame = data.splits[role]
     columns = {
         "text": frame.get("original_text", frame["text"]),
         "label": [data.labels[i] for i in frame["label"]],
-        "predicted": [data.labels[i] for i in probs.argmax(-1)],
-        "confidence": probs.max(-1).round(6),
+        "predicted": [data.labels[i] for i in predicted],
+        "confidence": probs[np.arange(len(probs)), predicted].round(6),
     }
     if "original_text" in frame:
         columns["cleaned_text"] = frame["text"]
