@@ -8,6 +8,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -17,6 +18,7 @@ from fintune.errors import FintuneError
 from fintune.recipes import classification
 from fintune.study import compare
 from fintune.study.compare import run_study
+from fintune.study.spec import load_study
 
 
 @pytest.fixture
@@ -424,3 +426,66 @@ def test_an_unreachable_tracking_server_stops_a_study_before_any_cell_trains(
     with pytest.raises(FintuneError, match=r"tracking.uri: cannot reach the MLflow server at "):
         run_study(path)
     assert not (Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study").exists()
+
+
+LABELS = ["negative", "neutral", "positive"]
+
+
+def finish_by_hand(path: Path, predict, texts: int = 40) -> Path:
+    """Every cell of the study finished, written by hand as a run leaves it: metrics.json
+    and predictions_test.csv, predictions `predict(cell)` (label ids) on one test set."""
+    from fintune.evaluation.metrics import evaluate_predictions
+
+    spec, cells = load_study(path)
+    folder = Path(spec.output) / spec.name
+    truth = np.arange(texts) % len(LABELS)
+    state = {}
+    for cell in cells:
+        run_dir = folder / "runs" / cell.config.name
+        run_dir.mkdir(parents=True)
+        predicted = np.asarray(predict(cell))
+        pd.DataFrame(
+            {
+                "text": [f"text {i}" for i in range(texts)],
+                "label": [LABELS[i] for i in truth],
+                "predicted": [LABELS[i] for i in predicted],
+            }
+        ).to_csv(run_dir / "predictions_test.csv", index=False)
+        metrics = {
+            "test": evaluate_predictions(truth, predicted, LABELS, samples=200),
+            "labels": LABELS,
+            "seed": cell.config.seed,
+            "train": {"runtime_s": 10.0, "samples_per_s": 5.0, "trainable_params": 100},
+            "resources": {},
+            "device": "cpu",
+            "data_sha256": "data",
+        }
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+        entry = {"config_sha": cell.config_sha, "coords": cell.coords, "status": "done"}
+        state[cell.id] = {**entry, "run_dir": str(run_dir.relative_to(folder))}
+    (folder / "cells.json").write_text(json.dumps(state))
+    return folder
+
+
+@pytest.mark.parametrize("kept", [21, 21.5, 0])  # lines (the header's included)
+def test_a_cell_whose_predictions_were_cut_short_is_missing_not_reported(study_file, kept):
+    """A predictions_test.csv cut short (a copy that ran out of disk) was read as it was:
+    the row's interval came from 20 of 40 examples, [0.737, 0.938] around a mean of 0.9125
+    taken from metrics.json, and its Δ said the baseline was tested on other examples; an
+    line cut in two, or an empty file, stopped the report with a traceback. Such a cell is
+    missing and runs again."""
+    path = study_file()
+    folder = finish_by_hand(path, lambda cell: np.arange(40) % 3)
+    lora = json.loads((folder / "cells.json").read_text())["method=lora,seed=2"]["run_dir"]
+    csv = folder / lora / "predictions_test.csv"
+    lines = csv.read_text().splitlines(keepends=True)
+    whole, part = int(kept), lines[int(kept)]
+    csv.write_text("".join(lines[:whole]) + part[: round(len(part) * (kept - whole))])
+    run_study(path, report_only=True)
+    report = (folder / "report.md").read_text()
+    assert "3 finished, 0 failed, 0 outdated, 1 missing, 0 not run" in report
+    assert "| **method=lora** | 1 |" in report and "other examples" not in report
+    _, cells = load_study(path)
+    state = json.loads((folder / "cells.json").read_text())
+    todo, _ = compare.cells_to_run(cells, state, folder, {cell.id: "data" for cell in cells})
+    assert [cell.id for cell in todo] == ["method=lora,seed=2"]

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 
@@ -123,15 +124,20 @@ def cells_to_run(
 
 def finished_metrics(entry: dict[str, Any] | None, folder: Path) -> dict[str, Any] | None:
     """A done cell's metrics; None when its run directory no longer holds the metrics and
-    test predictions the report reads (deleted or damaged by hand): it runs again."""
+    all its test predictions, which the report reads (deleted, damaged by hand, or cut
+    short): it runs again."""
     if not entry or entry.get("status") != "done":
         return None
     run_dir = folder / entry["run_dir"]
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
+        frame = pd.read_csv(run_dir / "predictions_test.csv", dtype=str, keep_default_na=False)
+        whole = len(frame) == metrics["test"]["n"] and bool(
+            frame[["label", "predicted"]].isin(metrics["labels"]).all(axis=None)
+        )
+    except (OSError, ValueError, KeyError, TypeError):  # pandas' parse errors are ValueErrors
         return None
-    return metrics if (run_dir / "predictions_test.csv").is_file() else None
+    return metrics if whole else None
 
 
 class LockHeld(FintuneError):

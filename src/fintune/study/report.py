@@ -195,7 +195,8 @@ def write_study_report(
         doc.heading("Missing results")
         doc.text(
             "These cells finished, but their run directories no longer hold a readable "
-            "`metrics.json` and `predictions_test.csv` (deleted or changed by hand); "
+            "`metrics.json` and a whole `predictions_test.csv` (deleted, changed by hand or "
+            "cut short); "
             "`fintune compare STUDY.yaml` runs them again: " + ", ".join(c.id for c in missing)
         )
     if pending:
