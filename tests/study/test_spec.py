@@ -314,3 +314,20 @@ def test_an_axis_of_bare_model_names_keeps_the_bases_other_model_options(write_s
         ("a", 48),
         ("b", 48),
     }
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"axes": {"method": ["full", "lora"], "seed": [1, 1.0]}},
+        {  # the base trains seed 7, and the explicit cells add seed 7 again
+            "axes": {"method": ["full", "lora"]},
+            "cells": [{"method": "full", "seed": 7}, {"method": "lora", "seed": 7}],
+        },
+    ],
+)
+def test_two_cells_of_one_row_with_one_config_are_refused(write_study, changes):
+    """A row's cells differ only by seed: two that train the same config were one run
+    counted twice, its mean ± std over "7,7" a std of 0 and an n one too many."""
+    with pytest.raises(FintuneError, match=r"cells method=full.* and method=full,seed=.* train"):
+        load_study(write_study(**changes))

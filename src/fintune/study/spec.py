@@ -208,7 +208,24 @@ def expand(spec: StudySpec, source: str) -> list[Cell]:
             )
         cells.append(Cell(coords=coords, overrides=overrides, config=config))
     check_baseline(spec, cells, source)
+    check_repeated_runs(spec, cells, source)
     return cells
+
+
+def check_repeated_runs(spec: StudySpec, cells: list[Cell], source: str) -> None:
+    """A report row holds the cells of a group that share the baseline axes' values, which
+    differ only by seed: two of them training one config would be one run counted twice
+    in the row's mean ± std (`seed: [1, 1.0]`, or an explicit cell repeating the base's
+    seed)."""
+    seen: dict[tuple, str] = {}
+    for cell in cells:
+        row = (group_key(cell, spec), tuple(cell.coords.get(a) for a in spec.baseline))
+        first = seen.setdefault((*row, cell.config_sha), cell.id)
+        if first != cell.id:
+            raise FintuneError(
+                f"{source}: cells {first} and {cell.id} train the same config, and their "
+                "report row would count it twice; give them different seeds, or drop one"
+            )
 
 
 def check_axes_disjoint(options: dict[str, dict[str, dict[str, Any]]], source: str) -> None:
