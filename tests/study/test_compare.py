@@ -489,3 +489,20 @@ def test_a_cell_whose_predictions_were_cut_short_is_missing_not_reported(study_f
     state = json.loads((folder / "cells.json").read_text())
     todo, _ = compare.cells_to_run(cells, state, folder, {cell.id: "data" for cell in cells})
     assert [cell.id for cell in todo] == ["method=lora,seed=2"]
+
+
+def test_results_on_data_since_changed_are_not_reported_while_their_cells_rerun(
+    study_file, interrupt_run
+):
+    """A corrected data file reruns the finished cells, but until each had rerun, the
+    reports (interim, or one after an interruption) showed the old data's results beside
+    the new ones, and paired them."""
+    path = study_file()
+    folder = finish_by_hand(path, lambda cell: np.arange(40) % 3)  # on data "data"
+    interrupt_run(1)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(path)
+    run_study(path, report_only=True)
+    report = (folder / "report.md").read_text()
+    assert "0 finished, 0 failed, 4 outdated, 0 missing, 0 not run" in report
+    assert "data changed" in report and "**method=lora**" not in report

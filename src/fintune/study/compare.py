@@ -41,6 +41,7 @@ from fintune.tracking import (
 )
 
 console = Console(stderr=True, soft_wrap=True)
+DATA_CHANGED = "data changed"  # a finished cell's status once its data is seen to differ
 
 
 def study_dir(spec: StudySpec) -> Path:
@@ -242,6 +243,11 @@ def run_study(
                     "[yellow]warning:[/] the data changed since these finished cells ran; "
                     f"they run again: {escape(', '.join(stale))}"
                 )
+                # until each has run again, no report (interim, or after an interruption)
+                # shows its result on the old data beside the new ones
+                for cell_id in stale:
+                    state[cell_id] = {**state[cell_id], "status": DATA_CHANGED}
+                write_state(folder, state)
             if not retry_failed:
                 todo = [c for c in todo if not _failed_same(state.get(c.id), c)]
             _log_untracked(folder, spec, [c for c in cells if c not in todo], state)
