@@ -331,3 +331,15 @@ def test_two_cells_of_one_row_with_one_config_are_refused(write_study, changes):
     counted twice, its mean ± std over "7,7" a std of 0 and an n one too many."""
     with pytest.raises(FintuneError, match=r"cells method=full.* and method=full,seed=.* train"):
         load_study(write_study(**changes))
+
+
+def test_an_explicit_cells_own_field_wins_over_its_variants_whatever_the_order(write_study):
+    """A cell `{training.learning_rate: 0.01, method: full}` was labelled lr 0.01 and
+    trained with the full variant's 1e-4: the variant's fields were set after the fields
+    named before it. The cell's own fields now win, in any order."""
+    lr = {"training.learning_rate": 0.01}
+    cells = [{**lr, "method": m, "seed": 1} for m in ("full", "lora")]
+    cells += [{"method": m, "seed": 2, **lr} for m in ("full", "lora")]
+    _, loaded = load_study(write_study(cells=cells))
+    assert [c.config.training.learning_rate for c in loaded[-4:]] == [0.01] * 4
+    assert loaded[-4].id == "training.learning_rate=0.01,method=full,seed=1"

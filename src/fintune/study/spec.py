@@ -257,7 +257,8 @@ def _explicit_cell(
     if missing:
         raise FintuneError(f"{where}: give a value for every axis; missing {missing}")
     coords: dict[str, str] = {}
-    fields: dict[str, Any] = {}
+    variants: dict[str, Any] = {}
+    own: dict[str, Any] = {}
     for axis, value in explicit.items():
         label = label_of(value)
         if axis in variant_axes:
@@ -266,11 +267,12 @@ def _explicit_cell(
                     f"{where}: {axis}={label} is not a variant of axis {axis}; "
                     f"variants: {', '.join(options[axis])}"
                 )
-            fields.update(options[axis][label])
+            variants.update(options[axis][label])
         else:
-            fields[axis] = value
+            own[axis] = value
         coords[axis] = label
-    return coords, fields
+    # the cell's own fields are set last, whatever their order: its label shows them
+    return coords, {**variants, **own}
 
 
 def run_name(base_name: str, coords: dict[str, str]) -> str:
