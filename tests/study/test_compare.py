@@ -506,3 +506,24 @@ def test_results_on_data_since_changed_are_not_reported_while_their_cells_rerun(
     report = (folder / "report.md").read_text()
     assert "0 finished, 0 failed, 4 outdated, 0 missing, 0 not run" in report
     assert "data changed" in report and "**method=lora**" not in report
+
+
+def test_a_lock_released_while_it_is_read_is_taken(tmp_path, monkeypatch):
+    """Another `compare` finishing just as this one starts: its lock was there when this
+    one tried to create its own, and gone when it read whose it was, and the study
+    stopped with a FileNotFoundError traceback."""
+    import socket
+
+    from fintune.study.compare import study_lock
+
+    real_open, calls = os.open, []
+
+    def released_meanwhile(path, flags, *args):
+        calls.append(path)
+        if len(calls) == 1:
+            raise FileExistsError(path)  # held then; released before it is read
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", released_meanwhile)
+    with study_lock(tmp_path):
+        assert (tmp_path / ".lock").read_text() == f"{os.getpid()} {socket.gethostname()}"

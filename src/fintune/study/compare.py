@@ -158,12 +158,17 @@ def owner_lock(lock: Path, what: str, doing: str) -> Iterator[None]:
     taken. The lock names its machine too: on a folder shared between machines, another
     one's processes cannot be seen from here."""
     here = socket.gethostname()
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        text = lock.read_text().strip()
-        if not text and time.time() - lock.stat().st_mtime < 10:  # its pid is being written
-            raise LockHeld(f"{what} is being started by another process") from None
+    for _ in range(3):  # a lock released, or a dead one's taken by another, meanwhile
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                text, age = lock.read_text().strip(), time.time() - lock.stat().st_mtime
+            except FileNotFoundError:  # released since: try again
+                continue
+        if not text and age < 10:  # its pid is being written
+            raise LockHeld(f"{what} is being started by another process")
         pid, _, host = text.partition(" ")  # host: absent in locks of earlier versions
         elsewhere = host not in ("", here)
         if pid.isdigit() and (elsewhere or _alive(int(pid))):
@@ -171,9 +176,10 @@ def owner_lock(lock: Path, what: str, doing: str) -> Iterator[None]:
                 f"{what} is being {doing} by process {pid}"
                 + (f" on {host}" if host else "")
                 + f" now; wait for it or stop it (if it is gone, delete {lock})"
-            ) from None
+            )
         lock.unlink(missing_ok=True)
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    else:
+        raise LockHeld(f"{what} is being started by another process")
     os.write(fd, f"{os.getpid()} {here}".encode())
     os.close(fd)
     # A batch scheduler stops a job with SIGTERM, which by default ends Python without
