@@ -527,3 +527,17 @@ def test_a_lock_released_while_it_is_read_is_taken(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "open", released_meanwhile)
     with study_lock(tmp_path):
         assert (tmp_path / ".lock").read_text() == f"{os.getpid()} {socket.gethostname()}"
+
+
+def test_a_row_whose_baseline_failed_says_so(study_file):
+    """The row said "baseline not finished", as if waiting for a baseline that had failed
+    (and would not run again without --retry-failed)."""
+    path = study_file()
+    folder = finish_by_hand(path, lambda cell: np.arange(40) % 3)
+    state = json.loads((folder / "cells.json").read_text())
+    for seed in (1, 2):
+        state[f"method=full,seed={seed}"] |= {"status": "failed", "error": "E", "traceback": "t"}
+    (folder / "cells.json").write_text(json.dumps(state))
+    run_study(path, report_only=True)
+    report = (folder / "report.md").read_text()
+    assert "| **method=lora** | 1,2 |" in report and "| baseline failed |" in report

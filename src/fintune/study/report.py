@@ -123,6 +123,11 @@ def write_study_report(
             failed.append(cell)
     plots = folder / "plots"
     plots.mkdir(exist_ok=True)
+    unfinished = {  # why a cell has no result, by its coords
+        json.dumps(c.coords, sort_keys=True): why
+        for why, group in (("failed", failed), ("outdated", outdated), ("missing", missing))
+        for c in group
+    }
 
     doc = Document(f"Study {spec.name}")
     pending = [c for c in cells if c.id not in finished and c not in failed + outdated + missing]
@@ -169,7 +174,7 @@ def write_study_report(
             doc.text("No finished cells yet.")
             continue
         intervals = {name: row_interval(runs, spec) for name, runs in rows.items()}
-        _metrics_table(doc, spec, rows, intervals, finished)
+        _metrics_table(doc, spec, rows, intervals, finished, unfinished)
         _resource_table(doc, rows)
         if not interim:
             _plots(doc, plots, plot_slug(title, used_slugs), rows, intervals)
@@ -231,6 +236,7 @@ def _metrics_table(
     rows: dict[str, list[Finished]],
     intervals: dict[str, dict[str, list[float]]],
     finished: dict,
+    unfinished: dict[str, str] | None = None,
 ) -> None:
     header = ["cell", "seeds", "n test", *[SHORT[m] for m in METRICS]]
     test = "exact p" if spec.metric == "accuracy" else "randomization p"
@@ -249,7 +255,8 @@ def _metrics_table(
             ]
         seeds = ",".join(r.cell.coords.get(SEED_AXIS, str(r.metrics["seed"])) for r in runs)
         n = "/".join(sorted({str(r.metrics["test"]["n"]) for r in runs}))
-        body.append([f"**{name}**", seeds, n, *cells, *_versus_baseline(runs, spec, finished)])
+        versus = _versus_baseline(runs, spec, finished, unfinished)
+        body.append([f"**{name}**", seeds, n, *cells, *versus])
     doc.table(header, body)
     sizes = {
         f"{name} test": min(r.metrics["test"]["n"] for r in runs) for name, runs in rows.items()
@@ -276,7 +283,10 @@ def plot_slug(title: str, used: set[str]) -> str:
     return slug
 
 
-def _versus_baseline(runs: list[Finished], spec: StudySpec, finished: dict) -> list[str]:
+def _versus_baseline(
+    runs: list[Finished], spec: StudySpec, finished: dict, unfinished: dict | None = None
+) -> list[str]:
+    """`unfinished`: why a cell has no result (failed, outdated, missing), by its coords."""
     pairs = []
     for run in runs:
         wanted = baseline_coords(run.cell, spec.baseline)
@@ -284,7 +294,14 @@ def _versus_baseline(runs: list[Finished], spec: StudySpec, finished: dict) -> l
         if base is not None:
             pairs.append((base, run))
     if not pairs:
-        return ["baseline not finished", "", ""]
+        why = {
+            (unfinished or {}).get(
+                json.dumps(baseline_coords(run.cell, spec.baseline), sort_keys=True),
+                "not finished",
+            )
+            for run in runs
+        }
+        return [f"baseline {'/'.join(sorted(why))}", "", ""]
     if all(base is run for base, run in pairs):
         return ["baseline", "", ""]
     if any(base.test_set != run.test_set for base, run in pairs):
