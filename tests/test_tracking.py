@@ -204,6 +204,9 @@ OOM = (
             "RuntimeError: CUDA out of memory",
         ),
         (optuna.TrialPruned(), "KILLED", "fintune.pruned", "true"),
+        # Ctrl+C, or a scheduler's SIGTERM (raised as SystemExit): the run was not logged
+        (KeyboardInterrupt(), "KILLED", "fintune.interrupted", "KeyboardInterrupt"),
+        (SystemExit(143), "KILLED", "fintune.interrupted", "SystemExit"),
         (  # torch's own message, 600 characters: it was cut at 500, mid-word, without a mark
             RuntimeError(OOM),
             "FAILED",

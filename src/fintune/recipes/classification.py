@@ -239,15 +239,17 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             console.print(f"[yellow]warning:[/] {escape(note.replace('**', ''))}", highlight=False)
     except BaseException as error:  # Ctrl+C too: a run's checkpoints can take gigabytes
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model copies, unused
-        # A failed or pruned run is logged too (config, history so far, the error), so MLflow
-        # holds every run, cell and trial; the error still reaches the caller.
-        if config.tracking.mlflow and isinstance(error, Exception):
+        # A failed, pruned or interrupted run is logged too (config, history so far, the
+        # error), so MLflow holds every run, cell and trial; the error still reaches the caller.
+        if config.tracking.mlflow:
             from optuna import TrialPruned
 
             if isinstance(error, TrialPruned):  # a sweep's pruner stopped it
                 track(run_dir, config, "KILLED", {"fintune.pruned": "true"})
-            else:
+            elif isinstance(error, Exception):
                 track(run_dir, config, "FAILED", {"fintune.error": error_tag(error)})
+            else:  # Ctrl+C, or SIGTERM raised as SystemExit: stopped, not failed
+                track(run_dir, config, "KILLED", {"fintune.interrupted": type(error).__name__})
         code = write_error(error)
         if code is not None:
             filename = error.filename if isinstance(error, OSError) else None
