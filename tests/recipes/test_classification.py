@@ -159,6 +159,33 @@ def test_a_full_disk_while_safetensors_writes_is_an_error_not_a_traceback(make_c
     assert not (run_dir / "metrics.json").exists()
 
 
+@pytest.mark.parametrize(
+    "torch_message",
+    [  # measured: torch.save of an optimizer state onto a full 300 KiB tmpfs
+        "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598",
+        "PytorchStreamWriter failed writing file data/0: file write failed",
+    ],
+)
+def test_a_full_disk_while_torch_saves_a_checkpoint_is_an_error_not_a_traceback(
+    make_config, monkeypatch, torch_message
+):
+    """torch.save (a checkpoint's optimizer and scheduler states) quotes no OS error: a
+    RuntimeError, which gave a traceback."""
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(torch_message)
+
+    monkeypatch.setattr(torch, "save", fail)
+    config = make_config(training={"max_steps": 1})
+    with pytest.raises(FintuneError) as caught:
+        run(config)
+    (run_dir,) = Path(config.output.dir).iterdir()
+    message = str(caught.value)
+    assert message.startswith(f"the run stopped: torch could not write a file in {run_dir} (")
+    assert torch_message in message and "is the disk full or over its quota?" in message
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "checkpoints").exists()
+
+
 def test_metrics_json_contract(make_config):
     run_dir = run(make_config())
     metrics = _metrics(run_dir)

@@ -251,11 +251,20 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             else:  # Ctrl+C, or SIGTERM raised as SystemExit: stopped, not failed
                 track(run_dir, config, "KILLED", {"fintune.interrupted": type(error).__name__})
         code = write_error(error)
-        if code is not None:
+        if code is not None or torch_write_error(error):
             filename = error.filename if isinstance(error, OSError) else None
             where = f": {filename}" if filename else f" in {run_dir}"
+            reason = (
+                f"{os.strerror(code)}{where}"
+                if code is not None
+                # torch names neither the file nor the OS error
+                else (
+                    f"torch could not write a file in {run_dir} ({error}; is the disk full or "
+                    "over its quota?)"
+                )
+            )
             raise FintuneError(
-                f"the run stopped: {os.strerror(code)}{where}; {run_dir} is incomplete "
+                f"the run stopped: {reason}; {run_dir} is incomplete "
                 "(no metrics.json): free space or fix the permissions, and run again"
             ) from error
         raise
@@ -271,6 +280,16 @@ def write_error(error: BaseException) -> int | None:
     if type(error).__name__ == "SafetensorError" and found and int(found[1]) in WRITE_ERRORS:
         return int(found[1])
     return None
+
+
+def torch_write_error(error: BaseException) -> bool:
+    """Whether `error` is torch.save failing to write (a checkpoint's optimizer state on a
+    full disk: a RuntimeError that quotes no OS error, measured on a 300 KiB tmpfs)."""
+    message = str(error)
+    return isinstance(error, RuntimeError) and (
+        "PytorchStreamWriter failed writing" in message
+        or bool(re.search(r"inline_container\.cc:\d+\] \. unexpected pos", message))
+    )
 
 
 def count_cut_texts(config: ExperimentConfig, data: PreparedData) -> dict[str, int]:
