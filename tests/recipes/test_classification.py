@@ -594,3 +594,27 @@ def test_predictions_csv_gives_the_label_the_metrics_counted(tmp_path):
     write_predictions(tmp_path / "p.csv", data, "test", logits)
     assert pd.read_csv(tmp_path / "p.csv")["predicted"].tolist() == ["neutral"]
     assert logits.argmax(-1).tolist() == [1]  # what evaluate_predictions is given
+
+
+@pytest.mark.parametrize(
+    ("training", "steps"),
+    [
+        ({"epochs": 2}, 12),
+        ({"max_steps": 5}, 5),
+        ({"epochs": 2, "gradient_accumulation_steps": 4}, 4),
+    ],
+)
+def test_warmup_longer_than_the_run_is_warned_about_before_training(
+    make_config, capsys, training, steps
+):
+    """86 training texts at batch 16 are 6 optimiser steps an epoch (2 with accumulation 4,
+    the last step short): a warm-up of 50 steps was taken silently, and the learning rate
+    never rose past a fraction of training.learning_rate."""
+    from fintune.recipes.classification import setup
+
+    setup(make_config(training={**training, "warmup_steps": 50}))
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"training.warmup_steps (50) is more than the run's {steps} optimiser steps" in err
+    assert f"peaks at {(steps - 1) / 50:.0%} of training.learning_rate" in err
+    setup(make_config(training={**training, "warmup_steps": steps}))
+    assert "warmup_steps" not in capsys.readouterr().err

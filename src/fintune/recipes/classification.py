@@ -56,6 +56,7 @@ from fintune.training.trainer import (
     resolved_precision,
     tokenize,
     training_arguments,
+    warmup_note,
 )
 
 console = Console(stderr=True, soft_wrap=True)  # paths stay whole in logs and CI
@@ -69,7 +70,9 @@ def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
     check_output_dir(config)
     with console.status("Loading and checking data"):
         data = prepare_data(config.data, config.seed)
-    for note in data_warnings(data, config.data):
+    notes = [*data_warnings(data, config.data)]
+    notes.append(warmup_note(config.training, len(data.splits["train"])))
+    for note in filter(None, notes):
         console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
     check_architecture(config)  # max_length and named modules, without the weights
     return data, device

@@ -116,6 +116,29 @@ def examples_trained(steps: int, examples: int, batch_size: int, accumulation: i
     return epochs * examples + min(examples, steps * batch_size * accumulation)
 
 
+def optimiser_steps(config: TrainingConfig, examples: int) -> int:
+    """The optimiser steps a run takes, counted as the Trainer counts them: max_steps, else
+    `epochs` of one step per `gradient_accumulation_steps` batches (a short last one too)."""
+    if config.max_steps:
+        return config.max_steps
+    batches = math.ceil(examples / config.batch_size)
+    per_epoch = max(math.ceil(batches / config.gradient_accumulation_steps), 1)
+    return math.ceil(config.epochs * per_epoch)
+
+
+def warmup_note(config: TrainingConfig, examples: int) -> str | None:
+    """A warm-up longer than the run, which never reaches training.learning_rate."""
+    steps = optimiser_steps(config, examples)
+    if config.warmup_steps <= steps:
+        return None
+    return (
+        f"training.warmup_steps ({config.warmup_steps}) is more than the run's {steps} "
+        f"optimiser steps ({examples} training texts): the learning rate is still rising when "
+        f"training ends, and peaks at {(steps - 1) / config.warmup_steps:.0%} of "
+        "training.learning_rate; lower warmup_steps, or give warmup_ratio"
+    )
+
+
 def compute_metrics(k: int):
     def compute(prediction) -> dict[str, float]:
         logits = prediction.predictions
