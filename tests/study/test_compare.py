@@ -289,6 +289,22 @@ def test_a_deleted_experiment_stops_a_study_before_any_cell_trains(
     assert not (store.parent / "cells.json").exists()
 
 
+def test_report_only_checks_the_tracking_server_before_writing_anything(
+    study_file, make_config, monkeypatch
+):
+    """--report-only skipped the cells' checks, so an unreachable server was first met when
+    the report was logged, with MLflow's patient retries (minutes) after the report."""
+    uri = "http://127.0.0.1:9/"
+    path = study_file(base=make_config(tracking={"mlflow": True, "uri": uri}).model_dump())
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study"
+    folder.mkdir(parents=True)
+    (folder / "cells.json").write_text("{}")
+    monkeypatch.setattr(compare, "log_summary", lambda *a, **k: pytest.fail("logging tried"))
+    with pytest.raises(FintuneError, match=r"tracking.uri: cannot reach the MLflow server at "):
+        run_study(path, report_only=True)
+    assert not (folder / "report.md").exists()
+
+
 def test_a_cell_whose_run_directory_was_damaged_is_listed_and_run_again(study_file):
     """A finished cell's predictions deleted or its metrics cut short by hand: the report
     is still written and names it, and the next run runs it again."""

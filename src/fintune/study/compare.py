@@ -32,6 +32,7 @@ from fintune.recipes import RECIPES
 from fintune.run_dir import check_writable, write_json
 from fintune.study.spec import Cell, StudySpec, load_study
 from fintune.tracking import (
+    check_tracking,
     experiment_name,
     log_run,
     log_summary,
@@ -239,6 +240,8 @@ def run_study(
             f"--report-only: {folder} holds no cells of study {spec.name!r} yet; run it "
             "without --report-only first"
         )
+    if report_only:  # check_cells checks the store otherwise; the report is logged with it
+        check_tracking(cell_config(cells[0], spec, folder))
     folder.mkdir(parents=True, exist_ok=True)
     with study_lock(folder):
         state = adopt_renamed_cells(read_state(folder), cells)
