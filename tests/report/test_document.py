@@ -1,5 +1,7 @@
 """Markdown table rows stay one row whatever a label holds."""
 
+import re
+
 from fintune.report.document import table_row
 
 
@@ -7,6 +9,32 @@ def test_a_line_break_or_a_pipe_in_a_cell_stays_inside_its_row():
     row = table_row(["new\nline", "a|b", "crlf\r\nhere", "0.5"])
     assert row == "| new line | a\\|b | crlf here | 0.5 |"
     assert row.replace("\\|", "").count("|") == 5
+
+
+def _gfm_cells(row: str) -> list[str]:
+    """A row's cells as GitHub's Markdown shows them: a backslash escapes the character
+    after it (so in `\\|` the pipe ends the cell), then `\\|` is a pipe and a backslash
+    before punctuation is dropped."""
+    cells, cell, i = [], "", 0
+    body = row.strip()[1:-1]  # without the outer pipes
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            cell, i = cell + body[i : i + 2], i + 2
+        elif body[i] == "|":
+            cells.append(cell)
+            cell, i = "", i + 1
+        else:
+            cell, i = cell + body[i], i + 1
+    cells.append(cell)
+    shown = [c.strip().replace("\\|", "|") for c in cells]
+    return [re.sub(r"\\([!-/:-@[-`{-~])", r"\1", c) for c in shown]
+
+
+def test_a_label_with_a_backslash_before_a_pipe_keeps_its_row_and_its_text():
+    """A label `a\\|b`: its pipe was escaped to `a\\\\|b`, where the backslash escapes
+    the backslash and the pipe ends the cell, so the row got a column too many."""
+    labels = ["a\\|b", "c\\", "x\\<!-- y", "plain|pipe", "0.5"]
+    assert _gfm_cells(table_row(labels)) == labels
 
 
 def test_a_cell_cannot_open_an_html_comment_or_tag():

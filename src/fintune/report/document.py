@@ -75,9 +75,19 @@ class Document:
 
 
 def table_row(cells: list[str]) -> str:
-    """A Markdown table row; a "|" inside a cell (say, in a label) is escaped, and a line
-    break, which would end the row, becomes a space."""
-    return "| " + " | ".join(plain_text(c).replace("|", "\\|") for c in cells) + " |"
+    """A Markdown table row; a "|" inside a cell (say, in a label) is escaped, and so is a
+    backslash outside `code` (in a label `a\\|b`, it escaped the escape, and the pipe split
+    the cell); a line break, which would end the row, becomes a space."""
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _cell(text: str) -> str:
+    parts = str(text).split("`")
+    if len(parts) % 2 == 1:  # paired backticks: a backslash in a code span shows as it is
+        text = "`".join(p if i % 2 else p.replace("\\", "\\\\") for i, p in enumerate(parts))
+    else:
+        text = text.replace("\\", "\\\\")
+    return plain_text(text).replace("|", "\\|")
 
 
 def plain_text(text: str) -> str:
