@@ -1253,3 +1253,22 @@ def test_a_space_over_the_method_drops_the_options_a_chosen_method_lacks(sweep_f
     space["method.rr"] = {"type": "categorical", "choices": [1]}  # a typo is still named
     with pytest.raises(FintuneError, match=r"method\.rr: unknown key"):
         sweep.load_sweep(sweep_file(base=base, space=space))
+
+
+@pytest.mark.parametrize("stop", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_trials_csv_write_leaves_no_temporary_file(tmp_path, monkeypatch, stop):
+    """trials.csv is written to a temporary file named by host and pid, then renamed: a
+    write that failed (a full disk) or was interrupted left that file behind, one more per
+    process."""
+    from fintune.study.sweep_report import write_trials_csv
+
+    def fail(frame, path, **kwargs):
+        Path(path).write_text("trial,sta")  # half a table, then the error
+        raise stop
+
+    (tmp_path / "trials.csv").write_text("trial\n0\n")
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fail)
+    with pytest.raises(type(stop)):
+        write_trials_csv(optuna.create_study(), tmp_path, "accuracy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trials.csv"]
+    assert (tmp_path / "trials.csv").read_text() == "trial\n0\n"  # the last whole table

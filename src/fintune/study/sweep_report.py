@@ -102,8 +102,12 @@ def write_trials_csv(study, folder: Path, metric: str) -> pd.DataFrame:
     time, never sees half a table."""
     frame = trial_rows(study, folder, metric)
     temporary = folder / f"trials.csv.{socket.gethostname()}-{os.getpid()}.tmp"
-    frame.to_csv(temporary, index=False)
-    temporary.replace(folder / "trials.csv")
+    try:
+        frame.to_csv(temporary, index=False)
+        temporary.replace(folder / "trials.csv")
+    except BaseException:  # a full disk, Ctrl+C: no half table left beside the last whole one
+        temporary.unlink(missing_ok=True)
+        raise
     return frame
 
 
