@@ -342,3 +342,25 @@ def test_a_class_weighted_rows_training_loss_is_labelled_so(tmp_path, monkeypatc
     assert shown == ["class_weights=False", "class_weights=True (training loss class-weighted)"]
     shown = [t.get_text() for t in figures["all-lr.png"].axes[0].get_legend().get_texts()]
     assert shown == ["class_weights=False", "class_weights=True"]
+
+
+def test_test_sizes_that_differ_between_seeds_are_listed_in_numeric_order(monkeypatch):
+    """Seeds with their own test splits can differ in size: "n test" sorted them as text,
+    "100/1000/99"."""
+    from fintune.config.schema import METRICS
+    from fintune.report.document import Document
+    from fintune.study import report
+    from fintune.study.spec import StudySpec
+
+    def run(seed: int, n: int) -> Finished:
+        metrics = {"seed": seed, "test": {"n": n, **dict.fromkeys(METRICS, 0.5)}}
+        return Finished(Cell({"seed": str(seed)}, {}, None), None, metrics)
+
+    monkeypatch.setattr(report, "_versus_baseline", lambda *a: ["baseline", "", ""])
+    spec = StudySpec(name="s", base={}, baseline={"method": "full"})
+    rows = {"method=full": [run(1, 100), run(2, 99), run(3, 1000), run(4, 99)]}
+    intervals = {"method=full": {m: [0.4, 0.6] for m in METRICS}}
+    doc = Document("s")
+    report._metrics_table(doc, spec, rows, intervals, {})
+    _, header, body = doc.blocks[0]
+    assert body[0][header.index("n test")] == "99/100/1000"

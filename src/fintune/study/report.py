@@ -254,7 +254,7 @@ def _metrics_table(
                 for m in METRICS
             ]
         seeds = ",".join(r.cell.coords.get(SEED_AXIS, str(r.metrics["seed"])) for r in runs)
-        n = "/".join(sorted({str(r.metrics["test"]["n"]) for r in runs}))
+        n = "/".join(str(size) for size in sorted({r.metrics["test"]["n"] for r in runs}))
         versus = _versus_baseline(runs, spec, finished, unfinished)
         body.append([f"**{name}**", seeds, n, *cells, *versus])
     doc.table(header, body)
