@@ -62,6 +62,16 @@ def test_tracking_uri_from_the_environment(make_config, tmp_path, monkeypatch):
         [MlflowClient(uri).get_experiment_by_name("tiny").experiment_id]
     )
     assert len(runs) == 1
+    # config.yaml holds no URI then: the run's record says which store it went to, and why
+    environment = json.loads((run_dir / "environment.json").read_text())
+    assert environment["tracking"] == {"uri": uri, "from": "MLFLOW_TRACKING_URI"}
+
+
+def test_the_recorded_store_has_no_password(make_config, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://me:secret@db/mlflow")
+    record = tracking.store_record(make_config(tracking={"mlflow": True}))
+    assert record == {"uri": "postgresql://me:***@db/mlflow", "from": "MLFLOW_TRACKING_URI"}
+    assert tracking.store_record(make_config()) is None  # tracking.mlflow off: no store
 
 
 def test_an_unreachable_tracking_server_fails_before_training(make_config, monkeypatch):

@@ -133,6 +133,14 @@ def uri_source(config: ExperimentConfig) -> str:
     return "output.dir"  # the default store, its mlflow.db
 
 
+def store_record(config: ExperimentConfig) -> dict[str, str] | None:
+    """The store a run logs to and the setting that named it, for environment.json:
+    config.yaml holds no URI when MLFLOW_TRACKING_URI gave it. None with tracking off."""
+    if not config.tracking.mlflow:
+        return None
+    return {"uri": redact(absolute_uri(tracking_uri(config))), "from": uri_source(config)}
+
+
 @contextmanager
 def _quick_requests():
     saved = {key: os.environ.get(key) for key in QUICK_REQUESTS}

@@ -45,7 +45,7 @@ from fintune.run_dir import (
     write_config,
     write_json,
 )
-from fintune.tracking import check_tracking, error_tag, log_run
+from fintune.tracking import check_tracking, error_tag, log_run, store_record
 from fintune.training.resources import ResourceMonitor
 from fintune.training.trainer import (
     build_trainer,
@@ -132,6 +132,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
                 "packages": package_versions(),
                 "source": source_code(),
                 "hardware": hardware(device),
+                "tracking": store_record(config),
             },
         )
         roles = ("validation", "test") if config.evaluation.test else ("validation",)
