@@ -1272,3 +1272,34 @@ def test_a_failed_trials_csv_write_leaves_no_temporary_file(tmp_path, monkeypatc
         write_trials_csv(optuna.create_study(), tmp_path, "accuracy")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trials.csv"]
     assert (tmp_path / "trials.csv").read_text() == "trial\n0\n"  # the last whole table
+
+
+def test_an_integer_parameter_a_trial_lacks_stays_an_integer(tmp_path):
+    """A rerun may add a field to the space: the earlier trials lack it, and the column of
+    an integer (batch size 16) was written as 16.0 in trials.csv and 16.0000 in the
+    report's trial table."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+    from optuna.trial import create_trial
+
+    from fintune.study import sweep_report
+
+    study = optuna.create_study(direction="maximize")
+    rate = {"training.learning_rate": FloatDistribution(1e-5, 1e-3, log=True)}
+    batch = {"training.batch_size": IntDistribution(8, 32)}
+    study.add_trial(
+        create_trial(params={"training.learning_rate": 1e-4}, distributions=rate, value=0.5)
+    )
+    study.add_trial(
+        create_trial(
+            params={"training.learning_rate": 2e-4, "training.batch_size": 16},
+            distributions=rate | batch,
+            value=0.6,
+        )
+    )
+    sweep_report.write_trials_csv(study, tmp_path, "accuracy")
+    table = pd.read_csv(tmp_path / "trials.csv", dtype=str, keep_default_na=False)
+    assert table["param:training.batch_size"].tolist() == ["", "16"]
+    assert table["param:training.learning_rate"].tolist() == ["0.0001", "0.0002"]
+    frame = sweep_report.trial_rows(study, tmp_path)
+    cells = [sweep_report._fmt(v) for v in frame["param:training.batch_size"]]
+    assert cells == ["—", "16"]

@@ -84,7 +84,13 @@ def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
             "error": t.user_attrs.get("error"),
         }
         rows += [{**common, **epoch} for epoch in epochs]
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    for column in [c for c in frame.columns if c.startswith("param:")]:
+        values = [row[column] for row in rows if row.get(column) is not None]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            # a trial from before the field was searched lacks it: blank, not 16.0 for 16
+            frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def _history(path: Path) -> list[dict]:
@@ -132,7 +138,7 @@ def _origin(trial) -> str:
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return "—"
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1e-2 and value != 0 else f"{value:.{digits}f}"
