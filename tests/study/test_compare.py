@@ -391,6 +391,31 @@ def test_a_cells_precision_is_checked_before_any_cell_trains(study_file, monkeyp
         run_study(study_file(axes=axes, baseline={"precision": "full"}))
 
 
+def test_a_cells_load_best_model_is_checked_before_any_cell_trains(
+    study_file, make_config, monkeypatch
+):
+    """Cells were checked once per model, method, data and precision: a prefix projection
+    keeping its best checkpoint, beside a cell keeping its last model, was refused only
+    when its turn came, after the others had trained (and after its own training)."""
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    prefix = {"name": "prefix", "prefix_projection": True, "num_virtual_tokens": 4}
+    axes = {
+        "keep": {
+            "final": {"training.load_best_model": False},  # checked first
+            "kept_best": {"training.load_best_model": True},
+        },
+        "seed": [1],
+    }
+    path = study_file(
+        base=make_config(method=prefix).model_dump(mode="json"),
+        axes=axes,
+        baseline={"keep": "final"},
+    )
+    assert [cell.id for cell in load_study(path)[1]][0] == "keep=final,seed=1"
+    with pytest.raises(FintuneError, match="cell keep=kept_best,seed=1: method.prefix_proj"):
+        run_study(path)
+
+
 def test_a_rerun_report_drops_the_plots_of_cells_no_longer_in_the_study(study_file):
     """plots/ kept the images of a group removed from the study, and they were logged to
     MLflow with the new report; a file the study did not write stays."""

@@ -59,7 +59,8 @@ def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, str]:
         checked = {
             "model": True,
             "method": True,
-            "training": {"device", "precision"},  # setup checks the precision too
+            # setup checks the precision, and a prefix projection's load_best_model, too
+            "training": {"device", "precision", "load_best_model"},
             "data": True,
             "seed": True,
             "tracking": {"mlflow", "uri", "experiment"},
