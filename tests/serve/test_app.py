@@ -178,6 +178,21 @@ def test_model_names_the_run_when_served_from_inside_it(run_dir, monkeypatch):
     assert run_summary(Path("."))["run"] == run_dir.name
 
 
+def test_model_gives_an_all_right_test_its_exact_interval_not_the_bootstraps(run_dir, tmp_path):
+    """A test split scored all right has a bootstrap interval of no width: the page said
+    'test accuracy 100.0% (95% CI 100.0-100.0%, n=24)' for the quick start's 24 of 24,
+    where the run's report gives the exact binomial [0.858, 1.000]."""
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    metrics = json.loads((copy / "metrics.json").read_text())
+    for accuracy, exact in ((1.0, [0.858, 1.0]), (0.0, [0.0, 0.142])):
+        metrics["test"].update(n=24, accuracy=accuracy)
+        metrics["test"]["ci95"]["accuracy"] = [accuracy, accuracy]
+        (copy / "metrics.json").write_text(json.dumps(metrics))
+        shown = run_summary(copy)["test"]["accuracy"]
+        assert shown["value"] == accuracy
+        assert shown["ci95"] == pytest.approx(exact, abs=5e-4)
+
+
 def test_openapi_and_no_docs_page_that_needs_the_internet(client):
     """/docs was Swagger UI from a CDN: blank on an air-gapped machine. It now says where
     the API is described, and nothing the server sends loads anything from elsewhere."""

@@ -211,6 +211,15 @@ def small_sample_note(sizes: dict[str, int]) -> str | None:
     )
 
 
+def edge_interval(n: int | None, accuracy: float | None) -> list[float] | None:
+    """The exact binomial (Clopper-Pearson) 95% interval of an accuracy of all n right or
+    all wrong, where the bootstrap's has no width; None for any other accuracy."""
+    if not n or accuracy not in (0.0, 1.0):
+        return None
+    bound = 0.025 ** (1 / n)  # with all n one way
+    return [bound, 1.0] if accuracy else [0.0, 1 - bound]
+
+
 def boundary_note(scores: dict[str, tuple[int, float]]) -> str | None:
     """A warning naming the splits (name -> (n, accuracy)) scored all right or all wrong:
     no resample can leave 100%, so the bootstrap interval has no width; the exact binomial
@@ -218,11 +227,10 @@ def boundary_note(scores: dict[str, tuple[int, float]]) -> str | None:
     the small-sample note, which does not say how wide the interval should be."""
     lines = []
     for name, (n, accuracy) in scores.items():
-        if n and accuracy in (0.0, 1.0):
-            bound = 0.025 ** (1 / n)  # Clopper-Pearson 95%, with all n one way
+        if exact := edge_interval(n, accuracy):
             lines.append(
                 f"{name}: {'all' if accuracy else 'none'} of {n} right, accuracy "
-                + (f"[{bound:.3f}, 1.000]" if accuracy else f"[0.000, {1 - bound:.3f}]")
+                f"[{exact[0]:.3f}, {exact[1]:.3f}]"
             )
     if not lines:
         return None

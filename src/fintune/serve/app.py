@@ -130,6 +130,7 @@ class ApiError(Exception):
 
 def run_summary(run_dir: Path) -> dict[str, Any]:
     """What /model shows: the run's name, backbone, method, labels, test metrics with CI."""
+    from fintune.evaluation.metrics import edge_interval
     from fintune.predict import check_run_dir, read_run_config
 
     run_dir = Path(run_dir)
@@ -146,6 +147,10 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     config = read_run_config(run_dir)
     test = metrics.get("test") or {}
     headline = ("accuracy", "f1_macro", "f1_weighted")
+    shown = {k: {"value": test[k], "ci95": test["ci95"][k]} for k in headline if k in test}
+    # all right (or wrong): the bootstrap's interval has no width, the reports' exact one has
+    if "accuracy" in shown and (exact := edge_interval(test.get("n"), test["accuracy"])):
+        shown["accuracy"]["ci95"] = exact
     return {
         "run": run_dir.resolve().name,  # "." when served from inside the run
         "name": config.get("name"),
@@ -154,7 +159,7 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         "labels": metrics["labels"],
         "test": {
             "n": test.get("n"),
-            **{k: {"value": test[k], "ci95": test["ci95"][k]} for k in headline if k in test},
+            **shown,
         },
     }
 
