@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -197,3 +198,26 @@ def test_a_json_file_cut_short_by_a_full_disk_is_not_left_behind(tmp_path, monke
         run_dir.write_json(tmp_path / "metrics.json", {"validation": {"accuracy": 0.5}})
     assert list(tmp_path.iterdir()) == []
     assert caught.value.filename == str(tmp_path / "metrics.json")
+
+
+def test_a_json_file_is_on_disk_before_its_name_is(tmp_path, monkeypatch):
+    """The rename is what makes a record whole or absent, but the text was only in the
+    page cache when it was renamed: a power cut or a node crash then could leave
+    metrics.json empty (ext4, XFS), a finished run's record that does not parse."""
+    done = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        done.append(("fsync", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    def replace(source, target):
+        done.append(("replace", str(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    path = tmp_path / "metrics.json"
+    run_dir.write_json(path, {"validation": {"accuracy": 0.5}})
+    assert done == [("fsync", path.stat().st_ino), ("replace", str(path))]  # the same file
+    assert json.loads(path.read_text()) == {"validation": {"accuracy": 0.5}}

@@ -99,12 +99,21 @@ def write_json(path: Path, data: Any) -> None:
     partial = path.with_name(f"{path.name}.partial")
     try:
         partial.write_text(to_json(data, indent=2) + "\n", encoding="utf-8")
+        _sync(partial)  # on disk before the rename names it: a power cut leaves no empty file
         os.replace(partial, path)
     except OSError as error:
         error.filename = str(path)  # the file the user knows, not its passing name
         raise
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR)  # Windows flushes only a file open for writing
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def to_json(data: Any, **kwargs) -> str:
