@@ -295,6 +295,19 @@ def test_an_adapter_run_records_its_bases_revision_for_a_plain_load(make_config,
     assert saved["revision"] == "a1b2c3d"
 
 
+def test_a_prompt_init_texts_tokenizer_is_read_at_the_bases_revision(make_config, tmp_path):
+    """PEFT loads the tokenizer that turns method.init_text into tokens again, by name: a
+    hub base pinned with model.revision had its init text read by the main branch's
+    tokenizer (offline, with only the pinned revision cached: not found at all)."""
+    config = make_config(
+        model={"revision": "a1b2c3d"}, method={"name": "prompt", "init_text": "net sales"}
+    )
+    model, tokenizer, info = load_classifier(config, LABELS, "cpu")
+    save_classifier(model, tokenizer, info, tmp_path / "model")
+    saved = json.loads((tmp_path / "model" / "adapter_config.json").read_text())
+    assert saved["tokenizer_kwargs"] == {"revision": "a1b2c3d"}
+
+
 @pytest.mark.parametrize(
     ("backbone", "method", "target", "kind"),
     [

@@ -167,9 +167,15 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     _head_in_float32(model)
-    gguf = {"gguf_file": source.gguf_file} if source.gguf_file else None
+    # PEFT reads a prompt's init text with the tokenizer loaded again by name: as above
+    reading = {"gguf_file": source.gguf_file, "revision": config.model.revision}
+    reading = {key: value for key, value in reading.items() if value is not None}
     model = apply_method(
-        model, method, source.name_or_path, tokenizer_kwargs=gguf, revision=config.model.revision
+        model,
+        method,
+        source.name_or_path,
+        tokenizer_kwargs=reading or None,
+        revision=config.model.revision,
     )
     info = ModelInfo(
         method=method.name,
