@@ -91,3 +91,16 @@ def test_the_api_table_lists_the_routes_the_server_has():
     summary = {"run": "r", "backbone": "b", "method": "m"}
     schema = create_app(lambda texts: [], summary, ServeSettings()).openapi()
     assert listed == {(verb.upper(), path) for path, ops in schema["paths"].items() for verb in ops}
+
+
+def test_the_adapter_loading_snippet_loads_the_base_at_its_revision():
+    """The text said to load a pinned hub base at its revision, which adapter_config.json
+    records, but the snippet loaded base_model_name_or_path alone: the main branch."""
+    snippet = next(
+        block
+        for block in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+        if "PeftModel.from_pretrained" in block
+    )
+    load = r"AutoModelForSequenceClassification\.from_pretrained\((.*?)\)\s"
+    base = re.search(load, snippet, flags=re.S)
+    assert base and "revision=" in base[1]

@@ -32,7 +32,7 @@ if method == "full":
     model = AutoModelForSequenceClassification.from_pretrained(folder)
 else:
     from peft import PeftConfig, PeftModel
-    base_path = PeftConfig.from_pretrained(folder).base_model_name_or_path
+    adapter = PeftConfig.from_pretrained(folder)
     kwargs = {} if info["dtype"] == "auto" else {"dtype": getattr(torch, info["dtype"])}
     if info["method"] == "qlora":
         from transformers import BitsAndBytesConfig
@@ -44,7 +44,8 @@ else:
             llm_int8_skip_modules=["classifier", "pre_classifier", "score", r".*\.pooler"])
     labels = info["labels"]
     base = AutoModelForSequenceClassification.from_pretrained(
-        base_path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        adapter.base_model_name_or_path, revision=adapter.revision,
+        num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)}, ignore_mismatched_sizes=True,
         **kwargs)
     if info["method"] == "qlora":
