@@ -243,6 +243,32 @@ def test_a_run_that_fails_or_is_pruned_after_training_starts_is_logged(
     assert len(client.get_metric_history(run.info.run_id, "loss")) > 1  # the history so far
 
 
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(143), RuntimeError("x")])
+def test_an_interrupted_run_is_logged_without_mlflows_patient_retries(
+    make_config, monkeypatch, error
+):
+    # a server gone since the check held Ctrl+C for 253 s (MLflow's retries) before it stopped
+    seen = {}
+
+    def log_run(*args, **kwargs):
+        seen.update({key: os.environ.get(key) for key in tracking.QUICK_REQUESTS})
+
+    def stop(*args, **kwargs):
+        raise error
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    monkeypatch.setattr(classification, "log_run", log_run)
+    monkeypatch.setattr(classification, "predict_logits", stop)
+    with pytest.raises(type(error)):
+        classification.run(make_config(tracking={"mlflow": True}))
+    if isinstance(error, Exception):  # a failed run: MLflow's own settings, patient
+        assert seen == dict.fromkeys(tracking.QUICK_REQUESTS)
+    else:  # the user or the scheduler is waiting for it to stop: one quick try
+        assert seen == tracking.QUICK_REQUESTS
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # and put back
+
+
 OPEN_AT = """
 import sys, time
 from fintune.config.schema import ExperimentConfig

@@ -87,7 +87,7 @@ def check_tracking(config: ExperimentConfig) -> None:
         # a local store is locked against concurrent writers; a server is asked with short
         # timeouts (the logging after training keeps MLflow's patient defaults)
         local = store is not None
-        with FileLock(f"{store}.lock", timeout=300) if local else _quick_requests():
+        with FileLock(f"{store}.lock", timeout=300) if local else quick_requests():
             experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(config))
     except Exception as error:  # noqa: BLE001 - any failure means unusable
         source = uri_source(config)
@@ -142,7 +142,8 @@ def store_record(config: ExperimentConfig) -> dict[str, str] | None:
 
 
 @contextmanager
-def _quick_requests():
+def quick_requests():
+    """MLflow's requests to a server: one try, a 5 s timeout (its defaults retry for minutes)."""
     saved = {key: os.environ.get(key) for key in QUICK_REQUESTS}
     os.environ.update(QUICK_REQUESTS)
     try:

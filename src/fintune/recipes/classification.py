@@ -45,7 +45,13 @@ from fintune.run_dir import (
     write_config,
     write_json,
 )
-from fintune.tracking import check_tracking, error_tag, log_run, store_record
+from fintune.tracking import (
+    check_tracking,
+    error_tag,
+    log_run,
+    quick_requests,
+    store_record,
+)
 from fintune.training.resources import ResourceMonitor
 from fintune.training.trainer import (
     build_trainer,
@@ -253,7 +259,10 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             elif isinstance(error, Exception):
                 track(run_dir, config, "FAILED", {"fintune.error": error_tag(error)})
             else:  # Ctrl+C, or SIGTERM raised as SystemExit: stopped, not failed
-                track(run_dir, config, "KILLED", {"fintune.interrupted": type(error).__name__})
+                # one quick try: MLflow's retries to a server gone would hold the stop for
+                # minutes (253 s measured), past a scheduler's grace before SIGKILL
+                with quick_requests():
+                    track(run_dir, config, "KILLED", {"fintune.interrupted": type(error).__name__})
         code = write_error(error)
         if code is not None or torch_write_error(error):
             filename = error.filename if isinstance(error, OSError) else None
