@@ -364,6 +364,33 @@ def test_a_password_in_the_uri_s_query_or_a_malformed_uri_is_never_logged(
     assert "s3cret" not in (tmp_path / "config.yaml").read_text()
 
 
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [  # SQLAlchemy takes a password up to its "@", "/" and "?" included (as "pa/ss")
+        (
+            "postgresql://quant:pa/ss@db.example:5432/mlflow",
+            "postgresql://quant:***@db.example:5432/mlflow",
+        ),
+        (
+            "mysql+pymysql://quant:pa/ss?x@db.example/mlflow?charset=utf8",
+            "mysql+pymysql://quant:***@db.example/mlflow?charset=utf8",
+        ),
+    ],
+)
+def test_a_password_holding_a_slash_is_never_logged(make_config, tmp_path, monkeypatch, uri, shown):
+    from sqlalchemy.engine import make_url
+
+    from fintune.run_dir import write_config
+
+    assert make_url(uri).password.startswith("pa/ss")  # a URI the store takes as it is
+    config = make_config(tracking={"mlflow": True, "uri": uri})
+    assert tracking.run_params(config)["tracking.uri"] == shown
+    write_config(tmp_path / "config.yaml", config)
+    assert "pa/ss" not in (tmp_path / "config.yaml").read_text()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # environment.json's record of it
+    assert tracking.store_record(make_config(tracking={"mlflow": True}))["uri"] == shown
+
+
 def test_the_error_for_an_unusable_uri_shows_no_password(make_config):
     config = make_config(tracking={"mlflow": True, "uri": "htp://me:s3cret@127.0.0.1:5000"})
     with pytest.raises(FintuneError, match=r"cannot use htp://me:\*\*\*@127") as error:

@@ -354,6 +354,11 @@ def redact(uri: str | None) -> str | None:
             uri = urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
     except ValueError:  # not a URL (http://[abc): using it fails with its own message
         pass
+    # a database store's (SQLAlchemy's) reading: a password runs to its "@", a "/" or "?"
+    # in it included, where urlsplit ends the host (postgresql://me:pa/ss@db/mlflow)
+    found = re.match(r"(?!https?:)[\w+]+://[^:/]*:([^@]*)@", uri)
+    if found and found[1] != "***":
+        uri = uri[: found.start(1)] + "***" + uri[found.end(1) :]
     head, at, tail = uri.rpartition("@")
     user = head.rsplit("/", 1)[-1]
     if at and ":" in user and not user.endswith(":***"):
