@@ -582,3 +582,29 @@ def test_a_row_whose_baseline_failed_says_so(study_file):
     run_study(path, report_only=True)
     report = (folder / "report.md").read_text()
     assert "| **method=lora** | 1,2 |" in report and "| baseline failed |" in report
+
+
+def test_cells_marked_data_changed_are_reused_when_the_data_is_back_as_they_ran_on_it(
+    study_file, interrupt_run, monkeypatch
+):
+    """A data file edited by mistake marks the finished cells 'data changed' as compare
+    starts; stopped there and the file put back, the next compare reran all of them (4 of 4
+    here), where before the mark it reused them."""
+    path = study_file()
+    folder = finish_by_hand(path, lambda cell: np.arange(40) % 3)  # on data "data"
+    interrupt_run(1)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(path)  # the data read now is not "data": all four marked
+    assert {e["status"] for e in json.loads((folder / "cells.json").read_text()).values()} == {
+        compare.DATA_CHANGED
+    }
+    monkeypatch.setattr(
+        compare, "check_cells", lambda cells, spec: dict.fromkeys([c.id for c in cells], "data")
+    )  # the file as it was
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("a cell ran again"))
+    run_study(path)
+    report = (folder / "report.md").read_text()
+    assert "4 finished, 0 failed, 0 outdated, 0 missing, 0 not run" in report
+    assert {e["status"] for e in json.loads((folder / "cells.json").read_text()).values()} == {
+        "done"
+    }

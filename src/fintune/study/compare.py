@@ -112,12 +112,16 @@ def cells_to_run(
     cells: list[Cell], state: dict[str, Any], folder: Path, data_shas: dict[str, str]
 ) -> tuple[list[Cell], list[str]]:
     """The cells not finished with their config on the data they read now, and the ids of
-    those among them that did finish, on data since changed (a corrected file)."""
+    those among them that did finish, on data since changed (a corrected file). A cell
+    marked 'data changed' whose data is back as it ran on it is done again (in `state`)."""
     todo, stale = [], []
     for cell in cells:
         entry = state.get(cell.id)
+        if entry and entry.get("status") == DATA_CHANGED:
+            entry = {**entry, "status": "done"}
         metrics = finished_metrics(entry, folder) if cell.made(entry) else None
         if metrics is not None and metrics.get("data_sha256") == data_shas[cell.id]:
+            state[cell.id] = entry  # an edit put back before the cell ran again
             continue
         todo.append(cell)
         if metrics is not None:
@@ -257,7 +261,7 @@ def run_study(
                 # shows its result on the old data beside the new ones
                 for cell_id in stale:
                     state[cell_id] = {**state[cell_id], "status": DATA_CHANGED}
-                write_state(folder, state)
+            write_state(folder, state)  # the marks, or those taken off
             if not retry_failed:
                 todo = [c for c in todo if not _failed_same(state.get(c.id), c)]
             _log_untracked(folder, spec, [c for c in cells if c not in todo], state)
