@@ -509,3 +509,31 @@ def test_a_parameter_longer_than_mlflows_limit_is_marked_as_cut(make_config):
     assert len(params["data.labels"]) == 6000 and params["data.labels"].endswith("…")
     assert whole.startswith(params["data.labels"][:-1])
     assert params["training.learning_rate"] == "0.001"  # a short value stays whole
+
+
+def test_a_store_whose_creation_was_interrupted_is_created_again(make_config, tmp_path):
+    """MLflow builds a new SQLite store in about 5 s of migrations; a run stopped then (Ctrl+C,
+    SIGTERM or SIGKILL in its first logging) left a half-built mlflow.db that every later run
+    refused: 'cannot use ... (table webhooks already exists)'."""
+    from alembic import command
+
+    store = tmp_path / "m.db"
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{store}"})
+    upgrade = command.upgrade
+
+    def interrupted(alembic_config, revision):  # stopped inside a migration, as measured
+        upgrade(alembic_config, "de4033877273")
+        alembic_config.attributes["connection"].exec_driver_sql("CREATE TABLE webhooks (id INT)")
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(command, "upgrade", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            tracking._client(config)
+    check_tracking(config)
+    client, experiment_id = tracking._client(config)
+    assert client.get_experiment(experiment_id).name == "tiny"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("m.db")) == [
+        "m.db",
+        "m.db.lock",
+    ]

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,31 @@ def _client(config: ExperimentConfig):
     # MLflow builds a new SQLite store by migrating it step by step; two processes doing that
     # at once (two sweep workers' first runs) break it, one of them for good. One at a time:
     with FileLock(f"{store}.lock", timeout=300):
+        if not store.is_file():
+            _build_store(store)
         return _open_experiment(config, uri)
+
+
+def _build_store(store: Path) -> None:
+    """Build a new SQLite store aside and rename it into place: MLflow's migrations take
+    seconds (5 s measured), and a process stopped among them (Ctrl+C, SIGTERM, SIGKILL)
+    left a half-built store that MLflow then refused for every later run."""
+    from mlflow import MlflowClient
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    for stopped in store.parent.glob(f"{store.name}.new-*"):  # under the lock: theirs is dead
+        stopped.unlink(missing_ok=True)
+    # a name of its own: MLflow keeps an engine per URI, a retry must not reuse one
+    building = store.with_name(f"{store.name}.new-{os.getpid()}-{time.monotonic_ns()}")
+    uri = sqlite_uri(building)
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)  # builds and migrates it
+        engine = getattr(SqlAlchemyStore, "_engine_map", {}).pop(uri, None)
+        if engine is not None:
+            engine.dispose()  # no connection left open on the file renamed below
+        os.replace(building, store)
+    finally:
+        building.unlink(missing_ok=True)
 
 
 def _open_experiment(config: ExperimentConfig, uri: str):
