@@ -299,13 +299,14 @@ def sweep(
     _quiet_libraries()
     from fintune.study.sweep import run_sweep
 
-    result = run_sweep(
-        sweep_file,
-        worker=worker,
-        trials=trials,
-        timeout_minutes=timeout_minutes,
-        report_only=report_only,
-    )
+    with _terminate_as_exit():  # a trial stopped by a scheduler is failed, not left running
+        result = run_sweep(
+            sweep_file,
+            worker=worker,
+            trials=trials,
+            timeout_minutes=timeout_minutes,
+            report_only=report_only,
+        )
     if worker:
         out.print(f"Sweep worker finished: {result}", markup=False)
     else:

@@ -1303,3 +1303,33 @@ def test_an_integer_parameter_a_trial_lacks_stays_an_integer(tmp_path):
     frame = sweep_report.trial_rows(study, tmp_path)
     cells = [sweep_report._fmt(v) for v in frame["param:training.batch_size"]]
     assert cells == ["—", "16"]
+
+
+def test_a_terminated_sweep_fails_its_trial_and_removes_its_checkpoints(sweep_file):
+    """A batch scheduler stops a job with SIGTERM, which ended `fintune sweep` at once: the
+    trial stayed RUNNING, so the rerun waited 125 s (measured) for 'other workers' trials
+    [1]' before retrying it, and its checkpoints/ (model copies) stayed on disk. It now
+    stops as on Ctrl+C: the trial is failed (interrupted: not counted), exit status 143."""
+    path = sweep_file(trials=1, final=False)
+    code = (
+        "import os, signal, sys\n"
+        "from transformers import TrainerCallback\n"
+        "import fintune.recipes.classification as recipe\n"
+        "from fintune.cli import app\n"
+        "class Terminate(TrainerCallback):\n"
+        "    def on_save(self, *args, **kwargs):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "build = recipe.build_trainer\n"
+        "recipe.build_trainer = lambda *args: build(*args[:8], [*args[8], Terminate()])\n"
+        "app(['sweep', sys.argv[1]])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], timeout=300, capture_output=True, text=True
+    )
+    assert done.returncode == 128 + 15, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    folder = path.parent / "sweeps" / "tiny-sweep"
+    (trial,) = load(folder).trials
+    assert trial.state.name == "FAIL" and "error" not in trial.user_attrs
+    (run_dir,) = (folder / "trials").iterdir()
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()

@@ -431,6 +431,9 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
                 "of earlier trials there"
             )
             raise
+        except SystemExit:  # SIGTERM; Optuna fails a trial only on an exception or Ctrl+C
+            trial.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
         except Exception as error:
             trial.set_user_attr("error", f"{type(error).__name__}: {error}".splitlines()[0])
             raise
