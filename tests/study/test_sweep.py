@@ -1333,3 +1333,21 @@ def test_a_terminated_sweep_fails_its_trial_and_removes_its_checkpoints(sweep_fi
     assert trial.state.name == "FAIL" and "error" not in trial.user_attrs
     (run_dir,) = (folder / "trials").iterdir()
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
+
+
+def test_ctrl_c_in_a_sweep_shows_no_traceback(sweep_file, interrupt_run):
+    """Optuna logged a trial stopped by Ctrl+C as failed, with the whole traceback of the
+    interruption (about 100 lines) and 'Trial 0 failed with value None.'"""
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("optuna").addHandler(handler)
+    try:
+        interrupt_run(1)
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(sweep_file(trials=1, final=False), worker=True)
+    finally:
+        logging.getLogger("optuna").removeHandler(handler)
+    assert [r.getMessage() for r in records if "failed" in r.getMessage() or r.exc_info] == []

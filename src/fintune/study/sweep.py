@@ -24,7 +24,9 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import logging
 import math
+import re
 import shutil
 import time
 import warnings
@@ -381,6 +383,23 @@ class PruneOnValidation(TrainerCallback):
                 raise optuna.TrialPruned(f"pruned after evaluation {self.evaluations}")
 
 
+class QuietInterruption(logging.Filter):
+    """Optuna logs a trial stopped by Ctrl+C as failed: the interruption's whole traceback,
+    then 'Trial N failed with value None.' Both are dropped; the trial is recorded as
+    interrupted (failed without an error), and the user pressed the keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopped: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        trial = re.match(r"Trial (\d+) failed with ", record.getMessage())
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt) and trial:
+            self.stopped.add(trial[1])
+            return False
+        return not (trial and trial[1] in self.stopped)
+
+
 def make_pruner(spec: SweepSpec):
     """Median pruning: a trial stops when its latest validation value is worse than the
     median of earlier trials at the same evaluation (evaluations are counted from 1)."""
@@ -538,6 +557,9 @@ def run_sweep(
         )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optimize_log = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, QuietInterruption) for f in optimize_log.filters):
+        optimize_log.addFilter(QuietInterruption())
     sampler = (
         optuna.samplers.TPESampler(n_startup_trials=spec.startup_trials, seed=None)
         if spec.sampler == "tpe"
