@@ -164,6 +164,36 @@ def refuse_unsupported(config, path: Path) -> None:
         )
 
 
+def refuse_bad_arguments(args: argparse.Namespace) -> None:
+    """Arguments that would train on a nonsense loss, be silently ignored, or fail only
+    after the teacher has labelled the training split stop it first, named."""
+    if not 0 <= args.alpha <= 1:
+        raise SystemExit(
+            f"--alpha must be between 0 and 1 (the hard labels' weight), not {args.alpha}"
+        )
+    if args.temperature <= 0:
+        raise SystemExit(f"--temperature must be above 0, not {args.temperature}")
+    if args.epochs is not None and args.epochs <= 0:  # 0 used to mean the config's epochs
+        raise SystemExit(
+            f"--epochs must be above 0, not {args.epochs} (leave it out for the config's)"
+        )
+    if args.transfer_tweets < 0:
+        raise SystemExit(f"--transfer-tweets must be 0 or more, not {args.transfer_tweets}")
+    if args.transfer_tatqa is not None and not list(
+        args.transfer_tatqa.glob("tatqa_dataset_*.json")
+    ):
+        raise SystemExit(f"--transfer-tatqa {args.transfer_tatqa}: no tatqa_dataset_*.json there")
+    bench = args.transfer_financebench
+    if bench is not None and not (bench / "financebench_open_source.jsonl").is_file():
+        raise SystemExit(
+            f"--transfer-financebench {bench}: no financebench_open_source.jsonl there"
+        )
+    for path in args.transfer_config:
+        if not path.is_file():
+            raise SystemExit(f"--transfer-config {path}: no such file")
+        load_config(path)  # its schema errors now, not after the teacher's labelling
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, required=True, help="the student's settings")
@@ -185,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; a new result never overwrites an earlier one")
+    refuse_bad_arguments(args)
     started = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     config = load_config(args.config)
@@ -254,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # fintune's own training arguments: checkpoint choice on training.best_metric, warm-up,
     # steps, precision; the teacher's column must reach the loss
-    if args.epochs:
+    if args.epochs is not None:
         training = training.model_copy(update={"epochs": args.epochs})
     arguments = training_arguments(training, args.out / "checkpoints", config.seed, device)
     arguments.remove_unused_columns = False
@@ -314,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
             "train_accuracy": teacher_train_accuracy,
             **{r: {"accuracy": teacher_metrics[r]["accuracy"]} for r in ("validation", "test")},
         },
-        "epochs": args.epochs or training.epochs,
+        "epochs": training.epochs,
         "transfer": {
             "tatqa": str(args.transfer_tatqa),
             "tweets": args.transfer_tweets,

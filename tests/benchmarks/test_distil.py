@@ -192,3 +192,41 @@ def test_a_student_learns_from_the_teacher_on_transfer_texts(tiny_runs, tmp_path
     n = summary["test"]["n"]
     assert summary["plain_reload_same_test_labels"] == f"{n}/{n}"
     assert not (out / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--alpha", "1.5"], "--alpha"),
+        (["--alpha", "-0.1"], "--alpha"),
+        (["--temperature", "0"], "--temperature"),
+        (["--epochs", "0"], "--epochs"),
+        (["--epochs", "-1"], "--epochs"),
+        (["--transfer-tweets", "-5"], "--transfer-tweets"),
+        (["--transfer-tatqa", "no-such-folder"], "no-such-folder"),
+        (["--transfer-financebench", "no-such-folder"], "no-such-folder"),
+        (["--transfer-config", "no-such.yaml"], "no-such.yaml"),
+    ],
+)
+def test_bad_arguments_stop_it_before_any_data_is_read(
+    tiny_runs, tmp_path, monkeypatch, flags, named
+):
+    """--epochs 0 used to fall back silently to the config's epochs, a mistyped transfer
+    folder to no transfer texts, and the rest failed (or trained on a nonsense loss) after
+    the teacher had labelled the training split."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(distil, "prepare_data", lambda *a: pytest.fail("data prepared"))
+    config = str(tiny_runs[0] / "config.yaml")
+    argv = ["--config", config, "--teacher", str(tiny_runs[0]), "--out", "student"]
+    with pytest.raises(SystemExit, match=named):
+        distil.main([*argv, *flags])
+    assert not (tmp_path / "student").exists()
+
+
+def test_a_tatqa_folder_without_its_files_is_refused(tiny_runs, tmp_path, monkeypatch):
+    monkeypatch.setattr(distil, "prepare_data", lambda *a: pytest.fail("data prepared"))
+    (tmp_path / "tatqa").mkdir()
+    argv = ["--config", str(tiny_runs[0] / "config.yaml"), "--teacher", str(tiny_runs[0])]
+    argv += ["--out", str(tmp_path / "student"), "--transfer-tatqa", str(tmp_path / "tatqa")]
+    with pytest.raises(SystemExit, match="no tatqa_dataset_"):
+        distil.main(argv)
