@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
             )
             if not other["text"].equals(frame["text"]):
                 raise SystemExit(f"{run}: its {split} examples differ from {args.runs[0]}'s")
+            if not other["label"].equals(frame["label"]):
+                raise SystemExit(f"{run}: its {split} labels differ from {args.runs[0]}'s")
             probs, labels = probabilities(run, model_inputs(other))
             if members and labels != members[0][1]:
                 raise SystemExit(f"{run}: label order {labels} differs from the first run's")

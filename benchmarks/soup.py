@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
             other = read(run, split)
             if not other["text"].equals(frame["text"]):
                 raise SystemExit(f"{run}: its {split} examples differ from {args.runs[0]}'s")
+            if not other["label"].equals(frame["label"]):
+                raise SystemExit(f"{run}: its {split} labels differ from {args.runs[0]}'s")
     # what the models read: the cleaned text of a run with data.cleaning (no cleaner below)
     texts = {s: f.get("cleaned_text", f["text"]).tolist() for s, f in frames.items()}
     truth = {s: f["label"].to_numpy() for s, f in frames.items()}

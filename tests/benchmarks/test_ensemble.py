@@ -105,3 +105,17 @@ def test_a_text_that_is_no_phrasebank_sentence_is_named(tmp_path):
     _phrasebank(tmp_path / "fpb", make_sentences(n_per_label=2))
     with pytest.raises(SystemExit, match="not a Financial PhraseBank sentence: 'no such'"):
         ensemble.agreement_levels(tmp_path / "fpb", ["no such"])
+
+
+def test_runs_whose_examples_carry_other_labels_are_refused(tiny_runs, tmp_path):
+    """Same texts, one reference label changed (a relabelled data file): the ensemble used
+    to score every run against the first run's labels."""
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_runs[1], other)
+    frame = _predictions(other)
+    frame.loc[0, "label"] = next(v for v in frame["label"].unique() if v != frame.loc[0, "label"])
+    frame.to_csv(other / "predictions_test.csv", index=False)
+    with pytest.raises(SystemExit, match="test labels differ"):
+        ensemble.main([str(tiny_runs[0]), str(other)])

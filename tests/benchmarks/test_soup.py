@@ -84,3 +84,19 @@ def test_runs_whose_method_does_not_fold_into_the_weights_are_refused(
     monkeypatch.setattr(soup, "load", lambda run: pytest.fail("weights loaded"))
     with pytest.raises(SystemExit, match="method adapter does not fold"):
         soup.main([str(tiny_runs[0]), str(adapter), "--out", str(tmp_path / "soup")])
+
+
+def test_runs_whose_examples_carry_other_labels_are_refused(tiny_runs, tmp_path, monkeypatch):
+    """Same texts, one reference label changed: selection used to score the soup against
+    the first run's labels alone."""
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_runs[1], other)
+    path = other / "predictions_validation.csv"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[0, "label"] = next(v for v in frame["label"].unique() if v != frame.loc[0, "label"])
+    frame.to_csv(path, index=False)
+    monkeypatch.setattr(soup, "load", lambda run: pytest.fail("weights loaded"))
+    with pytest.raises(SystemExit, match="validation labels differ"):
+        soup.main([str(tiny_runs[0]), str(other), "--out", str(tmp_path / "soup")])
