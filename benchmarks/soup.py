@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     full = dataclasses.replace(info, method="full", method_settings={})
     save_classifier(soup_model, tokenizer, full, args.out / "model")
     for split in texts:
-        frame = frames[split][["text", "label"]].assign(predicted=predicted["greedy"][split])
+        # cleaned_text too, when the runs had data.cleaning: it is what the soup read
+        columns = [c for c in ("text", "cleaned_text", "label") if c in frames[split]]
+        frame = frames[split][columns].assign(predicted=predicted["greedy"][split])
         frame.to_csv(args.out / f"predictions_{split}.csv", index=False)
     shutil.copy(best_run / "config.yaml", args.out / "config.yaml")
     results["runs"] = [str(r) for r in args.runs]

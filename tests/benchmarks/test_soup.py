@@ -100,3 +100,37 @@ def test_runs_whose_examples_carry_other_labels_are_refused(tiny_runs, tmp_path,
     monkeypatch.setattr(soup, "load", lambda run: pytest.fail("weights loaded"))
     with pytest.raises(SystemExit, match="validation labels differ"):
         soup.main([str(tiny_runs[0]), str(other), "--out", str(tmp_path / "soup")])
+
+
+def test_a_soup_of_runs_with_cleaning_records_the_texts_its_model_read(tiny_bert, tmp_path):
+    """Its predictions_*.csv kept `text` only, so ensemble.py (which feeds a run's
+    cleaned_text, else text, uncleaned) read the uncleaned text for the soup."""
+    from tests.benchmarks.test_ensemble import ensemble
+    from tests.conftest import make_sentences
+
+    frame = make_sentences()
+    frame["text"] = frame["text"] + " &lt;b&gt;"  # cleaning makes a tag; a 2nd pass strips it
+    data = tmp_path / "escaped.csv"
+    frame.to_csv(data, index=False)
+    runs = [
+        run(
+            tiny_run_config(
+                tiny_bert,
+                data,
+                tmp_path / "runs",
+                name=f"clean-{seed}",
+                seed=seed,
+                data={"cleaning": {"strip_html": True}, "split": {"seed": 7}},
+                training={"num_threads": 1},
+            )
+        )
+        for seed in (1, 2)
+    ]
+    out = tmp_path / "soup"
+    soup.main([*map(str, runs), "--out", str(out)])
+    for split in ("validation", "test"):
+        recorded = pd.read_csv(out / f"predictions_{split}.csv", dtype=str, keep_default_na=False)
+        ours = pd.read_csv(runs[0] / f"predictions_{split}.csv", dtype=str, keep_default_na=False)
+        assert recorded["cleaned_text"].tolist() == ours["cleaned_text"].tolist()
+        probs, labels = ensemble.probabilities(out, ensemble.model_inputs(recorded))
+        assert [labels[i] for i in probs.argmax(1)] == recorded["predicted"].tolist()
