@@ -80,7 +80,8 @@ async def load(url: str, bodies: list[dict], path: str, requests: int, concurren
                     ok = response.status_code == 200
                 except httpx.HTTPError:
                     ok = False
-                latencies.append(time.perf_counter() - start)
+                if ok:  # a refused or failed request serves no text
+                    latencies.append(time.perf_counter() - start)
                 errors += not ok
 
         start = time.perf_counter()
@@ -88,6 +89,11 @@ async def load(url: str, bodies: list[dict], path: str, requests: int, concurren
         wall = time.perf_counter() - start
     ms = np.asarray(latencies) * 1000
     texts_per_request = len(bodies[0].get("texts", [None]))
+    answered = requests - errors
+
+    def percentile(q: int) -> float | None:
+        return round(float(np.percentile(ms, q)), 2) if answered else None
+
     return {
         "path": path,
         "requests": requests,
@@ -95,10 +101,10 @@ async def load(url: str, bodies: list[dict], path: str, requests: int, concurren
         "texts_per_request": texts_per_request,
         "errors": errors,
         "wall_s": round(wall, 2),
-        "requests_per_s": round(requests / wall, 1),
-        "texts_per_s": round(requests * texts_per_request / wall, 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 2),
-        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "requests_per_s": round(answered / wall, 1),
+        "texts_per_s": round(answered * texts_per_request / wall, 1),
+        "p50_ms": percentile(50),
+        "p99_ms": percentile(99),
     }
 
 

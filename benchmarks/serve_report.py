@@ -13,6 +13,10 @@ OUT = Path(__file__).resolve().parent / "out"
 NAMES = {"/analyze": "single `/analyze`", "/analyze/batch": "`/analyze/batch`, 32 texts"}
 
 
+def ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"  # None: no request was answered
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=OUT, help="folder of serve_load's files")
@@ -24,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         "2 CPU cores, uvicorn, one process) and loads it from a second process (Python, "
         "asyncio + httpx, keep-alive connections), which shares the same 2 cores. Texts: the "
         "run's 967 test sentences, cycled. Latency is per request, client side; a warm-up "
-        "of 50 requests is not counted.",
+        "of 50 requests is not counted. Latency and throughput count answered requests only.",
         "",
         "| model | endpoint | concurrency | requests | errors | p50 ms | p99 ms | requests/s "
         "| texts/s |",
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         for p in result["phases"]:
             lines.append(
                 f"| {model} | {NAMES[p['path']]} | {p['concurrency']} | {p['requests']:,} | "
-                f"{p['errors']} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | "
+                f"{p['errors']} | {ms(p['p50_ms'])} | {ms(p['p99_ms'])} | "
                 f"{p['requests_per_s']:.1f} | {p['texts_per_s']:.1f} |"
             )
         b = result["server_batching"]

@@ -49,3 +49,32 @@ def test_it_loads_a_served_run_and_reports_it(tiny_runs, tmp_path, capsys):
     report = capsys.readouterr().out
     assert "| `--precision fp32` | single `/analyze` | 1 | 8 | 0 |" in report
     assert f"recorded label for {n}/{n} test sentences" in report
+
+
+def test_throughput_and_latency_count_answered_requests_only(monkeypatch):
+    """A server that answers every other request 503 (overloaded) at once: the failures
+    used to count as texts served, doubling texts/s, and their quick replies set p50."""
+    import asyncio
+
+    import httpx
+
+    calls = iter(range(10**6))
+
+    async def handler(request):
+        if next(calls) % 2:
+            return httpx.Response(503)
+        await asyncio.sleep(0.02)
+        return httpx.Response(200, json=[{"label": "positive"}])
+
+    real = httpx.AsyncClient
+    monkeypatch.setattr(
+        serve_load.httpx,
+        "AsyncClient",
+        lambda **kwargs: real(transport=httpx.MockTransport(handler), **kwargs),
+    )
+    bodies = [{"texts": ["a", "b", "c", "d"]}]
+    result = asyncio.run(serve_load.load("http://test", bodies, "/analyze/batch", 40, 1))
+    assert result["errors"] == 20
+    assert result["texts_per_s"] == pytest.approx(20 * 4 / result["wall_s"], rel=0.05)
+    assert result["requests_per_s"] == pytest.approx(20 / result["wall_s"], rel=0.05)
+    assert result["p50_ms"] >= 20
