@@ -27,6 +27,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import torch
+
+from fintune.run_dir import hardware, package_versions
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
@@ -177,6 +180,9 @@ def main(argv: list[str] | None = None) -> None:
         "phases": phases,
         "server_batching": serving,
         "cpu_cores": os.cpu_count(),
+        # the server's device: `fintune serve` takes the GPU when one is visible
+        "hardware": hardware("cuda" if torch.cuda.is_available() else "cpu"),
+        "versions": package_versions(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     result_file.write_text(json.dumps(result, indent=2))

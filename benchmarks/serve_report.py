@@ -21,25 +21,45 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=OUT, help="folder of serve_load's files")
     args = parser.parse_args(argv)
+    results = {
+        precision: json.loads(path.read_text())
+        for precision in ("fp32", "bf16", "int8")
+        if (path := args.out / f"serve_load_{precision}.json").is_file()
+    }
+    if not results:
+        raise SystemExit(f"no serve_load_*.json in {args.out}: run benchmarks/serve_load.py")
+    # what was measured, from the first result (files before hardware was recorded: cores)
+    first = next(iter(results.values()))
+    machine = first.get("hardware", {})
+    cores = machine.get("cpu_cores_usable", first["cpu_cores"])
+    n = first["agreement"]["n"]
     lines = [
         "## Serving: the MiniLM Financial PhraseBank model over HTTP",
         "",
         "`benchmarks/serve_load.py` starts `fintune serve` on the `full` run above (loopback, "
-        "2 CPU cores, uvicorn, one process) and loads it from a second process (Python, "
-        "asyncio + httpx, keep-alive connections), which shares the same 2 cores. Texts: the "
-        "run's 967 test sentences, cycled. Latency is per request, client side; a warm-up "
+        f"{cores} CPU cores, uvicorn, one process) and loads it from a second process (Python, "
+        f"asyncio + httpx, keep-alive connections), which shares the same {cores} cores. Texts: "
+        f"the run's {n} test sentences, cycled. Latency is per request, client side; a warm-up "
         "of 50 requests is not counted. Latency and throughput count answered requests only.",
+        "",
+    ]
+    for precision, result in results.items():
+        hw, versions = result.get("hardware"), result.get("versions", {})
+        if hw:
+            lines.append(
+                f"`--precision {precision}`: measured on {hw['cpu']}, {hw['cpu_cores_usable']} "
+                f"cores, {hw['ram_gib']} GiB RAM, device {hw['device']}"
+                + (f" ({hw['gpu']})" if "gpu" in hw else "")
+                + f"; torch {versions.get('torch', '?')}.  "
+            )
+    lines += [
         "",
         "| model | endpoint | concurrency | requests | errors | p50 ms | p99 ms | requests/s "
         "| texts/s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     agreement = []
-    for precision in ("fp32", "bf16", "int8"):
-        path = args.out / f"serve_load_{precision}.json"
-        if not path.is_file():
-            continue
-        result = json.loads(path.read_text())
+    for precision, result in results.items():
         model = f"`--precision {precision}`"
         a = result["agreement"]
         agreement.append(

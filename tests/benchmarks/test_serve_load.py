@@ -78,3 +78,35 @@ def test_throughput_and_latency_count_answered_requests_only(monkeypatch):
     assert result["texts_per_s"] == pytest.approx(20 * 4 / result["wall_s"], rel=0.05)
     assert result["requests_per_s"] == pytest.approx(20 / result["wall_s"], rel=0.05)
     assert result["p50_ms"] >= 20
+
+
+def test_the_report_states_the_cores_and_sentences_that_were_measured(tmp_path, capsys):
+    """It used to say '2 CPU cores' and 'the run's 967 test sentences' whatever the
+    measurement's machine and run."""
+    phase = {
+        "path": "/analyze",
+        "requests": 8,
+        "concurrency": 1,
+        "texts_per_request": 1,
+        "errors": 0,
+        "wall_s": 0.1,
+        "requests_per_s": 80.0,
+        "texts_per_s": 80.0,
+        "p50_ms": 12.0,
+        "p99_ms": 15.0,
+    }
+    result = {
+        "run": "runs/tiny",
+        "precision": "fp32",
+        "agreement": {"n": 24, "same_label": 24, "served_accuracy": 0.5},
+        "phases": [phase],
+        "server_batching": {"mean_batch": 1.0, "largest_batch": 1},
+        "cpu_cores": 16,
+        "hardware": {"cpu": "Some CPU", "cpu_cores_usable": 16, "ram_gib": 125.7, "device": "cpu"},
+    }
+    (tmp_path / "serve_load_fp32.json").write_text(json.dumps(result))
+    serve_report.main(["--out", str(tmp_path)])
+    report = " ".join(capsys.readouterr().out.split())
+    assert "16 CPU cores" in report and "2 CPU cores" not in report
+    assert "the run's 24 test sentences" in report and "967" not in report
+    assert "Some CPU" in report and "125.7 GiB RAM" in report
