@@ -22,7 +22,9 @@ import torch
 
 from fintune.data.sources import read_table
 from fintune.evaluation.metrics import bootstrap_ci
+from fintune.models.load import pick_device
 from fintune.predict import Predictor
+from fintune.run_dir import hardware
 
 # Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
 TEXT_COLUMNS = {"text": str, "label": str, "predicted": str, "cleaned_text": str}
@@ -73,7 +75,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fpb-agreement", type=Path, help="the Financial PhraseBank folder")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
+    hw = hardware(pick_device("auto"))  # Predictor.from_run's device
     print(f"{len(args.runs)} runs; torch threads {torch.get_num_threads()}")
+    print(
+        f"hardware: {hw['cpu']}, {hw['cpu_cores_usable']} cores, {hw['ram_gib']} GiB RAM, "
+        f"device {hw['device']}" + (f" ({hw['gpu']})" if "gpu" in hw else "")
+    )
 
     for split in ("validation", "test"):
         frame = pd.read_csv(

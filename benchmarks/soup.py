@@ -31,6 +31,7 @@ from fintune.evaluation.metrics import bootstrap_ci
 from fintune.models import load_saved_classifier
 from fintune.models.load import MODEL_INFO, save_classifier
 from fintune.predict import Predictor
+from fintune.run_dir import hardware, package_versions
 
 # Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
 TEXT_COLUMNS = {"text": str, "label": str, "predicted": str, "cleaned_text": str}
@@ -113,6 +114,13 @@ def main(argv: list[str] | None = None) -> None:
     # what the models read: the cleaned text of a run with data.cleaning (no cleaner below)
     texts = {s: f.get("cleaned_text", f["text"]).tolist() for s, f in frames.items()}
     truth = {s: f["label"].to_numpy() for s, f in frames.items()}
+    hw = hardware("cpu")  # the runs load on the CPU
+    print(
+        f"{len(args.runs)} runs; validation: n = {len(truth['validation'])}, "
+        f"test: n = {len(truth['test'])}; hardware: {hw['cpu']}, {hw['cpu_cores_usable']} "
+        f"cores, {hw['ram_gib']} GiB RAM, torch threads {hw['torch_threads']}",
+        flush=True,
+    )
 
     def accuracy(predictor: Predictor, split: str) -> float:
         return float(np.mean(np.array(predict(predictor, texts[split])) == truth[split]))
@@ -165,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
         frame.to_csv(args.out / f"predictions_{split}.csv", index=False)
     shutil.copy(best_run / "config.yaml", args.out / "config.yaml")
     results["runs"] = [str(r) for r in args.runs]
+    results["n"] = {split: len(labels) for split, labels in truth.items()}
+    results["hardware"], results["versions"] = hw, package_versions()
     (args.out / "soup.json").write_text(json.dumps(results, indent=2))
     print(json.dumps({k: results[k] for k in ("uniform", "greedy", "greedy_kept")}, indent=2))
 

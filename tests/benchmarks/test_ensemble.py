@@ -119,3 +119,10 @@ def test_runs_whose_examples_carry_other_labels_are_refused(tiny_runs, tmp_path)
     frame.to_csv(other / "predictions_test.csv", index=False)
     with pytest.raises(SystemExit, match="test labels differ"):
         ensemble.main([str(tiny_runs[0]), str(other)])
+
+
+def test_it_prints_the_hardware(tiny_runs, capsys):
+    from fintune.run_dir import hardware
+
+    ensemble.main([str(tiny_runs[0])])
+    assert f"hardware: {hardware('cpu')['cpu']}" in capsys.readouterr().out

@@ -134,3 +134,18 @@ def test_a_soup_of_runs_with_cleaning_records_the_texts_its_model_read(tiny_bert
         assert recorded["cleaned_text"].tolist() == ours["cleaned_text"].tolist()
         probs, labels = ensemble.probabilities(out, ensemble.model_inputs(recorded))
         assert [labels[i] for i in probs.argmax(1)] == recorded["predicted"].tolist()
+
+
+def test_it_prints_and_records_n_and_the_hardware(tiny_runs, tmp_path, capsys):
+    from fintune.run_dir import hardware
+
+    out = tmp_path / "soup"
+    soup.main([*map(str, tiny_runs[:2]), "--out", str(out)])
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "soup.json").read_text())
+    for split in ("validation", "test"):
+        n = len(pd.read_csv(out / f"predictions_{split}.csv", dtype=str, keep_default_na=False))
+        assert f"{split}: n = {n}" in printed
+        assert summary["n"][split] == n
+    assert hardware("cpu")["cpu"] in printed
+    assert summary["hardware"]["cpu"] == hardware("cpu")["cpu"] and "torch" in summary["versions"]
