@@ -11,8 +11,8 @@ adapters are merged into the base first.
 Ingredients are ranked by validation accuracy. The greedy soup adds each in turn and keeps
 it only if validation accuracy does not drop; the uniform soup takes them all. Selection
 sees validation only. Test is read once per model at the end and printed with its bootstrap
-95% CI. The greedy soup is saved as a run-like folder (model/, predictions_*.csv, soup.json)
-that `fintune serve` and benchmarks/paired_runs.py accept.
+95% CI. The greedy soup is saved as a run-like folder (model/, config.yaml, metrics.json,
+predictions_*.csv, soup.json) that `fintune serve` and benchmarks/paired_runs.py accept.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
-from fintune.evaluation.metrics import bootstrap_ci
+from fintune.evaluation.metrics import bootstrap_ci, evaluate_predictions
 from fintune.models import load_saved_classifier
 from fintune.models.load import MODEL_INFO, save_classifier
 from fintune.predict import Predictor
@@ -171,7 +171,21 @@ def main(argv: list[str] | None = None) -> None:
         columns = [c for c in ("text", "cleaned_text", "label") if c in frames[split]]
         frame = frames[split][columns].assign(predicted=predicted["greedy"][split])
         frame.to_csv(args.out / f"predictions_{split}.csv", index=False)
-    shutil.copy(best_run / "config.yaml", args.out / "config.yaml")
+    # the best run's config (its data.cleaning is the soup's), named as the soup and saved
+    # as full like its model; with metrics.json it is a run `fintune serve` takes
+    config = yaml.safe_load((best_run / "config.yaml").read_text())
+    config.update(name=args.out.name, method={"name": "full"})
+    (args.out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    index = {label: i for i, label in enumerate(info.labels)}
+    metrics = {
+        split: evaluate_predictions(
+            [index[v] for v in truth[split]],
+            [index[v] for v in predicted["greedy"][split]],
+            info.labels,
+        )
+        for split in texts
+    }
+    (args.out / "metrics.json").write_text(json.dumps({"labels": info.labels, **metrics}))
     results["runs"] = [str(r) for r in args.runs]
     results["n"] = {split: len(labels) for split, labels in truth.items()}
     results["hardware"], results["versions"] = hw, package_versions()

@@ -149,3 +149,21 @@ def test_it_prints_and_records_n_and_the_hardware(tiny_runs, tmp_path, capsys):
         assert summary["n"][split] == n
     assert hardware("cpu")["cpu"] in printed
     assert summary["hardware"]["cpu"] == hardware("cpu")["cpu"] and "torch" in summary["versions"]
+
+
+def test_fintune_serve_takes_the_soup_as_its_docstring_says(made_soup):
+    """`fintune serve SOUP` stopped at 'no metrics.json (not a finished run)', and so did
+    serve_load.py --run SOUP."""
+    from fastapi.testclient import TestClient
+
+    from fintune.serve.app import app_for_run
+
+    with TestClient(app_for_run(made_soup)) as client:
+        summary = client.get("/model").json()
+        recorded = pd.read_csv(made_soup / "predictions_test.csv", keep_default_na=False)
+        answer = client.post("/analyze", json={"text": recorded["text"][0]}).json()
+    assert answer["label"] == recorded["predicted"][0]
+    soup_json = json.loads((made_soup / "soup.json").read_text())
+    assert summary["test"]["accuracy"]["value"] == pytest.approx(soup_json["greedy"]["test"])
+    assert summary["name"] == made_soup.name and summary["method"] == "full"
+    assert summary["labels"] == ["negative", "neutral", "positive"]
