@@ -187,6 +187,11 @@ def main(argv: list[str] | None = None) -> None:
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary["held_out_mlm_loss"], indent=2), f"\nwall {wall / 60:.1f} min")
+    hw = summary["hardware"]
+    print(
+        f"hardware: {hw['cpu']}, {hw['cpu_cores_usable']} cores, {hw['ram_gib']} GiB RAM, "
+        f"device {hw['device']}, torch threads {hw['torch_threads']}; seed {args.seed}"
+    )
     print(f"model: {args.out / 'model'}")
 
 

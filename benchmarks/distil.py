@@ -369,6 +369,11 @@ def main(argv: list[str] | None = None) -> None:
         low, high = m["ci95"]["accuracy"]
         print(f"{role}: accuracy {m['accuracy']:.4f} [{low:.3f}, {high:.3f}], n {m['n']}")
     print(f"plain reload: {same}/{len(recorded)} test labels as recorded")
+    hw = summary["hardware"]
+    print(
+        f"hardware: {hw['cpu']}, {hw['cpu_cores_usable']} cores, {hw['ram_gib']} GiB RAM, "
+        f"device {hw['device']}, torch threads {hw['torch_threads']}; seed {config.seed}"
+    )
     print(f"wall {summary['wall_s'] / 60:.1f} min; {args.out}")
 
 

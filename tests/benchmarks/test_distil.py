@@ -230,3 +230,15 @@ def test_a_tatqa_folder_without_its_files_is_refused(tiny_runs, tmp_path, monkey
     argv += ["--out", str(tmp_path / "student"), "--transfer-tatqa", str(tmp_path / "tatqa")]
     with pytest.raises(SystemExit, match="no tatqa_dataset_"):
         distil.main(argv)
+
+
+def test_it_prints_the_hardware_and_seed(tiny_runs, tmp_path, capsys):
+    from fintune.run_dir import hardware
+
+    config = tmp_path / "student.yaml"
+    config.write_text((tiny_runs[0] / "config.yaml").read_text())
+    argv = ["--config", str(config), "--teacher", str(tiny_runs[0])]
+    distil.main([*argv, "--out", str(tmp_path / "student"), "--epochs", "1"])
+    seed = load_config(config).seed
+    printed = capsys.readouterr().out
+    assert f"hardware: {hardware('cpu')['cpu']}" in printed and f"; seed {seed}" in printed

@@ -86,3 +86,29 @@ def test_the_adapted_model_is_never_written_over(tmp_path, monkeypatch):
     monkeypatch.setattr(dapt, "corpus", lambda: pytest.fail("pretraining started"))
     with pytest.raises(SystemExit, match="minilm-fin exists"):
         dapt.main(["--out", str(out)])
+
+
+def test_dapt_prints_the_hardware_its_docstring_promises(tiny_bert, tmp_path, monkeypatch, capsys):
+    """A seconds-long pretraining of the tiny model on synthetic sentences: the summary
+    it printed held the masked-LM losses and wall time, not the hardware."""
+    import shutil
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from tests.conftest import make_sentences
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_bert, base)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.mask_token = "[UNK]"  # the tiny vocabulary has no [MASK]
+    tokenizer.save_pretrained(base)
+    texts = make_sentences(n_per_label=20)["text"].tolist()
+    monkeypatch.setattr(dapt, "corpus", lambda: (texts, {"synthetic": len(texts)}))
+    monkeypatch.setattr(dapt, "resolve_model", lambda name: SimpleNamespace(name_or_path=base))
+    out = tmp_path / "minilm-fin"
+    argv = ["--out", str(out), "--epochs", "1", "--head-steps", "2", "--block", "16"]
+    dapt.main([*argv, "--batch-size", "8"])
+    printed = capsys.readouterr().out
+    assert f"hardware: {hardware('cpu')['cpu']}" in printed
+    assert (out / "model" / "config.json").is_file()
