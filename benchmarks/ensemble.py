@@ -69,11 +69,21 @@ def agreement_levels(folder: Path, texts: list[str]) -> list[str]:
     return levels
 
 
+def refuse_repeats(runs: list[Path]) -> None:
+    """A run given twice would count twice (double weight), which no one means."""
+    seen: dict[Path, Path] = {}
+    for run in runs:
+        if run.resolve() in seen:
+            raise SystemExit(f"{run}: given twice (also as {seen[run.resolve()]})")
+        seen[run.resolve()] = run
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--fpb-agreement", type=Path, help="the Financial PhraseBank folder")
     args = parser.parse_args(argv)
+    refuse_repeats(args.runs)
     torch.manual_seed(0)
     hw = hardware(pick_device("auto"))  # Predictor.from_run's device
     print(f"{len(args.runs)} runs; torch threads {torch.get_num_threads()}")

@@ -88,6 +88,15 @@ def average(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     }
 
 
+def refuse_repeats(runs: list[Path]) -> None:
+    """A run given twice would count twice (double weight), which no one means."""
+    seen: dict[Path, Path] = {}
+    for run in runs:
+        if run.resolve() in seen:
+            raise SystemExit(f"{run}: given twice (also as {seen[run.resolve()]})")
+        seen[run.resolve()] = run
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", type=Path, nargs="+")
@@ -95,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; a soup never overwrites an earlier one")
+    refuse_repeats(args.runs)
     check_ingredients(args.runs)
     torch.manual_seed(0)
 

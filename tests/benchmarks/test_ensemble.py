@@ -126,3 +126,9 @@ def test_it_prints_the_hardware(tiny_runs, capsys):
 
     ensemble.main([str(tiny_runs[0])])
     assert f"hardware: {hardware('cpu')['cpu']}" in capsys.readouterr().out
+
+
+def test_a_run_given_twice_is_refused(tiny_runs, monkeypatch):
+    monkeypatch.setattr(ensemble, "probabilities", lambda *a: pytest.fail("scored"))
+    with pytest.raises(SystemExit, match="given twice"):
+        ensemble.main([str(tiny_runs[0]), str(tiny_runs[1]), str(tiny_runs[0])])

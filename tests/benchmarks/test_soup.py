@@ -167,3 +167,11 @@ def test_fintune_serve_takes_the_soup_as_its_docstring_says(made_soup):
     assert summary["test"]["accuracy"]["value"] == pytest.approx(soup_json["greedy"]["test"])
     assert summary["name"] == made_soup.name and summary["method"] == "full"
     assert summary["labels"] == ["negative", "neutral", "positive"]
+
+
+def test_a_run_given_twice_is_refused(tiny_runs, tmp_path, monkeypatch):
+    """It used to count twice: double weight in the uniform soup (and the ensemble)."""
+    monkeypatch.setattr(soup, "load", lambda run: pytest.fail("weights loaded"))
+    again = tiny_runs[0].parent / ".." / tiny_runs[0].parent.name / tiny_runs[0].name
+    with pytest.raises(SystemExit, match="given twice"):
+        soup.main([str(tiny_runs[0]), str(tiny_runs[1]), str(again), "--out", str(tmp_path / "s")])
