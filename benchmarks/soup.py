@@ -121,6 +121,13 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"{run}: its {split} examples differ from {args.runs[0]}'s")
             if not other["label"].equals(frame["label"]):
                 raise SystemExit(f"{run}: its {split} labels differ from {args.runs[0]}'s")
+            if not other.get("cleaned_text", other["text"]).equals(
+                frame.get("cleaned_text", frame["text"])
+            ):
+                raise SystemExit(
+                    f"{run}: read its {split} texts cleaned otherwise than {args.runs[0]} "
+                    "(data.cleaning differs); a soup is scored on one set of texts"
+                )
     # what the models read: the cleaned text of a run with data.cleaning (no cleaner below)
     texts = {s: f.get("cleaned_text", f["text"]).tolist() for s, f in frames.items()}
     truth = {s: f["label"].to_numpy() for s, f in frames.items()}

@@ -175,3 +175,20 @@ def test_a_run_given_twice_is_refused(tiny_runs, tmp_path, monkeypatch):
     again = tiny_runs[0].parent / ".." / tiny_runs[0].parent.name / tiny_runs[0].name
     with pytest.raises(SystemExit, match="given twice"):
         soup.main([str(tiny_runs[0]), str(tiny_runs[1]), str(again), "--out", str(tmp_path / "s")])
+
+
+def test_runs_that_cleaned_their_texts_otherwise_are_refused(tiny_runs, tmp_path, monkeypatch):
+    """Every ingredient was scored on the first run's cleaned texts, and the soup saved
+    with the best run's data.cleaning, whatever each run's model had read."""
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_runs[1], other)
+    for split in ("validation", "test"):
+        path = other / f"predictions_{split}.csv"
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame["cleaned_text"] = frame["text"].str.upper()
+        frame.to_csv(path, index=False)
+    monkeypatch.setattr(soup, "load", lambda run: pytest.fail("weights loaded"))
+    with pytest.raises(SystemExit, match="read its validation texts cleaned otherwise"):
+        soup.main([str(tiny_runs[0]), str(other), "--out", str(tmp_path / "soup")])
