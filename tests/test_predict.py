@@ -312,6 +312,11 @@ DAMAGE = {
         None,
         "model: no saved model here (missing fintune_model.json)",
     ),
+    "weights cut short": (  # safetensors' own error, neither an OSError nor a ValueError
+        "model/model.safetensors",
+        lambda weights: weights[:1000],
+        "model: cannot load the saved model (is the run complete?): SafetensorError",
+    ),
 }
 
 
@@ -324,6 +329,8 @@ def test_predict_on_a_damaged_run_names_the_file_without_a_traceback(runs, tmp_p
     shutil.copytree(runs["full"], run_dir)
     if content is None:
         (run_dir / name).unlink()
+    elif callable(content):
+        (run_dir / name).write_bytes(content((run_dir / name).read_bytes()))
     else:
         (run_dir / name).write_text(content)
     result = CliRunner().invoke(app, ["predict", str(run_dir), "sales rose"])

@@ -13,6 +13,7 @@ from typing import Literal, get_args
 import torch
 import yaml
 from pydantic import ValidationError
+from safetensors import SafetensorError
 
 from fintune.config.schema import CleaningConfig
 from fintune.data.clean import make_cleaner
@@ -64,7 +65,7 @@ class Predictor:
         _check_model_info(run_dir / "model" / MODEL_INFO)
         try:
             model, tokenizer, info = load_saved_classifier(run_dir / "model", device)
-        except (OSError, ValueError) as error:  # a file missing, cut short, edited
+        except (OSError, ValueError, SafetensorError) as error:  # a file missing, cut short, edited
             raise FintuneError(
                 f"{run_dir / 'model'}: cannot load the saved model (is the run complete?): "
                 f"{type(error).__name__}: {error}"
