@@ -155,6 +155,13 @@ def test_ia3_feed_forward_modules_among_the_auto_targets_are_taken(make_config):
     check_architecture(make_config(method={"name": "ia3", "feedforward_modules": ["output.dense"]}))
 
 
+def test_trust_remote_code_on_a_model_without_its_own_code_is_checked_as_any_other(make_config):
+    """The architecture check passed the code's revision to a plain BERT's constructor:
+    validate refused the config ('cannot build ...: TypeError: ... code_revision'),
+    though transformers loads such a model with trust_remote_code set."""
+    check_architecture(make_config(model={"trust_remote_code": True}))
+
+
 @pytest.mark.parametrize("head", ["classifier", "pooler.dense"])
 def test_a_lora_target_in_the_classification_head_is_refused(make_config, head):
     """PEFT skipped it unsaid: the head trains whole (modules_to_save), with no LoRA."""

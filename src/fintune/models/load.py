@@ -280,7 +280,10 @@ def _meta_architecture(name_or_path: str, revision: str | None, trust_remote_cod
         model_config = AutoConfig.from_pretrained(name_or_path, revision=revision, **remote)
     except (OSError, ValueError, ImportError) as err:
         raise FintuneError(f"model.name: cannot read {name_or_path}: {err}") from None
-    if trust_remote_code:
+    own_code = "AutoModelForSequenceClassification" in (
+        getattr(model_config, "auto_map", None) or {}
+    )
+    if trust_remote_code and own_code:  # a model without its own code takes no code_revision
         remote["code_revision"] = revision  # the code the load will run
     try:
         with torch.device("meta"):
