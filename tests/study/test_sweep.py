@@ -563,6 +563,20 @@ def test_a_space_over_max_length_or_the_model_is_checked_against_each_architectu
     assert f"(at the point model.name={tiny_gpt2} of the space)" in str(error.value)
 
 
+def test_a_space_over_data_fields_checks_each_points_data_before_training(
+    sweep_file, tmp_path, monkeypatch
+):
+    """Only the base config's data was checked: a choice naming a column the file lacks
+    trained the other choices' trials first, then failed trial after trial."""
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    space = {"data.text_column": {"type": "categorical", "choices": ["text", "headline"]}}
+    with pytest.raises(FintuneError) as error:
+        run_sweep(sweep_file(space=space))
+    assert "data.text_column: column 'headline' not in" in str(error.value)
+    assert "(at the point data.text_column=headline of the space)" in str(error.value)
+    assert not (tmp_path / "sweeps").exists()
+
+
 @pytest.mark.parametrize("value", [0.3, 0.7, 0.15, 0.0, 1.0])
 def test_an_enqueued_value_on_a_fine_grid_is_accepted(value):
     param = Param(type="uniform", low=0.0, high=1.0, step=0.05)

@@ -289,6 +289,24 @@ def check_space_architectures(spec: SweepSpec, base: dict[str, Any], source: str
             _at(point, check_architecture, config, built)
 
 
+def check_space_data(spec: SweepSpec, base: dict[str, Any], source: str) -> None:
+    """The data checks (`validate`'s: columns, labels, splits) for every distinct data
+    section among the space's bounds and choices, alone and at the corners: a space over
+    a data field would otherwise train the good points' trials, then fail trial by trial.
+    The base config's data is `setup`'s."""
+    from fintune.data import prepare_data
+
+    def data_of(config: ExperimentConfig) -> str:
+        return json.dumps(config.data.model_dump(mode="json"), sort_keys=True)
+
+    seen = {data_of(trial_config(base, {}, spec, Path("."), 0, source))}
+    for point in _points(spec):
+        config = trial_config(base, point, spec, Path("."), 0, source)
+        if (key := data_of(config)) not in seen:
+            seen.add(key)
+            _at(point, prepare_data, config.data, config.seed)
+
+
 def sweep_dir(spec: SweepSpec) -> Path:
     return Path(spec.output) / spec.name
 
@@ -540,6 +558,7 @@ def run_sweep(
     first = trial_config(base, {}, spec, folder, 0, source=str(path))
     data, _ = classification.setup(first)  # data and model checks before any trial
     check_space_architectures(spec, base, str(path))
+    check_space_data(spec, base, str(path))
     for point in _points(spec):  # a precision the device lacks, chosen in the space
         config = trial_config(base, point, spec, folder, 0, str(path))
         _at(point, classification.check_device, config)
