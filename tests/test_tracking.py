@@ -147,6 +147,20 @@ def test_a_proxy_that_is_down_is_named_with_its_reason(make_config, monkeypatch)
     assert "ProxyError: Unable to connect to proxy: Failed to establish" in str(error.value)
 
 
+@pytest.mark.parametrize("where", ["a file", "a folder"])
+def test_a_new_sqlite_store_that_cannot_be_made_is_refused_before_training(
+    make_config, tmp_path, where
+):
+    """A new store was not checked at all: a run whose tracking.uri put it under a file
+    (or at a folder) trained to the end, then warned that MLflow logging failed."""
+    (tmp_path / "notes.txt").write_text("x")
+    store = tmp_path / "notes.txt" / "mlflow.db" if where == "a file" else tmp_path
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{store}"})
+    with pytest.raises(FintuneError) as error:
+        check_tracking(config)
+    assert f"tracking.uri: cannot create the MLflow store {store}" in str(error.value)
+
+
 def test_an_unreachable_server_check_leaves_mlflows_request_settings_alone(
     make_config, monkeypatch
 ):

@@ -81,6 +81,7 @@ def check_tracking(config: ExperimentConfig) -> None:
     uri = tracking_uri(config)
     store = sqlite_path(uri)
     if store is not None and not store.is_file():
+        _check_new_store(store, config)
         return  # a new store: nothing was deleted, nothing to reach
     from mlflow import MlflowClient
 
@@ -104,6 +105,25 @@ def check_tracking(config: ExperimentConfig) -> None:
             f"{source}: cannot {problem} {shown} ({first}). {fixes} or set tracking.mlflow: false"
         ) from None
     _refuse_deleted(experiment)
+
+
+def _check_new_store(store: Path, config: ExperimentConfig) -> None:
+    """MLflow makes a new SQLite store at the run's first log, after training: its folder
+    must be one this process can make it in."""
+    path = store.absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if existing == path:
+        why = "it is a directory"
+    elif not existing.is_dir():
+        why = f"{existing} is a file, not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        why = f"cannot write in {existing} (permission denied)"
+    else:
+        return
+    raise FintuneError(
+        f"{uri_source(config)}: cannot create the MLflow store {path}: {why}. "
+        "Fix the URI or set tracking.mlflow: false"
+    )
 
 
 # a string in urllib3's repr of its errors, and the connection it names first
