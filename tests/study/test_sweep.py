@@ -295,6 +295,7 @@ def test_report_only_refuses_a_storage_url_without_the_study(sweep_file, tmp_pat
     with pytest.raises(FintuneError, match="shared.db holds no study 'tiny-sweep'"):
         run_sweep(sweep_file(storage=url), report_only=True)
     assert optuna.get_all_study_names(url) == ["another-sweep"]
+    assert not (tmp_path / "sweeps").exists()
 
 
 def test_two_worker_processes_share_one_study(sweep_file, make_config):
@@ -769,11 +770,13 @@ def test_a_trial_gets_prune_after_evaluations_before_it_can_be_pruned(prune_afte
         ),
     ],
 )
-def test_bad_sweep_files_fail_before_training(sweep_file, monkeypatch, change, message):
+def test_bad_sweep_files_fail_before_training(sweep_file, tmp_path, monkeypatch, change, message):
+    """A storage that could not be opened left an empty sweep folder behind."""
     monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(FintuneError) as error:
         run_sweep(sweep_file(**change))
     assert message in str(error.value)
+    assert not (tmp_path / "sweeps").exists()
 
 
 def test_a_home_folder_in_base_and_output_is_expanded(

@@ -567,13 +567,15 @@ def run_sweep(
             f"--report-only: {folder} holds no trials of sweep {spec.name!r} yet; run it "
             "without --report-only first"
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    if spec.storage is None:  # the default store lives in the folder; another is checked first
+        folder.mkdir(parents=True, exist_ok=True)
     storage, url = open_storage(spec, folder)
     if report_only and spec.name not in {s.study_name for s in storage.get_all_studies()}:
         raise FintuneError(
             f"--report-only: {url} holds no study {spec.name!r} yet; run the sweep without "
             "--report-only first (or check `name` and `storage`)"
         )
+    folder.mkdir(parents=True, exist_ok=True)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optimize_log = logging.getLogger("optuna.study._optimize")
