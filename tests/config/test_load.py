@@ -535,3 +535,14 @@ def test_a_key_written_twice_in_a_set_value_is_refused_naming_it(lora_yaml):
         load_config(lora_yaml, ["training={epochs: 1, epochs: 2}"])
     with pytest.raises(FintuneError, match="key 'a' appears twice"):
         load_config(lora_yaml, ["tracking.experiment={a: 1, a: 2}"])
+
+
+def test_an_integer_too_long_for_python_is_a_yaml_error_naming_its_line(tmp_path):
+    """Python refuses to read an integer of over 4,300 digits: a seed pasted twice over
+    ended `fintune validate` in a ValueError traceback."""
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: x\nseed: " + "9" * 5000 + "\n")
+    with pytest.raises(FintuneError) as error:
+        read_yaml(path)
+    assert f"{path}: not valid YAML" in str(error.value)
+    assert "line 2" in str(error.value)

@@ -65,9 +65,16 @@ StrictLoader.add_implicit_resolver(
 StrictLoader.add_implicit_resolver(  # 075 and 2024_06 stay text: YAML 1.1 read 61 and 202406
     "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
 )
-StrictLoader.add_constructor(
-    "tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node))
-)
+
+
+def _construct_int(loader: StrictLoader, node: yaml.ScalarNode) -> int:
+    try:
+        return int(loader.construct_scalar(node))
+    except ValueError as err:  # over Python's 4,300 digits
+        raise yaml.constructor.ConstructorError(None, None, str(err), node.start_mark) from None
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def parse_yaml(text: str) -> Any:
