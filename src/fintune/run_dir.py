@@ -136,6 +136,11 @@ def write_config(path: Path, config: ExperimentConfig) -> None:
     (data, output, a local model, a local tracking store) absolute, so that it reruns from
     any folder. A password in tracking.uri is left out: the file is logged to the tracking
     server."""
+    path.write_text(yaml.safe_dump(resolved_config(config), sort_keys=False))
+
+
+def resolved_config(config: ExperimentConfig) -> dict[str, Any]:
+    """What write_config writes, as a mapping."""
     resolved = config.model_dump(mode="json")
     data = resolved["data"]
     if data["path"]:
@@ -147,7 +152,7 @@ def write_config(path: Path, config: ExperimentConfig) -> None:
     model = Path(resolved["model"]["name"]).expanduser()
     if resolved["model"]["name"] not in PACKAGED and model.exists():  # not a hub id
         resolved["model"]["name"] = os.path.abspath(model)
-    path.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    return resolved
 
 
 def package_versions() -> dict[str, str | None]:

@@ -608,3 +608,53 @@ def test_cells_marked_data_changed_are_reused_when_the_data_is_back_as_they_ran_
     assert {e["status"] for e in json.loads((folder / "cells.json").read_text()).values()} == {
         "done"
     }
+
+
+def test_a_cell_stopped_after_its_run_finished_is_adopted_not_trained_again(
+    study_file, make_config, monkeypatch
+):
+    """A stop (Ctrl+C, SIGTERM) while a finished cell was logged to MLflow, before cells.json
+    named its run: the rerun trained the cell again in a second folder, and MLflow kept the
+    first one's record KILLED beside the new one."""
+    from fintune import tracking
+
+    axes = {"method": {"full": {"method": "full"}}, "seed": [1]}
+    base = make_config(tracking={"mlflow": True}).model_dump(mode="json")
+    path = study_file(axes=axes, base=base)
+    real = tracking._log_files
+    monkeypatch.setattr(
+        tracking, "_log_files", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run_study(path)
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study"
+    (first,) = run_dirs(folder)
+    assert (folder / "runs" / first / "metrics.json").is_file()
+    assert "method=full,seed=1" not in json.loads((folder / "cells.json").read_text())
+
+    monkeypatch.setattr(tracking, "_log_files", real)
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("trained"))
+    for _ in range(2):  # adopted once, then reused
+        _, state = run_study(path)
+        assert state["method=full,seed=1"]["status"] == "done"
+        assert state["method=full,seed=1"]["run_dir"] == f"runs/{first}"
+        assert run_dirs(folder) == [first]
+        assert "1 finished" in (folder / "report.md").read_text()
+        client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        runs = client.search_runs([client.get_experiment_by_name("tiny-study").experiment_id])
+        cells = [r for r in runs if "fintune.cell" in r.data.tags]
+        assert [(r.info.run_name, r.info.status) for r in cells] == [(first, "FINISHED")]
+        assert "test_accuracy" in cells[0].data.metrics
+
+
+def test_a_finished_run_of_another_config_or_data_is_not_adopted(study_file, sentences_csv):
+    axes = {"method": {"full": {"method": "full"}}, "seed": [1]}
+    path = study_file(axes=axes)
+    folder, _ = run_study(path)
+    (folder / "cells.json").unlink()  # as if stopped before cells.json named the run
+    (first,) = run_dirs(folder)
+    config = folder / "runs" / first / "config.yaml"
+    raw = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**raw, "seed": 99}))
+    run_study(path)
+    assert len(run_dirs(folder)) == 2  # trained again: the folder was not this cell's

@@ -23,18 +23,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 
 from fintune.errors import FintuneError
 from fintune.recipes import RECIPES
 from fintune.run_dir import check_writable, write_json
+from fintune.study.adopt import finished_run, log_finished, whole_metrics
 from fintune.study.spec import Cell, StudySpec, load_study
 from fintune.tracking import (
     check_tracking,
     experiment_name,
-    log_run,
     log_summary,
     store_in,
     tracked_runs,
@@ -135,16 +134,33 @@ def finished_metrics(entry: dict[str, Any] | None, folder: Path) -> dict[str, An
     short): it runs again."""
     if not entry or entry.get("status") != "done":
         return None
-    run_dir = folder / entry["run_dir"]
-    try:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        frame = pd.read_csv(run_dir / "predictions_test.csv", dtype=str, keep_default_na=False)
-        whole = len(frame) == metrics["test"]["n"] and bool(
-            frame[["label", "predicted"]].isin(metrics["labels"]).all(axis=None)
-        )
-    except (OSError, ValueError, KeyError, TypeError):  # pandas' parse errors are ValueErrors
-        return None
-    return metrics if whole else None
+    return whole_metrics(folder / entry["run_dir"])
+
+
+def adopt_finished(
+    cells: list[Cell], spec: StudySpec, folder: Path, state: dict, data_shas: dict[str, str]
+) -> list[str]:
+    """The cells among `cells` whose run finished, on the data they read now, though the
+    study stopped before cells.json named it (a stop while it was logged to MLflow): each
+    is marked done with that run rather than trained again. Under the study lock."""
+    taken = {Path(e["run_dir"]).name for e in state.values() if e.get("run_dir")}
+    adopted = []
+    for cell in cells:
+        config = cell_config(cell, spec, folder)
+        run_dir = finished_run(config, data_shas[cell.id], taken)
+        if run_dir is None:
+            continue
+        started = datetime.fromtimestamp((run_dir / "config.yaml").stat().st_mtime)
+        state[cell.id] = {
+            "config_sha": cell.config_sha,
+            "coords": cell.coords,
+            "started": started.isoformat(timespec="seconds"),
+            "status": "done",
+            "run_dir": str(run_dir.relative_to(folder)),
+        }
+        taken.add(run_dir.name)
+        adopted.append(cell.id)
+    return adopted
 
 
 class LockHeld(FintuneError):
@@ -252,6 +268,14 @@ def run_study(
         state = adopt_renamed_cells(read_state(folder), cells)
         if not report_only:
             todo, stale = cells_to_run(cells, state, folder, data_shas)
+            adopted = adopt_finished(todo, spec, folder, state, data_shas)
+            if adopted:
+                console.print(
+                    "These cells' runs finished before the study was stopped; they are "
+                    f"taken as done, not run again: {escape(', '.join(adopted))}"
+                )
+            todo = [c for c in todo if c.id not in adopted]
+            stale = [cell_id for cell_id in stale if cell_id not in adopted]
             if stale:
                 console.print(
                     "[yellow]warning:[/] the data changed since these finished cells ran; "
@@ -296,10 +320,11 @@ def run_study(
 
 def _log_untracked(folder: Path, spec: StudySpec, cells: list[Cell], state: dict) -> None:
     """Log the finished cells MLflow lacks: tracking is no part of a cell's config, so cells
-    that ran with it off are reused when it is switched on. Once each: a cell's run is known
-    by its run folder's name among the study's runs."""
+    that ran with it off are reused when it is switched on; and those whose logging was cut
+    short (a stop). Once each: a cell's run is known by its run folder's name among the
+    study's runs."""
     done = [c for c in cells if finished_metrics(state.get(c.id), folder) and c.made(state[c.id])]
-    logged: dict[tuple, set[str]] = {}  # per store and experiment
+    logged: dict[tuple, list] = {}  # the study's runs, per store and experiment
     try:
         for cell in done:
             config = cell_config(cell, spec, folder)
@@ -307,16 +332,14 @@ def _log_untracked(folder: Path, spec: StudySpec, cells: list[Cell], state: dict
                 continue
             where = (tracking_uri(config), experiment_name(config))
             if where not in logged:
-                logged[where] = {
-                    run.info.run_name
+                logged[where] = [
+                    run
                     for run in tracked_runs(config)
                     if run.data.tags.get("fintune.study") == spec.name
-                }
+                ]
             run_dir = folder / state[cell.id]["run_dir"]
-            if run_dir.name not in logged[where]:
-                console.print(f"Logging cell {escape(cell.id)} to MLflow (it ran untracked)")
-                log_run(run_dir, config)
-                logged[where].add(run_dir.name)
+            if log_finished(run_dir, config, logged[where]):
+                console.print(f"Logged cell {escape(cell.id)} to MLflow (it was not, or not whole)")
     except Exception as error:  # noqa: BLE001 - the cells' results on disk are intact
         console.print(
             f"[yellow]warning:[/] MLflow logging of finished cells failed ({escape(str(error))})"

@@ -1,0 +1,77 @@
+"""A run that finished, though the study or sweep that started it was stopped before it
+recorded the run (a stop while the run was logged to MLflow): the rerun takes it as done
+rather than training it again in a second folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from fintune.config.schema import ExperimentConfig
+from fintune.run_dir import resolved_config
+from fintune.tracking import log_run, tracked_runs
+
+STAMP = len("20240101-120000-")  # a run folder's name: <stamp>-<name>, or <stamp>-<name>+N
+
+
+def whole_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """A run's metrics; None unless its folder holds the metrics and all its test
+    predictions (deleted, damaged by hand, or cut short)."""
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        frame = pd.read_csv(run_dir / "predictions_test.csv", dtype=str, keep_default_na=False)
+        whole = len(frame) == metrics["test"]["n"] and bool(
+            frame[["label", "predicted"]].isin(metrics["labels"]).all(axis=None)
+        )
+    except (OSError, ValueError, KeyError, TypeError):  # pandas' parse errors are ValueErrors
+        return None
+    return metrics if whole else None
+
+
+def finished_run(
+    config: ExperimentConfig, data_sha: str, taken: set[str] = frozenset()
+) -> Path | None:
+    """The newest whole run in config.output.dir of exactly this config (its config.yaml
+    as this run would write it) on data of fingerprint `data_sha`, not in `taken` (folder
+    names). Only under the lock of whoever makes runs there: no live process writes one."""
+    parent = Path(config.output.dir)
+    if not parent.is_dir():
+        return None
+    name = config.name
+    expected = None
+    for run_dir in sorted(parent.iterdir(), reverse=True):
+        rest = run_dir.name[STAMP:]
+        if run_dir.name in taken or not (rest == name or rest.startswith(f"{name}+")):
+            continue
+        try:
+            written = yaml.safe_load((run_dir / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        expected = expected or resolved_config(config)
+        metrics = whole_metrics(run_dir) if written == expected else None
+        if metrics is not None and metrics.get("data_sha256") == data_sha:
+            return run_dir
+    return None
+
+
+def log_finished(run_dir: Path, config: ExperimentConfig, records: list | None = None) -> bool:
+    """Log a finished run to MLflow unless a FINISHED record of it is there; a record cut
+    short (KILLED by a stop while it was logged, FAILED, left RUNNING) is deleted first, so
+    the run is logged once, as FINISHED. `records`: the experiment's runs, when known.
+    Returns whether it logged."""
+    from fintune.tracking import _client
+
+    records = tracked_runs(config) if records is None else records
+    mine = [r for r in records if r.info.run_name == run_dir.name]
+    if any(r.info.status == "FINISHED" for r in mine):
+        return False
+    client, _ = _client(config)
+    for record in mine:
+        if record.data.tags.get("fintune.run_dir") == str(run_dir.resolve()):
+            client.delete_run(record.info.run_id)
+    log_run(run_dir, config)
+    return True
