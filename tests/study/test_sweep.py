@@ -1368,3 +1368,40 @@ def test_ctrl_c_in_a_sweep_shows_no_traceback(sweep_file, interrupt_run):
     finally:
         logging.getLogger("optuna").removeHandler(handler)
     assert [r.getMessage() for r in records if "failed" in r.getMessage() or r.exc_info] == []
+
+
+def test_a_final_model_stopped_after_it_finished_is_adopted_not_trained_again(
+    sweep_file, make_config, monkeypatch
+):
+    """A stop (Ctrl+C, SIGTERM) while the finished final model was logged to MLflow, before
+    final.json named it: the rerun trained it again, leaving two whole folders in final/
+    and the first one's MLflow record KILLED beside the second's."""
+    from fintune import tracking
+
+    base = make_config(training={"epochs": 2}, tracking={"mlflow": True})
+    path = sweep_file(trials=1, base=base.model_dump(mode="json"))
+    real = tracking._log_files
+
+    def stop_at_the_final(client, run_id, run_dir, config, started):
+        if config.tracking.tags["fintune.kind"] == "final":
+            raise KeyboardInterrupt
+        return real(client, run_id, run_dir, config, started)
+
+    monkeypatch.setattr(tracking, "_log_files", stop_at_the_final)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(path)
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-sweep"
+    (first,) = (folder / "final").iterdir()
+    assert (first / "metrics.json").is_file() and not (folder / "final.json").exists()
+
+    monkeypatch.setattr(tracking, "_log_files", real)
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("trained"))
+    for _ in range(2):  # adopted once, then reused
+        report = run_sweep(path)
+        assert list((folder / "final").iterdir()) == [first]
+        assert json.loads((folder / "final.json").read_text())["run_dir"] == f"final/{first.name}"
+        assert first.name in report.read_text()
+        client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        runs = client.search_runs([client.get_experiment_by_name("tiny-sweep").experiment_id])
+        finals = [r for r in runs if r.data.tags.get("fintune.kind") == "final"]
+        assert [(r.info.run_name, r.info.status) for r in finals] == [(first.name, "FINISHED")]

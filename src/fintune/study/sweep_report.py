@@ -23,6 +23,7 @@ from fintune.errors import FintuneError  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
+from fintune.study.adopt import finished_run, log_finished  # noqa: E402
 from fintune.study.compare import LockHeld, owner_lock  # noqa: E402
 from fintune.study.report import drop_stale_plots  # noqa: E402
 from fintune.study.spec import results_sha  # noqa: E402
@@ -156,20 +157,28 @@ def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> 
     sha = results_sha(config)
     record_path = folder / "final.json"
     record = _read_record(record_path)
+    # the final config's own data: the space may search a data field (split seed, ...)
+    data_sha = prepare_data(config.data, config.seed).fingerprint["sha256"]
     if (
         record.get("params") == best.params
         and record.get("config_sha", sha) == sha  # files from before the hash: params only
-        # the final config's own data: the space may search a data field (split seed, ...)
-        and _data_of(folder / record.get("run_dir", "-"))
-        == prepare_data(config.data, config.seed).fingerprint["sha256"]
+        and _data_of(folder / record.get("run_dir", "-")) == data_sha
     ):
         return folder / record["run_dir"]
     # a final model without metrics.json may be one another process is training now
     # (`--report-only`, a second sweep): its owner is recorded beside it
     with owner_lock(folder / "final.lock", f"the final model of sweep {spec.name}", "trained"):
-        _remove_interrupted(folder / "final", spec.name)
-        console.rule(f"final model with the parameters of trial {best.number}")
-        run_dir = classification.run(config)
+        run_dir = finished_run(config, data_sha)  # finished, but stopped before final.json
+        if run_dir is not None:
+            console.print(
+                f"final/{escape(run_dir.name)}: the final model finished before the sweep "
+                "was stopped; taken, not trained again"
+            )
+            _log_adopted(run_dir, config)
+        else:
+            _remove_interrupted(folder / "final", spec.name)
+            console.rule(f"final model with the parameters of trial {best.number}")
+            run_dir = classification.run(config)
         record = {
             "params": best.params,
             "trial": best.number,
@@ -179,6 +188,16 @@ def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> 
         write_json(record_path.with_suffix(".json.tmp"), record)
         record_path.with_suffix(".json.tmp").replace(record_path)  # never half a file
     return run_dir
+
+
+def _log_adopted(run_dir: Path, config) -> None:
+    """Its MLflow record, cut short by the stop, is replaced by a whole one."""
+    if not config.tracking.mlflow:
+        return
+    try:
+        log_finished(run_dir, config)
+    except Exception as error:  # noqa: BLE001 - the run on disk is intact
+        console.print(f"[yellow]warning:[/] MLflow logging failed ({escape(str(error))})")
 
 
 def _data_of(run_dir: Path) -> str | None:
