@@ -546,3 +546,10 @@ def test_an_integer_too_long_for_python_is_a_yaml_error_naming_its_line(tmp_path
         read_yaml(path)
     assert f"{path}: not valid YAML" in str(error.value)
     assert "line 2" in str(error.value)
+
+
+def test_num_threads_past_what_torch_takes_is_refused_naming_the_field(lora_yaml):
+    # torch.set_num_threads overflowed on it after the model loaded
+    with pytest.raises(FintuneError, match=r"training\.num_threads: .*less than or equal"):
+        load_config(lora_yaml, ["training.num_threads=1000000000000"])
+    assert load_config(lora_yaml, ["training.num_threads=4096"]).training.num_threads == 4096

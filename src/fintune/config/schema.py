@@ -393,7 +393,7 @@ class TrainingConfig(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """auto: bf16 on a CUDA GPU that supports it, fp32 otherwise."""
-    num_threads: int | None = Field(None, gt=0)
+    num_threads: int | None = Field(None, gt=0, le=4096)  # torch takes a C int
     """CPU threads for torch; default: torch's own choice."""
 
     @model_validator(mode="after")
