@@ -653,6 +653,14 @@ def test_a_command_s_help_prints_each_paragraph_unbroken(command):
         assert " ".join(paragraph.split()) in lines, (paragraph, result.output)
 
 
+@pytest.mark.parametrize("host", ["", "  "])
+def test_serve_with_an_empty_host_is_refused_not_served_on_every_interface(tmp_path, host):
+    """--host '' listened on every interface and printed 'http://:8000'."""
+    result = CliRunner().invoke(app, ["serve", str(tmp_path), "--host", host])
+    assert result.exit_code == 2, result.output
+    assert "--host is empty" in result.output and "0.0.0.0" in result.output
+
+
 def test_serve_on_an_address_this_machine_lacks_names_the_host_not_the_port(tmp_path):
     """192.0.2.1 (TEST-NET-1) is no address of this machine: it was blamed on --port, with
     'is another server there? Choose another --port'."""

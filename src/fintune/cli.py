@@ -231,6 +231,11 @@ def serve(
 def _check_port(host: str, port: int) -> int:
     """The port to serve on: `port`, or for 0 a free one the system picks (uvicorn, at
     log level warning, would never say which it got)."""
+    if not host.strip():  # '' binds every interface, an exposure no one asks for by leaving it out
+        raise FintuneError(
+            "--host is empty: give an address to listen on "
+            "(127.0.0.1: this machine only, 0.0.0.0: every interface)"
+        )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
