@@ -553,3 +553,33 @@ def test_num_threads_past_what_torch_takes_is_refused_naming_the_field(lora_yaml
     with pytest.raises(FintuneError, match=r"training\.num_threads: .*less than or equal"):
         load_config(lora_yaml, ["training.num_threads=1000000000000"])
     assert load_config(lora_yaml, ["training.num_threads=4096"]).training.num_threads == 4096
+
+
+LONG = "a" * 256
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ("output.dir=runs/a\0b", r"output\.dir"),
+        ("data.path=a\0b.csv", r"data\.path"),
+        ("data.files.train=a\0b.csv", r"data\.files: train"),
+        ("model.name=a\0b", r"model\.name"),
+        ("model.gguf_file=a\0b.gguf", r"model\.gguf_file"),
+        (f"output.dir=runs/{LONG}", r"output\.dir"),
+        (f"data.path={LONG}.csv", r"data\.path"),
+        (f"data.files.train=x/{LONG}.csv", r"data\.files: train"),
+        (f"model.name=./{LONG}", r"model\.name"),
+        (f"model.gguf_file={LONG}.gguf", r"model\.gguf_file"),
+    ],
+)
+def test_a_path_with_a_nul_byte_or_an_overlong_name_is_refused_naming_the_field(
+    tmp_path, setting, field
+):
+    """A NUL byte passed validate and crashed later ('embedded null byte'); a file name over
+    255 bytes ended validate in an OSError traceback ('File name too long')."""
+    config = _yaml(tmp_path, "name: t\ndata:\n  path: d.csv\n")
+    if setting.startswith("data.files"):
+        config = _yaml(tmp_path, "name: t\ndata:\n  dataset: null\n")
+    with pytest.raises(FintuneError, match=rf"{field}: .*(NUL byte|over the 255)"):
+        load_config(config, [setting])

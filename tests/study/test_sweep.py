@@ -1405,3 +1405,12 @@ def test_a_final_model_stopped_after_it_finished_is_adopted_not_trained_again(
         runs = client.search_runs([client.get_experiment_by_name("tiny-sweep").experiment_id])
         finals = [r for r in runs if r.data.tags.get("fintune.kind") == "final"]
         assert [(r.info.run_name, r.info.status) for r in finals] == [(first.name, "FINISHED")]
+
+
+@pytest.mark.parametrize("output", ["sweeps/a\0b", "sweeps/" + "a" * 256])
+def test_a_sweep_output_with_a_nul_byte_or_an_overlong_name_is_refused_naming_it(
+    sweep_file, output
+):
+    """It passed the spec and crashed later ('embedded null byte', 'File name too long')."""
+    with pytest.raises(FintuneError, match=r"output: .*(NUL byte|over the 255)"):
+        run_sweep(sweep_file(output=output))

@@ -125,9 +125,25 @@ def _text_kinds(annotation: Any) -> set[str]:
     return kinds
 
 
+def check_path(path: str | None) -> str | None:
+    """A path the system can open: no NUL byte ('embedded null byte' later) and no name in
+    it longer than the 255 bytes a file name may have ('File name too long' later)."""
+    if path is None:
+        return None
+    if "\0" in path:
+        raise ValueError(f"{path!r} contains a NUL byte, which no path may hold")
+    for part in path.replace("\\", "/").split("/"):
+        if len(os.fsencode(part)) > 255:
+            raise ValueError(
+                f"the name {part[:40]!r}... is {len(os.fsencode(part))} bytes, "
+                "over the 255 a file or folder name may have"
+            )
+    return path
+
+
 def expand_home(path: str | None) -> str | None:
     """`~/runs` means the home folder's runs, not a folder named `~`."""
-    return None if path is None else os.path.expanduser(path)
+    return None if check_path(path) is None else os.path.expanduser(path)
 
 
 # --------------------------------------------------------------------------- model
@@ -145,6 +161,11 @@ class ModelConfig(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     attn_implementation: Literal["auto", "eager", "sdpa"] = "auto"
     trust_remote_code: bool = False
+
+    @field_validator("name", "gguf_file")
+    @classmethod
+    def _openable(cls, path: str | None) -> str | None:
+        return check_path(path)
 
 
 # --------------------------------------------------------------------------- data
@@ -220,6 +241,11 @@ class DataConfig(Section):
     @field_validator("files")
     @classmethod
     def _expand_files(cls, files: dict[str, str] | None) -> dict[str, str] | None:
+        for role, file in (files or {}).items():
+            try:
+                check_path(file)
+            except ValueError as error:
+                raise ValueError(f"{role}: {error}") from None
         return files and {role: expand_home(file) for role, file in files.items()}
 
     @model_validator(mode="after")
