@@ -343,3 +343,25 @@ def test_an_explicit_cells_own_field_wins_over_its_variants_whatever_the_order(w
     _, loaded = load_study(write_study(cells=cells))
     assert [c.config.training.learning_rate for c in loaded[-4:]] == [0.01] * 4
     assert loaded[-4].id == "training.learning_rate=0.01,method=full,seed=1"
+
+
+@pytest.mark.parametrize(
+    ("axis", "field"),
+    [
+        ({"name": ["a", "b"]}, "name"),
+        ({"output.dir": ["x", "y"]}, "output.dir"),
+        ({"tracking.experiment": ["x", "y"]}, "tracking.experiment"),
+        ({"where": {"x": {"output": {"dir": "x"}}, "y": {"output": {"dir": "y"}}}}, "output"),
+        (
+            {"store": {"a": {"tracking": {"mlflow": False}}, "b": {"tracking.tags": {"t": "1"}}}},
+            "tracking",
+        ),
+    ],
+)
+def test_an_axis_over_name_output_dir_or_tracking_is_refused_saying_why(write_study, axis, field):
+    """Its cells trained identical configs and were reported as separate cells."""
+    axes = {"method": {"full": {"method": "full"}, "lora": {"method": "lora"}}, **axis}
+    path = write_study(axes=axes)
+    says = rf"axes\.[\w.]+ sets {field}\b.*does not change what a cell trains"
+    with pytest.raises(FintuneError, match=says):
+        load_study(path)

@@ -177,6 +177,7 @@ def expand(spec: StudySpec, source: str) -> list[Cell]:
     base = base_mapping(spec.base, source)
     options = {axis: axis_options(axis, values, source) for axis, values in spec.axes.items()}
     check_axes_disjoint(options, source)
+    check_axes_train(options, source)
     planned: list[tuple[dict[str, str], dict[str, Any]]] = []  # (coords, field overrides)
     for combo in itertools.product(*(list(o) for o in options.values())) if options else []:
         coords = dict(zip(options, combo, strict=True))
@@ -226,6 +227,23 @@ def check_repeated_runs(spec: StudySpec, cells: list[Cell], source: str) -> None
                 f"{source}: cells {first} and {cell.id} train the same config, and their "
                 "report row would count it twice; give them different seeds, or drop one"
             )
+
+
+def check_axes_train(options: dict[str, dict[str, dict[str, Any]]], source: str) -> None:
+    """An axis over a field that leaves the trained model alone would give cells that train
+    one config, each reported as a cell of its own."""
+    for axis, variants in options.items():
+        for fields in variants.values():
+            for field, value in fields.items():
+                only_dir = field == "output" and isinstance(value, dict) and set(value) <= {"dir"}
+                inert = field in ("name", "output.dir", "tracking") or field.startswith("tracking.")
+                if inert or only_dir:
+                    raise FintuneError(
+                        f"{source}: axes.{axis} sets {field}, which does not change what a "
+                        "cell trains (a cell is named by its axis labels, runs in the study's "
+                        "runs/ folder and is tracked with the study), so its cells would train "
+                        "one config; remove it from the axis"
+                    )
 
 
 def check_axes_disjoint(options: dict[str, dict[str, dict[str, Any]]], source: str) -> None:
