@@ -658,3 +658,21 @@ def test_a_finished_run_of_another_config_or_data_is_not_adopted(study_file, sen
     config.write_text(yaml.safe_dump({**raw, "seed": 99}))
     run_study(path)
     assert len(run_dirs(folder)) == 2  # trained again: the folder was not this cell's
+
+
+def test_every_cell_whose_warmup_outlasts_it_is_warned_naming_it(study_file, capsys):
+    """Cells are checked once per model, method, data and seed: an axis over max_steps warned
+    (unnamed) for the first cell only, and the others trained on a learning rate still rising."""
+    from fintune.study.compare import check_cells
+
+    axes = {"steps": {str(n): {"training.max_steps": n} for n in (3, 4, 100)}}
+    path = study_file(axes=axes, baseline={"steps": "100"})
+    text = path.read_text().replace("warmup_steps: 0", "warmup_steps: 10")
+    path.write_text(text)
+    spec, cells = load_study(path)
+    check_cells(cells, spec)
+    err = " ".join(capsys.readouterr().err.split())
+    for steps in (3, 4):
+        assert f"cell steps={steps}: training.warmup_steps (10) is more than the run's " in err
+    assert "steps=100:" not in err
+    assert err.count("training.warmup_steps (10)") == 2

@@ -68,8 +68,9 @@ from fintune.training.trainer import (
 console = Console(stderr=True, soft_wrap=True)  # paths stay whole in logs and CI
 
 
-def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
-    """Everything that can fail because of the user's input, and nothing expensive."""
+def setup(config: ExperimentConfig, warn_warmup: bool = True) -> tuple[PreparedData, str]:
+    """Everything that can fail because of the user's input, and nothing expensive.
+    `warn_warmup` off: the caller warns of a warm-up longer than the run (a study, per cell)."""
     device = check_device(config)
     check_revision(config, resolve_model(config.model.name, config.model.gguf_file))
     check_tracking(config)
@@ -77,7 +78,8 @@ def setup(config: ExperimentConfig) -> tuple[PreparedData, str]:
     with console.status("Loading and checking data"):
         data = prepare_data(config.data, config.seed)
     notes = [*data_warnings(data, config.data)]
-    notes.append(warmup_note(config.training, len(data.splits["train"])))
+    if warn_warmup:
+        notes.append(warmup_note(config.training, len(data.splits["train"])))
     for note in filter(None, notes):
         console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
     check_architecture(config)  # max_length and named modules, without the weights

@@ -39,6 +39,7 @@ from fintune.tracking import (
     tracked_runs,
     tracking_uri,
 )
+from fintune.training.trainer import warmup_note
 
 console = Console(stderr=True, soft_wrap=True)
 DATA_CHANGED = "data changed"  # a finished cell's status once its data is seen to differ
@@ -51,7 +52,7 @@ def study_dir(spec: StudySpec) -> Path:
 def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, str]:
     """Every check a cell's run would make first (data, model and method, the study's
     tracking store), once per distinct input. Returns each cell's data fingerprint."""
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, int]] = {}  # the data's fingerprint and training texts
     shas: dict[str, str] = {}
     for cell in cells:
         cfg = cell_config(cell, spec, study_dir(spec))
@@ -67,11 +68,14 @@ def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, str]:
         key = json.dumps(cfg.model_dump(mode="json", include=checked), sort_keys=True)
         if key not in seen:
             try:
-                data, _ = RECIPES[cfg.task].setup(cfg)
+                data, _ = RECIPES[cfg.task].setup(cfg, warn_warmup=False)
             except FintuneError as error:
                 raise FintuneError(f"cell {cell.id}: {error}") from None
-            seen[key] = data.fingerprint["sha256"]
-        shas[cell.id] = seen[key]
+            seen[key] = data.fingerprint["sha256"], len(data.splits["train"])
+        shas[cell.id], examples = seen[key]
+        # per cell, not per key: an axis over max_steps, epochs or warmup_steps shares a key
+        if note := warmup_note(cfg.training, examples):
+            console.print(f"[yellow]warning:[/] cell {escape(cell.id)}: {escape(note)}")
     return shas
 
 
