@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from datetime import date
 from pathlib import Path
 
 import torch
+import yaml
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -131,11 +133,50 @@ def throughput() -> dict:
         "fintune_samples_per_s": fintune_rate,
         "plain_trainer_samples_per_s": plain_rate,
         "ratio": fintune_rate / plain_rate,
+        "run_dir": str(run_dir),
+    }
+
+
+def run_facts(run_dir: Path) -> dict[str, str]:
+    """What the Data line states, from the run's own config.yaml, metrics.json and data.json."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    data = json.loads((run_dir / "data.json").read_text())
+    cfg, split = config["data"], config["data"]["split"]
+    seen = data["report"]["duplicates"].values()
+    duplicates = sum(r["duplicate_rows"] for r in seen) if cfg["duplicates"] == "drop" else 0
+    conflicts = sum(r["conflicting_rows"] for r in seen) if cfg["conflicts"] == "drop" else 0
+    texts = sum(r["conflicting_texts"] for r in seen) if conflicts else 0
+    counts = data["fingerprint"]["counts"]
+    return {
+        "data": f"`{os.path.relpath(cfg['path'], ROOT) if cfg['path'] else cfg['dataset']}` "
+        f"(subset {cfg['subset']})",
+        "dropped": f"{duplicates} duplicate rows and the {conflicts} rows of {texts} "
+        f"conflicting texts dropped ({sum(c['n'] for c in counts.values()):,} kept)",
+        "split": f"{'stratified' if split['stratify'] else 'random'} {split['test']:.0%} test, "
+        f"{split['validation']:.0%} of the rest validation, split seed "
+        f"{split['seed'] if split['seed'] is not None else config['seed']}",
+        "seed": str(config["seed"]),
+        "best_metric": config["training"]["best_metric"],
+        "resamples": f"{metrics['test']['bootstrap_samples']:,}",
+        "validation": f"{counts['validation']['n']:,} examples",
+    }
+
+
+def shared_facts(results: dict) -> dict[str, str]:
+    """Each fact once where the runs share it, else each run's, named."""
+    facts = {name: run_facts(Path(m["run_dir"])) for name, m in results.items()}
+    return {
+        key: next(iter(values))
+        if len(values := {f[key] for f in facts.values()}) == 1
+        else " / ".join(f"{f[key]} ({name})" for name, f in facts.items())
+        for key in next(iter(facts.values()))
     }
 
 
 def write_markdown(results: dict, speed: dict | None, env: dict, wall_s: float) -> str:
     hw = env["hardware"]
+    facts = shared_facts(results) if results else None
     lines = [
         "## Financial PhraseBank 50Agree, MiniLM-L6 (22.7M), four methods",
         "",
@@ -143,11 +184,15 @@ def write_markdown(results: dict, speed: dict | None, env: dict, wall_s: float) 
         f"{hw['cpu_cores_usable']} cores, {hw['ram_gib']} GiB RAM, device {hw['device']}; "
         f"torch {env['packages']['torch']}, transformers {env['packages']['transformers']}, "
         f"peft {env['packages']['peft']}. Whole benchmark: {wall_s / 60:.1f} min.",
-        "",
-        "Data: `../shared/data/financial_phrasebank/Sentences_50Agree.txt`, 6 duplicate rows "
-        "and the 4 rows of 2 conflicting texts dropped (4,836 kept), stratified 20% test, 10% "
-        "of the rest validation, seed 42. Model selected on validation accuracy per epoch. "
-        "Brackets: bootstrap 95% CI over test examples (1,000 resamples).",
+    ]
+    if facts:
+        lines += [
+            "",
+            f"Data: {facts['data']}, {facts['dropped']}, {facts['split']}; training seed "
+            f"{facts['seed']}. Model selected on validation {facts['best_metric']} per epoch. "
+            f"Brackets: bootstrap 95% CI over test examples ({facts['resamples']} resamples).",
+        ]
+    lines += [
         "",
         "| method | test accuracy | test macro-F1 | n test | val accuracy | epochs "
         "| train time (s) | train samples/s | trainable params | settings |",
@@ -184,7 +229,8 @@ def write_markdown(results: dict, speed: dict | None, env: dict, wall_s: float) 
             "(`train_samples_per_second`). Plain Trainer: every example padded to 128 tokens, "
             "random sampling (its defaults), no evaluation. fintune: the `fintune run` recipe "
             "with dynamic padding per batch and length-grouped batches; its timed part also "
-            "holds one validation pass (387 examples) at the end, which counts against it.",
+            f"holds one validation pass ({validation_n(speed, facts)}) at the end, which "
+            "counts against it.",
             "",
             "| pipeline | train samples/s |",
             "|---|---|",
@@ -193,6 +239,14 @@ def write_markdown(results: dict, speed: dict | None, env: dict, wall_s: float) 
             f"| **ratio** | **{speed['ratio']:.2f}x** |",
         ]
     return "\n".join(lines) + "\n"
+
+
+def validation_n(speed: dict, facts: dict | None) -> str:
+    """The throughput run's validation size, from its data.json (older records lack its
+    folder: the methods' runs, on the same data and split)."""
+    if speed.get("run_dir"):
+        return run_facts(Path(speed["run_dir"]))["validation"]
+    return facts["validation"] if facts else "the validation split"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,7 +26,7 @@ def test_the_table_reads_what_a_run_writes_today(tiny_runs):
     results = {}
     for name, run_dir in zip(("full", "lora"), tiny_runs[1:], strict=True):
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        results[name] = {**metrics, "settings": fpb_methods.METHODS[name]}
+        results[name] = {**metrics, "settings": fpb_methods.METHODS[name], "run_dir": run_dir}
     env = {"packages": package_versions(), "hardware": hardware("cpu")}
     speed = {
         "steps": 100,
@@ -112,3 +112,51 @@ def test_dapt_prints_the_hardware_its_docstring_promises(tiny_bert, tmp_path, mo
     printed = capsys.readouterr().out
     assert f"hardware: {hardware('cpu')['cpu']}" in printed
     assert (out / "model" / "config.json").is_file()
+
+
+def synthetic_run(folder, tiny_run, seed=7, resamples=600, duplicates=3, validation=41):
+    """A copy of a tiny run whose recorded seed, resamples, cleaning and split sizes are
+    none of the figures the section used to state (seed 42, 1,000, 6 and 4, 387)."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(tiny_run, folder, ignore=shutil.ignore_patterns("model"))
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["seed"] = seed
+    config["data"].update(duplicates="drop", conflicts="drop")
+    config["data"]["split"]["seed"] = None
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["test"]["bootstrap_samples"] = resamples
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    data = json.loads((folder / "data.json").read_text())
+    data["report"]["duplicates"] = {
+        "train": {"duplicate_rows": duplicates, "conflicting_rows": 5, "conflicting_texts": 2}
+    }
+    data["fingerprint"]["counts"] = {"train": {"n": 300}, "validation": {"n": validation}}
+    (folder / "data.json").write_text(json.dumps(data))
+    return folder
+
+
+def test_the_data_line_states_what_the_runs_recorded(tiny_runs, tmp_path):
+    """It hard-coded seed 42, 1,000 resamples, 387 validation examples and the cleaning
+    counts, whatever the runs it reported had recorded."""
+    results = {}
+    for name, run_dir in zip(("full", "lora"), tiny_runs[1:], strict=True):
+        folder = synthetic_run(tmp_path / name, run_dir)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        results[name] = {**metrics, "settings": [], "run_dir": str(folder)}
+    env = {"packages": package_versions(), "hardware": hardware("cpu")}
+    speed = {"steps": 1, "batch_size": 16, "fintune_samples_per_s": 2.0}
+    speed |= {"plain_trainer_samples_per_s": 1.0, "ratio": 2.0}
+    section = " ".join(fpb_methods.write_markdown(results, speed, env, 60.0).split())
+    assert "3 duplicate rows and the 5 rows of 2 conflicting texts dropped (341 kept)" in section
+    assert "split seed 7; training seed 7" in section and "(600 resamples)" in section
+    assert "one validation pass (41 examples)" in section
+    for stale in ("seed 42", "1,000 resamples", "387", "4,836"):
+        assert stale not in section
+    synthetic_run(tmp_path / "other", tiny_runs[1], resamples=2000)
+    results["other"] = {**results["full"], "run_dir": str(tmp_path / "other")}
+    section = " ".join(fpb_methods.write_markdown(results, speed, env, 60.0).split())
+    assert "(600 (full) / 600 (lora) / 2,000 (other) resamples)" in section
