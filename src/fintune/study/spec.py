@@ -230,20 +230,27 @@ def check_repeated_runs(spec: StudySpec, cells: list[Cell], source: str) -> None
 
 
 def check_axes_train(options: dict[str, dict[str, dict[str, Any]]], source: str) -> None:
-    """An axis over a field that leaves the trained model alone would give cells that train
-    one config, each reported as a cell of its own."""
+    """Two variants of an axis that differ only in fields leaving the trained model alone
+    (name, output.dir, tracking) would give cells that train one config, each reported as
+    a cell of its own. Such fields may ride along with a real change (tags per method)."""
     for axis, variants in options.items():
-        for fields in variants.values():
-            for field, value in fields.items():
-                only_dir = field == "output" and isinstance(value, dict) and set(value) <= {"dir"}
-                inert = field in ("name", "output.dir", "tracking") or field.startswith("tracking.")
-                if inert or only_dir:
-                    raise FintuneError(
-                        f"{source}: axes.{axis} sets {field}, which does not change what a "
-                        "cell trains (a cell is named by its axis labels, runs in the study's "
-                        "runs/ folder and is tracked with the study), so its cells would train "
-                        "one config; remove it from the axis"
-                    )
+        seen: dict[str, str] = {}
+        for label, fields in variants.items():
+            trained = {f: v for f, v in fields.items() if not _inert(f, v)}
+            key = json.dumps(trained, sort_keys=True, default=str)
+            if key in seen:
+                raise FintuneError(
+                    f"{source}: axes.{axis}: {seen[key]!r} and {label!r} differ only in "
+                    "name, output.dir or tracking, which do not change what a cell trains "
+                    "(a cell's runs go to the study's runs/ folder), so their cells would "
+                    "train one config; make them differ in what is trained, or drop one"
+                )
+            seen[key] = label
+
+
+def _inert(field: str, value: Any) -> bool:
+    only_dir = field == "output" and isinstance(value, dict) and set(value) <= {"dir"}
+    return only_dir or field in ("name", "output.dir", "tracking") or field.startswith("tracking.")
 
 
 def check_axes_disjoint(options: dict[str, dict[str, dict[str, Any]]], source: str) -> None:
