@@ -234,18 +234,19 @@ def check_axes_train(options: dict[str, dict[str, dict[str, Any]]], source: str)
     (name, output.dir, tracking) would give cells that train one config, each reported as
     a cell of its own. Such fields may ride along with a real change (tags per method)."""
     for axis, variants in options.items():
-        seen: dict[str, str] = {}
+        seen: dict[str, tuple[str, dict[str, Any]]] = {}
         for label, fields in variants.items():
             trained = {f: v for f, v in fields.items() if not _inert(f, v)}
             key = json.dumps(trained, sort_keys=True, default=str)
-            if key in seen:
+            # values set alike are allowed (an A/A check): their labels say what they are
+            if key in seen and seen[key][1] != fields:
                 raise FintuneError(
-                    f"{source}: axes.{axis}: {seen[key]!r} and {label!r} differ only in "
+                    f"{source}: axes.{axis}: {seen[key][0]!r} and {label!r} differ only in "
                     "name, output.dir or tracking, which do not change what a cell trains "
                     "(a cell's runs go to the study's runs/ folder), so their cells would "
                     "train one config; make them differ in what is trained, or drop one"
                 )
-            seen[key] = label
+            seen.setdefault(key, (label, fields))
 
 
 def _inert(field: str, value: Any) -> bool:
