@@ -4,6 +4,8 @@ tokenizer built here, and a small, perfectly learnable data set. No downloads.""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -99,6 +101,26 @@ def make_sentences(n_per_label: int = 40, seed: int = 0) -> pd.DataFrame:
             rows.append({"text": " ".join(words), "label": label})
     rng.shuffle(rows)
     return pd.DataFrame(rows)
+
+
+def terminated_at_first_save(*command: str) -> subprocess.CompletedProcess:
+    """`fintune COMMAND...` in a process that sends itself SIGTERM (as a batch scheduler
+    does) when the Trainer first saves a checkpoint."""
+    code = (
+        "import os, signal, sys\n"
+        "from transformers import TrainerCallback\n"
+        "import fintune.recipes.classification as recipe\n"
+        "from fintune.cli import app\n"
+        "class Terminate(TrainerCallback):\n"
+        "    def on_save(self, *args, **kwargs):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "build = recipe.build_trainer\n"
+        "recipe.build_trainer = lambda *args: build(*args[:8], [*(args[8] or []), Terminate()])\n"
+        "app(sys.argv[1:])\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *command], timeout=300, capture_output=True, text=True
+    )
 
 
 @pytest.fixture

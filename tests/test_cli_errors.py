@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fintune.cli import app
+from tests.conftest import terminated_at_first_save
 
 LABELS = ["negative", "neutral", "positive"]
 FAST_S = 1.0  # each bad input must be rejected well within this
@@ -684,8 +685,6 @@ def test_a_terminated_run_removes_its_checkpoints(tmp_path, tiny_bert, sentences
     """A batch scheduler stops a job with SIGTERM, which by default ends Python at once:
     `fintune run` left checkpoints/ (a full copy of the model per kept checkpoint) in the
     run folder. It now stops as on Ctrl+C, removing them; exit status 128 + 15."""
-    import subprocess
-    import sys
 
     import yaml
 
@@ -700,19 +699,7 @@ def test_a_terminated_run_removes_its_checkpoints(tmp_path, tiny_bert, sentences
         "tracking": {"mlflow": False},
     }
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    code = (
-        "import os, signal, sys\n"
-        "from transformers import TrainerCallback\n"
-        "import fintune.recipes.classification as recipe\n"
-        "from fintune.cli import app\n"
-        "class Terminate(TrainerCallback):\n"
-        "    def on_save(self, *args, **kwargs):\n"
-        "        os.kill(os.getpid(), signal.SIGTERM)\n"
-        "build = recipe.build_trainer\n"
-        "recipe.build_trainer = lambda *args: build(*args[:8], [Terminate()])\n"
-        "app(['run', sys.argv[1]])\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code, str(config)], timeout=120)
+    done = terminated_at_first_save("run", str(config))
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
     assert done.returncode == 128 + 15

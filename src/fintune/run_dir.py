@@ -62,12 +62,19 @@ def check_output_dir(config: ExperimentConfig) -> None:
 
 def check_writable(folder: Path, field: str) -> None:
     """`folder` (named by `field` in errors) is or can be made a writable directory."""
+    if why := unwritable(folder):
+        raise FintuneError(f"{field}: {why}")
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why `folder` cannot be made (or is not) a writable directory; None if it can."""
     path = folder.absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
-        raise FintuneError(f"{field}: {existing} is a file, not a directory")
+        return f"{existing} is a file, not a directory"
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise FintuneError(f"{field}: cannot write in {existing} (permission denied)")
+        return f"cannot write in {existing} (permission denied)"
+    return None
 
 
 def create_run_dir(config: ExperimentConfig) -> Path:

@@ -110,15 +110,11 @@ def check_tracking(config: ExperimentConfig) -> None:
 def _check_new_store(store: Path, config: ExperimentConfig) -> None:
     """MLflow makes a new SQLite store at the run's first log, after training: its folder
     must be one this process can make it in."""
+    from fintune.run_dir import unwritable  # run_dir imports this module
+
     path = store.absolute()
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if existing == path:
-        why = "it is a directory"
-    elif not existing.is_dir():
-        why = f"{existing} is a file, not a directory"
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        why = f"cannot write in {existing} (permission denied)"
-    else:
+    why = "it is a directory" if path.is_dir() else unwritable(path.parent)
+    if why is None:
         return
     raise FintuneError(
         f"{uri_source(config)}: cannot create the MLflow store {path}: {why}. "

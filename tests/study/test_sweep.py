@@ -27,6 +27,7 @@ from fintune.study.sweep import (
     open_storage,
     run_sweep,
 )
+from tests.conftest import terminated_at_first_save
 
 SPACE = {
     "training.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 1e-2},
@@ -1328,21 +1329,7 @@ def test_a_terminated_sweep_fails_its_trial_and_removes_its_checkpoints(sweep_fi
     [1]' before retrying it, and its checkpoints/ (model copies) stayed on disk. It now
     stops as on Ctrl+C: the trial is failed (interrupted: not counted), exit status 143."""
     path = sweep_file(trials=1, final=False)
-    code = (
-        "import os, signal, sys\n"
-        "from transformers import TrainerCallback\n"
-        "import fintune.recipes.classification as recipe\n"
-        "from fintune.cli import app\n"
-        "class Terminate(TrainerCallback):\n"
-        "    def on_save(self, *args, **kwargs):\n"
-        "        os.kill(os.getpid(), signal.SIGTERM)\n"
-        "build = recipe.build_trainer\n"
-        "recipe.build_trainer = lambda *args: build(*args[:8], [*args[8], Terminate()])\n"
-        "app(['sweep', sys.argv[1]])\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(path)], timeout=300, capture_output=True, text=True
-    )
+    done = terminated_at_first_save("sweep", str(path))
     assert done.returncode == 128 + 15, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     folder = path.parent / "sweeps" / "tiny-sweep"
