@@ -132,3 +132,39 @@ def test_strip_html_keeps_comparison_signs_that_are_no_tags(text):
 def test_strip_html_removes_tags_with_attributes_comments_and_doctypes():
     text = '<!DOCTYPE html><!-- a > b --><p class="x>y">EPS < 1.2</p><br/>up'
     assert _only("strip_html")(text) == "EPS < 1.2 up"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # a quote inside an unquoted value is part of it (as browsers read it), not the
+        # opening of a quoted run that swallows text up to a later quote and '>'
+        ("<img alt=O'Neil>Profit fell; CEO's view > 1", "Profit fell; CEO's view > 1"),
+        ("<img alt=O'Neil <b>CEO's view> up", "<img alt=O'Neil CEO's view> up"),
+        ("<a href=x title = O'Neil's>link</a> it's up", "link it's up"),
+    ],
+)
+def test_strip_html_a_quote_in_an_unquoted_attribute_value_eats_no_text(text, expected):
+    assert _only("strip_html")(text) == expected
+
+
+def test_strip_html_keeps_its_output_for_well_formed_html():
+    text = (
+        '<!DOCTYPE html PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">'
+        "<?xml version=\"1.0\"?><p class = 'a>b' data-x=\"it's\">O'Neil's <i>EPS</i> &gt; 1</p>"
+        "<!-- a <p> b --><br/>x < 2"
+    )
+    assert _only("strip_html")(text) == "O'Neil's EPS > 1 x < 2"
+
+
+def test_strip_html_unclosed_comments_take_linear_time():
+    """Each '<!--' without a later '-->' searched the rest of the text: 100 kB of them
+    took seconds. An unclosed comment stays text, as before."""
+    import time
+
+    text = "<!-- x " * 15_000  # 105 kB
+    start = time.perf_counter()
+    out = clean.strip_html(text)
+    assert time.perf_counter() - start < 0.5
+    assert out == text
+    assert clean.strip_html("<!-- a --> b <!-- c") == "  b <!-- c"

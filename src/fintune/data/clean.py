@@ -15,8 +15,13 @@ from fintune.config.schema import CleaningConfig
 
 # A tag opens with a letter ('<p', '</p', '<!DOCTYPE', '<?xml'); '<' before a space or a
 # digit is a comparison ("EPS < 1.2 while margin > 5%"), text in HTML as well. A quoted
-# attribute value and a comment may hold '>'.
-_HTML_TAG = re.compile(r"<!--.*?-->|<[!?/]?[A-Za-z](?:[^<>\"']|\"[^\"]*\"|'[^']*')*>", re.DOTALL)
+# attribute value and a comment may hold '>'. A quote inside an unquoted value (alt=O'Neil)
+# is part of it, as browsers read it; each part is atomic, so that no backtracking reads
+# it as the opening of a quoted run that swallows text up to a later quote and '>'.
+# '<!--' is matched alone: strip_html finds the comment's end itself.
+_HTML_TAG = re.compile(
+    r"<!--|<[!?/]?[A-Za-z](?>=\s*[^\s<>\"'][^\s<>]*|[^<>\"']|\"[^\"]*\"|'[^']*')*>"
+)
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _CASHTAG = re.compile(r"\$[A-Za-z][A-Za-z.]{0,9}\b")
 _NON_LETTER = re.compile(r"[^A-Za-z\s]")
@@ -25,7 +30,24 @@ _WORD = re.compile(r"\S+")
 
 
 def strip_html(text: str) -> str:
-    return html.unescape(_HTML_TAG.sub(" ", text))
+    if "<!--" not in text:
+        return html.unescape(_HTML_TAG.sub(" ", text))
+    parts, pos, start = [], 0, 0
+    unclosed = len(text)  # from here on, no '<!--' has a '-->' after it
+    while found := _HTML_TAG.search(text, start):
+        end = found.end()
+        if found.group() == "<!--":
+            # searched once, not from each '<!--' to the end: an unclosed comment stays text
+            close = text.find("-->", end) if found.start() < unclosed else -1
+            if close == -1:
+                unclosed = min(unclosed, found.start())
+                start = found.start() + 1
+                continue
+            end = close + 3
+        parts += [text[pos : found.start()], " "]
+        pos = start = end
+    parts.append(text[pos:])
+    return html.unescape("".join(parts))
 
 
 def strip_urls(text: str) -> str:
