@@ -448,6 +448,23 @@ def test_true_false_labels_in_a_csv_keep_the_files_text(tmp_path, written, given
     assert prepare_data(_data(_write(frame, tmp_path / "d.csv")), 0).labels == ["False", "True"]
 
 
+def test_true_false_labels_in_jsonl_are_named_as_in_the_csv(tmp_path):
+    """JSON's true/false were read as Python's True/False: labels 'True'/'False' from a
+    jsonl file, 'true'/'false' from the same data as csv, and data.labels [false, true]
+    (the file's own words) refused the jsonl's rows."""
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(40)], "label": [True, False] * 20})
+    frame.to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    frame.assign(label=frame["label"].map({True: "true", False: "false"})).to_csv(
+        tmp_path / "d.csv", index=False
+    )
+    as_csv = prepare_data(_data(tmp_path / "d.csv"), 0)
+    as_jsonl = prepare_data(_data(tmp_path / "d.jsonl"), 0)
+    assert as_jsonl.labels == as_csv.labels == ["false", "true"]
+    assert as_jsonl.fingerprint == as_csv.fingerprint
+    given = prepare_data(_data(tmp_path / "d.jsonl", labels=["false", "true"]), 0)
+    assert given.fingerprint == as_jsonl.fingerprint
+
+
 @pytest.mark.parametrize("given", [None, ["a", "b"]])
 def test_an_infinite_label_is_named_not_a_crash(tmp_path, given):
     """A csv's 'inf' among integer ids is read as a float infinity: int() of it raised

@@ -266,7 +266,8 @@ def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
         if not isinstance(row, dict):
             hint = ARRAY_HINT if isinstance(row, list) else ""
             raise FintuneError(f"{path}, line {number}: expected a JSON object per line{hint}")
-        rows.append(row)
+        # JSON's true/false as written, as a csv's are: Python's str() gives 'True'
+        rows.append({k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()})
         numbers.append(number)
     return _with_lines(pd.DataFrame(rows), numbers)
 
