@@ -256,6 +256,22 @@ def test_split_names_maps_a_source_split_to_a_role(tmp_path):
     assert all(t.startswith("train ") for t in data.splits["validation"]["text"])
 
 
+@pytest.mark.parametrize("stem", ["dev", "holdout"])
+def test_split_names_names_a_folders_file_by_its_name(tmp_path, stem):
+    """A folder's files were read under their roles only: split_names {test: dev} beside
+    dev.csv was refused ('has no split 'dev'; it has: train, validation') and
+    {test: holdout} left holdout.csv unread, though split_names names source splits."""
+    _write(_frame(prefix="train "), tmp_path / "train.csv")
+    _write(_frame({"negative": 5, "neutral": 5, "positive": 5}, "held "), tmp_path / f"{stem}.csv")
+    config = _data(tmp_path, labels=LABELS, split_names={"test": stem})
+    data = prepare_data(config, 0)
+    assert _texts(data.splits["test"]) == list(pd.read_csv(tmp_path / f"{stem}.csv")["text"])
+    assert all(t.startswith("train ") for t in data.splits["validation"]["text"])
+    assert "unread_files" not in data.report
+    with pytest.raises(FintuneError, match=r"data.split_names.test: .* has no split 'other'"):
+        prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "other"}), 0)
+
+
 def test_split_names_names_train(tmp_path):
     folder = tmp_path / "given"
     folder.mkdir()

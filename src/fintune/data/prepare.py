@@ -94,7 +94,8 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         report["placeholder_texts"] = placeholders
     folder = Path(config.path or "")
     in_folder = config.path and not config.dataset and not config.files and folder.is_dir()
-    if in_folder and (unread := unread_files(folder, config.format)):
+    named = set(config.split_names.values())
+    if in_folder and (unread := unread_files(folder, config.format, named)):
         report["unread_files"] = unread
 
     cleaner = make_cleaner(config.cleaning)
@@ -158,7 +159,8 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
             f"{config.path}: {names} {'are' if len(unread) > 1 else 'is'} not read: a folder's "
             "files are read by their split names (train or training, validation, valid, val "
             "or dev, test) and a csv/tsv/jsonl/json/parquet/txt suffix; to use another file, "
-            "name each split's file in data.files"
+            "give its name a role in data.split_names ({test: holdout}) or name each split's "
+            "file in data.files"
         )
     if config.cleaning.remove_stopwords:
         texts = [t for frame in data.splits.values() for t in frame["original_text"]]
@@ -228,7 +230,10 @@ def _read(config: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str] | None
             frames[role] = read_table(Path(file), config.format, config.encoding, config.quoting)
         return frames, None, ", ".join(str(p) for p in config.files.values())
     if config.path:
-        frames = read_local(Path(config.path), config.format, config.encoding, config.quoting)
+        named = set(config.split_names.values())  # a folder's files that split_names maps
+        frames = read_local(
+            Path(config.path), config.format, config.encoding, config.quoting, named
+        )
         return frames, None, config.path
     assert config.hub_id  # the schema requires one source
     return read_hub(config.hub_id, config.hub_config), None, config.hub_id

@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
@@ -288,12 +289,18 @@ def _fpb(path: Path, lines: list[str]) -> pd.DataFrame:
 
 
 def read_directory(
-    path: Path, fmt: str, encoding: str | None, quoting: str = "standard"
+    path: Path,
+    fmt: str,
+    encoding: str | None,
+    quoting: str = "standard",
+    named: Collection[str] = (),
 ) -> dict[str, pd.DataFrame]:
-    """A directory with one file per split (train.csv, validation.csv, test.csv, ...)."""
+    """A directory with one file per split (train.csv, validation.csv, test.csv, ...),
+    each under its role; a file whose name data.split_names gives (dev, holdout) is read
+    under that name, for split_names to map."""
     files: dict[str, Path] = {}
     for file in sorted(path.iterdir()):
-        split = _split_of(file, fmt)
+        split = _split_of(file, fmt, named)
         if split:
             if split in files:
                 raise FintuneError(
@@ -309,15 +316,15 @@ def read_directory(
     return {split: read_table(file, fmt, encoding, quoting) for split, file in files.items()}
 
 
-def _split_of(file: Path, fmt: str) -> str | None:
+def _split_of(file: Path, fmt: str, named: Collection[str] = ()) -> str | None:
     """The split a file in a directory of split files is read as, if any."""
-    split = SPLIT_STEMS.get(file.stem.lower())
+    split = file.stem if file.stem in named else SPLIT_STEMS.get(file.stem.lower())
     if split and file.is_file() and (fmt != "auto" or file.suffix.lower() in SUFFIX_FORMATS):
         return split
     return None
 
 
-def unread_files(path: Path, fmt: str) -> list[str]:
+def unread_files(path: Path, fmt: str, named: Collection[str] = ()) -> list[str]:
     """Files of a directory of split files that look like data (a data suffix, or a split's
     name before the first dot) but that `read_directory` passes by: holdout.csv, test.xlsx,
     test.csv.gz."""
@@ -329,15 +336,19 @@ def unread_files(path: Path, fmt: str) -> list[str]:
         and (
             file.suffix.lower() in SUFFIX_FORMATS or file.name.split(".")[0].lower() in SPLIT_STEMS
         )
-        and _split_of(file, fmt) is None
+        and _split_of(file, fmt, named) is None
     ]
 
 
 def read_local(
-    path: Path, fmt: str, encoding: str | None, quoting: str = "standard"
+    path: Path,
+    fmt: str,
+    encoding: str | None,
+    quoting: str = "standard",
+    named: Collection[str] = (),
 ) -> dict[str, pd.DataFrame]:
     if path.is_dir():
-        return read_directory(path, fmt, encoding, quoting)
+        return read_directory(path, fmt, encoding, quoting, named)
     if not path.exists():
         raise FintuneError(f"data.path: file or directory not found: {path}{relative_note(path)}")
     return {"train": read_table(path, fmt, encoding, quoting)}
