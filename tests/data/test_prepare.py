@@ -838,6 +838,22 @@ def test_a_missing_column_says_which_field_to_set(tmp_path, header, fields, mess
         prepare_data(_data(path, **fields), 0)
 
 
+@pytest.mark.parametrize(("sep", "suffix"), [(";", "csv"), ("|", "csv"), (";", "tsv")])
+def test_a_file_separated_by_semicolons_is_named_not_its_header_suggested(tmp_path, sep, suffix):
+    """A European Excel export separates fields with ';': the whole header was one column,
+    and the error suggested it: "did you mean 'text;label'? Set data.text_column"."""
+    path = tmp_path / f"d.{suffix}"
+    path.write_text(f"text{sep}label\nup{sep}positive\ndown{sep}negative\n", encoding="utf-8")
+    with pytest.raises(FintuneError) as error:
+        prepare_data(_data(path), 0)
+    message = str(error.value)
+    assert "did you mean" not in message
+    assert message.endswith(
+        f"the header is one column, {f'text{sep}label'!r}: are the fields separated by "
+        f"{sep!r}? A csv's are separated by commas, a tsv's by tabs: save the file so"
+    )
+
+
 def test_a_txt_file_of_sentence_at_label_lines_is_told_to_set_the_fpb_format(tmp_path):
     path = tmp_path / "sentences.txt"
     path.write_text("Sales rose .@positive\nProfit fell .@negative\n", encoding="utf-8")

@@ -329,6 +329,12 @@ def _column_hint(column: str, columns: list[str], key: str) -> str:
     the field to set."""
     if columns and columns[0].startswith(("ï»¿", "\ufeff")):  # a UTF-8 byte-order mark
         return "; a UTF-8 byte-order mark was read as text: set data.encoding: utf-8"
+    if len(columns) == 1 and (sep := next((s for s in ";|" if s in columns[0]), None)):
+        # a European Excel export: not a column to suggest
+        return (
+            f"; the header is one column, {columns[0]!r}: are the fields separated by {sep!r}? "
+            "A csv's are separated by commas, a tsv's by tabs: save the file so"
+        )
     same = [c for c in columns if c.strip().casefold() == column.strip().casefold()]
     near = same or difflib.get_close_matches(column, columns, n=1, cutoff=0.5)
     if near:
