@@ -481,6 +481,28 @@ def test_true_false_labels_in_jsonl_are_named_as_in_the_csv(tmp_path):
     assert given.fingerprint == as_jsonl.fingerprint
 
 
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_fractional_labels_are_named_as_written(tmp_path, suffix):
+    """Labels 1, 1.5 and 2 (a rating in half steps) are read as floats: they were named
+    '1.0', '1.5', '2.0', and data.labels [1, 1.5, 2], as the file writes them, refused
+    row 1: 'label 1.0 is not in the label map ['1', '1.5', '2']'."""
+    written = ["1", "1.5", "2"]
+    path = tmp_path / f"d.{suffix}"
+    if suffix == "csv":
+        path.write_text("text,label\n" + "".join(f"t{i},{written[i % 3]}\n" for i in range(60)))
+    else:
+        rows = [{"text": f"t{i}", "label": json.loads(written[i % 3])} for i in range(60)]
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    inferred = prepare_data(_data(path), 0)
+    assert inferred.labels == written
+    assert prepare_data(_data(path, labels=written), 0).fingerprint == inferred.fingerprint
+    rows = pd.concat(inferred.splits.values())
+    pairs = zip(rows["text"], rows["label"], strict=True)
+    assert all(inferred.labels[i] == written[int(t[1:]) % 3] for t, i in pairs)
+    old_names = prepare_data(_data(path, labels=["1.0", "1.5", "2.0"]), 0)  # as named before
+    assert old_names.splits["test"]["label"].tolist() == inferred.splits["test"]["label"].tolist()
+
+
 @pytest.mark.parametrize("given", [None, ["a", "b"]])
 def test_an_infinite_label_is_named_not_a_crash(tmp_path, given):
     """A csv's 'inf' among integer ids is read as a float infinity: int() of it raised

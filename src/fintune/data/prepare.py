@@ -365,7 +365,7 @@ def _infer_labels(frames: dict[str, pd.DataFrame], column: str, origin: str) -> 
                 "every class in data.labels"
             )
         return [names[i] for i in ids]
-    names = sorted({str(v).strip() for v in values})
+    names = sorted({_label_name(v) for v in values})
     _check_spellings(frames, column, names, origin)
     return names
 
@@ -411,7 +411,8 @@ def _check_spellings(
             )
         seen[key] = name
     numbers = [name for name in names if re.fullmatch(r"[+-]?\d+", name)]
-    words = [name for name in names if name not in numbers]
+    # 1, 1.5, 2: a rating in half steps, numbers all
+    words = [name for name in names if not re.fullmatch(r"[+-]?\d+(\.\d+)?", name)]
     if numbers and words:
         raise FintuneError(
             f"data.labels: the labels mix integers ({', '.join(map(repr, numbers[:5]))}) and "
@@ -424,10 +425,17 @@ def _check_spellings(
 
 def _first_row(frames: dict[str, pd.DataFrame], column: str, label: str, origin: str) -> str:
     for role, frame in frames.items():
-        hits = np.flatnonzero([str(v).strip() == label for v in frame[column]])
+        hits = np.flatnonzero([_label_name(v) == label for v in frame[column]])
         if len(hits):
             return f"{origin}, {role} split, {_row(frame, int(hits[0]) + 1)}"
     return origin
+
+
+def _label_name(value: Any) -> str:
+    """A label's name: a float's as a number is written (1, not 1.0, beside 1.5)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def _holds_ids(values: pd.Series) -> bool:
@@ -525,7 +533,9 @@ def _label_ids(
     for row, value in enumerate(values, start=1):
         if as_ids and 0 <= int(value) < len(labels):
             out.append(int(value))
-        elif not as_ids and str(value).strip() in index:
+        elif not as_ids and _label_name(value) in index:
+            out.append(index[_label_name(value)])
+        elif not as_ids and str(value).strip() in index:  # 1.0, as a float was named before
             out.append(index[str(value).strip()])
         else:
             kind = "label id" if as_ids else "label"
