@@ -647,3 +647,18 @@ def test_a_utf8_byte_order_mark_is_not_part_of_the_first_text(
     path = tmp_path / name
     path.write_bytes(content.encode("utf-8-sig"))
     assert read_table(path, fmt, encoding)["text"][0] == first
+
+
+@pytest.mark.parametrize("under", ["", "data/"])
+def test_a_folder_laid_out_like_a_hub_dataset_is_pointed_to_hub_id(tmp_path, under):
+    """A downloaded hub dataset keeps its splits as data/train-00000-of-00001.parquet:
+    data.path on it said only 'no split files found', though data.hub_id reads it."""
+    (tmp_path / under).mkdir(exist_ok=True)
+    for split in ("train", "test"):
+        pd.DataFrame(ROWS).to_parquet(tmp_path / f"{under}{split}-00000-of-00001.parquet")
+    with pytest.raises(FintuneError) as error:
+        read_local(tmp_path, "auto", None)
+    assert str(error.value).endswith(
+        f"; its files are laid out as a hub dataset's ({under}test-00000-of-00001.parquet): "
+        f"set data.hub_id: {tmp_path} to read them"
+    )

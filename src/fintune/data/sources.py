@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import re
 from collections.abc import Collection
 from pathlib import Path
 
@@ -312,8 +313,22 @@ def read_directory(
         raise FintuneError(
             f"{path}: no split files found; expected files named train, validation (or valid, "
             "dev) and test with a csv/tsv/jsonl/parquet/txt suffix, or name one file in data.path"
+            + _hub_layout_hint(path)
         )
     return {split: read_table(file, fmt, encoding, quoting) for split, file in files.items()}
+
+
+def _hub_layout_hint(path: Path) -> str:
+    """A downloaded hub dataset: its splits are shards, data/train-00000-of-00001.parquet,
+    which the datasets library reads from the folder (data.hub_id)."""
+    for file in sorted([*path.glob("*-of-*.*"), *path.glob("data/*-of-*.*")]):
+        if re.fullmatch(r"[\w.]+-\d+-of-\d+", file.stem) and file.suffix in SUFFIX_FORMATS:
+            shown = file.relative_to(path).as_posix()
+            return (
+                f"; its files are laid out as a hub dataset's ({shown}): "
+                f"set data.hub_id: {path} to read them"
+            )
+    return ""
 
 
 def _split_of(file: Path, fmt: str, named: Collection[str] = ()) -> str | None:
