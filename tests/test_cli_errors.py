@@ -187,7 +187,10 @@ def case_tab_separated_file_named_csv(tmp):
 def case_header_without_rows(tmp):
     path = tmp / "empty.csv"
     path.write_text("text,label\n", encoding="utf-8")
-    return [str(_base(tmp, data=f"  path: {path}\n"))], ["the training data has no examples"]
+    return [str(_base(tmp, data=f"  path: {path}\n"))], [
+        "the training data has no examples (source ",
+        "empty.csv",
+    ]
 
 
 def case_missing_split_file(tmp):

@@ -120,7 +120,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
 
     frames, report["duplicates"] = _duplicates_and_conflicts(frames, config)
     split_seed = seed if config.split.seed is None else config.split.seed
-    splits = _split(frames, config, labels, split_seed)
+    splits = _split(frames, config, labels, split_seed, origin)
     splits = _subsample(splits, config, split_seed)
     report["shared_texts"] = _shared_texts(splits)
     for role in ROLES:
@@ -620,11 +620,13 @@ def _shared_texts(splits: dict[str, pd.DataFrame]) -> dict[str, int]:
 
 
 def _split(
-    frames: dict[str, pd.DataFrame], config: DataConfig, labels: list[str], seed: int
+    frames: dict[str, pd.DataFrame], config: DataConfig, labels: list[str], seed: int, origin: str
 ) -> dict[str, pd.DataFrame]:
     splits = dict(frames)
     if "train" in splits and len(splits["train"]) == 0:
-        raise FintuneError("data: the training data has no examples (a header, but no rows?)")
+        raise FintuneError(
+            f"data: the training data has no examples (source {origin}; a header, but no rows?)"
+        )
     if "test" not in splits:
         splits["train"], splits["test"] = _holdout(
             splits["train"], config.split.test, config.split.stratify, labels, seed, "test"
