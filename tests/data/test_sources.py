@@ -662,3 +662,21 @@ def test_a_folder_laid_out_like_a_hub_dataset_is_pointed_to_hub_id(tmp_path, und
         f"; its files are laid out as a hub dataset's ({under}test-00000-of-00001.parquet): "
         f"set data.hub_id: {tmp_path} to read them"
     )
+
+
+def test_a_parquet_file_that_repeats_a_column_name_is_named(tmp_path):
+    """pyarrow can write two columns of one name; reading failed with pyarrow's schema dump
+    ('Multiple matches for FieldRef.Name(label) in text: string ...')."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = [pa.array(["up", "down"]), pa.array(["a", "b"]), pa.array(["x", "y"])]
+    pq.write_table(
+        pa.Table.from_arrays(columns, names=["text", "label", "label"]), tmp_path / "d.parquet"
+    )
+    with pytest.raises(FintuneError) as error:
+        read_table(tmp_path / "d.parquet")
+    assert str(error.value) == (
+        f"{tmp_path / 'd.parquet'}: the column name 'label' appears twice (columns: 'text', "
+        "'label', 'label'); give each column its own name"
+    )

@@ -71,6 +71,7 @@ def read_table(
             frame.attrs["read_csv"] = {"path": str(path), **options}  # for written_text
             return _with_lines(frame, lines)
         if fmt == "parquet":
+            _check_parquet_names(path)
             return pd.read_parquet(path)
         raw = path.read_bytes()
         if fmt == "fpb" and encoding is None:  # the original release is latin-1, some copies UTF-8
@@ -222,6 +223,19 @@ def _check_header_names(path: Path, header: list[str], line: int) -> None:
         raise FintuneError(
             f"{path}, line {line}: the header repeats the column name {repeated!r} "
             f"(columns: {', '.join(map(repr, header))}); give each column its own name"
+        )
+
+
+def _check_parquet_names(path: Path) -> None:
+    """pyarrow writes two columns of one name, then fails to read them with a schema dump."""
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:
+        raise FintuneError(
+            f"{path}: the column name {repeated!r} appears twice (columns: "
+            f"{', '.join(map(repr, names))}); give each column its own name"
         )
 
 
