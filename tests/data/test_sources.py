@@ -680,3 +680,20 @@ def test_a_parquet_file_that_repeats_a_column_name_is_named(tmp_path):
         f"{tmp_path / 'd.parquet'}: the column name 'label' appears twice (columns: 'text', "
         "'label', 'label'); give each column its own name"
     )
+
+
+@pytest.mark.parametrize("suffix", ["csv", "tsv"])
+def test_a_header_repeated_inside_the_data_is_named(tmp_path, suffix):
+    """Two exports joined (cat a.csv b.csv): the second header was read as an example,
+    text 'text' of the class 'label', trained on or refused as 'label 'label' has only 1
+    example'."""
+    sep = "," if suffix == "csv" else "\t"
+    rows = "".join(f"t{i}{sep}{'ab'[i % 2]}\n" for i in range(4))
+    path = tmp_path / f"d.{suffix}"
+    path.write_text(f"text{sep}label\n{rows} text {sep}label\n{rows}", encoding="utf-8")
+    with pytest.raises(FintuneError) as error:
+        read_table(path)
+    assert str(error.value) == (
+        f"{path}, line 6: the row repeats the header ('text', 'label'): two files joined? "
+        "Remove the line"
+    )

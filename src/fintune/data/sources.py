@@ -183,10 +183,12 @@ def _check_delimited(path: Path, encoding: str, fmt: str, quoting: int) -> list[
             for record in reader:
                 if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
                     if header is None:
-                        header = len(record)
+                        header, names = len(record), [name.strip() for name in record]
                         _check_separator(path, record, fmt)
                         _check_header_names(path, record, start)
                     else:
+                        if record[0].strip() == names[0]:
+                            _check_not_header(path, record, names, start)
                         rows.append(start)
                     if len(record) > header:  # fewer fields are filled in empty, as pandas does
                         raise FintuneError(
@@ -236,6 +238,16 @@ def _check_parquet_names(path: Path) -> None:
         raise FintuneError(
             f"{path}: the column name {repeated!r} appears twice (columns: "
             f"{', '.join(map(repr, names))}); give each column its own name"
+        )
+
+
+def _check_not_header(path: Path, record: list[str], names: list[str], line: int) -> None:
+    """Two exports joined (cat a.csv b.csv): the second header is no example of the class
+    'label'."""
+    if [field.strip() for field in record] == names:
+        raise FintuneError(
+            f"{path}, line {line}: the row repeats the header ({', '.join(map(repr, names))}): "
+            "two files joined? Remove the line"
         )
 
 
