@@ -583,3 +583,15 @@ def test_a_path_with_a_nul_byte_or_an_overlong_name_is_refused_naming_the_field(
         config = _yaml(tmp_path, "name: t\ndata:\n  dataset: null\n")
     with pytest.raises(FintuneError, match=rf"{field}: .*(NUL byte|over the 255)"):
         load_config(config, [setting])
+
+
+def test_yaml_nested_too_deep_is_an_error_naming_the_file_not_a_recursion_traceback(
+    tmp_path, lora_yaml
+):
+    # 2,000 brackets deep ended validate and run in a RecursionError traceback
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: x\ntags: " + "[" * 2000 + "]" * 2000 + "\n")
+    with pytest.raises(FintuneError, match=rf"{path}: not valid YAML: nested too deep"):
+        read_yaml(path)
+    with pytest.raises(FintuneError, match=r"--set tracking.tags: the value is nested too deep"):
+        load_config(lora_yaml, ["tracking.tags=" + "[" * 2000 + "]" * 2000])

@@ -77,6 +77,9 @@ def _construct_int(loader: StrictLoader, node: yaml.ScalarNode) -> int:
 StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
+TOO_DEEP = "nested too deep (hundreds of brackets or indents) for a config"
+
+
 def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
 
@@ -126,6 +129,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         where = str(err).replace('"<unicode string>"', f'"{path}"')
         raise FintuneError(f"{path}: not valid YAML: {where}") from None
+    except RecursionError:  # PyYAML recurses once per level: 2,000 brackets deep
+        raise FintuneError(f"{path}: not valid YAML: {TOO_DEEP}") from None
     except UnicodeDecodeError as err:
         raise FintuneError(f"{path}: not valid UTF-8 text ({err})") from None
     except OSError as err:
@@ -150,6 +155,8 @@ def apply_override(raw: dict[str, Any], item: str, given: list[str] | None = Non
         value = parse_yaml(text) if text.strip() else text
     except DuplicateKeyError as error:
         raise FintuneError(f"--set {item!r}: {error.problem}") from None
+    except RecursionError:
+        raise FintuneError(f"--set {key.strip()}: the value is {TOO_DEEP}") from None
     except yaml.YAMLError:  # not YAML: kept as written (a path like `[runs`)
         value = text
     before = method_name(raw)
