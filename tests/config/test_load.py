@@ -595,3 +595,22 @@ def test_yaml_nested_too_deep_is_an_error_naming_the_file_not_a_recursion_traceb
         read_yaml(path)
     with pytest.raises(FintuneError, match=r"--set tracking.tags: the value is nested too deep"):
         load_config(lora_yaml, ["tracking.tags=" + "[" * 2000 + "]" * 2000])
+
+
+@pytest.mark.parametrize("switch", ["model=b", "model.name=b", "model={name: b}"])
+def test_set_switching_the_model_drops_the_files_revision_and_gguf_file(tmp_path, switch):
+    """They name a commit and a file of the file's model: kept, the run loaded model b at
+    a's commit (or a's file name inside b), or failed confusingly after validating."""
+    path = _yaml(
+        tmp_path,
+        "data:\n  path: d.csv\nmodel: {name: a, revision: abc123, gguf_file: a.gguf, "
+        "max_length: 64}\n",
+    )
+    config = load_config(path, [switch])
+    assert (config.model.name, config.model.revision, config.model.gguf_file) == ("b", None, None)
+    assert config.model.max_length == 64  # options of any model stay
+    # given with the switch, in either order, they stay; the same name is no switch
+    config = load_config(path, ["model.revision=v2", switch, "model.gguf_file=b.gguf"])
+    assert (config.model.revision, config.model.gguf_file) == ("v2", "b.gguf")
+    config = load_config(path, ["model.name=a"])
+    assert (config.model.revision, config.model.gguf_file) == ("abc123", "a.gguf")

@@ -159,10 +159,31 @@ def apply_override(raw: dict[str, Any], item: str, given: list[str] | None = Non
         raise FintuneError(f"--set {key.strip()}: the value is {TOO_DEEP}") from None
     except yaml.YAMLError:  # not YAML: kept as written (a path like `[runs`)
         value = text
-    before = method_name(raw)
+    before, model_before = method_name(raw), model_name(raw)
     fields = _merge_field(raw, key.strip().split("."), value, where=f"--set {item!r}")
     drop_switched_options(before, raw, [*(given or []), *fields])
+    drop_switched_model(model_before, raw, [*(given or []), *fields])
     return fields
+
+
+def model_name(raw: dict[str, Any]) -> Any:
+    model = raw.get("model")
+    return model.get("name") if isinstance(model, dict) else model
+
+
+# what names a file or commit of one model's repository, so means nothing for another
+MODEL_PINS = ("revision", "gguf_file")
+
+
+def drop_switched_model(before: Any, raw: dict[str, Any], fields: list[str]) -> None:
+    """A --set that changed model.name drops the file's model.revision and model.gguf_file,
+    which name a commit and a file of the file's model, unless a --set gave them."""
+    model = raw.get("model")
+    if model_name(raw) == before or not isinstance(model, dict):
+        return
+    for key in MODEL_PINS:
+        if f"model.{key}" not in fields:
+            model.pop(key, None)
 
 
 def method_name(raw: dict[str, Any]) -> Any:
