@@ -425,3 +425,12 @@ def test_serve_on_a_loopback_host_without_a_key_answers_only_loopback_names(
     result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--host", host, "--port", "0"])
     assert result.exit_code == 0, result.output
     assert given["settings"].loopback_only is loopback_only
+
+
+def test_predict_command_prints_no_loading_weights_bar(runs):
+    """transformers drew its "Loading weights: 100%|####| 41/41" bar on stderr at every
+    predict, run and serve: noise in a log that reads like a problem."""
+    result = CliRunner().invoke(app, ["predict", str(runs["full"]), "profit rose"])
+    assert result.exit_code == 0, result.output
+    assert "Loading weights" not in result.stderr, result.stderr
+    assert result.stderr == ""

@@ -59,6 +59,13 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # PEFT asks transformers 5 a renamed question on every adapter run; nothing to act on
     warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*", FutureWarning)
+    # transformers' own bars ("Loading weights: 100%|####| 41/41" at every load) read as a
+    # problem in a log; hub downloads keep theirs, and TRANSFORMERS_VERBOSITY=info shows all
+    from transformers.utils import logging as hf_logging
+
+    verbose = os.environ.get("TRANSFORMERS_VERBOSITY", "").lower() in ("info", "debug")
+    if hasattr(hf_logging, "set_tqdm_hook") and not verbose:  # a release without it: bars stay
+        hf_logging.set_tqdm_hook(lambda _bar, args, kwargs: hf_logging.EmptyTqdm(*args, **kwargs))
 
 
 @app.command()
