@@ -618,3 +618,28 @@ def test_warmup_longer_than_the_run_is_warned_about_before_training(
     assert f"peaks at {(steps - 1) / 50:.0%} of training.learning_rate" in err
     setup(make_config(training={**training, "warmup_steps": steps}))
     assert "warmup_steps" not in capsys.readouterr().err
+
+
+def test_a_hub_base_s_commit_is_recorded_so_an_unpinned_run_is_pinned_after_it(
+    make_config, monkeypatch
+):
+    """A hub model without model.revision was recorded by name only: an upstream push
+    later changed what a rerun trained, and nothing said which weights this run had."""
+    import fintune.models.load as load
+
+    real = load.AutoModelForSequenceClassification.from_pretrained
+
+    def from_hub(*args, **kwargs):  # transformers notes the commit of a hub download
+        model = real(*args, **kwargs)
+        model.config._commit_hash = "c0ffee" * 6 + "c0ff"
+        return model
+
+    monkeypatch.setattr(load.AutoModelForSequenceClassification, "from_pretrained", from_hub)
+    config = make_config(method={"name": "lora"}, training={"max_steps": 1})
+    monkeypatch.setattr(load, "is_local", lambda name: False)  # as a hub id is
+    environment = json.loads((run(config) / "environment.json").read_text())
+    assert environment["model_commit"] == "c0ffee" * 6 + "c0ff"
+    monkeypatch.undo()  # a local folder: read as it is, nothing to pin
+    monkeypatch.setattr(load.AutoModelForSequenceClassification, "from_pretrained", from_hub)
+    environment = json.loads((run(config) / "environment.json").read_text())
+    assert environment["model_commit"] is None

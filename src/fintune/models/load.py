@@ -215,9 +215,22 @@ def _head_in_float32(model) -> None:
             head.register_forward_pre_hook(_float32_inputs)
 
 
+def is_local(name_or_path: str) -> bool:
+    return Path(name_or_path).exists()
+
+
+def hub_commit(model, name_or_path: str) -> str | None:
+    """The hub commit a model's weights came from (transformers notes it on the config),
+    so that a run without model.revision can be pinned after it; None for a local folder
+    or packaged model, read as it is."""
+    if is_local(name_or_path):
+        return None
+    return getattr(getattr(model, "config", None), "_commit_hash", None)
+
+
 def check_revision(config: ExperimentConfig, source: ModelSource) -> None:
     """A revision pins a hub model; a local folder or packaged model is read as it is."""
-    if config.model.revision is not None and Path(source.name_or_path).exists():
+    if config.model.revision is not None and is_local(source.name_or_path):
         raise FintuneError(
             f"model.revision: {config.model.name} is a local model, which has no revisions "
             f"to pin ({config.model.revision!r} would be ignored); a revision is for a hub id"

@@ -30,6 +30,7 @@ from fintune.models.load import (
     check_best_model_loads,
     check_dtype,
     check_revision,
+    hub_commit,
     load_tokenizer,
 )
 from fintune.models.methods import count_parameters
@@ -137,6 +138,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             run_dir / "environment.json",
             {
                 "seed": config.seed,
+                "model_commit": hub_commit(model, info.base),
                 "packages": package_versions(),
                 "source": source_code(),
                 "hardware": hardware(device),
