@@ -40,6 +40,15 @@ SetOption = Annotated[
     ),
 ]
 
+BaseSetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a field of the base config, as if written in it, e.g. --set "
+        "training.epochs=1 (repeatable). Give it again on each rerun (and sweep worker).",
+    ),
+]
+
 
 def user_errors(fn):
     """Print FintuneError as a message and exit 2, keep tracebacks for real bugs."""
@@ -268,6 +277,7 @@ def compare(
     report_only: Annotated[
         bool, typer.Option(help="Rewrite the report from finished cells; train nothing.")
     ] = False,
+    set_: BaseSetOption = None,
 ) -> None:
     """Run a comparison study: a grid of runs, resumable, then a report.
 
@@ -275,7 +285,9 @@ def compare(
     _quiet_libraries()
     from fintune.study.compare import run_study
 
-    folder, state = run_study(study, retry_failed=retry_failed, report_only=report_only)
+    folder, state = run_study(
+        study, retry_failed=retry_failed, report_only=report_only, overrides=set_
+    )
     failed = [cell for cell, entry in state.items() if entry.get("status") == "failed"]
     out.print(f"Study report: {folder / 'report.md'} and {folder / 'report.html'}", markup=False)
     if failed:
@@ -304,6 +316,7 @@ def sweep(
     report_only: Annotated[
         bool, typer.Option(help="Run no more trials: final model (if missing) and report.")
     ] = False,
+    set_: BaseSetOption = None,
 ) -> None:
     """Hyperparameter search with Optuna, then a final model with the best parameters.
 
@@ -318,6 +331,7 @@ def sweep(
             trials=trials,
             timeout_minutes=timeout_minutes,
             report_only=report_only,
+            overrides=set_,
         )
     if worker:
         out.print(f"Sweep worker finished: {result}", markup=False)

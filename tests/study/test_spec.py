@@ -372,3 +372,23 @@ def test_tracking_fields_may_ride_along_with_a_change_of_what_is_trained(write_s
     }
     _, cells = load_study(write_study(axes={"method": tagged}))
     assert {c.config.tracking.tags["kind"] for c in cells} == {"full", "adapter"}
+
+
+def test_compare_set_overrides_the_base_as_if_written_in_it(write_study, make_config, tmp_path):
+    """compare had no --set: a quick try of a study (one step, shorter texts) meant a copy
+    of its base file. A --set gives each cell, and its hash, what the file would."""
+    sets = ["training.max_steps=3", "model.max_length=16"]
+    _, cells = load_study(write_study(), sets)
+    base = make_config(training={"max_steps": 3}, model={"max_length": 16})
+    path = write_study(base=base.model_dump(mode="json"))
+    _, written = load_study(path)
+    assert [c.config_sha for c in cells] == [c.config_sha for c in written]
+    assert {(c.config.training.max_steps, c.config.model.max_length) for c in cells} == {(3, 16)}
+    # a field an axis sets would be overwritten in every cell: refused, naming both
+    with pytest.raises(FintuneError, match=r"--set method\.r: axes\.method sets method for"):
+        load_study(path, ["method.r=8"])
+    result = CliRunner().invoke(app, ["compare", str(path), "--set", "seed=5"])
+    assert result.exit_code == 2, result.output
+    assert "--set seed: axes.seed sets seed" in " ".join(result.stderr.split())
+    result = CliRunner().invoke(app, ["compare", str(path), "--set", "training.epochs=0"])
+    assert result.exit_code == 2 and "training.epochs" in result.stderr

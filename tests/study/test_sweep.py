@@ -1401,3 +1401,17 @@ def test_a_sweep_output_with_a_nul_byte_or_an_overlong_name_is_refused_naming_it
     """It passed the spec and crashed later ('embedded null byte', 'File name too long')."""
     with pytest.raises(FintuneError, match=r"output: .*(NUL byte|over the 255)"):
         run_sweep(sweep_file(output=output))
+
+
+def test_sweep_set_overrides_the_base_and_refuses_a_searched_field(sweep_file, make_config):
+    """sweep had no --set (run has): a trial budget test on fewer steps meant a copy of
+    the base file. A --set is as if written there; on a searched field it would be lost."""
+    from fintune.study.sweep import load_sweep
+
+    spec, base = load_sweep(sweep_file(), ["training.max_steps=2"])
+    assert base["training"]["max_steps"] == 2
+    written = make_config(training={"epochs": 2, "max_steps": 2}).model_dump(mode="json")
+    assert base == load_sweep(sweep_file(base=written))[1]
+    for field in ("training.learning_rate", "training.best_metric"):
+        with pytest.raises(FintuneError, match=rf"--set {field}: the .* sets {field} for each"):
+            load_sweep(sweep_file(), [f"{field}=0.1"])

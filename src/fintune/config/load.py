@@ -93,6 +93,25 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     return validate_config(raw, source=str(path), overridden=overridden)
 
 
+def override_base(
+    base: dict[str, Any], overrides: list[str] | None, varied: dict[str, str]
+) -> dict[str, Any]:
+    """A study's or sweep's base with `--set` overrides, as if written in its file.
+    `varied`: field -> what sets it for every cell or trial (where a --set would be lost)."""
+    raw = copy.deepcopy(base)
+    given: list[str] = []
+    for item in overrides or []:
+        given += apply_override(raw, item, given=given)
+    for field in given:
+        for other, setter in varied.items():
+            if field == other or field.startswith(f"{other}.") or other.startswith(f"{field}."):
+                raise FintuneError(
+                    f"--set {field}: {setter} sets {other} for each of its runs, which would "
+                    "overwrite the --set; change it there"
+                )
+    return raw
+
+
 KINDS = {
     "experiment": "an experiment file (for fintune run and validate)",
     "study": "a study file (for fintune compare)",

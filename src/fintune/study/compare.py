@@ -251,12 +251,16 @@ def adopt_renamed_cells(state: dict[str, Any], cells: list) -> dict[str, Any]:
 
 
 def run_study(
-    path: str | Path, retry_failed: bool = False, report_only: bool = False
+    path: str | Path,
+    retry_failed: bool = False,
+    report_only: bool = False,
+    overrides: list[str] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Run what is not done yet, then write the report. Returns (study dir, cell state)."""
+    """Run what is not done yet, then write the report. Returns (study dir, cell state).
+    `overrides`: `--set` items for the base config."""
     from fintune.study.report import write_study_report
 
-    spec, cells = load_study(path)
+    spec, cells = load_study(path, overrides)
     check_writable(study_dir(spec), f"{path}: output")
     data_shas = {} if report_only else check_cells(cells, spec)
     folder = study_dir(spec)

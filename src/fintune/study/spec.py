@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from fintune.config.load import (
     did_you_mean,
+    override_base,
     read_yaml,
     refuse_other_kind,
     set_fields,
@@ -138,9 +139,12 @@ def axis_options(axis: str, values: Axis, source: str) -> dict[str, dict[str, An
     return options
 
 
-def load_study(path: str | Path) -> tuple[StudySpec, list[Cell]]:
+def load_study(
+    path: str | Path, overrides: list[str] | None = None
+) -> tuple[StudySpec, list[Cell]]:
+    """`overrides`: `--set` items for the base, as if written in it."""
     spec = validate_spec(StudySpec, read_yaml(path), str(path), "study")
-    return spec, expand(spec, str(path))
+    return spec, expand(spec, str(path), overrides)
 
 
 def validate_spec(model: type[S], raw: dict[str, Any], source: str, kind: str) -> S:
@@ -173,9 +177,11 @@ def base_mapping(base: str | dict[str, Any], source: str) -> dict[str, Any]:
     return read_yaml(path)
 
 
-def expand(spec: StudySpec, source: str) -> list[Cell]:
-    base = base_mapping(spec.base, source)
+def expand(spec: StudySpec, source: str, overrides: list[str] | None = None) -> list[Cell]:
     options = {axis: axis_options(axis, values, source) for axis, values in spec.axes.items()}
+    varied = {f: f"axes.{a}" for a, o in options.items() for fields in o.values() for f in fields}
+    varied |= {axis: f"cells[{i}]" for i, cell in enumerate(spec.cells) for axis in cell}
+    base = override_base(base_mapping(spec.base, source), overrides, varied)
     check_axes_disjoint(options, source)
     check_axes_train(options, source)
     planned: list[tuple[dict[str, str], dict[str, Any]]] = []  # (coords, field overrides)

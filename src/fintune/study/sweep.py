@@ -40,6 +40,7 @@ from rich.markup import escape
 from transformers import TrainerCallback
 
 from fintune.config.load import (
+    override_base,
     read_yaml,
     set_field,
     set_fields,
@@ -233,13 +234,18 @@ class SweepSpec(Section):
         return self
 
 
-def load_sweep(path: str | Path) -> tuple[SweepSpec, dict[str, Any]]:
-    """The spec and the base mapping. Every searched field is checked against the schema,
-    alone and then in combination: the corners of the space, and every categorical choice,
-    must each make a valid config (the first COMBINATIONS of them)."""
+def load_sweep(
+    path: str | Path, overrides: list[str] | None = None
+) -> tuple[SweepSpec, dict[str, Any]]:
+    """The spec and the base mapping (`overrides`: `--set` items for it, as if written in
+    it). Every searched field is checked against the schema, alone and then in
+    combination: the corners of the space, and every categorical choice, must each make a
+    valid config (the first COMBINATIONS of them)."""
     source = str(path)
     spec = validate_spec(SweepSpec, read_yaml(path), source, "sweep")
-    base = base_mapping(spec.base, source)
+    varied = {field: f"the space's {field}" for field in spec.space}
+    varied |= {field: "the sweep" for field in ("training.best_metric", "evaluation.test")}
+    base = override_base(base_mapping(spec.base, source), overrides, varied)
     evaluation = base.get("evaluation")
     if isinstance(evaluation, dict) and evaluation.get("test") is False:
         raise FintuneError(
@@ -534,6 +540,7 @@ def run_sweep(
     trials: int | None = None,
     timeout_minutes: float | None = None,
     report_only: bool = False,
+    overrides: list[str] | None = None,
 ) -> Path:
     import optuna
 
@@ -542,9 +549,9 @@ def run_sweep(
             "--worker and --report-only do not go together: a worker only runs trials, and "
             "--report-only runs none; drop --worker to write the report"
         )
-    spec, base = load_sweep(path)
-    overrides = {"trials": trials, "timeout_minutes": timeout_minutes}
-    for name, value in overrides.items():
+    spec, base = load_sweep(path, overrides)
+    options = {"trials": trials, "timeout_minutes": timeout_minutes}
+    for name, value in options.items():
         if value is not None:
             try:
                 setattr(spec, name, value)
