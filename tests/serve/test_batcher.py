@@ -417,3 +417,39 @@ def test_stop_while_a_batch_gathers_answers_the_callers_already_taken():
     assert pending == 0, "a caller was left waiting after stop()"
     assert errors == ["the server is shutting down"] * 2
     assert model.batches == []
+
+
+def test_stop_in_the_instant_a_request_arrives_still_stops_the_worker():
+    """On Python 3.11, asyncio.wait_for returned the queue's new job when the worker was
+    cancelled just after that job arrived, and dropped the cancel: stop() then waited
+    forever on a worker blocked on an empty queue, and the server did not stop. Each
+    offset (event loop turns between the request and stop) lands the cancel elsewhere."""
+    model = FakeModel()
+
+    async def main(hops: int) -> bool:
+        batcher = MicroBatcher(model, max_batch=8, max_wait_ms=10_000)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(["first"]))
+        await asyncio.sleep(0.01)  # taken; the batch waits for more
+        loop = asyncio.get_running_loop()
+        stopping = loop.create_future()
+
+        def hop(left: int) -> None:
+            if left:
+                loop.call_soon(hop, left - 1)
+            else:
+                stopping.set_result(asyncio.ensure_future(batcher.stop()))
+
+        second = asyncio.ensure_future(batcher.submit(["second"]))
+        loop.call_soon(hop, hops)
+        stop = await stopping
+        done, _ = await asyncio.wait({stop}, timeout=2)
+        for task in (first, second, stop):
+            task.cancel()
+        if batcher._worker is not None:
+            batcher._worker.cancel()
+        await asyncio.gather(first, second, stop, return_exceptions=True)
+        return stop in done
+
+    stopped = {hops: asyncio.run(main(hops)) for hops in range(8)}
+    assert all(stopped.values()), f"stop() hung after these loop turns: {stopped}"

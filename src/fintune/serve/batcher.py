@@ -128,7 +128,10 @@ class MicroBatcher:
                 return self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 raise TimeoutError from None
-        return await asyncio.wait_for(self._queue.get(), timeout)
+        # not asyncio.wait_for: on Python 3.11 a cancel (stop()) that comes as a job arrives
+        # is dropped and the job returned, and the worker then never stops
+        async with asyncio.timeout(timeout):
+            return await self._queue.get()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
