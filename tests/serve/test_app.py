@@ -745,3 +745,27 @@ def test_a_keyless_loopback_server_answers_only_requests_addressed_to_loopback(h
 
 def test_without_loopback_only_any_host_is_answered(client):
     assert client.get("/health", headers={"host": "fintune.internal:8000"}).status_code == 200
+
+
+def test_a_request_during_shutdown_is_a_503_that_says_the_server_is_stopping():
+    """A request waiting for the model when the server stopped, or arriving after, got a
+    500 'internal error: RuntimeError', as if the model had failed."""
+    gate, started = threading.Event(), threading.Event()
+
+    def slow(texts):
+        started.set()
+        gate.wait(5)
+        return [{"label": "up", "confidence": 1.0, "scores": {"up": 1.0}} for _ in texts]
+
+    app = create_app(slow, {"run": "r", "backbone": "b", "method": "full"}, ServeSettings())
+    with TestClient(app) as c, ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(c.post, "/analyze", json={"text": "in the model"})
+        assert started.wait(5)
+        c.portal.call(app.state.batcher.stop)
+        gate.set()
+        during = running.result()
+        after = c.post("/analyze/batch", json={"texts": ["sales rose"]})
+    for response in (during, after):
+        assert response.status_code == 503, response.text
+        assert set(response.json()) == {"error"}
+        assert "stopping" in response.json()["error"]

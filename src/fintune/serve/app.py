@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fintune.errors import FintuneError
-from fintune.serve.batcher import MicroBatcher, ServerBusy
+from fintune.serve.batcher import MicroBatcher, ServerBusy, ServerStopping
 
 if TYPE_CHECKING:
     from fintune.predict import Device, Precision
@@ -118,7 +118,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "A text, the batch or the body over its limit",
         415: "The body is not sent as application/json",
         422: "A field missing, unknown, of the wrong type, or an empty text",
-        503: "The server is busy (with Retry-After)",
+        503: "The server is busy (with Retry-After), or stopping",
     }
     return {code: {"model": ApiErrorBody, "description": said[code]} for code in codes}
 
@@ -252,6 +252,11 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     @app.exception_handler(ServerBusy)
     async def busy(_request: Request, error: ServerBusy):
         return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(ServerStopping)
+    async def stopping(_request: Request, _error: ServerStopping):
+        message = "the server is stopping: nothing was classified; send it again once it is back"
+        return JSONResponse({"error": message}, status_code=503, headers={"Connection": "close"})
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception):

@@ -25,6 +25,10 @@ class ServerBusy(Exception):
     """The queue is full; the caller should try again shortly."""
 
 
+class ServerStopping(RuntimeError):
+    """The batcher is stopped or stopping: the texts were not classified."""
+
+
 @dataclass
 class _Job:
     texts: list[str]
@@ -90,7 +94,7 @@ class MicroBatcher:
             waiting.append(self._queue.get_nowait())
         for job in waiting:
             job.waiting = False  # a cancel still to be noticed must not count it again
-        _fail(waiting, RuntimeError("the server is shutting down"))
+        _fail(waiting, ServerStopping("the server is shutting down"))
         self._held = None
         self.stats.waiting = 0
         if self._executor:
@@ -98,7 +102,7 @@ class MicroBatcher:
 
     async def submit(self, texts: list[str]) -> list[dict]:
         if self._queue is None or self._worker is None or self._worker.done():
-            raise RuntimeError("the batcher is not running")
+            raise ServerStopping("the batcher is not running")
         if self.stats.waiting + len(texts) > self.max_queue:
             self.stats.refused += 1
             raise ServerBusy(
@@ -150,7 +154,7 @@ class MicroBatcher:
                 except asyncio.CancelledError:  # stopped while gathering: off the queue already
                     for job in jobs:
                         self._leave(job)
-                    _fail(jobs, RuntimeError("the server is shutting down"))
+                    _fail(jobs, ServerStopping("the server is shutting down"))
                     raise
                 if job.future.cancelled():
                     self._leave(job)
@@ -172,7 +176,7 @@ class MicroBatcher:
         try:
             results = await loop.run_in_executor(self._executor, self.predict, texts)
         except asyncio.CancelledError:
-            _fail(jobs, RuntimeError("the server is shutting down"))
+            _fail(jobs, ServerStopping("the server is shutting down"))
             raise
         except Exception as error:  # one bad batch must not stop the server
             if len(jobs) == 1:
@@ -182,7 +186,7 @@ class MicroBatcher:
                     for job in jobs:
                         await self._answer([job], loop)
                 except asyncio.CancelledError:  # stopped meanwhile: no job left waiting
-                    _fail(jobs, RuntimeError("the server is shutting down"))
+                    _fail(jobs, ServerStopping("the server is shutting down"))
                     raise
             return
         self.stats.busy_s += time.perf_counter() - start
