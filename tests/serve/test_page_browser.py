@@ -355,3 +355,26 @@ def test_a_key_with_characters_http_cannot_send_is_named_as_the_problem():
         p.stop()
     assert error.startswith("API key:") and "printable ASCII" in error
     assert "reach the server" not in error
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")
+def test_the_bars_are_ordered_by_probability_so_the_answer_is_on_top():
+    """With Banking77's 77 labels the bars came in label order: the answer and its runners-up
+    were somewhere in a list of 77. Ties keep the label order."""
+    labels = [f"intent_{i:02d}" for i in range(77)]
+    scores = {label: 0.001 for label in labels}
+    scores.update({"intent_70": 0.6, "intent_03": 0.2, "intent_40": 0.1})
+    result = {"label": "intent_70", "confidence": 0.6, "scores": scores}
+    answers = {"/model": {**MODEL, "labels": labels, "precision": "fp32"}, "/analyze": result}
+    p, browser, page, _ = _page_with(answers)
+    try:
+        page.get_by_label("Text to analyse").fill("Why was I charged this rate?")
+        page.get_by_role("button", name="Analyze").click()
+        page.locator("#result").wait_for(state="visible", timeout=15_000)
+        shown = page.locator("#bars li .name").all_inner_texts()
+        best = page.locator("#bars li.best .name").all_inner_texts()
+    finally:
+        browser.close()
+        p.stop()
+    assert shown[:5] == ["intent_70", "intent_03", "intent_40", "intent_00", "intent_01"]
+    assert sorted(shown) == labels and best == ["intent_70"]

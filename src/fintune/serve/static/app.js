@@ -1,4 +1,5 @@
-// The page's only logic: call the API, draw one bar per class, keep recent analyses.
+// The page's only logic: call the API, draw one bar per class (most probable first), keep
+// recent analyses.
 const $ = (id) => document.getElementById(id);
 const recent = [];
 let maxLength = null; // tokens the model reads of a text, from /model
@@ -54,7 +55,10 @@ function showResult(text, result) {
   $("confidence").textContent = `(${(result.confidence * 100).toFixed(1)}%)`;
   const bars = $("bars");
   bars.replaceChildren();
-  for (const [label, p] of Object.entries(result.scores)) {
+  // most probable first: with many labels (Banking77 has 77) the answer is on top; the
+  // sort is stable, so equal probabilities keep the label order
+  const ranked = Object.entries(result.scores).sort((a, b) => b[1] - a[1]);
+  for (const [label, p] of ranked) {
     const li = document.createElement("li");
     li.className = label === result.label ? "best" : "";
     li.dataset.label = label;
