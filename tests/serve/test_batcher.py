@@ -453,3 +453,30 @@ def test_stop_in_the_instant_a_request_arrives_still_stops_the_worker():
 
     stopped = {hops: asyncio.run(main(hops)) for hops in range(8)}
     assert all(stopped.values()), f"stop() hung after these loop turns: {stopped}"
+
+
+def test_the_one_by_one_retry_skips_a_caller_gone_meanwhile():
+    """After a failed batch, each job ran again alone: a job whose caller had gone (client
+    disconnected) during the retry was still sent to the model."""
+    gate, retrying, seen = threading.Event(), threading.Event(), []
+
+    def model(texts):
+        seen.append(list(texts))
+        if "boom" in texts and len(texts) > 1:
+            raise ValueError("the batch fails")
+        retrying.set()
+        gate.wait(5)  # the first job alone is slow; its neighbour's caller leaves meanwhile
+        return [{"label": t.upper()} for t in texts]
+
+    batcher = MicroBatcher(model, max_batch=8, max_wait_ms=50)
+
+    async def work():
+        callers = [asyncio.ensure_future(batcher.submit([t])) for t in ("a", "gone", "boom")]
+        await asyncio.to_thread(retrying.wait, 5)
+        callers[1].cancel()
+        gate.set()
+        return [await callers[0], await callers[2]]
+
+    answers = _run(batcher, work)
+    assert [_labels(a) for a in answers] == [["A"], ["BOOM"]]
+    assert seen == [["a", "gone", "boom"], ["a"], ["boom"]]

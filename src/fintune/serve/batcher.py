@@ -184,7 +184,8 @@ class MicroBatcher:
             else:  # answer the jobs one by one, so only the one that fails gets the error
                 try:
                     for job in jobs:
-                        await self._answer([job], loop)
+                        if not job.future.cancelled():  # its caller is gone: no model time
+                            await self._answer([job], loop)
                 except asyncio.CancelledError:  # stopped meanwhile: no job left waiting
                     _fail(jobs, ServerStopping("the server is shutting down"))
                     raise
