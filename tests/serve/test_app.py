@@ -769,3 +769,40 @@ def test_a_request_during_shutdown_is_a_503_that_says_the_server_is_stopping():
         assert response.status_code == 503, response.text
         assert set(response.json()) == {"error"}
         assert "stopping" in response.json()["error"]
+
+
+def test_every_answer_forbids_framing_and_type_sniffing():
+    """No answer said X-Frame-Options or X-Content-Type-Options: another site could frame
+    the page (clickjacking the Analyze button and the key field)."""
+
+    def boom(texts):
+        raise ValueError("the model failed")
+
+    summary = {"run": "r", "backbone": "b", "method": "full"}
+    settings = ServeSettings(api_key="k", max_batch_texts=1, max_text_chars=5)
+    keyed_ok = {"authorization": "Bearer k"}
+    with TestClient(create_app(boom, summary, settings), raise_server_exceptions=False) as c:
+        responses = [
+            c.get("/"),
+            c.get("/static/app.js"),
+            c.get("/health"),
+            c.get("/model", headers=keyed_ok),
+            c.get("/openapi.json", headers=keyed_ok),
+            c.get("/model"),  # 401
+            c.get("/nowhere", headers=keyed_ok),  # 404
+            c.post("/analyze", json={"text": ""}, headers=keyed_ok),  # 422
+            c.post("/analyze", content=b"x" * 10**6, headers=keyed_ok),  # 413 unread
+            c.post("/analyze", json={"text": "up"}, headers=keyed_ok),  # 500
+        ]
+    with TestClient(
+        create_app(boom, summary, ServeSettings(loopback_only=True)),
+        raise_server_exceptions=False,
+    ) as c:
+        responses.append(c.get("/model", headers={"host": "evil.example"}))  # 400
+    statuses = [r.status_code for r in responses]
+    assert statuses == [200, 200, 200, 200, 200, 401, 404, 422, 413, 500, 400]
+    for response in responses:
+        assert response.headers.get("x-frame-options") == "DENY", response.request.url
+        assert response.headers.get("x-content-type-options") == "nosniff"
+        policy = response.headers.get("content-security-policy", "")
+        assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy

@@ -79,7 +79,7 @@ def served(make_config):
 
 
 def test_type_click_and_read_the_result(served):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     url, run_dir = served
     labels = json.loads((run_dir / "metrics.json").read_text())["labels"]
@@ -93,6 +93,8 @@ def test_type_click_and_read_the_result(served):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone's width
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(url)
         page.get_by_label("Text to analyse").fill(SENTENCE)
         page.get_by_role("button", name="Analyze").click()
@@ -110,20 +112,25 @@ def test_type_click_and_read_the_result(served):
         for label, percent in shown.items():
             assert percent == pytest.approx(expected["scores"][label] * 100, abs=0.06)
         assert SENTENCE[:40] in page.locator("#recent").inner_text()
-        page.wait_for_function(
-            "!document.getElementById('model-info').textContent.startsWith('Loading')"
+        widths = page.evaluate(
+            """() => [...document.querySelectorAll('#bars .fill')].map(
+                (f) => f.getBoundingClientRect().width / f.parentElement.clientWidth * 100)"""
         )
-        assert "test accuracy" in page.locator("#model-info").inner_text()
+        for width, percent in zip(widths, shown.values(), strict=True):  # drawn, not just said
+            assert width == pytest.approx(percent, abs=1.0)
+        # locators, not wait_for_function: the server's CSP forbids the eval that one uses
+        expect(page.locator("#model-info")).to_contain_text("test accuracy")
 
         # keyboard only: Ctrl+Enter in the text area submits too
         page.get_by_label("Text to analyse").fill("Net sales fell 12% and the outlook was cut.")
         page.get_by_label("Text to analyse").press("Control+Enter")
-        page.wait_for_function("document.querySelectorAll('#recent li').length >= 2")
+        page.locator("#recent li").nth(1).wait_for()
+        assert not [e for e in errors if "Content Security Policy" in e]  # nothing refused
 
         if os.environ.get("FINTUNE_SCREENSHOT"):
             page.get_by_label("Text to analyse").fill(SENTENCE)
             page.get_by_role("button", name="Analyze").click()
-            page.wait_for_function("document.querySelectorAll('#recent li').length >= 3")
+            page.locator("#recent li").nth(2).wait_for()
             page.screenshot(path=os.environ["FINTUNE_SCREENSHOT"], full_page=True)
         browser.close()
 

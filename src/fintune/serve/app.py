@@ -38,6 +38,17 @@ if TYPE_CHECKING:
 
 OPEN_PATHS = {"/health", "/", "/static/app.js", "/static/style.css"}
 STATIC_TYPES = {"app.js": "text/javascript", "style.css": "text/css"}
+# On every answer: no other site may frame the page (clickjacking its button and key field),
+# no answer is read as another type than it says, and the page loads and calls only this
+# server (no inline script or style: app.js sets the bars' widths through the DOM).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+        "object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 @dataclass
@@ -192,6 +203,25 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every answer, the middleware's own errors included."""
+
+    def __init__(self, app):
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepare=None) -> FastAPI:
     """`predict(texts) -> [{"label", "confidence", "scores"}]` is the model, batched inside;
     `prepare(text)` is what the model will read of a text (the run's cleaning), checked
@@ -245,6 +275,10 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
                 )
         return await call_next(request)
 
+    # added last, so outermost of the middleware: its headers reach their answers too (a
+    # 500 is sent from outside all of them, so its handler adds them itself)
+    app.add_middleware(SecurityHeaders)
+
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, error: ApiError):
         return JSONResponse({"error": error.message}, status_code=error.status)
@@ -260,7 +294,8 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception):
-        return JSONResponse({"error": f"internal error: {type(error).__name__}"}, status_code=500)
+        message = f"internal error: {type(error).__name__}"
+        return JSONResponse({"error": message}, status_code=500, headers=SECURITY_HEADERS)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException):

@@ -65,9 +65,10 @@ function showResult(text, result) {
     const pct = (p * 100).toFixed(1);
     li.innerHTML = `<span class="name"></span>
       <div class="track" role="progressbar" aria-valuemin="0" aria-valuemax="100"
-           aria-valuenow="${pct}"><div class="fill" style="width:${pct}%"></div></div>
+           aria-valuenow="${pct}"><div class="fill"></div></div>
       <span class="value">${pct}%</span>`;
     li.querySelector(".name").textContent = label;
+    li.querySelector(".fill").style.width = `${pct}%`; // not a style attribute: the CSP forbids those
     li.querySelector(".track").setAttribute("aria-label", `${label} probability`);
     bars.appendChild(li);
   }
