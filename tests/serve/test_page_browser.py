@@ -385,3 +385,25 @@ def test_the_bars_are_ordered_by_probability_so_the_answer_is_on_top():
         p.stop()
     assert shown[:5] == ["intent_70", "intent_03", "intent_40", "intent_00", "intent_01"]
     assert sorted(shown) == labels and best == ["intent_70"]
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")
+@pytest.mark.parametrize(
+    ("precision", "want"),
+    [
+        ("fp32", "Model: tiny (b, full)"),
+        ("int8", "Model: tiny (b, full) · served in int8"),
+    ],
+)
+def test_a_run_without_test_metrics_shows_no_stray_separator(precision, want):
+    """A run with no test split showed 'Model: tiny (b, full) · ' (and '·  · served in int8;
+    the test figures are the fp32 model's', figures it does not have)."""
+    model = {**MODEL, "test": {"n": None}, "precision": precision}
+    p, browser, page, _ = _page_with({"/model": model})
+    try:
+        _model_loaded(page)
+        info = page.locator("#model-info").inner_text()
+    finally:
+        browser.close()
+        p.stop()
+    assert info == want

@@ -38,13 +38,16 @@ async function loadModel() {
     const m = await call("/model");
     maxLength = m.max_length || null;
     const acc = m.test && m.test.accuracy;
-    const accText = acc ? `test accuracy ${(acc.value * 100).toFixed(1)}% ` +
-      `(95% CI ${(acc.ci95[0] * 100).toFixed(1)}–${(acc.ci95[1] * 100).toFixed(1)}%, n=${m.test.n})` : "";
+    const parts = [`Model: ${m.name} (${m.backbone}, ${m.method})`];
+    if (acc) {
+      parts.push(`test accuracy ${(acc.value * 100).toFixed(1)}% ` +
+        `(95% CI ${(acc.ci95[0] * 100).toFixed(1)}–${(acc.ci95[1] * 100).toFixed(1)}%, n=${m.test.n})`);
+    }
     // the test figures were measured at fp32: say so when the model is served otherwise
-    const served = m.precision && m.precision !== "fp32"
-      ? ` · served in ${m.precision}; the test figures are the fp32 model's` : "";
-    $("model-info").textContent =
-      `Model: ${m.name} (${m.backbone}, ${m.method}) · ${accText}${served}`;
+    if (m.precision && m.precision !== "fp32") {
+      parts.push(`served in ${m.precision}` + (acc ? "; the test figures are the fp32 model's" : ""));
+    }
+    $("model-info").textContent = parts.join(" · "); // a run without a test has no figures
   } catch (e) {
     $("model-info").textContent = "Model details unavailable: " + e.message;
   }
