@@ -392,17 +392,18 @@ def test_predict_in_a_model_folder_names_the_run_to_give(runs, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("host", "key", "loopback_only"),
+    ("host", "key", "loopback_only", "addresses_only"),
     [
-        ("127.0.0.1", None, True),
-        ("localhost", None, True),
-        ("::1", None, True),
-        ("127.0.0.1", "secret", False),
-        ("0.0.0.0", None, False),
+        ("127.0.0.1", None, True, False),
+        ("localhost", None, True, False),
+        ("::1", None, True, False),
+        ("127.0.0.1", "secret", False, False),
+        ("0.0.0.0", None, False, True),
+        ("0.0.0.0", "secret", False, False),
     ],
 )
 def test_serve_on_a_loopback_host_without_a_key_answers_only_loopback_names(
-    runs, monkeypatch, host, key, loopback_only
+    runs, monkeypatch, host, key, loopback_only, addresses_only
 ):
     from types import SimpleNamespace
 
@@ -425,6 +426,7 @@ def test_serve_on_a_loopback_host_without_a_key_answers_only_loopback_names(
     result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--host", host, "--port", "0"])
     assert result.exit_code == 0, result.output
     assert given["settings"].loopback_only is loopback_only
+    assert given["settings"].addresses_only is addresses_only
 
 
 def test_predict_command_prints_no_loading_weights_bar(runs):

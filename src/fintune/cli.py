@@ -231,9 +231,15 @@ def serve(
         api_key=key,
         max_queue_texts=max_queue,
         loopback_only=not key and is_loopback(host),
+        addresses_only=not key and not is_loopback(host),
     )
     application = app_for_run(run_dir, settings, precision=precision, device=device)
-    guard = "API key required" if key else "no API key: whoever reaches the port can use the API"
+    guard = "API key required"
+    if settings.addresses_only:
+        guard = (
+            "no API key: whoever reaches the port can use the API, addressed to an IP "
+            f"address or {socket.gethostname()!r} only"
+        )
     if settings.loopback_only:
         guard = "no API key: answers requests addressed to localhost, 127.0.0.1 or [::1] only"
     err.print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -806,3 +807,32 @@ def test_every_answer_forbids_framing_and_type_sniffing():
         assert response.headers.get("x-content-type-options") == "nosniff"
         policy = response.headers.get("content-security-policy", "")
         assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("10.1.2.3:8000", 200),
+        ("[fe80::1]:8000", 200),
+        ("127.0.0.1:8000", 200),
+        ("localhost", 200),
+        (f"{socket.gethostname().upper()}:8000", 200),
+        ("attacker.example:8000", 400),
+        ("10.1.2.3.nip.io:8000", 400),
+        ("", 400),
+    ],
+)
+def test_a_keyless_server_on_every_interface_answers_only_its_addresses(host, status):
+    """Bound to 0.0.0.0 without a key, the server answered any Host: through DNS rebinding,
+    any web site visited by anyone who could reach the port could read /model and use the
+    API. An IP address or the machine's own name cannot be an attacker's DNS name."""
+    answer = {"label": "up", "confidence": 1.0, "scores": {"up": 1.0}}
+    summary = {"run": "r", "backbone": "/home/me/models/x", "method": "full"}
+    app = create_app(
+        lambda texts: [answer] * len(texts), summary, ServeSettings(addresses_only=True)
+    )
+    with TestClient(app) as c:
+        response = c.get("/model", headers={"host": host})
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert "FINTUNE_API_KEY" in response.json()["error"] and "/home/me" not in response.text

@@ -18,6 +18,7 @@ import ipaddress
 import json
 import os
 import re
+import socket
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -69,6 +70,10 @@ class ServeSettings:
     # sets it on a loopback host without an API key, where a web page could otherwise
     # reach the server through DNS rebinding (a name of its own, resolved to 127.0.0.1).
     loopback_only: bool = False
+    # Answer only requests whose Host is an IP address, localhost or this machine's name:
+    # `fintune serve` sets it on any other host (0.0.0.0) without an API key. A DNS
+    # rebinding page's Host is a name of its own, none of these.
+    addresses_only: bool = False
 
     def __post_init__(self) -> None:
         key = self.api_key
@@ -260,6 +265,14 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
                 "to serve it under another name"
             )
             return JSONResponse({"error": message}, status_code=400)
+        if settings.addresses_only and not is_own_address(host_name(host)):
+            message = (
+                f"this server answers only requests addressed to an IP address, localhost or "
+                f"{socket.gethostname()!r}, not Host {host!r}: without FINTUNE_API_KEY a web "
+                "page could otherwise reach it under a name of its own (DNS rebinding); set "
+                "FINTUNE_API_KEY to serve it under another name"
+            )
+            return JSONResponse({"error": message}, status_code=400)
         return await call_next(request)
 
     @app.middleware("http")
@@ -434,6 +447,17 @@ def is_loopback(name: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def is_own_address(name: str) -> bool:
+    """An IP address, localhost, or this machine's name: never a DNS rebinding page's."""
+    if name.lower() in {"localhost", socket.gethostname().lower()}:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _static(name: str) -> str:
