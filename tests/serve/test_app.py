@@ -351,7 +351,7 @@ BAD = [
     ("no body", "/analyze", _raw(""), 422, ["body"]),
     ("string texts", "/analyze/batch", _json({"texts": "sales rose"}), 422, ["texts", "list"]),
     ("missing texts", "/analyze/batch", _json({"text": "sales"}), 422, ["texts", "required"]),
-    ("number in texts", "/analyze/batch", _json({"texts": ["a", 3]}), 422, ["texts.1", "string"]),
+    ("number in texts", "/analyze/batch", _json({"texts": ["a", 3]}), 422, ["texts[1]", "string"]),
     ("malformed batch", "/analyze/batch", _raw('{"texts": ["a",'), 422, ["json"]),
     ("array batch body", "/analyze/batch", _json(["a", "b"]), 422, ["body"]),
     ("empty texts", "/analyze/batch", _json({"texts": []}), 422, ["texts", "at least one"]),

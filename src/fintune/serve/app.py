@@ -338,7 +338,11 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
             if item["type"] == "json_invalid":
                 problems.append("the body is not valid JSON")
                 continue
-            where = ".".join(str(p) for p in item["loc"] if p != "body") or "body"
+            # texts[1], as the API's own checks name a text, not pydantic's texts.1
+            where = "".join(
+                f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"] if p != "body"
+            ).lstrip(".")
+            where = where or "body"
             if item["type"] == "extra_forbidden" and request.url.path in REQUESTS:
                 path, fields = request.url.path, ", ".join(REQUESTS[request.url.path].model_fields)
                 problems.append(f"{where}: unknown field; {path} takes fields: {fields}")
