@@ -143,6 +143,14 @@ def test_health(client):
     assert response.json() == {"status": "ok"}
 
 
+def test_health_answers_head_as_monitors_send_it(client):
+    """HEAD /health (curl -I, wget --spider, load balancers' checks) got 405, so a
+    monitor reported a healthy server as down."""
+    response = client.head("/health")
+    assert response.status_code == 200 and response.content == b""
+    assert "head" in client.get("/openapi.json").json()["paths"]["/health"]
+
+
 def test_model_describes_the_run(client, run_dir, tiny_bert):
     response = client.get("/model")
     assert response.status_code == 200

@@ -389,6 +389,10 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     async def health() -> dict:
         return {"status": "ok"}
 
+    @app.head("/health")  # curl -I, wget --spider and load balancers' checks send HEAD
+    async def health_head() -> Response:
+        return Response()
+
     @app.get("/model", responses=_errors(400, 401))
     async def model() -> dict:
         return {**summary, "serving": batcher.stats.as_dict()}
