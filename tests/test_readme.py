@@ -87,7 +87,7 @@ def test_the_api_table_lists_the_routes_the_server_has():
     from fintune.serve.app import ServeSettings, create_app
 
     section = _section("Serving a model")
-    listed = set(re.findall(r"^\| `(GET|POST) (/\S*)` \|", section, flags=re.M))
+    listed = set(re.findall(r"^\| `(GET|POST|HEAD) (/\S*)` \|", section, flags=re.M))
     summary = {"run": "r", "backbone": "b", "method": "m"}
     schema = create_app(lambda texts: [], summary, ServeSettings()).openapi()
     assert listed == {(verb.upper(), path) for path, ops in schema["paths"].items() for verb in ops}
