@@ -643,3 +643,18 @@ def test_a_hub_base_s_commit_is_recorded_so_an_unpinned_run_is_pinned_after_it(
     monkeypatch.setattr(load.AutoModelForSequenceClassification, "from_pretrained", from_hub)
     environment = json.loads((run(config) / "environment.json").read_text())
     assert environment["model_commit"] is None
+
+
+def test_samples_per_second_of_a_run_timed_at_0_is_none_not_0():
+    """The Trainer rounds its runtime to 0.1 ms: a run timed at 0 got samples/s 0.0, a
+    rate the run did not have."""
+    from types import SimpleNamespace
+
+    from fintune.config import validate_config
+    from fintune.recipes.classification import samples_per_s
+
+    config = validate_config({"name": "x", "data": {"path": "d.csv"}})
+    timed = SimpleNamespace(global_step=2, metrics={"train_runtime": 0.0})
+    assert samples_per_s(timed, config, 40) is None
+    timed.metrics["train_runtime"] = 0.5
+    assert samples_per_s(timed, config, 40) == 64.0  # 2 batches of 16

@@ -50,3 +50,38 @@ def test_the_per_class_table_names_its_split_without_a_test_split():
     config = validate_config({"name": "x", "data": {"path": "d.csv"}})
     assert "### Per class (test)" in _render(config)
     assert "### Per class (validation)" in _render(config, split="validation")
+
+
+def test_a_sub_second_training_time_is_shown_not_as_0():
+    """A run of a few steps on a tiny model trains in milliseconds: the report said
+    'training time | 0.0 s', and a run the Trainer timed at 0 gave samples/s 0.0."""
+    from fintune.report.markdown import format_seconds
+
+    config = validate_config({"name": "x", "data": {"path": "d.csv"}})
+    assert format_seconds(0.042) == "0.042"
+    assert format_seconds(0.0) == "< 0.001"
+    assert format_seconds(3.14159) == "3.14"
+    assert format_seconds(125.4) == "125"
+    assert format_seconds(None) == "—"
+    metrics_train = {"runtime_s": 0.042, "samples_per_s": 1904.762}
+    report = _render_train(config, metrics_train)
+    assert "| training time | 0.042 s |" in report
+    report = _render_train(config, {"runtime_s": 0.0, "samples_per_s": None})
+    assert "| training time | < 0.001 s |" in report
+    assert "| training samples/s | — |" in report
+
+
+def _render_train(config, train: dict) -> str:
+    labels = ["neg", "pos"]
+    y = np.array([0, 1] * 20)
+    metrics = {
+        "device": "cpu",
+        "labels": labels,
+        "test": evaluate_predictions(y, y[::-1], labels, samples=200),
+        "train": {"trainable_params": 10, "total_params": 10, "examples": 80, "epochs": 1.0}
+        | {"steps": 5, "final_train_loss": 0.5, **train},
+        "resources": {"cpu_percent_avg": 90.0, "cpu_percent_max": 100.0, "cpu_cores": 2}
+        | {"rss_mib_avg": 500.0, "rss_mib_max": 600.0},
+    }
+    fp = {"sha256": "0" * 64, "counts": {"test": {"n": 40, "labels": {"neg": 20, "pos": 20}}}}
+    return render(Path("run"), config, metrics, fp, {"source": "d.csv"})

@@ -364,3 +364,22 @@ def test_test_sizes_that_differ_between_seeds_are_listed_in_numeric_order(monkey
     report._metrics_table(doc, spec, rows, intervals, {})
     _, header, body = doc.blocks[0]
     assert body[0][header.index("n test")] == "99/100/1000"
+
+
+def test_the_resource_table_shows_a_sub_second_training_time():
+    """Cells of a few steps on a tiny model trained in 0.04 s: 'train time s' showed 0,
+    and a rate the Trainer could not time (None) crashed nothing but must show a dash."""
+    from fintune.report.document import Document
+    from fintune.study import report
+
+    metrics = {
+        "device": "cpu",
+        "train": {"runtime_s": 0.042, "samples_per_s": None},
+        "resources": {"cpu_percent_avg": 100.0},
+    }
+    doc = Document("s")
+    report._resource_table(doc, {"method=full": [Finished(Cell({}, {}, None), None, metrics)]})
+    (_, header, body) = doc.blocks[0]
+    row = dict(zip(header, body[0], strict=True))
+    assert row["train time s"] == "0.042"
+    assert row["samples/s"] == "—"

@@ -344,13 +344,14 @@ def track(run_dir: Path, config: ExperimentConfig, status: str = "FINISHED", tag
         )
 
 
-def samples_per_s(train_output, config: ExperimentConfig, examples: int) -> float:
+def samples_per_s(train_output, config: ExperimentConfig, examples: int) -> float | None:
     """Training examples seen per second of the Trainer's runtime (per-epoch validation and
-    checkpoint saving included)."""
+    checkpoint saving included); None where the Trainer timed the run at 0 (it rounds to
+    0.1 ms), which has no rate."""
     batch, accumulation = config.training.batch_size, config.training.gradient_accumulation_steps
     seen = examples_trained(train_output.global_step, examples, batch, accumulation)
     runtime = train_output.metrics["train_runtime"]
-    return round(seen / runtime, 3) if runtime > 0 else 0.0
+    return round(seen / runtime, 3) if runtime > 0 else None
 
 
 def last_train_loss(state) -> dict[str, Any]:

@@ -95,8 +95,8 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         f"| training examples | {train['examples']:,} |",
         f"| epochs / optimiser steps | {_number(train['epochs'])} / {train['steps']} |",
         f"| model evaluated | {_kept(train, config.training.best_metric)} |",
-        f"| training time | {train['runtime_s']:.1f} s |",
-        f"| training samples/s | {train['samples_per_s']:.2f} |",
+        f"| training time | {format_seconds(train['runtime_s'])} s |",
+        f"| training samples/s | {_rate(train['samples_per_s'])} |",
         _train_loss_row(train, config.training.class_weights),
         f"| CPU % (100 = one core) avg / max | {res['cpu_percent_avg']} / {res['cpu_percent_max']}"
         f" of {res['cpu_cores']} cores |",
@@ -172,6 +172,20 @@ def _bracket(interval: list) -> str:
     if None in interval:
         return "[—]"
     return f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def format_seconds(seconds: float | None) -> str:
+    """A duration with the digits it needs: a run of a few steps trains in milliseconds,
+    which one decimal (or none) showed as 0. runtime_s is kept to the millisecond."""
+    if seconds is None:
+        return "—"
+    if seconds < 0.0005:
+        return "< 0.001"
+    return f"{seconds:.0f}" if seconds >= 100 else f"{seconds:.3g}"
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def _number(value: float | None) -> str:

@@ -29,7 +29,7 @@ from fintune.evaluation.paired import (  # noqa: E402
     seed_mean_ci,
 )
 from fintune.report.document import Document  # noqa: E402
-from fintune.report.markdown import read_history  # noqa: E402
+from fintune.report.markdown import format_seconds, read_history  # noqa: E402
 from fintune.report.plots import lone, nothing_logged  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
 from fintune.study.compare import DATA_CHANGED, finished_metrics  # noqa: E402
@@ -353,7 +353,7 @@ def _mean(runs: list[Finished], section: str, key: str) -> float | None:
 
 def _resource_table(doc: Document, rows: dict[str, list[Finished]]) -> None:
     columns = [
-        ("train time s", "train", "runtime_s", "{:.0f}"),
+        ("train time s", "train", "runtime_s", format_seconds),
         ("samples/s", "train", "samples_per_s", "{:.1f}"),
         ("trainable params", "train", "trainable_params", "{:,.0f}"),
         ("CPU % avg (100 = one core)", "resources", "cpu_percent_avg", "{:.0f}"),
@@ -373,7 +373,10 @@ def _resource_table(doc: Document, rows: dict[str, list[Finished]]) -> None:
         cells = [_devices(runs)]
         for _, section, key, fmt in columns:
             value = _mean(runs, section, key)
-            cells.append("—" if value is None else fmt.format(value))
+            if value is None:
+                cells.append("—")
+            else:
+                cells.append(fmt(value) if callable(fmt) else fmt.format(value))
         body.append([name, *cells])
     doc.table(["cell (mean over seeds)", "device", *[c[0] for c in columns]], body)
     devices = sorted({d for row in body for d in row[1].split("/")})
