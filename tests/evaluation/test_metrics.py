@@ -6,6 +6,7 @@ from fintune.evaluation.metrics import (
     bootstrap_ci,
     boundary_note,
     evaluate_predictions,
+    format_interval,
     per_class_edge_note,
     small_sample_note,
 )
@@ -176,8 +177,8 @@ def test_an_interval_at_100_percent_gets_the_exact_binomial_bound():
     note = boundary_note({"test": (200, 1.0), "validation": (40, 0.0), "other": (300, 0.99)})
     low = binomtest(200, 200).proportion_ci(method="exact").low
     high = binomtest(0, 40).proportion_ci(method="exact").high
-    assert f"test: all of 200 right, accuracy [{low:.3f}, 1.000]" in note
-    assert f"validation: none of 40 right, accuracy [0.000, {high:.3f}]" in note
+    assert f"test: all of 200 right, accuracy {format_interval(low, 1.0)}" in note
+    assert f"validation: none of 40 right, accuracy {format_interval(0.0, high)}" in note
     assert "other" not in note
 
 
@@ -190,8 +191,8 @@ def test_a_small_split_at_100_percent_gets_the_exact_binomial_bound_too():
     note = boundary_note({"test": (24, 1.0), "validation": (10, 0.0), "other": (5, 0.6)})
     low = binomtest(24, 24).proportion_ci(method="exact").low
     high = binomtest(0, 10).proportion_ci(method="exact").high
-    assert f"test: all of 24 right, accuracy [{low:.3f}, 1.000]" in note  # [0.858, 1.000]
-    assert f"validation: none of 10 right, accuracy [0.000, {high:.3f}]" in note
+    assert f"test: all of 24 right, accuracy {format_interval(low, 1.0)}" in note  # [0.857, 1]
+    assert f"validation: none of 10 right, accuracy {format_interval(0.0, high)}" in note
     assert "other" not in note
     assert "all of 1 right, accuracy [0.025, 1.000]" in boundary_note({"test": (1, 1.0)})
 
@@ -204,9 +205,11 @@ def test_a_per_class_rate_at_0_or_100_percent_gets_the_exact_binomial_bound():
     # rows true, columns predicted: a 24 of 24 recall, b 20 of 20 precision, c never right
     cm = [[24, 0, 0], [3, 20, 1], [2, 0, 0]]
     note = per_class_edge_note(cm, ["a", "b", "c"])
-    assert f"a recall 24 of 24, [{binomtest(24, 24).proportion_ci().low:.3f}, 1.000]" in note
-    assert f"b precision 20 of 20, [{binomtest(20, 20).proportion_ci().low:.3f}, 1.000]" in note
-    assert f"c recall 0 of 2, [0.000, {binomtest(0, 2).proportion_ci().high:.3f}]" in note
+    assert f"a recall 24 of 24, {format_interval(binomtest(24, 24).proportion_ci().low, 1)}" in note
+    assert (
+        f"b precision 20 of 20, {format_interval(binomtest(20, 20).proportion_ci().low, 1)}" in note
+    )
+    assert f"c recall 0 of 2, {format_interval(0.0, binomtest(0, 2).proportion_ci().high)}" in note
     assert "c precision 0 of 1, [0.000" in note
     assert "a precision" not in note and "b recall" not in note
     assert per_class_edge_note([[5, 1], [1, 5]], ["a", "b"]) is None
@@ -229,3 +232,17 @@ def test_the_mean_loss_gets_an_interval_from_the_same_resamples():
             list(np.percentile(means, [tail, 100 - tail])), abs=0.01
         )
     assert "loss" not in evaluate_predictions(y, p, ["a", "b", "c"], samples=100)["ci95"]
+
+
+def test_a_shown_interval_is_never_narrower_than_the_computed_one():
+    """Bounds were rounded to nearest: 24 of 24 right, exact lower bound 0.85753, showed
+    [0.858, 1.000], and none of 10 right (upper 0.30850) showed [0.000, 0.308], each
+    narrower than the interval computed. A lower bound is now rounded down, an upper up."""
+    note = boundary_note({"test": (24, 1.0), "validation": (10, 0.0)})
+    assert "all of 24 right, accuracy [0.857, 1.000]" in note
+    assert "none of 10 right, accuracy [0.000, 0.309]" in note
+    note = per_class_edge_note([[24, 0], [0, 0]], ["a", "b"])
+    assert "a recall 24 of 24, [0.857, 1.000]" in note
+    assert format_interval(0.85753, 0.91251) == "[0.857, 0.913]"
+    assert format_interval(0.85, 0.9 + 1e-15) == "[0.850, 0.900]"  # no hair of float error
+    assert format_interval(1.0, 1.0) == "[1.000, 1.000]"

@@ -334,15 +334,19 @@ def test_a_p_value_is_never_rounded_across_the_verdicts_line(p, shown):
 
 
 @pytest.mark.parametrize(
-    ("bound", "shown"),
+    ("bound", "up", "shown"),
     [
-        (0.0072, "+0.007"),
-        (0.0004, "+0.0004"),  # "+0.000" beside "better" reads as an interval touching 0
-        (-0.0004, "-0.0004"),
-        (0.00004, "+0.00004"),
-        (0.0, "+0.000"),
-        (-0.0125, "-0.013"),
+        (0.0072, False, "+0.007"),
+        (0.0072, True, "+0.008"),  # an upper bound rounds up: the interval never narrows
+        (0.0004, False, "+0.0004"),  # "+0.000" beside "better" reads as touching 0
+        (-0.0004, True, "-0.0004"),
+        (-0.0004, False, "-0.001"),
+        (0.00004, False, "+0.00004"),
+        (0.0, True, "+0.000"),
+        (-0.0125, False, "-0.013"),
+        (-0.0125, True, "-0.012"),
+        (0.02, True, "+0.020"),  # no hair of float error rounds it to +0.021
     ],
 )
-def test_an_interval_bound_is_never_rounded_to_0(bound, shown):
-    assert format_bound(bound) == shown
+def test_an_interval_bound_is_never_rounded_to_0_nor_inwards(bound, up, shown):
+    assert format_bound(bound, up) == shown

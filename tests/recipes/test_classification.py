@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 
 from fintune.config.schema import METRICS
 from fintune.errors import FintuneError
+from fintune.evaluation.metrics import format_interval
 from fintune.recipes.classification import run
 from tests.conftest import make_sentences
 
@@ -280,7 +281,7 @@ def test_report_shows_the_configured_level_fractional_epochs_and_no_model(make_c
     assert _metrics(run_dir)["train"]["best_checkpoint_metric"] is None  # the last model
     assert "At the configured 90% level:" in report
     low, high = test["ci"]["accuracy"]
-    assert f"| test | 24 | {test['accuracy']:.4f} [{low:.3f}, {high:.3f}]" in report
+    assert f"| test | 24 | {test['accuracy']:.4f} {format_interval(low, high)}" in report
     assert "| epochs / optimiser steps | 0.25 / 2 |" in report  # 2 of 8 steps per epoch
     assert "| model evaluated | the last (training.load_best_model off) |" in report
     assert "(no `model/`: output.save_model off)" in report and not (run_dir / "model").exists()

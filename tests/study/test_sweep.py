@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from transformers import TrainerState
 
 from fintune.errors import FintuneError
+from fintune.evaluation.metrics import format_interval
 from fintune.recipes import classification
 from fintune.study import sweep
 from fintune.study.sweep import (
@@ -527,7 +528,7 @@ def test_a_sweep_can_minimise_the_validation_loss(sweep_file):
     final = json.loads((report.parent / "final.json").read_text())
     test = json.loads((report.parent / final["run_dir"] / "metrics.json").read_text())["test"]
     low, high = test["ci95"]["loss"]  # the final model's loss, with its interval
-    assert f"| {test['loss']:.4f} [{low:.3f}, {high:.3f}] |" in report.read_text()
+    assert f"| {test['loss']:.4f} {format_interval(low, high)} |" in report.read_text()
 
 
 def test_fields_valid_alone_but_not_together_fail_before_training(
@@ -925,7 +926,7 @@ def test_the_report_shows_the_metric_the_sweep_optimised(sweep_file):
     test = json.loads((report.parent / final["run_dir"] / "metrics.json").read_text())["test"]
     low, high = test["ci95"]["recall_macro"]
     text = report.read_text()
-    assert f"| {test['recall_macro']:.4f} [{low:.3f}, {high:.3f}] |" in text
+    assert f"| {test['recall_macro']:.4f} {format_interval(low, high)} |" in text
     assert "val recall_macro |" in text
     trials = pd.read_csv(report.parent / "trials.csv")
     assert trials["eval_recall_macro"].notna().all()

@@ -8,6 +8,7 @@ Definitions match scikit-learn's (zero_division=0), which the tests check.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -198,6 +199,21 @@ def evaluate_predictions(
     return result
 
 
+def rounded_out(value: float, digits: int, up: bool) -> float:
+    """An interval's bound rounded away from its inside, down for a lower bound and up for
+    an upper, so a shown interval is never narrower than the computed one (an exact lower
+    bound of 0.85753 is 0.857, not 0.858). A hair of tolerance keeps a float's error (a
+    bound of 0.9 stored as 0.9000000000000001) from widening it by a last digit."""
+    scaled = value * 10**digits
+    return (math.ceil(scaled - 1e-6) if up else math.floor(scaled + 1e-6)) / 10**digits
+
+
+def format_interval(low: float, high: float, digits: int = 3) -> str:
+    """[low, high] with `digits` decimals, rounded outwards (`rounded_out`)."""
+    low, high = rounded_out(low, digits, False), rounded_out(high, digits, True)
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
 def small_sample_note(sizes: dict[str, int]) -> str | None:
     """A warning naming the splits with fewer than SMALL_SAMPLE examples, or None."""
     small = {name: n for name, n in sizes.items() if n < SMALL_SAMPLE}
@@ -230,7 +246,7 @@ def boundary_note(scores: dict[str, tuple[int, float]]) -> str | None:
         if exact := edge_interval(n, accuracy):
             lines.append(
                 f"{name}: {'all' if accuracy else 'none'} of {n} right, accuracy "
-                f"[{exact[0]:.3f}, {exact[1]:.3f}]"
+                f"{format_interval(*exact)}"
             )
     if not lines:
         return None
@@ -252,7 +268,7 @@ def per_class_edge_note(cm: list[list[int]], labels: list[str]) -> str | None:
         for rate, n in (("precision", int(cm[:, i].sum())), ("recall", int(cm[i].sum()))):
             if n and right in (0, n):
                 bound = 0.025 ** (1 / n)  # Clopper-Pearson 95%, with all n one way
-                interval = f"[{bound:.3f}, 1.000]" if right else f"[0.000, {1 - bound:.3f}]"
+                interval = format_interval(bound, 1.0) if right else format_interval(0.0, 1 - bound)
                 lines.append(f"{label} {rate} {right} of {n}, {interval}")
     if not lines:
         return None

@@ -24,6 +24,7 @@ from fintune.evaluation.metrics import (
     bootstrap_confusions,
     confusion,
     metrics_from_confusion,
+    rounded_out,
 )
 
 Block = tuple[np.ndarray, np.ndarray]  # (y_true, y_pred) of one run
@@ -159,11 +160,12 @@ def format_p(p: float) -> str:
     return f"< {ALPHA:g}" if p < ALPHA else f"{p:.3g}"
 
 
-def format_bound(bound: float) -> str:
-    """An interval's bound with its sign and three decimals, or more where three would show
-    a bound that is not 0 as 0 ("+0.000" beside "better" reads as an interval touching 0)."""
+def format_bound(bound: float, up: bool) -> str:
+    """An interval's bound with its sign and three decimals, rounded outwards (`up` for an
+    upper bound, `rounded_out`), or more decimals where three would show a bound that is
+    not 0 as 0 ("+0.000" beside "better" reads as an interval touching 0)."""
     for digits in range(3, 10):
-        shown = f"{bound:+.{digits}f}"
+        shown = f"{rounded_out(bound, digits, up):+.{digits}f}"
         if bound == 0 or float(shown) != 0:
             return shown
     return f"{bound:+.3g}"

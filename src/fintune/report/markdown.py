@@ -7,7 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from fintune.config.schema import METRICS, ExperimentConfig
-from fintune.evaluation.metrics import boundary_note, per_class_edge_note, small_sample_note
+from fintune.evaluation.metrics import (
+    boundary_note,
+    format_interval,
+    per_class_edge_note,
+    small_sample_note,
+)
 from fintune.report.document import plain_text, table_row
 from fintune.report.plots import plot_confusion, plot_learning_rate, plot_loss
 
@@ -171,7 +176,7 @@ def _bracket(interval: list) -> str:
     """[low, high], or a dash where the rate is undefined in every resample."""
     if None in interval:
         return "[—]"
-    return f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+    return format_interval(*interval)
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -21,7 +21,11 @@ import pandas as pd  # noqa: E402
 
 from fintune.config.schema import METRICS  # noqa: E402
 from fintune.errors import FintuneError  # noqa: E402
-from fintune.evaluation.metrics import boundary_note, small_sample_note  # noqa: E402
+from fintune.evaluation.metrics import (  # noqa: E402
+    boundary_note,
+    format_interval,
+    small_sample_note,
+)
 from fintune.evaluation.paired import (  # noqa: E402
     format_bound,
     format_p,
@@ -246,11 +250,10 @@ def _metrics_table(
         values = {m: np.array([r.metrics["test"][m] for r in runs]) for m in METRICS}
         ci = intervals[name]
         if len(runs) == 1:
-            cells = [f"{values[m][0]:.4f} [{ci[m][0]:.3f}, {ci[m][1]:.3f}]" for m in METRICS]
+            cells = [f"{values[m][0]:.4f} {format_interval(*ci[m])}" for m in METRICS]
         else:
             cells = [
-                f"{values[m].mean():.4f} ± {values[m].std(ddof=1):.4f} "
-                f"[{ci[m][0]:.3f}, {ci[m][1]:.3f}]"
+                f"{values[m].mean():.4f} ± {values[m].std(ddof=1):.4f} {format_interval(*ci[m])}"
                 for m in METRICS
             ]
         seeds = ",".join(r.cell.coords.get(SEED_AXIS, str(r.metrics["seed"])) for r in runs)
@@ -329,7 +332,8 @@ def _versus_baseline(
     elif paired < base_seeds:
         partial = f" ({paired} of the baseline's {base_seeds} seeds paired)"
     return [
-        f"{result['difference']:+.4f} [{format_bound(low)}, {format_bound(high)}]{partial}",
+        f"{result['difference']:+.4f} [{format_bound(low, False)}, {format_bound(high, True)}]"
+        f"{partial}",
         f"**{result['verdict']}**" if result["verdict"] != "within noise" else "within noise",
         f"{format_p(result['p'])} ({result['candidate_ahead']} vs {result['baseline_ahead']})",
     ]

@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
 from fintune.errors import FintuneError  # noqa: E402
+from fintune.evaluation.metrics import format_interval  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
@@ -396,7 +397,7 @@ def _plots(study, folder: Path, doc: Document, metric: str) -> None:
 
 def _with_interval(split: dict, name: str) -> str:
     low_high = split["ci95"].get(name)  # runs from before the loss had one: none
-    return f"{split[name]:.4f}" + (f" [{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "")
+    return f"{split[name]:.4f}" + (f" {format_interval(*low_high)}" if low_high else "")
 
 
 def _save(ax, path: Path, doc: Document, alt: str) -> None:
