@@ -574,7 +574,10 @@ def test_the_precision_a_run_trained_in_is_recorded_not_only_auto(make_config, m
 
     run_dir = run(make_config(training={"max_steps": 1}))
     assert _metrics(run_dir)["training_precision"] == "fp32"
-    assert "device cpu, training precision fp32." in (run_dir / "report.md").read_text()
+    assert (
+        "device cpu, training precision fp32, weights loaded in float32."
+        in (run_dir / "report.md").read_text()
+    )
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     auto = make_config().training
     assert trainer.resolved_precision(auto, "cuda") == "bf16"
@@ -659,3 +662,17 @@ def test_samples_per_second_of_a_run_timed_at_0_is_none_not_0():
     assert samples_per_s(timed, config, 40) is None
     timed.metrics["train_runtime"] = 0.5
     assert samples_per_s(timed, config, 40) == 64.0  # 2 batches of 16
+
+
+def test_the_dtype_the_weights_computed_in_is_recorded(make_config):
+    """With model.dtype bfloat16 the frozen base computes in bfloat16, though
+    training_precision (the Trainer's mixed precision) says fp32, and under model.dtype auto
+    nothing said what the checkpoint's weights loaded as."""
+    config = make_config(method={"name": "lora"}, model={"dtype": "bfloat16"})
+    config.training.max_steps = 1
+    run_dir = run(config)
+    metrics = _metrics(run_dir)
+    assert (metrics["training_precision"], metrics["model_dtype"]) == ("fp32", "bfloat16")
+    report = (run_dir / "report.md").read_text()
+    assert "training precision fp32, weights loaded in bfloat16." in report
+    assert _metrics(run(make_config(training={"max_steps": 1})))["model_dtype"] == "float32"

@@ -241,6 +241,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             "data_sha256": data.fingerprint["sha256"],
             "device": device,
             "training_precision": resolved_precision(config.training, device),  # what auto was
+            "model_dtype": weights_dtype(trainer.model, config),
         }
         write_report(run_dir, config, metrics, data)
         # last: metrics.json marks a finished run (a study reuses it, serve accepts it)
@@ -352,6 +353,18 @@ def samples_per_s(train_output, config: ExperimentConfig, examples: int) -> floa
     seen = examples_trained(train_output.global_step, examples, batch, accumulation)
     runtime = train_output.metrics["train_runtime"]
     return round(seen / runtime, 3) if runtime > 0 else None
+
+
+def weights_dtype(model, config: ExperimentConfig) -> str:
+    """The dtype most of the model's weights are in, which the frozen base computes in
+    whatever training_precision says (model.dtype auto: the checkpoint's own, float32 for
+    method full); "4bit" for qlora's quantised base."""
+    if config.method.name == "qlora":
+        return "4bit"
+    sizes: dict[torch.dtype, int] = {}
+    for parameter in model.parameters():
+        sizes[parameter.dtype] = sizes.get(parameter.dtype, 0) + parameter.numel()
+    return str(max(sizes, key=sizes.__getitem__)).removeprefix("torch.")
 
 
 def last_train_loss(state) -> dict[str, Any]:

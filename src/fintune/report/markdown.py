@@ -143,9 +143,11 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
 
 
 def _precision(metrics: dict) -> str:
-    """ ", training precision bf16": what training.precision resolved to (older runs: none)."""
-    precision = metrics.get("training_precision")
-    return f", training precision {precision}" if precision else ""
+    """ ", training precision bf16, weights loaded in float32": what training.precision
+    resolved to and the dtype of most weights (older runs: none)."""
+    precision, dtype = metrics.get("training_precision"), metrics.get("model_dtype")
+    shown = f", training precision {precision}" if precision else ""
+    return shown + (f", weights loaded in {dtype}" if dtype else "")
 
 
 def _kept(train: dict, metric: str) -> str:
