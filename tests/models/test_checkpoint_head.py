@@ -86,3 +86,28 @@ def test_generic_label_names_mean_no_trained_head(make_config, tiny_bert, tmp_pa
     model = _load(make_config, tmp_path / "generic")
     assert torch.equal(model.classifier.weight, saved.classifier.weight)
     assert "New classification head" not in capsys.readouterr().err
+
+
+def test_a_generic_head_kept_for_named_labels_is_warned_of(
+    make_config, tiny_bert, tmp_path, capsys
+):
+    """Someone's fine-tune saved without label names (LABEL_0..2) has a trained head of the
+    right size: it was kept, its outputs silently taken as this run's labels in order."""
+    generic = [f"LABEL_{i}" for i in range(3)]
+    saved = _classifier_with_labels(tiny_bert, tmp_path / "generic", generic)
+    model = _load(make_config, tmp_path / "generic")
+    assert torch.equal(model.classifier.weight, saved.classifier.weight)
+    err = " ".join(capsys.readouterr().err.split())
+    assert "head with the generic labels LABEL_0, LABEL_1, LABEL_2" in err
+    assert "read as negative, neutral, positive" in err
+
+
+def test_a_checkpoints_problem_type_becomes_single_label(make_config, tiny_bert, tmp_path):
+    """A multi-label fine-tune's problem_type went into a full run's config.json, so the
+    saved model, loaded with labels, computed a binary cross-entropy loss, not the run's."""
+    folder = tmp_path / "multi"
+    model = _classifier_with_labels(tiny_bert, folder, LABELS)
+    model.config.problem_type = "multi_label_classification"
+    model.save_pretrained(folder)
+    loaded = _load(make_config, folder)
+    assert loaded.config.problem_type == "single_label_classification"

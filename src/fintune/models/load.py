@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -152,8 +153,14 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     _check_max_length(model, config)
     _check_named_modules(model, config)
     _check_feedforward_in_targets(model, config)
-    if head_labels is not None and head_labels != labels:
+    if head_labels is not None and _generic(head_labels):
+        if note := _generic_head_note(head_labels, labels):
+            console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
+    elif head_labels is not None and head_labels != labels:
         _fit_head_to_labels(model, head_labels, labels)
+    # a multi-label or regression fine-tune's problem_type would go into a full run's
+    # config.json, and a plain load computing a loss would use its loss, not cross-entropy
+    model.config.problem_type = "single_label_classification"
     is_decoder = not getattr(model.config, "is_encoder_decoder", False) and _is_decoder(model)
     if is_decoder:
         tokenizer.padding_side = "left"  # the last position is then always a real token
@@ -450,9 +457,26 @@ def _checkpoint_head_labels(source: ModelSource, config: ExperimentConfig) -> li
     architectures = checkpoint.architectures or []
     if not any(a.endswith("ForSequenceClassification") for a in architectures):
         return None
-    names = [checkpoint.id2label[i] for i in sorted(checkpoint.id2label)]
-    untrained = all(re.fullmatch(r"LABEL_\d+", name) for name in names)
-    return None if untrained else names
+    return [checkpoint.id2label[i] for i in sorted(checkpoint.id2label)]
+
+
+def _generic(names: list[str]) -> bool:
+    """transformers' default names (LABEL_0, ...): a head never given label names."""
+    return all(re.fullmatch(r"LABEL_\d+", name) for name in names)
+
+
+def _generic_head_note(head_labels: list[str], labels: list[str]) -> str | None:
+    """A head of the right size but only generic names is kept as it is: it may be a fresh
+    one, or someone's fine-tune saved without names, whose outputs need not be in the
+    order of this run's labels."""
+    if len(head_labels) != len(labels) or head_labels == labels:
+        return None
+    return (
+        f"the checkpoint has a classification head with the generic labels "
+        f"{', '.join(head_labels)}: it is kept, its outputs read as {', '.join(labels)} in "
+        "that order; if it was fine-tuned, check that its outputs mean those labels, or "
+        "start from the base model"
+    )
 
 
 def _head_linears(model) -> list[nn.Linear]:
