@@ -7,6 +7,7 @@ from fintune.evaluation.metrics import (
     boundary_note,
     evaluate_predictions,
     format_interval,
+    metrics_from_confusion,
     per_class_edge_note,
     small_sample_note,
 )
@@ -246,3 +247,25 @@ def test_a_shown_interval_is_never_narrower_than_the_computed_one():
     assert format_interval(0.85753, 0.91251) == "[0.857, 0.913]"
     assert format_interval(0.85, 0.9 + 1e-15) == "[0.850, 0.900]"  # no hair of float error
     assert format_interval(1.0, 1.0) == "[1.000, 1.000]"
+
+
+def test_weighted_f1_is_within_twice_the_error_rate_of_1():
+    """The bound /model gives weighted F1 at the edge: 2 x accuracy - 1 <= weighted F1 <=
+    2 x accuracy, on any confusion matrix (here 2,000 random ones, skewed and not)."""
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        k = int(rng.integers(2, 6))
+        cm = rng.integers(0, 50, size=(k, k)) * (rng.random((k, k)) < 0.6)
+        cm[np.diag_indices(k)] += rng.integers(0, 400, size=k)
+        if cm.sum() == 0:
+            continue
+        m = metrics_from_confusion(cm)
+        assert 2 * m["accuracy"] - 1 - 1e-12 <= m["f1_weighted"] <= 2 * m["accuracy"] + 1e-12
+
+
+def test_the_edge_note_says_the_f1_intervals_are_as_narrow():
+    """An all-right split's report gave accuracy its exact interval and said nothing of F1,
+    shown beside it as [1.000, 1.000]."""
+    note = boundary_note({"test": (24, 1.0)})
+    assert "weighted F1 lies between 2 x accuracy - 1 and 2 x accuracy" in note
+    assert "macro F1 has no such bound" in note

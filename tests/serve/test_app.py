@@ -844,3 +844,20 @@ def test_a_keyless_server_on_every_interface_answers_only_its_addresses(host, st
     assert response.status_code == status, response.text
     if status == 400:
         assert "FINTUNE_API_KEY" in response.json()["error"] and "/home/me" not in response.text
+
+
+def test_model_gives_no_zero_width_f1_interval_for_an_all_right_test(run_dir, tmp_path):
+    """24 of 24 right: accuracy got its exact [0.858, 1.0], while F1 kept the bootstrap's
+    [1.0, 1.0], a 95% interval of no width. Weighted F1 is at least 2 x accuracy - 1 (at
+    most 2 x accuracy), so it gets that bound of the exact one; macro F1, which a rare
+    label's unseen errors can pull anywhere, gets none (null)."""
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    metrics = json.loads((copy / "metrics.json").read_text())
+    for value, weighted in ((1.0, [0.715, 1.0]), (0.0, [0.0, 0.285])):
+        metrics["test"].update(n=24, accuracy=value, f1_macro=value, f1_weighted=value)
+        for name in ("accuracy", "f1_macro", "f1_weighted"):
+            metrics["test"]["ci95"][name] = [value, value]
+        (copy / "metrics.json").write_text(json.dumps(metrics))
+        shown = run_summary(copy)["test"]
+        assert shown["f1_weighted"]["ci95"] == pytest.approx(weighted, abs=5e-4)
+        assert shown["f1_macro"] == {"value": value, "ci95": None}

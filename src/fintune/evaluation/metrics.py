@@ -236,6 +236,23 @@ def edge_interval(n: int | None, accuracy: float | None) -> list[float] | None:
     return [bound, 1.0] if accuracy else [0.0, 1 - bound]
 
 
+def edge_intervals(n: int | None, accuracy: float | None) -> dict[str, list[float] | None]:
+    """95% intervals of a split scored all right or all wrong, for which the bootstrap's
+    have no width ({} for any other): accuracy's exact one; weighted F1's from it, as
+    2 x accuracy - 1 <= weighted F1 <= 2 x accuracy (each error costs a label's F1 at most
+    its share twice); macro F1 none (None): a rare label's errors, unseen, can pull it
+    anywhere."""
+    exact = edge_interval(n, accuracy)
+    if exact is None:
+        return {}
+    low, high = exact
+    return {
+        "accuracy": exact,
+        "f1_weighted": [max(0.0, 2 * low - 1), min(1.0, 2 * high)],
+        "f1_macro": None,
+    }
+
+
 def boundary_note(scores: dict[str, tuple[int, float]]) -> str | None:
     """A warning naming the splits (name -> (n, accuracy)) scored all right or all wrong:
     no resample can leave 100%, so the bootstrap interval has no width; the exact binomial
@@ -253,7 +270,9 @@ def boundary_note(scores: dict[str, tuple[int, float]]) -> str | None:
     return (
         "**Interval at the edge**: a bootstrap interval cannot leave 100% (or 0%), so a split "
         "scored all right gets [1.000, 1.000] whatever its size. Exact binomial "
-        "(Clopper-Pearson) 95% intervals: " + "; ".join(lines) + "."
+        "(Clopper-Pearson) 95% intervals: " + "; ".join(lines) + ". The F1 intervals shown "
+        "beside them are as narrow: weighted F1 lies between 2 x accuracy - 1 and 2 x accuracy, "
+        "macro F1 has no such bound (a rare label's errors may go unseen)."
     )
 
 

@@ -146,7 +146,7 @@ class ApiError(Exception):
 
 def run_summary(run_dir: Path) -> dict[str, Any]:
     """What /model shows: the run's name, backbone, method, labels, test metrics with CI."""
-    from fintune.evaluation.metrics import edge_interval
+    from fintune.evaluation.metrics import edge_intervals
     from fintune.predict import check_run_dir, read_run_config
 
     run_dir = Path(run_dir)
@@ -164,9 +164,12 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     test = metrics.get("test") or {}
     headline = ("accuracy", "f1_macro", "f1_weighted")
     shown = {k: {"value": test[k], "ci95": test["ci95"][k]} for k in headline if k in test}
-    # all right (or wrong): the bootstrap's interval has no width, the reports' exact one has
-    if "accuracy" in shown and (exact := edge_interval(test.get("n"), test["accuracy"])):
-        shown["accuracy"]["ci95"] = exact
+    # all right (or wrong): the bootstrap's intervals have no width, the reports' exact one
+    # (and what it bounds) has
+    if "accuracy" in shown:
+        for name, interval in edge_intervals(test.get("n"), test["accuracy"]).items():
+            if name in shown:
+                shown[name]["ci95"] = interval
     return {
         "run": run_dir.resolve().name,  # "." when served from inside the run
         "name": config.get("name"),
