@@ -861,3 +861,26 @@ def test_model_gives_no_zero_width_f1_interval_for_an_all_right_test(run_dir, tm
         shown = run_summary(copy)["test"]
         assert shown["f1_weighted"]["ci95"] == pytest.approx(weighted, abs=5e-4)
         assert shown["f1_macro"] == {"value": value, "ci95": None}
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node")
+def test_the_page_never_shows_an_interval_narrower_than_model_gives(tmp_path):
+    """/model's exact [0.85753, 1.0] for 24 of 24 right showed as '95% CI 85.8–100.0%' on
+    the page, narrower than the interval; bounds now round outwards."""
+    import subprocess
+
+    app_js = Path(__file__).parents[2] / "src/fintune/serve/static/app.js"
+    model = {"name": "r", "backbone": "b", "method": "full", "test": {"n": 24}}
+    model["test"]["accuracy"] = {"value": 1.0, "ci95": [0.8575264, 1.0]}
+    script = tmp_path / "page.js"
+    script.write_text(
+        "const els = {};\n"
+        "globalThis.document = {getElementById: (id) => (els[id] ??= {value: '', "
+        "textContent: '', addEventListener() {}})};\n"
+        "globalThis.location = {host: 'h'};\n"
+        f"globalThis.fetch = async () => ({{ok: true, json: async () => ({json.dumps(model)})}});\n"
+        + app_js.read_text()
+        + "\nsetTimeout(() => console.log(els['model-info'].textContent), 50);\n"
+    )
+    shown = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=30)
+    assert "(95% CI 85.7–100.0%, n=24)" in shown.stdout, shown.stdout + shown.stderr

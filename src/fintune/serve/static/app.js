@@ -38,10 +38,12 @@ async function loadModel() {
     const m = await call("/model");
     maxLength = m.max_length || null;
     const acc = m.test && m.test.accuracy;
+    // a bound rounds outwards (lower down, upper up): the interval shown is never narrower
+    const percent = (x, round) => (round(x * 1000 + (round === Math.floor ? 1e-6 : -1e-6)) / 10).toFixed(1);
     const parts = [`Model: ${m.name} (${m.backbone}, ${m.method})`];
     if (acc) {
       parts.push(`test accuracy ${(acc.value * 100).toFixed(1)}% ` +
-        `(95% CI ${(acc.ci95[0] * 100).toFixed(1)}–${(acc.ci95[1] * 100).toFixed(1)}%, n=${m.test.n})`);
+        `(95% CI ${percent(acc.ci95[0], Math.floor)}–${percent(acc.ci95[1], Math.ceil)}%, n=${m.test.n})`);
     }
     // the test figures were measured at fp32: say so when the model is served otherwise
     if (m.precision && m.precision !== "fp32") {
