@@ -221,3 +221,26 @@ def test_a_json_file_is_on_disk_before_its_name_is(tmp_path, monkeypatch):
     run_dir.write_json(path, {"validation": {"accuracy": 0.5}})
     assert done == [("fsync", path.stat().st_ino), ("replace", str(path))]  # the same file
     assert json.loads(path.read_text()) == {"validation": {"accuracy": 0.5}}
+
+
+def test_two_writers_of_one_json_file_do_not_share_a_passing_name(tmp_path):
+    """Two processes writing one record at once (sweep workers writing a report) each
+    write their own temporary file: a shared `.partial` would be overwritten, or renamed
+    away, under the other, which then fails or publishes the other's half file."""
+    path = tmp_path / "record.json"
+    other = tmp_path / "record.json.partial"  # what another writer has half written
+    other.write_text('{"half": ')
+    run_dir.write_json(path, {"whole": True})
+    assert other.read_text() == '{"half": '  # the other writer's file is its own
+    assert json.loads(path.read_text()) == {"whole": True}
+
+
+@pytest.mark.parametrize("stop", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_no_temporary_json_file_is_left_by_a_stop_before_its_rename(tmp_path, monkeypatch, stop):
+    def fail(*args):
+        raise stop
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(type(stop)):
+        run_dir.write_json(tmp_path / "record.json", {"whole": True})
+    assert list(tmp_path.iterdir()) == []

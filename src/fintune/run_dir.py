@@ -9,6 +9,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import subprocess
 import sys
 from datetime import datetime
@@ -102,8 +103,9 @@ def create_run_dir(config: ExperimentConfig) -> Path:
 
 def write_json(path: Path, data: Any) -> None:
     """Whole or not at all: a file cut short (a full disk, a kill) would pass for a record,
-    and metrics.json marks a finished run."""
-    partial = path.with_name(f"{path.name}.partial")
+    and metrics.json marks a finished run. The passing name is this writer's own: two
+    processes writing one record at once (sweep workers) must not share it."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     try:
         partial.write_text(to_json(data, indent=2) + "\n", encoding="utf-8")
         _sync(partial)  # on disk before the rename names it: a power cut leaves no empty file

@@ -676,3 +676,28 @@ def test_every_cell_whose_warmup_outlasts_it_is_warned_naming_it(study_file, cap
         assert f"cell steps={steps}: training.warmup_steps (10) is more than the run's " in err
     assert "steps=100:" not in err
     assert err.count("training.warmup_steps (10)") == 2
+
+
+def test_a_stop_while_cells_json_is_written_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """cells.json.tmp (a fixed name) was left beside cells.json by a stop between its
+    write and its rename."""
+    from fintune.study.compare import read_state, write_state
+
+    write_state(tmp_path, {"a": {"status": "done"}})
+
+    real_os, real_path = os.replace, Path.replace
+
+    def stop_at(real):
+        def replace(source, target):
+            if Path(target).name == "cells.json":  # the rename that publishes the state
+                raise KeyboardInterrupt
+            return real(source, target)
+
+        return replace
+
+    monkeypatch.setattr(os, "replace", stop_at(real_os))
+    monkeypatch.setattr(Path, "replace", stop_at(real_path))
+    with pytest.raises(KeyboardInterrupt):
+        write_state(tmp_path, {"a": {"status": "failed"}})
+    assert [p.name for p in tmp_path.iterdir()] == ["cells.json"]
+    assert read_state(tmp_path) == {"a": {"status": "done"}}

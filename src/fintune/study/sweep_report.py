@@ -186,8 +186,7 @@ def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> 
             "run_dir": str(run_dir.relative_to(folder)),
             "config_sha": sha,
         }
-        write_json(record_path.with_suffix(".json.tmp"), record)
-        record_path.with_suffix(".json.tmp").replace(record_path)  # never half a file
+        write_json(record_path, record)  # never half a file
     return run_dir
 
 
