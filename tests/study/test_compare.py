@@ -701,3 +701,32 @@ def test_a_stop_while_cells_json_is_written_leaves_no_temporary_file(tmp_path, m
         write_state(tmp_path, {"a": {"status": "failed"}})
     assert [p.name for p in tmp_path.iterdir()] == ["cells.json"]
     assert read_state(tmp_path) == {"a": {"status": "done"}}
+
+
+def test_only_one_of_two_processes_taking_over_a_dead_holders_lock_gets_it(tmp_path, monkeypatch):
+    """Both see the dead holder's pid; one removes its lock and makes its own, then the
+    other, which checked the same dead pid, removed that new lock and made its own too:
+    two `fintune compare` in one study. The takeover is now one process's at a time,
+    and removes only the lock it found dead."""
+    import contextlib
+    import socket
+
+    from fintune.study.compare import LockHeld, study_lock
+
+    lock = tmp_path / ".lock"
+    lock.write_text(f"999999999 {socket.gethostname()}")  # its process died
+    other = contextlib.ExitStack()
+    checks, real_alive = [], compare._alive
+
+    def alive(pid: int) -> bool:
+        checks.append(pid)
+        if len(checks) == 1:  # between our check and our takeover, the other racer's
+            other.enter_context(study_lock(tmp_path))
+        return real_alive(pid)
+
+    monkeypatch.setattr(compare, "_alive", alive)
+    with other:
+        with pytest.raises(LockHeld, match="being run by process"), study_lock(tmp_path):
+            pass
+        assert lock.is_file()  # the other racer's, still held
+    assert not lock.exists()

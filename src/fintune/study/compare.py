@@ -201,7 +201,7 @@ def owner_lock(lock: Path, what: str, doing: str) -> Iterator[None]:
                 + (f" on {host}" if host else "")
                 + f" now; wait for it or stop it (if it is gone, delete {lock})"
             )
-        lock.unlink(missing_ok=True)
+        _remove_dead(lock, text)
     else:
         raise LockHeld(f"{what} is being started by another process")
     os.write(fd, f"{os.getpid()} {here}".encode())
@@ -216,6 +216,32 @@ def owner_lock(lock: Path, what: str, doing: str) -> Iterator[None]:
         lock.unlink(missing_ok=True)
         if main:  # None: a handler not set from Python, which cannot be put back
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _remove_dead(lock: Path, text: str) -> None:
+    """Remove `lock` if it still holds `text`, a dead holder's. One process at a time (its
+    own O_EXCL file): two that both found the holder dead would otherwise each remove the
+    lock, the second the one the first had just taken, and both go on."""
+    guard = lock.with_name(f"{lock.name}.takeover")
+    try:
+        fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:  # left by a process killed in these few lines: stale after a while
+            if time.time() - guard.stat().st_mtime > 60:
+                guard.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        time.sleep(0.2)  # another is taking it over: see what it left
+        return
+    try:
+        try:
+            if lock.read_text().strip() == text:
+                lock.unlink()
+        except FileNotFoundError:
+            pass
+    finally:
+        os.close(fd)
+        guard.unlink(missing_ok=True)
 
 
 def _terminated(signum: int, frame: Any) -> None:
