@@ -123,6 +123,33 @@ def terminated_at_first_save(*command: str) -> subprocess.CompletedProcess:
     )
 
 
+def interrupted_in_garbage_collection(*command: str) -> subprocess.CompletedProcess:
+    """`fintune COMMAND...` in a process that gets SIGINT (Ctrl+C) inside a garbage
+    collection callback, once, when the first run's training has started: Python reports
+    a KeyboardInterrupt raised there as 'Exception ignored' and goes on."""
+    code = (
+        "import gc, os, signal, sys\n"
+        "from transformers import TrainerCallback\n"
+        "import fintune.recipes.classification as recipe\n"
+        "from fintune.cli import app\n"
+        "armed = []\n"
+        "class Arm(TrainerCallback):\n"
+        "    def on_train_begin(self, *args, **kwargs):\n"
+        "        armed.append(True)\n"
+        "def interrupt(phase, info):\n"
+        "    if armed == [True] and phase == 'start':\n"
+        "        armed.append(False)\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "gc.callbacks.append(interrupt)\n"
+        "build = recipe.build_trainer\n"
+        "recipe.build_trainer = lambda *args: build(*args[:8], [*(args[8] or []), Arm()])\n"
+        "app(sys.argv[1:])\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *command], timeout=300, capture_output=True, text=True
+    )
+
+
 @pytest.fixture
 def sentences_csv(tmp_path) -> Path:
     path = tmp_path / "sentences.csv"

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fintune.errors import FintuneError
+from fintune.interrupt import remembered
 
 app = typer.Typer(
     help="Fine-tune and evaluate language models on financial text from one YAML file.",
@@ -119,7 +120,8 @@ def _terminate_as_exit():
         return
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        yield
+        with remembered():  # and Ctrl+C, even one Python drops (in a __del__), stops it
+            yield
     finally:  # None: a handler not set from Python, which cannot be put back
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
@@ -291,9 +293,10 @@ def compare(
     _quiet_libraries()
     from fintune.study.compare import run_study
 
-    folder, state = run_study(
-        study, retry_failed=retry_failed, report_only=report_only, overrides=set_
-    )
+    with remembered():  # Ctrl+C stops it, even one Python drops (in a __del__)
+        folder, state = run_study(
+            study, retry_failed=retry_failed, report_only=report_only, overrides=set_
+        )
     failed = [cell for cell, entry in state.items() if entry.get("status") == "failed"]
     out.print(f"Study report: {folder / 'report.md'} and {folder / 'report.html'}", markup=False)
     if failed:

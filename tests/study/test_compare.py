@@ -730,3 +730,18 @@ def test_only_one_of_two_processes_taking_over_a_dead_holders_lock_gets_it(tmp_p
             pass
         assert lock.is_file()  # the other racer's, still held
     assert not lock.exists()
+
+
+def test_ctrl_c_that_lands_in_garbage_collection_still_stops_the_study(study_file):
+    """A SIGINT arriving while Python collects garbage raised its KeyboardInterrupt inside
+    the collector, which printed 'Exception ignored' and went on: every cell ran and the
+    command exited 0. The interrupt is now remembered and raised at the next step."""
+    from tests.conftest import interrupted_in_garbage_collection
+
+    path = study_file(axes={"seed": [1, 2]}, baseline={"seed": 1})
+    done = interrupted_in_garbage_collection("compare", str(path))
+    assert done.returncode == 130, done.stderr[-3000:]  # as a Ctrl+C that is not dropped
+    folder = path.parent / "studies" / "tiny-study"
+    (run_dir,) = (folder / "runs").iterdir()  # the second cell never started
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "checkpoints").exists()
+    assert not (folder / "report.md").exists()

@@ -28,7 +28,7 @@ from fintune.study.sweep import (
     open_storage,
     run_sweep,
 )
-from tests.conftest import terminated_at_first_save
+from tests.conftest import interrupted_in_garbage_collection, terminated_at_first_save
 
 SPACE = {
     "training.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 1e-2},
@@ -1416,3 +1416,17 @@ def test_sweep_set_overrides_the_base_and_refuses_a_searched_field(sweep_file, m
     for field in ("training.learning_rate", "training.best_metric"):
         with pytest.raises(FintuneError, match=rf"--set {field}: the .* sets {field} for each"):
             load_sweep(sweep_file(), [f"{field}=0.1"])
+
+
+def test_ctrl_c_that_lands_in_garbage_collection_still_stops_the_sweep(sweep_file):
+    """A SIGINT arriving while Python collects garbage (Optuna collects after every trial;
+    a __del__ runs anywhere) raised its KeyboardInterrupt inside the collector, which
+    printed 'Exception ignored' and went on: the sweep ran every trial and exited 0. The
+    interrupt is now remembered and raised at the next training step or trial."""
+    path = sweep_file(trials=2, final=False)
+    done = interrupted_in_garbage_collection("sweep", str(path))
+    assert done.returncode == 130, done.stderr[-3000:]  # as a Ctrl+C that is not dropped
+    folder = path.parent / "sweeps" / "tiny-sweep"
+    assert [t.state.name for t in load(folder).trials] == ["FAIL"]  # the second never started
+    (run_dir,) = (folder / "trials").iterdir()
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()

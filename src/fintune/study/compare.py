@@ -26,6 +26,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from fintune import interrupt
 from fintune.errors import FintuneError
 from fintune.recipes import RECIPES
 from fintune.run_dir import check_writable, write_json
@@ -326,6 +327,7 @@ def run_study(
                 f"reused or skipped, {len(todo)} to run"
             )
             for i, cell in enumerate(todo, 1):
+                interrupt.check()  # a Ctrl+C dropped (in a __del__) while the last one ended
                 console.rule(f"cell {i}/{len(todo)}")
                 console.print(cell.id, markup=False)  # whole, not cut to the rule's width
                 state[cell.id] = run_cell(cell, spec, folder)

@@ -39,6 +39,7 @@ from rich.console import Console
 from rich.markup import escape
 from transformers import TrainerCallback
 
+from fintune import interrupt
 from fintune.config.load import (
     override_base,
     read_yaml,
@@ -610,6 +611,7 @@ def run_sweep(
 
     def enough(study, trial) -> None:
         refresh_table(study, spec, folder)
+        interrupt.check()  # a Ctrl+C dropped in Optuna's garbage collection after the trial
         if taken_slots(study) >= spec.trials:
             study.stop()
         failed = trial.state.name == "FAIL" and "error" in trial.user_attrs

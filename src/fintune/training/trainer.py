@@ -22,6 +22,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from fintune import interrupt
 from fintune.config.schema import MethodConfig, QLoraMethod, TrainingConfig
 from fintune.errors import FintuneError
 from fintune.evaluation.metrics import confusion, metrics_from_confusion
@@ -54,6 +55,14 @@ class DivergenceGuard(TrainerCallback):
                     f"{state.global_step} (learning rate {logs.get('learning_rate', 'n/a')}); "
                     "lower training.learning_rate, or use precision fp32 or bf16"
                 )
+
+
+class InterruptCheck(TrainerCallback):
+    """Stops at the next step after a Ctrl+C whose exception Python dropped (raised in a
+    garbage collection callback or a __del__), instead of training on."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        interrupt.check()
 
 
 def tokenize(frame, tokenizer, max_length: int) -> Dataset:
@@ -351,6 +360,7 @@ def build_trainer(
     callbacks: list[TrainerCallback] = [
         JsonlHistory(history_path),
         DivergenceGuard(),
+        InterruptCheck(),
         *(extra_callbacks or []),
     ]
     count_prompt_positions(model, tokenizer)

@@ -1,0 +1,42 @@
+"""Ctrl+C that is never lost. Python raises KeyboardInterrupt wherever the main thread is
+when SIGINT arrives; inside a garbage collection callback or a __del__ (Optuna collects
+after every trial) the exception is printed as 'Exception ignored' and dropped, and the
+command would run on. The request is remembered, and raised again at the next safe
+point: a training step, a trial, a cell, the command's end."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_requested = threading.Event()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    _requested.set()
+    raise KeyboardInterrupt
+
+
+def check() -> None:
+    """Raise KeyboardInterrupt if Ctrl+C was pressed and its exception was swallowed."""
+    if _requested.is_set():
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def remembered() -> Iterator[None]:
+    """Within: Ctrl+C is remembered as well as raised; a swallowed one is raised at the end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _requested.clear()
+    previous = signal.signal(signal.SIGINT, _interrupt)
+    try:
+        yield
+        check()
+    finally:
+        _requested.clear()
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
