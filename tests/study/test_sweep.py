@@ -1430,3 +1430,18 @@ def test_ctrl_c_that_lands_in_garbage_collection_still_stops_the_sweep(sweep_fil
     assert [t.state.name for t in load(folder).trials] == ["FAIL"]  # the second never started
     (run_dir,) = (folder / "trials").iterdir()
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
+
+
+def test_a_warmup_that_outlasts_the_trials_at_the_spaces_bounds_is_warned_first(sweep_file, capsys):
+    """Only the base config's warm-up was checked: a space over warmup_steps (or
+    max_steps, epochs) whose bound makes the warm-up outlast the trial ran those trials
+    with a learning rate that never reached its value, unsaid. Now warned before any
+    trial, naming the point and the numbers, once per distinct warning."""
+    space = {**SPACE, "training.warmup_steps": {"type": "int", "low": 0, "high": 50}}
+    path = sweep_file(space=space)
+    with pytest.raises(FintuneError, match="--report-only"):  # stops before any trial
+        run_sweep(path, report_only=True)
+    err = capsys.readouterr().err
+    assert "at the point training.warmup_steps=50 of the space: training.warmup_steps (50) " in err
+    assert "is more than the run's 12 optimiser steps" in err  # 86 texts, batch 16, 2 epochs
+    assert "training.warmup_steps=0" not in err

@@ -314,6 +314,25 @@ def check_space_data(spec: SweepSpec, base: dict[str, Any], source: str) -> None
             _at(point, prepare_data, config.data, config.seed)
 
 
+def warn_space_warmup(
+    spec: SweepSpec, base: dict[str, Any], first: ExperimentConfig, examples: int, source: str
+) -> None:
+    """A warm-up longer than the trial at the space's bounds and corners (a space over
+    max_steps, epochs, batch_size or warmup_steps), once per distinct note, before any
+    trial; the base config's is `setup`'s."""
+    from fintune.training.trainer import warmup_note
+
+    said = {warmup_note(first.training, examples)}
+    for point in _points(spec):
+        config = trial_config(base, point, spec, Path("."), 0, source)
+        if (note := warmup_note(config.training, examples)) not in said:
+            said.add(note)
+            shown = ", ".join(f"{f}={v}" for f, v in point.items())
+            console.print(
+                f"[yellow]warning:[/] at the point {escape(shown)} of the space: {escape(note)}"
+            )
+
+
 def sweep_dir(spec: SweepSpec) -> Path:
     return Path(spec.output) / spec.name
 
@@ -570,6 +589,7 @@ def run_sweep(
     for point in _points(spec):  # a precision the device lacks, chosen in the space
         config = trial_config(base, point, spec, folder, 0, str(path))
         _at(point, classification.check_device, config)
+    warn_space_warmup(spec, base, first, len(data.splits["train"]), str(path))
     if report_only and spec.storage is None and not (folder / "optuna.db").is_file():
         raise FintuneError(
             f"--report-only: {folder} holds no trials of sweep {spec.name!r} yet; run it "
