@@ -10,6 +10,7 @@ import math
 import os
 import platform
 import secrets
+import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -99,6 +100,19 @@ def create_run_dir(config: ExperimentConfig) -> Path:
             f"{os.strerror(error.errno)}; free space or fix the permissions, and run again"
         ) from error
     raise RuntimeError(f"could not create a new run directory under {parent}")
+
+
+def drop_checkpoints(run_dir: Path) -> int:
+    """Remove the checkpoints/ (model copies, gigabytes with real models) of a run that
+    never finished (no metrics.json) and that no live process writes: killed (SIGKILL, a
+    lost node), it could not remove them itself. Nothing else of the run is touched, nor
+    anything of a finished run. Returns the bytes freed."""
+    checkpoints = run_dir / "checkpoints"
+    if (run_dir / "metrics.json").exists() or not checkpoints.is_dir():
+        return 0
+    size = sum(f.stat().st_size for f in checkpoints.rglob("*") if f.is_file())
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return size
 
 
 def write_json(path: Path, data: Any) -> None:

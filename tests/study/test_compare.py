@@ -745,3 +745,22 @@ def test_ctrl_c_that_lands_in_garbage_collection_still_stops_the_study(study_fil
     (run_dir,) = (folder / "runs").iterdir()  # the second cell never started
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "checkpoints").exists()
     assert not (folder / "report.md").exists()
+
+
+def test_a_killed_cells_checkpoints_are_removed_and_nothing_else(tmp_path, capsys):
+    """A cell's run killed by SIGKILL (a lost node, the OOM killer) left its checkpoints/
+    (model copies: gigabytes with real models) for ever; the cell runs again in a new
+    folder. Under the study lock they are removed, and only they: its config and logs
+    stay, and a finished run keeps everything."""
+    killed = tmp_path / "runs" / "20260101-000000-killed"
+    finished = tmp_path / "runs" / "20260101-000001-finished"
+    for run in (killed, finished):
+        (run / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+        (run / "checkpoints" / "checkpoint-2" / "model.safetensors").write_bytes(b"0" * 2**20)
+        (run / "config.yaml").write_text("name: x\n")
+    (finished / "metrics.json").write_text("{}")
+    compare._drop_abandoned_checkpoints(tmp_path)
+    assert not (killed / "checkpoints").exists() and (killed / "config.yaml").is_file()
+    assert (finished / "checkpoints" / "checkpoint-2" / "model.safetensors").is_file()
+    err = capsys.readouterr().err
+    assert f"runs/{killed.name}: removed the checkpoints" in err and "(1.0 MiB)" in err

@@ -1445,3 +1445,26 @@ def test_a_warmup_that_outlasts_the_trials_at_the_spaces_bounds_is_warned_first(
     assert "at the point training.warmup_steps=50 of the space: training.warmup_steps (50) " in err
     assert "is more than the run's 12 optimiser steps" in err  # 86 texts, batch 16, 2 epochs
     assert "training.warmup_steps=0" not in err
+
+
+def test_a_killed_trials_checkpoints_are_removed_once_it_is_failed(tmp_path, capsys):
+    """A worker killed mid-trial left the trial's checkpoints/ for ever (its retry runs in
+    a new folder). Once the trial is failed they are removed; a running trial's, and
+    everything else of a trial's folder, stay."""
+    study = optuna.create_study()
+    folders = {}
+    for state in ("FAIL", "RUNNING"):
+        trial = study.ask()
+        run = tmp_path / "trials" / f"run-{state}"
+        (run / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+        (run / "checkpoints" / "checkpoint-1" / "model.safetensors").write_bytes(b"0" * 2**20)
+        (run / "history.jsonl").write_text("")
+        trial.set_user_attr("run_dir", f"trials/run-{state}")
+        if state == "FAIL":
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        folders[state] = run
+    sweep.drop_failed_checkpoints(study, tmp_path)
+    assert not (folders["FAIL"] / "checkpoints").exists()
+    assert (folders["FAIL"] / "history.jsonl").is_file()
+    assert (folders["RUNNING"] / "checkpoints" / "checkpoint-1").is_dir()
+    assert "trials/run-FAIL: removed the checkpoints of trial 0" in capsys.readouterr().err

@@ -29,7 +29,7 @@ from rich.markup import escape
 from fintune import interrupt
 from fintune.errors import FintuneError
 from fintune.recipes import RECIPES
-from fintune.run_dir import check_writable, write_json
+from fintune.run_dir import check_writable, drop_checkpoints, write_json
 from fintune.study.adopt import finished_run, log_finished, whole_metrics
 from fintune.study.spec import Cell, StudySpec, load_study
 from fintune.tracking import (
@@ -308,6 +308,7 @@ def run_study(
                     f"taken as done, not run again: {escape(', '.join(adopted))}"
                 )
             todo = [c for c in todo if c.id not in adopted]
+            _drop_abandoned_checkpoints(folder)
             stale = [cell_id for cell_id in stale if cell_id not in adopted]
             if stale:
                 console.print(
@@ -378,6 +379,18 @@ def _log_untracked(folder: Path, spec: StudySpec, cells: list[Cell], state: dict
         console.print(
             f"[yellow]warning:[/] MLflow logging of finished cells failed ({escape(str(error))})"
         )
+
+
+def _drop_abandoned_checkpoints(folder: Path) -> None:
+    """The checkpoints of the study's runs that never finished: under the study lock, no
+    live process writes any of them (a killed one could not remove its own); the cell
+    runs again in a new run folder."""
+    for run_dir in sorted((folder / "runs").glob("*/checkpoints")):
+        if freed := drop_checkpoints(run_dir.parent):
+            console.print(
+                f"runs/{escape(run_dir.parent.name)}: removed the checkpoints of a run that "
+                f"was killed before it finished ({freed / 2**20:.1f} MiB)"
+            )
 
 
 def _interim_report(folder: Path, spec: StudySpec, cells: list[Cell], state: dict) -> None:

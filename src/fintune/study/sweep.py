@@ -49,7 +49,7 @@ from fintune.config.load import (
 )
 from fintune.config.schema import ExperimentConfig, Metric, Section, expand_home
 from fintune.errors import FintuneError
-from fintune.run_dir import check_writable
+from fintune.run_dir import check_writable, drop_checkpoints
 from fintune.study.spec import base_mapping, validate_spec
 from fintune.study.sweep_resume import (
     base_record,
@@ -534,6 +534,19 @@ def fail_stale(study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+def drop_failed_checkpoints(study, folder: Path) -> None:
+    """The checkpoints of failed trials' runs that never finished: a worker killed mid-trial
+    (SIGKILL, a lost node) could not remove them; its trial is failed for good (a retry
+    runs in a new folder), so no live process writes them."""
+    for trial in study.get_trials(deepcopy=False):
+        run_dir = trial.user_attrs.get("run_dir")
+        if run_dir and trial.state.name == "FAIL" and (freed := drop_checkpoints(folder / run_dir)):
+            console.print(
+                f"{escape(run_dir)}: removed the checkpoints of trial {trial.number}, "
+                f"killed before it finished ({freed / 2**20:.1f} MiB)"
+            )
+
+
 def counted_trials(study) -> int:
     return sum(t.state.name in COUNTED for t in study.get_trials(deepcopy=False))
 
@@ -644,6 +657,7 @@ def run_sweep(
             study.stop()
 
     fail_stale(study)  # a dead worker's trial must not hold a slot of the budget
+    drop_failed_checkpoints(study, folder)
     if counted_trials(study) < spec.trials and not report_only and not worker:
         enqueue_new_points(study, spec)
     deadline = time.monotonic() + spec.timeout_minutes * 60 if spec.timeout_minutes else None
