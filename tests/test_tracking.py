@@ -551,3 +551,20 @@ def test_a_store_whose_creation_was_interrupted_is_created_again(make_config, tm
         "m.db",
         "m.db.lock",
     ]
+
+
+@pytest.mark.parametrize(
+    "uri", ["sqlite:///runs/a:b@c/mlflow.db", "file:///data/a:b@c/mlruns", "sqlite:///x:y@z.db"]
+)
+def test_a_local_store_whose_path_holds_a_colon_and_an_at_is_not_redacted(
+    make_config, tmp_path, uri
+):
+    """A path is no password: `sqlite:///a:b@c.db` was recorded as `sqlite:///a:***@c.db`,
+    so config.yaml named another store, and rerunning it logged there."""
+    from fintune.run_dir import write_config
+
+    assert tracking.redact(uri) == uri
+    config = make_config(tracking={"mlflow": True, "uri": uri})
+    write_config(tmp_path / "config.yaml", config)
+    assert "***" not in (tmp_path / "config.yaml").read_text()
+    assert "***" not in tracking.run_params(config)["tracking.uri"]

@@ -402,7 +402,9 @@ def redact(uri: str | None) -> str | None:
         uri = uri[: found.start(1)] + "***" + uri[found.end(1) :]
     head, at, tail = uri.rpartition("@")
     user = head.rsplit("/", 1)[-1]
-    if at and ":" in user and not user.endswith(":***"):
+    # a local store's path holds no password: `sqlite:///a:b@c.db` is the file `a:b@c.db`
+    local = uri.startswith(("sqlite:///", "file:///")) or re.match(r"file:/(?!/)", uri)
+    if at and ":" in user and not user.endswith(":***") and not local:
         head = head.removesuffix(user) + user.split(":", 1)[0] + ":***"
     return re.sub(r"(?i)(password=)[^&]*", r"\1***", head + at + tail)
 
