@@ -568,3 +568,22 @@ def test_a_local_store_whose_path_holds_a_colon_and_an_at_is_not_redacted(
     write_config(tmp_path / "config.yaml", config)
     assert "***" not in (tmp_path / "config.yaml").read_text()
     assert "***" not in tracking.run_params(config)["tracking.uri"]
+
+
+def test_a_store_a_study_or_sweep_fills_in_is_recorded_as_its_outputs(make_config, monkeypatch):
+    """store_in sets tracking.uri to the study's own mlflow.db; environment.json then said
+    `from: tracking.uri`, and a damaged store was blamed on that setting, which the user
+    never gave."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = make_config(tracking={"mlflow": True})
+    folder = Path(config.output.dir).parent / "study"
+    tracking.store_in(config, folder)
+    config = config.model_copy(deep=True)  # as a cell's config is copied
+    assert tracking.store_record(config)["from"] == "output"
+    folder.mkdir()
+    (folder / "mlflow.db").write_text("a text file, not a database")
+    with pytest.raises(FintuneError, match=r"^output: cannot use sqlite:///.*Move that file"):
+        check_tracking(config)
+    given = make_config(tracking={"mlflow": True, "uri": "sqlite:///x.db"})
+    tracking.store_in(given, folder)  # the user's URI is kept, and named as theirs
+    assert tracking.store_record(given)["from"] == "tracking.uri"

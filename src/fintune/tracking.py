@@ -70,6 +70,7 @@ def store_in(config: ExperimentConfig, folder: Path) -> None:
     """Studies and sweeps keep one embedded store for all their runs, in their folder."""
     if not config.tracking.uri and not os.environ.get("MLFLOW_TRACKING_URI"):
         config.tracking.uri = sqlite_uri(folder / "mlflow.db")
+        config.tracking._uri_from = "output"  # the study's or sweep's field, not the user's URI
 
 
 def check_tracking(config: ExperimentConfig) -> None:
@@ -97,7 +98,7 @@ def check_tracking(config: ExperimentConfig) -> None:
         first = gist(str(error).replace(uri, shown).strip().splitlines()[0])
         if uri.startswith(("http://", "https://")):
             problem, fixes = "reach the MLflow server at", "Start it, fix the URI,"
-        elif source == "output.dir":
+        elif source in ("output.dir", "output"):
             problem, fixes = "use", "Move that file away, give tracking.uri,"
         else:
             problem, fixes = "use", "Fix the URI"
@@ -144,7 +145,7 @@ def gist(message: str, limit: int = 300) -> str:
 def uri_source(config: ExperimentConfig) -> str:
     """The setting `tracking_uri` took the URI from, as errors name it."""
     if config.tracking.uri:
-        return "tracking.uri"
+        return config.tracking._uri_from or "tracking.uri"
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return "MLFLOW_TRACKING_URI"
     return "output.dir"  # the default store, its mlflow.db

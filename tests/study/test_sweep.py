@@ -92,6 +92,8 @@ def test_sweep_runs_trials_then_a_final_model_and_writes_the_report(sweep_file, 
     runs = client.search_runs([client.get_experiment_by_name("tiny-sweep").experiment_id])
     kinds = sorted(r.data.tags.get("fintune.kind") for r in runs)
     assert kinds == ["final", "sweep report", "trial", "trial", "trial"]
+    environment = json.loads((folder / final["run_dir"] / "environment.json").read_text())
+    assert environment["tracking"]["from"] == "output"  # the sweep's store, not a setting given
 
 
 def test_a_sweep_resumes_and_an_interrupted_trial_is_not_counted(sweep_file, interrupt_run):

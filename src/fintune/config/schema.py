@@ -16,7 +16,14 @@ import typing
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 SplitRole = Literal["train", "validation", "test"]
 METRICS = (
@@ -473,6 +480,8 @@ class TrackingConfig(Section):
     experiment: str | None = None
     """MLflow experiment name; default: the config's name."""
     tags: dict[str, str] = Field(default_factory=dict)
+    # "output" when a study or sweep filled `uri` in (its own mlflow.db), not the user
+    _uri_from: str | None = PrivateAttr(default=None)
 
     @field_validator("uri")
     @classmethod
