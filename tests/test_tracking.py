@@ -587,3 +587,31 @@ def test_a_store_a_study_or_sweep_fills_in_is_recorded_as_its_outputs(make_confi
     given = make_config(tracking={"mlflow": True, "uri": "sqlite:///x.db"})
     tracking.store_in(given, folder)  # the user's URI is kept, and named as theirs
     assert tracking.store_record(given)["from"] == "tracking.uri"
+
+
+def test_a_stale_artifact_that_cannot_be_deleted_leaves_the_report_run_finished(
+    make_config, tmp_path, monkeypatch, capsys
+):
+    """The rerun's report was logged whole; an old plot the artifact store would not delete
+    (a store that keeps what it holds) ended the run FAILED, as if the report were missing."""
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    folder = tmp_path / "study"
+    (folder / "plots").mkdir(parents=True)
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    files = [folder / "report.md", folder / "plots" / "a.png", folder / "plots" / "b.png"]
+    for path in files:
+        path.write_text("first")
+    first = tracking.log_summary(config, "study-x", folder, files, {"fintune.study": "x"})
+    (folder / "plots" / "b.png").unlink()
+
+    def refused(self, path=None):
+        raise PermissionError("this store deletes nothing")
+
+    monkeypatch.setattr(LocalArtifactRepository, "delete_artifacts", refused)
+    again = tracking.log_summary(config, "study-x", folder, files, {"fintune.study": "x"})
+    assert again == first
+    run = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}").get_run(first)
+    assert run.info.status == "FINISHED"
+    err = capsys.readouterr().err
+    assert "plots/b.png" in err and "this store deletes nothing" in err

@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from filelock import FileLock
+from rich.console import Console
+from rich.markup import escape
 
 from fintune.config.schema import ExperimentConfig
 from fintune.errors import FintuneError
@@ -38,6 +40,7 @@ ARTIFACTS = (
 )
 SKIP_HISTORY_KEYS = {"step", "epoch", "time", "total_flos"}
 QUICK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+console = Console(stderr=True, soft_wrap=True)
 
 
 def tracking_uri(config: ExperimentConfig) -> str:
@@ -459,4 +462,11 @@ def _drop_artifacts(client, config: ExperimentConfig, run_id: str, keep: set[str
         uri = client.get_run(run_id).info.artifact_uri
         store = get_artifact_repository(uri, tracking_uri=tracking_uri(config))
         for path in stale:
-            store.delete_artifacts(path)
+            try:
+                store.delete_artifacts(path)
+            except Exception as error:  # noqa: BLE001 - the report itself is logged whole
+                console.print(
+                    f"[yellow]warning:[/] MLflow run {run_id}: the old artifact {escape(path)}, "
+                    f"which the new report no longer has, could not be deleted "
+                    f"({escape(str(error))}); delete it by hand"
+                )
