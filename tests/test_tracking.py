@@ -453,6 +453,8 @@ def test_an_output_folder_with_uri_characters_keeps_its_store_in_it(make_config,
     assert run.info.status == "FINISHED" and run.info.run_name == run_dir.name
     assert "report.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
     check_tracking(config)  # the existing store is found and opened, not a new one made
+    # MLflow makes the store's folder from the URI as written: an empty q%3Fx=1/ beside it
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [folder]
 
 
 def test_a_rerun_summary_holds_only_the_current_reports_files(make_config, tmp_path):

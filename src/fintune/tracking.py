@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -53,8 +53,7 @@ def tracking_uri(config: ExperimentConfig) -> str:
 
 def sqlite_uri(path: Path) -> str:
     """SQLAlchemy's URL for a SQLite file: it reads the path percent-decoded and up to a `?`,
-    so those two are quoted in a folder named `q?x` or `a%20b` (and nothing else: MLflow
-    makes the quoted path's folder too, empty)."""
+    so those two are quoted in a folder named `q?x` or `a%20b` (and nothing else)."""
     return "sqlite:///" + _sqlite_quoted(str(path.resolve()))
 
 
@@ -93,7 +92,10 @@ def check_tracking(config: ExperimentConfig) -> None:
         # a local store is locked against concurrent writers; a server is asked with short
         # timeouts (the logging after training keeps MLflow's patient defaults)
         local = store is not None
-        with FileLock(f"{store}.lock", timeout=300) if local else quick_requests():
+        with (
+            FileLock(f"{store}.lock", timeout=300) if local else quick_requests(),
+            _no_stray_folder(uri) if local else nullcontext(),
+        ):
             experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(config))
     except Exception as error:  # noqa: BLE001 - any failure means unusable
         source = uri_source(config)
@@ -197,10 +199,30 @@ def _client(config: ExperimentConfig):
         return _open_experiment(config, uri)
     # MLflow builds a new SQLite store by migrating it step by step; two processes doing that
     # at once (two sweep workers' first runs) break it, one of them for good. One at a time:
-    with FileLock(f"{store}.lock", timeout=300):
+    with FileLock(f"{store}.lock", timeout=300), _no_stray_folder(uri):
         if not store.is_file():
             _build_store(store)
         return _open_experiment(config, uri)
+
+
+@contextmanager
+def _no_stray_folder(uri: str):
+    """MLflow makes a SQLite store's folder from its URI's path as written, not as SQLite
+    reads it: beside `q?x/mlflow.db`, an empty `q%3Fx/`. The folders it so made are removed."""
+    written = Path(uri.removeprefix("sqlite:///")).parent.absolute()
+    if written == sqlite_path(uri).parent.absolute():
+        yield
+        return
+    new = [written, *written.parents]
+    new = new[: next(i for i, folder in enumerate(new) if folder.exists())]  # none may exist
+    try:
+        yield
+    finally:
+        for folder in new:  # the deepest first
+            try:
+                folder.rmdir()  # only if empty
+            except OSError:
+                break
 
 
 def _build_store(store: Path) -> None:
