@@ -617,3 +617,28 @@ def test_a_stale_artifact_that_cannot_be_deleted_leaves_the_report_run_finished(
     assert run.info.status == "FINISHED"
     err = capsys.readouterr().err
     assert "plots/b.png" in err and "this store deletes nothing" in err
+
+
+def test_cells_and_trials_are_children_of_their_study_or_sweep_report_run(make_config, tmp_path):
+    """They were tied to it by tags only: MLflow's UI listed every cell beside the report's
+    run instead of nesting them under it (mlflow.parentRunId)."""
+    run_dir = tmp_path / "20260101-000000-tiny"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("name: tiny\n")
+    (tmp_path / "report.md").write_text("report")
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    for kind in ("study", "sweep"):
+        parent = tracking.open_summary(config, kind, "x")
+        assert tracking.open_summary(config, kind, "x") == parent  # found again, not a second
+        config.tracking.tags = {f"fintune.{kind}": "x", "fintune.cell": "c"}
+        child = tracking.log_run(run_dir, config)
+        client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+        assert client.get_run(child).data.tags["mlflow.parentRunId"] == parent
+        name, tags = tracking.summary_of(kind, "x")
+        assert tracking.log_summary(config, name, tmp_path, [tmp_path / "report.md"], tags) == (
+            parent
+        )
+        assert client.get_run(parent).info.status == "FINISHED"
+    config.tracking.tags = {}
+    plain = tracking.log_run(run_dir, config)  # a run of no study has no parent
+    assert "mlflow.parentRunId" not in client.get_run(plain).data.tags

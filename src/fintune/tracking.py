@@ -320,6 +320,8 @@ def log_run(
     client, experiment_id = _client(config)
     tags = {"fintune.run_dir": str(run_dir.resolve()), **config.tracking.tags}
     tags.update(extra_tags or {})
+    if parent := _parent_of(client, experiment_id, tags):
+        tags["mlflow.parentRunId"] = parent  # MLflow's UI nests the run under its study's
     # the run began when its folder was made and ended with its last file written (logging
     # may come later: a study cell that ran with tracking off)
     started = int((run_dir / "config.yaml").stat().st_mtime * 1000)
@@ -435,6 +437,45 @@ def redact(uri: str | None) -> str | None:
     return re.sub(r"(?i)(password=)[^&]*", r"\1***", head + at + tail)
 
 
+def summary_of(kind: str, name: str) -> tuple[str, dict[str, str]]:
+    """The name and tags of the run that holds a study's or sweep's (`kind`) report, and
+    under which MLflow nests its cells or trials."""
+    return f"{kind}-{name}", {f"fintune.{kind}": name, "fintune.kind": f"{kind} report"}
+
+
+def open_summary(config: ExperimentConfig, kind: str, name: str) -> str | None:
+    """The run of a study's or sweep's report, made now (RUNNING until the report is logged)
+    if it is not there yet, so that its cells or trials are logged as its children. None
+    with tracking off, or when MLflow fails: that costs only the nesting."""
+    if not config.tracking.mlflow:
+        return None
+    run_name, tags = summary_of(kind, name)
+    try:
+        client, experiment_id = _client(config)
+        found = _find_summary(client, experiment_id, run_name, tags)
+        return found or client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+    except Exception as error:  # noqa: BLE001 - each run's logging warns of it again
+        console.print(f"[yellow]warning:[/] MLflow logging failed ({escape(str(error))})")
+        return None
+
+
+def _find_summary(client, experiment_id: str, name: str, tags: dict[str, str]) -> str | None:
+    same = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    earlier = client.search_runs(
+        [experiment_id], filter_string=f"attributes.run_name = '{name}' and {same}", max_results=1
+    )
+    return earlier[0].info.run_id if earlier else None
+
+
+def _parent_of(client, experiment_id: str, tags: dict[str, str]) -> str | None:
+    """The report run of the study or sweep whose cell or trial a run with `tags` is."""
+    for kind in ("study", "sweep"):
+        name = tags.get(f"fintune.{kind}")
+        if name is not None and tags.get("fintune.kind") != f"{kind} report":
+            return _find_summary(client, experiment_id, *summary_of(kind, name))
+    return None
+
+
 def log_summary(
     config: ExperimentConfig, name: str, folder: Path, files: list[Path], tags: dict
 ) -> str:
@@ -442,11 +483,8 @@ def log_summary(
     `folder` (the report links plots/x.png). A rerun (a resume, or --report-only) updates
     the same run instead of adding another."""
     client, experiment_id = _client(config)
-    same = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
-    earlier = client.search_runs(
-        [experiment_id], filter_string=f"attributes.run_name = '{name}' and {same}", max_results=1
-    )
-    run_id = earlier[0].info.run_id if earlier else None
+    run_id = _find_summary(client, experiment_id, name, tags)
+    earlier = run_id is not None
     if run_id is None:
         run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     logged = set()

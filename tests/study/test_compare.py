@@ -80,6 +80,9 @@ def test_study_runs_every_cell_and_writes_the_report(study_file, make_config):
     cells = {r.data.tags.get("fintune.cell") for r in runs}
     assert cells == {*state, None}  # every cell, plus the run holding the study report
     summary = next(r for r in runs if "fintune.cell" not in r.data.tags)
+    for run in runs:  # MLflow's UI nests the cells under the report's run
+        if run is not summary:
+            assert run.data.tags["mlflow.parentRunId"] == summary.info.run_id
     artifacts = {a.path for a in client.list_artifacts(summary.info.run_id)}
     assert {"report.md", "report.html"} <= artifacts
 

@@ -92,6 +92,11 @@ def test_sweep_runs_trials_then_a_final_model_and_writes_the_report(sweep_file, 
     runs = client.search_runs([client.get_experiment_by_name("tiny-sweep").experiment_id])
     kinds = sorted(r.data.tags.get("fintune.kind") for r in runs)
     assert kinds == ["final", "sweep report", "trial", "trial", "trial"]
+    (summary,) = [r for r in runs if r.data.tags["fintune.kind"] == "sweep report"]
+    assert summary.info.status == "FINISHED"
+    for run in runs:  # MLflow's UI nests the trials and the final model under the report's run
+        if run is not summary:
+            assert run.data.tags["mlflow.parentRunId"] == summary.info.run_id
     environment = json.loads((folder / final["run_dir"] / "environment.json").read_text())
     assert environment["tracking"]["from"] == "output"  # the sweep's store, not a setting given
 

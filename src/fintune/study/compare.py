@@ -36,7 +36,9 @@ from fintune.tracking import (
     check_tracking,
     experiment_name,
     log_summary,
+    open_summary,
     store_in,
+    summary_of,
     tracked_runs,
     tracking_uri,
 )
@@ -322,6 +324,7 @@ def run_study(
             write_state(folder, state)  # the marks, or those taken off
             if not retry_failed:
                 todo = [c for c in todo if not _failed_same(state.get(c.id), c)]
+            open_summary(cell_config(cells[0], spec, folder), "study", spec.name)
             _log_untracked(folder, spec, [c for c in cells if c not in todo], state)
             console.print(
                 f"Study {escape(spec.name)}: {len(cells)} cells, {len(cells) - len(todo)} "
@@ -339,13 +342,8 @@ def run_study(
     if cells[0].config.tracking.mlflow:
         files = [report, report.with_suffix(".html"), *sorted((folder / "plots").glob("*.png"))]
         try:
-            log_summary(
-                cell_config(cells[0], spec, folder),
-                f"study-{spec.name}",
-                folder,
-                files,
-                {"fintune.study": spec.name, "fintune.kind": "study report"},
-            )
+            run_name, tags = summary_of("study", spec.name)
+            log_summary(cell_config(cells[0], spec, folder), run_name, folder, files, tags)
         except Exception as error:  # noqa: BLE001
             console.print(
                 f"[yellow]warning:[/] MLflow logging of the report failed ({escape(str(error))})"

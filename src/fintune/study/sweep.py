@@ -57,7 +57,7 @@ from fintune.study.sweep_resume import (
     check_stored_metric,
     check_stored_space,
 )
-from fintune.tracking import redact, sqlite_uri, store_in
+from fintune.tracking import open_summary, redact, sqlite_uri, store_in
 
 console = Console(stderr=True, soft_wrap=True)
 COUNTED = ("COMPLETE", "PRUNED")
@@ -674,6 +674,8 @@ def run_sweep(
             f"Sweep {escape(spec.name)}: {done} of {spec.trials} trials already done; raise "
             "trials (or --trials N) to search more"
         )
+    if not report_only:
+        open_summary(first, "sweep", spec.name)  # before the trials: they are its children
     waiting_said = False
     while not report_only:
         if may_start_trials():

@@ -412,16 +412,11 @@ def _track(spec: SweepSpec, base: dict, folder: Path, source: str, files: list[P
     config = trial_config(base, {}, spec, folder, 0, source)
     if not config.tracking.mlflow:
         return
-    from fintune.tracking import log_summary
+    from fintune.tracking import log_summary, summary_of
 
+    run_name, tags = summary_of("sweep", spec.name)
     try:
-        log_summary(
-            config,
-            f"sweep-{spec.name}",
-            folder,
-            files,
-            {"fintune.sweep": spec.name, "fintune.kind": "sweep report"},
-        )
+        log_summary(config, run_name, folder, files, tags)
     except Exception as error:  # noqa: BLE001
         console.print(
             f"[yellow]warning:[/] MLflow logging of the report failed ({escape(str(error))})"
