@@ -450,10 +450,14 @@ def open_summary(config: ExperimentConfig, kind: str, name: str) -> str | None:
     if not config.tracking.mlflow:
         return None
     run_name, tags = summary_of(kind, name)
+    store = sqlite_path(tracking_uri(config))
     try:
         client, experiment_id = _client(config)
-        found = _find_summary(client, experiment_id, run_name, tags)
-        return found or client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+        # two sweep workers starting at once must not make two (a server's store: they may)
+        with FileLock(f"{store}.lock", timeout=300) if store else nullcontext():
+            found = _find_summary(client, experiment_id, run_name, tags)
+            made = found or client.create_run(experiment_id, run_name=run_name, tags=tags)
+            return found or made.info.run_id
     except Exception as error:  # noqa: BLE001 - each run's logging warns of it again
         console.print(f"[yellow]warning:[/] MLflow logging failed ({escape(str(error))})")
         return None

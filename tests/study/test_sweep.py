@@ -331,7 +331,10 @@ def test_two_worker_processes_share_one_study(sweep_file, make_config):
     assert all(t.user_attrs.get("skipped") for t in skipped)
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")  # both logged to one store
     runs = client.search_runs([client.get_experiment_by_name("tiny-sweep").experiment_id])
+    (summary,) = [r for r in runs if r.data.tags["fintune.kind"] == "sweep report"]
+    runs.remove(summary)  # made by the first worker, found by the second; RUNNING: no report
     assert sorted(r.data.tags["fintune.trial"] for r in runs) == sorted(str(t.number) for t in done)
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {summary.info.run_id}
 
 
 def test_a_worker_with_no_slot_left_is_not_an_error(sweep_file, interrupt_run):
@@ -1475,3 +1478,30 @@ def test_a_killed_trials_checkpoints_are_removed_once_it_is_failed(tmp_path, cap
     assert (folders["FAIL"] / "history.jsonl").is_file()
     assert (folders["RUNNING"] / "checkpoints" / "checkpoint-1").is_dir()
     assert "trials/run-FAIL: removed the checkpoints of trial 0" in capsys.readouterr().err
+
+
+def test_trials_finished_without_tracking_are_logged_once_when_it_is_switched_on(
+    sweep_file, make_config, monkeypatch
+):
+    """Tracking is no part of a trial's config: switching it on reused the finished trials
+    and final model, and MLflow never saw them (a study logs its cells then)."""
+    from fintune.recipes import classification
+
+    report = run_sweep(sweep_file(trials=2))
+    folder = report.parent
+    assert not (folder / "mlflow.db").exists()
+    base = make_config(training={"epochs": 2}, tracking={"mlflow": True}).model_dump(mode="json")
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("trained"))
+    for _ in range(2):  # a second run logs nothing again
+        run_sweep(sweep_file(trials=2, base=base))
+        client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        runs = client.search_runs([client.get_experiment_by_name("tiny-sweep").experiment_id])
+        kinds = sorted(r.data.tags["fintune.kind"] for r in runs)
+        assert kinds == ["final", "sweep report", "trial", "trial"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    for run in runs:
+        if run.data.tags["fintune.kind"] == "trial":
+            metrics = json.loads(
+                (Path(run.data.tags["fintune.run_dir"]) / "metrics.json").read_text()
+            )
+            assert run.data.metrics["validation_accuracy"] == metrics["validation"]["accuracy"]

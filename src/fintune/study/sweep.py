@@ -676,6 +676,8 @@ def run_sweep(
         )
     if not report_only:
         open_summary(first, "sweep", spec.name)  # before the trials: they are its children
+    if not report_only and not worker:  # one process: two would log a trial twice
+        log_untracked(study, spec, base, folder, str(path))
     waiting_said = False
     while not report_only:
         if may_start_trials():
@@ -718,6 +720,43 @@ def run_sweep(
     report = finish_sweep(study, spec, base, folder, str(path))
     _refuse_if_nothing_finished(study, report)
     return report
+
+
+def log_untracked(study, spec: SweepSpec, base: dict[str, Any], folder: Path, source: str):
+    """Log the finished trials, and the final model, that MLflow lacks: tracking is no part of
+    their config, so those that ran with it off are reused when it is switched on; and those
+    whose logging was cut short. Once each, as a study logs its cells."""
+    from fintune.study.adopt import log_finished
+    from fintune.tracking import tracked_runs
+
+    first = trial_config(base, {}, spec, folder, 0, source)
+    if not first.tracking.mlflow:
+        return
+    runs = [
+        (trial_config(base, t.params, spec, folder, t.number, source), t.user_attrs["run_dir"])
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "COMPLETE" and "run_dir" in t.user_attrs
+    ]
+    try:
+        final = json.loads((folder / "final.json").read_text())
+        runs.append(
+            (
+                trial_config(base, final["params"], spec, folder, final["trial"], source, "final"),
+                final["run_dir"],
+            )
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no final model yet, or a record it trains again
+    try:
+        records = [r for r in tracked_runs(first) if r.data.tags.get("fintune.sweep") == spec.name]
+        for config, run_dir in runs:
+            whole = (folder / run_dir / "metrics.json").is_file()
+            if whole and log_finished(folder / run_dir, config, records):
+                console.print(f"Logged {escape(run_dir)} to MLflow (it was not, or not whole)")
+    except Exception as error:  # noqa: BLE001 - the trials' results on disk are intact
+        console.print(
+            f"[yellow]warning:[/] MLflow logging of finished trials failed ({escape(str(error))})"
+        )
 
 
 def _refuse_if_nothing_finished(study, report: Path | None) -> None:
