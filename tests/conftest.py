@@ -88,6 +88,57 @@ def tiny_gpt2(tmp_path_factory) -> Path:
     return _save_tiny(tmp_path_factory.mktemp("tiny-gpt2"), decoder=True, absolute_positions=True)
 
 
+def _write_tiny_gguf(path: Path) -> Path:
+    """A 2-layer Llama (hidden 32, float32 tensors) as llama.cpp writes a GGUF file: a
+    byte-level BPE tokenizer in its metadata, no pad token, no head."""
+    import gguf
+    import numpy as np
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    tokens = ["<|endoftext|>", *bytes_to_unicode().values(), "\u0120f", "ro"]
+    hidden, layers, ffn = 32, 2, 64
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("tiny")
+    writer.add_context_length(128)
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(layers)
+    writer.add_feed_forward_length(ffn)
+    writer.add_head_count(2)
+    writer.add_head_count_kv(2)
+    writer.add_rope_dimension_count(hidden // 2)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(len(tokens))
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types([3] + [1] * (len(tokens) - 1))  # 3: control
+    writer.add_token_merges(["\u0120 f", "r o"])
+    writer.add_bos_token_id(0)
+    writer.add_eos_token_id(0)
+    rng = np.random.default_rng(0)
+    shapes = {"attn_q": (hidden, hidden), "attn_k": (hidden, hidden)}
+    shapes |= {"attn_v": (hidden, hidden), "attn_output": (hidden, hidden)}
+    shapes |= {"ffn_gate": (ffn, hidden), "ffn_up": (ffn, hidden), "ffn_down": (hidden, ffn)}
+    weights = {"token_embd.weight": (len(tokens), hidden)}
+    weights |= {f"blk.{i}.{n}.weight": s for i in range(layers) for n, s in shapes.items()}
+    for name, shape in weights.items():
+        writer.add_tensor(name, (rng.standard_normal(shape) * 0.1).astype(np.float32))
+    norms = [f"blk.{i}.{n}_norm.weight" for i in range(layers) for n in ("attn", "ffn")]
+    for name in [*norms, "output_norm.weight"]:
+        writer.add_tensor(name, np.ones(hidden, np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory) -> Path:
+    """The path of a tiny Llama GGUF file (model.name takes it as it is)."""
+    return _write_tiny_gguf(tmp_path_factory.mktemp("tiny-gguf") / "tiny.gguf")
+
+
 def make_sentences(n_per_label: int = 40, seed: int = 0) -> pd.DataFrame:
     """Three labels a model can learn perfectly: the verb decides."""
     rng = random.Random(seed)

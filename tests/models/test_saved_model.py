@@ -34,6 +34,8 @@ else:
     from peft import PeftConfig, PeftModel
     adapter = PeftConfig.from_pretrained(folder)
     kwargs = {} if info["dtype"] == "auto" else {"dtype": getattr(torch, info["dtype"])}
+    if info["gguf_file"]:
+        kwargs["gguf_file"] = info["gguf_file"]
     if info["method"] == "qlora":
         from transformers import BitsAndBytesConfig
         settings = info["method_settings"]
@@ -227,6 +229,25 @@ def test_a_decoder_run_loads_with_plain_libraries_and_predicts_the_same(
     plain = _plain_predictions(folder, method, list(recorded["text"]), one_by_one=True)
     assert [label for label, _ in plain] == list(recorded["predicted"])
     assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt"])
+def test_a_gguf_run_loads_with_plain_libraries_as_the_readme_says(make_config, tiny_gguf, method):
+    """A GGUF base (the packaged SmolLM2, Gemma-3): the README's steps, with fintune_model.json's
+    gguf_file and the tokenizer's pad token, give what the run recorded."""
+    config = make_config(model={"name": str(tiny_gguf), "max_length": 96}, method=method)
+    run_dir = run(config)
+    info = json.loads((run_dir / "model" / "fintune_model.json").read_text())
+    assert (info["base"], info["gguf_file"]) == (str(tiny_gguf.parent), "tiny.gguf")
+    recorded = pd.read_csv(run_dir / "predictions_test.csv").head(8)
+    texts = list(recorded["text"])
+    plain = _plain_predictions(run_dir / "model", method, texts, one_by_one=True)
+    assert [label for label, _ in plain] == list(recorded["predicted"])
+    assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-5)
+    results = Predictor.from_run(run_dir, device="cpu")(texts)
+    assert [r["confidence"] for r in results] == pytest.approx(
+        list(recorded["confidence"]), abs=1e-5
+    )
 
 
 def test_a_plain_load_cuts_long_texts_where_the_run_did(make_config, tiny_gpt2, tmp_path):
