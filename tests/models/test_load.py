@@ -335,3 +335,23 @@ def test_a_module_the_method_cannot_adapt_is_refused_before_the_weights_load(
     )
     with pytest.raises(FintuneError, match=rf"method.target_modules: '{target}' names {kind} "):
         check_architecture(config)
+
+
+def test_dora_on_a_multihead_attention_layer_is_refused_before_the_weights_load(make_config):
+    """PEFT's LoRA adapts nn.MultiheadAttention but its DoRA does not: the check passed it,
+    and PEFT refused it after loading ('... set use_dora to False', a field fintune lacks)."""
+    from torch import nn
+
+    class Toy(nn.Module):  # a model whose attention is torch's own
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2)
+            self.classifier = nn.Linear(8, 3)
+
+    config = make_config(method={"name": "dora", "target_modules": ["attn"]})
+    with pytest.raises(
+        FintuneError, match=r"method.target_modules: 'attn' names MultiheadAttention .* dora"
+    ):
+        load._check_named_modules(Toy(), config)
+    lora = make_config(method={"name": "lora", "target_modules": ["attn"]})
+    load._check_named_modules(Toy(), lora)

@@ -352,6 +352,9 @@ def _check_adaptable(model, config: ExperimentConfig, field: str, wanted: list[s
     if isinstance(config.method, IA3Method):
         kinds: tuple[type, ...] = (nn.Linear, Conv1D, nn.Conv2d, nn.Conv3d)
         allowed = "Linear, Conv1D and convolution layers"
+    elif config.method.name == "dora":  # PEFT has no DoRA for nn.MultiheadAttention
+        kinds = (nn.Linear, Conv1D, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+        allowed = "Linear, Conv1D, Embedding and convolution layers"
     else:
         kinds = (nn.Linear, Conv1D, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d)
         kinds += (nn.MultiheadAttention,)
