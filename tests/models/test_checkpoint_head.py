@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -102,12 +103,31 @@ def test_a_generic_head_kept_for_named_labels_is_warned_of(
     assert "read as negative, neutral, positive" in err
 
 
-def test_a_checkpoints_problem_type_becomes_single_label(make_config, tiny_bert, tmp_path):
-    """A multi-label fine-tune's problem_type went into a full run's config.json, so the
-    saved model, loaded with labels, computed a binary cross-entropy loss, not the run's."""
-    folder = tmp_path / "multi"
-    model = _classifier_with_labels(tiny_bert, folder, LABELS)
-    model.config.problem_type = "multi_label_classification"
-    model.save_pretrained(folder)
-    loaded = _load(make_config, folder)
+@pytest.mark.parametrize(
+    ("problem_type", "labels"),
+    [("multi_label_classification", ["esg", "risk", "fraud"]), ("regression", ["score"])],
+)
+def test_a_checkpoints_problem_type_is_replaced_by_single_label_classification(
+    make_config, tiny_bert, tmp_path, problem_type, labels
+):
+    """The run trains one label per text (softmax, cross-entropy), but a checkpoint's
+    multi-label or regression problem_type was kept in the saved config.json: transformers'
+    text-classification pipeline then scored a full run's outputs with a sigmoid (or not at
+    all), and the model's own loss was BCE or MSE."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert,
+        id2label=dict(enumerate(labels)),
+        problem_type=problem_type,
+        ignore_mismatched_sizes=True,
+    )
+    model.save_pretrained(tmp_path / "tagger")
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path / "tagger")
+    loaded = _load(make_config, tmp_path / "tagger")
     assert loaded.config.problem_type == "single_label_classification"
+    loaded.save_pretrained(tmp_path / "saved")
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path / "saved")
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=str(tmp_path / "saved"), top_k=None)
+    scores = [s["score"] for s in classify(["profit fell"])[0]]
+    assert sum(scores) == pytest.approx(1, abs=1e-5)
