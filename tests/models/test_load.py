@@ -355,3 +355,12 @@ def test_dora_on_a_multihead_attention_layer_is_refused_before_the_weights_load(
         load._check_named_modules(Toy(), config)
     lora = make_config(method={"name": "lora", "target_modules": ["attn"]})
     load._check_named_modules(Toy(), lora)
+
+
+def test_qlora_on_a_gguf_model_is_refused_before_the_model_loads(make_config, tiny_gguf):
+    """validate passed it, and run failed only at the load, transformers refusing
+    ('You cannot combine Quantization and loading a model from a GGUF file')."""
+    config = make_config(model={"name": str(tiny_gguf)}, method={"name": "qlora"})
+    with pytest.raises(FintuneError, match=r"method qlora: .*tiny.gguf is a GGUF file.* lora"):
+        check_architecture(config)
+    check_architecture(make_config(model={"name": str(tiny_gguf)}, method={"name": "lora"}))

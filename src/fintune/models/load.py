@@ -282,6 +282,7 @@ def check_architecture(config: ExperimentConfig, built: dict | None = None) -> N
     between calls, for a sweep that checks many points of one model."""
     source = resolve_model(config.model.name, config.model.gguf_file)
     if source.gguf_file:
+        _check_gguf_method(config, source)
         return
     key = (source.name_or_path, config.model.revision, config.model.trust_remote_code)
     built = {} if built is None else built
@@ -292,6 +293,18 @@ def check_architecture(config: ExperimentConfig, built: dict | None = None) -> N
     _check_feedforward_in_targets(built[key], config)
     if isinstance(config.method, AdapterMethod):
         check_reduction_factor(built[key], config.method.reduction_factor)
+
+
+def _check_gguf_method(config: ExperimentConfig, source: ModelSource) -> None:
+    """transformers dequantises a GGUF file's weights and will not quantise them again:
+    a qlora run failed at the load, after the data had been prepared."""
+    if isinstance(config.method, QLoraMethod):
+        where = f"{source.name_or_path.rstrip('/')}/{source.gguf_file}"
+        raise FintuneError(
+            f"method qlora: {where} is a GGUF file, which transformers loads dequantised "
+            "and cannot quantise to 4 bits again; use method lora on it (or dora), or a "
+            "checkpoint of the model in safetensors for qlora"
+        )
 
 
 def _meta_architecture(name_or_path: str, revision: str | None, trust_remote_code: bool):
