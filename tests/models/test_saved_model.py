@@ -81,7 +81,7 @@ def _plain_predictions(folder, method: str, texts: list[str], one_by_one: bool =
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
+@pytest.mark.parametrize("method", ["full", "lora", "dora", "ia3", "prefix"])
 def test_saved_model_loads_with_plain_libraries_and_predicts_the_same(make_config, method):
     run_dir = run(make_config(method={"name": method}, training={"epochs": 3}))
     recorded = pd.read_csv(run_dir / "predictions_test.csv").head(8)
