@@ -45,3 +45,46 @@ def test_total_parameters_count_a_trained_head_once(tiny_bert):
     assert total == base_total + lora  # not + a second pooler and classifier
     head = sum(p.numel() for n, p in model.named_parameters() if "modules_to_save" in n)
     assert trainable == lora + head
+
+
+def test_an_ia3_adapter_with_its_own_targets_loads_back_with_plain_peft(tiny_bert, tmp_path):
+    """With target_modules [query, value] PEFT filled the auto feed-forward list with its
+    BERT default, output.dense, and saved it: loading checks that list is a subset of the
+    targets, so the run trained and saved a model that fintune predict, serve and PEFT
+    refused ('feedforward_modules should be a subset of target_modules')."""
+    import torch
+    from peft import PeftModel
+
+    from fintune.config.schema import IA3Method
+    from fintune.models.methods import apply_method
+
+    def scaled_at_input(model) -> set[str]:
+        return {
+            n.split("encoder.")[-1]
+            for n, m in model.named_modules()
+            if getattr(m, "is_feedforward", False)
+        }
+
+    inputs = {"input_ids": torch.tensor([[2, 7, 9, 11, 3]])}
+    # every module whose name ends in output.dense, the attention block's too (README)
+    ffn = {f"layer.{i}.{block}output.dense" for i in (0, 1) for block in ("", "attention.")}
+    for targets, feedforward, expected_ffn in [
+        (["query", "value"], "auto", set()),
+        (["dense"], "auto", ffn),  # PEFT's default list for BERT: output.dense
+        (["dense"], ["output.dense"], ffn),
+        (["key", "output.dense"], ["output.dense"], ffn),
+    ]:
+        base = AutoModelForSequenceClassification.from_pretrained(tiny_bert)
+        method = IA3Method(target_modules=targets, feedforward_modules=feedforward)
+        model = apply_method(base, method).eval()
+        assert scaled_at_input(model) == expected_ffn
+        with torch.no_grad():
+            for param in model.parameters():
+                param.add_(0.01 if param.requires_grad else 0)  # "trained": a loss shows
+            expected = model(**inputs).logits
+        folder = tmp_path / f"{targets}{feedforward}"
+        model.save_pretrained(folder)
+        again = AutoModelForSequenceClassification.from_pretrained(tiny_bert)
+        loaded = PeftModel.from_pretrained(again, folder).eval()
+        assert scaled_at_input(loaded) == expected_ffn
+        torch.testing.assert_close(loaded(**inputs).logits, expected)

@@ -5,6 +5,7 @@ is trained by every method.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from torch import nn
@@ -117,7 +118,7 @@ def peft_config(
         return IA3Config(
             task_type=TaskType.SEQ_CLS,
             target_modules=_targets(method.target_modules),
-            feedforward_modules=_targets(method.feedforward_modules),
+            feedforward_modules=_feedforward(model, method),
             modules_to_save=heads,
         )
     if isinstance(method, PrefixMethod):
@@ -144,6 +145,31 @@ def peft_config(
 
 def _targets(value: list[str] | str) -> list[str] | str | None:
     return None if value == "auto" else value  # None: PEFT's default for the architecture
+
+
+def _feedforward(model: nn.Module, method: IA3Method) -> list[str] | str | None:
+    """PEFT checks, when it loads a saved IA3 adapter, that its feed-forward list is a subset
+    of its target list, as strings: targets [query, value], with PEFT's auto feed-forward
+    list output.dense, trained and saved a model nothing could load. A list that would fail
+    that check is passed as the pattern PEFT matches a list by (a name ending in one of
+    them), which it does not check: the same modules are scaled at their input."""
+    from peft.utils.constants import (
+        TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as FEEDFORWARD,
+    )
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as TARGETS
+
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    targets = method.target_modules
+    if targets == "auto":
+        targets = TARGETS.get(model_type)
+    wanted = method.feedforward_modules
+    if wanted == "auto":
+        if method.target_modules == "auto":
+            return None  # PEFT's two lists for the architecture, which agree
+        wanted = FEEDFORWARD.get(model_type)
+    if not wanted or targets is None or set(wanted) <= set(targets):
+        return wanted  # None: PEFT says it has no list for the architecture
+    return "|".join(f".*{re.escape(name)}" for name in wanted)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
