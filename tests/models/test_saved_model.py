@@ -231,7 +231,7 @@ def test_a_decoder_run_loads_with_plain_libraries_and_predicts_the_same(
     assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-5)
 
 
-@pytest.mark.parametrize("method", ["lora", "prompt"])
+@pytest.mark.parametrize("method", ["full", "lora", "prompt"])
 def test_a_gguf_run_loads_with_plain_libraries_as_the_readme_says(make_config, tiny_gguf, method):
     """A GGUF base (the packaged SmolLM2, Gemma-3): the README's steps, with fintune_model.json's
     gguf_file and the tokenizer's pad token, give what the run recorded."""
