@@ -319,3 +319,40 @@ def test_a_run_from_a_checkpoints_reordered_head_loads_with_its_own_label_names(
     recorded = pd.read_csv(run_dir / "predictions_test.csv").head(12)
     plain = _plain_predictions(run_dir / "model", method, list(recorded["text"]))
     assert [label for label, _ in plain] == list(recorded["predicted"])
+
+
+def test_a_gguf_adapter_run_finds_its_packaged_base_after_the_file_went(
+    make_config, tiny_gguf, tmp_path, monkeypatch
+):
+    """gemma3-270m's GGUF file is joined into a cache folder: with the file deleted (a cache
+    cleaned) and the folder still there, the run's model failed to load with 'cannot load
+    the saved model (is the run complete?)' instead of joining the file again."""
+    import shutil
+
+    from fintune.models import registry
+    from fintune.models.load import load_saved_classifier
+    from fintune.models.registry import ModelSource
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+
+    def joined() -> ModelSource:  # as _gemma3 does: the file written again where it is missing
+        if not (cache / "g.gguf").is_file():
+            shutil.copy(tiny_gguf, cache / "g.gguf")
+        return ModelSource(str(cache), "g.gguf", "o/g")
+
+    monkeypatch.setitem(registry.PACKAGED, "tinyg", joined)
+    config = make_config(model={"name": "tinyg", "max_length": 96}, method={"name": "lora"})
+    run_dir = run(
+        config.model_copy(update={"training": config.training.model_copy(update={"max_steps": 2})})
+    )
+    recorded = pd.read_csv(run_dir / "predictions_test.csv").head(4)
+    (cache / "g.gguf").unlink()
+    results = Predictor.from_run(run_dir, device="cpu")(list(recorded["text"]))
+    assert [r["confidence"] for r in results] == pytest.approx(
+        list(recorded["confidence"]), abs=1e-5
+    )
+    (cache / "g.gguf").unlink()
+    monkeypatch.delitem(registry.PACKAGED, "tinyg")  # not installed here any more
+    with pytest.raises(FintuneError, match=rf"base model {cache}/g.gguf is gone"):
+        load_saved_classifier(run_dir / "model")

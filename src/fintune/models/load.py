@@ -725,10 +725,12 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
     if info.dtype != "auto":
         kwargs["dtype"] = DTYPES[info.dtype]
     base, gguf_file = info.base, info.gguf_file
-    if not Path(base).exists() and base != info.hub_id:  # a local base that is not there
+    # a local base that is not there, or its GGUF file (gemma3-270m's, joined into a cache)
+    where = Path(base, gguf_file) if gguf_file else Path(base)
+    if not where.exists() and base != info.hub_id:
         source = _packaged_again(info)
         if source is None:
-            raise FintuneError(f"base model {base} is gone; reinstall or fetch it")
+            raise FintuneError(f"base model {where} is gone; reinstall or fetch it")
         base, gguf_file = source.name_or_path, source.gguf_file
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
