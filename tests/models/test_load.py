@@ -364,3 +364,23 @@ def test_qlora_on_a_gguf_model_is_refused_before_the_model_loads(make_config, ti
     with pytest.raises(FintuneError, match=r"method qlora: .*tiny.gguf is a GGUF file.* lora"):
         check_architecture(config)
     check_architecture(make_config(model={"name": str(tiny_gguf)}, method={"name": "lora"}))
+
+
+@pytest.mark.parametrize("method", ["prefix", "prompt", "lora"])
+def test_prefix_tuning_on_a_model_without_past_key_values_is_refused_before_the_load(
+    make_config, tmp_path, method
+):
+    """DeBERTa (as ModernBERT, ALBERT, MPNet) takes no past key values, through which PEFT
+    feeds a prefix: validate passed it, and run failed at its first training step with
+    PEFT's 'Model does not support past key values which are required for prefix tuning'."""
+    from transformers import DebertaV2Config
+
+    size = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    DebertaV2Config(vocab_size=64, **size).save_pretrained(tmp_path / "deberta")
+    config = make_config(model={"name": str(tmp_path / "deberta")}, method=method)
+    if method != "prefix":
+        check_architecture(config)
+        return
+    with pytest.raises(FintuneError, match=r"method prefix: .*'deberta-v2' .* past key values"):
+        check_architecture(config)
+    check_architecture(make_config(method="prefix"))  # BERT takes them

@@ -5,6 +5,7 @@ save it in standard formats, and load a saved run back for prediction.
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
 import logging
 import re
@@ -153,6 +154,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     _check_max_length(model, config)
     _check_named_modules(model, config)
     _check_feedforward_in_targets(model, config)
+    _check_prefix_supported(model, config)
     if head_labels is not None and _generic(head_labels):
         if note := _generic_head_note(head_labels, labels):
             console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
@@ -291,6 +293,7 @@ def check_architecture(config: ExperimentConfig, built: dict | None = None) -> N
     _check_max_length(built[key], config)
     _check_named_modules(built[key], config)
     _check_feedforward_in_targets(built[key], config)
+    _check_prefix_supported(built[key], config)
     if isinstance(config.method, AdapterMethod):
         check_reduction_factor(built[key], config.method.reduction_factor)
 
@@ -389,6 +392,26 @@ def _check_adaptable(model, config: ExperimentConfig, field: str, wanted: list[s
 
 def _weighted_layers(model) -> list[str]:
     return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if _is_weighted_leaf(m)})
+
+
+def _check_prefix_supported(model, config: ExperimentConfig) -> None:
+    """PEFT feeds a prefix to the model, or to its first inner model, as past key values:
+    one that takes none (DeBERTa, ModernBERT, ALBERT, MPNet) failed at the first step."""
+    if not isinstance(config.method, PrefixMethod):
+        return
+    from transformers import PreTrainedModel
+
+    def takes_past(module: nn.Module) -> bool:
+        return "past_key_values" in inspect.signature(module.forward).parameters
+
+    inner = next((m for m in model.children() if isinstance(m, PreTrainedModel)), None)
+    if takes_past(model) or (inner is not None and takes_past(inner)):
+        return
+    raise FintuneError(
+        f"method prefix: {config.model.name} (a {model.config.model_type!r} model) takes "
+        "no past key values, which prefix tuning feeds its prefixes through; use method "
+        "prompt, lora or another method on it"
+    )
 
 
 def _check_feedforward_in_targets(model, config: ExperimentConfig) -> None:
