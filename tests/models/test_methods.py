@@ -88,3 +88,29 @@ def test_an_ia3_adapter_with_its_own_targets_loads_back_with_plain_peft(tiny_ber
         loaded = PeftModel.from_pretrained(again, folder).eval()
         assert scaled_at_input(loaded) == expected_ffn
         torch.testing.assert_close(loaded(**inputs).logits, expected)
+
+
+def test_prompt_tuning_on_distilbert_builds_and_loads_back(tmp_path):
+    """DistilBERT's config names its width `dim` and heads `n_heads`, which PEFT does not
+    read: a prompt-tuning run stopped after loading the model with 'method prompt: Please
+    specify `token_dim` in `peft_config`', a field fintune does not have."""
+    import torch
+    from peft import PeftModel
+    from transformers import DistilBertConfig
+
+    from fintune.config.schema import PromptMethod
+    from fintune.models.methods import apply_method
+
+    config = DistilBertConfig(vocab_size=64, dim=32, n_layers=2, n_heads=2, hidden_dim=64)
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path / "base")
+    base = AutoModelForSequenceClassification.from_pretrained(tmp_path / "base")
+    model = apply_method(base, PromptMethod(num_virtual_tokens=4)).eval()
+    inputs = {"input_ids": torch.tensor([[2, 7, 9, 11, 3]])}
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    model.save_pretrained(tmp_path / "adapter")
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "base")
+    loaded = PeftModel.from_pretrained(again, tmp_path / "adapter").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, expected)

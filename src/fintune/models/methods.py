@@ -139,8 +139,26 @@ def peft_config(
             tokenizer_name_or_path=tokenizer_path if from_text else None,
             tokenizer_kwargs=tokenizer_kwargs if from_text else None,
             modules_to_save=heads,
+            **_unnamed_sizes(model),
         )
     raise FintuneError(f"method: unsupported method {method.name!r}")
+
+
+def _unnamed_sizes(model: nn.Module) -> dict[str, int]:
+    """The sizes PEFT reads from a config's own keys where it cannot find them: DistilBERT
+    names its width `dim` and its heads `n_heads` (transformers maps the usual names to
+    them, PEFT does not), and PEFT stopped asking for token_dim. Only what PEFT would not
+    find is given, so every other model's adapter is built as before."""
+    config = getattr(model, "config", None)
+    keys = config.to_dict() if config is not None else {}
+    keys = keys.get("text_config") or keys  # as PEFT reads a vision-language model's
+    sizes: dict[str, int] = {}
+    if not {"hidden_size", "n_embd", "d_model"} & keys.keys() and hasattr(config, "hidden_size"):
+        sizes["token_dim"] = config.hidden_size
+    heads = {"num_attention_heads", "n_head", "num_heads", "encoder_attention_heads"}
+    if not heads & keys.keys() and hasattr(config, "num_attention_heads"):
+        sizes["num_attention_heads"] = config.num_attention_heads
+    return sizes
 
 
 def _targets(value: list[str] | str) -> list[str] | str | None:
