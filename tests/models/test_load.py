@@ -384,3 +384,33 @@ def test_prefix_tuning_on_a_model_without_past_key_values_is_refused_before_the_
     with pytest.raises(FintuneError, match=r"method prefix: .*'deberta-v2' .* past key values"):
         check_architecture(config)
     check_architecture(make_config(method="prefix"))  # BERT takes them
+
+
+@pytest.mark.parametrize(
+    ("method", "field"),
+    [
+        ({"name": "lora"}, "target_modules"),
+        ({"name": "ia3"}, "target_modules"),
+        ({"name": "ia3", "target_modules": ["q_lin", "lin2"]}, "feedforward_modules"),
+    ],
+)
+def test_auto_modules_on_a_model_peft_has_no_list_for_are_refused_before_the_load(
+    make_config, tmp_path, method, field
+):
+    """PEFT has no module list for DistilBERT (nor ALBERT, MPNet, ModernBERT): the default
+    `lora` passed validate, and run stopped once the model had loaded with PEFT's 'Please
+    specify `target_modules` or `target_parameters`in `peft_config`'."""
+    from transformers import DistilBertConfig
+
+    DistilBertConfig(vocab_size=64, dim=32, n_layers=2, n_heads=2, hidden_dim=64).save_pretrained(
+        tmp_path / "distilbert"
+    )
+    config = make_config(model={"name": str(tmp_path / "distilbert")}, method=method)
+    with pytest.raises(
+        FintuneError, match=rf"method.{field}: auto .* 'distilbert' .* named: .*q_lin"
+    ):
+        check_architecture(config)
+    named = {**method, "target_modules": ["q_lin", "lin2"]}
+    if method["name"] == "ia3":
+        named["feedforward_modules"] = ["lin2"]
+    check_architecture(make_config(model={"name": str(tmp_path / "distilbert")}, method=named))

@@ -24,6 +24,7 @@ from fintune.config.schema import (
     ExperimentConfig,
     FullMethod,
     IA3Method,
+    LoraMethod,
     PrefixMethod,
     QLoraMethod,
 )
@@ -154,6 +155,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     _check_max_length(model, config)
     _check_named_modules(model, config)
     _check_feedforward_in_targets(model, config)
+    _check_auto_modules(model, config)
     _check_prefix_supported(model, config)
     if head_labels is not None and _generic(head_labels):
         if note := _generic_head_note(head_labels, labels):
@@ -293,6 +295,7 @@ def check_architecture(config: ExperimentConfig, built: dict | None = None) -> N
     _check_max_length(built[key], config)
     _check_named_modules(built[key], config)
     _check_feedforward_in_targets(built[key], config)
+    _check_auto_modules(built[key], config)
     _check_prefix_supported(built[key], config)
     if isinstance(config.method, AdapterMethod):
         check_reduction_factor(built[key], config.method.reduction_factor)
@@ -392,6 +395,37 @@ def _check_adaptable(model, config: ExperimentConfig, field: str, wanted: list[s
 
 def _weighted_layers(model) -> list[str]:
     return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if _is_weighted_leaf(m)})
+
+
+def _check_auto_modules(model, config: ExperimentConfig) -> None:
+    """`auto` is PEFT's module list for the architecture: for one it has none (DistilBERT,
+    ALBERT, MPNet, ModernBERT), PEFT stopped once the weights had loaded, asking for
+    `target_modules` in its own config."""
+    from peft.utils.constants import (
+        TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING,
+        TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING,
+        TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING,
+    )
+
+    method = config.method
+    if isinstance(method, IA3Method):
+        lists = {
+            "target_modules": TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING,
+            "feedforward_modules": TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING,
+        }
+    elif isinstance(method, LoraMethod):  # DoRA and QLoRA too
+        lists = {"target_modules": TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING}
+    else:
+        return
+    model_type = model.config.model_type
+    for field, defaults in lists.items():
+        if getattr(method, field) == "auto" and model_type not in defaults:
+            other = " or all-linear" if isinstance(method, LoraMethod) else ""
+            raise FintuneError(
+                f"method.{field}: auto is PEFT's list for the architecture, and it has none "
+                f"for {config.model.name} (a {model_type!r} model); name the modules{other}. "
+                f"Its layers with weights are named: {', '.join(_weighted_layers(model))}"
+            )
 
 
 def _check_prefix_supported(model, config: ExperimentConfig) -> None:
