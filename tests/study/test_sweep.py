@@ -590,6 +590,33 @@ def test_a_space_over_data_fields_checks_each_points_data_before_training(
     assert not (tmp_path / "sweeps").exists()
 
 
+@pytest.mark.parametrize(
+    ("param", "shown"),
+    [
+        ({"type": "uniform", "low": 8, "high": 16}, "12.5"),
+        ({"type": "log_uniform", "low": 8, "high": 64}, "22.6"),
+        ({"type": "uniform", "low": 8, "high": 16, "step": 0.5}, "8.5"),
+    ],
+)
+def test_a_float_space_over_a_whole_number_field_fails_before_training(
+    sweep_file, tmp_path, monkeypatch, param, shown
+):
+    """Its bounds (8.0, 16.0) made valid configs, so it passed the checks; every trial then
+    sampled a fraction (batch size 11.37), failed, and the sweep stopped after three, its
+    study stored with the field as a float: the fixed file was refused as sampled another way."""
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(FintuneError) as error:
+        run_sweep(sweep_file(space={"training.batch_size": param}))
+    assert "training.batch_size: Input should be a valid integer" in str(error.value)
+    assert f"(at the point training.batch_size={shown}" in str(error.value)
+    assert "a whole-number field needs type: int" in str(error.value)
+    assert not (tmp_path / "sweeps").exists()
+    # a float grid of whole numbers, and a float field, are fine
+    whole_grid = {"type": "uniform", "low": 8, "high": 16, "step": 4}
+    sweep.load_sweep(sweep_file(space={"training.batch_size": whole_grid}))
+    sweep.load_sweep(sweep_file(space={"training.epochs": param}))
+
+
 @pytest.mark.parametrize("value", [0.3, 0.7, 0.15, 0.0, 1.0])
 def test_an_enqueued_value_on_a_fine_grid_is_accepted(value):
     param = Param(type="uniform", low=0.0, high=1.0, step=0.05)

@@ -163,6 +163,20 @@ class Param(Section):
             return f"{value!r} is not on the grid from {self.low:g} in steps of {self.step:g}"
         return None
 
+    def fraction(self) -> float | None:
+        """A point of a uniform or log-uniform range that is not a whole number (None when
+        every point is one): a whole-number field fails there, though not at its bounds."""
+        if self.type in ("int", "categorical"):
+            return None
+        if self.step is not None:
+            point = self.low + self.step
+            return point if point <= self.high and point != int(point) else None
+        point = math.sqrt(self.low * self.high) if self.log_scale else (self.low + self.high) / 2
+        point = float(f"{point:.6g}")
+        while point == int(point):
+            point = (point + min(point + 1, self.high)) / 2
+        return point
+
     def examples(self) -> list[Any]:
         if self.type == "categorical":
             return list(self.choices or [])
@@ -255,6 +269,16 @@ def load_sweep(
         )
     for point in _points(spec):
         _at(point, trial_config, base, point, spec, Path("."), 0, source=f"{source}: space")
+    for field, param in spec.space.items():
+        if (value := param.fraction()) is None:
+            continue
+        try:
+            trial_config(base, {field: value}, spec, Path("."), 0, source=f"{source}: space")
+        except FintuneError as error:
+            raise FintuneError(
+                f"{error}\n(at the point {field}={value} of the space: {param.type} samples "
+                "fractions; a whole-number field needs type: int)"
+            ) from None
     return spec, base
 
 
