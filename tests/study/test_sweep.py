@@ -990,12 +990,19 @@ def test_the_optimisation_history_names_the_metric_and_counts_whole_trials(tmp_p
     assert all(tick == int(tick) for tick in history.get_xticks())
 
 
-def test_each_trial_says_how_it_ended(tmp_path, make_config, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("metric", "direction", "side"),
+    [("f1_macro", "maximize", "below"), ("loss", "minimize", "above")],
+)
+def test_each_trial_says_how_it_ended(
+    tmp_path, make_config, monkeypatch, capsys, metric, direction, side
+):
     """A pruned trial vanished from the console without a word, and a finished one never
-    said what it scored: the next trial's rule simply followed."""
+    said what it scored: the next trial's rule simply followed. A trial pruned for a
+    validation loss above the median said 'below the median'."""
     from fintune.study.sweep import make_objective
 
-    spec = SweepSpec(name="s", base={}, space=SPACE, metric="f1_macro")
+    spec = SweepSpec(name="s", base={}, space=SPACE, metric=metric)
     base = make_config().model_dump(mode="json")
 
     def fake_run(config, callbacks):
@@ -1005,15 +1012,15 @@ def test_each_trial_says_how_it_ended(tmp_path, make_config, monkeypatch, capsys
         trial.set_user_attr("run_dir", run_dir.name)
         if trial.number == 1:
             raise optuna.TrialPruned("pruned after evaluation 2")
-        (run_dir / "metrics.json").write_text(json.dumps({"validation": {"f1_macro": 0.71}}))
+        (run_dir / "metrics.json").write_text(json.dumps({"validation": {metric: 0.71}}))
         return run_dir
 
     monkeypatch.setattr(classification, "run", fake_run)
-    study = optuna.create_study(direction="maximize")
+    study = optuna.create_study(direction=direction)
     study.optimize(make_objective(spec, base, tmp_path, "s.yaml"), n_trials=2)
     err = capsys.readouterr().err
-    assert "trial 0: validation f1_macro 0.7100" in err
-    assert "trial 1 pruned after evaluation 2: validation f1_macro below the median" in err
+    assert f"trial 0: validation {metric} 0.7100" in err
+    assert f"trial 1 pruned after evaluation 2: validation {metric} {side} the median" in err
 
 
 def test_a_rerun_with_the_budget_spent_says_so(sweep_file, capsys):

@@ -513,8 +513,9 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
         except optuna.TrialPruned as pruned:
             run_dir = folder / trial.user_attrs["run_dir"]
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # logged by the recipe
+            side = "above" if spec.direction == "minimize" else "below"  # worse than it
             console.print(
-                f"trial {trial.number} {pruned}: validation {spec.metric} below the median "
+                f"trial {trial.number} {pruned}: validation {spec.metric} {side} the median "
                 "of earlier trials there"
             )
             raise
