@@ -617,6 +617,51 @@ def test_a_float_space_over_a_whole_number_field_fails_before_training(
     sweep.load_sweep(sweep_file(space={"training.epochs": param}))
 
 
+@pytest.mark.parametrize(
+    ("field", "param", "message"),
+    [
+        (
+            "training.epochs",
+            {"type": "int", "low": 1, "high": 4},
+            "space: training.epochs has no effect: the base sets training.max_steps (6), "
+            "which overrides epochs",
+        ),
+        (
+            "output.save_model",
+            {"type": "categorical", "choices": [True, False]},
+            "space: output.save_model has no effect on a trial's score",
+        ),
+        (
+            "tracking.experiment",
+            {"type": "categorical", "choices": ["a", "b"]},
+            "space: tracking.experiment has no effect on a trial's score",
+        ),
+    ],
+)
+def test_a_space_over_a_field_no_trial_reads_fails_before_training(
+    sweep_file, make_config, tmp_path, monkeypatch, capsys, field, param, message
+):
+    """Every trial ran max_steps whatever epochs it drew (or saved no model, or logged as
+    the sweep), so the sweep searched a field that changed nothing, and its importances
+    credited noise to it."""
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    base = make_config(training={"epochs": 2, "max_steps": 6}).model_dump(mode="json")
+    with pytest.raises(FintuneError) as error:
+        run_sweep(sweep_file(base=base, space={**SPACE, field: param}))
+    assert message in str(error.value)
+    assert not (tmp_path / "sweeps").exists()
+    if field == "training.epochs":
+        # searched together with max_steps, epochs counts where max_steps is null
+        max_steps = {"type": "categorical", "choices": [None, 6]}
+        space = {**SPACE, field: param, "training.max_steps": max_steps}
+        sweep.load_sweep(sweep_file(base=base, space=space))
+        # a quick try of the sweep (--set training.max_steps=6) is only warned about
+        base["training"]["max_steps"] = None
+        path = sweep_file(base=base, space={**SPACE, field: param})
+        sweep.load_sweep(path, ["training.max_steps=6"])
+        assert "training.epochs has no effect" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value", [0.3, 0.7, 0.15, 0.0, 1.0])
 def test_an_enqueued_value_on_a_fine_grid_is_accepted(value):
     param = Param(type="uniform", low=0.0, high=1.0, step=0.05)

@@ -260,7 +260,8 @@ def load_sweep(
     spec = validate_spec(SweepSpec, read_yaml(path), source, "sweep")
     varied = {field: f"the space's {field}" for field in spec.space}
     varied |= {field: "the sweep" for field in ("training.best_metric", "evaluation.test")}
-    base = override_base(base_mapping(spec.base, source), overrides, varied)
+    written = base_mapping(spec.base, source)
+    base = override_base(written, overrides, varied)
     evaluation = base.get("evaluation")
     if isinstance(evaluation, dict) and evaluation.get("test") is False:
         raise FintuneError(
@@ -269,6 +270,7 @@ def load_sweep(
         )
     for point in _points(spec):
         _at(point, trial_config, base, point, spec, Path("."), 0, source=f"{source}: space")
+    check_space_effect(spec, base, source, tried=written != base)
     for field, param in spec.space.items():
         if (value := param.fraction()) is None:
             continue
@@ -280,6 +282,30 @@ def load_sweep(
                 "fractions; a whole-number field needs type: int)"
             ) from None
     return spec, base
+
+
+def check_space_effect(spec: SweepSpec, base: dict[str, Any], source: str, tried: bool) -> None:
+    """A searched field must change what a trial trains: one that changes nothing would be
+    credited with the noise between trials (the importances would rank it). `tried`: the
+    base has --set overrides, such as a quick try's max_steps: then only a warning."""
+    for field in spec.space:
+        if field.split(".")[0] in ("name", "output", "tracking"):
+            raise FintuneError(
+                f"{source}: space: {field} has no effect on a trial's score (name, output and "
+                "tracking do not change what is trained; a trial keeps no model); drop it"
+            )
+    if "training.epochs" in spec.space and "training.max_steps" not in spec.space:
+        steps = trial_config(base, {}, spec, Path("."), 0, source).training.max_steps
+        message = (
+            f"space: training.epochs has no effect: the base sets training.max_steps "
+            f"({steps}), which overrides epochs"
+        )
+        if steps is not None and tried:
+            console.print(f"[yellow]warning:[/] {escape(message)} (from --set)")
+        elif steps is not None:
+            raise FintuneError(
+                f"{source}: {message}; search max_steps instead, or set it to null in the base"
+            )
 
 
 def _points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
