@@ -1201,6 +1201,26 @@ def test_importances_say_how_many_finished_trials_they_rest_on(tmp_path):
     assert "rest on 3 finished trials" in text and "mostly noise" in text
 
 
+def test_the_importances_are_computed_by_the_method_the_report_names(tmp_path, monkeypatch):
+    """The report said fANOVA, but Optuna 5 computes PED-ANOVA unless told otherwise (4.x:
+    fANOVA): the bars' method depended on the installed Optuna, and the label was wrong."""
+    from optuna.importance import PedAnovaImportanceEvaluator
+
+    real = optuna.visualization.matplotlib.plot_param_importances
+    used = []
+
+    def plot(study, **kwargs):
+        used.append(kwargs.get("evaluator"))
+        return real(study, **kwargs)
+
+    monkeypatch.setattr(optuna.visualization.matplotlib, "plot_param_importances", plot)
+    doc = importance_plots(tmp_path, [0.5, 0.7, 0.6, 0.9])
+    text = " ".join(block[1] for block in doc.blocks if block[0] == "p")
+    assert [type(e) for e in used] == [PedAnovaImportanceEvaluator]
+    assert "PED-ANOVA" in text and "fANOVA" not in text
+    assert (tmp_path / "plots" / "param_importances.png").is_file()
+
+
 def test_a_pruned_trials_value_says_at_which_epoch_it_was_taken(tmp_path):
     """trials.csv's value for a pruned trial is its last evaluation's, not a final value
     like a finished trial's; nothing said so."""

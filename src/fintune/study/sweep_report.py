@@ -379,7 +379,8 @@ def _plots(study, folder: Path, doc: Document, metric: str) -> None:
             return
         few = len(values) < FEW_TRIALS
         doc.text(
-            f"Parameter importances (fANOVA) rest on {len(values)} finished trials; pruned "
+            "Parameter importances (PED-ANOVA: how much each field matters for a score in "
+            f"the top 10% of finished trials) rest on {len(values)} finished trials; pruned "
             "trials are left out."
             + (
                 f" With fewer than {FEW_TRIALS} they are mostly noise: a hint, not a finding."
@@ -388,7 +389,13 @@ def _plots(study, folder: Path, doc: Document, metric: str) -> None:
             )
         )
         try:
-            ax = optuna.visualization.matplotlib.plot_param_importances(study, target_name=target)
+            # named, not Optuna's default, which changed (4.x fANOVA, 5.x PED-ANOVA); PED-ANOVA
+            # also keeps a field whose bounds a resume moved, which fANOVA leaves out
+            ax = optuna.visualization.matplotlib.plot_param_importances(
+                study,
+                evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
+                target_name=target,
+            )
             _save(ax, plots / "param_importances.png", doc, "parameter importances")
         except (RuntimeError, ValueError) as error:
             doc.text(f"Parameter importances could not be computed ({error}).")
