@@ -1201,6 +1201,24 @@ def test_importances_say_how_many_finished_trials_they_rest_on(tmp_path):
     assert "rest on 3 finished trials" in text and "mostly noise" in text
 
 
+@pytest.mark.parametrize(
+    ("param", "shown"),
+    [
+        ({"type": "int", "low": 2, "high": 8, "step": 2}, "int 2…8 in steps of 2"),
+        ({"type": "uniform", "low": 1e-5, "high": 1e-3, "log": True}, "uniform 1e-05…0.001 (log)"),
+        ({"type": "int", "low": 8, "high": 64, "log": True}, "int 8…64 (log)"),
+        ({"type": "log_uniform", "low": 1e-5, "high": 1e-3}, "log_uniform 1e-05…0.001"),
+        ({"type": "uniform", "low": 0, "high": 0.1}, "uniform 0…0.1"),
+    ],
+)
+def test_the_report_describes_each_field_as_it_was_sampled(param, shown):
+    """A grid's step and an int or uniform on a log scale were left out of the report's
+    space: `int 2…8` for 2, 4, 6, 8, and `uniform 1e-05…0.001` for a log-scale search."""
+    from fintune.study.sweep_report import _space
+
+    assert _space(Param(**param)) == shown
+
+
 def test_the_importances_are_computed_by_the_method_the_report_names(tmp_path, monkeypatch):
     """The report said fANOVA, but Optuna 5 computes PED-ANOVA unless told otherwise (4.x:
     fANOVA): the bars' method depended on the installed Optuna, and the label was wrong."""

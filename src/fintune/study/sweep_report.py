@@ -349,7 +349,9 @@ def _failures(doc: Document, frame: pd.DataFrame) -> None:
 def _space(param) -> str:
     if param.type == "categorical":
         return f"in {param.choices}"
-    return f"{param.type} {param.low:g}…{param.high:g}"
+    shown = f"{param.type} {param.low:g}…{param.high:g}"
+    shown += f" in steps of {param.step:g}" if param.step is not None else ""
+    return shown + (" (log)" if param.log else "")
 
 
 def _plots(study, folder: Path, doc: Document, metric: str) -> None:
