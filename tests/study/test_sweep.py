@@ -662,6 +662,35 @@ def test_a_space_over_a_field_no_trial_reads_fails_before_training(
         assert "training.epochs has no effect" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("field", "choices", "message"),
+    [
+        (
+            "training.learning_rate",
+            ["1e-4", 1e-3, 1e-4],
+            "space.training.learning_rate: the choices '1e-4' and 0.0001 make the same config "
+            "(YAML reads 1e-4 as text, and the config as the number)",
+        ),
+        (
+            "training.batch_size",
+            [8, "8"],
+            "space.training.batch_size: the choices 8 and '8' make the same config",
+        ),
+        ("method", ["full", {"name": "full"}], "the choices 'full' and {'name': 'full'} make"),
+    ],
+)
+def test_categorical_choices_that_make_one_config_fail_before_training(
+    sweep_file, tmp_path, monkeypatch, field, choices, message
+):
+    """They were unequal as written, so the repeat check passed them: the sampler drew
+    them as different choices, and trials with different parameters trained one config."""
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(FintuneError) as error:
+        run_sweep(sweep_file(space={**SPACE, field: {"type": "categorical", "choices": choices}}))
+    assert message in str(error.value)
+    assert not (tmp_path / "sweeps").exists()
+
+
 @pytest.mark.parametrize("value", [0.3, 0.7, 0.15, 0.0, 1.0])
 def test_an_enqueued_value_on_a_fine_grid_is_accepted(value):
     param = Param(type="uniform", low=0.0, high=1.0, step=0.05)

@@ -50,7 +50,7 @@ from fintune.config.load import (
 from fintune.config.schema import ExperimentConfig, Metric, Section, expand_home
 from fintune.errors import FintuneError
 from fintune.run_dir import check_writable, drop_checkpoints
-from fintune.study.spec import base_mapping, validate_spec
+from fintune.study.spec import base_mapping, results_sha, validate_spec
 from fintune.study.sweep_resume import (
     base_record,
     check_stored_base,
@@ -271,6 +271,7 @@ def load_sweep(
     for point in _points(spec):
         _at(point, trial_config, base, point, spec, Path("."), 0, source=f"{source}: space")
     check_space_effect(spec, base, source, tried=written != base)
+    check_choices_differ(spec, base, source)
     for field, param in spec.space.items():
         if (value := param.fraction()) is None:
             continue
@@ -282,6 +283,34 @@ def load_sweep(
                 "fractions; a whole-number field needs type: int)"
             ) from None
     return spec, base
+
+
+def check_choices_differ(spec: SweepSpec, base: dict[str, Any], source: str) -> None:
+    """Choices unequal as written may make one config (`[1e-4, 1.0e-4]`: YAML reads the
+    first as text, the config as a number): the sampler would draw them as two."""
+    for field, param in spec.space.items():
+        if param.type != "categorical":
+            continue
+        made: dict[str, Any] = {}
+        for choice in param.choices or []:
+            config = trial_config(base, {field: choice}, spec, Path("."), 0, source)
+            if (sha := results_sha(config)) in made:
+                first = made[sha]
+                text = next((c for c in (first, choice) if isinstance(c, str)), None)
+                hint = f" (YAML reads {text} as text, and the config as the number)"
+                raise FintuneError(
+                    f"{source}: space.{field}: the choices {first!r} and {choice!r} make the "
+                    f"same config{hint if text is not None and _number(text) else ''}; drop one"
+                )
+            made[sha] = choice
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def check_space_effect(spec: SweepSpec, base: dict[str, Any], source: str, tried: bool) -> None:
