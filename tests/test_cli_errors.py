@@ -657,6 +657,15 @@ def test_a_command_s_help_prints_each_paragraph_unbroken(command):
         assert " ".join(paragraph.split()) in lines, (paragraph, result.output)
 
 
+def test_sweep_trials_help_says_the_budget_is_a_total_not_more_trials():
+    """--trials said only 'Override the trial budget.': `--trials 5` on a resumed sweep of
+    3 trials runs 2 more, not 5, as the budget counts every worker's and resume's trials."""
+    result = CliRunner().invoke(app, ["sweep", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "finished or pruned trials in all, over every worker and resume (not N more)" in text
+
+
 @pytest.mark.parametrize("host", ["", "  "])
 def test_serve_with_an_empty_host_is_refused_not_served_on_every_interface(tmp_path, host):
     """--host '' listened on every interface and printed 'http://:8000'."""

@@ -314,7 +314,13 @@ def sweep(
     worker: Annotated[
         bool, typer.Option(help="Only run trials (no final model, no report): an extra worker.")
     ] = False,
-    trials: Annotated[int | None, typer.Option(help="Override the trial budget.")] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            help="Override the trial budget: finished or pruned trials in all, over every "
+            "worker and resume (not N more)."
+        ),
+    ] = None,
     timeout_minutes: Annotated[
         float | None,
         typer.Option(
