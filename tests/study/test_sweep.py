@@ -1302,6 +1302,36 @@ def test_a_pruned_trials_value_says_at_which_epoch_it_was_taken(tmp_path):
     assert frame["value_at"].tolist() == ["end of training", "pruned at epoch 2"]
 
 
+def test_a_finished_trials_value_names_the_epoch_of_its_kept_checkpoint(tmp_path):
+    """A finished trial's value is its kept (best) checkpoint's: 0.8 at epoch 2 of 3, while
+    its last row said 0.6. value_at said 'end of training', as if it were that row's."""
+    from optuna.distributions import FloatDistribution
+
+    from fintune.study.sweep_report import trial_rows
+
+    study = optuna.create_study(direction="maximize")
+    for number, best_epoch in enumerate([2.0, None]):  # None: load_best_model off
+        run_dir = tmp_path / f"t{number}"
+        run_dir.mkdir()
+        history = [
+            {"step": 4 * e, "epoch": e, "eval_loss": 1.0, "eval_accuracy": a}
+            for e, a in ((1, 0.5), (2, 0.8), (3, 0.6))
+        ]
+        (run_dir / "history.jsonl").write_text("\n".join(map(json.dumps, history)))
+        train = {"epochs": 3.0} | ({"best_checkpoint_epoch": best_epoch} if best_epoch else {})
+        (run_dir / "metrics.json").write_text(json.dumps({"train": train}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"a": 0.1},
+                distributions={"a": FloatDistribution(0, 1)},
+                value=0.8 if best_epoch else 0.6,
+                user_attrs={"run_dir": run_dir.name},
+            )
+        )
+    frame = trial_rows(study, tmp_path).drop_duplicates("trial")
+    assert frame["value_at"].tolist() == ["best checkpoint, epoch 2", "end of training"]
+
+
 def test_the_trial_table_reads_a_running_trial_whose_last_line_is_half_written(tmp_path):
     """trials.csv is written after each trial, while other workers' trials append to their
     history: a line caught half written raised JSONDecodeError and stopped the sweep."""

@@ -79,7 +79,7 @@ def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
             "trial": t.number,
             "state": t.state.name.lower(),
             "value": t.value,
-            "value_at": _value_at(t, epochs[-1]["epoch"]),
+            "value_at": _value_at(t, epochs[-1]["epoch"], _kept_epoch(folder, run_dir)),
             "origin": _origin(t),
             **{f"param:{k}": v for k, v in t.params.items()},
             "run_dir": run_dir,
@@ -119,11 +119,20 @@ def write_trials_csv(study, folder: Path, metric: str) -> pd.DataFrame:
     return frame
 
 
-def _value_at(trial, last_epoch: float | None) -> str | None:
-    """Where a trial's value comes from: a finished trial's model at the end of training
-    (its kept checkpoint), a pruned trial's last evaluation before it was stopped."""
+def _kept_epoch(folder: Path, run_dir: str | None) -> float | None:
+    """The epoch of the checkpoint a finished run kept (the best on the sweep's metric),
+    or None: no run, or the last checkpoint kept (load_best_model off)."""
+    train = _read_record(folder / run_dir / "metrics.json").get("train") if run_dir else None
+    epoch = train.get("best_checkpoint_epoch") if isinstance(train, dict) else None
+    return epoch if isinstance(epoch, (int, float)) else None
+
+
+def _value_at(trial, last_epoch: float | None, kept_epoch: float | None = None) -> str | None:
+    """Where a trial's value comes from: a finished trial's kept checkpoint (the best on
+    the sweep's metric, often not the last epoch's row), a pruned trial's last evaluation
+    before it was stopped."""
     if trial.state.name == "COMPLETE":
-        return "end of training"
+        return "end of training" if kept_epoch is None else f"best checkpoint, epoch {kept_epoch:g}"
     if trial.state.name == "PRUNED" and trial.value is not None:
         at = f"epoch {last_epoch:g}" if last_epoch is not None else f"evaluation {trial.last_step}"
         return f"pruned at {at}"
@@ -287,8 +296,8 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
         "evaluation, validation loss, accuracy and macro F1. 'origin' says where a "
         "trial's parameters came from: the sampler, the sweep file's `enqueue`, or a retry "
         "of a trial whose worker died. Also in `trials.csv`, whose `value` is the trial's "
-        f"validation {spec.metric} as Optuna ranked it: a finished trial's at the end of "
-        "training, a pruned trial's at its last evaluation (`value_at` says which epoch); "
+        f"validation {spec.metric} as Optuna ranked it: a finished trial's at its kept (best) "
+        "checkpoint, a pruned trial's at its last evaluation (`value_at` says which epoch); "
         "the two are not alike."
     )
     params = [c for c in frame.columns if c.startswith("param:")]
