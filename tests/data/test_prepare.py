@@ -503,6 +503,26 @@ def test_fractional_labels_are_named_as_written(tmp_path, suffix):
     assert old_names.splits["test"]["label"].tolist() == inferred.splits["test"]["label"].tolist()
 
 
+@pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
+def test_fractional_labels_written_with_a_decimal_keep_their_names(tmp_path, suffix):
+    """Labels written 1.0, 1.5, 2.0 (pandas' to_csv/to_json of a float column) were named
+    so, and the data's fingerprint hashed those names; naming every whole float '1' (for
+    files that write 1, 1.5, 2) renamed them '1', '2' and changed the fingerprint."""
+    path = tmp_path / f"d.{suffix}"
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(60)], "label": [1.0, 1.5, 2.0] * 20})
+    if suffix == "csv":
+        frame.to_csv(path, index=False)
+        assert "t0,1.0\n" in path.read_text()
+    elif suffix == "jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_parquet(path)
+    inferred = prepare_data(_data(path), 0)
+    assert inferred.labels == ["1.0", "1.5", "2.0"]
+    given = prepare_data(_data(path, labels=["1.0", "1.5", "2.0"]), 0)
+    assert given.fingerprint == inferred.fingerprint
+
+
 @pytest.mark.parametrize("given", [None, ["a", "b"]])
 def test_an_infinite_label_is_named_not_a_crash(tmp_path, given):
     """A csv's 'inf' among integer ids is read as a float infinity: int() of it raised

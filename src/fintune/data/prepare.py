@@ -26,6 +26,7 @@ from fintune.data.clean import make_cleaner, remove_stopwords
 from fintune.data.known import KNOWN, load_known
 from fintune.data.sources import (
     SPLIT_STEMS,
+    ints_written,
     read_hub,
     read_local,
     read_table,
@@ -365,7 +366,8 @@ def _infer_labels(frames: dict[str, pd.DataFrame], column: str, origin: str) -> 
                 "every class in data.labels"
             )
         return [names[i] for i in ids]
-    names = sorted({_label_name(v) for v in values})
+    ints = set().union(*(ints_written(f, column) for f in frames.values()))
+    names = sorted({_label_name(v, ints) for v in values})
     _check_spellings(frames, column, names, origin)
     return names
 
@@ -425,15 +427,16 @@ def _check_spellings(
 
 def _first_row(frames: dict[str, pd.DataFrame], column: str, label: str, origin: str) -> str:
     for role, frame in frames.items():
-        hits = np.flatnonzero([_label_name(v) == label for v in frame[column]])
+        hits = np.flatnonzero([label in (_label_name(v), str(v).strip()) for v in frame[column]])
         if len(hits):
             return f"{origin}, {role} split, {_row(frame, int(hits[0]) + 1)}"
     return origin
 
 
-def _label_name(value: Any) -> str:
-    """A label's name: a float's as a number is written (1, not 1.0, beside 1.5)."""
-    if isinstance(value, float) and value.is_integer():
+def _label_name(value: Any, ints: set[float] | None = None) -> str:
+    """A label's name: a float's as the file writes it (1, not 1.0, beside 1.5), where
+    `ints` (the whole numbers written as integers) says; with None, as if written so."""
+    if isinstance(value, float) and value.is_integer() and (ints is None or value in ints):
         return str(int(value))
     return str(value).strip()
 

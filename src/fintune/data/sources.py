@@ -12,7 +12,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_integer_dtype
+from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype
 
 from fintune.errors import FintuneError, relative_note
 
@@ -125,6 +125,27 @@ def written_text(frame: pd.DataFrame, column: str) -> pd.Series | None:
     return text if same else None
 
 
+def ints_written(frame: pd.DataFrame, column: str) -> set[float]:
+    """The whole numbers of a float column (1 beside 1.5) that the file writes as
+    integers ('1', not '1.0'); empty where that is not known (parquet)."""
+    if not is_float_dtype(frame[column]):
+        return set()
+    if "json_ints" in frame.attrs:
+        return {float(v) for v in frame.attrs["json_ints"].get(column, ())}
+    options = frame.attrs.get("read_csv")
+    if options is None:
+        return set()
+    options = dict(options)
+    try:
+        text = pd.read_csv(options.pop("path"), **options, dtype=str, usecols=[column])[column]
+    except (ValueError, OSError):  # the file changed since, or the column was renamed
+        return set()
+    if len(text) != len(frame):
+        return set()
+    as_int = text.str.strip().str.fullmatch(r"[+-]?\d+").fillna(False).to_numpy(dtype=bool)
+    return set(frame[column].to_numpy()[as_int].tolist())
+
+
 def _undecodable(path: Path, encoding: str, err: UnicodeDecodeError) -> str:
     """Where the file stops being `encoding` text, by line and column: the csv reader
     decodes in chunks, so the error's own position counts from a chunk's start."""
@@ -156,6 +177,13 @@ class Lines(tuple):
     ints never change, so every copy is this one."""
 
     def __deepcopy__(self, memo: dict) -> Lines:
+        return self
+
+
+class _Ints(frozenset):
+    """Never changed, so not copied with attrs (see Lines)."""
+
+    def __deepcopy__(self, memo: dict) -> _Ints:
         return self
 
 
@@ -278,6 +306,7 @@ def _one_value_per_key(pairs: list[tuple[str, object]]) -> dict:
 
 def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
     rows, numbers = [], []
+    ints: dict[str, set[int]] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -297,7 +326,15 @@ def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
         # JSON's true/false as written, as a csv's are: Python's str() gives 'True'
         rows.append({k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()})
         numbers.append(number)
-    return _with_lines(pd.DataFrame(rows), numbers)
+        for key, value in row.items():
+            if type(value) is int:
+                ints.setdefault(key, set()).add(value)
+    frame = pd.DataFrame(rows)
+    # 1 beside 1.5 becomes the float 1.0: remember it was written 1 (see ints_written)
+    floats = {k: _Ints(v) for k, v in ints.items() if k in frame and is_float_dtype(frame[k])}
+    if floats:
+        frame.attrs["json_ints"] = floats
+    return _with_lines(frame, numbers)
 
 
 def _fpb(path: Path, lines: list[str]) -> pd.DataFrame:
