@@ -400,6 +400,7 @@ def test_predict_in_a_model_folder_names_the_run_to_give(runs, monkeypatch):
         ("127.0.0.1", "secret", False, False),
         ("0.0.0.0", None, False, True),
         ("0.0.0.0", "secret", False, False),
+        ("gpu3.corp.example", None, False, True),
     ],
 )
 def test_serve_on_a_loopback_host_without_a_key_answers_only_loopback_names(
@@ -419,6 +420,11 @@ def test_serve_on_a_loopback_host_without_a_key_answers_only_loopback_names(
         lambda _run, settings, **k: given.update(settings=settings) or fake,
     )
     monkeypatch.setattr(uvicorn, "run", lambda application, **kwargs: None)
+    if "." in host and not host[0].isdigit():  # a name this machine may not resolve
+        import fintune.cli
+
+        monkeypatch.setattr(fintune.cli, "_check_port", lambda _host, port: 8000)
+    monkeypatch.setattr(socket, "getfqdn", lambda: "node7.corp.example")
     if key:
         monkeypatch.setenv("FINTUNE_API_KEY", key)
     else:
@@ -427,6 +433,9 @@ def test_serve_on_a_loopback_host_without_a_key_answers_only_loopback_names(
     assert result.exit_code == 0, result.output
     assert given["settings"].loopback_only is loopback_only
     assert given["settings"].addresses_only is addresses_only
+    if addresses_only:  # the machine's full name, and the name it was told to listen on
+        names = set(given["settings"].host_names)
+        assert "node7.corp.example" in names and (host in names) is (host != "0.0.0.0")
 
 
 def test_predict_command_prints_no_loading_weights_bar(runs):

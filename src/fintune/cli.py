@@ -218,7 +218,7 @@ def serve(
     _quiet_libraries()
     import uvicorn
 
-    from fintune.serve.app import ServeSettings, app_for_run, is_loopback
+    from fintune.serve.app import ServeSettings, app_for_run, is_loopback, is_own_address
 
     port = _check_port(host, port)  # before the model loads, not after
     key = os.environ.get("FINTUNE_API_KEY")
@@ -234,13 +234,15 @@ def serve(
         max_queue_texts=max_queue,
         loopback_only=not key and is_loopback(host),
         addresses_only=not key and not is_loopback(host),
+        host_names=tuple(n for n in (host, socket.getfqdn()) if not is_own_address(n)),
     )
     application = app_for_run(run_dir, settings, precision=precision, device=device)
     guard = "API key required"
     if settings.addresses_only:
+        names = [socket.gethostname(), *settings.host_names]
         guard = (
             "no API key: whoever reaches the port can use the API, addressed to an IP "
-            f"address or {socket.gethostname()!r} only"
+            f"address or {', '.join(map(repr, dict.fromkeys(names)))} only"
         )
     if settings.loopback_only:
         guard = "no API key: answers requests addressed to localhost, 127.0.0.1 or [::1] only"

@@ -846,6 +846,20 @@ def test_a_keyless_server_on_every_interface_answers_only_its_addresses(host, st
         assert "FINTUNE_API_KEY" in response.json()["error"] and "/home/me" not in response.text
 
 
+@pytest.mark.parametrize("host", ["gpu3.corp.example:8000", "GPU3.corp.example.", "gpu3"])
+def test_a_keyless_server_answers_the_names_it_was_given(host):
+    """Served with --host gpu3.corp.example (or on a machine whose full name is that, where
+    `hostname` says gpu3), curl http://gpu3.corp.example:8000/health got 400: only the short
+    name was taken for the machine's own."""
+    answer = {"label": "up", "confidence": 1.0, "scores": {"up": 1.0}}
+    summary = {"run": "r", "backbone": "b", "method": "full"}
+    settings = ServeSettings(addresses_only=True, host_names=("gpu3.corp.example", "gpu3"))
+    app = create_app(lambda texts: [answer] * len(texts), summary, settings)
+    with TestClient(app) as c:
+        assert c.get("/model", headers={"host": host}).status_code == 200
+        assert c.get("/model", headers={"host": "gpu3.corp.example.evil"}).status_code == 400
+
+
 def test_model_gives_no_zero_width_f1_interval_for_an_all_right_test(run_dir, tmp_path):
     """24 of 24 right: accuracy got its exact [0.858, 1.0], while F1 kept the bootstrap's
     [1.0, 1.0], a 95% interval of no width. Weighted F1 is at least 2 x accuracy - 1 (at

@@ -74,6 +74,9 @@ class ServeSettings:
     # `fintune serve` sets it on any other host (0.0.0.0) without an API key. A DNS
     # rebinding page's Host is a name of its own, none of these.
     addresses_only: bool = False
+    # Names answered besides those under addresses_only: the --host given, the machine's
+    # fully qualified name (`hostname` may say only gpu3, clients gpu3.corp.example).
+    host_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         key = self.api_key
@@ -268,10 +271,12 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
                 "to serve it under another name"
             )
             return JSONResponse({"error": message}, status_code=400)
-        if settings.addresses_only and not is_own_address(host_name(host)):
+        if settings.addresses_only and not is_own_address(host_name(host), settings.host_names):
+            names = [socket.gethostname(), *settings.host_names]
+            names = ", ".join(map(repr, dict.fromkeys(names)))
             message = (
                 f"this server answers only requests addressed to an IP address, localhost or "
-                f"{socket.gethostname()!r}, not Host {host!r}: without FINTUNE_API_KEY a web "
+                f"{names}, not Host {host!r}: without FINTUNE_API_KEY a web "
                 "page could otherwise reach it under a name of its own (DNS rebinding); set "
                 "FINTUNE_API_KEY to serve it under another name"
             )
@@ -460,9 +465,11 @@ def is_loopback(name: str) -> bool:
         return False
 
 
-def is_own_address(name: str) -> bool:
-    """An IP address, localhost, or this machine's name: never a DNS rebinding page's."""
-    if name.lower() in {"localhost", socket.gethostname().lower()}:
+def is_own_address(name: str, names: tuple[str, ...] = ()) -> bool:
+    """An IP address, localhost, this machine's name or one of `names`: never a DNS
+    rebinding page's."""
+    own = {"localhost", socket.gethostname().lower(), *(n.lower().rstrip(".") for n in names)}
+    if name.lower().rstrip(".") in own:
         return True
     try:
         ipaddress.ip_address(name)
