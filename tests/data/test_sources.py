@@ -660,8 +660,10 @@ def test_a_folder_laid_out_like_a_hub_dataset_is_pointed_to_hub_id(tmp_path, und
         read_local(tmp_path, "auto", None)
     assert str(error.value).endswith(
         f"; its files are laid out as a hub dataset's ({under}test-00000-of-00001.parquet): "
-        f"set data.hub_id: {tmp_path} to read them"
+        f"set data.hub_id: {tmp_path} in place of data.path to read them"
     )
+    # as told: path and hub_id together were refused ('give either path or hub_id')
+    DataConfig(hub_id=str(tmp_path))
 
 
 def test_a_parquet_file_that_repeats_a_column_name_is_named(tmp_path):

@@ -389,7 +389,7 @@ def _hub_layout_hint(path: Path) -> str:
             shown = file.relative_to(path).as_posix()
             return (
                 f"; its files are laid out as a hub dataset's ({shown}): "
-                f"set data.hub_id: {path} to read them"
+                f"set data.hub_id: {path} in place of data.path to read them"
             )
     return ""
 
