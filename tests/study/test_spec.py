@@ -392,3 +392,16 @@ def test_compare_set_overrides_the_base_as_if_written_in_it(write_study, make_co
     assert "--set seed: axes.seed sets seed" in " ".join(result.stderr.split())
     result = CliRunner().invoke(app, ["compare", str(path), "--set", "training.epochs=0"])
     assert result.exit_code == 2 and "training.epochs" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("item", "said"),
+    [("trainig.epochs=1", "trainig: unknown key"), ("training.max_steps=a", "training.max_steps")],
+)
+def test_a_bad_compare_set_is_named_as_the_set(write_study, item, said):
+    """A mistyped --set on compare was blamed on the study file ('study.yaml: cell
+    method=full,seed=1: invalid config - trainig: unknown key'), where no such key is
+    written; run and validate mark it '[from --set]'."""
+    with pytest.raises(FintuneError, match="from --set") as error:
+        load_study(write_study(), [item])
+    assert said in str(error.value)

@@ -1681,3 +1681,12 @@ def test_trials_finished_without_tracking_are_logged_once_when_it_is_switched_on
                 (Path(run.data.tags["fintune.run_dir"]) / "metrics.json").read_text()
             )
             assert run.data.metrics["validation_accuracy"] == metrics["validation"]["accuracy"]
+
+
+def test_a_bad_sweep_set_is_named_as_the_set(sweep_file):
+    """A mistyped --set on sweep was blamed on the sweep file's space ('sweep.yaml: space:
+    invalid config - trainig: unknown key'), where no such key is written."""
+    from fintune.study.sweep import load_sweep
+
+    with pytest.raises(FintuneError, match=r"trainig: unknown key.*\[from --set\]"):
+        load_sweep(sweep_file(), ["trainig.max_steps=2"])

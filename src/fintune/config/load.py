@@ -109,6 +109,12 @@ def override_base(
                     f"--set {field}: {setter} sets {other} for each of its runs, which would "
                     "overwrite the --set; change it there"
                 )
+    try:  # a mistyped --set, named as one: each cell's error would blame the file
+        validate_config(raw, overridden=given)
+    except FintuneError as error:  # the base alone may lack what the axes give: not ours
+        marked = [line for line in str(error).splitlines() if line.endswith("[from --set]")]
+        if marked:
+            raise FintuneError("--set: invalid config\n" + "\n".join(marked)) from None
     return raw
 
 
