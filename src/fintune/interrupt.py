@@ -32,6 +32,9 @@ def remembered() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started so (a script's `cmd &`):
+        yield  # the terminal's Ctrl+C is not for this process, as Python itself keeps it
+        return
     _requested.clear()
     previous = signal.signal(signal.SIGINT, _interrupt)
     try:
