@@ -767,3 +767,30 @@ def test_a_killed_cells_checkpoints_are_removed_and_nothing_else(tmp_path, capsy
     assert (finished / "checkpoints" / "checkpoint-2" / "model.safetensors").is_file()
     err = capsys.readouterr().err
     assert f"runs/{killed.name}: removed the checkpoints" in err and "(1.0 MiB)" in err
+
+
+def test_a_stopped_study_does_not_leave_its_report_run_running(
+    study_file, make_config, monkeypatch
+):
+    """The report's run is made RUNNING before the first cell, to parent them; a study
+    stopped before its report (Ctrl+C, an error) left it RUNNING for ever in MLflow's UI. It
+    now ends KILLED (FAILED for an error), and the rerun's report ends it FINISHED."""
+    base = make_config(tracking={"mlflow": True}).model_dump(mode="json")
+    path = study_file(base=base, axes={"seed": [1]}, baseline={"seed": 1})
+
+    def stop(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare, "run_cell", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(path)
+    folder = path.parent / "studies" / "tiny-study"
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny-study").experiment_id
+    (summary,) = client.search_runs([experiment])
+    assert summary.info.status == "KILLED"
+    monkeypatch.undo()
+    run_study(path)
+    runs = client.search_runs([experiment])
+    assert len(runs) == 2  # the cell, and the same report run
+    assert client.get_run(summary.info.run_id).info.status == "FINISHED"

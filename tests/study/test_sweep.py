@@ -1690,3 +1690,32 @@ def test_a_bad_sweep_set_is_named_as_the_set(sweep_file):
 
     with pytest.raises(FintuneError, match=r"trainig: unknown key.*\[from --set\]"):
         load_sweep(sweep_file(), ["trainig.max_steps=2"])
+
+
+def test_a_stopped_sweep_does_not_leave_its_report_run_running(
+    sweep_file, make_config, monkeypatch
+):
+    """The report's run is made RUNNING before the first trial, to parent them; a sweep
+    stopped before its report (Ctrl+C) left it RUNNING for ever in MLflow's UI. It now ends
+    KILLED, and the rerun's report ends it FINISHED."""
+    base = make_config(training={"epochs": 2}, tracking={"mlflow": True})
+    path = sweep_file(base=base.model_dump(mode="json"), trials=1, final=False)
+
+    def stopped(*args):
+        def objective(trial):
+            raise KeyboardInterrupt
+
+        return objective
+
+    monkeypatch.setattr(sweep, "make_objective", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(path)
+    folder = path.parent / "sweeps" / "tiny-sweep"
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny-sweep").experiment_id
+    (summary,) = client.search_runs([experiment])
+    assert summary.info.status == "KILLED"
+    monkeypatch.undo()
+    run_sweep(path)
+    assert len(client.search_runs([experiment])) == 2  # the trial, and the same report run
+    assert client.get_run(summary.info.run_id).info.status == "FINISHED"

@@ -37,6 +37,7 @@ from fintune.tracking import (
     experiment_name,
     log_summary,
     open_summary,
+    stop_summary,
     store_in,
     summary_of,
     tracked_runs,
@@ -301,6 +302,7 @@ def run_study(
     folder.mkdir(parents=True, exist_ok=True)
     with study_lock(folder):
         state = adopt_renamed_cells(read_state(folder), cells)
+        summary = None  # the report's MLflow run, made before the cells it parents
         if not report_only:
             todo, stale = cells_to_run(cells, state, folder, data_shas)
             adopted = adopt_finished(todo, spec, folder, state, data_shas)
@@ -324,21 +326,26 @@ def run_study(
             write_state(folder, state)  # the marks, or those taken off
             if not retry_failed:
                 todo = [c for c in todo if not _failed_same(state.get(c.id), c)]
-            open_summary(cell_config(cells[0], spec, folder), "study", spec.name)
-            _log_untracked(folder, spec, [c for c in cells if c not in todo], state)
-            console.print(
-                f"Study {escape(spec.name)}: {len(cells)} cells, {len(cells) - len(todo)} "
-                f"reused or skipped, {len(todo)} to run"
-            )
-            for i, cell in enumerate(todo, 1):
-                interrupt.check()  # a Ctrl+C dropped (in a __del__) while the last one ended
-                console.rule(f"cell {i}/{len(todo)}")
-                console.print(cell.id, markup=False)  # whole, not cut to the rule's width
-                state[cell.id] = run_cell(cell, spec, folder)
-                write_state(folder, state)
-                if i < len(todo):
-                    _interim_report(folder, spec, cells, state)
-        report = write_study_report(folder, spec, cells, state)
+            summary = open_summary(cell_config(cells[0], spec, folder), "study", spec.name)
+        try:
+            if not report_only:
+                _log_untracked(folder, spec, [c for c in cells if c not in todo], state)
+                console.print(
+                    f"Study {escape(spec.name)}: {len(cells)} cells, {len(cells) - len(todo)} "
+                    f"reused or skipped, {len(todo)} to run"
+                )
+                for i, cell in enumerate(todo, 1):
+                    interrupt.check()  # a Ctrl+C dropped (in a __del__) as the last one ended
+                    console.rule(f"cell {i}/{len(todo)}")
+                    console.print(cell.id, markup=False)  # whole, not cut to the rule's width
+                    state[cell.id] = run_cell(cell, spec, folder)
+                    write_state(folder, state)
+                    if i < len(todo):
+                        _interim_report(folder, spec, cells, state)
+            report = write_study_report(folder, spec, cells, state)
+        except BaseException as error:  # not left RUNNING: a rerun's report finishes it
+            stop_summary(cell_config(cells[0], spec, folder), summary, error)
+            raise
     if cells[0].config.tracking.mlflow:
         files = [report, report.with_suffix(".html"), *sorted((folder / "plots").glob("*.png"))]
         try:

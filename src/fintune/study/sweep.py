@@ -57,7 +57,7 @@ from fintune.study.sweep_resume import (
     check_stored_metric,
     check_stored_space,
 )
-from fintune.tracking import open_summary, redact, sqlite_uri, store_in
+from fintune.tracking import open_summary, redact, sqlite_uri, stop_summary, store_in
 
 console = Console(stderr=True, soft_wrap=True)
 COUNTED = ("COMPLETE", "PRUNED")
@@ -754,52 +754,58 @@ def run_sweep(
             f"Sweep {escape(spec.name)}: {done} of {spec.trials} trials already done; raise "
             "trials (or --trials N) to search more"
         )
-    if not report_only:
-        open_summary(first, "sweep", spec.name)  # before the trials: they are its children
-    if not report_only and not worker:  # one process: two would log a trial twice
-        log_untracked(study, spec, base, folder, str(path))
-    waiting_said = False
-    while not report_only:
-        if may_start_trials():
-            console.print(
-                f"Sweep {escape(spec.name)}: {counted_trials(study)} of {spec.trials} trials "
-                f"done; storage {escape(url)}"
-            )
-            study.optimize(
-                make_objective(spec, base, folder, str(path)),
-                timeout=None if deadline is None else max(deadline - time.monotonic(), 0),
-                callbacks=[enough],
-                catch=(BudgetReached, Exception),
-                gc_after_trial=True,
-            )
+    # made before the trials: they are its children
+    summary = None if report_only else open_summary(first, "sweep", spec.name)
+    try:
+        if not report_only and not worker:  # one process: two would log a trial twice
+            log_untracked(study, spec, base, folder, str(path))
+        waiting_said = False
+        while not report_only:
+            if may_start_trials():
+                console.print(
+                    f"Sweep {escape(spec.name)}: {counted_trials(study)} of {spec.trials} trials "
+                    f"done; storage {escape(url)}"
+                )
+                study.optimize(
+                    make_objective(spec, base, folder, str(path)),
+                    timeout=None if deadline is None else max(deadline - time.monotonic(), 0),
+                    callbacks=[enough],
+                    catch=(BudgetReached, Exception),
+                    gc_after_trial=True,
+                )
+            if worker:
+                break
+            # The report and final model wait for other workers' trials. A killed worker's trial
+            # turns stale after the heartbeat grace period; it is failed and queued again, and
+            # this process runs it if the budget still needs it (as it runs another trial when
+            # another worker's last trial failed).
+            fail_stale(study)
+            if may_start_trials():
+                continue
+            trials = study.get_trials(deepcopy=False)
+            running = [t.number for t in trials if t.state.name == "RUNNING"]
+            if not running:
+                break
+            if not waiting_said:
+                console.print(
+                    f"Waiting for other workers' trials {running} before the report (Ctrl+C, "
+                    "then `fintune sweep FILE --report-only`, reports without them)"
+                )
+                waiting_said = True
+            pause(POLL_SECONDS)
         if worker:
-            break
-        # The report and final model wait for other workers' trials. A killed worker's trial
-        # turns stale after the heartbeat grace period; it is failed and queued again, and
-        # this process runs it if the budget still needs it (as it runs another trial when
-        # another worker's last trial failed).
+            _refuse_if_nothing_finished(study, None)
+            return folder
         fail_stale(study)
-        if may_start_trials():
-            continue
-        running = [t.number for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
-        if not running:
-            break
-        if not waiting_said:
-            console.print(
-                f"Waiting for other workers' trials {running} before the report (Ctrl+C, "
-                "then `fintune sweep FILE --report-only`, reports without them)"
-            )
-            waiting_said = True
-        pause(POLL_SECONDS)
-    if worker:
-        _refuse_if_nothing_finished(study, None)
-        return folder
-    fail_stale(study)
-    from fintune.study.sweep_report import finish_sweep
+        from fintune.study.sweep_report import finish_sweep
 
-    report = finish_sweep(study, spec, base, folder, str(path))
-    _refuse_if_nothing_finished(study, report)
-    return report
+        report = finish_sweep(study, spec, base, folder, str(path))
+        _refuse_if_nothing_finished(study, report)
+        return report
+    except BaseException as error:  # not left RUNNING: the report (--report-only) ends it
+        if not worker:  # a worker's: the others, and the report, may go on under it
+            stop_summary(first, summary, error)
+        raise
 
 
 def log_untracked(study, spec: SweepSpec, base: dict[str, Any], folder: Path, source: str):
