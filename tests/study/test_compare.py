@@ -794,3 +794,28 @@ def test_a_stopped_study_does_not_leave_its_report_run_running(
     runs = client.search_runs([experiment])
     assert len(runs) == 2  # the cell, and the same report run
     assert client.get_run(summary.info.run_id).info.status == "FINISHED"
+
+
+def test_a_dead_holders_empty_lock_is_not_confused_with_the_next_holders(tmp_path, monkeypatch):
+    """A holder killed before writing its pid leaves an empty lock. Two processes find it
+    dead; the first removes it and makes its own, empty until its pid is written; the
+    second compared only the text (empty both) and removed that new lock too: both ran."""
+    import time
+
+    from fintune.study.compare import LockHeld, study_lock
+
+    lock = tmp_path / ".lock"
+    lock.write_text("")
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    real_remove = compare._remove_dead
+
+    def raced(*args):  # the other racer took over first, and has not written its pid yet
+        lock.unlink()
+        lock.write_text("")
+        return real_remove(*args)
+
+    monkeypatch.setattr(compare, "_remove_dead", raced)
+    with pytest.raises(LockHeld, match="being started by another process"), study_lock(tmp_path):
+        pass
+    assert lock.is_file()  # the other racer's, still held

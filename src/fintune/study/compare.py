@@ -192,9 +192,10 @@ def owner_lock(lock: Path, what: str, doing: str) -> Iterator[None]:
             break
         except FileExistsError:
             try:
-                text, age = lock.read_text().strip(), time.time() - lock.stat().st_mtime
+                text, seen = lock.read_text().strip(), lock.stat()
             except FileNotFoundError:  # released since: try again
                 continue
+            age = time.time() - seen.st_mtime
         if not text and age < 10:  # its pid is being written
             raise LockHeld(f"{what} is being started by another process")
         pid, _, host = text.partition(" ")  # host: absent in locks of earlier versions
@@ -205,7 +206,7 @@ def owner_lock(lock: Path, what: str, doing: str) -> Iterator[None]:
                 + (f" on {host}" if host else "")
                 + f" now; wait for it or stop it (if it is gone, delete {lock})"
             )
-        _remove_dead(lock, text)
+        _remove_dead(lock, text, (seen.st_ino, seen.st_mtime_ns))
     else:
         raise LockHeld(f"{what} is being started by another process")
     os.write(fd, f"{os.getpid()} {here}".encode())
@@ -222,10 +223,12 @@ def owner_lock(lock: Path, what: str, doing: str) -> Iterator[None]:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
-def _remove_dead(lock: Path, text: str) -> None:
-    """Remove `lock` if it still holds `text`, a dead holder's. One process at a time (its
-    own O_EXCL file): two that both found the holder dead would otherwise each remove the
-    lock, the second the one the first had just taken, and both go on."""
+def _remove_dead(lock: Path, text: str, seen: tuple[int, int]) -> None:
+    """Remove `lock` if it is still the file found dead (`seen`: its inode and mtime) and
+    holds `text`, the dead holder's. One process at a time (its own O_EXCL file): two that
+    both found the holder dead would otherwise each remove the lock, the second the one the
+    first had just taken, and both go on. The file's identity, not only its text: a holder
+    killed before writing its pid left an empty lock, as empty as the next one's at first."""
     guard = lock.with_name(f"{lock.name}.takeover")
     try:
         fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -239,7 +242,8 @@ def _remove_dead(lock: Path, text: str) -> None:
         return
     try:
         try:
-            if lock.read_text().strip() == text:
+            now = lock.stat()
+            if (now.st_ino, now.st_mtime_ns) == seen and lock.read_text().strip() == text:
                 lock.unlink()
         except FileNotFoundError:
             pass
