@@ -180,6 +180,8 @@ def interrupted_in_garbage_collection(*command: str) -> subprocess.CompletedProc
     a KeyboardInterrupt raised there as 'Exception ignored' and goes on."""
     code = (
         "import gc, os, signal, sys\n"
+        # as from a terminal: a test run started in the background inherits SIGINT ignored
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from transformers import TrainerCallback\n"
         "import fintune.recipes.classification as recipe\n"
         "from fintune.cli import app\n"
