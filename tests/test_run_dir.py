@@ -244,3 +244,51 @@ def test_no_temporary_json_file_is_left_by_a_stop_before_its_rename(tmp_path, mo
     with pytest.raises(type(stop)):
         run_dir.write_json(tmp_path / "record.json", {"whole": True})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dropping_checkpoints_another_process_is_dropping_too(tmp_path, monkeypatch):
+    """Two sweep workers started at once both drop a killed trial's checkpoints: while one
+    measured them, the other removed a checkpoint-N folder under it, and the walk stopped
+    with FileNotFoundError, a traceback that ended the worker before any trial."""
+    import shutil
+
+    checkpoints = tmp_path / "run" / "checkpoints"
+    for name in ("checkpoint-1", "checkpoint-2"):
+        (checkpoints / name).mkdir(parents=True)
+        (checkpoints / name / "model.safetensors").write_bytes(b"x" * 1000)
+    real_scandir = os.scandir
+
+    class Listed:  # what scandir had listed when the other process struck
+        def __init__(self, entries):
+            self.entries = iter(list(entries))
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return next(self.entries)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args):
+            return False
+
+        def close(self):
+            pass
+
+    first: list = []
+
+    def scandir(path="."):
+        if isinstance(path, int) or Path(path) != checkpoints:  # rmtree's: by descriptor
+            return real_scandir(path)
+        if not first:  # listed, then the other worker removed checkpoint-1 under it
+            with real_scandir(path) as entries:
+                first.extend(entries)
+            shutil.rmtree(checkpoints / "checkpoint-1")
+        return Listed(first)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    run_dir.drop_checkpoints(tmp_path / "run")
+    monkeypatch.undo()
+    assert not checkpoints.exists()

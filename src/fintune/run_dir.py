@@ -4,6 +4,7 @@ never reuses (or overwrites) an earlier one, and a record of how the run came to
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -110,7 +111,13 @@ def drop_checkpoints(run_dir: Path) -> int:
     checkpoints = run_dir / "checkpoints"
     if (run_dir / "metrics.json").exists() or not checkpoints.is_dir():
         return 0
-    size = sum(f.stat().st_size for f in checkpoints.rglob("*") if f.is_file())
+    size = 0
+    # os.walk passes over a folder removed meanwhile: two sweep workers starting at once
+    # both drop a killed trial's checkpoints
+    for folder, _, files in os.walk(checkpoints):
+        for name in files:
+            with contextlib.suppress(OSError):
+                size += os.lstat(os.path.join(folder, name)).st_size
     shutil.rmtree(checkpoints, ignore_errors=True)
     return size
 
