@@ -691,6 +691,24 @@ def test_categorical_choices_that_make_one_config_fail_before_training(
     assert not (tmp_path / "sweeps").exists()
 
 
+def test_an_unrelated_set_does_not_turn_the_epochs_refusal_into_a_warning(
+    sweep_file, make_config, monkeypatch, capsys
+):
+    """The file's base sets max_steps, so the space's epochs changes no trial: refused. Any
+    --set (model.max_length=24) made it only a warning, as if the --set had set max_steps
+    for a quick try, and the sweep went on searching a field that changed nothing."""
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    base = make_config(training={"epochs": 2, "max_steps": 6}).model_dump(mode="json")
+    space = {**SPACE, "training.epochs": {"type": "int", "low": 1, "high": 4}}
+    path = sweep_file(base=base, space=space)
+    with pytest.raises(FintuneError, match=r"training.epochs has no effect.*\(6\)"):
+        sweep.load_sweep(path, ["model.max_length=24"])
+    with pytest.raises(FintuneError, match=r"training.epochs has no effect.*\(6\)"):
+        sweep.load_sweep(path, ["training.max_steps=6"])  # the file's own, as written
+    sweep.load_sweep(path, ["training.max_steps=3"])  # a quick try's: warned
+    assert "training.epochs has no effect" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value", [0.3, 0.7, 0.15, 0.0, 1.0])
 def test_an_enqueued_value_on_a_fine_grid_is_accepted(value):
     param = Param(type="uniform", low=0.0, high=1.0, step=0.05)

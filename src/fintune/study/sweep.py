@@ -270,7 +270,9 @@ def load_sweep(
         )
     for point in _points(spec):
         _at(point, trial_config, base, point, spec, Path("."), 0, source=f"{source}: space")
-    check_space_effect(spec, base, source, tried=written != base)
+    # a --set of max_steps (a quick try) only warns of an epochs it makes idle; another does not
+    steps_set = _written(written, "training.max_steps") != _written(base, "training.max_steps")
+    check_space_effect(spec, base, source, tried=steps_set)
     check_choices_differ(spec, base, source)
     for field, param in spec.space.items():
         if (value := param.fraction()) is None:
@@ -303,6 +305,13 @@ def check_choices_differ(spec: SweepSpec, base: dict[str, Any], source: str) -> 
                     f"same config{hint if text is not None and _number(text) else ''}; drop one"
                 )
             made[sha] = choice
+
+
+def _written(raw: dict[str, Any], field: str) -> Any:
+    """A field's value as a mapping writes it (None where absent)."""
+    for key in field.split("."):
+        raw = raw.get(key) if isinstance(raw, dict) else None
+    return raw
 
 
 def _number(text: str) -> bool:
