@@ -709,6 +709,26 @@ def test_an_unrelated_set_does_not_turn_the_epochs_refusal_into_a_warning(
     assert "training.epochs has no effect" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "max_steps",
+    [{"type": "int", "low": 4, "high": 8}, {"type": "categorical", "choices": [4, 8]}],
+)
+def test_epochs_searched_beside_a_max_steps_every_trial_sets_fails_before_training(
+    sweep_file, make_config, monkeypatch, max_steps
+):
+    """With max_steps in the space too, epochs passed the check, though every trial drew a
+    max_steps, which overrides epochs: the sweep searched a field that changed nothing."""
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    epochs = {"type": "int", "low": 1, "high": 4}
+    space = {**SPACE, "training.epochs": epochs, "training.max_steps": max_steps}
+    with pytest.raises(
+        FintuneError, match=r"training.epochs has no effect: the space's training.max_steps"
+    ):
+        run_sweep(sweep_file(space=space))
+    space["training.max_steps"] = {"type": "categorical", "choices": [None, 8]}
+    sweep.load_sweep(sweep_file(space=space))  # epochs counts where max_steps is null
+
+
 @pytest.mark.parametrize("value", [0.3, 0.7, 0.15, 0.0, 1.0])
 def test_an_enqueued_value_on_a_fine_grid_is_accepted(value):
     param = Param(type="uniform", low=0.0, high=1.0, step=0.05)

@@ -344,6 +344,19 @@ def check_space_effect(spec: SweepSpec, base: dict[str, Any], source: str, tried
             raise FintuneError(
                 f"{source}: {message}; search max_steps instead, or set it to null in the base"
             )
+    steps = spec.space.get("training.max_steps")
+    if "training.epochs" in spec.space and steps is not None and None not in (steps.choices or []):
+        raise FintuneError(
+            f"{source}: space: training.epochs has no effect: the space's training.max_steps "
+            f"({_space_shown(steps)}) sets max_steps in every trial, which overrides epochs; "
+            "drop one of the two, or add null to max_steps' choices"
+        )
+
+
+def _space_shown(param: Param) -> str:
+    if param.type == "categorical":
+        return f"choices {param.choices}"
+    return f"{param.type} {param.low:g}…{param.high:g}"
 
 
 def _points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
