@@ -356,3 +356,19 @@ def test_a_gguf_adapter_run_finds_its_packaged_base_after_the_file_went(
     monkeypatch.delitem(registry.PACKAGED, "tinyg")  # not installed here any more
     with pytest.raises(FintuneError, match=rf"base model {cache}/g.gguf is gone"):
         load_saved_classifier(run_dir / "model")
+
+
+def test_a_gone_local_base_is_not_matched_by_building_every_packaged_model(monkeypatch):
+    """A run whose local, non-packaged base is gone can match no packaged model (it has no
+    hub id to compare), yet each was built first: gemma3-270m joins a 270 MB file to do so."""
+    from types import SimpleNamespace
+
+    from fintune.models import registry
+    from fintune.models.load import _packaged_again
+
+    def joined():
+        raise AssertionError("a packaged model was built")
+
+    monkeypatch.setitem(registry.PACKAGED, "big", joined)
+    info = SimpleNamespace(packaged=None, hub_id=None, gguf_file="model.gguf")
+    assert _packaged_again(info) is None

@@ -752,6 +752,8 @@ def _has_own_class(settings: dict) -> bool:
 def _packaged_again(info: ModelInfo) -> ModelSource | None:
     """A packaged base at its path today (a new virtualenv, another machine). Runs saved
     before `packaged` was recorded are matched by the upstream hub id."""
+    if not info.packaged and not info.hub_id:  # a local base: no packaged model is it
+        return None
     names = [info.packaged] if info.packaged else list(PACKAGED)
     for name in names:
         try:
