@@ -596,6 +596,8 @@ def test_a_space_over_data_fields_checks_each_points_data_before_training(
         ({"type": "uniform", "low": 8, "high": 16}, "12.5"),
         ({"type": "log_uniform", "low": 8, "high": 64}, "22.6"),
         ({"type": "uniform", "low": 8, "high": 16, "step": 0.5}, "8.5"),
+        # its midpoint 1999999.5 shows as 2e+06, the top: the search for a fraction never ended
+        ({"type": "uniform", "low": 1999999, "high": 2000000}, "1999999.5"),
     ],
 )
 def test_a_float_space_over_a_whole_number_field_fails_before_training(

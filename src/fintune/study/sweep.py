@@ -172,10 +172,12 @@ class Param(Section):
             point = self.low + self.step
             return point if point <= self.high and point != int(point) else None
         point = math.sqrt(self.low * self.high) if self.log_scale else (self.low + self.high) / 2
-        point = float(f"{point:.6g}")
-        while point == int(point):
-            point = (point + min(point + 1, self.high)) / 2
-        return point
+        shown = float(f"{point:.6g}")
+        if shown != int(shown) and self.low <= shown <= self.high:
+            return shown
+        if point == int(point):  # a whole midpoint: half a step up, within the range
+            point += min(0.5, (self.high - point) / 2)
+        return point if point != int(point) else None  # from 2**53 on, floats are whole
 
     def examples(self) -> list[Any]:
         if self.type == "categorical":
