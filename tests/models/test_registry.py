@@ -220,3 +220,16 @@ def test_a_packaged_gguf_is_joined_beside_its_cache_file_and_moved_in_whole(gemm
     assert not target_existed  # nothing at the cache path until the join is whole
     assert (source.name_or_path, source.gguf_file) == (str(target.parent), "gemma.gguf")
     assert target.stat().st_size == 20 and sorted(target.parent.iterdir()) == [target]
+
+
+@pytest.mark.parametrize(
+    ("method", "phrase"),
+    [("ia3", "an ia3 run"), ("adapter", "an adapter run"), ("dora", "a dora run")],
+)
+def test_an_adapter_runs_model_folder_names_its_method_with_the_right_article(
+    tmp_path, method, phrase
+):
+    """'is the model of a ia3 run'."""
+    (tmp_path / "fintune_model.json").write_text(json.dumps({"method": method, "base": "b"}))
+    with pytest.raises(FintuneError, match=rf"is the model of {phrase}: "):
+        resolve_model(str(tmp_path))

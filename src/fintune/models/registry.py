@@ -168,8 +168,10 @@ def _not_a_model(path: Path) -> str:
     info = path / "fintune_model.json"
     if info.is_file():
         run = json.loads(info.read_text())
+        method = str(run.get("method"))
+        article = "an" if method.startswith(tuple("aeiou")) else "a"
         return (
-            f"is the model of a {run.get('method')} run: adapter weights without their base; "
+            f"is the model of {article} {method} run: adapter weights without their base; "
             "fine-tune "
             f"further from a full run's model folder, or start again from its base "
             f"{run.get('base')}"
