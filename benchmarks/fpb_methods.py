@@ -206,7 +206,8 @@ def write_markdown(results: dict, speed: dict | None, env: dict, wall_s: float) 
             f"| {name} | {t['accuracy']:.4f} [{acc[0]:.3f}, {acc[1]:.3f}] | "
             f"{t['f1_macro']:.4f} [{f1[0]:.3f}, {f1[1]:.3f}] | {t['n']} | "
             f"{v['accuracy']:.4f} | {tr['epochs']} | "
-            f"{tr['runtime_s']:.0f} | {tr['samples_per_s']:.1f} | {tr['trainable_params']:,} | "
+            f"{_or_dash(tr['runtime_s'], '.0f')} | {_or_dash(tr['samples_per_s'], '.1f')} | "
+            f"{tr['trainable_params']:,} | "
             f"`{settings}` |"
         )
     if results:
@@ -239,6 +240,11 @@ def write_markdown(results: dict, speed: dict | None, env: dict, wall_s: float) 
             f"| **ratio** | **{speed['ratio']:.2f}x** |",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _or_dash(value: float | None, spec: str) -> str:
+    """A run timed at 0 records no rate (samples_per_s null)."""
+    return "—" if value is None else format(value, spec)
 
 
 def validation_n(speed: dict, facts: dict | None) -> str:

@@ -42,6 +42,17 @@ def test_the_table_reads_what_a_run_writes_today(tiny_runs):
     assert "| **ratio** | **3.84x** |" in section
 
 
+def test_a_run_without_a_training_rate_shows_a_dash_in_the_table(tiny_runs):
+    """A run timed at 0 records samples_per_s null; the table stopped in a TypeError."""
+    metrics = json.loads((tiny_runs[1] / "metrics.json").read_text())
+    metrics["train"]["samples_per_s"] = None
+    results = {"full": {**metrics, "settings": [], "run_dir": tiny_runs[1]}}
+    env = {"packages": package_versions(), "hardware": hardware("cpu")}
+    section = fpb_methods.write_markdown(results, None, env, 60.0)
+    row = next(line for line in section.splitlines() if line.startswith("| full |"))
+    assert f"| {metrics['train']['runtime_s']:.0f} | — | " in row
+
+
 def test_the_masked_lm_loss_on_masked_positions_only_is_bert_for_masked_lms():
     tokenizer = _tokenizer(decoder=False)
     config = BertConfig(
