@@ -103,22 +103,31 @@ def create_run_dir(config: ExperimentConfig) -> Path:
     raise RuntimeError(f"could not create a new run directory under {parent}")
 
 
-def drop_checkpoints(run_dir: Path) -> int:
+def drop_checkpoints(run_dir: Path) -> tuple[int, int | None]:
     """Remove the checkpoints/ (model copies, gigabytes with real models) of a run that
     never finished (no metrics.json) and that no live process writes: killed (SIGKILL, a
     lost node), it could not remove them itself. Nothing else of the run is touched, nor
-    anything of a finished run. Returns the bytes freed."""
+    anything of a finished run. Returns the bytes freed and, where the folder could not
+    be removed, the bytes still in it (else None)."""
     checkpoints = run_dir / "checkpoints"
     if (run_dir / "metrics.json").exists() or not checkpoints.is_dir():
-        return 0
+        return 0, None
+    size = _tree_size(checkpoints)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    if not checkpoints.exists():
+        return size, None
+    left = _tree_size(checkpoints)  # a file it could not remove (permissions, a busy mount)
+    return max(size - left, 0), left
+
+
+def _tree_size(folder: Path) -> int:
     size = 0
     # os.walk passes over a folder removed meanwhile: two sweep workers starting at once
     # both drop a killed trial's checkpoints
-    for folder, _, files in os.walk(checkpoints):
+    for parent, _, files in os.walk(folder):
         for name in files:
             with contextlib.suppress(OSError):
-                size += os.lstat(os.path.join(folder, name)).st_size
-    shutil.rmtree(checkpoints, ignore_errors=True)
+                size += os.lstat(os.path.join(parent, name)).st_size
     return size
 
 

@@ -1696,6 +1696,38 @@ def test_a_killed_trials_checkpoints_are_removed_once_it_is_failed(tmp_path, cap
     assert "trials/run-FAIL: removed the checkpoints of trial 0" in capsys.readouterr().err
 
 
+def test_checkpoints_that_could_not_be_removed_are_named_not_counted_as_freed(
+    tmp_path, capsys, monkeypatch
+):
+    """rmtree(ignore_errors=True) failed silently and the sweep said 'removed the
+    checkpoints of trial 0 (1.0 MiB)' of a folder still on disk."""
+    study = optuna.create_study()
+    trial = study.ask()
+    checkpoints = tmp_path / "trials" / "run-0" / "checkpoints"
+    for name in ("checkpoint-1", "checkpoint-2"):
+        (checkpoints / name).mkdir(parents=True)
+        (checkpoints / name / "model.safetensors").write_bytes(b"0" * 2**19)
+    trial.set_user_attr("run_dir", "trials/run-0")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    real_unlink = os.unlink
+
+    def unlink(path, *, dir_fd=None):  # checkpoint-2's file is not ours to remove
+        where = os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd is not None else str(path)
+        if "checkpoint-2" in where:
+            raise PermissionError(13, "Permission denied", path)
+        return real_unlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    sweep.drop_failed_checkpoints(study, tmp_path)
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert not (checkpoints / "checkpoint-1").exists()
+    assert (checkpoints / "checkpoint-2" / "model.safetensors").is_file()
+    assert "removed the checkpoints" not in err
+    assert f"could not remove {checkpoints}, those of trial 0" in " ".join(err.split())
+    assert "(0.5 MiB left, 0.5 MiB freed)" in err
+
+
 def test_trials_finished_without_tracking_are_logged_once_when_it_is_switched_on(
     sweep_file, make_config, monkeypatch
 ):

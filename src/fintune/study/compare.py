@@ -395,7 +395,14 @@ def _drop_abandoned_checkpoints(folder: Path) -> None:
     live process writes any of them (a killed one could not remove its own); the cell
     runs again in a new run folder."""
     for run_dir in sorted((folder / "runs").glob("*/checkpoints")):
-        if freed := drop_checkpoints(run_dir.parent):
+        freed, left = drop_checkpoints(run_dir.parent)
+        if left is not None:
+            console.print(
+                f"[yellow]warning:[/] could not remove {escape(str(run_dir))}, the checkpoints "
+                f"of a run killed before it finished ({left / 2**20:.1f} MiB left, "
+                f"{freed / 2**20:.1f} MiB freed); remove it by hand"
+            )
+        elif freed:
             console.print(
                 f"runs/{escape(run_dir.parent.name)}: removed the checkpoints of a run that "
                 f"was killed before it finished ({freed / 2**20:.1f} MiB)"

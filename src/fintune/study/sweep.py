@@ -644,7 +644,16 @@ def drop_failed_checkpoints(study, folder: Path) -> None:
     runs in a new folder), so no live process writes them."""
     for trial in study.get_trials(deepcopy=False):
         run_dir = trial.user_attrs.get("run_dir")
-        if run_dir and trial.state.name == "FAIL" and (freed := drop_checkpoints(folder / run_dir)):
+        if not run_dir or trial.state.name != "FAIL":
+            continue
+        freed, left = drop_checkpoints(folder / run_dir)
+        if left is not None:
+            console.print(
+                f"[yellow]warning:[/] could not remove {escape(str(folder / run_dir))}"
+                f"/checkpoints, those of trial {trial.number}, killed before it finished "
+                f"({left / 2**20:.1f} MiB left, {freed / 2**20:.1f} MiB freed); remove it by hand"
+            )
+        elif freed:
             console.print(
                 f"{escape(run_dir)}: removed the checkpoints of trial {trial.number}, "
                 f"killed before it finished ({freed / 2**20:.1f} MiB)"
