@@ -715,3 +715,19 @@ def test_a_terminated_run_removes_its_checkpoints(tmp_path, tiny_bert, sentences
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
     assert done.returncode == 128 + 15
+
+
+def test_an_ignored_sigterm_stays_ignored_through_a_run():
+    """A parent that ignores SIGTERM for its job (nohup-like wrappers) had it replaced by
+    fintune's handler: the SIGTERM meant to pass the job by stopped the run."""
+    import signal
+
+    from fintune.cli import _terminate_as_exit
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with _terminate_as_exit():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -118,6 +118,10 @@ def _terminate_as_exit():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:  # a parent's nohup-like choice
+        with remembered():
+            yield
+        return
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         with remembered():  # and Ctrl+C, even one Python drops (in a __del__), stops it

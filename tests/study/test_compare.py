@@ -202,6 +202,22 @@ def test_failures_of_cells_no_longer_in_the_study_do_not_count(study_file, monke
     assert all(entry["status"] == "done" for entry in state.values())
 
 
+def test_an_ignored_sigterm_stays_ignored_under_the_study_lock(tmp_path):
+    """A parent that ignores SIGTERM (nohup-like wrappers) had it replaced by the lock's
+    handler: the SIGTERM meant to pass the study by stopped it."""
+    import signal
+
+    from fintune.study.compare import study_lock
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with study_lock(tmp_path):
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_the_study_lock(tmp_path):
     import os
     import socket

@@ -213,13 +213,15 @@ def owner_lock(lock: Path, what: str, doing: str) -> Iterator[None]:
     os.close(fd)
     # A batch scheduler stops a job with SIGTERM, which by default ends Python without
     # cleaning up: as an exception, it releases the lock, so the study resumes anywhere.
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminated) if main else None
+    # An ignored SIGTERM (a parent's nohup-like choice) stays ignored.
+    catch = threading.current_thread() is threading.main_thread()
+    catch = catch and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+    previous = signal.signal(signal.SIGTERM, _terminated) if catch else None
     try:
         yield
     finally:
         lock.unlink(missing_ok=True)
-        if main:  # None: a handler not set from Python, which cannot be put back
+        if catch:  # None: a handler not set from Python, which cannot be put back
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
