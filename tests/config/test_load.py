@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from fintune.config import apply_override, load_config, read_yaml, validate_config
+from fintune.config.load import override_base
 from fintune.config.schema import (
     FullMethod,
     LoraMethod,
@@ -614,3 +615,32 @@ def test_set_switching_the_model_drops_the_files_revision_and_gguf_file(tmp_path
     assert (config.model.revision, config.model.gguf_file) == ("v2", "b.gguf")
     config = load_config(path, ["model.name=a"])
     assert (config.model.revision, config.model.gguf_file) == ("abc123", "a.gguf")
+
+
+def test_a_cross_field_error_a_set_made_is_marked_as_from_set(tmp_path):
+    """'training: eval_steps is read only with eval_strategy 'steps'' was left unmarked,
+    as if the file were at fault; a study's or sweep's base dropped it as not its own."""
+    path = _yaml(
+        tmp_path, "data: {path: d.csv}\ntraining: {eval_strategy: steps, eval_steps: 50}\n"
+    )
+    with pytest.raises(FintuneError) as error:
+        load_config(path, ["training.eval_strategy=epoch"])
+    assert (
+        "training: eval_steps is read only with eval_strategy 'steps'; set both [from --set]"
+        in (str(error.value))
+    )
+    base = {"data": {"path": "d.csv"}, "training": {"eval_strategy": "steps", "eval_steps": 50}}
+    with pytest.raises(FintuneError, match=r"--set: invalid config\n.*\[from --set\]"):
+        override_base(base, ["training.eval_strategy=epoch"], {})
+
+
+def test_a_files_own_cross_field_error_is_not_blamed_on_a_set_in_its_section(tmp_path):
+    path = _yaml(
+        tmp_path, "data: {path: d.csv}\ntraining: {eval_strategy: epoch, eval_steps: 50}\n"
+    )
+    with pytest.raises(FintuneError) as error:
+        load_config(path, ["training.learning_rate=0.001"])
+    assert "read only with eval_strategy 'steps'; set both\n" in str(error.value) + "\n"
+    assert "[from --set]" not in str(error.value)
+    base = {"data": {"path": "d.csv"}, "training": {"eval_strategy": "epoch", "eval_steps": 50}}
+    assert override_base(base, ["training.learning_rate=0.001"], {})["training"]["eval_steps"] == 50

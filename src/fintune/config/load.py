@@ -87,10 +87,11 @@ def parse_yaml(text: str) -> Any:
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     raw = read_yaml(path)
     refuse_other_kind(raw, "experiment", path)
+    before = copy.deepcopy(raw)
     overridden: list[str] = []
     for item in overrides or []:
         overridden += apply_override(raw, item, given=overridden)
-    return validate_config(raw, source=str(path), overridden=overridden)
+    return validate_config(raw, source=str(path), overridden=overridden, before=before)
 
 
 def override_base(
@@ -110,7 +111,7 @@ def override_base(
                     "overwrite the --set; change it there"
                 )
     try:  # a mistyped --set, named as one: each cell's error would blame the file
-        validate_config(raw, overridden=given)
+        validate_config(raw, overridden=given, before=base)
     except FintuneError as error:  # the base alone may lack what the axes give: not ours
         marked = [line for line in str(error).splitlines() if line.endswith("[from --set]")]
         if marked:
@@ -295,9 +296,13 @@ def set_field(raw: dict[str, Any], path: str, value: Any, where: str = "") -> No
 
 
 def validate_config(
-    raw: dict[str, Any], source: str = "config", overridden: list[str] | None = None
+    raw: dict[str, Any],
+    source: str = "config",
+    overridden: list[str] | None = None,
+    before: dict[str, Any] | None = None,
 ) -> ExperimentConfig:
-    """`overridden`: the fields set by --set, named as such in errors."""
+    """`overridden`: the fields set by --set, named as such in errors. `before`: the
+    mapping before them, whose own errors a section's cross-field error may be."""
     try:
         return ExperimentConfig.model_validate(_empty_sections(raw, ExperimentConfig))
     except ValidationError as err:
@@ -305,15 +310,28 @@ def validate_config(
         for i, (line, error) in enumerate(zip(lines, err.errors(), strict=True)):
             field = line.partition(":")[0]
             made = error["type"] == "extra_forbidden"  # `--set a.b.c=1` made the unknown a.b
+            # a section's cross-field check (eval_steps with eval_strategy), given a field
+            # in it by --set, unless the section failed so without it
+            whole = error["type"] == "value_error" and _is_section(field.split("."))
             if any(
                 field == key
                 or field.startswith(f"{key}.")
-                or (made and key.startswith(f"{field}."))
+                or ((made or whole) and key.startswith(f"{field}."))
                 for key in overridden or []
-            ):
+            ) and not (whole and line in _error_lines(before)):
                 lines[i] = f"{line} [from --set]"
         details = "\n".join(f"  - {x}" for x in lines)
         raise FintuneError(f"{source}: invalid config\n{details}") from None
+
+
+def _error_lines(raw: dict[str, Any] | None) -> list[str]:
+    if raw is None:
+        return []
+    try:
+        ExperimentConfig.model_validate(_empty_sections(raw, ExperimentConfig))
+    except ValidationError as err:
+        return [_describe(e) for e in err.errors()]
+    return []
 
 
 def _describe(error: dict[str, Any]) -> str:
