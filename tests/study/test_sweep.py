@@ -1248,9 +1248,9 @@ def test_a_final_model_a_live_process_is_training_is_not_removed(sweep_file, mon
     here = socket.gethostname()
     lock.write_text(f"{os.getpid()} {here}")  # a live process of this machine trains it
     expected = f"final model of sweep tiny-sweep is being trained by process {os.getpid()} on"
-    for finish in final_run, finish_sweep:  # the sweep's report does not say "failed"
+    for finish, first in (final_run, study.best_trial), (finish_sweep, study):
         with pytest.raises(FintuneError, match=f"{expected} {re.escape(here)} now; wait for it"):
-            finish(study, spec, base, folder, str(path))
+            finish(first, spec, base, folder, str(path))  # the report does not say "failed"
         assert training.is_dir() and not trained
     assert not (folder / "report.md").exists()  # that process writes it, with its model
 
@@ -1258,9 +1258,64 @@ def test_a_final_model_a_live_process_is_training_is_not_removed(sweep_file, mon
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
     )
     lock.write_text(f"{dead.stdout.decode().strip()} {here}")  # its owner died: interrupted
-    run_dir = final_run(study, spec, base, folder, str(path))
+    run_dir = final_run(study.best_trial, spec, base, folder, str(path))
     assert not training.exists() and run_dir.name == "20260101-000100-tiny-sweep-final"
     assert trained == [f"{os.getpid()} {here}"] and not lock.exists()
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_the_best_of_tied_trials_is_the_earliest_for_the_report_and_the_final(
+    sweep_file, monkeypatch, direction
+):
+    """Optuna's best-trial query has no tie-break: on PostgreSQL any of the trials tied on
+    the best value came back, so a rerun could retrain the final model with another
+    trial's parameters, and the report's best trial could differ from the final's."""
+    from fintune.study.sweep_report import finish_sweep
+
+    path = sweep_file(trials=1)
+    spec, base = sweep.load_sweep(path)
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-sweep"
+    folder.mkdir(parents=True)
+    study = optuna.create_study(direction=direction)
+    distributions = {
+        "training.learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True),
+        "training.batch_size": optuna.distributions.CategoricalDistribution([8, 16]),
+    }
+    tied = 0.8 if direction == "maximize" else 0.2
+    for rate, batch, value in [(1e-3, 8, 0.5), (2e-3, 16, tied), (3e-3, 8, tied)]:
+        params = {"training.learning_rate": rate, "training.batch_size": batch}
+        study.add_trial(
+            optuna.trial.create_trial(params=params, distributions=distributions, value=value)
+        )
+    served = iter([study.trials[2], study.trials[1]])  # as PostgreSQL may: any tied one
+    monkeypatch.setattr(optuna.Study, "best_trial", property(lambda self: next(served)))
+    trained = []
+
+    def run(config, **kwargs):
+        trained.append(config.training.learning_rate)
+        run_dir = Path(config.output.dir) / "20260101-000100-tiny-sweep-final"
+        run_dir.mkdir(parents=True)
+        split = {"n": 4, "accuracy": 0.5, "f1_macro": 0.5, "f1_weighted": 0.5, "ci95": {}}
+        split["loss"] = 0.5
+        (run_dir / "metrics.json").write_text(json.dumps({"test": split, "validation": split}))
+        return run_dir
+
+    monkeypatch.setattr(classification, "run", run)
+    report = finish_sweep(study, spec, base, folder, str(path)).read_text()
+    assert trained == [2e-3]  # trial 1's, the earliest of the two tied
+    assert json.loads((folder / "final.json").read_text())["trial"] == 1
+    best = report[report.index("## Best trial") :].splitlines()[4]
+    assert best == f"| 1 | {tied:.4f} | 0.002 | 16 |"  # the final's trial, not trial 2
+
+
+def test_a_stored_sweep_keeps_the_best_trial_sqlite_gave_it(tmp_path):
+    """Sweeps stored before the tie-break got SQLite's pick of tied trials: the earliest."""
+    from fintune.study.sweep_report import best_trial
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    for value in [0.5, 0.1, 0.9, 0.1, 0.1]:
+        study.tell(study.ask(), value)
+    assert best_trial(study).number == study.best_trial.number == 1
 
 
 def test_importances_say_how_many_finished_trials_they_rest_on(tmp_path):

@@ -156,13 +156,24 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def final_run(study, spec: SweepSpec, base: dict, folder: Path, source: str) -> Path | None:
-    """Train once with the best parameters; reused when it already exists for them, and
-    for the data the config reads now (a file corrected in place keeps its config)."""
+def best_trial(study):
+    """The finished trial with the best value, the earliest (by number) of those tied on
+    it: Optuna's own query has no tie-break (PostgreSQL may return any of them), and ties
+    on accuracy are common on a small validation set. SQLite returned the earliest, so a
+    stored sweep keeps its best trial."""
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    pick = min if study.direction.name == "MINIMIZE" else max
+    value = pick(t.value for t in finished)
+    return min((t for t in finished if t.value == value), key=lambda t: t.number)
+
+
+def final_run(best, spec: SweepSpec, base: dict, folder: Path, source: str) -> Path | None:
+    """Train once with the parameters of trial `best`; reused when it already exists for
+    them, and for the data the config reads now (a file corrected in place keeps its
+    config)."""
     from fintune.data.prepare import prepare_data
     from fintune.recipes import classification
 
-    best = study.best_trial
     config = trial_config(base, best.params, spec, folder, best.number, source, kind="final")
     sha = results_sha(config)
     record_path = folder / "final.json"
@@ -256,7 +267,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
         md, _ = doc.write(folder)
         return md
 
-    best = study.best_trial
+    best = best_trial(study)  # once: the report's best trial is the final model's
     doc.heading("Best trial")
     doc.table(
         ["trial", f"validation {spec.metric}", *best.params],
@@ -265,7 +276,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
     failed = None
     if spec.final:
         try:
-            run_dir = final_run(study, spec, base, folder, source)
+            run_dir = final_run(best, spec, base, folder, source)
         except LockHeld:
             raise  # the process training the final model writes the report when it is done
         except Exception as error:  # noqa: BLE001 - the trials' report is still written
