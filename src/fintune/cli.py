@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fintune.errors import FintuneError
-from fintune.interrupt import remembered
+from fintune.interrupt import remembered, terminate
 
 app = typer.Typer(
     help="Fine-tune and evaluate language models on financial text from one YAML file.",
@@ -122,16 +122,12 @@ def _terminate_as_exit():
         with remembered():
             yield
         return
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         with remembered():  # and Ctrl+C, even one Python drops (in a __del__), stops it
             yield
     finally:  # None: a handler not set from Python, which cannot be put back
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 PrecisionOption = Annotated[

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 _requested = threading.Event()
+_terminated: list[int] = []  # the SIGTERM received, whose SystemExit may have been dropped too
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -20,8 +21,17 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def terminate(signum: int, frame: Any) -> None:
+    """SIGTERM (a batch scheduler's stop) as SystemExit, remembered like Ctrl+C."""
+    _terminated[:] = [signum]
+    raise SystemExit(128 + signum)
+
+
 def check() -> None:
-    """Raise KeyboardInterrupt if Ctrl+C was pressed and its exception was swallowed."""
+    """Raise KeyboardInterrupt if Ctrl+C was pressed and its exception was swallowed, or
+    SystemExit for such a SIGTERM."""
+    if _terminated:
+        raise SystemExit(128 + _terminated[0])
     if _requested.is_set():
         raise KeyboardInterrupt
 
@@ -36,10 +46,12 @@ def remembered() -> Iterator[None]:
         yield  # the terminal's Ctrl+C is not for this process, as Python itself keeps it
         return
     _requested.clear()
+    _terminated.clear()
     previous = signal.signal(signal.SIGINT, _interrupt)
     try:
         yield
         check()
     finally:
         _requested.clear()
+        _terminated.clear()
         signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)

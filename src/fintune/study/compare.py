@@ -216,7 +216,7 @@ def owner_lock(lock: Path, what: str, doing: str) -> Iterator[None]:
     # An ignored SIGTERM (a parent's nohup-like choice) stays ignored.
     catch = threading.current_thread() is threading.main_thread()
     catch = catch and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
-    previous = signal.signal(signal.SIGTERM, _terminated) if catch else None
+    previous = signal.signal(signal.SIGTERM, interrupt.terminate) if catch else None
     try:
         yield
     finally:
@@ -252,10 +252,6 @@ def _remove_dead(lock: Path, text: str, seen: tuple[int, int]) -> None:
     finally:
         os.close(fd)
         guard.unlink(missing_ok=True)
-
-
-def _terminated(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
 
 
 def _alive(pid: int) -> bool:
