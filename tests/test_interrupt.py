@@ -40,3 +40,34 @@ def test_a_sigterm_dropped_in_garbage_collection_still_stops_the_command():
             os.kill(os.getpid(), signal.SIGTERM)
         interrupt.check()
     assert stopped.value.code == 128 + signal.SIGTERM
+
+
+def test_a_ctrl_c_dropped_in_a_del_stops_without_a_traceback():
+    """Python printed a Ctrl+C raised in a __del__ or gc callback as 'Exception ignored ...
+    Traceback ... KeyboardInterrupt' before fintune raised it again: a traceback for a plain
+    Ctrl+C. It is now dropped silently; other such errors are still printed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from fintune import interrupt\n"
+        "class Dropper:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        for _ in range(1000): pass\n"
+        "class Broken:\n"
+        "    def __del__(self):\n"
+        "        raise ValueError('other')\n"
+        "try:\n"
+        "    with interrupt.remembered():\n"
+        "        Broken()\n"
+        "        Dropper()\n"
+        "except KeyboardInterrupt:\n"
+        "    raise SystemExit(130)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 130
+    assert "ValueError: other" in done.stderr
+    assert "KeyboardInterrupt" not in done.stderr, done.stderr

@@ -7,6 +7,7 @@ point: a training step, a trial, a cell, the command's end."""
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,10 +49,21 @@ def remembered() -> Iterator[None]:
     _requested.clear()
     _terminated.clear()
     previous = signal.signal(signal.SIGINT, _interrupt)
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda args: _quiet(args, hook)
     try:
         yield
         check()
     finally:
         _requested.clear()
         _terminated.clear()
+        sys.unraisablehook = hook
         signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+
+
+def _quiet(args: Any, hook: Any) -> None:
+    """Python's 'Exception ignored ... Traceback' for our own stop, dropped where it was
+    raised (it is raised again at the next safe point): no traceback for a plain Ctrl+C."""
+    stop = isinstance(args.exc_value, KeyboardInterrupt) and _requested.is_set()
+    if not (stop or (isinstance(args.exc_value, SystemExit) and _terminated)):
+        hook(args)
