@@ -392,19 +392,24 @@ def _drop_abandoned_checkpoints(folder: Path) -> None:
     """The checkpoints of the study's runs that never finished: under the study lock, no
     live process writes any of them (a killed one could not remove its own); the cell
     runs again in a new run folder."""
-    for run_dir in sorted((folder / "runs").glob("*/checkpoints")):
-        freed, left = drop_checkpoints(run_dir.parent)
-        if left is not None:
-            console.print(
-                f"[yellow]warning:[/] could not remove {escape(str(run_dir))}, the checkpoints "
-                f"of a run killed before it finished ({left / 2**20:.1f} MiB left, "
-                f"{freed / 2**20:.1f} MiB freed); remove it by hand"
-            )
-        elif freed:
-            console.print(
-                f"runs/{escape(run_dir.parent.name)}: removed the checkpoints of a run that "
-                f"was killed before it finished ({freed / 2**20:.1f} MiB)"
-            )
+    for checkpoints in sorted((folder / "runs").glob("*/checkpoints")):
+        drop_killed_checkpoints(checkpoints.parent, f"runs/{checkpoints.parent.name}", "a run")
+
+
+def drop_killed_checkpoints(run_dir: Path, shown: str, whose: str) -> None:
+    """`drop_checkpoints`, said: `shown` names the run's folder, `whose` its run or trial."""
+    freed, left = drop_checkpoints(run_dir)
+    if left is not None:
+        console.print(
+            f"[yellow]warning:[/] could not remove {escape(str(run_dir))}/checkpoints, those "
+            f"of {escape(whose)}, killed before it finished ({left / 2**20:.1f} MiB left, "
+            f"{freed / 2**20:.1f} MiB freed); remove it by hand"
+        )
+    elif freed:
+        console.print(
+            f"{escape(shown)}: removed the checkpoints of {escape(whose)}, killed before it "
+            f"finished ({freed / 2**20:.1f} MiB)"
+        )
 
 
 def _interim_report(folder: Path, spec: StudySpec, cells: list[Cell], state: dict) -> None:

@@ -49,7 +49,8 @@ from fintune.config.load import (
 )
 from fintune.config.schema import ExperimentConfig, Metric, Section, expand_home
 from fintune.errors import FintuneError
-from fintune.run_dir import check_writable, drop_checkpoints
+from fintune.run_dir import check_writable
+from fintune.study.compare import drop_killed_checkpoints
 from fintune.study.spec import base_mapping, results_sha, validate_spec
 from fintune.study.sweep_resume import (
     base_record,
@@ -646,18 +647,7 @@ def drop_failed_checkpoints(study, folder: Path) -> None:
         run_dir = trial.user_attrs.get("run_dir")
         if not run_dir or trial.state.name != "FAIL":
             continue
-        freed, left = drop_checkpoints(folder / run_dir)
-        if left is not None:
-            console.print(
-                f"[yellow]warning:[/] could not remove {escape(str(folder / run_dir))}"
-                f"/checkpoints, those of trial {trial.number}, killed before it finished "
-                f"({left / 2**20:.1f} MiB left, {freed / 2**20:.1f} MiB freed); remove it by hand"
-            )
-        elif freed:
-            console.print(
-                f"{escape(run_dir)}: removed the checkpoints of trial {trial.number}, "
-                f"killed before it finished ({freed / 2**20:.1f} MiB)"
-            )
+        drop_killed_checkpoints(folder / run_dir, run_dir, f"trial {trial.number}")
 
 
 def counted_trials(study) -> int:
