@@ -679,8 +679,10 @@ def test_a_huge_integer_label_is_named_without_listing_every_missing_id(tmp_path
     [
         (
             12345,
-            r"row 2 \(line 2\): the text is a int \(12345\), not a string; is data.text_column",
+            r"row 2 \(line 2\): the text is a number \(12345\), not a string; is data.text_column",
         ),
+        (1.5, r"row 2 \(line 2\): the text is a number \(1.5\), not a string"),
+        ({"a": 1}, r"row 2 \(line 2\): the text is a dict \(\{'a': 1\}\), not a string"),
         (["a", "b"], r"row 2 \(line 2\): the text is a list \(\['a', 'b'\]\), not a string"),
         (None, r"row 2 \(line 2\): no text \(nothing in column .text.\)"),
     ],
@@ -691,6 +693,18 @@ def test_a_text_that_is_not_a_string_is_named_as_such(tmp_path, text, message):
     path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     with pytest.raises(FintuneError, match=message):
         prepare_data(_data(path), 0)
+
+
+def test_an_all_number_text_column_reads_a_number(tmp_path):
+    """A csv column of numbers only (an id column given as data.text_column) was 'the text
+    is a int (1)'."""
+    path = _write(pd.DataFrame({"text": [1, 2, 3], "label": ["a", "b", "a"]}), tmp_path / "d.csv")
+    with pytest.raises(FintuneError, match=r"row 1 \(line 2\): the text is a number \(1\), not"):
+        prepare_data(_data(path), 0)
+    flags = tmp_path / "d.parquet"
+    pd.DataFrame({"text": [True, False], "label": ["a", "b"]}).to_parquet(flags)
+    with pytest.raises(FintuneError, match=r"row 1: the text is a boolean \(True\), not a"):
+        prepare_data(_data(flags), 0)
 
 
 # --------------------------------------------------------------------------- data review

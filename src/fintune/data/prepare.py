@@ -516,11 +516,21 @@ def _to_examples(
                 f"{where}, {_row(frame, row)}: no text (nothing in column {config.text_column!r})"
             )
         raise FintuneError(
-            f"{where}, {_row(frame, row)}: the text is a {type(text).__name__} ({text!r}), not a "
+            f"{where}, {_row(frame, row)}: the text is {_kind(text)} ({text!r}), not a "
             f"string; is data.text_column ({config.text_column!r}) the column of texts?"
         )
     ids = _label_ids(frame, config.label_column, labels, by_name, where)
     return pd.DataFrame({"text": texts.astype(str).str.strip(), "label": ids})
+
+
+def _kind(value: Any) -> str:
+    """'a number', not 'a int' or 'a float64'."""
+    if isinstance(value, (bool, np.bool_)):
+        return "a boolean"
+    if isinstance(value, (int, float, np.number)):
+        return "a number"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _label_ids(
