@@ -272,6 +272,22 @@ def test_split_names_names_a_folders_file_by_its_name(tmp_path, stem):
         prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "other"}), 0)
 
 
+def test_a_split_name_that_differs_in_case_names_the_near_match(tmp_path):
+    """split_names matches names exactly: {test: holdout} beside Holdout.csv said only
+    'has no split 'holdout'; it has: train', not which file was meant."""
+    _write(_frame(prefix="train "), tmp_path / "train.csv")
+    _write(_frame({"negative": 5, "neutral": 5, "positive": 5}, "held "), tmp_path / "Holdout.csv")
+    with pytest.raises(
+        FintuneError,
+        match=r"has no split 'holdout'; it has: train; did you mean 'Holdout' \(Holdout.csv\)\? "
+        "Split names match case",
+    ):
+        prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "holdout"}), 0)
+    _write(_frame({"negative": 5, "neutral": 5, "positive": 5}, "v "), tmp_path / "validation.csv")
+    with pytest.raises(FintuneError, match=r"train, validation; did you mean 'validation'\?"):
+        prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "Validation"}), 0)
+
+
 def test_split_names_names_train(tmp_path):
     folder = tmp_path / "given"
     folder.mkdir()

@@ -263,7 +263,7 @@ def _assign_roles(
         if source not in frames:
             raise FintuneError(
                 f"data.split_names.{role}: {origin} has no split {source!r}; "
-                f"it has: {', '.join(sorted(frames))}"
+                f"it has: {', '.join(sorted(frames))}{_near_split(source, frames, config)}"
             )
         mapping = {r: s for r, s in mapping.items() if s != source}
         mapping[role] = source
@@ -284,6 +284,22 @@ def _assign_roles(
             "name it with data.split_names.train"
         )
     return {role: frames[source] for role, source in mapping.items()}
+
+
+def _near_split(source: str, frames: dict[str, pd.DataFrame], config: DataConfig) -> str:
+    """The split (or, in a folder, the unread file) data.split_names meant: 'Holdout.csv'
+    for holdout, 'validation' for Validation."""
+    files: dict[str, str] = {}
+    folder = Path(config.path or "")
+    if config.path and not config.dataset and not config.files and folder.is_dir():
+        files = {name.split(".")[0]: name for name in unread_files(folder, config.format)}
+    names = [*frames, *files]
+    same = [name for name in names if name.casefold() == source.casefold()]
+    near = same or difflib.get_close_matches(source, names, n=1, cutoff=0.6)
+    if not near:
+        return ""
+    file = f" ({files[near[0]]})" if near[0] in files and near[0] not in frames else ""
+    return f"; did you mean {near[0]!r}{file}? Split names match case and spelling exactly"
 
 
 def _placeholder_texts(
