@@ -288,6 +288,27 @@ def test_a_split_name_that_differs_in_case_names_the_near_match(tmp_path):
         prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "Validation"}), 0)
 
 
+def test_a_source_split_no_role_takes_is_named_in_a_warning(tmp_path):
+    """split_names {test: validation} beside a test split left that test split's rows out
+    without a word."""
+    from fintune.data import data_warnings
+
+    for name, prefix, n in (("train", "tr ", 30), ("validation", "v ", 5), ("test", "te ", 7)):
+        counts = {"negative": n, "neutral": n, "positive": n}
+        _write(_frame(counts, prefix), tmp_path / f"{name}.csv")
+    config = _data(tmp_path, labels=LABELS, split_names={"test": "validation"})
+    data = prepare_data(config, 0)
+    assert data.report["unused_splits"] == {"test": 21}
+    assert not any(t.startswith("te ") for f in data.splits.values() for t in f["text"])
+    assert (
+        f"{tmp_path}: its split 'test' (21 rows) is not used: no role takes it "
+        "(data.split_names: {'test': 'validation'}); to use it, give it a role in "
+        "data.split_names"
+    ) in data_warnings(data, config)
+    plain = prepare_data(_data(tmp_path, labels=LABELS), 0)
+    assert "unused_splits" not in plain.report
+
+
 def test_split_names_names_train(tmp_path):
     folder = tmp_path / "given"
     folder.mkdir()

@@ -71,8 +71,10 @@ class PreparedData:
 
 
 def prepare_data(config: DataConfig, seed: int) -> PreparedData:
-    frames, known_labels, origin = _read(config)
-    frames = _assign_roles(frames, config, origin)
+    sources, known_labels, origin = _read(config)
+    frames = _assign_roles(sources, config, origin)
+    taken = [id(frame) for frame in frames.values()]
+    unused = {name: len(f) for name, f in sources.items() if id(f) not in taken}
     for role, frame in frames.items():
         _check_columns(frame, config, f"{origin}, {role} split")
         _check_labels_present(frame, config.label_column, f"{origin}, {role} split", config.labels)
@@ -93,6 +95,8 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     report: dict[str, Any] = {"source": origin, "source_splits": sorted(frames)}
     if placeholders:
         report["placeholder_texts"] = placeholders
+    if unused:
+        report["unused_splits"] = unused
     folder = Path(config.path or "")
     in_folder = config.path and not config.dataset and not config.files and folder.is_dir()
     named = set(config.split_names.values())
@@ -162,6 +166,17 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
             "or dev, test) and a csv/tsv/jsonl/json/parquet/txt suffix; to use another file, "
             "give its name a role in data.split_names ({test: holdout}) or name each split's "
             "file in data.files"
+        )
+    for name, rows in data.report.get("unused_splits", {}).items():
+        how = (
+            f"data.split_names: {config.split_names}"
+            if config.split_names
+            else "roles are train, validation (valid, val, dev) and test"
+        )
+        where = config.path or config.hub_id or config.dataset
+        notes.append(
+            f"{where}: its split {name!r} ({rows} rows) is not used: no role takes it ({how}); "
+            "to use it, give it a role in data.split_names"
         )
     if config.cleaning.remove_stopwords:
         texts = [t for frame in data.splits.values() for t in frame["original_text"]]
