@@ -674,6 +674,53 @@ def test_texts_shared_between_splits_are_reported_after_splitting(tmp_path):
     assert set(dropped.report["shared_texts"].values()) == {0}
 
 
+def _unicode_forms(folder: Path) -> Path:
+    """Given splits where 'café' is written composed (NFC) and decomposed (NFD): twice in
+    train, and once in test beside train's other spelling of a second text."""
+    composed, decomposed = "Caf\u00e9 sales rose", "Cafe\u0301 sales rose"
+    train = [{"text": f"t {i}", "label": ["a", "b"][i % 2]} for i in range(20)]
+    train += [{"text": composed, "label": "a"}, {"text": decomposed, "label": "a"}]
+    train += [{"text": "Se\u00f1or Bank fell", "label": "b"}]
+    test = [{"text": f"u {i}", "label": ["a", "b"][i % 2]} for i in range(6)]
+    test += [{"text": "Sen\u0303or Bank fell", "label": "b"}]
+    validation = [{"text": f"v {i}", "label": ["a", "b"][i % 2]} for i in range(6)]
+    folder.mkdir()
+    for name, rows in (("train", train), ("validation", validation), ("test", test)):
+        pd.DataFrame(rows).to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+@pytest.mark.parametrize("duplicates", ["keep", "drop"])
+def test_texts_that_differ_only_in_unicode_form_are_reported(tmp_path, duplicates):
+    """'café' composed and decomposed are one text to a reader, but two to an exact
+    comparison: neither the duplicate in train nor the leak into test was reported. They
+    are reported now; which rows are kept, and the fingerprint, are as before (drop removes
+    exact duplicates only)."""
+    from fintune.data import data_warnings
+
+    config = _data(_unicode_forms(tmp_path / "forms"), duplicates=duplicates)
+    data = prepare_data(config, 0)
+    assert {role: len(frame) for role, frame in data.splits.items()} == {
+        "train": 23,
+        "validation": 6,
+        "test": 7,
+    }
+    pinned = "2dfdad13403eeabff26a486b77f387e3e8c06f5c716f51824e27dfb616f98ac8"
+    assert data.fingerprint["sha256"] == pinned
+    variants = data.report["unicode_variants"]
+    assert variants == {"train": 1, "train/test": 1, "example": "Caf\u00e9 sales rose"}
+    notes = "\n".join(data_warnings(data, config))
+    assert (
+        "1 text of the train split is another text there written in another Unicode form "
+        "(composed or decomposed accents, such as 'Caf\u00e9 sales rose')"
+    ) in notes
+    assert (
+        "1 text is in both the train and the test split written in another Unicode form: "
+        "test scores are inflated (leakage)"
+    ) in notes
+    assert "data.duplicates compares texts as written" in notes
+
+
 def test_subsample_close_to_the_split_size_does_not_crash(tmp_path):
     path = tmp_path / "s.csv"
     pd.DataFrame([{"text": f"t {i}", "label": ["a", "b", "c"][i % 3]} for i in range(300)]).to_csv(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -128,6 +129,8 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     splits = _split(frames, config, labels, split_seed, origin)
     splits = _subsample(splits, config, split_seed)
     report["shared_texts"] = _shared_texts(splits)
+    if variants := _unicode_variants(splits):
+        report["unicode_variants"] = variants
     for role in ROLES:
         if len(splits.get(role, ())) == 0:
             raise FintuneError(
@@ -210,6 +213,28 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
             notes.append(
                 f"{texts} in both the {first} and the {second} split: {second} scores are "
                 f"inflated (leakage); {fix}"
+            )
+    variants = data.report.get("unicode_variants", {})
+    forms = (
+        "; data.duplicates compares texts as written, so it neither counts nor drops them: "
+        "write the files in one Unicode form (NFC) to treat them as the same text"
+    )
+    for key, n in variants.items():
+        if key == "example":
+            continue
+        texts = "1 text" if n == 1 else f"{n} texts"
+        if "/" in key:
+            first, second = key.split("/")
+            notes.append(
+                f"{texts} {'is' if n == 1 else 'are'} in both the {first} and the {second} "
+                f"split written in another Unicode form: {second} scores are inflated "
+                f"(leakage){forms}"
+            )
+        else:
+            notes.append(
+                f"{texts} of the {key} split {'is' if n == 1 else 'are'} another text there "
+                "written in another Unicode form (composed or decomposed accents, such as "
+                f"{variants['example']!r}){forms}"
             )
     for name in data.report.get("labels_missing_from_train", []):
         label = data.labels.index(name)
@@ -651,6 +676,41 @@ def _duplicates_and_conflicts(
                 "same data?"
             )
     return out, report
+
+
+def _unicode_variants(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """Texts that equal another only once both are in one Unicode form (NFC): 'café' with
+    its accent composed and decomposed. Counted in a split (a duplicate) and between two
+    (leakage), with one example; texts are still compared, dropped and hashed as written."""
+    frames = splits.values()
+    if all(t.isascii() or unicodedata.is_normalized("NFC", t) for f in frames for t in f["text"]):
+        return {}  # nearly always: no two distinct texts can then share a form
+    texts = {role: set(frame["text"]) for role, frame in splits.items()}
+    spellings: dict[str, dict[str, set[str]]] = {}  # role -> NFC form -> its spellings
+    for role, group in texts.items():
+        by_form = spellings[role] = {}
+        for text in group:
+            by_form.setdefault(unicodedata.normalize("NFC", text), set()).add(text)
+    out: dict[str, Any] = {}
+    examples = []
+    for role, by_form in spellings.items():
+        twice = sorted(form for form, ways in by_form.items() if len(ways) > 1)
+        if twice:
+            out[role], examples = len(twice), examples + twice[:1]
+    pairs = (("train", "validation"), ("train", "test"), ("validation", "test"))
+    for a, b in pairs:
+        if a in spellings and b in spellings:
+            # a form in both splits, yet no spelling in both: exact leakage is shared_texts
+            hidden = sorted(
+                form
+                for form in spellings[a].keys() & spellings[b].keys()
+                if not spellings[a][form] & spellings[b][form]
+            )
+            if hidden:
+                out[f"{a}/{b}"], examples = len(hidden), examples + hidden[:1]
+    if out:
+        out["example"] = examples[0]
+    return out
 
 
 def _shared_texts(splits: dict[str, pd.DataFrame]) -> dict[str, int]:

@@ -219,6 +219,13 @@ def _quality_lines(report: dict[str, Any], config: ExperimentConfig) -> list[str
     if shared:
         pairs = ", ".join(f"{pair} {n}" for pair, n in shared.items())
         lines.append(f"- texts present in two splits after splitting (leakage): {pairs}")
+    variants = {k: n for k, n in report.get("unicode_variants", {}).items() if k != "example"}
+    if variants:
+        counts = ", ".join(f"{key} {n}" for key, n in variants.items())
+        lines.append(
+            "- texts equal to another in a split or across two only in Unicode form "
+            f"(composed or decomposed accents; neither deduplicated nor dropped): {counts}"
+        )
     truncated = report.get("truncated", {})
     if truncated:
         counts = ", ".join(f"{role} {n}" for role, n in truncated.items() if role != "max_length")
