@@ -518,6 +518,25 @@ def test_true_false_labels_in_jsonl_are_named_as_in_the_csv(tmp_path):
     assert given.fingerprint == as_jsonl.fingerprint
 
 
+def test_boolean_labels_in_parquet_find_the_csvs_names_in_data_labels(tmp_path):
+    """A parquet boolean column's inferred labels stay 'False'/'True' (their fingerprint is
+    pinned), but data.labels [false, true], as csv and jsonl name them, refused row 1:
+    'label False is not in the label map ['false', 'true']'."""
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(40)], "label": [True, False] * 20})
+    frame.to_parquet(tmp_path / "d.parquet")
+    frame.assign(label=frame["label"].map({True: "true", False: "false"})).to_csv(
+        tmp_path / "d.csv", index=False
+    )
+    inferred = prepare_data(_data(tmp_path / "d.parquet"), 0)
+    assert inferred.labels == ["False", "True"]
+    pinned = "a36bbd1d3f30b84f4eaca443a1b74f9944985c7b19034a82278c9b39283df2f9"
+    assert inferred.fingerprint["sha256"] == pinned
+    given = prepare_data(_data(tmp_path / "d.parquet", labels=["false", "true"]), 0)
+    assert given.fingerprint == prepare_data(_data(tmp_path / "d.csv"), 0).fingerprint
+    written = prepare_data(_data(tmp_path / "d.parquet", labels=["False", "True"]), 0)
+    assert written.fingerprint == inferred.fingerprint
+
+
 @pytest.mark.parametrize("suffix", ["csv", "jsonl"])
 def test_fractional_labels_are_named_as_written(tmp_path, suffix):
     """Labels 1, 1.5 and 2 (a rating in half steps) are read as floats: they were named

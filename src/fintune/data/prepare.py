@@ -606,6 +606,8 @@ def _label_ids(
             out.append(index[_label_name(value)])
         elif not as_ids and str(value).strip() in index:  # 1.0, as a float was named before
             out.append(index[str(value).strip()])
+        elif isinstance(value, (bool, np.bool_)) and str(value).lower() in index:
+            out.append(index[str(value).lower()])  # parquet's True as csv and jsonl name it
         else:
             kind = "label id" if as_ids else "label"
             hint = (
