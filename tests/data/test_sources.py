@@ -435,6 +435,8 @@ def test_known_banking77_without_categories(tmp_path):
     [
         ('["a", "b",]', "categories.json: not valid UTF-8 JSON"),
         ('{"a": 0, "b": 1}', "categories.json: expected a JSON list of label names"),
+        # was read as the labels a, a, b: three classes, the first never trained
+        ('["a", "b", "a"]', "categories.json: the label name 'a' appears twice; list each"),
     ],
 )
 def test_known_banking77_with_a_bad_categories_file(tmp_path, content, message):

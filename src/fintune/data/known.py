@@ -154,4 +154,8 @@ def _categories(path: Path) -> list[str]:
         raise FintuneError(f"{path}: not valid UTF-8 JSON ({err})") from None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise FintuneError(f"{path}: expected a JSON list of label names (strings)")
+    if repeated := next((name for name in names if names.count(name) > 1), None):
+        raise FintuneError(
+            f"{path}: the label name {repeated!r} appears twice; list each class once"
+        )
     return sorted(names)
