@@ -51,7 +51,13 @@ def test_unlabelled_hub_rows_are_named_not_a_crash(tmp_path):
     for split, labels in (("train", [0, 1] * 20), ("test", [-1] * 10)):  # -1: no label
         rows = {"text": [f"{split} item {i}" for i in range(len(labels))], "label": labels}
         Dataset.from_dict(rows, features=features).to_parquet(tmp_path / f"{split}.parquet")
-    with pytest.raises(FintuneError, match="test split, row 1: empty or missing label"):
+    # the whole split unlabelled (many hub test splits): said, not only row 1
+    with pytest.raises(
+        FintuneError,
+        match=r"test split, row 1: empty or missing label in column 'label'; no row of the "
+        r"test split has a label \(10 rows: an unlabelled split\?\); give the test role to "
+        "a labelled split with data.split_names.test",
+    ):
         prepare_data(DataConfig(hub_id=str(tmp_path)), seed=0)
 
 

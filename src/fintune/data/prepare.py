@@ -537,13 +537,10 @@ def _check_labels_present(
                 f"{where}, {_row(frame, row)}: label in column {column!r} is a "
                 f"{type(value).__name__} ({value!r}); a label must be one text or number"
             )
-        if (
-            value is None
-            or (not isinstance(value, str) and pd.isna(value))
-            or (isinstance(value, str) and not value.strip())
-        ):
+        if _no_label(value):
             raise FintuneError(
                 f"{where}, {_row(frame, row)}: empty or missing label in column {column!r}"
+                + _unlabelled_split(frame[column], where, labels)
             )
         if isinstance(value, float) and np.isinf(value):  # 'inf' in a csv, Infinity in json
             raise FintuneError(
@@ -554,7 +551,30 @@ def _check_labels_present(
             raise FintuneError(
                 f"{where}, {_row(frame, row)}: empty or missing label in column {column!r} "
                 f"({value!r} marks a missing value; if it is a label, list it in data.labels)"
+                + _unlabelled_split(frame[column], where, labels)
             )
+
+
+def _no_label(value: Any) -> bool:
+    return (
+        value is None
+        or (not isinstance(value, str) and pd.isna(value))
+        or (isinstance(value, str) and not value.strip())
+    )
+
+
+def _unlabelled_split(values: pd.Series, where: str, labels: list[str] | None) -> str:
+    """A split with no label at all (a hub test split's -1s): said as such, with the way
+    round it, rather than as one row's fault."""
+    if not all(
+        _no_label(v) or (isinstance(v, str) and is_missing_marker(v, labels)) for v in values
+    ):
+        return ""
+    role = where.rsplit(", ", 1)[-1].removesuffix(" split")
+    return (
+        f"; no row of the {role} split has a label ({len(values)} rows: an unlabelled split?); "
+        f"give the {role} role to a labelled split with data.split_names.{role}"
+    )
 
 
 def _to_examples(
