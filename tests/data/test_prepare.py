@@ -286,6 +286,12 @@ def test_a_split_name_that_differs_in_case_names_the_near_match(tmp_path):
     _write(_frame({"negative": 5, "neutral": 5, "positive": 5}, "v "), tmp_path / "validation.csv")
     with pytest.raises(FintuneError, match=r"train, validation; did you mean 'validation'\?"):
         prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "Validation"}), 0)
+    (tmp_path / "Holdout.csv").rename(tmp_path / "holdout.csv.gz")
+    with pytest.raises(
+        FintuneError,
+        match=r"; holdout.csv.gz is not read: a split file needs a csv, tsv, jsonl, json, parquet",
+    ):
+        prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "holdout"}), 0)
 
 
 def test_a_source_split_no_role_takes_is_named_in_a_warning(tmp_path):

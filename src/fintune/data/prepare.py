@@ -332,12 +332,18 @@ def _near_split(source: str, frames: dict[str, pd.DataFrame], config: DataConfig
     files: dict[str, str] = {}
     folder = Path(config.path or "")
     if config.path and not config.dataset and not config.files and folder.is_dir():
-        files = {name.split(".")[0]: name for name in unread_files(folder, config.format)}
+        names = sorted(f.name for f in folder.iterdir() if f.is_file())
+        files = {n.split(".")[0]: n for n in names if not n.startswith(".")}  # Holdout.csv.gz
     names = [*frames, *files]
     same = [name for name in names if name.casefold() == source.casefold()]
     near = same or difflib.get_close_matches(source, names, n=1, cutoff=0.6)
     if not near:
         return ""
+    if near[0] == source:  # a file of that name, but not a data file's suffix
+        return (
+            f"; {files[source]} is not read: a split file needs a csv, tsv, jsonl, json, "
+            "parquet or txt suffix"
+        )
     file = f" ({files[near[0]]})" if near[0] in files and near[0] not in frames else ""
     return f"; did you mean {near[0]!r}{file}? Split names match case and spelling exactly"
 
