@@ -49,6 +49,16 @@ def test_a_label_missing_from_train_is_listed_escaped_too():
     assert line == "- labels with no training example: \\<!-- down, up"
 
 
+def test_texts_equal_only_in_unicode_form_are_a_data_quality_line():
+    from fintune.report.markdown import _quality_lines
+
+    variants = {"train": 1, "train/test": 2, "example": "Caf\u00e9"}
+    (line,) = _quality_lines({"unicode_variants": variants}, None)
+    assert line.endswith(
+        "(composed or decomposed accents; neither deduplicated nor dropped): train 1, train/test 2"
+    )
+
+
 def test_a_heading_or_paragraph_naming_an_axis_value_stays_text():
     """A study's group heading and its lists of cells hold axis values as written (a
     variant's name, a data path): "<!--" opened a comment that hid the rest of report.md,
