@@ -898,3 +898,25 @@ def test_the_page_never_shows_an_interval_narrower_than_model_gives(tmp_path):
     )
     shown = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=30)
     assert "(95% CI 85.7–100.0%, n=24)" in shown.stdout, shown.stdout + shown.stderr
+
+
+def test_a_batching_worker_stopped_by_a_bug_is_a_500_naming_it_not_stopping(caplog):
+    """A model answering None stopped the batcher's worker: the request in it hung for ever,
+    every later one got 503 'the server is stopping', and /health still said ok."""
+    import asyncio
+
+    summary = {"run": "r", "backbone": "b", "method": "full"}
+    app = create_app(lambda texts: None, summary, ServeSettings())
+    with TestClient(app) as c:
+        with pytest.raises(Exception) as first:  # noqa: PT011 (any error, but at once)
+            c.portal.call(asyncio.wait_for, app.state.batcher.submit(["sales rose"]), 3)
+        later = c.post("/analyze/batch", json={"texts": ["profit fell"]})
+        health, head = c.get("/health"), c.head("/health")
+    assert "TypeError" in str(first.value), repr(first.value)
+    assert later.status_code == 500, later.text
+    message = later.json()["error"]
+    assert message.startswith("internal error: ") and "TypeError" in message
+    assert "restart the server" in message and "stopping" not in message
+    assert health.status_code == 500 and health.json()["status"] == "failed"
+    assert head.status_code == 500
+    assert "stopped on a bug" in caplog.text and "TypeError" in caplog.text

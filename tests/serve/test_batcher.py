@@ -8,7 +8,7 @@ import asyncio
 import threading
 import time
 
-from fintune.serve.batcher import MicroBatcher, ServerBusy
+from fintune.serve.batcher import BatcherFailed, MicroBatcher, ServerBusy
 
 
 class FakeModel:
@@ -480,3 +480,23 @@ def test_the_one_by_one_retry_skips_a_caller_gone_meanwhile():
     answers = _run(batcher, work)
     assert [_labels(a) for a in answers] == [["A"], ["BOOM"]]
     assert seen == [["a", "gone", "boom"], ["a"], ["boom"]]
+
+
+def test_a_worker_that_dies_on_a_bug_answers_every_caller_with_that_bug_not_stopping():
+    """A bug past the model call (here a model answering None) ended the worker: its callers
+    waited for ever, and every later request was refused as if the server were stopping
+    (ServerStopping, a 503). They now get BatcherFailed naming the bug, at once."""
+    batcher = MicroBatcher(lambda texts: None, max_batch=4, max_wait_ms=1)
+
+    async def work():
+        first = await asyncio.wait_for(
+            asyncio.gather(batcher.submit(["a"]), return_exceptions=True), 5
+        )
+        later = await asyncio.gather(batcher.submit(["b"]), return_exceptions=True)
+        return first + later
+
+    errors = _run(batcher, work)
+    for error in errors:
+        assert isinstance(error, BatcherFailed), repr(error)
+        assert "TypeError" in str(error)
+    assert batcher.failed is not None

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fintune.errors import FintuneError
-from fintune.serve.batcher import MicroBatcher, ServerBusy, ServerStopping
+from fintune.serve.batcher import BatcherFailed, MicroBatcher, ServerBusy, ServerStopping
 
 if TYPE_CHECKING:
     from fintune.predict import Device, Precision
@@ -313,6 +313,10 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
         message = "the server is stopping: nothing was classified; send it again once it is back"
         return JSONResponse({"error": message}, status_code=503, headers={"Connection": "close"})
 
+    @app.exception_handler(BatcherFailed)
+    async def failed(_request: Request, error: BatcherFailed):
+        return JSONResponse({"error": f"internal error: {error}"}, status_code=500)
+
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception):
         message = f"internal error: {type(error).__name__}"
@@ -394,12 +398,15 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
         return await _unless_gone(request, batcher.submit(texts))
 
     @app.get("/health")
-    async def health() -> dict:
-        return {"status": "ok"}
+    async def health() -> JSONResponse:
+        # a worker stopped on a bug answers nothing more: a load balancer should know
+        if batcher.failed is not None:
+            return JSONResponse({"status": "failed", "error": str(batcher.failed)}, 500)
+        return JSONResponse({"status": "ok"})
 
     @app.head("/health")  # curl -I, wget --spider and load balancers' checks send HEAD
     async def health_head() -> Response:
-        return Response()
+        return Response(status_code=500 if batcher.failed is not None else 200)
 
     @app.get("/model", responses=_errors(400, 401))
     async def model() -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,14 @@ class ServerBusy(Exception):
 
 class ServerStopping(RuntimeError):
     """The batcher is stopped or stopping: the texts were not classified."""
+
+
+class BatcherFailed(RuntimeError):
+    """The worker stopped on a bug (not the model's error, which fails only its batch):
+    nothing more can be classified until the server is restarted."""
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,12 +82,15 @@ class MicroBatcher:
         self._executor: ThreadPoolExecutor | None = None
         self._worker: asyncio.Task | None = None
         self._held: _Job | None = None  # a job that did not fit the last batch
+        self._taken: list[_Job] = []  # the jobs of the batch being gathered or run
+        self.failed: BatcherFailed | None = None  # the bug the worker stopped on
 
     def start(self) -> None:
         """Start on the running event loop; a stopped batcher can start again."""
         self._queue = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._held = None
+        self.failed = None
         self.stats.waiting = 0
         self._worker = asyncio.get_running_loop().create_task(self._run())
 
@@ -101,6 +113,8 @@ class MicroBatcher:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, texts: list[str]) -> list[dict]:
+        if self.failed is not None:
+            raise self.failed
         if self._queue is None or self._worker is None or self._worker.done():
             raise ServerStopping("the batcher is not running")
         if self.stats.waiting + len(texts) > self.max_queue:
@@ -138,9 +152,26 @@ class MicroBatcher:
             return await self._queue.get()
 
     async def _run(self) -> None:
+        try:
+            await self._serve()
+        except Exception as error:  # a bug here: say so to every caller, not 'stopping'
+            log.exception("fintune serve: the batching worker stopped on a bug")
+            self.failed = BatcherFailed(
+                f"the batching worker stopped on a bug ({type(error).__name__}: {error}); "
+                "nothing more can be classified: restart the server"
+            )
+            waiting = [*self._taken, *([self._held] if self._held else [])]
+            while not self._queue.empty():
+                waiting.append(self._queue.get_nowait())
+            for job in waiting:
+                self._leave(job)
+            _fail(waiting, self.failed)
+            self._held, self._taken = None, []
+
+    async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            jobs = [await self._next_job()]
+            jobs = self._taken = [await self._next_job()]
             if jobs[0].future.cancelled():
                 self._leave(jobs[0])
                 continue
@@ -169,6 +200,7 @@ class MicroBatcher:
             jobs = [job for job in jobs if not job.future.cancelled()]  # gone while it gathered
             if jobs:
                 await self._answer(jobs, loop)
+            self._taken = []
 
     async def _answer(self, jobs: list[_Job], loop: asyncio.AbstractEventLoop) -> None:
         texts = [t for job in jobs for t in job.texts]
