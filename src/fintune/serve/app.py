@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -132,7 +133,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The error answers of a route for the OpenAPI schema: all are {"error": "..."}, and
     naming 422 keeps FastAPI from documenting its own {"detail": [...]} shape instead."""
     said = {
-        400: "Host not allowed, or a body that is not UTF-8 or JSON",
+        400: "Host not allowed, or a body that is not UTF-8 or JSON or repeats a key",
         401: "Missing or wrong API key (with FINTUNE_API_KEY set)",
         413: "A text, the batch or the body over its limit",
         415: "The body is not sent as application/json",
@@ -145,6 +146,38 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 class ApiError(Exception):
     def __init__(self, status: int, message: str):
         self.status, self.message = status, message
+
+
+class RepeatedKey(ValueError):
+    """A JSON object names a key twice: json.loads would keep the last value unsaid."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise RepeatedKey(f"the body gives the key {key!r} twice; give it once")
+        seen.add(key)
+    return dict(pairs)
+
+
+class _StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = json.loads(await self.body(), object_pairs_hook=_unique_keys)
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """A route whose JSON body may not repeat a key ({"texts": [...], "texts": [...]})."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(_StrictJsonRequest(request.scope, request.receive))
+
+        return strict
 
 
 def run_summary(run_dir: Path) -> dict[str, Any]:
@@ -255,6 +288,7 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
         docs_url=None,
         redoc_url=None,
     )
+    app.router.route_class = StrictJsonRoute
     # Added before the other middleware, so it sits inside them, next to the routes: the
     # error it raises while FastAPI reads a body then reaches the API's error handlers.
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
@@ -326,7 +360,9 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     async def http_error(_request: Request, error: StarletteHTTPException):
         # the framework's own 400/404/405 in the API's {"error": ...} shape
         message = str(error.detail)
-        if error.status_code == 400 and error.__cause__ is not None:
+        if isinstance(error.__cause__, RepeatedKey):
+            message = f"invalid request: {error.__cause__}"
+        elif error.status_code == 400 and error.__cause__ is not None:
             # FastAPI's "error parsing the body" for what is not a JSON syntax error:
             # bytes that are not UTF-8, an integer too long for Python to read
             message = f"invalid request: the body is not valid JSON ({error.__cause__})"
