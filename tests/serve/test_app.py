@@ -934,3 +934,14 @@ def test_a_batching_worker_stopped_by_a_bug_is_a_500_naming_it_not_stopping(capl
     assert health.status_code == 500 and health.json()["status"] == "failed"
     assert head.status_code == 500
     assert "stopped on a bug" in caplog.text and "TypeError" in caplog.text
+
+
+def test_the_favicon_browsers_ask_for_is_answered_without_a_key(client, keyed):
+    """Every page load asked /favicon.ico and got a 404 (401 with a key), which browsers
+    log as an error in the console. It is now an empty 204, open like the page."""
+    for c in (client, keyed):
+        response = c.get("/favicon.ico")
+        assert response.status_code == 204 and response.content == b""
+    assert keyed.get("/favicon.ico/model").status_code == 401
+    assert keyed.get("/model").status_code == 401
+    assert "/favicon.ico" not in client.get("/openapi.json").json()["paths"]

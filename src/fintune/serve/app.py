@@ -38,7 +38,7 @@ from fintune.serve.batcher import BatcherFailed, MicroBatcher, ServerBusy, Serve
 if TYPE_CHECKING:
     from fintune.predict import Device, Precision
 
-OPEN_PATHS = {"/health", "/", "/static/app.js", "/static/style.css"}
+OPEN_PATHS = {"/health", "/", "/static/app.js", "/static/style.css", "/favicon.ico"}
 STATIC_TYPES = {"app.js": "text/javascript", "style.css": "text/css"}
 # On every answer: no other site may frame the page (clickjacking its button and key field),
 # no answer is read as another type than it says, and the page loads and calls only this
@@ -460,6 +460,10 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
         return _static("index.html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:  # browsers ask on every page load: no icon, no error
+        return Response(status_code=204)
 
     @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
