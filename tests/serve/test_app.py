@@ -425,7 +425,9 @@ def test_bad_input_is_a_4xx_with_a_clear_error(client, path, request_kwargs, sta
     body = response.json()
     assert set(body) == {"error"}
     message = body["error"]
-    assert isinstance(message, str) and message
+    # one prefix for every fault in the request, whichever check found it ('text: text is
+    # empty' and 'texts: 6 texts; ...' had none, beside 'invalid request: text: ...')
+    assert message.startswith("invalid request: "), message
     for word in words:
         assert word.lower() in message.lower(), message
     assert client.get("/model").json()["serving"]["texts"] == before, "bad input reached the model"
@@ -505,14 +507,15 @@ def test_a_body_larger_than_any_valid_request_is_refused_unread(client):
         "/analyze/batch", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
-    assert response.json()["error"] == f"the body has {len(body):,} bytes; the limit is {limit:,}"
+    said = response.json()["error"]
+    assert said == f"invalid request: the body has {len(body):,} bytes; the limit is {limit:,}"
     chunked = client.post(
         "/analyze/batch",
         content=(body[i : i + 4096] for i in range(0, len(body), 4096)),  # no Content-Length
         headers={"content-type": "application/json"},
     )
     assert chunked.status_code == 413
-    assert chunked.json()["error"] == f"the body has more than {limit:,} bytes"
+    assert chunked.json()["error"] == f"invalid request: the body has more than {limit:,} bytes"
     widest = json.dumps({"texts": ["\U0001f4b9" * MAX_CHARS] * MAX_TEXTS})  # 12-byte escapes
     assert limit - len(widest) < 65536
     response = client.post(

@@ -232,7 +232,9 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > self.limit:
-            message = f"the body has {int(length):,} bytes; the limit is {self.limit:,}"
+            message = (
+                f"invalid request: the body has {int(length):,} bytes; the limit is {self.limit:,}"
+            )
             return await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
         received = 0
 
@@ -241,7 +243,9 @@ class BodyLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise HTTPException(413, f"the body has more than {self.limit:,} bytes")
+                raise HTTPException(
+                    413, f"invalid request: the body has more than {self.limit:,} bytes"
+                )
             return message
 
         await self.app(scope, counted, send)
@@ -400,19 +404,24 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
 
     def check(text: str, where: str) -> str:
         if not text.strip():
-            raise ApiError(422, f"{where}: text is empty")
+            raise ApiError(422, f"invalid request: {where}: text is empty")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as error:  # a lone surrogate such as "\ud800": valid JSON
             bad = text[error.start : error.end].encode("unicode_escape").decode()
-            raise ApiError(422, f"{where}: text is not valid Unicode ({bad})") from None
+            raise ApiError(
+                422, f"invalid request: {where}: text is not valid Unicode ({bad})"
+            ) from None
         if len(text) > settings.max_text_chars:
             raise ApiError(
                 413,
-                f"{where}: text has {len(text)} characters; the limit is {settings.max_text_chars}",
+                f"invalid request: {where}: text has {len(text)} characters; the limit is "
+                f"{settings.max_text_chars}",
             )
         if prepare is not None and not prepare(text):  # last: it runs on valid, short texts
-            raise ApiError(422, f"{where}: text is empty after the run's data.cleaning")
+            raise ApiError(
+                422, f"invalid request: {where}: text is empty after the run's data.cleaning"
+            )
         return text
 
     post_errors = _errors(400, 401, 413, 415, 422, 503)
@@ -425,10 +434,12 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     @app.post("/analyze/batch", response_model=list[Prediction], responses=post_errors)
     async def analyze_batch(body: BatchRequest, request: Request) -> list[dict]:
         if not body.texts:
-            raise ApiError(422, "texts: give at least one text")
+            raise ApiError(422, "invalid request: texts: give at least one text")
         if len(body.texts) > settings.max_batch_texts:
             raise ApiError(
-                413, f"texts: {len(body.texts)} texts; the limit is {settings.max_batch_texts}"
+                413,
+                f"invalid request: texts: {len(body.texts)} texts; the limit is "
+                f"{settings.max_batch_texts}",
             )
         texts = [check(t, f"texts[{i}]") for i, t in enumerate(body.texts)]
         return await _unless_gone(request, batcher.submit(texts))
