@@ -575,6 +575,8 @@ def test_api_key_guards_the_api(keyed, method, path, kwargs, auth, status):
     assert response.status_code == status, response.text
     if status == 401:
         assert "key" in response.json()["error"].lower()
+        # RFC 9110: a 401 says which scheme to use; clients and proxies look for it
+        assert response.headers["www-authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize("path", OPEN)

@@ -331,6 +331,8 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
                 return JSONResponse(
                     {"error": "missing or wrong API key: send 'Authorization: Bearer <key>'"},
                     status_code=401,
+                    # the scheme to use (RFC 9110); Bearer, unlike Basic, opens no browser dialog
+                    headers={"WWW-Authenticate": "Bearer"},
                 )
         return await call_next(request)
 
