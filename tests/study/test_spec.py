@@ -394,6 +394,26 @@ def test_compare_set_overrides_the_base_as_if_written_in_it(write_study, make_co
     assert result.exit_code == 2 and "training.epochs" in result.stderr
 
 
+def test_a_set_of_another_model_option_passes_an_axis_of_bare_model_names(write_study, make_config):
+    """`model: [a, b]` sets only model.name, so the base's max_length stays in every cell;
+    a --set of model.max_length was refused ('axes.model sets model for each of its runs,
+    which would overwrite the --set'), though no cell would overwrite it."""
+    base = make_config(model={"name": "a", "max_length": 48}).model_dump(mode="json")
+    path = write_study(base=base, axes={"model": ["a", "b"]}, baseline={"model": "a"})
+    _, cells = load_study(path, ["model.max_length=16"])
+    assert {(c.config.model.name, c.config.model.max_length) for c in cells} == {
+        ("a", 16),
+        ("b", 16),
+    }
+    for item in ("model.name=c", "model=c", "model={name: c}"):  # what the axis sets
+        with pytest.raises(FintuneError, match=r"axes\.model sets model\.name for"):
+            load_study(path, [item])
+    variant = {"x": {"model": {"name": "b", "max_length": 32}}}  # given whole: all of it
+    path = write_study(base=base, axes={"model": variant}, baseline={"model": "x"})
+    with pytest.raises(FintuneError, match=r"axes\.model sets model for"):
+        load_study(path, ["model.max_length=16"])
+
+
 @pytest.mark.parametrize(
     ("item", "said"),
     [("trainig.epochs=1", "trainig: unknown key"), ("training.max_steps=a", "training.max_steps")],

@@ -1699,6 +1699,19 @@ def test_sweep_set_overrides_the_base_and_refuses_a_searched_field(sweep_file, m
             load_sweep(sweep_file(), [f"{field}=0.1"])
 
 
+def test_sweep_set_of_max_length_passes_a_space_of_bare_model_names(sweep_file, make_config):
+    """A choice of bare model names sets only model.name (the base's max_length stays), but
+    a --set of model.max_length was refused as overwritten by the space's model."""
+    from fintune.study.sweep import load_sweep
+
+    base = make_config(model={"name": "a", "max_length": 48}).model_dump(mode="json")
+    path = sweep_file(base=base, space={"model": {"type": "categorical", "choices": ["a", "b"]}})
+    _, written = load_sweep(path, ["model.max_length=16"])
+    assert written["model"]["max_length"] == 16
+    with pytest.raises(FintuneError, match=r"--set model\.name: the space's model sets model\."):
+        load_sweep(path, ["model=c"])
+
+
 def test_ctrl_c_that_lands_in_garbage_collection_still_stops_the_sweep(sweep_file):
     """A SIGINT arriving while Python collects garbage (Optuna collects after every trial;
     a __del__ runs anywhere) raised its KeyboardInterrupt inside the collector, which

@@ -233,6 +233,12 @@ def drop_switched_options(before: Any, raw: dict[str, Any], fields: list[str]) -
             del method[key]
 
 
+def field_set(field: str, value: Any) -> str:
+    """The field a study axis, a cell or a sweep's choice sets: a bare model name only
+    model.name (set_field), so a --set of the base's max_length is not overwritten."""
+    return "model.name" if field == "model" and isinstance(value, str) else field
+
+
 def set_fields(raw: dict[str, Any], fields: dict[str, Any], where: Callable[[str], str]) -> None:
     """Set each field of a study cell or sweep trial (`where(field)` names it in errors); a
     switched method drops the base's options it lacks, as a --set does."""

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from fintune.config.load import (
     did_you_mean,
+    field_set,
     override_base,
     read_yaml,
     refuse_other_kind,
@@ -179,8 +180,15 @@ def base_mapping(base: str | dict[str, Any], source: str) -> dict[str, Any]:
 
 def expand(spec: StudySpec, source: str, overrides: list[str] | None = None) -> list[Cell]:
     options = {axis: axis_options(axis, values, source) for axis, values in spec.axes.items()}
-    varied = {f: f"axes.{a}" for a, o in options.items() for fields in o.values() for f in fields}
-    varied |= {axis: f"cells[{i}]" for i, cell in enumerate(spec.cells) for axis in cell}
+    varied = {
+        field_set(f, v): f"axes.{a}"
+        for a, o in options.items()
+        for fields in o.values()
+        for f, v in fields.items()
+    }
+    varied |= {
+        field_set(k, v): f"cells[{i}]" for i, cell in enumerate(spec.cells) for k, v in cell.items()
+    }
     base = override_base(base_mapping(spec.base, source), overrides, varied)
     check_axes_disjoint(options, source)
     check_axes_train(options, source)

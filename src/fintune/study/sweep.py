@@ -41,6 +41,7 @@ from transformers import TrainerCallback
 
 from fintune import interrupt
 from fintune.config.load import (
+    field_set,
     override_base,
     read_yaml,
     set_field,
@@ -261,7 +262,11 @@ def load_sweep(
     valid config (the first COMBINATIONS of them)."""
     source = str(path)
     spec = validate_spec(SweepSpec, read_yaml(path), source, "sweep")
-    varied = {field: f"the space's {field}" for field in spec.space}
+    varied = {
+        field_set(field, choice): f"the space's {field}"
+        for field, param in spec.space.items()
+        for choice in (param.choices or [None])
+    }
     varied |= {field: "the sweep" for field in ("training.best_metric", "evaluation.test")}
     written = base_mapping(spec.base, source)
     base = override_base(written, overrides, varied)
