@@ -394,6 +394,29 @@ def test_compare_set_overrides_the_base_as_if_written_in_it(write_study, make_co
     assert result.exit_code == 2 and "training.epochs" in result.stderr
 
 
+def test_an_axis_that_switches_the_model_drops_the_bases_revision_and_gguf_file(
+    write_study, make_config
+):
+    """The base's model.revision and gguf_file name a commit and a file of its model: a
+    --set of another model drops them, but a study cell of another model kept them, so
+    model b was asked for a's commit (a packaged or local b: refused, and the study with it)."""
+    base = make_config(model={"name": "a", "revision": "abc", "gguf_file": "a.gguf"})
+    variants = {"a": {"model": "a"}, "b": {"model": "b"}}
+    variants["b-pinned"] = {"model": "b", "model.revision": "def"}
+    variants["c"] = {"model": {"name": "c", "revision": "ghi"}}  # given whole: as given
+    path = write_study(
+        base=base.model_dump(mode="json"), axes={"model": variants}, baseline={"model": "a"}
+    )
+    _, cells = load_study(path)
+    pins = {(c.config.model.name, c.config.model.revision, c.config.model.gguf_file) for c in cells}
+    assert pins == {
+        ("a", "abc", "a.gguf"),
+        ("b", None, None),
+        ("b", "def", None),
+        ("c", "ghi", None),
+    }
+
+
 def test_a_set_of_another_model_option_passes_an_axis_of_bare_model_names(write_study, make_config):
     """`model: [a, b]` sets only model.name, so the base's max_length stays in every cell;
     a --set of model.max_length was refused ('axes.model sets model for each of its runs,

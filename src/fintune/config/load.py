@@ -205,8 +205,8 @@ def drop_switched_model(before: Any, raw: dict[str, Any], fields: list[str]) -> 
     """A --set that changed model.name drops the file's model.revision and model.gguf_file,
     which name a commit and a file of the file's model, unless a --set gave them."""
     model = raw.get("model")
-    if model_name(raw) == before or not isinstance(model, dict):
-        return
+    if model_name(raw) == before or not isinstance(model, dict) or "model" in fields:
+        return  # "model": the section given whole (a study variant): all of it was asked for
     for key in MODEL_PINS:
         if f"model.{key}" not in fields:
             model.pop(key, None)
@@ -241,11 +241,13 @@ def field_set(field: str, value: Any) -> str:
 
 def set_fields(raw: dict[str, Any], fields: dict[str, Any], where: Callable[[str], str]) -> None:
     """Set each field of a study cell or sweep trial (`where(field)` names it in errors); a
-    switched method drops the base's options it lacks, as a --set does."""
-    before = method_name(raw)
+    switched method drops the base's options it lacks, and a switched model the base's
+    revision and gguf_file, as a --set does."""
+    before, model_before = method_name(raw), model_name(raw)
     for field, value in fields.items():
         set_field(raw, field, copy.deepcopy(value), where=where(field))
     drop_switched_options(before, raw, [*fields])  # a full cell from a lora base: no r
+    drop_switched_model(model_before, raw, [field_set(f, v) for f, v in fields.items()])
 
 
 def _merge_field(raw: dict[str, Any], parts: list[str], value: Any, where: str) -> list[str]:
