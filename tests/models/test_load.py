@@ -414,3 +414,38 @@ def test_auto_modules_on_a_model_peft_has_no_list_for_are_refused_before_the_loa
     if method["name"] == "ia3":
         named["feedforward_modules"] = ["lin2"]
     check_architecture(make_config(model={"name": str(tmp_path / "distilbert")}, method=named))
+
+
+@pytest.mark.parametrize(
+    ("revision", "commit", "reloaded_at"),
+    [
+        (None, "c0ffee1", "c0ffee1"),
+        ("main", "c0ffee1", "c0ffee1"),  # a branch moves: the commit the run trained on
+        (None, None, None),  # environment.json without a commit (or none at all)
+    ],
+)
+def test_an_adapter_runs_hub_base_is_reloaded_at_the_commit_it_trained_on(
+    make_config, tiny_bert, tmp_path, monkeypatch, revision, commit, reloaded_at
+):
+    """predict and serve reloaded an unpinned hub base at revision None, the hub's main
+    branch today: an adapter served a month later could sit on other base weights than it
+    trained on, though environment.json records model_commit. (A local folder stands in
+    for the hub model: from_pretrained is redirected to it, and records its arguments.)"""
+    model, tokenizer, info = load_classifier(make_config(method={"name": "lora"}), LABELS, "cpu")
+    run_dir = tmp_path / "run"
+    save_classifier(model, tokenizer, info, run_dir / "model")
+    saved = json.loads((run_dir / "model" / "fintune_model.json").read_text())
+    saved.update(base="org/tiny-bert", hub_id="org/tiny-bert", revision=revision)
+    (run_dir / "model" / "fintune_model.json").write_text(json.dumps(saved))
+    if commit:
+        (run_dir / "environment.json").write_text(json.dumps({"model_commit": commit}))
+    real = load.AutoModelForSequenceClassification.from_pretrained
+    calls = []
+
+    def from_pretrained(name, **kwargs):
+        calls.append((name, kwargs.get("revision")))
+        return real(tiny_bert if name == "org/tiny-bert" else name, **{**kwargs, "revision": None})
+
+    monkeypatch.setattr(load.AutoModelForSequenceClassification, "from_pretrained", from_pretrained)
+    load_saved_classifier(run_dir / "model")
+    assert calls == [("org/tiny-bert", reloaded_at if commit else revision)]

@@ -674,7 +674,7 @@ def load_saved_classifier(folder: Path, device: str = "cpu"):
     if info.method == "full":
         model = AutoModelForSequenceClassification.from_pretrained(folder)
     else:
-        base = _load_base(info, device, tokenizer.pad_token_id)
+        base = _load_base(info, device, tokenizer.pad_token_id, _trained_commit(folder))
         if info.method == "adapter":
             model = load_bottleneck(base, folder)
         else:
@@ -682,6 +682,16 @@ def load_saved_classifier(folder: Path, device: str = "cpu"):
 
             model = PeftModel.from_pretrained(base, folder)
     return model.to(device).eval(), tokenizer, info
+
+
+def _trained_commit(folder: Path) -> str | None:
+    """The hub commit the run's base weights came from (environment.json beside the model
+    folder), or None: a local base, or a model folder copied without its run."""
+    try:
+        commit = json.loads((folder.parent / "environment.json").read_text()).get("model_commit")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return commit if isinstance(commit, str) and commit else None
 
 
 def _refuse_missing_files(folder: Path, info: ModelInfo) -> None:
@@ -775,7 +785,7 @@ def _no_cpu_repacking(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
+def _load_base(info: ModelInfo, device: str, pad_token_id: int | None, commit: str | None = None):
     kwargs: dict[str, Any] = {
         **_label_kwargs(info.labels),
         "ignore_mismatched_sizes": True,  # the trained head is loaded from the run afterwards
@@ -791,6 +801,9 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None):
         if source is None:
             raise FintuneError(f"base model {where} is gone; reinstall or fetch it")
         base, gguf_file = source.name_or_path, source.gguf_file
+    elif commit and base == info.hub_id and not is_local(base):
+        # the weights the adapter trained on: an unpinned base (or a branch) moves on the hub
+        kwargs["revision"] = commit
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
     if info.method == "qlora":
