@@ -319,10 +319,12 @@ def validate_config(
             field = line.partition(":")[0]
             made = error["type"] == "extra_forbidden"  # `--set a.b.c=1` made the unknown a.b
             # a section's cross-field check (eval_steps with eval_strategy), given a field
-            # in it by --set, unless the section failed so without it
-            whole = error["type"] == "value_error" and _is_section(field.split("."))
+            # in it by --set, or the whole config's, given any, unless it failed so without
+            top = not error["loc"]
+            whole = error["type"] == "value_error" and (top or _is_section(field.split(".")))
             if any(
-                field == key
+                top
+                or field == key
                 or field.startswith(f"{key}.")
                 or ((made or whole) and key.startswith(f"{field}."))
                 for key in overridden or []
