@@ -676,3 +676,40 @@ def test_a_top_level_cross_field_error_a_set_made_is_marked_as_from_set(tmp_path
         load_config(path, ["training.epochs=2"])
     assert "(top level): method full" in str(error.value)
     assert "[from --set]" not in str(error.value)
+
+
+def _laughs(levels: int) -> list[str]:
+    """Nested aliases: level i is ten aliases of level i - 1 (10**levels values)."""
+    return ["&a0 [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels + 1)
+    ]
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly_naming_the_file(tmp_path):
+    """A 700-byte study file whose axis held nine levels of ten nested aliases (10**10
+    values) ran for minutes (killed after 60 s, out of memory under a 4 GiB limit) while
+    the study's cell labels were written out; it is refused as it is read."""
+    import time
+
+    path = tmp_path / "study.yaml"
+    path.write_text(
+        "name: s\nbase: {data: {path: d.csv}}\nbaseline: {seed: 1}\n"
+        "axes:\n  training.learning_rate:\n" + "".join(f"  - {x}\n" for x in _laughs(9))
+    )
+    started = time.perf_counter()
+    with pytest.raises(FintuneError, match=r"study.yaml: not valid YAML: .*aliases .* expand"):
+        read_yaml(path)
+    assert time.perf_counter() - started < 2
+    with pytest.raises(FintuneError, match=r"--set tracking.tags: its aliases .* expand"):
+        apply_override({}, f"tracking.tags={{a: [{', '.join(_laughs(9))}]}}")
+    path.write_text("a: &a [1, *a]\n")
+    with pytest.raises(FintuneError, match=r"not valid YAML: an alias refers to a node that"):
+        read_yaml(path)
+
+
+def test_a_files_ordinary_aliases_still_load(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(f"data: &d {{path: d.csv}}\nvalidation: *d\nnotes: [{', '.join(_laughs(3))}]\n")
+    raw = read_yaml(path)
+    assert raw["validation"] == raw["data"] == {"path": "d.csv"}
+    assert len(raw["notes"][3][9][9]) == 10

@@ -78,10 +78,64 @@ StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 TOO_DEEP = "nested too deep (hundreds of brackets or indents) for a config"
+# what aliases may add to a document, in nodes: a config's are a few; nested ones (a
+# "billion laughs": 9 levels of 10 aliases in 700 bytes) expand to billions, and whatever
+# walks the values (a study's labels, a sweep's choices) ran for minutes, out of memory
+ALIAS_NODES = 100_000
+
+
+class AliasBombError(yaml.constructor.ConstructorError):
+    pass
 
 
 def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    loader = StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Refuse a document that aliases make huge, or that contains itself (`&a [*a]`),
+    before any of it is built: the node graph is counted once per distinct node."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    distinct = 0
+
+    def size(node: yaml.Node) -> int:
+        nonlocal distinct
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in open_nodes:
+            raise AliasBombError(
+                None, None, "an alias refers to a node that contains it", node.start_mark
+            )
+        open_nodes.add(id(node))
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        total = 1 + sum(size(child) for child in children)
+        open_nodes.discard(id(node))
+        distinct += 1
+        sizes[id(node)] = total
+        return total
+
+    expanded = size(root)
+    if expanded - distinct > ALIAS_NODES:
+        raise AliasBombError(
+            None,
+            None,
+            f"its aliases (*name) expand it to {expanded:,} values, from {distinct:,} "
+            "written (nested aliases, a 'billion laughs'); write the values out instead",
+            root.start_mark,
+        )
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -181,6 +235,8 @@ def apply_override(raw: dict[str, Any], item: str, given: list[str] | None = Non
         value = parse_yaml(text) if text.strip() else text
     except DuplicateKeyError as error:
         raise FintuneError(f"--set {item!r}: {error.problem}") from None
+    except AliasBombError as error:  # the value itself may be long
+        raise FintuneError(f"--set {key.strip()}: {error.problem}") from None
     except RecursionError:
         raise FintuneError(f"--set {key.strip()}: the value is {TOO_DEEP}") from None
     except yaml.YAMLError:  # not YAML: kept as written (a path like `[runs`)
