@@ -449,3 +449,58 @@ def test_an_adapter_runs_hub_base_is_reloaded_at_the_commit_it_trained_on(
     monkeypatch.setattr(load.AutoModelForSequenceClassification, "from_pretrained", from_pretrained)
     load_saved_classifier(run_dir / "model")
     assert calls == [("org/tiny-bert", reloaded_at if commit else revision)]
+
+
+def test_a_composite_configs_pad_token_is_set_where_its_classifier_reads_it(tmp_path):
+    """A multimodal Gemma-3's classifier reads the pad id from its text_config: fintune set
+    it on the top-level config only, and a base whose text config has none stopped the
+    first batch of two ('Cannot handle batch sizes > 1 if no padding token is defined'),
+    in training and again in a saved adapter's reload."""
+    from transformers import AutoModelForSequenceClassification, Gemma3Config
+
+    from tests.conftest import _tokenizer, make_sentences, tiny_run_config
+
+    tokenizer = _tokenizer(decoder=True)
+    text = {"num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1}
+    base = Gemma3Config(
+        text_config={
+            **text,
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "head_dim": 16,
+            "eos_token_id": 4,
+            "bos_token_id": 4,
+            "pad_token_id": None,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 28,
+            "patch_size": 14,
+        },
+        mm_tokens_per_image=4,
+        image_token_index=len(tokenizer) - 1,
+    )
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(base).save_pretrained(tmp_path / "gemma3")
+    tokenizer.save_pretrained(tmp_path / "gemma3")
+    make_sentences().to_csv(tmp_path / "d.csv", index=False)
+    config = tiny_run_config(
+        tmp_path / "gemma3",
+        tmp_path / "d.csv",
+        tmp_path / "runs",
+        method={"name": "lora", "target_modules": ["q_proj", "v_proj"]},
+    )
+    texts = ["sales rose", "the company profit fell in the quarter"]
+    model, tokenizer, info = load_classifier(config, LABELS, "cpu")
+    assert model.config.get_text_config().pad_token_id == tokenizer.pad_token_id == 4
+    padded, alone = _logits_padded_and_alone(model, tokenizer, texts)
+    assert torch.allclose(padded, alone, atol=1e-5)
+
+    save_classifier(model, tokenizer, info, tmp_path / "model")
+    model, tokenizer, _ = load_saved_classifier(tmp_path / "model")
+    padded, alone = _logits_padded_and_alone(model, tokenizer, texts)
+    assert torch.allclose(padded, alone, atol=1e-5)

@@ -171,8 +171,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         tokenizer.init_kwargs["padding_side"] = "left"  # saved with it, for plain loads
     # a decoder's head reads the last token that is not the config's pad id: it must be
     # the id batches are padded with, even where the config names another token
-    if is_decoder or model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
+    _set_pad_token(model, tokenizer.pad_token_id, is_decoder)
     if isinstance(method, QLoraMethod):
         from peft import prepare_model_for_kbit_training
 
@@ -204,6 +203,15 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         packaged=config.model.name if config.model.name in PACKAGED else None,
     )
     return model, tokenizer, info
+
+
+def _set_pad_token(model, pad_token_id: int | None, is_decoder: bool) -> None:
+    """The classifier reads the pad id from the text config: a composite model's
+    (multimodal Gemma-3: text_config inside) is not the top-level one, which plain loads
+    and its other readers keep in step."""
+    text = model.config.get_text_config()
+    if is_decoder or text.pad_token_id is None:
+        model.config.pad_token_id = text.pad_token_id = pad_token_id
 
 
 def _float32_inputs(_module: nn.Module, args: tuple) -> tuple:
@@ -834,6 +842,5 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None, commit: s
         # as training did: weights outside the 4-bit layers in float32 (a bfloat16 run's too)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     _head_in_float32(model)  # as training did, so the trained head loads unrounded
-    if info.is_decoder or model.config.pad_token_id is None:  # as training set it
-        model.config.pad_token_id = pad_token_id
+    _set_pad_token(model, pad_token_id, info.is_decoder)  # as training set it
     return model
