@@ -287,6 +287,7 @@ def test_int8_loads_without_torchs_deprecation_warnings(runs):
 DAMAGE = {
     "empty config": ("config.yaml", "", "config.yaml: not a run's config"),
     "config not YAML": ("config.yaml", "data: [1", "config.yaml: not valid YAML"),
+    "config not UTF-8": ("config.yaml", lambda text: b"\xff" + text, "config.yaml: not valid UTF"),
     "unknown cleaning key": (
         "config.yaml",
         "data:\n  cleaning:\n    bogus: 1\n",

@@ -172,9 +172,11 @@ def read_run_config(run_dir: Path) -> dict:
     """The run's config.yaml as a mapping, or an error that names the file."""
     path = run_dir / "config.yaml"
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise FintuneError(f"{path}: not valid YAML ({error})") from None
+    except UnicodeDecodeError as error:  # damaged, or replaced by another file
+        raise FintuneError(f"{path}: not valid UTF-8 text ({error})") from None
     if not isinstance(config, dict) or not isinstance(config.get("data") or {}, dict):
         raise FintuneError(f"{path}: not a run's config (a mapping with data, model, ...)")
     return config
