@@ -1008,17 +1008,18 @@ def test_a_study_that_stored_yes_no_as_booleans_is_told_to_write_true_false():
     check_stored_space(study, rewritten, "sqlite:///x.db")
 
 
-def importance_plots(folder: Path, values: list[float]):
+def importance_plots(folder: Path, values: list[float], moved: bool = False):
     """The sweep report's plots section for finished trials of these values and a pruned
-    one, over two fields."""
+    one, over two fields (`moved`: whose bounds a resume moved before each trial)."""
     from optuna.distributions import FloatDistribution
 
     from fintune.report.document import Document
     from fintune.study.sweep_report import _plots
 
     study = optuna.create_study(direction="maximize")
-    space = {"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}
     for i, value in enumerate([*values, None]):  # and a pruned trial
+        high = 1 + i if moved else 1
+        space = {"a": FloatDistribution(0, high), "b": FloatDistribution(0, high)}
         state = {"state": optuna.trial.TrialState.PRUNED} if value is None else {}
         point = {"a": i / 10, "b": 1 - i / 10}
         study.add_trial(
@@ -1323,6 +1324,16 @@ def test_importances_say_how_many_finished_trials_they_rest_on(tmp_path):
     doc = importance_plots(tmp_path, [0.5, 0.7, 0.6])
     text = " ".join(block[1] for block in doc.blocks if block[0] == "p")
     assert "rest on 3 finished trials" in text and "mostly noise" in text
+
+
+def test_importances_pedanova_cannot_compute_are_not_drawn_as_equal_bars(tmp_path):
+    """PED-ANOVA compares trials of one distribution (a regime): when a resume moved the
+    bounds before each trial, every regime has one trial, every importance is 0, and the
+    report drew equal bars (0.5 and 0.5), as if both fields mattered alike."""
+    doc = importance_plots(tmp_path, [0.5, 0.7, 0.6, 0.9], moved=True)
+    text = " ".join(block[1] for block in doc.blocks if block[0] == "p")
+    assert not (tmp_path / "plots" / "param_importances.png").exists()
+    assert "cannot be computed yet" in text and "rest on 4 finished trials" not in text
 
 
 @pytest.mark.parametrize(

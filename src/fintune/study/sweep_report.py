@@ -399,6 +399,22 @@ def _plots(study, folder: Path, doc: Document, metric: str) -> None:
                 "field explains a difference."
             )
             return
+        # named, not Optuna's default, which changed (4.x fANOVA, 5.x PED-ANOVA); PED-ANOVA
+        # also keeps a field whose bounds a resume moved, which fANOVA leaves out
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+        try:
+            raw = evaluator.evaluate(study)
+        except (RuntimeError, ValueError) as error:
+            doc.text(f"Parameter importances could not be computed ({error}).")
+            return
+        if not any(raw.values()):  # Optuna would draw equal bars for them
+            doc.text(
+                f"Parameter importances cannot be computed yet from {len(values)} finished "
+                "trials: PED-ANOVA compares trials sampled from the same bounds, and needs 2 "
+                "of them (a resume that moved a field's bounds starts that count again), so "
+                "it gives every field 0."
+            )
+            return
         few = len(values) < FEW_TRIALS
         doc.text(
             "Parameter importances (PED-ANOVA: how much each field matters for a score in "
@@ -411,12 +427,8 @@ def _plots(study, folder: Path, doc: Document, metric: str) -> None:
             )
         )
         try:
-            # named, not Optuna's default, which changed (4.x fANOVA, 5.x PED-ANOVA); PED-ANOVA
-            # also keeps a field whose bounds a resume moved, which fANOVA leaves out
             ax = optuna.visualization.matplotlib.plot_param_importances(
-                study,
-                evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
-                target_name=target,
+                study, evaluator=evaluator, target_name=target
             )
             _save(ax, plots / "param_importances.png", doc, "parameter importances")
         except (RuntimeError, ValueError) as error:
