@@ -187,6 +187,36 @@ def test_a_stored_study_with_another_metric_or_direction_is_refused(sweep_file, 
     assert len(load(folder).trials) == 1
 
 
+def test_a_resume_or_worker_with_other_sampler_or_pruner_settings_is_refused(
+    sweep_file, monkeypatch
+):
+    """The sampler and pruner settings were not stored: a resume with `pruner: median`
+    after `none` (or TPE after random) mixed trials of two regimes in one ranking, under a
+    report that names only the last."""
+    import sqlite3
+
+    folder = run_sweep(sweep_file(trials=1, final=False)).parent
+    assert load(folder).user_attrs["search"] == {
+        "sampler": "tpe",
+        "pruner": "none",
+        "startup_trials": 1,
+    }
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(FintuneError, match="pruner: 'none' then, 'median' now; prune_after"):
+        run_sweep(sweep_file(trials=2, final=False, pruner="median"))
+    with pytest.raises(FintuneError, match="sampler: 'tpe' then, 'random' now"):
+        run_sweep(sweep_file(trials=2, final=False, sampler="random"), worker=True)
+    with pytest.raises(FintuneError, match="startup_trials: 1 then, 4 now"):
+        run_sweep(sweep_file(trials=2, final=False, startup_trials=4), report_only=True)
+    assert len(load(folder).trials) == 1
+    with sqlite3.connect(folder / "optuna.db") as db:  # a study of an earlier version
+        db.execute("DELETE FROM study_user_attributes WHERE key = 'search'")
+    monkeypatch.undo()
+    run_sweep(sweep_file(trials=2, final=False, sampler="random"))
+    assert states(load(folder)) == ["COMPLETE"] * 2
+    assert load(folder).user_attrs["search"] == {"sampler": "random", "pruner": "none"}
+
+
 def test_a_resumed_sweep_on_another_base_or_data_is_refused_but_a_moved_data_file_is_not(
     sweep_file, make_config, sentences_csv, tmp_path, monkeypatch
 ):

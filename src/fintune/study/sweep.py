@@ -57,6 +57,7 @@ from fintune.study.sweep_resume import (
     base_record,
     check_stored_base,
     check_stored_metric,
+    check_stored_search,
     check_stored_space,
 )
 from fintune.tracking import open_summary, redact, sqlite_uri, stop_summary, store_in
@@ -745,6 +746,7 @@ def run_sweep(
     )
     check_stored_metric(study, spec, url, report_only)
     check_stored_space(study, spec, url)
+    check_stored_search(study, spec, url, report_only)
     record = base_record(first, spec, data.fingerprint["sha256"])
     check_stored_base(study, record, spec.space, url, report_only)
 

@@ -43,6 +43,42 @@ def check_stored_metric(study, spec: SweepSpec, url: str, report_only: bool) -> 
         )
 
 
+def search_settings(spec: SweepSpec) -> dict[str, Any]:
+    """How trials are proposed and stopped: what a resume must keep (the fields read by the
+    chosen sampler and pruner only)."""
+    settings: dict[str, Any] = {"sampler": spec.sampler, "pruner": spec.pruner}
+    if spec.sampler == "tpe" or spec.pruner == "median":
+        settings["startup_trials"] = spec.startup_trials
+    if spec.pruner == "median":
+        settings["prune_after"] = spec.prune_after
+    return settings
+
+
+def check_stored_search(study, spec: SweepSpec, url: str, report_only: bool) -> None:
+    """A resumed study's trials must come from this file's sampler and pruner settings: a
+    resume with `pruner: none` after `median` (or TPE after random) would mix trials of two
+    regimes in one ranking and one report that names only the last. Studies made before
+    the settings were stored get them from their next run of trials."""
+    settings = search_settings(spec)
+    stored = study.user_attrs.get("search")
+    if stored is None:
+        if not report_only:
+            study.set_user_attr("search", settings)
+        return
+    if changed := [
+        k for k in dict.fromkeys([*settings, *stored]) if stored.get(k) != settings.get(k)
+    ]:
+        shown = "; ".join(
+            f"{k}: {_shown(stored, k)} then, {_shown(settings, k)} now" for k in changed
+        )
+        raise FintuneError(
+            f"the stored study {spec.name!r} in {url} ran its trials with other search "
+            f"settings: {shown}. Trials proposed or pruned another way cannot be ranked "
+            "together: set those back, or give the sweep a new name (or storage) for a new "
+            "study"
+        )
+
+
 def check_stored_space(study, spec: SweepSpec, url: str) -> None:
     """A resumed study's trials must be samples of this file's space as Optuna sees it (the
     same kind, log scale and choices; the bounds may change), or every trial would fail."""
