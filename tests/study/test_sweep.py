@@ -25,6 +25,7 @@ from fintune.study.sweep import (
     PruneOnValidation,
     SweepSpec,
     make_pruner,
+    make_sampler,
     open_storage,
     run_sweep,
 )
@@ -168,6 +169,45 @@ def test_a_resumed_sweep_may_move_bounds_but_not_change_how_a_field_is_sampled(
     monkeypatch.undo()
     run_sweep(sweep_file(trials=2, final=False, space=wider))
     assert len(load(folder).trials) == 2
+
+
+def proposed(studies: list[optuna.Study], rounds: int = 3) -> list[float]:
+    """The learning rates the studies propose, taking turns, each trial told its value."""
+    points = []
+    for _ in range(rounds):
+        for study in studies:
+            trial = study.ask()
+            points.append(trial.suggest_float("lr", 1e-5, 1e-2, log=True))
+            study.tell(trial, -abs(points[-1] - 1e-3))
+    return points
+
+
+@pytest.mark.parametrize("kind", ["tpe", "random"])
+def test_the_sampler_is_seeded_from_the_config_and_workers_still_differ(kind):
+    """The sampler was unseeded: the same sweep file proposed other trials each time. Seeded
+    as Optuna seeds it, two workers on one study drew the same startup points (3 of 4
+    pairs); seeded per trial number, they do not, and a rerun proposes the same ones."""
+    spec = SweepSpec(name="s", base={}, space=SPACE, sampler=kind, startup_trials=2)
+
+    def alone(seed: int, rounds: int = 3) -> list[float]:
+        sampler = make_sampler(spec, seed)
+        return proposed([optuna.create_study(direction="maximize", sampler=sampler)], rounds)
+
+    assert alone(7) == alone(7) != alone(8)
+    storage = optuna.storages.InMemoryStorage()
+    workers = [
+        optuna.create_study(
+            study_name="s",
+            storage=storage,
+            direction="maximize",
+            sampler=make_sampler(spec, 7),
+            load_if_exists=True,
+        )
+        for _ in range(2)
+    ]
+    points = proposed(workers)
+    assert len(set(points)) == len(points) == 6
+    assert points == alone(7, rounds=6)  # trial by trial, as one process would
 
 
 def test_an_int_on_a_log_scale_may_say_step_1():

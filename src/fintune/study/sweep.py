@@ -197,6 +197,7 @@ class SweepSpec(Section):
     metric: Metric = "accuracy"
     """Validation metric to optimise: maximised, except loss which is minimised."""
     sampler: Literal["tpe", "random"] = "tpe"
+    """Seeded before each trial from the base config's `seed` and the trial's number."""
     pruner: Literal["median", "none"] = "median"
     startup_trials: int = Field(3, ge=0)
     """Trials run in full before pruning starts (and before TPE models the space)."""
@@ -554,6 +555,29 @@ class QuietInterruption(logging.Filter):
         return not (trial and trial[1] in self.stopped)
 
 
+def make_sampler(spec: SweepSpec, seed: int):
+    """TPE or random sampling, seeded again before each trial from the base config's `seed`
+    and the trial's number: the same sweep file proposes the same points, and workers on
+    one study do not (Optuna's own seed gives each process one sequence: two workers drew
+    the same startup points), nor does a resume repeat the points of the first trials."""
+    import numpy as np
+    import optuna
+
+    kind = optuna.samplers.TPESampler if spec.sampler == "tpe" else optuna.samplers.RandomSampler
+
+    class PerTrialSeed(kind):
+        def before_trial(self, study, trial) -> None:
+            state = int(np.random.SeedSequence([seed, trial.number]).generate_state(1)[0])
+            # TPE's own generator, and that of the random sampler it starts with
+            for sampler in (self, getattr(self, "_random_sampler", None)):
+                if sampler is not None:
+                    sampler._rng.rng.seed(state)
+            super().before_trial(study, trial)
+
+    options = {"n_startup_trials": spec.startup_trials} if spec.sampler == "tpe" else {}
+    return PerTrialSeed(seed=seed, **options)
+
+
 def make_pruner(spec: SweepSpec):
     """Median pruning: a trial stops when its latest validation value is worse than the
     median of earlier trials at the same evaluation (evaluations are counted from 1)."""
@@ -731,16 +755,11 @@ def run_sweep(
     optimize_log = logging.getLogger("optuna.study._optimize")
     if not any(isinstance(f, QuietInterruption) for f in optimize_log.filters):
         optimize_log.addFilter(QuietInterruption())
-    sampler = (
-        optuna.samplers.TPESampler(n_startup_trials=spec.startup_trials, seed=None)
-        if spec.sampler == "tpe"
-        else optuna.samplers.RandomSampler()
-    )
     study = optuna.create_study(
         study_name=spec.name,
         storage=storage,
         direction=spec.direction,
-        sampler=sampler,
+        sampler=make_sampler(spec, first.seed),
         pruner=make_pruner(spec),
         load_if_exists=True,
     )
