@@ -463,17 +463,17 @@ def open_summary(config: ExperimentConfig, kind: str, name: str) -> str | None:
         return None
 
 
-def stop_summary(config: ExperimentConfig, run_id: str | None, error: BaseException) -> None:
-    """A study or sweep stopped (Ctrl+C, an error) before its report was logged: the
-    report's run `open_summary` made RUNNING ends KILLED (FAILED for an error), not RUNNING
-    for ever; a rerun finds it, and its report ends it FINISHED. One that already holds an
-    earlier report is left as it is."""
+def stop_summary(config: ExperimentConfig, run_id: str | None, error: BaseException | None) -> None:
+    """A study or sweep stopped (Ctrl+C, an error; None: sweep workers that ended with no
+    report to log) before its report was logged: the report's run `open_summary` made
+    RUNNING ends KILLED (FAILED for an error), not RUNNING for ever; a rerun finds it, and
+    its report ends it FINISHED. One that already holds an earlier report is left as it is."""
     if run_id is None:
         return
     try:
         client, _ = _client(config)
         if client.get_run(run_id).info.status == "RUNNING":
-            client.set_terminated(run_id, status=_stopped(error))
+            client.set_terminated(run_id, status="KILLED" if error is None else _stopped(error))
     except Exception:  # noqa: BLE001 - the stop's own error is the one to see
         pass
 

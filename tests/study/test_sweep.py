@@ -1940,3 +1940,29 @@ def test_a_stopped_sweep_does_not_leave_its_report_run_running(
     run_sweep(path)
     assert len(client.search_runs([experiment])) == 2  # the trial, and the same report run
     assert client.get_run(summary.info.run_id).info.status == "FINISHED"
+
+
+def test_a_sweep_run_only_by_workers_does_not_leave_its_report_run_running(sweep_file, make_config):
+    """Workers open the report's run (their trials are its children) but never log a
+    report: a sweep run only with --worker left it RUNNING for ever. The last worker to end
+    now ends it KILLED (one with another process's trial running leaves it), and the report
+    of a run without --worker ends it FINISHED."""
+    base = make_config(training={"epochs": 2}, tracking={"mlflow": True})
+    path = sweep_file(base=base.model_dump(mode="json"), trials=2, final=False)
+    folder = path.parent / "sweeps" / "tiny-sweep"
+    run_sweep(path, worker=True, trials=1)
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny-sweep").experiment_id
+
+    def summary():
+        (run,) = client.search_runs([experiment], "tags.`fintune.kind` = 'sweep report'")
+        return client.get_run(run.info.run_id)
+
+    assert summary().info.status == "KILLED"
+    client.update_run(summary().info.run_id, "RUNNING")  # as a worker still running leaves it
+    other = load(folder).ask()  # another worker's trial, running
+    run_sweep(path, worker=True, trials=1)  # its budget slot is taken: it runs none
+    assert summary().info.status == "RUNNING"
+    load(folder).tell(other, state=optuna.trial.TrialState.FAIL)
+    run_sweep(path)
+    assert summary().info.status == "FINISHED"

@@ -843,6 +843,7 @@ def run_sweep(
                 waiting_said = True
             pause(POLL_SECONDS)
         if worker:
+            end_summary_if_last(study, first, summary, None)
             _refuse_if_nothing_finished(study, None)
             return folder
         fail_stale(study)
@@ -852,9 +853,26 @@ def run_sweep(
         _refuse_if_nothing_finished(study, report)
         return report
     except BaseException as error:  # not left RUNNING: the report (--report-only) ends it
-        if not worker:  # a worker's: the others, and the report, may go on under it
+        if worker:  # the others, and the report, may go on under it
+            end_summary_if_last(study, first, summary, error)
+        else:
             stop_summary(first, summary, error)
         raise
+
+
+def end_summary_if_last(study, first: ExperimentConfig, summary, error) -> None:
+    """A worker opens the report's run too (its trials are children of it), but writes no
+    report: the last worker to end, with no trial of another process running, ends it
+    KILLED (FAILED on an error), as a sweep stopped before its report does, not RUNNING for
+    ever; the report of a later run without --worker ends it FINISHED."""
+    if summary is None:
+        return
+    try:
+        running = any(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
+    except Exception:  # noqa: BLE001 - the storage is gone: the stop's own error is the one
+        return
+    if not running:
+        stop_summary(first, summary, error)
 
 
 def log_untracked(study, spec: SweepSpec, base: dict[str, Any], folder: Path, source: str):
