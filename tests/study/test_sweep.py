@@ -1966,3 +1966,26 @@ def test_a_sweep_run_only_by_workers_does_not_leave_its_report_run_running(sweep
     load(folder).tell(other, state=optuna.trial.TrialState.FAIL)
     run_sweep(path)
     assert summary().info.status == "FINISHED"
+
+
+def test_a_trial_run_on_another_machine_keeps_its_epoch_rows_in_the_storage(tmp_path):
+    """A worker on another machine writes its trial's history.jsonl there: the report's
+    per-epoch rows (training and validation loss, accuracy, F1) were blank for its trials.
+    Each evaluation's rows are now stored with the trial too."""
+    from fintune.study.sweep_report import trial_rows
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    callback = PruneOnValidation(trial, "accuracy", tmp_path)
+    state = _state(10)
+    state.log_history = [
+        {"loss": 0.9, "step": 5, "epoch": 0.5},
+        {"loss": 0.7, "step": 10, "epoch": 1.0},
+        {"eval_loss": 0.6, "eval_accuracy": 0.75, "eval_f1_macro": 0.7, "step": 10, "epoch": 1.0},
+    ]
+    callback.on_evaluate(None, state, None, metrics={"eval_accuracy": 0.75})
+    trial.set_user_attr("run_dir", "trials/on-another-machine")  # no such folder here
+    study.tell(trial, 0.75)
+    (row,) = trial_rows(study, tmp_path).to_dict("records")
+    assert row["epoch"] == 1.0 and row["train_loss"] == pytest.approx(0.8)
+    assert (row["eval_loss"], row["eval_accuracy"], row["eval_f1_macro"]) == (0.6, 0.75, 0.7)

@@ -530,7 +530,12 @@ class PruneOnValidation(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         import optuna
 
+        from fintune.study.sweep_report import per_epoch
+
         self.evaluations += 1
+        # the report's epoch rows, for a report written on another machine than this trial's
+        if rows := per_epoch(state.log_history, self.key.removeprefix("eval_")):
+            self.trial.set_user_attr("epochs", rows)
         if metrics and self.key in metrics:
             self.trial.report(float(metrics[self.key]), self.evaluations)
             finished = state.global_step >= state.max_steps  # nothing left to save

@@ -73,8 +73,10 @@ def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
         if t.user_attrs.get("skipped"):
             continue
         run_dir = t.user_attrs.get("run_dir")
-        history = _history(folder / run_dir / "history.jsonl") if run_dir else []
-        epochs = per_epoch(history, metric) or [{"epoch": None}]
+        path = folder / run_dir / "history.jsonl" if run_dir else None
+        history = _history(path) if path and path.is_file() else []
+        # a trial run on another machine: its folder is there, its epochs in the storage
+        epochs = per_epoch(history, metric) or t.user_attrs.get("epochs") or [{"epoch": None}]
         common = {
             "trial": t.number,
             "state": t.state.name.lower(),
