@@ -295,7 +295,8 @@ def compare(
     _quiet_libraries()
     from fintune.study.compare import run_study
 
-    with remembered():  # Ctrl+C stops it, even one Python drops (in a __del__)
+    # SIGTERM from the first check to the report's upload, not only under the study lock
+    with _terminate_as_exit():
         folder, state = run_study(
             study, retry_failed=retry_failed, report_only=report_only, overrides=set_
         )

@@ -835,3 +835,32 @@ def test_a_dead_holders_empty_lock_is_not_confused_with_the_next_holders(tmp_pat
     with pytest.raises(LockHeld, match="being started by another process"), study_lock(tmp_path):
         pass
     assert lock.is_file()  # the other racer's, still held
+
+
+def test_a_sigterm_outside_the_study_lock_stops_compare_as_143(tmp_path):
+    """`compare` caught SIGTERM only under the study lock: one during the checks before it
+    (data, model, every cell's config) or the report's MLflow upload after it ended the
+    process at once (exit -15), the report's MLflow run left RUNNING. Now as `run` and
+    `sweep`: exit 143, through the command's cleanup."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys, time\n"
+        "import fintune.study.compare as compare\n"
+        "from fintune.cli import app\n"
+        "def stop(*args, **kwargs):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(10)\n"
+        "compare.load_study = stop\n"  # the first of the checks
+        "app(sys.argv[1:])\n"
+    )
+    study = tmp_path / "study.yaml"
+    study.write_text("name: x\n")
+    done = subprocess.run(
+        [sys.executable, "-c", code, "compare", str(study)],
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 143, done.stderr[-3000:]
