@@ -103,21 +103,28 @@ def create_run_dir(config: ExperimentConfig) -> Path:
     raise RuntimeError(f"could not create a new run directory under {parent}")
 
 
-def drop_checkpoints(run_dir: Path) -> tuple[int, int | None]:
+def drop_checkpoints(run_dir: Path) -> tuple[int, int | None, str | None]:
     """Remove the checkpoints/ (model copies, gigabytes with real models) of a run that
     never finished (no metrics.json) and that no live process writes: killed (SIGKILL, a
     lost node), it could not remove them itself. Nothing else of the run is touched, nor
     anything of a finished run. Returns the bytes freed and, where the folder could not
-    be removed, the bytes still in it (else None)."""
+    be removed, the bytes still in it and the first error, with its file (else None)."""
     checkpoints = run_dir / "checkpoints"
     if (run_dir / "metrics.json").exists() or not checkpoints.is_dir():
-        return 0, None
+        return 0, None, None
     size = _tree_size(checkpoints)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    causes: list[str] = []
+
+    def failed(function: Any, path: str, info: Any) -> None:
+        error = info[1]
+        if not isinstance(error, FileNotFoundError):  # removed meanwhile by another worker
+            causes.append(f"{error.strerror or error}: {path}")
+
+    shutil.rmtree(checkpoints, onerror=failed)
     if not checkpoints.exists():
-        return size, None
+        return size, None, None
     left = _tree_size(checkpoints)  # a file it could not remove (permissions, a busy mount)
-    return max(size - left, 0), left
+    return max(size - left, 0), left, causes[0] if causes else None
 
 
 def _tree_size(folder: Path) -> int:

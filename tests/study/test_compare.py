@@ -864,3 +864,26 @@ def test_a_sigterm_outside_the_study_lock_stops_compare_as_143(tmp_path):
         text=True,
     )
     assert done.returncode == 143, done.stderr[-3000:]
+
+
+def test_checkpoints_left_by_a_failed_removal_name_its_cause(tmp_path, capsys, monkeypatch):
+    """'could not remove .../checkpoints ... remove it by hand' did not say why (rmtree's
+    errors were ignored): permissions, a busy mount or a read-only disk each want another
+    fix. The first error is now named, with its file."""
+    run = tmp_path / "runs" / "20260101-000000-killed"
+    (run / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    kept = run / "checkpoints" / "checkpoint-2" / "model.safetensors"
+    kept.write_bytes(b"0" * 2**20)
+    real_unlink = os.unlink
+
+    def unlink(path, *, dir_fd=None):
+        if str(path) in ("model.safetensors", str(kept)):
+            raise PermissionError(13, "Permission denied", path)
+        return real_unlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    compare.drop_killed_checkpoints(run, "runs/x", "a run")
+    monkeypatch.undo()
+    err = " ".join(capsys.readouterr().err.split())
+    assert kept.is_file() and "could not remove" in err
+    assert f"(Permission denied: {kept})" in err

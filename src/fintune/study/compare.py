@@ -398,12 +398,13 @@ def _drop_abandoned_checkpoints(folder: Path) -> None:
 
 def drop_killed_checkpoints(run_dir: Path, shown: str, whose: str) -> None:
     """`drop_checkpoints`, said: `shown` names the run's folder, `whose` its run or trial."""
-    freed, left = drop_checkpoints(run_dir)
+    freed, left, cause = drop_checkpoints(run_dir)
     if left is not None:
         console.print(
             f"[yellow]warning:[/] could not remove {escape(str(run_dir))}/checkpoints, those "
             f"of {escape(whose)}, killed before it finished ({left / 2**20:.1f} MiB left, "
             f"{freed / 2**20:.1f} MiB freed); remove it by hand"
+            + (f" ({escape(cause)})" if cause else "")
         )
     elif freed:
         console.print(
