@@ -1989,3 +1989,19 @@ def test_a_trial_run_on_another_machine_keeps_its_epoch_rows_in_the_storage(tmp_
     (row,) = trial_rows(study, tmp_path).to_dict("records")
     assert row["epoch"] == 1.0 and row["train_loss"] == pytest.approx(0.8)
     assert (row["eval_loss"], row["eval_accuracy"], row["eval_f1_macro"]) == (0.6, 0.75, 0.7)
+
+
+def test_the_warmup_check_counts_each_points_own_training_texts(sweep_file, capsys):
+    """The warm-up was checked against the base config's training texts at every point:
+    a space over data.max_train_samples (or a split) that trains on fewer texts ran its
+    trials with a warm-up longer than training, unsaid."""
+    space = {**SPACE, "data.max_train_samples": {"type": "categorical", "choices": [8, 86]}}
+    path = sweep_file(space=space)
+    spec = yaml.safe_load(path.read_text())
+    spec["base"]["training"]["warmup_steps"] = 4  # 86 texts: 12 steps; 8 texts: 2 steps
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(FintuneError, match="--report-only"):  # stops before any trial
+        run_sweep(path, report_only=True)
+    err = " ".join(capsys.readouterr().err.split())
+    assert "at the point data.max_train_samples=8 of the space: training.warmup_steps (4)" in err
+    assert "(8 training texts)" in err and "data.max_train_samples=86" not in err

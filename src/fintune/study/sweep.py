@@ -407,36 +407,46 @@ def check_space_architectures(spec: SweepSpec, base: dict[str, Any], source: str
             _at(point, check_architecture, config, built)
 
 
-def check_space_data(spec: SweepSpec, base: dict[str, Any], source: str) -> None:
+def data_of(config: ExperimentConfig) -> str:
+    return json.dumps(config.data.model_dump(mode="json"), sort_keys=True)
+
+
+def check_space_data(spec: SweepSpec, base: dict[str, Any], source: str) -> dict[str, int]:
     """The data checks (`validate`'s: columns, labels, splits) for every distinct data
     section among the space's bounds and choices, alone and at the corners: a space over
     a data field would otherwise train the good points' trials, then fail trial by trial.
-    The base config's data is `setup`'s."""
+    The base config's data is `setup`'s. Returns each other section's training texts."""
     from fintune.data import prepare_data
 
-    def data_of(config: ExperimentConfig) -> str:
-        return json.dumps(config.data.model_dump(mode="json"), sort_keys=True)
-
     seen = {data_of(trial_config(base, {}, spec, Path("."), 0, source))}
+    examples = {}
     for point in _points(spec):
         config = trial_config(base, point, spec, Path("."), 0, source)
         if (key := data_of(config)) not in seen:
             seen.add(key)
-            _at(point, prepare_data, config.data, config.seed)
+            data = _at(point, prepare_data, config.data, config.seed)
+            examples[key] = len(data.splits["train"])
+    return examples
 
 
 def warn_space_warmup(
-    spec: SweepSpec, base: dict[str, Any], first: ExperimentConfig, examples: int, source: str
+    spec: SweepSpec,
+    base: dict[str, Any],
+    first: ExperimentConfig,
+    examples: dict[str, int],
+    source: str,
 ) -> None:
     """A warm-up longer than the trial at the space's bounds and corners (a space over
     max_steps, epochs, batch_size or warmup_steps), once per distinct note, before any
-    trial; the base config's is `setup`'s."""
+    trial; the base config's is `setup`'s. `examples`: the training texts of each data
+    section (by `data_of`): a space over data.max_train_samples or a split changes them."""
     from fintune.training.trainer import warmup_note
 
-    said = {warmup_note(first.training, examples)}
+    said = {warmup_note(first.training, examples[data_of(first)])}
     for point in _points(spec):
         config = trial_config(base, point, spec, Path("."), 0, source)
-        if (note := warmup_note(config.training, examples)) not in said:
+        texts = examples.get(data_of(config), examples[data_of(first)])
+        if (note := warmup_note(config.training, texts)) not in said:
             said.add(note)
             shown = ", ".join(f"{f}={v}" for f, v in point.items())
             console.print(
@@ -736,11 +746,12 @@ def run_sweep(
     first = trial_config(base, {}, spec, folder, 0, source=str(path))
     data, _ = classification.setup(first)  # data and model checks before any trial
     check_space_architectures(spec, base, str(path))
-    check_space_data(spec, base, str(path))
+    examples = check_space_data(spec, base, str(path))
+    examples[data_of(first)] = len(data.splits["train"])
     for point in _points(spec):  # a precision the device lacks, chosen in the space
         config = trial_config(base, point, spec, folder, 0, str(path))
         _at(point, classification.check_device, config)
-    warn_space_warmup(spec, base, first, len(data.splits["train"]), str(path))
+    warn_space_warmup(spec, base, first, examples, str(path))
     if report_only and spec.storage is None and not (folder / "optuna.db").is_file():
         raise FintuneError(
             f"--report-only: {folder} holds no trials of sweep {spec.name!r} yet; run it "
