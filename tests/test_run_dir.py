@@ -292,3 +292,32 @@ def test_dropping_checkpoints_another_process_is_dropping_too(tmp_path, monkeypa
     run_dir.drop_checkpoints(tmp_path / "run")
     monkeypatch.undo()
     assert not checkpoints.exists()
+
+
+def test_partial_files_of_dead_writers_are_removed_at_the_next_write(tmp_path):
+    """A writer killed (SIGKILL) between its write and its rename left its partial file,
+    and with a name of its own each kill left one more, for ever. The next write in the
+    folder removes those whose writer is provably gone: a dead process of this machine (a
+    minute on: a container sharing the machine's name has pids of its own), or older than
+    a day; a live writer's, another machine's recent one, and any other file
+    stay."""
+    import socket
+
+    here, old = socket.gethostname(), time.time() - 2 * 86400
+    dead = tmp_path / f"trial.json.999999999-deadbeef@{here}.partial"
+    dying = tmp_path / f"trial.json.999999999-feedbeef@{here}.partial"  # a second ago
+    live = tmp_path / f"record.json.{os.getpid()}-deadbeef@{here}.partial"
+    elsewhere = tmp_path / "trial.json.12-deadbeef@elsewhere.example.partial"
+    elsewhere_old = tmp_path / "trial.json.13-deadbeef@elsewhere.example.partial"
+    unnamed = tmp_path / "trial.json.999999999-deadbeef.partial"  # of an earlier version
+    unnamed_old = tmp_path / "trial.json.999999998-deadbeef.partial"
+    mine = tmp_path / "notes.partial"
+    for path in (dead, dying, live, elsewhere, elsewhere_old, unnamed, unnamed_old, mine):
+        path.write_text('{"half": ')
+    for path in (elsewhere_old, unnamed_old):
+        os.utime(path, (old, old))
+    os.utime(dead, (time.time() - 300, time.time() - 300))
+    run_dir.write_json(tmp_path / "record.json", {"whole": True})
+    left = {path.name for path in tmp_path.iterdir()}
+    kept = {live.name, dying.name, elsewhere.name, unnamed.name, mine.name}
+    assert left == {"record.json", *kept}

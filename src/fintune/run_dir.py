@@ -10,10 +10,13 @@ import json
 import math
 import os
 import platform
+import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -141,8 +144,10 @@ def _tree_size(folder: Path) -> int:
 def write_json(path: Path, data: Any) -> None:
     """Whole or not at all: a file cut short (a full disk, a kill) would pass for a record,
     and metrics.json marks a finished run. The passing name is this writer's own: two
-    processes writing one record at once (sweep workers) must not share it."""
-    partial = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    processes writing one record at once (sweep workers) must not share it; it names the
+    writer's process and machine, so that one killed meanwhile is known by the next."""
+    writer = f"{os.getpid()}-{secrets.token_hex(4)}@{socket.gethostname()}"
+    partial = path.with_name(f"{path.name}.{writer}.partial")
     try:
         partial.write_text(to_json(data, indent=2) + "\n", encoding="utf-8")
         _sync(partial)  # on disk before the rename names it: a power cut leaves no empty file
@@ -152,6 +157,31 @@ def write_json(path: Path, data: Any) -> None:
         raise
     finally:
         partial.unlink(missing_ok=True)
+    _drop_stale_partials(path.parent)
+
+
+# `<file>.<pid>-<random>[@<machine>].partial`: write_json's; "@<machine>" since it names it
+_PARTIAL = re.compile(r"\.(\d+)-[0-9a-f]{8}(?:@([^@/]+))?\.partial$")
+STALE_PARTIAL_S = 86400  # a writer of another machine (or unnamed) is taken as gone after
+# a dead pid of this machine's name, and this old: a container sharing the machine's name
+# has pids of its own, and its live writer renames its file within milliseconds
+DEAD_PARTIAL_S = 60
+
+
+def _drop_stale_partials(folder: Path) -> None:
+    """The partial files of writers killed (SIGKILL) before their rename, which would pile
+    up: those of a dead process of this machine (a minute on), or older than a day."""
+    here, now = socket.gethostname(), time.time()
+    with contextlib.suppress(OSError):  # a record written whole is not failed by its tidying
+        for entry in os.scandir(folder):
+            if not (found := _PARTIAL.search(entry.name)):
+                continue
+            pid, host = int(found[1]), found[2]
+            with contextlib.suppress(OSError):
+                age = now - entry.stat().st_mtime
+                gone = host == here and age > DEAD_PARTIAL_S and not psutil.pid_exists(pid)
+                if gone or age > STALE_PARTIAL_S:
+                    os.unlink(entry.path)
 
 
 def _sync(path: Path) -> None:
