@@ -887,3 +887,30 @@ def test_checkpoints_left_by_a_failed_removal_name_its_cause(tmp_path, capsys, m
     err = " ".join(capsys.readouterr().err.split())
     assert kept.is_file() and "could not remove" in err
     assert f"(Permission denied: {kept})" in err
+
+
+def test_a_takeover_left_by_a_crashed_process_does_not_block_the_study(tmp_path):
+    """A process killed while it took over a dead holder's lock left `.lock.takeover`,
+    and every `compare` for the next 60 s stopped with 'being started by another
+    process'. A takeover holds its file's flock while its process lives: one whose lock
+    is free is taken at once; one held by a live process is not."""
+    import fcntl
+    import socket
+
+    from fintune.study.compare import LockHeld, study_lock
+
+    here = socket.gethostname()
+    (tmp_path / ".lock").write_text(f"999999999 {here}")  # its holder died
+    guard = tmp_path / ".lock.takeover"
+    guard.write_text(f"999999998 {here}")  # and so did the one taking it over
+    with study_lock(tmp_path):
+        assert (tmp_path / ".lock").read_text() == f"{os.getpid()} {here}"
+    assert not guard.exists()
+
+    (tmp_path / ".lock").write_text(f"999999999 {here}")
+    guard.write_text(f"{os.getpid()} {here}")
+    with open(guard) as live:  # a live takeover holds its lock
+        fcntl.flock(live, fcntl.LOCK_EX)
+        with pytest.raises(LockHeld, match="being started by another"), study_lock(tmp_path):
+            pass
+    assert guard.read_text() == f"{os.getpid()} {here}"

@@ -27,6 +27,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from fintune import interrupt
+
+try:
+    import fcntl
+except ImportError:  # Windows: a takeover left by a killed process is known by its age
+    fcntl = None  # type: ignore[assignment]
 from fintune.errors import FintuneError
 from fintune.recipes import RECIPES
 from fintune.run_dir import check_writable, drop_checkpoints, write_json
@@ -232,14 +237,8 @@ def _remove_dead(lock: Path, text: str, seen: tuple[int, int]) -> None:
     first had just taken, and both go on. The file's identity, not only its text: a holder
     killed before writing its pid left an empty lock, as empty as the next one's at first."""
     guard = lock.with_name(f"{lock.name}.takeover")
-    try:
-        fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        try:  # left by a process killed in these few lines: stale after a while
-            if time.time() - guard.stat().st_mtime > 60:
-                guard.unlink(missing_ok=True)
-        except FileNotFoundError:
-            pass
+    fd = _take_guard(guard)
+    if fd is None:
         time.sleep(0.2)  # another is taking it over: see what it left
         return
     try:
@@ -250,8 +249,62 @@ def _remove_dead(lock: Path, text: str, seen: tuple[int, int]) -> None:
         except FileNotFoundError:
             pass
     finally:
+        guard.unlink(missing_ok=True)  # before its flock goes: whoever gets that sees it gone
         os.close(fd)
-        guard.unlink(missing_ok=True)
+
+
+def _take_guard(guard: Path) -> int | None:
+    """The takeover's file, this process's (its descriptor), or None if another's. It is
+    named `pid host` only once its flock is held, which the kernel releases with its
+    process: a named one whose flock is free was left by a process killed in it."""
+    here = socket.gethostname()
+    try:
+        fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_RDWR)
+    except FileExistsError:
+        return _take_dead_guard(guard, here)
+    if _flock(fd, wait=True):  # waits only for one that looked at it while it was empty
+        os.write(fd, f"{os.getpid()} {here}".encode())
+    return fd
+
+
+def _take_dead_guard(guard: Path, here: str) -> int | None:
+    """`guard` if its process is provably gone (a machine's flock speaks for that machine
+    only), else None; one whose state cannot be known is stale after 60 s, as before."""
+    try:
+        fd = os.open(guard, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        held = _flock(fd, wait=False)
+        age = time.time() - os.fstat(fd).st_mtime
+        if held:
+            text = os.read(fd, 300).decode(errors="replace")
+            same = os.fstat(fd).st_ino == os.stat(guard).st_ino  # not removed meanwhile
+            # empty: its process died before naming it, or an earlier version's
+            if same and (text.partition(" ")[2] == here or (not text and age > 60)):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()} {here}".encode(), 0)
+                return fd
+        if held is not False and age > 60:  # not held by a live process of this machine
+            guard.unlink(missing_ok=True)
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _flock(fd: int, wait: bool) -> bool | None:
+    """True: this process holds `fd`'s file lock now; False: another does; None: this
+    system or file system has no such locks."""
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:  # ENOLCK: a network file system without locks
+        return None
+    return True
 
 
 def _alive(pid: int) -> bool:
