@@ -914,3 +914,18 @@ def test_a_takeover_left_by_a_crashed_process_does_not_block_the_study(tmp_path)
         with pytest.raises(LockHeld, match="being started by another"), study_lock(tmp_path):
             pass
     assert guard.read_text() == f"{os.getpid()} {here}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['["a"]', '{"a": "done"}', '{"a": {"status": "done", "run_dir": 3}}', '{"a": {"status": 1}}'],
+)
+def test_a_cells_json_of_the_wrong_shape_is_named(tmp_path, text):
+    """cells.json edited by hand into valid JSON of another shape (a list, an entry that is
+    not a mapping, a run_dir that is not a path) ended the study in a traceback
+    (AttributeError, TypeError) instead of naming the file, as invalid JSON is."""
+    from fintune.study.compare import read_state
+
+    (tmp_path / "cells.json").write_text(text)
+    with pytest.raises(FintuneError, match=r"cells.json: .*changed by hand"):
+        read_state(tmp_path)

@@ -106,12 +106,30 @@ def read_state(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        state = json.loads(path.read_text())
     except ValueError as error:
-        raise FintuneError(
-            f"{path}: not valid JSON ({error}); it was changed by hand. Restore it, or "
-            "delete it to run every cell again"
-        ) from None
+        why = f"not valid JSON ({error})"
+    else:
+        why = _state_shape(state)
+        if why is None:
+            return state
+    raise FintuneError(
+        f"{path}: {why}; it was changed by hand. Restore it, or delete it to run every cell again"
+    )
+
+
+def _state_shape(state: Any) -> str | None:
+    """What is wrong with a cells.json's content; None if it is a mapping of cell ids to
+    entries whose status and run_dir, where given, are text."""
+    if not isinstance(state, dict):
+        return f"not a mapping of cell ids to entries but a {type(state).__name__}"
+    for cell_id, entry in state.items():
+        if not isinstance(entry, dict):
+            return f"the entry of cell {cell_id!r} is not a mapping"
+        for field in ("status", "run_dir"):
+            if field in entry and not isinstance(entry[field], str):
+                return f"the {field} of cell {cell_id!r} is not text"
+    return None
 
 
 def write_state(folder: Path, state: dict[str, Any]) -> None:
