@@ -223,7 +223,8 @@ def tiny_run_config(model_dir: Path, data_file: Path, output: Path, **sections):
             "epochs": 1,
             "batch_size": 16,
             "logging_steps": 2,
-            "num_threads": 2,
+            # one thread: on a shared or busy machine a second one stalls each tiny op
+            "num_threads": 1,
         },
         "evaluation": {"bootstrap_samples": 200},
         "output": {"dir": str(output)},
