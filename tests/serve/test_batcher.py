@@ -500,3 +500,33 @@ def test_a_worker_that_dies_on_a_bug_answers_every_caller_with_that_bug_not_stop
         assert isinstance(error, BatcherFailed), repr(error)
         assert "TypeError" in str(error)
     assert batcher.failed is not None
+
+
+def _depth(error: BaseException) -> int:
+    depth, tb = 0, error.__traceback__
+    while tb is not None:
+        depth, tb = depth + 1, tb.tb_next
+    return depth
+
+
+def test_a_failed_worker_raises_a_fresh_error_each_time_so_nothing_piles_up():
+    """After the worker stopped on a bug, every submit raised the one stored BatcherFailed:
+    re-raising an exception object prepends to its traceback, so each request to the failed
+    server added its frames (and their locals: the request, its texts) to that one object,
+    kept for the server's life (traceback depth 2 after one request, 400 after 200)."""
+    batcher = MicroBatcher(lambda texts: None, max_batch=4, max_wait_ms=1)
+
+    async def work():
+        await asyncio.gather(batcher.submit(["a"]), batcher.submit(["b"]), return_exceptions=True)
+        later = []
+        for _ in range(200):
+            try:
+                await batcher.submit(["c"])
+            except BatcherFailed as error:
+                later.append(error)
+        return later
+
+    later = _run(batcher, work)
+    assert len(later) == 200 and all("TypeError" in str(e) for e in later)
+    assert _depth(later[-1]) == _depth(later[0]) <= 2
+    assert _depth(batcher.failed) <= 1

@@ -114,7 +114,8 @@ class MicroBatcher:
 
     async def submit(self, texts: list[str]) -> list[dict]:
         if self.failed is not None:
-            raise self.failed
+            # a new one each time: a raise adds its frames to the object's traceback
+            raise BatcherFailed(str(self.failed))
         if self._queue is None or self._worker is None or self._worker.done():
             raise ServerStopping("the batcher is not running")
         if self.stats.waiting + len(texts) > self.max_queue:
@@ -165,7 +166,7 @@ class MicroBatcher:
                 waiting.append(self._queue.get_nowait())
             for job in waiting:
                 self._leave(job)
-            _fail(waiting, self.failed)
+                _fail([job], BatcherFailed(str(self.failed)))
             self._held, self._taken = None, []
 
     async def _serve(self) -> None:
