@@ -294,6 +294,24 @@ def test_a_split_name_that_differs_in_case_names_the_near_match(tmp_path):
         prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "holdout"}), 0)
 
 
+def test_a_split_file_with_a_dot_in_its_name_is_named_by_its_stem(tmp_path):
+    """{test: holdout} beside holdout.v2.csv said 'holdout.v2.csv is not read: a split file
+    needs a csv, ... suffix', though it has one: its split name is 'holdout.v2', all before
+    the last suffix, and naming that reads it."""
+    _write(_frame(prefix="train "), tmp_path / "train.csv")
+    _write(_frame({"negative": 5, "neutral": 5, "positive": 5}, "h "), tmp_path / "holdout.v2.csv")
+    with pytest.raises(FintuneError) as caught:
+        prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "holdout"}), 0)
+    assert "needs a csv" not in str(caught.value)
+    assert "did you mean 'holdout.v2' (holdout.v2.csv)?" in str(caught.value)
+    assert "its name before its last suffix" in str(caught.value)
+    data = prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "holdout.v2"}), 0)
+    assert len(data.splits["test"]) == 15
+    (tmp_path / "holdout.v2.csv").rename(tmp_path / "Holdout.csv.gz")  # not 'Holdout' either
+    with pytest.raises(FintuneError, match=r"; Holdout.csv.gz is not read: a split file needs"):
+        prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "holdout"}), 0)
+
+
 def test_a_source_split_no_role_takes_is_named_in_a_warning(tmp_path):
     """split_names {test: validation} beside a test split left that test split's rows out
     without a word."""

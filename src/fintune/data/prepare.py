@@ -27,6 +27,7 @@ from fintune.data.clean import make_cleaner, remove_stopwords
 from fintune.data.known import KNOWN, load_known
 from fintune.data.sources import (
     SPLIT_STEMS,
+    SUFFIX_FORMATS,
     ints_written,
     read_hub,
     read_local,
@@ -339,13 +340,19 @@ def _near_split(source: str, frames: dict[str, pd.DataFrame], config: DataConfig
     near = same or difflib.get_close_matches(source, names, n=1, cutoff=0.6)
     if not near:
         return ""
-    if near[0] == source:  # a file of that name, but not a data file's suffix
+    exactly = "Split names match case and spelling exactly"
+    if near[0] in frames:
+        return f"; did you mean {near[0]!r}? {exactly}"
+    file = files[near[0]]
+    if config.format == "auto" and Path(file).suffix.lower() not in SUFFIX_FORMATS:
         return (
-            f"; {files[source]} is not read: a split file needs a csv, tsv, jsonl, json, "
-            "parquet or txt suffix"
+            f"; {file} is not read: a split file needs a csv, tsv, jsonl, json, parquet or txt "
+            "suffix"
         )
-    file = f" ({files[near[0]]})" if near[0] in files and near[0] not in frames else ""
-    return f"; did you mean {near[0]!r}{file}? Split names match case and spelling exactly"
+    # read under all its name before the last suffix: holdout.v2.csv is split 'holdout.v2'
+    stem = Path(file).stem
+    how = "" if stem == near[0] else "; a file's split name is its name before its last suffix"
+    return f"; did you mean {stem!r} ({file})? {exactly}{how}"
 
 
 def _placeholder_texts(
