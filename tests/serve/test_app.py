@@ -19,6 +19,7 @@ from fintune.errors import FintuneError
 from fintune.predict import Predictor
 from fintune.recipes.classification import run
 from fintune.serve.app import ServeSettings, app_for_run, create_app, run_summary
+from fintune.serve.batcher import BatcherFailed
 from tests.conftest import make_sentences, tiny_run_config
 
 LABELS = ["negative", "neutral", "positive"]
@@ -950,3 +951,29 @@ def test_the_favicon_browsers_ask_for_is_answered_without_a_key(client, keyed):
     assert keyed.get("/favicon.ico/model").status_code == 401
     assert keyed.get("/model").status_code == 401
     assert "/favicon.ico" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_batching_worker_stopped_by_a_bug_names_its_type_not_its_message(caplog):
+    """The 500 and the open /health quoted the bug's message, which can carry a request's
+    text (a KeyError names its key); like every other 500 they now name only its type, and
+    the message goes to the log."""
+    import asyncio
+
+    class Broken:  # answers, but cannot be sliced: the bug is past the model call
+        def __init__(self, texts):
+            self.texts = texts
+
+        def __getitem__(self, _):
+            raise KeyError(self.texts[0])
+
+    summary = {"run": "r", "backbone": "b", "method": "full"}
+    app = create_app(Broken, summary, ServeSettings())
+    with TestClient(app) as c:
+        with pytest.raises(BatcherFailed):
+            c.portal.call(asyncio.wait_for, app.state.batcher.submit(["secret merger terms"]), 3)
+        later = c.post("/analyze/batch", json={"texts": ["profit fell"]})
+        health = c.get("/health")
+    for answer in (later, health):
+        assert answer.status_code == 500
+        assert "KeyError" in answer.text and "secret" not in answer.text, answer.text
+    assert "secret merger terms" in caplog.text

@@ -157,8 +157,9 @@ class MicroBatcher:
             await self._serve()
         except Exception as error:  # a bug here: say so to every caller, not 'stopping'
             log.exception("fintune serve: the batching worker stopped on a bug")
+            # the type only, as every other 500: the message may quote a request's text
             self.failed = BatcherFailed(
-                f"the batching worker stopped on a bug ({type(error).__name__}: {error}); "
+                f"the batching worker stopped on a bug ({type(error).__name__}; see the log); "
                 "nothing more can be classified: restart the server"
             )
             waiting = [*self._taken, *([self._held] if self._held else [])]
