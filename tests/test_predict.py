@@ -446,3 +446,21 @@ def test_predict_command_prints_no_loading_weights_bar(runs):
     assert result.exit_code == 0, result.output
     assert "Loading weights" not in result.stderr, result.stderr
     assert result.stderr == ""
+
+
+def test_a_run_config_whose_aliases_explode_is_refused_naming_the_file(tmp_path):
+    """predict and serve read a run's config.yaml with yaml.safe_load, past the alias-bomb
+    check every other YAML read has: a 444-byte config.yaml whose name held seven levels of
+    ten nested aliases loaded in 3 ms, then serve's /model spent 15 s writing it out
+    (580 MB) on each request, and nine levels ran out of memory. Deep nesting too."""
+    levels = ["&a0 [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)
+    ]
+    (tmp_path / "config.yaml").write_text(f"name: [{', '.join(levels)}]\ndata: {{}}\n")
+    with pytest.raises(FintuneError, match=r"config.yaml: not valid YAML .*aliases .* expand"):
+        predict.read_run_config(tmp_path)
+    (tmp_path / "config.yaml").write_text("name: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(FintuneError, match=r"config.yaml: not valid YAML .*nested too deep"):
+        predict.read_run_config(tmp_path)
+    (tmp_path / "config.yaml").write_text("name: &n r\ndata: {labels: [no, yes], other: *n}\n")
+    assert predict.read_run_config(tmp_path)["data"] == {"labels": ["no", "yes"], "other": "r"}

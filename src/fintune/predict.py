@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 from safetensors import SafetensorError
 
+from fintune.config.load import TOO_DEEP, parse_yaml
 from fintune.config.schema import CleaningConfig
 from fintune.data.clean import make_cleaner
 from fintune.errors import FintuneError
@@ -171,10 +172,12 @@ def run_cleaner(run_dir: Path):
 def read_run_config(run_dir: Path) -> dict:
     """The run's config.yaml as a mapping, or an error that names the file."""
     path = run_dir / "config.yaml"
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:  # as every config is read: an alias bomb or deep nesting is refused here
+        config = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise FintuneError(f"{path}: not valid YAML ({error})") from None
+    except RecursionError:
+        raise FintuneError(f"{path}: not valid YAML (the file is {TOO_DEEP})") from None
     except UnicodeDecodeError as error:  # damaged, or replaced by another file
         raise FintuneError(f"{path}: not valid UTF-8 text ({error})") from None
     if not isinstance(config, dict) or not isinstance(config.get("data") or {}, dict):
