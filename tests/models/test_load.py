@@ -504,3 +504,30 @@ def test_a_composite_configs_pad_token_is_set_where_its_classifier_reads_it(tmp_
     model, tokenizer, _ = load_saved_classifier(tmp_path / "model")
     padded, alone = _logits_padded_and_alone(model, tokenizer, texts)
     assert torch.allclose(padded, alone, atol=1e-5)
+
+
+def test_a_hub_models_commit_is_read_from_the_hub_cache_it_loaded_from(
+    tiny_bert, tmp_path, monkeypatch
+):
+    """transformers 5 no longer notes the commit on the config (config._commit_hash): every
+    run's environment.json said model_commit null, so an unpinned run could not be pinned
+    after it, and predict/serve never reloaded an adapter's base at its commit. A load
+    records the commit its revision resolved to in the hub cache (refs/), read here."""
+    import huggingface_hub.constants
+
+    commit = "c0ffee" * 6 + "c0ff"
+    repo = tmp_path / "hub" / "models--org--tiny-bert"
+    shutil.copytree(tiny_bert, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "refs" / "v1").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    model = load.AutoModelForSequenceClassification.from_pretrained("org/tiny-bert")
+    assert getattr(model.config, "_commit_hash", None) is None  # what was read before
+    assert load.hub_commit("org/tiny-bert", None) == commit
+    assert load.hub_commit("org/tiny-bert", "v1") == commit
+    assert load.hub_commit("org/tiny-bert", commit) == commit
+    assert load.hub_commit("org/tiny-bert", "v2") is None  # not in the cache: unknown
+    assert load.hub_commit("org/other", None) is None
+    assert load.hub_commit(str(tiny_bert), None) is None  # a local folder: read as it is

@@ -238,13 +238,17 @@ def is_local(name_or_path: str) -> bool:
     return Path(name_or_path).exists()
 
 
-def hub_commit(model, name_or_path: str) -> str | None:
-    """The hub commit a model's weights came from (transformers notes it on the config),
-    so that a run without model.revision can be pinned after it; None for a local folder
-    or packaged model, read as it is."""
+def hub_commit(name_or_path: str, revision: str | None) -> str | None:
+    """The hub commit a model's weights came from, so that a run without model.revision
+    can be pinned after it; None for a local folder or packaged model, read as it is.
+    Called after the load, which recorded what its revision resolved to in the hub cache
+    (transformers 5 no longer notes it on the config); None where the cache does not say."""
     if is_local(name_or_path):
         return None
-    return getattr(getattr(model, "config", None), "_commit_hash", None)
+    from transformers.utils.hub import resolve_revision
+
+    resolved = resolve_revision(name_or_path, revision, local_files_only=True)
+    return getattr(resolved, "resolved", None)
 
 
 def check_revision(config: ExperimentConfig, source: ModelSource) -> None:
