@@ -531,3 +531,33 @@ def test_a_hub_models_commit_is_read_from_the_hub_cache_it_loaded_from(
     assert load.hub_commit("org/tiny-bert", "v2") is None  # not in the cache: unknown
     assert load.hub_commit("org/other", None) is None
     assert load.hub_commit(str(tiny_bert), None) is None  # a local folder: read as it is
+
+
+def test_an_adapters_base_missing_at_its_commit_offline_names_the_commit(
+    make_config, tiny_bert, tmp_path, monkeypatch
+):
+    """predict and serve reload an adapter's hub base at the commit it trained on: offline,
+    with the hub cache holding the base at another commit only, the load stopped with
+    transformers' 'couldn't connect ... couldn't find them in the cached files', under
+    predict's 'is the run complete?', naming neither the commit nor how to fetch it."""
+    import huggingface_hub.constants
+
+    model, tokenizer, info = load_classifier(make_config(method={"name": "lora"}), LABELS, "cpu")
+    run_dir = tmp_path / "run"
+    save_classifier(model, tokenizer, info, run_dir / "model")
+    saved = json.loads((run_dir / "model" / "fintune_model.json").read_text())
+    saved.update(base="org/tiny-bert", hub_id="org/tiny-bert")
+    (run_dir / "model" / "fintune_model.json").write_text(json.dumps(saved))
+    trained, cached = "c0ffee" * 6 + "c0ff", "dec0de" * 6 + "dec0"
+    (run_dir / "environment.json").write_text(json.dumps({"model_commit": trained}))
+    repo = tmp_path / "hub" / "models--org--tiny-bert"
+    shutil.copytree(tiny_bert, repo / "snapshots" / cached)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(cached)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(FintuneError) as error:
+        load_saved_classifier(run_dir / "model")
+    message = str(error.value)
+    assert f"base model org/tiny-bert at commit {trained}" in message
+    assert "environment.json" in message and "--revision " + trained in message

@@ -835,6 +835,15 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None, commit: s
         log.setLevel(logging.ERROR)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(base, **kwargs)
+    except OSError as error:
+        if kwargs["revision"] != commit or not commit:
+            raise
+        # offline, or a cache holding the base at another commit: say which one is needed
+        raise FintuneError(
+            f"base model {base} at commit {commit} (environment.json's model_commit, the "
+            f"weights the adapter trained on) cannot be loaded: {error} Fetch it where the hub "
+            f"can be reached: hf download {base} --revision {commit}"
+        ) from None
     finally:
         for log, level in zip(quieted, levels, strict=True):
             log.setLevel(level)
