@@ -561,3 +561,37 @@ def test_an_adapters_base_missing_at_its_commit_offline_names_the_commit(
     message = str(error.value)
     assert f"base model org/tiny-bert at commit {trained}" in message
     assert "environment.json" in message and "--revision " + trained in message
+
+
+@pytest.mark.parametrize(
+    "damaged", ['{"model_commit": "c0ff', "[]", '{"model_commit": 7}', b"\xff{}"]
+)
+def test_a_damaged_environment_json_is_named_not_read_as_no_commit(
+    make_config, tiny_bert, tmp_path, monkeypatch, damaged
+):
+    """An adapter's hub base is reloaded at environment.json's model_commit, at
+    model.revision where it is null or the file is gone; a damaged one (cut short by a
+    partial copy, edited) was read as no commit: the base loaded from the hub's main
+    branch, other weights than the adapter trained on, without a word. A local base has
+    no commit to read: its run still loads."""
+    import huggingface_hub.constants
+
+    model, tokenizer, info = load_classifier(make_config(method={"name": "lora"}), LABELS, "cpu")
+    run_dir = tmp_path / "run"
+    save_classifier(model, tokenizer, info, run_dir / "model")
+    write = (run_dir / "environment.json").write_bytes
+    write(damaged if isinstance(damaged, bytes) else damaged.encode())
+    load_saved_classifier(run_dir / "model")  # a local base
+    saved = json.loads((run_dir / "model" / "fintune_model.json").read_text())
+    saved.update(base="org/tiny-bert", hub_id="org/tiny-bert")
+    (run_dir / "model" / "fintune_model.json").write_text(json.dumps(saved))
+    repo = tmp_path / "hub" / "models--org--tiny-bert"
+    shutil.copytree(tiny_bert, repo / "snapshots" / ("dec0de" * 6 + "dec0"))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("dec0de" * 6 + "dec0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(FintuneError, match=r"run/environment.json: .*model_commit"):
+        load_saved_classifier(run_dir / "model")
+    (run_dir / "environment.json").write_text('{"seed": 1}')  # an earlier version's record
+    load_saved_classifier(run_dir / "model")

@@ -686,7 +686,7 @@ def load_saved_classifier(folder: Path, device: str = "cpu"):
     if info.method == "full":
         model = AutoModelForSequenceClassification.from_pretrained(folder)
     else:
-        base = _load_base(info, device, tokenizer.pad_token_id, _trained_commit(folder))
+        base = _load_base(info, device, tokenizer.pad_token_id, folder)
         if info.method == "adapter":
             model = load_bottleneck(base, folder)
         else:
@@ -698,12 +698,23 @@ def load_saved_classifier(folder: Path, device: str = "cpu"):
 
 def _trained_commit(folder: Path) -> str | None:
     """The hub commit the run's base weights came from (environment.json beside the model
-    folder), or None: a local base, or a model folder copied without its run."""
-    try:
-        commit = json.loads((folder.parent / "environment.json").read_text()).get("model_commit")
-    except (OSError, ValueError, AttributeError):
+    folder), or None: not recorded, or a model folder copied without its run. A damaged
+    file is an error: read as no commit, the base would load at another revision."""
+    path = folder.parent / "environment.json"
+    if not path.is_file():
         return None
-    return commit if isinstance(commit, str) and commit else None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        commit = record.get("model_commit") if isinstance(record, dict) else record
+    except (OSError, ValueError) as error:
+        commit = error
+    if commit is not None and not (isinstance(commit, str) and commit):
+        raise FintuneError(
+            f"{path}: cannot read model_commit, the commit of the base model the adapter "
+            f"trained on ({type(commit).__name__}: {commit}); restore the file, or delete "
+            "it to load the base at model.revision"
+        )
+    return commit
 
 
 def _refuse_missing_files(folder: Path, info: ModelInfo) -> None:
@@ -797,7 +808,7 @@ def _no_cpu_repacking(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def _load_base(info: ModelInfo, device: str, pad_token_id: int | None, commit: str | None = None):
+def _load_base(info: ModelInfo, device: str, pad_token_id: int | None, folder: Path):
     kwargs: dict[str, Any] = {
         **_label_kwargs(info.labels),
         "ignore_mismatched_sizes": True,  # the trained head is loaded from the run afterwards
@@ -805,7 +816,7 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None, commit: s
     }
     if info.dtype != "auto":
         kwargs["dtype"] = DTYPES[info.dtype]
-    base, gguf_file = info.base, info.gguf_file
+    base, gguf_file, commit = info.base, info.gguf_file, None
     # a local base that is not there, or its GGUF file (gemma3-270m's, joined into a cache)
     where = Path(base, gguf_file) if gguf_file else Path(base)
     if not where.exists() and base != info.hub_id:
@@ -813,9 +824,10 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None, commit: s
         if source is None:
             raise FintuneError(f"base model {where} is gone; reinstall or fetch it")
         base, gguf_file = source.name_or_path, source.gguf_file
-    elif commit and base == info.hub_id and not is_local(base):
+    elif base == info.hub_id and not is_local(base):
         # the weights the adapter trained on: an unpinned base (or a branch) moves on the hub
-        kwargs["revision"] = commit
+        commit = _trained_commit(folder)
+        kwargs["revision"] = commit or info.revision
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
     if info.method == "qlora":
