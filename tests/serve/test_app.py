@@ -977,3 +977,16 @@ def test_a_batching_worker_stopped_by_a_bug_names_its_type_not_its_message(caplo
         assert answer.status_code == 500
         assert "KeyError" in answer.text and "secret" not in answer.text, answer.text
     assert "secret merger terms" in caplog.text
+
+
+def test_model_names_the_base_commit_the_run_trained_on(run_dir, tmp_path):
+    """predict and serve reload an adapter's hub base at environment.json's model_commit,
+    but /model said only the backbone's name: which weights were served could not be seen.
+    It gives the commit (null for a local or packaged base, or without the record)."""
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    assert run_summary(copy)["base_commit"] is None  # a local base
+    commit = "c0ffee" * 6 + "c0ff"
+    (copy / "environment.json").write_text(json.dumps({"model_commit": commit}))
+    assert run_summary(copy)["base_commit"] == commit
+    (copy / "environment.json").write_text("{")  # not the summary's to refuse
+    assert run_summary(copy)["base_commit"] is None

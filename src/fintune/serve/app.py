@@ -197,6 +197,10 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     if not isinstance(metrics, dict) or not isinstance(metrics.get("labels"), list):
         raise FintuneError(f"{path}: not a run's metrics (no list of labels)")
     config = read_run_config(run_dir)
+    try:  # the base's hub commit; loading the model refuses a damaged record where it matters
+        commit = json.loads((run_dir / "environment.json").read_text()).get("model_commit")
+    except (OSError, ValueError, AttributeError):
+        commit = None
     test = metrics.get("test") or {}
     headline = ("accuracy", "f1_macro", "f1_weighted")
     shown = {k: {"value": test[k], "ci95": test["ci95"][k]} for k in headline if k in test}
@@ -210,6 +214,7 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         "run": run_dir.resolve().name,  # "." when served from inside the run
         "name": config.get("name"),
         "backbone": config.get("model", {}).get("name"),
+        "base_commit": commit if isinstance(commit, str) else None,
         "method": config.get("method", {}).get("name"),
         "labels": metrics["labels"],
         "test": {
