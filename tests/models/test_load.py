@@ -525,12 +525,17 @@ def test_a_hub_models_commit_is_read_from_the_hub_cache_it_loaded_from(
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     model = load.AutoModelForSequenceClassification.from_pretrained("org/tiny-bert")
     assert getattr(model.config, "_commit_hash", None) is None  # what was read before
-    assert load.hub_commit("org/tiny-bert", None) == commit
-    assert load.hub_commit("org/tiny-bert", "v1") == commit
-    assert load.hub_commit("org/tiny-bert", commit) == commit
-    assert load.hub_commit("org/tiny-bert", "v2") is None  # not in the cache: unknown
-    assert load.hub_commit("org/other", None) is None
-    assert load.hub_commit(str(tiny_bert), None) is None  # a local folder: read as it is
+    assert load.hub_commit(model, "org/tiny-bert", None) == commit
+    assert load.hub_commit(model, "org/tiny-bert", "v1") == commit
+    assert load.hub_commit(model, "org/tiny-bert", commit) == commit
+    assert load.hub_commit(model, "org/tiny-bert", "v2") is None  # not in the cache: unknown
+    assert load.hub_commit(model, "org/other", None) is None
+    assert load.hub_commit(model, str(tiny_bert), None) is None  # a local folder: read as it is
+    import transformers.utils.hub
+
+    model.config._commit_hash = "dec0de" * 6 + "dec0"  # an earlier transformers notes it
+    monkeypatch.delattr(transformers.utils.hub, "resolve_revision")
+    assert load.hub_commit(model, "org/tiny-bert", None) == "dec0de" * 6 + "dec0"
 
 
 def test_an_adapters_base_missing_at_its_commit_offline_names_the_commit(

@@ -238,17 +238,21 @@ def is_local(name_or_path: str) -> bool:
     return Path(name_or_path).exists()
 
 
-def hub_commit(name_or_path: str, revision: str | None) -> str | None:
+def hub_commit(model, name_or_path: str, revision: str | None) -> str | None:
     """The hub commit a model's weights came from, so that a run without model.revision
     can be pinned after it; None for a local folder or packaged model, read as it is.
     Called after the load, which recorded what its revision resolved to in the hub cache
-    (transformers 5 no longer notes it on the config); None where the cache does not say."""
+    (transformers 5 no longer notes it on the config, as earlier releases did); None
+    where neither says."""
     if is_local(name_or_path):
         return None
-    from transformers.utils.hub import resolve_revision
-
+    noted = getattr(getattr(model, "config", None), "_commit_hash", None)
+    try:
+        from transformers.utils.hub import resolve_revision
+    except ImportError:  # a transformers 5 release before it
+        return noted
     resolved = resolve_revision(name_or_path, revision, local_files_only=True)
-    return getattr(resolved, "resolved", None)
+    return getattr(resolved, "resolved", None) or noted
 
 
 def check_revision(config: ExperimentConfig, source: ModelSource) -> None:

@@ -138,7 +138,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             run_dir / "environment.json",
             {
                 "seed": config.seed,
-                "model_commit": hub_commit(info.base, info.revision),
+                "model_commit": hub_commit(model, info.base, info.revision),
                 "packages": package_versions(),
                 "source": source_code(),
                 "hardware": hardware(device),
