@@ -2006,3 +2006,25 @@ def test_the_warmup_check_counts_each_points_own_training_texts(sweep_file, caps
     err = " ".join(capsys.readouterr().err.split())
     assert "at the point data.max_train_samples=8 of the space: training.warmup_steps (4)" in err
     assert "(8 training texts)" in err and "data.max_train_samples=86" not in err
+
+
+def test_the_stored_epoch_rows_fit_a_database_text_column(tmp_path):
+    """Each evaluation stored all the trial's epoch rows: a long trial evaluated by steps
+    (2,000 evaluations: ~260,000 characters) overflowed MySQL's TEXT (65,535 bytes), and
+    the storage error failed the trial. The latest rows that fit are stored."""
+    import json
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    callback = PruneOnValidation(trial, "accuracy", tmp_path)
+    state = _state(10, max_steps=10**6)
+    for step in range(1, 2001):
+        state.log_history += [
+            {"loss": 0.123456789, "step": step * 10, "epoch": step / 3},
+            {"eval_loss": 0.6, "eval_accuracy": 0.75, "eval_f1_macro": 0.7, "step": step * 10},
+        ]
+        state.log_history[-1]["epoch"] = step / 3
+    callback.on_evaluate(None, state, None, metrics={"eval_accuracy": 0.75})
+    rows = study.trials[0].user_attrs["epochs"]
+    assert len(json.dumps(rows)) <= sweep.EPOCHS_ATTR_CHARS < 65_535
+    assert 300 < len(rows) < 2000 and rows[-1]["epoch"] == round(2000 / 3, 3)

@@ -545,12 +545,26 @@ class PruneOnValidation(TrainerCallback):
         self.evaluations += 1
         # the report's epoch rows, for a report written on another machine than this trial's
         if rows := per_epoch(state.log_history, self.key.removeprefix("eval_")):
-            self.trial.set_user_attr("epochs", rows)
+            self.trial.set_user_attr("epochs", latest_that_fit(rows))
         if metrics and self.key in metrics:
             self.trial.report(float(metrics[self.key]), self.evaluations)
             finished = state.global_step >= state.max_steps  # nothing left to save
             if not finished and self.trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after evaluation {self.evaluations}")
+
+
+# A trial's stored epoch rows, as JSON: MySQL's TEXT column holds 65,535 bytes, and a longer
+# value is a storage error that fails the trial (a trial evaluated every few steps: ~450 rows)
+EPOCHS_ATTR_CHARS = 60_000
+
+
+def latest_that_fit(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The latest of `rows` whose JSON fits EPOCHS_ATTR_CHARS (the last evaluation always)."""
+    size = len(json.dumps(rows))
+    while size > EPOCHS_ATTR_CHARS and len(rows) > 1:
+        rows = rows[-max(len(rows) * EPOCHS_ATTR_CHARS // size, 1) :]
+        size = len(json.dumps(rows))
+    return rows
 
 
 class QuietInterruption(logging.Filter):
