@@ -478,6 +478,20 @@ def stop_summary(config: ExperimentConfig, run_id: str | None, error: BaseExcept
         pass
 
 
+def reopen_summary(config: ExperimentConfig, run_id: str | None) -> None:
+    """The report's run, RUNNING again while a run without --worker makes the report: the
+    last worker to end (or an earlier stop) left it KILLED or FAILED, and an error now must
+    end it FAILED, not leave that. One that holds an earlier report (FINISHED) stays so."""
+    if run_id is None:
+        return
+    try:
+        client, _ = _client(config)
+        if client.get_run(run_id).info.status in ("KILLED", "FAILED"):
+            client.update_run(run_id, status="RUNNING")
+    except Exception:  # noqa: BLE001 - the report's own logging warns of a broken MLflow
+        pass
+
+
 def _find_summary(client, experiment_id: str, name: str, tags: dict[str, str]) -> str | None:
     same = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
     earlier = client.search_runs(

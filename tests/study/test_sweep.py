@@ -2028,3 +2028,33 @@ def test_the_stored_epoch_rows_fit_a_database_text_column(tmp_path):
     rows = study.trials[0].user_attrs["epochs"]
     assert len(json.dumps(rows)) <= sweep.EPOCHS_ATTR_CHARS < 65_535
     assert 300 < len(rows) < 2000 and rows[-1]["epoch"] == round(2000 / 3, 3)
+
+
+def test_a_report_run_a_worker_ended_is_running_again_while_the_report_is_made(
+    sweep_file, make_config, monkeypatch
+):
+    """The last worker ended the report's run KILLED while a run without --worker waited
+    for its trial: that run then trained the final model and wrote the report under a
+    KILLED run, and an error there left it KILLED, not FAILED. It is RUNNING again while
+    the report is made, and an error ends it FAILED."""
+    from fintune.study import sweep_report
+
+    base = make_config(training={"epochs": 2}, tracking={"mlflow": True})
+    path = sweep_file(base=base.model_dump(mode="json"), trials=2, final=False)
+    folder = path.parent / "sweeps" / "tiny-sweep"
+    run_sweep(path, worker=True, trials=1)  # the last worker to end: KILLED
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny-sweep").experiment_id
+    (run,) = client.search_runs([experiment], "tags.`fintune.kind` = 'sweep report'")
+    assert run.info.status == "KILLED"
+    seen = []
+
+    def failing(*args, **kwargs):
+        seen.append(client.get_run(run.info.run_id).info.status)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sweep_report, "finish_sweep", failing)
+    with pytest.raises(OSError, match="disk full"):
+        run_sweep(path, trials=1)  # the budget is spent: straight to the report
+    assert seen == ["RUNNING"]
+    assert client.get_run(run.info.run_id).info.status == "FAILED"

@@ -60,7 +60,14 @@ from fintune.study.sweep_resume import (
     check_stored_search,
     check_stored_space,
 )
-from fintune.tracking import open_summary, redact, sqlite_uri, stop_summary, store_in
+from fintune.tracking import (
+    open_summary,
+    redact,
+    reopen_summary,
+    sqlite_uri,
+    stop_summary,
+    store_in,
+)
 
 console = Console(stderr=True, soft_wrap=True)
 COUNTED = ("COMPLETE", "PRUNED")
@@ -877,6 +884,8 @@ def run_sweep(
             _refuse_if_nothing_finished(study, None)
             return folder
         fail_stale(study)
+        # the last worker may have ended it KILLED while this process waited for its trial
+        reopen_summary(first, summary)
         from fintune.study.sweep_report import finish_sweep
 
         report = finish_sweep(study, spec, base, folder, str(path))
