@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -2058,3 +2059,23 @@ def test_a_report_run_a_worker_ended_is_running_again_while_the_report_is_made(
         run_sweep(path, trials=1)  # the budget is spent: straight to the report
     assert seen == ["RUNNING"]
     assert client.get_run(run.info.run_id).info.status == "FAILED"
+
+
+def test_a_worker_leaves_the_report_run_of_a_final_model_in_training(sweep_file, make_config):
+    """The last worker to end set the report's run KILLED while another process trained
+    the final model (its trials all done: none running), so an error in that training
+    left it KILLED, not FAILED. A live final.lock now keeps it; a dead one's does not."""
+    base = make_config(training={"epochs": 2}, tracking={"mlflow": True})
+    path = sweep_file(base=base.model_dump(mode="json"), trials=1, final=False)
+    folder = path.parent / "sweeps" / "tiny-sweep"
+    run_sweep(path, worker=True)
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny-sweep").experiment_id
+    (run,) = client.search_runs([experiment], "tags.`fintune.kind` = 'sweep report'")
+    client.update_run(run.info.run_id, "RUNNING")  # as the final model's process made it
+    (folder / "final.lock").write_text(f"{os.getpid()} {socket.gethostname()}")
+    run_sweep(path, worker=True)  # the budget is spent: it runs no trial
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"
+    (folder / "final.lock").write_text(f"{2**22 + 12345} {socket.gethostname()}")  # dead
+    run_sweep(path, worker=True)
+    assert client.get_run(run.info.run_id).info.status == "KILLED"

@@ -28,6 +28,7 @@ import logging
 import math
 import re
 import shutil
+import socket
 import time
 import warnings
 from collections.abc import Iterator
@@ -880,7 +881,7 @@ def run_sweep(
                 waiting_said = True
             pause(POLL_SECONDS)
         if worker:
-            end_summary_if_last(study, first, summary, None)
+            end_summary_if_last(study, first, summary, None, folder)
             _refuse_if_nothing_finished(study, None)
             return folder
         fail_stale(study)
@@ -893,13 +894,13 @@ def run_sweep(
         return report
     except BaseException as error:  # not left RUNNING: the report (--report-only) ends it
         if worker:  # the others, and the report, may go on under it
-            end_summary_if_last(study, first, summary, error)
+            end_summary_if_last(study, first, summary, error, folder)
         else:
             stop_summary(first, summary, error)
         raise
 
 
-def end_summary_if_last(study, first: ExperimentConfig, summary, error) -> None:
+def end_summary_if_last(study, first: ExperimentConfig, summary, error, folder: Path) -> None:
     """A worker opens the report's run too (its trials are children of it), but writes no
     report: the last worker to end, with no trial of another process running, ends it
     KILLED (FAILED on an error), as a sweep stopped before its report does, not RUNNING for
@@ -910,8 +911,24 @@ def end_summary_if_last(study, first: ExperimentConfig, summary, error) -> None:
         running = any(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False))
     except Exception:  # noqa: BLE001 - the storage is gone: the stop's own error is the one
         return
-    if not running:
+    if not running and not _final_in_training(folder):
         stop_summary(first, summary, error)
+
+
+def _final_in_training(folder: Path) -> bool:
+    """Whether final.lock names a process that may be training the final model now (one of
+    another machine, or being started, cannot be known dead): its report run is in use."""
+    from fintune.study.compare import _alive
+
+    lock = folder / "final.lock"
+    try:
+        text, age = lock.read_text().strip(), time.time() - lock.stat().st_mtime
+    except OSError:
+        return False
+    pid, _, host = text.partition(" ")
+    if not pid.isdigit():  # its pid is being written (as owner_lock reads it)
+        return not text and age < 10
+    return host not in ("", socket.gethostname()) or _alive(int(pid))
 
 
 def log_untracked(study, spec: SweepSpec, base: dict[str, Any], folder: Path, source: str):
