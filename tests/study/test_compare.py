@@ -929,3 +929,22 @@ def test_a_cells_json_of_the_wrong_shape_is_named(tmp_path, text):
     (tmp_path / "cells.json").write_text(text)
     with pytest.raises(FintuneError, match=r"cells.json: .*changed by hand"):
         read_state(tmp_path)
+
+
+def test_a_stale_takeover_check_never_removes_the_next_ones_live_file(tmp_path, monkeypatch):
+    """A process that opened an old stale `.lock.takeover` (another machine's) checked its
+    age on the file it had opened but removed the path: once another process had removed
+    that file and made a new one, it removed the new live one, and two took the lock over."""
+    guard = tmp_path / ".lock.takeover"
+    guard.write_text("999999998 another-machine")
+    os.utime(guard, (time.time() - 120, time.time() - 120))
+    real = compare._flock
+
+    def replaced_meanwhile(fd, wait):
+        guard.unlink()  # the other process: it removed the stale one, and took its own
+        guard.write_text(f"{os.getpid()} another-process")
+        return real(fd, wait)
+
+    monkeypatch.setattr(compare, "_flock", replaced_meanwhile)
+    assert compare._take_dead_guard(guard, "here") is None
+    assert guard.read_text() == f"{os.getpid()} another-process"

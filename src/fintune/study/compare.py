@@ -295,15 +295,16 @@ def _take_dead_guard(guard: Path, here: str) -> int | None:
     try:
         held = _flock(fd, wait=False)
         age = time.time() - os.fstat(fd).st_mtime
-        if held:
+        # not removed meanwhile: the path may name another process's new, live one now
+        same = os.fstat(fd).st_ino == os.stat(guard).st_ino
+        if held and same:
             text = os.read(fd, 300).decode(errors="replace")
-            same = os.fstat(fd).st_ino == os.stat(guard).st_ino  # not removed meanwhile
             # empty: its process died before naming it, or an earlier version's
-            if same and (text.partition(" ")[2] == here or (not text and age > 60)):
+            if text.partition(" ")[2] == here or (not text and age > 60):
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"{os.getpid()} {here}".encode(), 0)
                 return fd
-        if held is not False and age > 60:  # not held by a live process of this machine
+        if same and held is not False and age > 60:  # not held by a live process here
             guard.unlink(missing_ok=True)
     except OSError:
         pass
