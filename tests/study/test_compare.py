@@ -702,7 +702,8 @@ def test_a_stop_while_cells_json_is_written_leaves_no_temporary_file(tmp_path, m
     write and its rename."""
     from fintune.study.compare import read_state, write_state
 
-    write_state(tmp_path, {"a": {"status": "done"}})
+    done = {"status": "done", "run_dir": "runs/a"}
+    write_state(tmp_path, {"a": done})
 
     real_os, real_path = os.replace, Path.replace
 
@@ -717,9 +718,9 @@ def test_a_stop_while_cells_json_is_written_leaves_no_temporary_file(tmp_path, m
     monkeypatch.setattr(os, "replace", stop_at(real_os))
     monkeypatch.setattr(Path, "replace", stop_at(real_path))
     with pytest.raises(KeyboardInterrupt):
-        write_state(tmp_path, {"a": {"status": "failed"}})
+        write_state(tmp_path, {"a": {"status": "failed", "error": "x", "traceback": "t"}})
     assert [p.name for p in tmp_path.iterdir()] == ["cells.json"]
-    assert read_state(tmp_path) == {"a": {"status": "done"}}
+    assert read_state(tmp_path) == {"a": done}
 
 
 def test_only_one_of_two_processes_taking_over_a_dead_holders_lock_gets_it(tmp_path, monkeypatch):
@@ -918,7 +919,15 @@ def test_a_takeover_left_by_a_crashed_process_does_not_block_the_study(tmp_path)
 
 @pytest.mark.parametrize(
     "text",
-    ['["a"]', '{"a": "done"}', '{"a": {"status": "done", "run_dir": 3}}', '{"a": {"status": 1}}'],
+    [
+        '["a"]',
+        '{"a": "done"}',
+        '{"a": {"status": "done", "run_dir": 3}}',
+        '{"a": {"status": 1}}',
+        # every version wrote a done cell's run_dir, a failed one's error and traceback
+        '{"a": {"status": "done"}}',
+        '{"a": {"status": "failed", "error": "x"}}',
+    ],
 )
 def test_a_cells_json_of_the_wrong_shape_is_named(tmp_path, text):
     """cells.json edited by hand into valid JSON of another shape (a list, an entry that is

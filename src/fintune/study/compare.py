@@ -120,7 +120,8 @@ def read_state(folder: Path) -> dict[str, Any]:
 
 def _state_shape(state: Any) -> str | None:
     """What is wrong with a cells.json's content; None if it is a mapping of cell ids to
-    entries whose status and run_dir, where given, are text."""
+    entries whose status and run_dir, where given, are text, a done one's run_dir and a
+    failed one's error and traceback given."""
     if not isinstance(state, dict):
         return f"not a mapping of cell ids to entries but a {type(state).__name__}"
     for cell_id, entry in state.items():
@@ -129,7 +130,14 @@ def _state_shape(state: Any) -> str | None:
         for field in ("status", "run_dir"):
             if field in entry and not isinstance(entry[field], str):
                 return f"the {field} of cell {cell_id!r} is not text"
+        # what the study and its report read of a done or a failed cell
+        for field in _NEEDED.get(entry.get("status"), ()):
+            if not isinstance(entry.get(field), str):
+                return f"the {entry['status']} cell {cell_id!r} has no {field} (text)"
     return None
+
+
+_NEEDED = {"done": ("run_dir",), "failed": ("error", "traceback")}
 
 
 def write_state(folder: Path, state: dict[str, Any]) -> None:
