@@ -60,6 +60,7 @@ from fintune.study.sweep_resume import (
     check_stored_metric,
     check_stored_search,
     check_stored_space,
+    search_settings,
 )
 from fintune.tracking import (
     open_summary,
@@ -644,6 +645,7 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
             raise BudgetReached
         # Any error is recorded on the trial: the report lists it, and the sweep stops after
         # MAX_FAILURES_IN_A_ROW instead of sampling failing trials for ever.
+        trial.set_user_attr("search", search_settings(spec))  # a resume may change them
         try:
             params = {field: p.suggest(trial, field) for field, p in spec.space.items()}
             config = trial_config(base, params, spec, folder, trial.number, source=source)

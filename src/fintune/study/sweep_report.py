@@ -29,6 +29,7 @@ from fintune.study.compare import LockHeld, owner_lock  # noqa: E402
 from fintune.study.report import drop_stale_plots  # noqa: E402
 from fintune.study.spec import results_sha  # noqa: E402
 from fintune.study.sweep import SweepSpec, console, trial_config  # noqa: E402
+from fintune.study.sweep_resume import search_changes  # noqa: E402
 
 FEW_TRIALS = 10  # finished trials below which importances are mostly noise
 SWEEP_PLOTS = ("optimization_history.png", "param_importances.png")
@@ -263,6 +264,8 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
         + "; ".join(f"`{k}` {_space(p)}" for k, p in spec.space.items())
         + "."
     )
+    if changes := search_changes(study.get_trials(deepcopy=False)):
+        doc.text("The search settings changed during the study: " + "; ".join(changes) + ".")
     if not finished:
         doc.text("No trial finished, so there is no best configuration yet.")
         _failures(doc, frame)

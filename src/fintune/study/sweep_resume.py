@@ -4,6 +4,7 @@ earlier version records what it lacks on its next run of trials."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -55,28 +56,45 @@ def search_settings(spec: SweepSpec) -> dict[str, Any]:
 
 
 def check_stored_search(study, spec: SweepSpec, url: str, report_only: bool) -> None:
-    """A resumed study's trials must come from this file's sampler and pruner settings: a
-    resume with `pruner: none` after `median` (or TPE after random) would mix trials of two
-    regimes in one ranking and one report that names only the last. Studies made before
-    the settings were stored get them from their next run of trials."""
+    """Another sampler or pruner on a resume (`pruner: none` once the median pruner proved
+    unfair to long schedules) is allowed, as a moved bound is: the finished trials' values
+    stay comparable. It is said, and each trial keeps its own settings (`search`), which the
+    report lists where they changed. Studies made before they were stored get them now."""
     settings = search_settings(spec)
     stored = study.user_attrs.get("search")
-    if stored is None:
-        if not report_only:
-            study.set_user_attr("search", settings)
+    if report_only or stored == settings:
         return
-    if changed := [
-        k for k in dict.fromkeys([*settings, *stored]) if stored.get(k) != settings.get(k)
-    ]:
+    if stored is not None:
         shown = "; ".join(
-            f"{k}: {_shown(stored, k)} then, {_shown(settings, k)} now" for k in changed
+            f"{k}: {_shown(stored, k)} then, {_shown(settings, k)} now"
+            for k in dict.fromkeys([*settings, *stored])
+            if stored.get(k) != settings.get(k)
         )
-        raise FintuneError(
-            f"the stored study {spec.name!r} in {url} ran its trials with other search "
-            f"settings: {shown}. Trials proposed or pruned another way cannot be ranked "
-            "together: set those back, or give the sweep a new name (or storage) for a new "
-            "study"
+        console.print(
+            f"[yellow]note:[/] the stored study {escape(spec.name)!r} in {escape(url)} ran "
+            f"its trials so far with other search settings ({escape(shown)}); the trials "
+            "from now on use this file's, and the report says which trials ran how"
         )
+    study.set_user_attr("search", settings)
+
+
+def search_changes(trials: Iterable) -> list[str]:
+    """'trials 0–4: sampler tpe, pruner median' per run of trials with the same settings,
+    if they changed during the study (trials of an earlier version have none)."""
+    runs: list[tuple[dict, list[int]]] = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        if (settings := trial.user_attrs.get("search")) is None:
+            continue
+        if runs and runs[-1][0] == settings:
+            runs[-1][1].append(trial.number)
+        else:
+            runs.append((settings, [trial.number]))
+    if len({json.dumps(s, sort_keys=True) for s, _ in runs}) < 2:
+        return []
+    return [
+        f"trials {numbers[0]}–{numbers[-1]}: " + ", ".join(f"{k} {v}" for k, v in s.items())
+        for s, numbers in runs
+    ]
 
 
 def check_stored_space(study, spec: SweepSpec, url: str) -> None:
