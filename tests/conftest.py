@@ -4,6 +4,7 @@ tokenizer built here, and a small, perfectly learnable data set. No downloads.""
 from __future__ import annotations
 
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,25 @@ def _save_tiny(folder: Path, decoder: bool, absolute_positions: bool = False) ->
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return _save_tiny(tmp_path_factory.mktemp("tiny-bert"), decoder=False)
+
+
+@pytest.fixture
+def offline_hub(tiny_bert, tmp_path, monkeypatch):
+    """A hub cache holding tiny_bert as org/tiny-bert, read offline: it stands in for the
+    hub. `offline_hub(commit, refs)` puts the weights at `commit`, which each ref names."""
+    import huggingface_hub.constants
+
+    def cache(commit: str, refs: tuple[str, ...] = ("main",)) -> Path:
+        repo = tmp_path / "hub" / "models--org--tiny-bert"
+        shutil.copytree(tiny_bert, repo / "snapshots" / commit)
+        (repo / "refs").mkdir(exist_ok=True)
+        for ref in refs:
+            (repo / "refs" / ref).write_text(commit)
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        return repo
+
+    return cache
 
 
 @pytest.fixture(scope="session")

@@ -49,6 +49,18 @@ def _logits_padded_and_alone(model, tokenizer, texts: list[str]):
     return padded, torch.cat(alone)
 
 
+def _padding_changes_nothing_before_and_after_save(model, tokenizer, info, folder: Path):
+    """A text's logits padded in a batch equal its logits alone, and again after a save
+    and reload: the head reads the right token only where the pad id is set right."""
+    texts = ["sales rose", "the company profit fell in the quarter"]
+    padded, alone = _logits_padded_and_alone(model, tokenizer, texts)
+    assert torch.allclose(padded, alone, atol=1e-5)
+    save_classifier(model, tokenizer, info, folder)
+    model, tokenizer, _ = load_saved_classifier(folder)
+    padded, alone = _logits_padded_and_alone(model, tokenizer, texts)
+    assert torch.allclose(padded, alone, atol=1e-5)
+
+
 def test_a_decoder_whose_config_names_another_pad_token_reads_its_last_real_token(
     make_config, tiny_llama, tmp_path
 ):
@@ -61,15 +73,8 @@ def test_a_decoder_whose_config_names_another_pad_token_reads_its_last_real_toke
     settings = json.loads((base / "config.json").read_text())
     (base / "config.json").write_text(json.dumps({**settings, "pad_token_id": 0}))
     config = make_config(model={"name": str(base)}, method={"name": "prefix"})
-    texts = ["sales rose", "the company profit fell in the quarter"]
     model, tokenizer, info = load_classifier(config, ["negative", "neutral", "positive"], "cpu")
-    padded, alone = _logits_padded_and_alone(model, tokenizer, texts)
-    assert torch.allclose(padded, alone, atol=1e-5)
-
-    save_classifier(model, tokenizer, info, tmp_path / "model")
-    model, tokenizer, _ = load_saved_classifier(tmp_path / "model")
-    padded, alone = _logits_padded_and_alone(model, tokenizer, texts)
-    assert torch.allclose(padded, alone, atol=1e-5)
+    _padding_changes_nothing_before_and_after_save(model, tokenizer, info, tmp_path / "model")
 
 
 def _full_run_naming_own_code(tiny_bert, tmp_path, model_type: str | None = None):
@@ -494,35 +499,20 @@ def test_a_composite_configs_pad_token_is_set_where_its_classifier_reads_it(tmp_
         tmp_path / "runs",
         method={"name": "lora", "target_modules": ["q_proj", "v_proj"]},
     )
-    texts = ["sales rose", "the company profit fell in the quarter"]
     model, tokenizer, info = load_classifier(config, LABELS, "cpu")
     assert model.config.get_text_config().pad_token_id == tokenizer.pad_token_id == 4
-    padded, alone = _logits_padded_and_alone(model, tokenizer, texts)
-    assert torch.allclose(padded, alone, atol=1e-5)
-
-    save_classifier(model, tokenizer, info, tmp_path / "model")
-    model, tokenizer, _ = load_saved_classifier(tmp_path / "model")
-    padded, alone = _logits_padded_and_alone(model, tokenizer, texts)
-    assert torch.allclose(padded, alone, atol=1e-5)
+    _padding_changes_nothing_before_and_after_save(model, tokenizer, info, tmp_path / "model")
 
 
 def test_a_hub_models_commit_is_read_from_the_hub_cache_it_loaded_from(
-    tiny_bert, tmp_path, monkeypatch
+    tiny_bert, offline_hub, monkeypatch
 ):
     """transformers 5 no longer notes the commit on the config (config._commit_hash): every
     run's environment.json said model_commit null, so an unpinned run could not be pinned
     after it, and predict/serve never reloaded an adapter's base at its commit. A load
     records the commit its revision resolved to in the hub cache (refs/), read here."""
-    import huggingface_hub.constants
-
     commit = "c0ffee" * 6 + "c0ff"
-    repo = tmp_path / "hub" / "models--org--tiny-bert"
-    shutil.copytree(tiny_bert, repo / "snapshots" / commit)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    (repo / "refs" / "v1").write_text(commit)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    offline_hub(commit, ("main", "v1"))
     model = load.AutoModelForSequenceClassification.from_pretrained("org/tiny-bert")
     assert getattr(model.config, "_commit_hash", None) is None  # what was read before
     assert load.hub_commit(model, "org/tiny-bert", None) == commit
@@ -539,13 +529,12 @@ def test_a_hub_models_commit_is_read_from_the_hub_cache_it_loaded_from(
 
 
 def test_an_adapters_base_missing_at_its_commit_offline_names_the_commit(
-    make_config, tiny_bert, tmp_path, monkeypatch
+    make_config, tmp_path, offline_hub
 ):
     """predict and serve reload an adapter's hub base at the commit it trained on: offline,
     with the hub cache holding the base at another commit only, the load stopped with
     transformers' 'couldn't connect ... couldn't find them in the cached files', under
     predict's 'is the run complete?', naming neither the commit nor how to fetch it."""
-    import huggingface_hub.constants
 
     model, tokenizer, info = load_classifier(make_config(method={"name": "lora"}), LABELS, "cpu")
     run_dir = tmp_path / "run"
@@ -555,12 +544,7 @@ def test_an_adapters_base_missing_at_its_commit_offline_names_the_commit(
     (run_dir / "model" / "fintune_model.json").write_text(json.dumps(saved))
     trained, cached = "c0ffee" * 6 + "c0ff", "dec0de" * 6 + "dec0"
     (run_dir / "environment.json").write_text(json.dumps({"model_commit": trained}))
-    repo = tmp_path / "hub" / "models--org--tiny-bert"
-    shutil.copytree(tiny_bert, repo / "snapshots" / cached)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(cached)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    offline_hub(cached)
     with pytest.raises(FintuneError) as error:
         load_saved_classifier(run_dir / "model")
     message = str(error.value)
@@ -572,14 +556,13 @@ def test_an_adapters_base_missing_at_its_commit_offline_names_the_commit(
     "damaged", ['{"model_commit": "c0ff', "[]", '{"model_commit": 7}', b"\xff{}"]
 )
 def test_a_damaged_environment_json_is_named_not_read_as_no_commit(
-    make_config, tiny_bert, tmp_path, monkeypatch, damaged
+    make_config, tmp_path, offline_hub, damaged
 ):
     """An adapter's hub base is reloaded at environment.json's model_commit, at
     model.revision where it is null or the file is gone; a damaged one (cut short by a
     partial copy, edited) was read as no commit: the base loaded from the hub's main
     branch, other weights than the adapter trained on, without a word. A local base has
     no commit to read: its run still loads."""
-    import huggingface_hub.constants
 
     model, tokenizer, info = load_classifier(make_config(method={"name": "lora"}), LABELS, "cpu")
     run_dir = tmp_path / "run"
@@ -590,12 +573,7 @@ def test_a_damaged_environment_json_is_named_not_read_as_no_commit(
     saved = json.loads((run_dir / "model" / "fintune_model.json").read_text())
     saved.update(base="org/tiny-bert", hub_id="org/tiny-bert")
     (run_dir / "model" / "fintune_model.json").write_text(json.dumps(saved))
-    repo = tmp_path / "hub" / "models--org--tiny-bert"
-    shutil.copytree(tiny_bert, repo / "snapshots" / ("dec0de" * 6 + "dec0"))
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text("dec0de" * 6 + "dec0")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    offline_hub("dec0de" * 6 + "dec0")
     with pytest.raises(FintuneError, match=r"run/environment.json: .*model_commit"):
         load_saved_classifier(run_dir / "model")
     (run_dir / "environment.json").write_text('{"seed": 1}')  # an earlier version's record

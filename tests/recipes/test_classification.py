@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -626,21 +625,14 @@ def test_warmup_longer_than_the_run_is_warned_about_before_training(
 
 
 def test_a_hub_base_s_commit_is_recorded_so_an_unpinned_run_is_pinned_after_it(
-    make_config, tiny_bert, tmp_path, monkeypatch
+    make_config, offline_hub
 ):
     """A hub model without model.revision was recorded by name only: an upstream push
     later changed what a rerun trained, and nothing said which weights this run had. (A
     hub cache made here stands in for the hub: the load resolves the id offline in it;
     transformers 5 does not note the commit on the config, which was read before.)"""
-    import huggingface_hub.constants
-
     commit = "c0ffee" * 6 + "c0ff"
-    repo = tmp_path / "hub" / "models--org--tiny-bert"
-    shutil.copytree(tiny_bert, repo / "snapshots" / commit)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    offline_hub(commit)
     config = make_config(
         model={"name": "org/tiny-bert"}, method={"name": "lora"}, training={"max_steps": 1}
     )
