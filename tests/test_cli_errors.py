@@ -666,6 +666,23 @@ def test_sweep_trials_help_says_the_budget_is_a_total_not_more_trials():
     assert "finished or pruned trials in all, over every worker and resume (not N more)" in text
 
 
+@pytest.mark.parametrize(
+    ("command", "says", "never"),
+    [
+        ("compare", "Give it again on each rerun.", "worker"),
+        ("sweep", "Give it again on each rerun and each worker.", None),
+    ],
+)
+def test_set_help_says_what_applies_to_each_command(command, says, never):
+    """compare's --set help said "Give it again on each rerun (and sweep worker)", a text
+    shared with sweep: compare has no workers."""
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.replace("│", " ").split())  # a wrapped cell's two lines
+    assert says in text, text
+    assert never is None or never not in text, text
+
+
 @pytest.mark.parametrize("host", ["", "  "])
 def test_serve_with_an_empty_host_is_refused_not_served_on_every_interface(tmp_path, host):
     """--host '' listened on every interface and printed 'http://:8000'."""

@@ -41,14 +41,20 @@ SetOption = Annotated[
     ),
 ]
 
-BaseSetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        help="Override a field of the base config, as if written in it, e.g. --set "
-        "training.epochs=1 (repeatable). Give it again on each rerun (and sweep worker).",
-    ),
-]
+
+def _base_set_option(again: str):
+    return Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a field of the base config, as if written in it, e.g. --set "
+            f"training.epochs=1 (repeatable). Give it again on {again}.",
+        ),
+    ]
+
+
+CompareSetOption = _base_set_option("each rerun")
+SweepSetOption = _base_set_option("each rerun and each worker")
 
 
 def user_errors(fn):
@@ -287,7 +293,7 @@ def compare(
     report_only: Annotated[
         bool, typer.Option(help="Rewrite the report from finished cells; train nothing.")
     ] = False,
-    set_: BaseSetOption = None,
+    set_: CompareSetOption = None,
 ) -> None:
     """Run a comparison study: a grid of runs, resumable, then a report.
 
@@ -334,7 +340,7 @@ def sweep(
     report_only: Annotated[
         bool, typer.Option(help="Run no more trials: final model (if missing) and report.")
     ] = False,
-    set_: BaseSetOption = None,
+    set_: SweepSetOption = None,
 ) -> None:
     """Hyperparameter search with Optuna, then a final model with the best parameters.
 
