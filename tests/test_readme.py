@@ -104,3 +104,22 @@ def test_the_adapter_loading_snippet_loads_the_base_at_its_revision():
     load = r"AutoModelForSequenceClassification\.from_pretrained\((.*?)\)\s"
     base = re.search(load, snippet, flags=re.S)
     assert base and "revision=" in base[1]
+
+
+def test_the_config_error_example_is_what_the_code_prints():
+    """The README listed `trainig` before `method.r`; the code prints them the other way
+    round (a section's field errors before unknown top-level keys)."""
+    import pytest
+
+    from fintune.errors import FintuneError
+
+    pattern = r"```\nerror: exp.yaml: invalid config\n(.*?)\nerror: "
+    block = re.search(pattern, README.read_text(), re.S)
+    shown = [line.split("...")[0].rstrip() for line in block.group(1).splitlines()]
+    raw = {"data": {"path": "d.csv"}, "trainig": {"epochs": 1}, "method": {"name": "ia3", "r": 8}}
+    with pytest.raises(FintuneError) as caught:
+        validate_config(raw, source="exp.yaml")
+    printed = str(caught.value).splitlines()[1:]
+    assert len(printed) == len(shown), printed
+    for readme_line, code_line in zip(shown, printed, strict=True):
+        assert code_line.startswith(readme_line), (readme_line, code_line)
