@@ -123,3 +123,12 @@ def test_the_config_error_example_is_what_the_code_prints():
     assert len(printed) == len(shown), printed
     for readme_line, code_line in zip(shown, printed, strict=True):
         assert code_line.startswith(readme_line), (readme_line, code_line)
+
+
+def test_the_default_split_names_are_all_listed():
+    """The README's default split names left out `training`, which the code also takes."""
+    from fintune.data.sources import SPLIT_STEMS
+
+    named = re.search(r"# by default splits named (.*?test)\b", README.read_text(), re.S)
+    listed = set(re.findall(r"\w+", named.group(1)))
+    assert listed == set(SPLIT_STEMS), sorted(set(SPLIT_STEMS) ^ listed)
