@@ -1161,3 +1161,22 @@ def test_removing_stopwords_warns_that_negations_and_directions_go_too(tmp_path)
     from fintune.data.prepare import LOST_WORDS
 
     assert LOST_WORDS <= ENGLISH_STOP_WORDS  # the warning names only words the list removes
+
+
+def test_an_unlabelled_file_in_data_files_is_fixed_in_data_files(tmp_path):
+    """The hint was 'give the test role to a labelled split with data.split_names.test':
+    with data.files, a split's file is named in data.files, not chosen by split_names."""
+    labels = ["down", "up"] * 10
+    pd.DataFrame({"text": [f"t {i}" for i in range(20)], "label": labels}).to_csv(
+        tmp_path / "train.csv", index=False
+    )
+    pd.DataFrame({"text": [f"h {i}" for i in range(6)], "label": [None] * 6}).to_csv(
+        tmp_path / "hold.csv", index=False
+    )
+    files = {"train": str(tmp_path / "train.csv"), "test": str(tmp_path / "hold.csv")}
+    with pytest.raises(FintuneError) as caught:
+        prepare_data(DataConfig(files=files), 0)
+    message = str(caught.value)
+    assert "no row of the test split has a label (6 rows: an unlabelled split?)" in message
+    assert "split_names" not in message
+    assert "point data.files.test at a labelled file, or leave test out of data.files" in message

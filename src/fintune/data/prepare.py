@@ -79,7 +79,8 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     unused = {name: len(f) for name, f in sources.items() if id(f) not in taken}
     for role, frame in frames.items():
         _check_columns(frame, config, f"{origin}, {role} split")
-        _check_labels_present(frame, config.label_column, f"{origin}, {role} split", config.labels)
+        where = f"{origin}, {role} split"
+        _check_labels_present(frame, config.label_column, where, config.labels, bool(config.files))
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column, origin)
     if len(labels) == 1:  # none: no rows, named below
         raise FintuneError(
@@ -542,7 +543,7 @@ def _row(frame: pd.DataFrame, row: int) -> str:
 
 
 def _check_labels_present(
-    frame: pd.DataFrame, column: str, where: str, labels: list[str] | None
+    frame: pd.DataFrame, column: str, where: str, labels: list[str] | None, files: bool
 ) -> None:
     for row, value in enumerate(frame[column], start=1):
         if not pd.api.types.is_scalar(value):  # a list or dict; None and pd.NA are scalars
@@ -553,7 +554,7 @@ def _check_labels_present(
         if _no_label(value):
             raise FintuneError(
                 f"{where}, {_row(frame, row)}: empty or missing label in column {column!r}"
-                + _unlabelled_split(frame[column], where, labels)
+                + _unlabelled_split(frame[column], where, labels, files)
             )
         if isinstance(value, float) and np.isinf(value):  # 'inf' in a csv, Infinity in json
             raise FintuneError(
@@ -564,7 +565,7 @@ def _check_labels_present(
             raise FintuneError(
                 f"{where}, {_row(frame, row)}: empty or missing label in column {column!r} "
                 f"({value!r} marks a missing value; if it is a label, list it in data.labels)"
-                + _unlabelled_split(frame[column], where, labels)
+                + _unlabelled_split(frame[column], where, labels, files)
             )
 
 
@@ -576,18 +577,21 @@ def _no_label(value: Any) -> bool:
     )
 
 
-def _unlabelled_split(values: pd.Series, where: str, labels: list[str] | None) -> str:
+def _unlabelled_split(values: pd.Series, where: str, labels: list[str] | None, files: bool) -> str:
     """A split with no label at all (a hub test split's -1s): said as such, with the way
-    round it, rather than as one row's fault."""
+    round it, rather than as one row's fault. `files`: the splits were given as data.files."""
     if not all(
         _no_label(v) or (isinstance(v, str) and is_missing_marker(v, labels)) for v in values
     ):
         return ""
     role = where.rsplit(", ", 1)[-1].removesuffix(" split")
-    return (
-        f"; no row of the {role} split has a label ({len(values)} rows: an unlabelled split?); "
-        f"give the {role} role to a labelled split with data.split_names.{role}"
-    )
+    said = f"; no row of the {role} split has a label ({len(values)} rows: an unlabelled split?); "
+    if not files:
+        return said + f"give the {role} role to a labelled split with data.split_names.{role}"
+    fix = f"point data.files.{role} at a labelled file"
+    if role != "train":
+        fix += f", or leave {role} out of data.files to cut it from train (data.split.{role})"
+    return said + fix
 
 
 def _to_examples(
