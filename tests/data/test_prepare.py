@@ -1180,3 +1180,46 @@ def test_an_unlabelled_file_in_data_files_is_fixed_in_data_files(tmp_path):
     assert "no row of the test split has a label (6 rows: an unlabelled split?)" in message
     assert "split_names" not in message
     assert "point data.files.test at a labelled file, or leave test out of data.files" in message
+
+
+def _split_files(tmp_path: Path, roles: tuple[str, ...]) -> dict[str, str]:
+    files = {}
+    for role in roles:
+        rows = {"text": [f"{role} {i}" for i in range(40)], "label": ["down", "up"] * 20}
+        files[role] = str(_write(pd.DataFrame(rows), tmp_path / f"{role}.csv"))
+    return files
+
+
+@pytest.mark.parametrize(
+    ("roles", "split", "unused"),
+    [
+        (("train", "test"), {"test": 0.3}, "test"),
+        (("train", "validation"), {"validation": 0.25}, "validation"),
+        (("train", "validation", "test"), {"test": 0.3, "validation": 0.25}, "test"),
+    ],
+)
+def test_a_split_ratio_the_source_s_own_split_makes_unused_is_warned_of(
+    tmp_path, roles, split, unused
+):
+    """data.split.test: 0.3 on data with its own test split changed nothing, silently."""
+    from fintune.data import data_warnings
+
+    config = DataConfig(files=_split_files(tmp_path, roles), split=split)
+    data = prepare_data(config, 0)
+    assert len(data.splits[unused]) == 40  # the source's own, not a cut
+    notes = [n for n in data_warnings(data, config) if n.startswith("data.split.")]
+    assert (
+        f"data.split.{unused} ({split[unused]}) is not used: the data has its own {unused} "
+        f"split; data.split.use_given: false pools the splits and cuts all by data.split"
+    ) in notes
+
+
+def test_a_split_ratio_in_use_or_at_its_default_is_not_warned_of(tmp_path):
+    """A resolved config.yaml (every default written out) reruns without the warning; a
+    ratio that cut its split is in use."""
+    from fintune.data import data_warnings
+
+    for roles, split in ((("train", "test"), {"test": 0.2}), (("train",), {"test": 0.3})):
+        config = DataConfig(files=_split_files(tmp_path, roles), split=split)
+        notes = data_warnings(prepare_data(config, 0), config)
+        assert not [n for n in notes if n.startswith("data.split.")], notes

@@ -194,7 +194,8 @@ class SplitConfig(Section):
     use_given: bool = True
     """Use the source's own splits where it has them; make only the missing ones."""
     test: float = Field(0.2, ge=0.0, lt=1.0)
-    """Fraction of all examples held out as test (when the source has no test split)."""
+    """Fraction held out as test when the source has no test split: of all examples, or of
+    train alone when the source has its own validation split."""
     validation: float = Field(0.1, ge=0.0, lt=1.0)
     """Fraction of the remaining examples held out as validation (when none is given)."""
     stratify: bool = True

@@ -22,7 +22,7 @@ import pandas as pd
 from pandas.api.types import is_float_dtype, is_integer_dtype
 from sklearn.model_selection import train_test_split
 
-from fintune.config.schema import DataConfig
+from fintune.config.schema import DataConfig, SplitConfig
 from fintune.data.clean import make_cleaner, remove_stopwords
 from fintune.data.known import KNOWN, load_known
 from fintune.data.sources import (
@@ -153,6 +153,9 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     return PreparedData(splits=splits, labels=labels, report=report)
 
 
+_DEFAULT_SPLIT = SplitConfig().model_dump()
+
+
 def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
     """What the report records and a user should hear before training: texts in two splits
     (leakage), texts that cleaning emptied, and labels with no training example."""
@@ -183,6 +186,14 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
             f"{where}: its split {name!r} ({rows} rows) is not used: no role takes it ({how}); "
             "to use it, give it a role in data.split_names"
         )
+    for role in ("test", "validation"):
+        ratio = getattr(config.split, role)
+        # a changed ratio only: a run's config.yaml writes the default out, and reruns quietly
+        if role in data.report.get("source_splits", ()) and ratio != _DEFAULT_SPLIT[role]:
+            notes.append(
+                f"data.split.{role} ({ratio}) is not used: the data has its own {role} split; "
+                "data.split.use_given: false pools the splits and cuts all by data.split"
+            )
     if config.cleaning.remove_stopwords:
         texts = [t for frame in data.splits.values() for t in frame["original_text"]]
         # the list removes whole words split at spaces ('not,' stays): as the steps before
