@@ -124,3 +124,22 @@ def test_split_names_naming_a_split_the_hub_dataset_lacks_lists_those_it_has(mon
         r"dev, train$",
     ):
         prepare_data(DataConfig(hub_id="someone/data", split_names={"test": "testing"}), seed=0)
+
+
+def test_an_unused_hub_split_s_warning_names_every_default_role_name(monkeypatch):
+    """It said 'roles are train, validation (valid, val, dev) and test', leaving out
+    'training', which is read as train too."""
+    from fintune.data import data_warnings, prepare
+
+    frames = {
+        name: pd.DataFrame({"text": [f"{name} {i}" for i in range(40)], "label": ["a", "b"] * 20})
+        for name in ("training", "holdout")
+    }
+    monkeypatch.setattr(prepare, "read_hub", lambda *args, **kwargs: frames)
+    config = DataConfig(hub_id="someone/data")
+    notes = data_warnings(prepare_data(config, seed=0), config)
+    assert (
+        "someone/data: its split 'holdout' (40 rows) is not used: no role takes it (roles are "
+        "train (training), validation (valid, val, dev) and test, in any case); to use it, "
+        "give it a role in data.split_names"
+    ) in notes

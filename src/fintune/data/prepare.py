@@ -179,7 +179,7 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
         how = (
             f"data.split_names: {config.split_names}"
             if config.split_names
-            else "roles are train, validation (valid, val, dev) and test"
+            else "roles are train (training), validation (valid, val, dev) and test, in any case"
         )
         where = config.path or config.hub_id or config.dataset
         notes.append(
