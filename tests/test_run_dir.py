@@ -321,3 +321,37 @@ def test_partial_files_of_dead_writers_are_removed_at_the_next_write(tmp_path):
     left = {path.name for path in tmp_path.iterdir()}
     kept = {live.name, dying.name, elsewhere.name, unnamed.name, mine.name}
     assert left == {"record.json", *kept}
+
+
+@pytest.mark.parametrize("version", [(3, 11, 7), (3, 12, 0)])
+def test_dropping_checkpoints_uses_the_rmtree_error_hook_of_the_python_it_runs_on(
+    tmp_path, monkeypatch, version
+):
+    """rmtree's `onerror` is deprecated from Python 3.12 (a DeprecationWarning at every
+    drop, an error under -W error): 3.12 on takes `onexc`, 3.11 only `onerror`. Either way
+    a file left behind is named with its cause."""
+    import shutil
+    import sys
+
+    checkpoints = tmp_path / "run" / "checkpoints"
+    (checkpoints / "checkpoint-1").mkdir(parents=True)
+    (checkpoints / "checkpoint-1" / "model.safetensors").write_bytes(b"x" * 1000)
+    stuck = str(checkpoints / "checkpoint-1" / "model.safetensors")
+    error = PermissionError(13, "Permission denied")
+    calls = []
+
+    def rmtree(path, *, onerror=None, onexc=None):
+        calls.append("onexc" if onexc else "onerror")
+        if version >= (3, 12):
+            assert onerror is None, "onerror on Python 3.12: deprecated"
+            onexc(os.unlink, stuck, error)
+        else:
+            assert onexc is None, "onexc on Python 3.11: TypeError"
+            onerror(os.unlink, stuck, (PermissionError, error, None))
+
+    monkeypatch.setattr(sys, "version_info", version)
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    freed, left, cause = run_dir.drop_checkpoints(tmp_path / "run")
+    monkeypatch.undo()
+    assert calls == ["onexc" if version >= (3, 12) else "onerror"]
+    assert (freed, left, cause) == (0, 1000, f"Permission denied: {stuck}")

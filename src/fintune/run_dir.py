@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -118,16 +119,24 @@ def drop_checkpoints(run_dir: Path) -> tuple[int, int | None, str | None]:
     size = _tree_size(checkpoints)
     causes: list[str] = []
 
-    def failed(function: Any, path: str, info: Any) -> None:
-        error = info[1]
+    def failed(path: str, error: BaseException) -> None:
         if not isinstance(error, FileNotFoundError):  # removed meanwhile by another worker
-            causes.append(f"{error.strerror or error}: {path}")
+            causes.append(f"{getattr(error, 'strerror', None) or error}: {path}")
 
-    shutil.rmtree(checkpoints, onerror=failed)
+    _remove_tree(checkpoints, failed)
     if not checkpoints.exists():
         return size, None, None
     left = _tree_size(checkpoints)  # a file it could not remove (permissions, a busy mount)
     return max(size - left, 0), left, causes[0] if causes else None
+
+
+def _remove_tree(folder: Path, failed: Callable[[str, BaseException], None]) -> None:
+    """shutil.rmtree, each error to `failed`: its `onerror` is deprecated from Python 3.12,
+    whose `onexc` Python 3.11 lacks."""
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(folder, onexc=lambda _function, path, error: failed(path, error))
+    else:
+        shutil.rmtree(folder, onerror=lambda _function, path, info: failed(path, info[1]))
 
 
 def _tree_size(folder: Path) -> int:
