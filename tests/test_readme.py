@@ -132,3 +132,16 @@ def test_the_default_split_names_are_all_listed():
     named = re.search(r"# by default splits named (.*?test)\b", README.read_text(), re.S)
     listed = set(re.findall(r"\w+", named.group(1)))
     assert listed == set(SPLIT_STEMS), sorted(set(SPLIT_STEMS) ^ listed)
+
+
+def test_the_tracking_section_names_the_files_the_default_store_leaves():
+    """`<output.dir>/mlflow.db.lock` stays beside the store after every run, and the README
+    did not say what it is."""
+    import inspect
+
+    from fintune import tracking
+
+    assert 'FileLock(f"{store}.lock"' in inspect.getsource(tracking)
+    section = README.read_text().split("By default the store is embedded:")[1][:600]
+    for name in ("`<output.dir>/mlflow.db`", "`mlflow.db.lock`", "`<output.dir>/mlartifacts/`"):
+        assert name in section, name
