@@ -152,13 +152,19 @@ def _tree_size(folder: Path) -> int:
 
 def write_json(path: Path, data: Any) -> None:
     """Whole or not at all: a file cut short (a full disk, a kill) would pass for a record,
-    and metrics.json marks a finished run. The passing name is this writer's own: two
-    processes writing one record at once (sweep workers) must not share it; it names the
-    writer's process and machine, so that one killed meanwhile is known by the next."""
+    and metrics.json marks a finished run."""
+    write_whole(path, to_json(data, indent=2) + "\n")
+
+
+def write_whole(path: Path, text: str) -> None:
+    """`text` to `path`, whole or not at all, through a file synced before its rename. The
+    passing name is this writer's own: two processes writing one file at once (sweep
+    workers) must not share it; it names the writer's process and machine, so that one
+    killed meanwhile is known by the next, which removes its partial file."""
     writer = f"{os.getpid()}-{secrets.token_hex(4)}@{socket.gethostname()}"
     partial = path.with_name(f"{path.name}.{writer}.partial")
     try:
-        partial.write_text(to_json(data, indent=2) + "\n", encoding="utf-8")
+        partial.write_text(text, encoding="utf-8")
         _sync(partial)  # on disk before the rename names it: a power cut leaves no empty file
         os.replace(partial, path)
     except OSError as error:
@@ -169,7 +175,7 @@ def write_json(path: Path, data: Any) -> None:
     _drop_stale_partials(path.parent)
 
 
-# `<file>.<pid>-<random>[@<machine>].partial`: write_json's; "@<machine>" since it names it
+# `<file>.<pid>-<random>[@<machine>].partial`: write_whole's; "@<machine>" since it names it
 _PARTIAL = re.compile(r"\.(\d+)-[0-9a-f]{8}(?:@([^@/]+))?\.partial$")
 STALE_PARTIAL_S = 86400  # a writer of another machine (or unnamed) is taken as gone after
 # a dead pid of this machine's name, and this old: a container sharing the machine's name

@@ -136,7 +136,7 @@ def test_trials_csv_is_written_after_each_trial_not_only_at_the_end(
     trials = pd.read_csv(folder / "trials.csv")
     assert list(trials["trial"]) == [0] and list(trials["state"]) == ["complete"]
     assert trials[["train_loss", "eval_loss", "eval_accuracy"]].notna().all().all()
-    assert not list(folder.glob("*.tmp"))  # written to a temporary file, then renamed
+    assert not list(folder.glob("*.partial"))  # written to a temporary file, then renamed
 
 
 def test_the_final_model_is_reused_only_for_the_same_config(sweep_file, make_config):
@@ -1644,12 +1644,14 @@ def test_a_failed_trials_csv_write_leaves_no_temporary_file(tmp_path, monkeypatc
     process."""
     from fintune.study.sweep_report import write_trials_csv
 
-    def fail(frame, path, **kwargs):
-        Path(path).write_text("trial,sta")  # half a table, then the error
+    real = Path.write_text
+
+    def fail(path, text, **kwargs):
+        real(path, text[:9])  # half a table, then the error
         raise stop
 
     (tmp_path / "trials.csv").write_text("trial\n0\n")
-    monkeypatch.setattr(pd.DataFrame, "to_csv", fail)
+    monkeypatch.setattr(Path, "write_text", fail)
     with pytest.raises(type(stop)):
         write_trials_csv(optuna.create_study(), tmp_path, "accuracy")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trials.csv"]
@@ -2078,3 +2080,27 @@ def test_a_worker_leaves_the_report_run_of_a_final_model_in_training(sweep_file,
     (folder / "final.lock").write_text(f"{2**22 + 12345} {socket.gethostname()}")  # dead
     run_sweep(path, worker=True)
     assert client.get_run(run.info.run_id).info.status == "KILLED"
+
+
+def test_trials_csv_is_synced_before_its_rename_and_a_killed_writers_file_is_removed(
+    tmp_path, monkeypatch
+):
+    """trials.csv went through `trials.csv.<host>-<pid>.tmp`, renamed unsynced (a power
+    cut could leave an empty table) and left behind by a worker killed (SIGKILL) before
+    its rename, one more per kill. It is now written as write_json writes its records."""
+    from fintune import run_dir
+    from fintune.study.sweep_report import write_trials_csv
+
+    synced = []
+    real = run_dir._sync
+    monkeypatch.setattr(run_dir, "_sync", lambda path: synced.append(path.name) or real(path))
+    dead = tmp_path / f"trials.csv.999999999-deadbeef@{socket.gethostname()}.partial"
+    dead.write_text("trial,state\n0,comp")
+    os.utime(dead, (os.path.getmtime(dead) - 120,) * 2)
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({})
+    study.tell(study.ask(), 0.5)
+    write_trials_csv(study, tmp_path, "accuracy")
+    assert pd.read_csv(tmp_path / "trials.csv")["value"].tolist() == [0.5]
+    assert [name.split(".")[:2] for name in synced] == [["trials", "csv"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trials.csv"]

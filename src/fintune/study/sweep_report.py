@@ -4,9 +4,7 @@ parameters evaluated on test, plots, and the report (Markdown + self-contained H
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from fintune.errors import FintuneError  # noqa: E402
 from fintune.evaluation.metrics import format_interval  # noqa: E402
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
-from fintune.run_dir import write_json  # noqa: E402
+from fintune.run_dir import write_json, write_whole  # noqa: E402
 from fintune.study.adopt import finished_run, log_finished  # noqa: E402
 from fintune.study.compare import LockHeld, owner_lock  # noqa: E402
 from fintune.study.report import drop_stale_plots  # noqa: E402
@@ -108,17 +106,11 @@ def _history(path: Path) -> list[dict]:
 
 
 def write_trials_csv(study, folder: Path, metric: str) -> pd.DataFrame:
-    """trials.csv as the study stands now, written to this process's own temporary file
-    and renamed over the old table: a reader, or another worker writing it at the same
-    time, never sees half a table."""
+    """trials.csv as the study stands now, written whole or not at all (as write_json
+    writes): a reader, or another worker writing it at the same time, never sees half a
+    table, and a worker killed meanwhile leaves no file behind for good."""
     frame = trial_rows(study, folder, metric)
-    temporary = folder / f"trials.csv.{socket.gethostname()}-{os.getpid()}.tmp"
-    try:
-        frame.to_csv(temporary, index=False)
-        temporary.replace(folder / "trials.csv")
-    except BaseException:  # a full disk, Ctrl+C: no half table left beside the last whole one
-        temporary.unlink(missing_ok=True)
-        raise
+    write_whole(folder / "trials.csv", frame.to_csv(index=False))
     return frame
 
 
