@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -2104,3 +2105,17 @@ def test_trials_csv_is_synced_before_its_rename_and_a_killed_writers_file_is_rem
     assert pd.read_csv(tmp_path / "trials.csv")["value"].tolist() == [0.5]
     assert [name.split(".")[:2] for name in synced] == [["trials", "csv"]]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trials.csv"]
+
+
+def test_a_trial_run_on_another_machine_names_its_kept_epoch(sweep_file):
+    """value_at read a finished trial's kept epoch from its metrics.json only: for a trial
+    run on another machine (no run folder here) it said 'end of training', though its
+    value is its best checkpoint's. The kept epoch is stored with the trial too."""
+    from fintune.study.sweep_report import trial_rows
+
+    folder = run_sweep(sweep_file(trials=1, final=False)).parent
+    study = load(folder)
+    here = trial_rows(study, folder)["value_at"].tolist()
+    assert here[0].startswith("best checkpoint, epoch ")
+    shutil.rmtree(folder / study.trials[0].user_attrs["run_dir"])  # as on another machine
+    assert trial_rows(study, folder)["value_at"].tolist() == here

@@ -73,6 +73,7 @@ from fintune.tracking import (
 
 console = Console(stderr=True, soft_wrap=True)
 COUNTED = ("COMPLETE", "PRUNED")
+KEPT = "kept_epoch"  # a finished trial's user attribute: the epoch of its kept checkpoint
 MAX_FAILURES_IN_A_ROW = 3
 POLL_SECONDS = 10.0  # how often the reporting process looks at other workers' trials
 pause = time.sleep
@@ -657,6 +658,8 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
             trial.set_user_attr("run_dir", str(run_dir.relative_to(folder)))
             metrics = json.loads((run_dir / "metrics.json").read_text())
             value = float(metrics["validation"][spec.metric])
+            # value_at's epoch, for a report written on another machine than this trial's
+            trial.set_user_attr(KEPT, (metrics.get("train") or {}).get("best_checkpoint_epoch"))
             console.print(f"trial {trial.number}: validation {spec.metric} {value:.4f}")
             return value
         except optuna.TrialPruned as pruned:

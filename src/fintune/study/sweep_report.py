@@ -26,7 +26,7 @@ from fintune.study.adopt import finished_run, log_finished  # noqa: E402
 from fintune.study.compare import LockHeld, owner_lock  # noqa: E402
 from fintune.study.report import drop_stale_plots  # noqa: E402
 from fintune.study.spec import results_sha  # noqa: E402
-from fintune.study.sweep import SweepSpec, console, trial_config  # noqa: E402
+from fintune.study.sweep import KEPT, SweepSpec, console, trial_config  # noqa: E402
 from fintune.study.sweep_resume import search_changes  # noqa: E402
 
 FEW_TRIALS = 10  # finished trials below which importances are mostly noise
@@ -80,7 +80,7 @@ def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
             "trial": t.number,
             "state": t.state.name.lower(),
             "value": t.value,
-            "value_at": _value_at(t, epochs[-1]["epoch"], _kept_epoch(folder, run_dir)),
+            "value_at": _value_at(t, epochs[-1]["epoch"], _kept_epoch(folder, run_dir, t)),
             "origin": _origin(t),
             **{f"param:{k}": v for k, v in t.params.items()},
             "run_dir": run_dir,
@@ -114,10 +114,12 @@ def write_trials_csv(study, folder: Path, metric: str) -> pd.DataFrame:
     return frame
 
 
-def _kept_epoch(folder: Path, run_dir: str | None) -> float | None:
+def _kept_epoch(folder: Path, run_dir: str | None, trial) -> float | None:
     """The epoch of the checkpoint a finished run kept (the best on the sweep's metric),
-    or None: no run, or the last checkpoint kept (load_best_model off)."""
-    train = _read_record(folder / run_dir / "metrics.json").get("train") if run_dir else None
+    or None: no run, or the last checkpoint kept (load_best_model off). A trial run on
+    another machine has no metrics.json here: its epoch was stored with it."""
+    record = _read_record(folder / run_dir / "metrics.json") if run_dir else {}
+    train = record.get("train") if record else {"best_checkpoint_epoch": trial.user_attrs.get(KEPT)}
     epoch = train.get("best_checkpoint_epoch") if isinstance(train, dict) else None
     return epoch if isinstance(epoch, (int, float)) else None
 
