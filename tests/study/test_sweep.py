@@ -2119,3 +2119,33 @@ def test_a_trial_run_on_another_machine_names_its_kept_epoch(sweep_file):
     assert here[0].startswith("best checkpoint, epoch ")
     shutil.rmtree(folder / study.trials[0].user_attrs["run_dir"])  # as on another machine
     assert trial_rows(study, folder)["value_at"].tolist() == here
+
+
+def test_the_report_says_when_a_remote_trial_shows_only_its_latest_evaluations(
+    sweep_file, tmp_path
+):
+    """A trial of another machine with more evaluations than the storage holds showed only
+    its latest rows in the report, as if it had had no others."""
+    from fintune.study.sweep_report import finish_sweep
+
+    path = sweep_file(trials=1, final=False)
+    spec, base = sweep.load_sweep(path)
+    folder = tmp_path / "sweeps" / "tiny-sweep"
+    folder.mkdir(parents=True)
+    study = optuna.create_study(direction="maximize")
+    for evaluations in (2000, 3):
+        trial = study.ask()
+        callback = PruneOnValidation(trial, "accuracy", folder)
+        state = _state(10, max_steps=10**6)
+        for step in range(1, evaluations + 1):
+            state.log_history += [
+                {"loss": 0.123456789, "step": step * 10, "epoch": step / 3},
+                {"eval_loss": 0.6, "eval_accuracy": 0.75, "step": step * 10, "epoch": step / 3},
+            ]
+        callback.on_evaluate(None, state, None, metrics={"eval_accuracy": 0.75})
+        trial.set_user_attr("run_dir", f"trials/t{trial.number}")  # not on this machine
+        study.tell(trial, 0.75)
+    shown = len(study.trials[0].user_attrs["epochs"])
+    text = " ".join(finish_sweep(study, spec, base, folder, str(path)).read_text().split())
+    assert f"trial 0: its latest {shown} of 2000 evaluations" in text
+    assert "trial 1:" not in text

@@ -555,7 +555,10 @@ class PruneOnValidation(TrainerCallback):
         self.evaluations += 1
         # the report's epoch rows, for a report written on another machine than this trial's
         if rows := per_epoch(state.log_history, self.key.removeprefix("eval_")):
-            self.trial.set_user_attr("epochs", latest_that_fit(rows))
+            kept = latest_that_fit(rows)
+            self.trial.set_user_attr("epochs", kept)
+            if len(kept) < len(rows):  # the report says the others are left out
+                self.trial.set_user_attr(EVALUATIONS, len(rows))
         if metrics and self.key in metrics:
             self.trial.report(float(metrics[self.key]), self.evaluations)
             finished = state.global_step >= state.max_steps  # nothing left to save
@@ -566,6 +569,7 @@ class PruneOnValidation(TrainerCallback):
 # A trial's stored epoch rows, as JSON: MySQL's TEXT column holds 65,535 bytes, and a longer
 # value is a storage error that fails the trial (a trial evaluated every few steps: ~450 rows)
 EPOCHS_ATTR_CHARS = 60_000
+EVALUATIONS = "evaluations"  # a trial's user attribute: its evaluations, where not all fit
 
 
 def latest_that_fit(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from fintune.study.adopt import finished_run, log_finished  # noqa: E402
 from fintune.study.compare import LockHeld, owner_lock  # noqa: E402
 from fintune.study.report import drop_stale_plots  # noqa: E402
 from fintune.study.spec import results_sha  # noqa: E402
-from fintune.study.sweep import KEPT, SweepSpec, console, trial_config  # noqa: E402
+from fintune.study.sweep import EVALUATIONS, KEPT, SweepSpec, console, trial_config  # noqa: E402
 from fintune.study.sweep_resume import search_changes  # noqa: E402
 
 FEW_TRIALS = 10  # finished trials below which importances are mostly noise
@@ -94,6 +94,18 @@ def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
             # a trial from before the field was searched lacks it: blank, not 16.0 for 16
             frame[column] = frame[column].astype("Int64")
     return frame
+
+
+def _cut_short(study, folder: Path) -> list[str]:
+    """'trial N: its latest K of M evaluations' for each trial whose rows the trial table
+    took from the storage (its history.jsonl is not here) and which did not all fit."""
+    cut = []
+    for t in study.get_trials(deepcopy=False):
+        run_dir, total = t.user_attrs.get("run_dir"), t.user_attrs.get(EVALUATIONS)
+        if total and not (run_dir and (folder / run_dir / "history.jsonl").is_file()):
+            shown = len(t.user_attrs.get("epochs") or [])
+            cut.append(f"trial {t.number}: its latest {shown} of {total} evaluations")
+    return cut
 
 
 def _history(path: Path) -> list[dict]:
@@ -310,6 +322,13 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
         "checkpoint, a pruned trial's at its last evaluation (`value_at` says which epoch); "
         "the two are not alike."
     )
+    if cut := _cut_short(study, folder):
+        doc.text(
+            "Trials run on another machine, with more evaluations than the storage holds, "
+            "show only their latest (all are in the trial's history.jsonl on that machine): "
+            + "; ".join(cut)
+            + "."
+        )
     params = [c for c in frame.columns if c.startswith("param:")]
     body = []
     for _, row in frame.iterrows():
