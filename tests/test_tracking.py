@@ -642,3 +642,31 @@ def test_cells_and_trials_are_children_of_their_study_or_sweep_report_run(make_c
     config.tracking.tags = {}
     plain = tracking.log_run(run_dir, config)  # a run of no study has no parent
     assert "mlflow.parentRunId" not in client.get_run(plain).data.tags
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_a_report_run_made_as_the_command_is_stopped_is_not_left_running(
+    make_config, tmp_path, monkeypatch, stop
+):
+    """A Ctrl+C (or SIGTERM) that arrived once open_summary had made the report's run, but
+    before the caller held its id (here as the store's lock is released), left the run
+    RUNNING for ever: no one knew it to end it."""
+    from contextlib import contextmanager
+
+    real, uses = tracking.FileLock, []
+
+    @contextmanager
+    def stopped_at_release(*args, **kwargs):
+        uses.append(args)
+        with real(*args, **kwargs):
+            yield
+        if len(uses) == 2:  # the first opens the store, the second guards the report run
+            raise stop
+
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    monkeypatch.setattr(tracking, "FileLock", stopped_at_release)
+    with pytest.raises(stop):
+        tracking.open_summary(config, "study", "x")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert run.info.status == "KILLED"

@@ -451,16 +451,21 @@ def open_summary(config: ExperimentConfig, kind: str, name: str) -> str | None:
         return None
     run_name, tags = summary_of(kind, name)
     store = sqlite_path(tracking_uri(config))
+    made = None
     try:
         client, experiment_id = _client(config)
         # two sweep workers starting at once must not make two (a server's store: they may)
         with FileLock(f"{store}.lock", timeout=300) if store else nullcontext():
-            found = _find_summary(client, experiment_id, run_name, tags)
-            made = found or client.create_run(experiment_id, run_name=run_name, tags=tags)
-            return found or made.info.run_id
+            if found := _find_summary(client, experiment_id, run_name, tags):
+                return found
+            made = client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+            return made
     except Exception as error:  # noqa: BLE001 - each run's logging warns of it again
         console.print(f"[yellow]warning:[/] MLflow logging failed ({escape(str(error))})")
-        return None
+        return made
+    except BaseException as error:  # a stop before the caller holds its id: ended here
+        stop_summary(config, made, error)
+        raise
 
 
 def stop_summary(config: ExperimentConfig, run_id: str | None, error: BaseException | None) -> None:

@@ -408,9 +408,9 @@ def run_study(
             write_state(folder, state)  # the marks, or those taken off
             if not retry_failed:
                 todo = [c for c in todo if not _failed_same(state.get(c.id), c)]
-            summary = open_summary(cell_config(cells[0], spec, folder), "study", spec.name)
         try:
             if not report_only:
+                summary = open_summary(cell_config(cells[0], spec, folder), "study", spec.name)
                 _log_untracked(folder, spec, [c for c in cells if c not in todo], state)
                 console.print(
                     f"Study {escape(spec.name)}: {len(cells)} cells, {len(cells) - len(todo)} "

@@ -851,8 +851,10 @@ def run_sweep(
             "trials (or --trials N) to search more"
         )
     # made before the trials: they are its children
-    summary = None if report_only else open_summary(first, "sweep", spec.name)
+    summary = None
     try:
+        if not report_only:
+            summary = open_summary(first, "sweep", spec.name)
         if not report_only and not worker:  # one process: two would log a trial twice
             log_untracked(study, spec, base, folder, str(path))
         waiting_said = False
