@@ -2149,3 +2149,27 @@ def test_the_report_says_when_a_remote_trial_shows_only_its_latest_evaluations(
     text = " ".join(finish_sweep(study, spec, base, folder, str(path)).read_text().split())
     assert f"trial 0: its latest {shown} of 2000 evaluations" in text
     assert "trial 1:" not in text
+
+
+def test_a_trial_pruned_while_tracking_was_off_is_logged_when_it_is_on(
+    sweep_file, make_config, monkeypatch
+):
+    """Finished trials that ran with MLflow off (or unreachable) were logged by the next
+    run; pruned ones never were, so MLflow lacked them and their per-step curves. They are
+    logged once, KILLED and tagged pruned, as a trial pruned with tracking on is."""
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: self.number == 1)
+    path = sweep_file(trials=2, final=False)
+    folder = run_sweep(path).parent
+    assert states(load(folder)) == ["COMPLETE", "PRUNED"]
+    spec = yaml.safe_load(path.read_text())
+    spec["base"]["tracking"]["mlflow"] = True
+    path.write_text(yaml.safe_dump(spec))
+    for _ in range(2):  # logged once
+        run_sweep(path)
+        client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        runs = client.search_runs([client.get_experiment_by_name("tiny-sweep").experiment_id])
+        trials = {r.data.tags["fintune.trial"]: r for r in runs if "fintune.trial" in r.data.tags}
+        assert sorted(trials) == ["0", "1"]
+        assert (trials["0"].info.status, trials["1"].info.status) == ("FINISHED", "KILLED")
+        assert trials["1"].data.tags["fintune.pruned"] == "true"
+        assert "eval_accuracy" in trials["1"].data.metrics

@@ -58,20 +58,33 @@ def finished_run(
     return None
 
 
-def log_finished(run_dir: Path, config: ExperimentConfig, records: list | None = None) -> bool:
-    """Log a finished run to MLflow unless a FINISHED record of it is there; a record cut
-    short (KILLED by a stop while it was logged, FAILED, left RUNNING) is deleted first, so
-    the run is logged once, as FINISHED. `records`: the experiment's runs, when known.
-    Returns whether it logged."""
+def log_finished(
+    run_dir: Path, config: ExperimentConfig, records: list | None = None, pruned: bool = False
+) -> bool:
+    """Log a finished run (`pruned`: a sweep trial its pruner stopped) to MLflow unless a
+    whole record of it is there (FINISHED; a pruned one's KILLED, tagged pruned and logged
+    to the end); a record cut short (KILLED by a stop while it was logged, FAILED, left
+    RUNNING) is deleted first, so the run is logged once. `records`: the experiment's
+    runs, when known. Returns whether it logged."""
     from fintune.tracking import _client
 
     records = tracked_runs(config) if records is None else records
     mine = [r for r in records if r.info.run_name == run_dir.name]
-    if any(r.info.status == "FINISHED" for r in mine):
+    if any(_whole(r, pruned) for r in mine):
         return False
     client, _ = _client(config)
     for record in mine:
         if record.data.tags.get("fintune.run_dir") == str(run_dir.resolve()):
             client.delete_run(record.info.run_id)
-    log_run(run_dir, config)
+    if pruned:  # as the recipe logs a trial pruned with tracking on
+        log_run(run_dir, config, "KILLED", {"fintune.pruned": "true"})
+    else:
+        log_run(run_dir, config)
     return True
+
+
+def _whole(record, pruned: bool) -> bool:
+    if not pruned:
+        return record.info.status == "FINISHED"
+    tags = record.data.tags  # fintune.status: set once all was logged
+    return tags.get("fintune.pruned") == "true" and tags.get("fintune.status") == "KILLED"

@@ -943,9 +943,9 @@ def _final_in_training(folder: Path) -> bool:
 
 
 def log_untracked(study, spec: SweepSpec, base: dict[str, Any], folder: Path, source: str):
-    """Log the finished trials, and the final model, that MLflow lacks: tracking is no part of
-    their config, so those that ran with it off are reused when it is switched on; and those
-    whose logging was cut short. Once each, as a study logs its cells."""
+    """Log the finished and pruned trials, and the final model, that MLflow lacks: tracking
+    is no part of their config, so those that ran with it off are reused when it is switched
+    on; and those whose logging was cut short. Once each, as a study logs its cells."""
     from fintune.study.adopt import log_finished
     from fintune.tracking import tracked_runs
 
@@ -953,9 +953,13 @@ def log_untracked(study, spec: SweepSpec, base: dict[str, Any], folder: Path, so
     if not first.tracking.mlflow:
         return
     runs = [
-        (trial_config(base, t.params, spec, folder, t.number, source), t.user_attrs["run_dir"])
+        (
+            trial_config(base, t.params, spec, folder, t.number, source),
+            t.user_attrs["run_dir"],
+            t.state.name == "PRUNED",
+        )
         for t in study.get_trials(deepcopy=False)
-        if t.state.name == "COMPLETE" and "run_dir" in t.user_attrs
+        if t.state.name in COUNTED and "run_dir" in t.user_attrs
     ]
     try:
         final = json.loads((folder / "final.json").read_text())
@@ -963,15 +967,18 @@ def log_untracked(study, spec: SweepSpec, base: dict[str, Any], folder: Path, so
             (
                 trial_config(base, final["params"], spec, folder, final["trial"], source, "final"),
                 final["run_dir"],
+                False,
             )
         )
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no final model yet, or a record it trains again
     try:
         records = [r for r in tracked_runs(first) if r.data.tags.get("fintune.sweep") == spec.name]
-        for config, run_dir in runs:
-            whole = (folder / run_dir / "metrics.json").is_file()
-            if whole and log_finished(folder / run_dir, config, records):
+        for config, run_dir, pruned in runs:
+            # a pruned trial has no metrics.json; no folder here when another machine ran it
+            done = "config.yaml" if pruned else "metrics.json"
+            whole = (folder / run_dir / done).is_file()
+            if whole and log_finished(folder / run_dir, config, records, pruned):
                 console.print(f"Logged {escape(run_dir)} to MLflow (it was not, or not whole)")
     except Exception as error:  # noqa: BLE001 - the trials' results on disk are intact
         console.print(
