@@ -101,9 +101,8 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     if unused:
         report["unused_splits"] = unused
     folder = Path(config.path or "")
-    in_folder = config.path and not config.dataset and not config.files and folder.is_dir()
     named = set(config.split_names.values())
-    if in_folder and (unread := unread_files(folder, config.format, named)):
+    if _reads_folder(config) and (unread := unread_files(folder, config.format, named)):
         report["unread_files"] = unread
 
     cleaner = make_cleaner(config.cleaning)
@@ -339,12 +338,19 @@ def _assign_roles(
     return {role: frames[source] for role, source in mapping.items()}
 
 
+def _reads_folder(config: DataConfig) -> bool:
+    """The data is a folder's split files (data.path), not a known dataset or data.files."""
+    return (
+        bool(config.path) and not config.dataset and not config.files and Path(config.path).is_dir()
+    )
+
+
 def _near_split(source: str, frames: dict[str, pd.DataFrame], config: DataConfig) -> str:
     """The split (or, in a folder, the unread file) data.split_names meant: 'Holdout.csv'
     for holdout, 'validation' for Validation."""
     files: dict[str, str] = {}
     folder = Path(config.path or "")
-    if config.path and not config.dataset and not config.files and folder.is_dir():
+    if _reads_folder(config):
         names = sorted(f.name for f in folder.iterdir() if f.is_file())
         files = {n.split(".")[0]: n for n in names if not n.startswith(".")}  # Holdout.csv.gz
     names = [*frames, *files]

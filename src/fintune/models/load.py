@@ -700,7 +700,7 @@ def load_saved_classifier(folder: Path, device: str = "cpu"):
     return model.to(device).eval(), tokenizer, info
 
 
-def _trained_commit(folder: Path) -> str | None:
+def trained_commit(folder: Path) -> str | None:
     """The hub commit the run's base weights came from (environment.json beside the model
     folder), or None: not recorded, or a model folder copied without its run. A damaged
     file is an error: read as no commit, the base would load at another revision."""
@@ -830,7 +830,7 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None, folder: P
         base, gguf_file = source.name_or_path, source.gguf_file
     elif base == info.hub_id and not is_local(base):
         # the weights the adapter trained on: an unpinned base (or a branch) moves on the hub
-        commit = _trained_commit(folder)
+        commit = trained_commit(folder)
         kwargs["revision"] = commit or info.revision
     if gguf_file:
         kwargs["gguf_file"] = gguf_file

@@ -183,6 +183,7 @@ class StrictJsonRoute(APIRoute):
 def run_summary(run_dir: Path) -> dict[str, Any]:
     """What /model shows: the run's name, backbone, method, labels, test metrics with CI."""
     from fintune.evaluation.metrics import edge_intervals
+    from fintune.models.load import trained_commit
     from fintune.predict import check_run_dir, read_run_config
 
     run_dir = Path(run_dir)
@@ -198,8 +199,8 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         raise FintuneError(f"{path}: not a run's metrics (no list of labels)")
     config = read_run_config(run_dir)
     try:  # the base's hub commit; loading the model refuses a damaged record where it matters
-        commit = json.loads((run_dir / "environment.json").read_text()).get("model_commit")
-    except (OSError, ValueError, AttributeError):
+        commit = trained_commit(run_dir / "model")
+    except FintuneError:
         commit = None
     test = metrics.get("test") or {}
     headline = ("accuracy", "f1_macro", "f1_weighted")
@@ -214,7 +215,7 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         "run": run_dir.resolve().name,  # "." when served from inside the run
         "name": config.get("name"),
         "backbone": config.get("model", {}).get("name"),
-        "base_commit": commit if isinstance(commit, str) else None,
+        "base_commit": commit,
         "method": config.get("method", {}).get("name"),
         "labels": metrics["labels"],
         "test": {
