@@ -33,7 +33,9 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset
 from transformers import (
+    AutoModelForCausalLM,
     AutoModelForSequenceClassification,
+    AutoTokenizer,
     EarlyStoppingCallback,
     set_seed,
 )
@@ -44,6 +46,7 @@ from fintune.data.clean import make_cleaner
 from fintune.evaluation.inference import predict_logits
 from fintune.evaluation.metrics import evaluate_predictions
 from fintune.models import load_classifier
+from fintune.models.registry import resolve_model
 from fintune.predict import Predictor, prepare
 from fintune.recipes.classification import write_predictions
 from fintune.run_dir import hardware, package_versions
@@ -109,6 +112,107 @@ def transfer_texts(
         texts += report_sentences(pages)
     cleaned = (prepare(t, cleaner) for t in texts)
     return [t for t in dict.fromkeys(cleaned) if t and t not in exclude]
+
+
+REPLACE_SHARE = 0.25  # of a text's replaceable words, in each variant (at least one)
+TOP_K = 20  # the language model's likeliest next tokens a replacement is drawn from
+
+
+def _whole_word(text: str, start: int, end: int) -> tuple[int, str] | None:
+    """Where the token at text[start:end] (its leading space included or not) begins and
+    its word, if it is a whole word of letters; None for part of a word, numbers, marks."""
+    begin = start + len(text[start:end]) - len(text[start:end].lstrip())
+    word = text[begin:end]
+    if not word.isalpha() or (begin and not text[begin - 1].isspace()):
+        return None
+    if end < len(text) and text[end].isalnum():
+        return None
+    return begin, word
+
+
+def lm_variants(
+    texts: list[str],
+    lm,
+    tokenizer,
+    variants: int,
+    seed: int,
+    exclude: set[str] = frozenset(),
+    batch_size: int = 16,
+) -> list[tuple[str, int]]:
+    """`variants` new texts per text: in each, about REPLACE_SHARE of its whole words (at
+    least one) are replaced by a word the language model `lm` finds likely after the
+    text's words before it, drawn in proportion from its TOP_K next tokens that are whole words
+    of letters. Sub-word pieces, numbers and marks stay. Variants equal to a text of
+    `texts` or of `exclude`, or to each other, are left out. Returns (variant, index of its
+    text) pairs. The teacher labels them, so a replaced verb ("rose" to "fell") is a new
+    example, not a wrong one."""
+    rng = np.random.default_rng(seed)
+    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    marked = any(p.startswith(("\u2581", "\u0120")) for p in pieces if p)  # SentencePiece, BPE
+
+    def as_word(token_id: int) -> str | None:
+        piece = pieces[token_id] or ""
+        if piece.startswith("##") or (marked and not piece.startswith(("\u2581", "\u0120"))):
+            return None  # continues a word
+        word = tokenizer.decode([token_id]).strip()
+        return word if word.isalpha() else None
+
+    words: dict[int, str | None] = {}
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    made: dict[str, int] = {}
+    for first in range(0, len(texts), batch_size):
+        chunk = texts[first : first + batch_size]
+        encoded = tokenizer(
+            chunk, return_offsets_mapping=True, padding=True, truncation=True,
+            max_length=128, return_tensors="pt",
+        )  # fmt: skip
+        offsets = encoded.pop("offset_mapping")
+        with torch.inference_mode():
+            logits = lm(**encoded).logits.float()
+        top = logits.topk(min(TOP_K, logits.shape[-1]), dim=-1)  # [batch, position, k]
+        chances, candidates = top.values.softmax(-1).numpy(), top.indices.numpy()
+        for row, text in enumerate(chunk):
+            spots = []  # (begin, end, words, their chances)
+            for position in range(1, int(encoded["attention_mask"][row].sum())):
+                start, end = offsets[row, position].tolist()
+                if (found := _whole_word(text, start, end)) is None:
+                    continue
+                begin, original = found
+                options = []
+                for token_id, chance in zip(
+                    candidates[row, position - 1], chances[row, position - 1], strict=True
+                ):
+                    if token_id not in words:
+                        words[token_id] = as_word(int(token_id))
+                    if words[token_id] and words[token_id].lower() != original.lower():
+                        options.append((words[token_id], chance))
+                if options:
+                    names, weights = zip(*options, strict=True)
+                    spots.append((begin, end, names, np.array(weights) / sum(weights)))
+            for _ in range(variants if spots else 0):
+                chosen = rng.random(len(spots)) < REPLACE_SHARE
+                chosen[rng.integers(len(spots))] = True
+                new = text
+                for (begin, end, names, weights), replace in reversed(
+                    list(zip(spots, chosen, strict=True))
+                ):
+                    if replace:
+                        new = new[:begin] + names[rng.choice(len(names), p=weights)] + new[end:]
+                made.setdefault(new, first + row)
+    seen = set(texts) | set(exclude)
+    return [(text, source) for text, source in made.items() if text not in seen]
+
+
+def load_lm(name: str):
+    """A causal language model and its tokenizer by fintune's model.name (a packaged
+    name such as gemma3-270m, a folder or a hub id), on the CPU in float32."""
+    source = resolve_model(name)
+    kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+    tokenizer = AutoTokenizer.from_pretrained(source.name_or_path, **kwargs)
+    lm = AutoModelForCausalLM.from_pretrained(source.name_or_path, dtype=torch.float32, **kwargs)
+    return lm.eval(), tokenizer
 
 
 def load_teacher(run: Path, labels: list[str], device: str = "cpu") -> Predictor:
@@ -177,6 +281,8 @@ def refuse_bad_arguments(args: argparse.Namespace) -> None:
         raise SystemExit(
             f"--epochs must be above 0, not {args.epochs} (leave it out for the config's)"
         )
+    if args.augment < 0:
+        raise SystemExit(f"--augment must be 0 or more, not {args.augment}")
     if args.transfer_tweets < 0:
         raise SystemExit(f"--transfer-tweets must be 0 or more, not {args.transfer_tweets}")
     if args.transfer_tatqa is not None and not list(
@@ -212,6 +318,15 @@ def main(argv: list[str] | None = None) -> None:
         help="a fintune config: every text of its data (repeatable)",
     )
     parser.add_argument("--transfer-financebench", type=Path, help="FinanceBench folder")
+    parser.add_argument(
+        "--augment",
+        type=int,
+        default=0,
+        help="variants of each training text, words replaced by --augment-lm's choices",
+    )
+    parser.add_argument(
+        "--augment-lm", default="gemma3-270m", help="a causal LM by fintune's model.name"
+    )
     args = parser.parse_args(argv)
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; a new result never overwrites an earlier one")
@@ -251,6 +366,28 @@ def main(argv: list[str] | None = None) -> None:
         args.transfer_financebench,
         make_cleaner(config.data.cleaning),
     )
+    augmented = 0
+    if args.augment:
+        clock = time.perf_counter()
+        lm, lm_tokenizer = load_lm(args.augment_lm)
+        variants = lm_variants(
+            train["text"].tolist(), lm, lm_tokenizer, args.augment, config.seed, everything
+        )
+        del lm
+        cleaner = make_cleaner(config.data.cleaning)
+        known = everything | set(extra)
+        sources: dict[str, int] = {}  # each new text, and the training row it came from
+        for text, source in variants:
+            text = prepare(text, cleaner)
+            if text and text not in known:
+                sources.setdefault(text, source)
+        augmented = len(sources)
+        extra += list(sources)
+        print(
+            f"augmented texts: {augmented} ({args.augment} per training text asked, "
+            f"{args.augment_lm}), made in {time.perf_counter() - clock:.0f} s",
+            flush=True,
+        )
     if extra:
         clock = time.perf_counter()
         scored = teacher(extra, batch_size=32)
@@ -264,6 +401,10 @@ def main(argv: list[str] | None = None) -> None:
             f"the teacher's labels: {shown}",
             flush=True,
         )
+        if augmented:
+            own = data.splits["train"]["label"].to_numpy()[list(sources.values())]
+            changed = float(np.mean(np.argmax(extra_soft[-augmented:], 1) != own))
+            print(f"augmented texts the teacher labels unlike their source: {changed:.3f}")
 
     set_seed(config.seed)  # the student starts as fintune's run of this config starts
     model, tokenizer, _ = load_classifier(config, data.labels, device)
@@ -352,6 +493,7 @@ def main(argv: list[str] | None = None) -> None:
             "configs": [str(c) for c in args.transfer_config],
             "financebench": str(args.transfer_financebench),
             "texts": len(extra),
+            "augment": {"per_text": args.augment, "lm": args.augment_lm, "texts": augmented},
         },
         "temperature": args.temperature,
         "alpha": args.alpha,

@@ -4,6 +4,7 @@ fintune's own run on the same config."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,6 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
 
 from fintune.config import load_config
 from fintune.data import prepare_data
@@ -203,6 +206,7 @@ def test_a_student_learns_from_the_teacher_on_transfer_texts(tiny_runs, tmp_path
         (["--epochs", "0"], "--epochs"),
         (["--epochs", "-1"], "--epochs"),
         (["--transfer-tweets", "-5"], "--transfer-tweets"),
+        (["--augment", "-1"], "--augment"),
         (["--transfer-tatqa", "no-such-folder"], "no-such-folder"),
         (["--transfer-financebench", "no-such-folder"], "no-such-folder"),
         (["--transfer-config", "no-such.yaml"], "no-such.yaml"),
@@ -242,3 +246,73 @@ def test_it_prints_the_hardware_and_seed(tiny_runs, tmp_path, capsys):
     seed = load_config(config).seed
     printed = capsys.readouterr().out
     assert f"hardware: {hardware('cpu')['cpu']}" in printed and f"; seed {seed}" in printed
+
+
+def _wordpiece() -> PreTrainedTokenizerFast:
+    """Words and pieces of words (rose is ros + ##e), and a number."""
+    vocab = ["[PAD]", "[UNK]", "profit", "ros", "##e", "in", "the", "quarter", "fell", "grew"]
+    vocab += ["##ing", "12"]
+    core = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    core.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]")
+
+
+def _lm_that_says(chances: dict[str, float], tokenizer):
+    """A language model whose next token is drawn from `chances` after any words."""
+    row = torch.full((len(tokenizer),), -1e9)
+    for word, chance in chances.items():
+        row[tokenizer.convert_tokens_to_ids(word)] = math.log(chance)
+
+    def lm(input_ids, **_):
+        return SimpleNamespace(logits=row.expand(*input_ids.shape, -1).clone())
+
+    return lm
+
+
+def test_variants_replace_whole_words_with_the_language_models_choices():
+    tokenizer = _wordpiece()
+    text = "profit rose in the quarter"  # rose is two pieces: it stays
+    lm = _lm_that_says({"fell": 0.5, "grew": 0.3, "##ing": 0.1, "12": 0.1}, tokenizer)
+    made = distil.lm_variants([text], lm, tokenizer, variants=30, seed=0)
+    assert made and all(source == 0 for _, source in made)
+    for variant, _ in made:
+        words = variant.split()
+        assert words[:2] == ["profit", "rose"] and len(words) == 5
+        changed = [
+            w for w, old in zip(words[2:], ["in", "the", "quarter"], strict=True) if w != old
+        ]
+        assert changed and set(changed) <= {"fell", "grew"}  # never a piece or a number
+    # about a quarter of a text's replaceable words change in each variant
+    long = "profit rose" + " in the quarter" * 20
+    made_long = distil.lm_variants([long], lm, tokenizer, variants=20, seed=0)
+    old = long.split()
+    shares = [sum(a != b for a, b in zip(v.split(), old, strict=True)) / 60 for v, _ in made_long]
+    assert len(made_long) == 20 and 0.15 < sum(shares) / 20 < 0.35
+    assert distil.lm_variants([text], lm, tokenizer, variants=30, seed=0) == made
+    assert distil.lm_variants([text], lm, tokenizer, variants=30, seed=1) != made
+
+
+def test_variants_leave_out_known_texts_and_texts_without_a_replaceable_word():
+    tokenizer = _wordpiece()
+    lm = _lm_that_says({"fell": 1.0}, tokenizer)
+    texts = ["profit rose in", "profit rose", "12 12"]  # only "in" can change
+    made = distil.lm_variants(texts, lm, tokenizer, variants=3, seed=0)
+    assert made == [("profit rose fell", 0)]  # three draws of one variant: kept once
+    assert distil.lm_variants(texts, lm, tokenizer, 3, 0, exclude={"profit rose fell"}) == []
+
+
+def test_a_student_learns_from_augmented_texts(tiny_runs, tiny_llama, tmp_path, capsys):
+    config = tmp_path / "student.yaml"
+    config.write_text((tiny_runs[0] / "config.yaml").read_text())
+    out = tmp_path / "student"
+    argv = ["--config", str(config), "--teacher", str(tiny_runs[0]), "--out", str(out)]
+    distil.main([*argv, "--augment", "2", "--augment-lm", str(tiny_llama), "--epochs", "1"])
+    summary = json.loads((out / "summary.json").read_text())
+    augment = summary["transfer"]["augment"]
+    train = len(prepare_data(load_config(config).data, load_config(config).seed).splits["train"])
+    assert augment["per_text"] == 2 and 0 < augment["texts"] <= 2 * train
+    assert summary["transfer"]["texts"] == augment["texts"]
+    printed = capsys.readouterr().out
+    assert f"augmented texts: {augment['texts']} " in printed
+    assert "augmented texts the teacher labels unlike their source: " in printed
