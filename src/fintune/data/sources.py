@@ -402,15 +402,20 @@ def _split_of(file: Path, fmt: str, named: Collection[str] = ()) -> str | None:
     return None
 
 
+BACKUP_ENDINGS = ("~", "#", ".bak", ".orig", ".swp", ".tmp")
+
+
 def unread_files(path: Path, fmt: str, named: Collection[str] = ()) -> list[str]:
     """Files of a directory of split files that look like data (a data suffix, or a split's
     name before the first dot) but that `read_directory` passes by: holdout.csv, test.xlsx,
-    test.csv.gz."""
+    test.csv.gz. Hidden files and editors' backups (train.csv~, train.csv.bak) are not
+    named."""
     return [
         file.name
         for file in sorted(path.iterdir())
         if file.is_file()
-        and not file.name.startswith(".")
+        and not file.name.startswith((".", "#"))
+        and not file.name.endswith(BACKUP_ENDINGS)
         and (
             file.suffix.lower() in SUFFIX_FORMATS or file.name.split(".")[0].lower() in SPLIT_STEMS
         )
