@@ -1191,6 +1191,21 @@ def test_an_unlabelled_file_in_data_files_is_fixed_in_data_files(tmp_path):
     assert "point data.files.test at a labelled file, or leave test out of data.files" in message
 
 
+def test_a_single_file_without_labels_is_not_sent_to_split_names(tmp_path):
+    """The hint was 'give the train role to a labelled split with data.split_names.train':
+    one file has no splits to choose from."""
+    path = tmp_path / "texts.csv"
+    pd.DataFrame({"text": [f"t {i}" for i in range(8)], "label": [None] * 8}).to_csv(path)
+    with pytest.raises(FintuneError) as caught:
+        prepare_data(DataConfig(path=str(path)), 0)
+    message = str(caught.value)
+    assert "no row of the file has a label (8 rows in the train split: an unlabelled file?)" in (
+        message
+    )
+    assert "split_names" not in message
+    assert "data.label_column" in message and "point data.path at a labelled file" in message
+
+
 def _split_files(tmp_path: Path, roles: tuple[str, ...]) -> dict[str, str]:
     files = {}
     for role in roles:

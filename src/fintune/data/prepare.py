@@ -80,7 +80,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     for role, frame in frames.items():
         _check_columns(frame, config, f"{origin}, {role} split")
         where = f"{origin}, {role} split"
-        _check_labels_present(frame, config.label_column, where, config.labels, bool(config.files))
+        _check_labels_present(frame, config.label_column, where, config.labels, _given_as(config))
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column, origin)
     if len(labels) == 1:  # none: no rows, named below
         raise FintuneError(
@@ -559,8 +559,18 @@ def _row(frame: pd.DataFrame, row: int) -> str:
     return f"row {row}" if lines is None else f"row {row} (line {lines[row - 1]})"
 
 
+def _given_as(config: DataConfig) -> str:
+    """How the data's splits were given: 'files' (data.files), 'file' (data.path is one
+    file, which train is cut from) or 'splits' (a folder's or the hub's named splits)."""
+    if config.files:
+        return "files"
+    if config.path and not config.dataset and Path(config.path).is_file():
+        return "file"
+    return "splits"
+
+
 def _check_labels_present(
-    frame: pd.DataFrame, column: str, where: str, labels: list[str] | None, files: bool
+    frame: pd.DataFrame, column: str, where: str, labels: list[str] | None, given_as: str
 ) -> None:
     for row, value in enumerate(frame[column], start=1):
         if not pd.api.types.is_scalar(value):  # a list or dict; None and pd.NA are scalars
@@ -571,7 +581,7 @@ def _check_labels_present(
         if _no_label(value):
             raise FintuneError(
                 f"{where}, {_row(frame, row)}: empty or missing label in column {column!r}"
-                + _unlabelled_split(frame[column], where, labels, files)
+                + _unlabelled_split(frame[column], where, labels, given_as)
             )
         if isinstance(value, float) and np.isinf(value):  # 'inf' in a csv, Infinity in json
             raise FintuneError(
@@ -582,7 +592,7 @@ def _check_labels_present(
             raise FintuneError(
                 f"{where}, {_row(frame, row)}: empty or missing label in column {column!r} "
                 f"({value!r} marks a missing value; if it is a label, list it in data.labels)"
-                + _unlabelled_split(frame[column], where, labels, files)
+                + _unlabelled_split(frame[column], where, labels, given_as)
             )
 
 
@@ -594,16 +604,24 @@ def _no_label(value: Any) -> bool:
     )
 
 
-def _unlabelled_split(values: pd.Series, where: str, labels: list[str] | None, files: bool) -> str:
+def _unlabelled_split(
+    values: pd.Series, where: str, labels: list[str] | None, given_as: str
+) -> str:
     """A split with no label at all (a hub test split's -1s): said as such, with the way
-    round it, rather than as one row's fault. `files`: the splits were given as data.files."""
+    round it, rather than as one row's fault. `given_as`: as `_given_as` says."""
     if not all(
         _no_label(v) or (isinstance(v, str) and is_missing_marker(v, labels)) for v in values
     ):
         return ""
     role = where.rsplit(", ", 1)[-1].removesuffix(" split")
+    if given_as == "file":
+        return (
+            f"; no row of the file has a label ({len(values)} rows in the {role} split: an "
+            f"unlabelled file?); name the labels' column in data.label_column, or point "
+            "data.path at a labelled file"
+        )
     said = f"; no row of the {role} split has a label ({len(values)} rows: an unlabelled split?); "
-    if not files:
+    if given_as == "splits":
         return said + f"give the {role} role to a labelled split with data.split_names.{role}"
     fix = f"point data.files.{role} at a labelled file"
     if role != "train":
