@@ -679,6 +679,27 @@ def test_a_finished_run_of_another_config_or_data_is_not_adopted(study_file, sen
     assert len(run_dirs(folder)) == 2  # trained again: the folder was not this cell's
 
 
+@pytest.mark.parametrize(
+    "damage",
+    ["name: " + "[" * 5000 + "]" * 5000 + "\n", b"name: caf\xe9\n", "name: [unclosed\n"],
+    ids=["nested too deep", "not UTF-8", "not YAML"],
+)
+def test_a_run_folder_with_a_damaged_config_is_passed_by_not_fatal(
+    study_file, sentences_csv, damage
+):
+    """A config.yaml nested 5,000 brackets deep in the study's runs folder stopped the
+    study with a RecursionError traceback while it looked for finished runs to adopt."""
+    axes = {"method": {"full": {"method": "full"}}, "seed": [1]}
+    path = study_file(axes=axes)
+    folder, _ = run_study(path)
+    (folder / "cells.json").unlink()  # as if stopped before cells.json named the run
+    (first,) = run_dirs(folder)
+    config = folder / "runs" / first / "config.yaml"
+    config.write_bytes(damage if isinstance(damage, bytes) else damage.encode())
+    run_study(path)
+    assert len(run_dirs(folder)) == 2  # passed by, and the cell trained again
+
+
 def test_every_cell_whose_warmup_outlasts_it_is_warned_naming_it(study_file, capsys):
     """Cells are checked once per model, method, data and seed: an axis over max_steps warned
     (unnamed) for the first cell only, and the others trained on a learning rate still rising."""

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from fintune.config.load import parse_yaml
 from fintune.config.schema import ExperimentConfig
 from fintune.run_dir import resolved_config
 from fintune.tracking import log_run, tracked_runs
@@ -47,9 +48,9 @@ def finished_run(
         rest = run_dir.name[STAMP:]
         if run_dir.name in taken or not (rest == name or rest.startswith(f"{name}+")):
             continue
-        try:
-            written = yaml.safe_load((run_dir / "config.yaml").read_text())
-        except (OSError, yaml.YAMLError):
+        try:  # a damaged or foreign folder is passed by, not adopted and not fatal
+            written = parse_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError):
             continue
         expected = expected or resolved_config(config)
         metrics = whole_metrics(run_dir) if written == expected else None
