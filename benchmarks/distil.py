@@ -114,8 +114,11 @@ def transfer_texts(
     return [t for t in dict.fromkeys(cleaned) if t and t not in exclude]
 
 
-REPLACE_SHARE = 0.25  # of a text's replaceable words, in each variant (at least one)
+REPLACE_SHARE = 0.25  # of a text's replaceable words, in each variant (rounded; one at least)
 TOP_K = 20  # the language model's likeliest next tokens a replacement is drawn from
+
+
+WORD_JOINERS = "'\u2019-"  # a word goes on past these
 
 
 def _whole_word(text: str, start: int, end: int) -> tuple[int, str] | None:
@@ -124,9 +127,9 @@ def _whole_word(text: str, start: int, end: int) -> tuple[int, str] | None:
     begin = start + len(text[start:end]) - len(text[start:end].lstrip())
     word = text[begin:end]
     if not word.isalpha() or (begin and not text[begin - 1].isspace()):
-        return None
-    if end < len(text) and text[end].isalnum():
-        return None
+        return None  # "based" of UK-based, "t" of isn't
+    if end < len(text) and (text[end].isalnum() or text[end] in WORD_JOINERS):
+        return None  # "isn" of isn't, "year" of year-on-year
     return begin, word
 
 
@@ -137,25 +140,32 @@ def lm_variants(
     variants: int,
     seed: int,
     exclude: set[str] = frozenset(),
+    known_words: set[str] | None = None,
     batch_size: int = 16,
 ) -> list[tuple[str, int]]:
-    """`variants` new texts per text: in each, about REPLACE_SHARE of its whole words (at
-    least one) are replaced by a word the language model `lm` finds likely after the
-    text's words before it, drawn in proportion from its TOP_K next tokens that are whole words
-    of letters. Sub-word pieces, numbers and marks stay. Variants equal to a text of
-    `texts` or of `exclude`, or to each other, are left out. Returns (variant, index of its
-    text) pairs. The teacher labels them, so a replaced verb ("rose" to "fell") is a new
-    example, not a wrong one."""
+    """`variants` new texts per text: in each, REPLACE_SHARE of its replaceable words
+    (rounded, one at least) are replaced by a word the language model `lm` finds likely
+    after the text's words before it, drawn in proportion from those of its TOP_K next
+    tokens that start a word and are, whole, a word of `known_words` (lower case; by
+    default the words of `texts`), so never a piece such as "Rev" of "Revenue". A
+    replaceable word is one token of letters only: words of several tokens, numbers,
+    marks and parts of "isn't" or "year-on-year" stay. Variants equal to a text of
+    `texts` or of `exclude`, or to each other, are left out. Returns (variant, index of
+    its text) pairs. The teacher labels them, so a replaced verb ("rose" to "fell") is a
+    new example, not a wrong one."""
     rng = np.random.default_rng(seed)
     pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     marked = any(p.startswith(("\u2581", "\u0120")) for p in pieces if p)  # SentencePiece, BPE
+
+    if known_words is None:
+        known_words = {w.lower() for text in texts for w in text.split() if w.isalpha()}
 
     def as_word(token_id: int) -> str | None:
         piece = pieces[token_id] or ""
         if piece.startswith("##") or (marked and not piece.startswith(("\u2581", "\u0120"))):
             return None  # continues a word
         word = tokenizer.decode([token_id]).strip()
-        return word if word.isalpha() else None
+        return word if word.isalpha() and word.lower() in known_words else None
 
     words: dict[int, str | None] = {}
     if tokenizer.pad_token is None:
@@ -186,20 +196,18 @@ def lm_variants(
                 ):
                     if token_id not in words:
                         words[token_id] = as_word(int(token_id))
-                    if words[token_id] and words[token_id].lower() != original.lower():
-                        options.append((words[token_id], chance))
+                    word = words[token_id]
+                    if word and word.lower() != original.lower() and chance > 0:
+                        options.append((word, chance))
                 if options:
                     names, weights = zip(*options, strict=True)
                     spots.append((begin, end, names, np.array(weights) / sum(weights)))
+            count = max(1, round(REPLACE_SHARE * len(spots)))
             for _ in range(variants if spots else 0):
-                chosen = rng.random(len(spots)) < REPLACE_SHARE
-                chosen[rng.integers(len(spots))] = True
                 new = text
-                for (begin, end, names, weights), replace in reversed(
-                    list(zip(spots, chosen, strict=True))
-                ):
-                    if replace:
-                        new = new[:begin] + names[rng.choice(len(names), p=weights)] + new[end:]
+                for spot in sorted(rng.choice(len(spots), count, replace=False), reverse=True):
+                    begin, end, names, weights = spots[spot]  # from the end: offsets hold
+                    new = new[:begin] + names[rng.choice(len(names), p=weights)] + new[end:]
                 made.setdefault(new, first + row)
     seen = set(texts) | set(exclude)
     return [(text, source) for text, source in made.items() if text not in seen]
@@ -370,8 +378,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.augment:
         clock = time.perf_counter()
         lm, lm_tokenizer = load_lm(args.augment_lm)
+        texts = train["text"].tolist()
+        vocabulary = {w.lower() for text in texts + extra for w in text.split() if w.isalpha()}
         variants = lm_variants(
-            train["text"].tolist(), lm, lm_tokenizer, args.augment, config.seed, everything
+            texts, lm, lm_tokenizer, args.augment, config.seed, everything, vocabulary
         )
         del lm
         cleaner = make_cleaner(config.data.cleaning)
@@ -402,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         if augmented:
-            own = data.splits["train"]["label"].to_numpy()[list(sources.values())]
+            own = soft[list(sources.values())].argmax(1)  # the teacher's label of the source
             changed = float(np.mean(np.argmax(extra_soft[-augmented:], 1) != own))
             print(f"augmented texts the teacher labels unlike their source: {changed:.3f}")
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 from fintune.config import load_config
@@ -274,7 +274,8 @@ def test_variants_replace_whole_words_with_the_language_models_choices():
     tokenizer = _wordpiece()
     text = "profit rose in the quarter"  # rose is two pieces: it stays
     lm = _lm_that_says({"fell": 0.5, "grew": 0.3, "##ing": 0.1, "12": 0.1}, tokenizer)
-    made = distil.lm_variants([text], lm, tokenizer, variants=30, seed=0)
+    words = {"fell", "grew", "12", "ing"}  # a replacement must be one of these
+    made = distil.lm_variants([text], lm, tokenizer, variants=30, seed=0, known_words=words)
     assert made and all(source == 0 for _, source in made)
     for variant, _ in made:
         words = variant.split()
@@ -282,24 +283,68 @@ def test_variants_replace_whole_words_with_the_language_models_choices():
         changed = [
             w for w, old in zip(words[2:], ["in", "the", "quarter"], strict=True) if w != old
         ]
-        assert changed and set(changed) <= {"fell", "grew"}  # never a piece or a number
-    # about a quarter of a text's replaceable words change in each variant
+        assert len(changed) == 1 and set(changed) <= {"fell", "grew"}  # a quarter of 3: 1
+    # a quarter of a text's replaceable words change in each variant
     long = "profit rose" + " in the quarter" * 20
-    made_long = distil.lm_variants([long], lm, tokenizer, variants=20, seed=0)
+    made_long = distil.lm_variants([long], lm, tokenizer, 20, seed=0, known_words=words)
     old = long.split()
-    shares = [sum(a != b for a, b in zip(v.split(), old, strict=True)) / 60 for v, _ in made_long]
-    assert len(made_long) == 20 and 0.15 < sum(shares) / 20 < 0.35
-    assert distil.lm_variants([text], lm, tokenizer, variants=30, seed=0) == made
-    assert distil.lm_variants([text], lm, tokenizer, variants=30, seed=1) != made
+    changes = [sum(a != b for a, b in zip(v.split(), old, strict=True)) for v, _ in made_long]
+    assert len(made_long) == 20 and set(changes) == {15}
+    assert distil.lm_variants([long], lm, tokenizer, 20, seed=0, known_words=words) == made_long
+    assert distil.lm_variants([long], lm, tokenizer, 20, seed=1, known_words=words) != made_long
 
 
 def test_variants_leave_out_known_texts_and_texts_without_a_replaceable_word():
     tokenizer = _wordpiece()
     lm = _lm_that_says({"fell": 1.0}, tokenizer)
-    texts = ["profit rose in", "profit rose", "12 12"]  # only "in" can change
+    texts = ["profit rose in", "profit rose", "12 12", "fell"]  # only "in" can change
     made = distil.lm_variants(texts, lm, tokenizer, variants=3, seed=0)
     assert made == [("profit rose fell", 0)]  # three draws of one variant: kept once
     assert distil.lm_variants(texts, lm, tokenizer, 3, 0, exclude={"profit rose fell"}) == []
+
+
+def _sentencepiece() -> PreTrainedTokenizerFast:
+    """As Gemma's: a beginning token, word-starting pieces marked, the first word not, and
+    words cut into pieces ('Rev' of 'Revenue', 'isn' ' t' of "isn't")."""
+    pieces = ["<pad>", "<unk>", "<bos>", "Revenue", "The", "\u2581Rev", "\u2581firm", "\u2581isn"]
+    pieces += ["'", "t", "\u2581growing", "\u2581year", "-", "on", "\u2581fell", "\u2581rose"]
+    letters = sorted(set("abcdefghijklmnopqrstuvwxyzRT\u2581") - set(pieces))
+    vocab = [(p, -1.0) for p in pieces] + [(c, -10.0) for c in letters]
+    core = Tokenizer(models.Unigram(vocab, unk_id=1, byte_fallback=False))
+    core.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
+    core.decoder = decoders.Metaspace(prepend_scheme="never")
+    core.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", 2)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>"
+    )
+
+
+def test_variants_never_put_a_piece_of_a_word_in_or_cut_one():
+    """With Gemma's kind of tokenizer, 'The firm isn't growing' became 'The Rev isn't
+    growing' (a word-starting piece taken for a word) and 'The firm is't growing' (the
+    'isn' of "isn't" taken for one)."""
+    tokenizer = _sentencepiece()
+    lm = _lm_that_says({"\u2581Rev": 0.6, "\u2581fell": 0.3, "\u2581rose": 0.1}, tokenizer)
+    texts = ["The firm isn't growing", "Revenue fell year-on-year"]
+    made = distil.lm_variants(texts, lm, tokenizer, variants=20, seed=0)
+    # rose is no word of the texts; year of year-on-year stays; fell cannot replace itself
+    assert sorted(made) == [
+        ("The fell isn't growing", 0),
+        ("The firm isn't fell", 0),
+        ("fell fell year-on-year", 1),
+        ("fell firm isn't growing", 0),
+    ]
+
+
+def test_a_word_only_the_original_has_a_chance_for_is_left_as_it_is():
+    """Options with no chance at all made the chances of a word 0/0: rng.choice stopped
+    the run ('probabilities contain NaN')."""
+    tokenizer = _sentencepiece()
+    lm = _lm_that_says({"\u2581fell": 1.0}, tokenizer)
+    made = distil.lm_variants(["Revenue fell"], lm, tokenizer, 3, 0, known_words={"fell", "rose"})
+    assert made == [("fell fell", 0)]
 
 
 def test_a_student_learns_from_augmented_texts(tiny_runs, tiny_llama, tmp_path, capsys):
