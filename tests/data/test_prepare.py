@@ -1124,10 +1124,15 @@ def test_a_compressed_split_file_in_a_data_folder_is_warned_about(tmp_path):
 def test_editor_backups_in_a_data_folder_are_not_warned_about(tmp_path):
     """train.csv~ beside train.csv is an editor's backup, not a split someone meant."""
     _write(_frame({"negative": 20, "positive": 20}, "a"), tmp_path / "train.csv")
-    for name in ("train.csv~", "#train.csv#", "train.csv.bak", "test.csv.orig", "train.csv.tmp"):
+    backups = ("train.csv~", "#train.csv#", "train.csv.bak", "test.csv.ORIG", "train.csv.tmp")
+    for name in backups:
         (tmp_path / name).write_text("text,label\n", encoding="utf-8")
-    (tmp_path / "holdout.csv").write_text("text,label\n", encoding="utf-8")
-    assert prepare_data(_data(tmp_path), 0).report["unread_files"] == ["holdout.csv"]
+    for name in ("holdout.csv", "#holdout.csv"):  # not a backup: named
+        (tmp_path / name).write_text("text,label\n", encoding="utf-8")
+    assert prepare_data(_data(tmp_path), 0).report["unread_files"] == [
+        "#holdout.csv",
+        "holdout.csv",
+    ]
 
 
 def test_the_stopword_warning_counts_only_texts_that_lose_a_word(tmp_path):

@@ -402,7 +402,7 @@ def _split_of(file: Path, fmt: str, named: Collection[str] = ()) -> str | None:
     return None
 
 
-BACKUP_ENDINGS = ("~", "#", ".bak", ".orig", ".swp", ".tmp")
+BACKUP_ENDINGS = ("~", "#", ".bak", ".orig", ".swp", ".tmp")  # #train.csv#: Emacs's
 
 
 def unread_files(path: Path, fmt: str, named: Collection[str] = ()) -> list[str]:
@@ -414,8 +414,8 @@ def unread_files(path: Path, fmt: str, named: Collection[str] = ()) -> list[str]
         file.name
         for file in sorted(path.iterdir())
         if file.is_file()
-        and not file.name.startswith((".", "#"))
-        and not file.name.endswith(BACKUP_ENDINGS)
+        and not file.name.startswith(".")
+        and not file.name.lower().endswith(BACKUP_ENDINGS)
         and (
             file.suffix.lower() in SUFFIX_FORMATS or file.name.split(".")[0].lower() in SPLIT_STEMS
         )
