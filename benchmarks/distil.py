@@ -161,6 +161,8 @@ def lm_variants(
         known_words = {w.lower() for text in texts for w in text.split() if w.isalpha()}
 
     def as_word(token_id: int) -> str | None:
+        if token_id >= len(pieces):  # an embedding row past the vocabulary (padded to 64s)
+            return None
         piece = pieces[token_id] or ""
         if piece.startswith("##") or (marked and not piece.startswith(("\u2581", "\u0120"))):
             return None  # continues a word

@@ -258,9 +258,10 @@ def _wordpiece() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]")
 
 
-def _lm_that_says(chances: dict[str, float], tokenizer):
-    """A language model whose next token is drawn from `chances` after any words."""
-    row = torch.full((len(tokenizer),), -1e9)
+def _lm_that_says(chances: dict[str, float], tokenizer, padded: int = 0):
+    """A language model whose next token is drawn from `chances` after any words;
+    `padded`: its output rows past the tokenizer's vocabulary, each as likely as any."""
+    row = torch.full((len(tokenizer) + padded,), -1e9 if not padded else math.log(0.1))
     for word, chance in chances.items():
         row[tokenizer.convert_tokens_to_ids(word)] = math.log(chance)
 
@@ -361,3 +362,12 @@ def test_a_student_learns_from_augmented_texts(tiny_runs, tiny_llama, tmp_path, 
     printed = capsys.readouterr().out
     assert f"augmented texts: {augment['texts']} " in printed
     assert "augmented texts the teacher labels unlike their source: " in printed
+
+
+def test_output_rows_past_the_vocabulary_are_no_words():
+    """A model whose embeddings are padded past its tokenizer's vocabulary (to a multiple
+    of 64) has likely rows no token names: an IndexError stopped the run."""
+    tokenizer = _sentencepiece()
+    lm = _lm_that_says({"\u2581fell": 0.5}, tokenizer, padded=40)
+    made = distil.lm_variants(["Revenue rose"], lm, tokenizer, 3, 0, known_words={"fell"})
+    assert sorted(made) == [("Revenue fell", 0), ("fell rose", 0)]
