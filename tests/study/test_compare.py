@@ -666,38 +666,35 @@ def test_a_cell_stopped_after_its_run_finished_is_adopted_not_trained_again(
         assert "test_accuracy" in cells[0].data.metrics
 
 
-def test_a_finished_run_of_another_config_or_data_is_not_adopted(study_file, sentences_csv):
-    axes = {"method": {"full": {"method": "full"}}, "seed": [1]}
-    path = study_file(axes=axes)
-    folder, _ = run_study(path)
-    (folder / "cells.json").unlink()  # as if stopped before cells.json named the run
-    (first,) = run_dirs(folder)
-    config = folder / "runs" / first / "config.yaml"
-    raw = yaml.safe_load(config.read_text())
-    config.write_text(yaml.safe_dump({**raw, "seed": 99}))
-    run_study(path)
-    assert len(run_dirs(folder)) == 2  # trained again: the folder was not this cell's
+def _other_seed(text: str) -> bytes:
+    return yaml.safe_dump({**yaml.safe_load(text), "seed": 99}).encode()
 
 
 @pytest.mark.parametrize(
-    "damage",
-    ["name: " + "[" * 5000 + "]" * 5000 + "\n", b"name: caf\xe9\n", "name: [unclosed\n"],
-    ids=["nested too deep", "not UTF-8", "not YAML"],
+    "rewrite",
+    [
+        _other_seed,
+        lambda _: ("name: " + "[" * 5000 + "]" * 5000 + "\n").encode(),
+        lambda _: b"name: caf\xe9\n",
+        lambda _: b"name: [unclosed\n",
+    ],
+    ids=["another config", "nested too deep", "not UTF-8", "not YAML"],
 )
-def test_a_run_folder_with_a_damaged_config_is_passed_by_not_fatal(
-    study_file, sentences_csv, damage
+def test_a_finished_run_of_another_config_or_a_damaged_one_is_not_adopted(
+    study_file, sentences_csv, rewrite
 ):
-    """A config.yaml nested 5,000 brackets deep in the study's runs folder stopped the
-    study with a RecursionError traceback while it looked for finished runs to adopt."""
+    """A config.yaml nested 5,000 brackets deep (or not UTF-8) in the study's runs folder
+    stopped the study with a traceback while it looked for finished runs to adopt; such a
+    folder is passed by, as one of another config is."""
     axes = {"method": {"full": {"method": "full"}}, "seed": [1]}
     path = study_file(axes=axes)
     folder, _ = run_study(path)
     (folder / "cells.json").unlink()  # as if stopped before cells.json named the run
     (first,) = run_dirs(folder)
     config = folder / "runs" / first / "config.yaml"
-    config.write_bytes(damage if isinstance(damage, bytes) else damage.encode())
+    config.write_bytes(rewrite(config.read_text()))
     run_study(path)
-    assert len(run_dirs(folder)) == 2  # passed by, and the cell trained again
+    assert len(run_dirs(folder)) == 2  # trained again: the folder was not this cell's
 
 
 def test_every_cell_whose_warmup_outlasts_it_is_warned_naming_it(study_file, capsys):
