@@ -43,12 +43,12 @@ def remembered() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started so (a script's `cmd &`):
-        yield  # the terminal's Ctrl+C is not for this process, as Python itself keeps it
-        return
+    # started with SIGINT ignored (a script's `cmd &`), the terminal's Ctrl+C is not for this
+    # process, as Python itself keeps it; a dropped SIGTERM is still raised again
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     _requested.clear()
     _terminated.clear()
-    previous = signal.signal(signal.SIGINT, _interrupt)
+    previous = None if ignored else signal.signal(signal.SIGINT, _interrupt)
     hook = sys.unraisablehook
     sys.unraisablehook = lambda args: _quiet(args, hook)
     try:
@@ -58,7 +58,9 @@ def remembered() -> Iterator[None]:
         _requested.clear()
         _terminated.clear()
         sys.unraisablehook = hook
-        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+        if not ignored:
+            handler = signal.default_int_handler if previous is None else previous
+            signal.signal(signal.SIGINT, handler)
 
 
 def _quiet(args: Any, hook: Any) -> None:
