@@ -367,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     everything = {t for frame in data.splits.values() for t in frame["text"]}
+    cleaner = make_cleaner(config.data.cleaning)
     extra = transfer_texts(
         args.transfer_tatqa,
         args.transfer_tweets,
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
         config.seed,
         tuple(args.transfer_config),
         args.transfer_financebench,
-        make_cleaner(config.data.cleaning),
+        cleaner,
     )
     augmented = 0
     if args.augment:
@@ -383,11 +384,10 @@ def main(argv: list[str] | None = None) -> None:
         texts = train["text"].tolist()
         vocabulary = {w.lower() for text in texts + extra for w in text.split() if w.isalpha()}
         variants = lm_variants(
-            texts, lm, lm_tokenizer, args.augment, config.seed, everything, vocabulary
+            texts, lm, lm_tokenizer, args.augment, config.seed, known_words=vocabulary
         )
         del lm
-        cleaner = make_cleaner(config.data.cleaning)
-        known = everything | set(extra)
+        known = everything | set(extra)  # as cleaned: checked after cleaning the variants
         sources: dict[str, int] = {}  # each new text, and the training row it came from
         for text, source in variants:
             text = prepare(text, cleaner)
