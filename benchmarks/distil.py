@@ -130,6 +130,8 @@ def _whole_word(text: str, start: int, end: int) -> tuple[int, str] | None:
         return None  # "based" of UK-based, "t" of isn't
     if end < len(text) and (text[end].isalnum() or text[end] in WORD_JOINERS):
         return None  # "isn" of isn't, "year" of year-on-year
+    if re.match(r"[:./][\w/]", text[end : end + 2]):
+        return None  # "https" of https://t.co, "www" of www.x.com, "U" of U.S., "and" of and/or
     return begin, word
 
 
@@ -181,21 +183,24 @@ def lm_variants(
             max_length=128, return_tensors="pt",
         )  # fmt: skip
         offsets = encoded.pop("offset_mapping")
-        with torch.inference_mode():
-            logits = lm(**encoded).logits.float()
-        top = logits.topk(min(TOP_K, logits.shape[-1]), dim=-1)  # [batch, position, k]
-        chances, candidates = top.values.softmax(-1).numpy(), top.indices.numpy()
+        found = []  # (row, position, begin, word, end) of each replaceable word
         for row, text in enumerate(chunk):
-            spots = []  # (begin, end, words, their chances)
             for position in range(1, int(encoded["attention_mask"][row].sum())):
                 start, end = offsets[row, position].tolist()
-                if (found := _whole_word(text, start, end)) is None:
-                    continue
-                begin, original = found
+                if (whole := _whole_word(text, start, end)) is not None:
+                    found.append((row, position, *whole, end))
+        spots = [[] for _ in chunk]  # per text: (begin, end, words, their chances)
+        if found:
+            rows = [row for row, *_ in found]
+            before = [position - 1 for _, position, *_ in found]  # predicts the word
+            logits = next_token_logits(lm, encoded, rows, before)
+            top = logits.topk(min(TOP_K, logits.shape[-1]), dim=-1)  # [found, k]
+            chances, candidates = top.values.softmax(-1).numpy(), top.indices.numpy()
+            for (row, _, begin, original, end), ids, odds in zip(
+                found, candidates, chances, strict=True
+            ):
                 options = []
-                for token_id, chance in zip(
-                    candidates[row, position - 1], chances[row, position - 1], strict=True
-                ):
+                for token_id, chance in zip(ids, odds, strict=True):
                     if token_id not in words:
                         words[token_id] = as_word(int(token_id))
                     word = words[token_id]
@@ -203,16 +208,30 @@ def lm_variants(
                         options.append((word, chance))
                 if options:
                     names, weights = zip(*options, strict=True)
-                    spots.append((begin, end, names, np.array(weights) / sum(weights)))
-            count = max(1, round(REPLACE_SHARE * len(spots)))
-            for _ in range(variants if spots else 0):
+                    spots[row].append((begin, end, names, np.array(weights) / sum(weights)))
+        for row, text in enumerate(chunk):
+            count = max(1, round(REPLACE_SHARE * len(spots[row])))
+            for _ in range(variants if spots[row] else 0):
                 new = text
-                for spot in sorted(rng.choice(len(spots), count, replace=False), reverse=True):
-                    begin, end, names, weights = spots[spot]  # from the end: offsets hold
+                picked = rng.choice(len(spots[row]), count, replace=False)
+                for spot in sorted(picked, reverse=True):  # from the end: offsets hold
+                    begin, end, names, weights = spots[row][spot]
                     new = new[:begin] + names[rng.choice(len(names), p=weights)] + new[end:]
                 made.setdefault(new, first + row)
     seen = set(texts) | set(exclude)
     return [(text, source) for text, source in made.items() if text not in seen]
+
+
+def next_token_logits(lm, encoded, rows: list[int], positions: list[int]) -> torch.Tensor:
+    """The causal LM's logits for the token after each (row, position) of the batch
+    `encoded`, its output layer run at those positions only: Gemma's 262k-token output
+    layer costs more than the rest of the model, at every position it runs."""
+    with torch.inference_mode():
+        hidden = lm.get_decoder()(**encoded, use_cache=False).last_hidden_state
+        logits = lm.get_output_embeddings()(hidden[rows, positions]).float()
+    if cap := getattr(lm.config, "final_logit_softcapping", None):  # as Gemma's forward
+        logits = torch.tanh(logits / cap) * cap
+    return logits
 
 
 def load_lm(name: str):

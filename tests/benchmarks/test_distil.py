@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast
+from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
 
 from fintune.config import load_config
 from fintune.data import prepare_data
@@ -265,10 +265,14 @@ def _lm_that_says(chances: dict[str, float], tokenizer, padded: int = 0):
     for word, chance in chances.items():
         row[tokenizer.convert_tokens_to_ids(word)] = math.log(chance)
 
-    def lm(input_ids, **_):
-        return SimpleNamespace(logits=row.expand(*input_ids.shape, -1).clone())
+    def decoder(input_ids, **_):
+        return SimpleNamespace(last_hidden_state=torch.zeros(*input_ids.shape, 1))
 
-    return lm
+    return SimpleNamespace(
+        get_decoder=lambda: decoder,
+        get_output_embeddings=lambda: lambda hidden: row.expand(*hidden.shape[:-1], -1).clone(),
+        config=SimpleNamespace(),
+    )
 
 
 def test_variants_replace_whole_words_with_the_language_models_choices():
@@ -371,3 +375,41 @@ def test_output_rows_past_the_vocabulary_are_no_words():
     lm = _lm_that_says({"\u2581fell": 0.5}, tokenizer, padded=40)
     made = distil.lm_variants(["Revenue rose"], lm, tokenizer, 3, 0, known_words={"fell"})
     assert sorted(made) == [("Revenue fell", 0), ("fell rose", 0)]
+
+
+@pytest.mark.parametrize("softcap", [None, 3.0])
+def test_next_token_logits_are_the_models_own_at_the_positions_asked(softcap):
+    """The output layer runs at the replaceable words only; what it gives there must be
+    what the model's forward gives, Gemma's final soft-capping included."""
+    config = Gemma3TextConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+        final_logit_softcapping=softcap,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    lm = Gemma3ForCausalLM(config).eval()
+    encoded = {
+        "input_ids": torch.randint(0, 64, (3, 7)),
+        "attention_mask": torch.tensor([[1] * 7, [1] * 5 + [0] * 2, [1] * 3 + [0] * 4]),
+    }
+    rows, positions = [0, 0, 1, 2], [0, 6, 3, 1]
+    with torch.inference_mode():
+        whole = lm(**encoded).logits[rows, positions]
+    assert torch.allclose(distil.next_token_logits(lm, encoded, rows, positions), whole, atol=1e-5)
+    if softcap:
+        assert whole.abs().max() < softcap
+
+
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [
+        ("see https://t.co/x", "https"),
+        ("at www.x.com", "www"),
+        ("U.S. sales", "U"),
+        ("and/or", "and"),
+    ],
+)
+def test_a_word_that_starts_a_link_or_an_abbreviation_stays(text, word):
+    start = text.index(word)
+    assert distil._whole_word(text, start, start + len(word)) is None
+    assert distil._whole_word("sales rose.", 6, 10) == (6, "rose")  # a full stop ends a word
