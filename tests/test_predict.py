@@ -464,3 +464,36 @@ def test_a_run_config_whose_aliases_explode_is_refused_naming_the_file(tmp_path)
         predict.read_run_config(tmp_path)
     (tmp_path / "config.yaml").write_text("name: &n r\ndata: {labels: [no, yes], other: *n}\n")
     assert predict.read_run_config(tmp_path)["data"] == {"labels": ["no", "yes"], "other": "r"}
+
+
+class _NanForLongTexts(torch.nn.Module):
+    """The run's model, whose outputs for inputs of more than 5 tokens are NaN."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.inner = model
+
+    def forward(self, **batch):
+        out = self.inner(**batch)
+        out.logits[batch["attention_mask"].sum(-1) > 5] = float("nan")
+        return out
+
+
+def test_texts_the_model_scores_nan_have_no_label_and_it_says_which(runs, monkeypatch):
+    """NaN outputs came back as a label with confidence nan: `fintune predict` printed
+    'up  nan', and serve answered 200 with the label and confidence null."""
+    predictor = Predictor.from_run(runs["full"], device="cpu")
+    texts = ["up", "profit rose sharply in the third quarter of the year", "down"]
+    predictor.model = _NanForLongTexts(predictor.model)
+    with pytest.raises(FintuneError, match=r"for 1 of 3 texts \(text 2\).*weights are finite"):
+        predictor(texts)
+    assert [r["label"] for r in predictor([texts[0], texts[2]])]  # the others still have one
+    with torch.no_grad():
+        next(predictor.model.parameters()).fill_(float("nan"))
+    with pytest.raises(FintuneError, match=r"3 of 3 texts \(text 1, 2, 3\).*hold NaN"):
+        predictor(texts)
+    monkeypatch.setattr(predict, "run_cleaner", lambda run_dir: None)
+    monkeypatch.setattr(predict.Predictor, "from_run", lambda run_dir, **_: predictor)
+    result = CliRunner().invoke(app, ["predict", "some-run", *texts])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "NaN or infinite for 3 of 3 texts" in result.stderr

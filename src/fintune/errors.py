@@ -15,6 +15,10 @@ class FintuneError(Exception):
     """A user-facing error: the message names the field, file or row and what is allowed."""
 
 
+class NonFiniteScores(FintuneError):
+    """A model's outputs are NaN or infinite for some texts, so they have no label."""
+
+
 def relative_note(path: str | Path) -> str:
     """For a relative path that was not found: where it was looked for."""
     if Path(path).is_absolute():

@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from fintune.config.load import TOO_DEEP, parse_yaml
 from fintune.config.schema import CleaningConfig
 from fintune.data.clean import make_cleaner
-from fintune.errors import FintuneError
+from fintune.errors import FintuneError, NonFiniteScores
 from fintune.evaluation.inference import in_bf16, length_sorted_batches, pads_on_the_left
 from fintune.models import load_saved_classifier, pick_device
 from fintune.models.load import MODEL_INFO, ModelInfo
@@ -95,6 +95,7 @@ class Predictor:
                 for j, i in enumerate(rows):
                     encoded[key][i] = again[key][j]
         results: list[dict] = [{} for _ in texts]
+        broken: list[int] = []  # texts whose outputs are NaN or infinite
         lengths = [len(ids) for ids in encoded["input_ids"]]
         for rows in length_sorted_batches(lengths, batch_size, pads_on_the_left(self.tokenizer)):
             batch = self.tokenizer.pad(
@@ -106,6 +107,9 @@ class Predictor:
             with torch.autocast(kind, torch.bfloat16, enabled=bf16):
                 logits = self.model(**batch).logits
             logits = logits.float().cpu()
+            broken += [
+                i for i, finite in zip(rows, logits.isfinite().all(-1), strict=True) if not finite
+            ]
             probs = torch.softmax(logits, dim=-1)
             # the largest logit, as a run's metrics count it: softmax can round a near tie
             for i, row, best in zip(rows, probs, logits.argmax(-1).tolist(), strict=True):
@@ -115,7 +119,24 @@ class Predictor:
                     "scores": {name: float(p) for name, p in zip(self.labels, row, strict=True)},
                     "truncated": cut[i],
                 }
+        if broken:
+            raise NonFiniteScores(self._broken_message(sorted(broken), len(texts)))
         return results
+
+    def _broken_message(self, broken: list[int], total: int) -> str:
+        shown = ", ".join(str(i + 1) for i in broken[:5]) + (", ..." if len(broken) > 5 else "")
+        if not all(p.isfinite().all() for p in self.model.parameters()):
+            why = "its weights hold NaN or infinite values: the run diverged, or a file is damaged"
+        elif self.precision != "fp32":
+            why = (
+                f"its weights are finite: precision {self.precision} is the likely cause; try fp32"
+            )
+        else:
+            why = "its weights are finite"
+        return (
+            f"the model's outputs are NaN or infinite for {len(broken)} of {total} texts "
+            f"(text {shown}), so they have no label: {why}"
+        )
 
 
 def check_run_dir(run_dir: Path) -> None:

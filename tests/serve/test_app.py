@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from fintune.errors import FintuneError
+from fintune.errors import FintuneError, NonFiniteScores
 from fintune.predict import Predictor
 from fintune.recipes.classification import run
 from fintune.serve.app import ServeSettings, app_for_run, create_app, run_summary
@@ -990,3 +990,21 @@ def test_model_names_the_base_commit_the_run_trained_on(run_dir, tmp_path):
     assert run_summary(copy)["base_commit"] == commit
     (copy / "environment.json").write_text("{")  # not the summary's to refuse
     assert run_summary(copy)["base_commit"] is None
+
+
+def test_a_text_the_model_scores_nan_is_a_500_that_says_so_and_fails_only_its_request():
+    """A model's NaN outputs were answered 200, with a label and confidence null."""
+
+    def model(texts):
+        if "nan" in texts:
+            raise NonFiniteScores(f"the model's outputs are NaN or infinite for 1 of {len(texts)}")
+        return [{"label": "up", "confidence": 1.0, "scores": {"up": 1.0}} for _ in texts]
+
+    app = create_app(model, {"run": "r", "backbone": "b", "method": "full"}, ServeSettings())
+    with TestClient(app) as c:
+        broken = c.post("/analyze/batch", json={"texts": ["sales rose", "nan"]})
+        after = c.post("/analyze", json={"text": "sales rose"})
+        health = c.get("/health")
+    assert broken.status_code == 500
+    assert broken.json() == {"error": "the model's outputs are NaN or infinite for 1 of 2"}
+    assert after.status_code == 200 and health.status_code == 200

@@ -32,7 +32,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fintune.errors import FintuneError
+from fintune.errors import FintuneError, NonFiniteScores
 from fintune.serve.batcher import BatcherFailed, MicroBatcher, ServerBusy, ServerStopping
 
 if TYPE_CHECKING:
@@ -362,6 +362,10 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     @app.exception_handler(BatcherFailed)
     async def failed(_request: Request, error: BatcherFailed):
         return JSONResponse({"error": f"internal error: {error}"}, status_code=500)
+
+    @app.exception_handler(NonFiniteScores)
+    async def no_label(_request: Request, error: NonFiniteScores):  # fails only its request
+        return JSONResponse({"error": str(error)}, status_code=500)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception):
