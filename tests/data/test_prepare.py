@@ -1252,3 +1252,25 @@ def test_a_split_ratio_in_use_or_at_its_default_is_not_warned_of(tmp_path):
         config = DataConfig(files=_split_files(tmp_path, roles), split=split)
         notes = data_warnings(prepare_data(config, 0), config)
         assert not [n for n in notes if n.startswith("data.split.")], notes
+
+
+def test_near_copies_between_splits_are_a_warning_and_leave_the_data_as_it_was(tmp_path):
+    """'Profit rose.' in train and 'profit rose' in test leak as much as one text in both,
+    but nothing said so: data.duplicates compares texts as written."""
+    from fintune.data import data_warnings
+
+    folder = tmp_path / "near"
+    folder.mkdir()
+    frame = _frame()
+    _write(frame, folder / "train.csv")
+    copies = frame.iloc[:3].assign(text=lambda f: f["text"].str.upper() + " !")
+    others = frame.iloc[:2].assign(text=["another text", "a third text"])
+    _write(pd.concat([copies, others]), folder / "test.csv")
+    config = _data(folder)
+    data = prepare_data(config, 0)
+    near = data.report["near_copies"]  # validation is cut from train: a copy may be there
+    assert sum(near[pair]["texts"] for pair in ("train/test", "validation/test")) == 3
+    assert len(data.splits["test"]) == 5  # nothing dropped
+    notes = "\n".join(data_warnings(data, config))
+    assert "of the test split is a train text but for case, spacing or punctuation" in notes
+    assert "of the test split are a validation text but for case, spacing or" in notes

@@ -25,6 +25,7 @@ from sklearn.model_selection import train_test_split
 from fintune.config.schema import DataConfig, SplitConfig
 from fintune.data.clean import make_cleaner, remove_stopwords
 from fintune.data.known import KNOWN, load_known
+from fintune.data.near_copies import near_copies
 from fintune.data.sources import (
     SPLIT_STEMS,
     SUFFIX_FORMATS,
@@ -132,6 +133,8 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     report["shared_texts"] = _shared_texts(splits)
     if variants := _unicode_variants(splits):
         report["unicode_variants"] = variants
+    if near := near_copies(splits):
+        report["near_copies"] = near
     for role in ROLES:
         if len(splits.get(role, ())) == 0:
             raise FintuneError(
@@ -248,6 +251,17 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
                 "written in another Unicode form (composed or decomposed accents, such as "
                 f"{variants['example']!r}){forms}"
             )
+    for pair, near in data.report.get("near_copies", {}).items():
+        first, second = pair.split("/")
+        n, example = near["texts"], " and ".join(map(repr, near["example"]))
+        texts = (
+            f"1 text of the {second} split is" if n == 1 else f"{n} texts of the {second} split are"
+        )
+        notes.append(
+            f"{texts} a {first} text but for case, spacing or punctuation (such as "
+            f"{example}): {second} scores are inflated (leakage); data.duplicates "
+            "compares texts as written, so it neither counts nor drops them"
+        )
     for name in data.report.get("labels_missing_from_train", []):
         label = data.labels.index(name)
         found = [

@@ -226,6 +226,12 @@ def _quality_lines(report: dict[str, Any], config: ExperimentConfig) -> list[str
             "- texts equal to another in a split or across two only in Unicode form "
             f"(composed or decomposed accents; neither deduplicated nor dropped): {counts}"
         )
+    if near := report.get("near_copies", {}):
+        counts = ", ".join(f"{pair} {copies['texts']}" for pair, copies in near.items())
+        lines.append(
+            "- texts of two splits equal but for case, spacing or punctuation (near copies; "
+            f"neither deduplicated nor dropped): {counts}"
+        )
     truncated = report.get("truncated", {})
     if truncated:
         counts = ", ".join(f"{role} {n}" for role, n in truncated.items() if role != "max_length")

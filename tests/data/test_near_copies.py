@@ -1,0 +1,40 @@
+"""Near copies: texts of two splits that differ only in case, spacing, punctuation or
+compatibility forms are counted as leakage, apart from exact and Unicode-form copies."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from fintune.data.near_copies import loose_form, near_copies
+from fintune.report.markdown import _quality_lines
+
+
+def _splits(**texts: list[str]) -> dict[str, pd.DataFrame]:
+    return {role: pd.DataFrame({"text": t, "label": 0}) for role, t in texts.items()}
+
+
+def test_the_loose_form_keeps_the_words_and_drops_their_writing():
+    assert loose_form("Profit  ROSE 5%.") == loose_form("profit rose 5 %") == "profit rose 5"
+    assert loose_form("\uff30rofit rose") == "profit rose"  # a full-width letter
+    assert loose_form("Glaston's brands") == loose_form("Glaston 's brands")
+    assert loose_form("profit rose") != loose_form("profit rose sharply")
+
+
+def test_near_copies_are_counted_per_pair_of_splits_with_an_example():
+    splits = _splits(
+        train=["Profit rose 5%.", "Sales fell", "Same text", "Cafe\u0301 opens"],
+        validation=["profit rose 5 %", "Nothing alike"],
+        test=["PROFIT ROSE 5%", "sales fell!", "Same text", "Caf\u00e9 opens", "..."],
+    )
+    assert near_copies(splits) == {
+        "train/validation": {"texts": 1, "example": ["Profit rose 5%.", "profit rose 5 %"]},
+        # "Same text" is a shared text and "Café" a Unicode variant: said elsewhere
+        "train/test": {"texts": 2, "example": ["Profit rose 5%.", "PROFIT ROSE 5%"]},
+        "validation/test": {"texts": 1, "example": ["profit rose 5 %", "PROFIT ROSE 5%"]},
+    }
+    assert near_copies(_splits(train=["a b"], test=["a c"])) == {}
+    lines = _quality_lines({"near_copies": near_copies(splits)}, None)
+    assert lines == [
+        "- texts of two splits equal but for case, spacing or punctuation (near copies; "
+        "neither deduplicated nor dropped): train/validation 1, train/test 2, validation/test 1"
+    ]
