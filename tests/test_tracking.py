@@ -670,3 +670,29 @@ def test_a_report_run_made_as_the_command_is_stopped_is_not_left_running(
     client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert run.info.status == "KILLED"
+
+
+def test_a_run_whose_logging_process_died_is_ended_as_killed_by_the_next(make_config, tmp_path):
+    """A run SIGKILLed while its files were being logged stayed RUNNING in MLflow for ever.
+    The next run logged to the store ends it, if its process was of this machine."""
+    import socket
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    config = make_config(tracking={"mlflow": True, "uri": uri})
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here = socket.gethostname()
+    client, experiment_id = tracking._client(config)
+    loggers = [f"{dead.pid}@{here}", f"{os.getpid()}@{here}", f"{dead.pid}@elsewhere", ""]
+    runs = {
+        who: client.create_run(experiment_id, tags={tracking.LOGGED_BY: who}).info.run_id
+        for who in loggers
+    }
+    run_dir = tmp_path / "20260101-000000-tiny"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("name: tiny\n")
+    logged = tracking.log_run(run_dir, config)
+    statuses = [client.get_run(runs[who]).info.status for who in loggers]
+    assert statuses == ["KILLED", "RUNNING", "RUNNING", "RUNNING"]
+    assert client.get_run(runs[loggers[0]]).data.tags["fintune.status"] == "KILLED"
+    assert client.get_run(logged).data.tags[tracking.LOGGED_BY] == f"{os.getpid()}@{here}"

@@ -12,12 +12,14 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import psutil
 from filelock import FileLock
 from rich.console import Console
 from rich.markup import escape
@@ -39,6 +41,7 @@ ARTIFACTS = (
     "predictions_test.csv",
 )
 SKIP_HISTORY_KEYS = {"step", "epoch", "time", "total_flos"}
+LOGGED_BY = "fintune.logged_by"  # pid@machine of the process logging a run's files
 QUICK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 console = Console(stderr=True, soft_wrap=True)
 
@@ -318,8 +321,10 @@ def log_run(
 ) -> str:
     """Log one run directory; returns the MLflow run id."""
     client, experiment_id = _client(config)
+    _end_abandoned(client, experiment_id)
     tags = {"fintune.run_dir": str(run_dir.resolve()), **config.tracking.tags}
     tags.update(extra_tags or {})
+    tags[LOGGED_BY] = f"{os.getpid()}@{socket.gethostname()}"
     if parent := _parent_of(client, experiment_id, tags):
         tags["mlflow.parentRunId"] = parent  # MLflow's UI nests the run under its study's
     # the run began when its folder was made and ended with its last file written (logging
@@ -336,6 +341,19 @@ def log_run(
     client.set_tag(run_id, "fintune.status", status)
     client.set_terminated(run_id, status=status, end_time=ended)
     return run_id
+
+
+def _end_abandoned(client, experiment_id: str) -> None:
+    """Runs whose logging process died (SIGKILL, a power cut) before it could end them:
+    KILLED, not RUNNING for ever. Only those logged by a process of this machine that is
+    gone; a study's report run is not logged so (its rerun takes it up again)."""
+    here = socket.gethostname()
+    running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
+    for run in running:
+        pid, _, host = run.data.tags.get(LOGGED_BY, "").partition("@")
+        if host == here and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            client.set_tag(run.info.run_id, "fintune.status", "KILLED")
+            client.set_terminated(run.info.run_id, status="KILLED")
 
 
 def _log_files(client, run_id: str, run_dir: Path, config: ExperimentConfig, started: int):
