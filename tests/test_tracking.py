@@ -696,3 +696,29 @@ def test_a_run_whose_logging_process_died_is_ended_as_killed_by_the_next(make_co
     assert statuses == ["KILLED", "RUNNING", "RUNNING", "RUNNING"]
     assert client.get_run(runs[loggers[0]]).data.tags["fintune.status"] == "KILLED"
     assert client.get_run(logged).data.tags[tracking.LOGGED_BY] == f"{os.getpid()}@{here}"
+
+
+def test_a_run_whose_logging_pid_was_taken_by_a_new_process_is_ended_as_killed(
+    make_config, tmp_path
+):
+    """A pid comes again: in a container restarted, fintune is pid 1 (or the same low pid)
+    again, so a killed run's pid was alive and the run stayed RUNNING for ever."""
+    import socket
+
+    import psutil
+
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    client, experiment_id = tracking._client(config)
+    here, started = socket.gethostname(), psutil.Process().create_time()
+    tags = {tracking.LOGGED_BY: f"{os.getpid()}@{here}"}
+    before = client.create_run(
+        experiment_id, tags={**tags, tracking.LOGGER_STARTED: str(started - 3600)}
+    ).info.run_id  # logged by a process of this pid an hour older than this one
+    live = client.create_run(experiment_id, tags={**tags, tracking.LOGGER_STARTED: str(started)})
+    run_dir = tmp_path / "20260101-000000-tiny"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("name: tiny\n")
+    logged = tracking.log_run(run_dir, config)
+    assert client.get_run(before).info.status == "KILLED"
+    assert client.get_run(live.info.run_id).info.status == "RUNNING"
+    assert float(client.get_run(logged).data.tags[tracking.LOGGER_STARTED]) == started

@@ -42,6 +42,7 @@ ARTIFACTS = (
 )
 SKIP_HISTORY_KEYS = {"step", "epoch", "time", "total_flos"}
 LOGGED_BY = "fintune.logged_by"  # pid@machine of the process logging a run's files
+LOGGER_STARTED = "fintune.logged_by_started"  # when it started: its pid can come again
 QUICK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 console = Console(stderr=True, soft_wrap=True)
 
@@ -325,6 +326,7 @@ def log_run(
     tags = {"fintune.run_dir": str(run_dir.resolve()), **config.tracking.tags}
     tags.update(extra_tags or {})
     tags[LOGGED_BY] = f"{os.getpid()}@{socket.gethostname()}"
+    tags[LOGGER_STARTED] = str(psutil.Process().create_time())
     if parent := _parent_of(client, experiment_id, tags):
         tags["mlflow.parentRunId"] = parent  # MLflow's UI nests the run under its study's
     # the run began when its folder was made and ended with its last file written (logging
@@ -351,9 +353,23 @@ def _end_abandoned(client, experiment_id: str) -> None:
     running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
     for run in running:
         pid, _, host = run.data.tags.get(LOGGED_BY, "").partition("@")
-        if host == here and pid.isdigit() and not psutil.pid_exists(int(pid)):
+        started = run.data.tags.get(LOGGER_STARTED)
+        if host == here and pid.isdigit() and not _alive(int(pid), started):
             client.set_tag(run.info.run_id, "fintune.status", "KILLED")
             client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    """Whether process `pid` is still the one that started at `started` (unknown: any
+    process of that pid). A pid comes again: in a container restarted, fintune is pid 1,
+    or the same low pid, once more."""
+    try:
+        now = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+    return started is None or abs(now - float(started)) < 1  # psutil's clock drifts a little
 
 
 def _log_files(client, run_id: str, run_dir: Path, config: ExperimentConfig, started: int):
