@@ -38,3 +38,10 @@ def test_near_copies_are_counted_per_pair_of_splits_with_an_example():
         "- texts of two splits equal but for case, spacing or punctuation (near copies; "
         "neither deduplicated nor dropped): train/validation 1, train/test 2, validation/test 1"
     ]
+
+
+def test_the_count_is_of_the_later_splits_texts_not_of_their_loose_forms():
+    """Two test texts that are one train text written twice otherwise were counted as one:
+    'a text of the test split is a train text ...' said 1 where 2 leak."""
+    splits = _splits(train=["Profit rose."], test=["PROFIT ROSE", "profit rose!", "Sales fell"])
+    assert near_copies(splits)["train/test"]["texts"] == 2

@@ -21,10 +21,10 @@ def loose_form(text: str) -> str:
 
 
 def near_copies(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """Per pair of splits ("train/test"): how many loose forms both have while no text of
-    one is a text of the other as written or in one Unicode form (those are counted as
-    shared texts and Unicode variants), with one example pair; pairs without any are left
-    out."""
+    """Per pair of splits ("train/test"): how many texts of the second have a loose form
+    of the first while no text of one of that form is a text of the other as written or
+    in one Unicode form (those are counted as shared texts and Unicode variants), with
+    one example pair; pairs without any are left out."""
     forms: dict[str, dict[str, set[str]]] = {}  # role -> loose form -> its texts there
     for role, frame in splits.items():
         by_form = forms[role] = {}
@@ -42,7 +42,8 @@ def near_copies(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
         )
         if near:
             example = [min(forms[first][near[0]]), min(forms[second][near[0]])]
-            out[f"{first}/{second}"] = {"texts": len(near), "example": example}
+            texts = sum(len(forms[second][form]) for form in near)  # what the warning says
+            out[f"{first}/{second}"] = {"texts": texts, "example": example}
     return out
 
 
