@@ -225,11 +225,14 @@ def lm_variants(
 def next_token_logits(lm, encoded, rows: list[int], positions: list[int]) -> torch.Tensor:
     """The causal LM's logits for the token after each (row, position) of the batch
     `encoded`, its output layer run at those positions only: Gemma's 262k-token output
-    layer costs more than the rest of the model, at every position it runs."""
+    layer costs more than the rest of the model, at every position it runs. Gemma's final
+    soft-capping is applied as its forward does; a model that scales its logits otherwise
+    (Cohere's logit_scale, Granite's logits_scaling) would differ from its own forward."""
     with torch.inference_mode():
         hidden = lm.get_decoder()(**encoded, use_cache=False).last_hidden_state
         logits = lm.get_output_embeddings()(hidden[rows, positions]).float()
-    if cap := getattr(lm.config, "final_logit_softcapping", None):  # as Gemma's forward
+    text_config = lm.config.get_text_config()  # a multimodal model's holds the cap
+    if cap := getattr(text_config, "final_logit_softcapping", None):  # as Gemma's forward
         logits = torch.tanh(logits / cap) * cap
     return logits
 

@@ -271,7 +271,7 @@ def _lm_that_says(chances: dict[str, float], tokenizer, padded: int = 0):
     return SimpleNamespace(
         get_decoder=lambda: decoder,
         get_output_embeddings=lambda: lambda hidden: row.expand(*hidden.shape[:-1], -1).clone(),
-        config=SimpleNamespace(),
+        config=SimpleNamespace(get_text_config=SimpleNamespace),
     )
 
 
