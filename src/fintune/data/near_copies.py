@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-PAIRS = (("train", "validation"), ("train", "test"), ("validation", "test"))
+SPLIT_PAIRS = (("train", "validation"), ("train", "test"), ("validation", "test"))
 
 
 def loose_form(text: str) -> str:
@@ -32,7 +32,7 @@ def near_copies(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
             if form := loose_form(text):
                 by_form.setdefault(form, set()).add(text)
     out: dict[str, Any] = {}
-    for first, second in PAIRS:
+    for first, second in SPLIT_PAIRS:
         if first not in forms or second not in forms:
             continue
         near = sorted(

@@ -25,7 +25,7 @@ from sklearn.model_selection import train_test_split
 from fintune.config.schema import DataConfig, SplitConfig
 from fintune.data.clean import make_cleaner, remove_stopwords
 from fintune.data.known import KNOWN, load_known
-from fintune.data.near_copies import near_copies
+from fintune.data.near_copies import SPLIT_PAIRS, near_copies
 from fintune.data.sources import (
     SPLIT_STEMS,
     SUFFIX_FORMATS,
@@ -785,8 +785,7 @@ def _unicode_variants(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
         twice = sorted(form for form, ways in by_form.items() if len(ways) > 1)
         if twice:
             out[role], examples = len(twice), examples + twice[:1]
-    pairs = (("train", "validation"), ("train", "test"), ("validation", "test"))
-    for a, b in pairs:
+    for a, b in SPLIT_PAIRS:
         if a in spellings and b in spellings:
             # a form in both splits, yet no spelling in both: exact leakage is shared_texts
             hidden = sorted(
@@ -804,8 +803,9 @@ def _unicode_variants(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
 def _shared_texts(splits: dict[str, pd.DataFrame]) -> dict[str, int]:
     """Texts present in two splits (any label): leakage that inflates test scores."""
     texts = {role: set(frame["text"]) for role, frame in splits.items()}
-    pairs = (("train", "validation"), ("train", "test"), ("validation", "test"))
-    return {f"{a}/{b}": len(texts[a] & texts[b]) for a, b in pairs if a in texts and b in texts}
+    return {
+        f"{a}/{b}": len(texts[a] & texts[b]) for a, b in SPLIT_PAIRS if a in texts and b in texts
+    }
 
 
 # --------------------------------------------------------------------------- splitting
