@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import optuna
+import psutil
 import pytest
 from mlflow import MlflowClient
 
@@ -51,6 +53,14 @@ def test_a_run_is_logged_with_params_step_metrics_final_metrics_and_artifacts(ma
     assert run.data.metrics["test_accuracy_ci90_low"] == metrics["test"]["ci"]["accuracy"][0]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"report.md", "loss.png", "confusion.png", "metrics.json", "config.yaml"} <= artifacts
+
+
+def _bare_run_dir(tmp_path: Path) -> Path:
+    """A run folder with only its config: enough for log_run."""
+    run_dir = tmp_path / "20260101-000000-tiny"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("name: tiny\n")
+    return run_dir
 
 
 def test_tracking_uri_from_the_environment(make_config, tmp_path, monkeypatch):
@@ -482,9 +492,7 @@ def test_a_rerun_summary_holds_only_the_current_reports_files(make_config, tmp_p
 def test_logging_stopped_by_ctrl_c_ends_the_mlflow_run_as_killed(make_config, tmp_path):
     """Ctrl+C while a run's files were being logged ended its MLflow run as FAILED, which
     reads as an error in the run; it was stopped."""
-    run_dir = tmp_path / "20260101-000000-tiny"
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text("name: tiny\n")
+    run_dir = _bare_run_dir(tmp_path)
     config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
 
     def interrupted(*args, **kwargs):
@@ -622,9 +630,7 @@ def test_a_stale_artifact_that_cannot_be_deleted_leaves_the_report_run_finished(
 def test_cells_and_trials_are_children_of_their_study_or_sweep_report_run(make_config, tmp_path):
     """They were tied to it by tags only: MLflow's UI listed every cell beside the report's
     run instead of nesting them under it (mlflow.parentRunId)."""
-    run_dir = tmp_path / "20260101-000000-tiny"
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text("name: tiny\n")
+    run_dir = _bare_run_dir(tmp_path)
     (tmp_path / "report.md").write_text("report")
     config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
     for kind in ("study", "sweep"):
@@ -675,8 +681,6 @@ def test_a_report_run_made_as_the_command_is_stopped_is_not_left_running(
 def test_a_run_whose_logging_process_died_is_ended_as_killed_by_the_next(make_config, tmp_path):
     """A run SIGKILLed while its files were being logged stayed RUNNING in MLflow for ever.
     The next run logged to the store ends it, if its process was of this machine."""
-    import socket
-
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     config = make_config(tracking={"mlflow": True, "uri": uri})
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -688,9 +692,7 @@ def test_a_run_whose_logging_process_died_is_ended_as_killed_by_the_next(make_co
         who: client.create_run(experiment_id, tags={tracking.LOGGED_BY: who}).info.run_id
         for who in loggers
     }
-    run_dir = tmp_path / "20260101-000000-tiny"
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text("name: tiny\n")
+    run_dir = _bare_run_dir(tmp_path)
     logged = tracking.log_run(run_dir, config)
     statuses = [client.get_run(runs[who]).info.status for who in loggers]
     assert statuses == ["KILLED", "RUNNING", "RUNNING", "RUNNING"]
@@ -703,10 +705,6 @@ def test_a_run_whose_logging_pid_was_taken_by_a_new_process_is_ended_as_killed(
 ):
     """A pid comes again: in a container restarted, fintune is pid 1 (or the same low pid)
     again, so a killed run's pid was alive and the run stayed RUNNING for ever."""
-    import socket
-
-    import psutil
-
     config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
     client, experiment_id = tracking._client(config)
     here, started = socket.gethostname(), psutil.Process().create_time()
@@ -715,9 +713,7 @@ def test_a_run_whose_logging_pid_was_taken_by_a_new_process_is_ended_as_killed(
         experiment_id, tags={**tags, tracking.LOGGER_STARTED: str(started - 3600)}
     ).info.run_id  # logged by a process of this pid an hour older than this one
     live = client.create_run(experiment_id, tags={**tags, tracking.LOGGER_STARTED: str(started)})
-    run_dir = tmp_path / "20260101-000000-tiny"
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text("name: tiny\n")
+    run_dir = _bare_run_dir(tmp_path)
     logged = tracking.log_run(run_dir, config)
     assert client.get_run(before).info.status == "KILLED"
     assert client.get_run(live.info.run_id).info.status == "RUNNING"
