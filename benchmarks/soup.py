@@ -4,7 +4,9 @@ Runs fine-tuned from the same pretrained model on the same data usually lie in o
 so the average of their weights is itself a good model, often better than each of them
 (Wortsman et al., 2022, "Model soups"). Unlike an ensemble it is one model of the same
 size. Ingredients are full, LoRA, DoRA or IA3 runs of one base model and one label order;
-adapters are merged into the base first.
+adapters are merged into the base first. Students of benchmarks/distil.py (a plain
+transformers folder beside summary.json) are ingredients too: full fine-tunes of the model
+their config names.
 
     .venv/bin/python benchmarks/soup.py RUN [RUN ...] --out benchmarks/out/soups/NAME
 
@@ -26,10 +28,12 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from fintune.config import load_config
 from fintune.evaluation.metrics import bootstrap_ci, evaluate_predictions
-from fintune.models import load_saved_classifier
-from fintune.models.load import MODEL_INFO, save_classifier
+from fintune.models import load_classifier, load_saved_classifier
+from fintune.models.load import MODEL_INFO, ModelInfo, save_classifier
 from fintune.predict import Predictor
 from fintune.run_dir import hardware, package_versions
 
@@ -37,18 +41,38 @@ from fintune.run_dir import hardware, package_versions
 TEXT_COLUMNS = {"text": str, "label": str, "predicted": str, "cleaned_text": str}
 # Methods whose weights fold into the plain model, so runs of them can be averaged.
 MERGEABLE = ("full", "lora", "dora", "ia3")
+ROOT = Path(__file__).resolve().parent.parent  # distil.py records its config from here
 
 
-def check_ingredients(runs: list[Path]) -> None:
-    """Before any weights load: each run has a saved model of a method that folds into the
-    plain model, and all were fine-tuned from the same base for the same labels (weights
-    of different bases have nothing to average)."""
-    infos = []
-    for run in runs:
+def student_config(run: Path) -> Path | None:
+    """The config of a benchmarks/distil.py student, or None for a fintune run."""
+    summary = run / "summary.json"
+    if (run / "model" / MODEL_INFO).is_file() or not summary.is_file():
+        return None
+    student = json.loads(summary.read_text()).get("student")
+    return None if student is None else ROOT / student["config"]
+
+
+def model_info(run: Path) -> dict:
+    """What fintune saved beside a run's model; for a distil.py student (a plain folder),
+    what fintune makes for the student's config: it was fully fine-tuned from that model."""
+    config = student_config(run)
+    if config is None:
         path = run / "model" / MODEL_INFO
         if not path.is_file():
             raise SystemExit(f"{run}: no saved model ({path} is missing)")
-        infos.append(json.loads(path.read_text()))
+        return json.loads(path.read_text())
+    saved = json.loads((run / "model" / "config.json").read_text())
+    labels = [saved["id2label"][str(i)] for i in range(len(saved["id2label"]))]
+    _, _, info = load_classifier(load_config(config), labels, "cpu")
+    return dataclasses.asdict(info)
+
+
+def check_ingredients(runs: list[Path]) -> None:
+    """Before any run's weights load: each run has a saved model of a method that folds
+    into the plain model, and all were fine-tuned from the same base for the same labels
+    (weights of different bases have nothing to average)."""
+    infos = [model_info(run) for run in runs]
     first = infos[0]
     for run, info in zip(runs, infos, strict=True):
         if info["method"] not in MERGEABLE:
@@ -69,6 +93,10 @@ def check_ingredients(runs: list[Path]) -> None:
 
 
 def load(run: Path):
+    if student_config(run) is not None:
+        model = AutoModelForSequenceClassification.from_pretrained(run / "model").eval()
+        tokenizer = AutoTokenizer.from_pretrained(run / "model")
+        return model, tokenizer, ModelInfo(**model_info(run))
     model, tokenizer, info = load_saved_classifier(run / "model")
     if hasattr(model, "merge_and_unload"):  # LoRA/DoRA: fold the adapter into the weights
         model = model.merge_and_unload()
@@ -190,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         frame.to_csv(args.out / f"predictions_{split}.csv", index=False)
     # the best run's config (its data.cleaning is the soup's), named as the soup and saved
     # as full like its model; with metrics.json it is a run `fintune serve` takes
-    config = yaml.safe_load((best_run / "config.yaml").read_text())
+    config = yaml.safe_load((student_config(best_run) or best_run / "config.yaml").read_text())
     config.update(name=args.out.name, method={"name": "full"})
     (args.out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     index = {label: i for i, label in enumerate(info.labels)}

@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from fintune.recipes.classification import run
@@ -192,3 +193,29 @@ def test_runs_that_cleaned_their_texts_otherwise_are_refused(tiny_runs, tmp_path
     monkeypatch.setattr(soup, "load", lambda run: pytest.fail("weights loaded"))
     with pytest.raises(SystemExit, match="read its validation texts cleaned otherwise"):
         soup.main([str(tiny_runs[0]), str(other), "--out", str(tmp_path / "soup")])
+
+
+def test_distilled_students_are_ingredients_beside_fintune_runs(tiny_runs, tmp_path):
+    """distil.py saves a plain transformers folder beside summary.json: soup.py refused it
+    ("no saved model"), so its students could not be souped."""
+    from tests.benchmarks.test_distil import distil
+
+    config = yaml.safe_load((tiny_runs[0] / "config.yaml").read_text())
+    student_config = tmp_path / "student.yaml"
+    student_config.write_text(yaml.safe_dump({**config, "seed": 5}))
+    student = tmp_path / "student"
+    argv = ["--config", str(student_config), "--teacher", str(tiny_runs[0]), "--out", str(student)]
+    distil.main([*argv, "--epochs", "1"])
+    assert not (student / "model" / "fintune_model.json").exists()
+
+    out = tmp_path / "soup"
+    soup.main([str(student), str(tiny_runs[1]), "--out", str(out)])
+    summary = json.loads((out / "soup.json").read_text())
+    assert summary["uniform"]["ingredients"] == 2
+    states = {r.name: soup.load(r)[0].state_dict() for r in (student, tiny_runs[1])}
+    kept = [states[name] for name in summary["greedy_kept"]]
+    saved = AutoModelForSequenceClassification.from_pretrained(out / "model").state_dict()
+    for key, value in soup.average(kept).items():
+        torch.testing.assert_close(saved[key], value, msg=key)
+    info = json.loads((out / "model" / "fintune_model.json").read_text())
+    assert info["method"] == "full" and info["labels"] == ["negative", "neutral", "positive"]
