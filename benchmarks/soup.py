@@ -14,7 +14,8 @@ Ingredients are ranked by validation accuracy. The greedy soup adds each in turn
 it only if validation accuracy does not drop; the uniform soup takes them all. Selection
 sees validation only. Test is read once per model at the end and printed with its bootstrap
 95% CI. The greedy soup is saved as a run-like folder (model/, config.yaml, metrics.json,
-predictions_*.csv, soup.json) that `fintune serve` and benchmarks/paired_runs.py accept.
+predictions_*.csv, soup.json) that `fintune serve` and benchmarks/paired_runs.py accept;
+the uniform soup likewise in its uniform/ folder.
 """
 
 from __future__ import annotations
@@ -125,6 +126,33 @@ def refuse_repeats(runs: list[Path]) -> None:
         seen[run.resolve()] = run
 
 
+def save_soup(folder: Path, model, tokenizer, info, frames: dict, predicted: dict, best_run):
+    """A soup saved like a run: model/, predictions_*.csv, config.yaml and metrics.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    # Merged LoRA is a plain model now: save it as `full` so it loads without PEFT.
+    full = dataclasses.replace(info, method="full", method_settings={})
+    save_classifier(model, tokenizer, full, folder / "model")
+    for split, frame in frames.items():
+        # cleaned_text too, when the runs had data.cleaning: it is what the soup read
+        columns = [c for c in ("text", "cleaned_text", "label") if c in frame]
+        frame[columns].assign(predicted=predicted[split]).to_csv(
+            folder / f"predictions_{split}.csv", index=False
+        )
+    # the best run's config (its data.cleaning is the soup's), named as the soup and saved
+    # as full like its model; with metrics.json it is a run `fintune serve` takes
+    config = yaml.safe_load((student_config(best_run) or best_run / "config.yaml").read_text())
+    config.update(name=folder.name, method={"name": "full"})
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    index = {label: i for i, label in enumerate(info.labels)}
+    metrics = {
+        split: evaluate_predictions(
+            [index[v] for v in frame["label"]], [index[v] for v in predicted[split]], info.labels
+        )
+        for split, frame in frames.items()
+    }
+    (folder / "metrics.json").write_text(json.dumps({"labels": info.labels, **metrics}))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", type=Path, nargs="+")
@@ -193,44 +221,22 @@ def main(argv: list[str] | None = None) -> None:
             chosen, chosen_val = chosen + [state], trial
             kept.append(run.name)
 
-    results, predicted = {}, {}
+    results = {}
+    args.out.mkdir(parents=True)
+    # the greedy soup is the candidate; the uniform one is kept beside it for pairing
     soups = {"uniform": [i[2] for i in ingredients], "greedy": chosen}
+    folders = {"uniform": args.out / "uniform", "greedy": args.out}
     for name, states in soups.items():
         soup_model.load_state_dict(average(states))
-        labels = predicted[name] = {s: np.array(predict(soup, texts[s])) for s in texts}
+        labels = {s: np.array(predict(soup, texts[s])) for s in texts}
         results[name] = {s: float(np.mean(labels[s] == truth[s])) for s in ("validation", "test")}
         index = {label: i for i, label in enumerate(info.labels)}
         y, p = (np.array([index[v] for v in a]) for a in (truth["test"], labels["test"]))
         results[name]["test_ci95"] = bootstrap_ci(y, p, len(info.labels))["accuracy"]
         results[name]["ingredients"] = len(states)
+        save_soup(folders[name], soup_model, tokenizer, info, frames, labels, best_run)
     results["best_ingredient"] = {"run": str(best_run), "validation": best_val}
     results["greedy_kept"] = kept
-
-    # Save the greedy soup (soup_model holds it: it was evaluated last) like a run.
-    args.out.mkdir(parents=True)
-    # Merged LoRA is a plain model now: save it as `full` so it loads without PEFT.
-    full = dataclasses.replace(info, method="full", method_settings={})
-    save_classifier(soup_model, tokenizer, full, args.out / "model")
-    for split in texts:
-        # cleaned_text too, when the runs had data.cleaning: it is what the soup read
-        columns = [c for c in ("text", "cleaned_text", "label") if c in frames[split]]
-        frame = frames[split][columns].assign(predicted=predicted["greedy"][split])
-        frame.to_csv(args.out / f"predictions_{split}.csv", index=False)
-    # the best run's config (its data.cleaning is the soup's), named as the soup and saved
-    # as full like its model; with metrics.json it is a run `fintune serve` takes
-    config = yaml.safe_load((student_config(best_run) or best_run / "config.yaml").read_text())
-    config.update(name=args.out.name, method={"name": "full"})
-    (args.out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    index = {label: i for i, label in enumerate(info.labels)}
-    metrics = {
-        split: evaluate_predictions(
-            [index[v] for v in truth[split]],
-            [index[v] for v in predicted["greedy"][split]],
-            info.labels,
-        )
-        for split in texts
-    }
-    (args.out / "metrics.json").write_text(json.dumps({"labels": info.labels, **metrics}))
     results["runs"] = [str(r) for r in args.runs]
     results["n"] = {split: len(labels) for split, labels in truth.items()}
     results["hardware"], results["versions"] = hw, package_versions()

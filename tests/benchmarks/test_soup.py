@@ -36,6 +36,26 @@ def test_the_saved_soup_is_the_average_of_the_runs_it_kept(tiny_runs, made_soup)
         torch.testing.assert_close(saved[key], value, msg=key)
 
 
+def test_the_uniform_soup_is_saved_beside_it_with_its_own_predictions(tiny_runs, made_soup):
+    """Only the greedy soup was saved, so the uniform one could not be paired with a run."""
+    uniform = made_soup / "uniform"
+    states = [soup.load(r)[0].state_dict() for r in tiny_runs]
+    model = AutoModelForSequenceClassification.from_pretrained(uniform / "model").eval()
+    for key, value in soup.average(states).items():
+        torch.testing.assert_close(model.state_dict()[key], value, msg=key)
+    tokenizer = AutoTokenizer.from_pretrained(uniform / "model")
+    summary = json.loads((made_soup / "soup.json").read_text())
+    recorded = pd.read_csv(uniform / "predictions_test.csv", dtype=str, keep_default_na=False)
+    with torch.inference_mode():
+        logits = model(**tokenizer(recorded["text"].tolist(), padding=True, return_tensors="pt"))
+    again = [model.config.id2label[int(i)] for i in logits.logits.argmax(-1)]
+    assert again == recorded["predicted"].tolist()
+    accuracy = (recorded["predicted"] == recorded["label"]).mean()
+    assert accuracy == pytest.approx(summary["uniform"]["test"])
+    metrics = json.loads((uniform / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] == pytest.approx(accuracy)
+
+
 def test_the_uniform_soup_averages_every_run():
     a = {"w": torch.tensor([1.0, 2.0]), "steps": torch.tensor([3])}
     b = {"w": torch.tensor([3.0, 6.0]), "steps": torch.tensor([5])}
