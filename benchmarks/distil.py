@@ -359,13 +359,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--augment-lm", default="gemma3-270m", help="a causal LM by fintune's model.name"
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="instead of the config's: the student's start, data order, sampled transfer "
+        "tweets and variants (a split keeps the config's data.split.seed where it sets one)",
+    )
     args = parser.parse_args(argv)
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; a new result never overwrites an earlier one")
     refuse_bad_arguments(args)
     started = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    config = load_config(args.config)
+    config = load_config(args.config, [f"seed={args.seed}"] if args.seed is not None else None)
     training = config.training
     refuse_unsupported(config, args.config)
     for needed in ("data.json", "metrics.json", "model"):
@@ -520,6 +526,7 @@ def main(argv: list[str] | None = None) -> None:
             "train_accuracy": teacher_train_accuracy,
             **{r: {"accuracy": teacher_metrics[r]["accuracy"]} for r in ("validation", "test")},
         },
+        "seed": config.seed,
         "epochs": training.epochs,
         "transfer": {
             "tatqa": str(args.transfer_tatqa),

@@ -14,7 +14,12 @@ import torch
 import torch.nn.functional as F
 import yaml
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
+from transformers import (
+    AutoModelForSequenceClassification,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    PreTrainedTokenizerFast,
+)
 
 from fintune.config import load_config
 from fintune.data import prepare_data
@@ -246,6 +251,24 @@ def test_it_prints_the_hardware_and_seed(tiny_runs, tmp_path, capsys):
     seed = load_config(config).seed
     printed = capsys.readouterr().out
     assert f"hardware: {hardware('cpu')['cpu']}" in printed and f"; seed {seed}" in printed
+
+
+def test_seed_replaces_the_configs_and_is_recorded(tiny_runs, tmp_path, capsys):
+    """Students of several seeds, for a recipe judged by its mean over seeds; the split
+    stays the teacher's (data.split.seed is set), so the fingerprints still match."""
+    config = tmp_path / "student.yaml"
+    config.write_text((tiny_runs[0] / "config.yaml").read_text())
+    argv = ["--config", str(config), "--teacher", str(tiny_runs[0]), "--epochs", "1"]
+    distil.main([*argv, "--out", str(tmp_path / "a")])
+    distil.main([*argv, "--out", str(tmp_path / "b"), "--seed", "9"])
+    assert "; seed 9" in capsys.readouterr().out
+    a, b = (json.loads((tmp_path / s / "summary.json").read_text()) for s in "ab")
+    assert a["seed"] == load_config(config).seed != 9 and b["seed"] == 9
+    heads = [
+        AutoModelForSequenceClassification.from_pretrained(tmp_path / s / "model").classifier
+        for s in "ab"
+    ]
+    assert not torch.equal(heads[0].weight, heads[1].weight)  # another start
 
 
 def _wordpiece() -> PreTrainedTokenizerFast:
