@@ -11,6 +11,8 @@ from fintune.models.bottleneck import (
 )
 
 SIZE = dict(num_hidden_layers=2, num_attention_heads=2, vocab_size=50)
+# where a plain load would find the base: these tests load through fintune only
+BASE = {"name_or_path": "not-used", "revision": None, "gguf_file": None, "dtype": "auto"}
 
 
 def _model(kind: str):
@@ -53,7 +55,7 @@ def test_adapter_changes_output_once_trained_and_round_trips(tmp_path):
     inputs = torch.randint(1, 50, (2, 6))
     logits = model(input_ids=inputs).logits
     settings = {"reduction_factor": 4, "non_linearity": "gelu", "dropout": 0.0}
-    save_bottleneck(model, tmp_path, settings, head=("classifier.", "bert.pooler."))
+    save_bottleneck(model, tmp_path, settings, ("classifier.", "bert.pooler."), BASE)
     fresh = _model("bert")  # same seed: same base weights
     assert not torch.allclose(fresh(input_ids=inputs).logits, logits)
     loaded = load_bottleneck(fresh, tmp_path)
@@ -66,7 +68,7 @@ def test_an_adapter_file_without_its_head_is_refused_not_given_a_random_one(tmp_
     model = _model("bert")
     add_bottleneck_adapters(model, reduction_factor=4)
     settings = {"reduction_factor": 4, "non_linearity": "relu", "dropout": 0.0}
-    save_bottleneck(model, tmp_path, settings, head=("classifier.", "bert.pooler."))
+    save_bottleneck(model, tmp_path, settings, ("classifier.", "bert.pooler."), BASE)
     weights = load_file(str(tmp_path / "bottleneck_adapter.safetensors"))
     save_file(
         {k: v for k, v in weights.items() if not k.startswith("classifier.")},

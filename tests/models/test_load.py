@@ -578,3 +578,22 @@ def test_a_damaged_environment_json_is_named_not_read_as_no_commit(
         load_saved_classifier(run_dir / "model")
     (run_dir / "environment.json").write_text('{"seed": 1}')  # an earlier version's record
     load_saved_classifier(run_dir / "model")
+
+
+def test_a_bottleneck_runs_own_plain_loader_is_not_named_as_the_models_code(make_config):
+    """Its config.json names fintune_bottleneck.py, which fintune itself never runs: the
+    refusal of a run trained with model.trust_remote_code named it as the model's code."""
+    from fintune.recipes.classification import run
+
+    folder = run(make_config(method={"name": "adapter"})) / "model"
+    assert (
+        "AutoModelForSequenceClassification"
+        in json.loads((folder / "config.json").read_text())["auto_map"]
+    )
+    info = json.loads((folder / "fintune_model.json").read_text())
+    (folder / "fintune_model.json").write_text(json.dumps({**info, "trust_remote_code": True}))
+    with pytest.raises(
+        FintuneError, match=r"runs its own code \(model.trust_remote_code: the base"
+    ) as error:
+        load_saved_classifier(folder)
+    assert "fintune_bottleneck" not in str(error.value)

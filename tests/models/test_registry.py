@@ -233,3 +233,12 @@ def test_an_adapter_runs_model_folder_names_its_method_with_the_right_article(
     (tmp_path / "fintune_model.json").write_text(json.dumps({"method": method, "base": "b"}))
     with pytest.raises(FintuneError, match=rf"is the model of {phrase}: "):
         resolve_model(str(tmp_path))
+
+
+def test_an_adapter_runs_folder_is_no_base_though_it_has_a_config_json(tmp_path):
+    """A bottleneck run's folder has config.json (for a plain load, its own code loading
+    the base): as a base it passed this check and failed later on missing weights."""
+    (tmp_path / "fintune_model.json").write_text(json.dumps({"method": "adapter", "base": "b"}))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(FintuneError, match="is the model of an adapter run: "):
+        resolve_model(str(tmp_path))

@@ -30,6 +30,8 @@ tokenizer = AutoTokenizer.from_pretrained(folder)
 info = json.load(open(folder + "/fintune_model.json"))
 if method == "full":
     model = AutoModelForSequenceClassification.from_pretrained(folder)
+elif method == "adapter":  # the folder's own loader, fintune_bottleneck.py
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
 else:
     from peft import PeftConfig, PeftModel
     adapter = PeftConfig.from_pretrained(folder)
@@ -81,7 +83,7 @@ def _plain_predictions(folder, method: str, texts: list[str], one_by_one: bool =
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("method", ["full", "lora", "dora", "ia3", "prefix"])
+@pytest.mark.parametrize("method", ["full", "lora", "dora", "ia3", "prefix", "adapter"])
 def test_saved_model_loads_with_plain_libraries_and_predicts_the_same(make_config, method):
     run_dir = run(make_config(method={"name": method}, training={"epochs": 3}))
     recorded = pd.read_csv(run_dir / "predictions_test.csv").head(8)
@@ -90,7 +92,7 @@ def test_saved_model_loads_with_plain_libraries_and_predicts_the_same(make_confi
     assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-4)
 
 
-@pytest.mark.parametrize("method", ["lora", "qlora"])
+@pytest.mark.parametrize("method", ["lora", "qlora", "adapter"])
 def test_a_bfloat16_run_loads_with_plain_libraries_as_the_readme_says(make_config, method):
     """The README loaded an adapter run's base without its dtype (float32, its confidences
     then 8e-5 off) and a QLoRA base without prepare_model_for_kbit_training (1e-3 off)."""
@@ -216,7 +218,10 @@ def test_a_decoders_prediction_does_not_depend_on_the_batch(make_config, request
     )
 
 
-@pytest.mark.parametrize(("backbone", "method"), [("tiny_gpt2", "full"), ("tiny_llama", "prompt")])
+@pytest.mark.parametrize(
+    ("backbone", "method"),
+    [("tiny_gpt2", "full"), ("tiny_llama", "prompt"), ("tiny_gpt2", "adapter")],
+)
 def test_a_decoder_run_loads_with_plain_libraries_and_predicts_the_same(
     make_config, request, backbone, method
 ):
@@ -231,7 +236,7 @@ def test_a_decoder_run_loads_with_plain_libraries_and_predicts_the_same(
     assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-5)
 
 
-@pytest.mark.parametrize("method", ["full", "lora", "prompt"])
+@pytest.mark.parametrize("method", ["full", "lora", "prompt", "adapter"])
 def test_a_gguf_run_loads_with_plain_libraries_as_the_readme_says(make_config, tiny_gguf, method):
     """A GGUF base (the packaged SmolLM2, Gemma-3): the README's steps, with fintune_model.json's
     gguf_file and the tokenizer's pad token, give what the run recorded."""

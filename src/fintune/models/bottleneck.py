@@ -10,73 +10,48 @@ sits on the output of the block's last projection, before dropout, residual and 
 `up` starts at zero, so a fresh adapter is the identity and training starts from the
 pretrained model. The adapter lives on the projection as a child module and runs in a
 forward hook, so the base weights keep their names and load from any checkpoint.
+
+The layer and its placement are in standalone_bottleneck.py, which imports nothing of
+fintune: it is copied into each saved folder so that plain transformers loads the run.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fintune.errors import FintuneError
-
-ADAPTER_ATTR = "bottleneck_adapter"
-WEIGHTS_FILE = "bottleneck_adapter.safetensors"
-CONFIG_FILE = "bottleneck_config.json"
-
-# The last projection of each layer's feed-forward block, by architecture family.
-FFN_OUTPUT_SUFFIXES = (
-    ".output.dense",  # BERT, RoBERTa, MiniLM, DeBERTa, ELECTRA (layer.N.output.dense)
-    ".ffn.lin2",  # DistilBERT
-    ".mlp.c_proj",  # GPT-2
-    ".mlp.down_proj",  # Llama, Qwen, Gemma, Mistral, SmolLM
-    ".mlp.fc2",  # OPT, Phi
-    ".mlp.dense_4h_to_h",  # GPT-NeoX, Falcon
+from fintune.models import standalone_bottleneck
+from fintune.models.standalone_bottleneck import (
+    ADAPTER_ATTR,
+    CONFIG_FILE,
+    FFN_OUTPUT_SUFFIXES,
+    WEIGHTS_FILE,
+    attach,
+    ffn_outputs,
+    out_features,
 )
 
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
-
-
-class Bottleneck(nn.Module):
-    def __init__(self, hidden: int, reduction_factor: int, non_linearity: str, dropout: float):
-        super().__init__()
-        width = max(1, hidden // reduction_factor)
-        self.down = nn.Linear(hidden, width)
-        self.act = ACTIVATIONS[non_linearity]()
-        self.dropout = nn.Dropout(dropout)
-        self.up = nn.Linear(width, hidden)
-        nn.init.normal_(self.down.weight, std=1e-2)
-        nn.init.zeros_(self.down.bias)
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        update = self.up(self.dropout(self.act(self.down(hidden.to(self.down.weight.dtype)))))
-        return hidden + update.to(hidden.dtype)
-
-
-def _run_adapter(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-    return getattr(module, ADAPTER_ATTR)(output)
+__all__ = ["ADAPTER_ATTR", "CONFIG_FILE", "WEIGHTS_FILE"]  # used by load.py and methods.py
+# the loader plain transformers runs (trust_remote_code), copied into each saved folder
+PLAIN_LOADER = "fintune_bottleneck.py"
+LOADER_CLASS = f"fintune_bottleneck.{standalone_bottleneck.BottleneckAdapterClassifier.__name__}"
 
 
 def _out_features(module: nn.Module) -> int:
-    if isinstance(module, nn.Linear):
-        return module.out_features
-    weight = getattr(module, "weight", None)  # GPT-2's Conv1D stores (in, out)
-    if weight is not None and weight.dim() == 2:
-        return weight.shape[1]
-    raise FintuneError(f"method adapter: cannot tell the width of {type(module).__name__}")
+    try:
+        return out_features(module)
+    except ValueError as error:
+        raise FintuneError(str(error)) from None
 
 
 def ffn_output_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    found = [
-        (name, module)
-        for name, module in model.named_modules()
-        if name.endswith(FFN_OUTPUT_SUFFIXES) and ".attention." not in name
-    ]
+    found = ffn_outputs(model)
     if not found:
         model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
         raise FintuneError(
@@ -105,14 +80,9 @@ def add_bottleneck_adapters(
     model: nn.Module, reduction_factor: int, non_linearity: str = "relu", dropout: float = 0.0
 ) -> list[str]:
     """Attach one adapter per feed-forward block; returns the adapted module names."""
-    names = []
-    for name, module in ffn_output_modules(model):
-        weight = next(module.parameters())
-        adapter = Bottleneck(_out_features(module), reduction_factor, non_linearity, dropout)
-        module.add_module(ADAPTER_ATTR, adapter.to(weight.device))
-        module.register_forward_hook(_run_adapter)
-        names.append(name)
-    return names
+    for _, module in ffn_output_modules(model):
+        _out_features(module)  # a layout whose width is unknown: fintune's error
+    return attach(model, reduction_factor, non_linearity, dropout)
 
 
 def adapter_state_dict(model: nn.Module, extra_prefixes: tuple[str, ...] = ()) -> dict:
@@ -124,10 +94,21 @@ def adapter_state_dict(model: nn.Module, extra_prefixes: tuple[str, ...] = ()) -
     }
 
 
-def save_bottleneck(model: nn.Module, folder: Path, settings: dict, head: tuple[str, ...]) -> None:
+def save_bottleneck(
+    model: nn.Module, folder: Path, settings: dict, head: tuple[str, ...], base: dict
+) -> None:
+    """The adapters and the head, with what loads them: fintune reads bottleneck_config.json;
+    plain transformers reads config.json, whose auto_map names the copied PLAIN_LOADER, and
+    loads `base` (name_or_path, revision, gguf_file, dtype) under them."""
     folder.mkdir(parents=True, exist_ok=True)
     save_file(adapter_state_dict(model, head), str(folder / WEIGHTS_FILE))
-    (folder / CONFIG_FILE).write_text(json.dumps({**settings, "head": list(head)}, indent=2))
+    record = {**settings, "head": list(head), "base": base}
+    (folder / CONFIG_FILE).write_text(json.dumps(record, indent=2))
+    shutil.copyfile(standalone_bottleneck.__file__, folder / PLAIN_LOADER)
+    config = copy.deepcopy(model.config)
+    named = getattr(config, "auto_map", None) or {}
+    config.auto_map = {**named, "AutoModelForSequenceClassification": LOADER_CLASS}
+    config.save_pretrained(folder)
 
 
 def load_bottleneck(model: nn.Module, folder: Path) -> nn.Module:

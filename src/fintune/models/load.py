@@ -31,6 +31,7 @@ from fintune.config.schema import (
 from fintune.errors import FintuneError
 from fintune.models.bottleneck import (
     CONFIG_FILE,
+    LOADER_CLASS,
     WEIGHTS_FILE,
     check_reduction_factor,
     load_bottleneck,
@@ -665,11 +666,18 @@ def _drop_gguf_marker(model) -> None:
 
 def save_classifier(model, tokenizer, info: ModelInfo, folder: Path) -> None:
     """Full models: plain transformers format. PEFT methods: a PEFT adapter folder.
-    Bottleneck adapters: their weights and the head as safetensors. Always the tokenizer
-    and fintune_model.json, which says how to rebuild."""
+    Bottleneck adapters: their weights and the head as safetensors, and the code that
+    loads them onto the base with plain transformers. Always the tokenizer and
+    fintune_model.json, which says how to rebuild."""
     folder.mkdir(parents=True, exist_ok=True)
     if info.method == "adapter":
-        save_bottleneck(model, folder, info.method_settings, head_prefixes(model))
+        base = {
+            "name_or_path": info.base,
+            "revision": info.revision,  # as PEFT's adapter_config.json records it
+            "gguf_file": info.gguf_file,
+            "dtype": info.dtype,
+        }
+        save_bottleneck(model, folder, info.method_settings, head_prefixes(model), base)
     else:
         model.save_pretrained(folder, safe_serialization=True)
     tokenizer.model_max_length = info.max_length  # a plain load then cuts where the run did
@@ -757,6 +765,7 @@ def _refuse_own_code(folder: Path, info: ModelInfo) -> None:
             continue
         for value in (settings.get("auto_map") or {}).values():
             named += [value] if isinstance(value, str) else [v for v in value if v]
+    named = [v for v in named if v != LOADER_CLASS]  # our plain loader; fintune loads its own way
     if info.trust_remote_code and info.method != "full":
         named.append(f"the base {info.base}")
     if named:

@@ -126,7 +126,9 @@ def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
             raise FintuneError(
                 f"model.gguf_file: {gguf_file} is not in {path}; GGUF files there: {present}"
             )
-        if gguf_file is None and not (path / "config.json").is_file():
+        # an adapter run's folder may have a config.json (a bottleneck run's, to load
+        # plainly), but not the base's weights
+        if gguf_file is None and (not (path / "config.json").is_file() or _adapter_run(path)):
             raise FintuneError(f"model.name: {path} {_not_a_model(path)}")
         return ModelSource(str(path), gguf_file)
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1
@@ -161,6 +163,11 @@ def _run_hint(path: Path) -> str:
         f"; it is {made} makes: make that run first, or point model.name at a run of yours "
         "(--set model.name=RUN_DIR/model)"
     )
+
+
+def _adapter_run(path: Path) -> bool:
+    info = path / "fintune_model.json"
+    return info.is_file() and json.loads(info.read_text()).get("method") != "full"
 
 
 def _not_a_model(path: Path) -> str:

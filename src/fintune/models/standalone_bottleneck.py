@@ -1,0 +1,132 @@
+"""Bottleneck adapters without fintune: the layer, where it goes, and a plain loader.
+
+fintune imports this module, and copies it into every bottleneck-adapter run's model
+folder as fintune_bottleneck.py, which the folder's config.json names for
+AutoModelForSequenceClassification. So plain transformers loads such a run:
+
+    AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+
+It loads the base model the run trained from (bottleneck_config.json's "base"), adds one
+adapter after each layer's feed-forward block, and loads their weights and the trained head.
+It must import nothing of fintune: only torch, safetensors and transformers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from transformers import AutoModelForSequenceClassification
+from transformers.utils import cached_file
+
+ADAPTER_ATTR = "bottleneck_adapter"
+WEIGHTS_FILE = "bottleneck_adapter.safetensors"
+CONFIG_FILE = "bottleneck_config.json"
+
+# The last projection of each layer's feed-forward block, by architecture family.
+FFN_OUTPUT_SUFFIXES = (
+    ".output.dense",  # BERT, RoBERTa, MiniLM, DeBERTa, ELECTRA (layer.N.output.dense)
+    ".ffn.lin2",  # DistilBERT
+    ".mlp.c_proj",  # GPT-2
+    ".mlp.down_proj",  # Llama, Qwen, Gemma, Mistral, SmolLM
+    ".mlp.fc2",  # OPT, Phi
+    ".mlp.dense_4h_to_h",  # GPT-NeoX, Falcon
+)
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, hidden: int, reduction_factor: int, non_linearity: str, dropout: float):
+        super().__init__()
+        width = max(1, hidden // reduction_factor)
+        self.down = nn.Linear(hidden, width)
+        self.act = ACTIVATIONS[non_linearity]()
+        self.dropout = nn.Dropout(dropout)
+        self.up = nn.Linear(width, hidden)
+        nn.init.normal_(self.down.weight, std=1e-2)
+        nn.init.zeros_(self.down.bias)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        update = self.up(self.dropout(self.act(self.down(hidden.to(self.down.weight.dtype)))))
+        return hidden + update.to(hidden.dtype)
+
+
+def _run_adapter(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    return getattr(module, ADAPTER_ATTR)(output)
+
+
+def out_features(module: nn.Module) -> int:
+    if isinstance(module, nn.Linear):
+        return module.out_features
+    weight = getattr(module, "weight", None)  # GPT-2's Conv1D stores (in, out)
+    if weight is not None and weight.dim() == 2:
+        return weight.shape[1]
+    raise ValueError(f"method adapter: cannot tell the width of {type(module).__name__}")
+
+
+def ffn_outputs(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if name.endswith(FFN_OUTPUT_SUFFIXES) and ".attention." not in name
+    ]
+
+
+def attach(model: nn.Module, reduction_factor: int, non_linearity: str, dropout: float) -> list:
+    """One adapter per feed-forward block, run in a forward hook so the base weights keep
+    their names; returns the adapted module names."""
+    names = []
+    for name, module in ffn_outputs(model):
+        weight = next(module.parameters())
+        adapter = Bottleneck(out_features(module), reduction_factor, non_linearity, dropout)
+        module.add_module(ADAPTER_ATTR, adapter.to(weight.device))
+        module.register_forward_hook(_run_adapter)
+        names.append(name)
+    return names
+
+
+class BottleneckAdapterClassifier:
+    """What config.json's auto_map names: transformers calls from_pretrained on it."""
+
+    @classmethod
+    def register_for_auto_class(cls, auto_class=None) -> None:
+        """transformers registers remote classes for saving; a loader has nothing to save."""
+
+    @classmethod
+    def from_pretrained(cls, folder, *_args, config=None, dtype=None, **kwargs):
+        with open(cached_file(folder, CONFIG_FILE), encoding="utf-8") as file:
+            settings = json.load(file)
+        base = settings["base"]
+        saved_dtype = base.get("dtype") or "auto"
+        if dtype is None and saved_dtype != "auto":
+            dtype = getattr(torch, saved_dtype)
+        labels = config.id2label
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base["name_or_path"],
+            revision=base.get("revision"),
+            gguf_file=base.get("gguf_file"),
+            num_labels=len(labels),
+            id2label=labels,
+            label2id=config.label2id,
+            ignore_mismatched_sizes=True,  # the trained head is loaded below
+            **({} if dtype is None else {"dtype": dtype}),
+            **{k: v for k, v in kwargs.items() if k in ("device_map", "cache_dir", "token")},
+        )
+        text = model.config.get_text_config()
+        model.config.pad_token_id = text.pad_token_id = config.pad_token_id
+        attach(model, settings["reduction_factor"], settings["non_linearity"], settings["dropout"])
+        weights = load_file(cached_file(folder, WEIGHTS_FILE))
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        head = tuple(settings.get("head", ()))
+        missing = [k for k in missing if f".{ADAPTER_ATTR}." in k or k.startswith(head)]
+        if missing or unexpected:
+            raise ValueError(
+                f"{folder}: adapter weights do not fit the base {base['name_or_path']} "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+        return model.eval()
