@@ -490,8 +490,9 @@ def test_texts_the_model_scores_nan_have_no_label_and_it_says_which(runs, monkey
     assert [r["label"] for r in predictor([texts[0], texts[2]])]  # the others still have one
     with torch.no_grad():
         next(predictor.model.parameters()).fill_(float("nan"))
-    with pytest.raises(FintuneError, match=r"3 of 3 texts \(text 1, 2, 3\).*hold NaN"):
+    with pytest.raises(FintuneError, match=r"3 of 3 texts \(texts 1, 2 and 3\).*hold NaN"):
         predictor(texts)
+    assert "7 of 9 texts (texts 1, 2, 3, 4, 5, ...)" in predictor._broken_message([*range(7)], 9)
     monkeypatch.setattr(predict, "run_cleaner", lambda run_dir: None)
     monkeypatch.setattr(predict.Predictor, "from_run", lambda run_dir, **_: predictor)
     result = CliRunner().invoke(app, ["predict", "some-run", *texts])

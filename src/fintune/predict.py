@@ -124,7 +124,13 @@ class Predictor:
         return results
 
     def _broken_message(self, broken: list[int], total: int) -> str:
-        shown = ", ".join(str(i + 1) for i in broken[:5]) + (", ..." if len(broken) > 5 else "")
+        numbers = [str(i + 1) for i in broken]
+        if len(numbers) == 1:
+            shown = f"text {numbers[0]}"
+        elif len(numbers) <= 5:
+            shown = f"texts {', '.join(numbers[:-1])} and {numbers[-1]}"
+        else:
+            shown = f"texts {', '.join(numbers[:5])}, ..."
         if not all(p.isfinite().all() for p in self.model.parameters()):
             why = "its weights hold NaN or infinite values: the run diverged, or a file is damaged"
         elif self.precision != "fp32":
@@ -135,7 +141,7 @@ class Predictor:
             why = "its weights are finite"
         return (
             f"the model's outputs are NaN or infinite for {len(broken)} of {total} texts "
-            f"(text {shown}), so they have no label: {why}"
+            f"({shown}), so they have no label: {why}"
         )
 
 

@@ -18,7 +18,7 @@ import json
 import torch
 from safetensors.torch import load_file
 from torch import nn
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoConfig, AutoModelForSequenceClassification
 from transformers.utils import cached_file
 
 ADAPTER_ATTR = "bottleneck_adapter"
@@ -101,6 +101,7 @@ class BottleneckAdapterClassifier:
     def from_pretrained(cls, folder, *_args, config=None, dtype=None, **kwargs):
         with open(cached_file(folder, CONFIG_FILE), encoding="utf-8") as file:
             settings = json.load(file)
+        config = config or AutoConfig.from_pretrained(folder)  # called on this class itself
         base = settings["base"]
         saved_dtype = base.get("dtype") or "auto"
         if dtype is None and saved_dtype != "auto":
