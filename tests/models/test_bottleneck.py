@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, GPT2Config, LlamaConfig
@@ -120,3 +122,18 @@ def test_a_reduction_factor_that_does_not_fit_the_width_is_refused_before_the_ru
     with pytest.raises(FintuneError, match=pattern):
         model = AutoModelForSequenceClassification.from_pretrained(config.model.name)
         apply_method(model, config.method)  # a GGUF base is checked once it has loaded
+
+
+def test_the_saved_config_names_only_the_plain_loader(tmp_path):
+    """A base whose config names its own code kept that entry: a plain load then looked
+    for the base's code in the run's folder, which does not hold it."""
+    model = _model("bert")
+    model.config.auto_map = {"AutoConfig": "configuration_x.XConfig"}
+    add_bottleneck_adapters(model, reduction_factor=4)
+    settings = {"reduction_factor": 4, "non_linearity": "relu", "dropout": 0.0}
+    save_bottleneck(model, tmp_path, settings, ("classifier.", "bert.pooler."), BASE)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["auto_map"] == {
+        "AutoModelForSequenceClassification": "fintune_bottleneck.BottleneckAdapterClassifier"
+    }
+    assert (tmp_path / "fintune_bottleneck.py").is_file()

@@ -242,3 +242,11 @@ def test_an_adapter_runs_folder_is_no_base_though_it_has_a_config_json(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(FintuneError, match="is the model of an adapter run: "):
         resolve_model(str(tmp_path))
+
+
+def test_a_full_runs_folder_with_a_damaged_record_is_still_a_model(tmp_path):
+    """Whether a folder is an adapter run's is read from fintune_model.json: a damaged one
+    stopped resolve_model with a JSONDecodeError traceback."""
+    (tmp_path / "fintune_model.json").write_text("{not json")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    assert resolve_model(str(tmp_path)).name_or_path == str(tmp_path)

@@ -377,3 +377,21 @@ def test_a_gone_local_base_is_not_matched_by_building_every_packaged_model(monke
     monkeypatch.setitem(registry.PACKAGED, "big", joined)
     info = SimpleNamespace(packaged=None, hub_id=None, gguf_file="model.gguf")
     assert _packaged_again(info) is None
+
+
+def test_a_bfloat16_adapter_run_loads_plainly_to_fintunes_own_logits(make_config):
+    """Without autocast too: the plain loader keeps the trained head in float32 as fintune
+    does (its logits were up to 5e-3 away)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from fintune.models.load import load_saved_classifier
+
+    folder = run(make_config(method={"name": "adapter"}, model={"dtype": "bfloat16"})) / "model"
+    ours, tokenizer, _ = load_saved_classifier(folder)
+    plain = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    assert plain.dtype == torch.bfloat16
+    batch = AutoTokenizer.from_pretrained(folder)(
+        ["profit rose", "costs went up sharply"], padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**batch).logits, ours(**batch).logits, rtol=0, atol=0)

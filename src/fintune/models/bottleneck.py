@@ -99,15 +99,15 @@ def save_bottleneck(
 ) -> None:
     """The adapters and the head, with what loads them: fintune reads bottleneck_config.json;
     plain transformers reads config.json, whose auto_map names the copied PLAIN_LOADER, and
-    loads `base` (name_or_path, revision, gguf_file, dtype) under them."""
+    loads `base` (name_or_path, revision, gguf_file, dtype, trust_remote_code) under them."""
     folder.mkdir(parents=True, exist_ok=True)
     save_file(adapter_state_dict(model, head), str(folder / WEIGHTS_FILE))
     record = {**settings, "head": list(head), "base": base}
     (folder / CONFIG_FILE).write_text(json.dumps(record, indent=2))
     shutil.copyfile(standalone_bottleneck.__file__, folder / PLAIN_LOADER)
     config = copy.deepcopy(model.config)
-    named = getattr(config, "auto_map", None) or {}
-    config.auto_map = {**named, "AutoModelForSequenceClassification": LOADER_CLASS}
+    # ours alone: a base's own entries would send a plain load to code this folder lacks
+    config.auto_map = {"AutoModelForSequenceClassification": LOADER_CLASS}
     config.save_pretrained(folder)
 
 

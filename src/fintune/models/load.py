@@ -39,6 +39,7 @@ from fintune.models.bottleneck import (
 )
 from fintune.models.methods import apply_method, head_modules, head_prefixes
 from fintune.models.registry import PACKAGED, ModelSource, resolve_model
+from fintune.models.standalone_bottleneck import head_in_float32
 
 MODEL_INFO = "fintune_model.json"
 console = Console(stderr=True, soft_wrap=True)
@@ -215,24 +216,14 @@ def _set_pad_token(model, pad_token_id: int | None, is_decoder: bool) -> None:
         model.config.pad_token_id = text.pad_token_id = pad_token_id
 
 
-def _float32_inputs(_module: nn.Module, args: tuple) -> tuple:
-    return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
-
-
 def _head_in_float32(model) -> None:
     """The head trains under every method: in a bfloat16 or float16 base's dtype, updates
     below its resolution would be lost. It is kept in float32 and takes its input so; under
     autocast (evaluation of a bfloat16 model) its products still run in bfloat16, so a plain
     load with a bfloat16 head predicts the same. Adapters are float32 already (PEFT's and
     ours)."""
-    if next(model.parameters()).dtype not in (torch.bfloat16, torch.float16):
-        return
-    modules = dict(model.named_modules())
-    for prefix in head_prefixes(model):
-        head = modules[prefix.rstrip(".")]
-        if any(p.is_floating_point() and p.dtype != torch.float32 for p in head.parameters()):
-            head.float()
-            head.register_forward_pre_hook(_float32_inputs)
+    if next(model.parameters()).dtype in (torch.bfloat16, torch.float16):
+        head_in_float32(model, head_prefixes(model))
 
 
 def is_local(name_or_path: str) -> bool:
@@ -673,9 +664,11 @@ def save_classifier(model, tokenizer, info: ModelInfo, folder: Path) -> None:
     if info.method == "adapter":
         base = {
             "name_or_path": info.base,
-            "revision": info.revision,  # as PEFT's adapter_config.json records it
+            # a hub base at the commit it trained on: a branch or an unpinned base moves
+            "revision": hub_commit(model, info.base, info.revision) or info.revision,
             "gguf_file": info.gguf_file,
             "dtype": info.dtype,
+            "trust_remote_code": info.trust_remote_code,
         }
         save_bottleneck(model, folder, info.method_settings, head_prefixes(model), base)
     else:

@@ -166,8 +166,12 @@ def _run_hint(path: Path) -> str:
 
 
 def _adapter_run(path: Path) -> bool:
-    info = path / "fintune_model.json"
-    return info.is_file() and json.loads(info.read_text()).get("method") != "full"
+    """A run's folder of adapter weights; a damaged record is left to the model's loader."""
+    try:
+        info = json.loads((path / "fintune_model.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("method") != "full"
 
 
 def _not_a_model(path: Path) -> str:

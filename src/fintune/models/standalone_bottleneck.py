@@ -90,8 +90,29 @@ def attach(model: nn.Module, reduction_factor: int, non_linearity: str, dropout:
     return names
 
 
+# what from_pretrained passes on: to read the folder's files, and to load the base
+FOLDER_KWARGS = ("revision", "subfolder", "cache_dir", "token", "local_files_only", "proxies")
+BASE_KWARGS = ("cache_dir", "token", "local_files_only", "proxies", "force_download", "device_map")
+
+
+def _float32_inputs(_module: nn.Module, args: tuple) -> tuple:
+    return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+
+def head_in_float32(model: nn.Module, head: tuple[str, ...]) -> None:
+    """A half-precision base's head was trained, and is kept, in float32 (as fintune does)."""
+    modules = dict(model.named_modules())
+    for prefix in head:
+        module = modules[prefix.rstrip(".")]
+        if any(p.is_floating_point() and p.dtype != torch.float32 for p in module.parameters()):
+            module.float()
+            module.register_forward_pre_hook(_float32_inputs)
+
+
 class BottleneckAdapterClassifier:
-    """What config.json's auto_map names: transformers calls from_pretrained on it."""
+    """What config.json's auto_map names: transformers calls from_pretrained on it. The
+    model it returns is the base's own class with the adapters hooked in: its
+    save_pretrained does not keep them (copy the run's folder instead)."""
 
     @classmethod
     def register_for_auto_class(cls, auto_class=None) -> None:
@@ -99,9 +120,11 @@ class BottleneckAdapterClassifier:
 
     @classmethod
     def from_pretrained(cls, folder, *_args, config=None, dtype=None, **kwargs):
-        with open(cached_file(folder, CONFIG_FILE), encoding="utf-8") as file:
+        dtype = dtype or kwargs.get("torch_dtype")
+        where = {k: v for k, v in kwargs.items() if k in FOLDER_KWARGS}
+        with open(cached_file(folder, CONFIG_FILE, **where), encoding="utf-8") as file:
             settings = json.load(file)
-        config = config or AutoConfig.from_pretrained(folder)  # called on this class itself
+        config = config or AutoConfig.from_pretrained(folder, **where)  # called on this class
         base = settings["base"]
         saved_dtype = base.get("dtype") or "auto"
         if dtype is None and saved_dtype != "auto":
@@ -109,21 +132,26 @@ class BottleneckAdapterClassifier:
         labels = config.id2label
         model = AutoModelForSequenceClassification.from_pretrained(
             base["name_or_path"],
-            revision=base.get("revision"),
+            revision=base.get("revision"),  # the commit a hub base trained at, where known
             gguf_file=base.get("gguf_file"),
             num_labels=len(labels),
             id2label=labels,
             label2id=config.label2id,
             ignore_mismatched_sizes=True,  # the trained head is loaded below
+            # a base with its own code runs it only if the run did and the caller allows it
+            trust_remote_code=bool(base.get("trust_remote_code"))
+            and bool(kwargs.get("trust_remote_code")),
             **({} if dtype is None else {"dtype": dtype}),
-            **{k: v for k, v in kwargs.items() if k in ("device_map", "cache_dir", "token")},
+            **{k: v for k, v in kwargs.items() if k in BASE_KWARGS},
         )
         text = model.config.get_text_config()
         model.config.pad_token_id = text.pad_token_id = config.pad_token_id
-        attach(model, settings["reduction_factor"], settings["non_linearity"], settings["dropout"])
-        weights = load_file(cached_file(folder, WEIGHTS_FILE))
-        missing, unexpected = model.load_state_dict(weights, strict=False)
         head = tuple(settings.get("head", ()))
+        if next(model.parameters()).dtype in (torch.bfloat16, torch.float16):
+            head_in_float32(model, head)  # before loading: the trained head, unrounded
+        attach(model, settings["reduction_factor"], settings["non_linearity"], settings["dropout"])
+        weights = load_file(cached_file(folder, WEIGHTS_FILE, **where))
+        missing, unexpected = model.load_state_dict(weights, strict=False)
         missing = [k for k in missing if f".{ADAPTER_ATTR}." in k or k.startswith(head)]
         if missing or unexpected:
             raise ValueError(
