@@ -7,7 +7,6 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
-import logging
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from fintune.models.bottleneck import (
 )
 from fintune.models.methods import apply_method, head_modules, head_prefixes
 from fintune.models.registry import PACKAGED, ModelSource, resolve_model
-from fintune.models.standalone_bottleneck import head_in_float32
+from fintune.models.standalone_bottleneck import head_in_float32, quiet_load_report
 
 MODEL_INFO = "fintune_model.json"
 console = Console(stderr=True, soft_wrap=True)
@@ -840,19 +839,9 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None, folder: P
         method = QLoraMethod(**info.method_settings)
         kwargs["quantization_config"] = _four_bit(method, device)
         kwargs["device_map"] = {"": device}
-    # transformers reports the head as missing and "newly initialized": it comes from the
-    # run, next, so that warning would only alarm whoever predicts with a trained model.
-    # Quietened so, transformers checks a tensor-parallel plan, and lists every layer as
-    # "not sharded" (on one GPU or a CPU): quiet that too.
-    quieted = [
-        logging.getLogger(f"transformers.{name}")
-        for name in ("modeling_utils", "distributed.tensor_parallel")
-    ]
-    levels = [log.level for log in quieted]
-    for log in quieted:
-        log.setLevel(logging.ERROR)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(base, **kwargs)
+        with quiet_load_report():  # the head comes from the run, next
+            model = AutoModelForSequenceClassification.from_pretrained(base, **kwargs)
     except OSError as error:
         if kwargs["revision"] != commit or not commit:
             raise
@@ -862,9 +851,6 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None, folder: P
             f"weights the adapter trained on) cannot be loaded: {error} Fetch it where the hub "
             f"can be reached: hf download {base} --revision {commit}"
         ) from None
-    finally:
-        for log, level in zip(quieted, levels, strict=True):
-            log.setLevel(level)
     _no_cpu_repacking(model)
     _drop_gguf_marker(model)
     if info.method == "qlora":

@@ -13,7 +13,9 @@ It must import nothing of fintune: only torch, safetensors and transformers.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 
 import torch
 from safetensors.torch import load_file
@@ -109,6 +111,24 @@ def head_in_float32(model: nn.Module, head: tuple[str, ...]) -> None:
             module.register_forward_pre_hook(_float32_inputs)
 
 
+@contextlib.contextmanager
+def quiet_load_report():
+    """transformers reports the base's head as missing and "newly initialized": the trained
+    head is loaded right after, so that would only alarm whoever loads a trained model."""
+    # quietened so, transformers checks a tensor-parallel plan and lists every layer as
+    # "not sharded" (on one GPU or a CPU): quiet that too
+    names = ("modeling_utils", "distributed.tensor_parallel")
+    loggers = [logging.getLogger(f"transformers.{name}") for name in names]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+
+
 class BottleneckAdapterClassifier:
     """What config.json's auto_map names: transformers calls from_pretrained on it. The
     model it returns is the base's own class with the adapters hooked in: its
@@ -130,20 +150,21 @@ class BottleneckAdapterClassifier:
         if dtype is None and saved_dtype != "auto":
             dtype = getattr(torch, saved_dtype)
         labels = config.id2label
-        model = AutoModelForSequenceClassification.from_pretrained(
-            base["name_or_path"],
-            revision=base.get("revision"),  # the commit a hub base trained at, where known
-            gguf_file=base.get("gguf_file"),
-            num_labels=len(labels),
-            id2label=labels,
-            label2id=config.label2id,
-            ignore_mismatched_sizes=True,  # the trained head is loaded below
-            # a base with its own code runs it only if the run did and the caller allows it
-            trust_remote_code=bool(base.get("trust_remote_code"))
-            and bool(kwargs.get("trust_remote_code")),
-            **({} if dtype is None else {"dtype": dtype}),
-            **{k: v for k, v in kwargs.items() if k in BASE_KWARGS},
-        )
+        with quiet_load_report():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                base["name_or_path"],
+                revision=base.get("revision"),  # the commit a hub base trained at, where known
+                gguf_file=base.get("gguf_file"),
+                num_labels=len(labels),
+                id2label=labels,
+                label2id=config.label2id,
+                ignore_mismatched_sizes=True,  # the trained head is loaded below
+                # a base with its own code runs it only if the run did and the caller allows it
+                trust_remote_code=bool(base.get("trust_remote_code"))
+                and bool(kwargs.get("trust_remote_code")),
+                **({} if dtype is None else {"dtype": dtype}),
+                **{k: v for k, v in kwargs.items() if k in BASE_KWARGS},
+            )
         text = model.config.get_text_config()
         model.config.pad_token_id = text.pad_token_id = config.pad_token_id
         head = tuple(settings.get("head", ()))
