@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -74,11 +75,18 @@ print(json.dumps([[labels[int(p.argmax())], float(p.max())] for p in probs]))
 """
 
 
-def _plain_predictions(folder, method: str, texts: list[str], one_by_one: bool = False) -> list:
-    """[label, confidence] per text from PLAIN_LOADER, in a process without fintune."""
+def _plain_predictions(
+    folder, method: str, texts: list[str], one_by_one: bool = False, env: dict | None = None
+) -> list:
+    """[label, confidence] per text from PLAIN_LOADER, in a process without fintune;
+    `env`: variables to set there (a hub cache)."""
     command = [sys.executable, "-c", PLAIN_LOADER, str(folder), method, json.dumps(texts)]
     out = subprocess.run(
-        command + (["1"] if one_by_one else []), capture_output=True, text=True, check=True
+        command + (["1"] if one_by_one else []),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -395,3 +403,30 @@ def test_a_bfloat16_adapter_run_loads_plainly_to_fintunes_own_logits(make_config
     )
     with torch.no_grad():
         torch.testing.assert_close(plain(**batch).logits, ours(**batch).logits, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("method", ["lora", "adapter"])
+def test_a_plain_load_reads_an_unpinned_hub_base_at_the_commit_it_trained_on(
+    make_config, offline_hub, tmp_path, method
+):
+    """adapter_config.json recorded model.revision (null for an unpinned base): once the
+    hub's main moved on, a plain PEFT load read other base weights than the run trained
+    on. (A hub cache made here stands in for the hub.)"""
+    from transformers import AutoModelForSequenceClassification
+
+    trained, moved = "c0ffee" * 6 + "c0ff", "dec0de" * 6 + "dec0"
+    repo = offline_hub(trained)
+    run_dir = run(make_config(model={"name": "org/tiny-bert"}, method={"name": method}))
+    folder = run_dir / "model"
+    recorded = pd.read_csv(run_dir / "predictions_test.csv").head(8)
+    base = AutoModelForSequenceClassification.from_pretrained(repo / "snapshots" / trained)
+    with torch.no_grad():
+        for weight in base.parameters():
+            weight.add_(torch.randn_like(weight))  # main moves to other weights
+    base.save_pretrained(repo / "snapshots" / moved)
+    (repo / "refs" / "main").write_text(moved)
+    hub = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    plain = _plain_predictions(folder, method, list(recorded["text"]), env=hub)
+    assert [c for _, c in plain] == pytest.approx(list(recorded["confidence"]), abs=1e-5)
+    if method == "lora":
+        assert json.loads((folder / "adapter_config.json").read_text())["revision"] == trained

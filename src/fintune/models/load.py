@@ -660,17 +660,21 @@ def save_classifier(model, tokenizer, info: ModelInfo, folder: Path) -> None:
     loads them onto the base with plain transformers. Always the tokenizer and
     fintune_model.json, which says how to rebuild."""
     folder.mkdir(parents=True, exist_ok=True)
+    # an adapter's hub base at the commit it trained on, for plain loads: a branch or an
+    # unpinned base moves on
+    revision = hub_commit(model, info.base, info.revision) or info.revision
     if info.method == "adapter":
         base = {
             "name_or_path": info.base,
-            # a hub base at the commit it trained on: a branch or an unpinned base moves
-            "revision": hub_commit(model, info.base, info.revision) or info.revision,
+            "revision": revision,
             "gguf_file": info.gguf_file,
             "dtype": info.dtype,
             "trust_remote_code": info.trust_remote_code,
         }
         save_bottleneck(model, folder, info.method_settings, head_prefixes(model), base)
     else:
+        for settings in getattr(model, "peft_config", {}).values():
+            settings.revision = revision  # adapter_config.json's, which the README reads
         model.save_pretrained(folder, safe_serialization=True)
     tokenizer.model_max_length = info.max_length  # a plain load then cuts where the run did
     tokenizer.save_pretrained(folder)
