@@ -597,3 +597,26 @@ def test_a_bottleneck_runs_own_plain_loader_is_not_named_as_the_models_code(make
     ) as error:
         load_saved_classifier(folder)
     assert "fintune_bottleneck" not in str(error.value)
+
+
+def test_a_saved_adapter_names_the_commit_its_run_loaded_not_where_main_is_now(
+    make_config, tmp_path, offline_hub
+):
+    """The commit was looked up again in the hub cache when saving, after training: had
+    another process fetched a newer main meanwhile, adapter_config.json named that commit
+    while environment.json named the one the run trained on."""
+    import shutil
+
+    trained, moved = "c0ffee" * 6 + "c0ff", "dec0de" * 6 + "dec0"
+    repo = offline_hub(trained)
+    config = make_config(model={"name": "org/tiny-bert"}, method={"name": "lora"})
+    model, tokenizer, info = load_classifier(config, LABELS, "cpu")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "environment.json").write_text(json.dumps({"model_commit": trained}))
+    shutil.copytree(repo / "snapshots" / trained, repo / "snapshots" / moved)
+    (repo / "refs" / "main").write_text(moved)  # fetched while the run trained
+    assert load.hub_commit(model, "org/tiny-bert", None) == moved
+    save_classifier(model, tokenizer, info, run_dir / "model")
+    saved = json.loads((run_dir / "model" / "adapter_config.json").read_text())
+    assert saved["revision"] == trained

@@ -661,8 +661,10 @@ def save_classifier(model, tokenizer, info: ModelInfo, folder: Path) -> None:
     fintune_model.json, which says how to rebuild."""
     folder.mkdir(parents=True, exist_ok=True)
     # an adapter's hub base at the commit it trained on, for plain loads: a branch or an
-    # unpinned base moves on
-    revision = hub_commit(model, info.base, info.revision) or info.revision
+    # unpinned base moves on. The run recorded it at load time; the hub cache's refs may
+    # have moved since (another process fetching main), so that record comes first.
+    revision = _recorded_commit(folder) or hub_commit(model, info.base, info.revision)
+    revision = revision or info.revision
     if info.method == "adapter":
         base = {
             "name_or_path": info.base,
@@ -679,6 +681,15 @@ def save_classifier(model, tokenizer, info: ModelInfo, folder: Path) -> None:
     tokenizer.model_max_length = info.max_length  # a plain load then cuts where the run did
     tokenizer.save_pretrained(folder)
     (folder / MODEL_INFO).write_text(json.dumps(asdict(info), indent=2))
+
+
+def _recorded_commit(folder: Path) -> str | None:
+    """The run's environment.json model_commit, read when saving: a damaged file must not
+    cost the trained model, so it counts as not recorded here (loading names it)."""
+    try:
+        return trained_commit(folder)
+    except FintuneError:
+        return None
 
 
 def load_saved_classifier(folder: Path, device: str = "cpu"):
