@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def student_config(run: Path) -> Path | None:
     return None if student is None else ROOT / student["config"]
 
 
+@functools.cache  # a student's is made by loading its base: once per run
 def model_info(run: Path) -> dict:
     """What fintune saved beside a run's model; for a distil.py student (a plain folder),
     what fintune makes for the student's config: it was fully fine-tuned from that model."""

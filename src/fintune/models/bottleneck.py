@@ -34,6 +34,7 @@ from fintune.models.standalone_bottleneck import (
     WEIGHTS_FILE,
     attach,
     ffn_outputs,
+    load_adapter_weights,
     out_features,
 )
 
@@ -116,12 +117,9 @@ def load_bottleneck(model: nn.Module, folder: Path) -> nn.Module:
     add_bottleneck_adapters(
         model, settings["reduction_factor"], settings["non_linearity"], settings["dropout"]
     )
-    missing, unexpected = model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=False)
-    head = tuple(settings.get("head", ()))  # the trained head: a base's own would be random
-    adapter_missing = [k for k in missing if f".{ADAPTER_ATTR}." in k or k.startswith(head)]
-    if adapter_missing or unexpected:
-        raise FintuneError(
-            f"{folder}: adapter weights do not fit this model "
-            f"(missing {adapter_missing[:3]}, unexpected {unexpected[:3]})"
-        )
+    weights = load_file(str(folder / WEIGHTS_FILE))
+    try:
+        load_adapter_weights(model, weights, tuple(settings.get("head", ())))
+    except ValueError as error:
+        raise FintuneError(f"{folder}: {error}") from None
     return model

@@ -92,6 +92,18 @@ def attach(model: nn.Module, reduction_factor: int, non_linearity: str, dropout:
     return names
 
 
+def load_adapter_weights(model: nn.Module, weights: dict, head: tuple[str, ...]) -> None:
+    """The adapters' weights and the trained head (a base's own head would be random) into
+    a model with the adapters attached; ValueError naming what does not fit."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing = [k for k in missing if f".{ADAPTER_ATTR}." in k or k.startswith(head)]
+    if missing or unexpected:
+        raise ValueError(
+            f"adapter weights do not fit this model "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+
+
 # what from_pretrained passes on: to read the folder's files, and to load the base
 FOLDER_KWARGS = ("revision", "subfolder", "cache_dir", "token", "local_files_only", "proxies")
 BASE_KWARGS = ("cache_dir", "token", "local_files_only", "proxies", "force_download", "device_map")
@@ -172,11 +184,8 @@ class BottleneckAdapterClassifier:
             head_in_float32(model, head)  # before loading: the trained head, unrounded
         attach(model, settings["reduction_factor"], settings["non_linearity"], settings["dropout"])
         weights = load_file(cached_file(folder, WEIGHTS_FILE, **where))
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-        missing = [k for k in missing if f".{ADAPTER_ATTR}." in k or k.startswith(head)]
-        if missing or unexpected:
-            raise ValueError(
-                f"{folder}: adapter weights do not fit the base {base['name_or_path']} "
-                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-            )
+        try:
+            load_adapter_weights(model, weights, head)
+        except ValueError as error:
+            raise ValueError(f"{folder}: {error}, its base {base['name_or_path']}") from None
         return model.eval()
