@@ -718,3 +718,20 @@ def test_a_run_whose_logging_pid_was_taken_by_a_new_process_is_ended_as_killed(
     assert client.get_run(before).info.status == "KILLED"
     assert client.get_run(live.info.run_id).info.status == "RUNNING"
     assert float(client.get_run(logged).data.tags[tracking.LOGGER_STARTED]) == started
+
+
+def test_abandoned_runs_past_the_first_page_of_the_search_are_ended_too(
+    make_config, tmp_path, monkeypatch
+):
+    """The search for RUNNING runs read one page (1,000 runs): an abandoned run past it
+    stayed RUNNING for ever."""
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    client, experiment_id = tracking._client(config)
+    tags = {tracking.LOGGED_BY: f"{dead.pid}@{socket.gethostname()}"}
+    abandoned = [client.create_run(experiment_id, tags=tags).info.run_id for _ in range(5)]
+    monkeypatch.setattr(tracking, "PAGE", 2)
+    tracking.log_run(_bare_run_dir(tmp_path), config)
+    assert {client.get_run(run).info.status for run in abandoned} == {"KILLED"}
+    assert len(tracking.tracked_runs(config)) == 6

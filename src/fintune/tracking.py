@@ -44,6 +44,7 @@ SKIP_HISTORY_KEYS = {"step", "epoch", "time", "total_flos"}
 LOGGED_BY = "fintune.logged_by"  # pid@machine of the process logging a run's files
 LOGGER_STARTED = "fintune.logged_by_started"  # when it started: its pid can come again
 QUICK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+PAGE = 1000  # runs per search request
 console = Console(stderr=True, soft_wrap=True)
 
 
@@ -274,10 +275,16 @@ def _open_experiment(config: ExperimentConfig, uri: str):
 
 def tracked_runs(config: ExperimentConfig) -> list:
     """Every run in the config's experiment."""
-    client, experiment_id = _client(config)
+    return _all_runs(*_client(config))
+
+
+def _all_runs(client, experiment_id: str, filter_string: str = "") -> list:
+    """Every run of the experiment that the filter keeps, over as many pages as it takes."""
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment_id], max_results=1000, page_token=token)
+        page = client.search_runs(
+            [experiment_id], filter_string, max_results=PAGE, page_token=token
+        )
         runs += page
         token = page.token
         if not token:
@@ -350,8 +357,7 @@ def _end_abandoned(client, experiment_id: str) -> None:
     KILLED, not RUNNING for ever. Only those logged by a process of this machine that is
     gone; a study's report run is not logged so (its rerun takes it up again)."""
     here = socket.gethostname()
-    running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
-    for run in running:
+    for run in _all_runs(client, experiment_id, "attributes.status = 'RUNNING'"):
         pid, _, host = run.data.tags.get(LOGGED_BY, "").partition("@")
         started = run.data.tags.get(LOGGER_STARTED)
         if host == here and pid.isdigit() and not _alive(int(pid), started):
