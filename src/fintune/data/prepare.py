@@ -10,41 +10,38 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import re
 import unicodedata
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_float_dtype, is_integer_dtype
 from sklearn.model_selection import train_test_split
 
 from fintune.config.schema import DataConfig, SplitConfig
 from fintune.data.clean import make_cleaner, remove_stopwords
 from fintune.data.known import KNOWN, load_known
+from fintune.data.labels import (
+    _check_labels_present,
+    _infer_labels,
+    _integers_name_labels,
+    _label_ids,
+    is_missing_marker,
+)
 from fintune.data.near_copies import SPLIT_PAIRS, near_copies
 from fintune.data.sources import (
     SPLIT_STEMS,
     SUFFIX_FORMATS,
-    ints_written,
+    _row,
     read_hub,
     read_local,
     read_table,
     unread_files,
-    written_text,
 )
 from fintune.errors import FintuneError, relative_note
 
 ROLES = ("train", "validation", "test")
-# pandas' usual markers of a missing value, kept as text (csv/tsv are read without them),
-# matched whole and in any case ('none', 'NULL'): as a label each means "no label", unless
-# data.labels lists it
-MISSING_MARKERS = frozenset(
-    {"na", "n/a", "#n/a", "#na", "#n/a n/a", "<na>", "nan", "-nan", "null", "none"}
-)
 
 
 # words of scikit-learn's stopword list that carry a sentiment's sign or a move's direction
@@ -52,12 +49,6 @@ LOST_WORDS = frozenset(
     {"not", "no", "nor", "never", "cannot", "without", "against", "up", "down", "more", "less"}
     | {"above", "below", "over", "under", "few", "least", "most", "off", "out"}
 )
-
-
-def is_missing_marker(value: str, labels: list[str] | None = None) -> bool:
-    """A whole value that marks a missing one, unless `labels` (data.labels) lists it."""
-    key = value.strip().casefold()
-    return key in MISSING_MARKERS and key not in {name.casefold() for name in labels or ()}
 
 
 @dataclass
@@ -445,134 +436,6 @@ def _column_hint(column: str, columns: list[str], key: str) -> str:
     return f". Set data.{key} to the column of {what}"
 
 
-def _infer_labels(frames: dict[str, pd.DataFrame], column: str, origin: str) -> list[str]:
-    values = pd.concat([f[column] for f in frames.values()])
-    if _holds_ids(values):
-        ids = sorted({int(v) for v in values})
-        names = _id_names(frames, column, origin)
-        # ids from 0 are class positions; other integers (-1/0/1, ratings 1-5) are names
-        if ids[0] != 0:
-            return [names[i] for i in ids]
-        n_absent = ids[-1] + 1 - len(ids)  # counted, not listed: an id may be 10**12
-        if n_absent:
-            present = set(ids)
-            absent = list(islice((i for i in range(ids[-1]) if i not in present), 6))
-            role, frame = next((r, f) for r, f in frames.items() if (f[column] == ids[-1]).any())
-            row = int(np.flatnonzero((frame[column] == ids[-1]).to_numpy())[0]) + 1
-            shown = ", ".join(map(str, absent[:5])) + (" ..." if len(absent) > 5 else "")
-            raise FintuneError(
-                f"data.labels: the integer labels run from 0 to {ids[-1]} ({ids[-1]} first in "
-                f"the {role} split, {_row(frame, row)}), but {n_absent} of those ids never "
-                f"occur ({shown}): a mistyped label? If some classes have no examples, list "
-                "every class in data.labels"
-            )
-        return [names[i] for i in ids]
-    ints = set().union(*(ints_written(f, column) for f in frames.values()))
-    names = sorted({_label_name(v, ints) for v in values})
-    _check_spellings(frames, column, names, origin)
-    return names
-
-
-def _id_names(frames: dict[str, pd.DataFrame], column: str, origin: str) -> dict[int, str]:
-    """Each integer label's name as the file writes it: pandas reads a csv's '01' as the
-    number 1, yet the label is '01'. One number written two ways ('1', '01') is an error."""
-    seen: dict[int, tuple[str, str]] = {}
-    for role, frame in frames.items():
-        numbers = frame[column].to_numpy()  # not cast to int64: a csv's uint64 would wrap
-        text = written_text(frame, column)
-        written = numbers if text is None else text.to_numpy()
-        pairs = pd.DataFrame({"number": numbers, "name": written})
-        for row in pairs.drop_duplicates().index:
-            number = int(pairs.at[row, "number"])
-            name = str(number) if text is None else str(pairs.at[row, "name"])  # 1.0: '1'
-            where = f"{origin}, {role} split, {_row(frame, row + 1)}"
-            first = seen.setdefault(number, (name, where))
-            if first[0] != name:
-                raise FintuneError(
-                    f"data.labels: the labels {first[0]!r} and {name!r} are the number {number} "
-                    f"written two ways ({first[0]!r}: {first[1]}; {name!r}: {where}); a csv "
-                    "reads them as one class: write one spelling in the data"
-                )
-    return {number: name for number, (name, _) in seen.items()}
-
-
-def _check_spellings(
-    frames: dict[str, pd.DataFrame], column: str, names: list[str], origin: str
-) -> None:
-    """Inferred labels that look like one class written two ways: 'Positive' and
-    'positive', or ids ('0', '1') beside names ('negative')."""
-    seen: dict[str, str] = {}
-    for name in names:
-        key = " ".join(name.split()).casefold()
-        if key in seen:
-            first = seen[key]
-            raise FintuneError(
-                f"data.labels: the labels {first!r} and {name!r} differ only in case or spacing "
-                f"({first!r}: {_first_row(frames, column, first, origin)}; {name!r}: "
-                f"{_first_row(frames, column, name, origin)}); write one spelling in the data, "
-                "or list both in data.labels if they are different classes"
-            )
-        seen[key] = name
-    numbers = [name for name in names if re.fullmatch(r"[+-]?\d+", name)]
-    # 1, 1.5, 2: a rating in half steps, numbers all
-    words = [name for name in names if not re.fullmatch(r"[+-]?\d+(\.\d+)?", name)]
-    if numbers and words:
-        raise FintuneError(
-            f"data.labels: the labels mix integers ({', '.join(map(repr, numbers[:5]))}) and "
-            f"names ({', '.join(map(repr, words[:5]))}): {numbers[0]!r} in "
-            f"{_first_row(frames, column, numbers[0], origin)}, {words[0]!r} in "
-            f"{_first_row(frames, column, words[0], origin)}; ids and names for the same "
-            "classes? Write one kind in the data, or list every label in data.labels"
-        )
-
-
-def _first_row(frames: dict[str, pd.DataFrame], column: str, label: str, origin: str) -> str:
-    for role, frame in frames.items():
-        hits = np.flatnonzero([label in (_label_name(v), str(v).strip()) for v in frame[column]])
-        if len(hits):
-            return f"{origin}, {role} split, {_row(frame, int(hits[0]) + 1)}"
-    return origin
-
-
-def _label_name(value: Any, ints: set[float] | None = None) -> str:
-    """A label's name: a float's as the file writes it (1, not 1.0, beside 1.5), where
-    `ints` (the whole numbers written as integers) says; with None, as if written so."""
-    if isinstance(value, float) and value.is_integer() and (ints is None or value in ints):
-        return str(int(value))
-    return str(value).strip()
-
-
-def _holds_ids(values: pd.Series) -> bool:
-    """Integer label ids, also when a format stored them as floats (1.0, 2.0)."""
-    if is_integer_dtype(values):
-        return True
-    return is_float_dtype(values) and bool((values == values.round()).all())
-
-
-def _integers_name_labels(frames: dict[str, pd.DataFrame], column: str, labels: list[str]) -> bool:
-    """Integer labels that are all names in `labels` ("-1", "0", "1") map by name, else by
-    position. Decided over every split at once, so all are read the same way."""
-    names = {int(v) for f in frames.values() if _holds_ids(f[column]) for v in f[column].unique()}
-    return bool(names) and names <= set(_numbered(labels))
-
-
-def _numbered(labels: list[str]) -> dict[int, str]:
-    """The labels that are integers, by their number: a csv reader reads the label "01"
-    as 1, which must still find "01" (the label written "1", if both are listed)."""
-    out: dict[int, str] = {}
-    for name in labels:
-        number = int(name) if re.fullmatch(r"[+-]?\d+", name.strip()) else None
-        if number is not None and (number not in out or str(number) == name):
-            out[number] = name
-    return out
-
-
-def _row(frame: pd.DataFrame, row: int) -> str:
-    """'row N' (from 1, header not counted), with the file's line when the reader kept it."""
-    lines = frame.attrs.get("lines")
-    return f"row {row}" if lines is None else f"row {row} (line {lines[row - 1]})"
-
-
 def _given_as(config: DataConfig) -> str:
     """How the data's splits were given: 'files' (data.files), 'file' (data.path is one
     file, which train is cut from) or 'splits' (a folder's or the hub's named splits)."""
@@ -581,66 +444,6 @@ def _given_as(config: DataConfig) -> str:
     if config.path and not config.dataset and Path(config.path).is_file():
         return "file"
     return "splits"
-
-
-def _check_labels_present(
-    frame: pd.DataFrame, column: str, where: str, labels: list[str] | None, given_as: str
-) -> None:
-    for row, value in enumerate(frame[column], start=1):
-        if not pd.api.types.is_scalar(value):  # a list or dict; None and pd.NA are scalars
-            raise FintuneError(
-                f"{where}, {_row(frame, row)}: label in column {column!r} is a "
-                f"{type(value).__name__} ({value!r}); a label must be one text or number"
-            )
-        if _no_label(value):
-            raise FintuneError(
-                f"{where}, {_row(frame, row)}: empty or missing label in column {column!r}"
-                + _unlabelled_split(frame[column], where, labels, given_as)
-            )
-        if isinstance(value, float) and np.isinf(value):  # 'inf' in a csv, Infinity in json
-            raise FintuneError(
-                f"{where}, {_row(frame, row)}: label {value!r} in column {column!r} is no "
-                "class: a label is a name or an integer id"
-            )
-        if isinstance(value, str) and is_missing_marker(value, labels):
-            raise FintuneError(
-                f"{where}, {_row(frame, row)}: empty or missing label in column {column!r} "
-                f"({value!r} marks a missing value; if it is a label, list it in data.labels)"
-                + _unlabelled_split(frame[column], where, labels, given_as)
-            )
-
-
-def _no_label(value: Any) -> bool:
-    return (
-        value is None
-        or (not isinstance(value, str) and pd.isna(value))
-        or (isinstance(value, str) and not value.strip())
-    )
-
-
-def _unlabelled_split(
-    values: pd.Series, where: str, labels: list[str] | None, given_as: str
-) -> str:
-    """A split with no label at all (a hub test split's -1s): said as such, with the way
-    round it, rather than as one row's fault. `given_as`: as `_given_as` says."""
-    if not all(
-        _no_label(v) or (isinstance(v, str) and is_missing_marker(v, labels)) for v in values
-    ):
-        return ""
-    role = where.rsplit(", ", 1)[-1].removesuffix(" split")
-    if given_as == "file":
-        return (
-            f"; no row of the file has a label ({len(values)} rows in the {role} split: an "
-            f"unlabelled file?); name the labels' column in data.label_column, or point "
-            "data.path at a labelled file"
-        )
-    said = f"; no row of the {role} split has a label ({len(values)} rows: an unlabelled split?); "
-    if given_as == "splits":
-        return said + f"give the {role} role to a labelled split with data.split_names.{role}"
-    fix = f"point data.files.{role} at a labelled file"
-    if role != "train":
-        fix += f", or leave {role} out of data.files to cut it from train (data.split.{role})"
-    return said + fix
 
 
 def _to_examples(
@@ -673,39 +476,6 @@ def _kind(value: Any) -> str:
         return "a number"
     name = type(value).__name__
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
-
-
-def _label_ids(
-    frame: pd.DataFrame, column: str, labels: list[str], by_name: bool, where: str
-) -> list[int]:
-    values = frame[column]
-    index = {name: i for i, name in enumerate(labels)}
-    as_ids = _holds_ids(values)
-    if as_ids and by_name:
-        numbered = _numbered(labels)
-        values, as_ids = values.map(lambda v: numbered[int(v)]), False
-    out = []
-    for row, value in enumerate(values, start=1):
-        if as_ids and 0 <= int(value) < len(labels):
-            out.append(int(value))
-        elif not as_ids and _label_name(value) in index:
-            out.append(index[_label_name(value)])
-        elif not as_ids and str(value).strip() in index:  # 1.0, as a float was named before
-            out.append(index[str(value).strip()])
-        elif isinstance(value, (bool, np.bool_)) and str(value).lower() in index:
-            out.append(index[str(value).lower()])  # parquet's True as csv and jsonl name it
-        else:
-            kind = "label id" if as_ids else "label"
-            hint = (
-                "; integer labels are positions in data.labels: set data.labels to name every id"
-                if as_ids
-                else "; set data.labels to the full label order"
-            )
-            raise FintuneError(
-                f"{where}, {_row(frame, row)}: {kind} {value!r} is not in the label map "
-                f"{labels}{hint}"
-            )
-    return out
 
 
 # --------------------------------------------------------------------------- quality

@@ -195,6 +195,12 @@ def _with_lines(frame: pd.DataFrame, lines: list[int]) -> pd.DataFrame:
     return frame
 
 
+def _row(frame: pd.DataFrame, row: int) -> str:
+    """'row N' (from 1, header not counted), with the file's line when the reader kept it."""
+    lines = frame.attrs.get("lines")
+    return f"row {row}" if lines is None else f"row {row} (line {lines[row - 1]})"
+
+
 def _check_delimited(path: Path, encoding: str, fmt: str, quoting: int) -> list[int]:
     """pandas reads two kinds of broken rows without a word: a text that opens a quote and
     never closes it runs on through the next lines, rows and all; and when every row has one
