@@ -104,20 +104,6 @@ def test_fintune_models_says_which_are_installed(monkeypatch):
     assert lines[0].endswith("installed") and "not" not in lines[0]
 
 
-def test_an_architecture_that_cannot_be_built_is_a_clear_error(make_config, monkeypatch):
-    """A remote-code model whose code needs a missing package: one message, no traceback."""
-    from transformers import AutoModelForSequenceClassification
-
-    from fintune.models import check_architecture
-
-    def missing(*args, **kwargs):
-        raise ImportError("This modeling file requires the following packages: einops")
-
-    monkeypatch.setattr(AutoModelForSequenceClassification, "from_config", missing)
-    with pytest.raises(FintuneError, match="cannot build .*'s architecture: ImportError: This mod"):
-        check_architecture(make_config())
-
-
 def test_a_missing_run_model_folder_says_what_makes_it(tmp_path):
     run = tmp_path / "runs" / "20261121-095832-tfns-minilm+2" / "model"
     with pytest.raises(FintuneError, match="model of run 'tfns-minilm', which `fintune run`"):

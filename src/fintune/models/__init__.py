@@ -1,6 +1,6 @@
+from fintune.models.checks import check_architecture
 from fintune.models.load import (
     ModelInfo,
-    check_architecture,
     load_classifier,
     load_saved_classifier,
     pick_device,

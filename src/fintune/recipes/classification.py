@@ -26,13 +26,8 @@ from fintune.errors import FintuneError
 from fintune.evaluation.inference import predict_logits
 from fintune.evaluation.metrics import boundary_note, evaluate_predictions, small_sample_note
 from fintune.models import check_architecture, load_classifier, pick_device, save_classifier
-from fintune.models.load import (
-    check_best_model_loads,
-    check_dtype,
-    check_revision,
-    hub_commit,
-    load_tokenizer,
-)
+from fintune.models.checks import check_best_model_loads, check_dtype, check_revision
+from fintune.models.load import hub_commit, load_tokenizer
 from fintune.models.methods import count_parameters
 from fintune.models.registry import resolve_model
 from fintune.report import write_report

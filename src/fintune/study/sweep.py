@@ -403,7 +403,7 @@ def check_space_architectures(spec: SweepSpec, base: dict[str, Any], source: str
     model and method among the space's bounds and choices, alone and at the corners: a
     space over max_length or the model would otherwise fail trial by trial. The base
     config's are `setup`'s."""
-    from fintune.models.load import check_architecture
+    from fintune.models.checks import check_architecture
 
     def model_and_method(config: ExperimentConfig) -> str:
         return json.dumps(config.model_dump(mode="json", include={"model", "method"}))

@@ -1,0 +1,307 @@
+"""The checks made before a model's weights load, which `fintune validate` runs (and `run`
+before training): the revision, dtype and best-checkpoint settings, and what the model's
+architecture allows, built on the meta device without its weights.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from fintune.config.schema import (
+    AdapterMethod,
+    ExperimentConfig,
+    FullMethod,
+    IA3Method,
+    LoraMethod,
+    PrefixMethod,
+    QLoraMethod,
+)
+from fintune.errors import FintuneError
+from fintune.models.bottleneck import check_reduction_factor
+from fintune.models.methods import head_prefixes
+from fintune.models.registry import ModelSource, resolve_model
+
+
+def is_local(name_or_path: str) -> bool:
+    return Path(name_or_path).exists()
+
+
+def check_revision(config: ExperimentConfig, source: ModelSource) -> None:
+    """A revision pins a hub model; a local folder or packaged model is read as it is."""
+    if config.model.revision is not None and is_local(source.name_or_path):
+        raise FintuneError(
+            f"model.revision: {config.model.name} is a local model, which has no revisions "
+            f"to pin ({config.model.revision!r} would be ignored); a revision is for a hub id"
+        )
+
+
+def check_dtype(config: ExperimentConfig) -> None:
+    """Method full trains every weight in the dtype it is loaded in: in bfloat16 or float16
+    an update smaller than the weight's resolution is lost (at 5e-5, half of a layer's
+    weights never moved). Under `auto` it loads float32; a half dtype asked for is refused."""
+    if isinstance(config.method, FullMethod) and config.model.dtype in ("bfloat16", "float16"):
+        precision = "bf16" if config.model.dtype == "bfloat16" else "fp16"
+        raise FintuneError(
+            f"model.dtype: {config.model.dtype} with method full would train every weight in "
+            f"{config.model.dtype}, losing the updates smaller than its resolution; leave "
+            f"model.dtype auto (float32 for full) and set training.precision: {precision} "
+            "to compute in it, or freeze the base with a method such as lora"
+        )
+
+
+def check_best_model_loads(config: ExperimentConfig) -> None:
+    """PEFT saves a projected prefix's checkpoint as the prefixes the projection computes,
+    not the projection: the Trainer cannot load it back into the model it trains, so a run
+    keeping its best checkpoint failed after all its training."""
+    method, keep_best = config.method, config.training.load_best_model
+    if isinstance(method, PrefixMethod) and method.prefix_projection and keep_best:
+        raise FintuneError(
+            "method.prefix_projection: true cannot keep the best checkpoint "
+            "(training.load_best_model: true): PEFT saves a checkpoint's computed "
+            "prefixes, not the projection the Trainer would load back, and the run would "
+            "fail after training; set training.load_best_model: false (the last model "
+            "is kept and saved, and loads as usual), or prefix_projection: false"
+        )
+
+
+def check_architecture(config: ExperimentConfig, built: dict | None = None) -> None:
+    """The checks that need the model's architecture but none of its weights: max_length
+    against a learned position table, and the modules a method names. The architecture is
+    built from the model's configuration on the meta device (no memory, no weights). A
+    GGUF model is checked once it has loaded instead: its configuration is read from the
+    whole file, which costs about what the load does. `built` keeps the architectures
+    between calls, for a sweep that checks many points of one model."""
+    source = resolve_model(config.model.name, config.model.gguf_file)
+    if source.gguf_file:
+        _check_gguf_method(config, source)
+        return
+    key = (source.name_or_path, config.model.revision, config.model.trust_remote_code)
+    built = {} if built is None else built
+    if key not in built:
+        built[key] = _meta_architecture(*key)
+    _check_max_length(built[key], config)
+    _check_named_modules(built[key], config)
+    _check_feedforward_in_targets(built[key], config)
+    _check_auto_modules(built[key], config)
+    _check_prefix_supported(built[key], config)
+    if isinstance(config.method, AdapterMethod):
+        check_reduction_factor(built[key], config.method.reduction_factor)
+
+
+def _check_gguf_method(config: ExperimentConfig, source: ModelSource) -> None:
+    """transformers dequantises a GGUF file's weights and will not quantise them again:
+    a qlora run failed at the load, after the data had been prepared."""
+    if isinstance(config.method, QLoraMethod):
+        where = f"{source.name_or_path.rstrip('/')}/{source.gguf_file}"
+        raise FintuneError(
+            f"method qlora: {where} is a GGUF file, which transformers loads dequantised "
+            "and cannot quantise to 4 bits again; use method lora on it (or dora), or a "
+            "checkpoint of the model in safetensors for qlora"
+        )
+
+
+def _meta_architecture(name_or_path: str, revision: str | None, trust_remote_code: bool):
+    remote = {"trust_remote_code": trust_remote_code}
+    try:
+        model_config = AutoConfig.from_pretrained(name_or_path, revision=revision, **remote)
+    except (OSError, ValueError, ImportError) as err:
+        raise FintuneError(f"model.name: cannot read {name_or_path}: {err}") from None
+    own_code = "AutoModelForSequenceClassification" in (
+        getattr(model_config, "auto_map", None) or {}
+    )
+    if trust_remote_code and own_code:  # a model without its own code takes no code_revision
+        remote["code_revision"] = revision  # the code the load will run
+    try:
+        with torch.device("meta"):
+            return AutoModelForSequenceClassification.from_config(model_config, **remote)
+    except Exception as err:  # noqa: BLE001 - a missing package, an unknown architecture ...
+        raise FintuneError(
+            f"model.name: cannot build {name_or_path}'s architecture: "
+            f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"
+        ) from None
+
+
+def _check_named_modules(model, config: ExperimentConfig) -> None:
+    """Every module a LoRA or IA3 list names must exist: PEFT silently skips a misspelt
+    one as long as another name matches (query + 'valeu' adapted the query alone)."""
+    names = [name for name, _ in model.named_modules()]
+    for field in ("target_modules", "feedforward_modules"):
+        wanted = getattr(config.method, field, None)
+        if not isinstance(wanted, list):
+            continue  # auto, all-linear: PEFT's own choice
+        missing = [t for t in wanted if not any(_names(n, t) for n in names)]
+        if missing:
+            layers = _weighted_layers(model)
+            close = difflib.get_close_matches(missing[0], layers, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise FintuneError(
+                f"method.{field}: {', '.join(map(repr, missing))} is not a module of "
+                f"{config.model.name}{hint}; its layers with weights are named: "
+                f"{', '.join(layers)}"
+            )
+        heads = head_prefixes(model)
+        for target in wanted:
+            matched = [n for n in names if _names(n, target)]
+            if all(f"{n}.".startswith(heads) for n in matched):
+                raise FintuneError(
+                    f"method.{field}: {target!r} is in the classification head, which every "
+                    "method trains whole (PEFT would skip it unsaid); leave it out"
+                )
+        _check_adaptable(model, config, field, wanted, heads)
+
+
+def _check_adaptable(model, config: ExperimentConfig, field: str, wanted: list[str], heads):
+    """PEFT stops at a named module of a kind it cannot adapt (a block, a norm), but only
+    once the weights have loaded, quoting the whole module."""
+    from transformers.pytorch_utils import Conv1D
+
+    if isinstance(config.method, IA3Method):
+        kinds: tuple[type, ...] = (nn.Linear, Conv1D, nn.Conv2d, nn.Conv3d)
+        allowed = "Linear, Conv1D and convolution layers"
+    elif config.method.name == "dora":  # PEFT has no DoRA for nn.MultiheadAttention
+        kinds = (nn.Linear, Conv1D, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+        allowed = "Linear, Conv1D, Embedding and convolution layers"
+    else:
+        kinds = (nn.Linear, Conv1D, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+        kinds += (nn.MultiheadAttention,)
+        allowed = "Linear, Conv1D, Embedding, convolution and MultiheadAttention layers"
+    for target in wanted:
+        odd = [
+            (n, type(m).__name__)
+            for n, m in model.named_modules()
+            if _names(n, target) and not f"{n}.".startswith(heads) and not isinstance(m, kinds)
+        ]
+        if odd:
+            raise FintuneError(
+                f"method.{field}: {target!r} names {odd[0][1]} modules ({odd[0][0]}, ...), "
+                f"which {config.method.name} cannot adapt (it adapts {allowed}); "
+                f"{config.model.name}'s layers with weights are named: "
+                f"{', '.join(_weighted_layers(model))}"
+            )
+
+
+def _weighted_layers(model) -> list[str]:
+    return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if _is_weighted_leaf(m)})
+
+
+def _check_auto_modules(model, config: ExperimentConfig) -> None:
+    """`auto` is PEFT's module list for the architecture: for one it has none (DistilBERT,
+    ALBERT, MPNet, ModernBERT), PEFT stopped once the weights had loaded, asking for
+    `target_modules` in its own config."""
+    from peft.utils.constants import (
+        TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING,
+        TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING,
+        TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING,
+    )
+
+    method = config.method
+    if isinstance(method, IA3Method):
+        lists = {
+            "target_modules": TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING,
+            "feedforward_modules": TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING,
+        }
+    elif isinstance(method, LoraMethod):  # DoRA and QLoRA too
+        lists = {"target_modules": TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING}
+    else:
+        return
+    model_type = model.config.model_type
+    for field, defaults in lists.items():
+        if getattr(method, field) == "auto" and model_type not in defaults:
+            other = " or all-linear" if isinstance(method, LoraMethod) else ""
+            raise FintuneError(
+                f"method.{field}: auto is PEFT's list for the architecture, and it has none "
+                f"for {config.model.name} (a {model_type!r} model); name the modules{other}. "
+                f"Its layers with weights are named: {', '.join(_weighted_layers(model))}"
+            )
+
+
+def _check_prefix_supported(model, config: ExperimentConfig) -> None:
+    """PEFT feeds a prefix to the model, or to its first inner model, as past key values:
+    one that takes none (DeBERTa, ModernBERT, ALBERT, MPNet) failed at the first step."""
+    if not isinstance(config.method, PrefixMethod):
+        return
+    from transformers import PreTrainedModel
+
+    def takes_past(module: nn.Module) -> bool:
+        return "past_key_values" in inspect.signature(module.forward).parameters
+
+    inner = next((m for m in model.children() if isinstance(m, PreTrainedModel)), None)
+    if takes_past(model) or (inner is not None and takes_past(inner)):
+        return
+    raise FintuneError(
+        f"method prefix: {config.model.name} (a {model.config.model_type!r} model) takes "
+        "no past key values, which prefix tuning feeds its prefixes through; use method "
+        "prompt, lora or another method on it"
+    )
+
+
+def _check_feedforward_in_targets(model, config: ExperimentConfig) -> None:
+    """IA3's feed-forward modules are those of its targets that it scales at their input;
+    PEFT ignores one that is not a target when the targets are `auto`, unsaid."""
+    method = config.method
+    if not isinstance(method, IA3Method) or not isinstance(method.feedforward_modules, list):
+        return
+    targets = method.target_modules
+    if not isinstance(targets, list):  # auto: PEFT's list for the architecture
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING
+
+        targets = TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING.get(model.config.model_type)
+        if not targets:
+            return  # PEFT has no default for it and says so
+
+    names = [name for name, _ in model.named_modules()]
+    for wanted in method.feedforward_modules:
+        if not any(_names(n, wanted) and any(_names(n, t) for t in targets) for n in names):
+            raise FintuneError(
+                f"method.feedforward_modules: {wanted!r} is not among the modules IA3 "
+                f"rescales (method.target_modules: {', '.join(targets)}); "
+                "a feed-forward module must be a target too"
+            )
+
+
+def _names(module_name: str, key: str) -> bool:
+    """Whether a module list's `key` names the module, as PEFT matches it: whole, or as
+    the last parts of its dotted name."""
+    return module_name == key or module_name.endswith(f".{key}")
+
+
+def _is_weighted_leaf(module: nn.Module) -> bool:
+    return next(module.children(), None) is None and getattr(module, "weight", None) is not None
+
+
+def _position_limit(model) -> int | None:
+    """Tokens a model with a learned table of absolute positions can take; None for models
+    without one (RoPE decoders, DeBERTa's relative positions), which take longer inputs."""
+    for name, module in model.named_modules():
+        last = name.rsplit(".", 1)[-1]
+        if isinstance(module, torch.nn.Embedding) and last in (
+            "position_embeddings",  # BERT family; RoBERTa's ids start after the padding id
+            "embed_positions",  # BART, OPT: the table holds `offset` extra rows
+            "wpe",  # GPT-2
+        ):
+            offset = getattr(module, "offset", 0)  # BART-style tables say so themselves
+            if last == "position_embeddings" and module.padding_idx is not None:
+                offset = module.padding_idx + 1
+            return module.num_embeddings - offset
+    return None
+
+
+def _check_max_length(model, config: ExperimentConfig) -> None:
+    """Inputs longer than the model has positions for would fail mid-training; say so now."""
+    limit = _position_limit(model)
+    if limit is None:
+        return
+    # prompt tokens come first; a prefix counts as past tokens, so positions start after it
+    virtual = getattr(config.method, "num_virtual_tokens", 0)
+    if config.model.max_length + virtual > limit:
+        prompt = f", less the {config.method.name}'s {virtual} virtual tokens" if virtual else ""
+        raise FintuneError(
+            f"model.max_length: {config.model.max_length} is more than {config.model.name} "
+            f"takes ({limit} positions{prompt}); set model.max_length to at most {limit - virtual}"
+        )

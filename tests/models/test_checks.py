@@ -1,0 +1,210 @@
+"""The checks made before a model's weights load: what is refused, with a message that
+names the field, and how many tokens a model takes."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import (
+    BartConfig,
+    BartForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    LlamaConfig,
+    LlamaForSequenceClassification,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+)
+
+from fintune.errors import FintuneError
+from fintune.models import checks
+from fintune.models.checks import _position_limit, check_architecture
+
+SMALL = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+BART = dict(d_model=16, encoder_layers=1, decoder_layers=1, encoder_ffn_dim=32, decoder_ffn_dim=32)
+BART |= dict(encoder_attention_heads=2, decoder_attention_heads=2)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"feedforward_modules": ["intermediate.dense"]},  # auto targets: key, value, output.dense
+        {"target_modules": ["query", "value"], "feedforward_modules": ["output.dense"]},
+    ],
+)
+def test_ia3_feed_forward_modules_that_ia3_does_not_rescale_are_refused(make_config, method):
+    """With auto targets PEFT dropped such a list unsaid: intermediate.dense was never
+    rescaled, and output.dense lost its feed-forward (input) scaling."""
+    config = make_config(method={"name": "ia3", **method})
+    with pytest.raises(FintuneError, match=r"method.feedforward_modules: '.*dense' is not among"):
+        check_architecture(config)
+
+
+def test_ia3_feed_forward_modules_among_the_auto_targets_are_taken(make_config):
+    check_architecture(make_config(method={"name": "ia3", "feedforward_modules": ["output.dense"]}))
+
+
+def test_trust_remote_code_on_a_model_without_its_own_code_is_checked_as_any_other(make_config):
+    """The architecture check passed the code's revision to a plain BERT's constructor:
+    validate refused the config ('cannot build ...: TypeError: ... code_revision'),
+    though transformers loads such a model with trust_remote_code set."""
+    check_architecture(make_config(model={"trust_remote_code": True}))
+
+
+@pytest.mark.parametrize("head", ["classifier", "pooler.dense"])
+def test_a_lora_target_in_the_classification_head_is_refused(make_config, head):
+    """PEFT skipped it unsaid: the head trains whole (modules_to_save), with no LoRA."""
+    config = make_config(method={"name": "lora", "target_modules": ["query", head]})
+    with pytest.raises(FintuneError, match=rf"method.target_modules: '{head}' is in the class"):
+        check_architecture(config)
+    check_architecture(make_config(method={"name": "lora", "target_modules": ["dense"]}))
+
+
+@pytest.mark.parametrize(
+    ("backbone", "method", "target", "kind"),
+    [
+        ("tiny_bert", "lora", "attention", "BertAttention"),
+        ("tiny_bert", "dora", "LayerNorm", "LayerNorm"),
+        ("tiny_llama", "lora", "mlp", "LlamaMLP"),
+        ("tiny_bert", "ia3", "word_embeddings", "Embedding"),
+    ],
+)
+def test_a_module_the_method_cannot_adapt_is_refused_before_the_weights_load(
+    make_config, request, backbone, method, target, kind
+):
+    """`validate` passed it, and `run` failed only once the weights had loaded, with PEFT's
+    message quoting the whole module (a block prints every layer inside it)."""
+    model_dir = request.getfixturevalue(backbone)
+    config = make_config(
+        model={"name": str(model_dir)}, method={"name": method, "target_modules": [target]}
+    )
+    with pytest.raises(FintuneError, match=rf"method.target_modules: '{target}' names {kind} "):
+        check_architecture(config)
+
+
+def test_dora_on_a_multihead_attention_layer_is_refused_before_the_weights_load(make_config):
+    """PEFT's LoRA adapts nn.MultiheadAttention but its DoRA does not: the check passed it,
+    and PEFT refused it after loading ('... set use_dora to False', a field fintune lacks)."""
+    from torch import nn
+
+    class Toy(nn.Module):  # a model whose attention is torch's own
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2)
+            self.classifier = nn.Linear(8, 3)
+
+    config = make_config(method={"name": "dora", "target_modules": ["attn"]})
+    with pytest.raises(
+        FintuneError, match=r"method.target_modules: 'attn' names MultiheadAttention .* dora"
+    ):
+        checks._check_named_modules(Toy(), config)
+    lora = make_config(method={"name": "lora", "target_modules": ["attn"]})
+    checks._check_named_modules(Toy(), lora)
+
+
+def test_qlora_on_a_gguf_model_is_refused_before_the_model_loads(make_config, tiny_gguf):
+    """validate passed it, and run failed only at the load, transformers refusing
+    ('You cannot combine Quantization and loading a model from a GGUF file')."""
+    config = make_config(model={"name": str(tiny_gguf)}, method={"name": "qlora"})
+    with pytest.raises(FintuneError, match=r"method qlora: .*tiny.gguf is a GGUF file.* lora"):
+        check_architecture(config)
+    check_architecture(make_config(model={"name": str(tiny_gguf)}, method={"name": "lora"}))
+
+
+@pytest.mark.parametrize("method", ["prefix", "prompt", "lora"])
+def test_prefix_tuning_on_a_model_without_past_key_values_is_refused_before_the_load(
+    make_config, tmp_path, method
+):
+    """DeBERTa (as ModernBERT, ALBERT, MPNet) takes no past key values, through which PEFT
+    feeds a prefix: validate passed it, and run failed at its first training step with
+    PEFT's 'Model does not support past key values which are required for prefix tuning'."""
+    from transformers import DebertaV2Config
+
+    size = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    DebertaV2Config(vocab_size=64, **size).save_pretrained(tmp_path / "deberta")
+    config = make_config(model={"name": str(tmp_path / "deberta")}, method=method)
+    if method != "prefix":
+        check_architecture(config)
+        return
+    with pytest.raises(FintuneError, match=r"method prefix: .*'deberta-v2' .* past key values"):
+        check_architecture(config)
+    check_architecture(make_config(method="prefix"))  # BERT takes them
+
+
+@pytest.mark.parametrize(
+    ("method", "field"),
+    [
+        ({"name": "lora"}, "target_modules"),
+        ({"name": "ia3"}, "target_modules"),
+        ({"name": "ia3", "target_modules": ["q_lin", "lin2"]}, "feedforward_modules"),
+    ],
+)
+def test_auto_modules_on_a_model_peft_has_no_list_for_are_refused_before_the_load(
+    make_config, tmp_path, method, field
+):
+    """PEFT has no module list for DistilBERT (nor ALBERT, MPNet, ModernBERT): the default
+    `lora` passed validate, and run stopped once the model had loaded with PEFT's 'Please
+    specify `target_modules` or `target_parameters`in `peft_config`'."""
+    from transformers import DistilBertConfig
+
+    DistilBertConfig(vocab_size=64, dim=32, n_layers=2, n_heads=2, hidden_dim=64).save_pretrained(
+        tmp_path / "distilbert"
+    )
+    config = make_config(model={"name": str(tmp_path / "distilbert")}, method=method)
+    with pytest.raises(
+        FintuneError, match=rf"method.{field}: auto .* 'distilbert' .* named: .*q_lin"
+    ):
+        check_architecture(config)
+    named = {**method, "target_modules": ["q_lin", "lin2"]}
+    if method["name"] == "ia3":
+        named["feedforward_modules"] = ["lin2"]
+    check_architecture(make_config(model={"name": str(tmp_path / "distilbert")}, method=named))
+
+
+def test_an_architecture_that_cannot_be_built_is_a_clear_error(make_config, monkeypatch):
+    """A remote-code model whose code needs a missing package: one message, no traceback."""
+    from transformers import AutoModelForSequenceClassification
+
+    from fintune.models import check_architecture
+
+    def missing(*args, **kwargs):
+        raise ImportError("This modeling file requires the following packages: einops")
+
+    monkeypatch.setattr(AutoModelForSequenceClassification, "from_config", missing)
+    with pytest.raises(FintuneError, match="cannot build .*'s architecture: ImportError: This mod"):
+        check_architecture(make_config())
+
+
+@pytest.mark.parametrize(
+    ("model", "limit"),
+    [
+        (
+            lambda: BertForSequenceClassification(BertConfig(max_position_embeddings=64, **SMALL)),
+            64,
+        ),
+        # position ids start after the padding id 1: two rows are never a token's
+        (
+            lambda: RobertaForSequenceClassification(
+                RobertaConfig(max_position_embeddings=66, **SMALL)
+            ),
+            64,
+        ),
+        (lambda: BartForSequenceClassification(BartConfig(max_position_embeddings=64, **BART)), 64),
+        (
+            lambda: GPT2ForSequenceClassification(
+                GPT2Config(n_positions=64, n_embd=16, n_layer=1, n_head=2)
+            ),
+            64,
+        ),
+        (
+            lambda: LlamaForSequenceClassification(
+                LlamaConfig(max_position_embeddings=64, **SMALL)
+            ),
+            None,
+        ),
+    ],
+    ids=["bert", "roberta", "bart", "gpt2", "llama-rope"],
+)
+def test_position_limit(model, limit):
+    assert _position_limit(model()) == limit
