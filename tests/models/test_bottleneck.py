@@ -121,7 +121,7 @@ def test_a_reduction_factor_that_does_not_fit_the_width_is_refused_before_the_ru
         check_architecture(config)  # validate, and run before any weights load
     with pytest.raises(FintuneError, match=pattern):
         model = AutoModelForSequenceClassification.from_pretrained(config.model.name)
-        apply_method(model, config.method)  # a GGUF base is checked once it has loaded
+        apply_method(model, config.method)  # and again once the weights have loaded
 
 
 def test_the_saved_config_names_only_the_plain_loader(tmp_path):

@@ -112,6 +112,23 @@ def test_qlora_on_a_gguf_model_is_refused_before_the_model_loads(make_config, ti
     check_architecture(make_config(model={"name": str(tiny_gguf)}, method={"name": "lora"}))
 
 
+def test_a_misspelt_module_of_a_gguf_model_is_named_before_the_model_loads(
+    make_config, tiny_gguf, monkeypatch
+):
+    """A GGUF model was checked only once it had loaded: validate said ok to a LoRA target
+    PEFT would not find, and run stopped at it only after the data and the load."""
+    config = make_config(
+        model={"name": str(tiny_gguf)}, method={"name": "lora", "target_modules": ["q_prj"]}
+    )
+    monkeypatch.setattr(
+        "transformers.AutoModelForSequenceClassification.from_pretrained",
+        lambda *a, **k: pytest.fail("the weights were loaded"),
+    )
+    with pytest.raises(FintuneError, match=r"method.target_modules: 'q_prj'.*q_proj"):
+        check_architecture(config)
+    check_architecture(make_config(model={"name": str(tiny_gguf)}, method={"name": "lora"}))
+
+
 @pytest.mark.parametrize("method", ["prefix", "prompt", "lora"])
 def test_prefix_tuning_on_a_model_without_past_key_values_is_refused_before_the_load(
     make_config, tmp_path, method

@@ -73,25 +73,30 @@ def check_best_model_loads(config: ExperimentConfig) -> None:
 def check_architecture(config: ExperimentConfig, built: dict | None = None) -> None:
     """The checks that need the model's architecture but none of its weights: max_length
     against a learned position table, and the modules a method names. The architecture is
-    built from the model's configuration on the meta device (no memory, no weights). A
-    GGUF model is checked once it has loaded instead: its configuration is read from the
-    whole file, which costs about what the load does. `built` keeps the architectures
-    between calls, for a sweep that checks many points of one model."""
+    built from the model's configuration on the meta device (no memory, no weights); a
+    GGUF file's configuration is read from its metadata (for a large vocabulary, tens of
+    seconds). `built` keeps the architectures between calls, for a sweep that checks many
+    points of one model."""
     source = resolve_model(config.model.name, config.model.gguf_file)
     if source.gguf_file:
         _check_gguf_method(config, source)
-        return
-    key = (source.name_or_path, config.model.revision, config.model.trust_remote_code)
+    revision, remote = config.model.revision, config.model.trust_remote_code
+    key = (source.name_or_path, revision, remote, source.gguf_file)
     built = {} if built is None else built
     if key not in built:
         built[key] = _meta_architecture(*key)
-    _check_max_length(built[key], config)
-    _check_named_modules(built[key], config)
-    _check_feedforward_in_targets(built[key], config)
-    _check_auto_modules(built[key], config)
-    _check_prefix_supported(built[key], config)
+    check_built(built[key], config)
     if isinstance(config.method, AdapterMethod):
         check_reduction_factor(built[key], config.method.reduction_factor)
+
+
+def check_built(model, config: ExperimentConfig) -> None:
+    """What a built model (on the meta device, or loaded) must allow of the config."""
+    _check_max_length(model, config)
+    _check_named_modules(model, config)
+    _check_feedforward_in_targets(model, config)
+    _check_auto_modules(model, config)
+    _check_prefix_supported(model, config)
 
 
 def _check_gguf_method(config: ExperimentConfig, source: ModelSource) -> None:
@@ -106,10 +111,15 @@ def _check_gguf_method(config: ExperimentConfig, source: ModelSource) -> None:
         )
 
 
-def _meta_architecture(name_or_path: str, revision: str | None, trust_remote_code: bool):
+def _meta_architecture(
+    name_or_path: str, revision: str | None, trust_remote_code: bool, gguf_file: str | None
+):
     remote = {"trust_remote_code": trust_remote_code}
+    reading = {"gguf_file": gguf_file} if gguf_file else {}
     try:
-        model_config = AutoConfig.from_pretrained(name_or_path, revision=revision, **remote)
+        model_config = AutoConfig.from_pretrained(
+            name_or_path, revision=revision, **reading, **remote
+        )
     except (OSError, ValueError, ImportError) as err:
         raise FintuneError(f"model.name: cannot read {name_or_path}: {err}") from None
     own_code = "AutoModelForSequenceClassification" in (

@@ -25,14 +25,7 @@ from fintune.models.bottleneck import (
     load_bottleneck,
     save_bottleneck,
 )
-from fintune.models.checks import (
-    _check_auto_modules,
-    _check_feedforward_in_targets,
-    _check_max_length,
-    _check_named_modules,
-    _check_prefix_supported,
-    is_local,
-)
+from fintune.models.checks import check_built, is_local
 from fintune.models.methods import apply_method, head_modules, head_prefixes
 from fintune.models.registry import PACKAGED, ModelSource, resolve_model
 from fintune.models.standalone_bottleneck import head_in_float32, quiet_load_report
@@ -150,11 +143,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
     except (OSError, ValueError) as err:
         raise _cannot_load("", source, err) from None
     _drop_gguf_marker(model)
-    _check_max_length(model, config)
-    _check_named_modules(model, config)
-    _check_feedforward_in_targets(model, config)
-    _check_auto_modules(model, config)
-    _check_prefix_supported(model, config)
+    check_built(model, config)  # again: a loaded model may differ from its meta build
     if head_labels is not None and _generic(head_labels):
         if note := _generic_head_note(head_labels, labels):
             console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
