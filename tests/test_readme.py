@@ -52,7 +52,7 @@ def test_quick_start_has_the_two_commands():
 
 def test_study_and_sweep_examples_are_valid_files(monkeypatch):
     from fintune.study.spec import StudySpec, expand
-    from fintune.study.sweep import SweepSpec
+    from fintune.study.sweep_spec import SweepSpec
 
     monkeypatch.chdir(README.parent)  # the examples name files from the repository root
 

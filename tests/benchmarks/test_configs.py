@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from fintune.cli import app
 from fintune.config.load import file_kind, load_config, read_yaml
 from fintune.study.spec import load_study
-from fintune.study.sweep import load_sweep
+from fintune.study.sweep_spec import load_sweep
 from tests.benchmarks.conftest import BENCHMARKS
 
 ROOT = BENCHMARKS.parent

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from fintune.recipes import classification
 
@@ -24,3 +27,29 @@ def interrupt_run(monkeypatch):
         return lambda: monkeypatch.setattr(classification, "run", real)
 
     return arm
+
+
+SPACE = {
+    "training.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 1e-2},
+    "training.batch_size": {"type": "categorical", "choices": [8, 16]},
+}
+
+
+@pytest.fixture
+def sweep_file(tmp_path, make_config):
+    def write(**changes) -> Path:
+        spec = {
+            "name": "tiny-sweep",
+            "base": make_config(training={"epochs": 2}).model_dump(mode="json"),
+            "space": SPACE,
+            "trials": 3,
+            "pruner": "none",
+            "startup_trials": 1,
+            "output": str(tmp_path / "sweeps"),
+            **changes,
+        }
+        path = tmp_path / "sweep.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        return path
+
+    return write

@@ -21,42 +21,17 @@ from transformers import TrainerState
 from fintune.errors import FintuneError
 from fintune.evaluation.metrics import format_interval
 from fintune.recipes import classification
-from fintune.study import sweep
+from fintune.study import sweep, sweep_spec
 from fintune.study.sweep import (
-    Param,
     PruneOnValidation,
-    SweepSpec,
     make_pruner,
     make_sampler,
     open_storage,
     run_sweep,
 )
+from fintune.study.sweep_spec import Param, SweepSpec
 from tests.conftest import interrupted_in_garbage_collection, terminated_at_first_save
-
-SPACE = {
-    "training.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 1e-2},
-    "training.batch_size": {"type": "categorical", "choices": [8, 16]},
-}
-
-
-@pytest.fixture
-def sweep_file(tmp_path, make_config):
-    def write(**changes) -> Path:
-        spec = {
-            "name": "tiny-sweep",
-            "base": make_config(training={"epochs": 2}).model_dump(mode="json"),
-            "space": SPACE,
-            "trials": 3,
-            "pruner": "none",
-            "startup_trials": 1,
-            "output": str(tmp_path / "sweeps"),
-            **changes,
-        }
-        path = tmp_path / "sweep.yaml"
-        path.write_text(yaml.safe_dump(spec))
-        return path
-
-    return write
+from tests.study.conftest import SPACE
 
 
 def load(folder: Path) -> optuna.Study:
@@ -210,10 +185,6 @@ def test_the_sampler_is_seeded_from_the_config_and_workers_still_differ(kind):
     points = proposed(workers)
     assert len(set(points)) == len(points) == 6
     assert points == alone(7, rounds=6)  # trial by trial, as one process would
-
-
-def test_an_int_on_a_log_scale_may_say_step_1():
-    assert Param(type="int", low=1, high=64, log=True, step=1).distribution().log
 
 
 def test_a_stored_study_with_another_metric_or_direction_is_refused(sweep_file, monkeypatch):
@@ -687,8 +658,8 @@ def test_a_float_space_over_a_whole_number_field_fails_before_training(
     assert not (tmp_path / "sweeps").exists()
     # a float grid of whole numbers, and a float field, are fine
     whole_grid = {"type": "uniform", "low": 8, "high": 16, "step": 4}
-    sweep.load_sweep(sweep_file(space={"training.batch_size": whole_grid}))
-    sweep.load_sweep(sweep_file(space={"training.epochs": param}))
+    sweep_spec.load_sweep(sweep_file(space={"training.batch_size": whole_grid}))
+    sweep_spec.load_sweep(sweep_file(space={"training.epochs": param}))
 
 
 @pytest.mark.parametrize(
@@ -728,11 +699,11 @@ def test_a_space_over_a_field_no_trial_reads_fails_before_training(
         # searched together with max_steps, epochs counts where max_steps is null
         max_steps = {"type": "categorical", "choices": [None, 6]}
         space = {**SPACE, field: param, "training.max_steps": max_steps}
-        sweep.load_sweep(sweep_file(base=base, space=space))
+        sweep_spec.load_sweep(sweep_file(base=base, space=space))
         # a quick try of the sweep (--set training.max_steps=6) is only warned about
         base["training"]["max_steps"] = None
         path = sweep_file(base=base, space={**SPACE, field: param})
-        sweep.load_sweep(path, ["training.max_steps=6"])
+        sweep_spec.load_sweep(path, ["training.max_steps=6"])
         assert "training.epochs has no effect" in capsys.readouterr().err
 
 
@@ -765,24 +736,6 @@ def test_categorical_choices_that_make_one_config_fail_before_training(
     assert not (tmp_path / "sweeps").exists()
 
 
-def test_an_unrelated_set_does_not_turn_the_epochs_refusal_into_a_warning(
-    sweep_file, make_config, monkeypatch, capsys
-):
-    """The file's base sets max_steps, so the space's epochs changes no trial: refused. Any
-    --set (model.max_length=24) made it only a warning, as if the --set had set max_steps
-    for a quick try, and the sweep went on searching a field that changed nothing."""
-    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
-    base = make_config(training={"epochs": 2, "max_steps": 6}).model_dump(mode="json")
-    space = {**SPACE, "training.epochs": {"type": "int", "low": 1, "high": 4}}
-    path = sweep_file(base=base, space=space)
-    with pytest.raises(FintuneError, match=r"training.epochs has no effect.*\(6\)"):
-        sweep.load_sweep(path, ["model.max_length=24"])
-    with pytest.raises(FintuneError, match=r"training.epochs has no effect.*\(6\)"):
-        sweep.load_sweep(path, ["training.max_steps=6"])  # the file's own, as written
-    sweep.load_sweep(path, ["training.max_steps=3"])  # a quick try's: warned
-    assert "training.epochs has no effect" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     "max_steps",
     [{"type": "int", "low": 4, "high": 8}, {"type": "categorical", "choices": [4, 8]}],
@@ -800,14 +753,7 @@ def test_epochs_searched_beside_a_max_steps_every_trial_sets_fails_before_traini
     ):
         run_sweep(sweep_file(space=space))
     space["training.max_steps"] = {"type": "categorical", "choices": [None, 8]}
-    sweep.load_sweep(sweep_file(space=space))  # epochs counts where max_steps is null
-
-
-@pytest.mark.parametrize("value", [0.3, 0.7, 0.15, 0.0, 1.0])
-def test_an_enqueued_value_on_a_fine_grid_is_accepted(value):
-    param = Param(type="uniform", low=0.0, high=1.0, step=0.05)
-    assert param.problem_with(value) is None
-    assert param.problem_with(value + 0.01) is not None
+    sweep_spec.load_sweep(sweep_file(space=space))  # epochs counts where max_steps is null
 
 
 def test_the_command_line_options_are_checked(sweep_file, monkeypatch):
@@ -1002,17 +948,6 @@ def test_bad_sweep_files_fail_before_training(sweep_file, tmp_path, monkeypatch,
         run_sweep(sweep_file(**change))
     assert message in str(error.value)
     assert not (tmp_path / "sweeps").exists()
-
-
-def test_a_home_folder_in_base_and_output_is_expanded(
-    sweep_file, make_config, tmp_path, monkeypatch
-):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "base.yaml").write_text(yaml.safe_dump(make_config().model_dump(mode="json")))
-    monkeypatch.setenv("HOME", str(home))
-    spec, base = sweep.load_sweep(sweep_file(base="~/base.yaml", output="~/sweeps"))
-    assert spec.output == str(home / "sweeps") and base["model"]["max_length"] == 32
 
 
 def test_a_storage_password_is_never_shown(sweep_file, monkeypatch):
@@ -1296,7 +1231,7 @@ def test_a_final_model_a_live_process_is_training_is_not_removed(sweep_file, mon
     from fintune.study.sweep_report import final_run, finish_sweep
 
     path = sweep_file(trials=1)
-    spec, base = sweep.load_sweep(path)
+    spec, base = sweep_spec.load_sweep(path)
     folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-sweep"
     study = optuna.create_study(direction="maximize")
     distributions = {
@@ -1346,7 +1281,7 @@ def test_the_best_of_tied_trials_is_the_earliest_for_the_report_and_the_final(
     from fintune.study.sweep_report import finish_sweep
 
     path = sweep_file(trials=1)
-    spec, base = sweep.load_sweep(path)
+    spec, base = sweep_spec.load_sweep(path)
     folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-sweep"
     folder.mkdir(parents=True)
     study = optuna.create_study(direction=direction)
@@ -1622,22 +1557,6 @@ def test_an_unreachable_tracking_server_stops_a_sweep_before_any_trial(
     assert not (path.parent / "sweeps" / "tiny-sweep").exists()
 
 
-def test_a_space_over_the_method_drops_the_options_a_chosen_method_lacks(sweep_file, make_config):
-    """As `--set method.name=full` does: a full trial from a lora base has no r or alpha."""
-    base = make_config(method={"name": "lora", "r": 4, "alpha": 32}).model_dump(mode="json")
-    space = {**SPACE, "method.name": {"type": "categorical", "choices": ["lora", "dora", "full"]}}
-    spec, base = sweep.load_sweep(sweep_file(base=base, space=space))
-    configs = {
-        name: sweep.trial_config(base, {"method.name": name}, spec, Path("."), 0, "s")
-        for name in ("lora", "dora", "full")
-    }
-    assert (configs["dora"].method.r, configs["dora"].method.alpha) == (4, 32)
-    assert configs["full"].method.name == "full"
-    space["method.rr"] = {"type": "categorical", "choices": [1]}  # a typo is still named
-    with pytest.raises(FintuneError, match=r"method\.rr: unknown key"):
-        sweep.load_sweep(sweep_file(base=base, space=space))
-
-
 @pytest.mark.parametrize("stop", [OSError(28, "No space left on device"), KeyboardInterrupt()])
 def test_a_failed_trials_csv_write_leaves_no_temporary_file(tmp_path, monkeypatch, stop):
     """trials.csv is written to a temporary file named by host and pid, then renamed: a
@@ -1770,33 +1689,6 @@ def test_a_sweep_output_with_a_nul_byte_or_an_overlong_name_is_refused_naming_it
         run_sweep(sweep_file(output=output))
 
 
-def test_sweep_set_overrides_the_base_and_refuses_a_searched_field(sweep_file, make_config):
-    """sweep had no --set (run has): a trial budget test on fewer steps meant a copy of
-    the base file. A --set is as if written there; on a searched field it would be lost."""
-    from fintune.study.sweep import load_sweep
-
-    spec, base = load_sweep(sweep_file(), ["training.max_steps=2"])
-    assert base["training"]["max_steps"] == 2
-    written = make_config(training={"epochs": 2, "max_steps": 2}).model_dump(mode="json")
-    assert base == load_sweep(sweep_file(base=written))[1]
-    for field in ("training.learning_rate", "training.best_metric"):
-        with pytest.raises(FintuneError, match=rf"--set {field}: the .* sets {field} for each"):
-            load_sweep(sweep_file(), [f"{field}=0.1"])
-
-
-def test_sweep_set_of_max_length_passes_a_space_of_bare_model_names(sweep_file, make_config):
-    """A choice of bare model names sets only model.name (the base's max_length stays), but
-    a --set of model.max_length was refused as overwritten by the space's model."""
-    from fintune.study.sweep import load_sweep
-
-    base = make_config(model={"name": "a", "max_length": 48}).model_dump(mode="json")
-    path = sweep_file(base=base, space={"model": {"type": "categorical", "choices": ["a", "b"]}})
-    _, written = load_sweep(path, ["model.max_length=16"])
-    assert written["model"]["max_length"] == 16
-    with pytest.raises(FintuneError, match=r"--set model\.name: the space's model sets model\."):
-        load_sweep(path, ["model=c"])
-
-
 def test_ctrl_c_that_lands_in_garbage_collection_still_stops_the_sweep(sweep_file):
     """A SIGINT arriving while Python collects garbage (Optuna collects after every trial;
     a __del__ runs anywhere) raised its KeyboardInterrupt inside the collector, which
@@ -1906,15 +1798,6 @@ def test_trials_finished_without_tracking_are_logged_once_when_it_is_switched_on
                 (Path(run.data.tags["fintune.run_dir"]) / "metrics.json").read_text()
             )
             assert run.data.metrics["validation_accuracy"] == metrics["validation"]["accuracy"]
-
-
-def test_a_bad_sweep_set_is_named_as_the_set(sweep_file):
-    """A mistyped --set on sweep was blamed on the sweep file's space ('sweep.yaml: space:
-    invalid config - trainig: unknown key'), where no such key is written."""
-    from fintune.study.sweep import load_sweep
-
-    with pytest.raises(FintuneError, match=r"trainig: unknown key.*\[from --set\]"):
-        load_sweep(sweep_file(), ["trainig.max_steps=2"])
 
 
 def test_a_stopped_sweep_does_not_leave_its_report_run_running(
@@ -2129,7 +2012,7 @@ def test_the_report_says_when_a_remote_trial_shows_only_its_latest_evaluations(
     from fintune.study.sweep_report import finish_sweep
 
     path = sweep_file(trials=1, final=False)
-    spec, base = sweep.load_sweep(path)
+    spec, base = sweep_spec.load_sweep(path)
     folder = tmp_path / "sweeps" / "tiny-sweep"
     folder.mkdir(parents=True)
     study = optuna.create_study(direction="maximize")

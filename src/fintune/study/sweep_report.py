@@ -26,8 +26,9 @@ from fintune.study.adopt import finished_run, log_finished  # noqa: E402
 from fintune.study.compare import LockHeld, owner_lock  # noqa: E402
 from fintune.study.report import drop_stale_plots  # noqa: E402
 from fintune.study.spec import results_sha  # noqa: E402
-from fintune.study.sweep import EVALUATIONS, KEPT, SweepSpec, console, trial_config  # noqa: E402
+from fintune.study.sweep import EVALUATIONS, KEPT  # noqa: E402
 from fintune.study.sweep_resume import search_changes  # noqa: E402
+from fintune.study.sweep_spec import SweepSpec, console, trial_config  # noqa: E402
 
 FEW_TRIALS = 10  # finished trials below which importances are mostly noise
 SWEEP_PLOTS = ("optimization_history.png", "param_importances.png")

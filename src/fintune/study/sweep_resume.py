@@ -17,7 +17,7 @@ from fintune.study.spec import hashed_fields
 from fintune.tracking import flatten
 
 if TYPE_CHECKING:
-    from fintune.study.sweep import SweepSpec
+    from fintune.study.sweep_spec import SweepSpec
 
 console = Console(stderr=True, soft_wrap=True)
 
