@@ -288,6 +288,26 @@ def test_a_legend_of_many_rows_is_not_cut_off(tmp_path, monkeypatch):
         assert legend.y0 >= 0 and legend.y1 <= fig.bbox.y1, name
 
 
+def test_a_dollar_in_a_rows_name_is_drawn_as_written(tmp_path, monkeypatch):
+    """Matplotlib read the text between two "$" of a row's name as TeX: "cap_$1M_to_$5M"
+    failed the report after every cell had trained, and "$5 to $10" lost its dollars."""
+    metrics = {
+        "labels": ["n", "p"],
+        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
+        | {"confusion_matrix": [[3, 2], [2, 3]]},
+    }
+    (tmp_path / "history.jsonl").write_text('{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n')
+    names = ["budget=cap_$1M_to_$5M", "budget=cost $5 to $10"]
+    rows = {name: [Finished(Cell({}, {}, None), tmp_path, metrics)] for name in names}
+    figures = _plotted(monkeypatch, tmp_path, rows)
+    for fig in figures.values():
+        fig.canvas.draw()
+        texts = [t for ax in fig.axes for t in (ax.title, *ax.texts)]
+        texts += [t for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        shown = [t for t in texts if "$" in t.get_text()]
+        assert shown and not any(t.get_parse_math() for t in shown)
+
+
 def test_gpu_memory_columns_only_where_a_run_used_cuda():
     """A study on the CPU had two columns of dashes, GPU MiB avg and max; README and a
     run's report give GPU memory on CUDA only."""

@@ -396,6 +396,7 @@ def _devices(runs: list[Finished]) -> str:
     return "/".join(sorted({str(r.metrics.get("device", "?")) for r in runs}))
 
 
+@plt.rc_context({"text.parse_math": False})  # "$" in a row's name is a dollar, not TeX
 def _plots(
     doc: Document,
     folder: Path,
@@ -481,7 +482,7 @@ def _plots(
         ax.axis("on")
         image = ax.imshow(cm, cmap="Blues")
         ax.set_title(f"{name} (n={int(cm.sum())})", fontsize=9)
-        ticks = {"fontsize": 7, "parse_math": False}  # "$" in a label is a dollar
+        ticks = {"fontsize": 7, "parse_math": False}  # tick labels are made when drawn
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", **ticks)
         ax.set_yticks(range(len(labels)), labels, **ticks)
         if len(labels) <= 10:
