@@ -318,6 +318,19 @@ def test_seeds_on_one_test_set_trade_predictions_together():
     assert one == three
 
 
+def test_an_exact_p_too_small_for_a_float_is_shown_as_a_bound_not_as_0():
+    """3,100 examples only the candidate gets right against 500: every term of the exact
+    test underflows, and the report showed p as "0 (3100 vs 500)"."""
+    y = np.zeros(5000, dtype=int)
+    baseline, candidate = np.zeros(5000, dtype=int), np.zeros(5000, dtype=int)
+    baseline[:3100] = 1
+    candidate[3100:3600] = 1
+    result = exact_paired_test([(y, baseline)], [(y, candidate)])
+    assert (result["candidate_ahead"], result["baseline_ahead"]) == (3100, 500)
+    assert format_p(result["p"]) == "< 1e-15"
+    assert format_p(2e-15) == "2e-15"
+
+
 @pytest.mark.parametrize(
     ("p", "shown"),
     [

@@ -30,6 +30,7 @@ from fintune.evaluation.metrics import (
 Block = tuple[np.ndarray, np.ndarray]  # (y_true, y_pred) of one run
 DIRECT_CONVOLUTION_MAX = 10**7  # larger exact-test convolutions go through an FFT
 ALPHA = 0.05  # the level of every verdict
+P_FLOOR = 1e-15  # smaller p-values are shown as below it (see format_p)
 
 
 def _mean_over_blocks(per_block: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -152,7 +153,11 @@ def _favours(difference: float) -> str:
 
 def format_p(p: float) -> str:
     """Three significant digits, or more where three would round across ALPHA
-    (0.049983 is "0.04998", not "0.05" beside a verdict that needs p < 0.05)."""
+    (0.049983 is "0.04998", not "0.05" beside a verdict that needs p < 0.05). Below 1e-15
+    a p is a floor, not a figure: the exact test's terms underflow to 0 (3,100 vs 500
+    examples gave p = 0), and its FFT path is exact to about 1e-16."""
+    if p < P_FLOOR:
+        return f"< {P_FLOOR:g}"
     for digits in range(3, 8):
         shown = f"{p:.{digits}g}"
         if (float(shown) < ALPHA) == (p < ALPHA):
