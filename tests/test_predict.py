@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 import fintune.predict as predict
 from fintune.cli import app
 from fintune.errors import FintuneError
-from fintune.predict import Predictor
+from fintune.predict import Predictor, prepare_all
 from fintune.recipes.classification import run
 from tests.conftest import make_sentences, tiny_run_config
 
@@ -498,3 +498,51 @@ def test_texts_the_model_scores_nan_have_no_label_and_it_says_which(runs, monkey
     result = CliRunner().invoke(app, ["predict", "some-run", *texts])
     assert result.exit_code == 2 and result.stdout == ""
     assert "NaN or infinite for 3 of 3 texts" in result.stderr
+
+
+def test_predict_command_names_a_text_that_is_not_utf8_before_the_model_loads(runs, monkeypatch):
+    """A latin-1 byte in an argument (say from "$(cat notes.txt)") reached the tokenizer as
+    a lone surrogate: a traceback and exit 1, and nothing printed for the other texts."""
+    monkeypatch.setattr("fintune.predict.load_saved_classifier", _forbidden)
+    texts = ["sales rose", "caf\udce9 profit fell"]  # how Python reads the byte 0xe9 of argv
+    result = CliRunner().invoke(app, ["predict", str(runs["full"]), *texts])
+    assert result.exit_code == 2
+    assert "text 2 of 2 is not valid UTF-8: byte 0xe9 at character 4" in result.output
+    assert "Traceback" not in result.output
+    with pytest.raises(
+        FintuneError, match=r"text 1 of 1 .*: \\ud800 \(a lone surrogate, not a character\)"
+    ):
+        prepare_all(["\ud800"], None)
+
+
+def test_predict_command_escapes_control_characters_in_its_output(monkeypatch):
+    """An escape sequence in a text was written raw: a terminal ran it (colours, a cleared
+    screen), and a pipe lost it, so the text field differed from the text classified."""
+    monkeypatch.setattr(predict, "run_cleaner", lambda run_dir: None)
+    answer = [{"label": "down", "confidence": 0.5}]
+    monkeypatch.setattr(predict.Predictor, "from_run", lambda run_dir, **_: lambda texts: answer)
+    result = CliRunner().invoke(app, ["predict", "some-run", "profit \x1b[31mfell\x07\x7f\x9b é"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "down\t0.5000\tprofit \\x1b[31mfell\\x07\\x7f\\x9b é\n"
+
+
+def test_serve_on_an_ipv6_host_prints_a_url_with_brackets(runs, monkeypatch):
+    """--host ::1 printed http://::1:38061, which no browser or client takes."""
+    from types import SimpleNamespace
+
+    import uvicorn
+
+    import fintune.serve.app as serve_app
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    served = {}
+    fake = SimpleNamespace(state=SimpleNamespace(device="cpu"))
+    monkeypatch.setattr(serve_app, "app_for_run", lambda *args, **kwargs: fake)
+    monkeypatch.setattr(uvicorn, "run", lambda application, **kwargs: served.update(kwargs))
+    result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--host", "::1", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert f"http://[::1]:{served['port']}," in result.output

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import threading
+import unicodedata
 import warnings
 from contextlib import contextmanager
 from functools import wraps
@@ -184,13 +185,18 @@ def predict(
 
 
 def _one_field(text: str) -> str:
-    """The text as one tab-separated field on one line: a backslash, a tab and every
-    character str.splitlines breaks at (\\n, \\r, \\x0b, \\x85, \\u2028 ...) escaped."""
+    """The text as one tab-separated field on one line, as it was classified: a backslash,
+    a tab, every character str.splitlines breaks at (\\n, \\r, \\x0b, \\x85, \\u2028 ...)
+    and every other control character (\\x1b: a terminal would run an escape sequence,
+    and a pipe drop it) escaped."""
     escapes = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
     return "".join(
-        escapes.get(c) or (c.encode("unicode_escape").decode() if c in LINE_BREAKS else c)
-        for c in text
+        escapes.get(c) or (c.encode("unicode_escape").decode() if _escaped(c) else c) for c in text
     )
+
+
+def _escaped(c: str) -> bool:
+    return c in LINE_BREAKS or unicodedata.category(c) == "Cc"
 
 
 @app.command()
@@ -253,7 +259,7 @@ def serve(
     if settings.loopback_only:
         guard = "no API key: answers requests addressed to localhost, 127.0.0.1 or [::1] only"
     err.print(
-        f"Serving {run_dir} on http://{host}:{port}, model on "
+        f"Serving {run_dir} on http://{f'[{host}]' if ':' in host else host}:{port}, model on "
         f"{application.state.device}  (API schema: /openapi.json; {guard})",
         markup=False,
     )

@@ -221,7 +221,22 @@ def prepare(text: str, cleaner) -> str:
 
 def prepare_all(texts: list[str], cleaner) -> list[str]:
     """Every text prepared; one that ends up empty is an error (training drops such texts,
-    so a prediction for it would be made up). Texts are counted from 1."""
+    so a prediction for it would be made up), and so is one that is not valid Unicode.
+    Texts are counted from 1."""
+    for i, text in enumerate(texts, 1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            bad = text[error.start]
+            what = (  # Python reads a byte of argv that is not UTF-8 as U+DC80..U+DCFF
+                f"byte 0x{ord(bad) - 0xDC00:02x}"
+                if "\udc80" <= bad <= "\udcff"
+                else bad.encode("unicode_escape").decode() + " (a lone surrogate, not a character)"
+            )
+            raise FintuneError(
+                f"text {i} of {len(texts)} is not valid UTF-8: {what} at character "
+                f"{error.start + 1}; give texts in UTF-8"
+            ) from None
     texts = [prepare(t, cleaner) for t in texts]
     empty = [i + 1 for i, t in enumerate(texts) if not t]
     if empty:
