@@ -6,6 +6,7 @@ each label mapped to its id.
 from __future__ import annotations
 
 import re
+import unicodedata
 from itertools import islice
 from typing import Any
 
@@ -85,15 +86,20 @@ def _check_spellings(
     frames: dict[str, pd.DataFrame], column: str, names: list[str], origin: str
 ) -> None:
     """Inferred labels that look like one class written two ways: 'Positive' and
-    'positive', or ids ('0', '1') beside names ('negative')."""
+    'positive', 'négatif' with its accent composed and decomposed, 'positive' with a
+    zero-width space; or ids ('0', '1') beside names ('negative')."""
     seen: dict[str, str] = {}
     for name in names:
-        key = " ".join(name.split()).casefold()
+        key = _spelling_key(name)
         if key in seen:
             first = seen[key]
+            how, show = "case or spacing", repr
+            if _spelling_key(first, forms=False) != _spelling_key(name, forms=False):
+                # they may print alike: shown by their code points
+                how, show = "case, spacing, Unicode form or invisible characters", ascii
             raise FintuneError(
-                f"data.labels: the labels {first!r} and {name!r} differ only in case or spacing "
-                f"({first!r}: {_first_row(frames, column, first, origin)}; {name!r}: "
+                f"data.labels: the labels {show(first)} and {show(name)} differ only in {how} "
+                f"({show(first)}: {_first_row(frames, column, first, origin)}; {show(name)}: "
                 f"{_first_row(frames, column, name, origin)}); write one spelling in the data, "
                 "or list both in data.labels if they are different classes"
             )
@@ -109,6 +115,16 @@ def _check_spellings(
             f"{_first_row(frames, column, words[0], origin)}; ids and names for the same "
             "classes? Write one kind in the data, or list every label in data.labels"
         )
+
+
+def _spelling_key(name: str, forms: bool = True) -> str:
+    """A label but for case and spacing and, with `forms`, Unicode form (NFKC) and invisible
+    format characters (a zero-width space)."""
+    if forms:
+        name = "".join(
+            c for c in unicodedata.normalize("NFKC", name) if unicodedata.category(c) != "Cf"
+        )
+    return " ".join(name.split()).casefold()
 
 
 def _first_row(frames: dict[str, pd.DataFrame], column: str, label: str, origin: str) -> str:

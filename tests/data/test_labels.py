@@ -1,0 +1,44 @@
+"""Labels inferred from the data: spellings of one class that differ in Unicode form are an
+error naming a row of each, as those that differ in case or spacing are."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pandas as pd
+import pytest
+
+from fintune.config.schema import DataConfig
+from fintune.data.prepare import prepare_data
+from fintune.errors import FintuneError
+
+COMPOSED = unicodedata.normalize("NFC", "négatif")
+DECOMPOSED = unicodedata.normalize("NFD", "négatif")
+
+
+@pytest.mark.parametrize(
+    "first, second, shown",
+    [
+        (COMPOSED, DECOMPOSED, r"'ne\u0301gatif' and 'n\xe9gatif'"),
+        ("positive", "positive\u200b", r"'positive' and 'positive\u200b'"),
+        ("positive", "Ｐｏｓｉｔｉｖｅ", r"'positive' and '\uff30\uff4f"),
+    ],
+)
+def test_labels_differing_only_in_unicode_form_are_named_with_a_row_of_each(
+    tmp_path, first, second, shown
+):
+    """'négatif' with its accent composed and decomposed, or 'positive' with a zero-width
+    space, looked alike but were two classes, silently."""
+    labels = [first, "positif", second]
+    path = tmp_path / "d.csv"
+    frame = pd.DataFrame({"text": [f"texte {i}" for i in range(60)], "label": labels * 20})
+    frame.to_csv(path, index=False, encoding="utf-8")
+    with pytest.raises(FintuneError) as error:
+        prepare_data(DataConfig(path=str(path)), 0)
+    message = str(error.value)
+    assert message.startswith(f"data.labels: the labels {shown}")
+    assert "differ only in case, spacing, Unicode form or invisible characters" in message
+    assert f"{path}, train split, row 1 (line 2)" in message
+    assert f"{path}, train split, row 3 (line 4)" in message
+    given = prepare_data(DataConfig(path=str(path), labels=labels, split={"stratify": False}), 0)
+    assert given.labels == labels  # when meant, say so
