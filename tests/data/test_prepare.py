@@ -628,6 +628,26 @@ def test_labels_absent_from_train_are_reported(tmp_path):
     assert data.fingerprint["counts"]["train"]["labels"]["neutral"] == 0
 
 
+def test_a_label_with_training_examples_but_none_held_out_is_warned_of(tmp_path):
+    """50 a, 48 b and 2 c: the stratified split put both c in train, so the test and
+    validation scores left c out, and nothing said so."""
+    from fintune.data import data_warnings
+
+    path = _write(_frame({"a": 50, "b": 48, "c": 2}), tmp_path / "d.csv")
+    config = _data(path)
+    data = prepare_data(config, 0)
+    assert data.fingerprint["counts"]["test"]["labels"]["c"] == 0
+    assert data.report["labels_missing_from_test"] == ["c"]
+    assert data.report["labels_missing_from_validation"] == ["c"]
+    assert "labels_missing_from_train" not in data.report
+    notes = data_warnings(data, config)
+    for role in ("validation", "test"):
+        assert (
+            f"label 'c' has 2 training examples but none in {role}: {role} metrics leave it "
+            "out (macro averages cover the labels in the split or predicted)"
+        ) in notes
+
+
 def test_labels_with_surrounding_spaces_are_inferred_stripped(tmp_path):
     path = tmp_path / "spaced.csv"
     rows = [f"sentence {i}, {'positive' if i % 2 else 'negative'}" for i in range(40)]

@@ -49,6 +49,17 @@ def test_a_label_missing_from_train_is_listed_escaped_too():
     assert line == "- labels with no training example: \\<!-- down, up"
 
 
+def test_labels_missing_from_a_held_out_split_are_a_data_quality_line():
+    """A label with training examples but none in test was in no line of the report."""
+    from fintune.report.markdown import _quality_lines
+
+    report = {"labels_missing_from_validation": ["c"], "labels_missing_from_test": ["c", "d"]}
+    assert _quality_lines(report, None) == [
+        "- labels with no validation example: c",
+        "- labels with no test example: c, d",
+    ]
+
+
 def test_texts_equal_only_in_unicode_form_are_a_data_quality_line():
     from fintune.report.markdown import _quality_lines
 

@@ -140,9 +140,12 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
             f"{len(splits['train'])} examples; a classifier needs examples of at least two "
             f"(source {origin})"
         )
-    missing = [labels[i] for i in range(len(labels)) if i not in in_train]
-    if missing:
-        report["labels_missing_from_train"] = missing
+    for role in ROLES:
+        # a label no split trains on is said once, as missing from train
+        expected = range(len(labels)) if role == "train" else sorted(in_train)
+        present = set(splits[role]["label"])
+        if missing := [labels[i] for i in expected if i not in present]:
+            report[f"labels_missing_from_{role}"] = missing
     return PreparedData(splits=splits, labels=labels, report=report)
 
 
@@ -151,7 +154,8 @@ _DEFAULT_SPLIT = SplitConfig().model_dump()
 
 def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
     """What the report records and a user should hear before training: texts in two splits
-    (leakage), texts that cleaning emptied, and labels with no training example."""
+    (leakage), texts that cleaning emptied, and labels with no training, validation or
+    test example."""
     notes = []
     if placeholders := data.report.get("placeholder_texts"):
         notes.append(
@@ -262,6 +266,14 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
         ]
         where = f" ({', '.join(found)})" if found else ""
         notes.append(f"label {name!r} has no training example{where}: the model cannot learn it")
+    for role in ("validation", "test"):
+        for name in data.report.get(f"labels_missing_from_{role}", []):
+            n = int((data.splits["train"]["label"] == data.labels.index(name)).sum())
+            notes.append(
+                f"label {name!r} has {n} training example{'s' if n > 1 else ''} but none in "
+                f"{role}: {role} metrics leave it out (macro averages cover the labels in the "
+                "split or predicted)"
+            )
     return notes
 
 

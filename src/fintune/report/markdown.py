@@ -240,9 +240,10 @@ def _quality_lines(report: dict[str, Any], config: ExperimentConfig) -> list[str
         )
     if report.get("emptied_by_cleaning"):
         lines.append(f"- texts emptied by cleaning and removed: {report['emptied_by_cleaning']}")
-    if report.get("labels_missing_from_train"):
-        missing = ", ".join(map(plain_text, report["labels_missing_from_train"]))
-        lines.append(f"- labels with no training example: {missing}")
+    for role in ("train", "validation", "test"):
+        if missing := report.get(f"labels_missing_from_{role}"):
+            example = "training example" if role == "train" else f"{role} example"
+            lines.append(f"- labels with no {example}: {', '.join(map(plain_text, missing))}")
     return lines
 
 
