@@ -221,6 +221,26 @@ def test_texts_shared_with_train_leave_train_when_dropping_duplicates(tmp_path):
     assert not set(_texts(data.splits["test"])) & set(_texts(data.splits["train"]))
 
 
+def test_rows_dropped_as_also_in_a_later_split_are_counted_and_not_kept(tmp_path):
+    """kept_rows was counted before the texts shared with test left train: train said 30
+    kept but held 28, and no count said where the 2 went."""
+    from types import SimpleNamespace
+
+    from fintune.report.markdown import _quality_lines
+
+    folder = _given_splits(tmp_path, leak=2)
+    config = _data(folder, labels=LABELS, duplicates="drop")
+    report = prepare_data(config, 0).report["duplicates"]
+    assert report["train"]["kept_rows"] == 28
+    assert report["train"]["dropped_across_splits"] == 2
+    assert report["test"]["kept_rows"] == 12 and "dropped_across_splits" not in report["test"]
+    lines = _quality_lines({"duplicates": report}, SimpleNamespace(data=config))
+    assert (
+        "- source train: 30 rows, 0 exact duplicates (drop), 0 texts with conflicting labels "
+        "over 0 rows (keep); 2 dropped as also in another split; 28 kept"
+    ) in lines
+
+
 def test_an_exact_duplicate_of_a_conflicting_text_is_dropped_too(tmp_path):
     path = _with_duplicates_and_conflicts(tmp_path)
     frame = pd.read_csv(path)

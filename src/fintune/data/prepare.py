@@ -518,7 +518,6 @@ def _duplicates_and_conflicts(
         if config.conflicts == "drop":
             keep &= ~in_conflict
         out[role] = frame[keep].reset_index(drop=True)
-        report[role]["kept_rows"] = len(out[role])
         if len(frame) and not len(out[role]):
             raise FintuneError(
                 f"data.conflicts: drop removed all {len(frame)} rows of the {role} split: every "
@@ -545,6 +544,10 @@ def _duplicates_and_conflicts(
                 f"split, as texts also in a later split ({counts}); are the split files the "
                 "same data?"
             )
+        if dropped:
+            report[role]["dropped_across_splits"] = sum(dropped.values())
+    for role, frame in out.items():
+        report[role]["kept_rows"] = len(frame)
     return out, report
 
 

@@ -207,11 +207,13 @@ def _quality_lines(report: dict[str, Any], config: ExperimentConfig) -> list[str
     lines = []
     for split, q in report.get("duplicates", {}).items():
         if isinstance(q, dict):
+            across = q.get("dropped_across_splits")
             lines.append(
                 f"- source {split}: {q['rows']} rows, {q['duplicate_rows']} exact duplicates "
                 f"({config.data.duplicates}), {q['conflicting_texts']} texts with conflicting "
                 f"labels over {q['conflicting_rows']} rows ({config.data.conflicts}); "
-                f"{q['kept_rows']} kept"
+                + (f"{across} dropped as also in another split; " if across else "")
+                + f"{q['kept_rows']} kept"
             )
         else:
             lines.append(f"- {split.replace('_', ' ')}: {q}")
