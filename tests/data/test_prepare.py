@@ -241,6 +241,37 @@ def test_rows_dropped_as_also_in_a_later_split_are_counted_and_not_kept(tmp_path
     ) in lines
 
 
+def test_a_text_with_another_label_in_another_given_split_is_a_conflict(tmp_path):
+    """A text labelled positive in train.csv and negative in test.csv was no conflict:
+    conflicts: drop kept it in both and counted none (pooled with use_given: false, it was
+    dropped), and the only warning called it leakage, for data.duplicates."""
+    from fintune.data import data_warnings
+
+    folder = _given_splits(tmp_path, leak=0)
+    train, test = pd.read_csv(folder / "train.csv"), pd.read_csv(folder / "test.csv")
+    test.loc[0, "text"] = train.loc[0, "text"]
+    test.loc[0, "label"] = next(x for x in LABELS if x != train.loc[0, "label"])
+    _write(test, folder / "test.csv")
+    shared = train.loc[0, "text"]
+    kept = prepare_data(_data(folder, labels=LABELS), 0)
+    assert kept.report["duplicates"]["conflicting_texts_across_splits"] == 1
+    assert shared in _texts(kept.splits["train"]) and shared in _texts(kept.splits["test"])
+    config = _data(folder, labels=LABELS, conflicts="drop")
+    data = prepare_data(config, 0)
+    report = data.report["duplicates"]
+    assert report["conflicting_texts_across_splits"] == 1
+    assert report["train"]["conflicting_texts"] == report["test"]["conflicting_texts"] == 0
+    assert report["train"]["dropped_across_splits"] == report["test"]["dropped_across_splits"] == 1
+    assert (report["train"]["kept_rows"], report["test"]["kept_rows"]) == (29, 11)
+    assert report["test_texts_also_in_train"] == 0
+    assert not any(shared in _texts(frame) for frame in data.splits.values())
+    assert not any("leakage" in note for note in data_warnings(data, config))
+    pooled = prepare_data(
+        _data(folder, labels=LABELS, conflicts="drop", split={"use_given": False}), 0
+    )
+    assert not any(shared in _texts(frame) for frame in pooled.splits.values())
+
+
 def test_an_exact_duplicate_of_a_conflicting_text_is_dropped_too(tmp_path):
     path = _with_duplicates_and_conflicts(tmp_path)
     frame = pd.read_csv(path)

@@ -496,10 +496,17 @@ def _kind(value: Any) -> str:
 def _duplicates_and_conflicts(
     frames: dict[str, pd.DataFrame], config: DataConfig
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Report exact duplicate texts, texts with conflicting labels, and texts shared
-    between splits (leakage); drop them when data.duplicates / data.conflicts say so."""
+    """Report exact duplicate texts, texts with conflicting labels (in a split, or between
+    two), and texts shared between splits (leakage); drop them when data.duplicates /
+    data.conflicts say so."""
     report: dict[str, Any] = {}
     out = {}
+    across: set[str] = set()  # texts with another label in another split, as when pooled
+    if len(frames) > 1:
+        both = pd.concat([frame.assign(role=role) for role, frame in frames.items()])
+        per_text = both.groupby("text")[["label", "role"]].nunique()
+        across = set(per_text.index[(per_text["label"] > 1) & (per_text["role"] > 1)])
+    within = {}  # rows each split keeps by itself
     for role, frame in frames.items():
         labels_per_text = frame.groupby("text")["label"].nunique()
         conflicting = set(labels_per_text[labels_per_text > 1].index)
@@ -517,12 +524,18 @@ def _duplicates_and_conflicts(
             keep &= ~duplicate
         if config.conflicts == "drop":
             keep &= ~in_conflict
+        within[role] = int(keep.sum())
+        if config.conflicts == "drop":
+            keep &= ~frame["text"].isin(across)
         out[role] = frame[keep].reset_index(drop=True)
         if len(frame) and not len(out[role]):
+            say = sorted(conflicting | across.intersection(frame["text"]))[0]
             raise FintuneError(
                 f"data.conflicts: drop removed all {len(frame)} rows of the {role} split: every "
-                f"text there has two or more labels (say {sorted(conflicting)[0]!r})"
+                f"text there has two or more labels (say {say!r})"
             )
+    if len(frames) > 1:
+        report["conflicting_texts_across_splits"] = len(across)
     # A text in two given splits leaks; with duplicates: drop the one in test stays, then
     # the one in validation (train gives way to both, validation to test).
     for role, others in (("train", ("validation", "test")), ("validation", ("test",))):
@@ -544,9 +557,9 @@ def _duplicates_and_conflicts(
                 f"split, as texts also in a later split ({counts}); are the split files the "
                 "same data?"
             )
-        if dropped:
-            report[role]["dropped_across_splits"] = sum(dropped.values())
     for role, frame in out.items():
+        if len(frame) < within[role]:
+            report[role]["dropped_across_splits"] = within[role] - len(frame)
         report[role]["kept_rows"] = len(frame)
     return out, report
 
