@@ -404,6 +404,18 @@ def test_use_given_false_pools_and_resplits(tmp_path):
     assert sum(sizes.values()) == 51 and sizes["test"] == round(51 * 0.2)
 
 
+def test_use_given_false_splits_the_same_files_alike_in_any_order(tmp_path):
+    """The files were pooled in the order data.files listed them (or a folder's names
+    sorted them): the same three files as train, validation, test and as test,
+    validation, train gave two test sets."""
+    files = _split_files(tmp_path, ("train", "validation", "test"))
+    split = {"use_given": False}
+    listed = prepare_data(DataConfig(files=files, split=split), 0)
+    reversed_ = prepare_data(DataConfig(files=dict(reversed(files.items())), split=split), 0)
+    folder = prepare_data(_data(tmp_path, split=split), 0)
+    assert reversed_.fingerprint == listed.fingerprint == folder.fingerprint
+
+
 def test_use_given_false_names_the_row_of_its_own_file(tmp_path):
     folder = _given_splits(tmp_path, leak=0)
     test = pd.read_csv(folder / "test.csv")

@@ -86,7 +86,9 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         for role, frame in frames.items()
     }
     if not config.split.use_given:  # pooled only now, so errors name the file's own rows
-        frames = {"train": pd.concat(frames.values(), ignore_index=True)}
+        # in one order, so the same files split alike however data.files lists them
+        pooled = [frames[role] for role in ROLES if role in frames]
+        frames = {"train": pd.concat(pooled, ignore_index=True)}
     report: dict[str, Any] = {"source": origin, "source_splits": sorted(frames)}
     if placeholders:
         report["placeholder_texts"] = placeholders
