@@ -122,11 +122,28 @@ def test_cleaning_can_empty_a_text():
         "EPS < 1.2 while margin > 5%",
         "revenue <5% of target, costs >3% higher",
         "guidance: 1<2 and 3>2; a <- b -> c",
+        "Order book <EUR 5m and >EUR 2m in 2009",
+        "Sales were <USD100m, margins >5%",
+        "a <B2B deal> and <Q1 guidance>",
     ],
 )
 def test_strip_html_keeps_comparison_signs_that_are_no_tags(text):
-    """Only tags go: '<' before a space or a digit opens none, in HTML as in prose."""
+    """Only tags go: '<' before a space, a digit or a word that names no HTML element opens
+    none, in HTML as in prose. Before, '<' before any letter did: 'Order book <EUR 5m and
+    >EUR 2m' became 'Order book  EUR 2m'."""
     assert _only("strip_html")(text) == text
+
+
+def test_strip_html_removes_elements_in_any_case_and_namespaced_ones():
+    text = "<P>Profit</P><BR>up<td class=x>1</td> <o:p>Net</o:p> <span\nstyle='x'>EUR</span >"
+    assert _only("strip_html")(text) == "Profit up 1 Net EUR"
+
+
+def test_strip_html_unescapes_only_entities_closed_by_a_semicolon():
+    """html.unescape also read entities without their ';': 'unit&not reported' became
+    'unit¬ reported'."""
+    text = "unit&not reported, AT&T; R&D&amp;M &notx; &lt;5% &#36;3 &#x24;4 &eacute;"
+    assert _only("strip_html")(text) == "unit&not reported, AT&T; R&D&M &notx; <5% $3 $4 é"
 
 
 def test_strip_html_removes_tags_with_attributes_comments_and_doctypes():
