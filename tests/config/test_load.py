@@ -175,6 +175,28 @@ def test_set_unknown_field_is_an_error_with_a_suggestion(lora_yaml):
         load_config(lora_yaml, ["method.rr=16"])
 
 
+@pytest.mark.parametrize(
+    ("item", "named"),
+    [
+        ("labels[0]=x", r"labels\[0\]: unknown key"),
+        ("data.labels[0]=x", r"data\.labels\[0\]: unknown key"),
+        ("method.r[1]=4", r"method\.r\[1\]: unknown key"),
+        ("int=3", r"int: unknown key"),
+    ],
+)
+def test_an_unknown_key_that_looks_like_a_pydantic_tag_is_named(lora_yaml, item, named):
+    """Parts of an error's location holding '[' or named 'str' or 'int' were dropped as
+    pydantic's union tags, user keys too: labels[0] crashed with an IndexError, and
+    data.labels[0] was reported as 'data: unknown key'."""
+    with pytest.raises(FintuneError, match=named):
+        load_config(lora_yaml, [item])
+
+
+def test_a_list_item_set_by_index_says_to_give_the_whole_list(lora_yaml):
+    with pytest.raises(FintuneError, match=r"give the whole list: --set data\.labels=\[a, b\]"):
+        load_config(lora_yaml, ["data.labels[0]=x"])
+
+
 def test_overrides_do_not_touch_the_file(lora_yaml):
     before = lora_yaml.read_text()
     load_config(lora_yaml, ["method.r=4"])

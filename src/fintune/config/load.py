@@ -401,15 +401,25 @@ def _error_lines(raw: dict[str, Any] | None) -> list[str]:
 
 
 def _describe(error: dict[str, Any]) -> str:
-    # drop the tags pydantic adds inside unions: 'lora', 'list[str]', "literal['auto']", ...
-    loc = [str(p) for p in error["loc"] if "[" not in str(p) and str(p) not in ("str", "int")]
     kind = error["type"]
+    # drop the tags pydantic adds inside unions: 'lora', 'list[str]', "literal['auto']", ...;
+    # an unknown key is the user's, whatever it looks like ('labels[0]', 'int')
+    *path, last = [str(p) for p in error["loc"]] or [""]
+    loc = [p for p in path if "[" not in p and p not in ("str", "int")]
+    if kind == "extra_forbidden" or ("[" not in last and last not in ("str", "int")):
+        loc.append(last)
     if loc and loc[0] == "method" and len(loc) > 1 and loc[1] in METHOD_NAMES:
         loc = ["method", *loc[2:]]
     field = ".".join(loc) or "(top level)"
     if kind == "extra_forbidden":
         allowed = _allowed_keys(error["loc"][:-1])
         suggestion = did_you_mean(loc[-1], allowed)
+        if (listed := loc[-1].partition("[")[0]) != loc[-1] and listed in allowed:
+            whole = ".".join([*loc[:-1], listed])
+            suggestion = (
+                f"; a list's items are not set one by one: give the whole list: "
+                f"--set {whole}=[a, b]."
+            )
         if loc[0] == "method" and len(loc) == 2:
             owners = [m for m in METHOD_NAMES if loc[-1] in _method_fields(m)]
             if owners:
