@@ -147,6 +147,26 @@ def test_a_relative_tracking_uri_is_recorded_absolute(tmp_path, monkeypatch, uri
     assert run_params(config)["tracking.uri"] == written  # as the logged parameter says
 
 
+def test_a_local_hub_id_folder_is_recorded_absolute_and_home_is_expanded(tmp_path, monkeypatch):
+    """data.hub_id may be a downloaded dataset's folder, but it was recorded as written:
+    config.yaml rerun from another folder read another folder of that name, or the
+    datasets cache; and '~/dl' went to the hub as the id '~/dl'."""
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "dl").mkdir()
+    for given, recorded in [
+        ("dl", tmp_path / "dl"),
+        ("~/dl", tmp_path / "home/dl"),
+        ("org/name", "org/name"),  # a hub id, no folder here
+    ]:
+        config = validate_config({"data": {"hub_id": given}})
+        run_dir.write_config(tmp_path / "config.yaml", config)
+        written = yaml.safe_load((tmp_path / "config.yaml").read_text())["data"]["hub_id"]
+        assert written == str(recorded)
+
+
 def test_a_relative_sqlite_uri_recorded_absolute_names_the_same_file(tmp_path, monkeypatch):
     """SQLAlchemy reads the path percent-decoded and up to a '?': the folder fintune ran in
     is quoted (as sqlite_uri quotes it), the part the user wrote is kept as written."""

@@ -224,9 +224,9 @@ def finite(data: Any) -> Any:
 
 def write_config(path: Path, config: ExperimentConfig) -> None:
     """The resolved config: every default filled in, overrides applied, and local paths
-    (data, output, a local model, a local tracking store) absolute, so that it reruns from
-    any folder. A password in tracking.uri is left out: the file is logged to the tracking
-    server."""
+    (data, a hub dataset's local folder, output, a local model, a local tracking store)
+    absolute, so that it reruns from any folder. A password in tracking.uri is left out:
+    the file is logged to the tracking server."""
     path.write_text(yaml.safe_dump(resolved_config(config), sort_keys=False))
 
 
@@ -238,6 +238,8 @@ def resolved_config(config: ExperimentConfig) -> dict[str, Any]:
         data["path"] = os.path.abspath(data["path"])
     if data["files"]:
         data["files"] = {role: os.path.abspath(file) for role, file in data["files"].items()}
+    if data["hub_id"] and os.path.isdir(data["hub_id"]):  # a downloaded one, read as it is
+        data["hub_id"] = os.path.abspath(data["hub_id"])
     resolved["output"]["dir"] = os.path.abspath(resolved["output"]["dir"])
     resolved["tracking"]["uri"] = redact(absolute_uri(resolved["tracking"]["uri"]))
     model = Path(resolved["model"]["name"]).expanduser()

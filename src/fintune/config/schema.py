@@ -246,6 +246,12 @@ class DataConfig(Section):
     def _expand_path(cls, path: str | None) -> str | None:
         return expand_home(path)
 
+    @field_validator("hub_id")
+    @classmethod
+    def _expand_hub_folder(cls, hub_id: str | None) -> str | None:
+        # a downloaded dataset's folder may stand for the id; no hub id starts with '~'
+        return os.path.expanduser(hub_id) if hub_id and hub_id.startswith("~") else hub_id
+
     @field_validator("files")
     @classmethod
     def _expand_files(cls, files: dict[str, str] | None) -> dict[str, str] | None:
