@@ -620,8 +620,28 @@ def test_warmup_longer_than_the_run_is_warned_about_before_training(
     err = " ".join(capsys.readouterr().err.split())
     assert f"training.warmup_steps (50) is more than the run's {steps} optimiser steps" in err
     assert f"peaks at {(steps - 1) / 50:.0%} of training.learning_rate" in err
-    setup(make_config(training={**training, "warmup_steps": steps}))
+    setup(make_config(training={**training, "warmup_steps": steps - 1}))
     assert "warmup_steps" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("training", "said"),
+    [
+        ({"warmup_steps": 6}, "training.warmup_steps (6) is all of the run's 6 optimiser steps"),
+        (
+            {"warmup_ratio": 0.9},
+            "training.warmup_ratio (0.9) makes a warm-up of all of the run's 6",
+        ),
+    ],
+)
+def test_a_warmup_as_long_as_the_run_is_warned_about_too(make_config, capsys, training, said):
+    """The rate reaches training.learning_rate at the step after the warm-up's last: a
+    warm-up of all 6 steps peaked at 83% of it, unwarned (the check was 'more than')."""
+    from fintune.recipes.classification import setup
+
+    setup(make_config(training={"epochs": 1, **training}))
+    err = " ".join(capsys.readouterr().err.split())
+    assert said in err and "peaks at 83% of training.learning_rate" in err
 
 
 def test_a_hub_base_s_commit_is_recorded_so_an_unpinned_run_is_pinned_after_it(

@@ -136,15 +136,22 @@ def optimiser_steps(config: TrainingConfig, examples: int) -> int:
 
 
 def warmup_note(config: TrainingConfig, examples: int) -> str | None:
-    """A warm-up longer than the run, which never reaches training.learning_rate."""
+    """A warm-up as long as the run or longer, which never reaches training.learning_rate:
+    the rate reaches it at the step after the warm-up's last."""
     steps = optimiser_steps(config, examples)
-    if config.warmup_steps <= steps:
+    warmup = config.warmup_steps or math.ceil(config.warmup_ratio * steps)
+    if warmup < steps:
         return None
+    if config.warmup_steps:
+        given = f"training.warmup_steps ({warmup}) is {'more than' if warmup > steps else 'all of'}"
+        fix = "lower warmup_steps, or give warmup_ratio"
+    else:
+        given = f"training.warmup_ratio ({config.warmup_ratio:g}) makes a warm-up of all of"
+        fix = "lower warmup_ratio"
     return (
-        f"training.warmup_steps ({config.warmup_steps}) is more than the run's {steps} "
-        f"optimiser steps ({examples} training texts): the learning rate is still rising when "
-        f"training ends, and peaks at {(steps - 1) / config.warmup_steps:.0%} of "
-        "training.learning_rate; lower warmup_steps, or give warmup_ratio"
+        f"{given} the run's {steps} optimiser steps ({examples} training texts): the learning "
+        f"rate is still rising when training ends, and peaks at {(steps - 1) / warmup:.0%} of "
+        f"training.learning_rate; {fix}"
     )
 
 
