@@ -152,6 +152,17 @@ def test_set_value_may_contain_equals_and_be_empty():
     assert raw == {"name": "a=b", "data": {"path": ""}, "model": {"name": "tiny"}}
 
 
+@pytest.mark.parametrize(("item", "value"), [("ticket=#123", "#123"), ("dir= ~", "~")])
+def test_set_value_that_yaml_reads_as_a_comment_or_null_is_kept_as_text(item, value):
+    """YAML reads '#123' as a comment and '~' as null: `--set tracking.tags.ticket=#123`
+    and `--set output.dir=~` (the README's home folder) failed with 'got None'."""
+    raw: dict = {}
+    apply_override(raw, item)
+    assert raw == {item.partition("=")[0]: value}
+    apply_override(raw, "dir=null")
+    assert raw["dir"] is None
+
+
 def test_set_unparsable_yaml_is_kept_as_text():
     raw: dict = {}
     apply_override(raw, "data.path=[runs")

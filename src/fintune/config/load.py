@@ -231,8 +231,14 @@ def apply_override(raw: dict[str, Any], item: str, given: list[str] | None = Non
         raise FintuneError(
             f"--set {item!r}: expected FIELD=VALUE, e.g. training.learning_rate=3e-4"
         )
+    stripped = text.strip()
     try:
-        value = parse_yaml(text) if text.strip() else text
+        if not stripped:
+            value = text
+        elif stripped.startswith("#") or stripped == "~":  # in YAML a comment, and null
+            value = stripped
+        else:
+            value = parse_yaml(text)
     except DuplicateKeyError as error:
         raise FintuneError(f"--set {item!r}: {error.problem}") from None
     except AliasBombError as error:  # the value itself may be long
