@@ -273,6 +273,33 @@ def test_a_resumed_sweep_may_search_another_field_or_stop_searching_one(sweep_fi
     assert states(load(folder)) == ["COMPLETE"] * 3
 
 
+def test_a_base_value_a_trial_ran_without_searching_it_cannot_change_on_resume(
+    sweep_file, make_config, monkeypatch
+):
+    """The base was stored once, less the fields searched then: a field dropped from the
+    space and then edited in the base (batch size 32, then 64), or added to the space while
+    its base value was edited, mixed trials of two bases, and the final model of a trial
+    that ran 16 trained with 32."""
+    rate = {"training.learning_rate": SPACE["training.learning_rate"]}
+
+    def run(trials: int, space: dict, batch_size: int):
+        base = make_config(training={"epochs": 1, "batch_size": batch_size})
+        path = sweep_file(trials=trials, final=False, space=space, base=base.model_dump())
+        return run_sweep(path)
+
+    folder = run(1, SPACE, 16).parent
+    run(2, rate, 32)  # trial 0 searched it: its base value was no trial's yet
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    said = r"base: .*training\.batch_size: 32 then, 64 now"
+    with pytest.raises(FintuneError, match=said):
+        run(3, rate, 64)
+    with pytest.raises(FintuneError, match=said):  # trial 1 ran 32, whatever is searched now
+        run(3, SPACE, 64)
+    monkeypatch.undo()
+    run(3, SPACE, 32)
+    assert states(load(folder)) == ["COMPLETE"] * 3
+
+
 def test_report_only_on_a_study_of_an_earlier_version_records_nothing(
     sweep_file, make_config, monkeypatch
 ):

@@ -384,8 +384,8 @@ def run_sweep(
     check_stored_metric(study, spec, url, report_only)
     check_stored_space(study, spec, url)
     check_stored_search(study, spec, url, report_only)
-    record = base_record(first, spec, data.fingerprint["sha256"])
-    check_stored_base(study, record, spec.space, url, report_only)
+    record = base_record(first, data.fingerprint["sha256"])
+    check_stored_base(study, record, url, report_only)
 
     failures = []
 

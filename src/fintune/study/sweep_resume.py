@@ -125,11 +125,12 @@ def check_stored_space(study, spec: SweepSpec, url: str) -> None:
                     ) from None
 
 
-def base_record(first: ExperimentConfig, spec: SweepSpec, data_sha: str) -> dict[str, Any]:
-    """What every trial shares, by dotted field: the base config less the searched fields,
-    the name, output folder and tracking; the data by its fingerprint, not its path (a
-    moved folder is the same data). Where and how fast trials run (device, threads) and
-    the test-side evaluation settings do not change the validation metric: left out."""
+def base_record(first: ExperimentConfig, data_sha: str) -> dict[str, Any]:
+    """What the trials run with, by dotted field: the base config less the name, output
+    folder and tracking (a searched field's base value too: what a trial that does not
+    search it runs); the data by its fingerprint, not its path (a moved folder is the same
+    data). Where and how fast trials run (device, threads) and the test-side evaluation
+    settings do not change the validation metric: left out."""
     skip = {
         "name": True,
         "tracking": True,
@@ -138,9 +139,7 @@ def base_record(first: ExperimentConfig, spec: SweepSpec, data_sha: str) -> dict
         "data": {"path", "files"},
         "training": {"device", "num_threads"},
     }
-    record = flatten(hashed_fields(first, exclude=skip))
-    record = {k: v for k, v in record.items() if not _searched(k, spec.space)}
-    return {**record, "data fingerprint": data_sha}
+    return {**flatten(hashed_fields(first, exclude=skip)), "data fingerprint": data_sha}
 
 
 def _searched(key: str, fields: Iterable[str]) -> bool:
@@ -152,22 +151,29 @@ def _shown(record: dict[str, Any], key: str) -> str:
     return repr(record[key]) if key in record else "(absent)"
 
 
-def check_stored_base(
-    study, record: dict[str, Any], space: Iterable[str], url: str, report_only: bool
-) -> None:
+def check_stored_base(study, record: dict[str, Any], url: str, report_only: bool) -> None:
     """Trials of one study must differ only in the searched fields: a base changed between
-    resumes (other epochs, data or model) would rank trials that are not comparable. With
-    --report-only no trial runs, and the final model may take the new base (search on a
-    subset, train the final on all). A study made before the base was stored gets it from
-    its next run of trials, not from --report-only, whose base may be the final model's."""
-    stored = study.user_attrs.get("base")
-    if stored is None:
-        if not report_only:
-            study.set_user_attr("base", record)
-        return
-    searched = {*space, *(f for t in study.get_trials(deepcopy=False) for f in t.distributions)}
-    changed = _changed_fields(stored, record, searched)
+    resumes (other epochs, data or model) would rank trials that are not comparable. A
+    field's base value is fixed once a finished, pruned or running trial ran it without
+    searching it, even if the space searches it now (that trial, and a final model of its
+    parameters, ran it at that value). With --report-only no trial runs, and the final
+    model may take the new base (search on a subset, train the final on all). A study made
+    before the base was stored, or a field it lacks, gets it from its next run of trials,
+    not from --report-only, whose base may be the final model's."""
+    stored = study.user_attrs.get("base") or {}
+    ran = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name in ("COMPLETE", "PRUNED", "RUNNING")
+    ]
+    changed = [
+        k
+        for k in sorted(stored)
+        if stored[k] != record.get(k) and any(not _searched(k, t.distributions) for t in ran)
+    ]
     if not changed:
+        if not report_only and stored != record:
+            study.set_user_attr("base", record)
         return
     shown = "; ".join(
         f"{k}: {_shown(stored, k)} then, {_shown(record, k)} now" for k in changed[:5]
@@ -180,19 +186,10 @@ def check_stored_base(
         )
         return
     raise FintuneError(
-        f"base: the stored study {study.study_name!r} in {url} ran its trials on another "
+        f"base: the stored study {study.study_name!r} in {url} ran trials on another "
         f"base config or data: {shown}. Trials on different bases cannot be ranked "
-        "together: set those back, or give the sweep a new name (or storage) for a new "
-        "study (--report-only trains only the final model, on this base)"
+        "together (a trial that did not search a field ran it at its base value, which "
+        "adding the field to the space does not change): set those back, or give the sweep "
+        "a new name (or storage) for a new study (--report-only trains only the final "
+        "model, on this base)"
     )
-
-
-def _changed_fields(stored: dict, record: dict, searched: set[str]) -> list[str]:
-    """The fields whose values differ. A field searched now, or by earlier trials, is left
-    out of one record only: a field added to the space or dropped from it is no change."""
-    one_sided = stored.keys() ^ record.keys()
-    return [
-        k
-        for k in sorted(stored.keys() | record.keys())
-        if stored.get(k) != record.get(k) and not (k in one_sided and _searched(k, searched))
-    ]
