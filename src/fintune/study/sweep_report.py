@@ -406,7 +406,8 @@ def _plots(study, folder: Path, doc: Document, metric: str) -> None:
         _save(ax, plots / "optimization_history.png", doc, "optimisation history")
         # Optuna draws equal bars, as if every field mattered alike, when it has nothing to
         # explain: fewer than two finished trials, or finished trials that all scored the same
-        values = [t.value for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        values = [t.value for t in finished]
         if len(values) < 2:
             doc.text(
                 f"Parameter importances need at least 2 finished trials ({len(values)} so far)."
@@ -418,11 +419,29 @@ def _plots(study, folder: Path, doc: Document, metric: str) -> None:
                 "field explains a difference."
             )
             return
+        # PED-ANOVA groups trials by each field's distribution, which it hashes: one over
+        # choices that are lists (the modules a method targets) cannot be
+        lists = sorted(
+            {
+                field
+                for t in finished
+                for field, d in t.distributions.items()
+                if any(isinstance(c, list) for c in getattr(d, "choices", ()))
+            }
+        )
+        params = sorted({f for t in finished for f in t.distributions} - set(lists))
+        if lists:
+            doc.text(
+                f"No importance for {', '.join(f'`{f}`' for f in lists)}: PED-ANOVA cannot "
+                "compare choices that are lists."
+            )
+        if not params:
+            return
         # named, not Optuna's default, which changed (4.x fANOVA, 5.x PED-ANOVA); PED-ANOVA
         # also keeps a field whose bounds a resume moved, which fANOVA leaves out
         evaluator = optuna.importance.PedAnovaImportanceEvaluator()
         try:
-            raw = evaluator.evaluate(study)
+            raw = evaluator.evaluate(study, params=params)
         except (RuntimeError, ValueError) as error:
             doc.text(f"Parameter importances could not be computed ({error}).")
             return
@@ -447,7 +466,7 @@ def _plots(study, folder: Path, doc: Document, metric: str) -> None:
         )
         try:
             ax = optuna.visualization.matplotlib.plot_param_importances(
-                study, evaluator=evaluator, target_name=target
+                study, evaluator=evaluator, params=params, target_name=target
             )
             _save(ax, plots / "param_importances.png", doc, "parameter importances")
         except (RuntimeError, ValueError) as error:
