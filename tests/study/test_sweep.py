@@ -350,6 +350,32 @@ def test_enqueued_points_run_first_and_only_once_over_resumes(sweep_file):
     assert table.drop_duplicates("trial")["origin"].tolist() == ["enqueued", "sampled"]
 
 
+def test_a_queued_point_dropped_from_enqueue_or_outside_the_space_is_not_run(sweep_file):
+    """Points queued by an earlier file outlived its edits: a rerun with `enqueue: []` and
+    moved bounds ran them, one at a learning rate outside the new bounds, and trials.csv
+    listed the points still queued as `waiting` rows without parameters."""
+    a, b, c = [
+        {"training.learning_rate": lr, "training.batch_size": 8} for lr in (9e-3, 1e-3, 5e-3)
+    ]
+    path = sweep_file(trials=1, enqueue=[a, b, c], final=False)
+    run_sweep(path)
+    folder = path.parent / "sweeps" / "tiny-sweep"
+    assert states(load(folder)) == ["COMPLETE", "WAITING", "WAITING"]
+    assert pd.read_csv(folder / "trials.csv")["trial"].tolist() == [0, 0]  # two epochs
+
+    rate = {"type": "log_uniform", "low": 3e-3, "high": 1e-2}
+    run_sweep(sweep_file(trials=2, final=False, space={**SPACE, "training.learning_rate": rate}))
+    trials = load(folder).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    assert (
+        "outside the space (training.learning_rate: 0.001 is outside"
+        in trials[1].user_attrs["skipped"]
+    )
+    assert "no longer in the sweep file's enqueue" in trials[2].user_attrs["skipped"]
+    assert 3e-3 <= trials[3].params["training.learning_rate"] <= 1e-2
+    assert pd.read_csv(folder / "trials.csv")["trial"].unique().tolist() == [0, 3]
+
+
 def test_an_interrupted_enqueued_point_is_queued_again_on_resume(sweep_file, interrupt_run):
     point = {"training.learning_rate": 0.005}
     path = sweep_file(trials=1, enqueue=[point], final=False)

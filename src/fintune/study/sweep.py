@@ -108,6 +108,10 @@ class BudgetReached(Exception):
     """Raised at the start of a trial another worker's trials already paid for."""
 
 
+class PointDropped(Exception):
+    """Raised at the start of a queued trial whose point this sweep file would not run."""
+
+
 class PruneOnValidation(TrainerCallback):
     """Reports the validation metric to Optuna after each evaluation; stops a bad trial."""
 
@@ -219,6 +223,10 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
             trial.set_user_attr("skipped", "trial budget already used")
             trial.study.stop()
             raise BudgetReached
+        if why := dropped(me.system_attrs, spec):
+            trial.set_user_attr("skipped", why)
+            console.print(f"trial {trial.number} not run: {escape(why)}")
+            raise PointDropped(why)
         # Any error is recorded on the trial: the report lists it, and the sweep stops after
         # MAX_FAILURES_IN_A_ROW instead of sampling failing trials for ever.
         trial.set_user_attr("search", search_settings(spec))  # a resume may change them
@@ -262,6 +270,22 @@ def started(trial) -> tuple[float, int]:
     queued again) has its number from when it was queued, and may start after a newer one."""
     at = trial.datetime_start
     return (at.timestamp() if at else -math.inf, trial.number)
+
+
+def dropped(system_attrs: dict[str, Any], spec: SweepSpec) -> str | None:
+    """Why a queued trial's point is not run, or None: an `enqueue` point the file no longer
+    lists, or a point (a dead worker's trial queued again, too) outside the space now. Each
+    process judges by its own file when it takes the trial, so none drops another's."""
+    point = system_attrs.get("fixed_params")
+    if point is None:
+        return None
+    for field, value in point.items():
+        problem = spec.space[field].problem_with(value) if field in spec.space else "not searched"
+        if problem:
+            return f"its queued point {point} is outside the space ({field}: {problem})"
+    if "failed_trial" not in system_attrs and point not in spec.enqueue:
+        return f"its queued point {point} is no longer in the sweep file's enqueue"
+    return None
 
 
 def enqueue_new_points(study, spec: SweepSpec) -> None:

@@ -70,7 +70,7 @@ def per_epoch(history: list[dict], metric: str = "accuracy") -> list[dict[str, A
 def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
     rows = []
     for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("skipped"):
+        if t.user_attrs.get("skipped") or t.state.name == "WAITING":  # never run
             continue
         run_dir = t.user_attrs.get("run_dir")
         path = folder / run_dir / "history.jsonl" if run_dir else None
