@@ -350,6 +350,28 @@ def test_enqueued_points_run_first_and_only_once_over_resumes(sweep_file):
     assert table.drop_duplicates("trial")["origin"].tolist() == ["enqueued", "sampled"]
 
 
+def test_a_null_enqueued_value_is_held_only_by_a_trial_that_ran_it():
+    """A trial that never searched max_steps held the point {max_steps: null}: a missing
+    value was read as null, and the point was never queued."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    space = {**SPACE, "training.max_steps": {"type": "categorical", "choices": [None, 4]}}
+    spec = SweepSpec(name="s", base={}, space=space, enqueue=[{"training.max_steps": None}])
+    fields = {
+        "training.learning_rate": FloatDistribution(1e-3, 1e-2, log=True),
+        "training.max_steps": CategoricalDistribution([None, 4]),
+    }
+    for params, queued in [
+        ({"training.learning_rate": 2e-3}, True),
+        ({"training.max_steps": None}, False),
+    ]:
+        study = optuna.create_study(direction="maximize")
+        ran = {f: fields[f] for f in params}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=ran, value=0.5))
+        sweep.enqueue_new_points(study, spec)
+        assert states(study) == ["COMPLETE"] + ["WAITING"] * queued
+
+
 def test_a_queued_point_dropped_from_enqueue_or_outside_the_space_is_not_run(sweep_file):
     """Points queued by an earlier file outlived its edits: a rerun with `enqueue: []` and
     moved bounds ran them, one at a learning rate outside the new bounds, and trials.csv

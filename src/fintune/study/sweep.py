@@ -297,7 +297,7 @@ def enqueue_new_points(study, spec: SweepSpec) -> None:
         if t.state.name != "FAIL" or "error" in t.user_attrs
     ]
     for point in spec.enqueue:
-        if not any(all(held.get(k) == v for k, v in point.items()) for held in holders):
+        if not any(all(k in held and held[k] == v for k, v in point.items()) for held in holders):
             study.enqueue_trial(point)
 
 
