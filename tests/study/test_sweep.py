@@ -1699,6 +1699,28 @@ def test_an_integer_parameter_a_trial_lacks_stays_an_integer(tmp_path):
     assert cells == ["—", "16"]
 
 
+def test_a_null_choice_shows_as_null_not_as_a_field_not_searched(tmp_path):
+    """A trial that chose `null` (max_steps: none, so epochs count) had a blank cell in
+    trials.csv and '—' in the report, as a trial that did not search the field has."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import create_trial
+
+    from fintune.study import sweep_report
+
+    study = optuna.create_study(direction="maximize")
+    rate = {"training.learning_rate": FloatDistribution(1e-5, 1e-3, log=True)}
+    steps = {"training.max_steps": CategoricalDistribution([None, 4])}
+    for steps_chosen in [{}, {"training.max_steps": None}, {"training.max_steps": 4}]:
+        params = {"training.learning_rate": 1e-4, **steps_chosen}
+        ran = rate | (steps if steps_chosen else {})
+        study.add_trial(create_trial(params=params, distributions=ran, value=0.5))
+    sweep_report.write_trials_csv(study, tmp_path, "accuracy")
+    table = pd.read_csv(tmp_path / "trials.csv", dtype=str, keep_default_na=False)
+    assert table["param:training.max_steps"].tolist() == ["", "null", "4"]
+    frame = sweep_report.trial_rows(study, tmp_path)
+    assert [sweep_report._fmt(v) for v in frame["param:training.max_steps"]] == ["—", "null", "4"]
+
+
 def test_a_terminated_sweep_fails_its_trial_and_removes_its_checkpoints(sweep_file):
     """A batch scheduler stops a job with SIGTERM, which ended `fintune sweep` at once: the
     trial stayed RUNNING, so the rerun waited 125 s (measured) for 'other workers' trials

@@ -83,7 +83,7 @@ def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
             "value": t.value,
             "value_at": _value_at(t, epochs[-1]["epoch"], _kept_epoch(folder, run_dir, t)),
             "origin": _origin(t),
-            **{f"param:{k}": v for k, v in t.params.items()},
+            **{f"param:{k}": _chosen(v) for k, v in t.params.items()},
             "run_dir": run_dir,
             "error": t.user_attrs.get("error"),
         }
@@ -156,6 +156,11 @@ def _origin(trial) -> str:
     if "failed_trial" in attrs:
         return f"retry of {attrs['failed_trial']}"
     return "enqueued" if "fixed_params" in attrs else "sampled"
+
+
+def _chosen(value: Any) -> Any:
+    """A parameter's value, a chosen null told from the blank of a trial without the field."""
+    return "null" if value is None else value
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -283,7 +288,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
     doc.heading("Best trial")
     doc.table(
         ["trial", f"validation {spec.metric}", *best.params],
-        [[str(best.number), _fmt(best.value), *map(_fmt, best.params.values())]],
+        [[str(best.number), _fmt(best.value), *[_fmt(_chosen(v)) for v in best.params.values()]]],
     )
     failed = None
     if spec.final:
