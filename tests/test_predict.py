@@ -183,14 +183,29 @@ def test_loading_an_adapter_run_does_not_warn_of_an_untrained_head(tiny_bert, tm
     assert "not sharded" not in loaded.stderr, loaded.stderr
 
 
-def test_predict_command_keeps_a_label_with_a_tab_or_line_break_in_its_field(monkeypatch):
-    """One line of three tab-separated fields per text, whatever a label holds."""
+@pytest.mark.parametrize(
+    ("label", "text", "printed"),
+    [
+        ("up\thausse\nnow", "sales rose", "up\\thausse\\nnow\t0.5000\tsales rose\n"),
+        (
+            "down",
+            "profit \x1b[31mfell\x07\x7f\x9b é",
+            "down\t0.5000\tprofit \\x1b[31mfell\\x07\\x7f\\x9b é\n",
+        ),
+    ],
+)
+def test_predict_command_prints_each_text_as_one_line_of_three_fields(
+    monkeypatch, label, text, printed
+):
+    """One line of three tab-separated fields per text, whatever a label holds, and the text
+    as classified: an escape sequence was written raw, so a terminal ran it (colours, a
+    cleared screen) and a pipe lost it."""
     monkeypatch.setattr(predict, "run_cleaner", lambda run_dir: None)
-    answer = [{"label": "up\thausse\nnow", "confidence": 0.5}]
+    answer = [{"label": label, "confidence": 0.5}]
     monkeypatch.setattr(predict.Predictor, "from_run", lambda run_dir, **_: lambda texts: answer)
-    result = CliRunner().invoke(app, ["predict", "some-run", "sales rose"])
+    result = CliRunner().invoke(app, ["predict", "some-run", text])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "up\\thausse\\nnow\t0.5000\tsales rose\n"
+    assert result.stdout == printed
 
 
 def test_predict_command_warns_of_a_text_cut_at_max_length(monkeypatch):
@@ -513,17 +528,6 @@ def test_predict_command_names_a_text_that_is_not_utf8_before_the_model_loads(ru
         FintuneError, match=r"text 1 of 1 .*: \\ud800 \(a lone surrogate, not a character\)"
     ):
         prepare_all(["\ud800"], None)
-
-
-def test_predict_command_escapes_control_characters_in_its_output(monkeypatch):
-    """An escape sequence in a text was written raw: a terminal ran it (colours, a cleared
-    screen), and a pipe lost it, so the text field differed from the text classified."""
-    monkeypatch.setattr(predict, "run_cleaner", lambda run_dir: None)
-    answer = [{"label": "down", "confidence": 0.5}]
-    monkeypatch.setattr(predict.Predictor, "from_run", lambda run_dir, **_: lambda texts: answer)
-    result = CliRunner().invoke(app, ["predict", "some-run", "profit \x1b[31mfell\x07\x7f\x9b é"])
-    assert result.exit_code == 0, result.output
-    assert result.stdout == "down\t0.5000\tprofit \\x1b[31mfell\\x07\\x7f\\x9b é\n"
 
 
 def test_serve_on_an_ipv6_host_prints_a_url_with_brackets(runs, monkeypatch):
