@@ -236,3 +236,14 @@ def test_a_full_runs_folder_with_a_damaged_record_is_still_a_model(tmp_path):
     (tmp_path / "fintune_model.json").write_text("{not json")
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     assert resolve_model(str(tmp_path)).name_or_path == str(tmp_path)
+
+
+@pytest.mark.parametrize("record", ['{"method": "lora", "ba', '["lora"]'])
+def test_an_adapter_runs_folder_with_a_damaged_record_is_named_without_a_traceback(
+    tmp_path, record
+):
+    """A folder without config.json whose fintune_model.json was cut short or not a mapping
+    stopped resolve_model with a JSONDecodeError or AttributeError traceback."""
+    (tmp_path / "fintune_model.json").write_text(record)
+    with pytest.raises(FintuneError, match=r"no config\.json, and its fintune_model\.json cannot"):
+        resolve_model(str(tmp_path))

@@ -167,18 +167,22 @@ def _run_hint(path: Path) -> str:
 
 def _adapter_run(path: Path) -> bool:
     """A run's folder of adapter weights; a damaged record is left to the model's loader."""
+    run = _run_record(path)
+    return run is not None and run.get("method") != "full"
+
+
+def _run_record(path: Path) -> dict | None:
+    """The folder's fintune_model.json; None where there is none or it is damaged."""
     try:
-        info = json.loads((path / "fintune_model.json").read_text())
+        run = json.loads((path / "fintune_model.json").read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(info, dict) and info.get("method") != "full"
+        return None
+    return run if isinstance(run, dict) else None
 
 
 def _not_a_model(path: Path) -> str:
     """What a folder without config.json is, as far as fintune can tell."""
-    info = path / "fintune_model.json"
-    if info.is_file():
-        run = json.loads(info.read_text())
+    if (run := _run_record(path)) is not None:
         method = str(run.get("method"))
         article = "an" if method.startswith(tuple("aeiou")) else "a"
         return (
@@ -187,6 +191,8 @@ def _not_a_model(path: Path) -> str:
             f"further from a full run's model folder, or start again from its base "
             f"{run.get('base')}"
         )
+    if (path / "fintune_model.json").is_file():
+        return "has no config.json, and its fintune_model.json cannot be read (damaged?)"
     if (path / "model" / "fintune_model.json").is_file():
         return f"is a run directory; its model is {path / 'model'}"
     return "has no config.json; is it a saved model directory?"
