@@ -170,7 +170,7 @@ def test_auto_modules_on_a_model_peft_has_no_list_for_are_refused_before_the_loa
     )
     config = make_config(model={"name": str(tmp_path / "distilbert")}, method=method)
     with pytest.raises(
-        FintuneError, match=rf"method.{field}: auto .* 'distilbert' .* named: .*q_lin"
+        FintuneError, match=rf"method.{field}: auto .*\(model type 'distilbert'\).* named: .*q_lin"
     ):
         check_architecture(config)
     named = {**method, "target_modules": ["q_lin", "lin2"]}

@@ -226,7 +226,7 @@ def _check_auto_modules(model, config: ExperimentConfig) -> None:
             other = " or all-linear" if isinstance(method, LoraMethod) else ""
             raise FintuneError(
                 f"method.{field}: auto is PEFT's list for the architecture, and it has none "
-                f"for {config.model.name} (a {model_type!r} model); name the modules{other}. "
+                f"for {config.model.name} (model type {model_type!r}); name the modules{other}. "
                 f"Its layers with weights are named: {', '.join(_weighted_layers(model))}"
             )
 
