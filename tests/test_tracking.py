@@ -735,3 +735,26 @@ def test_abandoned_runs_past_the_first_page_of_the_search_are_ended_too(
     tracking.log_run(_bare_run_dir(tmp_path), config)
     assert {client.get_run(run).info.status for run in abandoned} == {"KILLED"}
     assert len(tracking.tracked_runs(config)) == 6
+
+
+def test_a_logging_failure_after_training_does_not_print_the_trackers_password(
+    make_config, tmp_path, monkeypatch, capsys
+):
+    """MLflow quotes the request URL, credentials and all: a server gone down during
+    training printed 'http://bob:s3cret@host/api/...' in the warning, into CI logs."""
+    from fintune.recipes import classification
+
+    def down(*args, **kwargs):
+        raise RuntimeError(
+            "API request to http://bob:s3cret@127.0.0.1:5099/api/2.0/mlflow/experiments/"
+            "get-by-name failed; also postgresql://me:pa/ss@db/mlflow?password=pw2"
+        )
+
+    monkeypatch.setattr(classification, "log_run", down)
+    classification.track(tmp_path, make_config())
+    err = " ".join(capsys.readouterr().err.split())
+    assert "MLflow logging failed" in err and "http://bob:***@127.0.0.1:5099/api" in err
+    assert "s3cret" not in err and "pa/ss" not in err and "pw2" not in err
+    assert tracking.redact_text("sqlite:///a:b@c.db and file:///x:y@z") == (
+        "sqlite:///a:b@c.db and file:///x:y@z"
+    )

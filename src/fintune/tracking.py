@@ -477,6 +477,21 @@ def redact(uri: str | None) -> str | None:
     return re.sub(r"(?i)(password=)[^&]*", r"\1***", head + at + tail)
 
 
+# a URL's password in free text (MLflow quotes its request URLs): to the last '@' before a
+# space, as a database URI's may hold '/'; a local path (sqlite:///a:b@c.db) has none
+_URL_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^\s/@:]*:)[^\s@]*@", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """A message with every URL's password, and a `password=` parameter's value, as ***."""
+    return re.sub(r"(?i)(password=)[^&\s)]*", r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+
+
+def shown_error(error: BaseException) -> str:
+    """A tracking error for the console: its password redacted, its markup escaped."""
+    return escape(redact_text(str(error)))
+
+
 def summary_of(kind: str, name: str) -> tuple[str, dict[str, str]]:
     """The name and tags of the run that holds a study's or sweep's (`kind`) report, and
     under which MLflow nests its cells or trials."""
@@ -501,7 +516,7 @@ def open_summary(config: ExperimentConfig, kind: str, name: str) -> str | None:
             made = client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
             return made
     except Exception as error:  # noqa: BLE001 - each run's logging warns of it again
-        console.print(f"[yellow]warning:[/] MLflow logging failed ({escape(str(error))})")
+        console.print(f"[yellow]warning:[/] MLflow logging failed ({shown_error(error)})")
         return made
     except BaseException as error:  # a stop before the caller holds its id: ended here
         stop_summary(config, made, error)
@@ -606,5 +621,5 @@ def _drop_artifacts(client, config: ExperimentConfig, run_id: str, keep: set[str
                 console.print(
                     f"[yellow]warning:[/] MLflow run {run_id}: the old artifact {escape(path)}, "
                     f"which the new report no longer has, could not be deleted "
-                    f"({escape(str(error))}); delete it by hand"
+                    f"({shown_error(error)}); delete it by hand"
                 )

@@ -46,6 +46,7 @@ from fintune.tracking import (
     error_tag,
     log_run,
     quick_requests,
+    shown_error,
     store_record,
 )
 from fintune.training.resources import ResourceMonitor
@@ -335,7 +336,7 @@ def track(run_dir: Path, config: ExperimentConfig, status: str = "FINISHED", tag
         log_run(run_dir, config, status, tags)
     except Exception as error:  # noqa: BLE001
         console.print(
-            f"[yellow]warning:[/] MLflow logging failed ({escape(str(error))}); "
+            f"[yellow]warning:[/] MLflow logging failed ({shown_error(error)}); "
             f"{escape(str(run_dir))} is intact"
         )
 

@@ -42,6 +42,7 @@ from fintune.tracking import (
     experiment_name,
     log_summary,
     open_summary,
+    shown_error,
     stop_summary,
     store_in,
     summary_of,
@@ -435,7 +436,7 @@ def run_study(
             log_summary(cell_config(cells[0], spec, folder), run_name, folder, files, tags)
         except Exception as error:  # noqa: BLE001
             console.print(
-                f"[yellow]warning:[/] MLflow logging of the report failed ({escape(str(error))})"
+                f"[yellow]warning:[/] MLflow logging of the report failed ({shown_error(error)})"
             )
     return folder, {c.id: state[c.id] for c in cells if c.made(state.get(c.id))}
 
@@ -464,7 +465,7 @@ def _log_untracked(folder: Path, spec: StudySpec, cells: list[Cell], state: dict
                 console.print(f"Logged cell {escape(cell.id)} to MLflow (it was not, or not whole)")
     except Exception as error:  # noqa: BLE001 - the cells' results on disk are intact
         console.print(
-            f"[yellow]warning:[/] MLflow logging of finished cells failed ({escape(str(error))})"
+            f"[yellow]warning:[/] MLflow logging of finished cells failed ({shown_error(error)})"
         )
 
 

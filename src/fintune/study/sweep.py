@@ -54,6 +54,7 @@ from fintune.tracking import (
     open_summary,
     redact,
     reopen_summary,
+    shown_error,
     sqlite_uri,
     stop_summary,
 )
@@ -577,7 +578,7 @@ def log_untracked(study, spec: SweepSpec, base: dict[str, Any], folder: Path, so
                 console.print(f"Logged {escape(run_dir)} to MLflow (it was not, or not whole)")
     except Exception as error:  # noqa: BLE001 - the trials' results on disk are intact
         console.print(
-            f"[yellow]warning:[/] MLflow logging of finished trials failed ({escape(str(error))})"
+            f"[yellow]warning:[/] MLflow logging of finished trials failed ({shown_error(error)})"
         )
 
 

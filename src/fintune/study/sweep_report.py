@@ -29,6 +29,7 @@ from fintune.study.spec import results_sha  # noqa: E402
 from fintune.study.sweep import EVALUATIONS, KEPT  # noqa: E402
 from fintune.study.sweep_resume import search_changes  # noqa: E402
 from fintune.study.sweep_spec import SweepSpec, console, trial_config  # noqa: E402
+from fintune.tracking import shown_error  # noqa: E402
 
 FEW_TRIALS = 10  # finished trials below which importances are mostly noise
 SWEEP_PLOTS = ("optimization_history.png", "param_importances.png")
@@ -232,7 +233,7 @@ def _log_adopted(run_dir: Path, config) -> None:
     try:
         log_finished(run_dir, config)
     except Exception as error:  # noqa: BLE001 - the run on disk is intact
-        console.print(f"[yellow]warning:[/] MLflow logging failed ({escape(str(error))})")
+        console.print(f"[yellow]warning:[/] MLflow logging failed ({shown_error(error)})")
 
 
 def _data_of(run_dir: Path) -> str | None:
@@ -503,5 +504,5 @@ def _track(spec: SweepSpec, base: dict, folder: Path, source: str, files: list[P
         log_summary(config, run_name, folder, files, tags)
     except Exception as error:  # noqa: BLE001
         console.print(
-            f"[yellow]warning:[/] MLflow logging of the report failed ({escape(str(error))})"
+            f"[yellow]warning:[/] MLflow logging of the report failed ({shown_error(error)})"
         )
