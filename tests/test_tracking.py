@@ -758,3 +758,24 @@ def test_a_logging_failure_after_training_does_not_print_the_trackers_password(
     assert tracking.redact_text("sqlite:///a:b@c.db and file:///x:y@z") == (
         "sqlite:///a:b@c.db and file:///x:y@z"
     )
+
+
+def test_the_logged_parameters_are_the_resolved_configs_paths_and_all(
+    tiny_bert, tmp_path, monkeypatch
+):
+    """Only tracking.uri was made absolute: runs started from different folders on
+    different data all showed data.path=sentences.csv in the MLflow UI, unlike config.yaml."""
+    import yaml
+
+    from fintune.run_dir import write_config
+    from tests.conftest import tiny_run_config
+
+    monkeypatch.chdir(tmp_path)
+    model = os.path.relpath(tiny_bert, tmp_path)
+    config = tiny_run_config(model, Path("sentences.csv"), Path("out"))
+    write_config(tmp_path / "config.yaml", config)
+    written = tracking.flatten(yaml.safe_load((tmp_path / "config.yaml").read_text()))
+    params = tracking.run_params(config)
+    assert params["data.path"] == written["data.path"] == str(tmp_path / "sentences.csv")
+    assert params["output.dir"] == written["output.dir"] == str(tmp_path / "out")
+    assert params["model.name"] == written["model.name"] == str(tiny_bert)

@@ -407,9 +407,11 @@ def _log_files(client, run_id: str, run_dir: Path, config: ExperimentConfig, sta
 
 
 def run_params(config: ExperimentConfig) -> dict[str, str]:
-    """The resolved config as MLflow parameters, less the tags (they are the run's tags)."""
-    fields = config.model_dump(mode="json")
-    fields["tracking"]["uri"] = redact(absolute_uri(fields["tracking"]["uri"]))
+    """The resolved config as MLflow parameters, as config.yaml holds it (local paths
+    absolute, the tracking password left out), less the tags (they are the run's tags)."""
+    from fintune.run_dir import resolved_config  # run_dir imports this module
+
+    fields = resolved_config(config)
     return {
         key: _param_value(str(value))
         for key, value in flatten(fields).items()
