@@ -355,6 +355,20 @@ def test_predict_on_a_damaged_run_names_the_file_without_a_traceback(runs, tmp_p
     assert "Traceback" not in result.output
 
 
+def test_predict_refuses_a_run_stopped_before_its_evaluation_as_serve_does(
+    runs, tmp_path, monkeypatch
+):
+    """A run stopped (SIGTERM) after saving its model but before writing metrics.json was
+    refused by serve and taken by predict as a finished run."""
+    monkeypatch.setattr(predict, "load_saved_classifier", _forbidden)
+    run_dir = tmp_path / "run"
+    shutil.copytree(runs["full"], run_dir)
+    (run_dir / "metrics.json").unlink()
+    result = CliRunner().invoke(app, ["predict", str(run_dir), "sales rose"])
+    assert result.exit_code == 2, result.output
+    assert "no metrics.json (not a finished run" in result.output.replace("\n", "")
+
+
 def test_predict_on_a_file_says_it_is_a_file_not_that_it_is_missing(runs, monkeypatch):
     monkeypatch.setattr(predict, "load_saved_classifier", _forbidden)
     config = runs["full"] / "config.yaml"

@@ -158,6 +158,10 @@ def check_run_dir(run_dir: Path) -> None:
         raise FintuneError(f"{run_dir}: no model/ folder (not a finished run, or save_model off)")
     if not (run_dir / "config.yaml").is_file():  # it says how the run cleaned texts
         raise FintuneError(f"{run_dir}: no config.yaml (not a complete run directory)")
+    if not (run_dir / "metrics.json").is_file():  # a run writes it last, after evaluating
+        raise FintuneError(
+            f"{run_dir}: no metrics.json (not a finished run; stopped before its evaluation?)"
+        )
 
 
 def _check_model_info(path: Path) -> None:

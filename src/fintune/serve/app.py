@@ -189,8 +189,6 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     check_run_dir(run_dir)
     path = run_dir / "metrics.json"
-    if not path.is_file():
-        raise FintuneError(f"{run_dir}: no metrics.json (not a finished run)")
     try:
         metrics = json.loads(path.read_text())
     except ValueError as error:
