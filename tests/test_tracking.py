@@ -171,6 +171,34 @@ def test_a_new_sqlite_store_that_cannot_be_made_is_refused_before_training(
     assert f"tracking.uri: cannot create the MLflow store {store}" in str(error.value)
 
 
+@pytest.mark.parametrize("denied", ["store", "folder"])
+def test_an_existing_sqlite_store_this_user_cannot_write_is_refused_before_training(
+    make_config, tmp_path, monkeypatch, denied
+):
+    """A store (or its folder, where SQLite writes its journal) this user may only read passed
+    the check: the run trained to the end, then MLflow failed with tracebacks."""
+    store = tmp_path / "shared" / "mlflow.db"
+    store.parent.mkdir()
+    MlflowClient(f"sqlite:///{store}").search_experiments()  # builds it
+    locked = store if denied == "store" else store.parent
+    real_access = os.access
+    monkeypatch.setattr(  # tests run as root, whom file modes do not stop
+        os,
+        "access",
+        lambda p, mode: not (Path(p) == locked and mode & os.W_OK) and real_access(p, mode),
+    )
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{store}"})
+    with pytest.raises(FintuneError) as error:
+        check_tracking(config)
+    assert str(error.value) == (
+        f"tracking.uri: cannot write the MLflow store {store}: cannot write in {locked} "
+        "(permission denied). Fix the URI or set tracking.mlflow: false"
+        if denied == "folder"
+        else f"tracking.uri: cannot write the MLflow store {store}: cannot write {store} "
+        "(permission denied). Fix the URI or set tracking.mlflow: false"
+    )
+
+
 def test_an_unreachable_server_check_leaves_mlflows_request_settings_alone(
     make_config, monkeypatch
 ):

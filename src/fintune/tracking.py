@@ -88,9 +88,10 @@ def check_tracking(config: ExperimentConfig) -> None:
         return
     uri = tracking_uri(config)
     store = sqlite_path(uri)
-    if store is not None and not store.is_file():
-        _check_new_store(store, config)
-        return  # a new store: nothing was deleted, nothing to reach
+    if store is not None:
+        _check_store_writable(store, config)
+        if not store.is_file():
+            return  # a new store: nothing was deleted, nothing to reach
     from mlflow import MlflowClient
 
     try:
@@ -118,17 +119,23 @@ def check_tracking(config: ExperimentConfig) -> None:
     _refuse_deleted(experiment)
 
 
-def _check_new_store(store: Path, config: ExperimentConfig) -> None:
-    """MLflow makes a new SQLite store at the run's first log, after training: its folder
-    must be one this process can make it in."""
+def _check_store_writable(store: Path, config: ExperimentConfig) -> None:
+    """MLflow writes the SQLite store only after training (and makes a new one there): the
+    store, and its folder (SQLite's journal goes beside it), must be writable now."""
     from fintune.run_dir import unwritable  # run_dir imports this module
 
     path = store.absolute()
-    why = "it is a directory" if path.is_dir() else unwritable(path.parent)
+    if path.is_dir():
+        why = "it is a directory"
+    elif path.is_file() and not os.access(path, os.R_OK | os.W_OK):
+        why = f"cannot write {path} (permission denied)"
+    else:
+        why = unwritable(path.parent)
     if why is None:
         return
+    action = "write" if path.is_file() else "create"
     raise FintuneError(
-        f"{uri_source(config)}: cannot create the MLflow store {path}: {why}. "
+        f"{uri_source(config)}: cannot {action} the MLflow store {path}: {why}. "
         "Fix the URI or set tracking.mlflow: false"
     )
 
