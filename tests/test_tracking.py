@@ -140,6 +140,18 @@ def test_an_unreachable_server_error_gives_the_reason_not_a_cut_quote(make_confi
         ),
         ("short and plain", "short and plain"),
         ("word " * 100, "word " * 59 + "word…"),
+        (  # MLflow 3's refusal of a file store: its way out is its last sentence
+            "The filesystem tracking backend (e.g., './mlruns') is in maintenance mode and will "
+            "not receive further updates. Please migrate to a database backend (e.g., "
+            "'sqlite:///mlflow.db') to access the latest MLflow features. The `mlflow "
+            "migrate-filestore` tool migrates your existing data losslessly. See "
+            "https://mlflow.org/docs/latest/self-hosting/migrate-from-file-store for migration "
+            "guidance. If the filesystem backend is required for your workflow, set "
+            "`MLFLOW_ALLOW_FILE_STORE=true` to opt out of this exception.",
+            "The filesystem tracking backend (e.g., './mlruns') is in maintenance mode and will "
+            "not receive further updates. … If the filesystem backend is required for your "
+            "workflow, set `MLFLOW_ALLOW_FILE_STORE=true` to opt out of this exception.",
+        ),
     ],
 )
 def test_mlflow_errors_are_shortened_to_their_reason_or_cut_at_a_word(raw, shown):

@@ -148,15 +148,23 @@ _CONNECTION = re.compile(r"^(?:<[^>]*>|\w+\([^)]*\)): ")
 def gist(message: str, limit: int = 300) -> str:
     """MLflow's message, short: for a request that failed, urllib3's cause and reasons (after
     the request URL and its retries: a refused connection, a certificate, a proxy), else the
-    message cut at a word, marked with '…'."""
+    message cut at a word, marked with '…', keeping a short last sentence (where MLflow puts
+    its way out, such as "set `MLFLOW_ALLOW_FILE_STORE=true`")."""
     cause = re.search(r"\(Caused by (\w+)\((.*)\)\)\s*$", message, re.DOTALL)
     reasons = [_CONNECTION.sub("", q[1:-1]) for q in _QUOTED.findall(cause[2])] if cause else []
     if cause and reasons:
         message = f"{cause[1]}: {': '.join(reasons)}"
     if len(message) <= limit:
         return message
-    cut = message[:limit].rsplit(" ", 1)[0] if " " in message[:limit] else message[:limit]
-    return cut.rstrip() + "…"
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", message.strip())
+    last = sentences[-1] if len(sentences) > 1 and len(sentences[-1]) <= limit // 2 else ""
+    room = limit - len(last) - 1 if last else limit
+    head = message[:room]
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s+[A-Z])", head)] if last else []
+    if ends:  # whole sentences, then the last one
+        return f"{head[: ends[-1]]} … {last}"
+    cut = head.rsplit(" ", 1)[0] if " " in head else head
+    return cut.rstrip() + "…" + (f" {last}" if last else "")
 
 
 def uri_source(config: ExperimentConfig) -> str:
