@@ -255,6 +255,7 @@ def test_a_text_with_another_label_in_another_given_split_is_a_conflict(tmp_path
     shared = train.loc[0, "text"]
     kept = prepare_data(_data(folder, labels=LABELS), 0)
     assert kept.report["duplicates"]["conflicting_texts_across_splits"] == 1
+    assert kept.report["duplicates"]["examples_of_conflicts_across_splits"] == [shared]
     assert shared in _texts(kept.splits["train"]) and shared in _texts(kept.splits["test"])
     config = _data(folder, labels=LABELS, conflicts="drop")
     data = prepare_data(config, 0)

@@ -60,6 +60,23 @@ def test_labels_missing_from_a_held_out_split_are_a_data_quality_line():
     ]
 
 
+def test_texts_with_another_label_in_another_split_are_shown_with_examples():
+    """The report said only 'conflicting texts across splits: 2', naming none of them."""
+    from fintune.report.markdown import _quality_lines
+
+    long = "Profit rose " + "x" * 100
+    duplicates = {
+        "conflicting_texts_across_splits": 2,
+        "examples_of_conflicts_across_splits": [long, "<b>Sales fell"],
+    }
+    assert _quality_lines({"duplicates": duplicates}, None) == [
+        "- texts with another label in another split: 2 (such as "
+        f"'{long[:80]}…', '\\<b>Sales fell'; data.json lists up to 5)"
+    ]
+    none = {"conflicting_texts_across_splits": 0}
+    assert _quality_lines({"duplicates": none}, None) == ["- conflicting texts across splits: 0"]
+
+
 def test_texts_equal_only_in_unicode_form_are_a_data_quality_line():
     from fintune.report.markdown import _quality_lines
 

@@ -538,6 +538,8 @@ def _duplicates_and_conflicts(
             )
     if len(frames) > 1:
         report["conflicting_texts_across_splits"] = len(across)
+        if across:
+            report["examples_of_conflicts_across_splits"] = sorted(across)[:5]
     # A text in two given splits leaks; with duplicates: drop the one in test stays, then
     # the one in validation (train gives way to both, validation to test).
     for role, others in (("train", ("validation", "test")), ("validation", ("test",))):

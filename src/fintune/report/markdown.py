@@ -215,7 +215,12 @@ def _quality_lines(report: dict[str, Any], config: ExperimentConfig) -> list[str
                 + (f"{across} dropped as also in another split; " if across else "")
                 + f"{q['kept_rows']} kept"
             )
-        else:
+        elif split == "conflicting_texts_across_splits" and q:
+            examples = report["duplicates"].get("examples_of_conflicts_across_splits", [])[:2]
+            shown = [plain_text(repr(t if len(t) <= 80 else t[:80] + "…")) for t in examples]
+            such = f" (such as {', '.join(shown)}; data.json lists up to 5)" if shown else ""
+            lines.append(f"- texts with another label in another split: {q}{such}")
+        elif split != "examples_of_conflicts_across_splits":
             lines.append(f"- {split.replace('_', ' ')}: {q}")
     shared = report.get("shared_texts", {})
     if shared:
