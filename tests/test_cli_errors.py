@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from fintune.cli import app
@@ -655,6 +656,21 @@ def test_a_command_s_help_prints_each_paragraph_unbroken(command):
     lines = [" ".join(line.split()) for line in result.output.splitlines()]
     for paragraph in inspect.getdoc(callback).split("\n\n")[1:]:
         assert " ".join(paragraph.split()) in lines, (paragraph, result.output)
+
+
+def test_every_positional_argument_has_help_text():
+    """`fintune run --help` listed `config <path> [required]` and no more: what file, which
+    folder (a run's directory or its model/?) was left to guess."""
+    command = typer.main.get_command(app)
+    arguments = [
+        (name, param)
+        for name, sub in command.commands.items()
+        for param in sub.params
+        if param.param_type_name == "argument"
+    ]
+    assert len(arguments) == 7  # config twice, run_dir twice, texts, study, sweep
+    for name, param in arguments:
+        assert param.help, (name, param.name)
 
 
 def test_sweep_trials_help_says_the_budget_is_a_total_not_more_trials():

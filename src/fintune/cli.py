@@ -33,6 +33,12 @@ app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True)  # paths stay whole in logs and CI
 out = Console(soft_wrap=True)
 
+ConfigArgument = Annotated[Path, typer.Argument(help="The experiment's YAML file.")]
+RunDirArgument = Annotated[
+    Path,
+    typer.Argument(help="A finished run's directory (the folder of the report.md it printed)."),
+]
+
 SetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -87,7 +93,7 @@ def _quiet_libraries() -> None:
 
 @app.command()
 @user_errors
-def validate(config: Path, set_: SetOption = None) -> None:
+def validate(config: ConfigArgument, set_: SetOption = None) -> None:
     """Check a config and its data without loading a model or training."""
     from fintune.config import load_config
     from fintune.recipes import RECIPES
@@ -106,7 +112,7 @@ def validate(config: Path, set_: SetOption = None) -> None:
 
 @app.command()
 @user_errors
-def run(config: Path, set_: SetOption = None) -> None:
+def run(config: ConfigArgument, set_: SetOption = None) -> None:
     """Run an experiment: data, model, training, evaluation, report in a new run directory."""
     _quiet_libraries()
     from fintune.config import load_config
@@ -155,7 +161,7 @@ LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 @app.command()
 @user_errors
 def predict(
-    run_dir: Path,
+    run_dir: RunDirArgument,
     texts: Annotated[list[str], typer.Argument(help="One or more texts to classify.")],
     precision: PrecisionOption = "fp32",
     device: DeviceOption = "auto",
@@ -202,7 +208,7 @@ def _escaped(c: str) -> bool:
 @app.command()
 @user_errors
 def serve(
-    run_dir: Path,
+    run_dir: RunDirArgument,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
     max_batch: Annotated[int, typer.Option(min=1, help="Most texts per /analyze/batch call.")] = 64,
@@ -294,7 +300,9 @@ def _check_port(host: str, port: int) -> int:
 @app.command()
 @user_errors
 def compare(
-    study: Path,
+    study: Annotated[
+        Path, typer.Argument(help="The study's YAML file: a base config, axes, cells, baseline.")
+    ],
     retry_failed: Annotated[bool, typer.Option(help="Run failed cells again.")] = False,
     report_only: Annotated[
         bool, typer.Option(help="Rewrite the report from finished cells; train nothing.")
@@ -325,7 +333,10 @@ def compare(
 @app.command()
 @user_errors
 def sweep(
-    sweep_file: Annotated[Path, typer.Argument(metavar="sweep")],
+    sweep_file: Annotated[
+        Path,
+        typer.Argument(metavar="sweep", help="The sweep's YAML file: a base config and a space."),
+    ],
     worker: Annotated[
         bool, typer.Option(help="Only run trials (no final model, no report): an extra worker.")
     ] = False,
