@@ -1,8 +1,11 @@
 """Markdown table rows stay one row whatever a label holds."""
 
 import re
+from pathlib import Path
 
-from fintune.report.document import table_row
+import pytest
+
+from fintune.report.document import Document, table_row
 
 
 def test_a_line_break_or_a_pipe_in_a_cell_stays_inside_its_row():
@@ -105,3 +108,29 @@ def test_a_heading_or_paragraph_naming_an_axis_value_stays_text():
     assert "`a<b`" in md
     page = doc.html()
     assert "<h2>data=fpb &lt;!-- x\nz</h2>" in page and "\\&lt;" not in page
+
+
+def _rendered(markdown: str) -> str:
+    markdown_it = pytest.importorskip("markdown_it")  # CommonMark, raw HTML on
+    return markdown_it.MarkdownIt("commonmark").render(markdown)
+
+
+def test_a_backslash_before_a_less_than_cannot_reopen_a_tag_outside_tables():
+    """plain_text escaped "<" but not a backslash before it: a label `a\\<b>` became
+    `a\\\\<b>`, an escaped backslash and then a real <b> element (in the edge note, the
+    labels-missing lines, headings and paragraphs; table cells were right)."""
+    from fintune.report.markdown import _quality_lines
+
+    (line,) = _quality_lines({"labels_missing_from_test": ["a\\<b>"]}, None)
+    assert "<b>" not in _rendered(line)
+    doc = Document("Study s")
+    doc.heading("data=a\\<b>x")
+    doc.text("Not run: method=a\\<script> and `code <kept>`")
+    page = _rendered(doc.markdown(Path(".")))
+    assert "<b>" not in page and "<script>" not in page
+    assert "a\\&lt;b&gt;x" in page and "<code>code &lt;kept&gt;</code>" in page
+
+
+def test_a_code_span_in_a_table_cell_keeps_its_less_than():
+    """Inside `code` a backslash shows: the traceback path `a<b` read `a\\<b`."""
+    assert table_row(["`a<b`", "a<b"]) == "| `a<b` | a\\<b |"

@@ -82,27 +82,33 @@ def table_row(cells: list[str]) -> str:
 
 
 def _cell(text: str) -> str:
-    parts = str(text).split("`")
-    if len(parts) % 2 == 1:  # paired backticks: a backslash in a code span shows as it is
-        text = "`".join(p if i % 2 else p.replace("\\", "\\\\") for i, p in enumerate(parts))
-    else:
-        text = text.replace("\\", "\\\\")
-    return plain_text(text).replace("|", "\\|")
+    one_line = " ".join(str(text).splitlines())
+    return _outside_code(one_line, _literal).replace("|", "\\|")
 
 
 def plain_text(text: str) -> str:
     """Text from the data (a label) as one line that Markdown shows as it is: a "<" could
     open an HTML tag or comment ("<!-- down" hid the rest of the report)."""
-    return " ".join(str(text).splitlines()).replace("<", "\\<")
+    return _literal(" ".join(str(text).splitlines()))
 
 
 def _no_tags(text: str) -> str:
     """A paragraph that may name axis values or paths: "<" is text, except in `code`,
     which Markdown shows as it is."""
+    return _outside_code(text, _literal)
+
+
+def _literal(text: str) -> str:
+    """A "<" as text, and a backslash too: left alone, the one in `a\\<b>` escaped the
+    escape and <b> was a tag again."""
+    return text.replace("\\", "\\\\").replace("<", "\\<")
+
+
+def _outside_code(text: str, escape) -> str:
     parts = text.split("`")
     if len(parts) % 2 == 0:  # an unpaired backtick: no code span
-        return text.replace("<", "\\<")
-    return "`".join(p if i % 2 else p.replace("<", "\\<") for i, p in enumerate(parts))
+        return escape(text)
+    return "`".join(p if i % 2 else escape(p) for i, p in enumerate(parts))
 
 
 def _inline(text: str) -> str:
