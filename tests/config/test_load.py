@@ -4,6 +4,7 @@ writes it) loading back to the same experiment."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -746,3 +747,32 @@ def test_a_files_ordinary_aliases_still_load(tmp_path):
     raw = read_yaml(path)
     assert raw["validation"] == raw["data"] == {"path": "d.csv"}
     assert len(raw["notes"][3][9][9]) == 10
+
+
+@pytest.mark.parametrize(
+    ("training", "says"),
+    [
+        (
+            {"scheduler": "cosine_with_restarts"},
+            "scheduler 'cosine_with_restarts' with cycles 1 is 'cosine'",
+        ),
+        ({"cycles": 3}, "cycles is read only with scheduler 'cosine_with_restarts'"),
+        (  # transformers raised ValueError only once training started, after the model
+            {"scheduler": "polynomial", "learning_rate": 1e-7},
+            "learning_rate (1e-07) with scheduler 'polynomial', which decays to 1e-07",
+        ),
+    ],
+)
+def test_a_schedule_that_cannot_run_as_written_is_refused_before_training(training, says):
+    with pytest.raises(FintuneError, match=re.escape(says)):
+        validate_config({"name": "t", "data": {"path": "d.csv"}, "training": training})
+
+
+def test_cycles_at_its_default_leaves_older_results_hashes_alone():
+    from fintune.study.spec import hashed_fields
+
+    config = validate_config({"name": "t", "data": {"path": "d.csv"}})
+    assert "cycles" not in hashed_fields(config)["training"]
+    restarts = {"scheduler": "cosine_with_restarts", "cycles": 2}
+    config = validate_config({"name": "t", "data": {"path": "d.csv"}, "training": restarts})
+    assert hashed_fields(config)["training"]["cycles"] == 2

@@ -117,6 +117,41 @@ def test_only_texts_longer_than_max_length_count_as_cut(tiny_bert, tiny_llama, s
     assert count_truncated(texts, tokenizer, 7) == 2
 
 
+def test_a_tie_on_macro_f1_is_a_tie_whatever_order_its_classes_were_summed_in():
+    """Two evaluations with the same macro F1 (337/420) scored 0.80238095238095230 and
+    0.80238095238095250 (the per-class F1s summed in another order): the tie rule was
+    decided by 2 ulp of rounding, not by the validation loss (found by a review)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from fintune.training.trainer import compute_metrics
+
+    truth = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    a, b = (
+        compute_metrics(3)(SimpleNamespace(predictions=np.eye(3)[p], label_ids=truth))["f1_macro"]
+        for p in ([0, 0, 0, 1, 1, 1, 1, 2, 1, 2], [1, 0, 0, 0, 1, 1, 1, 0, 2, 2])
+    )
+    assert a != b and a == pytest.approx(337 / 420, abs=1e-15)
+    assert is_better_checkpoint(a, 0.4, (b, 0.9), greater_is_better=True)
+    assert not is_better_checkpoint(b, 0.9, (a, 0.4), greater_is_better=True)
+    assert is_better_checkpoint(b + 1e-9, 0.9, (a, 0.4), greater_is_better=True)  # not a tie
+
+
+def test_cosine_with_restarts_restarts_cycles_times(make_config):
+    """scheduler: cosine_with_restarts took transformers' one cycle: the same schedule as
+    cosine, step for step (found by a review). training.cycles now sets it."""
+    config = make_config(
+        training={"max_steps": 12, "scheduler": "cosine_with_restarts", "cycles": 3}
+    )
+    config.training.logging_steps = 1
+    config.output.save_model = False
+    history = (run(config) / "history.jsonl").read_text().splitlines()
+    rates = [r["learning_rate"] for r in map(json.loads, history) if "loss" in r]
+    peaks = [i for i in range(1, len(rates)) if rates[i] > rates[i - 1]]
+    assert len(rates) == 12 and len(peaks) == 2, rates  # two restarts: three cycles
+
+
 def test_a_checkpoint_tied_on_best_metric_is_chosen_by_its_validation_loss():
     assert is_better_checkpoint(0.8, 0.9, None, greater_is_better=True)
     assert is_better_checkpoint(0.8, 0.9, (0.7, 0.1), greater_is_better=True)

@@ -396,6 +396,9 @@ METHOD_NAMES = ("full", "lora", "qlora", "dora", "ia3", "prefix", "prompt", "ada
 # --------------------------------------------------------------------------- training
 
 
+POLYNOMIAL_END = 1e-7  # where transformers' polynomial schedule ends (its lr_end)
+
+
 class TrainingConfig(Section):
     learning_rate: float = Field(5e-5, gt=0.0)
     epochs: float = Field(3.0, gt=0.0)
@@ -417,6 +420,8 @@ class TrainingConfig(Section):
         "constant_with_warmup",
         "inverse_sqrt",
     ] = "linear"
+    cycles: int = Field(1, gt=0)
+    """cosine_with_restarts: cosine cycles, each restarting at learning_rate (at least 2)."""
     max_grad_norm: float = Field(1.0, gt=0.0)
     eval_strategy: Literal["epoch", "steps"] = "epoch"
     eval_steps: int | None = Field(None, gt=0)
@@ -447,6 +452,19 @@ class TrainingConfig(Section):
         if self.scheduler == "constant" and (self.warmup_steps or self.warmup_ratio):
             raise ValueError(
                 "the constant scheduler has no warm-up; use scheduler 'constant_with_warmup'"
+            )
+        restarts = self.scheduler == "cosine_with_restarts"
+        if restarts and self.cycles == 1:
+            raise ValueError(
+                "scheduler 'cosine_with_restarts' with cycles 1 is 'cosine': set cycles "
+                "(the number of cosine cycles, at least 2) or use scheduler 'cosine'"
+            )
+        if not restarts and self.cycles != 1:
+            raise ValueError("cycles is read only with scheduler 'cosine_with_restarts'")
+        if self.scheduler == "polynomial" and self.learning_rate <= POLYNOMIAL_END:
+            raise ValueError(
+                f"learning_rate ({self.learning_rate:g}) with scheduler 'polynomial', which "
+                f"decays to {POLYNOMIAL_END:g}: give a learning_rate above that"
             )
         return self
 

@@ -91,7 +91,11 @@ class Cell:
 
 # Fields added after results were first hashed: at their default they are left out of the
 # hash, so a study or sweep that ran before them keeps its finished cells and final model.
-ADDED_FIELDS = {("data", "quoting"): "standard", ("evaluation", "test"): True}
+ADDED_FIELDS = {
+    ("data", "quoting"): "standard",
+    ("evaluation", "test"): True,
+    ("training", "cycles"): 1,
+}
 
 
 def results_sha(config: ExperimentConfig) -> str:

@@ -230,6 +230,7 @@ def training_arguments(
         # transformers 5 reads a float below 1 as a fraction of all steps
         warmup_steps=config.warmup_ratio if config.warmup_ratio else config.warmup_steps,
         lr_scheduler_type=config.scheduler,
+        lr_scheduler_kwargs={"num_cycles": config.cycles} if config.cycles > 1 else None,
         max_grad_norm=config.max_grad_norm,
         eval_strategy=config.eval_strategy,
         eval_steps=config.eval_steps,
@@ -320,10 +321,11 @@ def is_better_checkpoint(
 ) -> bool:
     """Whether an evaluation (best_metric score, validation loss) beats the best so far.
     Small validation sets tie often on accuracy or F1: an exact tie goes to the lower
-    validation loss, then stays with the earlier evaluation."""
+    validation loss, then stays with the earlier evaluation. A tie is equal up to float
+    rounding: one macro F1 summed over its classes in another order differs by an ulp."""
     if best is None:
         return True
-    if score != best[0]:
+    if not math.isclose(score, best[0], rel_tol=1e-12, abs_tol=1e-15):
         return score > best[0] if greater_is_better else score < best[0]
     return loss < best[1]
 
