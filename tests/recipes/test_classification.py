@@ -87,6 +87,27 @@ def test_a_diverged_run_stops_with_an_error_not_a_report(make_config):
     assert history[-1].get("loss", history[-1].get("eval_loss")) is None  # NaN written as null
 
 
+class _PoisonAfterFirstStep(TrainerCallback):
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == 1:
+            with torch.no_grad():
+                model.classifier.bias.fill_(float("nan"))
+
+
+def test_a_nan_training_loss_stops_the_run_at_the_step_it_appears(make_config):
+    """Only logged losses were checked: with logging_steps 50 a loss NaN from step 2 on
+    trained to the epoch's end, and the error named the validation loss at step 6 with
+    'learning rate n/a' (found by a review)."""
+    config = make_config(training={"epochs": 20, "logging_steps": 50})
+    with pytest.raises(
+        FintuneError, match=r"training loss is nan at step 2 \(learning rate 0.000992\)"
+    ):
+        run(config, callbacks=[_PoisonAfterFirstStep()])
+    (run_dir,) = Path(config.output.dir).iterdir()
+    history = [_strict_json(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert (history[-1]["step"], history[-1]["loss"]) == (2, None)  # NaN written as null
+
+
 class _FailAfterSaving(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         raise RuntimeError("stopped after a checkpoint")

@@ -37,9 +37,15 @@ class JsonlHistory(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs:
-            record = {"step": state.global_step, "epoch": state.epoch, "time": time.time(), **logs}
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(to_json(record) + "\n")
+            self.write(state.global_step, state.epoch, logs)
+
+    def write(self, step: int, epoch: float | None, logs: dict[str, Any]) -> None:
+        record = {"step": step, "epoch": epoch, "time": time.time(), **logs}
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(to_json(record) + "\n")
+
+
+DIVERGED_FIX = "lower training.learning_rate, or use precision fp32 or bf16"
 
 
 class DivergenceGuard(TrainerCallback):
@@ -53,7 +59,7 @@ class DivergenceGuard(TrainerCallback):
                 raise FintuneError(
                     f"training diverged: the {what} loss is {value} at step "
                     f"{state.global_step} (learning rate {logs.get('learning_rate', 'n/a')}); "
-                    "lower training.learning_rate, or use precision fp32 or bf16"
+                    f"{DIVERGED_FIX}"
                 )
 
 
@@ -340,6 +346,22 @@ class SelectingTrainer(Trainer):
     _best: tuple[float, float] | None = None
     patience: int | None = None
     _without_improvement = 0
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """DivergenceGuard sees only logged losses: a loss gone NaN between two logs trained
+        on to the next one. Each step's loss is checked here (on a GPU, one sync a step)."""
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if torch.isfinite(loss).all():
+            return loss
+        step, value = self.state.global_step + 1, loss.float().mean().item()
+        rate = self._get_learning_rate()
+        for callback in self.callback_handler.callbacks:  # the history ends with that step
+            if isinstance(callback, JsonlHistory):
+                callback.write(step, self.state.epoch, {"loss": value, "learning_rate": rate})
+        raise FintuneError(
+            f"training diverged: the training loss is {value} at step {step} (learning rate "
+            f"{rate:.3g}); {DIVERGED_FIX}"
+        )
 
     def _determine_best_metric(self, metrics: dict[str, float], trial) -> bool:
         score, loss = metrics[self.args.metric_for_best_model], metrics["eval_loss"]
