@@ -748,6 +748,8 @@ def test_a_terminated_run_removes_its_checkpoints(tmp_path, tiny_bert, sentences
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
     assert done.returncode == 128 + 15
+    # it said so: the folder looked like a run still in progress (found by a review)
+    assert f"stopped: {run_dir} is incomplete (no metrics.json)" in done.stderr
 
 
 def test_an_ignored_sigterm_stays_ignored_through_a_run():

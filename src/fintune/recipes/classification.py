@@ -264,6 +264,9 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
                 # minutes (253 s measured), past a scheduler's grace before SIGKILL
                 with quick_requests():
                     track(run_dir, config, "KILLED", {"fintune.interrupted": type(error).__name__})
+        if not isinstance(error, Exception):  # the folder would look like a run in progress
+            how = "interrupted (Ctrl+C)" if isinstance(error, KeyboardInterrupt) else "stopped"
+            console.print(f"{how}: {run_dir} is incomplete (no metrics.json)", markup=False)
         code = write_error(error)
         if code is not None or torch_write_error(error):
             filename = error.filename if isinstance(error, OSError) else None
