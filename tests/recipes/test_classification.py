@@ -108,6 +108,29 @@ def test_a_nan_training_loss_stops_the_run_at_the_step_it_appears(make_config):
     assert (history[-1]["step"], history[-1]["loss"]) == (2, None)  # NaN written as null
 
 
+def test_a_machine_with_several_gpus_trains_on_one_at_the_configured_batch_size(
+    make_config, monkeypatch
+):
+    """One process on a node with 2 visible GPUs: transformers set n_gpu 2 and wrapped the
+    model in DataParallel, batches of 2 x batch_size: 86 examples at batch_size 16 took 3
+    steps, not 6, and samples_per_s counted 48 (found by a review; n_gpu simulated)."""
+    import fintune.recipes.classification as recipe
+
+    made = recipe.training_arguments
+
+    def on_two_gpus(*args, **kwargs):
+        arguments = made(*args, **kwargs)
+        arguments._n_gpu = 2  # as transformers sets it there
+        return arguments
+
+    monkeypatch.setattr(recipe, "training_arguments", on_two_gpus)
+    config = make_config()
+    config.output.save_model = False
+    train = _metrics(run(config))["train"]
+    assert train["steps"] == 6  # 86 examples in batches of 16
+    assert train["samples_per_s"] * train["runtime_s"] == pytest.approx(86, rel=0.05)
+
+
 class _FailAfterSaving(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         raise RuntimeError("stopped after a checkpoint")

@@ -395,6 +395,10 @@ def build_trainer(
         *(extra_callbacks or []),
     ]
     count_prompt_positions(model, tokenizer)
+    if args.n_gpu > 1:
+        # one process seeing several GPUs: transformers would wrap the model in DataParallel,
+        # batches of batch_size x n_gpu, and every step count and rate would be off
+        args._n_gpu = 1
     weights = None
     if config.class_weights:
         weights = class_weights(np.asarray(train["labels"]), num_labels)
