@@ -1,11 +1,13 @@
 """The resource monitor's averages are over time, whatever the samples' spacing."""
 
 import time
+from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 
-from fintune.training.resources import ResourceMonitor
+from fintune.training.resources import ResourceMonitor, _reset_rss_peak, _rss_peak
 
 
 def test_cpu_average_is_cpu_time_over_wall_time_not_a_mean_of_uneven_samples():
@@ -68,3 +70,25 @@ def test_the_gpu_peak_is_that_of_the_monitored_block_not_of_later_evaluation(mon
     allocated["peak"] = 900 * 2**20  # the evaluation after training
     summary = monitor.summary()
     assert summary["gpu_mem_mib_max"] == 300.0 and summary["gpu_mem_mib_avg"] == 100.0
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux keeps VmHWM")
+def test_the_memory_peak_counts_a_block_held_between_two_samples():
+    """A fast step's activations live for milliseconds, between two half-second samples:
+    sampling alone reported the resting RSS as the peak."""
+    block = 200 * 2**20
+    with ResourceMonitor(interval_s=5.0) as monitor:
+        baseline = monitor._process.memory_info().rss
+        held = np.ones(block, dtype=np.uint8)
+        time.sleep(0.05)
+        del held
+    assert monitor.summary()["rss_mib_max"] >= (baseline + 0.9 * block) / 2**20
+
+
+def test_the_memory_peak_falls_back_to_the_samples_where_the_kernel_keeps_none(tmp_path):
+    assert _reset_rss_peak(tmp_path / "missing" / "clear_refs") is False
+    assert _rss_peak(tmp_path / "no_status") is None
+    monitor = ResourceMonitor()
+    monitor.start, monitor.end, monitor.times = 0.0, 1.0, [1.0]
+    monitor.cpu, monitor.rss = [50.0], [300 * 2**20]
+    assert monitor.summary()["rss_mib_max"] == 300.0
