@@ -1,5 +1,6 @@
 """Markdown table rows stay one row whatever a label holds."""
 
+import html
 import re
 from pathlib import Path
 
@@ -134,3 +135,35 @@ def test_a_backslash_before_a_less_than_cannot_reopen_a_tag_outside_tables():
 def test_a_code_span_in_a_table_cell_keeps_its_less_than():
     """Inside `code` a backslash shows: the traceback path `a<b` read `a\\<b`."""
     assert table_row(["`a<b`", "a<b"]) == "| `a<b` | a\\<b |"
+
+
+MARKED_LABELS = ["*up*", "_down_", "[flat](http://x)", "~~gone~~", "&amp;", "card_arrival"]
+
+
+def _rendered_gfm(markdown: str) -> str:
+    markdown_it = pytest.importorskip("markdown_it")
+    return markdown_it.MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(markdown)
+
+
+def test_markdown_marks_in_a_label_show_as_written_not_as_emphasis_links_or_strikes():
+    """Labels `*up*`, `_down_` and `[flat](…)` were italics and a link in report.md's
+    tables and lines, so the table showed "up", "down" and "flat" for three other labels."""
+    from fintune.report.markdown import _quality_lines
+
+    header = table_row(["label", "n"])
+    rows = "\n".join(table_row([label, "1"]) for label in MARKED_LABELS)
+    (line,) = _quality_lines({"labels_missing_from_test": MARKED_LABELS}, None)
+    doc = Document("Study s")
+    doc.heading("method=*up*")
+    doc.text("Not run: label=_down_ and **bold kept**")
+    for page in (
+        _rendered_gfm(f"{header}\n|---|---|\n{rows}\n"),
+        _rendered_gfm(line),
+        _rendered_gfm(doc.markdown(Path("."))),
+    ):
+        assert not re.search(r"<(em|a|del|s)\b", page), page
+    table = _rendered_gfm(f"{header}\n|---|---|\n{rows}\n")
+    cells = [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", table)][::2]
+    assert cells == MARKED_LABELS
+    assert "<strong>bold kept</strong>" in _rendered_gfm(doc.markdown(Path(".")))
+    assert table_row(["card_arrival", "[0.1, 0.5]"]) == "| card_arrival | [0.1, 0.5] |"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,10 +99,16 @@ def _no_tags(text: str) -> str:
     return _outside_code(text, _literal)
 
 
+# What Markdown would read as markup in text from the data (a label, an axis value): a
+# backslash (left alone, the one in `a\\<b>` escaped the escape and <b> was a tag again),
+# "<" (a tag or comment), "](" (a link), "~" (strikethrough), "&" before an entity
+# name, a lone "*" and a "_" at a word's edge (emphasis: `*up*`, `_up_`). Kept: "**", the
+# reports' own bold, and "_" inside a word (`card_arrival`), which is never emphasis.
+_MARKUP = re.compile(r"[\\<~]|\](?=[(\[])|&(?=#?\w+;)|(?<!\*)\*(?!\*)|(?<![^\W_])_|_(?![^\W_])")
+
+
 def _literal(text: str) -> str:
-    """A "<" as text, and a backslash too: left alone, the one in `a\\<b>` escaped the
-    escape and <b> was a tag again."""
-    return text.replace("\\", "\\\\").replace("<", "\\<")
+    return _MARKUP.sub(lambda m: "\\" + m.group(), text)
 
 
 def _outside_code(text: str, escape) -> str:
