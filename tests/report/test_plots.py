@@ -2,6 +2,7 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from fintune.report.plots import plot_confusion
 
@@ -116,3 +117,23 @@ def test_a_one_step_curve_has_no_fractional_steps_on_its_axis(monkeypatch, tmp_p
         low, high = ax.get_xlim()
         steps = [t for t in ax.get_xticks() if low <= t <= high]
         assert steps and all(float(t).is_integer() for t in steps), steps
+
+
+def test_a_very_long_label_leaves_the_matrix_its_room(monkeypatch, tmp_path):
+    """A 300-character label made a tick text so wide that the matrix was a sliver of the
+    saved image; two long labels sharing their start stay apart once shortened."""
+    from fintune.report.plots import tick_labels
+
+    figures = []
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    labels = ["a" * 150 + " first", "a" * 150 + " second", "short"]
+    plot_confusion((np.eye(3, dtype=int) + 1).tolist(), labels, "t", tmp_path / "cm.png")
+    fig = figures[-1]
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert max(map(len, ticks)) <= 40 and len(set(ticks)) == 3
+    assert ticks[0].endswith(" first") and ticks[2] == "short"
+    renderer = FigureCanvasAgg(fig).get_renderer()  # a closed figure keeps no canvas
+    matrix = fig.axes[0].get_window_extent(renderer)
+    assert matrix.width > 0.3 * fig.get_tightbbox(renderer).width * fig.dpi  # as saved
+    same_ends = tick_labels(["x" * 50 + "1" + "x" * 50, "x" * 50 + "2" + "x" * 50])
+    assert same_ends[0].startswith("0: ") and same_ends[1].startswith("1: ")

@@ -74,13 +74,27 @@ def plot_learning_rate(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def tick_labels(labels: list[str], width: int = 40) -> list[str]:
+    """Labels short enough for an axis: a 300-character label left the matrix a sliver.
+    The middle goes, so labels that share a long start stay apart; where two still read
+    the same, each is numbered."""
+    half = (width - 1) // 2
+    shown = [t if len(t) <= width else f"{t[:half]}…{t[-(width - 1 - half) :]}" for t in labels]
+    if len(set(shown)) < len(set(labels)):
+        shown = [f"{i}: {t}" for i, t in enumerate(shown)]
+    return shown
+
+
 def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path: Path) -> None:
     cm = np.asarray(matrix)
     k = len(labels)
+    labels = tick_labels(labels)
     size = min(4 + 0.35 * k, 24)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    image = ax.imshow(cm, cmap="Blues")
     font = min(10.0, 1000 / k)  # a line of text per cell: 150 labels at 6.7 pt
+    # room for the labels beside and below the matrix, not taken from it (inches)
+    text = 0.07 * max(map(len, labels), default=0) * font / 10
+    fig, ax = plt.subplots(figsize=(size + text, size * 0.85 + 0.75 * text))
+    image = ax.imshow(cm, cmap="Blues")
     # parse_math off: "$" in a label is a dollar
     ax.set_xticks(range(k), labels, parse_math=False, fontsize=font)
     ax.set_yticks(range(k), labels, parse_math=False, fontsize=font)

@@ -34,7 +34,7 @@ from fintune.evaluation.paired import (  # noqa: E402
 )
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import format_seconds, read_history  # noqa: E402
-from fintune.report.plots import lone, nothing_logged  # noqa: E402
+from fintune.report.plots import lone, nothing_logged, tick_labels  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
 from fintune.study.compare import DATA_CHANGED, finished_metrics  # noqa: E402
 from fintune.study.spec import (  # noqa: E402
@@ -470,7 +470,7 @@ def _plots(
             nothing_logged(ax, label)
         _save(fig, folder / f"{slug}-{fname}.png", doc, title)
 
-    labels = rows[names[0]][0].metrics["labels"]
+    labels = tick_labels(rows[names[0]][0].metrics["labels"])
     cols = min(4, len(names))
     nrows = (len(names) + cols - 1) // cols
     size = 2.2 + 0.25 * len(labels)
