@@ -211,14 +211,18 @@ def write_markdown(results: dict, speed: dict | None, env: dict, wall_s: float) 
             f"`{settings}` |"
         )
     if results:
-        best = max(results, key=lambda k: results[k]["test"]["accuracy"])
+        # chosen on validation, as a user would: picking on test would report the best of
+        # four test scores, an optimistic figure (ties: the first in the table)
+        best = max(results, key=lambda k: results[k]["validation"]["accuracy"])
         b = results[best]
-        target = "meets" if b["test"]["accuracy"] >= 0.84 else "misses"
+        minutes = b["train"]["runtime_s"] / 60
+        met = b["test"]["accuracy"] >= 0.84 and minutes <= 15
         lines += [
             "",
-            f"Best: **{best}**, test accuracy {b['test']['accuracy']:.4f} in "
-            f"{b['train']['runtime_s'] / 60:.1f} min of training; this {target} the target "
-            "of 0.84 in at most 15 minutes. Train time includes the per-epoch validation.",
+            f"Chosen on validation accuracy: **{best}** ({b['validation']['accuracy']:.4f}), "
+            f"test accuracy {b['test']['accuracy']:.4f} in {minutes:.1f} min of training; "
+            f"this {'meets' if met else 'misses'} the target of 0.84 in at most 15 minutes. "
+            "Train time includes the per-epoch validation.",
         ]
     if speed:
         lines += [
