@@ -28,6 +28,13 @@ def main(argv: list[str] | None = None) -> None:
     }
     if not results:
         raise SystemExit(f"no serve_load_*.json in {args.out}: run benchmarks/serve_load.py")
+    runs = {precision: result.get("run") for precision, result in results.items()}
+    if len(set(runs.values())) > 1:  # say, fpb_methods.py rerun between two measurements
+        served = "; ".join(f"{precision}: {run}" for precision, run in runs.items())
+        raise SystemExit(
+            f"the files in {args.out} served different runs ({served}): measure every "
+            "precision on one run (serve_load.py --run RUN_DIR)"
+        )
     # what was measured, from the first result (files before hardware was recorded: cores)
     first = next(iter(results.values()))
     machine = first.get("hardware", {})
@@ -36,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "## Serving: the MiniLM Financial PhraseBank model over HTTP",
         "",
-        "`benchmarks/serve_load.py` starts `fintune serve` on the `full` run above (loopback, "
+        "`benchmarks/serve_load.py` starts `fintune serve` on the `full` run above "
+        f"(`{Path(str(first.get('run'))).name}`; loopback, "
         f"{cores} CPU cores, uvicorn, one process) and loads it from a second process (Python, "
         f"asyncio + httpx, keep-alive connections), which shares the same {cores} cores. Texts: "
         f"the run's {n} test sentences, cycled. Latency is per request, client side; a warm-up "

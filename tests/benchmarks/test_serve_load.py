@@ -110,3 +110,15 @@ def test_the_report_states_the_cores_and_sentences_that_were_measured(tmp_path, 
     assert "16 CPU cores" in report and "2 CPU cores" not in report
     assert "the run's 24 test sentences" in report and "967" not in report
     assert "Some CPU" in report and "125.7 GiB RAM" in report
+
+
+def test_the_report_refuses_measurements_of_two_different_runs(tmp_path, capsys):
+    """fp32 and bf16 are measured by separate calls, each serving the newest `full` run: a
+    rerun of fpb_methods.py between them made one table of two models, with no word."""
+    for precision, run in (
+        ("fp32", "runs/a-fpb50-minilm-full"),
+        ("bf16", "runs/b-fpb50-minilm-full"),
+    ):
+        (tmp_path / f"serve_load_{precision}.json").write_text(json.dumps({"run": run}))
+    with pytest.raises(SystemExit, match="served different runs .*fp32: runs/a.*bf16: runs/b"):
+        serve_report.main(["--out", str(tmp_path)])
