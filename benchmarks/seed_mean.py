@@ -3,9 +3,15 @@
     .venv/bin/python benchmarks/seed_mean.py RUN [RUN ...] [--split test]
 
 Prints each run's accuracy and macro-F1, their mean and standard deviation over the runs,
-and the bootstrap 95% interval of the mean (the examples resampled once for all runs, which
-share them: fintune's seed_mean_ci, as a study reports a cell of several seeds). A run is any
-folder with predictions_<split>.csv: a fintune run, a distil.py student, a soup.
+and two bootstrap 95% intervals of the mean:
+- over test examples, for these runs (the examples resampled once for all runs, which share
+  them: fintune's seed_mean_ci, as a study reports a cell of several seeds). It takes the
+  trained runs as they are, so it leaves out the seeds' spread: three identical runs get
+  one run's interval.
+- for the recipe: the runs resampled too (N of N, with replacement), then the examples, so
+  it holds both the test set's noise and training's. With 3 runs this is coarse (there
+  are only 10 ways to draw them); read it with the std beside it.
+A run is any folder with predictions_<split>.csv: a fintune run, a distil.py student, a soup.
 """
 
 from __future__ import annotations
@@ -46,13 +52,38 @@ def main(argv: list[str] | None = None) -> None:
     for run, score in zip(args.runs, scores, strict=True):
         print(f"  accuracy {score['accuracy']:.4f}  macro-F1 {score['f1_macro']:.4f}  {run}")
     interval = seed_mean_ci(blocks, len(labels))
+    recipe = recipe_ci(blocks, len(labels))
     for metric in METRICS:
         values = np.array([s[metric] for s in scores])
-        low, high = interval[metric]
+        (low, high), (r_low, r_high) = interval[metric], recipe[metric]
         print(
             f"  {metric}: mean {values.mean():.4f} ± {values.std(ddof=1):.4f} (std over runs), "
-            f"95% CI of the mean [{low:.4f}, {high:.4f}]"
+            f"95% CI over test examples for these runs [{low:.4f}, {high:.4f}], "
+            f"for the recipe (runs resampled too) [{r_low:.4f}, {r_high:.4f}]"
         )
+
+
+def recipe_ci(
+    blocks: list[tuple[np.ndarray, np.ndarray]], k: int, samples: int = 2000, seed: int = 0
+) -> dict[str, list[float]]:
+    """95% interval of the mean over runs when both the runs (seeds) and the shared test
+    examples are drawn again: a two-level bootstrap."""
+    rng = np.random.default_rng(seed)
+    y = blocks[0][0]
+    whole = [confusion(y, p, k) for _, p in blocks]
+    replicates: dict[str, list[float]] = {m: [] for m in METRICS}
+    for _ in range(samples):
+        runs = rng.integers(len(blocks), size=len(blocks))
+        weights = np.bincount(rng.integers(len(y), size=len(y)), minlength=len(y))
+        scores = [
+            metrics_from_confusion(confusion(y, blocks[r][1], k, weights), whole[r]) for r in runs
+        ]
+        for m in METRICS:
+            replicates[m].append(float(np.mean([s[m] for s in scores])))
+    return {
+        m: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
+        for m, v in replicates.items()
+    }
 
 
 if __name__ == "__main__":
