@@ -324,6 +324,21 @@ def test_split_names_names_a_folders_file_by_its_name(tmp_path, stem):
         prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "other"}), 0)
 
 
+def test_data_json_says_which_source_split_plays_each_role(tmp_path):
+    """Under split_names {test: holdout} beside a test.csv, data.json's `test` meant
+    holdout.csv in one key and test.csv in another (`unused_splits`); "holdout" was
+    nowhere."""
+    _write(_frame(prefix="train "), tmp_path / "train.csv")
+    _write(_frame({"negative": 5, "neutral": 5, "positive": 5}, "held "), tmp_path / "holdout.csv")
+    _write(_frame({"negative": 2, "neutral": 2, "positive": 1}, "spare "), tmp_path / "test.csv")
+    data = prepare_data(_data(tmp_path, labels=LABELS, split_names={"test": "holdout"}), 0)
+    assert data.report["split_sources"] == {"test": "holdout", "train": "train"}
+    assert data.report["unused_splits"] == {"test": 5}
+    pooled = _data(tmp_path, labels=LABELS, split_names={"test": "holdout"})
+    pooled.split.use_given = False
+    assert prepare_data(pooled, 0).report["split_sources"] == {"test": "holdout", "train": "train"}
+
+
 def test_a_split_name_that_differs_in_case_names_the_near_match(tmp_path):
     """split_names matches names exactly: {test: holdout} beside Holdout.csv said only
     'has no split 'holdout'; it has: train', not which file was meant."""

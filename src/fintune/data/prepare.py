@@ -69,6 +69,12 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     frames = _assign_roles(sources, config, origin)
     taken = [id(frame) for frame in frames.values()]
     unused = {name: len(f) for name, f in sources.items() if id(f) not in taken}
+    # which source split plays each role: data.json's other keys name roles only, so under
+    # split_names {test: holdout} "holdout" was nowhere and `test` meant two files
+    split_sources = {
+        role: next(name for name, f in sources.items() if f is frame)
+        for role, frame in frames.items()
+    }
     for role, frame in frames.items():
         _check_columns(frame, config, f"{origin}, {role} split")
         where = f"{origin}, {role} split"
@@ -89,7 +95,11 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         # in one order, so the same files split alike however data.files lists them
         pooled = [frames[role] for role in ROLES if role in frames]
         frames = {"train": pd.concat(pooled, ignore_index=True)}
-    report: dict[str, Any] = {"source": origin, "source_splits": sorted(frames)}
+    report: dict[str, Any] = {
+        "source": origin,
+        "source_splits": sorted(frames),
+        "split_sources": dict(sorted(split_sources.items())),
+    }
     if placeholders:
         report["placeholder_texts"] = placeholders
     if unused:
