@@ -108,7 +108,7 @@ def test_a_run_whose_model_runs_its_own_code_is_refused_without_running_it(
         json.dumps({**asdict(info), "trust_remote_code": True})
     )
     monkeypatch.setattr(load.AutoTokenizer, "from_pretrained", lambda *a, **k: pytest.fail())
-    with pytest.raises(FintuneError, match=r"runs its own code .*configuration_x.XConfig"):
+    with pytest.raises(FintuneError, match=r"may run code of its own .*configuration_x.XConfig"):
         load_saved_classifier(folder)  # before the tokenizer, which asks at a terminal
     assert not marker.exists()
 
@@ -116,7 +116,7 @@ def test_a_run_whose_model_runs_its_own_code_is_refused_without_running_it(
     (folder / "config.json").write_text(json.dumps(settings))
     lora = {**asdict(info), "method": "lora", "trust_remote_code": True}
     (folder / "fintune_model.json").write_text(json.dumps(lora))
-    with pytest.raises(FintuneError, match=rf"own code .*the base {tiny_bert}.*=True"):
+    with pytest.raises(FintuneError, match=rf"code of its own .*the base {tiny_bert}.*=True"):
         load_saved_classifier(folder)
 
 
@@ -209,7 +209,7 @@ def test_a_run_of_a_model_transformers_knows_is_loaded_though_its_config_names_c
     (folder / "fintune_model.json").write_text(
         json.dumps({**asdict(info), "trust_remote_code": True})
     )
-    with pytest.raises(FintuneError, match=r"runs its own code .*configuration_x.XConfig"):
+    with pytest.raises(FintuneError, match=r"may run code of its own .*configuration_x.XConfig"):
         load_saved_classifier(folder)
 
 
@@ -457,7 +457,7 @@ def test_a_bottleneck_runs_own_plain_loader_is_not_named_as_the_models_code(make
     info = json.loads((folder / "fintune_model.json").read_text())
     (folder / "fintune_model.json").write_text(json.dumps({**info, "trust_remote_code": True}))
     with pytest.raises(
-        FintuneError, match=r"runs its own code \(model.trust_remote_code: the base"
+        FintuneError, match=r"may run code of its own \(model.trust_remote_code: the base"
     ) as error:
         load_saved_classifier(folder)
     assert "fintune_bottleneck" not in str(error.value)

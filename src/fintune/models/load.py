@@ -484,7 +484,7 @@ def _refuse_own_code(folder: Path, info: ModelInfo) -> None:
         named.append(f"the base {info.base}")
     if named:
         raise FintuneError(
-            f"{folder}: this run's model runs its own code (model.trust_remote_code: "
+            f"{folder}: this run's model may run code of its own (model.trust_remote_code: "
             f"{', '.join(sorted(set(named)))}); fintune does not run it for a saved run, so "
             "it cannot predict or serve it: read that code, then load the model yourself "
             "with trust_remote_code=True"
