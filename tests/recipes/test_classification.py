@@ -546,7 +546,15 @@ def test_step_evaluation_early_stopping_and_schedule_options(make_config):
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     eval_steps = [r["step"] for r in history if "eval_loss" in r]
     assert eval_steps[:3] == [2, 4, 6]
-    assert _metrics(run_dir)["train"]["steps"] < 20 * 6  # stopped well before 20 epochs
+    train = _metrics(run_dir)["train"]
+    assert train["steps"] < 20 * 6  # stopped well before 20 epochs
+    # and says so: "2 / 12" read as a run configured that short
+    assert train["stopped_early"] is True
+    row = f"| epochs / optimiser steps | {train['epochs']:.4g} / {train['steps']} (stopped early: "
+    assert (
+        row + "2 evaluations in a row without a better checkpoint) |"
+        in (run_dir / "report.md").read_text()
+    )
 
 
 class _TiedScoreFallingLoss(TrainerCallback):
@@ -568,6 +576,7 @@ def test_early_stopping_counts_a_tie_with_a_lower_loss_as_an_improvement(make_co
     config.output.save_model = False
     train = _metrics(run(config, callbacks=[_TiedScoreFallingLoss()]))["train"]
     assert train["steps"] == 4 * 6 and train["best_checkpoint_step"] == 4 * 6
+    assert train["stopped_early"] is False
 
 
 def test_texts_cut_at_max_length_are_counted_and_warned_about(make_config, capsys):

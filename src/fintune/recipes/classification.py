@@ -221,6 +221,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
                 "samples_per_s": samples_per_s(train_output, config, len(encoded["train"])),
                 "steps": train_output.global_step,
                 "epochs": train_output.metrics.get("epoch"),
+                "stopped_early": trainer.stopped_early,  # training.early_stopping_patience
                 "final_train_loss": train_output.training_loss,  # the mean over all steps
                 **last_train_loss(trainer.state),
                 "trainable_params": int(trainable),

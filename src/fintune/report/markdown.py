@@ -98,7 +98,9 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         f"| trainable parameters | {train['trainable_params']:,} of {train['total_params']:,} "
         f"({100 * train['trainable_params'] / max(train['total_params'], 1):.2f}%) |",
         f"| training examples | {train['examples']:,} |",
-        f"| epochs / optimiser steps | {_number(train['epochs'])} / {train['steps']} |",
+        f"| epochs / optimiser steps | {_number(train['epochs'])} / {train['steps']}"
+        + _early_stop(train, config.training)
+        + " |",
         f"| model evaluated | {_kept(train, config.training.best_metric)} |",
         f"| training time | {format_seconds(train['runtime_s'])} s |",
         f"| training samples/s | {_rate(train['samples_per_s'])} |",
@@ -193,6 +195,16 @@ def format_seconds(seconds: float | None) -> str:
 
 def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
+
+
+def _early_stop(train: dict, training) -> str:
+    """A run that stopped early looked like one configured shorter: '2 / 12' for 6 epochs."""
+    if not train.get("stopped_early"):
+        return ""
+    return (
+        f" (stopped early: {training.early_stopping_patience} evaluations in a row without a "
+        "better checkpoint)"
+    )
 
 
 def _number(value: float | None) -> str:

@@ -345,6 +345,7 @@ class SelectingTrainer(Trainer):
 
     _best: tuple[float, float] | None = None
     patience: int | None = None
+    stopped_early = False  # by `patience`, with steps still to go
     _without_improvement = 0
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -369,6 +370,7 @@ class SelectingTrainer(Trainer):
             self._without_improvement += 1
             if self.patience is not None and self._without_improvement >= self.patience:
                 self.control.should_training_stop = True
+                self.stopped_early = self.state.global_step < self.state.max_steps
             return False
         self._best, self._without_improvement = (score, loss), 0
         self.state.best_metric = score
