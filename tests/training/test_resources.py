@@ -1,13 +1,14 @@
 """The resource monitor's averages are over time, whatever the samples' spacing."""
 
+import json
+import subprocess
+import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 
-from fintune.training.resources import ResourceMonitor, _reset_rss_peak, _rss_peak
+from fintune.training.resources import ResourceMonitor, _rss_peak
 
 
 def test_cpu_average_is_cpu_time_over_wall_time_not_a_mean_of_uneven_samples():
@@ -72,21 +73,55 @@ def test_the_gpu_peak_is_that_of_the_monitored_block_not_of_later_evaluation(mon
     assert summary["gpu_mem_mib_max"] == 300.0 and summary["gpu_mem_mib_avg"] == 100.0
 
 
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux keeps VmHWM")
+_SPIKE = """
+import json, resource, sys, time
+import numpy as np
+from fintune.training.resources import ResourceMonitor
+
+def spike(mib):
+    held = np.ones(mib * 2**20, dtype=np.uint8)
+    time.sleep(0.05)
+    del held
+
+spike(int(sys.argv[1]))  # before the block: the process's peak so far
+with ResourceMonitor(interval_s=5.0) as monitor:
+    resting = monitor._process.memory_info().rss
+    spike(int(sys.argv[2]))
+print(json.dumps({"max": monitor.summary()["rss_mib_max"], "resting": resting / 2**20,
+                  "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _spike(before_mib: int, inside_mib: int) -> dict:
+    """A fresh process: the test runner's own peak would hide the block's."""
+    out = subprocess.run(
+        [sys.executable, "-c", _SPIKE, str(before_mib), str(inside_mib)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(_rss_peak() is None, reason="Linux keeps the peak (VmHWM)")
 def test_the_memory_peak_counts_a_block_held_between_two_samples():
     """A fast step's activations live for milliseconds, between two half-second samples:
     sampling alone reported the resting RSS as the peak."""
-    block = 200 * 2**20
-    with ResourceMonitor(interval_s=5.0) as monitor:
-        baseline = monitor._process.memory_info().rss
-        held = np.ones(block, dtype=np.uint8)
-        time.sleep(0.05)
-        del held
-    assert monitor.summary()["rss_mib_max"] >= (baseline + 0.9 * block) / 2**20
+    got = _spike(0, 200)
+    assert got["max"] >= got["resting"] + 0.9 * 200
+
+
+@pytest.mark.skipif(_rss_peak() is None, reason="Linux keeps the peak (VmHWM)")
+def test_the_memory_peak_leaves_the_process_own_peak_alone():
+    """Resetting VmHWM (clear_refs) wiped the process's peak from before the block: what
+    `time -v`, ru_maxrss and an outer monitor read fell from 424 MiB to 27. A block below
+    that earlier peak gets the samples' peak, not the earlier one."""
+    got = _spike(400, 100)
+    assert got["ru_maxrss"] >= 400
+    assert got["max"] < got["resting"] + 50  # the samples: the earlier 400 MiB is not its
 
 
 def test_the_memory_peak_falls_back_to_the_samples_where_the_kernel_keeps_none(tmp_path):
-    assert _reset_rss_peak(tmp_path / "missing" / "clear_refs") is False
     assert _rss_peak(tmp_path / "no_status") is None
     monitor = ResourceMonitor()
     monitor.start, monitor.end, monitor.times = 0.0, 1.0, [1.0]

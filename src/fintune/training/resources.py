@@ -33,7 +33,7 @@ class ResourceMonitor:
         self.start = self.end = 0.0
         self.cpu_s = 0.0
         self.gpu_max = 0
-        self.rss_peak: int | None = None  # the kernel's, where it keeps one
+        self.rss_peak: int | None = None  # the kernel's, where the block set a new one
 
     def __enter__(self) -> ResourceMonitor:
         self._process.cpu_percent(None)  # prime: the first reading is always 0
@@ -41,7 +41,7 @@ class ResourceMonitor:
             import torch
 
             torch.cuda.reset_peak_memory_stats()
-        self._peak_known = _reset_rss_peak()
+        self._peak_before = _rss_peak()
         self.cpu_s = -self._cpu_time()
         self.start = time.perf_counter()
         self._thread.start()
@@ -53,8 +53,9 @@ class ResourceMonitor:
         self._sample()
         self.end = self.times[-1]
         self.cpu_s += self._cpu_time()
-        if self._peak_known:
-            self.rss_peak = _rss_peak()
+        peak = _rss_peak()
+        if peak is not None and self._peak_before is not None and peak > self._peak_before:
+            self.rss_peak = peak  # the process's peak rose in the block: it is the block's
         if self.cuda:  # now: whatever runs after the block (evaluation) is not counted
             import torch
 
@@ -119,17 +120,11 @@ class ResourceMonitor:
         return sum(v * w for v, w in zip(values, spans, strict=True)) / total
 
 
-def _reset_rss_peak(clear_refs: Path = Path("/proc/self/clear_refs")) -> bool:
-    """Samples every half second miss memory held between two (a fast step's activations):
-    Linux keeps the process's true peak (VmHWM), which writing 5 here starts afresh."""
-    try:
-        clear_refs.write_text("5")
-    except OSError:  # not Linux, or a kernel or sandbox that refuses it
-        return False
-    return _rss_peak() is not None
-
-
 def _rss_peak(status: Path = Path("/proc/self/status")) -> int | None:
+    """Samples every half second miss memory held between two (a fast step's activations):
+    Linux keeps the process's true peak (VmHWM). It is not reset (/proc/self/clear_refs
+    would also wipe what `time -v`, ru_maxrss and an outer monitor read), so it counts only
+    when the block raised it; otherwise the samples give the peak."""
     try:
         line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
         return int(line.split()[1]) * 1024  # kB
