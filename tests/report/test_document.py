@@ -167,3 +167,19 @@ def test_markdown_marks_in_a_label_show_as_written_not_as_emphasis_links_or_stri
     assert cells == MARKED_LABELS
     assert "<strong>bold kept</strong>" in _rendered_gfm(doc.markdown(Path(".")))
     assert table_row(["card_arrival", "[0.1, 0.5]"]) == "| card_arrival | [0.1, 0.5] |"
+
+
+def test_text_markdown_shows_as_written_keeps_its_raw_form():
+    """Escaping every backslash and tilde made paths hard to read in report.md: a backslash
+    before a letter and a lone "~" are text in Markdown already."""
+    cells = ["C:\\Users\\me", "~/data/x.csv", "~~gone~~", "a\\<b>"]
+    row = table_row(cells)
+    assert row.startswith("| C:\\Users\\me | ~/data/x.csv | ")
+    rendered = [
+        html.unescape(c)
+        for c in re.findall(
+            r"<td>(.*?)</td>",
+            _rendered_gfm(f"{table_row(['a', 'b', 'c', 'd'])}\n|---|---|---|---|\n{row}\n"),
+        )
+    ]
+    assert rendered == cells

@@ -100,15 +100,22 @@ def _no_tags(text: str) -> str:
 
 
 # What Markdown would read as markup in text from the data (a label, an axis value): a
-# backslash (left alone, the one in `a\\<b>` escaped the escape and <b> was a tag again),
-# "<" (a tag or comment), "](" (a link), "~" (strikethrough), "&" before an entity
+# backslash before punctuation or at the end (left alone, the one in `a\\<b>` escaped the
+# escape and <b> was a tag again; before a letter, as in C:\Users, it is text), "<" (a tag
+# or comment), "](" (a link), "~" where two could strike through, "&" before an entity
 # name, a lone "*" and a "_" at a word's edge (emphasis: `*up*`, `_up_`). Kept: "**", the
 # reports' own bold, and "_" inside a word (`card_arrival`), which is never emphasis.
-_MARKUP = re.compile(r"[\\<~]|\](?=[(\[])|&(?=#?\w+;)|(?<!\*)\*(?!\*)|(?<![^\W_])_|_(?![^\W_])")
+_MARKUP = re.compile(
+    r"\\(?=[!-/:-@\[-`{-~]|$)|[<~]|\](?=[(\[])|&(?=#?\w+;)|(?<!\*)\*(?!\*)"
+    r"|(?<![^\W_])_|_(?![^\W_])"
+)
 
 
 def _literal(text: str) -> str:
-    return _MARKUP.sub(lambda m: "\\" + m.group(), text)
+    strikes = text.count("~") > 1  # one alone strikes nothing through: ~/data stays as is
+    return _MARKUP.sub(
+        lambda m: m.group() if m.group() == "~" and not strikes else "\\" + m.group(), text
+    )
 
 
 def _outside_code(text: str, escape) -> str:
