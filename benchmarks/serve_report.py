@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     if not results:
         raise SystemExit(f"no serve_load_*.json in {args.out}: run benchmarks/serve_load.py")
     runs = {precision: result.get("run") for precision, result in results.items()}
-    if len(set(runs.values())) > 1:  # say, fpb_methods.py rerun between two measurements
+    # by folder name (timestamped, unique): serve_load records --run as typed, else absolute
+    if len({Path(str(run)).name for run in runs.values()}) > 1:  # say, fpb_methods.py rerun
         served = "; ".join(f"{precision}: {run}" for precision, run in runs.items())
         raise SystemExit(
             f"the files in {args.out} served different runs ({served}): measure every "
@@ -43,8 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "## Serving: the MiniLM Financial PhraseBank model over HTTP",
         "",
-        "`benchmarks/serve_load.py` starts `fintune serve` on the `full` run above "
-        f"(`{Path(str(first.get('run'))).name}`; loopback, "
+        "`benchmarks/serve_load.py` starts `fintune serve` on the `full` run above ("
+        + (f"`{Path(first['run']).name}`; " if first.get("run") else "")
+        + "loopback, "
         f"{cores} CPU cores, uvicorn, one process) and loads it from a second process (Python, "
         f"asyncio + httpx, keep-alive connections), which shares the same {cores} cores. Texts: "
         f"the run's {n} test sentences, cycled. Latency is per request, client side; a warm-up "

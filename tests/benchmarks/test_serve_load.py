@@ -122,3 +122,22 @@ def test_the_report_refuses_measurements_of_two_different_runs(tmp_path, capsys)
         (tmp_path / f"serve_load_{precision}.json").write_text(json.dumps({"run": run}))
     with pytest.raises(SystemExit, match="served different runs .*fp32: runs/a.*bf16: runs/b"):
         serve_report.main(["--out", str(tmp_path)])
+
+
+def test_the_report_takes_one_run_written_two_ways_and_names_it(tmp_path, capsys):
+    """serve_load records --run as typed and its default absolute: one run written both
+    ways was refused as two."""
+    result = {
+        "cpu_cores": 2,
+        "agreement": {"n": 3, "same_label": 3, "served_accuracy": 1.0},
+        "phases": [],
+        "server_batching": {"mean_batch": 1.0, "largest_batch": 1},
+    }
+    runs = {
+        "fp32": "/abs/benchmarks/out/runs/x-fpb50-minilm-full",
+        "bf16": "benchmarks/out/runs/x-fpb50-minilm-full",
+    }
+    for precision, run in runs.items():
+        (tmp_path / f"serve_load_{precision}.json").write_text(json.dumps({**result, "run": run}))
+    serve_report.main(["--out", str(tmp_path)])
+    assert "on the `full` run above (`x-fpb50-minilm-full`; loopback" in capsys.readouterr().out
