@@ -95,11 +95,11 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         # in one order, so the same files split alike however data.files lists them
         pooled = [frames[role] for role in ROLES if role in frames]
         frames = {"train": pd.concat(pooled, ignore_index=True)}
-    report: dict[str, Any] = {
-        "source": origin,
-        "source_splits": sorted(frames),
-        "split_sources": dict(sorted(split_sources.items())),
-    }
+    report: dict[str, Any] = {"source": origin, "source_splits": sorted(frames)}
+    if config.split.use_given:
+        report["split_sources"] = dict(sorted(split_sources.items()))
+    else:  # pooled, then cut by the ratios: no role is its source split any more
+        report["pooled_sources"] = sorted(split_sources.values())
     if placeholders:
         report["placeholder_texts"] = placeholders
     if unused:
