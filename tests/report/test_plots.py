@@ -122,7 +122,7 @@ def test_a_one_step_curve_has_no_fractional_steps_on_its_axis(monkeypatch, tmp_p
 def test_a_very_long_label_leaves_the_matrix_its_room(monkeypatch, tmp_path):
     """A 300-character label made a tick text so wide that the matrix was a sliver of the
     saved image; two long labels sharing their start stay apart once shortened."""
-    from fintune.report.plots import tick_labels
+    from fintune.report.plots import text_width, tick_labels
 
     figures = []
     monkeypatch.setattr(plt.Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
@@ -135,5 +135,18 @@ def test_a_very_long_label_leaves_the_matrix_its_room(monkeypatch, tmp_path):
     renderer = FigureCanvasAgg(fig).get_renderer()  # a closed figure keeps no canvas
     matrix = fig.axes[0].get_window_extent(renderer)
     assert matrix.width > 0.3 * fig.get_tightbbox(renderer).width * fig.dpi  # as saved
+    assert text_width(tick_labels(["短" * 40])[0]) <= 40  # a wide character counts as two
     same_ends = tick_labels(["x" * 50 + "1" + "x" * 50, "x" * 50 + "2" + "x" * 50])
     assert same_ends[0].startswith("0: ") and same_ends[1].startswith("1: ")
+
+
+def test_room_for_labels_is_measured_as_drawn_not_counted_in_characters(monkeypatch, tmp_path):
+    """Room sized by character count left 40 W's (the widest letters) 22% of the width."""
+    figures = []
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    labels = ["W" * 40, "X" * 40, "Y" * 40]
+    plot_confusion((np.eye(3, dtype=int) + 1).tolist(), labels, "t", tmp_path / "cm.png")
+    fig = figures[-1]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    matrix = fig.axes[0].get_window_extent(renderer)
+    assert matrix.width > 0.35 * fig.get_tightbbox(renderer).width * fig.dpi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
@@ -77,12 +80,35 @@ def plot_learning_rate(history: list[dict], path: Path) -> None:
 def tick_labels(labels: list[str], width: int = 40) -> list[str]:
     """Labels short enough for an axis: a 300-character label left the matrix a sliver.
     The middle goes, so labels that share a long start stay apart; where two still read
-    the same, each is numbered."""
-    half = (width - 1) // 2
-    shown = [t if len(t) <= width else f"{t[:half]}…{t[-(width - 1 - half) :]}" for t in labels]
+    the same, each is numbered. Width counts a wide (CJK) character as two."""
+    shown = [t if text_width(t) <= width else _cut_middle(t, width) for t in labels]
     if len(set(shown)) < len(set(labels)):
         shown = [f"{i}: {t}" for i, t in enumerate(shown)]
     return shown
+
+
+def text_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _cut_middle(text: str, width: int) -> str:
+    head, tail, room = "", "", width - 1  # one for the ellipsis
+    for i in range(len(text)):  # a character from each end in turn, while they fit
+        for end in ("head", "tail"):
+            c = text[i] if end == "head" else text[-1 - i]
+            if text_width(c) > room:
+                return f"{head}…{tail}"
+            room -= text_width(c)
+            head, tail = (head + c, tail) if end == "head" else (head, c + tail)
+    return f"{head}…{tail}"
+
+
+def label_room(labels: list[str], font: float) -> float:
+    """Inches beside and below a matrix for its tick labels, so they do not take its room:
+    the widest as drawn ("W" is wider than "i"; a CJK character about two)."""
+    renderer, props = RendererAgg(1, 1, 72), FontProperties(size=font)  # 72 dpi: points
+    widths = [renderer.get_text_width_height_descent(t, props, ismath=False)[0] for t in labels]
+    return max(widths, default=0) / 72
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path: Path) -> None:
@@ -92,7 +118,7 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path:
     size = min(4 + 0.35 * k, 24)
     font = min(10.0, 1000 / k)  # a line of text per cell: 150 labels at 6.7 pt
     # room for the labels beside and below the matrix, not taken from it (inches)
-    text = 0.07 * max(map(len, labels), default=0) * font / 10
+    text = label_room(labels, font)
     fig, ax = plt.subplots(figsize=(size + text, size * 0.85 + 0.75 * text))
     image = ax.imshow(cm, cmap="Blues")
     # parse_math off: "$" in a label is a dollar

@@ -34,7 +34,7 @@ from fintune.evaluation.paired import (  # noqa: E402
 )
 from fintune.report.document import Document  # noqa: E402
 from fintune.report.markdown import format_seconds, read_history  # noqa: E402
-from fintune.report.plots import lone, nothing_logged, tick_labels  # noqa: E402
+from fintune.report.plots import label_room, lone, nothing_logged, tick_labels  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
 from fintune.study.compare import DATA_CHANGED, finished_metrics  # noqa: E402
 from fintune.study.spec import (  # noqa: E402
@@ -474,7 +474,10 @@ def _plots(
     cols = min(4, len(names))
     nrows = (len(names) + cols - 1) // cols
     size = 2.2 + 0.25 * len(labels)
-    fig, axes = plt.subplots(nrows, cols, figsize=(size * cols, size * nrows), squeeze=False)
+    room = label_room(labels, 7)  # the tick labels' font size below
+    fig, axes = plt.subplots(
+        nrows, cols, figsize=((size + room) * cols, (size + 0.75 * room) * nrows), squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, name in zip(axes.flat, names, strict=False):
