@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fintune.report.document import Document, table_row
+from fintune.report.document import Document, bold, lead_bold, table_row
 
 
 def test_a_line_break_or_a_pipe_in_a_cell_stays_inside_its_row():
@@ -137,7 +137,16 @@ def test_a_code_span_in_a_table_cell_keeps_its_less_than():
     assert table_row(["`a<b`", "a<b"]) == "| `a<b` | a\\<b |"
 
 
-MARKED_LABELS = ["*up*", "_down_", "[flat](http://x)", "~~gone~~", "&amp;", "card_arrival"]
+MARKED_LABELS = [
+    "*up*",
+    "**bold**",
+    "a**b**c",
+    "_down_",
+    "[flat](http://x)",
+    "~~gone~~",
+    "&amp;",
+    "card_arrival",
+]
 
 
 def _rendered_gfm(markdown: str) -> str:
@@ -155,7 +164,7 @@ def test_markdown_marks_in_a_label_show_as_written_not_as_emphasis_links_or_stri
     (line,) = _quality_lines({"labels_missing_from_test": MARKED_LABELS}, None)
     doc = Document("Study s")
     doc.heading("method=*up*")
-    doc.text("Not run: label=_down_ and **bold kept**")
+    doc.text("Not run: label=_down_ and " + bold("bold kept"))
     for page in (
         _rendered_gfm(f"{header}\n|---|---|\n{rows}\n"),
         _rendered_gfm(line),
@@ -183,3 +192,20 @@ def test_text_markdown_shows_as_written_keeps_its_raw_form():
         )
     ]
     assert rendered == cells
+
+
+def test_only_the_reports_own_bold_is_bold_in_markdown_and_html():
+    """'**' was spared for the reports' own bold, so a label `**up**` was bold too."""
+    doc = Document("Study s")
+    doc.table(["cell", "verdict"], [[bold("method=**x**"), bold("better")]])
+    doc.text(lead_bold("**Small sample** (method=**x** test n = 24): few examples"))
+    md = doc.markdown(Path("."))
+    assert "| **method=\\*\\*x\\*\\*** | **better** |" in md
+    assert "**Small sample** (method=\\*\\*x\\*\\* test n = 24)" in md
+    rendered = _rendered_gfm(md)
+    assert (
+        "<strong>method=**x**</strong>" in rendered and "<strong>Small sample</strong>" in rendered
+    )
+    page = doc.html()
+    assert "<strong>method=**x**</strong>" in page and "<strong>better</strong>" in page
+    assert "<strong>Small sample</strong> (method=**x** test" in page

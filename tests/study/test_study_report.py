@@ -253,6 +253,7 @@ def test_a_better_rows_interval_does_not_show_a_bound_of_0(tmp_path):
     """On 2,500 test examples a candidate that fixes 15 of the baseline's errors and makes 5
     new ones is better (p = 0.041, interval [0.0004, 0.0072]): the report showed
     '+0.0040 [+0.000, +0.007]' beside **better**, an interval that seems to touch 0."""
+    from fintune.report.document import bold
     from fintune.study import report
     from fintune.study.spec import StudySpec
 
@@ -264,7 +265,7 @@ def test_a_better_rows_interval_does_not_show_a_bound_of_0(tmp_path):
         run.cell = Cell({"method": method}, {}, None)
         done[run.cell.id] = run
     delta, verdict, _ = report._versus_baseline([done["method=lora"]], spec, done)
-    assert verdict == "**better**"
+    assert verdict == bold("better")
     assert delta.startswith("+0.0040 [+0.0004, +0.008]"), delta  # 0.0072, rounded up
 
 

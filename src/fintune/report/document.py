@@ -82,31 +82,48 @@ def table_row(cells: list[str]) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
+BOLD = "\ue000"  # (private use) the reports' own bold: "**" in text from the data stays text
+
+
+def bold(text: str) -> str:
+    return f"{BOLD}{text}{BOLD}"
+
+
+def lead_bold(note: str) -> str:
+    """A note that opens with a fixed title in **…** (metrics.py's), its title as bold()."""
+    match = re.match(r"\*\*([^*]+)\*\*", note)
+    return bold(match.group(1)) + note[match.end() :] if match else note
+
+
 def _cell(text: str) -> str:
     one_line = " ".join(str(text).splitlines())
-    return _outside_code(one_line, _literal).replace("|", "\\|")
+    return _marks(_outside_code(one_line, _literal).replace("|", "\\|"))
 
 
 def plain_text(text: str) -> str:
     """Text from the data (a label) as one line that Markdown shows as it is: a "<" could
     open an HTML tag or comment ("<!-- down" hid the rest of the report)."""
-    return _literal(" ".join(str(text).splitlines()))
+    return _marks(_literal(" ".join(str(text).splitlines())))
 
 
 def _no_tags(text: str) -> str:
     """A paragraph that may name axis values or paths: "<" is text, except in `code`,
     which Markdown shows as it is."""
-    return _outside_code(text, _literal)
+    return _marks(_outside_code(text, _literal))
+
+
+def _marks(markdown: str) -> str:
+    return markdown.replace(BOLD, "**")
 
 
 # What Markdown would read as markup in text from the data (a label, an axis value): a
 # backslash before punctuation or at the end (left alone, the one in `a\\<b>` escaped the
 # escape and <b> was a tag again; before a letter, as in C:\Users, it is text), "<" (a tag
 # or comment), "](" (a link), "~" where two could strike through, "&" before an entity
-# name, a lone "*" and a "_" at a word's edge (emphasis: `*up*`, `_up_`). Kept: "**", the
-# reports' own bold, and "_" inside a word (`card_arrival`), which is never emphasis.
+# name, "*" and a "_" at a word's edge (emphasis: `*up*`, `**up**`, `_up_`). Kept: "_"
+# inside a word (`card_arrival`), which is never emphasis. The reports' own bold is bold().
 _MARKUP = re.compile(
-    r"\\(?=[!-/:-@\[-`{-~]|$)|[<~]|\](?=[(\[])|&(?=#?\w+;)|(?<!\*)\*(?!\*)"
+    r"\\(?=[!-/:-@\[-`{-~]|$)|[<~]|\](?=[(\[])|&(?=#?\w+;)|\*"
     r"|(?<![^\W_])_|_(?![^\W_])"
 )
 
@@ -126,9 +143,9 @@ def _outside_code(text: str, escape) -> str:
 
 
 def _inline(text: str) -> str:
-    """Escape, then the two Markdown marks the reports use: **bold** and `code`."""
+    """Escape, then the reports' own marks: bold() and `code`."""
     out = html.escape(text)
-    for mark, tag in (("**", "strong"), ("`", "code")):
+    for mark, tag in ((BOLD, "strong"), ("`", "code")):
         parts = out.split(mark)
         if len(parts) % 2 == 1:
             out = "".join(p if i % 2 == 0 else f"<{tag}>{p}</{tag}>" for i, p in enumerate(parts))

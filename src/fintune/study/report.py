@@ -32,7 +32,7 @@ from fintune.evaluation.paired import (  # noqa: E402
     paired_bootstrap,
     seed_mean_ci,
 )
-from fintune.report.document import Document  # noqa: E402
+from fintune.report.document import Document, bold, lead_bold  # noqa: E402
 from fintune.report.markdown import format_seconds, read_history  # noqa: E402
 from fintune.report.plots import label_room, lone, nothing_logged, tick_labels  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
@@ -159,7 +159,7 @@ def write_study_report(
     )
     if interim:
         doc.text(
-            "**This is an interim report**, written while the study runs: the plots come "
+            bold("This is an interim report") + ", written while the study runs: the plots come "
             "with the report written when every cell has run."
         )
 
@@ -259,7 +259,7 @@ def _metrics_table(
         seeds = ",".join(r.cell.coords.get(SEED_AXIS, str(r.metrics["seed"])) for r in runs)
         n = "/".join(str(size) for size in sorted({r.metrics["test"]["n"] for r in runs}))
         versus = _versus_baseline(runs, spec, finished, unfinished)
-        body.append([f"**{name}**", seeds, n, *cells, *versus])
+        body.append([bold(name), seeds, n, *cells, *versus])
     doc.table(header, body)
     sizes = {
         f"{name} test": min(r.metrics["test"]["n"] for r in runs) for name, runs in rows.items()
@@ -273,7 +273,7 @@ def _metrics_table(
         for r in runs
     }
     for note in filter(None, (small_sample_note(sizes), boundary_note(edges))):
-        doc.text(note)
+        doc.text(lead_bold(note))
 
 
 def plot_slug(title: str, used: set[str]) -> str:
@@ -334,7 +334,7 @@ def _versus_baseline(
     return [
         f"{result['difference']:+.4f} [{format_bound(low, False)}, {format_bound(high, True)}]"
         f"{partial}",
-        f"**{result['verdict']}**" if result["verdict"] != "within noise" else "within noise",
+        bold(result["verdict"]) if result["verdict"] != "within noise" else "within noise",
         f"{format_p(result['p'])} ({result['candidate_ahead']} vs {result['baseline_ahead']})",
     ]
 
@@ -386,7 +386,7 @@ def _resource_table(doc: Document, rows: dict[str, list[Finished]]) -> None:
     devices = sorted({d for row in body for d in row[1].split("/")})
     if len(devices) > 1:  # a study resumed on another machine keeps its finished cells
         doc.text(
-            f"**Runs on different devices** ({', '.join(devices)}): their training times, "
+            bold("Runs on different devices") + f" ({', '.join(devices)}): their training times, "
             "samples/s and memory are not comparable."
         )
 
