@@ -272,6 +272,7 @@ def case_label_not_in_labels(tmp):
         "row 3",
         "label 'positve' is not in the label map",
         "'negative', 'neutral', 'positive'",
+        "add it to data.labels, or correct the row",
     ]
 
 
@@ -282,7 +283,7 @@ def case_label_id_out_of_range(tmp):
     return [str(_base(tmp, data=f"  path: {path}\n"))], [
         "row 5",
         "label id 3 is not in the label map",
-        "set data.labels",
+        "integer labels are positions in data.labels, which names 3",
     ]
 
 

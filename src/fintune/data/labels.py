@@ -229,8 +229,14 @@ def _unlabelled_split(
 
 
 def _label_ids(
-    frame: pd.DataFrame, column: str, labels: list[str], by_name: bool, where: str
+    frame: pd.DataFrame,
+    column: str,
+    labels: list[str],
+    by_name: bool,
+    where: str,
+    labels_given: bool = False,
 ) -> list[int]:
+    """`labels_given`: the map is data.labels as written (else a known dataset's)."""
     values = frame[column]
     index = {name: i for i, name in enumerate(labels)}
     as_ids = _holds_ids(values)
@@ -249,13 +255,21 @@ def _label_ids(
             out.append(index[str(value).lower()])  # parquet's True as csv and jsonl name it
         else:
             kind = "label id" if as_ids else "label"
-            hint = (
-                "; integer labels are positions in data.labels: set data.labels to name every id"
-                if as_ids
-                else "; set data.labels to the full label order"
-            )
+            hint = _not_in_map_hint(as_ids, labels_given, len(labels))
             raise FintuneError(
                 f"{where}, {_row(frame, row)}: {kind} {value!r} is not in the label map "
                 f"{labels}{hint}"
             )
     return out
+
+
+def _not_in_map_hint(as_ids: bool, labels_given: bool, n_labels: int) -> str:
+    """The way out for a label missing from the map: the user's own data.labels lacks it,
+    or a known dataset's labels do (then data.labels can replace them)."""
+    if as_ids:
+        if labels_given:
+            return f"; integer labels are positions in data.labels, which names {n_labels}"
+        return "; integer labels are positions in data.labels: set data.labels to name every id"
+    if labels_given:
+        return "; add it to data.labels, or correct the row"
+    return "; set data.labels to the full label order"

@@ -488,7 +488,8 @@ def _to_examples(
             f"{where}, {_row(frame, row)}: the text is {_kind(text)} ({text!r}), not a "
             f"string; is data.text_column ({config.text_column!r}) the column of texts?"
         )
-    ids = _label_ids(frame, config.label_column, labels, by_name, where)
+    given = config.labels is not None
+    ids = _label_ids(frame, config.label_column, labels, by_name, where, given)
     return pd.DataFrame({"text": texts.astype(str).str.strip(), "label": ids})
 
 
