@@ -132,6 +132,20 @@ def test_a_backslash_before_a_less_than_cannot_reopen_a_tag_outside_tables():
     assert "a\\&lt;b&gt;x" in page and "<code>code &lt;kept&gt;</code>" in page
 
 
+def test_backticks_in_labels_stay_text_in_the_reports_lines():
+    """Two labels with a backtick each (a`b, c`d) made one code span across the labels-missing
+    line, hiding the comma between them; a heading's label was code too."""
+    from fintune.report.markdown import _quality_lines
+
+    (line,) = _quality_lines({"labels_missing_from_test": ["a`b", "c`d <x>"]}, None)
+    page = _rendered(line)
+    assert "<code>" not in page and "a`b, c`d &lt;x&gt;" in page
+    doc = Document("Study s")
+    doc.heading("data=`fpb`")
+    heading = _rendered(doc.markdown(Path(".")))
+    assert "<code>" not in heading and "data=`fpb`" in heading
+
+
 def test_a_code_span_in_a_table_cell_keeps_its_less_than():
     """Inside `code` a backslash shows: the traceback path `a<b` read `a\\<b`."""
     assert table_row(["`a<b`", "a<b"]) == "| `a<b` | a\\<b |"

@@ -102,8 +102,9 @@ def _cell(text: str) -> str:
 
 def plain_text(text: str) -> str:
     """Text from the data (a label) as one line that Markdown shows as it is: a "<" could
-    open an HTML tag or comment ("<!-- down" hid the rest of the report)."""
-    return _marks(_literal(" ".join(str(text).splitlines())))
+    open an HTML tag or comment ("<!-- down" hid the rest of the report), and a backtick a
+    code span reaching into the next label (such a line holds no code of its own)."""
+    return _marks(_literal(" ".join(str(text).splitlines())).replace("`", "\\`"))
 
 
 def _no_tags(text: str) -> str:
