@@ -63,6 +63,8 @@ def test_sweep_runs_trials_then_a_final_model_and_writes_the_report(sweep_file, 
     assert (folder / final["run_dir"] / "model").is_dir()
     text = report.read_text()
     assert "## Best trial" in text and "## Final model" in text and "## Trials" in text
+    sizes = f"validation n = {final_metrics['validation']['n']}, test n = "
+    assert f"**Small sample** ({sizes}" in text  # as the final run's own report says
     assert (folder / "plots" / "optimization_history.png").is_file()
     assert (folder / "report.html").read_text().count("data:image/png;base64,") >= 1
 
