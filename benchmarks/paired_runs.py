@@ -52,12 +52,13 @@ def main(argv: list[str] | None = None) -> None:
         low, high = d["ci95"]
         print(
             f"  B - A {metric}: {d['difference']:+.4f} [{low:+.4f}, {high:+.4f}] {d['verdict']}"
-            f" ({d['test']} p = {format_p(d['p'])})"
+            f" ({d['test']} p = {format_p(d['p'], d['p_floor'])})"
         )
     test = difference["accuracy"]
+    p = format_p(test["exact_p"], test["p_floor"])
     print(
         f"  McNemar: {test['baseline_ahead']} right only for A, "
-        f"{test['candidate_ahead']} only for B, exact p = {format_p(test['exact_p'])}"
+        f"{test['candidate_ahead']} only for B, exact p = {p}"
     )
 
 

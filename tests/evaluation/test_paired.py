@@ -9,6 +9,7 @@ import pytest
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score
 
+from fintune.evaluation import paired
 from fintune.evaluation.metrics import bootstrap_ci
 from fintune.evaluation.paired import (
     exact_paired_test,
@@ -329,6 +330,27 @@ def test_an_exact_p_too_small_for_a_float_is_shown_as_a_bound_not_as_0():
     assert (result["candidate_ahead"], result["baseline_ahead"]) == (3100, 500)
     assert format_p(result["p"]) == "< 1e-15"
     assert format_p(2e-15) == "2e-15"
+
+
+def test_an_exact_p_through_the_fft_is_bounded_by_its_rounding(monkeypatch):
+    """Seeds of unequal counts (1 to 7 on five test sets): the FFT's tail sums rounding,
+    so a p of 6.7e-21 (direct convolution) came out as 1.005e-15 and showed as "1e-15"."""
+    rng = np.random.default_rng(3)
+    baseline, candidate, test_sets = [], [], []
+    for group, seeds in enumerate([1, 2, 3, 5, 7]):
+        y = rng.integers(0, 2, 300)
+        for _ in range(seeds):
+            baseline.append((y, np.where(rng.random(300) < 0.75, y, 1 - y)))
+            candidate.append((y, np.where(rng.random(300) < 0.83, y, 1 - y)))
+            test_sets.append(group)
+    monkeypatch.setattr(paired, "DIRECT_CONVOLUTION_MAX", 10**12)
+    direct = exact_paired_test(baseline, candidate, test_sets)
+    monkeypatch.setattr(paired, "DIRECT_CONVOLUTION_MAX", 0)
+    fft = exact_paired_test(baseline, candidate, test_sets)
+    assert direct["p"] < 1e-18 and format_p(direct["p"], direct["p_floor"]) == "< 1e-15"
+    assert format_p(fft["p"], fft["p_floor"]) == "< 1e-12"
+    compared = paired_bootstrap(baseline, candidate, 2, 200, 0, test_sets)
+    assert compared["accuracy"]["p_floor"] == paired.FFT_P_FLOOR
 
 
 @pytest.mark.parametrize(

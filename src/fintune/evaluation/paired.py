@@ -31,6 +31,7 @@ Block = tuple[np.ndarray, np.ndarray]  # (y_true, y_pred) of one run
 DIRECT_CONVOLUTION_MAX = 10**7  # larger exact-test convolutions go through an FFT
 ALPHA = 0.05  # the level of every verdict
 P_FLOOR = 1e-15  # smaller p-values are shown as below it (see format_p)
+FFT_P_FLOOR = 1e-12  # the same through the FFT, whose tail sums hold ~2e-15 of rounding
 
 
 def _mean_over_blocks(per_block: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -133,10 +134,10 @@ def paired_bootstrap(
     for name, result in out.items():
         if name == "accuracy":
             p, favours = exact["p"], exact["favours"]
-            result.update(exact_p=p, test="exact")
+            result.update(exact_p=p, test="exact", p_floor=exact["p_floor"])
         else:
             p, favours = shuffled[name], _favours(result["difference"])
-            result["test"] = "randomization"
+            result.update(test="randomization", p_floor=P_FLOOR)
         result.update(
             p=p, baseline_ahead=exact["baseline_ahead"], candidate_ahead=exact["candidate_ahead"]
         )
@@ -151,13 +152,14 @@ def _favours(difference: float) -> str:
     return "candidate" if difference > 0 else "baseline" if difference < 0 else "neither"
 
 
-def format_p(p: float) -> str:
+def format_p(p: float, floor: float = P_FLOOR) -> str:
     """Three significant digits, or more where three would round across ALPHA
-    (0.049983 is "0.04998", not "0.05" beside a verdict that needs p < 0.05). Below 1e-15
-    a p is a floor, not a figure: the exact test's terms underflow to 0 (3,100 vs 500
-    examples gave p = 0), and its FFT path is exact to about 1e-16."""
-    if p < P_FLOOR:
-        return f"< {P_FLOOR:g}"
+    (0.049983 is "0.04998", not "0.05" beside a verdict that needs p < 0.05). Below `floor`
+    a p is a bound, not a figure: the exact test's terms underflow to 0 (3,100 vs 500
+    examples gave p = 0), and on its FFT path (its result's `p_floor`) the tail sums
+    rounding (1.7e-15 shown where the p was 1e-66)."""
+    if p < floor:
+        return f"< {floor:g}"
     for digits in range(3, 8):
         shown = f"{p:.{digits}g}"
         if (float(shown) < ALPHA) == (p < ALPHA):
@@ -276,7 +278,7 @@ def exact_paired_test(
     observed = int(score.sum())
     # Distribution of the flipped total: each magnitude a, held by m examples, adds
     # a * (2X - m) with X ~ Binomial(m, 1/2); the magnitudes are independent.
-    distribution = np.ones(1)
+    distribution, floor = np.ones(1), P_FLOOR
     magnitudes, counts = np.unique(np.abs(score[score != 0]), return_counts=True)
     for a, m in zip(magnitudes.tolist(), counts.tolist(), strict=True):
         kernel = np.zeros(2 * a * m + 1)
@@ -285,6 +287,7 @@ def exact_paired_test(
             distribution = np.convolve(distribution, kernel)
         else:  # many seeds of unequal counts: FFT (error ~1e-16) instead of seconds to minutes
             distribution = np.clip(fftconvolve(distribution, kernel), 0, None)
+            floor = FFT_P_FLOOR
     reach = (len(distribution) - 1) // 2
     totals = np.arange(-reach, reach + 1)
     p = float(distribution[np.abs(totals) >= abs(observed)].sum())
@@ -293,4 +296,5 @@ def exact_paired_test(
         "candidate_ahead": int((score > 0).sum()),
         "favours": "candidate" if observed > 0 else "baseline" if observed < 0 else "neither",
         "p": min(1.0, p),
+        "p_floor": floor,  # below it, p is only known to be smaller (format_p)
     }

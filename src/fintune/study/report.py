@@ -335,7 +335,8 @@ def _versus_baseline(
         f"{result['difference']:+.4f} [{format_bound(low, False)}, {format_bound(high, True)}]"
         f"{partial}",
         bold(result["verdict"]) if result["verdict"] != "within noise" else "within noise",
-        f"{format_p(result['p'])} ({result['candidate_ahead']} vs {result['baseline_ahead']})",
+        f"{format_p(result['p'], result['p_floor'])} "
+        f"({result['candidate_ahead']} vs {result['baseline_ahead']})",
     ]
 
 
