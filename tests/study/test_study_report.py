@@ -387,6 +387,32 @@ def test_test_sizes_that_differ_between_seeds_are_listed_in_numeric_order(monkey
     assert body[0][header.index("n test")] == "99/100/1000"
 
 
+def test_a_seed_scored_all_right_is_noted_as_narrowing_its_rows_mean(monkeypatch):
+    """A row of seeds shows the interval of their mean, which has width; the note told of
+    '[1.000, 1.000]' and 'F1 intervals shown beside them as narrow', which no cell showed."""
+    from fintune.config.schema import METRICS
+    from fintune.report.document import Document
+    from fintune.study import report
+    from fintune.study.spec import StudySpec
+
+    def run(seed: int, accuracy: float) -> Finished:
+        metrics = {"seed": seed, "test": {"n": 60, **dict.fromkeys(METRICS, accuracy)}}
+        return Finished(Cell({"seed": str(seed)}, {}, None), None, metrics)
+
+    monkeypatch.setattr(report, "_versus_baseline", lambda *a: ["baseline", "", ""])
+    spec = StudySpec(name="s", base={}, baseline={"method": "full"})
+    rows = {"method=lora": [run(1, 1.0), run(2, 0.9)], "method=full": [run(1, 1.0)]}
+    intervals = {name: {m: [0.85, 0.96] for m in METRICS} for name in rows}
+    doc = Document("s")
+    report._metrics_table(doc, spec, rows, intervals, {})
+    notes = [block[1] for block in doc.blocks if block[0] == "p"]
+    (single,) = [n for n in notes if "Interval at the edge" in n]
+    (seeds,) = [n for n in notes if "Seed at the edge" in n]
+    assert "method=full test: all of 60 right" in single and "seed" not in single
+    assert "method=lora test (seed 1): all of 60 right, accuracy [0.940, 1.000]" in seeds
+    assert "[1.000, 1.000]" not in seeds and "seed 2" not in seeds
+
+
 def test_the_resource_table_shows_a_sub_second_training_time():
     """Cells of a few steps on a tiny model trained in 0.04 s: 'train time s' showed 0,
     and a rate the Trainer could not time (None) crashed nothing but must show a dash."""

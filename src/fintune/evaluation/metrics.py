@@ -276,6 +276,24 @@ def boundary_note(scores: dict[str, tuple[int, float]]) -> str | None:
     )
 
 
+def seed_edge_note(scores: dict[str, tuple[int, float]]) -> str | None:
+    """boundary_note for seeds of a row shown as a mean over seeds: the interval of the mean
+    has width from the other seeds, but none from a seed scored all right or all wrong."""
+    lines = [
+        f"{name}: {'all' if accuracy else 'none'} of {n} right, accuracy {format_interval(*exact)}"
+        for name, (n, accuracy) in scores.items()
+        if (exact := edge_interval(n, accuracy))
+    ]
+    if not lines:
+        return None
+    return (
+        "**Seed at the edge**: no resample of a seed's test examples moves an accuracy of "
+        "100% (or 0%), so such a seed adds no width to the interval of its row's mean, and "
+        "that interval (of F1 too) is narrower than it should be. Exact binomial "
+        "(Clopper-Pearson) 95% intervals of those seeds: " + "; ".join(lines) + "."
+    )
+
+
 def per_class_edge_note(cm: list[list[int]], labels: list[str]) -> str | None:
     """A warning naming each label's precision or recall that is all right or all wrong
     (rows of `cm` true, columns predicted), with its exact binomial 95% interval: as for a

@@ -24,6 +24,7 @@ from fintune.errors import FintuneError  # noqa: E402
 from fintune.evaluation.metrics import (  # noqa: E402
     boundary_note,
     format_interval,
+    seed_edge_note,
     small_sample_note,
 )
 from fintune.evaluation.paired import (  # noqa: E402
@@ -264,15 +265,23 @@ def _metrics_table(
     sizes = {
         f"{name} test": min(r.metrics["test"]["n"] for r in runs) for name, runs in rows.items()
     }
+    # a row of one run shows its own interval; a row of seeds the interval of their mean
     edges = {
-        f"{name} test" + (f" (seed {r.metrics['seed']})" if len(runs) > 1 else ""): (
+        f"{name} test": (runs[0].metrics["test"]["n"], runs[0].metrics["test"]["accuracy"])
+        for name, runs in rows.items()
+        if len(runs) == 1
+    }
+    seed_edges = {
+        f"{name} test (seed {r.metrics['seed']})": (
             r.metrics["test"]["n"],
             r.metrics["test"]["accuracy"],
         )
         for name, runs in rows.items()
+        if len(runs) > 1
         for r in runs
     }
-    for note in filter(None, (small_sample_note(sizes), boundary_note(edges))):
+    notes = small_sample_note(sizes), boundary_note(edges), seed_edge_note(seed_edges)
+    for note in filter(None, notes):
         doc.text(lead_bold(note))
 
 
