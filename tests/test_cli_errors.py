@@ -455,6 +455,13 @@ def case_output_dir_is_a_file(tmp):
     return [str(cfg)], ["output.dir:", "results is a file, not a directory"]
 
 
+def case_output_dir_is_a_broken_link(tmp):
+    """A `runs` link to a scratch mount that is not there passed validate; run loaded the
+    model, then failed in mkdir with a FileExistsError traceback."""
+    (tmp / "runs").symlink_to(tmp / "scratch" / "runs")
+    return [str(_base(tmp))], ["output.dir:", "runs is a broken link", "scratch/runs"]
+
+
 def case_empty_label_list(tmp):
     data = f"  path: {_csv(tmp)}\n  labels: []\n"
     return [str(_base(tmp, data=data, labels=False))], ["data.labels", "at least 2"]
@@ -501,6 +508,7 @@ RUN_CASES = [
     "fpb_line_without_at",
     "unknown_model",
     "output_dir_is_a_file",
+    "output_dir_is_a_broken_link",
     "negative_seed",
 ]
 

@@ -76,6 +76,11 @@ def check_writable(folder: Path, field: str) -> None:
 def unwritable(folder: Path) -> str | None:
     """Why `folder` cannot be made (or is not) a writable directory; None if it can."""
     path = folder.absolute()
+    for missing in (path, *path.parents):
+        if missing.exists():
+            break
+        if missing.is_symlink():  # mkdir would fail on it (a scratch mount not there)
+            return f"{missing} is a broken link (to {os.readlink(missing)}, which does not exist)"
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
         return f"{existing} is a file, not a directory"
