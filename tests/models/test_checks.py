@@ -3,6 +3,8 @@ names the field, and how many tokens a model takes."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from transformers import (
     BartConfig,
@@ -127,6 +129,27 @@ def test_a_misspelt_module_of_a_gguf_model_is_named_before_the_model_loads(
     with pytest.raises(FintuneError, match=r"method.target_modules: 'q_prj'.*q_proj"):
         check_architecture(config)
     check_architecture(make_config(model={"name": str(tiny_gguf)}, method={"name": "lora"}))
+
+
+@pytest.mark.parametrize("keep", [300, 0.5])
+def test_a_gguf_file_cut_short_is_named_as_incomplete(make_config, tiny_gguf, tmp_path, keep):
+    """An interrupted download: cut in its header, a struct.error traceback from validate;
+    cut in its tensors, 'cannot reshape array of size ...' and no more."""
+    data = tiny_gguf.read_bytes()
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(data[: keep if isinstance(keep, int) else int(len(data) * keep)])
+    with pytest.raises(FintuneError, match=r"cut.gguf.*looks incomplete \(an interrupted"):
+        check_architecture(make_config(model={"name": str(cut)}, method={"name": "lora"}))
+
+
+def test_a_safetensors_file_cut_short_is_refused_before_the_load(make_config, tiny_bert, tmp_path):
+    """validate said ok; run failed at the load with safetensors' own traceback."""
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_bert, folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(FintuneError, match=r"copy/model.safetensors is damaged or cut short"):
+        check_architecture(make_config(model={"name": str(folder)}))
 
 
 @pytest.mark.parametrize("method", ["prefix", "prompt", "lora"])

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import struct
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -80,6 +82,8 @@ def check_architecture(config: ExperimentConfig, built: dict | None = None) -> N
     source = resolve_model(config.model.name, config.model.gguf_file)
     if source.gguf_file:
         _check_gguf_method(config, source)
+    elif is_local(source.name_or_path):
+        _check_weight_files(Path(source.name_or_path))
     revision, remote = config.model.revision, config.model.trust_remote_code
     key = (source.name_or_path, revision, remote, source.gguf_file)
     built = {} if built is None else built
@@ -111,6 +115,20 @@ def _check_gguf_method(config: ExperimentConfig, source: ModelSource) -> None:
         )
 
 
+def _check_weight_files(folder: Path) -> None:
+    """A local model's safetensors files are whole: a copy cut short passed every check and
+    failed at the load with safetensors' own traceback. Reads each header, not the weights."""
+    for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        try:
+            with safe_open(path, framework="pt"):
+                pass
+        except (OSError, SafetensorError) as err:
+            raise FintuneError(
+                f"model.name: {path} is damaged or cut short (an incomplete copy or "
+                f"download?): {err}"
+            ) from None
+
+
 def _meta_architecture(
     name_or_path: str, revision: str | None, trust_remote_code: bool, gguf_file: str | None
 ):
@@ -120,8 +138,12 @@ def _meta_architecture(
         model_config = AutoConfig.from_pretrained(
             name_or_path, revision=revision, **reading, **remote
         )
-    except (OSError, ValueError, ImportError) as err:
-        raise FintuneError(f"model.name: cannot read {name_or_path}: {err}") from None
+    except (OSError, ValueError, ImportError, struct.error) as err:
+        # a GGUF file cut short fails in its reader: struct.error, or numpy's "cannot reshape"
+        cut = gguf_file and (isinstance(err, struct.error) or "reshape" in str(err))
+        hint = "; the GGUF file looks incomplete (an interrupted download?)" if cut else ""
+        where = f"{name_or_path.rstrip('/')}/{gguf_file}" if gguf_file else name_or_path
+        raise FintuneError(f"model.name: cannot read {where}: {err}{hint}") from None
     own_code = "AutoModelForSequenceClassification" in (
         getattr(model_config, "auto_map", None) or {}
     )

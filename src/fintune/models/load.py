@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.markup import escape
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -140,7 +142,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         _no_cpu_repacking(model)
     except ImportError as err:
         raise FintuneError(f"method {method.name}: cannot run here: {err}") from None
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError, struct.error) as err:  # a file damaged since
         raise _cannot_load("", source, err) from None
     _drop_gguf_marker(model)
     check_built(model, config)  # again: a loaded model may differ from its meta build
