@@ -194,6 +194,29 @@ def case_header_without_rows(tmp):
     ]
 
 
+def case_empty_parquet_with_integer_labels(tmp):
+    """An IndexError traceback: the typed label column held integers, and no row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp / "empty.parquet"
+    table = pa.table({"text": pa.array([], pa.string()), "label": pa.array([], pa.int64())})
+    pq.write_table(table, path)
+    return [str(_base(tmp, data=f"  path: {path}\n", labels=False))], [
+        "the training data has no examples (source ",
+        "empty.parquet",
+    ]
+
+
+def case_empty_jsonl_split_file(tmp):
+    """Blamed on data.text_column ('column 'text' not in ...; columns are: .')."""
+    train = tmp / "train.jsonl"
+    train.write_text('{"text": "profits rose", "label": "positive"}\n', encoding="utf-8")
+    (tmp / "validation.jsonl").write_text("\n", encoding="utf-8")
+    data = f"  files:\n    train: {train}\n    validation: {tmp / 'validation.jsonl'}\n"
+    return [str(_base(tmp, data=data))], ["validation.jsonl: the file is empty (no JSON lines)"]
+
+
 def case_missing_split_file(tmp):
     data = f"  files:\n    train: {_csv(tmp)}\n    test: {tmp / 'test_missing.csv'}\n"
     return [str(_base(tmp, data=data))], ["data.files.test", "file not found", "test_missing.csv"]

@@ -33,6 +33,8 @@ def is_missing_marker(value: str, labels: list[str] | None = None) -> bool:
 
 def _infer_labels(frames: dict[str, pd.DataFrame], column: str, origin: str) -> list[str]:
     values = pd.concat([f[column] for f in frames.values()])
+    if values.empty:  # no rows at all (an integer column of an empty parquet file): said later
+        return []
     if _holds_ids(values):
         ids = sorted({int(v) for v in values})
         names = _id_names(frames, column, origin)

@@ -335,6 +335,8 @@ def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
         for key, value in row.items():
             if type(value) is int:
                 ints.setdefault(key, set()).add(value)
+    if not rows:  # no columns either: it was blamed on data.text_column
+        raise FintuneError(f"{path}: the file is empty (no JSON lines), so it has no examples")
     frame = pd.DataFrame(rows)
     # 1 beside 1.5 becomes the float 1.0: remember it was written 1 (see ints_written)
     floats = {k: _Ints(v) for k, v in ints.items() if k in frame and is_float_dtype(frame[k])}
