@@ -505,6 +505,15 @@ def case_gguf_file_with_a_packaged_model(tmp):
     return [str(cfg)], ["model.gguf_file", "all-minilm-l6-v2", "packaged"]
 
 
+def case_bootstrap_samples_beyond_memory(tmp):
+    """A slip of a few zeros needed 50 GB on Banking77's 77 labels, and failed after the
+    whole training, before the model was saved."""
+    return [str(_base(tmp)), "--set", "evaluation.bootstrap_samples=10000000000"], [
+        "evaluation.bootstrap_samples: 10,000,000,000 resamples of 3 labels need about",
+        "GiB free",
+    ]
+
+
 def case_negative_seed(tmp):
     """NumPy and scikit-learn take seeds 0 to 2**32 - 1: -1 was a traceback from the split."""
     return [str(_base(tmp)), "--set", "seed=-1"], ["seed:", "greater than or equal to 0"]
@@ -532,6 +541,7 @@ RUN_CASES = [
     "unknown_model",
     "output_dir_is_a_file",
     "output_dir_is_a_broken_link",
+    "bootstrap_samples_beyond_memory",
     "negative_seed",
 ]
 

@@ -24,7 +24,12 @@ from fintune.config.schema import ExperimentConfig
 from fintune.data import PreparedData, data_warnings, prepare_data
 from fintune.errors import FintuneError
 from fintune.evaluation.inference import predict_logits
-from fintune.evaluation.metrics import boundary_note, evaluate_predictions, small_sample_note
+from fintune.evaluation.metrics import (
+    boundary_note,
+    check_bootstrap_memory,
+    evaluate_predictions,
+    small_sample_note,
+)
 from fintune.models import check_architecture, load_classifier, pick_device, save_classifier
 from fintune.models.checks import check_best_model_loads, check_dtype, check_revision
 from fintune.models.load import hub_commit, load_tokenizer
@@ -74,6 +79,7 @@ def setup(config: ExperimentConfig, warn_warmup: bool = True) -> tuple[PreparedD
     check_output_dir(config)
     with console.status("Loading and checking data"):
         data = prepare_data(config.data, config.seed)
+    check_bootstrap_memory(config.evaluation.bootstrap_samples, len(data.labels))
     notes = [*data_warnings(data, config.data)]
     if warn_warmup:
         notes.append(warmup_note(config.training, len(data.splits["train"])))
