@@ -143,3 +143,20 @@ def test_an_unused_hub_split_s_warning_names_every_default_role_name(monkeypatch
         "train (training), validation (valid, val, dev) and test, in any case); to use it, "
         "give it a role in data.split_names"
     ) in notes
+
+
+def test_a_known_dataset_the_hub_cannot_give_names_data_dataset(monkeypatch):
+    """With only `dataset: financial_phrasebank` set, the offline error named data.hub_id,
+    a field the config does not have."""
+    import datasets
+    import pytest
+
+    from fintune.data.known import load_known
+    from fintune.errors import FintuneError
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(FintuneError, match=r"^data.dataset: could not load 'takala/.*data.path"):
+        load_known("financial_phrasebank", "50", None)

@@ -89,7 +89,8 @@ def load_known(
             + ", ".join(known.local_files)
         )
     if path is None:
-        frames = read_hub(known.hub_id, known.hub_configs[subset], known.hub_revision)
+        config = known.hub_configs[subset]
+        frames = read_hub(known.hub_id, config, known.hub_revision, field="data.dataset")
         text_col, label_col = known.text_column, known.label_column
         names = {str(v) for f in frames.values() for v in f[label_col] if not _missing(v)}
         labels = known.labels or sorted(names)

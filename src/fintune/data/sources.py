@@ -446,16 +446,17 @@ def read_local(
 
 
 def read_hub(
-    hub_id: str, config: str | None, revision: str | None = None
+    hub_id: str, config: str | None, revision: str | None = None, field: str = "data.hub_id"
 ) -> dict[str, pd.DataFrame]:
-    """A dataset from the Hugging Face hub (needs network, or a warm local cache)."""
+    """A dataset from the Hugging Face hub (needs network, or a warm local cache). `field`:
+    the config field that named it (data.dataset, for a known dataset's hub copy)."""
     import datasets
 
     try:
         loaded = datasets.load_dataset(hub_id, config, revision=revision)
     except Exception as err:  # the hub client raises many types; all mean "could not load"
         raise FintuneError(
-            f"data.hub_id: could not load {hub_id!r}"
+            f"{field}: could not load {hub_id!r}"
             + (f" (config {config!r})" if config else "")
             + f" from the hub: {err}. Offline? Point data.path at a local copy."
         ) from None
