@@ -495,6 +495,15 @@ def case_subset_without_a_known_dataset(tmp):
     return [str(cfg)], ["data: subset is read only with dataset"]
 
 
+def case_format_with_a_known_dataset(tmp):
+    """Ignored without a word: the folder was read as the dataset's own files."""
+    data = f"  dataset: financial_phrasebank\n  path: {tmp}\n  format: csv\n"
+    return [str(_base(tmp, data=data, labels=False))], [
+        "data: format is not read with dataset",
+        "name them in path or files",
+    ]
+
+
 def case_hub_config_without_hub_id(tmp):
     cfg = _base(tmp, data=f"  path: {_csv(tmp)}\n  hub_config: sentences_75agree\n")
     return [str(cfg)], ["data: hub_config is read only with hub_id"]

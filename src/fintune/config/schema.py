@@ -283,6 +283,12 @@ class DataConfig(Section):
             )
         if self.hub_config is not None and not self.hub_id:
             raise ValueError("hub_config is read only with hub_id")
+        if self.dataset and (self.format != "auto" or self.quoting != "standard"):
+            given = "format" if self.format != "auto" else "quoting"
+            raise ValueError(
+                f"{given} is not read with dataset: a known dataset's files are read in its "
+                "own format; for files of your own, name them in path or files instead"
+            )
         if self.text_column == self.label_column:
             raise ValueError(
                 f"text_column and label_column are both {self.text_column!r}; the texts and "
