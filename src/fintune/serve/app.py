@@ -29,7 +29,8 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fintune.errors import FintuneError, NonFiniteScores
@@ -103,14 +104,52 @@ class ServeSettings:
         return self.max_batch_texts * self.max_text_chars * 12 + 65536
 
 
+MAX_LISTED = 5  # problems an error names: 800,000 numbers in `texts` made a 37 MB answer
+
+
+def _many_problems(model: type[BaseModel], body: Any) -> Any:
+    """Refuse, in one short error, a body with more than MAX_LISTED unknown fields or texts
+    that are not strings, before pydantic builds an error for each (seconds of the event
+    loop, that every other request waited out). Fewer go to pydantic's usual errors."""
+    if not isinstance(body, dict):
+        return body
+    problems = [f"{_short(key)}: unknown field" for key in body if key not in model.model_fields]
+    texts = body.get("texts") if "texts" in model.model_fields else None
+    if isinstance(texts, list):
+        problems += [
+            f"texts[{i}]: not a string ({type(t).__name__})"
+            for i, t in enumerate(texts)
+            if not isinstance(t, str)
+        ]
+    if len(problems) > MAX_LISTED:
+        said = f"{'; '.join(problems[:MAX_LISTED])}; and {len(problems) - MAX_LISTED:,} more"
+        # as context: the template would read a key's own braces as its placeholders
+        raise PydanticCustomError("many_problems", "{said}", {"said": said})
+    return body
+
+
+def _short(key: str) -> str:
+    return key if len(key) <= 40 else f"{key[:37]}..."
+
+
 class AnalyzeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a typo'd field is an error, not ignored
     text: str = Field(description="The text to classify.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_problems(cls, body: Any) -> Any:
+        return _many_problems(cls, body)
 
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     texts: list[str] = Field(description="Texts to classify, at most the server's batch limit.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_problems(cls, body: Any) -> Any:
+        return _many_problems(cls, body)
 
 
 REQUESTS: dict[str, type[BaseModel]] = {"/analyze": AnalyzeRequest, "/analyze/batch": BatchRequest}
@@ -133,11 +172,14 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The error answers of a route for the OpenAPI schema: all are {"error": "..."}, and
     naming 422 keeps FastAPI from documenting its own {"detail": [...]} shape instead."""
     said = {
-        400: "Host not allowed, or a body that is not UTF-8 or JSON or repeats a key",
+        400: "Host not allowed, or a body that is not UTF-8 or repeats a key",
         401: "Missing or wrong API key (with FINTUNE_API_KEY set)",
         413: "A text, the batch or the body over its limit",
         415: "The body is not sent as application/json",
-        422: "A field missing, unknown, of the wrong type, or an empty text",
+        422: "A body that is not valid JSON, a field missing, unknown or of the wrong type, "
+        "or an empty text",
+        500: "The model's scores for a text are not finite, or the batching stopped on a bug "
+        "(restart the server)",
         503: "The server is busy (with Retry-After), or stopping",
     }
     return {code: {"model": ApiErrorBody, "description": said[code]} for code in codes}
@@ -400,6 +442,10 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
             if item["type"] == "json_invalid":
                 problems.append("the body is not valid JSON")
                 continue
+            if item["type"] == "many_problems":
+                fields = ", ".join(REQUESTS[request.url.path].model_fields)
+                problems.append(f"{item['msg']} ({request.url.path} takes fields: {fields})")
+                continue
             # texts[1], as the API's own checks name a text, not pydantic's texts.1
             where = "".join(
                 f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"] if p != "body"
@@ -410,6 +456,8 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
                 problems.append(f"{where}: unknown field; {path} takes fields: {fields}")
                 continue
             problems.append(f"{where}: {item['msg']}")
+        if len(problems) > MAX_LISTED:
+            problems[MAX_LISTED:] = [f"and {len(problems) - MAX_LISTED:,} more"]
         return JSONResponse({"error": "invalid request: " + "; ".join(problems)}, status_code=422)
 
     def check(text: str, where: str) -> str:
@@ -434,7 +482,7 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
             )
         return text
 
-    post_errors = _errors(400, 401, 413, 415, 422, 503)
+    post_errors = _errors(400, 401, 413, 415, 422, 500, 503)
 
     @app.post("/analyze", response_model=Prediction, responses=post_errors)
     async def analyze(body: AnalyzeRequest, request: Request) -> dict:
