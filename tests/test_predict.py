@@ -73,6 +73,25 @@ def test_int8_quantises_linear_layers(runs, method):
     assert len(int8) >= 6
 
 
+def test_int8_on_gpt2s_conv1d_layers_is_refused(tiny_gpt2):
+    """GPT-2's layers are transformers' Conv1D, not nn.Linear: int8 quantised only the head
+    while /model said int8."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_gpt2)
+    with pytest.raises(FintuneError, match=r"int8: this model's layers are Conv1D .*fp32"):
+        predict._quantize_int8(model, "full")
+
+
+def test_a_predictor_takes_an_empty_list_and_refuses_a_bare_string(runs):
+    """[] was an IndexError inside the tokenizer; "Sales rose." was read as 11 one-character
+    texts ('text 6 of 11 is empty')."""
+    predictor = Predictor.from_run(runs["full"], device="cpu")
+    assert predictor([]) == []
+    with pytest.raises(FintuneError, match=r"a list of texts; give one text as \[text\]"):
+        predictor("Sales rose.")
+
+
 def test_int8_on_a_4bit_run_is_refused(runs):
     with pytest.raises(FintuneError, match="already 4-bit"):
         Predictor.from_run(runs["qlora"], device="cpu", precision="int8")

@@ -82,6 +82,10 @@ class Predictor:
     def __call__(self, texts: list[str], batch_size: int = 16) -> list[dict]:
         """Texts are sorted by length and run in batches of similar length (a decoder's of
         equal length), so little compute goes to padding; results come back in input order."""
+        if isinstance(texts, str):  # it would be read as a list of one-character texts
+            raise FintuneError("Predictor takes a list of texts; give one text as [text]")
+        if not texts:
+            return []
         texts = prepare_all(texts, self.cleaner)
         # one token over the limit tells a cut text from one exactly at it (as data.json
         # counts); only those are tokenised again, at the limit
@@ -261,6 +265,12 @@ def _quantize_int8(model, method: str):
 
     if method == "qlora":
         raise FintuneError("precision int8: this run's base is already 4-bit (qlora)")
+    if convolutions := sorted({type(m).__name__ for m in model.modules() if _is_conv1d(m)}):
+        raise FintuneError(
+            f"precision int8: this model's layers are {', '.join(convolutions)} (GPT-2's "
+            "linear layers), which dynamic int8 does not quantise: only the head would be "
+            "int8; serve it in fp32, or bf16 where the machine has it"
+        )
     if method in ("lora", "dora"):
         model = model.merge_and_unload()
     model = model.float()  # int8 kernels take float32; a run may have trained in bf16
@@ -281,6 +291,12 @@ def _quantize_int8(model, method: str):
         warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated", DeprecationWarning)
         warnings.filterwarnings("ignore", "torch.quantize_per_tensor.*deprecated", UserWarning)
         return torch.ao.quantization.quantize_dynamic(model, plain, dtype=torch.qint8)
+
+
+def _is_conv1d(module: torch.nn.Module) -> bool:
+    from transformers.pytorch_utils import Conv1D
+
+    return isinstance(module, Conv1D)
 
 
 def _check_device(device: str) -> None:
