@@ -248,3 +248,16 @@ def test_an_architecture_that_cannot_be_built_is_a_clear_error(make_config, monk
 )
 def test_position_limit(model, limit):
     assert _position_limit(model()) == limit
+
+
+def test_a_missing_local_folder_read_as_a_hub_id_says_so(
+    make_config, offline_hub, tmp_path, monkeypatch
+):
+    """model.name models/minilm beside a models/ folder: read as a hub id, and the hub's
+    error never said that no such local folder exists."""
+    offline_hub("0" * 40)  # the hub offline: nothing by that name
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "models" / "minilm"
+    with pytest.raises(FintuneError, match=rf"if it is a local folder: {missing} does not exist"):
+        check_architecture(make_config(model={"name": "models/minilm"}))

@@ -129,6 +129,15 @@ def _check_weight_files(folder: Path) -> None:
             ) from None
 
 
+def _local_owner_hint(name: str) -> str:
+    """models/minilm, meant as a local folder that is not there, was read as a hub id:
+    its hub error never said no such folder exists. Said when `models/` does."""
+    owner = name.split("/")[0]
+    if name.count("/") != 1 or not Path(owner).is_dir():
+        return ""
+    return f" (read as a hub id; if it is a local folder: {Path(name).absolute()} does not exist)"
+
+
 def _meta_architecture(
     name_or_path: str, revision: str | None, trust_remote_code: bool, gguf_file: str | None
 ):
@@ -143,6 +152,7 @@ def _meta_architecture(
         cut = gguf_file and (isinstance(err, struct.error) or "reshape" in str(err))
         hint = "; the GGUF file looks incomplete (an interrupted download?)" if cut else ""
         where = f"{name_or_path.rstrip('/')}/{gguf_file}" if gguf_file else name_or_path
+        hint += _local_owner_hint(name_or_path)
         raise FintuneError(f"model.name: cannot read {where}: {err}{hint}") from None
     own_code = "AutoModelForSequenceClassification" in (
         getattr(model_config, "auto_map", None) or {}
