@@ -776,3 +776,15 @@ def test_cycles_at_its_default_leaves_older_results_hashes_alone():
     restarts = {"scheduler": "cosine_with_restarts", "cycles": 2}
     config = validate_config({"name": "t", "data": {"path": "d.csv"}, "training": restarts})
     assert hashed_fields(config)["training"]["cycles"] == 2
+
+
+def test_a_method_section_made_by_set_without_a_name_is_marked_from_set(tmp_path):
+    """`--set method.r=4` on a file with no method section: 'method.name: missing' read as
+    the file's mistake, though the file never names a method."""
+    plain = _yaml(tmp_path, "name: t\ndata:\n  path: d.csv\n")
+    with pytest.raises(FintuneError, match=r"method\.name: missing.*\[from --set\]"):
+        load_config(plain, ["method.r=4"])
+    nameless = _yaml(tmp_path, "name: t\ndata:\n  path: d.csv\nmethod:\n  r: 8\n")
+    with pytest.raises(FintuneError) as error:  # the file's own mistake, not the --set's
+        load_config(nameless, ["method.r=4"])
+    assert "method.name: missing" in str(error.value) and "[from --set]" not in str(error.value)

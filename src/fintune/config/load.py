@@ -384,13 +384,17 @@ def validate_config(
             # in it by --set, or the whole config's, given any, unless it failed so without
             top = not error["loc"]
             whole = error["type"] == "value_error" and (top or _is_section(field.split(".")))
+            # `--set method.r=4` on a file without a method section made it, without a name
+            nameless = error["type"] == "union_tag_not_found"
+            section = str(error["loc"][0]) if error["loc"] else ""
             if any(
                 top
                 or field == key
                 or field.startswith(f"{key}.")
                 or ((made or whole) and key.startswith(f"{field}."))
+                or (nameless and key.startswith(f"{section}."))
                 for key in overridden or []
-            ) and not (whole and line in _error_lines(before)):
+            ) and not ((whole or nameless) and line in _error_lines(before)):
                 lines[i] = f"{line} [from --set]"
         details = "\n".join(f"  - {x}" for x in lines)
         raise FintuneError(f"{source}: invalid config\n{details}") from None
