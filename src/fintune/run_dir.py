@@ -76,12 +76,11 @@ def check_writable(folder: Path, field: str) -> None:
 def unwritable(folder: Path) -> str | None:
     """Why `folder` cannot be made (or is not) a writable directory; None if it can."""
     path = folder.absolute()
-    for missing in (path, *path.parents):
-        if missing.exists():
+    for existing in (path, *path.parents):  # the root exists: the loop always breaks
+        if existing.exists():
             break
-        if missing.is_symlink():  # mkdir would fail on it (a scratch mount not there)
-            return f"{missing} is a broken link (to {os.readlink(missing)}, which does not exist)"
-    existing = next(p for p in (path, *path.parents) if p.exists())
+        if existing.is_symlink():  # mkdir would fail on it (a scratch mount not there)
+            return f"{existing} is a broken link (to {os.readlink(existing)}, which does not exist)"
     if not existing.is_dir():
         return f"{existing} is a file, not a directory"
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -274,19 +274,29 @@ def edge_intervals(n: int | None, accuracy: float | None) -> dict[str, list[floa
     }
 
 
+def split_notes(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The small-sample and edge notes of evaluated splits (name -> its metrics), as the
+    console, a run's report and a sweep's report give them."""
+    sizes = {name: r["n"] for name, r in results.items()}
+    edges = {name: (r["n"], r["accuracy"]) for name, r in results.items()}
+    return [note for note in (small_sample_note(sizes), boundary_note(edges)) if note]
+
+
+def _edge_lines(scores: dict[str, tuple[int, float]]) -> list[str]:
+    """'name: all of n right, accuracy [low, high]' for each split all right or all wrong."""
+    return [
+        f"{name}: {'all' if accuracy else 'none'} of {n} right, accuracy {format_interval(*exact)}"
+        for name, (n, accuracy) in scores.items()
+        if (exact := edge_interval(n, accuracy))
+    ]
+
+
 def boundary_note(scores: dict[str, tuple[int, float]]) -> str | None:
     """A warning naming the splits (name -> (n, accuracy)) scored all right or all wrong:
     no resample can leave 100%, so the bootstrap interval has no width; the exact binomial
     bound says how far the true accuracy may still be. A small split gets it too, beside
     the small-sample note, which does not say how wide the interval should be."""
-    lines = []
-    for name, (n, accuracy) in scores.items():
-        if exact := edge_interval(n, accuracy):
-            lines.append(
-                f"{name}: {'all' if accuracy else 'none'} of {n} right, accuracy "
-                f"{format_interval(*exact)}"
-            )
-    if not lines:
+    if not (lines := _edge_lines(scores)):
         return None
     return (
         "**Interval at the edge**: a bootstrap interval cannot leave 100% (or 0%), so a split "
@@ -300,12 +310,7 @@ def boundary_note(scores: dict[str, tuple[int, float]]) -> str | None:
 def seed_edge_note(scores: dict[str, tuple[int, float]]) -> str | None:
     """boundary_note for seeds of a row shown as a mean over seeds: the interval of the mean
     has width from the other seeds, but none from a seed scored all right or all wrong."""
-    lines = [
-        f"{name}: {'all' if accuracy else 'none'} of {n} right, accuracy {format_interval(*exact)}"
-        for name, (n, accuracy) in scores.items()
-        if (exact := edge_interval(n, accuracy))
-    ]
-    if not lines:
+    if not (lines := _edge_lines(scores)):
         return None
     return (
         "**Seed at the edge**: no resample of a seed's test examples moves an accuracy of "

@@ -285,7 +285,7 @@ def exact_paired_test(
         kernel[:: 2 * a] = binom.pmf(np.arange(m + 1), m, 0.5)
         if len(distribution) * len(kernel) <= DIRECT_CONVOLUTION_MAX:
             distribution = np.convolve(distribution, kernel)
-        else:  # many seeds of unequal counts: FFT (error ~1e-16) instead of seconds to minutes
+        else:  # several seeds on a large test set: FFT (see FFT_P_FLOOR), not minutes
             distribution = np.clip(fftconvolve(distribution, kernel), 0, None)
             floor = FFT_P_FLOOR
     reach = (len(distribution) - 1) // 2

@@ -118,7 +118,7 @@ def _check_gguf_method(config: ExperimentConfig, source: ModelSource) -> None:
 def _check_weight_files(folder: Path) -> None:
     """A local model's safetensors files are whole: a copy cut short passed every check and
     failed at the load with safetensors' own traceback. Reads each header, not the weights."""
-    for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+    for path in sorted(folder.glob("*.safetensors")):
         try:
             with safe_open(path, framework="pt"):
                 pass

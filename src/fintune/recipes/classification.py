@@ -24,12 +24,7 @@ from fintune.config.schema import ExperimentConfig
 from fintune.data import PreparedData, data_warnings, prepare_data
 from fintune.errors import FintuneError
 from fintune.evaluation.inference import predict_logits
-from fintune.evaluation.metrics import (
-    boundary_note,
-    check_bootstrap_memory,
-    evaluate_predictions,
-    small_sample_note,
-)
+from fintune.evaluation.metrics import check_bootstrap_memory, evaluate_predictions, split_notes
 from fintune.models import check_architecture, load_classifier, pick_device, save_classifier
 from fintune.models.checks import check_best_model_loads, check_dtype, check_revision
 from fintune.models.load import hub_commit, load_tokenizer
@@ -249,11 +244,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
         write_report(run_dir, config, metrics, data)
         # last: metrics.json marks a finished run (a study reuses it, serve accepts it)
         write_json(run_dir / "metrics.json", metrics)
-        notes = (
-            small_sample_note({role: results[role]["n"] for role in results}),
-            boundary_note({role: (r["n"], r["accuracy"]) for role, r in results.items()}),
-        )
-        for note in filter(None, notes):
+        for note in split_notes(results):
             console.print(f"[yellow]warning:[/] {escape(note.replace('**', ''))}", highlight=False)
     except BaseException as error:  # Ctrl+C too: a run's checkpoints can take gigabytes
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model copies, unused

@@ -7,12 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fintune.config.schema import METRICS, ExperimentConfig
-from fintune.evaluation.metrics import (
-    boundary_note,
-    format_interval,
-    per_class_edge_note,
-    small_sample_note,
-)
+from fintune.evaluation.metrics import format_interval, per_class_edge_note, split_notes
 from fintune.report.document import plain_text, table_row
 from fintune.report.plots import plot_confusion, plot_learning_rate, plot_loss
 
@@ -64,14 +59,8 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
     if level != 0.95:  # evaluation.confidence: the same table at the configured level
         out += ["", f"At the configured {100 * level:g}% level:", ""]
         out += _results_table(metrics, "ci")
-    splits = [split for split in ("validation", "test") if split in metrics]
-    notes = (
-        small_sample_note({split: metrics[split]["n"] for split in splits}),
-        boundary_note(
-            {split: (metrics[split]["n"], metrics[split]["accuracy"]) for split in splits}
-        ),
-    )
-    out += [line for note in notes if note for line in ("", note)]
+    splits = {split: metrics[split] for split in ("validation", "test") if split in metrics}
+    out += [line for note in split_notes(splits) for line in ("", note)]
     out += ["", f"### Per class ({_first_split(metrics)})", ""]
     shown = metrics.get("test", metrics.get("validation"))
     per_class = shown["per_class"]

@@ -18,11 +18,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
 from fintune.errors import FintuneError  # noqa: E402
-from fintune.evaluation.metrics import (  # noqa: E402
-    boundary_note,
-    format_interval,
-    small_sample_note,
-)
+from fintune.evaluation.metrics import format_interval, split_notes  # noqa: E402
 from fintune.report.document import Document, lead_bold  # noqa: E402
 from fintune.report.markdown import read_history  # noqa: E402
 from fintune.run_dir import write_json, write_whole  # noqa: E402
@@ -322,10 +318,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
                 for split, m in (("validation", val), ("test", test))
             ],
         )
-        splits = {"validation": val, "test": test}  # as the final run's own report warns
-        sizes = {split: m["n"] for split, m in splits.items()}
-        edges = {split: (m["n"], m["accuracy"]) for split, m in splits.items()}
-        for note in filter(None, (small_sample_note(sizes), boundary_note(edges))):
+        for note in split_notes({"validation": val, "test": test}):  # as the run's report
             doc.text(lead_bold(note))
 
     doc.heading("Trials")
