@@ -51,17 +51,17 @@ def test_the_test_set_is_named_by_its_texts(tmp_path):
     assert d.test_set != a.test_set  # same texts, other labels: not one test set
 
 
-def test_a_cleaned_runs_test_set_is_named_by_the_texts_the_model_read(tmp_path):
-    """Since predictions_test.csv holds the data's own text with the cleaned one beside it,
-    a cleaned run still names its test set as older runs (cleaned text in `text`) did."""
-    older = finished(tmp_path / "old", ["n", "p"], [("x", "n", "n"), ("y", "p", "n")])
-    newer = tmp_path / "new"
-    newer.mkdir()
+def test_a_cleaned_run_shares_its_test_set_with_an_uncleaned_one(tmp_path):
+    """A study over data.cleaning compares runs on the same examples: the test set is named
+    by the data's own text, not by what cleaning made of it."""
+    plain = finished(tmp_path / "plain", ["n", "p"], [("X!", "n", "n"), ("Y!", "p", "n")])
+    cleaned = tmp_path / "cleaned"
+    cleaned.mkdir()
     pd.DataFrame(
         {"text": ["X!", "Y!"], "label": ["n", "p"], "predicted": ["p", "p"]}
         | {"confidence": [0.9, 0.8], "cleaned_text": ["x", "y"]}
-    ).to_csv(newer / "predictions_test.csv", index=False)
-    assert Finished(Cell({}, {}, None), newer, {"labels": ["n", "p"]}).test_set == older.test_set
+    ).to_csv(cleaned / "predictions_test.csv", index=False)
+    assert Finished(Cell({}, {}, None), cleaned, {"labels": ["n", "p"]}).test_set == plain.test_set
 
 
 def test_plot_file_names_stay_short_and_distinct():

@@ -87,10 +87,9 @@ class Finished:
     @cached_property
     def test_set(self) -> str:
         """Names the run's test examples and their labels: runs sharing them are resampled
-        together."""
+        together. By the data's own text, so runs with other data.cleaning pair."""
         frame = self._predictions
-        texts = frame.get("cleaned_text", frame["text"])  # as older runs' `text` held it
-        examples = "\x00".join(texts + "\x01" + frame["label"].astype(str))
+        examples = "\x00".join(frame["text"] + "\x01" + frame["label"].astype(str))
         return hashlib.sha256(examples.encode()).hexdigest()
 
 
