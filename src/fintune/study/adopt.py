@@ -37,8 +37,9 @@ def finished_run(
     config: ExperimentConfig, data_sha: str, taken: set[str] = frozenset()
 ) -> Path | None:
     """The newest whole run in config.output.dir of exactly this config (its config.yaml
-    as this run would write it) on data of fingerprint `data_sha`, not in `taken` (folder
-    names). Only under the lock of whoever makes runs there: no live process writes one."""
+    as this run would write it, tracking aside) on data of fingerprint `data_sha`, not in
+    `taken` (folder names). Only under the lock of whoever makes runs there: no live
+    process writes one."""
     parent = Path(config.output.dir)
     if not parent.is_dir():
         return None
@@ -52,11 +53,18 @@ def finished_run(
             written = parse_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError):
             continue
-        expected = expected or resolved_config(config)
-        metrics = whole_metrics(run_dir) if written == expected else None
+        expected = expected or _untracked(resolved_config(config))
+        same = isinstance(written, dict) and _untracked(written) == expected
+        metrics = whole_metrics(run_dir) if same else None
         if metrics is not None and metrics.get("data_sha256") == data_sha:
             return run_dir
     return None
+
+
+def _untracked(config: dict[str, Any]) -> dict[str, Any]:
+    """Tracking settings are no part of what a run computed (switching MLflow off after it
+    hung while a finished run was logged must not train it again)."""
+    return {key: value for key, value in config.items() if key != "tracking"}
 
 
 def log_finished(
