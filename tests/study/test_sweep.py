@@ -543,6 +543,32 @@ def test_a_worker_runs_again_the_trial_of_a_worker_killed_on_the_last_slot(sweep
     assert trials[1].params == dead.params
 
 
+@pytest.mark.parametrize("moved", ["bounds", "field"])
+def test_a_killed_workers_point_outside_the_space_now_is_not_run(sweep_file, moved):
+    """Optuna queues a dead worker's trial again with its parameters set, which suggest
+    returns unchecked: a rerun with moved bounds ran a learning rate outside them, and one
+    that no longer searched batch_size trained the base's while the table, and the final
+    model, took the dead trial's."""
+    import sqlite3
+
+    path = sweep_file(trials=1, final=False)
+    _, [dead], folder = other_workers_trials(path)
+    with sqlite3.connect(folder / "optuna.db") as db:  # killed long ago: no more heartbeats
+        db.execute("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00'")
+    lr = dead.params["training.learning_rate"]
+    space = {"training.learning_rate": {"type": "log_uniform", "low": 1e-3, "high": 1e-2}}
+    if moved == "bounds":
+        space = {**SPACE, "training.learning_rate": {**space["training.learning_rate"]}}
+        space["training.learning_rate"]["low" if lr < 5e-3 else "high"] = (
+            min(lr * 1.01, 1e-2) if lr < 5e-3 else max(lr / 1.01, 1e-3)
+        )
+    run_sweep(sweep_file(trials=1, final=False, space=space))
+    trials = load(folder).trials
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL", "COMPLETE"]
+    assert "outside the space" in trials[1].user_attrs["skipped"]
+    assert trials[2].params != dead.params
+
+
 def test_enqueued_points_wait_while_other_workers_hold_the_budget(sweep_file, monkeypatch):
     """Two workers' trials cover the budget; one fails. The queued point runs then, and
     is not used up as a skipped trial while they run."""

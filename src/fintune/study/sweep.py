@@ -224,7 +224,7 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
             trial.set_user_attr("skipped", "trial budget already used")
             trial.study.stop()
             raise BudgetReached
-        if why := dropped(me.system_attrs, spec):
+        if why := dropped(me, spec):
             trial.set_user_attr("skipped", why)
             console.print(f"trial {trial.number} not run: {escape(why)}")
             raise PointDropped(why)
@@ -273,12 +273,15 @@ def started(trial) -> tuple[float, int]:
     return (at.timestamp() if at else -math.inf, trial.number)
 
 
-def dropped(system_attrs: dict[str, Any], spec: SweepSpec) -> str | None:
+def dropped(trial, spec: SweepSpec) -> str | None:
     """Why a queued trial's point is not run, or None: an `enqueue` point the file no longer
     lists, or a point (a dead worker's trial queued again, too) outside the space now. Each
     process judges by its own file when it takes the trial, so none drops another's."""
+    system_attrs = trial.system_attrs
     point = system_attrs.get("fixed_params")
-    if point is None:
+    if point is None and "failed_trial" in system_attrs:
+        point = trial.params  # Optuna queues a sampled point again with its params set
+    if not point:
         return None
     for field, value in point.items():
         problem = spec.space[field].problem_with(value) if field in spec.space else "not searched"
