@@ -33,7 +33,7 @@ from fintune.evaluation.paired import (  # noqa: E402
     paired_bootstrap,
     seed_mean_ci,
 )
-from fintune.report.document import Document, bold, lead_bold  # noqa: E402
+from fintune.report.document import Document, bold, lead_bold, plain_text  # noqa: E402
 from fintune.report.markdown import format_seconds, read_history  # noqa: E402
 from fintune.report.plots import label_room, lone, nothing_logged, tick_labels  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
@@ -444,13 +444,27 @@ def _plots(
     ax.grid(axis="y", alpha=0.3)
     _save(fig, folder / f"{slug}-metrics.png", doc, "test metrics with 95% CIs")
 
+    histories, unreadable = {}, []
+    for name in names:
+        try:
+            history = read_history(rows[name][0].run_dir / "history.jsonl")
+            whole = all(isinstance(r, dict) and "step" in r for r in history)
+        except (OSError, ValueError):  # cut mid-line, not UTF-8: the run's results still stand
+            whole = False
+        histories[name] = history if whole else []
+        unreadable += [] if whole else [name]
+    if unreadable:
+        doc.text(
+            "; ".join(plain_text(name) for name in unreadable)
+            + ": no loss or learning-rate curve, its history.jsonl cannot be read."
+        )
     for key, label, title, fname in (
         ("loss", "loss", "Training (solid) and validation (dashed) loss", "loss"),
         ("learning_rate", "learning rate", "Learning-rate schedules", "lr"),
     ):
         fig, ax = plt.subplots(figsize=(7, height))
         for i, name in enumerate(names):
-            history = read_history(rows[name][0].run_dir / "history.jsonl")
+            history = histories[name]
             points = [(r["step"], r[key]) for r in history if key in r]
             marker = row_look(i)[2]
             config = rows[name][0].cell.config
