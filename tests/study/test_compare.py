@@ -351,8 +351,10 @@ def test_a_damaged_cells_json_is_named(study_file):
     folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study"
     folder.mkdir(parents=True)
     (folder / "cells.json").write_text('{"method=full,seed=1": {"status": "do')
-    with pytest.raises(FintuneError, match=r"cells.json: not valid JSON \(.*line 1"):
+    with pytest.raises(FintuneError, match=r"cells.json: not valid JSON \(.*line 1") as error:
         run_study(path, report_only=True)
+    # deleting it does not run every cell again: finished runs are adopted
+    assert "finished runs in " in str(error.value) and "taken back as done" in str(error.value)
 
 
 def test_a_cell_whose_data_changed_runs_again(study_file, sentences_csv):

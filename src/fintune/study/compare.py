@@ -115,7 +115,9 @@ def read_state(folder: Path) -> dict[str, Any]:
         if why is None:
             return state
     raise FintuneError(
-        f"{path}: {why}; it was changed by hand. Restore it, or delete it to run every cell again"
+        f"{path}: {why}; it was changed by hand. Restore it, or delete it: the finished runs "
+        f"in {folder / 'runs'} are then taken back as done (delete that folder too to run "
+        "every cell again)"
     )
 
 
@@ -391,7 +393,8 @@ def run_study(
             adopted = adopt_finished(todo, spec, folder, state, data_shas)
             if adopted:
                 console.print(
-                    "These cells' runs finished before the study was stopped; they are "
+                    "These cells' runs finished, but cells.json does not name them (the "
+                    "study was stopped before it did, or the file was deleted); they are "
                     f"taken as done, not run again: {escape(', '.join(adopted))}"
                 )
             todo = [c for c in todo if c.id not in adopted]
