@@ -346,6 +346,20 @@ def test_a_cell_whose_run_directory_was_damaged_is_listed_and_run_again(study_fi
     assert "2 finished, 0 failed, 0 outdated, 0 missing" in (folder / "report.md").read_text()
 
 
+def test_a_study_bootstrap_beyond_memory_is_refused_before_training(study_file, monkeypatch):
+    """The study's own bootstrap_samples (its paired tests, at report time) had no bound:
+    a slip failed only at the report, after every cell had trained."""
+    import psutil
+
+    free = psutil.virtual_memory()._replace(available=2**30)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: free)
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("trained"))
+    # fits one run's bootstrap (0.6 GiB), not a paired row of two seeds (4 such at once)
+    path = study_file(bootstrap_samples=1_500_000)
+    with pytest.raises(FintuneError, match=r"^bootstrap_samples: 1,500,000 resamples of 3 labels"):
+        run_study(path)
+
+
 def test_a_damaged_cells_json_is_named(study_file):
     path = study_file()
     folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study"

@@ -122,13 +122,16 @@ def bootstrap_bytes(samples: int, k: int) -> int:
     return samples * (k * k + 8 * k + 16) * 8 + 16 * 2**20
 
 
-def check_bootstrap_memory(samples: int, k: int) -> None:
-    """evaluation.bootstrap_samples must fit in memory: one slip (1000000 on 77 labels, about
-    50 GB) failed only after training, before the model was saved."""
-    need, free = bootstrap_bytes(samples, k), psutil.virtual_memory().available
+def check_bootstrap_memory(
+    samples: int, k: int, copies: int = 1, field: str = "evaluation.bootstrap_samples"
+) -> None:
+    """`field` must fit in memory: one slip (1000000 on 77 labels, about 50 GB) failed only
+    after training, before the model was saved. `copies`: prediction arrays resampled at
+    once (a study's paired test of a row of n seeds: 2n)."""
+    need, free = copies * bootstrap_bytes(samples, k), psutil.virtual_memory().available
     if need > 0.8 * free:
         raise FintuneError(
-            f"evaluation.bootstrap_samples: {samples:,} resamples of {k} labels need about "
+            f"{field}: {samples:,} resamples of {k} labels need about "
             f"{need / 2**30:.1f} GiB, and this machine has {free / 2**30:.1f} GiB free; "
             "1,000 to 10,000 resamples are plenty for a 95% interval"
         )

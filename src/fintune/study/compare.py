@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -33,10 +34,11 @@ try:
 except ImportError:  # Windows: a takeover left by a killed process is known by its age
     fcntl = None  # type: ignore[assignment]
 from fintune.errors import FintuneError
+from fintune.evaluation.metrics import check_bootstrap_memory
 from fintune.recipes import RECIPES
 from fintune.run_dir import check_writable, drop_checkpoints, write_json
 from fintune.study.adopt import finished_run, log_finished, whole_metrics
-from fintune.study.spec import Cell, StudySpec, load_study
+from fintune.study.spec import SEED_AXIS, Cell, StudySpec, load_study
 from fintune.tracking import (
     check_tracking,
     experiment_name,
@@ -62,8 +64,9 @@ def study_dir(spec: StudySpec) -> Path:
 def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, str]:
     """Every check a cell's run would make first (data, model and method, the study's
     tracking store), once per distinct input. Returns each cell's data fingerprint."""
-    seen: dict[str, tuple[str, int]] = {}  # the data's fingerprint and training texts
+    seen: dict[str, tuple[str, int, int]] = {}  # fingerprint, training texts, labels
     shas: dict[str, str] = {}
+    labels = 0
     for cell in cells:
         cfg = cell_config(cell, spec, study_dir(spec))
         checked = {
@@ -81,11 +84,19 @@ def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, str]:
                 data, _ = RECIPES[cfg.task].setup(cfg, warn_warmup=False)
             except FintuneError as error:
                 raise FintuneError(f"cell {cell.id}: {error}") from None
-            seen[key] = data.fingerprint["sha256"], len(data.splits["train"])
-        shas[cell.id], examples = seen[key]
+            seen[key] = data.fingerprint["sha256"], len(data.splits["train"]), len(data.labels)
+        shas[cell.id], examples, k = seen[key]
+        labels = max(labels, k)
         # per cell, not per key: an axis over max_steps, epochs or warmup_steps shares a key
         if note := warmup_note(cfg.training, examples):
             console.print(f"[yellow]warning:[/] cell {escape(cell.id)}: {escape(note)}")
+    # the paired test of a row resamples its seeds' and their baselines' predictions at once
+    rows = Counter(
+        str(sorted((a, v) for a, v in c.coords.items() if a != SEED_AXIS)) for c in cells
+    )
+    check_bootstrap_memory(
+        spec.bootstrap_samples, labels, 2 * max(rows.values()), field="bootstrap_samples"
+    )
     return shas
 
 
