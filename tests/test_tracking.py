@@ -233,6 +233,24 @@ def test_a_deleted_experiment_fails_before_training(make_config, monkeypatch):
         classification.run(config)
 
 
+def test_an_experiment_mlflow_will_not_create_is_named_with_its_reason(
+    make_config, monkeypatch, capsys
+):
+    """A failure to create the experiment (a server refusing permission) was read as another
+    process having made it first, and the lookup after it failed with 'NoneType' object has
+    no attribute 'experiment_id', hiding the reason."""
+    from mlflow import MlflowClient as Client
+
+    def refuse(self, name, **_):
+        raise PermissionError(f"user may not create experiment {name!r}")
+
+    monkeypatch.setattr(Client, "create_experiment", refuse)
+    classification.run(make_config(tracking={"mlflow": True, "experiment": "desk"}))
+    err = " ".join(capsys.readouterr().err.split())
+    assert "MLflow logging failed" in err and "may not create experiment 'desk'" in err
+    assert "NoneType" not in err
+
+
 @pytest.mark.parametrize("name", ["owner@team", "/lead", "a//b", "dir/", "../up"])
 def test_a_tag_name_mlflow_refuses_is_a_config_error(make_config, name):
     with pytest.raises(FintuneError, match=f"tracking.tags: tag name '{name}': MLflow takes"):

@@ -284,8 +284,11 @@ def _open_experiment(config: ExperimentConfig, uri: str):
         artifacts = (store.absolute().parent / "mlartifacts").as_uri()  # sqlite:///a.db is relative
     try:
         return client, client.create_experiment(name, artifact_location=artifacts)
-    except Exception:  # another process created it first
-        return client, client.get_experiment_by_name(name).experiment_id
+    except Exception:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:  # not made by another process first: MLflow's reason stands
+            raise
+        return client, experiment.experiment_id
 
 
 def tracked_runs(config: ExperimentConfig) -> list:

@@ -419,6 +419,21 @@ def test_an_empty_text_is_refused_not_read_as_the_default_or_this_folder(lora_ya
             load_config(lora_yaml, [f"{field}={value}"])
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("tracking.experiment=" + "e" * 501, "tracking.experiment: .*at most 500 characters"),
+        ("tracking.tags.note=" + "n" * 8001, "tracking.tags: tag 'note' has 8,001 characters"),
+    ],
+)
+def test_mlflow_length_limits_are_checked_before_training(lora_yaml, setting, message):
+    """MLflow refuses an experiment name over 500 characters and a tag value over 8,000;
+    both were accepted, and logging failed after training (for the name, with an unrelated
+    'NoneType' message)."""
+    with pytest.raises(FintuneError, match=message):
+        load_config(lora_yaml, [setting])
+
+
 def test_a_decimal_number_in_a_text_field_asks_for_quotes(lora_yaml):
     with pytest.raises(
         FintuneError,

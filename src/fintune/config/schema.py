@@ -508,7 +508,7 @@ class TrackingConfig(Section):
     uri: str | None = None
     """Tracking URI (http://host:5000, sqlite:///path.db, ...). Default: the environment's
     MLFLOW_TRACKING_URI, else an embedded store `mlflow.db` inside output.dir."""
-    experiment: str | None = None
+    experiment: str | None = Field(None, max_length=500)  # MLflow's limits
     """MLflow experiment name; default: the config's name."""
     tags: dict[str, str] = Field(default_factory=dict)
     # "output" when a study or sweep filled `uri` in (its own mlflow.db), not the user
@@ -540,6 +540,12 @@ class TrackingConfig(Section):
                 )
             if key.startswith(("/", "..")) or posixpath.normpath(key) != key:
                 raise ValueError(f"tag name {key!r}: MLflow takes no '/' first, '//', '..'")
+        for key, value in tags.items():
+            if len(value) > 8000:
+                raise ValueError(
+                    f"tag {key!r} has {len(value):,} characters; MLflow takes at most 8000 "
+                    "characters"
+                )
         return tags
 
 
