@@ -374,6 +374,28 @@ def test_a_null_enqueued_value_is_held_only_by_a_trial_that_ran_it():
         assert states(study) == ["COMPLETE"] + ["WAITING"] * queued
 
 
+def test_a_bare_model_choice_does_not_cover_the_bases_other_model_fields(
+    sweep_file, make_config, tiny_bert, tmp_path, monkeypatch
+):
+    """A bare model name sets model.name only, but `model` in the space was read as covering
+    model.max_length too: a resume with another max_length was accepted, and trials of 32
+    and 16 tokens were ranked together."""
+    import shutil
+
+    other = shutil.copytree(tiny_bert, tmp_path / "tiny-bert-copy")
+    space = {"model": {"type": "categorical", "choices": [str(tiny_bert), str(other)]}}
+
+    def base(length: int) -> dict:
+        return make_config(model={"name": str(tiny_bert), "max_length": length}).model_dump(
+            mode="json"
+        )
+
+    run_sweep(sweep_file(trials=1, final=False, space=space, base=base(32)))
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(FintuneError, match=r"base: .*model\.max_length: 32 then, 16 now"):
+        run_sweep(sweep_file(trials=2, final=False, space=space, base=base(16)))
+
+
 def test_a_queued_point_dropped_from_enqueue_or_outside_the_space_is_not_run(sweep_file):
     """Points queued by an earlier file outlived its edits: a rerun with `enqueue: []` and
     moved bounds ran them, one at a learning rate outside the new bounds, and trials.csv

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
+from fintune.config.load import MODEL_PINS, field_set
 from fintune.config.schema import ExperimentConfig
 from fintune.errors import FintuneError
 from fintune.study.spec import hashed_fields
@@ -147,6 +148,18 @@ def _searched(key: str, fields: Iterable[str]) -> bool:
     return any(key == f or key.startswith(f + ".") or f.startswith(key + ".") for f in fields)
 
 
+def _set_by(trial, stored: dict[str, Any]) -> set[str]:
+    """The fields a trial's parameters set: a bare model name sets model.name only, and
+    drops the base's revision and gguf_file when it is another model than the base's."""
+    fields = set()
+    for field in trial.distributions:
+        value = trial.params.get(field)
+        fields.add(field_set(field, value))
+        if field_set(field, value) == "model.name" and value != stored.get("model.name"):
+            fields |= {f"model.{key}" for key in MODEL_PINS}
+    return fields
+
+
 def _shown(record: dict[str, Any], key: str) -> str:
     return repr(record[key]) if key in record else "(absent)"
 
@@ -169,7 +182,7 @@ def check_stored_base(study, record: dict[str, Any], url: str, report_only: bool
     changed = [
         k
         for k in sorted(stored)
-        if stored[k] != record.get(k) and any(not _searched(k, t.distributions) for t in ran)
+        if stored[k] != record.get(k) and any(not _searched(k, _set_by(t, stored)) for t in ran)
     ]
     if not changed:
         if not report_only and stored != record:
