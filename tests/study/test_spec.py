@@ -333,6 +333,17 @@ def test_two_cells_of_one_row_with_one_config_are_refused(write_study, changes):
         load_study(write_study(**changes))
 
 
+@pytest.mark.parametrize("baseline", [{"method": "full"}, {"training.learning_rate": 1e-4}])
+def test_two_values_of_an_axis_that_make_one_config_are_refused(write_study, baseline):
+    """`[1e-4, 1.0e-4]`: YAML reads the first as text, the config as the number, so two
+    rows trained one config (and, on the baseline's axis, one was compared with itself)."""
+    axes = {"method": ["full", "lora"], "training.learning_rate": ["1e-4", 1e-4]}
+    with pytest.raises(
+        FintuneError, match=r"axes.training.learning_rate: the values '1e-4' and 0.0001 make"
+    ):
+        load_study(write_study(axes=axes, baseline=baseline))
+
+
 def test_an_explicit_cells_own_field_wins_over_its_variants_whatever_the_order(write_study):
     """A cell `{training.learning_rate: 0.01, method: full}` was labelled lr 0.01 and
     trained with the full variant's 1e-4: the variant's fields were set after the fields

@@ -228,7 +228,31 @@ def expand(spec: StudySpec, source: str, overrides: list[str] | None = None) -> 
         cells.append(Cell(coords=coords, overrides=overrides, config=config))
     check_baseline(spec, cells, source)
     check_repeated_runs(spec, cells, source)
+    check_values_differ(spec, cells, source)
     return cells
+
+
+def check_values_differ(spec: StudySpec, cells: list[Cell], source: str) -> None:
+    """Values of a list axis unequal as written may make one config (`[1e-4, 1.0e-4]`:
+    YAML reads the first as text, the config as the number): two rows would train it.
+    (Variants alike under two labels are an A/A check, allowed.)"""
+    seen: dict[str, Cell] = {}
+    for cell in cells:
+        first = seen.setdefault(cell.config_sha, cell)
+        differ = [a for a, v in cell.coords.items() if first.coords.get(a) != v]
+        if (
+            first is cell
+            or not differ
+            or not all(isinstance(spec.axes.get(a), list) for a in differ)
+        ):
+            continue
+        axis = differ[0]
+        raw = {label_of(v): v for v in spec.axes[axis]}
+        a, b = (raw.get(c.coords[axis], c.coords[axis]) for c in (first, cell))  # explicit
+        raise FintuneError(
+            f"{source}: axes.{axis}: the values {a!r} and {b!r} make the same config (YAML "
+            "reads a number such as 1e-4, without a dot, as text); drop one"
+        )
 
 
 def check_repeated_runs(spec: StudySpec, cells: list[Cell], source: str) -> None:
