@@ -247,8 +247,8 @@ def check_values_differ(spec: StudySpec, cells: list[Cell], source: str) -> None
         ):
             continue
         axis = differ[0]
-        raw = {label_of(v): v for v in spec.axes[axis]}
-        a, b = (raw.get(c.coords[axis], c.coords[axis]) for c in (first, cell))  # explicit
+        raw = {label_of(v): v for v in spec.axes[axis]}  # an explicit cell's may be none
+        a, b = (raw.get(c.coords[axis], c.coords[axis]) for c in (first, cell))
         raise FintuneError(
             f"{source}: axes.{axis}: the values {a!r} and {b!r} make the same config (YAML "
             "reads a number such as 1e-4, without a dot, as text); drop one"
