@@ -233,22 +233,48 @@ def test_a_deleted_experiment_fails_before_training(make_config, monkeypatch):
         classification.run(config)
 
 
-def test_an_experiment_mlflow_will_not_create_is_named_with_its_reason(
-    make_config, monkeypatch, capsys
-):
+def test_an_experiment_mlflow_will_not_create_is_named_with_its_reason(make_config, monkeypatch):
     """A failure to create the experiment (a server refusing permission) was read as another
     process having made it first, and the lookup after it failed with 'NoneType' object has
-    no attribute 'experiment_id', hiding the reason."""
-    from mlflow import MlflowClient as Client
+    no attribute 'experiment_id', hiding the reason (the run's logging warning showed that)."""
 
     def refuse(self, name, **_):
         raise PermissionError(f"user may not create experiment {name!r}")
 
-    monkeypatch.setattr(Client, "create_experiment", refuse)
-    classification.run(make_config(tracking={"mlflow": True, "experiment": "desk"}))
+    monkeypatch.setattr(MlflowClient, "create_experiment", refuse)
+    config = make_config(tracking={"mlflow": True, "experiment": "desk"})
+    with pytest.raises(PermissionError, match="may not create experiment 'desk'"):
+        tracking._client(config)
+
+
+def test_a_copied_store_whose_artifact_folder_cannot_be_made_is_refused_before_training(
+    make_config, tmp_path, monkeypatch
+):
+    """An embedded store keeps the absolute artifact folder it was made with. Copied to
+    another machine or user (here: that folder lies under a file), a run trained fully, then
+    logging failed and MLflow marked it FAILED."""
+    config = make_config(tracking={"mlflow": True, "experiment": "desk"})
+    store = Path(config.output.dir) / "mlflow.db"
+    store.parent.mkdir(parents=True)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the old output folder was")
+    MlflowClient(f"sqlite:///{store}").create_experiment(
+        "desk", artifact_location=(blocker / "mlartifacts").as_uri()
+    )
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(FintuneError, match=r"experiment 'desk' keeps its artifacts in .*blocker"):
+        classification.run(config)
+
+
+def test_a_copied_store_warns_where_its_artifacts_go(make_config, tmp_path, capsys):
+    config = make_config(tracking={"mlflow": True, "experiment": "desk"})
+    store = Path(config.output.dir) / "mlflow.db"
+    store.parent.mkdir(parents=True)
+    old = tmp_path / "old-output" / "mlartifacts"
+    MlflowClient(f"sqlite:///{store}").create_experiment("desk", artifact_location=old.as_uri())
+    check_tracking(config)
     err = " ".join(capsys.readouterr().err.split())
-    assert "MLflow logging failed" in err and "may not create experiment 'desk'" in err
-    assert "NoneType" not in err
+    assert f"experiment 'desk' keeps its artifacts in {old}" in err
 
 
 @pytest.mark.parametrize("name", ["owner@team", "/lead", "a//b", "dir/", "../up"])

@@ -18,6 +18,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.request import url2pathname
 
 import psutil
 from filelock import FileLock
@@ -117,6 +118,34 @@ def check_tracking(config: ExperimentConfig) -> None:
             f"{source}: cannot {problem} {shown} ({first}). {fixes} or set tracking.mlflow: false"
         ) from None
     _refuse_deleted(experiment)
+    if store is not None and experiment is not None:
+        _check_artifact_folder(store, experiment, config)
+
+
+def _check_artifact_folder(store: Path, experiment, config: ExperimentConfig) -> None:
+    """An embedded store's experiment keeps the absolute artifact folder it was made with:
+    a store copied or moved from another folder (machine, user) sends artifacts there, and
+    where that folder cannot be made, logging fails after training."""
+    from fintune.run_dir import unwritable  # run_dir imports this module
+
+    location = experiment.artifact_location
+    here = (store.absolute().parent / "mlartifacts").as_uri()
+    if location == here or not location.startswith("file:"):
+        return
+    folder = Path(url2pathname(urlsplit(location).path))
+    told = (
+        f"the MLflow store {store.absolute()} was made in another folder: its experiment "
+        f"{experiment.name!r} keeps its artifacts in {folder}"
+    )
+    if why := unwritable(folder):
+        raise FintuneError(
+            f"{uri_source(config)}: {told}, which cannot be made here ({why}). Name another "
+            "experiment (tracking.experiment) or set tracking.mlflow: false"
+        )
+    console.print(
+        f"[yellow]warning:[/] {escape(told)}, not beside the store; name another experiment "
+        "(tracking.experiment) to keep them here"
+    )
 
 
 def _check_store_writable(store: Path, config: ExperimentConfig) -> None:
