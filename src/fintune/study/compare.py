@@ -38,7 +38,7 @@ from fintune.evaluation.metrics import check_bootstrap_memory
 from fintune.recipes import RECIPES
 from fintune.run_dir import check_writable, drop_checkpoints, write_json
 from fintune.study.adopt import finished_run, log_finished, whole_metrics
-from fintune.study.spec import SEED_AXIS, Cell, StudySpec, load_study
+from fintune.study.spec import Cell, StudySpec, load_study, report_row
 from fintune.tracking import (
     check_tracking,
     experiment_name,
@@ -91,12 +91,8 @@ def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, str]:
         if note := warmup_note(cfg.training, examples):
             console.print(f"[yellow]warning:[/] cell {escape(cell.id)}: {escape(note)}")
     # the paired test of a row resamples its seeds' and their baselines' predictions at once
-    rows = Counter(
-        str(sorted((a, v) for a, v in c.coords.items() if a != SEED_AXIS)) for c in cells
-    )
-    check_bootstrap_memory(
-        spec.bootstrap_samples, labels, 2 * max(rows.values()), field="bootstrap_samples"
-    )
+    seeds = max(Counter(report_row(c, spec) for c in cells).values(), default=1)
+    check_bootstrap_memory(spec.bootstrap_samples, labels, 2 * seeds, field="bootstrap_samples")
     return shas
 
 

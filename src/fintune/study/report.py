@@ -452,7 +452,8 @@ def _plots(
         except (OSError, ValueError):  # cut mid-line, not UTF-8: the run's results still stand
             whole = False
         histories[name] = history if whole else []
-        unreadable += [] if whole else [name]
+        if not whole:
+            unreadable.append(name)
     if unreadable:
         doc.text(
             "; ".join(plain_text(name) for name in unreadable)

@@ -262,8 +262,7 @@ def check_repeated_runs(spec: StudySpec, cells: list[Cell], source: str) -> None
     seed)."""
     seen: dict[tuple, str] = {}
     for cell in cells:
-        row = (group_key(cell, spec), tuple(cell.coords.get(a) for a in spec.baseline))
-        first = seen.setdefault((*row, cell.config_sha), cell.id)
+        first = seen.setdefault((*report_row(cell, spec), cell.config_sha), cell.id)
         if first != cell.id:
             raise FintuneError(
                 f"{source}: cells {first} and {cell.id} train the same config, and their "
@@ -358,6 +357,12 @@ def group_key(cell: Cell, spec: StudySpec) -> tuple[tuple[str, str], ...]:
     order = {axis: i for i, axis in enumerate(spec.axes)}
     key = [(a, v) for a, v in cell.coords.items() if a not in spec.baseline and a != SEED_AXIS]
     return tuple(sorted(key, key=lambda item: (order.get(item[0], len(order)), item[0])))
+
+
+def report_row(cell: Cell, spec: StudySpec) -> tuple:
+    """The report row a cell is in: its group and its baseline axes' values (a row's cells
+    differ only by seed)."""
+    return group_key(cell, spec), tuple(cell.coords.get(a) for a in spec.baseline)
 
 
 def baseline_coords(cell: Cell, baseline: dict[str, Any]) -> dict[str, str]:

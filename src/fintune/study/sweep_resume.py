@@ -154,8 +154,8 @@ def _set_by(trial, stored: dict[str, Any]) -> set[str]:
     fields = set()
     for field in trial.distributions:
         value = trial.params.get(field)
-        fields.add(field_set(field, value))
-        if field_set(field, value) == "model.name" and value != stored.get("model.name"):
+        fields.add(set_field := field_set(field, value))
+        if set_field == "model.name" and value != stored.get("model.name"):
             fields |= {f"model.{key}" for key in MODEL_PINS}
     return fields
 
