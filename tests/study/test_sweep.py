@@ -1601,6 +1601,25 @@ def test_the_trial_table_reads_a_running_trial_whose_last_line_is_half_written(t
     assert frame["eval_accuracy"].tolist() == [0.6]
 
 
+def test_a_trial_history_damaged_before_its_end_is_named_and_its_rows_come_from_the_storage(
+    sweep_file,
+):
+    """Only a cut last line was forgiven: a history.jsonl cut or not UTF-8 anywhere else
+    stopped every sweep report with a traceback, and no rerun mended it."""
+    path = sweep_file(trials=1, final=False)
+    folder = run_sweep(path).parent
+    (trial,) = load(folder).get_trials()
+    history = folder / trial.user_attrs["run_dir"] / "history.jsonl"
+    before = pd.read_csv(folder / "trials.csv")
+    history.write_bytes(b'{"step": 1, "lo\xff\n' + history.read_bytes())
+    report = run_sweep(path, report_only=True)
+    after = pd.read_csv(folder / "trials.csv")
+    assert after["eval_accuracy"].tolist() == before["eval_accuracy"].tolist()
+    assert "could not be read, so these trials' rows come from the storage: trial 0." in (
+        " ".join(report.read_text().split())
+    )
+
+
 def test_a_final_model_trained_on_other_data_is_not_reused(sweep_file, sentences_csv):
     """--report-only after a corrected data file (same path, so the same config) warned that
     the final model uses the new data, then reported the old final model's test scores."""

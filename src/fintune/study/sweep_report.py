@@ -20,7 +20,6 @@ from rich.markup import escape  # noqa: E402
 from fintune.errors import FintuneError  # noqa: E402
 from fintune.evaluation.metrics import format_interval, split_notes  # noqa: E402
 from fintune.report.document import Document, lead_bold  # noqa: E402
-from fintune.report.markdown import read_history  # noqa: E402
 from fintune.run_dir import write_json, write_whole  # noqa: E402
 from fintune.study.adopt import finished_run, log_finished  # noqa: E402
 from fintune.study.compare import LockHeld, owner_lock  # noqa: E402
@@ -75,7 +74,7 @@ def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
             continue
         run_dir = t.user_attrs.get("run_dir")
         path = folder / run_dir / "history.jsonl" if run_dir else None
-        history = _history(path) if path and path.is_file() else []
+        history = (_history(path) if path and path.is_file() else None) or []
         # a trial run on another machine: its folder is there, its epochs in the storage
         epochs = per_epoch(history, metric) or t.user_attrs.get("epochs") or [{"epoch": None}]
         common = {
@@ -110,13 +109,30 @@ def _cut_short(study, folder: Path) -> list[str]:
     return cut
 
 
-def _history(path: Path) -> list[dict]:
-    """A trial's history; a running trial may be writing its last line: that is left out."""
+def _history(path: Path) -> list[dict] | None:
+    """A trial's history, or None when it is damaged (cut or not UTF-8 before its end):
+    the trial's rows then come from the storage, and the report names it."""
     try:
-        return read_history(path)
-    except ValueError:
-        whole = path.read_text(encoding="utf-8").rpartition("\n")[0]
-        return [json.loads(line) for line in whole.splitlines() if line.strip()]
+        text = path.read_text(encoding="utf-8")
+        try:
+            history = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError:  # a running trial may be writing its last line: left out
+            lines = text.rpartition("\n")[0].splitlines()
+            history = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, ValueError):
+        return None
+    return history if all(isinstance(r, dict) and "step" in r for r in history) else None
+
+
+def _unreadable(study, folder: Path) -> list[str]:
+    """'trial N' for each trial whose history.jsonl is here but cannot be read."""
+    return [
+        f"trial {t.number}"
+        for t in study.get_trials(deepcopy=False)
+        if (run_dir := t.user_attrs.get("run_dir"))
+        and (path := folder / run_dir / "history.jsonl").is_file()
+        and _history(path) is None
+    ]
 
 
 def write_trials_csv(study, folder: Path, metric: str) -> pd.DataFrame:
@@ -337,6 +353,11 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
             "show only their latest (all are in the trial's history.jsonl on that machine): "
             + "; ".join(cut)
             + "."
+        )
+    if unreadable := _unreadable(study, folder):
+        doc.text(
+            "A damaged history.jsonl (cut or not UTF-8 before its end) could not be read, so "
+            "these trials' rows come from the storage: " + "; ".join(unreadable) + "."
         )
     params = [c for c in frame.columns if c.startswith("param:")]
     body = []
