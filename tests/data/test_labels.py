@@ -42,3 +42,20 @@ def test_labels_differing_only_in_unicode_form_are_named_with_a_row_of_each(
     assert f"{path}, train split, row 3 (line 4)" in message
     given = prepare_data(DataConfig(path=str(path), labels=labels, split={"stratify": False}), 0)
     assert given.labels == labels  # when meant, say so
+
+
+@pytest.mark.parametrize("given", [None, ["1.0", "1.5", "2.0"]])
+def test_a_split_of_half_step_ratings_holding_only_whole_ones_is_read_by_name(tmp_path, given):
+    """Whether labels are class positions was decided per split: a test file of ratings
+    1.0 and 2.0 (beside 1.5 in train) was read as positions 1 and 2, so its 1.0 rows
+    became class '1.5', silently."""
+    ratings = {"train": [1.0, 1.5, 2.0] * 4, "validation": [1.0, 1.5, 2.0], "test": [1.0, 2.0]}
+    files = {}
+    for role, values in ratings.items():
+        files[role] = str(tmp_path / f"{role}.csv")
+        texts = [f"{role} review {i}" for i in range(len(values))]
+        pd.DataFrame({"text": texts, "label": values}).to_csv(files[role], index=False)
+    data = prepare_data(DataConfig(files=files, labels=given), 0)
+    assert data.labels == ["1.0", "1.5", "2.0"]
+    test = data.splits["test"]
+    assert [data.labels[i] for i in test.sort_values("text")["label"]] == ["1.0", "2.0"]

@@ -152,10 +152,19 @@ def _holds_ids(values: pd.Series) -> bool:
     return is_float_dtype(values) and bool((values == values.round()).all())
 
 
+def _labels_are_ids(frames: dict[str, pd.DataFrame], column: str) -> bool:
+    """Integer labels (or whole floats) in every split. Decided over all splits at once, as
+    _infer_labels decides: a split of half-step ratings that holds only 1.0 and 2.0 is read
+    by name like the others, not as class positions 1 and 2."""
+    return _holds_ids(pd.concat([f[column] for f in frames.values()]))
+
+
 def _integers_name_labels(frames: dict[str, pd.DataFrame], column: str, labels: list[str]) -> bool:
     """Integer labels that are all names in `labels` ("-1", "0", "1") map by name, else by
     position. Decided over every split at once, so all are read the same way."""
-    names = {int(v) for f in frames.values() if _holds_ids(f[column]) for v in f[column].unique()}
+    if not _labels_are_ids(frames, column):
+        return False
+    names = {int(v) for f in frames.values() for v in f[column].unique()}
     return bool(names) and names <= set(_numbered(labels))
 
 
@@ -234,14 +243,15 @@ def _label_ids(
     frame: pd.DataFrame,
     column: str,
     labels: list[str],
+    as_ids: bool,
     by_name: bool,
     where: str,
     labels_given: bool = False,
 ) -> list[int]:
-    """`labels_given`: the map is data.labels as written (else a known dataset's)."""
+    """`as_ids` and `by_name`: as _labels_are_ids and _integers_name_labels decided over
+    every split. `labels_given`: the map is data.labels as written (else a known dataset's)."""
     values = frame[column]
     index = {name: i for i, name in enumerate(labels)}
-    as_ids = _holds_ids(values)
     if as_ids and by_name:
         numbered = _numbered(labels)
         values, as_ids = values.map(lambda v: numbered[int(v)]), False

@@ -27,6 +27,7 @@ from fintune.data.labels import (
     _infer_labels,
     _integers_name_labels,
     _label_ids,
+    _labels_are_ids,
     is_missing_marker,
 )
 from fintune.data.near_copies import SPLIT_PAIRS, near_copies
@@ -85,10 +86,11 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
             f"data: the training data has one label ({labels[0]!r}); a classifier needs at "
             f"least two: is data.label_column ({config.label_column!r}) the right column?"
         )
+    as_ids = _labels_are_ids(frames, config.label_column)
     by_name = _integers_name_labels(frames, config.label_column, labels)
     placeholders = _placeholder_texts(frames, config.text_column, origin)
     frames = {
-        role: _to_examples(frame, config, labels, by_name, f"{origin}, {role} split")
+        role: _to_examples(frame, config, labels, as_ids, by_name, f"{origin}, {role} split")
         for role, frame in frames.items()
     }
     if not config.split.use_given:  # pooled only now, so errors name the file's own rows
@@ -471,7 +473,12 @@ def _given_as(config: DataConfig) -> str:
 
 
 def _to_examples(
-    frame: pd.DataFrame, config: DataConfig, labels: list[str], by_name: bool, where: str
+    frame: pd.DataFrame,
+    config: DataConfig,
+    labels: list[str],
+    as_ids: bool,
+    by_name: bool,
+    where: str,
 ) -> pd.DataFrame:
     """Pick text and label columns, check every row, map labels to ids."""
     texts = frame[config.text_column]
@@ -489,7 +496,7 @@ def _to_examples(
             f"string; is data.text_column ({config.text_column!r}) the column of texts?"
         )
     given = config.labels is not None
-    ids = _label_ids(frame, config.label_column, labels, by_name, where, given)
+    ids = _label_ids(frame, config.label_column, labels, as_ids, by_name, where, given)
     return pd.DataFrame({"text": texts.astype(str).str.strip(), "label": ids})
 
 
