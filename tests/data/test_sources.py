@@ -146,6 +146,20 @@ def test_jsonl_errors_count_blank_lines(tmp_path):
         read_table(path)
 
 
+def test_a_jsonl_text_with_half_an_emoji_is_named_with_its_line(tmp_path):
+    """JSON can spell half of a UTF-16 pair alone (a tweet cut mid-emoji): it failed with
+    pyarrow's UnicodeEncodeError traceback, or (pandas 2) after the model had loaded. A
+    whole pair is one character and reads as such."""
+    path = tmp_path / "d.jsonl"
+    whole = '{"text": "profit \\ud83d\\ude00 up", "label": "positive"}'
+    path.write_text(f"{whole}\n" + '{"text": "profit \\ud83d up", "label": "positive"}\n')
+    said = r"d\.jsonl, line 2: the value of 'text' holds '\\ud83d', half of a UTF-16 pair"
+    with pytest.raises(FintuneError, match=said):
+        read_table(path)
+    path.write_text(whole + "\n")
+    assert read_table(path)["text"].tolist() == ["profit \U0001f600 up"]
+
+
 def test_json_suffix_reads_as_jsonl(tmp_path):
     path = tmp_path / "d.json"
     path.write_text("\n".join(json.dumps(r) for r in ROWS), encoding="utf-8")

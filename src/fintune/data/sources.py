@@ -295,6 +295,9 @@ def _field_count_problem(record: list[str], header: int, fmt: str) -> str:
 
 
 ARRAY_HINT = " (a JSON array? fintune reads JSON Lines: one object per line)"
+# half of a UTF-16 pair, which JSON's \ud83d can spell alone (a tweet cut mid-emoji): no
+# character, and no UTF-8 encodes it
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _RepeatedKey(Exception):
@@ -335,6 +338,12 @@ def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
         for key, value in row.items():
             if type(value) is int:
                 ints.setdefault(key, set()).add(value)
+            if isinstance(value, str) and (half := LONE_SURROGATE.search(value)):
+                raise FintuneError(
+                    f"{path}, line {number}: the value of {key!r} holds {ascii(half.group())}, "
+                    "half of a UTF-16 pair with no other half (text cut mid-emoji?): no "
+                    "character; delete it or write the whole character"
+                )
     if not rows:  # no columns either: it was blamed on data.text_column
         raise FintuneError(f"{path}: the file is empty (no JSON lines), so it has no examples")
     frame = pd.DataFrame(rows)
