@@ -504,6 +504,26 @@ def case_format_with_a_known_dataset(tmp):
     ]
 
 
+def case_columns_with_a_known_dataset(tmp):
+    """The known dataset's loader names its columns text and label: the error listed those,
+    not the file's own (banking77's train.csv holds text and category)."""
+    data = f"  dataset: banking77\n  path: {tmp}\n  label_column: category\n"
+    return [str(_base(tmp, data=data, labels=False))], [
+        "data: label_column is not read with dataset",
+        "own format and columns",
+    ]
+
+
+def case_encoding_with_a_hub_dataset(tmp):
+    """Dropped without a word (format and quoting too): a latin-1 download then failed as
+    'Offline?', and a wrong format passed."""
+    data = f"  hub_id: {tmp}\n  encoding: latin-1\n"
+    return [str(_base(tmp, data=data, labels=False))], [
+        "data: encoding is not read with hub_id",
+        "the datasets library reads a hub dataset's files itself",
+    ]
+
+
 def case_hub_config_without_hub_id(tmp):
     cfg = _base(tmp, data=f"  path: {_csv(tmp)}\n  hub_config: sentences_75agree\n")
     return [str(cfg)], ["data: hub_config is read only with hub_id"]

@@ -388,11 +388,11 @@ def test_text_fields_keep_what_yaml_1_1_would_turn_into_booleans_dates_or_octal(
         "name: 2024\ndata: {dataset: financial_phrasebank, labels: [no, yes], subset: 075}\n"
         "tracking: {tags: {date: 2024-06-30, build: 7}}\n",
     )
-    config = load_config(path, ["model.revision=1234567", "data.text_column=0"])
+    config = load_config(path, ["model.revision=1234567", "tracking.experiment=0"])
     assert config.name == "2024"
     assert config.data.labels == ["no", "yes"] and config.data.subset == "075"
     assert config.tracking.tags == {"date": "2024-06-30", "build": "7"}
-    assert config.model.revision == "1234567" and config.data.text_column == "0"
+    assert config.model.revision == "1234567" and config.tracking.experiment == "0"
     # booleans and numbers where the schema wants them still read as before
     config = load_config(path, ["output.save_model=false", "seed=0", "training.epochs=1_000"])
     assert config.output.save_model is False and config.seed == 0

@@ -262,6 +262,11 @@ class DataConfig(Section):
                 raise ValueError(f"{role}: {error}") from None
         return files and {role: expand_home(file) for role, file in files.items()}
 
+    def _set_among(self, *names: str) -> str | None:
+        """The first of these fields set to other than its default, or None."""
+        fields = type(self).model_fields
+        return next((n for n in names if getattr(self, n) != fields[n].default), None)
+
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
         given = [k for k in ("dataset", "path", "hub_id", "files") if getattr(self, k)]
@@ -283,11 +288,19 @@ class DataConfig(Section):
             )
         if self.hub_config is not None and not self.hub_id:
             raise ValueError("hub_config is read only with hub_id")
-        if self.dataset and (self.format != "auto" or self.quoting != "standard"):
-            given = "format" if self.format != "auto" else "quoting"
+        if self.dataset and (
+            unread := self._set_among("format", "quoting", "text_column", "label_column")
+        ):
             raise ValueError(
-                f"{given} is not read with dataset: a known dataset's files are read in its "
-                "own format; for files of your own, name them in path or files instead"
+                f"{unread} is not read with dataset: a known dataset's files are read in its "
+                "own format and columns; for files of your own, name them in path or files "
+                "instead"
+            )
+        if self.hub_id and (unread := self._set_among("format", "quoting", "encoding")):
+            raise ValueError(
+                f"{unread} is not read with hub_id: the datasets library reads a hub "
+                "dataset's files itself; for files of your own, name them in path or files "
+                "instead"
             )
         if self.text_column == self.label_column:
             raise ValueError(
