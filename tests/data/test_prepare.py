@@ -1374,3 +1374,23 @@ def test_near_copies_between_splits_are_a_warning_and_leave_the_data_as_it_was(t
     notes = "\n".join(data_warnings(data, config))
     assert "of the test split is a train text but for case, spacing or punctuation" in notes
     assert "of the test split are a validation text but for case, spacing or" in notes
+
+
+def test_a_folder_whose_test_file_holds_texts_only_says_how_to_leave_it_out(tmp_path):
+    """A Kaggle layout: train.csv with labels, test.csv with texts only. The error blamed
+    data.label_column and said 'a txt file is one text per line', and split_names, the one
+    way out it named for a folder's splits, could not leave a split out."""
+    labels = ["down", "up"] * 10
+    train = tmp_path / "train.csv"
+    pd.DataFrame({"text": [f"t {i}" for i in range(20)], "label": labels}).to_csv(
+        train, index=False
+    )
+    pd.DataFrame({"text": [f"h {i}" for i in range(6)]}).to_csv(tmp_path / "test.csv", index=False)
+    with pytest.raises(FintuneError) as caught:
+        prepare_data(DataConfig(path=str(tmp_path)), 0)
+    message = str(caught.value)
+    assert "the test split holds texts only, no labels" in message
+    assert "txt" not in message
+    assert "name a local folder's labelled files in data.files" in message
+    as_said = prepare_data(DataConfig(files={"train": str(train)}, split={"test": 0.25}), 0)
+    assert len(as_said.splits["test"]) == 5

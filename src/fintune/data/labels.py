@@ -231,12 +231,23 @@ def _unlabelled_split(
             "data.path at a labelled file"
         )
     said = f"; no row of the {role} split has a label ({len(values)} rows: an unlabelled split?); "
+    return said + unlabelled_split_fix(role, given_as)
+
+
+def unlabelled_split_fix(role: str, given_as: str) -> str:
+    """How to do without an unlabelled split of several (`given_as`: not 'file')."""
     if given_as == "splits":
-        return said + f"give the {role} role to a labelled split with data.split_names.{role}"
+        fix = f"give the {role} role to a labelled split with data.split_names.{role}"
+        if role != "train":
+            fix += (
+                ", or name a local folder's labelled files in data.files (a role left out "
+                f"is cut from train: data.split.{role})"
+            )
+        return fix
     fix = f"point data.files.{role} at a labelled file"
     if role != "train":
         fix += f", or leave {role} out of data.files to cut it from train (data.split.{role})"
-    return said + fix
+    return fix
 
 
 def _label_ids(

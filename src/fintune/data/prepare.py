@@ -29,6 +29,7 @@ from fintune.data.labels import (
     _label_ids,
     _labels_are_ids,
     is_missing_marker,
+    unlabelled_split_fix,
 )
 from fintune.data.near_copies import SPLIT_PAIRS, near_copies
 from fintune.data.sources import (
@@ -433,6 +434,12 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
                     "; the data holds texts only, no labels (a txt file is one text per line): "
                     "give them with their labels as csv, tsv, jsonl or parquet"
                 )
+                if (given_as := _given_as(config)) != "file":  # one split of several
+                    role = where.rsplit(", ", 1)[-1].removesuffix(" split")
+                    hint = (
+                        f"; the {role} split holds texts only, no labels: "
+                        + unlabelled_split_fix(role, given_as)
+                    )
             raise FintuneError(
                 f"data.{key}: column {column!r} not in {where}; columns are: {columns}{hint}"
             )
