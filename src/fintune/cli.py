@@ -162,7 +162,13 @@ LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 @user_errors
 def predict(
     run_dir: RunDirArgument,
-    texts: Annotated[list[str], typer.Argument(help="One or more texts to classify.")],
+    texts: Annotated[
+        list[str],
+        typer.Argument(
+            help="One or more texts to classify. A text that starts with '-' (\"-3.2% YoY\") "
+            "goes after --, else it is read as an option: fintune predict RUN -- TEXT ..."
+        ),
+    ],
     precision: PrecisionOption = "fp32",
     device: DeviceOption = "auto",
 ) -> None:
