@@ -33,7 +33,7 @@ from fintune.evaluation.paired import (  # noqa: E402
     paired_bootstrap,
     seed_mean_ci,
 )
-from fintune.report.document import Document, bold, lead_bold, plain_text  # noqa: E402
+from fintune.report.document import Document, bold, lead_bold  # noqa: E402
 from fintune.report.markdown import format_seconds, read_history  # noqa: E402
 from fintune.report.plots import label_room, lone, nothing_logged, tick_labels  # noqa: E402
 from fintune.run_dir import write_json  # noqa: E402
@@ -456,7 +456,7 @@ def _plots(
             unreadable.append(name)
     if unreadable:
         doc.text(
-            "; ".join(plain_text(name) for name in unreadable)
+            "; ".join(unreadable)  # Document.text escapes what it shows
             + ": no loss or learning-rate curve, its history.jsonl cannot be read."
         )
     for key, label, title, fname in (
