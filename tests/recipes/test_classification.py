@@ -352,6 +352,21 @@ def test_odd_texts_and_labels_survive_every_artifact(make_config, tmp_path):
     assert "<!--" not in report.replace("\\<!--", "")  # no comment hides the rest
 
 
+def test_a_report_lists_the_labels_its_confusion_matrix_shows_as_ids(make_config, tmp_path):
+    """Labels no font here draws (利空, 利好) are class ids on the matrix's axes: the report
+    says which id is which."""
+    names = {"positive": "利好", "negative": "利空", "neutral": "中性"}
+    frame = make_sentences()
+    frame["label"] = frame["label"].map(names)
+    path = tmp_path / "zh.csv"
+    frame.to_csv(path, index=False)
+    data = {"path": str(path), "labels": sorted(names.values())}
+    run_dir = run(make_config(data=data, training={"max_steps": 1}))
+    labels = _metrics(run_dir)["labels"]
+    said = ", ".join(f"{i} {label}" for i, label in enumerate(labels))
+    assert f"no font here draws them): {said}." in (run_dir / "report.md").read_text("utf-8")
+
+
 def test_predictions_hold_the_users_text_and_predict_again_as_recorded(make_config, tmp_path):
     """With data.cleaning on, `text` is the text as the data file has it (fed back to
     `fintune predict`, it is cleaned once, as in training); `cleaned_text` is what the model

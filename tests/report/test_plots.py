@@ -150,3 +150,18 @@ def test_room_for_labels_is_measured_as_drawn_not_counted_in_characters(monkeypa
     renderer = FigureCanvasAgg(fig).get_renderer()
     matrix = fig.axes[0].get_window_extent(renderer)
     assert matrix.width > 0.35 * fig.get_tightbbox(renderer).width * fig.dpi
+
+
+def test_labels_the_font_cannot_draw_are_shown_as_class_ids(monkeypatch, tmp_path):
+    """Chinese labels (利空, 中性, 利好) were drawn as the same empty boxes in DejaVu Sans,
+    so no row or column could be told apart."""
+    from fintune.report.plots import tick_labels, undrawable_note
+
+    labels = ["利空", "中性", "利好"]
+    assert tick_labels(labels) == ["0", "1", "2"]
+    assert undrawable_note(labels, "The plot") == (
+        "The plot shows the labels as their class ids (no font here draws them): "
+        "0 利空, 1 中性, 2 利好."
+    )
+    assert tick_labels(["baisse €", "hausse é"]) == ["baisse €", "hausse é"]
+    assert undrawable_note(["baisse €", "hausse é"], "The plot") is None

@@ -9,7 +9,12 @@ from typing import Any
 from fintune.config.schema import METRICS, ExperimentConfig
 from fintune.evaluation.metrics import format_interval, per_class_edge_note, split_notes
 from fintune.report.document import plain_text, table_row
-from fintune.report.plots import plot_confusion, plot_learning_rate, plot_loss
+from fintune.report.plots import (
+    plot_confusion,
+    plot_learning_rate,
+    plot_loss,
+    undrawable_note,
+)
 
 PLOTS = {"loss": "loss.png", "learning_rate": "learning_rate.png", "confusion": "confusion.png"}
 
@@ -112,6 +117,10 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
         "",
         f"![confusion matrix]({PLOTS['confusion']})",
         "",
+    ]
+    if note := undrawable_note(metrics["labels"], "The confusion matrix"):
+        out += [plain_text(note), ""]
+    out += [
         "## Data",
         "",
         f"Source: {plain_text(str(report.get('source')))}. Fingerprint (sha256 of the "

@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
-from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.font_manager import FontProperties, findfont, get_font  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
@@ -80,11 +80,29 @@ def plot_learning_rate(history: list[dict], path: Path) -> None:
 def tick_labels(labels: list[str], width: int = 40) -> list[str]:
     """Labels short enough for an axis: a 300-character label left the matrix a sliver.
     The middle goes, so labels that share a long start stay apart; where two still read
-    the same, each is numbered. Width counts a wide (CJK) character as two."""
+    the same, each is numbered. Width counts a wide (CJK) character as two. Labels the
+    font cannot draw are their class ids (the reports list them)."""
+    if not drawable(labels):
+        return [str(i) for i in range(len(labels))]
     shown = [t if text_width(t) <= width else _cut_middle(t, width) for t in labels]
     if len(set(shown)) < len(set(labels)):
         shown = [f"{i}: {t}" for i, t in enumerate(shown)]
     return shown
+
+
+def drawable(labels: list[str]) -> bool:
+    """Whether matplotlib's font has every character of the labels: its default, DejaVu
+    Sans, has no CJK ones, so 利空 and 利好 were drawn as the same empty boxes."""
+    charmap = get_font(findfont(FontProperties())).get_charmap()
+    return all(ord(c) in charmap for t in labels for c in t if c.isprintable() and c != " ")
+
+
+def undrawable_note(labels: list[str], what: str) -> str | None:
+    """The sentence a report adds where `what` shows its labels as class ids."""
+    if drawable(labels):
+        return None
+    ids = ", ".join(f"{i} {label}" for i, label in enumerate(labels))
+    return f"{what} shows the labels as their class ids (no font here draws them): {ids}."
 
 
 def text_width(text: str) -> int:

@@ -35,7 +35,13 @@ from fintune.evaluation.paired import (  # noqa: E402
 )
 from fintune.report.document import Document, bold, lead_bold  # noqa: E402
 from fintune.report.markdown import format_seconds, read_history  # noqa: E402
-from fintune.report.plots import label_room, lone, nothing_logged, tick_labels  # noqa: E402
+from fintune.report.plots import (  # noqa: E402
+    label_room,
+    lone,
+    nothing_logged,
+    tick_labels,
+    undrawable_note,
+)
 from fintune.run_dir import write_json  # noqa: E402
 from fintune.study.compare import DATA_CHANGED, finished_metrics  # noqa: E402
 from fintune.study.spec import (  # noqa: E402
@@ -494,7 +500,8 @@ def _plots(
             nothing_logged(ax, label)
         _save(fig, folder / f"{slug}-{fname}.png", doc, title)
 
-    labels = tick_labels(rows[names[0]][0].metrics["labels"])
+    names_of_labels = rows[names[0]][0].metrics["labels"]
+    labels = tick_labels(names_of_labels)
     cols = min(4, len(names))
     nrows = (len(names) + cols - 1) // cols
     size = 2.2 + 0.25 * len(labels)
@@ -523,6 +530,8 @@ def _plots(
         "Test confusion matrices (true rows, predicted columns; summed over seeds)", fontsize=10
     )
     _save(fig, folder / f"{slug}-confusion.png", doc, "confusion matrices")
+    if note := undrawable_note(names_of_labels, "Each confusion matrix"):
+        doc.text(note)
 
 
 def row_look(i: int) -> tuple[Any, str | None, str | None]:
