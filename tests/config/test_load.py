@@ -153,7 +153,16 @@ def test_set_value_may_contain_equals_and_be_empty():
     assert raw == {"name": "a=b", "data": {"path": ""}, "model": {"name": "tiny"}}
 
 
-@pytest.mark.parametrize(("item", "value"), [("ticket=#123", "#123"), ("dir= ~", "~")])
+@pytest.mark.parametrize(
+    ("item", "value"),
+    [
+        ("ticket=#123", "#123"),
+        ("dir= ~", "~"),
+        # a '#' after a space began a comment: cut to 'tiny' and 'Sentiment of', silently
+        ("name=tiny #2", "tiny #2"),
+        ("init_text=Sentiment of #AAPL news:", "Sentiment of #AAPL news:"),
+    ],
+)
 def test_set_value_that_yaml_reads_as_a_comment_or_null_is_kept_as_text(item, value):
     """YAML reads '#123' as a comment and '~' as null: `--set tracking.tags.ticket=#123`
     and `--set output.dir=~` (the README's home folder) failed with 'got None'."""

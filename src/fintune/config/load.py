@@ -235,7 +235,8 @@ def apply_override(raw: dict[str, Any], item: str, given: list[str] | None = Non
     try:
         if not stripped:
             value = text
-        elif stripped.startswith("#") or stripped == "~":  # in YAML a comment, and null
+        elif stripped.startswith("#") or stripped == "~" or _holds_a_comment(text):
+            # in YAML a comment ("tiny #2" would be cut to "tiny", silently), and null
             value = stripped
         else:
             value = parse_yaml(text)
@@ -252,6 +253,16 @@ def apply_override(raw: dict[str, Any], item: str, given: list[str] | None = Non
     drop_switched_options(before, raw, [*(given or []), *fields])
     drop_switched_model(model_before, raw, [*(given or []), *fields])
     return fields
+
+
+def _holds_a_comment(text: str) -> bool:
+    """Whether YAML reads the end of the value as a comment: text after its last token."""
+    ends = [
+        token.end_mark.index
+        for token in yaml.scan(text)
+        if not isinstance(token, (yaml.StreamEndToken, yaml.BlockEndToken))
+    ]
+    return bool(text[max(ends, default=0) :].strip())
 
 
 def model_name(raw: dict[str, Any]) -> Any:
