@@ -4,6 +4,7 @@ names the field, and how many tokens a model takes."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from transformers import (
@@ -152,6 +153,14 @@ def test_a_safetensors_file_cut_short_is_refused_before_the_load(make_config, ti
         check_architecture(make_config(model={"name": str(folder)}))
 
 
+def _save_model(config, folder: Path) -> None:
+    """A tiny random model of this configuration, weights and all (a folder holding only
+    config.json is refused as an incomplete copy)."""
+    from transformers import AutoModelForSequenceClassification
+
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+
+
 @pytest.mark.parametrize("method", ["prefix", "prompt", "lora"])
 def test_prefix_tuning_on_a_model_without_past_key_values_is_refused_before_the_load(
     make_config, tmp_path, method
@@ -162,7 +171,7 @@ def test_prefix_tuning_on_a_model_without_past_key_values_is_refused_before_the_
     from transformers import DebertaV2Config
 
     size = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    DebertaV2Config(vocab_size=64, **size).save_pretrained(tmp_path / "deberta")
+    _save_model(DebertaV2Config(vocab_size=64, **size), tmp_path / "deberta")
     config = make_config(model={"name": str(tmp_path / "deberta")}, method=method)
     if method != "prefix":
         check_architecture(config)
@@ -188,9 +197,8 @@ def test_auto_modules_on_a_model_peft_has_no_list_for_are_refused_before_the_loa
     specify `target_modules` or `target_parameters`in `peft_config`'."""
     from transformers import DistilBertConfig
 
-    DistilBertConfig(vocab_size=64, dim=32, n_layers=2, n_heads=2, hidden_dim=64).save_pretrained(
-        tmp_path / "distilbert"
-    )
+    distilbert = DistilBertConfig(vocab_size=64, dim=32, n_layers=2, n_heads=2, hidden_dim=64)
+    _save_model(distilbert, tmp_path / "distilbert")
     config = make_config(model={"name": str(tmp_path / "distilbert")}, method=method)
     with pytest.raises(
         FintuneError, match=rf"method.{field}: auto .*\(model type 'distilbert'\).* named: .*q_lin"
@@ -261,3 +269,26 @@ def test_a_missing_local_folder_read_as_a_hub_id_says_so(
     missing = tmp_path / "models" / "minilm"
     with pytest.raises(FintuneError, match=rf"if it is a local folder: {missing} does not exist"):
         check_architecture(make_config(model={"name": "models/minilm"}))
+
+
+def test_a_local_model_without_a_shard_or_without_weights_is_refused_before_the_load(
+    make_config, tiny_bert, tmp_path
+):
+    """validate said ok; run failed at the load ('No such file ... model-00002-of-00004')."""
+    from transformers import AutoModelForSequenceClassification
+
+    sharded = tmp_path / "sharded"
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert)
+    model.save_pretrained(sharded, max_shard_size="100KB")
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        if (tiny_bert / name).is_file():
+            shutil.copy(tiny_bert / name, sharded / name)
+    check_architecture(make_config(model={"name": str(sharded)}))  # whole: no error
+    shard = sorted(sharded.glob("model-*.safetensors"))[1]
+    shard.unlink()
+    with pytest.raises(FintuneError, match=rf"weight files, but 1 are not in .*{shard.name}"):
+        check_architecture(make_config(model={"name": str(sharded)}))
+    for path in sharded.glob("model*.safetensors*"):
+        path.unlink()
+    with pytest.raises(FintuneError, match=r"sharded holds no weights \(no model.safetensors"):
+        check_architecture(make_config(model={"name": str(sharded)}))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import json
 import struct
 from pathlib import Path
 
@@ -115,9 +116,34 @@ def _check_gguf_method(config: ExperimentConfig, source: ModelSource) -> None:
         )
 
 
+# what transformers loads a model's weights from (sharded: an index names the files)
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.h5", "*.msgpack")
+
+
 def _check_weight_files(folder: Path) -> None:
-    """A local model's safetensors files are whole: a copy cut short passed every check and
-    failed at the load with safetensors' own traceback. Reads each header, not the weights."""
+    """A local model's weights are all there and its safetensors files whole: a copy cut
+    short, one without a shard, or without weights, passed every check and failed at the
+    load (a truncated file with safetensors' own traceback). Reads headers, not weights."""
+    for index in sorted(folder.glob("*.index.json")):
+        try:
+            shards = sorted(
+                set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise FintuneError(
+                f"model.name: {index} is damaged (its weight_map cannot be read: {err!r})"
+            ) from None
+        if missing := [name for name in shards if not (folder / str(name)).is_file()]:
+            shown = ", ".join(map(str, missing[:3])) + (" ..." if len(missing) > 3 else "")
+            raise FintuneError(
+                f"model.name: {index.name} names {len(shards)} weight files, but {len(missing)} "
+                f"are not in {folder} ({shown}): an incomplete copy or download?"
+            )
+    if not any(next(folder.glob(pattern), None) for pattern in WEIGHT_FILES):
+        raise FintuneError(
+            f"model.name: {folder} holds no weights (no model.safetensors or "
+            "pytorch_model.bin): an incomplete copy or download?"
+        )
     for path in sorted(folder.glob("*.safetensors")):
         try:
             with safe_open(path, framework="pt"):
