@@ -160,3 +160,23 @@ def test_a_known_dataset_the_hub_cannot_give_names_data_dataset(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(FintuneError, match=r"^data.dataset: could not load 'takala/.*data.path"):
         load_known("financial_phrasebank", "50", None)
+
+
+def test_a_local_hub_folder_that_is_not_there_or_not_readable_is_not_blamed_on_the_hub(
+    tmp_path, monkeypatch
+):
+    """A missing folder and a folder the datasets library could not read were both said
+    as 'could not load ... from the hub: ... Offline?'."""
+    import pytest
+
+    from fintune.errors import FintuneError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FintuneError, match=r"data.hub_id: no such folder: \./nope \(relative"):
+        read_hub("./nope", None)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "train.parquet").write_bytes(b"not parquet")
+    with pytest.raises(FintuneError) as caught:
+        read_hub(str(tmp_path / "broken"), None)
+    assert "could not load" in str(caught.value)
+    assert "from the hub" not in str(caught.value) and "Offline?" not in str(caught.value)

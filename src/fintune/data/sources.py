@@ -461,13 +461,20 @@ def read_hub(
     the config field that named it (data.dataset, for a known dataset's hub copy)."""
     import datasets
 
+    if hub_id.startswith(("/", "./", "../")) and not Path(hub_id).exists():  # no hub id does
+        raise FintuneError(f"{field}: no such folder: {hub_id}{relative_note(Path(hub_id))}")
     try:
         loaded = datasets.load_dataset(hub_id, config, revision=revision)
     except Exception as err:  # the hub client raises many types; all mean "could not load"
+        local = Path(hub_id).is_dir()  # a downloaded dataset's folder
         raise FintuneError(
             f"{field}: could not load {hub_id!r}"
             + (f" (config {config!r})" if config else "")
-            + f" from the hub: {err}. Offline? Point data.path at a local copy."
+            + (
+                f": {err}"
+                if local
+                else f" from the hub: {err}. Offline? Point data.path at a local copy."
+            )
         ) from None
     frames = {}
     for name, split in loaded.items():
