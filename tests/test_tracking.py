@@ -15,12 +15,13 @@ from pathlib import Path
 import optuna
 import psutil
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from fintune import tracking
 from fintune.errors import FintuneError
 from fintune.recipes import classification
-from fintune.tracking import check_tracking
+from fintune.tracking import check_tracking, unused_tracking_note
 
 
 def test_a_run_is_logged_with_params_step_metrics_final_metrics_and_artifacts(make_config):
@@ -863,3 +864,20 @@ def test_the_logged_parameters_are_the_resolved_configs_paths_and_all(
     assert params["data.path"] == written["data.path"] == str(tmp_path / "sentences.csv")
     assert params["output.dir"] == written["output.dir"] == str(tmp_path / "out")
     assert params["model.name"] == written["model.name"] == str(tiny_bert)
+
+
+def test_tracking_settings_given_with_mlflow_off_are_said_to_be_unused(make_config, tmp_path):
+    """`tracking.mlflow: false` with tags or an experiment dropped them without a word."""
+    from typer.testing import CliRunner
+
+    from fintune.cli import app
+
+    config = make_config(tracking={"mlflow": False, "tags": {"desk": "rates"}})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    said = CliRunner().invoke(app, ["validate", str(path)])
+    assert said.exit_code == 0, said.output
+    assert "warning: tracking.tags is not used: tracking.mlflow is false" in said.output
+    assert unused_tracking_note(make_config(tracking={"mlflow": False}).tracking) is None
+    on = make_config(tracking={"mlflow": True, "tags": {"desk": "rates"}})
+    assert unused_tracking_note(on.tracking) is None

@@ -99,6 +99,7 @@ def validate(config: ConfigArgument, set_: SetOption = None) -> None:
     from fintune.recipes import RECIPES
 
     cfg = load_config(config, set_)
+    _warn_unused_tracking(cfg)
     recipe = RECIPES[cfg.task]
     data, device = recipe.setup(cfg)
     counts = {role: len(frame) for role, frame in data.splits.items()}
@@ -119,9 +120,17 @@ def run(config: ConfigArgument, set_: SetOption = None) -> None:
     from fintune.recipes import RECIPES
 
     cfg = load_config(config, set_)
+    _warn_unused_tracking(cfg)
     with _terminate_as_exit():
         run_dir = RECIPES[cfg.task].run(cfg)
     out.print(f"Finished. Report: {run_dir / 'report.md'}", markup=False)
+
+
+def _warn_unused_tracking(config) -> None:
+    from fintune.tracking import unused_tracking_note
+
+    if note := unused_tracking_note(config.tracking):
+        err.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
 
 
 @contextmanager

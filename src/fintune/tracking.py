@@ -81,6 +81,18 @@ def store_in(config: ExperimentConfig, folder: Path) -> None:
         config.tracking._uri_from = "output"  # the study's or sweep's field, not the user's URI
 
 
+def unused_tracking_note(tracking) -> str | None:
+    """Tracking settings given with tracking.mlflow off, which were dropped without a word.
+    Said by `fintune run` and `validate` (a study or sweep fills them in for its runs)."""
+    if tracking.mlflow:
+        return None
+    given = {"uri": tracking.uri, "experiment": tracking.experiment, "tags": tracking.tags}
+    if unused := [f"tracking.{name}" for name, value in given.items() if value]:
+        verb = "is" if len(unused) == 1 else "are"
+        return f"{', '.join(unused)} {verb} not used: tracking.mlflow is false"
+    return None
+
+
 def check_tracking(config: ExperimentConfig) -> None:
     """Fail before training when the tracking store cannot be used (a server that cannot be
     reached, a URI MLflow does not take), or when the run's experiment was deleted (MLflow
