@@ -375,3 +375,25 @@ def test_dropping_checkpoints_uses_the_rmtree_error_hook_of_the_python_it_runs_o
     monkeypatch.undo()
     assert calls == ["onexc" if version >= (3, 12) else "onerror"]
     assert (freed, left, cause) == (0, 1000, f"Permission denied: {stuck}")
+
+
+def test_a_local_models_relative_path_is_recorded_absolute_in_metrics_json(
+    make_config, tiny_bert, monkeypatch
+):
+    """metrics.json held the path as given ("models/tinybert"), config.yaml the absolute
+    one: the record depended on the folder fintune ran from."""
+    import json
+
+    import yaml
+
+    from fintune.recipes.classification import run
+
+    monkeypatch.chdir(tiny_bert.parent)
+    config = make_config(model={"name": tiny_bert.name}, training={"max_steps": 1})
+    folder = run(config)
+    recorded = json.loads((folder / "metrics.json").read_text())["model"]
+    assert (
+        recorded
+        == str(tiny_bert)
+        == yaml.safe_load((folder / "config.yaml").read_text())["model"]["name"]
+    )

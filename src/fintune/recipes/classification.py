@@ -37,6 +37,7 @@ from fintune.run_dir import (
     create_run_dir,
     hardware,
     package_versions,
+    resolved_config,
     source_code,
     write_config,
     write_json,
@@ -234,7 +235,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             "resources": monitor.summary(),
             "labels": data.labels,
             "method": config.method.name,
-            "model": config.model.name,
+            "model": resolved_config(config)["model"]["name"],  # a local folder absolute
             "seed": config.seed,
             "data_sha256": data.fingerprint["sha256"],
             "device": device,
