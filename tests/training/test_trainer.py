@@ -249,3 +249,20 @@ def test_examples_trained_follow_each_epochs_short_last_batch(steps, accumulatio
     from fintune.training.trainer import examples_trained
 
     assert examples_trained(steps, 86, batch_size=16, accumulation=accumulation) == expected
+
+
+def test_how_often_a_run_evaluates_does_not_change_what_it_trains(make_config):
+    """Each evaluation's data loader drew a seed from torch's generator, which moved every
+    later dropout mask: evaluating every 3 steps instead of every epoch trained another
+    model (step 4's loss already differed)."""
+
+    def losses(**evaluation) -> list[float]:
+        training = {"epochs": 2, "learning_rate": 1e-3, "batch_size": 8, "logging_steps": 1}
+        config = make_config(training={**training, "load_best_model": False, **evaluation})
+        config.output.save_model = False
+        history = (run(config) / "history.jsonl").read_text().splitlines()
+        return [json.loads(r)["loss"] for r in history if '"loss"' in r]
+
+    by_epoch = losses()
+    assert len(by_epoch) > 4
+    assert losses(eval_strategy="steps", eval_steps=3) == by_epoch

@@ -364,6 +364,14 @@ class SelectingTrainer(Trainer):
             f"{rate:.3g}); {DIVERGED_FIX}"
         )
 
+    def evaluate(self, *args, **kwargs):
+        """Each evaluation's data loader draws a seed from torch's generator: unforked, how
+        often a run evaluated (eval_steps, or epochs) changed the dropout masks of every
+        later step, and so the trained model."""
+        devices = [self.args.device.index or 0] if self.args.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return super().evaluate(*args, **kwargs)
+
     def _determine_best_metric(self, metrics: dict[str, float], trial) -> bool:
         score, loss = metrics[self.args.metric_for_best_model], metrics["eval_loss"]
         if not is_better_checkpoint(score, loss, self._best, self.args.greater_is_better):
