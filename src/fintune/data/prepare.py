@@ -78,7 +78,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         for role, frame in frames.items()
     }
     for role, frame in frames.items():
-        _check_columns(frame, config, f"{origin}, {role} split")
+        _check_columns(frame, config, origin, role)
         where = f"{origin}, {role} split"
         _check_labels_present(frame, config.label_column, where, config.labels, _given_as(config))
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column, origin)
@@ -420,7 +420,8 @@ def _placeholder_texts(
     return {"count": len(found), "first": found[0][1], "text": found[0][0]}
 
 
-def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
+def _check_columns(frame: pd.DataFrame, config: DataConfig, origin: str, role: str) -> None:
+    where = f"{origin}, {role} split"
     for key in ("text_column", "label_column"):
         column = getattr(config, key)
         if column not in frame.columns:
@@ -435,7 +436,6 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> None:
                     "give them with their labels as csv, tsv, jsonl or parquet"
                 )
                 if (given_as := _given_as(config)) != "file":  # one split of several
-                    role = where.rsplit(", ", 1)[-1].removesuffix(" split")
                     hint = (
                         f"; the {role} split holds texts only, no labels: "
                         + unlabelled_split_fix(role, given_as)
