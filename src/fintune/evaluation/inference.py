@@ -7,6 +7,9 @@ logits are put back in dataset order.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from datasets import Dataset
@@ -51,11 +54,11 @@ def predict_logits(
     batches = length_sorted_batches(lengths, batch_size, exact=pads_on_the_left(tokenizer))
     model.eval()
     chunks = []
-    for indices in tqdm(batches, desc=desc, unit="batch"):
-        rows = dataset.select(indices)
-        batch = collate([{c: row[c] for c in columns} for row in rows])
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=in_bf16(model)):
+    with computing_as_saved(model, device):
+        for indices in tqdm(batches, desc=desc, unit="batch"):
+            rows = dataset.select(indices)
+            batch = collate([{c: row[c] for c in columns} for row in rows])
+            batch = {k: v.to(device) for k, v in batch.items()}
             chunks.append(model(**batch).logits.float().cpu().numpy())
     logits = np.concatenate(chunks)
     restored = np.empty_like(logits)
@@ -66,3 +69,23 @@ def predict_logits(
 def in_bf16(model) -> bool:
     """A model with bfloat16 weights runs under bf16 autocast: norms and softmax in fp32."""
     return next(model.parameters()).dtype == torch.bfloat16
+
+
+@contextmanager
+def computing_as_saved(model, device: str) -> Iterator[None]:
+    """Compute as the saved model does when loaded plainly: bfloat16 weights under bf16
+    autocast, any other weights in their own dtype. Mixed-precision training
+    (training.precision bf16 or fp16) wraps the model's forward in autocast (accelerate);
+    the wrapper is set aside meanwhile, so validation during training and a run's recorded
+    figures are the saved model's, not its float32 weights' in bfloat16."""
+    original = model.__dict__.get("_original_forward")  # accelerate's, before its wrapper
+    wrapped = model.__dict__.get("forward")
+    if original is not None:
+        model.forward = original
+    try:
+        kind = torch.device(device).type
+        with torch.autocast(device_type=kind, dtype=torch.bfloat16, enabled=in_bf16(model)):
+            yield
+    finally:
+        if original is not None:
+            model.forward = wrapped

@@ -25,6 +25,7 @@ from transformers import (
 from fintune import interrupt
 from fintune.config.schema import MethodConfig, QLoraMethod, TrainingConfig
 from fintune.errors import FintuneError
+from fintune.evaluation.inference import computing_as_saved
 from fintune.evaluation.metrics import confusion, metrics_from_confusion
 from fintune.run_dir import to_json
 
@@ -367,9 +368,14 @@ class SelectingTrainer(Trainer):
     def evaluate(self, *args, **kwargs):
         """Each evaluation's data loader draws a seed from torch's generator: unforked, how
         often a run evaluated (eval_steps, or epochs) changed the dropout masks of every
-        later step, and so the trained model."""
+        later step, and so the trained model. Validation computes as the final evaluation
+        does (`computing_as_saved`), so the checkpoint chosen is judged by the same numbers
+        the run records."""
         devices = [self.args.device.index or 0] if self.args.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with (
+            torch.random.fork_rng(devices=devices),
+            computing_as_saved(self.model, self.args.device.type),
+        ):
             return super().evaluate(*args, **kwargs)
 
     def _determine_best_metric(self, metrics: dict[str, float], trial) -> bool:
