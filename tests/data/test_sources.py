@@ -277,6 +277,14 @@ def test_missing_file(tmp_path):
         read_local(tmp_path / "none.csv", "auto", None)
 
 
+def test_a_device_or_a_folder_is_not_called_missing(tmp_path):
+    """data.path /dev/null said "data file not found" of a path that is there."""
+    with pytest.raises(FintuneError, match=r"/dev/null is not a regular file \(a device"):
+        read_local(Path("/dev/null"), "auto", None)
+    with pytest.raises(FintuneError, match="is a folder; name a file in it"):
+        read_table(tmp_path)
+
+
 def test_single_file_is_the_train_split(tmp_path):
     path = tmp_path / "d.csv"
     pd.DataFrame(ROWS).to_csv(path, index=False)

@@ -54,6 +54,10 @@ def read_table(
 ) -> pd.DataFrame:
     """One local file as a DataFrame; parse errors name the file and line."""
     if not path.is_file():
+        if path.is_dir():
+            raise FintuneError(f"data file {path} is a folder; name a file in it")
+        if path.exists():  # /dev/null, a pipe: reading it would find nothing or wait
+            raise FintuneError(f"data file {path} is not a regular file (a device or a pipe)")
         raise FintuneError(f"data file not found: {path}{relative_note(path)}")
     fmt = detect_format(path, fmt)
     enc = encoding or "utf-8"
