@@ -812,3 +812,19 @@ def test_a_method_section_made_by_set_without_a_name_is_marked_from_set(tmp_path
     with pytest.raises(FintuneError) as error:  # the file's own mistake, not the --set's
         load_config(nameless, ["method.r=4"])
     assert "method.name: missing" in str(error.value) and "[from --set]" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("item", "line"),
+    [
+        ("method.name=null", "method: unknown method None"),
+        ("tracking.tags.desk.team=fx", "tracking.tags.desk: Input should be a valid string"),
+    ],
+)
+def test_an_error_a_set_made_above_its_field_is_marked_from_set(lora_yaml, item, line):
+    """The error sits above the field --set gave (`method`, `tracking.tags.desk`), and
+    read as the file's."""
+    with pytest.raises(FintuneError) as error:
+        load_config(lora_yaml, [item])
+    marked = next(x for x in str(error.value).splitlines() if line in x)
+    assert marked.endswith("[from --set]")

@@ -388,24 +388,23 @@ def validate_config(
         return ExperimentConfig.model_validate(_empty_sections(raw, ExperimentConfig))
     except ValidationError as err:
         lines = [_describe(e) for e in err.errors()]
+        without = _error_lines(before)
+        keys = overridden or []
         for i, (line, error) in enumerate(zip(lines, err.errors(), strict=True)):
             field = line.partition(":")[0]
-            made = error["type"] == "extra_forbidden"  # `--set a.b.c=1` made the unknown a.b
-            # a section's cross-field check (eval_steps with eval_strategy), given a field
-            # in it by --set, or the whole config's, given any, unless it failed so without
             top = not error["loc"]
-            whole = error["type"] == "value_error" and (top or _is_section(field.split(".")))
-            # `--set method.r=4` on a file without a method section made it, without a name
+            given = any(field == key or field.startswith(f"{key}.") for key in keys)
+            # above a field --set gave: a tag --set made (`--set a.b.c=1` made the unknown
+            # a.b; `--set method.name=null`), a section's or the whole config's cross-field
+            # check, a section --set made without its name (`--set method.r=4` on a file
+            # without a method section); from --set unless the config failed so without it
+            section = f"{error['loc'][0]}." if error["loc"] else ""
             nameless = error["type"] == "union_tag_not_found"
-            section = str(error["loc"][0]) if error["loc"] else ""
-            if any(
-                top
-                or field == key
-                or field.startswith(f"{key}.")
-                or ((made or whole) and key.startswith(f"{field}."))
-                or (nameless and key.startswith(f"{section}."))
-                for key in overridden or []
-            ) and not ((whole or nameless) and line in _error_lines(before)):
+            above = any(
+                top or key.startswith(f"{field}.") or (nameless and key.startswith(section))
+                for key in keys
+            )
+            if given or (above and line not in without):
                 lines[i] = f"{line} [from --set]"
         details = "\n".join(f"  - {x}" for x in lines)
         raise FintuneError(f"{source}: invalid config\n{details}") from None
