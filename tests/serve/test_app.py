@@ -345,6 +345,13 @@ BAD = [
     ),
     ("body not UTF-8", "/analyze", _raw(b'{"text": "sales \xff rose"}'), 400, ["utf-8", "0xff"]),
     ("a 5000-digit number", "/analyze", _raw('{"text": ' + "9" * 5000 + "}"), 400, ["digits"]),
+    (  # valid JSON, though it read "the body is not valid JSON (maximum recursion depth...)"
+        "arrays nested 5000 deep",
+        "/analyze",
+        _raw('{"text": ' + "[" * 5000 + "]" * 5000 + "}"),
+        400,
+        ["nested too deeply"],
+    ),
     (
         "lone surrogate in a batch",
         "/analyze/batch",

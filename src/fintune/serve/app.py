@@ -422,6 +422,8 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
             # FastAPI's "error parsing the body" for what is not a JSON syntax error:
             # bytes that are not UTF-8, an integer too long for Python to read
             message = f"invalid request: the body is not valid JSON ({error.__cause__})"
+            if isinstance(error.__cause__, RecursionError):  # valid JSON, nested too deep
+                message = "invalid request: the body's JSON is nested too deeply to read"
         return JSONResponse(
             {"error": message}, status_code=error.status_code, headers=error.headers
         )
