@@ -389,9 +389,12 @@ def test_compare_set_overrides_the_base_as_if_written_in_it(write_study, make_co
     """compare had no --set: a quick try of a study (one step, shorter texts) meant a copy
     of its base file. A --set gives each cell, and its hash, what the file would."""
     sets = ["training.max_steps=3", "model.max_length=16"]
-    _, cells = load_study(write_study(), sets)
+    # no variant sets training.epochs, which a written max_steps would make idle (refused)
+    methods = {"full": {"method": "full"}, "lora": {"method": {"name": "lora", "r": 4}}}
+    axes = {"method": methods, "seed": [1, 2, 3]}
+    _, cells = load_study(write_study(axes=axes), sets)
     base = make_config(training={"max_steps": 3}, model={"max_length": 16})
-    path = write_study(base=base.model_dump(mode="json"))
+    path = write_study(base=base.model_dump(mode="json"), axes=axes)
     _, written = load_study(path)
     assert [c.config_sha for c in cells] == [c.config_sha for c in written]
     assert {(c.config.training.max_steps, c.config.model.max_length) for c in cells} == {(3, 16)}
@@ -459,3 +462,65 @@ def test_a_bad_compare_set_is_named_as_the_set(write_study, item, said):
     with pytest.raises(FintuneError, match="from --set") as error:
         load_study(write_study(), [item])
     assert said in str(error.value)
+
+
+def test_a_cells_whole_section_that_drops_its_variants_field_is_refused(write_study):
+    """A cell labelled method=lora with its own `training: {epochs: 2}` lost the lora
+    variant's training.epochs (the whole section replaced it), and trained under the
+    label with another setting."""
+    path = write_study(cells=[{"method": "lora", "seed": 4, "training": {"batch_size": 8}}])
+    with pytest.raises(FintuneError) as error:
+        load_study(path)
+    message = str(error.value)
+    assert "cells[0]: training (a whole section) replaces training.epochs" in message
+    assert "variant method=lora sets" in message and "training.<field>" in message
+    pair = [{"method": m, "seed": 4, "training.batch_size": 8} for m in ("full", "lora")]
+    cell = load_study(write_study(cells=pair))[1][-1]
+    assert (cell.config.training.epochs, cell.config.training.batch_size) == (2, 8)
+
+
+def test_an_epochs_axis_that_max_steps_overrides_is_refused(write_study, make_config):
+    """Two rows of one training: the base's max_steps overrode every epochs value, and the
+    report compared them as within noise."""
+    base = make_config(training={"max_steps": 3}).model_dump(mode="json")
+    path = write_study(base=base, axes={"training.epochs": [1, 3]}, baseline={"training.epochs": 1})
+    with pytest.raises(FintuneError, match=r"training\.epochs has no effect: training\.max_steps"):
+        load_study(path)
+
+
+def test_an_epochs_axis_under_a_set_max_steps_only_warns(write_study, capsys):
+    path = write_study(axes={"training.epochs": [1, 3]}, baseline={"training.epochs": 1})
+    _, cells = load_study(path, ["training.max_steps=2"])
+    assert [c.config.training.max_steps for c in cells] == [2, 2]
+    assert "training.epochs has no effect" in capsys.readouterr().err
+
+
+def test_a_whole_section_axis_that_drops_the_bases_fields_warns(write_study, capsys):
+    """`training: [{epochs: 2}, {epochs: 3}]` replaced the base's training section: its
+    learning rate 1e-3 fell to the default in every cell without a word."""
+    path = write_study(
+        axes={"training": [{"epochs": 2}, {"epochs": 3}]}, baseline={"training": "(epochs=2)"}
+    )
+    _, cells = load_study(path)
+    assert {c.config.training.learning_rate for c in cells} == {5e-5}  # as the README says
+    err = capsys.readouterr().err
+    assert "training.learning_rate: the base sets it, but a whole training section" in err
+    assert "training.<field>" in err
+    load_study(write_study(axes={"training.epochs": [2, 3]}, baseline={"training.epochs": 2}))
+    assert "the base sets it" not in capsys.readouterr().err
+
+
+def test_variant_labels_yaml_reads_as_numbers_are_their_text(write_study):
+    """`method: {1: {...}, 2: {...}}` was refused with pydantic's 'dict[str,dict[str,any]].1.
+    [key]: Input should be a valid string', which does not say what to change."""
+    axes = {"r": {1: {"method": "full"}, 2: {"method": {"name": "lora", "r": 2}}}, "seed": [1]}
+    _, cells = load_study(write_study(axes=axes, baseline={"r": 1}))
+    assert [c.id for c in cells] == ["r=1,seed=1", "r=2,seed=1"]
+
+
+def test_labels_in_other_scripts_give_distinct_run_names(write_study):
+    """全 and ロラ both became 'method--': two cells, one run name."""
+    axes = {"method": {"全": {"method": "full"}, "ロラ": {"method": "lora"}}, "seed": [1]}
+    _, cells = load_study(write_study(axes=axes, baseline={"method": "全"}))
+    names = [c.config.name for c in cells]
+    assert len(set(names)) == 2 and all(len(n) <= 80 for n in names)

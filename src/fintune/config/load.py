@@ -334,7 +334,7 @@ def _merge_field(raw: dict[str, Any], parts: list[str], value: Any, where: str) 
     if short and isinstance(value, str) and isinstance(current, dict):
         value = {"name": value}  # `method: dora` means `method.name: dora`
     shorthand = short and isinstance(current, str)
-    if isinstance(value, dict) and (isinstance(current, dict) or shorthand) and _is_section(parts):
+    if isinstance(value, dict) and (isinstance(current, dict) or shorthand) and is_section(parts):
         return [
             field
             for key, sub in value.items()
@@ -344,7 +344,7 @@ def _merge_field(raw: dict[str, Any], parts: list[str], value: Any, where: str) 
     return [".".join(parts)]
 
 
-def _is_section(parts: list[str]) -> bool:
+def is_section(parts: list[str]) -> bool:
     model: type[BaseModel] | None = ExperimentConfig
     for part in parts:
         field = model.model_fields.get(part) if model else None

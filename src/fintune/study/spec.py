@@ -28,10 +28,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
+from rich.console import Console
+from rich.markup import escape
 
 from fintune.config.load import (
     did_you_mean,
     field_set,
+    is_section,
     override_base,
     read_yaml,
     refuse_other_kind,
@@ -42,6 +45,7 @@ from fintune.config.schema import ExperimentConfig, HeadlineMetric, Section, exp
 from fintune.errors import FintuneError
 
 SEED_AXIS = "seed"
+console = Console(stderr=True, soft_wrap=True)
 S = TypeVar("S", bound=Section)
 Axis = list[Any] | dict[str, dict[str, Any]]
 
@@ -64,6 +68,20 @@ class StudySpec(Section):
     @classmethod
     def _expand_output(cls, path: str) -> str:
         return expand_home(path)
+
+    @field_validator("axes", mode="before")
+    @classmethod
+    def _labels_as_text(cls, axes: Any) -> Any:
+        """A variant label YAML reads as a number (`1:`, `0.5:`) is its text, as a cell
+        or baseline naming it is compared by its text."""
+        if not isinstance(axes, dict):
+            return axes
+        return {
+            axis: {label_of(k): v for k, v in values.items()}
+            if isinstance(values, dict)
+            else values
+            for axis, values in axes.items()
+        }
 
 
 @dataclass
@@ -193,7 +211,8 @@ def expand(spec: StudySpec, source: str, overrides: list[str] | None = None) -> 
     varied |= {
         field_set(k, v): f"cells[{i}]" for i, cell in enumerate(spec.cells) for k, v in cell.items()
     }
-    base = override_base(base_mapping(spec.base, source), overrides, varied)
+    written = base_mapping(spec.base, source)
+    base = override_base(written, overrides, varied)
     check_axes_disjoint(options, source)
     check_axes_train(options, source)
     planned: list[tuple[dict[str, str], dict[str, Any]]] = []  # (coords, field overrides)
@@ -229,7 +248,77 @@ def expand(spec: StudySpec, source: str, overrides: list[str] | None = None) -> 
     check_baseline(spec, cells, source)
     check_repeated_runs(spec, cells, source)
     check_values_differ(spec, cells, source)
+    steps_set = _written(written, "training.max_steps") != _written(base, "training.max_steps")
+    check_epochs_take_effect(cells, source, steps_set)
+    warn_replaced_sections(base, cells)
     return cells
+
+
+def _written(raw: Any, field: str) -> Any:
+    """A field's value as a mapping writes it (None where absent)."""
+    for key in field.split("."):
+        raw = raw.get(key) if isinstance(raw, dict) else None
+    return raw
+
+
+def _sets(overrides: dict[str, Any], field: str) -> bool:
+    """Whether a cell's fields set `field` (training.epochs), by name or in its section."""
+    section, _, key = field.partition(".")
+    whole = overrides.get(section)
+    return field in overrides or (isinstance(whole, dict) and key in whole)
+
+
+def check_epochs_take_effect(cells: list[Cell], source: str, steps_set: bool) -> None:
+    """An axis or cell over training.epochs changes nothing where training.max_steps is
+    set: its rows would compare one training under two labels, within noise by
+    construction. `steps_set`: the base's max_steps came from --set (a quick try), which
+    only warns."""
+    for cell in cells:
+        steps = cell.config.training.max_steps
+        if not (steps and _sets(cell.overrides, "training.epochs")):
+            continue
+        message = (
+            f"cell {cell.id}: training.epochs has no effect: training.max_steps ({steps}) "
+            "overrides it"
+        )
+        own = _sets(cell.overrides, "training.max_steps")
+        if steps_set and not own:
+            console.print(f"[yellow]warning:[/] {escape(message)} (from --set)")
+            return
+        raise FintuneError(
+            f"{source}: {message}; vary max_steps instead, or set it to null in the base"
+        )
+
+
+def warn_replaced_sections(base: dict[str, Any], cells: list[Cell]) -> None:
+    """A whole section on an axis or a cell (`training: [{epochs: 2}, {epochs: 3}]`)
+    replaces the base's (see the README): fields the base sets there and the value leaves
+    out take their defaults. Said once per field, as a learning rate that fell from the
+    base's 1e-3 to the default 5e-5 in every cell was not."""
+    dropped: dict[str, list[str]] = {}
+    for cell in cells:
+        made = cell.config.model_dump(mode="json")
+        for field, value in cell.overrides.items():
+            field = field_set(field, value)
+            current = _written(base, field)
+            if not (isinstance(value, dict) and isinstance(current, dict)):
+                continue
+            if not is_section(field.split(".")):
+                continue  # data.files, tracking.tags: a mapping value, replaced as such
+            if field == "method" and value.get("name") != current.get("name"):
+                continue  # another method: the base's options are not its own
+            for key, held in current.items():
+                got = _written(made, f"{field}.{key}")
+                if key not in value and held is not None and got != held:
+                    dropped.setdefault(f"{field}.{key}", []).append(cell.id)
+    for field, ids in dropped.items():
+        where = ids[0] if len(ids) == 1 else f"{ids[0]} and {len(ids) - 1} more"
+        section = field.rpartition(".")[0]
+        console.print(
+            f"[yellow]warning:[/] {escape(field)}: the base sets it, but a whole {escape(section)} "
+            f"section replaces the base's in cell {escape(where)}, where it takes its "
+            f"default; name single fields ({escape(section)}.<field>) to keep the base's"
+        )
 
 
 def check_values_differ(spec: StudySpec, cells: list[Cell], source: str) -> None:
@@ -338,13 +427,38 @@ def _explicit_cell(
         else:
             own[axis] = value
         coords[axis] = label
+    for field, value in own.items():  # a whole section would drop what a variant sets
+        field = field_set(field, value)
+        for other in variants:
+            if field_set(other, variants[other]).startswith(f"{field}."):
+                raise FintuneError(
+                    f"{where}: {field} (a whole section) replaces {other}, which the cell's "
+                    f"variant {_variant_setting(explicit, options, variant_axes, other)} sets: "
+                    f"the cell would be labelled with a variant it did not train with; name "
+                    f"single fields ({field}.<field>) instead"
+                )
     # the cell's own fields are set last, whatever their order: its label shows them
     return coords, {**variants, **own}
+
+
+def _variant_setting(
+    explicit: dict[str, Any],
+    options: dict[str, dict[str, dict[str, Any]]],
+    variant_axes: set[str],
+    field: str,
+) -> str:
+    """Which of a cell's variants (`axis=label`) sets `field`."""
+    for axis, value in explicit.items():
+        if axis in variant_axes and field in options[axis][label_of(value)]:
+            return f"{axis}={label_of(value)}"
+    return "?"
 
 
 def run_name(base_name: str, coords: dict[str, str]) -> str:
     slug = "_".join(f"{axis}-{label}" for axis, label in coords.items())
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{base_name}-{slug}").strip("-.")
+    if any(c.isalnum() and not c.isascii() for c in slug):  # 全 and ロラ would both be '-'
+        name = f"{name[:71]}-{hashlib.sha256(slug.encode()).hexdigest()[:8]}"
     if len(name) > 80:
         digest = hashlib.sha256(name.encode()).hexdigest()[:8]
         name = f"{name[:71]}-{digest}"
