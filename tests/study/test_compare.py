@@ -426,6 +426,15 @@ def test_a_cells_precision_is_checked_before_any_cell_trains(study_file, monkeyp
         run_study(study_file(axes=axes, baseline={"precision": "full"}))
 
 
+def test_a_cells_bootstrap_samples_are_checked_before_any_cell_trains(study_file, monkeypatch):
+    """Only the first cell's evaluation.bootstrap_samples was checked up front: a cell asking
+    for 1e9 resamples failed when its turn came, after the others had trained."""
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    axes = {"evaluation.bootstrap_samples": [200, 10**9], "seed": [1]}
+    with pytest.raises(FintuneError, match=r"bootstrap_samples=1000000000,seed=1: evaluation"):
+        run_study(study_file(axes=axes, baseline={"evaluation.bootstrap_samples": 200}))
+
+
 def test_a_cells_load_best_model_is_checked_before_any_cell_trains(
     study_file, make_config, monkeypatch
 ):

@@ -1483,6 +1483,17 @@ def test_importances_leave_out_a_field_of_list_choices_and_say_so(tmp_path):
     assert (tmp_path / "plots" / "param_importances.png").is_file()  # a's
 
 
+def test_importances_leave_out_a_field_of_mapping_choices(tmp_path):
+    """Method variants as choices ({name: lora, r: 4}) are mappings, which PED-ANOVA cannot
+    hash either: the report failed after every trial had run."""
+    variants = ["full", {"name": "lora", "r": 4}]
+    doc = importance_plots(tmp_path, [0.5, 0.7, 0.6, 0.9], b=variants)
+    text = " ".join(block[1] for block in doc.blocks if block[0] == "p")
+    assert (
+        "No importance for `b`: PED-ANOVA cannot compare choices that are lists or mappings" in text
+    )
+
+
 @pytest.mark.parametrize(
     ("param", "shown"),
     [

@@ -77,6 +77,7 @@ def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, str]:
             "data": True,
             "seed": True,
             "tracking": {"mlflow", "uri", "experiment"},
+            "evaluation": {"bootstrap_samples"},  # setup checks the memory it needs
         }
         key = json.dumps(cfg.model_dump(mode="json", include=checked), sort_keys=True)
         if key not in seen:

@@ -449,20 +449,21 @@ def _plots(study, folder: Path, doc: Document, metric: str) -> None:
             )
             return
         # PED-ANOVA groups trials by each field's distribution, which it hashes: one over
-        # choices that are lists (the modules a method targets) cannot be
+        # choices that are lists (the modules a method targets) or mappings (method
+        # variants) cannot be
         lists = sorted(
             {
                 field
                 for t in finished
                 for field, d in t.distributions.items()
-                if any(isinstance(c, list) for c in getattr(d, "choices", ()))
+                if any(isinstance(c, list | dict) for c in getattr(d, "choices", ()))
             }
         )
         params = sorted({f for t in finished for f in t.distributions} - set(lists))
         if lists:
             doc.text(
                 f"No importance for {', '.join(f'`{f}`' for f in lists)}: PED-ANOVA cannot "
-                "compare choices that are lists."
+                "compare choices that are lists or mappings."
             )
         if not params:
             return
