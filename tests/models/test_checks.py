@@ -292,3 +292,21 @@ def test_a_local_model_without_a_shard_or_without_weights_is_refused_before_the_
         path.unlink()
     with pytest.raises(FintuneError, match=r"sharded holds no weights \(no model.safetensors"):
         check_architecture(make_config(model={"name": str(sharded)}))
+
+
+@pytest.mark.parametrize("method", ["prefix", "prompt"])
+def test_virtual_tokens_on_an_encoder_decoder_are_refused_before_training(make_config, method):
+    """BART passed the checks (its inner model takes past key values), then failed at the
+    first step: prefix with a size mismatch, prompt as BART's classifier takes no input
+    embeddings; each left a run folder behind."""
+    from transformers import BartConfig, BartForSequenceClassification
+
+    from fintune.models.checks import check_built
+
+    size = dict(d_model=16, encoder_layers=1, decoder_layers=1, vocab_size=50)
+    size |= dict(encoder_attention_heads=2, decoder_attention_heads=2)
+    size |= dict(encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64)
+    bart = BartForSequenceClassification(BartConfig(num_labels=3, **size))
+    config = make_config(method={"name": method})
+    with pytest.raises(FintuneError, match=rf"method {method}: .* is an encoder-decoder model"):
+        check_built(bart, config)

@@ -484,3 +484,35 @@ def test_a_saved_adapter_names_the_commit_its_run_loaded_not_where_main_is_now(
     save_classifier(model, tokenizer, info, run_dir / "model")
     saved = json.loads((run_dir / "model" / "adapter_config.json").read_text())
     assert saved["revision"] == trained
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("bitsandbytes") is None, reason="no bitsandbytes"
+)
+def test_a_qlora_base_keeps_every_head_layer_unquantised(tmp_path):
+    """DeBERTa's pooler sits at the top (`pooler.dense`), where the skip pattern
+    `.*\\.pooler` did not reach: it loaded in 4 bits, and PEFT's trainable copy of it
+    failed ('only Tensors of floating point dtype can require gradients'); so did BART's
+    classification_head."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DebertaV2Config
+
+    from tests.conftest import make_sentences, tiny_run_config
+
+    size = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    folder = tmp_path / "deberta"
+    torch.manual_seed(0)
+    base = DebertaV2Config(vocab_size=40, max_position_embeddings=64, **size)
+    AutoModelForSequenceClassification.from_config(base).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(_bert_folder(tmp_path)).save_pretrained(folder)
+    make_sentences().to_csv(tmp_path / "d.csv", index=False)
+    config = tiny_run_config(folder, tmp_path / "d.csv", tmp_path / "runs", method="qlora")
+    model, _, _ = load_classifier(config, LABELS, "cpu")
+    head = {n: p for n, p in model.named_parameters() if "modules_to_save" in n}
+    assert any("pooler" in n for n in head) and any("classifier" in n for n in head)
+    assert all(p.dtype == torch.float32 and p.requires_grad for p in head.values())
+
+
+def _bert_folder(tmp_path: Path) -> Path:
+    from tests.conftest import _save_tiny
+
+    return _save_tiny(tmp_path / "bert", decoder=False)

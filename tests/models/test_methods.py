@@ -114,3 +114,21 @@ def test_prompt_tuning_on_distilbert_builds_and_loads_back(tmp_path):
     loaded = PeftModel.from_pretrained(again, tmp_path / "adapter").eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(**inputs).logits, expected)
+
+
+def test_prefix_on_a_multimodal_base_reads_the_text_models_width():
+    """A multimodal Gemma-3's config keeps hidden_size in its text_config: prefix tuning
+    failed with AttributeError after the weights had loaded."""
+    from transformers import Gemma3Config
+
+    from fintune.config.schema import PrefixMethod
+
+    text = {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1}
+    text |= {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "head_dim": 16}
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1}
+    vision |= {"num_attention_heads": 2, "image_size": 28, "patch_size": 14}
+    config = Gemma3Config(
+        text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=63
+    )
+    model = AutoModelForSequenceClassification.from_config(config)
+    assert peft_config(model, PrefixMethod()).encoder_hidden_size == 32

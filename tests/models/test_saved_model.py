@@ -46,7 +46,9 @@ else:
             load_in_4bit=True, bnb_4bit_quant_type=settings["quant_type"],
             bnb_4bit_use_double_quant=settings["double_quant"],
             bnb_4bit_compute_dtype=torch.float32,  # compute_dtype auto, on a CPU
-            llm_int8_skip_modules=["classifier", "pre_classifier", "score", r".*\.pooler"])
+            llm_int8_skip_modules=[r"(?:.*\.)?" + name for name in (
+                "classifier", "score", "pooler", "pre_classifier", "classification_head",
+                "sequence_summary", "logits_proj")])
     labels = info["labels"]
     base = AutoModelForSequenceClassification.from_pretrained(
         adapter.base_model_name_or_path, revision=adapter.revision,

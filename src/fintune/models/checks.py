@@ -23,6 +23,7 @@ from fintune.config.schema import (
     IA3Method,
     LoraMethod,
     PrefixMethod,
+    PromptMethod,
     QLoraMethod,
 )
 from fintune.errors import FintuneError
@@ -102,6 +103,20 @@ def check_built(model, config: ExperimentConfig) -> None:
     _check_feedforward_in_targets(model, config)
     _check_auto_modules(model, config)
     _check_prefix_supported(model, config)
+    _check_virtual_tokens_on_encoder_decoder(model, config)
+
+
+def _check_virtual_tokens_on_encoder_decoder(model, config: ExperimentConfig) -> None:
+    """PEFT's prefix and prompt tuning feed an encoder-decoder classifier (BART, T5) what
+    it cannot take (prefix: a size mismatch; prompt: input embeddings, which BART's
+    classifier refuses) at the first training step."""
+    method = config.method
+    if isinstance(method, PrefixMethod | PromptMethod) and model.config.is_encoder_decoder:
+        raise FintuneError(
+            f"method {method.name}: {config.model.name} is an encoder-decoder model (model "
+            f"type {model.config.model_type!r}), whose classifier PEFT's {method.name} tuning "
+            "cannot feed; use method lora, ia3 or full on it"
+        )
 
 
 def _check_gguf_method(config: ExperimentConfig, source: ModelSource) -> None:

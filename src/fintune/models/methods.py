@@ -126,7 +126,8 @@ def peft_config(
             task_type=TaskType.SEQ_CLS,
             num_virtual_tokens=method.num_virtual_tokens,
             prefix_projection=method.prefix_projection,
-            encoder_hidden_size=method.encoder_hidden_size or model.config.hidden_size,
+            encoder_hidden_size=method.encoder_hidden_size
+            or model.config.get_text_config().hidden_size,  # a multimodal config keeps it there
             modules_to_save=heads,
         )
     if isinstance(method, PromptMethod):
