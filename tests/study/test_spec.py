@@ -524,3 +524,13 @@ def test_labels_in_other_scripts_give_distinct_run_names(write_study):
     _, cells = load_study(write_study(axes=axes, baseline={"method": "全"}))
     names = [c.config.name for c in cells]
     assert len(set(names)) == 2 and all(len(n) <= 80 for n in names)
+
+
+def test_a_cells_own_section_in_place_of_its_variants_section_is_refused(write_study):
+    """The variant's whole training section, replaced by the cell's own: its learning rate
+    was lost though the cell was labelled with the variant."""
+    methods = {"full": {"method": "full"}, "lora": {"method": "lora", "training": {"epochs": 2}}}
+    cells = [{"method": m, "seed": 4, "training": {"batch_size": 8}} for m in ("full", "lora")]
+    path = write_study(axes={"method": methods, "seed": [1]}, cells=cells)
+    with pytest.raises(FintuneError, match=r"cells\[1\]: training \(a whole section\) replaces"):
+        load_study(path)

@@ -248,13 +248,15 @@ def expand(spec: StudySpec, source: str, overrides: list[str] | None = None) -> 
     check_baseline(spec, cells, source)
     check_repeated_runs(spec, cells, source)
     check_values_differ(spec, cells, source)
-    steps_set = _written(written, "training.max_steps") != _written(base, "training.max_steps")
+    steps_set = written_value(written, "training.max_steps") != written_value(
+        base, "training.max_steps"
+    )
     check_epochs_take_effect(cells, source, steps_set)
     warn_replaced_sections(base, cells)
     return cells
 
 
-def _written(raw: Any, field: str) -> Any:
+def written_value(raw: Any, field: str) -> Any:
     """A field's value as a mapping writes it (None where absent)."""
     for key in field.split("."):
         raw = raw.get(key) if isinstance(raw, dict) else None
@@ -300,7 +302,7 @@ def warn_replaced_sections(base: dict[str, Any], cells: list[Cell]) -> None:
         made = cell.config.model_dump(mode="json")
         for field, value in cell.overrides.items():
             field = field_set(field, value)
-            current = _written(base, field)
+            current = written_value(base, field)
             if not (isinstance(value, dict) and isinstance(current, dict)):
                 continue
             if not is_section(field.split(".")):
@@ -308,7 +310,7 @@ def warn_replaced_sections(base: dict[str, Any], cells: list[Cell]) -> None:
             if field == "method" and value.get("name") != current.get("name"):
                 continue  # another method: the base's options are not its own
             for key, held in current.items():
-                got = _written(made, f"{field}.{key}")
+                got = written_value(made, f"{field}.{key}")
                 if key not in value and held is not None and got != held:
                     dropped.setdefault(f"{field}.{key}", []).append(cell.id)
     for field, ids in dropped.items():
@@ -429,8 +431,10 @@ def _explicit_cell(
         coords[axis] = label
     for field, value in own.items():  # a whole section would drop what a variant sets
         field = field_set(field, value)
-        for other in variants:
-            if field_set(other, variants[other]).startswith(f"{field}."):
+        for other, theirs in variants.items():
+            other_field = field_set(other, theirs)
+            lost = isinstance(value, dict) and isinstance(theirs, dict) and set(theirs) - set(value)
+            if other_field.startswith(f"{field}.") or (other_field == field and lost):
                 raise FintuneError(
                     f"{where}: {field} (a whole section) replaces {other}, which the cell's "
                     f"variant {_variant_setting(explicit, options, variant_axes, other)} sets: "

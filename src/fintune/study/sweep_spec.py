@@ -41,7 +41,7 @@ from fintune.config.load import (
 )
 from fintune.config.schema import ExperimentConfig, Metric, Section, expand_home
 from fintune.errors import FintuneError
-from fintune.study.spec import base_mapping, results_sha, validate_spec
+from fintune.study.spec import base_mapping, results_sha, validate_spec, written_value
 from fintune.tracking import store_in
 
 console = Console(stderr=True, soft_wrap=True)
@@ -258,7 +258,9 @@ def load_sweep(
     for point in _points(spec):
         _at(point, trial_config, base, point, spec, Path("."), 0, source=f"{source}: space")
     # a --set of max_steps (a quick try) only warns of an epochs it makes idle; another does not
-    steps_set = _written(written, "training.max_steps") != _written(base, "training.max_steps")
+    steps_set = written_value(written, "training.max_steps") != written_value(
+        base, "training.max_steps"
+    )
     check_space_effect(spec, base, source, tried=steps_set)
     check_choices_differ(spec, base, source)
     for field, param in spec.space.items():
@@ -292,13 +294,6 @@ def check_choices_differ(spec: SweepSpec, base: dict[str, Any], source: str) -> 
                     f"same config{hint if text is not None and _number(text) else ''}; drop one"
                 )
             made[sha] = choice
-
-
-def _written(raw: dict[str, Any], field: str) -> Any:
-    """A field's value as a mapping writes it (None where absent)."""
-    for key in field.split("."):
-        raw = raw.get(key) if isinstance(raw, dict) else None
-    return raw
 
 
 def _number(text: str) -> bool:
