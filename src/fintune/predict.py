@@ -19,7 +19,7 @@ from fintune.config.load import TOO_DEEP, parse_yaml
 from fintune.config.schema import CleaningConfig
 from fintune.data.clean import make_cleaner
 from fintune.errors import FintuneError, NonFiniteScores
-from fintune.evaluation.inference import in_bf16, length_sorted_batches, pads_on_the_left
+from fintune.evaluation.inference import half_dtype, length_sorted_batches, pads_on_the_left
 from fintune.models import load_saved_classifier, pick_device
 from fintune.models.load import MODEL_INFO, ModelInfo
 
@@ -107,8 +107,9 @@ class Predictor:
                 return_tensors="pt",
             ).to(self.device)
             kind = torch.device(self.device).type
-            bf16 = self.precision == "bf16" or in_bf16(self.model)  # as evaluation computed
-            with torch.autocast(kind, torch.bfloat16, enabled=bf16):
+            # as evaluation computed: half-precision weights under autocast in their dtype
+            half = torch.bfloat16 if self.precision == "bf16" else half_dtype(self.model)
+            with torch.autocast(kind, half or torch.bfloat16, enabled=half is not None):
                 logits = self.model(**batch).logits
             logits = logits.float().cpu()
             broken += [

@@ -66,15 +66,18 @@ def predict_logits(
     return restored
 
 
-def in_bf16(model) -> bool:
-    """A model with bfloat16 weights runs under bf16 autocast: norms and softmax in fp32."""
-    return next(model.parameters()).dtype == torch.bfloat16
+def half_dtype(model) -> torch.dtype | None:
+    """bfloat16 or float16, where most of a model's weights are: it runs under autocast in
+    that dtype (norms and softmax in fp32; the head, kept in float32, computes as a plain
+    load in that dtype does). None for float32 weights."""
+    dtype = next(model.parameters()).dtype
+    return dtype if dtype in (torch.bfloat16, torch.float16) else None
 
 
 @contextmanager
 def computing_as_saved(model, device: str) -> Iterator[None]:
-    """Compute as the saved model does when loaded plainly: bfloat16 weights under bf16
-    autocast, any other weights in their own dtype. Mixed-precision training
+    """Compute as the saved model does when loaded plainly: bfloat16 or float16 weights
+    under autocast in their dtype, float32 weights in float32. Mixed-precision training
     (training.precision bf16 or fp16) wraps the model's forward in autocast (accelerate);
     the wrapper is set aside meanwhile, so validation during training and a run's recorded
     figures are the saved model's, not its float32 weights' in bfloat16."""
@@ -83,8 +86,8 @@ def computing_as_saved(model, device: str) -> Iterator[None]:
     if original is not None:
         model.forward = original
     try:
-        kind = torch.device(device).type
-        with torch.autocast(device_type=kind, dtype=torch.bfloat16, enabled=in_bf16(model)):
+        kind, half = torch.device(device).type, half_dtype(model)
+        with torch.autocast(kind, dtype=half or torch.bfloat16, enabled=half is not None):
             yield
     finally:
         if original is not None:
