@@ -327,9 +327,7 @@ def _merge_field(raw: dict[str, Any], parts: list[str], value: Any, where: str) 
     """A section given whole (`training={epochs: 2}`, `method=dora`) is merged into the
     file's section field by field, so the fields it does not name keep the file's values; a
     field that holds a mapping (`data.files`, `tracking.tags`) is replaced."""
-    current: Any = raw
-    for part in parts:
-        current = current.get(part) if isinstance(current, dict) else None
+    current = written_value(raw, parts)
     short = len(parts) == 1 and parts[0] in SHORTHANDS
     if short and isinstance(value, str) and isinstance(current, dict):
         value = {"name": value}  # `method: dora` means `method.name: dora`
@@ -342,6 +340,14 @@ def _merge_field(raw: dict[str, Any], parts: list[str], value: Any, where: str) 
         ]
     set_field(raw, ".".join(parts), value, where=where)
     return [".".join(parts)]
+
+
+def written_value(raw: Any, field: str | list[str]) -> Any:
+    """A field's value as a raw mapping writes it (None where absent); `field` dotted, or
+    its parts (a key may hold a dot)."""
+    for key in field.split(".") if isinstance(field, str) else field:
+        raw = raw.get(key) if isinstance(raw, dict) else None
+    return raw
 
 
 def is_section(parts: list[str]) -> bool:

@@ -160,10 +160,9 @@ def _labels_are_ids(frames: dict[str, pd.DataFrame], column: str) -> bool:
 
 
 def _integers_name_labels(frames: dict[str, pd.DataFrame], column: str, labels: list[str]) -> bool:
-    """Integer labels that are all names in `labels` ("-1", "0", "1") map by name, else by
-    position. Decided over every split at once, so all are read the same way."""
-    if not _labels_are_ids(frames, column):
-        return False
+    """Integer labels (`_labels_are_ids`, which the caller has decided) that are all names in
+    `labels` ("-1", "0", "1") map by name, else by position. Decided over every split at
+    once, so all are read the same way."""
     names = {int(v) for f in frames.values() for v in f[column].unique()}
     return bool(names) and names <= set(_numbered(labels))
 

@@ -88,7 +88,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
             f"least two: is data.label_column ({config.label_column!r}) the right column?"
         )
     as_ids = _labels_are_ids(frames, config.label_column)
-    by_name = _integers_name_labels(frames, config.label_column, labels)
+    by_name = as_ids and _integers_name_labels(frames, config.label_column, labels)
     placeholders = _placeholder_texts(frames, config.text_column, origin)
     frames = {
         role: _to_examples(frame, config, labels, as_ids, by_name, f"{origin}, {role} split")

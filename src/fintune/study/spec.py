@@ -40,6 +40,7 @@ from fintune.config.load import (
     refuse_other_kind,
     set_fields,
     validate_config,
+    written_value,
 )
 from fintune.config.schema import ExperimentConfig, HeadlineMetric, Section, expand_home
 from fintune.errors import FintuneError
@@ -256,13 +257,6 @@ def expand(spec: StudySpec, source: str, overrides: list[str] | None = None) -> 
     return cells
 
 
-def written_value(raw: Any, field: str) -> Any:
-    """A field's value as a mapping writes it (None where absent)."""
-    for key in field.split("."):
-        raw = raw.get(key) if isinstance(raw, dict) else None
-    return raw
-
-
 def _sets(overrides: dict[str, Any], field: str) -> bool:
     """Whether a cell's fields set `field` (training.epochs), by name or in its section."""
     section, _, key = field.partition(".")
@@ -416,6 +410,7 @@ def _explicit_cell(
         raise FintuneError(f"{where}: give a value for every axis; missing {missing}")
     coords: dict[str, str] = {}
     variants: dict[str, Any] = {}
+    setters: dict[str, str] = {}  # a variant's field -> the variant, axis=label
     own: dict[str, Any] = {}
     for axis, value in explicit.items():
         label = label_of(value)
@@ -426,6 +421,7 @@ def _explicit_cell(
                     f"variants: {', '.join(options[axis])}"
                 )
             variants.update(options[axis][label])
+            setters.update(dict.fromkeys(options[axis][label], f"{axis}={label}"))
         else:
             own[axis] = value
         coords[axis] = label
@@ -437,25 +433,12 @@ def _explicit_cell(
             if other_field.startswith(f"{field}.") or (other_field == field and lost):
                 raise FintuneError(
                     f"{where}: {field} (a whole section) replaces {other}, which the cell's "
-                    f"variant {_variant_setting(explicit, options, variant_axes, other)} sets: "
+                    f"variant {setters[other]} sets: "
                     f"the cell would be labelled with a variant it did not train with; name "
                     f"single fields ({field}.<field>) instead"
                 )
     # the cell's own fields are set last, whatever their order: its label shows them
     return coords, {**variants, **own}
-
-
-def _variant_setting(
-    explicit: dict[str, Any],
-    options: dict[str, dict[str, dict[str, Any]]],
-    variant_axes: set[str],
-    field: str,
-) -> str:
-    """Which of a cell's variants (`axis=label`) sets `field`."""
-    for axis, value in explicit.items():
-        if axis in variant_axes and field in options[axis][label_of(value)]:
-            return f"{axis}={label_of(value)}"
-    return "?"
 
 
 def run_name(base_name: str, coords: dict[str, str]) -> str:

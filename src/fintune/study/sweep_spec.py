@@ -38,10 +38,11 @@ from fintune.config.load import (
     set_field,
     set_fields,
     validate_config,
+    written_value,
 )
 from fintune.config.schema import ExperimentConfig, Metric, Section, expand_home
 from fintune.errors import FintuneError
-from fintune.study.spec import base_mapping, results_sha, validate_spec, written_value
+from fintune.study.spec import base_mapping, results_sha, validate_spec
 from fintune.tracking import store_in
 
 console = Console(stderr=True, soft_wrap=True)
