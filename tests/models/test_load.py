@@ -489,26 +489,36 @@ def test_a_saved_adapter_names_the_commit_its_run_loaded_not_where_main_is_now(
 @pytest.mark.skipif(
     __import__("importlib").util.find_spec("bitsandbytes") is None, reason="no bitsandbytes"
 )
-def test_a_qlora_base_keeps_every_head_layer_unquantised(tmp_path):
+@pytest.mark.parametrize(
+    ("architecture", "front", "targets"),
+    [("deberta-v2", "pooler", "auto"), ("modernbert", "head", ["Wqkv"])],
+)
+def test_a_qlora_base_keeps_every_head_layer_unquantised(tmp_path, architecture, front, targets):
     """DeBERTa's pooler sits at the top (`pooler.dense`), where the skip pattern
     `.*\\.pooler` did not reach: it loaded in 4 bits, and PEFT's trainable copy of it
     failed ('only Tensors of floating point dtype can require gradients'); so did BART's
-    classification_head."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DebertaV2Config
+    classification_head. ModernBERT's `head` (dense + norm) was not taken for the head at
+    all, and stayed frozen."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     from tests.conftest import make_sentences, tiny_run_config
 
     size = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    folder = tmp_path / "deberta"
+    folder = tmp_path / architecture
     torch.manual_seed(0)
-    base = DebertaV2Config(vocab_size=40, max_position_embeddings=64, **size)
+    tokenizer = AutoTokenizer.from_pretrained(_bert_folder(tmp_path))
+    ids = dict(pad_token_id=0, bos_token_id=2, eos_token_id=3, cls_token_id=2, sep_token_id=3)
+    base = AutoConfig.for_model(
+        architecture, vocab_size=len(tokenizer), max_position_embeddings=64, **size, **ids
+    )
     AutoModelForSequenceClassification.from_config(base).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(_bert_folder(tmp_path)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     make_sentences().to_csv(tmp_path / "d.csv", index=False)
-    config = tiny_run_config(folder, tmp_path / "d.csv", tmp_path / "runs", method="qlora")
+    method = {"name": "qlora", "target_modules": targets}
+    config = tiny_run_config(folder, tmp_path / "d.csv", tmp_path / "runs", method=method)
     model, _, _ = load_classifier(config, LABELS, "cpu")
     head = {n: p for n, p in model.named_parameters() if "modules_to_save" in n}
-    assert any("pooler" in n for n in head) and any("classifier" in n for n in head)
+    assert any(f".{front}." in n for n in head) and any("classifier" in n for n in head)
     assert all(p.dtype == torch.float32 and p.requires_grad for p in head.values())
 
 

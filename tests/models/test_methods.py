@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from torch import nn
 from transformers import AutoModelForSequenceClassification
 
 from fintune.config.schema import PromptMethod
@@ -31,6 +32,20 @@ def test_heads_of_other_architectures_train_under_peft():
     model = apply_method(bart, LoraMethod(r=2, target_modules=["q_proj", "v_proj"]))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any("classification_head" in n for n in trainable)
+
+
+def test_a_top_level_head_trains_unless_peft_would_take_a_deeper_module_with_it():
+    """ModernBERT puts `head` (dense + norm) in front of its classifier. PEFT takes every
+    module whose name ends in a listed one, so `head` is not listed where `lm_head` is."""
+    from fintune.models.methods import head_modules, head_prefixes
+
+    model = nn.Module()
+    model.model, model.head, model.classifier = nn.Module(), nn.Linear(4, 4), nn.Linear(4, 3)
+    model.model.layer = nn.Linear(4, 4)
+    assert head_modules(model) == ["classifier", "head"]
+    assert set(head_prefixes(model)) == {"classifier.", "head."}
+    model.model.lm_head = nn.Linear(4, 4)
+    assert head_modules(model) == ["classifier"]
 
 
 def test_total_parameters_count_a_trained_head_once(tiny_bert):

@@ -48,7 +48,7 @@ else:
             bnb_4bit_compute_dtype=torch.float32,  # compute_dtype auto, on a CPU
             llm_int8_skip_modules=[r"(?:.*\.)?" + name for name in (
                 "classifier", "score", "pooler", "pre_classifier", "classification_head",
-                "sequence_summary", "logits_proj")])
+                "sequence_summary", "logits_proj")] + ["head"])
     labels = info["labels"]
     base = AutoModelForSequenceClassification.from_pretrained(
         adapter.base_model_name_or_path, revision=adapter.revision,

@@ -28,7 +28,13 @@ from fintune.models.bottleneck import (
     save_bottleneck,
 )
 from fintune.models.checks import check_built, is_local
-from fintune.models.methods import HEAD_NAMES, apply_method, head_modules, head_prefixes
+from fintune.models.methods import (
+    HEAD_NAMES,
+    TOP_LEVEL_HEAD_NAMES,
+    apply_method,
+    head_modules,
+    head_prefixes,
+)
 from fintune.models.registry import PACKAGED, ModelSource, resolve_model
 from fintune.models.standalone_bottleneck import head_in_float32, quiet_load_report
 
@@ -339,8 +345,9 @@ def _four_bit(method: QLoraMethod, device: str):
         bnb_4bit_use_double_quant=method.double_quant,
         bnb_4bit_compute_dtype=DTYPES[compute],
         # the head stays in full precision: each head name, at the top or inside a module
-        # (patterns match from a name's start up to a dot, as regexes)
-        llm_int8_skip_modules=[rf"(?:.*\.)?{name}" for name in HEAD_NAMES],
+        # (patterns match from a name's start up to a dot, as regexes, or a name's end)
+        llm_int8_skip_modules=[rf"(?:.*\.)?{name}" for name in HEAD_NAMES]
+        + list(TOP_LEVEL_HEAD_NAMES),
     )
 
 

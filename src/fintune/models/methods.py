@@ -39,12 +39,23 @@ HEAD_NAMES = (
     "sequence_summary",
     "logits_proj",
 )
+# Names that are the head only as a child of the model itself: ModernBERT's `head`
+# (dense + norm in front of its classifier). Deeper down such a name is something else.
+TOP_LEVEL_HEAD_NAMES = ("head",)
 
 
 def head_modules(model: nn.Module) -> list[str]:
     """Short names of the head modules present (PEFT's modules_to_save form)."""
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    return [h for h in HEAD_NAMES if h in present]
+    names = [name for name, _ in model.named_modules()]
+    present = {name.rsplit(".", 1)[-1] for name in names}
+    heads = [h for h in HEAD_NAMES if h in present]
+    for top in TOP_LEVEL_HEAD_NAMES:
+        # PEFT takes every module whose name ends in a listed one: a top-level name that
+        # a deeper module's ends in too (`lm_head`) would train that module as well
+        deeper = [n for n in names if n.endswith(top) and n != top]
+        if top in names and not deeper:
+            heads.append(top)
+    return heads
 
 
 def head_prefixes(model: nn.Module) -> tuple[str, ...]:
