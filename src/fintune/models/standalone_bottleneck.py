@@ -71,11 +71,17 @@ def out_features(module: nn.Module) -> int:
     raise ValueError(f"method adapter: cannot tell the width of {type(module).__name__}")
 
 
+# A multimodal base's image or audio encoder: text classification never runs it.
+OTHER_TOWERS = ("vision_tower", "vision_model", "visual", "audio_tower")
+
+
 def ffn_outputs(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [
         (name, module)
         for name, module in model.named_modules()
-        if name.endswith(FFN_OUTPUT_SUFFIXES) and ".attention." not in name
+        if name.endswith(FFN_OUTPUT_SUFFIXES)
+        and ".attention." not in name
+        and not set(name.split(".")) & set(OTHER_TOWERS)
     ]
 
 
