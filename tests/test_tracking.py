@@ -278,6 +278,59 @@ def test_a_copied_store_warns_where_its_artifacts_go(make_config, tmp_path, caps
     assert f"experiment 'desk' keeps its artifacts in {old}" in err
 
 
+def test_an_experiment_made_by_an_mlflow_server_is_refused_before_training(
+    make_config, monkeypatch
+):
+    """`mlflow ui` on the store serves artifacts: an experiment made in its page keeps them
+    at mlflow-artifacts:/N, which a run logging to the SQLite file cannot write. The run
+    trained fully, then MLflow marked it FAILED with no report or plots."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    config = make_config(tracking={"mlflow": True, "experiment": "desk"})
+    store = Path(config.output.dir) / "mlflow.db"
+    store.parent.mkdir(parents=True)
+    SqlAlchemyStore(f"sqlite:///{store}", "mlflow-artifacts:/").create_experiment("desk")
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(FintuneError, match=r"'desk' keeps its artifacts at mlflow-artifacts:/"):
+        classification.run(config)
+
+
+def test_an_experiment_with_a_plain_artifact_path_is_checked_too(make_config, tmp_path):
+    """MLflow's Python API records an artifact location given as a path as it is: it was
+    not checked, and logging failed after training ('Not a directory')."""
+    config = make_config(tracking={"mlflow": True, "experiment": "desk"})
+    store = Path(config.output.dir) / "mlflow.db"
+    store.parent.mkdir(parents=True)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    client = MlflowClient(f"sqlite:///{store}")
+    client.create_experiment("desk", artifact_location=str(blocker / "mlruns"))
+    with pytest.raises(FintuneError, match=r"'desk' keeps its artifacts in .*blocker"):
+        check_tracking(config)
+
+
+@pytest.mark.parametrize("name", ["mlflow.runName", "mlflow.parentRunId"])
+def test_a_tag_name_fintune_sets_is_a_config_error(make_config, name):
+    """A user's mlflow.runName clashed with the run name fintune gives: MLflow refused the
+    run after training, and nothing was logged."""
+    with pytest.raises(FintuneError, match=f"tracking.tags: tag name '{name}' is set by fintune"):
+        make_config(tracking={"mlflow": True, "tags": {name: "x"}})
+
+
+def test_the_step_where_training_diverged_is_logged_as_nan(make_config, tmp_path):
+    """history.jsonl writes a NaN or infinite loss as null: that step, the one a diverged
+    run's reader looks for, was left out of MLflow's curves. Flags are not metrics."""
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    run_dir = _bare_run_dir(tmp_path)
+    lines = [{"step": 1, "loss": 1.1, "flag": True}, {"step": 2, "loss": None}]
+    (run_dir / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    run = client.get_run(tracking.log_run(run_dir, config))
+    losses = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in losses] == [1, 2] and str(losses[1].value) == "nan"
+    assert "flag" not in run.data.metrics
+
+
 @pytest.mark.parametrize("name", ["owner@team", "/lead", "a//b", "dir/", "../up"])
 def test_a_tag_name_mlflow_refuses_is_a_config_error(make_config, name):
     with pytest.raises(FintuneError, match=f"tracking.tags: tag name '{name}': MLflow takes"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -135,20 +136,31 @@ def check_tracking(config: ExperimentConfig) -> None:
 
 
 def _check_artifact_folder(store: Path, experiment, config: ExperimentConfig) -> None:
-    """An embedded store's experiment keeps the absolute artifact folder it was made with:
-    a store copied or moved from another folder (machine, user) sends artifacts there, and
-    where that folder cannot be made, logging fails after training."""
+    """An embedded store's experiment keeps the artifact location it was made with: a store
+    copied or moved from another folder (machine, user), or an experiment made elsewhere
+    (MLflow's Python API, `mlflow ui`), sends artifacts there, and where they cannot go,
+    logging fails after training."""
     from fintune.run_dir import unwritable  # run_dir imports this module
 
     location = experiment.artifact_location
     here = (store.absolute().parent / "mlartifacts").as_uri()
-    if location == here or not location.startswith("file:"):
+    scheme = urlsplit(location).scheme
+    if location == here:
         return
-    folder = Path(url2pathname(urlsplit(location).path))
-    told = (
-        f"the MLflow store {store.absolute()} was made in another folder: its experiment "
-        f"{experiment.name!r} keeps its artifacts in {folder}"
-    )
+    told = f"the MLflow store {store.absolute()}'s experiment {experiment.name!r}"
+    if scheme == "mlflow-artifacts":  # an experiment made in `mlflow ui` or `mlflow server`
+        raise FintuneError(
+            f"{uri_source(config)}: {told} keeps its artifacts at {location}, which only an "
+            "MLflow server stores. Log through that server (tracking.uri: http://...), name "
+            "another experiment (tracking.experiment), or set tracking.mlflow: false"
+        )
+    if scheme == "file":
+        folder = Path(url2pathname(urlsplit(location).path))
+    elif len(scheme) <= 1:  # a plain path (a Windows drive letter reads as a scheme)
+        folder = Path(location)
+    else:  # s3:, gs:, ...: the credentials are the store's user's to check
+        return
+    told = f"{told} keeps its artifacts in {folder}"
     if why := unwritable(folder):
         raise FintuneError(
             f"{uri_source(config)}: {told}, which cannot be made here ({why}). Name another "
@@ -451,7 +463,11 @@ def _log_files(client, run_id: str, run_dir: Path, config: ExperimentConfig, sta
             record = json.loads(line)
             at = int(record["time"] * 1000) if "time" in record else started
             for key, value in record.items():
-                if key not in SKIP_HISTORY_KEYS and isinstance(value, int | float):
+                if key in SKIP_HISTORY_KEYS or isinstance(value, bool):
+                    continue
+                if value is None:  # history.jsonl writes NaN and infinity so: a diverged step
+                    value = math.nan
+                if isinstance(value, int | float):
                     points.append(Metric(key, float(value), at, int(record["step"])))
     metrics_file = run_dir / "metrics.json"
     if metrics_file.is_file():

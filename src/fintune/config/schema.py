@@ -553,6 +553,11 @@ class TrackingConfig(Section):
                 )
             if key.startswith(("/", "..")) or posixpath.normpath(key) != key:
                 raise ValueError(f"tag name {key!r}: MLflow takes no '/' first, '//', '..'")
+            if key in ("mlflow.runName", "mlflow.parentRunId"):  # MLflow refuses a second
+                raise ValueError(
+                    f"tag name {key!r} is set by fintune (the run's folder name, its study's "
+                    "report run); choose another name"
+                )
         for key, value in tags.items():
             if len(value) > 8000:
                 raise ValueError(
