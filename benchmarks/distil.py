@@ -95,9 +95,7 @@ def transfer_texts(
         ]
         texts += report_sentences(paragraphs, letters=0)
     if tweets:
-        config = load_config(ROOT / "benchmarks/configs/tfns_minilm.yaml")
-        pool = prepare_data(config.data, config.seed).splits["train"]["text"]
-        texts += pool.sample(n=tweets, random_state=seed).tolist()
+        texts += tweet_pool().sample(n=tweets, random_state=seed).tolist()
     for path in configs:
         config = load_config(path)
         for frame in prepare_data(config.data, config.seed).splits.values():
@@ -300,6 +298,12 @@ def refuse_unsupported(config, path: Path) -> None:
         )
 
 
+def tweet_pool() -> pd.Series:
+    """TFNS's training split as tfns_minilm.yaml cuts it: where transfer tweets come from."""
+    config = load_config(ROOT / "benchmarks/configs/tfns_minilm.yaml")
+    return prepare_data(config.data, config.seed).splits["train"]["text"]
+
+
 def refuse_bad_arguments(args: argparse.Namespace) -> None:
     """Arguments that would train on a nonsense loss, be silently ignored, or fail only
     after the teacher has labelled the training split stop it first, named."""
@@ -317,6 +321,10 @@ def refuse_bad_arguments(args: argparse.Namespace) -> None:
         raise SystemExit(f"--augment must be 0 or more, not {args.augment}")
     if args.transfer_tweets < 0:
         raise SystemExit(f"--transfer-tweets must be 0 or more, not {args.transfer_tweets}")
+    if args.transfer_tweets and args.transfer_tweets > (pool := len(tweet_pool())):
+        raise SystemExit(
+            f"--transfer-tweets {args.transfer_tweets}: TFNS's training split has {pool} tweets"
+        )
     if args.transfer_tatqa is not None and not list(
         args.transfer_tatqa.glob("tatqa_dataset_*.json")
     ):

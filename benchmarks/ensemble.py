@@ -14,6 +14,7 @@ by how many annotators agreed on each sentence's label.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,8 @@ from fintune.models.load import pick_device
 from fintune.predict import Predictor
 from fintune.run_dir import hardware
 
-# Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
-TEXT_COLUMNS = {"text": str, "label": str, "predicted": str, "cleaned_text": str}
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, as a script or not
+from paired_runs import read_predictions, refuse_repeats  # noqa: E402
 
 # Financial PhraseBank's nested subsets, most agreement first: a sentence's level is the
 # first file that holds it.
@@ -69,15 +70,6 @@ def agreement_levels(folder: Path, texts: list[str]) -> list[str]:
     return levels
 
 
-def refuse_repeats(runs: list[Path]) -> None:
-    """A run given twice would count twice (double weight), which no one means."""
-    seen: dict[Path, Path] = {}
-    for run in runs:
-        if run.resolve() in seen:
-            raise SystemExit(f"{run}: given twice (also as {seen[run.resolve()]})")
-        seen[run.resolve()] = run
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", type=Path, nargs="+")
@@ -92,17 +84,14 @@ def main(argv: list[str] | None = None) -> None:
         f"device {hw['device']}" + (f" ({hw['gpu']})" if "gpu" in hw else "")
     )
 
+    frames = {(r, s): read_predictions(r, s) for r in args.runs for s in ("validation", "test")}
     for split in ("validation", "test"):
-        frame = pd.read_csv(
-            args.runs[0] / f"predictions_{split}.csv", dtype=TEXT_COLUMNS, keep_default_na=False
-        )
+        frame = frames[args.runs[0], split]
         texts, truth = frame["text"].tolist(), frame["label"].to_numpy()
         print(f"{split}: n = {len(texts)}")
         members = []
         for run in args.runs:
-            other = pd.read_csv(
-                run / f"predictions_{split}.csv", dtype=TEXT_COLUMNS, keep_default_na=False
-            )
+            other = frames[run, split]
             if not other["text"].equals(frame["text"]):
                 raise SystemExit(f"{run}: its {split} examples differ from {args.runs[0]}'s")
             if not other["label"].equals(frame["label"]):

@@ -19,7 +19,7 @@ from fintune.evaluation.metrics import confusion, metrics_from_confusion
 from fintune.evaluation.paired import format_p, paired_bootstrap
 
 # Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
-TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
+TEXT_COLUMNS = {"text": str, "label": str, "predicted": str, "cleaned_text": str}
 
 
 def read_predictions(run: Path, split: str) -> pd.DataFrame:
@@ -27,6 +27,15 @@ def read_predictions(run: Path, split: str) -> pd.DataFrame:
     if not path.is_file():
         raise SystemExit(f"{run}: no predictions_{split}.csv (not a finished run?)")
     return pd.read_csv(path, dtype=TEXT_COLUMNS, keep_default_na=False)
+
+
+def refuse_repeats(runs: list[Path]) -> None:
+    """A run given twice would count twice (double weight), which no one means."""
+    seen: dict[Path, Path] = {}
+    for run in runs:
+        if run.resolve() in seen:
+            raise SystemExit(f"{run}: given twice (also as {seen[run.resolve()]})")
+        seen[run.resolve()] = run
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,7 +26,7 @@ from fintune.evaluation.metrics import confusion, metrics_from_confusion
 from fintune.evaluation.paired import seed_mean_ci
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, as a script or not
-from paired_runs import read_predictions  # noqa: E402
+from paired_runs import read_predictions, refuse_repeats  # noqa: E402
 
 METRICS = ("accuracy", "f1_macro")
 
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if len(args.runs) < 2:
         raise SystemExit("give the runs of at least two seeds: one run has no spread")
+    refuse_repeats(args.runs)
     frames = [read_predictions(run, args.split) for run in args.runs]
     for run, frame in zip(args.runs[1:], frames[1:], strict=True):
         first = frames[0]

@@ -24,10 +24,10 @@ import argparse
 import dataclasses
 import functools
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -39,8 +39,9 @@ from fintune.models.load import MODEL_INFO, ModelInfo, save_classifier
 from fintune.predict import Predictor
 from fintune.run_dir import hardware, package_versions
 
-# Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
-TEXT_COLUMNS = {"text": str, "label": str, "predicted": str, "cleaned_text": str}
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, as a script or not
+from paired_runs import read_predictions, refuse_repeats  # noqa: E402
+
 # Methods whose weights fold into the plain model, so runs of them can be averaged.
 MERGEABLE = ("full", "lora", "dora", "ia3")
 ROOT = Path(__file__).resolve().parent.parent  # distil.py records its config from here
@@ -119,15 +120,6 @@ def average(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     }
 
 
-def refuse_repeats(runs: list[Path]) -> None:
-    """A run given twice would count twice (double weight), which no one means."""
-    seen: dict[Path, Path] = {}
-    for run in runs:
-        if run.resolve() in seen:
-            raise SystemExit(f"{run}: given twice (also as {seen[run.resolve()]})")
-        seen[run.resolve()] = run
-
-
 def save_soup(folder: Path, model, tokenizer, info, frames: dict, predicted: dict, best_run):
     """A soup saved like a run: model/, predictions_*.csv, config.yaml and metrics.json."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -166,15 +158,10 @@ def main(argv: list[str] | None = None) -> None:
     check_ingredients(args.runs)
     torch.manual_seed(0)
 
-    def read(run: Path, split: str) -> pd.DataFrame:
-        return pd.read_csv(
-            run / f"predictions_{split}.csv", dtype=TEXT_COLUMNS, keep_default_na=False
-        )
-
-    frames = {s: read(args.runs[0], s) for s in ("validation", "test")}
+    frames = {s: read_predictions(args.runs[0], s) for s in ("validation", "test")}
     for run in args.runs[1:]:
         for split, frame in frames.items():
-            other = read(run, split)
+            other = read_predictions(run, split)
             if not other["text"].equals(frame["text"]):
                 raise SystemExit(f"{run}: its {split} examples differ from {args.runs[0]}'s")
             if not other["label"].equals(frame["label"]):

@@ -436,3 +436,12 @@ def test_a_word_that_starts_a_link_or_an_abbreviation_stays(text, word):
     start = text.index(word)
     assert distil._whole_word(text, start, start + len(word)) is None
     assert distil._whole_word("sales rose.", 6, 10) == (6, "rose")  # a full stop ends a word
+
+
+def test_more_transfer_tweets_than_tfns_has_stop_it_first(tiny_runs, tmp_path, monkeypatch):
+    """pandas refused the sample only after the teacher had labelled the training split."""
+    monkeypatch.setattr(distil, "tweet_pool", lambda: pd.Series(["a tweet"] * 5))
+    monkeypatch.setattr(distil, "prepare_data", lambda *a: pytest.fail("data prepared"))
+    argv = ["--config", str(tiny_runs[0] / "config.yaml"), "--teacher", str(tiny_runs[0])]
+    with pytest.raises(SystemExit, match="--transfer-tweets 6: TFNS's training split has 5"):
+        distil.main([*argv, "--out", str(tmp_path / "student"), "--transfer-tweets", "6"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -132,3 +133,16 @@ def test_a_run_given_twice_is_refused(tiny_runs, monkeypatch):
     monkeypatch.setattr(ensemble, "probabilities", lambda *a: pytest.fail("scored"))
     with pytest.raises(SystemExit, match="given twice"):
         ensemble.main([str(tiny_runs[0]), str(tiny_runs[1]), str(tiny_runs[0])])
+
+
+def test_a_run_with_no_test_predictions_is_named_before_any_is_scored(
+    tiny_runs, tmp_path, monkeypatch
+):
+    """A run made with evaluation.test: false has no predictions_test.csv: the script
+    scored every model on validation, then failed with pandas' FileNotFoundError."""
+    partial = tmp_path / "no-test"
+    shutil.copytree(tiny_runs[1], partial, ignore=shutil.ignore_patterns("model"))
+    (partial / "predictions_test.csv").unlink()
+    monkeypatch.setattr(ensemble, "probabilities", lambda *a: pytest.fail("scored"))
+    with pytest.raises(SystemExit, match="no-test: no predictions_test.csv"):
+        ensemble.main([str(tiny_runs[0]), str(partial)])

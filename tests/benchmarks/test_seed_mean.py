@@ -63,3 +63,9 @@ def test_the_recipe_interval_holds_the_seeds_spread_which_the_examples_interval_
     same = [(y, _run_with_accuracy(y, 0.865, np.random.default_rng(1)))] * 3
     one = seed_mean_ci(same, 3, samples=1000)["accuracy"]
     assert seed_mean.recipe_ci(same, 3, samples=1000)["accuracy"] == pytest.approx(one, abs=0.005)
+
+
+def test_a_run_given_twice_is_refused(tiny_runs):
+    """It counted twice: three runs, the mean and spread over a doubled seed."""
+    with pytest.raises(SystemExit, match="given twice"):
+        seed_mean.main([str(tiny_runs[0]), str(tiny_runs[1]), str(tiny_runs[0])])

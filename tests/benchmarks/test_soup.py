@@ -4,6 +4,7 @@ weights, loads with plain transformers, and its recorded labels are the saved mo
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -239,3 +240,14 @@ def test_distilled_students_are_ingredients_beside_fintune_runs(tiny_runs, tmp_p
         torch.testing.assert_close(saved[key], value, msg=key)
     info = json.loads((out / "model" / "fintune_model.json").read_text())
     assert info["method"] == "full" and info["labels"] == ["negative", "neutral", "positive"]
+
+
+def test_a_run_with_no_test_predictions_is_named_before_weights_load(
+    tiny_runs, tmp_path, monkeypatch
+):
+    partial = tmp_path / "no-test"
+    shutil.copytree(tiny_runs[1], partial)
+    (partial / "predictions_test.csv").unlink()
+    monkeypatch.setattr(soup, "load", lambda run: pytest.fail("weights loaded"))
+    with pytest.raises(SystemExit, match="no-test: no predictions_test.csv"):
+        soup.main([str(tiny_runs[0]), str(partial), "--out", str(tmp_path / "s")])
