@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoTokenizer, Trainer
@@ -266,3 +267,33 @@ def test_how_often_a_run_evaluates_does_not_change_what_it_trains(make_config):
     by_epoch = losses()
     assert len(by_epoch) > 4
     assert losses(eval_strategy="steps", eval_steps=3) == by_epoch
+
+
+def test_each_evaluations_training_loss_is_the_mean_over_its_own_steps(make_config):
+    """Logged every 10 steps alone, an epoch of 6 steps showed step 1's loss for its own,
+    the next epoch's mean began in the one before, and the last showed none: the sweep
+    table's train-versus-validation columns compared other steps than they said."""
+    from fintune.study.sweep_report import per_epoch
+
+    def history(logging_steps: int) -> list[dict]:
+        training = {"epochs": 3, "batch_size": 16, "logging_steps": logging_steps}
+        config = make_config(training={**training, "load_best_model": False})
+        config.output.save_model = False
+        lines = (run(config) / "history.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+    every_step = [r for r in history(1) if "loss" in r]
+    steps_per_epoch = max(r["step"] for r in every_step) // 3
+    assert steps_per_epoch not in (1, 10) and 10 % steps_per_epoch != 0  # windows would agree
+    expected = [
+        np.mean(
+            [
+                r["loss"]
+                for r in every_step
+                if e * steps_per_epoch < r["step"] <= (e + 1) * steps_per_epoch
+            ]
+        )
+        for e in range(3)
+    ]
+    rows = per_epoch(history(10))
+    assert [row["train_loss"] for row in rows] == pytest.approx(expected, rel=1e-5)

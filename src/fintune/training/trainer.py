@@ -64,6 +64,18 @@ class DivergenceGuard(TrainerCallback):
                 )
 
 
+class LogAtEvaluation(TrainerCallback):
+    """Logs the training loss at each evaluation too, so that a logged mean ends where a
+    validation starts: every `logging_steps` alone, an epoch of 6 steps had step 1's loss
+    for its own, the next epoch's mean began in the one before, and the last had none."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_log = control.should_log or control.should_evaluate
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        control.should_log = control.should_log or control.should_evaluate
+
+
 class InterruptCheck(TrainerCallback):
     """Stops at the next step after a Ctrl+C whose exception Python dropped (raised in a
     garbage collection callback or a __del__), instead of training on."""
@@ -406,6 +418,7 @@ def build_trainer(
 ) -> Trainer:
     callbacks: list[TrainerCallback] = [
         JsonlHistory(history_path),
+        LogAtEvaluation(),
         DivergenceGuard(),
         InterruptCheck(),
         *(extra_callbacks or []),
