@@ -71,6 +71,25 @@ def test_a_sub_second_training_time_is_shown_not_as_0():
     assert "| training samples/s | — |" in report
 
 
+def test_a_slow_runs_samples_per_second_is_not_shown_as_0():
+    """A large model on a CPU trains at 0.04 samples/s: the study's resource table showed
+    0.0 (one decimal), and a run's own report 0.00 below 0.005."""
+    from fintune.report.document import Document
+    from fintune.study import report
+    from fintune.study.report import Finished
+    from fintune.study.spec import Cell
+
+    config = validate_config({"name": "x", "data": {"path": "d.csv"}})
+    assert "| training samples/s | 0.004 |" in _render_train(
+        config, {"runtime_s": 2500.0, "samples_per_s": 0.004}
+    )
+    metrics = {"device": "cpu", "train": {"runtime_s": 2500.0, "samples_per_s": 0.04}}
+    doc = Document("s")
+    report._resource_table(doc, {"model=large": [Finished(Cell({}, {}, None), None, metrics)]})
+    _, header, body = doc.blocks[0]
+    assert dict(zip(header, body[0], strict=True))["samples/s"] == "0.04"
+
+
 def _render_train(config, train: dict) -> str:
     labels = ["neg", "pos"]
     y = np.array([0, 1] * 20)

@@ -198,6 +198,27 @@ def test_a_confusion_grid_too_large_for_counts_has_a_colour_scale(tmp_path, monk
     assert len(scales) == 2 and all("examples" in ax.get_ylabel() for ax in scales)
 
 
+def test_each_confusion_matrix_names_its_own_rows_labels(tmp_path, monkeypatch):
+    """A study over data.path can group rows with other labels: every matrix was drawn with
+    the first row's, so the TFNS matrix's 'bullish' column read 'neutral'."""
+
+    def row(labels, cm):
+        test = {"accuracy": 0.5, "f1_macro": 0.5, "f1_weighted": 0.5, "confusion_matrix": cm}
+        return [Finished(Cell({}, {}, None), tmp_path, {"labels": labels, "test": test})]
+
+    (tmp_path / "history.jsonl").write_text('{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n')
+    rows = {
+        "data.path=fpb.csv": row(
+            ["negative", "neutral", "positive"], np.eye(3, dtype=int).tolist()
+        ),
+        "data.path=tfns.csv": row(["bearish", "bullish"], [[4, 0], [1, 4]]),
+    }
+    axes = [ax for ax in _plotted(monkeypatch, tmp_path, rows)["all-confusion.png"].axes]
+    shown = {ax.get_title(): [t.get_text() for t in ax.get_yticklabels()] for ax in axes}
+    assert shown["data.path=fpb.csv (n=3)"] == ["negative", "neutral", "positive"]
+    assert shown["data.path=tfns.csv (n=9)"] == ["bearish", "bullish"]
+
+
 def test_the_resource_table_says_where_each_row_ran():
     """A study resumed on another machine reuses its finished cells: a row trained on a
     GPU stood beside one trained on the CPU, 30 times slower, with nothing to say so."""

@@ -34,7 +34,7 @@ from fintune.evaluation.paired import (  # noqa: E402
     seed_mean_ci,
 )
 from fintune.report.document import Document, bold, lead_bold  # noqa: E402
-from fintune.report.markdown import format_seconds, read_history  # noqa: E402
+from fintune.report.markdown import format_rate, format_seconds, read_history  # noqa: E402
 from fintune.report.plots import (  # noqa: E402
     label_room,
     lone,
@@ -373,7 +373,7 @@ def _mean(runs: list[Finished], section: str, key: str) -> float | None:
 def _resource_table(doc: Document, rows: dict[str, list[Finished]]) -> None:
     columns = [
         ("train time s", "train", "runtime_s", format_seconds),
-        ("samples/s", "train", "samples_per_s", "{:.1f}"),
+        ("samples/s", "train", "samples_per_s", format_rate),
         ("trainable params", "train", "trainable_params", "{:,.0f}"),
         ("CPU % avg (100 = one core)", "resources", "cpu_percent_avg", "{:.0f}"),
         ("CPU % max (100 = one core)", "resources", "cpu_percent_max", "{:.0f}"),
@@ -500,12 +500,14 @@ def _plots(
             nothing_logged(ax, label)
         _save(fig, folder / f"{slug}-{fname}.png", doc, title)
 
-    names_of_labels = rows[names[0]][0].metrics["labels"]
-    labels = tick_labels(names_of_labels)
+    # rows may be on other data (an axis over data.path): each matrix names its own labels
+    names_of = {name: rows[name][0].metrics["labels"] for name in names}
+    ticks_of = {name: tick_labels(names_of[name]) for name in names}
+    widest = max(ticks_of.values(), key=len)
     cols = min(4, len(names))
     nrows = (len(names) + cols - 1) // cols
-    size = 2.2 + 0.25 * len(labels)
-    room = label_room(labels, 7)  # the tick labels' font size below
+    size = 2.2 + 0.25 * len(widest)
+    room = max(label_room(labels, 7) for labels in ticks_of.values())  # tick font size below
     fig, axes = plt.subplots(
         nrows, cols, figsize=((size + room) * cols, (size + 0.75 * room) * nrows), squeeze=False
     )
@@ -513,6 +515,7 @@ def _plots(
         ax.axis("off")
     for ax, name in zip(axes.flat, names, strict=False):
         cm = np.sum([np.array(r.metrics["test"]["confusion_matrix"]) for r in rows[name]], axis=0)
+        labels = ticks_of[name]
         ax.axis("on")
         image = ax.imshow(cm, cmap="Blues")
         ax.set_title(f"{name} (n={int(cm.sum())})", fontsize=9)
@@ -530,8 +533,9 @@ def _plots(
         "Test confusion matrices (true rows, predicted columns; summed over seeds)", fontsize=10
     )
     _save(fig, folder / f"{slug}-confusion.png", doc, "confusion matrices")
-    if note := undrawable_note(names_of_labels, "Each confusion matrix"):
-        doc.text(note)
+    for labels in dict.fromkeys(tuple(labels) for labels in names_of.values()):
+        if note := undrawable_note(list(labels), "Each confusion matrix"):
+            doc.text(note)
 
 
 def row_look(i: int) -> tuple[Any, str | None, str | None]:
