@@ -265,6 +265,12 @@ def test_a_renamed_cell_with_an_unchanged_config_keeps_its_result():
     assert "seed=1" not in adopted and "seed=02" not in adopted and "gone" in adopted
 
 
+def test_retry_failed_with_report_only_is_refused(study_file):
+    """--report-only runs no cell, so --retry-failed beside it was silently ignored."""
+    with pytest.raises(FintuneError, match="--retry-failed and --report-only do not go"):
+        run_study(study_file(), retry_failed=True, report_only=True)
+
+
 def test_report_only_on_a_study_that_never_ran_is_an_error(study_file):
     path = study_file()
     with pytest.raises(FintuneError, match="--report-only: .* holds no cells of study"):

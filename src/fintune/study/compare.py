@@ -381,6 +381,11 @@ def run_study(
     `overrides`: `--set` items for the base config."""
     from fintune.study.report import write_study_report
 
+    if retry_failed and report_only:
+        raise FintuneError(
+            "--retry-failed and --report-only do not go together: --report-only runs no "
+            "cell; drop it to run the failed cells again"
+        )
     spec, cells = load_study(path, overrides)
     check_writable(study_dir(spec), f"{path}: output")
     data_shas = {} if report_only else check_cells(cells, spec)
