@@ -106,6 +106,27 @@ def test_different_seed_different_splits_and_fingerprint(table):
     assert first.fingerprint["counts"] == other.fingerprint["counts"]  # same sizes, stratified
 
 
+def test_the_label_order_does_not_change_which_examples_are_held_out(table, tmp_path):
+    """Stratified on class ids, the split shuffled each class in id order: data.labels in
+    another order, or a CSV's integer labels read as a JSONL's text, held out other test
+    and validation examples for the same rows and seed."""
+    given = prepare_data(_data(table, labels=LABELS), 7)
+    reordered = prepare_data(_data(table, labels=LABELS[::-1]), 7)
+    subsampled = [
+        prepare_data(_data(table, labels=labels, max_train_samples=50), 7).splits["train"]
+        for labels in (LABELS, LABELS[::-1])
+    ]
+    assert set(_texts(subsampled[0])) == set(_texts(subsampled[1]))
+    numbers = pd.DataFrame({"text": [f"note {i}" for i in range(240)]})
+    numbers["label"] = [1 + i % 12 for i in range(240)]
+    numbers.to_csv(tmp_path / "n.csv", index=False)
+    numbers.astype({"label": str}).to_json(tmp_path / "n.jsonl", orient="records", lines=True)
+    as_int, as_text = (prepare_data(_data(tmp_path / f"n.{e}"), 7) for e in ("csv", "jsonl"))
+    for role in ("validation", "test"):
+        assert set(_texts(given.splits[role])) == set(_texts(reordered.splits[role]))
+        assert set(_texts(as_int.splits[role])) == set(_texts(as_text.splits[role]))
+
+
 def test_fingerprint_depends_on_text_label_and_label_order():
     splits = {"train": pd.DataFrame({"text": ["a", "b"], "label": [0, 1]})}
     base = fingerprint(splits, ["x", "y"])["sha256"]

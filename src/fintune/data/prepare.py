@@ -135,7 +135,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     frames, report["duplicates"] = _duplicates_and_conflicts(frames, config)
     split_seed = seed if config.split.seed is None else config.split.seed
     splits = _split(frames, config, labels, split_seed, origin)
-    splits = _subsample(splits, config, split_seed)
+    splits = _subsample(splits, config, labels, split_seed)
     report["shared_texts"] = _shared_texts(splits)
     if variants := _unicode_variants(splits):
         report["unicode_variants"] = variants
@@ -675,7 +675,7 @@ def _holdout(
             f"data.split.{role}: a ratio of {ratio} of {len(frame)} examples leaves "
             f"{n_held} for {role}; the split would be empty"
         )
-    strata = frame["label"] if stratify else None
+    strata = label_names(frame, labels) if stratify else None
     if stratify:
         counts = frame["label"].value_counts()
         n_classes = len(counts)
@@ -704,8 +704,16 @@ def _holdout(
     return rest.reset_index(drop=True), held.reset_index(drop=True)
 
 
+def label_names(frame: pd.DataFrame, labels: list[str]) -> np.ndarray:
+    """Each row's label name, what a split is stratified on: scikit-learn shuffles each class
+    in the order of its values, so stratifying on class ids gave another test set for the
+    same rows and seed when only the label order changed (data.labels in another order, a
+    CSV's integer labels as a JSONL's text)."""
+    return np.asarray(labels, dtype=object)[frame["label"].to_numpy()]
+
+
 def _subsample(
-    splits: dict[str, pd.DataFrame], config: DataConfig, seed: int
+    splits: dict[str, pd.DataFrame], config: DataConfig, labels: list[str], seed: int
 ) -> dict[str, pd.DataFrame]:
     limits = {
         "train": config.max_train_samples,
@@ -720,7 +728,7 @@ def _subsample(
             continue
         counts = frame["label"].value_counts()
         room = min(limit, len(frame) - limit) >= len(counts)  # both sides hold every label
-        strata = frame["label"] if counts.min() >= 2 and room else None
+        strata = label_names(frame, labels) if counts.min() >= 2 and room else None
         keep, _ = train_test_split(frame, train_size=limit, random_state=seed, stratify=strata)
         out[role] = keep.reset_index(drop=True)
     return out
