@@ -75,6 +75,20 @@ def _save_tiny(folder: Path, decoder: bool, absolute_positions: bool = False) ->
     return folder
 
 
+def tiny_multimodal_gemma3(vision_width: int = 32):
+    """A random Gemma-3 classifier with an image encoder: text width 32, one layer each."""
+    from transformers import Gemma3Config
+
+    text = {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1}
+    text |= {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "head_dim": 16}
+    vision = {"hidden_size": vision_width, "intermediate_size": 64, "num_hidden_layers": 1}
+    vision |= {"num_attention_heads": 2, "image_size": 28, "patch_size": 14}
+    config = Gemma3Config(
+        text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=63
+    )
+    return AutoModelForSequenceClassification.from_config(config)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Every test module is imported now, and with it torch, transformers, MLflow and
     Optuna: their objects live for the whole session, so the collector stops walking them.

@@ -42,18 +42,10 @@ def test_a_multimodal_base_gets_adapters_in_its_language_model_only():
     """A multimodal Gemma-3's image encoder never runs on text: adapters there trained
     nothing, counted as trainable, and its width (48 here) refused a reduction factor that
     fits the language model's (32)."""
-    from transformers import Gemma3Config
-
     from fintune.models.bottleneck import check_reduction_factor
+    from tests.conftest import tiny_multimodal_gemma3
 
-    text = {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1}
-    text |= {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "head_dim": 16}
-    vision = {"hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 1}
-    vision |= {"num_attention_heads": 2, "image_size": 28, "patch_size": 14}
-    config = Gemma3Config(
-        text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=63
-    )
-    model = AutoModelForSequenceClassification.from_config(config)
+    model = tiny_multimodal_gemma3(vision_width=48)
     check_reduction_factor(model, 32)
     assert add_bottleneck_adapters(model, 32) == ["model.language_model.layers.0.mlp.down_proj"]
 

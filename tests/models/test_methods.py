@@ -134,16 +134,8 @@ def test_prompt_tuning_on_distilbert_builds_and_loads_back(tmp_path):
 def test_prefix_on_a_multimodal_base_reads_the_text_models_width():
     """A multimodal Gemma-3's config keeps hidden_size in its text_config: prefix tuning
     failed with AttributeError after the weights had loaded."""
-    from transformers import Gemma3Config
-
     from fintune.config.schema import PrefixMethod
+    from tests.conftest import tiny_multimodal_gemma3
 
-    text = {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1}
-    text |= {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "head_dim": 16}
-    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1}
-    vision |= {"num_attention_heads": 2, "image_size": 28, "patch_size": 14}
-    config = Gemma3Config(
-        text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=63
-    )
-    model = AutoModelForSequenceClassification.from_config(config)
+    model = tiny_multimodal_gemma3()
     assert peft_config(model, PrefixMethod()).encoder_hidden_size == 32
