@@ -21,6 +21,7 @@ and summary.json; prints what it measured.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import shutil
@@ -298,6 +299,7 @@ def refuse_unsupported(config, path: Path) -> None:
         )
 
 
+@functools.cache  # read once for the argument check, once more for the texts
 def tweet_pool() -> pd.Series:
     """TFNS's training split as tfns_minilm.yaml cuts it: where transfer tweets come from."""
     config = load_config(ROOT / "benchmarks/configs/tfns_minilm.yaml")

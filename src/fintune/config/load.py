@@ -350,6 +350,12 @@ def written_value(raw: Any, field: str | list[str]) -> Any:
     return raw
 
 
+def changed_by_set(written: dict[str, Any], base: dict[str, Any], field: str) -> bool:
+    """Whether --set changed `field` from what the file wrote (`base`: the file's mapping
+    with the overrides applied)."""
+    return written_value(written, field) != written_value(base, field)
+
+
 def is_section(parts: list[str]) -> bool:
     model: type[BaseModel] | None = ExperimentConfig
     for part in parts:

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fintune.config.load import (
+    changed_by_set,
     did_you_mean,
     field_set,
     is_section,
@@ -249,9 +250,7 @@ def expand(spec: StudySpec, source: str, overrides: list[str] | None = None) -> 
     check_baseline(spec, cells, source)
     check_repeated_runs(spec, cells, source)
     check_values_differ(spec, cells, source)
-    steps_set = written_value(written, "training.max_steps") != written_value(
-        base, "training.max_steps"
-    )
+    steps_set = changed_by_set(written, base, "training.max_steps")
     check_epochs_take_effect(cells, source, steps_set)
     warn_replaced_sections(base, cells)
     return cells

@@ -32,13 +32,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from fintune.config.load import (
+    changed_by_set,
     field_set,
     override_base,
     read_yaml,
     set_field,
     set_fields,
     validate_config,
-    written_value,
 )
 from fintune.config.schema import ExperimentConfig, Metric, Section, expand_home
 from fintune.errors import FintuneError
@@ -259,9 +259,7 @@ def load_sweep(
     for point in _points(spec):
         _at(point, trial_config, base, point, spec, Path("."), 0, source=f"{source}: space")
     # a --set of max_steps (a quick try) only warns of an epochs it makes idle; another does not
-    steps_set = written_value(written, "training.max_steps") != written_value(
-        base, "training.max_steps"
-    )
+    steps_set = changed_by_set(written, base, "training.max_steps")
     check_space_effect(spec, base, source, tried=steps_set)
     check_choices_differ(spec, base, source)
     for field, param in spec.space.items():

@@ -72,8 +72,7 @@ class LogAtEvaluation(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         control.should_log = control.should_log or control.should_evaluate
 
-    def on_epoch_end(self, args, state, control, **kwargs):
-        control.should_log = control.should_log or control.should_evaluate
+    on_epoch_end = on_step_end
 
 
 class InterruptCheck(TrainerCallback):
