@@ -37,6 +37,12 @@ def check() -> None:
         raise KeyboardInterrupt
 
 
+def pending() -> bool:
+    """Whether a Ctrl+C or SIGTERM was received within `remembered()` and not yet raised
+    again: a stop that a finished piece of work may hold back to the next safe point."""
+    return _requested.is_set() or bool(_terminated)
+
+
 @contextmanager
 def remembered() -> Iterator[None]:
     """Within: Ctrl+C is remembered as well as raised; a swallowed one is raised at the end."""

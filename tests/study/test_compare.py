@@ -716,6 +716,48 @@ def test_a_cell_stopped_after_its_run_finished_is_adopted_not_trained_again(
         assert "test_accuracy" in cells[0].data.metrics
 
 
+def test_ctrl_c_while_the_last_cell_is_logged_records_it_and_stops_before_the_report(
+    study_file, make_config, monkeypatch
+):
+    """A Ctrl+C typed while a finished cell is logged waits for the cell to be recorded in
+    cells.json, then stops the study before its report; the rerun logs the cell whole and
+    writes the report without training."""
+    import signal
+
+    from fintune import interrupt, tracking
+
+    axes = {"method": {"full": {"method": "full"}}, "seed": [1]}
+    base = make_config(tracking={"mlflow": True}).model_dump(mode="json")
+    path = study_file(axes=axes, base=base)
+    real = tracking._log_files
+
+    def ctrl_c(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # through remembered()'s handler, as typed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tracking, "_log_files", ctrl_c)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupt.remembered():
+            run_study(path)
+    finally:
+        signal.signal(signal.SIGINT, before)
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study"
+    (first,) = run_dirs(folder)
+    cells = json.loads((folder / "cells.json").read_text())
+    assert cells["method=full,seed=1"]["run_dir"] == f"runs/{first}"
+    assert not (folder / "report.md").exists()
+
+    monkeypatch.setattr(tracking, "_log_files", real)
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("trained"))
+    run_study(path)
+    assert "1 finished" in (folder / "report.md").read_text()
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny-study").experiment_id])
+    logged = [(r.info.run_name, r.info.status) for r in runs if "fintune.cell" in r.data.tags]
+    assert logged == [(first, "FINISHED")]
+
+
 def test_a_finished_run_is_adopted_when_only_its_tracking_changed(
     study_file, make_config, monkeypatch
 ):

@@ -1872,6 +1872,53 @@ def test_a_final_model_stopped_after_it_finished_is_adopted_not_trained_again(
         assert [(r.info.run_name, r.info.status) for r in finals] == [(first.name, "FINISHED")]
 
 
+def test_ctrl_c_while_a_finished_trial_is_logged_keeps_the_trial(
+    sweep_file, make_config, monkeypatch
+):
+    """Ctrl+C while a finished trial was logged to MLflow (its metrics.json whole) failed
+    the trial in Optuna: the resume trained another in its place. The stop now waits for
+    the trial to be told COMPLETE, then ends the sweep; the resume logs it whole."""
+    import signal
+
+    from fintune import interrupt, tracking
+
+    base = make_config(training={"epochs": 1}, tracking={"mlflow": True})
+    path = sweep_file(trials=2, final=False, base=base.model_dump(mode="json"))
+    real = tracking._log_files
+
+    def ctrl_c_once(client, run_id, run_dir, config, started):
+        if not ctrl_c_once.pressed:
+            ctrl_c_once.pressed = True
+            os.kill(os.getpid(), signal.SIGINT)  # through remembered()'s handler, as typed
+        return real(client, run_id, run_dir, config, started)
+
+    ctrl_c_once.pressed = False
+    monkeypatch.setattr(tracking, "_log_files", ctrl_c_once)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupt.remembered():
+            run_sweep(path)
+    finally:
+        signal.signal(signal.SIGINT, before)
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-sweep"
+    (trial,) = load(folder).trials  # the second never started
+    assert trial.state.name == "COMPLETE"
+    run_dir = folder / trial.user_attrs["run_dir"]
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny-sweep").experiment_id
+
+    def trial_records():
+        runs = client.search_runs([experiment])
+        return [r.info.status for r in runs if r.info.run_name == run_dir.name]
+
+    assert trial_records() == ["KILLED"]  # cut short
+
+    run_sweep(path)
+    assert [t.state.name for t in load(folder).trials] == ["COMPLETE", "COMPLETE"]
+    assert load(folder).trials[0].user_attrs["run_dir"] == trial.user_attrs["run_dir"]
+    assert trial_records() == ["FINISHED"]  # logged again, whole, once
+
+
 @pytest.mark.parametrize("output", ["sweeps/a\0b", "sweeps/" + "a" * 256])
 def test_a_sweep_output_with_a_nul_byte_or_an_overlong_name_is_refused_naming_it(
     sweep_file, output

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from transformers import set_seed
 
+from fintune import interrupt
 from fintune.config.schema import ExperimentConfig
 from fintune.data import PreparedData, data_warnings, prepare_data
 from fintune.errors import FintuneError
@@ -102,7 +103,20 @@ def run(config: ExperimentConfig, callbacks: list | None = None) -> Path:
     with torch_threads(config.training.num_threads):
         run_dir = fit_and_report(config, data, device, callbacks)
     if config.tracking.mlflow:
-        track(run_dir, config)
+        try:
+            track(run_dir, config)
+        except (KeyboardInterrupt, SystemExit):
+            # The run is finished (metrics.json). Its caller must learn so: a sweep that saw
+            # the stop here failed a finished trial and trained another in its place. The
+            # stop is raised again at the next safe point (after the trial, the cell, the
+            # command); a stop nothing remembers (the API, no handler) is raised now.
+            if not interrupt.pending():
+                raise
+            console.print(
+                f"stopped while logging to MLflow: {run_dir} is finished; its MLflow record "
+                "is cut short (a sweep or study logs it again when resumed)",
+                markup=False,
+            )
     return run_dir
 
 

@@ -441,6 +441,7 @@ def run_study(
                     write_state(folder, state)
                     if i < len(todo):
                         _interim_report(folder, spec, cells, state)
+                interrupt.check()  # a stop the last cell held back while it was logged
             report = write_study_report(folder, spec, cells, state)
         except BaseException as error:  # not left RUNNING: a rerun's report finishes it
             stop_summary(cell_config(cells[0], spec, folder), summary, error)

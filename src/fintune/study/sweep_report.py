@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
+from fintune import interrupt  # noqa: E402
 from fintune.errors import FintuneError  # noqa: E402
 from fintune.evaluation.metrics import format_interval, split_notes  # noqa: E402
 from fintune.report.document import Document, lead_bold  # noqa: E402
@@ -239,6 +240,7 @@ def final_run(best, spec: SweepSpec, base: dict, folder: Path, source: str) -> P
             "config_sha": sha,
         }
         write_json(record_path, record)  # never half a file
+    interrupt.check()  # a stop held back while the final model was logged: no report
     return run_dir
 
 
