@@ -329,6 +329,46 @@ def test_split_names_maps_a_source_split_to_a_role(tmp_path):
     assert all(t.startswith("train ") for t in data.splits["validation"]["text"])
 
 
+def _bad_test_file(folder: Path, name: str, row: dict[str, str]) -> Path:
+    """A test file whose row 3 (line 4, after the header) is `row`."""
+    held = _frame({"negative": 5, "neutral": 5, "positive": 5}, "held ")
+    held.loc[2] = row
+    return _write(held, folder / name)
+
+
+@pytest.mark.parametrize(
+    "row, problem",
+    [
+        ({"text": "", "label": "neutral"}, "empty text"),
+        ({"text": "a held sentence", "label": "neutrl"}, "neutrl"),
+        ({"text": "N/A", "label": "neutral"}, "placeholder"),
+    ],
+)
+def test_a_bad_row_of_one_of_several_files_names_that_file_alone(tmp_path, row, problem):
+    """An error in one of several data.files named every file ('train.csv, test.csv, test
+    split, row 3'); one in a folder's split_names file named only the folder, not
+    holdout.csv. Each now names the file the row is in."""
+    train = _write(_frame(prefix="train "), tmp_path / "train.csv")
+    test = _bad_test_file(tmp_path, "test.csv", row)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    _write(_frame(prefix="train "), folder / "train.csv")
+    holdout = _bad_test_file(folder, "holdout.csv", row)
+    for config, bad in [
+        (DataConfig(files={"train": str(train), "test": str(test)}, labels=LABELS), test),
+        (_data(folder, labels=LABELS, split_names={"test": "holdout"}), holdout),
+    ]:
+        if problem == "placeholder":  # a warning, in data.json
+            first = prepare_data(config, 0).report["placeholder_texts"]["first"]
+            assert first == f"{bad}, test split, row 3 (line 4)"
+            continue
+        with pytest.raises(FintuneError, match=problem) as error:
+            prepare_data(config, 0)
+        message = str(error.value)
+        assert f"{bad}, test split, row 3 (line 4)" in message
+        assert str(bad.parent / "train.csv") not in message
+
+
 @pytest.mark.parametrize("stem", ["dev", "holdout"])
 def test_split_names_names_a_folders_file_by_its_name(tmp_path, stem):
     """A folder's files were read under their roles only: split_names {test: dev} beside
@@ -902,8 +942,8 @@ def test_a_mistyped_integer_label_is_named_not_a_class_of_its_own(tmp_path):
     path = _write(frame, tmp_path / "d.csv")
     with pytest.raises(
         FintuneError,
-        match=r"0 to 20 \(20 first in the train split, row 18 \(line 19\)\), but 17 of those "
-        r"ids never occur \(3, 4, 5, 6, 7 \.\.\.\)",
+        match=r"0 to 20 \(20 first in \S*/d\.csv, train split, row 18 \(line 19\)\), "
+        r"but 17 of those ids never occur \(3, 4, 5, 6, 7 \.\.\.\)",
     ):
         prepare_data(_data(path), 0)
 
@@ -916,8 +956,8 @@ def test_a_huge_integer_label_is_named_without_listing_every_missing_id(tmp_path
     path = _write(frame, tmp_path / "d.csv")
     with pytest.raises(
         FintuneError,
-        match=r"0 to 4000000000 \(4000000000 first in the train split, row 6 \(line 7\)\), "
-        r"but 3999999997 of those ids never occur \(3, 4, 5, 6, 7 \.\.\.\)",
+        match=r"0 to 4000000000 \(4000000000 first in \S*/d\.csv, train split, "
+        r"row 6 \(line 7\)\), but 3999999997 of those ids never occur \(3, 4, 5, 6, 7 \.\.\.\)",
     ):
         prepare_data(_data(path), 0)
 

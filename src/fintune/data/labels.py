@@ -31,13 +31,14 @@ def is_missing_marker(value: str, labels: list[str] | None = None) -> bool:
     return key in MISSING_MARKERS and key not in {name.casefold() for name in labels or ()}
 
 
-def _infer_labels(frames: dict[str, pd.DataFrame], column: str, origin: str) -> list[str]:
+def _infer_labels(frames: dict[str, pd.DataFrame], column: str, where: dict[str, str]) -> list[str]:
+    """`where`: each role's place for messages ('train.csv, train split')."""
     values = pd.concat([f[column] for f in frames.values()])
     if values.empty:  # no rows at all (an integer column of an empty parquet file): said later
         return []
     if _holds_ids(values):
         ids = sorted({int(v) for v in values})
-        names = _id_names(frames, column, origin)
+        names = _id_names(frames, column, where)
         # ids from 0 are class positions; other integers (-1/0/1, ratings 1-5) are names
         if ids[0] != 0:
             return [names[i] for i in ids]
@@ -50,18 +51,20 @@ def _infer_labels(frames: dict[str, pd.DataFrame], column: str, origin: str) -> 
             shown = ", ".join(map(str, absent[:5])) + (" ..." if len(absent) > 5 else "")
             raise FintuneError(
                 f"data.labels: the integer labels run from 0 to {ids[-1]} ({ids[-1]} first in "
-                f"the {role} split, {_row(frame, row)}), but {n_absent} of those ids never "
+                f"{where[role]}, {_row(frame, row)}), but {n_absent} of those ids never "
                 f"occur ({shown}): a mistyped label? If some classes have no examples, list "
                 "every class in data.labels"
             )
         return [names[i] for i in ids]
     ints = set().union(*(ints_written(f, column) for f in frames.values()))
     names = sorted({_label_name(v, ints) for v in values})
-    _check_spellings(frames, column, names, origin)
+    _check_spellings(frames, column, names, where)
     return names
 
 
-def _id_names(frames: dict[str, pd.DataFrame], column: str, origin: str) -> dict[int, str]:
+def _id_names(
+    frames: dict[str, pd.DataFrame], column: str, where: dict[str, str]
+) -> dict[int, str]:
     """Each integer label's name as the file writes it: pandas reads a csv's '01' as the
     number 1, yet the label is '01'. One number written two ways ('1', '01') is an error."""
     seen: dict[int, tuple[str, str]] = {}
@@ -73,19 +76,19 @@ def _id_names(frames: dict[str, pd.DataFrame], column: str, origin: str) -> dict
         for row in pairs.drop_duplicates().index:
             number = int(pairs.at[row, "number"])
             name = str(number) if text is None else str(pairs.at[row, "name"])  # 1.0: '1'
-            where = f"{origin}, {role} split, {_row(frame, row + 1)}"
-            first = seen.setdefault(number, (name, where))
+            at = f"{where[role]}, {_row(frame, row + 1)}"
+            first = seen.setdefault(number, (name, at))
             if first[0] != name:
                 raise FintuneError(
                     f"data.labels: the labels {first[0]!r} and {name!r} are the number {number} "
-                    f"written two ways ({first[0]!r}: {first[1]}; {name!r}: {where}); a csv "
+                    f"written two ways ({first[0]!r}: {first[1]}; {name!r}: {at}); a csv "
                     "reads them as one class: write one spelling in the data"
                 )
     return {number: name for number, (name, _) in seen.items()}
 
 
 def _check_spellings(
-    frames: dict[str, pd.DataFrame], column: str, names: list[str], origin: str
+    frames: dict[str, pd.DataFrame], column: str, names: list[str], where: dict[str, str]
 ) -> None:
     """Inferred labels that look like one class written two ways: 'Positive' and
     'positive', 'négatif' with its accent composed and decomposed, 'positive' with a
@@ -101,8 +104,8 @@ def _check_spellings(
                 how, show = "case, spacing, Unicode form or invisible characters", ascii
             raise FintuneError(
                 f"data.labels: the labels {show(first)} and {show(name)} differ only in {how} "
-                f"({show(first)}: {_first_row(frames, column, first, origin)}; {show(name)}: "
-                f"{_first_row(frames, column, name, origin)}); write one spelling in the data, "
+                f"({show(first)}: {_first_row(frames, column, first, where)}; {show(name)}: "
+                f"{_first_row(frames, column, name, where)}); write one spelling in the data, "
                 "or list both in data.labels if they are different classes"
             )
         seen[key] = name
@@ -113,8 +116,8 @@ def _check_spellings(
         raise FintuneError(
             f"data.labels: the labels mix integers ({', '.join(map(repr, numbers[:5]))}) and "
             f"names ({', '.join(map(repr, words[:5]))}): {numbers[0]!r} in "
-            f"{_first_row(frames, column, numbers[0], origin)}, {words[0]!r} in "
-            f"{_first_row(frames, column, words[0], origin)}; ids and names for the same "
+            f"{_first_row(frames, column, numbers[0], where)}, {words[0]!r} in "
+            f"{_first_row(frames, column, words[0], where)}; ids and names for the same "
             "classes? Write one kind in the data, or list every label in data.labels"
         )
 
@@ -129,12 +132,14 @@ def _spelling_key(name: str, forms: bool = True) -> str:
     return " ".join(name.split()).casefold()
 
 
-def _first_row(frames: dict[str, pd.DataFrame], column: str, label: str, origin: str) -> str:
+def _first_row(
+    frames: dict[str, pd.DataFrame], column: str, label: str, where: dict[str, str]
+) -> str:
     for role, frame in frames.items():
         hits = np.flatnonzero([label in (_label_name(v), str(v).strip()) for v in frame[column]])
         if len(hits):
-            return f"{origin}, {role} split, {_row(frame, int(hits[0]) + 1)}"
-    return origin
+            return f"{where[role]}, {_row(frame, int(hits[0]) + 1)}"
+    return ", ".join(where.values())
 
 
 def _label_name(value: Any, ints: set[float] | None = None) -> str:

@@ -39,6 +39,7 @@ from fintune.data.sources import (
     read_hub,
     read_local,
     read_table,
+    split_files,
     unread_files,
 )
 from fintune.errors import FintuneError, relative_note
@@ -67,7 +68,7 @@ class PreparedData:
 
 
 def prepare_data(config: DataConfig, seed: int) -> PreparedData:
-    sources, known_labels, origin = _read(config)
+    sources, known_labels, origin, files = _read(config)
     frames = _assign_roles(sources, config, origin)
     taken = [id(frame) for frame in frames.values()]
     unused = {name: len(f) for name, f in sources.items() if id(f) not in taken}
@@ -77,11 +78,13 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         role: next(name for name, f in sources.items() if f is frame)
         for role, frame in frames.items()
     }
+    # a row's message names the file it is in, not every file of the data
+    where = {role: f"{files.get(split_sources[role], origin)}, {role} split" for role in frames}
     for role, frame in frames.items():
-        _check_columns(frame, config, origin, role)
-        where = f"{origin}, {role} split"
-        _check_labels_present(frame, config.label_column, where, config.labels, _given_as(config))
-    labels = config.labels or known_labels or _infer_labels(frames, config.label_column, origin)
+        _check_columns(frame, config, where[role], role)
+        given_as = _given_as(config)
+        _check_labels_present(frame, config.label_column, where[role], config.labels, given_as)
+    labels = config.labels or known_labels or _infer_labels(frames, config.label_column, where)
     if len(labels) == 1:  # none: no rows, named below
         raise FintuneError(
             f"data: the training data has one label ({labels[0]!r}); a classifier needs at "
@@ -89,9 +92,9 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         )
     as_ids = _labels_are_ids(frames, config.label_column)
     by_name = as_ids and _integers_name_labels(frames, config.label_column, labels)
-    placeholders = _placeholder_texts(frames, config.text_column, origin)
+    placeholders = _placeholder_texts(frames, config.text_column, where)
     frames = {
-        role: _to_examples(frame, config, labels, as_ids, by_name, f"{origin}, {role} split")
+        role: _to_examples(frame, config, labels, as_ids, by_name, where[role])
         for role, frame in frames.items()
     }
     if not config.split.use_given:  # pooled only now, so errors name the file's own rows
@@ -295,11 +298,15 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
 # --------------------------------------------------------------------------- reading
 
 
-def _read(config: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str] | None, str]:
+def _read(
+    config: DataConfig,
+) -> tuple[dict[str, pd.DataFrame], list[str] | None, str, dict[str, str]]:
+    """The source's splits, its label names when known, where it is (for messages), and
+    the file each split came from where the splits are files of their own."""
     if config.dataset:
         frames, labels = load_known(config.dataset, config.subset, config.path, config.encoding)
         where = config.path or KNOWN[config.dataset].hub_id
-        return frames, labels, f"{config.dataset} ({where})"
+        return frames, labels, f"{config.dataset} ({where})", {}
     if config.files:
         frames = {}
         for role, file in config.files.items():
@@ -313,15 +320,16 @@ def _read(config: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str] | None
                     f"data.files.{role}: file not found: {file}{relative_note(file)}"
                 )
             frames[role] = read_table(Path(file), config.format, config.encoding, config.quoting)
-        return frames, None, ", ".join(str(p) for p in config.files.values())
+        files = {role: str(file) for role, file in config.files.items()}
+        return frames, None, ", ".join(files.values()), files
     if config.path:
+        path = Path(config.path)
         named = set(config.split_names.values())  # a folder's files that split_names maps
-        frames = read_local(
-            Path(config.path), config.format, config.encoding, config.quoting, named
-        )
-        return frames, None, config.path
+        frames = read_local(path, config.format, config.encoding, config.quoting, named)
+        files = split_files(path, config.format, named) if path.is_dir() else {}
+        return frames, None, config.path, {split: str(file) for split, file in files.items()}
     assert config.hub_id  # the schema requires one source
-    return read_hub(config.hub_id, config.hub_config), None, config.hub_id
+    return read_hub(config.hub_id, config.hub_config), None, config.hub_id, {}
 
 
 def _assign_roles(
@@ -406,7 +414,7 @@ def _near_split(source: str, frames: dict[str, pd.DataFrame], config: DataConfig
 
 
 def _placeholder_texts(
-    frames: dict[str, pd.DataFrame], column: str, origin: str
+    frames: dict[str, pd.DataFrame], column: str, where: dict[str, str]
 ) -> dict[str, Any] | None:
     """Texts that are only a missing-value marker ('N/A'): an export's empty cell, which
     trains as the literal text. Counted, with the first, for a warning."""
@@ -414,14 +422,13 @@ def _placeholder_texts(
     for role, frame in frames.items():
         for row, text in enumerate(frame[column], start=1):
             if isinstance(text, str) and is_missing_marker(text):
-                found.append((text.strip(), f"{origin}, {role} split, {_row(frame, row)}"))
+                found.append((text.strip(), f"{where[role]}, {_row(frame, row)}"))
     if not found:
         return None
     return {"count": len(found), "first": found[0][1], "text": found[0][0]}
 
 
-def _check_columns(frame: pd.DataFrame, config: DataConfig, origin: str, role: str) -> None:
-    where = f"{origin}, {role} split"
+def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str, role: str) -> None:
     for key in ("text_column", "label_column"):
         column = getattr(config, key)
         if column not in frame.columns:

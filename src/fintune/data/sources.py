@@ -383,6 +383,12 @@ def read_directory(
     """A directory with one file per split (train.csv, validation.csv, test.csv, ...),
     each under its role; a file whose name data.split_names gives (dev, holdout) is read
     under that name, for split_names to map."""
+    files = split_files(path, fmt, named)
+    return {split: read_table(file, fmt, encoding, quoting) for split, file in files.items()}
+
+
+def split_files(path: Path, fmt: str, named: Collection[str] = ()) -> dict[str, Path]:
+    """The split each file of a directory of split files is read as: split -> file."""
     files: dict[str, Path] = {}
     for file in sorted(path.iterdir()):
         split = _split_of(file, fmt, named)
@@ -399,7 +405,7 @@ def read_directory(
             "dev) and test with a csv/tsv/jsonl/parquet/txt suffix, or name one file in data.path"
             + _hub_layout_hint(path)
         )
-    return {split: read_table(file, fmt, encoding, quoting) for split, file in files.items()}
+    return files
 
 
 def _hub_layout_hint(path: Path) -> str:
