@@ -20,6 +20,20 @@ def test_the_loose_form_keeps_the_words_and_drops_their_writing():
     assert loose_form("profit rose") != loose_form("profit rose sharply")
 
 
+def test_a_minus_sign_before_a_number_is_kept():
+    """'fell -5%' and 'fell 5%' say opposite things; both lost the sign and were flagged as
+    one sentence written two ways. A hyphen in a word or a range is still writing."""
+    assert loose_form("Margin fell -5%") != loose_form("Margin fell 5%")
+    assert loose_form("Margin fell -5%") == loose_form("margin fell \u22125 %")  # U+2212
+    assert loose_form("EPS (-0.12)") == loose_form("eps -0.12") != loose_form("EPS 0.12")
+    assert loose_form("pre-2008 levels") == loose_form("pre 2008 levels")
+    assert loose_form("up 3-5%") == loose_form("up 3 5%")
+    splits = _splits(train=["Margin fell -5%"], test=["Margin fell 5%", "margin fell \u22125%"])
+    assert near_copies(splits) == {
+        "train/test": {"texts": 1, "example": ["Margin fell -5%", "margin fell \u22125%"]}
+    }
+
+
 def test_near_copies_are_counted_per_pair_of_splits_with_an_example():
     splits = _splits(
         train=["Profit rose 5%.", "Sales fell", "Same text", "Cafe\u0301 opens"],

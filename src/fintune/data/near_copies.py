@@ -13,10 +13,16 @@ import pandas as pd
 SPLIT_PAIRS = (("train", "validation"), ("train", "test"), ("validation", "test"))
 
 
+# A minus sign written before a number ('fell -5%'), not a hyphen inside a word or a range
+# ('pre-2008', '3-5'): it changes what the sentence says, so it is kept as a word.
+MINUS = re.compile(r"(?<![\w.,])[-\u2212\u2013](?=\d)")
+
+
 def loose_form(text: str) -> str:
     """The text in compatibility form, case-folded, with every run of punctuation and
-    spacing one space: what stays of a sentence when only its writing changes."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
+    spacing one space: what stays of a sentence when only its writing changes. A minus
+    sign before a number stays ('-5%' and '5%' differ), in whichever dash it is written."""
+    folded = MINUS.sub(" minus ", unicodedata.normalize("NFKC", text).casefold())
     return " ".join(re.sub(r"[\W_]+", " ", folded).split())
 
 
