@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -78,20 +80,84 @@ print(json.dumps([[labels[int(p.argmax())], float(p.max())] for p in probs]))
 """
 
 
+# One process imports torch, transformers and peft (never fintune) once, then forks a child
+# per plain load, which runs PLAIN_LOADER as a fresh process would: those imports took 7 of
+# each load's 8 seconds. A child shares nothing of another's: each is a fork of a process
+# that has loaded no model. Request: one JSON line [argv, stdout file, stderr file]; reply:
+# the child's exit code.
+FORK_SERVER = r"""
+import json, os, sys, traceback
+sys.modules["fintune"] = None
+import torch, transformers, peft
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+loader = compile(sys.argv[1], "<plain loader>", "exec")
+for line in sys.stdin:
+    argv, out, err = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        for fd, path in ((1, out), (2, err)):
+            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+        sys.argv = ["-c", *argv]
+        code = 0
+        try:
+            exec(loader, {"__name__": "__main__"})
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+"""
+_SERVER: list[subprocess.Popen] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_the_fork_server():
+    yield
+    for server in _SERVER:
+        server.stdin.close()
+        server.wait(timeout=60)
+    _SERVER.clear()
+
+
 def _plain_predictions(
     folder, method: str, texts: list[str], one_by_one: bool = False, env: dict | None = None
 ) -> list:
     """[label, confidence] per text from PLAIN_LOADER, in a process without fintune;
-    `env`: variables to set there (a hub cache)."""
-    command = [sys.executable, "-c", PLAIN_LOADER, str(folder), method, json.dumps(texts)]
-    out = subprocess.run(
-        command + (["1"] if one_by_one else []),
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **(env or {})},
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    `env`: variables to set there (a hub cache, which huggingface_hub reads as it is
+    imported: such a load runs in a process of its own)."""
+    argv = [str(folder), method, json.dumps(texts)] + (["1"] if one_by_one else [])
+    if env:
+        out = subprocess.run(
+            [sys.executable, "-c", PLAIN_LOADER, *argv],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, **env},
+        ).stdout
+    else:
+        out = _forked(argv)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _forked(argv: list[str]) -> str:
+    """PLAIN_LOADER's stdout, run in a child of FORK_SERVER."""
+    if not _SERVER:
+        command = [sys.executable, "-c", FORK_SERVER, PLAIN_LOADER]
+        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "text": True}
+        _SERVER.append(subprocess.Popen(command, stderr=subprocess.DEVNULL, **pipes))
+    server = _SERVER[0]
+    with tempfile.TemporaryDirectory() as folder:
+        out, err = Path(folder, "stdout"), Path(folder, "stderr")
+        server.stdin.write(json.dumps([argv, str(out), str(err)]) + "\n")
+        server.stdin.flush()
+        reply = server.stdout.readline()
+        if not reply:
+            raise AssertionError(f"the fork server died (exit code {server.poll()})")
+        if int(reply) != 0:
+            raise AssertionError(f"the plain load failed:\n{err.read_text()}")
+        return out.read_text()
 
 
 @pytest.mark.parametrize("method", ["full", "lora", "dora", "ia3", "prefix", "adapter"])
