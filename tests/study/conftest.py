@@ -1,11 +1,37 @@
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
+from fintune import interrupt, tracking
 from fintune.recipes import classification
+
+
+def ctrl_c_while_logging(monkeypatch, command: Callable[[], object]) -> None:
+    """Run `command` (a study, a sweep) as from a terminal, with Ctrl+C typed once, as the
+    first finished run is logged to MLflow; it must end with the KeyboardInterrupt."""
+    real = tracking._log_files
+    pressed = []
+
+    def ctrl_c_once(*args, **kwargs):
+        if not pressed:
+            pressed.append(True)
+            os.kill(os.getpid(), signal.SIGINT)  # through remembered()'s handler, as typed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tracking, "_log_files", ctrl_c_once)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupt.remembered():
+            command()
+    finally:
+        signal.signal(signal.SIGINT, before)
+        monkeypatch.setattr(tracking, "_log_files", real)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from fintune.recipes import classification
 from fintune.study import compare
 from fintune.study.compare import run_study
 from fintune.study.spec import load_study
+from tests.study.conftest import ctrl_c_while_logging
 
 
 @pytest.fixture
@@ -722,33 +723,16 @@ def test_ctrl_c_while_the_last_cell_is_logged_records_it_and_stops_before_the_re
     """A Ctrl+C typed while a finished cell is logged waits for the cell to be recorded in
     cells.json, then stops the study before its report; the rerun logs the cell whole and
     writes the report without training."""
-    import signal
-
-    from fintune import interrupt, tracking
-
     axes = {"method": {"full": {"method": "full"}}, "seed": [1]}
     base = make_config(tracking={"mlflow": True}).model_dump(mode="json")
     path = study_file(axes=axes, base=base)
-    real = tracking._log_files
-
-    def ctrl_c(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGINT)  # through remembered()'s handler, as typed
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(tracking, "_log_files", ctrl_c)
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
-    try:
-        with pytest.raises(KeyboardInterrupt), interrupt.remembered():
-            run_study(path)
-    finally:
-        signal.signal(signal.SIGINT, before)
+    ctrl_c_while_logging(monkeypatch, lambda: run_study(path))
     folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study"
     (first,) = run_dirs(folder)
     cells = json.loads((folder / "cells.json").read_text())
     assert cells["method=full,seed=1"]["run_dir"] == f"runs/{first}"
     assert not (folder / "report.md").exists()
 
-    monkeypatch.setattr(tracking, "_log_files", real)
     monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("trained"))
     run_study(path)
     assert "1 finished" in (folder / "report.md").read_text()

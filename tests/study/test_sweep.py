@@ -31,7 +31,7 @@ from fintune.study.sweep import (
 )
 from fintune.study.sweep_spec import Param, SweepSpec
 from tests.conftest import interrupted_in_garbage_collection, terminated_at_first_save
-from tests.study.conftest import SPACE
+from tests.study.conftest import SPACE, ctrl_c_while_logging
 
 
 def load(folder: Path) -> optuna.Study:
@@ -1878,28 +1878,9 @@ def test_ctrl_c_while_a_finished_trial_is_logged_keeps_the_trial(
     """Ctrl+C while a finished trial was logged to MLflow (its metrics.json whole) failed
     the trial in Optuna: the resume trained another in its place. The stop now waits for
     the trial to be told COMPLETE, then ends the sweep; the resume logs it whole."""
-    import signal
-
-    from fintune import interrupt, tracking
-
     base = make_config(training={"epochs": 1}, tracking={"mlflow": True})
     path = sweep_file(trials=2, final=False, base=base.model_dump(mode="json"))
-    real = tracking._log_files
-
-    def ctrl_c_once(client, run_id, run_dir, config, started):
-        if not ctrl_c_once.pressed:
-            ctrl_c_once.pressed = True
-            os.kill(os.getpid(), signal.SIGINT)  # through remembered()'s handler, as typed
-        return real(client, run_id, run_dir, config, started)
-
-    ctrl_c_once.pressed = False
-    monkeypatch.setattr(tracking, "_log_files", ctrl_c_once)
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
-    try:
-        with pytest.raises(KeyboardInterrupt), interrupt.remembered():
-            run_sweep(path)
-    finally:
-        signal.signal(signal.SIGINT, before)
+    ctrl_c_while_logging(monkeypatch, lambda: run_sweep(path))
     folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-sweep"
     (trial,) = load(folder).trials  # the second never started
     assert trial.state.name == "COMPLETE"
