@@ -80,9 +80,9 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     }
     # a row's message names the file it is in, not every file of the data
     where = {role: f"{files.get(split_sources[role], origin)}, {role} split" for role in frames}
+    given_as = _given_as(config)
     for role, frame in frames.items():
         _check_columns(frame, config, where[role], role)
-        given_as = _given_as(config)
         _check_labels_present(frame, config.label_column, where[role], config.labels, given_as)
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column, where)
     if len(labels) == 1:  # none: no rows, named below
