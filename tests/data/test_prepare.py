@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from fintune.config.schema import DataConfig
-from fintune.data.prepare import fingerprint, prepare_data
+from fintune.data.prepare import data_warnings, fingerprint, prepare_data
 from fintune.errors import FintuneError
 
 LABELS = ["negative", "neutral", "positive"]
@@ -1455,3 +1455,43 @@ def test_a_folder_whose_test_file_holds_texts_only_says_how_to_leave_it_out(tmp_
     assert "name a local folder's labelled files in data.files" in message
     as_said = prepare_data(DataConfig(files={"train": str(train)}, split={"test": 0.25}), 0)
     assert len(as_said.splits["test"]) == 5
+
+
+def test_a_subsample_that_cannot_be_stratified_says_so(tmp_path):
+    path = tmp_path / "s.csv"
+    pd.DataFrame([{"text": f"t {i}", "label": ["a", "b", "c"][i % 3]} for i in range(300)]).to_csv(
+        path, index=False
+    )
+    n = len(prepare_data(DataConfig(path=str(path)), seed=0).splits["train"])
+    config = DataConfig(path=str(path), max_train_samples=n - 1)
+    notes = data_warnings(prepare_data(config, seed=0), config)
+    assert any(
+        "train split's " + str(n - 1) + " examples (data.max_train_samples) are drawn at random"
+        in note
+        and "leaving out 1; stratifying needs at least one per label (3)" in note
+        for note in notes
+    ), notes
+    config = DataConfig(path=str(path), max_train_samples=n // 2)  # stratified: no note
+    assert not any("drawn at random" in n for n in data_warnings(prepare_data(config, 0), config))
+
+
+def test_a_subsample_with_a_single_example_label_says_so(tmp_path):
+    folder = tmp_path / "given"
+    folder.mkdir()
+    rows = [{"text": f"t {i}", "label": "a" if i % 2 else "b"} for i in range(40)]
+    rows.append({"text": "the only c", "label": "c"})
+    pd.DataFrame(rows).to_csv(folder / "train.csv", index=False)
+    test = [{"text": f"u {i}", "label": "abc"[i % 3]} for i in range(30)]
+    pd.DataFrame(test).to_csv(folder / "test.csv", index=False)
+    pd.DataFrame(test).assign(text=lambda f: "v" + f["text"]).to_csv(
+        folder / "validation.csv", index=False
+    )
+    config = DataConfig(path=str(folder), max_train_samples=20)
+    notes = data_warnings(prepare_data(config, seed=0), config)
+    assert any(
+        "drawn at random, not stratified by label: label 'c' has 1 example in the train split"
+        in note
+        for note in notes
+    ), notes
+    quiet = DataConfig(path=str(folder), max_train_samples=20, split={"stratify": False})
+    assert not any("drawn at random" in n for n in data_warnings(prepare_data(quiet, 0), quiet))

@@ -138,7 +138,9 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     frames, report["duplicates"] = _duplicates_and_conflicts(frames, config)
     split_seed = seed if config.split.seed is None else config.split.seed
     splits = _split(frames, config, labels, split_seed, origin)
-    splits = _subsample(splits, config, labels, split_seed)
+    splits, unstratified = _subsample(splits, config, labels, split_seed)
+    if unstratified and config.split.stratify:
+        report["unstratified_subsamples"] = unstratified
     report["shared_texts"] = _shared_texts(splits)
     if variants := _unicode_variants(splits):
         report["unicode_variants"] = variants
@@ -275,6 +277,7 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
             f"{example}): {second} scores are inflated (leakage); data.duplicates "
             "compares texts as written, so it neither counts nor drops them"
         )
+    notes.extend(data.report.get("unstratified_subsamples", {}).values())
     for name in data.report.get("labels_missing_from_train", []):
         label = data.labels.index(name)
         found = [
@@ -721,24 +724,42 @@ def label_names(frame: pd.DataFrame, labels: list[str]) -> np.ndarray:
 
 def _subsample(
     splits: dict[str, pd.DataFrame], config: DataConfig, labels: list[str], seed: int
-) -> dict[str, pd.DataFrame]:
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Each split cut to its max_*_samples, stratified by label where scikit-learn can;
+    with, per split that could not be, why not (for a warning)."""
     limits = {
         "train": config.max_train_samples,
         "validation": config.max_eval_samples,
         "test": config.max_eval_samples,
     }
-    out = {}
+    out, unstratified = {}, {}
     for role, frame in splits.items():
         limit = limits[role]
         if limit is None or len(frame) <= limit:
             out[role] = frame
             continue
         counts = frame["label"].value_counts()
-        room = min(limit, len(frame) - limit) >= len(counts)  # both sides hold every label
-        strata = label_names(frame, labels) if counts.min() >= 2 and room else None
+        field = "max_train_samples" if role == "train" else "max_eval_samples"
+        why = None
+        if counts.min() < 2:
+            rare = labels[counts.idxmin()]
+            why = f"label {rare!r} has 1 example in the {role} split"
+        elif min(limit, len(frame) - limit) < len(counts):  # each side must hold every label
+            left_out = len(frame) - limit
+            why = (
+                f"data.{field} keeps {limit} of {len(frame)} {role} examples, leaving out "
+                f"{left_out}; stratifying needs at least one per label ({len(counts)}) on "
+                "each side"
+            )
+        strata = None if why else label_names(frame, labels)
         keep, _ = train_test_split(frame, train_size=limit, random_state=seed, stratify=strata)
         out[role] = keep.reset_index(drop=True)
-    return out
+        if why:
+            unstratified[role] = (
+                f"the {role} split's {limit} examples (data.{field}) are drawn at random, not "
+                f"stratified by label: {why}; its label shares may differ from the full split's"
+            )
+    return out, unstratified
 
 
 # --------------------------------------------------------------------------- fingerprint
