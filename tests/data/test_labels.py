@@ -59,3 +59,23 @@ def test_a_split_of_half_step_ratings_holding_only_whole_ones_is_read_by_name(tm
     assert data.labels == ["1.0", "1.5", "2.0"]
     test = data.splits["test"]
     assert [data.labels[i] for i in test.sort_values("text")["label"]] == ["1.0", "2.0"]
+
+
+def test_number_labels_written_as_text_are_ordered_by_value_as_a_csv_orders_them(tmp_path):
+    """A JSONL's "10" sorted before "2" as text, so its ids (and every table's rows) were in
+    another order than the same numbers in a csv."""
+    rows = [{"text": f"t {i}", "label": str(i % 12)} for i in range(240)]
+    pd.DataFrame(rows).to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
+    in_jsonl = prepare_data(DataConfig(path=str(tmp_path / "d.jsonl")), 0).labels
+    assert in_jsonl == [str(i) for i in range(12)]
+    assert in_jsonl == prepare_data(DataConfig(path=str(tmp_path / "d.csv")), 0).labels
+    ratings = [
+        {"text": f"t {i}", "label": ["1", "1.5", "10", "2", "-0.5"][i % 5]} for i in range(200)
+    ]
+    pd.DataFrame(ratings).to_json(tmp_path / "r.jsonl", orient="records", lines=True)
+    labels = prepare_data(DataConfig(path=str(tmp_path / "r.jsonl")), 0).labels
+    assert labels == ["-0.5", "1", "1.5", "2", "10"]
+    names = [{"text": f"t {i}", "label": ["b2", "a10", "a2"][i % 3]} for i in range(90)]
+    pd.DataFrame(names).to_json(tmp_path / "n.jsonl", orient="records", lines=True)
+    assert prepare_data(DataConfig(path=str(tmp_path / "n.jsonl")), 0).labels == ["a10", "a2", "b2"]

@@ -57,7 +57,7 @@ def _infer_labels(frames: dict[str, pd.DataFrame], column: str, where: dict[str,
             )
         return [names[i] for i in ids]
     ints = set().union(*(ints_written(f, column) for f in frames.values()))
-    names = sorted({_label_name(v, ints) for v in values})
+    names = _in_label_order({_label_name(v, ints) for v in values})
     _check_spellings(frames, column, names, where)
     return names
 
@@ -140,6 +140,17 @@ def _first_row(
         if len(hits):
             return f"{where[role]}, {_row(frame, int(hits[0]) + 1)}"
     return ", ".join(where.values())
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _in_label_order(names: set[str]) -> list[str]:
+    """Names in order: by value where every one is a number ('2' before '10', as a csv's
+    numbers are ordered; ratings '1', '1.5', '2'), else as text."""
+    if all(_NUMBER.fullmatch(name) for name in names):
+        return sorted(names, key=lambda name: (float(name), name))
+    return sorted(names)
 
 
 def _label_name(value: Any, ints: set[float] | None = None) -> str:
