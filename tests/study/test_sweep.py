@@ -2276,3 +2276,15 @@ def test_a_trial_pruned_while_tracking_was_off_is_logged_when_it_is_on(
         assert (trials["0"].info.status, trials["1"].info.status) == ("FINISHED", "KILLED")
         assert trials["1"].data.tags["fintune.pruned"] == "true"
         assert "eval_accuracy" in trials["1"].data.metrics
+
+
+def test_the_sweep_plots_leave_matplotlibs_style_as_it_was(tmp_path):
+    """Optuna's plots call plt.style.use('ggplot'), which restyled every later plot of the
+    process: a study report drawn after a sweep, or a user's own figures."""
+    import matplotlib.pyplot as plt
+
+    before = dict(plt.rcParams)
+    importance_plots(tmp_path, [0.5, 0.6, 0.7, 0.8])
+    assert (tmp_path / "plots" / "optimization_history.png").exists()
+    changed = {k for k, v in plt.rcParams.items() if before[k] != v}
+    assert not changed, sorted(changed)[:5]

@@ -429,7 +429,9 @@ def _plots(study, folder: Path, doc: Document, metric: str) -> None:
 
     plots = folder / "plots"
     plots.mkdir(exist_ok=True)
-    with warnings.catch_warnings():
+    # rc_context: Optuna's plots call plt.style.use("ggplot"), which would restyle every
+    # later figure of the process
+    with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
         target = f"validation {metric}"
         ax = optuna.visualization.matplotlib.plot_optimization_history(study, target_name=target)
