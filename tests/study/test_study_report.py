@@ -451,3 +451,26 @@ def test_the_resource_table_shows_a_sub_second_training_time():
     row = dict(zip(header, body[0], strict=True))
     assert row["train time s"] == "0.042"
     assert row["samples/s"] == "—"
+
+
+def test_the_confusion_grid_is_capped_in_size_as_a_runs_own_matrix_is(tmp_path, monkeypatch):
+    """Each matrix grew a quarter inch per label without a limit: 300 labels in 8 cells drew
+    a 21,000-pixel-square PNG (441 million pixels) into the self-contained report."""
+    from fintune.report.document import Document
+    from fintune.study import report
+
+    k = 300
+    labels = [f"intent_{i}" for i in range(k)]
+    matrix = (np.eye(k, dtype=int) * 3).tolist()
+    metrics = {"labels": labels, "test": {"accuracy": 1.0, "confusion_matrix": matrix}}
+    metrics["test"] |= {"f1_macro": 1.0, "f1_weighted": 1.0}
+    (tmp_path / "history.jsonl").write_text('{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n')
+    sizes = {}
+    monkeypatch.setattr(
+        report, "_save", lambda fig, path, doc, alt: sizes.setdefault(alt, fig.get_size_inches())
+    )
+    rows = {f"method={m}": [Finished(Cell({}, {}, None), tmp_path, metrics)] for m in "ab"}
+    ci = {name: dict.fromkeys(("accuracy", "f1_macro", "f1_weighted"), [0.9, 1.0]) for name in rows}
+    report._plots(Document("s"), tmp_path, "all", rows, ci)
+    width, height = sizes["confusion matrices"]
+    assert width < 2 * 16 and height < 16, (width, height)  # two matrices side by side

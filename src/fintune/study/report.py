@@ -506,8 +506,10 @@ def _plots(
     widest = max(ticks_of.values(), key=len)
     cols = min(4, len(names))
     nrows = (len(names) + cols - 1) // cols
-    size = 2.2 + 0.25 * len(widest)
-    room = max(label_room(labels, 7) for labels in ticks_of.values())  # tick font size below
+    # capped, as a run's own matrix is: 300 labels in 8 cells drew 21,000 pixels square
+    size = min(2.2 + 0.25 * len(widest), 12)
+    font = min(7.0, 600 / len(widest))  # a line of text per row: 300 labels at 2 pt
+    room = max(label_room(labels, font) for labels in ticks_of.values())
     fig, axes = plt.subplots(
         nrows, cols, figsize=((size + room) * cols, (size + 0.75 * room) * nrows), squeeze=False
     )
@@ -519,7 +521,7 @@ def _plots(
         ax.axis("on")
         image = ax.imshow(cm, cmap="Blues")
         ax.set_title(f"{name} (n={int(cm.sum())})", fontsize=9)
-        ticks = {"fontsize": 7, "parse_math": False}  # tick labels are made when drawn
+        ticks = {"fontsize": font, "parse_math": False}  # tick labels are made when drawn
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", **ticks)
         ax.set_yticks(range(len(labels)), labels, **ticks)
         if len(labels) <= 10:
