@@ -739,7 +739,7 @@ def test_every_positional_argument_has_help_text():
         for param in sub.params
         if param.param_type_name == "argument"
     ]
-    assert len(arguments) == 7  # config twice, run_dir twice, texts, study, sweep
+    assert len(arguments) == 8  # config twice, run_dir three times, texts, study, sweep
     for name, param in arguments:
         assert param.help, (name, param.name)
 

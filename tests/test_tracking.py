@@ -934,3 +934,49 @@ def test_tracking_settings_given_with_mlflow_off_are_said_to_be_unused(make_conf
     assert unused_tracking_note(make_config(tracking={"mlflow": False}).tracking) is None
     on = make_config(tracking={"mlflow": True, "tags": {"desk": "rates"}})
     assert unused_tracking_note(on.tracking) is None
+
+
+def test_fintune_log_logs_a_finished_run_whose_logging_failed_or_was_off(
+    make_config, tmp_path, monkeypatch
+):
+    """A plain run whose logging failed, was stopped, or was off had no way to be logged
+    later: only sweeps and studies log their runs again when resumed."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from fintune.cli import app
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("artifact store is full")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tracking, "_log_files", broken)
+        run_dir = classification.run(make_config(tracking={"mlflow": True}))
+    client = MlflowClient(f"sqlite:///{run_dir.parent / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny").experiment_id
+    assert [r.info.status for r in client.search_runs([experiment])] == ["FAILED"]
+
+    said = CliRunner().invoke(app, ["log", str(run_dir)])
+    assert said.exit_code == 0, said.output
+    assert said.output.startswith(f"Logged {run_dir} to sqlite:///")
+    (run,) = client.search_runs([experiment])  # the cut-short record replaced, not added to
+    assert run.info.status == "FINISHED" and run.info.run_name == run_dir.name
+    assert "test_accuracy" in run.data.metrics
+    again = CliRunner().invoke(app, ["log", str(run_dir)])
+    assert again.exit_code == 0 and "already: nothing to do" in again.output
+    assert len(client.search_runs([experiment])) == 1
+
+    # tracking off, and the folder moved since: logged to a store beside where it is now
+    untracked = classification.run(make_config(name="off", tracking={"mlflow": False}))
+    moved = tmp_path / "moved" / untracked.name
+    shutil.copytree(untracked, moved)
+    assert CliRunner().invoke(app, ["log", str(moved)]).exit_code == 0
+    store = MlflowClient(f"sqlite:///{moved.parent / 'mlflow.db'}")
+    (run,) = store.search_runs([store.get_experiment_by_name("off").experiment_id])
+    assert run.data.tags["fintune.run_dir"] == str(moved.resolve())
+
+    (moved / "predictions_test.csv").unlink()  # not a finished run: refused, named
+    refused = CliRunner().invoke(app, ["log", str(moved)])
+    assert refused.exit_code == 2
+    assert f"{moved}: not a finished run" in refused.output.replace("\n", "")

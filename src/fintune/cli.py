@@ -314,6 +314,21 @@ def _check_port(host: str, port: int) -> int:
 
 @app.command()
 @user_errors
+def log(run_dir: RunDirArgument, set_: SetOption = None) -> None:
+    """Log a finished run to MLflow (logging stopped or failed, or tracking was off).
+
+    A whole record already there is kept; one cut short is replaced."""
+    from fintune.study.adopt import log_run_folder
+
+    logged, store = log_run_folder(run_dir, set_)
+    if logged:
+        out.print(f"Logged {run_dir} to {store}", markup=False)
+    else:
+        out.print(f"{run_dir} is logged whole in {store} already: nothing to do", markup=False)
+
+
+@app.command()
+@user_errors
 def compare(
     study: Annotated[
         Path, typer.Argument(help="The study's YAML file: a base config, axes, cells, baseline.")

@@ -114,7 +114,8 @@ def run(config: ExperimentConfig, callbacks: list | None = None) -> Path:
                 raise
             console.print(
                 f"stopped while logging to MLflow: {run_dir} is finished; its MLflow record "
-                "is cut short (a sweep or study logs it again when resumed)",
+                f"is cut short (`fintune log {run_dir}` logs it again, as a sweep or study "
+                "does when resumed)",
                 markup=False,
             )
     return run_dir
@@ -351,9 +352,10 @@ def track(run_dir: Path, config: ExperimentConfig, status: str = "FINISHED", tag
     try:
         log_run(run_dir, config, status, tags)
     except Exception as error:  # noqa: BLE001
+        again = f"; `fintune log {run_dir}` logs it" if status == "FINISHED" else ""
         console.print(
             f"[yellow]warning:[/] MLflow logging failed ({shown_error(error)}); "
-            f"{escape(str(run_dir))} is intact"
+            f"{escape(str(run_dir))} is intact{escape(again)}"
         )
 
 

@@ -92,6 +92,30 @@ def log_finished(
     return True
 
 
+def log_run_folder(run_dir: Path, overrides: list[str] | None = None) -> tuple[bool, str]:
+    """`fintune log`: a finished run logged to the MLflow store its config.yaml names,
+    unless a whole record of it is there; for a run whose logging was stopped or failed, or
+    that ran with tracking off. `overrides`: --set (a tracking.uri whose password the file
+    writes ***). Returns whether it logged, and the store (its password written ***)."""
+    from fintune.config.load import load_config
+    from fintune.errors import FintuneError
+    from fintune.tracking import check_tracking, redact, tracking_uri
+
+    if not (run_dir / "config.yaml").is_file():
+        raise FintuneError(f"{run_dir}: no config.yaml here: give a run's folder")
+    if whole_metrics(run_dir) is None:
+        raise FintuneError(
+            f"{run_dir}: not a finished run: logging needs its metrics.json and all its test "
+            "predictions (predictions_test.csv), which are missing, damaged or cut short"
+        )
+    config = load_config(run_dir / "config.yaml", overrides)
+    config.tracking.mlflow = True  # asked for by name, whatever the run had
+    # the default store is beside the run where it is now (a folder may have been moved)
+    config.output.dir = str(run_dir.resolve().parent)
+    check_tracking(config)
+    return log_finished(run_dir.resolve(), config), redact(tracking_uri(config)) or ""
+
+
 def _whole(record, pruned: bool) -> bool:
     if not pruned:
         return record.info.status == "FINISHED"
