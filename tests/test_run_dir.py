@@ -397,3 +397,14 @@ def test_a_local_models_relative_path_is_recorded_absolute_in_metrics_json(
         == str(tiny_bert)
         == yaml.safe_load((folder / "config.yaml").read_text())["model"]["name"]
     )
+
+
+def test_numpy_numbers_are_written_as_json_numbers_and_their_nan_as_null():
+    """to_json wrote np.int64(3) as "3" and np.float32('nan') as "nan" (str() by default):
+    text where a number or null was promised."""
+    import numpy as np
+
+    from fintune.run_dir import to_json
+
+    values = {"n": np.int64(3), "f1": np.float32(0.5), "loss": np.float32("nan"), "ok": np.True_}
+    assert json.loads(to_json(values)) == {"n": 3, "f1": 0.5, "loss": None, "ok": True}

@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import yaml
 
@@ -217,6 +218,8 @@ def to_json(data: Any, **kwargs) -> str:
 
 
 def finite(data: Any) -> Any:
+    if isinstance(data, np.generic):  # numpy's numbers as JSON numbers, not str()'s text
+        data = data.item()
     if isinstance(data, float):
         return data if math.isfinite(data) else None
     if isinstance(data, dict):
