@@ -533,14 +533,17 @@ def test_texts_the_model_scores_nan_have_no_label_and_it_says_which(runs, monkey
     predictor = Predictor.from_run(runs["full"], device="cpu")
     texts = ["up", "profit rose sharply in the third quarter of the year", "down"]
     predictor.model = _NanForLongTexts(predictor.model)
-    with pytest.raises(FintuneError, match=r"for 1 of 3 texts \(text 2\).*weights are finite"):
+    with pytest.raises(
+        FintuneError, match=r"for 1 of 3 texts \(text 2\).*weights are finite"
+    ) as error:
         predictor(texts)
+    assert (error.value.rows, error.value.total) == ([1], 3)  # the server names texts[1]
     assert [r["label"] for r in predictor([texts[0], texts[2]])]  # the others still have one
     with torch.no_grad():
         next(predictor.model.parameters()).fill_(float("nan"))
     with pytest.raises(FintuneError, match=r"3 of 3 texts \(texts 1, 2 and 3\).*hold NaN"):
         predictor(texts)
-    assert "7 of 9 texts (texts 1, 2, 3, 4, 5, ...)" in predictor._broken_message([*range(7)], 9)
+    assert "7 of 9 texts (texts 1, 2, 3, 4, 5, ...)" in predict._broken_message([*range(7)], 9, "")
     monkeypatch.setattr(predict, "run_cleaner", lambda run_dir: None)
     monkeypatch.setattr(predict.Predictor, "from_run", lambda run_dir, **_: predictor)
     result = CliRunner().invoke(app, ["predict", "some-run", *texts])

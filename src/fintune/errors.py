@@ -16,7 +16,13 @@ class FintuneError(Exception):
 
 
 class NonFiniteScores(FintuneError):
-    """A model's outputs are NaN or infinite for some texts, so they have no label."""
+    """A model's outputs are NaN or infinite for some texts, so they have no label.
+    `rows`: their positions (from 0) among `total` texts; `why`: what is known of the cause
+    (for the server, which names a text as the request does: texts[1])."""
+
+    def __init__(self, message: str, rows: list[int] = (), total: int = 0, why: str = ""):
+        super().__init__(message)
+        self.rows, self.total, self.why = list(rows), total, why
 
 
 def relative_note(path: str | Path) -> str:

@@ -125,29 +125,33 @@ class Predictor:
                     "truncated": cut[i],
                 }
         if broken:
-            raise NonFiniteScores(self._broken_message(sorted(broken), len(texts)))
+            broken, why = sorted(broken), self._why_broken()
+            message = _broken_message(broken, len(texts), why)
+            raise NonFiniteScores(message, broken, len(texts), why)
         return results
 
-    def _broken_message(self, broken: list[int], total: int) -> str:
-        numbers = [str(i + 1) for i in broken]
-        if len(numbers) == 1:
-            shown = f"text {numbers[0]}"
-        elif len(numbers) <= 5:
-            shown = f"texts {', '.join(numbers[:-1])} and {numbers[-1]}"
-        else:
-            shown = f"texts {', '.join(numbers[:5])}, ..."
+    def _why_broken(self) -> str:
         if not all(p.isfinite().all() for p in self.model.parameters()):
-            why = "its weights hold NaN or infinite values: the run diverged, or a file is damaged"
-        elif self.precision != "fp32":
-            why = (
+            return "its weights hold NaN or infinite values: the run diverged, or a file is damaged"
+        if self.precision != "fp32":
+            return (
                 f"its weights are finite: precision {self.precision} is the likely cause; try fp32"
             )
-        else:
-            why = "its weights are finite"
-        return (
-            f"the model's outputs are NaN or infinite for {len(broken)} of {total} texts "
-            f"({shown}), so they have no label: {why}"
-        )
+        return "its weights are finite"
+
+
+def _broken_message(broken: list[int], total: int, why: str) -> str:
+    numbers = [str(i + 1) for i in broken]
+    if len(numbers) == 1:
+        shown = f"text {numbers[0]}"
+    elif len(numbers) <= 5:
+        shown = f"texts {', '.join(numbers[:-1])} and {numbers[-1]}"
+    else:
+        shown = f"texts {', '.join(numbers[:5])}, ..."
+    return (
+        f"the model's outputs are NaN or infinite for {len(broken)} of {total} texts "
+        f"({shown}), so they have no label: {why}"
+    )
 
 
 def check_run_dir(run_dir: Path) -> None:

@@ -158,6 +158,15 @@ def test_health_answers_head_as_monitors_send_it(client):
     assert "head" in client.get("/openapi.json").json()["paths"]["/health"]
 
 
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/style.css", "/model"])
+def test_the_page_its_files_and_model_answer_head_as_get_does(client, path):
+    """HEAD got 405 everywhere but /health, so an uptime monitor reported the page down."""
+    got, head = client.get(path), client.head(path)
+    assert got.status_code == 200 and head.status_code == 200, head.text
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert "head" not in client.get("/openapi.json").json()["paths"].get(path, {})
+
+
 def test_model_describes_the_run(client, run_dir, tiny_bert):
     response = client.get("/model")
     assert response.status_code == 200
@@ -1051,3 +1060,26 @@ def test_a_text_the_model_scores_nan_is_a_500_that_says_so_and_fails_only_its_re
     assert broken.status_code == 500
     assert broken.json() == {"error": "the model's outputs are NaN or infinite for 1 of 2"}
     assert after.status_code == 200 and health.status_code == 200
+
+
+def test_a_nan_scored_text_is_named_as_the_request_names_it():
+    """The error counted texts from 1 (the CLI's "text 2") where every other error of the
+    API names that text texts[1]: a user looked at the wrong text."""
+
+    def model(texts):
+        if rows := [i for i, text in enumerate(texts) if "nan" in text]:
+            raise NonFiniteScores("text 2", rows, len(texts), "its weights are finite")
+        return [{"label": "up", "confidence": 1.0, "scores": {"up": 1.0}} for _ in texts]
+
+    app = create_app(model, {"run": "r", "backbone": "b", "method": "full"}, ServeSettings())
+    with TestClient(app) as c:
+        batch = c.post("/analyze/batch", json={"texts": ["sales rose", "nan", "fell"]})
+        single = c.post("/analyze", json={"text": "nan"})
+    assert batch.status_code == 500 and single.status_code == 500
+    assert batch.json()["error"] == (
+        "the model's outputs are NaN or infinite for 1 of 3 texts (texts[1]), so they have no "
+        "label: its weights are finite"
+    )
+    assert single.json()["error"] == (
+        "the model's outputs are NaN or infinite, so the text has no label: its weights are finite"
+    )

@@ -404,8 +404,20 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
         return JSONResponse({"error": f"internal error: {error}"}, status_code=500)
 
     @app.exception_handler(NonFiniteScores)
-    async def no_label(_request: Request, error: NonFiniteScores):  # fails only its request
-        return JSONResponse({"error": str(error)}, status_code=500)
+    async def no_label(request: Request, error: NonFiniteScores):  # fails only its request
+        message = str(error)  # the CLI's, which counts texts from 1
+        if error.rows and request.url.path.endswith("/analyze"):
+            message = (
+                f"the model's outputs are NaN or infinite, so the text has no label: {error.why}"
+            )
+        elif error.rows:  # named as the request's other errors name a text: texts[1]
+            shown = ", ".join(f"texts[{i}]" for i in error.rows[:5])
+            shown += ", ..." if len(error.rows) > 5 else ""
+            message = (
+                f"the model's outputs are NaN or infinite for {len(error.rows)} of {error.total} "
+                f"texts ({shown}), so they have no label: {error.why}"
+            )
+        return JSONResponse({"error": message}, status_code=500)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception):
@@ -542,6 +554,17 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
             raise ApiError(404, f"no such file: {name}")
         return Response(_static(name), media_type=STATIC_TYPES[name])
 
+    # HEAD wherever GET answers (curl -I, uptime monitors); FastAPI adds it to no route.
+    # The server sends the head of the GET's answer, without its body
+    for path, endpoint, kind in (
+        ("/model", model, JSONResponse),
+        ("/", page, HTMLResponse),
+        ("/favicon.ico", favicon, Response),
+        ("/static/{name}", static, Response),
+    ):
+        app.add_api_route(
+            path, endpoint, methods=["HEAD"], response_class=kind, include_in_schema=False
+        )
     return app
 
 
