@@ -1,6 +1,7 @@
 """A run that finished, though the study or sweep that started it was stopped before it
 recorded the run (a stop while the run was logged to MLflow): the rerun takes it as done
-rather than training it again in a second folder."""
+rather than training it again in a second folder. And a finished run logged to MLflow
+later (a rerun's cells and trials; `fintune log` for one run)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from fintune.config.load import parse_yaml
+from fintune.config.load import load_config, parse_yaml
 from fintune.config.schema import ExperimentConfig
+from fintune.errors import FintuneError
 from fintune.run_dir import resolved_config
-from fintune.tracking import log_run, tracked_runs
+from fintune.tracking import check_tracking, log_run, redact, tracked_runs, tracking_uri
 
 STAMP = len("20240101-120000-")  # a run folder's name: <stamp>-<name>, or <stamp>-<name>+N
 
@@ -97,10 +99,6 @@ def log_run_folder(run_dir: Path, overrides: list[str] | None = None) -> tuple[b
     unless a whole record of it is there; for a run whose logging was stopped or failed, or
     that ran with tracking off. `overrides`: --set (a tracking.uri whose password the file
     writes ***). Returns whether it logged, and the store (its password written ***)."""
-    from fintune.config.load import load_config
-    from fintune.errors import FintuneError
-    from fintune.tracking import check_tracking, redact, tracking_uri
-
     if not (run_dir / "config.yaml").is_file():
         raise FintuneError(f"{run_dir}: no config.yaml here: give a run's folder")
     if whole_metrics(run_dir) is None:
