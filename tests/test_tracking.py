@@ -980,3 +980,17 @@ def test_fintune_log_logs_a_finished_run_whose_logging_failed_or_was_off(
     refused = CliRunner().invoke(app, ["log", str(moved)])
     assert refused.exit_code == 2
     assert f"{moved}: not a finished run" in refused.output.replace("\n", "")
+
+
+def test_a_confidence_near_95_percent_is_logged_under_its_own_name_not_as_ci95():
+    block = {
+        "accuracy": 0.8,
+        "ci95": {"accuracy": [0.7, 0.9]},
+        "ci": {"accuracy": [0.69, 0.91]},
+        "confidence": 0.9500001,
+    }
+    logged = tracking.final_metrics({"test": block})
+    assert logged["test_accuracy_ci95_low"] == 0.7
+    assert logged["test_accuracy_ci95.00001_low"] == 0.69
+    plain = tracking.final_metrics({"test": {**block, "confidence": 0.9}})
+    assert plain["test_accuracy_ci90_high"] == 0.91

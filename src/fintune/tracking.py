@@ -382,8 +382,8 @@ def final_metrics(metrics: dict[str, Any]) -> dict[str, float]:
                 out[f"{split}_{key}"] = float(value)
         block = metrics.get(split, {})
         intervals = [("ci95", block.get("ci95", {}))]
-        if "ci" in block:  # evaluation.confidence other than 95%
-            intervals.append((f"ci{100 * block['confidence']:g}", block["ci"]))
+        if "ci" in block:  # evaluation.confidence other than 95%; 0.9500001 is not ci95
+            intervals.append((f"ci{100 * block['confidence']:.10g}", block["ci"]))
         for name, bounds in intervals:
             for key, (low, high) in bounds.items():
                 out[f"{split}_{key}_{name}_low"] = low

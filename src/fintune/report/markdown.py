@@ -62,7 +62,7 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
     ]
     level = metrics[_first_split(metrics)].get("confidence", 0.95)
     if level != 0.95:  # evaluation.confidence: the same table at the configured level
-        out += ["", f"At the configured {100 * level:g}% level:", ""]
+        out += ["", f"At the configured {100 * level:.10g}% level:", ""]
         out += _results_table(metrics, "ci")
     splits = {split: metrics[split] for split in ("validation", "test") if split in metrics}
     out += [line for note in split_notes(splits) for line in ("", note)]
