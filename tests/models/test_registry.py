@@ -247,3 +247,36 @@ def test_an_adapter_runs_folder_with_a_damaged_record_is_named_without_a_traceba
     (tmp_path / "fintune_model.json").write_text(record)
     with pytest.raises(FintuneError, match=r"no config\.json, and its fintune_model\.json cannot"):
         resolve_model(str(tmp_path))
+
+
+def test_the_weights_fingerprint_follows_what_a_load_reads(tmp_path):
+    """The study reruns cells when it changes: so weights, config and tokenizer count, a
+    model card, hidden files and subfolders (a checkpoint-500/) do not."""
+    from fintune.models.registry import weights_fingerprint
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"weights")
+    first = weights_fingerprint(resolve_model(str(folder)))
+    (folder / "README.md").write_text("card")
+    (folder / ".cache").mkdir()
+    (folder / ".cache" / "x").write_text("y")
+    (folder / "checkpoint-500").mkdir()
+    (folder / "checkpoint-500" / "model.safetensors").write_bytes(b"other")
+    assert weights_fingerprint(resolve_model(str(folder))) == first
+    (folder / "model.safetensors").write_bytes(b"weightz")
+    assert weights_fingerprint(resolve_model(str(folder))) != first
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "tokenizer.json").write_text("{}")
+    assert weights_fingerprint(resolve_model(str(folder))) != first
+
+    gguf = folder / "m.gguf"
+    gguf.write_bytes(b"GGUF1")
+    as_file = weights_fingerprint(resolve_model(str(gguf)))
+    (folder / "config.json").write_text('{"a": 1}')  # not read by a GGUF load
+    assert weights_fingerprint(resolve_model(str(gguf))) == as_file
+    assert weights_fingerprint(resolve_model(str(folder), "m.gguf")) == as_file
+    gguf.write_bytes(b"GGUF2")
+    assert weights_fingerprint(resolve_model(str(gguf))) != as_file
+    assert weights_fingerprint(resolve_model("org/some-model")) is None

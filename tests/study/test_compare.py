@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -579,7 +580,8 @@ def test_a_cell_whose_predictions_were_cut_short_is_missing_not_reported(study_f
     assert "| **method=lora** | 1 |" in report and "other examples" not in report
     _, cells = load_study(path)
     state = json.loads((folder / "cells.json").read_text())
-    todo, _ = compare.cells_to_run(cells, state, folder, {cell.id: "data" for cell in cells})
+    inputs = {cell.id: ("data", None) for cell in cells}
+    todo, _ = compare.cells_to_run(cells, state, folder, inputs)
     assert [cell.id for cell in todo] == ["method=lora,seed=2"]
 
 
@@ -668,8 +670,9 @@ def test_cells_marked_data_changed_are_reused_when_the_data_is_back_as_they_ran_
     assert {e["status"] for e in json.loads((folder / "cells.json").read_text()).values()} == {
         compare.DATA_CHANGED
     }
+    as_it_was = ("data", None)
     monkeypatch.setattr(
-        compare, "check_cells", lambda cells, spec: dict.fromkeys([c.id for c in cells], "data")
+        compare, "check_cells", lambda cells, spec: dict.fromkeys([c.id for c in cells], as_it_was)
     )  # the file as it was
     monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("a cell ran again"))
     run_study(path)
@@ -1068,3 +1071,33 @@ def test_a_stale_takeover_check_never_removes_the_next_ones_live_file(tmp_path, 
     monkeypatch.setattr(compare, "_flock", replaced_meanwhile)
     assert compare._take_dead_guard(guard, "here") is None
     assert guard.read_text() == f"{os.getpid()} another-process"
+
+
+def test_finished_cells_run_again_when_their_local_model_is_rewritten_in_place(
+    study_file, make_config, tiny_bert, tmp_path, capsys
+):
+    """A model trained again into the folder the study names (same path, new weights): the
+    finished cells were reused, and the report showed the old weights' results as the new
+    ones'. Only the path and the data were compared. A model card edit changes nothing."""
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "my-model"
+    shutil.copytree(tiny_bert, model)
+    base = make_config(model={"name": str(model)}).model_dump(mode="json")
+    path = study_file(axes={"method": {"full": {"method": "full"}}, "seed": [1]}, base=base)
+    folder, state = run_study(path)
+    first = state["method=full,seed=1"]["run_dir"]
+    assert json.loads((folder / first / "metrics.json").read_text())["model_sha256"]
+
+    (model / "README.md").write_text("# my model\n")
+    _, state = run_study(path)
+    assert state["method=full,seed=1"]["run_dir"] == first
+
+    weights = load_file(model / "model.safetensors")
+    save_file({k: v + 0.01 for k, v in weights.items()}, model / "model.safetensors")
+    capsys.readouterr()
+    _, state = run_study(path)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "the model's files changed since these finished cells ran; they run again: " in said
+    assert state["method=full,seed=1"]["run_dir"] != first
+    assert len(run_dirs(folder)) == 2

@@ -264,6 +264,33 @@ def test_a_resumed_sweep_on_another_base_or_data_is_refused_but_a_moved_data_fil
     assert states(load(folder)) == ["COMPLETE"] * 2
 
 
+def test_a_resumed_sweep_on_a_local_model_rewritten_in_place_is_refused(
+    sweep_file, make_config, tiny_bert, tmp_path, monkeypatch
+):
+    """A model trained again into the folder the base names: the resumed sweep ranked the
+    new weights' trials with the old ones', its base config unchanged. A sweep stored
+    before the base recorded the model's files takes them as they are now."""
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "my-model"
+    shutil.copytree(tiny_bert, model)
+    base = make_config(model={"name": str(model)}, training={"epochs": 1}).model_dump()
+    folder = run_sweep(sweep_file(trials=1, final=False, base=base)).parent
+    weights = load_file(model / "model.safetensors")
+    save_file({k: v + 0.01 for k, v in weights.items()}, model / "model.safetensors")
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(FintuneError, match=r"base: .*model files \(sha256\): '[0-9a-f]{64}' then"):
+        run_sweep(sweep_file(trials=2, final=False, base=base))
+    monkeypatch.undo()
+
+    study = load(folder)
+    stored = study.user_attrs["base"]
+    del stored["model files (sha256)"]
+    study.set_user_attr("base", stored)
+    run_sweep(sweep_file(trials=2, final=False, base=base))
+    assert states(load(folder)) == ["COMPLETE"] * 2
+
+
 def test_a_resumed_sweep_may_search_another_field_or_stop_searching_one(sweep_file):
     """A field added to the space was fixed in the earlier trials, one dropped from it is
     fixed from now on: each trial is still a point of one base, and ranks with the others."""

@@ -5,6 +5,7 @@ a local .gguf file, or a hub id. Resolves to (path or id, gguf file name or None
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -144,6 +145,31 @@ def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
             "taken as written)"
         )
     return ModelSource(name, gguf_file, name)  # a hub id: owner/name, or an old bare one
+
+
+def weights_fingerprint(source: ModelSource) -> str | None:
+    """sha256 of a local model's files, so that a study can tell weights rewritten in place
+    under the same path (a model trained again into its folder) from those its finished
+    cells read. A GGUF model: that file. A folder: its top-level files, which are all a
+    load reads, but for hidden files and Markdown (a model card edit changes nothing
+    computed). None for a hub id, whose commit the run records instead."""
+    folder = Path(source.name_or_path)
+    if not folder.is_dir():  # resolve_model takes an existing folder as local
+        return None
+    if source.gguf_file:
+        files = [folder / source.gguf_file]
+    else:
+        files = sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() != ".md"
+        )
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
 
 
 RUN_FOLDER = re.compile(r"\d{8}-\d{6}-(?P<name>.+?)(\+\d+)?")

@@ -30,7 +30,7 @@ from fintune.models import check_architecture, load_classifier, pick_device, sav
 from fintune.models.checks import check_best_model_loads, check_dtype, check_revision
 from fintune.models.load import hub_commit, load_tokenizer
 from fintune.models.methods import count_parameters
-from fintune.models.registry import resolve_model
+from fintune.models.registry import resolve_model, weights_fingerprint
 from fintune.report import write_report
 from fintune.run_dir import (
     WRITE_ERRORS,
@@ -140,6 +140,8 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
         f"Loading model {config.model.name} with method {config.method.name}", markup=False
     )
     model, tokenizer, info = load_classifier(config, data.labels, device)
+    # a local model's files as loaded: a study tells weights rewritten in place by it
+    model_sha = weights_fingerprint(resolve_model(config.model.name, config.model.gguf_file))
     trainable, total = count_parameters(model)
     console.print(f"Trainable parameters: {trainable:,} of {total:,}")
 
@@ -253,6 +255,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             "model": resolved_config(config)["model"]["name"],  # a local folder absolute
             "seed": config.seed,
             "data_sha256": data.fingerprint["sha256"],
+            "model_sha256": model_sha,  # None for a hub model: environment.json's commit
             "device": device,
             "training_precision": resolved_precision(config.training, device),  # what auto was
             "model_dtype": weights_dtype(trainer.model, config),

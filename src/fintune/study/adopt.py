@@ -35,11 +35,21 @@ def whole_metrics(run_dir: Path) -> dict[str, Any] | None:
     return metrics if whole else None
 
 
+def same_inputs(metrics: dict[str, Any], data_sha: str, model_sha: str | None) -> bool:
+    """Whether a finished run read data of fingerprint `data_sha` and, for a local model,
+    weights of fingerprint `model_sha` (None: a hub model). A run from before runs recorded
+    model_sha256 is taken to have read the weights there now."""
+    return (
+        metrics.get("data_sha256") == data_sha
+        and metrics.get("model_sha256", model_sha) == model_sha
+    )
+
+
 def finished_run(
-    config: ExperimentConfig, data_sha: str, taken: set[str] = frozenset()
+    config: ExperimentConfig, data_sha: str, model_sha: str | None, taken: set[str] = frozenset()
 ) -> Path | None:
     """The newest whole run in config.output.dir of exactly this config (its config.yaml
-    as this run would write it, tracking aside) on data of fingerprint `data_sha`, not in
+    as this run would write it, tracking aside) on the same inputs (`same_inputs`), not in
     `taken` (folder names). Only under the lock of whoever makes runs there: no live
     process writes one."""
     parent = Path(config.output.dir)
@@ -58,7 +68,7 @@ def finished_run(
         expected = expected or _untracked(resolved_config(config))
         same = isinstance(written, dict) and _untracked(written) == expected
         metrics = whole_metrics(run_dir) if same else None
-        if metrics is not None and metrics.get("data_sha256") == data_sha:
+        if metrics is not None and same_inputs(metrics, data_sha, model_sha):
             return run_dir
     return None
 

@@ -3,8 +3,9 @@
 The study lives in `<output>/<name>/`: `runs/` (one run directory per cell), `cells.json`
 (each cell's status, run directory or error), `errors/` (tracebacks) and the report.
 A cell counts as done when its run finished with the same resolved config on the same
-data, and its run directory still holds its results; otherwise it runs again in a new run
-directory, and nothing earlier is overwritten.
+data and (a local model) the same model files, and its run directory still holds its
+results; otherwise it runs again in a new run directory, and nothing earlier is
+overwritten.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ except ImportError:  # Windows: a takeover left by a killed process is known by 
     fcntl = None  # type: ignore[assignment]
 from fintune.errors import FintuneError
 from fintune.evaluation.metrics import check_bootstrap_memory
+from fintune.models.registry import resolve_model, weights_fingerprint
 from fintune.recipes import RECIPES
 from fintune.run_dir import check_writable, drop_checkpoints, write_json
-from fintune.study.adopt import finished_run, log_finished, whole_metrics
+from fintune.study.adopt import finished_run, log_finished, same_inputs, whole_metrics
 from fintune.study.spec import Cell, StudySpec, load_study, report_row
 from fintune.tracking import (
     check_tracking,
@@ -54,18 +56,22 @@ from fintune.tracking import (
 from fintune.training.trainer import warmup_note
 
 console = Console(stderr=True, soft_wrap=True)
-DATA_CHANGED = "data changed"  # a finished cell's status once its data is seen to differ
+# a finished cell's status once its data, or its local model's weights, are seen to differ
+DATA_CHANGED, MODEL_CHANGED = "data changed", "model changed"
+CHANGED = (DATA_CHANGED, MODEL_CHANGED)
 
 
 def study_dir(spec: StudySpec) -> Path:
     return Path(spec.output) / spec.name
 
 
-def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, str]:
+def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, tuple[str, str | None]]:
     """Every check a cell's run would make first (data, model and method, the study's
-    tracking store), once per distinct input. Returns each cell's data fingerprint."""
+    tracking store), once per distinct input. Returns each cell's data fingerprint and its
+    local model's (None: a hub model)."""
     seen: dict[str, tuple[str, int, int]] = {}  # fingerprint, training texts, labels
-    shas: dict[str, str] = {}
+    weights: dict[tuple[str, str | None], str | None] = {}
+    shas: dict[str, tuple[str, str | None]] = {}
     labels = 0
     for cell in cells:
         cfg = cell_config(cell, spec, study_dir(spec))
@@ -86,7 +92,11 @@ def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, str]:
             except FintuneError as error:
                 raise FintuneError(f"cell {cell.id}: {error}") from None
             seen[key] = data.fingerprint["sha256"], len(data.splits["train"]), len(data.labels)
-        shas[cell.id], examples, k = seen[key]
+        data_sha, examples, k = seen[key]
+        model = cfg.model.name, cfg.model.gguf_file
+        if model not in weights:  # setup has resolved it
+            weights[model] = weights_fingerprint(resolve_model(*model))
+        shas[cell.id] = data_sha, weights[model]
         labels = max(labels, k)
         # per cell, not per key: an axis over max_steps, epochs or warmup_steps shares a key
         if note := warmup_note(cfg.training, examples):
@@ -156,23 +166,30 @@ def write_state(folder: Path, state: dict[str, Any]) -> None:
 
 
 def cells_to_run(
-    cells: list[Cell], state: dict[str, Any], folder: Path, data_shas: dict[str, str]
-) -> tuple[list[Cell], list[str]]:
-    """The cells not finished with their config on the data they read now, and the ids of
-    those among them that did finish, on data since changed (a corrected file). A cell
-    marked 'data changed' whose data is back as it ran on it is done again (in `state`)."""
-    todo, stale = [], []
+    cells: list[Cell],
+    state: dict[str, Any],
+    folder: Path,
+    inputs: dict[str, tuple[str, str | None]],
+) -> tuple[list[Cell], dict[str, str]]:
+    """The cells not finished with their config on the inputs they read now (`inputs`: data
+    and model fingerprints), and those among them that did finish on inputs since changed
+    (a corrected file, a model trained again into its folder), each with the change
+    (DATA_CHANGED or MODEL_CHANGED). A cell so marked whose inputs are back as it ran on
+    them is done again (in `state`)."""
+    todo, stale = [], {}
     for cell in cells:
         entry = state.get(cell.id)
-        if entry and entry.get("status") == DATA_CHANGED:
+        if entry and entry.get("status") in CHANGED:
             entry = {**entry, "status": "done"}
         metrics = finished_metrics(entry, folder) if cell.made(entry) else None
-        if metrics is not None and metrics.get("data_sha256") == data_shas[cell.id]:
+        data_sha, model_sha = inputs[cell.id]
+        if metrics is not None and same_inputs(metrics, data_sha, model_sha):
             state[cell.id] = entry  # an edit put back before the cell ran again
             continue
         todo.append(cell)
         if metrics is not None:
-            stale.append(cell.id)
+            same_data = metrics.get("data_sha256") == data_sha
+            stale[cell.id] = MODEL_CHANGED if same_data else DATA_CHANGED
     return todo, stale
 
 
@@ -186,16 +203,20 @@ def finished_metrics(entry: dict[str, Any] | None, folder: Path) -> dict[str, An
 
 
 def adopt_finished(
-    cells: list[Cell], spec: StudySpec, folder: Path, state: dict, data_shas: dict[str, str]
+    cells: list[Cell],
+    spec: StudySpec,
+    folder: Path,
+    state: dict,
+    inputs: dict[str, tuple[str, str | None]],
 ) -> list[str]:
-    """The cells among `cells` whose run finished, on the data they read now, though the
+    """The cells among `cells` whose run finished, on the inputs they read now, though the
     study stopped before cells.json named it (a stop while it was logged to MLflow): each
     is marked done with that run rather than trained again. Under the study lock."""
     taken = {Path(e["run_dir"]).name for e in state.values() if e.get("run_dir")}
     adopted = []
     for cell in cells:
         config = cell_config(cell, spec, folder)
-        run_dir = finished_run(config, data_shas[cell.id], taken)
+        run_dir = finished_run(config, *inputs[cell.id], taken)
         if run_dir is None:
             continue
         started = datetime.fromtimestamp((run_dir / "config.yaml").stat().st_mtime)
@@ -388,7 +409,7 @@ def run_study(
         )
     spec, cells = load_study(path, overrides)
     check_writable(study_dir(spec), f"{path}: output")
-    data_shas = {} if report_only else check_cells(cells, spec)
+    inputs = {} if report_only else check_cells(cells, spec)
     folder = study_dir(spec)
     if report_only and not (folder / "cells.json").is_file():
         raise FintuneError(
@@ -402,8 +423,8 @@ def run_study(
         state = adopt_renamed_cells(read_state(folder), cells)
         summary = None  # the report's MLflow run, made before the cells it parents
         if not report_only:
-            todo, stale = cells_to_run(cells, state, folder, data_shas)
-            adopted = adopt_finished(todo, spec, folder, state, data_shas)
+            todo, stale = cells_to_run(cells, state, folder, inputs)
+            adopted = adopt_finished(todo, spec, folder, state, inputs)
             if adopted:
                 console.print(
                     "These cells' runs finished, but cells.json does not name them (the "
@@ -412,16 +433,17 @@ def run_study(
                 )
             todo = [c for c in todo if c.id not in adopted]
             _drop_abandoned_checkpoints(folder)
-            stale = [cell_id for cell_id in stale if cell_id not in adopted]
-            if stale:
-                console.print(
-                    "[yellow]warning:[/] the data changed since these finished cells ran; "
-                    f"they run again: {escape(', '.join(stale))}"
-                )
-                # until each has run again, no report (interim, or after an interruption)
-                # shows its result on the old data beside the new ones
-                for cell_id in stale:
-                    state[cell_id] = {**state[cell_id], "status": DATA_CHANGED}
+            stale = {cell_id: why for cell_id, why in stale.items() if cell_id not in adopted}
+            for why, what in ((DATA_CHANGED, "the data"), (MODEL_CHANGED, "the model's files")):
+                if ids := [cell_id for cell_id, change in stale.items() if change == why]:
+                    console.print(
+                        f"[yellow]warning:[/] {what} changed since these finished cells ran; "
+                        f"they run again: {escape(', '.join(ids))}"
+                    )
+            # until each has run again, no report (interim, or after an interruption)
+            # shows its result on the old inputs beside the new ones
+            for cell_id, why in stale.items():
+                state[cell_id] = {**state[cell_id], "status": why}
             write_state(folder, state)  # the marks, or those taken off
             if not retry_failed:
                 todo = [c for c in todo if not _failed_same(state.get(c.id), c)]

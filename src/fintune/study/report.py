@@ -43,7 +43,7 @@ from fintune.report.plots import (  # noqa: E402
     undrawable_note,
 )
 from fintune.run_dir import write_json  # noqa: E402
-from fintune.study.compare import DATA_CHANGED, finished_metrics  # noqa: E402
+from fintune.study.compare import CHANGED, finished_metrics  # noqa: E402
 from fintune.study.spec import (  # noqa: E402
     SEED_AXIS,
     Cell,
@@ -118,10 +118,10 @@ def write_study_report(
     """`interim`: written after each finished cell while the study runs, so an interrupted
     study has a report; without plots, which are the slow part."""
     finished: dict[str, Finished] = {}
-    outdated, failed, missing = [], [], []  # outdated: its config or data changed since
+    outdated, failed, missing = [], [], []  # outdated: its config, data or model changed since
     for cell in cells:
         entry = state.get(cell.id, {})
-        if entry and (not cell.made(entry) or entry.get("status") == DATA_CHANGED):
+        if entry and (not cell.made(entry) or entry.get("status") in CHANGED):
             outdated.append(cell)
             continue
         metrics = finished_metrics(entry, folder)
@@ -202,8 +202,9 @@ def write_study_report(
     if outdated:
         doc.heading("Outdated")
         doc.text(
-            "These cells' configs (or data: status `data changed` in cells.json) changed "
-            "since their last run, so their results are left out; `fintune compare "
+            "These cells' configs (or data, or local model files: status `data changed` "
+            "or `model changed` in cells.json) changed since their last run, so their "
+            "results are left out; `fintune compare "
             "STUDY.yaml` runs them again: " + ", ".join(c.id for c in outdated)
         )
     if missing:

@@ -20,9 +20,10 @@ from rich.markup import escape  # noqa: E402
 from fintune import interrupt  # noqa: E402
 from fintune.errors import FintuneError  # noqa: E402
 from fintune.evaluation.metrics import format_interval, split_notes  # noqa: E402
+from fintune.models.registry import resolve_model, weights_fingerprint  # noqa: E402
 from fintune.report.document import Document, lead_bold  # noqa: E402
 from fintune.run_dir import write_json, write_whole  # noqa: E402
-from fintune.study.adopt import finished_run, log_finished  # noqa: E402
+from fintune.study.adopt import finished_run, log_finished, same_inputs  # noqa: E402
 from fintune.study.compare import LockHeld, owner_lock  # noqa: E402
 from fintune.study.report import drop_stale_plots  # noqa: E402
 from fintune.study.spec import results_sha  # noqa: E402
@@ -213,16 +214,19 @@ def final_run(best, spec: SweepSpec, base: dict, folder: Path, source: str) -> P
     record = _read_record(record_path)
     # the final config's own data: the space may search a data field (split seed, ...)
     data_sha = prepare_data(config.data, config.seed).fingerprint["sha256"]
+    model_sha = weights_fingerprint(resolve_model(config.model.name, config.model.gguf_file))
+    finished = _read_record(folder / record.get("run_dir", "-") / "metrics.json")
     if (
         record.get("params") == best.params
         and record.get("config_sha", sha) == sha  # files from before the hash: params only
-        and _data_of(folder / record.get("run_dir", "-")) == data_sha
+        and same_inputs(finished, data_sha, model_sha)
     ):
         return folder / record["run_dir"]
     # a final model without metrics.json may be one another process is training now
     # (`--report-only`, a second sweep): its owner is recorded beside it
     with owner_lock(folder / "final.lock", f"the final model of sweep {spec.name}", "trained"):
-        run_dir = finished_run(config, data_sha)  # finished, but stopped before final.json
+        # finished, but stopped before final.json
+        run_dir = finished_run(config, data_sha, model_sha)
         if run_dir is not None:
             console.print(
                 f"final/{escape(run_dir.name)}: the final model finished before the sweep "
@@ -252,11 +256,6 @@ def _log_adopted(run_dir: Path, config) -> None:
         log_finished(run_dir, config)
     except Exception as error:  # noqa: BLE001 - the run on disk is intact
         console.print(f"[yellow]warning:[/] MLflow logging failed ({shown_error(error)})")
-
-
-def _data_of(run_dir: Path) -> str | None:
-    """The fingerprint of the data a finished run read; None when it did not finish."""
-    return _read_record(run_dir / "metrics.json").get("data_sha256")
 
 
 def _read_record(path: Path) -> dict[str, Any]:

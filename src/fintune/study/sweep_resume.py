@@ -126,12 +126,16 @@ def check_stored_space(study, spec: SweepSpec, url: str) -> None:
                     ) from None
 
 
-def base_record(first: ExperimentConfig, data_sha: str) -> dict[str, Any]:
+MODEL_FILES = "model files (sha256)"  # a local model.name's, as a trial of it loads them
+
+
+def base_record(first: ExperimentConfig, data_sha: str, model_sha: str | None) -> dict[str, Any]:
     """What the trials run with, by dotted field: the base config less the name, output
     folder and tracking (a searched field's base value too: what a trial that does not
     search it runs); the data by its fingerprint, not its path (a moved folder is the same
-    data). Where and how fast trials run (device, threads) and the test-side evaluation
-    settings do not change the validation metric: left out."""
+    data), and a local model's files by theirs (a model trained again into its folder is
+    another base). Where and how fast trials run (device, threads) and the test-side
+    evaluation settings do not change the validation metric: left out."""
     skip = {
         "name": True,
         "tracking": True,
@@ -140,11 +144,14 @@ def base_record(first: ExperimentConfig, data_sha: str) -> dict[str, Any]:
         "data": {"path", "files"},
         "training": {"device", "num_threads"},
     }
-    return {**flatten(hashed_fields(first, exclude=skip)), "data fingerprint": data_sha}
+    record = {**flatten(hashed_fields(first, exclude=skip)), "data fingerprint": data_sha}
+    return {**record, MODEL_FILES: model_sha}
 
 
 def _searched(key: str, fields: Iterable[str]) -> bool:
-    """Whether the dotted `key` is one of the searched `fields`, inside one or holds one."""
+    """Whether the dotted `key` is one of the searched `fields`, inside one or holds one
+    (the model's files go with model.name)."""
+    key = "model.name" if key == MODEL_FILES else key
     return any(key == f or key.startswith(f + ".") or f.startswith(key + ".") for f in fields)
 
 
@@ -194,14 +201,14 @@ def check_stored_base(study, record: dict[str, Any], url: str, report_only: bool
     shown += f" (and {len(changed) - 5} more)" if len(changed) > 5 else ""
     if report_only:
         console.print(
-            f"[yellow]warning:[/] the trials ran on another base config or data than this "
-            f"file's, which the final model uses: {escape(shown)}"
+            "[yellow]warning:[/] the trials ran on another base config, data or model files "
+            f"than this file's, which the final model uses: {escape(shown)}"
         )
         return
     raise FintuneError(
         f"base: the stored study {study.study_name!r} in {url} ran trials on another "
-        f"base config or data: {shown}. Trials on different bases cannot be ranked "
-        "together (a trial that did not search a field ran it at its base value, which "
+        f"base config, data or model files: {shown}. Trials on different bases cannot be "
+        "ranked together (a trial that did not search a field ran it at its base value, which "
         "adding the field to the space does not change): set those back, or give the sweep "
         "a new name (or storage) for a new study (--report-only trains only the final "
         "model, on this base)"
