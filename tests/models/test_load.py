@@ -77,6 +77,29 @@ def test_a_decoder_whose_config_names_another_pad_token_reads_its_last_real_toke
     _padding_changes_nothing_before_and_after_save(model, tokenizer, info, tmp_path / "model")
 
 
+def test_a_decoder_named_like_an_encoder_is_padded_as_a_decoder(make_config, tiny_bert, tmp_path):
+    """ModernBertDecoderForSequenceClassification: "Bert" in its name made it an encoder,
+    padded on the right, and its head (`classifier`, not `score`) reads the last position
+    under prompt tuning, a pad token for the shorter texts of a batch."""
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        ModernBertDecoderConfig,
+    )
+
+    base = tmp_path / "modernbert-decoder"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    size = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    settings = ModernBertDecoderConfig(vocab_size=len(tokenizer), pad_token_id=0, **size)
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(settings).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    config = make_config(model={"name": str(base)}, method={"name": "prompt"})
+    model, tokenizer, info = load_classifier(config, LABELS, "cpu")
+    assert (info.is_decoder, info.padding_side) == (True, "left")
+    _padding_changes_nothing_before_and_after_save(model, tokenizer, info, tmp_path / "model")
+
+
 def _full_run_naming_own_code(tiny_bert, tmp_path, model_type: str | None = None):
     """A saved full run whose config.json names its own code (auto_map), which leaves a
     marker file if it ever runs: (folder, marker, config.json settings, ModelInfo)."""

@@ -110,7 +110,6 @@ def test_prompt_tuning_on_distilbert_builds_and_loads_back(tmp_path):
     read: a prompt-tuning run stopped after loading the model with 'method prompt: Please
     specify `token_dim` in `peft_config`', a field fintune does not have."""
     import torch
-    from peft import PeftModel
     from transformers import DistilBertConfig
 
     from fintune.config.schema import PromptMethod
@@ -120,15 +119,8 @@ def test_prompt_tuning_on_distilbert_builds_and_loads_back(tmp_path):
     torch.manual_seed(0)
     AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path / "base")
     base = AutoModelForSequenceClassification.from_pretrained(tmp_path / "base")
-    model = apply_method(base, PromptMethod(num_virtual_tokens=4)).eval()
-    inputs = {"input_ids": torch.tensor([[2, 7, 9, 11, 3]])}
-    with torch.no_grad():
-        expected = model(**inputs).logits
-    model.save_pretrained(tmp_path / "adapter")
-    again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "base")
-    loaded = PeftModel.from_pretrained(again, tmp_path / "adapter").eval()
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(**inputs).logits, expected)
+    model = apply_method(base, PromptMethod(num_virtual_tokens=4))
+    _same_logits_after_reload(model, tmp_path)
 
 
 def test_prefix_on_a_multimodal_base_reads_the_text_models_width():
@@ -139,3 +131,60 @@ def test_prefix_on_a_multimodal_base_reads_the_text_models_width():
 
     model = tiny_multimodal_gemma3()
     assert peft_config(model, PrefixMethod()).encoder_hidden_size == 32
+
+
+def test_prompt_tuning_sizes_its_prompt_by_the_input_embeddings_not_the_hidden_size(
+    tiny_bert, tmp_path
+):
+    """ELECTRA-small and ALBERT embed tokens narrower than their hidden size (128 against
+    256 and 768): PEFT sized the soft prompt by hidden_size, so a prompt run passed
+    validate and died at its first training step (with init_text, while building)."""
+    import torch
+    from transformers import AutoTokenizer, ElectraConfig
+
+    from fintune.models.methods import apply_method
+
+    size = dict(num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    config = ElectraConfig(vocab_size=64, embedding_size=16, hidden_size=32, **size)
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path / "base")
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path / "base")
+    for method in (PromptMethod(num_virtual_tokens=4), PromptMethod(init_text="profit fell")):
+        base = AutoModelForSequenceClassification.from_pretrained(tmp_path / "base")
+        _same_logits_after_reload(apply_method(base, method, str(tmp_path / "base")), tmp_path)
+
+
+def test_prefix_tuning_on_falcon_builds_one_key_and_value_per_key_value_head(tmp_path):
+    """Falcon names its key-value heads num_kv_heads (multi_query: one), which PEFT does not
+    read: a prefix run passed validate and failed at the first forward."""
+    import torch
+    from transformers import FalconConfig
+
+    from fintune.config.schema import PrefixMethod
+    from fintune.models.methods import apply_method
+
+    size = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
+    groupings = [{}, {"multi_query": False}, {"new_decoder_architecture": True, "num_kv_heads": 2}]
+    for grouping in groupings:
+        config = FalconConfig(**size, pad_token_id=0, **grouping)
+        torch.manual_seed(0)
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        AutoModelForSequenceClassification.from_config(config).save_pretrained(folder / "base")
+        base = AutoModelForSequenceClassification.from_pretrained(folder / "base")
+        _same_logits_after_reload(apply_method(base, PrefixMethod(num_virtual_tokens=4)), folder)
+
+
+def _same_logits_after_reload(model, folder) -> None:
+    """The adapter saved into folder/adapter, on folder/base loaded again with plain PEFT,
+    gives the logits it gave before the save."""
+    import torch
+    from peft import PeftModel
+
+    inputs = {"input_ids": torch.tensor([[2, 7, 9, 11, 3]])}
+    with torch.no_grad():
+        expected = model.eval()(**inputs).logits
+    model.save_pretrained(folder / "adapter")
+    again = AutoModelForSequenceClassification.from_pretrained(folder / "base")
+    loaded = PeftModel.from_pretrained(again, folder / "adapter").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, expected)

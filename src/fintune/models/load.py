@@ -353,6 +353,8 @@ def _four_bit(method: QLoraMethod, device: str):
 
 def _is_decoder(model) -> bool:
     names = " ".join(getattr(model.config, "architectures", None) or [type(model).__name__])
+    if "Decoder" in names:  # ModernBertDecoder: "Bert" in its name, `classifier` its head
+        return True
     encoders = ("Bert", "Roberta", "Electra", "Deberta", "Albert", "XLMRoberta", "MPNet")
     return not any(e in names for e in encoders) and "score" in head_modules(model)
 

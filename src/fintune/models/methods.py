@@ -140,6 +140,7 @@ def peft_config(
             encoder_hidden_size=method.encoder_hidden_size
             or model.config.get_text_config().hidden_size,  # a multimodal config keeps it there
             modules_to_save=heads,
+            **_falcon_key_value_sizes(model.config),
         )
     if isinstance(method, PromptMethod):
         from_text = method.init_text is not None
@@ -151,9 +152,32 @@ def peft_config(
             tokenizer_name_or_path=tokenizer_path if from_text else None,
             tokenizer_kwargs=tokenizer_kwargs if from_text else None,
             modules_to_save=heads,
-            **_unnamed_sizes(model),
+            **_unnamed_sizes(model) | _embedding_width(model),
         )
     raise FintuneError(f"method: unsupported method {method.name!r}")
+
+
+def _falcon_key_value_sizes(config) -> dict[str, int]:
+    """A prefix is a key and a value per layer and cached head. PEFT finds the grouped heads
+    by `num_key_value_heads`, which Falcon calls `num_kv_heads` (`multi_query`: one), so it
+    built them for every attention head and the first forward failed. Falcon's new
+    decoder architecture caches them repeated to every head."""
+    if getattr(config, "model_type", None) != "falcon":
+        return {}
+    heads = config.num_attention_heads
+    if config.new_decoder_architecture:  # its attention repeats the grouped ones to all
+        kv_heads = heads
+    else:
+        kv_heads = 1 if config.multi_query else config.num_kv_heads
+    return {"num_attention_heads": kv_heads, "token_dim": kv_heads * config.hidden_size // heads}
+
+
+def _embedding_width(model: nn.Module) -> dict[str, int]:
+    """A soft prompt is prepended to the token embeddings, so it has their width, which
+    PEFT takes to be hidden_size: ELECTRA and ALBERT embed narrower (128 against 256 or
+    768) and are projected up after."""
+    width = getattr(model.get_input_embeddings(), "embedding_dim", None)
+    return {"token_dim": width} if isinstance(width, int) else {}
 
 
 def _unnamed_sizes(model: nn.Module) -> dict[str, int]:
