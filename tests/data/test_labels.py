@@ -79,3 +79,20 @@ def test_number_labels_written_as_text_are_ordered_by_value_as_a_csv_orders_them
     names = [{"text": f"t {i}", "label": ["b2", "a10", "a2"][i % 3]} for i in range(90)]
     pd.DataFrame(names).to_json(tmp_path / "n.jsonl", orient="records", lines=True)
     assert prepare_data(DataConfig(path=str(tmp_path / "n.jsonl")), 0).labels == ["a10", "a2", "b2"]
+
+
+@pytest.mark.parametrize("labels", [None, ["4.1", "4.10", "4.2"]])
+def test_one_decimal_written_two_ways_in_a_csv_is_an_error_naming_both(tmp_path, labels):
+    """A csv reads '4.1' and '4.10' as the number 4.1: the class '4.10' vanished from
+    inferred labels without a word, and with data.labels listing both, every '4.10' row
+    was trained as '4.1' (a warning said '4.10' had no training example)."""
+    rows = ["text,label"]
+    for i in range(20):
+        rows += [f"alpha text {i},4.1", f"beta text {i},4.10", f"gamma text {i},4.2"]
+    path = tmp_path / "sections.csv"
+    path.write_text("\n".join(rows) + "\n")
+    said = r"the labels '4.1' and '4.10' are the number 4.1 written two ways .*line 3"
+    with pytest.raises(FintuneError, match=said):
+        prepare_data(DataConfig(path=str(path), labels=labels), 0)
+    path.write_text(path.read_text().replace("4.10", "4.3"))  # one spelling each: fine
+    assert prepare_data(DataConfig(path=str(path)), 0).labels == ["4.1", "4.2", "4.3"]

@@ -76,15 +76,38 @@ def _id_names(
         for row in pairs.drop_duplicates().index:
             number = int(pairs.at[row, "number"])
             name = str(number) if text is None else str(pairs.at[row, "name"])  # 1.0: '1'
-            at = f"{where[role]}, {_row(frame, row + 1)}"
-            first = seen.setdefault(number, (name, at))
-            if first[0] != name:
-                raise FintuneError(
-                    f"data.labels: the labels {first[0]!r} and {name!r} are the number {number} "
-                    f"written two ways ({first[0]!r}: {first[1]}; {name!r}: {at}); a csv "
-                    "reads them as one class: write one spelling in the data"
-                )
+            _one_spelling(seen, number, name, f"{where[role]}, {_row(frame, row + 1)}")
     return {number: name for number, (name, _) in seen.items()}
+
+
+def _one_spelling(seen: dict, number: float, name: str, at: str) -> None:
+    """`name` is how row `at` writes `number`; `seen`: the first spelling of each number."""
+    first = seen.setdefault(number, (name, at))
+    if first[0] != name:
+        shown = number if isinstance(number, int) else f"{number:.15g}"
+        raise FintuneError(
+            f"data.labels: the labels {first[0]!r} and {name!r} are the number {shown} "
+            f"written two ways ({first[0]!r}: {first[1]}; {name!r}: {at}); a csv reads them "
+            "as one class: write one spelling in the data, or names that are not numbers "
+            "if they are different classes"
+        )
+
+
+def check_one_spelling_per_number(
+    frames: dict[str, pd.DataFrame], column: str, where: dict[str, str]
+) -> None:
+    """A csv reads a column of decimals as numbers, so '4.1' and '4.10' (section numbers,
+    say) became one class without a word, whatever data.labels listed; as '1' and '01'
+    are, that is an error."""
+    seen: dict[float, tuple[str, str]] = {}
+    for role, frame in frames.items():
+        text = written_text(frame, column, decimals=True)
+        if text is None:
+            continue
+        pairs = pd.DataFrame({"number": frame[column].to_numpy(), "name": text.to_numpy()})
+        for row in pairs.drop_duplicates().index:
+            number, name = float(pairs.at[row, "number"]), str(pairs.at[row, "name"])
+            _one_spelling(seen, number, name, f"{where[role]}, {_row(frame, row + 1)}")
 
 
 def _check_spellings(

@@ -28,6 +28,7 @@ from fintune.data.labels import (
     _integers_name_labels,
     _label_ids,
     _labels_are_ids,
+    check_one_spelling_per_number,
     is_missing_marker,
     unlabelled_split_fix,
 )
@@ -84,6 +85,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     for role, frame in frames.items():
         _check_columns(frame, config, where[role], role)
         _check_labels_present(frame, config.label_column, where[role], config.labels, given_as)
+    check_one_spelling_per_number(frames, config.label_column, where)
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column, where)
     if len(labels) == 1:  # none: no rows, named below
         raise FintuneError(

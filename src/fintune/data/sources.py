@@ -112,12 +112,13 @@ def _booleans_as_written(frame: pd.DataFrame, path: Path, options: dict) -> pd.D
     return frame
 
 
-def written_text(frame: pd.DataFrame, column: str) -> pd.Series | None:
-    """A csv/tsv column of integers as the file writes them ('01', '+1'), row for row;
-    None for other formats. Read again (one column: a fraction of the first read) only
-    when asked: inferred label names come from it."""
+def written_text(frame: pd.DataFrame, column: str, decimals: bool = False) -> pd.Series | None:
+    """A csv/tsv column of integers (`decimals`: of decimals) as the file writes them
+    ('01', '+1', '4.10'), row for row; None for other formats. Read again (one column: a
+    fraction of the first read) only when asked: inferred label names come from it."""
+    numeric = is_float_dtype if decimals else is_integer_dtype
     options = frame.attrs.get("read_csv")
-    if options is None or not is_integer_dtype(frame[column]):
+    if options is None or not numeric(frame[column]):
         return None
     options = dict(options)
     try:
