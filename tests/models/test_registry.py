@@ -258,25 +258,25 @@ def test_the_weights_fingerprint_follows_what_a_load_reads(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text("{}")
     (folder / "model.safetensors").write_bytes(b"weights")
-    first = weights_fingerprint(resolve_model(str(folder)))
+    first = weights_fingerprint(str(folder))
     (folder / "README.md").write_text("card")
     (folder / ".cache").mkdir()
     (folder / ".cache" / "x").write_text("y")
     (folder / "checkpoint-500").mkdir()
     (folder / "checkpoint-500" / "model.safetensors").write_bytes(b"other")
-    assert weights_fingerprint(resolve_model(str(folder))) == first
+    assert weights_fingerprint(str(folder)) == first
     (folder / "model.safetensors").write_bytes(b"weightz")
-    assert weights_fingerprint(resolve_model(str(folder))) != first
+    assert weights_fingerprint(str(folder)) != first
     (folder / "model.safetensors").write_bytes(b"weights")
     (folder / "tokenizer.json").write_text("{}")
-    assert weights_fingerprint(resolve_model(str(folder))) != first
+    assert weights_fingerprint(str(folder)) != first
 
     gguf = folder / "m.gguf"
     gguf.write_bytes(b"GGUF1")
-    as_file = weights_fingerprint(resolve_model(str(gguf)))
+    as_file = weights_fingerprint(str(gguf))
     (folder / "config.json").write_text('{"a": 1}')  # not read by a GGUF load
-    assert weights_fingerprint(resolve_model(str(gguf))) == as_file
-    assert weights_fingerprint(resolve_model(str(folder), "m.gguf")) == as_file
+    assert weights_fingerprint(str(gguf)) == as_file
+    assert weights_fingerprint(str(folder), "m.gguf") == as_file
     gguf.write_bytes(b"GGUF2")
-    assert weights_fingerprint(resolve_model(str(gguf))) != as_file
-    assert weights_fingerprint(resolve_model("org/some-model")) is None
+    assert weights_fingerprint(str(gguf)) != as_file
+    assert weights_fingerprint("org/some-model") is None

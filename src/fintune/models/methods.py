@@ -152,7 +152,7 @@ def peft_config(
             tokenizer_name_or_path=tokenizer_path if from_text else None,
             tokenizer_kwargs=tokenizer_kwargs if from_text else None,
             modules_to_save=heads,
-            **_unnamed_sizes(model) | _embedding_width(model),
+            **_prompt_sizes(model),
         )
     raise FintuneError(f"method: unsupported method {method.name!r}")
 
@@ -172,24 +172,20 @@ def _falcon_key_value_sizes(config) -> dict[str, int]:
     return {"num_attention_heads": kv_heads, "token_dim": kv_heads * config.hidden_size // heads}
 
 
-def _embedding_width(model: nn.Module) -> dict[str, int]:
-    """A soft prompt is prepended to the token embeddings, so it has their width, which
-    PEFT takes to be hidden_size: ELECTRA and ALBERT embed narrower (128 against 256 or
-    768) and are projected up after."""
-    width = getattr(model.get_input_embeddings(), "embedding_dim", None)
-    return {"token_dim": width} if isinstance(width, int) else {}
-
-
-def _unnamed_sizes(model: nn.Module) -> dict[str, int]:
-    """The sizes PEFT reads from a config's own keys where it cannot find them: DistilBERT
-    names its width `dim` and its heads `n_heads` (transformers maps the usual names to
-    them, PEFT does not), and PEFT stopped asking for token_dim. Only what PEFT would not
-    find is given, so every other model's adapter is built as before."""
+def _prompt_sizes(model: nn.Module) -> dict[str, int]:
+    """The sizes of a soft prompt that PEFT would get wrong or not find. It is prepended to
+    the token embeddings, so it has their width, which PEFT takes to be hidden_size:
+    ELECTRA and ALBERT embed narrower (128 against 256 or 768) and project up after.
+    DistilBERT names its width `dim` and its heads `n_heads` (transformers maps the usual
+    names to them, PEFT does not): heads are given only where PEFT would not find them."""
     config = getattr(model, "config", None)
     keys = config.to_dict() if config is not None else {}
     keys = keys.get("text_config") or keys  # as PEFT reads a vision-language model's
     sizes: dict[str, int] = {}
-    if not {"hidden_size", "n_embd", "d_model"} & keys.keys() and hasattr(config, "hidden_size"):
+    width = getattr(model.get_input_embeddings(), "embedding_dim", None)
+    if isinstance(width, int):
+        sizes["token_dim"] = width
+    elif not {"hidden_size", "n_embd", "d_model"} & keys.keys() and hasattr(config, "hidden_size"):
         sizes["token_dim"] = config.hidden_size
     heads = {"num_attention_heads", "n_head", "num_heads", "encoder_attention_heads"}
     if not heads & keys.keys() and hasattr(config, "num_attention_heads"):

@@ -147,12 +147,14 @@ def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
     return ModelSource(name, gguf_file, name)  # a hub id: owner/name, or an old bare one
 
 
-def weights_fingerprint(source: ModelSource) -> str | None:
-    """sha256 of a local model's files, so that a study can tell weights rewritten in place
-    under the same path (a model trained again into its folder) from those its finished
-    cells read. A GGUF model: that file. A folder: its top-level files, which are all a
-    load reads, but for hidden files and Markdown (a model card edit changes nothing
-    computed). None for a hub id, whose commit the run records instead."""
+def weights_fingerprint(name: str, gguf_file: str | None = None) -> str | None:
+    """sha256 of the files of a local model (model.name and model.gguf_file), so that a
+    study can tell weights rewritten in place under the same path (a model trained again
+    into its folder) from those its finished cells read. A GGUF model: that file. A
+    folder: its top-level files, which are all a load reads, but for hidden files and
+    Markdown (a model card edit changes nothing computed). None for a hub id, whose
+    commit the run records instead."""
+    source = resolve_model(name, gguf_file)
     folder = Path(source.name_or_path)
     if not folder.is_dir():  # resolve_model takes an existing folder as local
         return None

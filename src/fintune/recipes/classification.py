@@ -141,7 +141,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
     )
     model, tokenizer, info = load_classifier(config, data.labels, device)
     # a local model's files as loaded: a study tells weights rewritten in place by it
-    model_sha = weights_fingerprint(resolve_model(config.model.name, config.model.gguf_file))
+    model_sha = weights_fingerprint(config.model.name, config.model.gguf_file)
     trainable, total = count_parameters(model)
     console.print(f"Trainable parameters: {trainable:,} of {total:,}")
 

@@ -36,7 +36,7 @@ except ImportError:  # Windows: a takeover left by a killed process is known by 
     fcntl = None  # type: ignore[assignment]
 from fintune.errors import FintuneError
 from fintune.evaluation.metrics import check_bootstrap_memory
-from fintune.models.registry import resolve_model, weights_fingerprint
+from fintune.models.registry import weights_fingerprint
 from fintune.recipes import RECIPES
 from fintune.run_dir import check_writable, drop_checkpoints, write_json
 from fintune.study.adopt import finished_run, log_finished, same_inputs, whole_metrics
@@ -95,7 +95,7 @@ def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, tuple[str, str 
         data_sha, examples, k = seen[key]
         model = cfg.model.name, cfg.model.gguf_file
         if model not in weights:  # setup has resolved it
-            weights[model] = weights_fingerprint(resolve_model(*model))
+            weights[model] = weights_fingerprint(*model)
         shas[cell.id] = data_sha, weights[model]
         labels = max(labels, k)
         # per cell, not per key: an axis over max_steps, epochs or warmup_steps shares a key

@@ -28,7 +28,7 @@ from transformers import TrainerCallback
 from fintune import interrupt
 from fintune.config.schema import ExperimentConfig
 from fintune.errors import FintuneError
-from fintune.models.registry import resolve_model, weights_fingerprint
+from fintune.models.registry import weights_fingerprint
 from fintune.run_dir import check_writable
 from fintune.study.compare import drop_killed_checkpoints
 from fintune.study.sweep_resume import (
@@ -413,7 +413,7 @@ def run_sweep(
     check_stored_metric(study, spec, url, report_only)
     check_stored_space(study, spec, url)
     check_stored_search(study, spec, url, report_only)
-    model_sha = weights_fingerprint(resolve_model(first.model.name, first.model.gguf_file))
+    model_sha = weights_fingerprint(first.model.name, first.model.gguf_file)
     record = base_record(first, data.fingerprint["sha256"], model_sha)
     check_stored_base(study, record, url, report_only)
 

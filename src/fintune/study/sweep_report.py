@@ -20,7 +20,7 @@ from rich.markup import escape  # noqa: E402
 from fintune import interrupt  # noqa: E402
 from fintune.errors import FintuneError  # noqa: E402
 from fintune.evaluation.metrics import format_interval, split_notes  # noqa: E402
-from fintune.models.registry import resolve_model, weights_fingerprint  # noqa: E402
+from fintune.models.registry import weights_fingerprint  # noqa: E402
 from fintune.report.document import Document, lead_bold  # noqa: E402
 from fintune.run_dir import write_json, write_whole  # noqa: E402
 from fintune.study.adopt import finished_run, log_finished, same_inputs  # noqa: E402
@@ -214,7 +214,7 @@ def final_run(best, spec: SweepSpec, base: dict, folder: Path, source: str) -> P
     record = _read_record(record_path)
     # the final config's own data: the space may search a data field (split seed, ...)
     data_sha = prepare_data(config.data, config.seed).fingerprint["sha256"]
-    model_sha = weights_fingerprint(resolve_model(config.model.name, config.model.gguf_file))
+    model_sha = weights_fingerprint(config.model.name, config.model.gguf_file)
     finished = _read_record(folder / record.get("run_dir", "-") / "metrics.json")
     if (
         record.get("params") == best.params
