@@ -181,6 +181,22 @@ def test_prefix_tuning_on_a_model_without_past_key_values_is_refused_before_the_
     check_architecture(make_config(method="prefix"))  # BERT takes them
 
 
+def test_prefix_tuning_on_transformers_that_renamed_past_key_values_names_the_versions(
+    make_config, monkeypatch
+):
+    """transformers 5.24 renamed the argument `cache`; PEFT 0.21.2 looks for the old name and
+    refused every prefix-tuned model. The error said the model took no past key values at all."""
+    from transformers import BertForSequenceClassification, BertModel
+
+    def renamed(self, input_ids=None, attention_mask=None, cache=None, **kwargs):
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(BertModel, "forward", renamed)
+    monkeypatch.setattr(BertForSequenceClassification, "forward", renamed)
+    with pytest.raises(FintuneError, match=r"names the past key values `cache`.*transformers<5.24"):
+        check_architecture(make_config(method="prefix"))
+
+
 @pytest.mark.parametrize(
     ("method", "field"),
     [

@@ -317,6 +317,15 @@ def _check_prefix_supported(model, config: ExperimentConfig) -> None:
     inner = next((m for m in model.children() if isinstance(m, PreTrainedModel)), None)
     if takes_past(model) or (inner is not None and takes_past(inner)):
         return
+    if "cache" in inspect.signature((inner or model).forward).parameters:
+        import peft
+        import transformers
+
+        raise FintuneError(
+            f"method prefix: transformers {transformers.__version__} names the past key values "
+            f"`cache`, and PEFT {peft.__version__} feeds prefixes only through "
+            "`past_key_values`; install the versions in constraints.txt (transformers<5.24)"
+        )
     raise FintuneError(
         f"method prefix: {config.model.name} (a {model.config.model_type!r} model) takes "
         "no past key values, which prefix tuning feeds its prefixes through; use method "
