@@ -970,6 +970,8 @@ def test_a_huge_integer_label_is_named_without_listing_every_missing_id(tmp_path
             r"row 2 \(line 2\): the text is a number \(12345\), not a string; is data.text_column",
         ),
         (1.5, r"row 2 \(line 2\): the text is a number \(1.5\), not a string"),
+        # read as the word 'true', as a label must be, and trained as that text
+        (True, r"row 2 \(line 2\): the text is a boolean \(True\), not a string"),
         ({"a": 1}, r"row 2 \(line 2\): the text is a dict \(\{'a': 1\}\), not a string"),
         (["a", "b"], r"row 2 \(line 2\): the text is a list \(\['a', 'b'\]\), not a string"),
         (None, r"row 2 \(line 2\): no text \(nothing in column .text.\)"),

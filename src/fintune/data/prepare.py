@@ -501,7 +501,11 @@ def _to_examples(
 ) -> pd.DataFrame:
     """Pick text and label columns, check every row, map labels to ids."""
     texts = frame[config.text_column]
+    # a JSON true/false reads as the word, as labels need; as a text it is no text
+    booleans = frame.attrs.get("json_booleans", {}).get(config.text_column, ())
     for row, text in enumerate(texts, start=1):
+        if row in booleans:
+            text = text == "true"
         if isinstance(text, str) and text.strip():
             continue
         if isinstance(text, str):

@@ -321,6 +321,7 @@ def _one_value_per_key(pairs: list[tuple[str, object]]) -> dict:
 def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
     rows, numbers = [], []
     ints: dict[str, set[int]] = {}
+    booleans: dict[str, set[int]] = {}  # rows (from 1) where a key holds true/false
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -343,6 +344,8 @@ def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
         for key, value in row.items():
             if type(value) is int:
                 ints.setdefault(key, set()).add(value)
+            if isinstance(value, bool):
+                booleans.setdefault(key, set()).add(len(rows))
             if isinstance(value, str) and (half := LONE_SURROGATE.search(value)):
                 raise FintuneError(
                     f"{path}, line {number}: the value of {key!r} holds {ascii(half.group())}, "
@@ -356,6 +359,8 @@ def _jsonl(path: Path, lines: list[str]) -> pd.DataFrame:
     floats = {k: _Ints(v) for k, v in ints.items() if k in frame and is_float_dtype(frame[k])}
     if floats:
         frame.attrs["json_ints"] = floats
+    if booleans:
+        frame.attrs["json_booleans"] = {k: _Ints(v) for k, v in booleans.items()}
     return _with_lines(frame, numbers)
 
 
