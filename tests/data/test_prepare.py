@@ -1470,7 +1470,9 @@ def test_a_subsample_that_cannot_be_stratified_says_so(tmp_path):
     assert any(
         "train split's " + str(n - 1) + " examples (data.max_train_samples) are drawn at random"
         in note
-        and "leaving out 1; stratifying needs at least one per label (3)" in note
+        and f"they are {n - 1} of {n}, leaving out 1; stratifying needs at least one per label (3)"
+        in note
+        and note.count("max_train_samples") == 1  # it named the field twice
         for note in notes
     ), notes
     config = DataConfig(path=str(path), max_train_samples=n // 2)  # stratified: no note

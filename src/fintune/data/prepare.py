@@ -753,9 +753,8 @@ def _subsample(
         elif min(limit, len(frame) - limit) < len(counts):  # each side must hold every label
             left_out = len(frame) - limit
             why = (
-                f"data.{field} keeps {limit} of {len(frame)} {role} examples, leaving out "
-                f"{left_out}; stratifying needs at least one per label ({len(counts)}) on "
-                "each side"
+                f"they are {limit} of {len(frame)}, leaving out {left_out}; stratifying needs "
+                f"at least one per label ({len(counts)}) on each side"
             )
         strata = None if why else label_names(frame, labels)
         keep, _ = train_test_split(frame, train_size=limit, random_state=seed, stratify=strata)
