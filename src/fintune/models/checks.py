@@ -311,13 +311,13 @@ def _check_prefix_supported(model, config: ExperimentConfig) -> None:
         return
     from transformers import PreTrainedModel
 
-    def takes_past(module: nn.Module) -> bool:
-        return "past_key_values" in inspect.signature(module.forward).parameters
+    def takes(module: nn.Module, argument: str) -> bool:
+        return argument in inspect.signature(module.forward).parameters
 
     inner = next((m for m in model.children() if isinstance(m, PreTrainedModel)), None)
-    if takes_past(model) or (inner is not None and takes_past(inner)):
+    if takes(model, "past_key_values") or (inner is not None and takes(inner, "past_key_values")):
         return
-    if "cache" in inspect.signature((inner or model).forward).parameters:
+    if takes(inner or model, "cache"):
         import peft
         import transformers
 

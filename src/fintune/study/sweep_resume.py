@@ -144,8 +144,8 @@ def base_record(first: ExperimentConfig, data_sha: str, model_sha: str | None) -
         "data": {"path", "files"},
         "training": {"device", "num_threads"},
     }
-    record = {**flatten(hashed_fields(first, exclude=skip)), "data fingerprint": data_sha}
-    return {**record, MODEL_FILES: model_sha}
+    fields = flatten(hashed_fields(first, exclude=skip))
+    return {**fields, "data fingerprint": data_sha, MODEL_FILES: model_sha}
 
 
 def _searched(key: str, fields: Iterable[str]) -> bool:
