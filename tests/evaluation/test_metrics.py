@@ -269,3 +269,15 @@ def test_the_edge_note_says_the_f1_intervals_are_as_narrow():
     note = boundary_note({"test": (24, 1.0)})
     assert "weighted F1 lies between 2 x accuracy - 1 and 2 x accuracy" in note
     assert "macro F1 has no such bound" in note
+
+
+@pytest.mark.parametrize(
+    "score",
+    [
+        lambda e: evaluate_predictions(e, e, ["a", "b"]),
+        lambda e: bootstrap_ci(e, e, 2),
+    ],
+)
+def test_no_examples_is_refused_by_name_not_divided_by(score):
+    with pytest.raises(ValueError, match="no examples to score"):
+        score(np.array([], dtype=int))

@@ -385,3 +385,15 @@ def test_a_p_value_is_never_rounded_across_the_verdicts_line(p, shown):
 )
 def test_an_interval_bound_is_never_rounded_to_0_nor_inwards(bound, up, shown):
     assert format_bound(bound, up) == shown
+
+
+@pytest.mark.parametrize(
+    "score",
+    [
+        lambda e: seed_mean_ci([(e, e)], 2),
+        lambda e: paired_bootstrap([(e, e)], [(e, e)], 2),
+    ],
+)
+def test_no_examples_is_refused_by_name_not_divided_by(score):
+    with pytest.raises(ValueError, match="no examples to score"):
+        score(np.array([], dtype=int))

@@ -109,7 +109,9 @@ def resample_counts(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(first replicate, counts) chunks: how often each of n examples is drawn in each
     bootstrap replicate, (chunk x n)."""
-    chunk = max(1, 2_000_000 // max(n, 1))  # bounds memory at about 16 MB per chunk
+    if n == 0:  # every interval below resamples through here
+        raise ValueError("no examples to score: a confidence interval needs at least one")
+    chunk = max(1, 2_000_000 // n)  # bounds memory at about 16 MB per chunk
     for start in range(0, samples, chunk):
         size = min(chunk, samples - start)
         yield start, rng.multinomial(n, np.full(n, 1.0 / n), size=size)
