@@ -269,7 +269,9 @@ def test_a_resumed_sweep_on_a_local_model_rewritten_in_place_is_refused(
 ):
     """A model trained again into the folder the base names: the resumed sweep ranked the
     new weights' trials with the old ones', its base config unchanged. A sweep stored
-    before the base recorded the model's files takes them as they are now."""
+    before the base and its trials recorded the model's files takes them as they are now."""
+    import sqlite3
+
     from safetensors.torch import load_file, save_file
 
     model = tmp_path / "my-model"
@@ -287,8 +289,68 @@ def test_a_resumed_sweep_on_a_local_model_rewritten_in_place_is_refused(
     stored = study.user_attrs["base"]
     del stored["model files (sha256)"]
     study.set_user_attr("base", stored)
+    with pytest.raises(FintuneError, match=r"trials whose .*model files \(.*my-model\): trial 0"):
+        run_sweep(sweep_file(trials=2, final=False, base=base))  # the trial's record tells
+    with sqlite3.connect(folder / "optuna.db") as db:
+        db.execute("DELETE FROM trial_user_attributes WHERE key = 'inputs'")
+    run_dir = folder / study.trials[0].user_attrs["run_dir"]
+    for name in ("environment.json", "metrics.json"):  # as an earlier version wrote them
+        record = json.loads((run_dir / name).read_text())
+        del record["model_sha256"]
+        (run_dir / name).write_text(json.dumps(record))
     run_sweep(sweep_file(trials=2, final=False, base=base))
     assert states(load(folder)) == ["COMPLETE"] * 2
+
+
+@pytest.mark.parametrize("chosen", ["model", "data"])
+def test_a_resumed_sweep_refuses_files_a_trial_chose_in_the_space_that_changed_since(
+    chosen, sweep_file, make_config, tiny_bert, sentences_csv, tmp_path, monkeypatch, capsys
+):
+    """A space over model.name or data.path: each trial read the files its point named,
+    which the base record does not cover. Rewritten since (a model trained again into its
+    folder, a data file edited), the resume ranked the old files' trials with the new
+    ones', saying nothing. Trials of an earlier version are checked from their run folder."""
+    import sqlite3
+
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / ("my-model" if chosen == "model" else "other.csv")
+    if chosen == "model":
+        shutil.copytree(tiny_bert, other)
+        field, choices = "model.name", [str(tiny_bert), str(other)]
+    else:
+        shutil.copy(sentences_csv, other)
+        field, choices = "data.path", [str(sentences_csv), str(other)]
+    space = {
+        "training.learning_rate": SPACE["training.learning_rate"],
+        field: {"type": "categorical", "choices": choices},
+    }
+    enqueue = [{field: str(other), "training.learning_rate": 5e-3}]
+    base = make_config(training={"epochs": 1}).model_dump(mode="json")
+    spec = {"space": space, "enqueue": enqueue, "final": False, "base": base}
+    folder = run_sweep(sweep_file(trials=1, **spec)).parent
+    (trial,) = load(folder).get_trials()
+    assert trial.params[field] == str(other)
+    assert sweep.INPUTS in trial.user_attrs
+    if chosen == "model":
+        weights = load_file(other / "model.safetensors")
+        save_file({k: v + 0.01 for k, v in weights.items()}, other / "model.safetensors")
+        what = rf"model files \({re.escape(str(other))}\): trial 0"
+    else:
+        other.write_text(sentences_csv.read_text().replace("rose", "grew"))
+        what = rf"data \({re.escape(str(other))}\): trial 0"
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(FintuneError, match=rf"tiny-sweep.*files have changed since .*{what}\."):
+        run_sweep(sweep_file(trials=2, **spec))
+    capsys.readouterr()
+    run_sweep(sweep_file(trials=2, **spec), report_only=True)  # the report says so
+    assert re.search(rf"warning: .* have changed\s+since, .*{what}", capsys.readouterr().err)
+
+    with sqlite3.connect(folder / "optuna.db") as db:  # a trial of an earlier version: its
+        db.execute("DELETE FROM trial_user_attributes WHERE key = 'inputs'")  # run folder says
+    assert sweep.INPUTS not in load(folder).get_trials()[0].user_attrs
+    with pytest.raises(FintuneError, match=what):
+        run_sweep(sweep_file(trials=2, **spec))
 
 
 def test_a_resumed_sweep_may_search_another_field_or_stop_searching_one(sweep_file):

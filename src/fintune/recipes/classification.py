@@ -154,6 +154,7 @@ def fit_and_report(config: ExperimentConfig, data: PreparedData, device: str, ca
             {
                 "seed": config.seed,
                 "model_commit": hub_commit(model, info.base, info.revision),
+                "model_sha256": model_sha,  # a local model's files; None: a hub model
                 "packages": package_versions(),
                 "source": source_code(),
                 "hardware": hardware(device),

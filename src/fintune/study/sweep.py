@@ -32,11 +32,14 @@ from fintune.models.registry import weights_fingerprint
 from fintune.run_dir import check_writable
 from fintune.study.compare import drop_killed_checkpoints
 from fintune.study.sweep_resume import (
+    INPUTS,
     base_record,
     check_stored_base,
     check_stored_metric,
     check_stored_search,
     check_stored_space,
+    check_trial_inputs,
+    run_inputs,
     search_settings,
 )
 from fintune.study.sweep_spec import (
@@ -123,6 +126,7 @@ class PruneOnValidation(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         run_dir = Path(args.output_dir).parent
         self.trial.set_user_attr("run_dir", str(run_dir.relative_to(self.folder)))
+        self.trial.set_user_attr(INPUTS, run_inputs(run_dir))  # a resume checks them
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         import optuna
@@ -416,6 +420,7 @@ def run_sweep(
     model_sha = weights_fingerprint(first.model.name, first.model.gguf_file)
     record = base_record(first, data.fingerprint["sha256"], model_sha)
     check_stored_base(study, record, url, report_only)
+    check_trial_inputs(study, spec, base, folder, str(path), url, report_only, first, record)
 
     failures = []
 

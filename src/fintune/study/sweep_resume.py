@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -14,7 +15,9 @@ from rich.markup import escape
 from fintune.config.load import MODEL_PINS, field_set
 from fintune.config.schema import ExperimentConfig
 from fintune.errors import FintuneError
+from fintune.models.registry import weights_fingerprint
 from fintune.study.spec import hashed_fields
+from fintune.study.sweep_spec import data_of, trial_config
 from fintune.tracking import flatten
 
 if TYPE_CHECKING:
@@ -213,3 +216,97 @@ def check_stored_base(study, record: dict[str, Any], url: str, report_only: bool
         "a new name (or storage) for a new study (--report-only trains only the final "
         "model, on this base)"
     )
+
+
+INPUTS = "inputs"  # a trial's user attribute: the data and model files its run read
+
+
+def run_inputs(run_dir: Path) -> dict[str, str | None] | None:
+    """The fingerprints of the data and local model files a run read (model None: a hub
+    model), from its folder; None if it does not say (runs before environment.json held
+    model_sha256 have it in metrics.json once finished)."""
+    try:
+        data = json.loads((run_dir / "data.json").read_text())["fingerprint"]["sha256"]
+        for name in ("environment.json", "metrics.json"):
+            if (run_dir / name).is_file():
+                record = json.loads((run_dir / name).read_text())
+                if "model_sha256" in record:
+                    return {"data": data, "model": record["model_sha256"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None
+
+
+def check_trial_inputs(
+    study,
+    spec: SweepSpec,
+    base: dict[str, Any],
+    folder: Path,
+    source: str,
+    url: str,
+    report_only: bool,
+    first: ExperimentConfig,
+    record: dict[str, Any],
+) -> None:
+    """Each finished or pruned trial's data and local model files must still hold what it
+    read. The base record covers the base's files; a trial whose parameters chose others (a
+    space over model.name or data.path) read files only this check sees, and a resume would
+    rank trials on the old files with trials on the new. Trials that recorded nothing (an
+    earlier version's pruned ones) are not checked. `first` and its `record` (`base_record`)
+    give the base's fingerprints, already taken."""
+    from fintune.data import prepare_data
+
+    data_now = {(data_of(first), first.seed): record["data fingerprint"]}
+    model_now = {(first.model.name, first.model.gguf_file): record[MODEL_FILES]}
+    changed: dict[str, list[int]] = {}
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        if trial.state.name not in ("COMPLETE", "PRUNED"):
+            continue
+        ran = trial.user_attrs.get(INPUTS)
+        if ran is None and (run_dir := trial.user_attrs.get("run_dir")):
+            ran = run_inputs(folder / run_dir)
+        if not ran:
+            continue
+        try:
+            config = trial_config(base, trial.params, spec, folder, trial.number, source)
+        except FintuneError:  # a base since changed past its params: check_stored_base's
+            continue
+        key = data_of(config), config.seed
+        if key not in data_now:
+            try:
+                data_now[key] = prepare_data(config.data, config.seed).fingerprint["sha256"]
+            except FintuneError as error:
+                raise FintuneError(
+                    f"trial {trial.number} of the stored study {spec.name!r}: its data cannot "
+                    f"be read now: {error}"
+                ) from None
+        model = config.model.name, config.model.gguf_file
+        if model not in model_now:
+            model_now[model] = weights_fingerprint(*model)
+        if ran["data"] != data_now[key]:
+            changed.setdefault(f"data ({_data_source(config)})", []).append(trial.number)
+        if ran["model"] != model_now[model]:
+            changed.setdefault(f"model files ({config.model.name})", []).append(trial.number)
+    if not changed:
+        return
+    shown = "; ".join(
+        f"{what}: trial{'s' * (len(numbers) > 1)} {', '.join(map(str, numbers))}"
+        for what, numbers in changed.items()
+    )
+    if report_only:
+        console.print(
+            "[yellow]warning:[/] some trials ran on data or model files that have changed "
+            f"since, and are ranked with the others: {escape(shown)}"
+        )
+        return
+    raise FintuneError(
+        f"the stored study {spec.name!r} in {url} has trials whose data or model files have "
+        f"changed since they ran: {shown}. Trials on different files cannot be ranked "
+        "together: restore the files, or give the sweep a new name (or storage) for a new study"
+    )
+
+
+def _data_source(config: ExperimentConfig) -> str:
+    data = config.data
+    files = ", ".join(data.files.values()) if data.files else None
+    return data.dataset or files or data.path or data.hub_id or "?"
