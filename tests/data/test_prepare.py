@@ -1200,6 +1200,29 @@ def test_a_file_separated_by_semicolons_is_named_not_its_header_suggested(tmp_pa
     )
 
 
+def test_a_file_separated_by_semicolons_with_a_decimal_comma_is_named(tmp_path):
+    """A text's decimal comma made its row two fields, and the error blamed the quoting."""
+    path = tmp_path / "d.csv"
+    path.write_text("text;label\nProfit rose to EUR 13,1 mn;positive\nfell;negative\n")
+    with pytest.raises(FintuneError, match=r"line 1: the header is one column, 'text;label': "):
+        prepare_data(_data(path), 0)
+
+
+def test_a_csv_without_a_header_row_is_told_to_add_one_not_to_name_its_first_row(tmp_path):
+    """Financial PhraseBank's Kaggle copy has no header: the error suggested the first
+    row's sentence as data.text_column, and following it lost that example."""
+    path = tmp_path / "all-data.csv"
+    rows = [f'{["neutral", "positive"][i % 2]},"Sentence {i} about EUR {i} mn"' for i in range(20)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(FintuneError) as error:
+        prepare_data(_data(path), 0)
+    assert str(error.value).endswith(
+        "; its first line looks like data, not a header: 'neutral' is also a value in its own "
+        "column. If the file has no header row, add one (say `label,text`) as its first line: "
+        "read as column names, that first example is lost"
+    )
+
+
 def test_a_txt_file_of_sentence_at_label_lines_is_told_to_set_the_fpb_format(tmp_path):
     path = tmp_path / "sentences.txt"
     path.write_text("Sales rose .@positive\nProfit fell .@negative\n", encoding="utf-8")

@@ -212,6 +212,59 @@ def test_an_fpb_copy_in_utf8_is_read_as_utf8_not_mojibake(tmp_path):
     assert read_table(path, "fpb")["text"][0] == "Sales rose to EUR 5 mn in Jyväskylä (€ 5 mn) ."
 
 
+def test_an_fpb_copy_saved_by_windows_keeps_its_euro_signs_and_quotes(tmp_path):
+    """Not UTF-8, it was read as latin-1, which turns cp1252's €, ’, “ ” and – into
+    invisible control characters (U+0080, U+0092 ...), trained on without a word."""
+    path = tmp_path / "s.txt"
+    text = "Profit rose to 5 €m , the CEO ’s “ best ” year – again .@positive\n"
+    path.write_bytes(text.encode("cp1252"))
+    assert read_table(path, "fpb")["text"][0] == text.split("@")[0]
+    path.write_bytes("Sales in Jyväskylä \x81 rose .@positive\n".encode("latin-1"))  # no cp1252
+    assert read_table(path, "fpb")["text"][0] == "Sales in Jyväskylä \x81 rose ."
+
+
+@pytest.mark.parametrize("fmt", ["fpb", "txt", "jsonl"])
+def test_lines_ended_by_a_carriage_return_alone_are_refused_not_read_as_one(tmp_path, fmt):
+    """Classic Mac OS line endings: the file was one line, so an fpb file became one
+    example and the error blamed the label column."""
+    path = tmp_path / f"s.{fmt}"
+    lines = {
+        "fpb": ["Sales rose@positive", "Sales fell@negative"],
+        "txt": ["Sales rose", "Sales fell"],
+        "jsonl": ['{"text": "Sales rose", "label": "up"}', '{"text": "fell", "label": "down"}'],
+    }[fmt]
+    path.write_bytes(("\r".join(lines) + "\r").encode())
+    with pytest.raises(FintuneError, match=r"s\.\w+: its lines end in a carriage return alone"):
+        read_table(path, fmt)
+    path.write_bytes((lines[0] + "\r").encode())  # one line: nothing is lost
+    assert len(read_table(path, fmt)) == 1
+
+
+@pytest.mark.parametrize(
+    ("compress", "kind"),
+    [("gzip", "gzip"), ("bz2", "bzip2"), ("lzma", "xz"), ("zipfile", "zip")],
+)
+@pytest.mark.parametrize("fmt", ["auto", "csv", "jsonl"])
+def test_a_compressed_file_is_named_not_blamed_on_its_encoding(tmp_path, compress, kind, fmt):
+    """A .csv.gz was 'not valid utf-8 text (byte 0x8b ...); set data.encoding'."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    raw = b"text,label\nSales rose,positive\n"
+    path = tmp_path / "d.csv.gz"
+    if compress == "zipfile":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("d.csv", raw)
+    else:
+        path.write_bytes({"gzip": gzip, "bz2": bz2, "lzma": lzma}[compress].compress(raw))
+    with pytest.raises(FintuneError, match=rf"d\.csv\.gz is compressed \({kind}"):
+        read_table(path, fmt)
+    path.write_bytes(b"BZh is no bzip2\n")  # a text may start so
+    assert len(read_table(path, "txt")) == 1
+
+
 def test_fpb_encoding_can_be_overridden(tmp_path):
     path = tmp_path / "s.txt"
     path.write_bytes("Kesko ’s sales rose .@positive\n".encode())

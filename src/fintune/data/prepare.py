@@ -440,6 +440,13 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str, role: st
             columns = ", ".join(map(repr, frame.columns))  # ' label' is seen to differ
             hint = _column_hint(column, [str(c) for c in frame.columns], key)
             near = hint.startswith("; did you mean")
+            if not near and (value := _header_as_data(frame)) is not None:
+                hint = (
+                    f"; its first line looks like data, not a header: {value!r} is also a "
+                    "value in its own column. If the file has no header row, add one (say "
+                    "`label,text`) as its first line: read as column names, that first "
+                    "example is lost"
+                )
             if list(frame.columns) == ["text"] and _all_hold_at(frame["text"]):
                 hint = "; the lines read 'sentence@label': set data.format: fpb"
             elif list(frame.columns) == ["text"] and key == "label_column" and not near:
@@ -457,6 +464,15 @@ def _check_columns(frame: pd.DataFrame, config: DataConfig, where: str, role: st
             )
 
 
+def _header_as_data(frame: pd.DataFrame) -> str | None:
+    """A column name that is also one of the column's values ('neutral' in a headerless
+    `neutral,"Sales rose"` file): the first line is a record, read as the header."""
+    for name in frame.columns:
+        if frame[name].astype(str).eq(str(name)).any():
+            return str(name)
+    return None
+
+
 def _all_hold_at(texts: pd.Series) -> bool:
     """One text per line, each with an '@': Financial PhraseBank's format, read as txt."""
     return len(texts) > 0 and bool(texts.astype(str).str.contains("@", regex=False).all())
@@ -467,12 +483,6 @@ def _column_hint(column: str, columns: list[str], key: str) -> str:
     the field to set."""
     if columns and columns[0].startswith(("ï»¿", "\ufeff")):  # a UTF-8 byte-order mark
         return "; a UTF-8 byte-order mark was read as text: set data.encoding: utf-8"
-    if len(columns) == 1 and (sep := next((s for s in ";|" if s in columns[0]), None)):
-        # a European Excel export: not a column to suggest
-        return (
-            f"; the header is one column, {columns[0]!r}: are the fields separated by {sep!r}? "
-            "A csv's are separated by commas, a tsv's by tabs: save the file so"
-        )
     same = [c for c in columns if c.strip().casefold() == column.strip().casefold()]
     near = same or difflib.get_close_matches(column, columns, n=1, cutoff=0.5)
     if near:

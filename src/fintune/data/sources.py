@@ -36,6 +36,47 @@ SPLIT_STEMS = {
 }
 
 
+COMPRESSED = {  # how a file starts -> its compression
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"PK\x03\x04": "zip (an Excel workbook is one too)",
+}
+
+
+def _check_not_compressed(path: Path) -> None:
+    """A .csv.gz read as text failed as 'not valid utf-8 ... set data.encoding'."""
+    with open(path, "rb") as file:
+        start = file.read(8)
+    kind = next((k for magic, k in COMPRESSED.items() if start.startswith(magic)), None)
+    if kind == "bzip2" and not start[3:4].isdigit():  # 'BZh' might start a text
+        kind = None
+    if kind is not None:
+        raise FintuneError(
+            f"{path} is compressed ({kind}): fintune reads plain csv, tsv, jsonl, parquet and "
+            "txt files; decompress (or export) it first"
+        )
+
+
+def _windows_or_latin1(raw: bytes) -> str:
+    """Text that is not UTF-8: Windows-1252 (€, ’, – where latin-1 has invisible controls),
+    else latin-1, which decodes any byte (cp1252 leaves five undefined)."""
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _check_line_ends(path: Path, text: str) -> None:
+    """Lines ended by a carriage return alone (classic Mac OS) would be one line."""
+    if "\n" not in text and len([line for line in text.split("\r") if line.strip()]) > 1:
+        raise FintuneError(
+            f"{path}: its lines end in a carriage return alone (classic Mac OS line "
+            "endings), so it reads as one line; save it with \\n or \\r\\n line endings"
+        )
+
+
 def detect_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
@@ -59,6 +100,7 @@ def read_table(
         if path.exists():  # /dev/null, a pipe: reading it would find nothing or wait
             raise FintuneError(f"data file {path} is not a regular file (a device or a pipe)")
         raise FintuneError(f"data file not found: {path}{relative_note(path)}")
+    _check_not_compressed(path)
     fmt = detect_format(path, fmt)
     enc = encoding or "utf-8"
     try:
@@ -82,9 +124,10 @@ def read_table(
             try:
                 text = raw.decode("utf-8-sig")
             except UnicodeDecodeError:
-                text = raw.decode("latin-1")
+                text = _windows_or_latin1(raw)
         else:
             text = raw.decode(_bom_aware(enc))
+        _check_line_ends(path, text)
         # split on newlines only: splitlines() also splits inside texts at U+2028, U+0085 ...
         lines = [line.removesuffix("\r") for line in text.split("\n")]
     except UnicodeDecodeError as err:
@@ -247,12 +290,20 @@ def _check_delimited(path: Path, encoding: str, fmt: str, quoting: int) -> list[
 
 
 def _check_separator(path: Path, header: list[str], fmt: str) -> None:
-    """A header of one field that holds the other format's separator: the wrong format."""
+    """A header of one field that holds another separator: the other format, or a European
+    Excel export's ';' (checked at the header: a row's decimal comma would otherwise be
+    blamed on its quoting)."""
     other, sign, name = ("tsv", "\t", "tabs") if fmt == "csv" else ("csv", ",", "commas")
     if len(header) == 1 and sign in header[0]:
         raise FintuneError(
             f"{path}, line 1: the header is one {fmt} field that holds {name} "
             f"({header[0][:60]!r}); is it {other}? Set data.format: {other}"
+        )
+    if len(header) == 1 and (sep := next((s for s in ";|" if s in header[0]), None)):
+        raise FintuneError(
+            f"{path}, line 1: the header is one column, {header[0][:60]!r}: are the fields "
+            f"separated by {sep!r}? A csv's are separated by commas, a tsv's by tabs: save "
+            "the file so"
         )
 
 
