@@ -10,6 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -90,6 +91,19 @@ def test_a_predictor_takes_an_empty_list_and_refuses_a_bare_string(runs):
     assert predictor([]) == []
     with pytest.raises(FintuneError, match=r"a list of texts; give one text as \[text\]"):
         predictor("Sales rose.")
+
+
+def test_a_predictor_takes_any_sequence_of_texts_and_names_one_that_is_not_a_string(runs):
+    """A pandas Series or an array was 'truth value ... is ambiguous'; a generator, read
+    twice, reached the tokenizer empty (IndexError); None was an AttributeError."""
+    predictor = Predictor.from_run(runs["full"], device="cpu")
+    texts = ["sales rose", "profit fell"]
+    expected = predictor(texts)
+    assert predictor(pd.Series(texts)) == expected
+    assert predictor(np.array(texts)) == expected
+    assert predictor(t for t in texts) == expected
+    with pytest.raises(FintuneError, match=r"text 2 of 2 is a NoneType \(None\), not a string"):
+        predictor(["sales rose", None])
 
 
 def test_int8_on_a_4bit_run_is_refused(runs):
@@ -351,6 +365,17 @@ DAMAGE = {
         "model/model.safetensors",
         lambda weights: weights[:1000],
         "model: cannot load the saved model (is the run complete?): SafetensorError",
+    ),
+    # valid JSON of another shape: transformers' KeyError and AttributeError got through
+    "tokenizer edited": (
+        "model/tokenizer.json",
+        "{}",
+        "model: cannot load the saved model (is the run complete?): KeyError",
+    ),
+    "model config edited": (
+        "model/config.json",
+        "[]",
+        "model: cannot load the saved model (is the run complete?): AttributeError",
     ),
 }
 

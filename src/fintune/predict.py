@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Literal, get_args
@@ -66,7 +67,8 @@ class Predictor:
         _check_model_info(run_dir / "model" / MODEL_INFO)
         try:
             model, tokenizer, info = load_saved_classifier(run_dir / "model", device)
-        except (OSError, ValueError, SafetensorError) as error:  # a file missing, cut short, edited
+        # a file missing, cut short, edited (valid JSON of another shape: KeyError ...)
+        except (OSError, ValueError, SafetensorError, KeyError, TypeError, AttributeError) as error:
             raise FintuneError(
                 f"{run_dir / 'model'}: cannot load the saved model (is the run complete?): "
                 f"{type(error).__name__}: {error}"
@@ -79,11 +81,18 @@ class Predictor:
         return prepare(text, self.cleaner)
 
     @torch.inference_mode()
-    def __call__(self, texts: list[str], batch_size: int = 16) -> list[dict]:
+    def __call__(self, texts: Iterable[str], batch_size: int = 16) -> list[dict]:
         """Texts are sorted by length and run in batches of similar length (a decoder's of
         equal length), so little compute goes to padding; results come back in input order."""
         if isinstance(texts, str):  # it would be read as a list of one-character texts
             raise FintuneError("Predictor takes a list of texts; give one text as [text]")
+        texts = list(texts)  # a pandas Series, an array, a generator (read twice below)
+        for i, text in enumerate(texts, 1):
+            if not isinstance(text, str):
+                raise FintuneError(
+                    f"text {i} of {len(texts)} is a {type(text).__name__} ({text!r:.60}), "
+                    "not a string; Predictor takes a list of texts"
+                )
         if not texts:
             return []
         texts = prepare_all(texts, self.cleaner)

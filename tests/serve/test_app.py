@@ -543,7 +543,12 @@ def test_an_incomplete_run_is_refused_before_the_model_loads(run_dir, tmp_path, 
 
 @pytest.mark.parametrize(
     ("name", "content"),
-    [("metrics.json", "{"), ("metrics.json", "[]"), ("config.yaml", "")],
+    [
+        ("metrics.json", "{"),
+        ("metrics.json", "[]"),
+        ("metrics.json", '{"labels": ["a"], "test": {"accuracy": 1.0, "n": 5}}'),  # no ci95
+        ("config.yaml", ""),
+    ],
 )
 def test_a_damaged_run_is_refused_naming_the_file(run_dir, tmp_path, name, content):
     copy = tmp_path / "copy"

@@ -243,6 +243,8 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     except FintuneError:
         commit = None
     test = metrics.get("test") or {}
+    if not isinstance(test, dict) or (test and not isinstance(test.get("ci95"), dict)):
+        raise FintuneError(f"{path}: not a run's metrics (its test section has no ci95)")
     headline = ("accuracy", "f1_macro", "f1_weighted")
     shown = {k: {"value": test[k], "ci95": test["ci95"][k]} for k in headline if k in test}
     # all right (or wrong): the bootstrap's intervals have no width, the reports' exact one
