@@ -223,3 +223,20 @@ def test_only_the_reports_own_bold_is_bold_in_markdown_and_html():
     page = doc.html()
     assert "<strong>method=**x**</strong>" in page and "<strong>better</strong>" in page
     assert "<strong>Small sample</strong> (method=**x** test" in page
+
+
+def test_a_line_break_in_a_name_cannot_start_a_heading_or_table_in_a_paragraph():
+    """A study's notes and lists name cells as written: a variant label with line breaks
+    ended the note mid-name, and its next lines became a heading and a table."""
+    doc = Document("Study s")
+    doc.text("Not run: method=full\n\n# Injected\n| a | b |\n|---|---|\n| c | d |")
+    rendered = _rendered_gfm(doc.markdown(Path(".")))
+    assert rendered.count("<h1>") == 1 and "<table>" not in rendered
+    assert "Injected | a | b |" in html.unescape(rendered)
+
+
+def test_a_bold_name_ending_in_a_backslash_stays_bold_with_its_backslash():
+    """The backslash of `C:\\data\\` escaped the closing "*" of its bold in report.md."""
+    doc = Document("Study s")
+    doc.table(["cell"], [[bold("data=C:\\data\\")]])
+    assert "<strong>data=C:\\data\\</strong>" in _rendered_gfm(doc.markdown(Path(".")))

@@ -109,8 +109,9 @@ def plain_text(text: str) -> str:
 
 def _no_tags(text: str) -> str:
     """A paragraph that may name axis values or paths: "<" is text, except in `code`,
-    which Markdown shows as it is."""
-    return _marks(_outside_code(text, _literal))
+    which Markdown shows as it is; one line (a line break in a name could start a heading
+    or a table)."""
+    return _marks(_outside_code(" ".join(str(text).splitlines()), _literal))
 
 
 def _marks(markdown: str) -> str:
@@ -118,13 +119,14 @@ def _marks(markdown: str) -> str:
 
 
 # What Markdown would read as markup in text from the data (a label, an axis value): a
-# backslash before punctuation or at the end (left alone, the one in `a\\<b>` escaped the
-# escape and <b> was a tag again; before a letter, as in C:\Users, it is text), "<" (a tag
+# backslash before punctuation, at the end or before bold()'s mark (left alone, the one in
+# `a\\<b>` escaped the escape and <b> was a tag again, and the one in a bold `C:\data\` the
+# closing "*"; before a letter, as in C:\Users, it is text), "<" (a tag
 # or comment), "](" (a link), "~" where two could strike through, "&" before an entity
 # name, "*" and a "_" at a word's edge (emphasis: `*up*`, `**up**`, `_up_`). Kept: "_"
 # inside a word (`card_arrival`), which is never emphasis. The reports' own bold is bold().
 _MARKUP = re.compile(
-    r"\\(?=[!-/:-@\[-`{-~]|$)|[<~]|\](?=[(\[])|&(?=#?\w+;)|\*"
+    r"\\(?=[!-/:-@\[-`{-~]|\ue000|$)|[<~]|\](?=[(\[])|&(?=#?\w+;)|\*"
     r"|(?<![^\W_])_|_(?![^\W_])"
 )
 
