@@ -134,6 +134,21 @@ def test_a_method_switch_drops_only_the_options_the_new_method_lacks(tmp_path, i
             load_config(path, items)  # in either order: a --set is never dropped silently
 
 
+@pytest.mark.parametrize("value", ["[dora]", "{x: 1}"])
+def test_a_method_name_that_is_a_list_or_mapping_is_a_config_error(lora_yaml, value):
+    """It was a TypeError traceback (unhashable type) from the method-switch check."""
+    with pytest.raises(FintuneError, match=r"method.* \[from --set\]"):
+        load_config(lora_yaml, [f"method.name={value}"])
+
+
+def test_a_whole_number_in_exponent_form_says_yaml_read_it_as_text(lora_yaml):
+    """It said 'unable to parse string as an integer' of a number the user wrote."""
+    with pytest.raises(FintuneError, match=r"a whole number; YAML read '2e4' .*: write 20000 "):
+        load_config(lora_yaml, ["evaluation.bootstrap_samples=2e4"])
+    with pytest.raises(FintuneError, match=r"'1.5e0' .*: it is 1.5, not whole"):
+        load_config(lora_yaml, ["evaluation.bootstrap_samples=1.5e0"])
+
+
 def test_a_value_that_is_a_mapping_is_replaced_not_merged(tmp_path):
     path = _yaml(
         tmp_path,

@@ -68,6 +68,14 @@ def test_bad_model_names_are_clear_errors(name, message):
         resolve_model(name)
 
 
+def test_a_file_given_as_the_model_folder_is_named_a_file_not_a_missing_folder(tmp_path):
+    """It said 'directory not found' of a model.safetensors that is there."""
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"x")
+    with pytest.raises(FintuneError, match="is a file, not a model: give the folder"):
+        resolve_model(str(weights))
+
+
 def test_directory_without_config_is_an_error(tmp_path):
     with pytest.raises(FintuneError, match="no config.json"):
         resolve_model(str(tmp_path))

@@ -419,6 +419,10 @@ def test_a_max_length_beyond_the_models_positions_fails_before_a_run_folder(make
     prefix = make_config(model={"max_length": 50}, method={"name": "prefix"})
     with pytest.raises(FintuneError, match="less the prefix's 20 virtual tokens.*at most 44"):
         run(prefix)
+    # no max_length would do: it said 'set model.max_length to at most -36'
+    many = make_config(method={"name": "prompt", "num_virtual_tokens": 100})
+    with pytest.raises(FintuneError, match=r"method.num_virtual_tokens: 100 leaves .*at most 56$"):
+        run(many)
 
 
 def test_full_finetuning_learns_a_separable_task(make_config):

@@ -296,6 +296,8 @@ def drop_switched_options(before: Any, raw: dict[str, Any], fields: list[str]) -
     nothing to the new one. Any other key, and any that `fields` set, stays, to be named if
     the new method does not take it."""
     after, method = method_name(raw), raw.get("method")
+    if not (isinstance(before, str) and isinstance(after, str)):  # `--set method.name=[x]`
+        return  # validation names it
     if after == before or not isinstance(method, dict) or {before, after} - set(METHOD_NAMES):
         return
     if "method" in fields:  # the section given whole: all of it was asked for
@@ -475,6 +477,13 @@ def _describe(error: dict[str, Any]) -> str:
             f"{field}: expected text, but YAML read a number ({error['input']!r}); quote it "
             "to keep it as written ('1.10')"
         )
+    if kind == "int_parsing" and _exponent_form(got := error.get("input")):
+        value = float(got)
+        fix = f"write {int(value)}" if value.is_integer() else f"it is {value:g}, not whole"
+        return (
+            f"{field}: expected a whole number; YAML read {got!r} as text (a number in "
+            f"exponent form needs a dot and a signed exponent, as in 1.0e+4): {fix}"
+        )
     if kind == "model_type":
         return (
             f"{field}: expected a section of keys ({field}: {{key: value}}), got {error['input']!r}"
@@ -490,6 +499,12 @@ def _describe(error: dict[str, Any]) -> str:
     if "input" in error and kind != "value_error":
         return f"{field}: {message} (got {error['input']!r})"
     return f"{field}: {message}"
+
+
+def _exponent_form(value: Any) -> bool:
+    """'1e4', '1.0e4': YAML 1.1's float rule (PyYAML's) leaves them text, and pydantic
+    parses text as a float, not as an integer."""
+    return isinstance(value, str) and bool(re.fullmatch(r"[-+]?[0-9.]+[eE][-+]?[0-9]+", value))
 
 
 def did_you_mean(key: str, allowed: list[str]) -> str:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 SplitRole = Literal["train", "validation", "test"]
+MIN_MAX_LENGTH = 8  # model.max_length: fewer tokens leave no room for a text
 METRICS = (
     "accuracy",
     "precision_macro",
@@ -162,7 +163,7 @@ class ModelConfig(Section):
     gguf_file: str | None = None
     """GGUF file inside the hub repo or directory given by `name`."""
     revision: str | None = None
-    max_length: int = Field(128, ge=8, le=32768)
+    max_length: int = Field(128, ge=MIN_MAX_LENGTH, le=32768)
     """Longest tokenised input; longer texts are truncated. Batches are padded only to
     their own longest text, never to this length."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

@@ -17,6 +17,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from fintune.config.schema import (
+    MIN_MAX_LENGTH,
     AdapterMethod,
     ExperimentConfig,
     FullMethod,
@@ -391,6 +392,12 @@ def _check_max_length(model, config: ExperimentConfig) -> None:
         return
     # prompt tokens come first; a prefix counts as past tokens, so positions start after it
     virtual = getattr(config.method, "num_virtual_tokens", 0)
+    if virtual and limit - virtual < MIN_MAX_LENGTH:  # no max_length would do
+        raise FintuneError(
+            f"method.num_virtual_tokens: {virtual} leaves {config.model.name}'s {limit} "
+            f"positions fewer than {MIN_MAX_LENGTH} for the text; set it to at most "
+            f"{limit - MIN_MAX_LENGTH}"
+        )
     if config.model.max_length + virtual > limit:
         prompt = f", less the {config.method.name}'s {virtual} virtual tokens" if virtual else ""
         raise FintuneError(
