@@ -218,10 +218,13 @@ def terminated_at_first_save(*command: str) -> subprocess.CompletedProcess:
     )
 
 
-def interrupted_in_garbage_collection(*command: str) -> subprocess.CompletedProcess:
+def interrupted_in_garbage_collection(
+    *command: str, at: str = "on_train_begin"
+) -> subprocess.CompletedProcess:
     """`fintune COMMAND...` in a process that gets SIGINT (Ctrl+C) inside a garbage
-    collection callback, once, when the first run's training has started: Python reports
-    a KeyboardInterrupt raised there as 'Exception ignored' and goes on."""
+    collection callback, once, after the first run's training `at` (a TrainerCallback
+    event): Python reports a KeyboardInterrupt raised there as 'Exception ignored' and
+    goes on."""
     code = (
         "import gc, os, signal, sys\n"
         # as from a terminal: a test run started in the background inherits SIGINT ignored
@@ -231,7 +234,7 @@ def interrupted_in_garbage_collection(*command: str) -> subprocess.CompletedProc
         "from fintune.cli import app\n"
         "armed = []\n"
         "class Arm(TrainerCallback):\n"
-        "    def on_train_begin(self, *args, **kwargs):\n"
+        f"    def {at}(self, *args, **kwargs):\n"
         "        armed.append(True)\n"
         "def interrupt(phase, info):\n"
         "    if armed == [True] and phase == 'start':\n"

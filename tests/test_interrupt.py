@@ -100,3 +100,19 @@ def test_a_ctrl_c_dropped_in_a_del_stops_without_a_traceback():
     assert done.returncode == 130
     assert "ValueError: other" in done.stderr
     assert "KeyboardInterrupt" not in done.stderr, done.stderr
+
+
+def test_a_ctrl_c_dropped_after_training_says_the_run_finished(make_config, tmp_path):
+    """Raised again once the run had written metrics.json, it exited 130 with no word: the
+    folder looked stopped, and 'Finished. Report: ...' was never printed."""
+    import yaml
+
+    from tests.conftest import interrupted_in_garbage_collection
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(make_config().model_dump(mode="json")))
+    done = interrupted_in_garbage_collection("run", str(path), at="on_train_end")
+    assert done.returncode == 130, done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "metrics.json").is_file()
+    assert f"stopped: {run_dir} is finished (metrics.json written)" in done.stderr.replace("\n", "")

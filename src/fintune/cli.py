@@ -121,8 +121,14 @@ def run(config: ConfigArgument, set_: SetOption = None) -> None:
 
     cfg = load_config(config, set_)
     _warn_unused_tracking(cfg)
-    with _terminate_as_exit():
-        run_dir = RECIPES[cfg.task].run(cfg)
+    run_dir = None
+    try:
+        with _terminate_as_exit():
+            run_dir = RECIPES[cfg.task].run(cfg)
+    except (KeyboardInterrupt, SystemExit):
+        if run_dir is not None:  # a stop Python swallowed, raised again once the run ended
+            err.print(f"stopped: {run_dir} is finished (metrics.json written)", markup=False)
+        raise
     out.print(f"Finished. Report: {run_dir / 'report.md'}", markup=False)
 
 
