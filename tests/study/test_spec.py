@@ -479,6 +479,20 @@ def test_a_cells_whole_section_that_drops_its_variants_field_is_refused(write_st
     assert (cell.config.training.epochs, cell.config.training.batch_size) == (2, 8)
 
 
+def test_a_cells_whole_section_that_drops_its_own_axis_value_is_refused(write_study):
+    """A cell with `training.epochs: 5` and its own `training: {batch_size: 8}` trained
+    with the default epochs (the section replaced them), labelled training.epochs=5."""
+    axes = {"method": ["full", "lora"], "training.epochs": [1, 2]}
+    cell = {"method": "full", "training.epochs": 5, "training": {"batch_size": 8}}
+    with pytest.raises(FintuneError) as error:
+        load_study(write_study(axes=axes, cells=[cell]))
+    message = str(error.value)
+    assert "cells[0]: training (a whole section) replaces training.epochs, which the cell " in (
+        message
+    )
+    assert "labelled training.epochs=5 and train without it" in message
+
+
 def test_an_epochs_axis_that_max_steps_overrides_is_refused(write_study, make_config):
     """Two rows of one training: the base's max_steps overrode every epochs value, and the
     report compared them as within noise."""

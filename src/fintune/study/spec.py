@@ -436,6 +436,13 @@ def _explicit_cell(
                     f"the cell would be labelled with a variant it did not train with; name "
                     f"single fields ({field}.<field>) instead"
                 )
+        for other, theirs in own.items():  # and what the cell sets itself (training.epochs)
+            if isinstance(value, dict) and field_set(other, theirs).startswith(f"{field}."):
+                raise FintuneError(
+                    f"{where}: {field} (a whole section) replaces {other}, which the cell "
+                    f"also sets: the cell would be labelled {other}={label_of(theirs)} and "
+                    f"train without it; name single fields ({field}.<field>) instead"
+                )
     # the cell's own fields are set last, whatever their order: its label shows them
     return coords, {**variants, **own}
 
