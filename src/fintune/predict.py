@@ -87,12 +87,6 @@ class Predictor:
         if isinstance(texts, str):  # it would be read as a list of one-character texts
             raise FintuneError("Predictor takes a list of texts; give one text as [text]")
         texts = list(texts)  # a pandas Series, an array, a generator (read twice below)
-        for i, text in enumerate(texts, 1):
-            if not isinstance(text, str):
-                raise FintuneError(
-                    f"text {i} of {len(texts)} is a {type(text).__name__} ({text!r:.60}), "
-                    "not a string; Predictor takes a list of texts"
-                )
         if not texts:
             return []
         texts = prepare_all(texts, self.cleaner)
@@ -243,9 +237,14 @@ def prepare(text: str, cleaner) -> str:
 
 def prepare_all(texts: list[str], cleaner) -> list[str]:
     """Every text prepared; one that ends up empty is an error (training drops such texts,
-    so a prediction for it would be made up), and so is one that is not valid Unicode.
-    Texts are counted from 1."""
+    so a prediction for it would be made up), and so is one that is not a string or not
+    valid Unicode. Texts are counted from 1."""
     for i, text in enumerate(texts, 1):
+        if not isinstance(text, str):
+            raise FintuneError(
+                f"text {i} of {len(texts)} is a {type(text).__name__} ({text!r:.60}), "
+                "not a string; Predictor takes a list of texts"
+            )
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as error:

@@ -133,12 +133,12 @@ def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
             raise FintuneError(f"model.name: {path} {_not_a_model(path)}")
         return ModelSource(str(path), gguf_file)
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1
-    if looks_local and path.is_file():  # model.safetensors, say
-        raise FintuneError(
-            f"model.name: {path} is a file, not a model: give the folder save_pretrained "
-            "wrote (the one with config.json), or a .gguf file"
-        )
     if looks_local:
+        if path.is_file():  # model.safetensors, say
+            raise FintuneError(
+                f"model.name: {path} is a file, not a model: give the folder save_pretrained "
+                "wrote (the one with config.json), or a .gguf file"
+            )
         raise FintuneError(
             f"model.name: directory not found: {path}{relative_note(name)}{_run_hint(path)}"
         )
