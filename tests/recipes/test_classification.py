@@ -106,6 +106,8 @@ def test_a_nan_training_loss_stops_the_run_at_the_step_it_appears(make_config):
     (run_dir,) = Path(config.output.dir).iterdir()
     history = [_strict_json(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert (history[-1]["step"], history[-1]["loss"]) == (2, None)  # NaN written as null
+    # step 2 of 6 in an epoch (86 examples, batches of 16); it had step 1's epoch, 1/6
+    assert history[-1]["epoch"] == pytest.approx(2 / 6)
 
 
 def test_a_machine_with_several_gpus_trains_on_one_at_the_configured_batch_size(

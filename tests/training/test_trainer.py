@@ -252,6 +252,31 @@ def test_examples_trained_follow_each_epochs_short_last_batch(steps, accumulatio
     assert examples_trained(steps, 86, batch_size=16, accumulation=accumulation) == expected
 
 
+@pytest.mark.parametrize(
+    ("step", "accumulation", "expected"),
+    [(1, 1, 1 / 6), (6, 1, 1.0), (7, 1, 1 + 1 / 6), (1, 4, 4 / 6), (2, 4, 1.0), (3, 4, 1 + 4 / 6)],
+)
+def test_epoch_at_a_step_is_the_trainers(step, accumulation, expected):
+    """86 examples in batches of 16 are 6 batches an epoch; with 4 a step, the second step
+    reads the last 2 and ends the epoch."""
+    from fintune.training.trainer import epoch_at
+
+    assert epoch_at(step, 86, batch_size=16, accumulation=accumulation) == pytest.approx(expected)
+
+
+def test_epoch_at_each_step_is_the_one_the_trainer_logs(make_config):
+    from fintune.training.trainer import epoch_at
+
+    config = make_config(
+        training={"epochs": 2, "gradient_accumulation_steps": 4, "logging_steps": 1}
+    )
+    config.output.save_model = False
+    lines = (run(config) / "history.jsonl").read_text().splitlines()
+    logged = {r["step"]: r["epoch"] for r in map(json.loads, lines) if "loss" in r}
+    assert list(logged) == [1, 2, 3, 4]
+    assert logged == {s: pytest.approx(epoch_at(s, 86, 16, 4)) for s in logged}
+
+
 def test_how_often_a_run_evaluates_does_not_change_what_it_trains(make_config):
     """Each evaluation's data loader drew a seed from torch's generator, which moved every
     later dropout mask: evaluating every 3 steps instead of every epoch trained another

@@ -143,6 +143,15 @@ def examples_trained(steps: int, examples: int, batch_size: int, accumulation: i
     return epochs * examples + min(examples, steps * batch_size * accumulation)
 
 
+def epoch_at(step: int, examples: int, batch_size: int, accumulation: int) -> float:
+    """The epoch the Trainer records at the end of optimiser step `step` (1-based): epochs
+    done plus the fraction of this epoch's batches read, its short last step included."""
+    batches = math.ceil(examples / batch_size)
+    per_epoch = math.ceil(batches / accumulation)
+    epochs, index = divmod(step - 1, per_epoch)
+    return epochs + min((index + 1) * accumulation, batches) / batches
+
+
 def optimiser_steps(config: TrainingConfig, examples: int) -> int:
     """The optimiser steps a run takes, counted as the Trainer counts them: max_steps, else
     `epochs` of one step per `gradient_accumulation_steps` batches (a short last one too)."""
@@ -368,9 +377,16 @@ class SelectingTrainer(Trainer):
             return loss
         step, value = self.state.global_step + 1, loss.float().mean().item()
         rate = self._get_learning_rate()
+        # state.epoch moves on after the optimiser step, which this step never reaches
+        epoch = epoch_at(
+            step,
+            len(self.train_dataset),
+            self._train_batch_size,
+            self.args.gradient_accumulation_steps,
+        )
         for callback in self.callback_handler.callbacks:  # the history ends with that step
             if isinstance(callback, JsonlHistory):
-                callback.write(step, self.state.epoch, {"loss": value, "learning_rate": rate})
+                callback.write(step, epoch, {"loss": value, "learning_rate": rate})
         raise FintuneError(
             f"training diverged: the training loss is {value} at step {step} (learning rate "
             f"{rate:.3g}); {DIVERGED_FIX}"
