@@ -2,7 +2,15 @@ import json
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, BertConfig, GPT2Config, LlamaConfig
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    GPT2Config,
+    GPTJConfig,
+    LlamaConfig,
+    ModernBertConfig,
+    OPTConfig,
+)
 
 from fintune.errors import FintuneError
 from fintune.models.bottleneck import (
@@ -22,6 +30,13 @@ def _model(kind: str):
         "bert": BertConfig(hidden_size=32, intermediate_size=64, **SIZE),
         "llama": LlamaConfig(hidden_size=32, intermediate_size=64, pad_token_id=0, **SIZE),
         "gpt2": GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=50, pad_token_id=0),
+        "opt": OPTConfig(hidden_size=32, ffn_dim=64, word_embed_proj_dim=32, **SIZE),
+        "gptj": GPTJConfig(
+            n_embd=32, n_layer=2, n_head=2, vocab_size=50, rotary_dim=8, pad_token_id=0
+        ),
+        "modernbert": ModernBertConfig(
+            hidden_size=32, intermediate_size=64, pad_token_id=0, **SIZE
+        ),
     }
     torch.manual_seed(0)
     return AutoModelForSequenceClassification.from_config(configs[kind]).eval()
@@ -29,7 +44,15 @@ def _model(kind: str):
 
 @pytest.mark.parametrize(
     ("kind", "suffix"),
-    [("bert", "output.dense"), ("llama", "mlp.down_proj"), ("gpt2", "mlp.c_proj")],
+    [
+        ("bert", "output.dense"),
+        ("llama", "mlp.down_proj"),
+        ("gpt2", "mlp.c_proj"),
+        # refused as 'no feed-forward blocks found' before
+        ("opt", "fc2"),  # layers.N.fc2
+        ("gptj", "mlp.fc_out"),
+        ("modernbert", "mlp.Wo"),
+    ],
 )
 def test_one_adapter_per_feed_forward_block(kind, suffix):
     model = _model(kind)
@@ -50,7 +73,7 @@ def test_a_multimodal_base_gets_adapters_in_its_language_model_only():
     assert add_bottleneck_adapters(model, 32) == ["model.language_model.layers.0.mlp.down_proj"]
 
 
-@pytest.mark.parametrize("kind", ["bert", "llama", "gpt2"])
+@pytest.mark.parametrize("kind", ["bert", "llama", "gpt2", "opt", "gptj", "modernbert"])
 def test_a_fresh_adapter_is_the_identity(kind):
     model = _model(kind)
     inputs = torch.randint(1, 50, (2, 6))

@@ -30,6 +30,7 @@ from fintune.models import standalone_bottleneck
 from fintune.models.standalone_bottleneck import (
     ADAPTER_ATTR,
     CONFIG_FILE,
+    FFN_OUTPUT_IN_LAYER,
     FFN_OUTPUT_SUFFIXES,
     WEIGHTS_FILE,
     attach,
@@ -57,7 +58,8 @@ def ffn_output_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
         model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
         raise FintuneError(
             f"method adapter: no feed-forward blocks found in a {model_type!r} model; "
-            f"supported layouts end in: {', '.join(FFN_OUTPUT_SUFFIXES)}"
+            f"supported layouts end in: {', '.join(FFN_OUTPUT_SUFFIXES)}, "
+            f"layers.N.{FFN_OUTPUT_IN_LAYER}"
         )
     return found
 

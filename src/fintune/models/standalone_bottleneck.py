@@ -33,9 +33,13 @@ FFN_OUTPUT_SUFFIXES = (
     ".ffn.lin2",  # DistilBERT
     ".mlp.c_proj",  # GPT-2
     ".mlp.down_proj",  # Llama, Qwen, Gemma, Mistral, SmolLM
-    ".mlp.fc2",  # OPT, Phi
-    ".mlp.dense_4h_to_h",  # GPT-NeoX, Falcon
+    ".mlp.fc2",  # Phi
+    ".mlp.dense_4h_to_h",  # GPT-NeoX, Falcon, BLOOM
+    ".mlp.fc_out",  # GPT-J
+    ".mlp.Wo",  # ModernBERT (its attention's is .attn.Wo)
 )
+# OPT and BART keep it in the layer itself: layers.N.fc2
+FFN_OUTPUT_IN_LAYER = "fc2"
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
@@ -75,11 +79,16 @@ def out_features(module: nn.Module) -> int:
 OTHER_TOWERS = ("vision_tower", "vision_model", "visual", "audio_tower")
 
 
+def _in_layer(name: str, leaf: str) -> bool:
+    parts = name.split(".")
+    return len(parts) > 2 and parts[-1] == leaf and parts[-2].isdigit()
+
+
 def ffn_outputs(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [
         (name, module)
         for name, module in model.named_modules()
-        if name.endswith(FFN_OUTPUT_SUFFIXES)
+        if (name.endswith(FFN_OUTPUT_SUFFIXES) or _in_layer(name, FFN_OUTPUT_IN_LAYER))
         and ".attention." not in name
         and not set(name.split(".")) & set(OTHER_TOWERS)
     ]
