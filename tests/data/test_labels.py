@@ -96,3 +96,18 @@ def test_one_decimal_written_two_ways_in_a_csv_is_an_error_naming_both(tmp_path,
         prepare_data(DataConfig(path=str(path), labels=labels), 0)
     path.write_text(path.read_text().replace("4.10", "4.3"))  # one spelling each: fine
     assert prepare_data(DataConfig(path=str(path)), 0).labels == ["4.1", "4.2", "4.3"]
+
+
+@pytest.mark.parametrize("given", [["2.0", "1.0", "0.0"], ["1.0", "2.0", "0.0"]])
+def test_whole_decimal_labels_listed_as_the_file_writes_them_map_by_name(tmp_path, given):
+    """A float column's 0.0, 1.0, 2.0 (as pandas writes one) with data.labels ["2.0", "1.0",
+    "0.0"] were read as positions: the 0.0 rows trained as class '2.0' and the 2.0 rows as
+    '0.0', without a word (found in review); ["2", "1", "0"] mapped by name."""
+    path = tmp_path / "ratings.csv"
+    written = ["0.0", "1.0", "2.0"]
+    path.write_text("text,label\n" + "".join(f"review {i},{written[i % 3]}\n" for i in range(90)))
+    data = prepare_data(DataConfig(path=str(path), labels=given, split={"stratify": False}), 0)
+    assert data.labels == given
+    for frame in data.splits.values():
+        for text, label in zip(frame["text"], frame["label"], strict=True):
+            assert data.labels[label] == written[int(text.split()[1]) % 3], text

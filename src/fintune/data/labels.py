@@ -207,11 +207,13 @@ def _integers_name_labels(frames: dict[str, pd.DataFrame], column: str, labels: 
 
 
 def _numbered(labels: list[str]) -> dict[int, str]:
-    """The labels that are integers, by their number: a csv reader reads the label "01"
-    as 1, which must still find "01" (the label written "1", if both are listed)."""
+    """The labels that are whole numbers, by their number: a csv reader reads the label
+    "01" as 1, which must still find "01" (the label written "1", if both are listed), and
+    a float column's "2.0" as 2.0, which must find "2.0", not position 2."""
     out: dict[int, str] = {}
     for name in labels:
-        number = int(name) if re.fullmatch(r"[+-]?\d+", name.strip()) else None
+        whole = re.fullmatch(r"([+-]?\d+)(\.0*)?", name.strip())
+        number = int(whole[1]) if whole else None
         if number is not None and (number not in out or str(number) == name):
             out[number] = name
     return out
