@@ -19,18 +19,20 @@ MINUS = re.compile(r"(?<![\w.,])[-\u2212\u2013](?=\d)")
 
 
 def loose_form(text: str) -> str:
-    """The text in compatibility form, case-folded, with every run of punctuation and
-    spacing one space: what stays of a sentence when only its writing changes. A minus
+    """The text in compatibility form, case-folded, without invisible format characters (a
+    soft hyphen or zero-width space inside 'pro\u00adfit'), with every run of punctuation
+    and spacing one space: what stays of a sentence when only its writing changes. A minus
     sign before a number stays ('-5%' and '5%' differ), in whichever dash it is written."""
-    folded = MINUS.sub(" minus ", unicodedata.normalize("NFKC", text).casefold())
+    visible = (c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
+    folded = MINUS.sub(" minus ", "".join(visible).casefold())
     return " ".join(re.sub(r"[\W_]+", " ", folded).split())
 
 
 def near_copies(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """Per pair of splits ("train/test"): how many texts of the second have a loose form
-    of the first while no text of one of that form is a text of the other as written or
-    in one Unicode form (those are counted as shared texts and Unicode variants), with
-    one example pair; pairs without any are left out."""
+    """Per pair of splits ("train/test"): how many texts of the second have the loose form
+    of a text of the first without being one of them as written or in one Unicode form
+    (those are counted as shared texts and Unicode variants), with one example pair; pairs
+    without any are left out."""
     forms: dict[str, dict[str, set[str]]] = {}  # role -> loose form -> its texts there
     for role, frame in splits.items():
         by_form = forms[role] = {}
@@ -41,14 +43,15 @@ def near_copies(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
     for first, second in SPLIT_PAIRS:
         if first not in forms or second not in forms:
             continue
-        near = sorted(
-            form
-            for form in forms[first].keys() & forms[second].keys()
-            if not _nfc(forms[first][form]) & _nfc(forms[second][form])
-        )
+        near = {}  # loose form -> the second's texts of it that the first does not hold
+        for form in sorted(forms[first].keys() & forms[second].keys()):
+            held = _nfc(forms[first][form])
+            if others := {t for t in forms[second][form] if _nfc({t}).isdisjoint(held)}:
+                near[form] = others
         if near:
-            example = [min(forms[first][near[0]]), min(forms[second][near[0]])]
-            texts = sum(len(forms[second][form]) for form in near)  # what the warning says
+            form = next(iter(near))
+            example = [min(forms[first][form]), min(near[form])]
+            texts = sum(map(len, near.values()))  # what the warning says
             out[f"{first}/{second}"] = {"texts": texts, "example": example}
     return out
 
