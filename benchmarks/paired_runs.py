@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fintune.evaluation.metrics import confusion, metrics_from_confusion
-from fintune.evaluation.paired import format_p, paired_bootstrap
+from fintune.evaluation.paired import format_difference, format_p, paired_bootstrap
 
 # Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
 TEXT_COLUMNS = {"text": str, "label": str, "predicted": str, "cleaned_text": str}
@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {name} accuracy {np.mean(p == y):.4f}  macro-F1 {f1:.4f}  {run}")
     for metric in ("accuracy", "f1_macro"):
         d = difference[metric]
-        low, high = d["ci95"]
+        shown = format_difference(d["difference"], *d["ci95"])
         print(
-            f"  B - A {metric}: {d['difference']:+.4f} [{low:+.4f}, {high:+.4f}] {d['verdict']}"
+            f"  B - A {metric}: {shown} {d['verdict']}"
             f" ({d['test']} p = {format_p(d['p'], d['p_floor'])})"
         )
     test = difference["accuracy"]

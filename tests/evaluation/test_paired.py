@@ -388,6 +388,23 @@ def test_an_interval_bound_is_never_rounded_to_0_nor_inwards(bound, up, shown):
 
 
 @pytest.mark.parametrize(
+    ("difference", "low", "high", "shown"),
+    [
+        (0.0123, 0.0041, 0.0202, "+0.0123 [+0.004, +0.021]"),
+        # Δ showed '+0.0000' beside 'better', its upper bound '+0.001' (found in review)
+        (4e-05, 1.5e-05, 7e-05, "+0.00004 [+0.00001, +0.00007]"),
+        (0.004, 0.0004, 0.0072, "+0.0040 [+0.0004, +0.0072]"),  # one number of decimals
+        (-0.004, -0.0072, -0.0004, "-0.0040 [-0.0072, -0.0004]"),
+        (0.0, -0.02, 0.02, "+0.0000 [-0.020, +0.020]"),
+    ],
+)
+def test_a_difference_is_shown_with_the_decimals_its_interval_needs(difference, low, high, shown):
+    from fintune.evaluation.paired import format_difference
+
+    assert format_difference(difference, low, high) == shown
+
+
+@pytest.mark.parametrize(
     "score",
     [
         lambda e: seed_mean_ci([(e, e)], 2),

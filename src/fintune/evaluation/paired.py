@@ -171,11 +171,32 @@ def format_bound(bound: float, up: bool) -> str:
     """An interval's bound with its sign and three decimals, rounded outwards (`up` for an
     upper bound, `rounded_out`), or more decimals where three would show a bound that is
     not 0 as 0 ("+0.000" beside "better" reads as an interval touching 0)."""
+    digits = _bound_digits(bound, up)
+    return f"{bound:+.3g}" if digits is None else _signed(bound, digits, up)
+
+
+def format_difference(difference: float, low: float, high: float) -> str:
+    """'Δ [low, high]': both bounds as format_bound shows them, with the decimals the one
+    needing more needs; Δ with four decimals, or as many as its bounds ('+0.0000' beside
+    'better' hid a difference of 4e-05 whose interval was [+0.00001, +0.001])."""
+    needed = (_bound_digits(low, False), _bound_digits(high, True))
+    if None in needed:
+        return f"{difference:+.3g} [{format_bound(low, False)}, {format_bound(high, True)}]"
+    digits = max(needed)
+    shown = f"[{_signed(low, digits, False)}, {_signed(high, digits, True)}]"
+    return f"{difference:+.{max(4, digits)}f} {shown}"
+
+
+def _signed(bound: float, digits: int, up: bool) -> str:
+    return f"{rounded_out(bound, digits, up):+.{digits}f}"
+
+
+def _bound_digits(bound: float, up: bool) -> int | None:
+    """The fewest decimals, from three, that do not show a bound that is not 0 as 0."""
     for digits in range(3, 10):
-        shown = f"{rounded_out(bound, digits, up):+.{digits}f}"
-        if bound == 0 or float(shown) != 0:
-            return shown
-    return f"{bound:+.3g}"
+        if bound == 0 or float(_signed(bound, digits, up)) != 0:
+            return digits
+    return None
 
 
 def randomization_test(

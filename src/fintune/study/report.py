@@ -28,7 +28,7 @@ from fintune.evaluation.metrics import (  # noqa: E402
     small_sample_note,
 )
 from fintune.evaluation.paired import (  # noqa: E402
-    format_bound,
+    format_difference,
     format_p,
     paired_bootstrap,
     seed_mean_ci,
@@ -347,8 +347,7 @@ def _versus_baseline(
     elif paired < base_seeds:
         partial = f" ({paired} of the baseline's {base_seeds} seeds paired)"
     return [
-        f"{result['difference']:+.4f} [{format_bound(low, False)}, {format_bound(high, True)}]"
-        f"{partial}",
+        format_difference(result["difference"], low, high) + partial,
         bold(result["verdict"]) if result["verdict"] != "within noise" else "within noise",
         f"{format_p(result['p'], result['p_floor'])} "
         f"({result['candidate_ahead']} vs {result['baseline_ahead']})",
