@@ -125,6 +125,9 @@ def test_cleaning_can_empty_a_text():
         "Order book <EUR 5m and >EUR 2m in 2009",
         "Sales were <USD100m, margins >5%",
         "a <B2B deal> and <Q1 guidance>",
+        # '<P' and '/' read as a tag to the next '>' (found in review)
+        "Screen: <P/E of 15 and >10% dividend growth",
+        "stocks at <P/E 12x, >P/B 2x",
     ],
 )
 def test_strip_html_keeps_comparison_signs_that_are_no_tags(text):

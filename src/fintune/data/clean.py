@@ -26,9 +26,10 @@ _ELEMENTS = (
     "span|strike|strong|style|sub|summary|sup|svg|table|tbody|td|template|textarea|tfoot|"
     "th|thead|time|title|tr|track|tt|u|ul|var|video|wbr"
 )
-# A tag opens with an element's name, in any case, and a space, '/' or '>' ('<p>',
+# A tag opens with an element's name, in any case, and a space, '>' or '/>' ('<p>',
 # '</TD >', '<br/>'), a namespaced one ('<o:p>', Word's), or '<!DOCTYPE' and '<?xml'. Any
-# other '<' is text: a comparison ("EPS < 1.2 while margin > 5%", "<EUR 5m and >EUR 2m").
+# other '<' is text: a comparison ("EPS < 1.2 while margin > 5%", "<EUR 5m and >EUR 2m",
+# "<P/E of 15": a browser reads '<p/e' as a tag, but in finance it is a ratio).
 # A quoted attribute value and a comment may hold '>'. A quote inside an unquoted
 # value (alt=O'Neil) is part of it, as browsers read it; each part is atomic, so that no
 # backtracking reads it as the opening of a quoted run that swallows text up to a later
@@ -36,7 +37,7 @@ _ELEMENTS = (
 _HTML_TAG = re.compile(
     r"<!--|<(?:[!?][A-Za-z]|/?(?:[A-Za-z][\w-]*:[A-Za-z][\w-]*|"
     + _ELEMENTS
-    + r")(?=[\s/>]))(?>=\s*[^\s<>\"'][^\s<>]*|[^<>\"']|\"[^\"]*\"|'[^']*')*>",
+    + r")(?=\s|>|/\s*>))(?>=\s*[^\s<>\"'][^\s<>]*|[^<>\"']|\"[^\"]*\"|'[^']*')*>",
     re.IGNORECASE,
 )
 # an entity closed by ';': without it, '&not' in 'unit&not reported' is text, not '¬'
