@@ -776,3 +776,31 @@ def test_a_header_repeated_inside_the_data_is_named(tmp_path, suffix):
         f"{path}, line 6: the row repeats the header ('text', 'label'): two files joined? "
         "Remove the line"
     )
+
+
+@pytest.mark.parametrize("given", [["0", "1", "2"], ["Bearish", "Bullish", "Neutral"]])
+def test_known_dataset_labels_given_by_the_files_values_are_refused_naming_its_names(
+    tmp_path, given
+):
+    """data.labels ['0', '1', '2'] was refused as "row 1 (line 2): label 'bearish' is not in
+    the label map", where line 2 holds 0 (found in review)."""
+    from fintune.config.schema import DataConfig
+    from fintune.data.prepare import prepare_data
+
+    root = tmp_path / "twitter"
+    root.mkdir()
+    files = KNOWN["twitter_financial_news_sentiment"].local_files["default"]
+    rows = "".join(f"tweet number {i},{i % 3}\n" for i in range(60))
+    (root / files["train"]).write_text("text,label\n" + rows)
+    (root / files["validation"]).write_text("text,label\n" + rows.replace("tweet", "post"))
+    known = {"dataset": "twitter_financial_news_sentiment", "path": str(root)}
+    with pytest.raises(FintuneError) as error:
+        prepare_data(DataConfig(**known, labels=given), 0)
+    assert str(error.value) == (
+        "data.labels: twitter_financial_news_sentiment's labels are bearish, bullish, neutral "
+        "(its files' 0 as bearish, 1 as bullish, 2 as neutral), and data.labels does not "
+        "name 'bearish', 'bullish', 'neutral': list the dataset's names, in the order wanted "
+        "(or leave data.labels out)"
+    )
+    reordered = DataConfig(**known, labels=["neutral", "bullish", "bearish"])
+    assert prepare_data(reordered, 0).labels == ["neutral", "bullish", "bearish"]
