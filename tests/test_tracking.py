@@ -93,6 +93,41 @@ def test_an_unreachable_tracking_server_fails_before_training(make_config, monke
     assert not Path(config.output.dir).exists()
 
 
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (404, r"cannot use the server at .*It answered HTTP 404 to MLflow's API: is it an "),
+        (401, r"cannot use the MLflow server at .*Check the user and password or token"),
+    ],
+)
+def test_a_server_that_answers_but_not_as_mlflow_is_not_called_unreachable(
+    make_config, status, said
+):
+    """A plain web server on the port (or a wrong path prefix) answered 404, and the
+    message said 'cannot reach the MLflow server ... Start it' (found in review)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b"<!DOCTYPE HTML><p>no</p>")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_port}"
+        with pytest.raises(FintuneError, match=said) as error:
+            check_tracking(make_config(tracking={"mlflow": True, "uri": uri}))
+        assert "cannot reach" not in str(error.value)
+    finally:
+        server.shutdown()
+
+
 def test_an_unreachable_server_error_gives_the_reason_not_a_cut_quote(make_config):
     config = make_config(tracking={"mlflow": True, "uri": "http://127.0.0.1:9/"})
     with pytest.raises(FintuneError) as error:
@@ -994,3 +1029,50 @@ def test_a_confidence_near_95_percent_is_logged_under_its_own_name_not_as_ci95()
     assert logged["test_accuracy_ci95.00001_low"] == 0.69
     plain = tracking.final_metrics({"test": {**block, "confidence": 0.9}})
     assert plain["test_accuracy_ci90_high"] == 0.91
+
+
+def test_fintune_log_knows_a_run_by_its_metrics_not_its_folder_name(make_config, tmp_path):
+    """Found in review: records were matched by run name, so (1) of two runs with one
+    folder name (started in one second, into two output folders) logged to one store, the
+    second was 'logged whole already: nothing to do'; (2) a record renamed in MLflow's UI
+    was logged again beside it; (3) a moved folder's record cut short stayed beside the new
+    one."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from fintune.cli import app
+
+    uri = f"sqlite:///{tmp_path / 'shared.db'}"
+
+    def run_into(folder: str, seed: int) -> Path:
+        config = make_config(seed=seed)
+        config.output.dir = str(tmp_path / folder)
+        return classification.run(config)
+
+    first, made = run_into("a", 1), run_into("b", 2)
+    second = made.with_name(first.name)
+    made.rename(second)
+
+    def log(run_dir: Path) -> str:
+        said = CliRunner().invoke(app, ["log", str(run_dir), "--set", f"tracking.uri={uri}"])
+        assert said.exit_code == 0, said.output
+        return said.output.replace("\n", "")
+
+    client = MlflowClient(uri)
+    assert log(first).startswith("Logged") and log(second).startswith("Logged")  # (1)
+    experiment = client.get_experiment_by_name("tiny").experiment_id
+    records = {r.data.tags["fintune.run_dir"]: r for r in client.search_runs([experiment])}
+    assert sorted(records) == sorted([str(first.resolve()), str(second.resolve())])
+
+    client.update_run(records[str(first.resolve())].info.run_id, name="baseline seed 1")
+    assert "nothing to do" in log(first)  # (2)
+    assert len(client.search_runs([experiment])) == 2
+
+    cut_short = records[str(second.resolve())].info.run_id
+    client.set_terminated(cut_short, status="KILLED")
+    moved = tmp_path / "moved" / second.name
+    shutil.move(second, moved)
+    assert log(moved).startswith("Logged")  # (3)
+    kept = {r.data.tags["fintune.run_dir"]: r.info.status for r in client.search_runs([experiment])}
+    assert kept == {str(first.resolve()): "FINISHED", str(moved.resolve()): "FINISHED"}

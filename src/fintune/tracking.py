@@ -8,6 +8,7 @@ By default the store is embedded (`sqlite:///<output.dir>/mlflow.db`, no server)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -45,6 +46,10 @@ ARTIFACTS = (
 SKIP_HISTORY_KEYS = {"step", "epoch", "time", "total_flos"}
 LOGGED_BY = "fintune.logged_by"  # pid@machine of the process logging a run's files
 LOGGER_STARTED = "fintune.logged_by_started"  # when it started: its pid can come again
+# which run folder a record is of, wherever the folder has moved and whatever the record is
+# called in MLflow's UI: two runs may share a folder name (started in one second, into two
+# output folders), never a metrics.json
+RUN_KEY = "fintune.metrics_sha256"
 QUICK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 PAGE = 1000  # runs per search request
 console = Console(stderr=True, soft_wrap=True)
@@ -121,7 +126,16 @@ def check_tracking(config: ExperimentConfig) -> None:
         source = uri_source(config)
         shown = redact(uri)  # MLflow's message may quote the URI too
         first = gist(str(error).replace(uri, shown).strip().splitlines()[0])
-        if uri.startswith(("http://", "https://")):
+        answered = re.search(r"error code (\d{3})", str(error))  # MLflow's for an HTTP status
+        if answered and int(answered[1]) in (401, 403):
+            problem, fixes = "use the MLflow server at", "Check the user and password or token,"
+        elif answered:  # reached, but no MLflow API there: a wrong port or path prefix
+            problem = "use the server at"
+            fixes = (
+                f"It answered HTTP {answered[1]} to MLflow's API: is it an MLflow server, and "
+                "are the URI's port and path right? Fix the URI,"
+            )
+        elif uri.startswith(("http://", "https://")):
             problem, fixes = "reach the MLflow server at", "Start it, fix the URI,"
         elif source in ("output.dir", "output"):
             problem, fixes = "use", "Move that file away, give tracking.uri,"
@@ -403,6 +417,8 @@ def log_run(
     _end_abandoned(client, experiment_id)
     tags = {"fintune.run_dir": str(run_dir.resolve()), **config.tracking.tags}
     tags.update(extra_tags or {})
+    if key := run_key(run_dir):
+        tags[RUN_KEY] = key
     tags[LOGGED_BY] = f"{os.getpid()}@{socket.gethostname()}"
     tags[LOGGER_STARTED] = str(psutil.Process().create_time())
     if parent := _parent_of(client, experiment_id, tags):
@@ -421,6 +437,13 @@ def log_run(
     client.set_tag(run_id, "fintune.status", status)
     client.set_terminated(run_id, status=status, end_time=ended)
     return run_id
+
+
+def run_key(run_dir: Path) -> str | None:
+    """The sha256 of the run's metrics.json (RUN_KEY); None before it is written (a pruned
+    trial)."""
+    metrics = run_dir / "metrics.json"
+    return hashlib.sha256(metrics.read_bytes()).hexdigest() if metrics.is_file() else None
 
 
 def _end_abandoned(client, experiment_id: str) -> None:

@@ -16,7 +16,15 @@ from fintune.config.load import load_config, parse_yaml
 from fintune.config.schema import ExperimentConfig
 from fintune.errors import FintuneError
 from fintune.run_dir import resolved_config
-from fintune.tracking import check_tracking, log_run, redact, tracked_runs, tracking_uri
+from fintune.tracking import (
+    RUN_KEY,
+    check_tracking,
+    log_run,
+    redact,
+    run_key,
+    tracked_runs,
+    tracking_uri,
+)
 
 STAMP = len("20240101-120000-")  # a run folder's name: <stamp>-<name>, or <stamp>-<name>+N
 
@@ -90,12 +98,15 @@ def log_finished(
     from fintune.tracking import _client
 
     records = tracked_runs(config) if records is None else records
-    mine = [r for r in records if r.info.run_name == run_dir.name]
+    key = run_key(run_dir)
+    mine = [r for r in records if _of_this_run(r, run_dir.name, key)]
     if any(_whole(r, pruned) for r in mine):
         return False
     client, _ = _client(config)
     for record in mine:
-        if record.data.tags.get("fintune.run_dir") == str(run_dir.resolve()):
+        tags = record.data.tags
+        here = tags.get("fintune.run_dir") == str(run_dir.resolve())
+        if (key and tags.get(RUN_KEY) == key) or here:
             client.delete_run(record.info.run_id)
     if pruned:  # as the recipe logs a trial pruned with tracking on
         log_run(run_dir, config, "KILLED", {"fintune.pruned": "true"})
@@ -122,6 +133,15 @@ def log_run_folder(run_dir: Path, overrides: list[str] | None = None) -> tuple[b
     config.output.dir = str(run_dir.resolve().parent)
     check_tracking(config)
     return log_finished(run_dir.resolve(), config), redact(tracking_uri(config)) or ""
+
+
+def _of_this_run(record, name: str, key: str | None) -> bool:
+    """A record of this run folder: by its metrics.json (RUN_KEY) where both have one, else
+    (a record logged by an earlier version; a pruned trial) by its name. A record cut short
+    is replaced only where its metrics.json or its folder is this run's."""
+    if key and (logged := record.data.tags.get(RUN_KEY)):
+        return logged == key
+    return record.info.run_name == name
 
 
 def _whole(record, pruned: bool) -> bool:
