@@ -110,6 +110,29 @@ def load_known(
     return out, labels
 
 
+def check_given_labels(
+    dataset: str, given: list[str], names: list[str], frames: dict[str, pd.DataFrame]
+) -> None:
+    """data.labels for a known dataset lists its label names (in the order wanted): a copy's
+    own values ('0' where the dataset says 'bearish') were refused as "row 1: label
+    'bearish' is not in the label map", a value that row does not hold."""
+    present = {v for frame in frames.values() for v in frame["label"] if isinstance(v, str)}
+    if absent := sorted(present - set(given)):
+        aliases = KNOWN[dataset].label_aliases
+        read_as = ", ".join(f"{raw} as {name}" for raw, name in aliases.items())
+        raise FintuneError(
+            f"data.labels: {dataset}'s labels are {_first_ten(names)}"
+            + (f" (its files' {read_as})" if aliases else "")
+            + f", and data.labels does not name {_first_ten(list(map(repr, absent)))}: list "
+            "the dataset's names, in the order wanted (or leave data.labels out)"
+        )
+
+
+def _first_ten(items: list[str]) -> str:  # BANKING77 has 77 labels
+    more = f" ... ({len(items)} in all)" if len(items) > 10 else ""
+    return ", ".join(items[:10]) + more
+
+
 def _missing(value) -> bool:
     """An unlabelled row: None, or NaN where a string column stores None as NaN."""
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)

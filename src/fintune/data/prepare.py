@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 
 from fintune.config.schema import DataConfig, SplitConfig
 from fintune.data.clean import make_cleaner, remove_stopwords
-from fintune.data.known import KNOWN, load_known
+from fintune.data.known import KNOWN, check_given_labels, load_known
 from fintune.data.labels import (
     _check_labels_present,
     _infer_labels,
@@ -87,7 +87,7 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         _check_labels_present(frame, config.label_column, where[role], config.labels, given_as)
     check_one_spelling_per_number(frames, config.label_column, where)
     if config.dataset and config.labels:
-        _check_labels_name_the_known(config.dataset, config.labels, known_labels, frames)
+        check_given_labels(config.dataset, config.labels, known_labels, frames)
     labels = config.labels or known_labels or _infer_labels(frames, config.label_column, where)
     if len(labels) == 1:  # none: no rows, named below
         raise FintuneError(
@@ -300,29 +300,6 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
                 "split or predicted)"
             )
     return notes
-
-
-def _check_labels_name_the_known(
-    dataset: str, given: list[str], names: list[str], frames: dict[str, pd.DataFrame]
-) -> None:
-    """data.labels for a known dataset lists its label names (in the order wanted): a copy's
-    own values ('0' where the dataset says 'bearish') were refused as "row 1: label
-    'bearish' is not in the label map", a value that row does not hold."""
-    present = {v for frame in frames.values() for v in frame["label"] if isinstance(v, str)}
-    if absent := sorted(present - set(given)):
-        aliases = KNOWN[dataset].label_aliases
-        read_as = ", ".join(f"{raw} as {name}" for raw, name in aliases.items())
-        raise FintuneError(
-            f"data.labels: {dataset}'s labels are {_first_ten(names)}"
-            + (f" (its files' {read_as})" if aliases else "")
-            + f", and data.labels does not name {_first_ten(list(map(repr, absent)))}: list "
-            "the dataset's names, in the order wanted (or leave data.labels out)"
-        )
-
-
-def _first_ten(items: list[str]) -> str:  # BANKING77 has 77 labels
-    more = f" ... ({len(items)} in all)" if len(items) > 10 else ""
-    return ", ".join(items[:10]) + more
 
 
 # --------------------------------------------------------------------------- reading
