@@ -925,6 +925,26 @@ def test_texts_that_differ_only_in_unicode_form_are_reported(tmp_path, duplicate
     assert "data.duplicates compares texts as written" in notes
 
 
+def test_unicode_variants_are_counted_per_text_even_beside_a_shared_spelling(tmp_path):
+    """A form written one way in both splits hid its other spelling in the second (0 counted
+    for train/test), and three spellings of one form in a split were one text, not two."""
+    nfc = "Se\u00f1or Caf\u00e9 fell"
+    ways = [nfc, "Sen\u0303or Caf\u00e9 fell", "Se\u00f1or Cafe\u0301 fell"]
+    train = [{"text": f"t {i}", "label": ["a", "b"][i % 2]} for i in range(20)]
+    train += [{"text": text, "label": "b"} for text in ways]
+    test = [{"text": f"u {i}", "label": ["a", "b"][i % 2]} for i in range(6)]
+    test += [{"text": nfc, "label": "b"}, {"text": "Sen\u0303or Cafe\u0301 fell", "label": "b"}]
+    validation = [{"text": f"v {i}", "label": ["a", "b"][i % 2]} for i in range(6)]
+    folder = tmp_path / "forms"
+    folder.mkdir()
+    for name, rows in (("train", train), ("validation", validation), ("test", test)):
+        pd.DataFrame(rows).to_csv(folder / f"{name}.csv", index=False)
+    data = prepare_data(_data(folder), 0)
+    assert data.report["shared_texts"]["train/test"] == 1
+    variants = data.report["unicode_variants"]
+    assert variants == {"train": 2, "test": 1, "train/test": 1, "example": nfc}
+
+
 def test_subsample_close_to_the_split_size_does_not_crash(tmp_path):
     path = tmp_path / "s.csv"
     pd.DataFrame([{"text": f"t {i}", "label": ["a", "b", "c"][i % 3]} for i in range(300)]).to_csv(

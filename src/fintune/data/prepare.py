@@ -623,8 +623,8 @@ def _duplicates_and_conflicts(
 
 def _unicode_variants(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """Texts that equal another only once both are in one Unicode form (NFC): 'café' with
-    its accent composed and decomposed. Counted in a split (a duplicate) and between two
-    (leakage), with one example; texts are still compared, dropped and hashed as written."""
+    its accent composed and decomposed. Counted as texts in a split (a duplicate) and between
+    two (leakage), with one example; texts are still compared, dropped and hashed as written."""
     frames = splits.values()
     if all(t.isascii() or unicodedata.is_normalized("NFC", t) for f in frames for t in f["text"]):
         return {}  # nearly always: no two distinct texts can then share a form
@@ -638,18 +638,20 @@ def _unicode_variants(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
     examples = []
     for role, by_form in spellings.items():
         twice = sorted(form for form, ways in by_form.items() if len(ways) > 1)
-        if twice:
-            out[role], examples = len(twice), examples + twice[:1]
+        if twice:  # a form written k ways: k - 1 texts are another's variant
+            out[role] = sum(len(by_form[form]) - 1 for form in twice)
+            examples += twice[:1]
     for a, b in SPLIT_PAIRS:
         if a in spellings and b in spellings:
-            # a form in both splits, yet no spelling in both: exact leakage is shared_texts
-            hidden = sorted(
-                form
-                for form in spellings[a].keys() & spellings[b].keys()
-                if not spellings[a][form] & spellings[b][form]
-            )
-            if hidden:
-                out[f"{a}/{b}"], examples = len(hidden), examples + hidden[:1]
+            # texts of b that a does not hold as written but holds in another spelling,
+            # even where a holds one of b's spellings too (that one is in shared_texts)
+            hidden = {
+                form: len(spellings[b][form] - spellings[a][form])
+                for form in sorted(spellings[a].keys() & spellings[b].keys())
+            }
+            if hidden := {form: n for form, n in hidden.items() if n}:
+                out[f"{a}/{b}"] = sum(hidden.values())
+                examples.append(next(iter(hidden)))
     if out:
         out["example"] = examples[0]
     return out
