@@ -1220,6 +1220,27 @@ def test_a_file_separated_by_semicolons_is_named_not_its_header_suggested(tmp_pa
     )
 
 
+@pytest.mark.parametrize(
+    ("first", "suffix", "end"),
+    [
+        ("sep=,", "csv", "column names"),
+        ("SEP=;", "csv", "commas (it names ';')"),
+        ("sep=\t", "tsv", "column names"),
+    ],
+)
+def test_excels_separator_line_is_named_not_its_columns(tmp_path, first, suffix, end):
+    """Excel's 'sep=,' first line was read as the header: "column 'text' not in d.csv;
+    columns are: 'sep=', 'Unnamed: 1'. Set data.text_column"."""
+    sep = "\t" if suffix == "tsv" else ","
+    path = tmp_path / f"d.{suffix}"
+    path.write_text(f"{first}\ntext{sep}label\nup{sep}positive\ndown{sep}negative\n", "utf-8")
+    with pytest.raises(FintuneError) as error:
+        prepare_data(_data(path), 0)
+    message = str(error.value)
+    assert f"line 1: {first!r} is Excel's separator line, not the header" in message
+    assert message.endswith(end)
+
+
 def test_a_file_separated_by_semicolons_with_a_decimal_comma_is_named(tmp_path):
     """A text's decimal comma made its row two fields, and the error blamed the quoting."""
     path = tmp_path / "d.csv"

@@ -266,6 +266,7 @@ def _check_delimited(path: Path, encoding: str, fmt: str, quoting: int) -> list[
                 if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
                     if header is None:
                         header, names = len(record), [name.strip() for name in record]
+                        _check_excel_sep_line(path, delimiter.join(record), start, delimiter)
                         _check_separator(path, record, fmt)
                         _check_header_names(path, record, start)
                     else:
@@ -287,6 +288,23 @@ def _check_delimited(path: Path, encoding: str, fmt: str, quoting: int) -> list[
     finally:
         csv.field_size_limit(limit)
     return rows
+
+
+def _check_excel_sep_line(path: Path, line: str, number: int, delimiter: str) -> None:
+    """Excel's 'sep=,' first line names the separator; read as the header, it hid the real
+    one and the message blamed data.text_column."""
+    if match := re.fullmatch(r"sep=(.?)", line.strip(" \r\n"), flags=re.IGNORECASE):
+        other = match[1] not in ("", delimiter)
+        raise FintuneError(
+            f"{path}, line {number}: {match[0]!r} is Excel's separator line, not the header; "
+            "delete that line so the file starts with its column names"
+            + (
+                f", and save the file separated by {'commas' if delimiter == ',' else 'tabs'}"
+                f" (it names {match[1]!r})"
+                if other
+                else ""
+            )
+        )
 
 
 def _check_separator(path: Path, header: list[str], fmt: str) -> None:
