@@ -1017,6 +1017,30 @@ def test_fintune_log_logs_a_finished_run_whose_logging_failed_or_was_off(
     assert f"{moved}: not a finished run" in refused.output.replace("\n", "")
 
 
+@pytest.mark.parametrize(
+    "item",
+    ["training.learning_rate=0.5", "seed=123", "output.dir=/elsewhere", "method={name: lora}"],
+)
+def test_fintune_log_takes_only_tracking_settings(make_config, item):
+    """`--set training.learning_rate=0.5` was logged as the run's parameter beside the
+    metrics of the run that trained at 0.001, without a word."""
+    from typer.testing import CliRunner
+
+    from fintune.cli import app
+
+    run_dir = classification.run(make_config(tracking={"mlflow": False}))
+    said = CliRunner().invoke(app, ["log", str(run_dir), "--set", item])
+    assert said.exit_code == 2
+    field = item.partition("=")[0]
+    assert (
+        f"--set {field}: fintune log takes tracking settings only (tracking.uri, "
+        "tracking.experiment, ...); a run is logged with the settings it ran with"
+    ) in " ".join(said.output.split())
+    assert not (run_dir.parent / "mlflow.db").exists()
+    taken = CliRunner().invoke(app, ["log", str(run_dir), "--set", "tracking.experiment=other"])
+    assert taken.exit_code == 0, taken.output
+
+
 def test_a_confidence_near_95_percent_is_logged_under_its_own_name_not_as_ci95():
     block = {
         "accuracy": 0.8,

@@ -320,7 +320,17 @@ def _check_port(host: str, port: int) -> int:
 
 @app.command()
 @user_errors
-def log(run_dir: RunDirArgument, set_: SetOption = None) -> None:
+def log(
+    run_dir: RunDirArgument,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a tracking setting, e.g. --set tracking.uri=http://user:pass@host "
+            "(config.yaml writes a password as ***). Other fields are what the run ran with.",
+        ),
+    ] = None,
+) -> None:
     """Log a finished run to MLflow (logging stopped or failed, or tracking was off).
 
     A whole record already there is kept; one cut short is replaced."""

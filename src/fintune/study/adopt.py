@@ -118,8 +118,9 @@ def log_finished(
 def log_run_folder(run_dir: Path, overrides: list[str] | None = None) -> tuple[bool, str]:
     """`fintune log`: a finished run logged to the MLflow store its config.yaml names,
     unless a whole record of it is there; for a run whose logging was stopped or failed, or
-    that ran with tracking off. `overrides`: --set (a tracking.uri whose password the file
-    writes ***). Returns whether it logged, and the store (its password written ***)."""
+    that ran with tracking off. `overrides`: --set of tracking fields only (a tracking.uri
+    whose password the file writes ***). Returns whether it logged, and the store (its
+    password written ***)."""
     if not (run_dir / "config.yaml").is_file():
         raise FintuneError(f"{run_dir}: no config.yaml here: give a run's folder")
     if whole_metrics(run_dir) is None:
@@ -127,6 +128,13 @@ def log_run_folder(run_dir: Path, overrides: list[str] | None = None) -> tuple[b
             f"{run_dir}: not a finished run: logging needs its metrics.json and all its test "
             "predictions (predictions_test.csv), which are missing, damaged or cut short"
         )
+    for item in overrides or []:
+        field = item.partition("=")[0].strip()
+        if field != "tracking" and not field.startswith("tracking."):
+            raise FintuneError(
+                f"--set {field}: fintune log takes tracking settings only (tracking.uri, "
+                "tracking.experiment, ...); a run is logged with the settings it ran with"
+            )
     config = load_config(run_dir / "config.yaml", overrides)
     config.tracking.mlflow = True  # asked for by name, whatever the run had
     # the default store is beside the run where it is now (a folder may have been moved)
