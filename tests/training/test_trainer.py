@@ -238,8 +238,13 @@ def test_samples_per_second_counts_the_examples_trained_not_full_steps(make_conf
     22. Four steps train 172 examples; the Trainer counted max_steps x 64 = 256."""
     config = make_config(training={"max_steps": 4, "gradient_accumulation_steps": 4})
     config.output.save_model = False
-    train = json.loads((run(config) / "metrics.json").read_text())["train"]
+    run_dir = run(config)
+    train = json.loads((run_dir / "metrics.json").read_text())["train"]
     assert train["samples_per_s"] * train["runtime_s"] == pytest.approx(172, rel=0.01)
+    # history.jsonl (and MLflow, which logs it) kept the Trainer's 256 beside it
+    history = (run_dir / "history.jsonl").read_text()
+    assert "train_runtime" in history
+    assert "train_samples_per_second" not in history and "train_steps_per_second" not in history
 
 
 @pytest.mark.parametrize(

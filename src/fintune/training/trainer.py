@@ -29,6 +29,8 @@ from fintune.evaluation.inference import computing_as_saved
 from fintune.evaluation.metrics import confusion, metrics_from_confusion
 from fintune.run_dir import to_json
 
+TRAINERS_THROUGHPUT = {"train_samples_per_second", "train_steps_per_second"}
+
 
 class JsonlHistory(TrainerCallback):
     """Appends every Trainer log (loss, learning rate, grad norm, eval metrics) as a line."""
@@ -37,6 +39,9 @@ class JsonlHistory(TrainerCallback):
         self.path = path
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        # the Trainer's throughput counts every step as a full batch (examples_trained
+        # counts each epoch's short last one): metrics.json's samples_per_s is the figure
+        logs = {k: v for k, v in (logs or {}).items() if k not in TRAINERS_THROUGHPUT}
         if logs:
             self.write(state.global_step, state.epoch, logs)
 
