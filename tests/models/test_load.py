@@ -467,6 +467,39 @@ def test_a_damaged_environment_json_is_named_not_read_as_no_commit(
     load_saved_classifier(run_dir / "model")
 
 
+@pytest.mark.parametrize("method", ["lora", "adapter"])
+def test_an_adapter_runs_local_base_changed_since_training_is_refused(
+    tiny_bert, sentences_csv, tmp_path, method
+):
+    """A local base trained again or overwritten in place was loaded under the adapter
+    without a word: predict and serve gave other confidences (labels changed) than the run
+    recorded, though environment.json records the base's model_sha256."""
+    from transformers import AutoModelForSequenceClassification
+
+    from fintune.recipes.classification import run
+    from tests.conftest import tiny_run_config
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_bert, base)
+    run_dir = run(tiny_run_config(base, sentences_csv, tmp_path / "runs", method={"name": method}))
+    load_saved_classifier(run_dir / "model")  # unchanged: loads
+    (base / "README.md").write_text("a model card edit changes nothing computed")
+    load_saved_classifier(run_dir / "model")
+    model = AutoModelForSequenceClassification.from_pretrained(base)
+    with torch.no_grad():
+        model.bert.embeddings.word_embeddings.weight.add_(0.1)
+    model.save_pretrained(base)
+    with pytest.raises(FintuneError) as error:
+        load_saved_classifier(run_dir / "model")
+    message = " ".join(str(error.value).split())
+    assert message.startswith(
+        f"base model {base}: its files changed since the run trained on it (sha256 "
+    )
+    assert "not environment.json's model_sha256" in message
+    (run_dir / "environment.json").write_text('{"seed": 1}')  # an earlier version's record
+    load_saved_classifier(run_dir / "model")
+
+
 def test_a_bottleneck_runs_own_plain_loader_is_not_named_as_the_models_code(make_config):
     """Its config.json names fintune_bottleneck.py, which fintune itself never runs: the
     refusal of a run trained with model.trust_remote_code named it as the model's code."""

@@ -35,7 +35,7 @@ from fintune.models.methods import (
     head_modules,
     head_prefixes,
 )
-from fintune.models.registry import PACKAGED, ModelSource, resolve_model
+from fintune.models.registry import PACKAGED, ModelSource, resolve_model, weights_fingerprint
 from fintune.models.standalone_bottleneck import head_in_float32, quiet_load_report
 
 MODEL_INFO = "fintune_model.json"
@@ -455,6 +455,25 @@ def trained_commit(folder: Path) -> str | None:
     return commit
 
 
+def _check_base_unchanged(folder: Path, base: str, gguf_file: str | None) -> None:
+    """A local base trained again or overwritten in place since the run: the adapter would
+    sit on other weights than it trained on, and predict other numbers than it recorded.
+    environment.json's model_sha256 (None for a hub base; not recorded by early versions,
+    or a model folder copied without its run) is what the run read."""
+    try:
+        record = json.loads((folder.parent / "environment.json").read_text(encoding="utf-8"))
+        recorded = record.get("model_sha256") if isinstance(record, dict) else None
+    except (OSError, ValueError):  # missing or damaged: nothing to compare with
+        return
+    if isinstance(recorded, str) and (now := weights_fingerprint(base, gguf_file)) != recorded:
+        raise FintuneError(
+            f"base model {base}: its files changed since the run trained on it (sha256 "
+            f"{now[:12]}…, not environment.json's model_sha256 {recorded[:12]}…): the "
+            "adapter would predict other numbers than the run recorded. Restore the base "
+            "the run trained on, or train the run again on this one"
+        )
+
+
 def _refuse_missing_files(folder: Path, info: ModelInfo) -> None:
     """A file the method's loader reads, deleted or never copied, named here: transformers,
     PEFT and safetensors stop with a traceback instead. A tuple: any one of its names."""
@@ -567,6 +586,8 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None, folder: P
         # the weights the adapter trained on: an unpinned base (or a branch) moves on the hub
         commit = trained_commit(folder)
         kwargs["revision"] = commit or info.revision
+    if Path(base).is_dir():
+        _check_base_unchanged(folder, base, gguf_file)
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
     if info.method == "qlora":
