@@ -167,6 +167,62 @@ def test_a_local_hub_id_folder_is_recorded_absolute_and_home_is_expanded(tmp_pat
         assert written == str(recorded)
 
 
+@pytest.mark.parametrize("inside", [".", "runs", "runs/deep"])
+def test_an_output_dir_inside_a_local_hub_id_folder_is_refused(tmp_path, inside):
+    """The datasets library reads a hub_id folder with its subfolders: after one run there,
+    every next one read its predictions_*.csv as split files and failed ('2 new columns')."""
+    from fintune.errors import FintuneError
+
+    (tmp_path / "dl").mkdir()
+    out = tmp_path / "dl" / inside
+    config = validate_config(
+        {"data": {"hub_id": str(tmp_path / "dl")}, "output": {"dir": str(out)}}
+    )
+    with pytest.raises(FintuneError) as error:
+        run_dir.check_output_dir(config)
+    assert str(error.value) == (
+        f"output.dir: {out} is inside data.hub_id's folder {tmp_path / 'dl'}, which is read "
+        "with its subfolders: a run's predictions_*.csv would be read as data by the next "
+        "run; choose an output.dir outside it"
+    )
+    beside = validate_config(
+        {"data": {"hub_id": str(tmp_path / "dl")}, "output": {"dir": str(tmp_path / "dl2")}}
+    )
+    run_dir.check_output_dir(beside)
+
+
+def test_environment_variables_in_paths_are_expanded_and_an_unset_one_is_named(
+    tmp_path, monkeypatch
+):
+    """'$SCRATCH/runs' made a folder named '$SCRATCH' in the working directory."""
+    from fintune.errors import FintuneError
+
+    monkeypatch.setenv("SCRATCH", str(tmp_path / "scratch"))
+    monkeypatch.delenv("NOT_SET_HERE", raising=False)
+    for given in ("$SCRATCH/runs", "${SCRATCH}/runs"):
+        config = validate_config({"output": {"dir": given}, "data": {"path": given}})
+        assert config.output.dir == config.data.path == str(tmp_path / "scratch" / "runs")
+    unset = {"output": {"dir": "$NOT_SET_HERE/runs"}, "data": {"path": "d.csv"}}
+    with pytest.raises(FintuneError, match=r"environment variable \$NOT_SET_HERE is not set"):
+        validate_config(unset)
+
+
+DATA = {"data": {"path": "d.csv"}}
+
+
+def test_an_output_dir_too_long_for_the_system_is_named_before_training(tmp_path):
+    """A path over the system's limit was an OSError traceback in the check, or (a little
+    shorter) passed it and failed at the first checkpoint, after training."""
+    from fintune.errors import FintuneError
+
+    deep = tmp_path.joinpath(*(["d" * 250] * 17))
+    with pytest.raises(FintuneError, match=r"^output.dir: the path is \d+ bytes long"):
+        run_dir.check_output_dir(validate_config({"output": {"dir": str(deep)}, **DATA}))
+    deep = tmp_path.joinpath(*(["d" * 250] * 15))  # fits, but not with a run's files in it
+    with pytest.raises(FintuneError, match=r"^output.dir: the path is \d+ bytes long"):
+        run_dir.check_output_dir(validate_config({"output": {"dir": str(deep)}, **DATA}))
+
+
 def test_a_relative_sqlite_uri_recorded_absolute_names_the_same_file(tmp_path, monkeypatch):
     """SQLAlchemy reads the path percent-decoded and up to a '?': the folder fintune ran in
     is quoted (as sqlite_uri quotes it), the part the user wrote is kept as written."""

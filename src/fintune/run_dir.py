@@ -36,6 +36,9 @@ from fintune.training.resources import usable_cores
 
 # a full disk or a folder the run may not write in: the user's to fix, not a traceback
 WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
+# bytes a run adds below output.dir: its folder (a stamp, a name of up to 80 characters of up
+# to 4 bytes, '+N') and the deepest file in it, checkpoints/checkpoint-N/...
+RUN_FILES_ROOM = 400
 
 PACKAGES = (
     "fintune",
@@ -66,6 +69,15 @@ def check_output_dir(config: ExperimentConfig) -> None:
     """output.dir must be a directory this process can create runs in; checked before
     training, without creating anything."""
     check_writable(Path(config.output.dir), "output.dir")
+    hub = config.data.hub_id
+    if hub and Path(hub).is_dir():  # a downloaded dataset's folder
+        out, folder = Path(config.output.dir).resolve(), Path(hub).resolve()
+        if out == folder or folder in out.parents:
+            raise FintuneError(
+                f"output.dir: {config.output.dir} is inside data.hub_id's folder {hub}, which "
+                "is read with its subfolders: a run's predictions_*.csv would be read as data "
+                "by the next run; choose an output.dir outside it"
+            )
 
 
 def check_writable(folder: Path, field: str) -> None:
@@ -77,6 +89,12 @@ def check_writable(folder: Path, field: str) -> None:
 def unwritable(folder: Path) -> str | None:
     """Why `folder` cannot be made (or is not) a writable directory; None if it can."""
     path = folder.absolute()
+    limit = os.pathconf("/", "PC_PATH_MAX")
+    if (size := len(os.fsencode(str(path)))) + RUN_FILES_ROOM > limit:
+        return (
+            f"the path is {size} bytes long; with a run's folder and files in it, it would "
+            f"pass the {limit} bytes this system allows a path: choose a shorter one"
+        )
     for existing in (path, *path.parents):  # the root exists: the loop always breaks
         if existing.exists():
             break

@@ -161,7 +161,11 @@ def test_an_experiment_file_given_as_a_study_says_which_command_takes_it(tmp_pat
         ),  # valid: every cell has the seed-1 baseline in its group
         ({"cells": [{"method": "full"}]}, "give a value for every axis; missing ['seed']"),
         ({"cells": [{"method": "prefix", "seed": 1}]}, "method=prefix is not a variant"),
-        ({"base": "missing.yaml"}, "base: experiment file not found: missing.yaml"),
+        (
+            {"base": "missing.yaml"},
+            "base: experiment file not found: missing.yaml (relative paths are read from the "
+            "current directory, ",
+        ),
         ({"axes": {}, "cells": []}, "the study has no cells"),
         ({"metric": "speed"}, "metric"),
         (

@@ -150,8 +150,15 @@ def check_path(path: str | None) -> str | None:
 
 
 def expand_home(path: str | None) -> str | None:
-    """`~/runs` means the home folder's runs, not a folder named `~`."""
-    return None if check_path(path) is None else os.path.expanduser(path)
+    """`~/runs` means the home folder's runs, not a folder named `~`, and `$SCRATCH/runs`
+    (or `${SCRATCH}`) that variable's runs; an unset variable is named, not made a folder."""
+    if check_path(path) is None:
+        return None
+    expanded = os.path.expandvars(path)
+    if unset := re.search(r"\$(\w+|\{\w+\})", expanded):
+        name = unset[1].strip("{}")
+        raise ValueError(f"environment variable ${name} is not set (in {path!r})")
+    return os.path.expanduser(expanded)
 
 
 # --------------------------------------------------------------------------- model

@@ -22,6 +22,7 @@ import copy
 import hashlib
 import itertools
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ from fintune.config.load import (
     written_value,
 )
 from fintune.config.schema import ExperimentConfig, HeadlineMetric, Section, expand_home
-from fintune.errors import FintuneError
+from fintune.errors import FintuneError, relative_note
 
 SEED_AXIS = "seed"
 console = Console(stderr=True, soft_wrap=True)
@@ -196,9 +197,11 @@ def _spec_error(model: type[BaseModel], error: dict[str, Any]) -> str:
 def base_mapping(base: str | dict[str, Any], source: str) -> dict[str, Any]:
     if isinstance(base, dict):
         return base
-    path = Path(base).expanduser()
+    path = Path(os.path.expandvars(base)).expanduser()
     if not path.is_file():
-        raise FintuneError(f"{source}: base: experiment file not found: {base}")
+        raise FintuneError(
+            f"{source}: base: experiment file not found: {base}{relative_note(path)}"
+        )
     return read_yaml(path)
 
 
