@@ -81,7 +81,10 @@ def test_a_diverged_run_stops_with_an_error_not_a_report(make_config):
     config = make_config(training={"learning_rate": 1e6, "epochs": 2})
     with pytest.raises(FintuneError, match=r"training diverged: the \w+ loss is nan at step"):
         run(config)
-    (run_dir,) = Path(config.output.dir).iterdir()
+    # the advice to train in fp32 or bf16 was given to this fp32 run too
+    with pytest.raises(FintuneError, match=r"\); lower training.learning_rate$"):
+        run(config)
+    run_dir = sorted(Path(config.output.dir).iterdir())[0]
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "checkpoints").exists()
     history = [_strict_json(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert history[-1].get("loss", history[-1].get("eval_loss")) is None  # NaN written as null

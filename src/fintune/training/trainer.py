@@ -51,7 +51,9 @@ class JsonlHistory(TrainerCallback):
             f.write(to_json(record) + "\n")
 
 
-DIVERGED_FIX = "lower training.learning_rate, or use precision fp32 or bf16"
+def diverged_fix(args: TrainingArguments) -> str:
+    """What to change: float16's narrow range overflows where fp32 and bf16 do not."""
+    return "lower training.learning_rate" + (", or use precision fp32 or bf16" if args.fp16 else "")
 
 
 class DivergenceGuard(TrainerCallback):
@@ -65,7 +67,7 @@ class DivergenceGuard(TrainerCallback):
                 raise FintuneError(
                     f"training diverged: the {what} loss is {value} at step "
                     f"{state.global_step} (learning rate {logs.get('learning_rate', 'n/a')}); "
-                    f"{DIVERGED_FIX}"
+                    f"{diverged_fix(args)}"
                 )
 
 
@@ -394,7 +396,7 @@ class SelectingTrainer(Trainer):
                 callback.write(step, epoch, {"loss": value, "learning_rate": rate})
         raise FintuneError(
             f"training diverged: the training loss is {value} at step {step} (learning rate "
-            f"{rate:.3g}); {DIVERGED_FIX}"
+            f"{rate:.3g}); {diverged_fix(self.args)}"
         )
 
     def evaluate(self, *args, **kwargs):
