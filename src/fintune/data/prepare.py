@@ -645,11 +645,11 @@ def _unicode_variants(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
         if a in spellings and b in spellings:
             # texts of b that a does not hold as written but holds in another spelling,
             # even where a holds one of b's spellings too (that one is in shared_texts)
-            hidden = {
-                form: len(spellings[b][form] - spellings[a][form])
-                for form in sorted(spellings[a].keys() & spellings[b].keys())
-            }
-            if hidden := {form: n for form, n in hidden.items() if n}:
+            hidden = {}
+            for form in sorted(spellings[a].keys() & spellings[b].keys()):
+                if n := len(spellings[b][form] - spellings[a][form]):
+                    hidden[form] = n
+            if hidden:
                 out[f"{a}/{b}"] = sum(hidden.values())
                 examples.append(next(iter(hidden)))
     if out:

@@ -294,16 +294,12 @@ def _check_excel_sep_line(path: Path, line: str, number: int, delimiter: str) ->
     """Excel's 'sep=,' first line names the separator; read as the header, it hid the real
     one and the message blamed data.text_column."""
     if match := re.fullmatch(r"sep=(.?)", line.strip(" \r\n"), flags=re.IGNORECASE):
-        other = match[1] not in ("", delimiter)
+        fix = "delete that line so the file starts with its column names"
+        if match[1] not in ("", delimiter):
+            kind = "commas" if delimiter == "," else "tabs"
+            fix += f", and save the file separated by {kind} (it names {match[1]!r})"
         raise FintuneError(
-            f"{path}, line {number}: {match[0]!r} is Excel's separator line, not the header; "
-            "delete that line so the file starts with its column names"
-            + (
-                f", and save the file separated by {'commas' if delimiter == ',' else 'tabs'}"
-                f" (it names {match[1]!r})"
-                if other
-                else ""
-            )
+            f"{path}, line {number}: {match[0]!r} is Excel's separator line, not the header; {fix}"
         )
 
 
