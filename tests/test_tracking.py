@@ -507,6 +507,47 @@ def test_a_relative_sqlite_uri_is_logged_to(make_config, tmp_path, monkeypatch):
     assert (tmp_path / "tracked" / "mlartifacts").is_dir()
 
 
+def test_a_home_folder_in_a_sqlite_tracking_uri_is_the_home_folder(
+    make_config, tmp_path, monkeypatch
+):
+    """`sqlite:///~/runs.db` is the home folder's file, as `~` is in paths, not a folder
+    named `~` in the working folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    classification.run(make_config(tracking={"mlflow": True, "uri": "sqlite:///~/runs.db"}))
+    assert not (tmp_path / "~").exists()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'home' / 'runs.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert run.info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(
+    ("uri", "expanded"),
+    [
+        ("sqlite:///$STORES/a.db?mode=rw", "sqlite:///{stores}/a.db?mode=rw"),
+        ("~/mlruns", "{home}/mlruns"),
+        ("file:${STORES}/mlruns", "file:{stores}/mlruns"),
+        ("postgresql://me:pa$STORES@db/mlflow", "postgresql://me:pa$STORES@db/mlflow"),
+        ("http://~host:5000", "http://~host:5000"),
+    ],
+)
+def test_home_and_variables_are_expanded_in_a_local_store_s_path_only(
+    make_config, tmp_path, monkeypatch, uri, expanded
+):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STORES", str(tmp_path / "q?s"))  # `?` ends a sqlite path: quoted
+    config = make_config(tracking={"uri": uri})
+    stores = f"{tmp_path}/q%3Fs" if uri.startswith("sqlite") else f"{tmp_path}/q?s"
+    assert config.tracking.uri == expanded.format(home=tmp_path / "home", stores=stores)
+
+
+def test_an_unset_variable_in_a_tracking_uri_is_named(make_config, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_STORE", raising=False)
+    with pytest.raises(Exception, match=r"\$NO_SUCH_STORE is not set"):
+        make_config(tracking={"uri": "sqlite:///$NO_SUCH_STORE/mlflow.db"})
+
+
 @pytest.mark.parametrize("uri", ["htp://127.0.0.1:5000", "127.0.0.1:5000", "sqlite:///not.db"])
 def test_a_tracking_uri_mlflow_cannot_use_fails_before_training(
     make_config, monkeypatch, tmp_path, uri

@@ -55,6 +55,17 @@ def test_a_home_folder_in_base_and_output_is_expanded(
     assert spec.output == str(home / "sweeps") and base["model"]["max_length"] == 32
 
 
+def test_a_home_folder_or_variable_in_a_sqlite_storage_url_is_expanded(
+    sweep_file, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SHARED", str(tmp_path / "shared"))
+    spec, _ = sweep_spec.load_sweep(sweep_file(storage="sqlite:///~/optuna.db"))
+    assert spec.storage == f"sqlite:///{tmp_path}/home/optuna.db"
+    spec, _ = sweep_spec.load_sweep(sweep_file(storage="sqlite:///${SHARED}/optuna.db"))
+    assert spec.storage == f"sqlite:///{tmp_path}/shared/optuna.db"
+
+
 def test_a_space_over_the_method_drops_the_options_a_chosen_method_lacks(sweep_file, make_config):
     """As `--set method.name=full` does: a full trial from a lora base has no r or alpha."""
     base = make_config(method={"name": "lora", "r": 4, "alpha": 32}).model_dump(mode="json")

@@ -161,6 +161,39 @@ def expand_home(path: str | None) -> str | None:
     return os.path.expanduser(expanded)
 
 
+def expand_local_uri(uri: str | None) -> str | None:
+    """A local store's URI (`sqlite:///~/runs.db`, `file:$SCRATCH/mlruns`, `~/mlruns`) with
+    `~` and `$VARS` in its path expanded, as paths are; a server's URI is left as written
+    (a `$` in its password is the password's)."""
+    if not uri or not ("~" in uri or "$" in uri):
+        return uri
+    if uri.startswith("sqlite:///"):
+        # SQLAlchemy reads the path percent-decoded up to a `?`: the user's part is already
+        # written that way, so only what is put in is quoted
+        def quoted(text: str) -> str:
+            return text.replace("%", "%25").replace("?", "%3F")
+
+        def value(match: re.Match) -> str:
+            name = match[1] or match[2]
+            if name not in os.environ:
+                raise ValueError(f"environment variable ${name} is not set (in {uri!r})")
+            return quoted(os.environ[name])
+
+        head, slash, rest = uri.removeprefix("sqlite:///").partition("/")
+        if head.startswith("~") and os.path.expanduser(head) != head:
+            head = quoted(os.path.expanduser(head))
+        return "sqlite:///" + re.sub(r"\$(?:(\w+)|\{(\w+)\})", value, head + slash + rest)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # not a URL: the store names the problem before training
+        return uri
+    if parts.scheme == "file" and not parts.netloc:
+        return "file:" + expand_home(parts.path)
+    if not parts.scheme and not parts.netloc:
+        return expand_home(uri)
+    return uri
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -550,6 +583,11 @@ class TrackingConfig(Section):
                 "or remove tracking.uri and set MLFLOW_TRACKING_URI"
             )
         return uri
+
+    @field_validator("uri")
+    @classmethod
+    def _expand_local(cls, uri: str | None) -> str | None:
+        return expand_local_uri(uri)
 
     @field_validator("tags")
     @classmethod

@@ -40,7 +40,13 @@ from fintune.config.load import (
     set_fields,
     validate_config,
 )
-from fintune.config.schema import ExperimentConfig, Metric, Section, expand_home
+from fintune.config.schema import (
+    ExperimentConfig,
+    Metric,
+    Section,
+    expand_home,
+    expand_local_uri,
+)
 from fintune.errors import FintuneError
 from fintune.study.spec import base_mapping, results_sha, validate_spec
 from fintune.tracking import store_in
@@ -196,6 +202,11 @@ class SweepSpec(Section):
     @classmethod
     def _expand_output(cls, path: str) -> str:
         return expand_home(path)
+
+    @field_validator("storage")
+    @classmethod
+    def _expand_storage(cls, url: str | None) -> str | None:
+        return expand_local_uri(url)
 
     @property
     def direction(self) -> str:
