@@ -348,6 +348,29 @@ def test_two_values_of_an_axis_that_make_one_config_are_refused(write_study, bas
         load_study(write_study(axes=axes, baseline=baseline))
 
 
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"training.learning_rate": "1e-4"},
+        {"training.learning_rate": "0.1E-3"},
+    ],
+)
+def test_two_variants_written_differently_that_make_one_config_are_refused(write_study, other):
+    """Variants `{lr: 1e-4}` and `{lr: 1.0e-4}` trained one config twice, as two rows."""
+    lrs = {"a": {"training.learning_rate": 1e-4}, "b": other}
+    axes = {"method": ["full", "lora"], "lr": lrs}
+    with pytest.raises(FintuneError, match=r"axes.lr: the variants 'a' and 'b' are written"):
+        load_study(write_study(axes=axes))
+
+
+def test_two_variants_written_alike_are_an_a_a_check(write_study):
+    same = {"training.learning_rate": 1e-4}
+    _, cells = load_study(
+        write_study(axes={"method": ["full", "lora"], "lr": {"a": same, "b": same}})
+    )
+    assert len(cells) == 4 and len({c.config_sha for c in cells}) == 2
+
+
 def test_an_explicit_cells_own_field_wins_over_its_variants_whatever_the_order(write_study):
     """A cell `{training.learning_rate: 0.01, method: full}` was labelled lr 0.01 and
     trained with the full variant's 1e-4: the variant's fields were set after the fields

@@ -320,26 +320,34 @@ def warn_replaced_sections(base: dict[str, Any], cells: list[Cell]) -> None:
 
 
 def check_values_differ(spec: StudySpec, cells: list[Cell], source: str) -> None:
-    """Values of a list axis unequal as written may make one config (`[1e-4, 1.0e-4]`:
-    YAML reads the first as text, the config as the number): two rows would train it.
-    (Variants alike under two labels are an A/A check, allowed.)"""
+    """Values of an axis unequal as written may make one config (`[1e-4, 1.0e-4]`: YAML
+    reads the first as text, the config as the number; variants `{training.learning_rate:
+    1e-4}` and `{training: {learning_rate: 1e-4}}`): two rows would train it. Variants
+    written alike under two labels are an A/A check, allowed."""
     seen: dict[str, Cell] = {}
     for cell in cells:
         first = seen.setdefault(cell.config_sha, cell)
         differ = [a for a, v in cell.coords.items() if first.coords.get(a) != v]
-        if (
-            first is cell
-            or not differ
-            or not all(isinstance(spec.axes.get(a), list) for a in differ)
-        ):
+        if first is cell or not differ or not all(a in spec.axes for a in differ):
             continue
-        axis = differ[0]
-        raw = {label_of(v): v for v in spec.axes[axis]}  # an explicit cell's may be none
-        a, b = (raw.get(c.coords[axis], c.coords[axis]) for c in (first, cell))
-        raise FintuneError(
-            f"{source}: axes.{axis}: the values {a!r} and {b!r} make the same config (YAML "
-            "reads a number such as 1e-4, without a dot, as text); drop one"
-        )
+        listed = [a for a in differ if isinstance(spec.axes[a], list)]
+        if listed:
+            axis = listed[0]
+            raw = {label_of(v): v for v in spec.axes[axis]}  # an explicit cell's may be none
+            a, b = (raw.get(c.coords[axis], c.coords[axis]) for c in (first, cell))
+            raise FintuneError(
+                f"{source}: axes.{axis}: the values {a!r} and {b!r} make the same config "
+                "(YAML reads a number such as 1e-4, without a dot, as text); drop one"
+            )
+        for axis in differ:
+            variants = {str(label): fields for label, fields in spec.axes[axis].items()}
+            a, b = (c.coords[axis] for c in (first, cell))
+            if variants.get(a) != variants.get(b):
+                raise FintuneError(
+                    f"{source}: axes.{axis}: the variants {a!r} and {b!r} are written "
+                    "differently but make the same config, so two rows would train it; "
+                    "drop one (variants written alike are allowed, as an A/A check)"
+                )
 
 
 def check_repeated_runs(spec: StudySpec, cells: list[Cell], source: str) -> None:
