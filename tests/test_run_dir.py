@@ -245,6 +245,27 @@ def test_the_versions_of_every_library_that_changes_a_runs_numbers_are_recorded(
         assert versions[name]
 
 
+@pytest.mark.parametrize("read_only", [True, False])
+def test_an_output_dir_on_a_read_only_mount_is_not_called_a_permission_problem(
+    tmp_path, monkeypatch, read_only
+):
+    """A read-only mount was reported as 'permission denied', sending the user to chmod."""
+    from fintune.errors import FintuneError
+
+    real_statvfs = os.statvfs
+
+    class Mount:
+        def __init__(self, path):
+            self.f_flag = real_statvfs(path).f_flag | (os.ST_RDONLY if read_only else 0)
+
+    monkeypatch.setattr(os, "access", lambda path, mode: not mode & os.W_OK)  # tests run as root
+    monkeypatch.setattr(os, "statvfs", Mount)
+    with pytest.raises(FintuneError) as error:
+        run_dir.check_output_dir(_config(tmp_path / "runs", "exp"))
+    why = "the filesystem is mounted read-only" if read_only else "permission denied"
+    assert f"cannot write in {tmp_path} ({why})" in str(error.value)
+
+
 @pytest.mark.parametrize("code", [28, 13, 30])  # ENOSPC, EACCES, EROFS
 def test_a_run_folder_that_cannot_be_made_is_an_error_naming_it(tmp_path, monkeypatch, code):
     """output.dir is checked before the model loads, but a disk that fills meanwhile (or a

@@ -103,8 +103,18 @@ def unwritable(folder: Path) -> str | None:
     if not existing.is_dir():
         return f"{existing} is a file, not a directory"
     if not os.access(existing, os.W_OK | os.X_OK):
-        return f"cannot write in {existing} (permission denied)"
+        return f"cannot write in {existing} ({why_denied(existing)})"
     return None
+
+
+def why_denied(path: Path) -> str:
+    """Why `path` cannot be written: a read-only mount (a snapshot, a container's image)
+    is not fixed with permissions."""
+    try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return "the filesystem is mounted read-only" if read_only else "permission denied"
 
 
 def create_run_dir(config: ExperimentConfig) -> Path:

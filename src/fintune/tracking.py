@@ -189,13 +189,13 @@ def _check_artifact_folder(store: Path, experiment, config: ExperimentConfig) ->
 def _check_store_writable(store: Path, config: ExperimentConfig) -> None:
     """MLflow writes the SQLite store only after training (and makes a new one there): the
     store, and its folder (SQLite's journal goes beside it), must be writable now."""
-    from fintune.run_dir import unwritable  # run_dir imports this module
+    from fintune.run_dir import unwritable, why_denied  # run_dir imports this module
 
     path = store.absolute()
     if path.is_dir():
         why = "it is a directory"
     elif path.is_file() and not os.access(path, os.R_OK | os.W_OK):
-        why = f"cannot write {path} (permission denied)"
+        why = f"cannot write {path} ({why_denied(path)})"
     else:
         why = unwritable(path.parent)
     if why is None:
