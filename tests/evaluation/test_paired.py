@@ -291,6 +291,27 @@ def test_the_randomization_test_matches_an_enumeration_of_every_swap():
     assert ours == pytest.approx(exact, abs=0.01)
 
 
+def test_the_randomization_test_holds_a_bounded_chunk_of_shuffles_at_once(monkeypatch):
+    """All shuffles at once took 3 bytes per shuffle and example the models disagree on
+    (about 680 MB for 5,000 shuffles of 100,000 examples), after every cell had trained:
+    the memory check before training counts the bootstrap's matrices, not these."""
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 60_000)
+    base, cand = rng.integers(0, 3, 60_000), rng.integers(0, 3, 60_000)
+    tracemalloc.start()
+    p_whole = randomization_test([(y, base)], [(y, cand)], 3, samples=600, seed=0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 30 * 2**20  # all at once: about 50 MB (600 x 40,000 x 2 bytes, and more)
+    # chunks of any size draw the same kind of shuffles: a p of the same size
+    monkeypatch.setattr(paired, "SWAP_CHUNK_BYTES", 7 * 40_000)
+    p_chunked = randomization_test([(y, base)], [(y, cand)], 3, samples=600, seed=0)
+    for name, p in p_whole.items():
+        assert p_chunked[name] == pytest.approx(p, abs=0.1)
+
+
 @pytest.mark.parametrize(("fixed", "expected"), [(4, "within noise"), (30, "better")])
 def test_every_metric_is_called_better_only_when_a_test_on_the_examples_agrees(fixed, expected):
     """Four fixed errors: the F1 interval lies above 0, as accuracy's does, and p = 0.125

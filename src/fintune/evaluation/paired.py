@@ -31,6 +31,7 @@ Block = tuple[np.ndarray, np.ndarray]  # (y_true, y_pred) of one run
 DIRECT_CONVOLUTION_MAX = 10**7  # larger exact-test convolutions go through an FFT
 ALPHA = 0.05  # the level of every verdict
 P_FLOOR = 1e-15  # smaller p-values are shown as below it (see format_p)
+SWAP_CHUNK_BYTES = 4_000_000  # a randomization test's shuffles at once: ~12 MB
 FFT_P_FLOOR = 1e-12  # the same through the FFT, whose tail sums hold ~2e-15 of rounding
 
 
@@ -226,10 +227,16 @@ def randomization_test(
         differ = np.unique(
             np.concatenate([np.flatnonzero(baseline[i][1] != candidate[i][1]) for i in members])
         )
-        swaps = rng.integers(0, 2, size=(samples, len(differ)), dtype=np.uint8).astype(bool)
-        shuffled += [
-            _swapped_difference(baseline[i], candidate[i][1], swaps, differ, k) for i in members
-        ]
+        # in chunks of shuffles: all at once held 3 bytes per shuffle and example, 4 GB for
+        # 2,000 shuffles of 700,000 examples, unseen by the memory check before training
+        rows = max(1, SWAP_CHUNK_BYTES // max(1, len(differ)))
+        parts: list[list[dict[str, np.ndarray]]] = [[] for _ in members]
+        for start in range(0, samples, rows):
+            size = (min(rows, samples - start), len(differ))
+            swaps = rng.integers(0, 2, size=size, dtype=np.uint8).astype(bool)
+            for part, i in zip(parts, members, strict=True):
+                part.append(_swapped_difference(baseline[i], candidate[i][1], swaps, differ, k))
+        shuffled += [{name: np.concatenate([c[name] for c in p]) for name in p[0]} for p in parts]
     spread = _mean_over_blocks(shuffled)
     return {
         name: float(
