@@ -165,3 +165,17 @@ def test_labels_the_font_cannot_draw_are_shown_as_class_ids(monkeypatch, tmp_pat
     )
     assert tick_labels(["baisse €", "hausse é"]) == ["baisse €", "hausse é"]
     assert undrawable_note(["baisse €", "hausse é"], "The plot") is None
+
+
+def test_a_matrix_of_equal_counts_draws_them_on_a_dark_cell(monkeypatch, tmp_path):
+    """Colours ran from the matrix's lowest count to its highest: [[5, 5], [5, 5]] (or a
+    one-label [[7]]) was drawn palest, in white text, so no count could be read."""
+    figures = []
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    for matrix, labels in (([[5, 5], [5, 5]], ["negative", "positive"]), ([[7]], ["only"])):
+        plot_confusion(matrix, labels, "t", tmp_path / "cm.png")
+        ax = figures[-1].axes[0]
+        (image,) = ax.get_images()
+        red, green, blue, _ = image.to_rgba(matrix[0][0])
+        assert 0.3 * red + 0.6 * green + 0.1 * blue < 0.5
+        assert {t.get_color() for t in ax.texts} == {"white"}

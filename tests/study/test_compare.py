@@ -599,7 +599,8 @@ def test_a_finished_cell_with_a_damaged_history_is_plotted_without_it(study_file
     run_study(path, report_only=True)
     report = " ".join((folder / "report.md").read_text().split())
     assert "2 finished, 0 failed" in report
-    said = "method=lora_: no loss or learning-rate curve, its history.jsonl cannot be read"
+    said = "method=lora_: no loss or learning-rate curve, its history.jsonl is missing or "
+    said += "cannot be read"
     assert said.replace("_:", "\\_:") in report
     assert said in " ".join((folder / "report.html").read_text().split())
 

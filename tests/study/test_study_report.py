@@ -474,3 +474,67 @@ def test_the_confusion_grid_is_capped_in_size_as_a_runs_own_matrix_is(tmp_path, 
     report._plots(Document("s"), tmp_path, "all", rows, ci)
     width, height = sizes["confusion matrices"]
     assert width < 2 * 16 and height < 16, (width, height)  # two matrices side by side
+
+
+def test_a_confusion_grid_of_equal_counts_draws_them_on_a_dark_cell(tmp_path, monkeypatch):
+    """Colours ran from the matrix's own lowest count to its highest: equal counts were
+    drawn palest, in white text, so no count could be read."""
+    metrics = {
+        "labels": ["n", "p"],
+        "test": {"accuracy": 0.5, "f1_macro": 0.5, "f1_weighted": 0.5}
+        | {"confusion_matrix": [[5, 5], [5, 5]]},
+    }
+    (tmp_path / "history.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    rows = {"method=full": [Finished(Cell({}, {}, None), tmp_path, metrics)]}
+    ax = _plotted(monkeypatch, tmp_path, rows)["all-confusion.png"].axes[0]
+    (image,) = ax.get_images()
+    red, green, blue, _ = image.to_rgba(5)
+    assert 0.3 * red + 0.6 * green + 0.1 * blue < 0.5  # dark, under its white "5"
+    assert {t.get_color() for t in ax.texts} == {"white"}
+
+
+def test_a_row_without_a_history_file_is_named_not_left_out_of_the_curves(tmp_path, monkeypatch):
+    """A deleted history.jsonl read as no records: the row vanished from the loss and
+    learning-rate plots, with no legend entry and no note."""
+    from fintune.report.document import Document
+    from fintune.study import report
+
+    metrics = {
+        "labels": ["n", "p"],
+        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
+        | {"confusion_matrix": [[3, 2], [2, 3]]},
+    }
+    full, lora = tmp_path / "full", tmp_path / "lora"
+    for folder in (full, lora):
+        folder.mkdir()
+    (full / "history.jsonl").write_text('{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n')
+    rows = {
+        "method=full": [Finished(Cell({}, {}, None), full, metrics)],
+        "method=lora": [Finished(Cell({}, {}, None), lora, metrics)],
+    }
+    monkeypatch.setattr(report, "_save", lambda fig, path, doc, alt: None)
+    doc = Document("s")
+    ci = {name: {m: [0.4, 0.7] for m in ("accuracy", "f1_macro", "f1_weighted")} for name in rows}
+    report._plots(doc, tmp_path, "all", rows, ci)
+    said = " ".join(doc.markdown(tmp_path).split())
+    assert "method=lora: no loss or learning-rate curve, its history.jsonl is missing" in said
+
+
+def test_a_study_curve_of_few_steps_has_whole_steps_on_its_axis(tmp_path, monkeypatch):
+    """Steps 1 and 3 were drawn over ticks 0.75, 1.00, 1.25 ...: no step 1.25 exists."""
+    metrics = {
+        "labels": ["n", "p"],
+        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
+        | {"confusion_matrix": [[3, 2], [2, 3]]},
+    }
+    (tmp_path / "history.jsonl").write_text(
+        '{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n'
+        '{"step": 3, "loss": 0.5, "learning_rate": 0.05}\n'
+    )
+    rows = {"method=full": [Finished(Cell({}, {}, None), tmp_path, metrics)]}
+    figures = _plotted(monkeypatch, tmp_path, rows)
+    for name in ("all-loss.png", "all-lr.png"):
+        ax = figures[name].axes[0]
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), (name, ticks)

@@ -2377,3 +2377,50 @@ def test_the_sweep_plots_leave_matplotlibs_style_as_it_was(tmp_path):
     assert (tmp_path / "plots" / "optimization_history.png").exists()
     changed = {k for k, v in plt.rcParams.items() if before[k] != v}
     assert not changed, sorted(changed)[:5]
+
+
+def test_a_sweep_whose_trials_were_all_pruned_reports_their_evaluations(sweep_file):
+    """The report stopped at 'No trial finished': the pruned trials' parameters and
+    per-epoch scores were in trials.csv only, though README says the report has the table."""
+    from fintune.study.sweep_report import finish_sweep
+
+    path = sweep_file(trials=2)
+    spec, base = sweep_spec.load_sweep(path)
+    folder = Path(yaml.safe_load(path.read_text())["output"]) / "tiny-sweep"
+    folder.mkdir(parents=True)
+    study = optuna.create_study(direction="maximize")
+    rate = {"training.learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-2)}
+    for value in (0.31, 0.27):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"training.learning_rate": 2e-3},
+                distributions=rate,
+                value=value,
+                state=optuna.trial.TrialState.PRUNED,
+                intermediate_values={1: value},
+            )
+        )
+    report = finish_sweep(study, spec, base, folder, str(path)).read_text()
+    assert "No trial finished" in report and "## Trials" in report
+    assert "| 0 | pruned |" in report and "| 1 | pruned |" in report
+
+
+def test_the_optimisation_history_of_one_trial_has_whole_trial_numbers(tmp_path, monkeypatch):
+    """With one trial the x axis read -0.060 ... 0.060: no whole number to tick."""
+    from fintune.report.document import Document
+    from fintune.study import sweep_report
+
+    study = optuna.create_study(direction="maximize")
+    rate = {"training.learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-2)}
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"training.learning_rate": 2e-3}, distributions=rate, value=0.5
+        )
+    )
+    drawn = []
+    monkeypatch.setattr(sweep_report, "_save", lambda ax, path, doc, alt: drawn.append(ax))
+    sweep_report._plots(study, tmp_path, Document("s"), "accuracy")
+    ax = drawn[0]
+    low, high = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if low <= t <= high]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks

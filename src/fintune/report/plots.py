@@ -138,7 +138,8 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path:
     # room for the labels beside and below the matrix, not taken from it (inches)
     text = label_room(labels, font)
     fig, ax = plt.subplots(figsize=(size + text, size * 0.85 + 0.75 * text))
-    image = ax.imshow(cm, cmap="Blues")
+    # from 0: a matrix of equal counts was drawn palest, its white counts unseen
+    image = ax.imshow(cm, cmap="Blues", vmin=0)
     # parse_math off: "$" in a label is a dollar
     ax.set_xticks(range(k), labels, parse_math=False, fontsize=font)
     ax.set_yticks(range(k), labels, parse_math=False, fontsize=font)

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fintune.config.schema import METRICS  # noqa: E402
 from fintune.errors import FintuneError  # noqa: E402
@@ -452,9 +453,10 @@ def _plots(
 
     histories, unreadable = {}, []
     for name in names:
-        try:
-            history = read_history(rows[name][0].run_dir / "history.jsonl")
-            whole = all(isinstance(r, dict) and "step" in r for r in history)
+        path = rows[name][0].run_dir / "history.jsonl"
+        try:  # a missing file reads as no records: a row left out of the plots unnamed
+            history = read_history(path)
+            whole = path.is_file() and all(isinstance(r, dict) and "step" in r for r in history)
         except (OSError, ValueError):  # cut mid-line, not UTF-8: the run's results still stand
             whole = False
         histories[name] = history if whole else []
@@ -463,7 +465,7 @@ def _plots(
     if unreadable:
         doc.text(
             "; ".join(unreadable)  # Document.text escapes what it shows
-            + ": no loss or learning-rate curve, its history.jsonl cannot be read."
+            + ": no loss or learning-rate curve, its history.jsonl is missing or cannot be read."
         )
     for key, label, title, fname in (
         ("loss", "loss", "Training (solid) and validation (dashed) loss", "loss"),
@@ -491,6 +493,7 @@ def _plots(
                     named = {} if points else {"label": name}
                     ax.plot(*zip(*evals, strict=True), "--", **style, **named)
         ax.set_xlabel("optimiser step (first seed of each row)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no step 1.25
         ax.set_ylabel(label)
         ax.set_title(title)
         ax.grid(alpha=0.3)
@@ -519,7 +522,7 @@ def _plots(
         cm = np.sum([np.array(r.metrics["test"]["confusion_matrix"]) for r in rows[name]], axis=0)
         labels = ticks_of[name]
         ax.axis("on")
-        image = ax.imshow(cm, cmap="Blues")
+        image = ax.imshow(cm, cmap="Blues", vmin=0)  # equal counts: dark, as their text
         ax.set_title(f"{name} (n={int(cm.sum())})", fontsize=9)
         ticks = {"fontsize": font, "parse_math": False}  # tick labels are made when drawn
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", **ticks)

@@ -298,6 +298,8 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
         doc.text("The search settings changed during the study: " + "; ".join(changes) + ".")
     if not finished:
         doc.text("No trial finished, so there is no best configuration yet.")
+        if len(frame):  # pruned trials' evaluations are still worth reading
+            _trials(doc, study, frame, spec.metric, folder)
         _failures(doc, frame)
         md, _ = doc.write(folder)
         return md
@@ -338,13 +340,35 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
         for note in split_notes({"validation": val, "test": test}):  # as the run's report
             doc.text(lead_bold(note))
 
+    _trials(doc, study, frame, spec.metric, folder)
+    _failures(doc, frame)
+    _plots(study, folder, doc, spec.metric)
+    drop_stale_plots(doc, folder / "plots", lambda name: name in SWEEP_PLOTS)
+    md, page = doc.write(folder)
+    _track(
+        spec,
+        base,
+        folder,
+        source,
+        [md, page, folder / "trials.csv", *sorted((folder / "plots").glob("*.png"))],
+    )
+    if failed:
+        raise FintuneError(
+            f"the final model failed: {failed}. The report {md} has the trials without it; "
+            "once the cause is fixed, `fintune sweep FILE --report-only` trains it again"
+        )
+    return md
+
+
+def _trials(doc: Document, study, frame: pd.DataFrame, metric: str, folder: Path) -> None:
+    """The per-evaluation table, as the lab notebooks keep it."""
     doc.heading("Trials")
     doc.text(
         "One row per evaluation (epoch): mean training loss since the previous "
         "evaluation, validation loss, accuracy and macro F1. 'origin' says where a "
         "trial's parameters came from: the sampler, the sweep file's `enqueue`, or a retry "
         "of a trial whose worker died. Also in `trials.csv`, whose `value` is the trial's "
-        f"validation {spec.metric} as Optuna ranked it: a finished trial's at its kept (best) "
+        f"validation {metric} as Optuna ranked it: a finished trial's at its kept (best) "
         "checkpoint, a pruned trial's at its last evaluation (`value_at` says which epoch); "
         "the two are not alike."
     )
@@ -370,7 +394,7 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
                 row["origin"],
                 *[_fmt(row[p]) for p in params],
                 "—" if pd.isna(row.get("epoch")) else f"{row['epoch']:g}",
-                *[_fmt(row.get(c)) for c in epoch_columns(spec.metric)],
+                *[_fmt(row.get(c)) for c in epoch_columns(metric)],
             ]
         )
     doc.table(
@@ -384,27 +408,10 @@ def finish_sweep(study, spec: SweepSpec, base: dict, folder: Path, source: str) 
             "val loss",
             "val acc",
             "val F1 macro",
-            *[c.replace("eval_", "val ") for c in epoch_columns(spec.metric)[len(EPOCH_COLUMNS) :]],
+            *[c.replace("eval_", "val ") for c in epoch_columns(metric)[len(EPOCH_COLUMNS) :]],
         ],
         body,
     )
-    _failures(doc, frame)
-    _plots(study, folder, doc, spec.metric)
-    drop_stale_plots(doc, folder / "plots", lambda name: name in SWEEP_PLOTS)
-    md, page = doc.write(folder)
-    _track(
-        spec,
-        base,
-        folder,
-        source,
-        [md, page, folder / "trials.csv", *sorted((folder / "plots").glob("*.png"))],
-    )
-    if failed:
-        raise FintuneError(
-            f"the final model failed: {failed}. The report {md} has the trials without it; "
-            "once the cause is fixed, `fintune sweep FILE --report-only` trains it again"
-        )
-    return md
 
 
 def _failures(doc: Document, frame: pd.DataFrame) -> None:
@@ -434,7 +441,7 @@ def _plots(study, folder: Path, doc: Document, metric: str) -> None:
         warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
         target = f"validation {metric}"
         ax = optuna.visualization.matplotlib.plot_optimization_history(study, target_name=target)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole trials
         _save(ax, plots / "optimization_history.png", doc, "optimisation history")
         # Optuna draws equal bars, as if every field mattered alike, when it has nothing to
         # explain: fewer than two finished trials, or finished trials that all scored the same
