@@ -154,11 +154,14 @@ def test_a_safetensors_file_cut_short_is_refused_before_the_load(make_config, ti
 
 
 def _save_model(config, folder: Path) -> None:
-    """A tiny random model of this configuration, weights and all (a folder holding only
-    config.json is refused as an incomplete copy)."""
+    """A tiny random model of this configuration, weights, tokenizer and all (a folder
+    holding only config.json is refused as an incomplete copy)."""
     from transformers import AutoModelForSequenceClassification
 
+    from tests.conftest import _tokenizer
+
     AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    _tokenizer(decoder=False).save_pretrained(folder)
 
 
 @pytest.mark.parametrize("method", ["prefix", "prompt", "lora"])
@@ -326,3 +329,25 @@ def test_virtual_tokens_on_an_encoder_decoder_are_refused_before_training(make_c
     config = make_config(method={"name": method})
     with pytest.raises(FintuneError, match=rf"method {method}: .* is an encoder-decoder model"):
         check_built(bart, config)
+
+
+def test_a_token_past_the_embedding_table_is_refused_before_training(
+    make_config, tiny_llama, tmp_path
+):
+    """A pad token added to a decoder's tokenizer, the model not resized: 'validate' said
+    ok and 'run' failed at the first training step with an IndexError from torch."""
+    from transformers import AutoTokenizer
+
+    model = tmp_path / "llama"
+    shutil.copytree(tiny_llama, model)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    rows = len(tokenizer)
+    tokenizer.add_special_tokens({"pad_token": "<pad>"})
+    tokenizer.save_pretrained(model)
+    with pytest.raises(
+        FintuneError,
+        match=rf"1 token id\(s\) past the model's embedding table of {rows} rows: '<pad>' "
+        rf"\({rows}\)\. .*resize_token_embeddings",
+    ):
+        check_architecture(make_config(model={"name": str(model)}))
+    check_architecture(make_config(model={"name": str(tiny_llama)}))  # its own: taken

@@ -93,6 +93,12 @@ def check_architecture(config: ExperimentConfig, built: dict | None = None) -> N
     if key not in built:
         built[key] = _meta_architecture(*key)
     check_built(built[key], config)
+    if ("tokenizer", *key) not in built:
+        from fintune.models.load import load_tokenizer  # load imports this module
+
+        tokenizer = load_tokenizer(source, config)
+        check_token_ids(built[key], tokenizer, config.model.name)
+        built["tokenizer", *key] = True
     if isinstance(config.method, AdapterMethod):
         check_reduction_factor(built[key], config.method.reduction_factor)
 
@@ -105,6 +111,27 @@ def check_built(model, config: ExperimentConfig) -> None:
     _check_auto_modules(model, config)
     _check_prefix_supported(model, config)
     _check_virtual_tokens_on_encoder_decoder(model, config)
+
+
+def check_token_ids(model, tokenizer, name: str) -> None:
+    """Every token id needs a row of the input embedding table: a pad token added to a
+    decoder's tokenizer, the model never resized, passed every check and failed at the
+    first training step with torch's 'IndexError: index out of range in self'."""
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) <= rows and (tokenizer.pad_token_id or 0) < rows:
+        return
+    beyond = sorted(
+        {i for i in (*range(rows, len(tokenizer)), tokenizer.pad_token_id) if i >= rows}
+    )
+    shown = ", ".join(f"{tokenizer.convert_ids_to_tokens(i)!r} ({i})" for i in beyond[:5])
+    more = f" and {len(beyond) - 5} more" if len(beyond) > 5 else ""
+    raise FintuneError(
+        f"model.name: the tokenizer of {name} has {len(beyond)} token id(s) past the "
+        f"model's embedding table of {rows} rows: {shown}{more}. Tokens added to the "
+        "tokenizer (a pad token, say) need rows of their own: resize the model with "
+        "model.resize_token_embeddings(len(tokenizer)) and save both, or remove the tokens "
+        "(a decoder without a pad token is padded with its end-of-text token)"
+    )
 
 
 def _check_virtual_tokens_on_encoder_decoder(model, config: ExperimentConfig) -> None:
