@@ -288,3 +288,27 @@ def test_the_weights_fingerprint_follows_what_a_load_reads(tmp_path):
     gguf.write_bytes(b"GGUF2")
     assert weights_fingerprint(str(gguf)) != as_file
     assert weights_fingerprint("org/some-model") is None
+
+
+def test_a_gguf_file_with_an_upper_case_suffix_is_named_with_its_rename(tmp_path):
+    """Tiny.Q4.GGUF was called 'a file, not a model'; as gguf_file it passed validate and
+    failed the weight load unpickled: transformers picks its GGUF reader by '.gguf'."""
+    (tmp_path / "Tiny.Q4.GGUF").write_bytes(b"GGUF")
+    (tmp_path / "config.json").write_text("{}")
+    says = r"Tiny\.Q4\.GGUF: transformers reads a GGUF file only by its lower-case \.gguf suffix; "
+    with pytest.raises(FintuneError, match=rf"model\.name: {says}rename it to Tiny\.Q4\.gguf"):
+        resolve_model(str(tmp_path / "Tiny.Q4.GGUF"))
+    with pytest.raises(FintuneError, match=rf"model\.gguf_file: {says}"):
+        resolve_model(str(tmp_path), "Tiny.Q4.GGUF")
+
+
+def test_a_folder_holding_only_gguf_files_says_how_to_name_one(tmp_path):
+    """A GGUF downloaded into a folder was answered 'has no config.json; is it a saved
+    model directory?', which never said GGUF."""
+    (tmp_path / "smol.Q4_1.gguf").write_bytes(b"GGUF")
+    with pytest.raises(
+        FintuneError,
+        match=rf"has no config.json, but GGUF files \(smol.Q4_1.gguf\): name one with "
+        rf"model.gguf_file: smol.Q4_1.gguf, or as model.name: {tmp_path}/smol.Q4_1.gguf",
+    ):
+        resolve_model(str(tmp_path))

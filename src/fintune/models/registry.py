@@ -112,6 +112,13 @@ def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
     # absolute, as runs record it and load it from anywhere; links stay (a hub cache's
     # snapshot/model.gguf links to a blob without the suffix)
     path = Path(os.path.abspath(Path(name).expanduser()))
+    for field, file in (("model.name", path.name), ("model.gguf_file", gguf_file or "")):
+        if file.lower().endswith(".gguf") and not file.endswith(".gguf"):
+            # transformers picks its GGUF reader by the suffix: Model.GGUF failed unpickled
+            raise FintuneError(
+                f"{field}: {file}: transformers reads a GGUF file only by its lower-case "
+                f".gguf suffix; rename it to {file[:-5]}.gguf"
+            )
     if path.suffix == ".gguf":
         if gguf_file is not None:
             raise FintuneError(
@@ -228,6 +235,11 @@ def _not_a_model(path: Path) -> str:
         return "has no config.json, and its fintune_model.json cannot be read (damaged?)"
     if (path / "model" / "fintune_model.json").is_file():
         return f"is a run directory; its model is {path / 'model'}"
+    if ggufs := sorted(p.name for p in path.glob("*.gguf")):
+        return (
+            f"has no config.json, but GGUF files ({', '.join(ggufs[:5])}): name one with "
+            f"model.gguf_file: {ggufs[0]}, or as model.name: {path / ggufs[0]}"
+        )
     return "has no config.json; is it a saved model directory?"
 
 
