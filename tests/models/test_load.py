@@ -164,6 +164,20 @@ def test_a_gguf_file_of_an_architecture_transformers_cannot_read_names_the_file_
         load_tokenizer(resolve_model(config.model.name), config)
 
 
+def test_a_gguf_base_in_bfloat16_is_loaded_dequantised_without_a_packed_weights_warning(
+    make_config, tiny_gguf, caplog
+):
+    """transformers warned, on every load of a GGUF base in bfloat16, of weights 'packed'
+    and 'quantized regardless', and to pass float32 (which would change the run's dtype):
+    fintune's weights are dequantised, and now asked for so (with `kernels` installed they
+    would otherwise stay packed, which fintune neither trains nor saves)."""
+    config = make_config(model={"name": str(tiny_gguf), "dtype": "bfloat16"}, method="lora")
+    model, _, _ = load_classifier(config, ["negative", "neutral", "positive"], "cpu")
+    assert "packed" not in caplog.text
+    assert {type(m).__name__ for m in model.modules() if "Linear" in type(m).__name__} == {"Linear"}
+    assert {p.dtype for n, p in model.named_parameters() if "lora" not in n} >= {torch.bfloat16}
+
+
 def test_full_training_keeps_float32_weights_of_a_bfloat16_checkpoint(
     make_config, tiny_bert, tmp_path
 ):

@@ -16,7 +16,12 @@ from rich.console import Console
 from rich.markup import escape
 from safetensors import SafetensorError
 from torch import nn
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    GgufConfig,
+)
 
 from fintune.config.schema import ExperimentConfig, FullMethod, QLoraMethod
 from fintune.errors import FintuneError
@@ -133,7 +138,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
         "ignore_mismatched_sizes": True,
     }
     if source.gguf_file:
-        kwargs["gguf_file"] = source.gguf_file
+        kwargs |= gguf_dequantised(source.gguf_file)
     if config.model.dtype != "auto":
         kwargs["dtype"] = DTYPES[config.model.dtype]
     elif isinstance(method, FullMethod):  # not a bfloat16 checkpoint's own: see check_dtype
@@ -357,6 +362,13 @@ def _is_decoder(model) -> bool:
         return True
     encoders = ("Bert", "Roberta", "Electra", "Deberta", "Albert", "XLMRoberta", "MPNet")
     return not any(e in names for e in encoders) and "score" in head_modules(model)
+
+
+def gguf_dequantised(gguf_file: str) -> dict[str, Any]:
+    """A GGUF file's load arguments, its weights dequantised to plain tensors, as fintune
+    trains and saves them: with the `kernels` package installed, transformers would keep
+    them packed instead (and, asked for bfloat16, warns of packed weights that are not)."""
+    return {"gguf_file": gguf_file, "quantization_config": GgufConfig(dequantize=True)}
 
 
 def _drop_gguf_marker(model) -> None:
@@ -589,7 +601,7 @@ def _load_base(info: ModelInfo, device: str, pad_token_id: int | None, folder: P
     if Path(base).is_dir():
         _check_base_unchanged(folder, base, gguf_file)
     if gguf_file:
-        kwargs["gguf_file"] = gguf_file
+        kwargs |= gguf_dequantised(gguf_file)
     if info.method == "qlora":
         method = QLoraMethod(**info.method_settings)
         kwargs["quantization_config"] = _four_bit(method, device)
