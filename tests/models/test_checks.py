@@ -351,3 +351,25 @@ def test_a_token_past_the_embedding_table_is_refused_before_training(
     ):
         check_architecture(make_config(model={"name": str(model)}))
     check_architecture(make_config(model={"name": str(tiny_llama)}))  # its own: taken
+
+
+def test_a_tokenizer_beside_a_gguf_file_is_refused_before_training(
+    make_config, tiny_gguf, tmp_path
+):
+    """transformers reads a GGUF model's tokenizer from tokenizer files in its folder, with
+    none of the special tokens: an encoder's saved there failed with 'no pad token: save
+    one into the model's folder', or was trained on."""
+    from tests.conftest import _tokenizer
+
+    folder = tmp_path / "gguf"
+    folder.mkdir()
+    shutil.copy(tiny_gguf, folder / "tiny.gguf")
+    config = make_config(model={"name": str(folder / "tiny.gguf")})
+    check_architecture(config)  # alone: its own tokenizer
+    _tokenizer(decoder=False).save_pretrained(folder)
+    with pytest.raises(
+        FintuneError,
+        match=rf"model.name: {folder} holds tokenizer files \(tokenizer.json, "
+        r"tokenizer_config.json\) beside tiny.gguf: .* give the GGUF file a folder of its own",
+    ):
+        check_architecture(config)

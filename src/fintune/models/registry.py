@@ -159,6 +159,18 @@ def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
     return ModelSource(name, gguf_file, name)  # a hub id: owner/name, or an old bare one
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")
+
+
+def tokenizer_files_beside(source: ModelSource) -> list[str]:
+    """Tokenizer files in a GGUF file's folder: transformers reads the tokenizer from
+    them, when there are any, not from the GGUF file (and drops its special tokens)."""
+    if not source.gguf_file:
+        return []
+    folder = Path(source.name_or_path)
+    return [name for name in TOKENIZER_FILES if (folder / name).is_file()]
+
+
 def weights_fingerprint(name: str, gguf_file: str | None = None) -> str | None:
     """sha256 of the files of a local model (model.name and model.gguf_file), so that a
     study can tell weights rewritten in place under the same path (a model trained again
