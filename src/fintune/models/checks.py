@@ -30,7 +30,7 @@ from fintune.config.schema import (
 from fintune.errors import FintuneError
 from fintune.models.bottleneck import check_reduction_factor
 from fintune.models.methods import head_prefixes
-from fintune.models.registry import ModelSource, resolve_model
+from fintune.models.registry import ModelSource, check_no_tokenizer_beside, resolve_model
 
 
 def is_local(name_or_path: str) -> bool:
@@ -85,6 +85,7 @@ def check_architecture(config: ExperimentConfig, built: dict | None = None) -> N
     source = resolve_model(config.model.name, config.model.gguf_file)
     if source.gguf_file:
         _check_gguf_method(config, source)
+        check_no_tokenizer_beside(source)
     elif is_local(source.name_or_path):
         _check_weight_files(Path(source.name_or_path))
     revision, remote = config.model.revision, config.model.trust_remote_code
@@ -93,7 +94,8 @@ def check_architecture(config: ExperimentConfig, built: dict | None = None) -> N
     if key not in built:
         built[key] = _meta_architecture(*key)
     check_built(built[key], config)
-    if ("tokenizer", *key) not in built:
+    # a GGUF file's own tokenizer fits its table (and takes 15 s to read for Gemma-3)
+    if not source.gguf_file and ("tokenizer", *key) not in built:
         from fintune.models.load import load_tokenizer  # load imports this module
 
         tokenizer = load_tokenizer(source, config)

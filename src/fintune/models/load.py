@@ -43,8 +43,8 @@ from fintune.models.methods import (
 from fintune.models.registry import (
     PACKAGED,
     ModelSource,
+    check_no_tokenizer_beside,
     resolve_model,
-    tokenizer_files_beside,
     weights_fingerprint,
 )
 from fintune.models.standalone_bottleneck import head_in_float32, quiet_load_report
@@ -83,14 +83,7 @@ def pick_device(choice: str) -> str:
 
 
 def load_tokenizer(source: ModelSource, config: ExperimentConfig):
-    if beside := tokenizer_files_beside(source):
-        # another model's saved there was trained on, or failed for want of a pad token
-        raise FintuneError(
-            f"model.name: {source.name_or_path} holds tokenizer files ({', '.join(beside)}) "
-            f"beside {source.gguf_file}: transformers reads the tokenizer from them, not "
-            "from the GGUF file, and without its special tokens; give the GGUF file a "
-            "folder of its own"
-        )
+    check_no_tokenizer_beside(source)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             source.name_or_path,

@@ -162,13 +162,18 @@ def resolve_model(name: str, gguf_file: str | None = None) -> ModelSource:
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")
 
 
-def tokenizer_files_beside(source: ModelSource) -> list[str]:
-    """Tokenizer files in a GGUF file's folder: transformers reads the tokenizer from
-    them, when there are any, not from the GGUF file (and drops its special tokens)."""
-    if not source.gguf_file:
-        return []
+def check_no_tokenizer_beside(source: ModelSource) -> None:
+    """Tokenizer files in a GGUF file's folder (another model's, saved there) are read by
+    transformers in place of the GGUF file's tokenizer, without its special tokens: a run
+    trained on their ids, or failed for want of a pad token."""
     folder = Path(source.name_or_path)
-    return [name for name in TOKENIZER_FILES if (folder / name).is_file()]
+    beside = [name for name in TOKENIZER_FILES if (folder / name).is_file()]
+    if source.gguf_file and beside:
+        raise FintuneError(
+            f"model.name: {folder} holds tokenizer files ({', '.join(beside)}) beside "
+            f"{source.gguf_file}: transformers reads the tokenizer from them, not from the "
+            "GGUF file, and without its special tokens; give the GGUF file a folder of its own"
+        )
 
 
 def weights_fingerprint(name: str, gguf_file: str | None = None) -> str | None:
