@@ -138,6 +138,13 @@ def test_a_damaged_list_of_written_plots_falls_back_to_their_names(tmp_path, dam
     assert json.loads((plots / ".written.json").read_text()) == []
 
 
+TWO_LABELS = {  # a finished run's metrics.json, as the plots read it
+    "labels": ["n", "p"],
+    "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
+    | {"confusion_matrix": [[3, 2], [2, 3]]},
+}
+
+
 def _plotted(monkeypatch, folder, rows: dict) -> dict:
     """The figures a study group's plots draw for `rows` (every CI [0.4, 0.7]), by file name."""
     from fintune.report.document import Document
@@ -157,11 +164,7 @@ def test_more_than_ten_rows_keep_their_own_look_in_every_plot(tmp_path, monkeypa
     and in the loss and learning-rate curves, so the legend could not tell them apart."""
     from matplotlib.colors import to_hex
 
-    metrics = {
-        "labels": ["n", "p"],
-        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
-        | {"confusion_matrix": [[3, 2], [2, 3]]},
-    }
+    metrics = TWO_LABELS
     (tmp_path / "history.jsonl").write_text(
         '{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n'
         '{"step": 2, "loss": 0.5, "learning_rate": 0.05, "eval_loss": 0.7}\n'
@@ -294,11 +297,7 @@ def test_a_legend_of_many_rows_is_not_cut_off(tmp_path, monkeypatch):
     """The figures were 3.8 inches tall whatever the rows: with 25 rows the legend beside
     each plot ran past the bottom edge, and rows 20 to 25 were missing from it."""
 
-    metrics = {
-        "labels": ["n", "p"],
-        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
-        | {"confusion_matrix": [[3, 2], [2, 3]]},
-    }
+    metrics = TWO_LABELS
     (tmp_path / "history.jsonl").write_text('{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n')
     rows = {f"lr={i}e-5": [Finished(Cell({}, {}, None), tmp_path, metrics)] for i in range(25)}
     figures = _plotted(monkeypatch, tmp_path, rows)
@@ -313,11 +312,7 @@ def test_a_legend_of_many_rows_is_not_cut_off(tmp_path, monkeypatch):
 def test_a_dollar_in_a_rows_name_is_drawn_as_written(tmp_path, monkeypatch):
     """Matplotlib read the text between two "$" of a row's name as TeX: "cap_$1M_to_$5M"
     failed the report after every cell had trained, and "$5 to $10" lost its dollars."""
-    metrics = {
-        "labels": ["n", "p"],
-        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
-        | {"confusion_matrix": [[3, 2], [2, 3]]},
-    }
+    metrics = TWO_LABELS
     (tmp_path / "history.jsonl").write_text('{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n')
     names = ["budget=cap_$1M_to_$5M", "budget=cost $5 to $10"]
     rows = {name: [Finished(Cell({}, {}, None), tmp_path, metrics)] for name in names}
@@ -368,11 +363,7 @@ def test_a_class_weighted_rows_training_loss_is_labelled_so(tmp_path, monkeypatc
     weighted cross-entropy) was drawn as if the same loss."""
     from fintune.config import validate_config
 
-    metrics = {
-        "labels": ["n", "p"],
-        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
-        | {"confusion_matrix": [[3, 2], [2, 3]]},
-    }
+    metrics = TWO_LABELS
     (tmp_path / "history.jsonl").write_text('{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n')
     rows = {}
     for weights in (False, True):
@@ -499,11 +490,7 @@ def test_a_row_without_a_history_file_is_named_not_left_out_of_the_curves(tmp_pa
     from fintune.report.document import Document
     from fintune.study import report
 
-    metrics = {
-        "labels": ["n", "p"],
-        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
-        | {"confusion_matrix": [[3, 2], [2, 3]]},
-    }
+    metrics = TWO_LABELS
     full, lora = tmp_path / "full", tmp_path / "lora"
     for folder in (full, lora):
         folder.mkdir()
@@ -522,11 +509,7 @@ def test_a_row_without_a_history_file_is_named_not_left_out_of_the_curves(tmp_pa
 
 def test_a_study_curve_of_few_steps_has_whole_steps_on_its_axis(tmp_path, monkeypatch):
     """Steps 1 and 3 were drawn over ticks 0.75, 1.00, 1.25 ...: no step 1.25 exists."""
-    metrics = {
-        "labels": ["n", "p"],
-        "test": {"accuracy": 0.6, "f1_macro": 0.5, "f1_weighted": 0.55}
-        | {"confusion_matrix": [[3, 2], [2, 3]]},
-    }
+    metrics = TWO_LABELS
     (tmp_path / "history.jsonl").write_text(
         '{"step": 1, "loss": 1.0, "learning_rate": 0.1}\n'
         '{"step": 3, "loss": 0.5, "learning_rate": 0.05}\n'
