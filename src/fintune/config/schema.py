@@ -154,11 +154,21 @@ def expand_home(path: str | None) -> str | None:
     (or `${SCRATCH}`) that variable's runs; an unset variable is named, not made a folder."""
     if check_path(path) is None:
         return None
-    expanded = os.path.expandvars(path)
-    if unset := re.search(r"\$(\w+|\{\w+\})", expanded):
-        name = unset[1].strip("{}")
-        raise ValueError(f"environment variable ${name} is not set (in {path!r})")
-    return os.path.expanduser(expanded)
+    return os.path.expanduser(_expand_variables(path))
+
+
+def _expand_variables(text: str, quote=lambda value: value, within: str | None = None) -> str:
+    """`$NAME` and `${NAME}` replaced by the variable's value, as `quote` writes it; an
+    unset one is an error naming it and what it is `within` (the text itself by default)."""
+
+    def value(match: re.Match) -> str:
+        name = match[1] or match[2]
+        if name not in os.environ:
+            shown = text if within is None else within
+            raise ValueError(f"environment variable ${name} is not set (in {shown!r})")
+        return quote(os.environ[name])
+
+    return re.sub(r"\$(?:(\w+)|\{(\w+)\})", value, text)
 
 
 def expand_local_uri(uri: str | None) -> str | None:
@@ -173,16 +183,10 @@ def expand_local_uri(uri: str | None) -> str | None:
         def quoted(text: str) -> str:
             return text.replace("%", "%25").replace("?", "%3F")
 
-        def value(match: re.Match) -> str:
-            name = match[1] or match[2]
-            if name not in os.environ:
-                raise ValueError(f"environment variable ${name} is not set (in {uri!r})")
-            return quoted(os.environ[name])
-
         head, slash, rest = uri.removeprefix("sqlite:///").partition("/")
         if head.startswith("~") and os.path.expanduser(head) != head:
             head = quoted(os.path.expanduser(head))
-        return "sqlite:///" + re.sub(r"\$(?:(\w+)|\{(\w+)\})", value, head + slash + rest)
+        return "sqlite:///" + _expand_variables(head + slash + rest, quoted, uri)
     try:
         parts = urlsplit(uri)
     except ValueError:  # not a URL: the store names the problem before training

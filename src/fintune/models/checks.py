@@ -120,11 +120,10 @@ def check_token_ids(model, tokenizer, name: str) -> None:
     decoder's tokenizer, the model never resized, passed every check and failed at the
     first training step with torch's 'IndexError: index out of range in self'."""
     rows = model.get_input_embeddings().num_embeddings
-    if len(tokenizer) <= rows and (tokenizer.pad_token_id or 0) < rows:
+    ids = {*range(rows, len(tokenizer)), tokenizer.pad_token_id or 0}
+    beyond = sorted(i for i in ids if i >= rows)
+    if not beyond:
         return
-    beyond = sorted(
-        {i for i in (*range(rows, len(tokenizer)), tokenizer.pad_token_id) if i >= rows}
-    )
     shown = ", ".join(f"{tokenizer.convert_ids_to_tokens(i)!r} ({i})" for i in beyond[:5])
     more = f" and {len(beyond) - 5} more" if len(beyond) > 5 else ""
     raise FintuneError(

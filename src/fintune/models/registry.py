@@ -167,8 +167,9 @@ def check_no_tokenizer_beside(source: ModelSource) -> None:
     transformers in place of the GGUF file's tokenizer, without its special tokens: a run
     trained on their ids, or failed for want of a pad token."""
     folder = Path(source.name_or_path)
-    beside = [name for name in TOKENIZER_FILES if (folder / name).is_file()]
-    if source.gguf_file and beside:
+    if not source.gguf_file:
+        return
+    if beside := [name for name in TOKENIZER_FILES if (folder / name).is_file()]:
         raise FintuneError(
             f"model.name: {folder} holds tokenizer files ({', '.join(beside)}) beside "
             f"{source.gguf_file}: transformers reads the tokenizer from them, not from the "
