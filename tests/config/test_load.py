@@ -843,3 +843,20 @@ def test_an_error_a_set_made_above_its_field_is_marked_from_set(lora_yaml, item,
         load_config(lora_yaml, [item])
     marked = next(x for x in str(error.value).splitlines() if line in x)
     assert marked.endswith("[from --set]")
+
+
+def test_variables_and_home_are_expanded_in_model_name(tmp_path, monkeypatch):
+    """`model.name: $MODELS/finbert` was taken for a hub id named `$MODELS/finbert` and
+    failed after the hub's retries."""
+    monkeypatch.setenv("MODELS", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    data = {"path": "d.csv"}
+    for given in ("$MODELS/finbert", "${MODELS}/finbert", "~/finbert"):
+        config = validate_config({"data": data, "model": {"name": given}})
+        assert config.model.name == str(tmp_path / "finbert")
+    assert validate_config({"data": data, "model": "ProsusAI/finbert"}).model.name == (
+        "ProsusAI/finbert"
+    )
+    monkeypatch.delenv("MODELS")
+    with pytest.raises(FintuneError, match=r"model\.name: .*\$MODELS is not set"):
+        validate_config({"data": data, "model": {"name": "$MODELS/finbert"}})

@@ -214,7 +214,13 @@ class ModelConfig(Section):
     attn_implementation: Literal["auto", "eager", "sdpa"] = "auto"
     trust_remote_code: bool = False
 
-    @field_validator("name", "gguf_file")
+    @field_validator("name")
+    @classmethod
+    def _local_name_expanded(cls, name: str) -> str:
+        # a hub id or packaged name holds neither a leading `~` nor a `$`
+        return expand_home(name)
+
+    @field_validator("gguf_file")
     @classmethod
     def _openable(cls, path: str | None) -> str | None:
         return check_path(path)
