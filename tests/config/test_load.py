@@ -860,3 +860,10 @@ def test_variables_and_home_are_expanded_in_model_name(tmp_path, monkeypatch):
     monkeypatch.delenv("MODELS")
     with pytest.raises(FintuneError, match=r"model\.name: .*\$MODELS is not set"):
         validate_config({"data": data, "model": {"name": "$MODELS/finbert"}})
+
+
+@pytest.mark.parametrize("item", ["training=null", "model=null", "method=Null", "data.split=NULL"])
+def test_set_of_a_section_to_null_is_refused_not_a_silent_reset(lora_yaml, item):
+    """`--set training=null` put every training field back to its default without a word."""
+    with pytest.raises(FintuneError, match=r"is a section, which null would put back"):
+        load_config(lora_yaml, [item])

@@ -330,6 +330,12 @@ def _merge_field(raw: dict[str, Any], parts: list[str], value: Any, where: str) 
     file's section field by field, so the fields it does not name keep the file's values; a
     field that holds a mapping (`data.files`, `tracking.tags`) is replaced."""
     current = written_value(raw, parts)
+    if value is None and is_section(parts):
+        # YAML's empty section means its defaults, which is not what `=null` asks of a file's
+        raise FintuneError(
+            f"{where}: {'.'.join(parts)} is a section, which null would put back to its "
+            f"defaults whole; set its fields instead ({'.'.join(parts)}.FIELD=VALUE)"
+        )
     short = len(parts) == 1 and parts[0] in SHORTHANDS
     if short and isinstance(value, str) and isinstance(current, dict):
         value = {"name": value}  # `method: dora` means `method.name: dora`
