@@ -166,6 +166,10 @@ def test_an_experiment_file_given_as_a_study_says_which_command_takes_it(tmp_pat
             "base: experiment file not found: missing.yaml (relative paths are read from the "
             "current directory, ",
         ),
+        (
+            {"base": "$FINTUNE_UNSET_IN_TESTS/exp.yaml"},
+            "base: environment variable $FINTUNE_UNSET_IN_TESTS is not set",
+        ),
         ({"axes": {}, "cells": []}, "the study has no cells"),
         ({"metric": "speed"}, "metric"),
         (

@@ -22,7 +22,6 @@ import copy
 import hashlib
 import itertools
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,7 +196,10 @@ def _spec_error(model: type[BaseModel], error: dict[str, Any]) -> str:
 def base_mapping(base: str | dict[str, Any], source: str) -> dict[str, Any]:
     if isinstance(base, dict):
         return base
-    path = Path(os.path.expandvars(base)).expanduser()
+    try:
+        path = Path(expand_home(base))
+    except ValueError as error:
+        raise FintuneError(f"{source}: base: {error}") from None
     if not path.is_file():
         raise FintuneError(
             f"{source}: base: experiment file not found: {base}{relative_note(path)}"
