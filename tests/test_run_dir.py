@@ -207,6 +207,42 @@ def test_environment_variables_in_paths_are_expanded_and_an_unset_one_is_named(
         validate_config(unset)
 
 
+def test_a_dollar_in_a_real_folder_reads_back_from_config_yaml(tmp_path, monkeypatch):
+    """A run made in a folder named 'Q3$budget' wrote its paths as they are, and rerunning
+    its config.yaml read '$budget' as a variable: 'not set', or another folder where it was
+    set ('p$HOME'). `$$` is a `$`."""
+    from fintune.config import load_config
+
+    folder = tmp_path / "Q3$budget" / "p$HOME"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "config.json").write_text("{}")
+    monkeypatch.chdir(folder)
+    for data in ({"path": "news.csv"}, {"files": {"train": "news.csv"}}):
+        written = {
+            "model": {"name": "model"},
+            "data": data,
+            "output": {"dir": "runs"},
+            "tracking": {"uri": "sqlite:///store.db"},
+        }
+        config = validate_config(written)
+        run_dir.write_config(tmp_path / "config.yaml", config)
+        again = load_config(tmp_path / "config.yaml")
+        assert again.model.name == str(folder / "model")
+        assert str(folder / "news.csv") in (again.data.path, (again.data.files or {}).get("train"))
+        assert again.output.dir == str(folder / "runs")
+        assert again.tracking.uri == f"sqlite:///{folder}/store.db"
+        assert run_dir.resolved_config(again) == run_dir.resolved_config(config)
+    from fintune.config.schema import escape_variables
+
+    again.output.dir = escape_variables(str(folder))  # as fintune sets it, unexpanded
+    assert again.output.dir == str(folder)
+    assert validate_config({"output": {"dir": "a$$b"}, **DATA}).output.dir == "a$b"
+    server = "postgresql://me:pa$$word@host/db"  # not expanded, nor escaped when written
+    config = validate_config({"tracking": {"uri": server}, **DATA})
+    assert config.tracking.uri == server
+    assert run_dir.written_config(config)["tracking"]["uri"] == "postgresql://me:***@host/db"
+
+
 DATA = {"data": {"path": "d.csv"}}
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import psutil
 import yaml
 
-from fintune.config.schema import ExperimentConfig
+from fintune.config.schema import ExperimentConfig, escape_local_uri, escape_variables
 from fintune.errors import FintuneError
 from fintune.models.registry import PACKAGED
 from fintune.models.registry import PACKAGES as MODEL_PACKAGES
@@ -262,7 +262,22 @@ def write_config(path: Path, config: ExperimentConfig) -> None:
     (data, a hub dataset's local folder, output, a local model, a local tracking store)
     absolute, so that it reruns from any folder. A password in tracking.uri is left out:
     the file is logged to the tracking server."""
-    path.write_text(yaml.safe_dump(resolved_config(config), sort_keys=False))
+    path.write_text(yaml.safe_dump(written_config(config), sort_keys=False))
+
+
+def written_config(config: ExperimentConfig) -> dict[str, Any]:
+    """resolved_config with each `$` in a path that expands `$VARS` written `$$`, so that
+    config.yaml reads back the same paths (a run made in a folder named `Q3$budget`)."""
+    written = resolved_config(config)
+    data = written["data"]
+    data["path"] = data["path"] and escape_variables(data["path"])
+    data["files"] = data["files"] and {
+        role: escape_variables(file) for role, file in data["files"].items()
+    }
+    written["output"]["dir"] = escape_variables(written["output"]["dir"])
+    written["model"]["name"] = escape_variables(written["model"]["name"])
+    written["tracking"]["uri"] = escape_local_uri(written["tracking"]["uri"])
+    return written
 
 
 def resolved_config(config: ExperimentConfig) -> dict[str, Any]:

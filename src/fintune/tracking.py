@@ -27,7 +27,7 @@ from filelock import FileLock
 from rich.console import Console
 from rich.markup import escape
 
-from fintune.config.schema import ExperimentConfig
+from fintune.config.schema import ExperimentConfig, escape_variables
 from fintune.errors import FintuneError
 
 ARTIFACTS = (
@@ -83,7 +83,7 @@ def sqlite_path(uri: str) -> Path | None:
 def store_in(config: ExperimentConfig, folder: Path) -> None:
     """Studies and sweeps keep one embedded store for all their runs, in their folder."""
     if not config.tracking.uri and not os.environ.get("MLFLOW_TRACKING_URI"):
-        config.tracking.uri = sqlite_uri(folder / "mlflow.db")
+        config.tracking.uri = escape_variables(sqlite_uri(folder / "mlflow.db"))
         config.tracking._uri_from = "output"  # the study's or sweep's field, not the user's URI
 
 

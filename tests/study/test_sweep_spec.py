@@ -116,3 +116,19 @@ def test_a_bad_sweep_set_is_named_as_the_set(sweep_file):
 
     with pytest.raises(FintuneError, match=r"trainig: unknown key.*\[from --set\]"):
         load_sweep(sweep_file(), ["trainig.max_steps=2"])
+
+
+def test_a_trial_in_a_folder_named_with_a_dollar_keeps_its_folder(
+    sweep_file, make_config, tmp_path, monkeypatch
+):
+    """In a folder named 'p$HOME', a trial's runs and MLflow store went to 'p/root/...'
+    ($HOME expanded again); with '$budget' unset, the sweep stopped with a traceback."""
+    from fintune.tracking import sqlite_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    spec, base = sweep_spec.load_sweep(sweep_file(base=make_config().model_dump(mode="json")))
+    for name in ("p$HOME", "Q3$budget"):
+        folder = tmp_path / name
+        config = sweep_spec.trial_config(base, {}, spec, folder, 0, "s")
+        assert config.output.dir == str(folder / "trials")
+        assert config.tracking.uri == sqlite_uri(folder / "mlflow.db")

@@ -158,17 +158,35 @@ def expand_home(path: str | None) -> str | None:
 
 
 def _expand_variables(text: str, quote=lambda value: value, within: str | None = None) -> str:
-    """`$NAME` and `${NAME}` replaced by the variable's value, as `quote` writes it; an
-    unset one is an error naming it and what it is `within` (the text itself by default)."""
+    """`$NAME` and `${NAME}` replaced by the variable's value, as `quote` writes it, and
+    `$$` by `$`; an unset variable is an error naming it and what it is `within` (the text
+    itself by default)."""
 
     def value(match: re.Match) -> str:
+        if match[0] == "$$":
+            return "$"
         name = match[1] or match[2]
         if name not in os.environ:
             shown = text if within is None else within
             raise ValueError(f"environment variable ${name} is not set (in {shown!r})")
         return quote(os.environ[name])
 
-    return re.sub(r"\$(?:(\w+)|\{(\w+)\})", value, text)
+    return re.sub(r"\$(?:\$|(\w+)|\{(\w+)\})", value, text)
+
+
+def escape_variables(path: str) -> str:
+    """A path fintune resolved (a folder named `Q3$budget`), as a field that expands
+    `$VARS` reads it back unchanged: each `$` doubled."""
+    return path.replace("$", "$$")
+
+
+def escape_local_uri(uri: str | None) -> str | None:
+    """escape_variables for a URI whose path expand_local_uri would expand; a server's
+    URI is kept as written (it is not expanded)."""
+    if not uri or "$" not in uri:
+        return uri
+    escaped = escape_variables(uri)
+    return escaped if expand_local_uri(escaped) == uri else uri
 
 
 def expand_local_uri(uri: str | None) -> str | None:

@@ -13,9 +13,9 @@ import pandas as pd
 import yaml
 
 from fintune.config.load import load_config, parse_yaml
-from fintune.config.schema import ExperimentConfig
+from fintune.config.schema import ExperimentConfig, escape_variables
 from fintune.errors import FintuneError
-from fintune.run_dir import resolved_config
+from fintune.run_dir import written_config
 from fintune.tracking import (
     RUN_KEY,
     check_tracking,
@@ -73,7 +73,7 @@ def finished_run(
             written = parse_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError):
             continue
-        expected = expected or _untracked(resolved_config(config))
+        expected = expected or _untracked(written_config(config))
         same = isinstance(written, dict) and _untracked(written) == expected
         metrics = whole_metrics(run_dir) if same else None
         if metrics is not None and same_inputs(metrics, data_sha, model_sha):
@@ -138,7 +138,7 @@ def log_run_folder(run_dir: Path, overrides: list[str] | None = None) -> tuple[b
     config = load_config(run_dir / "config.yaml", overrides)
     config.tracking.mlflow = True  # asked for by name, whatever the run had
     # the default store is beside the run where it is now (a folder may have been moved)
-    config.output.dir = str(run_dir.resolve().parent)
+    config.output.dir = escape_variables(str(run_dir.resolve().parent))
     check_tracking(config)
     return log_finished(run_dir.resolve(), config), redact(tracking_uri(config)) or ""
 

@@ -34,6 +34,7 @@ try:
     import fcntl
 except ImportError:  # Windows: a takeover left by a killed process is known by its age
     fcntl = None  # type: ignore[assignment]
+from fintune.config.schema import escape_variables
 from fintune.errors import FintuneError
 from fintune.evaluation.metrics import check_bootstrap_memory
 from fintune.models.registry import weights_fingerprint
@@ -109,7 +110,7 @@ def check_cells(cells: list[Cell], spec: StudySpec) -> dict[str, tuple[str, str 
 
 def cell_config(cell: Cell, spec: StudySpec, folder: Path):
     config = cell.config.model_copy(deep=True)
-    config.output.dir = str(folder / "runs")
+    config.output.dir = escape_variables(str(folder / "runs"))
     config.tracking.experiment = config.tracking.experiment or spec.name
     store_in(config, folder)
     config.tracking.tags = {

@@ -44,6 +44,7 @@ from fintune.config.schema import (
     ExperimentConfig,
     Metric,
     Section,
+    escape_variables,
     expand_home,
     expand_local_uri,
 )
@@ -453,7 +454,7 @@ def trial_config(
     set_field(raw, "evaluation.test", kind == "final")
     raw["name"] = f"{spec.name}-{kind}-{number:03d}" if kind == "trial" else f"{spec.name}-final"
     config = validate_config(raw, source=source)
-    config.output.dir = str(folder / ("trials" if kind == "trial" else "final"))
+    config.output.dir = escape_variables(str(folder / ("trials" if kind == "trial" else "final")))
     if kind == "trial":
         config.output.save_model = False  # the final run keeps the model
     config.tracking.experiment = config.tracking.experiment or spec.name
