@@ -867,3 +867,11 @@ def test_set_of_a_section_to_null_is_refused_not_a_silent_reset(lora_yaml, item)
     """`--set training=null` put every training field back to its default without a word."""
     with pytest.raises(FintuneError, match=r"is a section, which null would put back"):
         load_config(lora_yaml, [item])
+
+
+@pytest.mark.parametrize("field", ["batch_size", "eval_batch_size", "gradient_accumulation_steps"])
+def test_a_batch_too_large_for_any_machine_is_refused_before_the_model_loads(field):
+    """batch_size=10**20 passed validate and stopped the first step with islice's
+    ValueError, after the model had loaded and the run folder was made."""
+    with pytest.raises(FintuneError, match=rf"training\.{field}: .*less than or equal to"):
+        validate_config({"data": {"path": "d.csv"}, "training": {field: 10**20}})

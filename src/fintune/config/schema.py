@@ -492,9 +492,10 @@ class TrainingConfig(Section):
     epochs: float = Field(3.0, gt=0.0)
     max_steps: int | None = Field(None, gt=0)
     """Stop after this many optimiser steps (overrides epochs)."""
-    batch_size: int = Field(16, gt=0)
-    eval_batch_size: int = Field(64, gt=0)
-    gradient_accumulation_steps: int = Field(1, gt=0)
+    # bounded: a batch past sys.maxsize passed validate and stopped the first step
+    batch_size: int = Field(16, gt=0, le=2**31 - 1)
+    eval_batch_size: int = Field(64, gt=0, le=2**31 - 1)
+    gradient_accumulation_steps: int = Field(1, gt=0, le=2**31 - 1)
     weight_decay: float = Field(0.0, ge=0.0)
     warmup_steps: int = Field(0, ge=0)
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
