@@ -255,9 +255,13 @@ def serve(
 
     Set FINTUNE_API_KEY to require `Authorization: Bearer <key>` on the API."""
     _quiet_libraries()
-    import uvicorn
-
-    from fintune.serve.app import ServeSettings, app_for_run, is_loopback, is_own_address
+    from fintune.serve.app import (
+        ServeSettings,
+        app_for_run,
+        is_loopback,
+        is_own_address,
+        serve_until_stopped,
+    )
 
     port = _check_port(host, port)  # before the model loads, not after
     key = os.environ.get("FINTUNE_API_KEY")
@@ -290,7 +294,7 @@ def serve(
         f"{application.state.device}  (API schema: /openapi.json; {guard})",
         markup=False,
     )
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    serve_until_stopped(application, host, port, say=lambda line: err.print(line, markup=False))
 
 
 def _check_port(host: str, port: int) -> int:

@@ -857,6 +857,69 @@ def test_a_request_during_shutdown_is_a_503_that_says_the_server_is_stopping():
         assert "stopping" in response.json()["error"]
 
 
+def test_the_first_ctrl_c_answers_what_is_not_classified_with_503_at_once():
+    """uvicorn waited, silently, until every queued text was classified; a second Ctrl+C
+    then cancelled the waiting requests as plain-text 500s with a traceback each."""
+    import os
+    import signal
+    import urllib.error
+    import urllib.request
+
+    from fintune.serve.app import serve_until_stopped
+
+    gate, started = threading.Event(), threading.Event()
+
+    def slow(texts):
+        started.set()
+        gate.wait(10)
+        return [{"label": "up", "confidence": 1.0, "scores": {"up": 1.0}} for _ in texts]
+
+    app = create_app(slow, {"run": "r", "backbone": "b", "method": "full"}, ServeSettings())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def post(text: str) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/analyze",
+            data=json.dumps({"text": text}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+
+    def clients() -> list[tuple[int, dict]]:
+        for _ in range(100):  # until the server listens
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            in_model = pool.submit(post, "in the model")
+            assert started.wait(5)
+            queued = pool.submit(post, "queued behind it")
+            while app.state.batcher.stats.waiting == 0:
+                time.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGINT)
+            answers = [in_model.result(), queued.result()]
+        gate.set()  # only now: the answers did not wait for the model
+        return answers
+
+    said = []
+    with ThreadPoolExecutor(max_workers=1) as outside:
+        answers = outside.submit(clients)
+        with pytest.raises(KeyboardInterrupt):  # uvicorn raises the signal again on its way out
+            serve_until_stopped(app, "127.0.0.1", port, say=said.append)
+        answers = answers.result(timeout=10)
+    assert [status for status, _ in answers] == [503, 503]
+    assert all("the server is stopping" in body["error"] for _, body in answers)
+    assert said == ["Stopping: requests not yet classified are answered 503 (server stopping)"]
+
+
 def test_every_answer_forbids_framing_and_type_sniffing():
     """No answer said X-Frame-Options or X-Content-Type-Options: another site could frame
     the page (clickjacking the Analyze button and the key field)."""

@@ -570,6 +570,23 @@ def create_app(predict, summary: dict[str, Any], settings: ServeSettings, prepar
     return app
 
 
+def serve_until_stopped(application: FastAPI, host: str, port: int, say=print) -> None:
+    """uvicorn, but the first Ctrl+C (or SIGTERM) stops the batcher at once: what it has not
+    classified gets the 503 'the server is stopping'. uvicorn alone waits, silently at log
+    level warning, until every queued text is classified; a second Ctrl+C then cancelled
+    the waiting requests as bare 500s."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            if not self.should_exit:
+                application.state.batcher.stop_soon()
+                say("Stopping: requests not yet classified are answered 503 (server stopping)")
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(application, host=host, port=port, log_level="warning")).run()
+
+
 async def _unless_gone(request: Request, work):
     """`work`'s result; cancelled if the client disconnects first (uvicorn lets a handler
     run on), so the batcher drops the texts of a client that gave up before the model."""

@@ -112,6 +112,12 @@ class MicroBatcher:
         if self._executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def stop_soon(self) -> None:
+        """stop(), from a signal handler or another thread: scheduled on the worker's loop."""
+        if self._worker is not None:
+            loop = self._worker.get_loop()
+            loop.call_soon_threadsafe(lambda: loop.create_task(self.stop()))
+
     async def submit(self, texts: list[str]) -> list[dict]:
         if self.failed is not None:
             # a new one each time: a raise adds its frames to the object's traceback
