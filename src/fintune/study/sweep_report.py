@@ -81,7 +81,7 @@ def trial_rows(study, folder: Path, metric: str = "accuracy") -> pd.DataFrame:
         epochs = per_epoch(history, metric) or t.user_attrs.get("epochs") or [{"epoch": None}]
         common = {
             "trial": t.number,
-            "state": t.state.name.lower(),
+            "state": _state(t),
             "value": t.value,
             "value_at": _value_at(t, epochs[-1]["epoch"], _kept_epoch(folder, run_dir, t)),
             "origin": _origin(t),
@@ -412,6 +412,14 @@ def _trials(doc: Document, study, frame: pd.DataFrame, metric: str, folder: Path
         ],
         body,
     )
+
+
+def _state(trial) -> str:
+    """A trial failed without an error was stopped (Ctrl+C, SIGTERM, its worker gone): not
+    called a failure that the report's failures never explain."""
+    if trial.state.name == "FAIL" and "error" not in trial.user_attrs:
+        return "interrupted"
+    return trial.state.name.lower()
 
 
 def _failures(doc: Document, frame: pd.DataFrame) -> None:
