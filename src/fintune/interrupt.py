@@ -43,6 +43,35 @@ def pending() -> bool:
     return _requested.is_set() or bool(_terminated)
 
 
+_held: dict[int, Any] = {}  # the handlers hold() replaced
+
+
+def hold() -> None:
+    """Until release(): a Ctrl+C or SIGTERM is remembered, not raised, while finished work
+    is recorded (a sweep trial's value, until Optuna has stored it); the caller's next
+    check() raises it. Only within remembered() (the commands): elsewhere nothing would
+    clear the stop once raised, and a handler not ours (the default) is left alone."""
+    if threading.current_thread() is not threading.main_thread() or _held:
+        return
+    for signum, ours in ((signal.SIGINT, _interrupt), (signal.SIGTERM, terminate)):
+        if signal.getsignal(signum) is ours:
+            _held[signum] = signal.signal(signum, _remember)
+
+
+def _remember(signum: int, frame: Any) -> None:
+    if signum == signal.SIGTERM:
+        _terminated[:] = [signum]
+    else:
+        _requested.set()
+
+
+def release() -> None:
+    """End hold() (none held: nothing to do)."""
+    while _held:
+        signum, handler = _held.popitem()
+        signal.signal(signum, handler)
+
+
 @contextmanager
 def remembered() -> Iterator[None]:
     """Within: Ctrl+C is remembered as well as raised; a swallowed one is raised at the end."""

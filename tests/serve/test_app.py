@@ -833,17 +833,23 @@ def test_without_loopback_only_any_host_is_answered(client):
     assert client.get("/health", headers={"host": "fintune.internal:8000"}).status_code == 200
 
 
-def test_a_request_during_shutdown_is_a_503_that_says_the_server_is_stopping():
-    """A request waiting for the model when the server stopped, or arriving after, got a
-    500 'internal error: RuntimeError', as if the model had failed."""
+def _gated_app():
+    """An app whose model call starts (`started`) and waits for `gate` (10 s at most)."""
     gate, started = threading.Event(), threading.Event()
 
     def slow(texts):
         started.set()
-        gate.wait(5)
+        gate.wait(10)
         return [{"label": "up", "confidence": 1.0, "scores": {"up": 1.0}} for _ in texts]
 
     app = create_app(slow, {"run": "r", "backbone": "b", "method": "full"}, ServeSettings())
+    return app, gate, started
+
+
+def test_a_request_during_shutdown_is_a_503_that_says_the_server_is_stopping():
+    """A request waiting for the model when the server stopped, or arriving after, got a
+    500 'internal error: RuntimeError', as if the model had failed."""
+    app, gate, started = _gated_app()
     with TestClient(app) as c, ThreadPoolExecutor(max_workers=1) as pool:
         running = pool.submit(c.post, "/analyze", json={"text": "in the model"})
         assert started.wait(5)
@@ -867,14 +873,7 @@ def test_the_first_ctrl_c_answers_what_is_not_classified_with_503_at_once():
 
     from fintune.serve.app import serve_until_stopped
 
-    gate, started = threading.Event(), threading.Event()
-
-    def slow(texts):
-        started.set()
-        gate.wait(10)
-        return [{"label": "up", "confidence": 1.0, "scores": {"up": 1.0}} for _ in texts]
-
-    app = create_app(slow, {"run": "r", "backbone": "b", "method": "full"}, ServeSettings())
+    app, gate, started = _gated_app()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -104,6 +104,37 @@ def test_a_sweep_resumes_and_an_interrupted_trial_is_not_counted(sweep_file, int
     assert list(table["state"]) == ["complete", "interrupted", "complete", "complete"]
 
 
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_stop_as_a_finished_trial_is_recorded_keeps_the_trial(sweep_file, monkeypatch, signum):
+    """A Ctrl+C or SIGTERM in the 10 to 30 ms between a trial's metrics.json and Optuna
+    storing its value failed the finished trial; the resumed sweep trained another in its
+    place and the finished run's result never counted."""
+    import signal
+
+    from fintune import interrupt
+
+    path = sweep_file(trials=2, final=False)
+    real = optuna.trial.Trial.set_user_attr
+
+    def stopped_here(trial, key, value):
+        if key == sweep.KEPT:  # recorded after the run, before the objective returns
+            os.kill(os.getpid(), getattr(signal, signum))
+        real(trial, key, value)
+
+    monkeypatch.setattr(optuna.trial.Trial, "set_user_attr", stopped_here)
+    previous = signal.signal(signal.SIGTERM, interrupt.terminate)  # as the command has them
+    try:
+        stop = KeyboardInterrupt if signum == "SIGINT" else SystemExit
+        with pytest.raises(stop), interrupt.remembered():
+            run_sweep(path, worker=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    study = load(path.parent / "sweeps" / "tiny-sweep")
+    assert states(study) == ["COMPLETE"]
+    assert "run_dir" in study.trials[0].user_attrs and study.trials[0].value is not None
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+
+
 def test_trials_csv_is_written_after_each_trial_not_only_at_the_end(
     sweep_file, make_config, interrupt_run
 ):

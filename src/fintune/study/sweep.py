@@ -244,6 +244,9 @@ def make_objective(spec: SweepSpec, base: dict[str, Any], folder: Path, source: 
             run_dir = classification.run(
                 config, callbacks=[PruneOnValidation(trial, spec.metric, folder)]
             )
+            # finished: a stop from here is raised once Optuna has the value (in `enough`),
+            # or the trial is failed and its finished run trained again in another's place
+            interrupt.hold()
             trial.set_user_attr("run_dir", str(run_dir.relative_to(folder)))
             metrics = json.loads((run_dir / "metrics.json").read_text())
             value = float(metrics["validation"][spec.metric])
@@ -425,8 +428,9 @@ def run_sweep(
     failures = []
 
     def enough(study, trial) -> None:
+        interrupt.release()
         refresh_table(study, spec, folder)
-        interrupt.check()  # a Ctrl+C dropped in Optuna's garbage collection after the trial
+        interrupt.check()  # a stop held since the run finished, or one Optuna's gc dropped
         if taken_slots(study) >= spec.trials:
             study.stop()
         failed = trial.state.name == "FAIL" and "error" in trial.user_attrs
@@ -470,13 +474,16 @@ def run_sweep(
                     f"Sweep {escape(spec.name)}: {counted_trials(study)} of {spec.trials} trials "
                     f"done; storage {escape(url)}"
                 )
-                study.optimize(
-                    make_objective(spec, base, folder, str(path)),
-                    timeout=None if deadline is None else max(deadline - time.monotonic(), 0),
-                    callbacks=[enough],
-                    catch=(BudgetReached, Exception),
-                    gc_after_trial=True,
-                )
+                try:
+                    study.optimize(
+                        make_objective(spec, base, folder, str(path)),
+                        timeout=None if deadline is None else max(deadline - time.monotonic(), 0),
+                        callbacks=[enough],
+                        catch=(BudgetReached, Exception),
+                        gc_after_trial=True,
+                    )
+                finally:
+                    interrupt.release()  # a trial's record that failed before `enough`
             if worker:
                 break
             # The report and final model wait for other workers' trials. A killed worker's trial
