@@ -428,14 +428,16 @@ def test_serve_on_port_0_says_which_port_it_listens_on(runs, monkeypatch):
     log level warning, never says the port it got: the server could not be found."""
     from types import SimpleNamespace
 
-    import uvicorn
-
     import fintune.serve.app as serve_app
 
     served = {}
     fake = SimpleNamespace(state=SimpleNamespace(device="cpu"))
     monkeypatch.setattr(serve_app, "app_for_run", lambda *args, **kwargs: fake)
-    monkeypatch.setattr(uvicorn, "run", lambda application, **kwargs: served.update(kwargs))
+    monkeypatch.setattr(
+        serve_app,
+        "serve_until_stopped",
+        lambda _app, host, port, say: served.update(host=host, port=port),
+    )
     result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--port", "0"])
     assert result.exit_code == 0, result.output
     assert served["port"] > 0
@@ -482,8 +484,6 @@ def test_serve_on_a_loopback_host_without_a_key_answers_only_loopback_names(
 ):
     from types import SimpleNamespace
 
-    import uvicorn
-
     import fintune.serve.app as serve_app
 
     given = {}
@@ -493,7 +493,7 @@ def test_serve_on_a_loopback_host_without_a_key_answers_only_loopback_names(
         "app_for_run",
         lambda _run, settings, **k: given.update(settings=settings) or fake,
     )
-    monkeypatch.setattr(uvicorn, "run", lambda application, **kwargs: None)
+    monkeypatch.setattr(serve_app, "serve_until_stopped", lambda *args, **kwargs: None)
     if "." in host and not host[0].isdigit():  # a name this machine may not resolve
         import fintune.cli
 
@@ -595,8 +595,6 @@ def test_serve_on_an_ipv6_host_prints_a_url_with_brackets(runs, monkeypatch):
     """--host ::1 printed http://::1:38061, which no browser or client takes."""
     from types import SimpleNamespace
 
-    import uvicorn
-
     import fintune.serve.app as serve_app
 
     try:
@@ -607,7 +605,11 @@ def test_serve_on_an_ipv6_host_prints_a_url_with_brackets(runs, monkeypatch):
     served = {}
     fake = SimpleNamespace(state=SimpleNamespace(device="cpu"))
     monkeypatch.setattr(serve_app, "app_for_run", lambda *args, **kwargs: fake)
-    monkeypatch.setattr(uvicorn, "run", lambda application, **kwargs: served.update(kwargs))
+    monkeypatch.setattr(
+        serve_app,
+        "serve_until_stopped",
+        lambda _app, host, port, say: served.update(host=host, port=port),
+    )
     result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--host", "::1", "--port", "0"])
     assert result.exit_code == 0, result.output
     assert f"http://[::1]:{served['port']}," in result.output
