@@ -875,3 +875,24 @@ def test_a_batch_too_large_for_any_machine_is_refused_before_the_model_loads(fie
     ValueError, after the model had loaded and the run folder was made."""
     with pytest.raises(FintuneError, match=rf"training\.{field}: .*less than or equal to"):
         validate_config({"data": {"path": "d.csv"}, "training": {field: 10**20}})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "nested"),
+    [
+        ("training.learning_rate", "1.0e-4", "`training:` with `learning_rate:`"),
+        ("data.path", "x.csv", "`data:` with `path:`"),
+    ],
+)
+def test_a_dotted_key_in_the_file_says_yaml_does_not_nest_it(tmp_path, key, value, nested):
+    """`training.learning_rate: 1e-4` in a file was "unknown key; did you mean
+    'training'?", and with --set of the same field it was even marked [from --set]."""
+    path = _yaml(tmp_path, f"name: t\ndata:\n  path: d.csv\n{key}: {value}\n")
+    for items in ([], [f"{key}={value}"]):
+        with pytest.raises(FintuneError) as err:
+            load_config(path, items)
+        line = next(x for x in str(err.value).splitlines() if f"{key}:" in x)
+        assert "a dot in a YAML key does not nest it" in line
+        assert f"write {nested} indented under it" in line
+        assert "did you mean" not in line
+        assert "[from --set]" not in line

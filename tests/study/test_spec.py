@@ -192,7 +192,11 @@ def test_an_experiment_file_given_as_a_study_says_which_command_takes_it(tmp_pat
             },
             "baseline: cells ['training.epochs=2'] give no value for 'method'",
         ),
-        ({"name": "bad name"}, "name"),
+        ({"name": "bad name"}, "name: letters, digits, '.', '_' and '-' only"),
+        # spec fields got pydantic's own text, without the value or the exponent-form hint
+        ({"bootstrap_samples": "1e4"}, "bootstrap_samples: expected a whole number; YAML read"),
+        ({"bootstrap_samples": 100}, "greater than or equal to 200 (got 100)"),
+        ({"metric": "acc"}, "metric: 'acc' is not allowed; expected"),
         ({"axis": {"seed": [1]}}, "axis: unknown key; did you mean 'axes'? Allowed here: axes"),
         ({"space": {}}, "this is a sweep file (for fintune sweep), not a study file"),
     ],

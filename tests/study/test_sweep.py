@@ -1178,6 +1178,15 @@ def test_a_trial_gets_prune_after_evaluations_before_it_can_be_pruned(prune_afte
             {"space": {"training.epochs": {"type": "int", "low": 1, "high": 4, "step": 0.5}}},
             "int needs a whole-number step (got 0.5)",
         ),
+        (  # pydantic's own text, without the value or why 1e3 is text
+            {"trials": "1e3"},
+            "trials: expected a whole number; YAML read '1e3' as text",
+        ),
+        ({"final": "yes please"}, "final: expected true or false, got 'yes please'"),
+        (
+            {"startup_trials": -1},
+            "startup_trials: Input should be greater than or equal to 0 (got -1)",
+        ),
         (
             {"storage": "sqlite:////nonexistent-folder/x/optuna.db"},
             "storage: cannot open sqlite:////nonexistent-folder/x/optuna.db",

@@ -407,13 +407,15 @@ def validate_config(
     try:
         return ExperimentConfig.model_validate(_empty_sections(raw, ExperimentConfig))
     except ValidationError as err:
-        lines = [_describe(e) for e in err.errors()]
+        lines = [describe_error(e) for e in err.errors()]
         without = _error_lines(before)
         keys = overridden or []
         for i, (line, error) in enumerate(zip(lines, err.errors(), strict=True)):
             field = line.partition(":")[0]
             top = not error["loc"]
             given = any(field == key or field.startswith(f"{key}.") for key in keys)
+            if error["type"] == "extra_forbidden" and "." in str(error["loc"][-1]):
+                given = False  # a dotted key is the file's: --set splits its field on dots
             # above a field --set gave: a tag --set made (`--set a.b.c=1` made the unknown
             # a.b; `--set method.name=null`), a section's or the whole config's cross-field
             # check, a section --set made without its name (`--set method.r=4` on a file
@@ -436,11 +438,11 @@ def _error_lines(raw: dict[str, Any] | None) -> list[str]:
     try:
         ExperimentConfig.model_validate(_empty_sections(raw, ExperimentConfig))
     except ValidationError as err:
-        return [_describe(e) for e in err.errors()]
+        return [describe_error(e) for e in err.errors()]
     return []
 
 
-def _describe(error: dict[str, Any]) -> str:
+def describe_error(error: dict[str, Any]) -> str:
     kind = error["type"]
     # drop the tags pydantic adds inside unions: 'lora', 'list[str]', "literal['auto']", ...;
     # an unknown key is the user's, whatever it looks like ('labels[0]', 'int')
@@ -454,6 +456,12 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         allowed = _allowed_keys(error["loc"][:-1])
         suggestion = did_you_mean(loc[-1], allowed)
+        head, dot, rest = loc[-1].partition(".")
+        if dot and head in allowed:
+            suggestion = (
+                f"; a dot in a YAML key does not nest it: write `{head}:` with `{rest}:` "
+                "indented under it."
+            )
         if (listed := loc[-1].partition("[")[0]) != loc[-1] and listed in allowed:
             whole = ".".join([*loc[:-1], listed])
             suggestion = (
@@ -497,7 +505,7 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "string_pattern_mismatch" and field == "name":
         return (
             f"name: letters, digits, '.', '_' and '-' only, starting with a letter or digit "
-            f"(it names the run folders; got {error['input']!r})"
+            f"(it names folders; got {error['input']!r})"
         )
     if isinstance(error.get("input"), Refused):
         return f"{field}: expected {error['input'].expected}, got {error['input']}"

@@ -33,6 +33,7 @@ from rich.markup import escape
 
 from fintune.config.load import (
     changed_by_set,
+    describe_error,
     did_you_mean,
     field_set,
     is_section,
@@ -190,7 +191,7 @@ def _spec_error(model: type[BaseModel], error: dict[str, Any]) -> str:
         return (
             f"{field}: unknown key{did_you_mean(field, allowed)} Allowed here: {', '.join(allowed)}"
         )
-    return f"{field}: {error['msg'].removeprefix('Value error, ')}"
+    return describe_error(error)
 
 
 def base_mapping(base: str | dict[str, Any], source: str) -> dict[str, Any]:
