@@ -240,3 +240,24 @@ def test_a_bold_name_ending_in_a_backslash_stays_bold_with_its_backslash():
     doc = Document("Study s")
     doc.table(["cell"], [[bold("data=C:\\data\\")]])
     assert "<strong>data=C:\\data\\</strong>" in _rendered_gfm(doc.markdown(Path(".")))
+
+
+def test_a_stop_while_the_report_is_written_leaves_the_earlier_report_whole(tmp_path, monkeypatch):
+    """report.md and report.html were written in place: a Ctrl+C while a resumed study
+    rewrote them left them cut short."""
+    import fintune.run_dir as run_dir
+
+    (tmp_path / "report.md").write_text("# earlier\n", encoding="utf-8")
+    (tmp_path / "report.html").write_text("<p>earlier</p>\n", encoding="utf-8")
+    doc = Document("Study s")
+    doc.text("new " * 10_000)
+
+    def stop(_path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_dir, "_sync", stop)  # the stop comes before the rename
+    with pytest.raises(KeyboardInterrupt):
+        doc.write(tmp_path)
+    assert (tmp_path / "report.md").read_text(encoding="utf-8") == "# earlier\n"
+    assert (tmp_path / "report.html").read_text(encoding="utf-8") == "<p>earlier</p>\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.md"]

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fintune.run_dir import write_whole
+
 
 @dataclass
 class Document:
@@ -70,8 +72,10 @@ class Document:
 
     def write(self, folder: Path, stem: str = "report") -> tuple[Path, Path]:
         md, page = folder / f"{stem}.md", folder / f"{stem}.html"
-        md.write_text(self.markdown(folder), encoding="utf-8")
-        page.write_text(self.html(), encoding="utf-8")
+        # whole or not at all: a stop while a resumed study or sweep rewrites its report
+        # would leave it cut short
+        write_whole(md, self.markdown(folder))
+        write_whole(page, self.html())
         return md, page
 
 
