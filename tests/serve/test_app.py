@@ -192,6 +192,7 @@ def test_model_describes_the_run(client, run_dir, tiny_bert):
         "largest_batch",
         "mean_batch",
         "model_busy_s",
+        "failed_calls",
         "waiting",
         "refused",
     }

@@ -530,3 +530,28 @@ def test_a_failed_worker_raises_a_fresh_error_each_time_so_nothing_piles_up():
     assert len(later) == 200 and all("TypeError" in str(e) for e in later)
     assert _depth(later[-1]) == _depth(later[0]) <= 2
     assert _depth(batcher.failed) <= 1
+
+
+def test_a_failed_model_call_counts_its_model_time_and_is_counted_as_failed():
+    """model_busy_s left out the time of calls that raised: a server whose batches
+    failed and were retried one by one looked idle for that time."""
+
+    class SlowModel(FakeModel):
+        def __call__(self, texts):
+            time.sleep(0.1)
+            return super().__call__(texts)
+
+    model = SlowModel(fail_on="boom")
+    batcher = MicroBatcher(model, max_batch=100, max_wait_ms=100)
+
+    async def work():
+        await asyncio.gather(
+            batcher.submit(["fine"]), batcher.submit(["boom"]), return_exceptions=True
+        )
+
+    _run(batcher, work)
+    assert model.batches == [["fine", "boom"], ["fine"], ["boom"]]
+    stats = batcher.stats.as_dict()
+    assert stats["failed_calls"] == 2
+    assert stats["batches"] == 1 and stats["texts"] == 1
+    assert stats["model_busy_s"] >= 0.3

@@ -50,7 +50,8 @@ class BatchStats:
     batches: int = 0
     texts: int = 0
     largest: int = 0
-    busy_s: float = 0.0
+    busy_s: float = 0.0  # model time, failed calls' included
+    failed: int = 0  # model calls that raised (their texts are in no other counter)
     waiting: int = 0  # texts submitted and not yet in a model call
     refused: int = 0  # requests refused because the queue was full
 
@@ -61,6 +62,7 @@ class BatchStats:
             "largest_batch": self.largest,
             "mean_batch": round(self.texts / self.batches, 2) if self.batches else 0.0,
             "model_busy_s": round(self.busy_s, 3),
+            "failed_calls": self.failed,
             "waiting": self.waiting,
             "refused": self.refused,
         }
@@ -219,6 +221,8 @@ class MicroBatcher:
             _fail(jobs, ServerStopping("the server is shutting down"))
             raise
         except Exception as error:  # one bad batch must not stop the server
+            self.stats.busy_s += time.perf_counter() - start
+            self.stats.failed += 1
             if len(jobs) == 1:
                 _fail(jobs, error)
             else:  # answer the jobs one by one, so only the one that fails gets the error
