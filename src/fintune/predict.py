@@ -172,7 +172,8 @@ def check_run_dir(run_dir: Path) -> None:
         raise FintuneError(f"{run_dir}: no config.yaml (not a complete run directory)")
     if not (run_dir / "metrics.json").is_file():  # a run writes it last, after evaluating
         raise FintuneError(
-            f"{run_dir}: no metrics.json (not a finished run; stopped before its evaluation?)"
+            f"{run_dir}: no metrics.json (not a finished run: a run writes it last, so this "
+            "one stopped or failed before the end, perhaps after its evaluation; run it again)"
         )
 
 
