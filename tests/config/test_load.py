@@ -896,3 +896,16 @@ def test_a_dotted_key_in_the_file_says_yaml_does_not_nest_it(tmp_path, key, valu
         assert f"write {nested} indented under it" in line
         assert "did you mean" not in line
         assert "[from --set]" not in line
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "qlora", "ia3"])
+def test_module_names_yaml_reads_as_numbers_are_names(method):
+    """`target_modules: [0, 1]` (the layers of an nn.Sequential) was refused as not text,
+    while every other list of names (labels: [0, 1]) took them as text."""
+    fields = {"target_modules": [0, 1]}
+    if method == "ia3":
+        fields["feedforward_modules"] = [1]
+    config = validate_config({"data": {"path": "d.csv"}, "method": {"name": method, **fields}})
+    assert config.method.target_modules == ["0", "1"]
+    if method == "ia3":
+        assert config.method.feedforward_modules == ["1"]

@@ -103,7 +103,8 @@ class Refused:
 
 def _members(annotation: Any) -> set[Any]:
     """The types a field takes, None left out: `int | None` -> {int}."""
-    args = set(typing.get_args(annotation)) if isinstance(annotation, types.UnionType) else set()
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)  # X | Literal: Union
+    args = set(typing.get_args(annotation)) if union else set()
     return args - {type(None)} or {annotation}
 
 
