@@ -583,3 +583,12 @@ def test_a_cells_own_section_in_place_of_its_variants_section_is_refused(write_s
     path = write_study(axes={"method": methods, "seed": [1]}, cells=cells)
     with pytest.raises(FintuneError, match=r"cells\[1\]: training \(a whole section\) replaces"):
         load_study(path)
+
+
+def test_a_set_of_output_dir_on_compare_is_refused_not_dropped(write_study):
+    """`fintune compare study.yaml --set output.dir=elsewhere` ran the cells in the study's
+    own folder without a word: the study sets each cell's output.dir."""
+    with pytest.raises(FintuneError) as error:
+        load_study(write_study(), ["output.dir=elsewhere"])
+    assert "--set output.dir: the study file's `output` sets output.dir" in str(error.value)
+    load_study(write_study(), ["output.save_model=false"])  # kept: a cell's model or not

@@ -2466,3 +2466,19 @@ def test_the_optimisation_history_of_one_trial_has_whole_trial_numbers(tmp_path,
     low, high = ax.get_xlim()
     ticks = [t for t in ax.get_xticks() if low <= t <= high]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+@pytest.mark.parametrize(
+    ("item", "said"),
+    [
+        ("output.dir=elsewhere", "--set output.dir: the sweep file's `output` sets output.dir"),
+        ("name=other", "--set name: the sweep file's `name` sets name"),
+    ],
+)
+def test_a_set_of_output_dir_or_name_on_a_sweep_is_refused_not_dropped(sweep_file, item, said):
+    """`fintune sweep s.yaml --set output.dir=elsewhere` (or name=...) ran every trial
+    where and as the sweep names it, without a word."""
+    with pytest.raises(FintuneError) as error:
+        sweep_spec.load_sweep(sweep_file(), [item])
+    assert said in str(error.value)
+    sweep_spec.load_sweep(sweep_file(), ["output.save_model=false"])  # the final model's

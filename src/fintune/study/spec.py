@@ -219,6 +219,7 @@ def expand(spec: StudySpec, source: str, overrides: list[str] | None = None) -> 
     varied |= {
         field_set(k, v): f"cells[{i}]" for i, cell in enumerate(spec.cells) for k, v in cell.items()
     }
+    varied["output.dir"] = "the study file's `output`"  # the runs go in <output>/<name>/runs
     written = base_mapping(spec.base, source)
     base = override_base(written, overrides, varied)
     check_axes_disjoint(options, source)

@@ -260,6 +260,7 @@ def load_sweep(
         for choice in (param.choices or [None])
     }
     varied |= {field: "the sweep" for field in ("training.best_metric", "evaluation.test")}
+    varied |= {"name": "the sweep file's `name`", "output.dir": "the sweep file's `output`"}
     written = base_mapping(spec.base, source)
     base = override_base(written, overrides, varied)
     evaluation = base.get("evaluation")
