@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
         runs_correct = [np.array(m[1])[m[0].argmax(1)] == truth for m in members]
         for level in AGREEMENT_FILES:
             mask = levels == level
+            if not mask.any():  # a test set without this level: no accuracy to show
+                print(f"  {level:>7}  n =    0")
+                continue
             each = " ".join(f"{c[mask].mean():.3f}" for c in runs_correct)
             print(f"  {level:>7}  n = {mask.sum():4d}  {correct[mask].mean():.3f}  ({each})")
 

@@ -268,6 +268,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.render_only:
+        if not (OUT / "fpb_methods.json").is_file():
+            raise SystemExit(f"no {OUT / 'fpb_methods.json'}: run benchmarks/fpb_methods.py first")
         saved = json.loads((OUT / "fpb_methods.json").read_text())
         section = write_markdown(
             saved["results"], saved["throughput"], saved["env"], saved["wall_s"]

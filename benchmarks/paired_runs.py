@@ -26,7 +26,15 @@ def read_predictions(run: Path, split: str) -> pd.DataFrame:
     path = run / f"predictions_{split}.csv"
     if not path.is_file():
         raise SystemExit(f"{run}: no predictions_{split}.csv (not a finished run?)")
-    return pd.read_csv(path, dtype=TEXT_COLUMNS, keep_default_na=False)
+    try:
+        frame = pd.read_csv(path, dtype=TEXT_COLUMNS, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as error:  # EmptyDataError is a ValueError
+        raise SystemExit(f"{path}: damaged or cut short ({error})") from None
+    missing = [c for c in ("text", "label", "predicted") if c not in frame]
+    if missing or frame.empty:
+        lacks = f"no {', '.join(missing)} column" if missing else "no rows"
+        raise SystemExit(f"{path}: not a run's predictions ({lacks})")
+    return frame
 
 
 def refuse_repeats(runs: list[Path]) -> None:
@@ -44,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("candidate", type=Path)
     parser.add_argument("--split", default="test")
     args = parser.parse_args(argv)
+    refuse_repeats([args.baseline, args.candidate])
     a, b = (read_predictions(run, args.split) for run in (args.baseline, args.candidate))
     if not (a["text"].equals(b["text"]) and a["label"].equals(b["label"])):
         raise SystemExit(f"the two runs' {args.split} examples differ; they cannot be paired")

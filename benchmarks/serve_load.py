@@ -95,7 +95,7 @@ async def load(url: str, bodies: list[dict], path: str, requests: int, concurren
     answered = requests - errors
 
     def percentile(q: int) -> float | None:
-        return round(float(np.percentile(ms, q)), 2) if answered else None
+        return round(float(np.percentile(ms, q)), 2) if len(ms) else None
 
     return {
         "path": path,
@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--single-requests", type=int, default=500)
     parser.add_argument("--out", type=Path, default=OUT, help="folder of the result file")
     args = parser.parse_args(argv)
+    for flag in ("requests", "batch_requests", "single_requests"):
+        if getattr(args, flag) < 0:  # checked before the server starts and the phases run
+            parser.error(f"--{flag.replace('_', '-')} must be 0 or more")
     result_file = args.out / f"serve_load_{args.precision}.json"
     if result_file.exists():
         raise SystemExit(f"{result_file} exists; move it away or give another --out")
@@ -148,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
                 "first, or give --run RUN_DIR"
             )
         run_dir = Path(found[-1])
+    if not (run_dir / "predictions_test.csv").is_file():
+        raise SystemExit(f"{run_dir}: no predictions_test.csv (not a finished run?)")
     texts = list(
         pd.read_csv(run_dir / "predictions_test.csv", dtype=TEXT_COLUMNS, keep_default_na=False)[
             "text"

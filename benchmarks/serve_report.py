@@ -36,6 +36,24 @@ def main(argv: list[str] | None = None) -> None:
             f"the files in {args.out} served different runs ({served}): measure every "
             "precision on one run (serve_load.py --run RUN_DIR)"
         )
+    machines = {
+        precision: (
+            hw.get("cpu"),
+            hw.get("cpu_cores_usable", result.get("cpu_cores")),
+            hw.get("device"),
+        )
+        for precision, result in results.items()
+        for hw in [result.get("hardware", {})]
+    }
+    if len(set(machines.values())) > 1:  # the header states one machine for the whole table
+        measured = "; ".join(
+            f"{precision}: {cpu or 'unrecorded CPU'}, {cores} cores, {device or 'cpu'}"
+            for precision, (cpu, cores, device) in machines.items()
+        )
+        raise SystemExit(
+            f"the files in {args.out} were measured on different machines ({measured}): "
+            "measure every precision on one machine"
+        )
     # what was measured, from the first result (files before hardware was recorded: cores)
     first = next(iter(results.values()))
     machine = first.get("hardware", {})

@@ -21,6 +21,7 @@ the uniform soup likewise in its uniform/ folder.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import functools
 import json
@@ -130,8 +131,8 @@ def save_soup(folder: Path, model, tokenizer, info, frames: dict, predicted: dic
         # cleaned_text too, when the runs had data.cleaning: it is what the soup read
         columns = [c for c in ("text", "cleaned_text", "label") if c in frame]
         frame[columns].assign(predicted=predicted[split]).to_csv(
-            folder / f"predictions_{split}.csv", index=False
-        )
+            folder / f"predictions_{split}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC
+        )  # as a run writes them: a "\r" in a text stays in it
     # the best run's config (its data.cleaning is the soup's), named as the soup and saved
     # as full like its model; with metrics.json it is a run `fintune serve` takes
     config = yaml.safe_load((student_config(best_run) or best_run / "config.yaml").read_text())

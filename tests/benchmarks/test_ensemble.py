@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -146,3 +147,19 @@ def test_a_run_with_no_test_predictions_is_named_before_any_is_scored(
     monkeypatch.setattr(ensemble, "probabilities", lambda *a: pytest.fail("scored"))
     with pytest.raises(SystemExit, match="no-test: no predictions_test.csv"):
         ensemble.main([str(tiny_runs[0]), str(partial)])
+
+
+def test_an_agreement_level_without_test_sentences_shows_n_0_not_nan(
+    tiny_runs, monkeypatch, capsys
+):
+    """A test set of one agreement level printed 'n =    0  nan  (nan nan nan)' for the
+    others, with numpy's "Mean of empty slice" warnings."""
+    top = next(iter(ensemble.AGREEMENT_FILES))
+    monkeypatch.setattr(ensemble, "agreement_levels", lambda folder, texts: [top] * len(texts))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's empty-slice mean
+        ensemble.main([*map(str, tiny_runs), "--fpb-agreement", "unused"])
+    out = capsys.readouterr().out
+    assert "nan" not in out
+    for level in list(ensemble.AGREEMENT_FILES)[1:]:
+        assert f"  {level:>7}  n =    0\n" in out

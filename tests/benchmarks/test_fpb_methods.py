@@ -193,3 +193,9 @@ def test_the_data_line_states_what_the_runs_recorded(tiny_runs, tmp_path):
     results["other"] = {**results["full"], "run_dir": str(tmp_path / "other")}
     section = " ".join(fpb_methods.write_markdown(results, speed, env, 60.0).split())
     assert "(600 (full) / 600 (lora) / 2,000 (other) resamples)" in section
+
+
+def test_render_only_without_saved_figures_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(fpb_methods, "OUT", tmp_path)  # a FileNotFoundError traceback before
+    with pytest.raises(SystemExit, match="no .*fpb_methods.json: run benchmarks/fpb_methods.py"):
+        fpb_methods.main(["--render-only"])

@@ -52,3 +52,26 @@ def test_runs_on_different_examples_are_refused(tiny_runs, tmp_path):
 def test_a_folder_without_predictions_is_named(tiny_runs, tmp_path):
     with pytest.raises(SystemExit, match="no predictions_test.csv"):
         paired_runs.main([str(tiny_runs[0]), str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ('"text","label","predicted"\n"Sales ro', "damaged or cut short"),
+        ("", "damaged or cut short"),
+        ('"text","label","predicted"\n', "not a run's predictions (no rows)"),
+        ('"text","label"\n"a","b"\n', "not a run's predictions (no predicted column)"),
+    ],
+)
+def test_a_damaged_predictions_file_is_named_not_a_traceback(tiny_runs, tmp_path, content, said):
+    """A file cut short, empty, header-only or without `predicted` stopped with pandas'
+    or numpy's traceback (ParserError, EmptyDataError, TypeError, KeyError)."""
+    (tmp_path / "predictions_test.csv").write_text(content)
+    with pytest.raises(SystemExit) as error:
+        paired_runs.main([str(tiny_runs[0]), str(tmp_path)])
+    assert str(error.value).startswith(f"{tmp_path / 'predictions_test.csv'}: {said}")
+
+
+def test_a_run_given_twice_is_refused(tiny_runs):
+    with pytest.raises(SystemExit, match="given twice"):
+        paired_runs.main([str(tiny_runs[0]), f"{tiny_runs[0]}/"])

@@ -141,3 +141,31 @@ def test_the_report_takes_one_run_written_two_ways_and_names_it(tmp_path, capsys
         (tmp_path / f"serve_load_{precision}.json").write_text(json.dumps({**result, "run": run}))
     serve_report.main(["--out", str(tmp_path)])
     assert "on the `full` run above (`x-fpb50-minilm-full`; loopback" in capsys.readouterr().out
+
+
+def test_the_report_refuses_measurements_from_different_machines(tmp_path):
+    """fp32 measured on 16 cores and int8 on 2 shared one table under "16 CPU cores"."""
+    for precision, cores in (("fp32", 16), ("int8", 2)):
+        hardware = {"cpu": "Some CPU", "cpu_cores_usable": cores, "device": "cpu"}
+        result = {"run": "runs/x-fpb50-minilm-full", "hardware": hardware}
+        (tmp_path / f"serve_load_{precision}.json").write_text(json.dumps(result))
+    with pytest.raises(SystemExit, match="measured on different machines .*16 cores.*2 cores"):
+        serve_report.main(["--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--run", "{tmp}/nope"],
+        ["--run", "{run}", "--requests", "-5"],
+        ["--run", "{run}", "--single-requests", "-1"],
+    ],
+)
+def test_bad_arguments_are_refused_before_the_server_starts(tiny_runs, tmp_path, monkeypatch, argv):
+    """A mistyped --run was a FileNotFoundError traceback; --requests -5 crashed in
+    np.percentile after the earlier phases had run, and nothing was written."""
+    monkeypatch.setattr(serve_load, "start_server", lambda *a: pytest.fail("server started"))
+    argv = [a.format(tmp=tmp_path, run=tiny_runs[0]) for a in argv]
+    with pytest.raises(SystemExit) as error:
+        serve_load.main([*argv, "--out", str(tmp_path)])
+    assert error.value.code == 2 or "no predictions_test.csv" in str(error.value)

@@ -12,6 +12,7 @@ import torch
 import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from fintune.models.load import ModelInfo
 from fintune.recipes.classification import run
 from tests.benchmarks.conftest import load_script
 from tests.conftest import tiny_run_config
@@ -251,3 +252,26 @@ def test_a_run_with_no_test_predictions_is_named_before_weights_load(
     monkeypatch.setattr(soup, "load", lambda run: pytest.fail("weights loaded"))
     with pytest.raises(SystemExit, match="no-test: no predictions_test.csv"):
         soup.main([str(tiny_runs[0]), str(partial), "--out", str(tmp_path / "s")])
+
+
+def test_a_text_with_a_carriage_return_reads_back_whole_from_the_soups_predictions(
+    tmp_path, monkeypatch
+):
+    """The soup wrote its predictions unquoted: a text with a bare "\\r" split into two rows
+    on reading, and every paired comparison with its ingredients was refused."""
+    monkeypatch.setattr(soup, "save_classifier", lambda *a: None)  # the CSV is the point
+    labels = ["negative", "neutral", "positive"]
+    frame = pd.DataFrame({"text": ["Profit rose\rsharply", "Sales fell"], "label": labels[::2]})
+    frames = {split: frame for split in ("validation", "test")}
+    best = tmp_path / "best"
+    best.mkdir()
+    (best / "config.yaml").write_text("name: best\n")
+    info = ModelInfo(
+        method="full", base="b", gguf_file=None, hub_id=None, labels=labels, max_length=8,
+        padding_side="right", is_decoder=False, method_settings={},
+    )  # fmt: skip
+    predicted = {split: frame["label"].to_numpy() for split in frames}
+    soup.save_soup(tmp_path / "soup", None, None, info, frames, predicted, best)
+    back = soup.read_predictions(tmp_path / "soup", "test")
+    assert back["text"].tolist() == frame["text"].tolist()
+    assert back["predicted"].tolist() == frame["label"].tolist()
