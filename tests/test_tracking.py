@@ -1141,3 +1141,28 @@ def test_fintune_log_knows_a_run_by_its_metrics_not_its_folder_name(make_config,
     assert log(moved).startswith("Logged")  # (3)
     kept = {r.data.tags["fintune.run_dir"]: r.info.status for r in client.search_runs([experiment])}
     assert kept == {str(first.resolve()): "FINISHED", str(moved.resolve()): "FINISHED"}
+
+
+def test_fintune_log_logs_a_run_without_test_and_keeps_its_tracking_setting(make_config):
+    """(1) A finished run with evaluation.test off was refused as 'not a finished run' (no
+    predictions_test.csv), though its own warning, when live logging failed, named
+    `fintune log`. (2) A run that ran untracked was logged with the parameter
+    tracking.mlflow True, unlike its config.yaml."""
+    from typer.testing import CliRunner
+
+    from fintune.cli import app
+
+    config = make_config(tracking={"mlflow": False}, evaluation={"test": False})
+    run_dir = classification.run(config)
+    assert not (run_dir / "predictions_test.csv").exists()
+    said = CliRunner().invoke(app, ["log", str(run_dir)])
+    assert said.exit_code == 0, said.output
+    client = MlflowClient(f"sqlite:///{run_dir.parent / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert run.info.status == "FINISHED" and "validation_accuracy" in run.data.metrics
+    assert run.data.params["tracking.mlflow"] == "False"  # as config.yaml says
+
+    (run_dir / "predictions_validation.csv").unlink()  # now not whole: refused, named
+    refused = CliRunner().invoke(app, ["log", str(run_dir)])
+    assert refused.exit_code == 2
+    assert "predictions_validation.csv" in refused.output.replace("\n", "")

@@ -30,12 +30,14 @@ STAMP = len("20240101-120000-")  # a run folder's name: <stamp>-<name>, or <stam
 
 
 def whole_metrics(run_dir: Path) -> dict[str, Any] | None:
-    """A run's metrics; None unless its folder holds the metrics and all its test
-    predictions (deleted, damaged by hand, or cut short)."""
+    """A run's metrics; None unless its folder holds the metrics and all the predictions
+    of the split it was scored on last: test, or validation where evaluation.test was off
+    (deleted, damaged by hand, or cut short)."""
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        frame = pd.read_csv(run_dir / "predictions_test.csv", dtype=str, keep_default_na=False)
-        whole = len(frame) == metrics["test"]["n"] and bool(
+        split = "test" if "test" in metrics else "validation"
+        frame = pd.read_csv(run_dir / f"predictions_{split}.csv", dtype=str, keep_default_na=False)
+        whole = len(frame) == metrics[split]["n"] and bool(
             frame[["label", "predicted"]].isin(metrics["labels"]).all(axis=None)
         )
     except (OSError, ValueError, KeyError, TypeError):  # pandas' parse errors are ValueErrors
@@ -125,8 +127,9 @@ def log_run_folder(run_dir: Path, overrides: list[str] | None = None) -> tuple[b
         raise FintuneError(f"{run_dir}: no config.yaml here: give a run's folder")
     if whole_metrics(run_dir) is None:
         raise FintuneError(
-            f"{run_dir}: not a finished run: logging needs its metrics.json and all its test "
-            "predictions (predictions_test.csv), which are missing, damaged or cut short"
+            f"{run_dir}: not a finished run: logging needs its metrics.json and all its "
+            "predictions (predictions_test.csv, or predictions_validation.csv where "
+            "evaluation.test was off), which are missing, damaged or cut short"
         )
     for item in overrides or []:
         field = item.partition("=")[0].strip()
@@ -136,10 +139,12 @@ def log_run_folder(run_dir: Path, overrides: list[str] | None = None) -> tuple[b
                 "tracking.experiment, ...); a run is logged with the settings it ran with"
             )
     config = load_config(run_dir / "config.yaml", overrides)
-    config.tracking.mlflow = True  # asked for by name, whatever the run had
+    ran_tracked = config.tracking.mlflow
+    config.tracking.mlflow = True  # asked for by name, whatever the run had: check the store
     # the default store is beside the run where it is now (a folder may have been moved)
     config.output.dir = escape_variables(str(run_dir.resolve().parent))
     check_tracking(config)
+    config.tracking.mlflow = ran_tracked  # its parameters say how it ran, as config.yaml does
     return log_finished(run_dir.resolve(), config), redact(tracking_uri(config)) or ""
 
 
