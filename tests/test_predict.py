@@ -615,3 +615,29 @@ def test_serve_on_an_ipv6_host_prints_a_url_with_brackets(runs, monkeypatch):
     result = CliRunner().invoke(app, ["serve", str(runs["full"]), "--host", "::1", "--port", "0"])
     assert result.exit_code == 0, result.output
     assert f"http://[::1]:{served['port']}," in result.output
+
+
+def test_the_inputs_embeds_padding_warning_is_not_shown(monkeypatch):
+    """predict and run on a prompt-tuned decoder printed transformers' "will not detect
+    padding tokens in `inputs_embeds`", though left padding makes the pooled last position
+    a real token (the predictions matched the recorded ones)."""
+    import logging
+
+    from fintune import cli
+
+    logger = logging.getLogger("transformers.modeling_layers")
+    monkeypatch.setattr(logger, "filters", list(logger.filters))  # the test's own, undone
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        cli._quiet_libraries()
+        cli._quiet_libraries()  # once, however often called
+        logger.warning("LlamaForSequenceClassification will not detect padding tokens in "
+                       "`inputs_embeds`. Results may be unexpected")  # fmt: skip
+        logger.warning("something else")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["something else"]
+    assert logger.filters.count(cli._not_the_inputs_embeds_warning) == 1

@@ -1166,3 +1166,23 @@ def test_fintune_log_logs_a_run_without_test_and_keeps_its_tracking_setting(make
     refused = CliRunner().invoke(app, ["log", str(run_dir)])
     assert refused.exit_code == 2
     assert "predictions_validation.csv" in refused.output.replace("\n", "")
+
+
+def test_a_runs_end_is_never_before_its_last_logged_point(make_config, tmp_path):
+    """The end was the newest file's mtime, from a coarser clock than the history's times:
+    a failed run whose last file was history.jsonl ended 6 ms before its last loss."""
+    import os
+
+    config = make_config(tracking={"mlflow": True, "uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    run_dir = _bare_run_dir(tmp_path)
+    written = (run_dir / "config.yaml").stat().st_mtime
+    lines = [
+        {"step": 1, "loss": 1.1, "time": written + 1.0},
+        {"step": 2, "loss": None, "time": written + 2.0},
+    ]
+    (run_dir / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    os.utime(run_dir / "history.jsonl", (written + 1.994, written + 1.994))  # a coarse clock
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    run = client.get_run(tracking.log_run(run_dir, config, "FAILED"))
+    last = client.get_metric_history(run.info.run_id, "loss")[-1]
+    assert last.timestamp == int((written + 2.0) * 1000) <= run.info.end_time

@@ -6,6 +6,7 @@ User errors (FintuneError) print one message and exit with status 2; no tracebac
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import signal
 import socket
@@ -78,8 +79,15 @@ def user_errors(fn):
     return wrapper
 
 
+def _not_the_inputs_embeds_warning(record: logging.LogRecord) -> bool:
+    # prompt and prefix tuning give a decoder inputs_embeds, and it then pools the last
+    # position: a real token, as fintune pads decoders on the left (models/load.py)
+    return "will not detect padding tokens in `inputs_embeds`" not in record.getMessage()
+
+
 def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger("transformers.modeling_layers").addFilter(_not_the_inputs_embeds_warning)
     # PEFT asks transformers 5 a renamed question on every adapter run; nothing to act on
     warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*", FutureWarning)
     # transformers' own bars ("Loading weights: 100%|####| 41/41" at every load) read as a

@@ -427,6 +427,8 @@ def log_run(
     # may come later: a study cell that ran with tracking off)
     started = int((run_dir / "config.yaml").stat().st_mtime * 1000)
     ended = int(max(path.stat().st_mtime for path in run_dir.iterdir()) * 1000)
+    # file times come from a coarser clock than the history's: never end before its last point
+    ended = max(ended, _last_history_time(run_dir))
     run = client.create_run(experiment_id, start_time=started, run_name=run_dir.name, tags=tags)
     run_id = run.info.run_id
     try:
@@ -437,6 +439,15 @@ def log_run(
     client.set_tag(run_id, "fintune.status", status)
     client.set_terminated(run_id, status=status, end_time=ended)
     return run_id
+
+
+def _last_history_time(run_dir: Path) -> int:
+    """The time of history.jsonl's last record in ms (0: none, or no time in it)."""
+    try:
+        lines = (run_dir / "history.jsonl").read_text().splitlines()
+        return int(json.loads(lines[-1])["time"] * 1000) if lines else 0
+    except (OSError, ValueError, KeyError, TypeError):  # a record cut short: the files' time
+        return 0
 
 
 def run_key(run_dir: Path) -> str | None:
