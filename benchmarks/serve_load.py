@@ -26,16 +26,15 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pandas as pd
 import torch
 
 from fintune.run_dir import hardware, package_versions
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, as a script or not
+from paired_runs import read_predictions  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
-
-# Read predictions_*.csv with labels as text: "true", "NA" or "01" stay the labels they were.
-TEXT_COLUMNS = {"text": str, "label": str, "predicted": str}
 
 
 def free_port() -> int:
@@ -113,9 +112,7 @@ async def load(url: str, bodies: list[dict], path: str, requests: int, concurren
 
 def label_agreement(url: str, run_dir: Path) -> dict:
     """Served labels against the labels the run recorded when it was evaluated (fp32)."""
-    recorded = pd.read_csv(
-        run_dir / "predictions_test.csv", dtype=TEXT_COLUMNS, keep_default_na=False
-    )
+    recorded = read_predictions(run_dir, "test")
     texts, served = list(recorded["text"]), []
     for i in range(0, len(texts), 64):
         response = httpx.post(url + "/analyze/batch", json={"texts": texts[i : i + 64]}, timeout=60)
@@ -151,13 +148,7 @@ def main(argv: list[str] | None = None) -> None:
                 "first, or give --run RUN_DIR"
             )
         run_dir = Path(found[-1])
-    if not (run_dir / "predictions_test.csv").is_file():
-        raise SystemExit(f"{run_dir}: no predictions_test.csv (not a finished run?)")
-    texts = list(
-        pd.read_csv(run_dir / "predictions_test.csv", dtype=TEXT_COLUMNS, keep_default_na=False)[
-            "text"
-        ]
-    )
+    texts = list(read_predictions(run_dir, "test")["text"])  # before the server starts
     singles = [{"text": t} for t in texts]
     batches = [
         {"texts": [texts[(i + j) % len(texts)] for j in range(32)]} for i in range(0, 960, 32)
