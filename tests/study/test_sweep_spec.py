@@ -132,3 +132,15 @@ def test_a_trial_in_a_folder_named_with_a_dollar_keeps_its_folder(
         config = sweep_spec.trial_config(base, {}, spec, folder, 0, "s")
         assert config.output.dir == str(folder / "trials")
         assert config.tracking.uri == sqlite_uri(folder / "mlflow.db")
+
+
+def test_an_unknown_key_in_a_space_entry_lists_what_a_parameter_takes(sweep_file):
+    """It listed nothing: 'space.training.learning_rate.lowww: unknown key. Allowed here: '."""
+    space = {"training.learning_rate": {"type": "log_uniform", "low": 1e-5, "high": 1e-3}}
+    space["training.learning_rate"]["lowww"] = 3
+    with pytest.raises(FintuneError) as error:
+        sweep_spec.load_sweep(sweep_file(space=space))
+    assert (
+        "space.training.learning_rate.lowww: unknown key; did you mean 'low'? "
+        "Allowed here: choices, high, log, low, step, type"
+    ) in str(error.value)

@@ -25,7 +25,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from rich.console import Console
@@ -186,12 +186,27 @@ def validate_spec(model: type[S], raw: dict[str, Any], source: str, kind: str) -
 
 def _spec_error(model: type[BaseModel], error: dict[str, Any]) -> str:
     field = ".".join(map(str, error["loc"])) or "(top level)"
-    if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
-        allowed = sorted(model.model_fields)
-        return (
-            f"{field}: unknown key{did_you_mean(field, allowed)} Allowed here: {', '.join(allowed)}"
-        )
+    if error["type"] == "extra_forbidden" and (section := _section_at(model, error["loc"][:-1])):
+        allowed = sorted(section.model_fields)
+        key = str(error["loc"][-1])
+        return f"{field}: unknown key{did_you_mean(key, allowed)} Allowed here: {', '.join(allowed)}"
     return describe_error(error)
+
+
+def _section_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The spec's section at `loc`, through mappings of sections (a sweep's `space.<field>`)."""
+    section: Any = model
+    for part in loc:
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            field = section.model_fields.get(str(part))
+            if field is None:
+                return None
+            section = field.annotation
+        elif get_origin(section) is dict:
+            section = get_args(section)[1]  # `part` is the mapping's key
+        else:
+            return None
+    return section if isinstance(section, type) and issubclass(section, BaseModel) else None
 
 
 def base_mapping(base: str | dict[str, Any], source: str) -> dict[str, Any]:
