@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import re
 import shutil
 import time
@@ -313,11 +314,13 @@ def refuse_bad_arguments(args: argparse.Namespace) -> None:
         raise SystemExit(
             f"--alpha must be between 0 and 1 (the hard labels' weight), not {args.alpha}"
         )
-    if args.temperature <= 0:
-        raise SystemExit(f"--temperature must be above 0, not {args.temperature}")
-    if args.epochs is not None and args.epochs <= 0:  # 0 used to mean the config's epochs
+    if not (args.temperature > 0 and math.isfinite(args.temperature)):
+        raise SystemExit(f"--temperature must be a number above 0, not {args.temperature}")
+    # 0 used to mean the config's epochs
+    if args.epochs is not None and not (args.epochs > 0 and math.isfinite(args.epochs)):
         raise SystemExit(
-            f"--epochs must be above 0, not {args.epochs} (leave it out for the config's)"
+            f"--epochs must be a number above 0, not {args.epochs} (leave it out for the "
+            "config's)"
         )
     if args.augment < 0:
         raise SystemExit(f"--augment must be 0 or more, not {args.augment}")
