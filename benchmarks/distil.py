@@ -319,8 +319,7 @@ def refuse_bad_arguments(args: argparse.Namespace) -> None:
     # 0 used to mean the config's epochs
     if args.epochs is not None and not (args.epochs > 0 and math.isfinite(args.epochs)):
         raise SystemExit(
-            f"--epochs must be a number above 0, not {args.epochs} (leave it out for the "
-            "config's)"
+            f"--epochs must be a number above 0, not {args.epochs} (leave it out for the config's)"
         )
     if args.augment < 0:
         raise SystemExit(f"--augment must be 0 or more, not {args.augment}")

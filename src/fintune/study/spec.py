@@ -188,8 +188,8 @@ def _spec_error(model: type[BaseModel], error: dict[str, Any]) -> str:
     field = ".".join(map(str, error["loc"])) or "(top level)"
     if error["type"] == "extra_forbidden" and (section := _section_at(model, error["loc"][:-1])):
         allowed = sorted(section.model_fields)
-        key = str(error["loc"][-1])
-        return f"{field}: unknown key{did_you_mean(key, allowed)} Allowed here: {', '.join(allowed)}"
+        hint = did_you_mean(str(error["loc"][-1]), allowed)
+        return f"{field}: unknown key{hint} Allowed here: {', '.join(allowed)}"
     return describe_error(error)
 
 
