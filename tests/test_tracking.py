@@ -344,10 +344,13 @@ def test_an_experiment_with_a_plain_artifact_path_is_checked_too(make_config, tm
         check_tracking(config)
 
 
-@pytest.mark.parametrize("name", ["mlflow.runName", "mlflow.parentRunId"])
+@pytest.mark.parametrize(
+    "name", ["mlflow.runName", "mlflow.parentRunId", "fintune.run_dir", "fintune.status"]
+)
 def test_a_tag_name_fintune_sets_is_a_config_error(make_config, name):
     """A user's mlflow.runName clashed with the run name fintune gives: MLflow refused the
-    run after training, and nothing was logged."""
+    run after training, and nothing was logged. A fintune.status was overwritten without a
+    word, and a fintune.run_dir stood in for the run's own folder."""
     with pytest.raises(FintuneError, match=f"tracking.tags: tag name '{name}' is set by fintune"):
         make_config(tracking={"mlflow": True, "tags": {name: "x"}})
 

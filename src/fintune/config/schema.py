@@ -584,6 +584,20 @@ class OutputConfig(Section):
         return expand_home(path)
 
 
+# set by fintune on each logged run (tracking.log_run): a config's value would be overwritten
+# or, for run_dir, would stand in for the run's own folder
+FINTUNE_TAGS = (
+    "mlflow.runName",
+    "mlflow.parentRunId",
+    "fintune.run_dir",
+    "fintune.status",
+    "fintune.metrics_sha256",
+    "fintune.logged_by",
+    "fintune.logged_by_started",
+    "fintune.pruned",
+)
+
+
 class TrackingConfig(Section):
     """Every run is also logged to MLflow: parameters, per-step and final metrics, the
     report and plots as artifacts."""
@@ -629,10 +643,9 @@ class TrackingConfig(Section):
                 )
             if key.startswith(("/", "..")) or posixpath.normpath(key) != key:
                 raise ValueError(f"tag name {key!r}: MLflow takes no '/' first, '//', '..'")
-            if key in ("mlflow.runName", "mlflow.parentRunId"):  # MLflow refuses a second
+            if key in FINTUNE_TAGS:  # MLflow refuses a second runName; the rest were lost
                 raise ValueError(
-                    f"tag name {key!r} is set by fintune (the run's folder name, its study's "
-                    "report run); choose another name"
+                    f"tag name {key!r} is set by fintune on every run it logs; choose another name"
                 )
         for key, value in tags.items():
             if len(value) > 8000:
