@@ -9,7 +9,9 @@ from fintune.evaluation.metrics import evaluate_predictions
 from fintune.report.markdown import render
 
 
-def _render(config, source: str = "data.csv", split: str = "test") -> str:
+def _render(
+    config, source: str = "data.csv", split: str = "test", prepared: tuple[str, ...] = ()
+) -> str:
     labels = ["neg", "pos"]
     y = np.array([0, 1] * 20)
     metrics = {
@@ -22,7 +24,8 @@ def _render(config, source: str = "data.csv", split: str = "test") -> str:
         "resources": {"cpu_percent_avg": 90.0, "cpu_percent_max": 100.0, "cpu_cores": 2}
         | {"rss_mib_avg": 500.0, "rss_mib_max": 600.0},
     }
-    fp = {"sha256": "0" * 64, "counts": {split: {"n": 40, "labels": {"neg": 20, "pos": 20}}}}
+    counts = {"n": 40, "labels": {"neg": 20, "pos": 20}}
+    fp = {"sha256": "0" * 64, "counts": {name: counts for name in prepared or (split,)}}
     return render(Path("run"), config, metrics, fp, {"source": source})
 
 
@@ -50,6 +53,16 @@ def test_the_per_class_table_names_its_split_without_a_test_split():
     config = validate_config({"name": "x", "data": {"path": "d.csv"}})
     assert "### Per class (test)" in _render(config)
     assert "### Per class (validation)" in _render(config, split="validation")
+
+
+def test_a_test_split_that_was_not_scored_says_so():
+    """With evaluation.test off the Data table still listed the test split, as if scored."""
+    config = validate_config({"name": "x", "data": {"path": "d.csv"}})
+    note = "The test split was held out and not scored (evaluation.test off)."
+    assert note not in _render(config)
+    assert note not in _render(config, split="validation")  # no test split prepared at all
+    report = _render(config, split="validation", prepared=("validation", "test"))
+    assert "| test | 40 | 20 | 20 |" in report and note in report
 
 
 def test_a_sub_second_training_time_is_shown_not_as_0():

@@ -132,6 +132,8 @@ def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, rep
     for split, counts in fp["counts"].items():
         per = [str(counts["labels"][label]) for label in metrics["labels"]]
         out.append(table_row([split, str(counts["n"]), *per]))
+    if "test" in fp["counts"] and "test" not in metrics:
+        out += ["", "The test split was held out and not scored (evaluation.test off)."]
     out += ["", *_quality_lines(report, config), ""]
     saved = ", `model/`" if config.output.save_model else " (no `model/`: output.save_model off)"
     out += [
