@@ -909,3 +909,15 @@ def test_module_names_yaml_reads_as_numbers_are_names(method):
     assert config.method.target_modules == ["0", "1"]
     if method == "ia3":
         assert config.method.feedforward_modules == ["1"]
+
+
+def test_a_dotted_tag_name_from_set_gets_the_way_to_give_it(lora_yaml):
+    """--set splits its field on dots, so a tag named mlflow.note.content became a mapping
+    and the error was pydantic's 'Input should be a valid string'."""
+    with pytest.raises(FintuneError) as error:
+        load_config(lora_yaml, ["tracking.tags.mlflow.note.content=x"])
+    hint = "give the tags whole, --set 'tracking.tags={mlflow.note.content: x}'"
+    assert "tracking.tags.mlflow: a tag's value is text, not a mapping; " in str(error.value)
+    assert hint in str(error.value)
+    given = load_config(lora_yaml, ["tracking.tags={mlflow.note.content: x}"])
+    assert given.tracking.tags == {"mlflow.note.content": "x"}

@@ -498,6 +498,12 @@ def describe_error(error: dict[str, Any]) -> str:
             f"{field}: expected a whole number; YAML read {got!r} as text (a number in "
             f"exponent form needs a dot and a signed exponent, as in 1.0e+4): {fix}"
         )
+    if loc[:2] == ["tracking", "tags"] and len(loc) == 3 and isinstance(error["input"], dict):
+        name, value = _dotted(loc[2], error["input"])  # --set split the tag's name on its dots
+        return (
+            f"{field}: a tag's value is text, not a mapping; a tag name with dots is one key: "
+            f"give the tags whole, --set 'tracking.tags={{{name}: {value}}}'"
+        )
     if kind == "model_type":
         return (
             f"{field}: expected a section of keys ({field}: {{key: value}}), got {error['input']!r}"
@@ -513,6 +519,14 @@ def describe_error(error: dict[str, Any]) -> str:
     if "input" in error and kind != "value_error":
         return f"{field}: {message} (got {error['input']!r})"
     return f"{field}: {message}"
+
+
+def _dotted(key: str, value: Any) -> tuple[str, Any]:
+    """The dotted name and the value of a one-path mapping ({note: {content: x}})."""
+    while isinstance(value, dict) and len(value) == 1:
+        ((sub, value),) = value.items()
+        key = f"{key}.{sub}"
+    return key, value
 
 
 def _exponent_form(value: Any) -> bool:
