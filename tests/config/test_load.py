@@ -833,7 +833,7 @@ def test_a_method_section_made_by_set_without_a_name_is_marked_from_set(tmp_path
     ("item", "line"),
     [
         ("method.name=null", "method: unknown method None"),
-        ("tracking.tags.desk.team=fx", "tracking.tags.desk: Input should be a valid string"),
+        ("tracking.tags.desk.team=fx", "tracking.tags.desk: a tag's value is text, not a mapping"),
     ],
 )
 def test_an_error_a_set_made_above_its_field_is_marked_from_set(lora_yaml, item, line):
@@ -921,3 +921,32 @@ def test_a_dotted_tag_name_from_set_gets_the_way_to_give_it(lora_yaml):
     assert hint in str(error.value)
     given = load_config(lora_yaml, ["tracking.tags={mlflow.note.content: x}"])
     assert given.tracking.tags == {"mlflow.note.content": "x"}
+
+
+@pytest.mark.parametrize(
+    "raw, line",
+    [
+        ({"true": 3}, "true: a key must be text; YAML read this key as true or false: quote it"),
+        (
+            {"tracking": {"tags": {"false": "a"}}},
+            "tracking.tags.false: a key must be text; YAML read this key as true or false",
+        ),
+    ],
+)
+def test_a_key_yaml_reads_as_a_switch_is_named_as_written(tmp_path, raw, line):
+    """A top-level `true:` was named '1: Keys should be strings (got True)', and a tag named
+    false got pydantic's 'Input should be a valid string'."""
+    path = tmp_path / "x.yaml"
+    text = yaml.safe_dump({"name": "x", "data": {"path": "d.csv"}, **raw})
+    path.write_text(text.replace("'true'", "true").replace("'false'", "false"))
+    with pytest.raises(FintuneError) as error:
+        load_config(path)
+    assert line in str(error.value)
+
+
+def test_a_whole_number_tag_name_is_its_text():
+    """`tags: {2024: q4}` was refused as not text, though a whole number is text elsewhere."""
+    config = validate_config(
+        {"name": "x", "data": {"path": "d.csv"}, "tracking": {"tags": {2024: "q4"}}}
+    )
+    assert config.tracking.tags == {"2024": "q4"}

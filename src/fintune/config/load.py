@@ -448,6 +448,16 @@ def describe_error(error: dict[str, Any]) -> str:
     # an unknown key is the user's, whatever it looks like ('labels[0]', 'int')
     *path, last = [str(p) for p in error["loc"]] or [""]
     loc = [p for p in path if "[" not in p and p not in ("str", "int")]
+    if kind == "invalid_key" or last == "[key]":  # a section's location says 1 for true
+        if last == "[key]":  # a mapping's (tags): its location ends with the key itself
+            loc = loc[:-1]
+        got = error["input"]
+        shown = str(got).lower() if isinstance(got, bool) else repr(got)
+        what = "true or false" if isinstance(got, bool) else f"a {type(got).__name__}"
+        return (
+            f"{'.'.join([*loc, shown])}: a key must be text; YAML read this key as {what}: "
+            f"quote it ('{shown}':)"
+        )
     if kind == "extra_forbidden" or ("[" not in last and last not in ("str", "int")):
         loc.append(last)
     if loc and loc[0] == "method" and len(loc) > 1 and loc[1] in METHOD_NAMES:

@@ -81,8 +81,12 @@ class Section(BaseModel):
             elif "list" in kinds and isinstance(value, list):
                 out[key] = [str(v) if _is_int(v) else v for v in value]
             elif "dict" in kinds and isinstance(value, dict):
-                out[key] = {k: str(v) if _is_int(v) else v for k, v in value.items()}
+                out[key] = {_text(k): _text(v) for k, v in value.items()}
         return out
+
+
+def _text(value: Any) -> Any:
+    return str(value) if _is_int(value) else value
 
 
 def _is_int(value: Any) -> bool:
