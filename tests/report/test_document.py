@@ -261,3 +261,8 @@ def test_a_stop_while_the_report_is_written_leaves_the_earlier_report_whole(tmp_
     assert (tmp_path / "report.md").read_text(encoding="utf-8") == "# earlier\n"
     assert (tmp_path / "report.html").read_text(encoding="utf-8") == "<p>earlier</p>\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.md"]
+
+
+def test_an_underscore_at_a_word_edge_in_a_name_is_not_emphasis():
+    """A study named `q3._draft_` had a heading Markdown showed as 'q3.' and an italic 'draft'."""
+    assert Document("Study q3._draft_").markdown(Path(".")).startswith("# Study q3.\\_draft\\_\n")

@@ -117,3 +117,8 @@ def _render_train(config, train: dict) -> str:
     }
     fp = {"sha256": "0" * 64, "counts": {"test": {"n": 40, "labels": {"neg": 20, "pos": 20}}}}
     return render(Path("run"), config, metrics, fp, {"source": "d.csv"})
+
+
+def test_an_underscore_at_a_word_edge_in_a_run_name_is_not_emphasis():
+    config = validate_config({"name": "q3._draft_", "data": {"path": "d.csv"}})
+    assert _render(config).startswith("# q3.\\_draft\\_\n")

@@ -30,7 +30,7 @@ class Document:
         self.blocks.append(("img", path, alt))
 
     def markdown(self, base: Path) -> str:
-        out = [f"# {self.title}", ""]
+        out = [f"# {plain_text(self.title)}", ""]
         for block in self.blocks:
             if block[0] == "h2":
                 out += [f"## {plain_text(block[1])}", ""]

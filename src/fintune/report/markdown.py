@@ -47,7 +47,7 @@ def write_report(run_dir: Path, config: ExperimentConfig, metrics: dict, data) -
 def render(run_dir: Path, config: ExperimentConfig, metrics: dict, fp: dict, report: dict) -> str:
     train, res = metrics["train"], metrics["resources"]
     out = [
-        f"# {config.name}",
+        f"# {plain_text(config.name)}",
         "",
         f"Run `{run_dir.name}`: task {config.task}, model `{config.model.name}`, "
         f"method `{config.method.name}`, seed {config.seed}, device {metrics['device']}"
