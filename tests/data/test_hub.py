@@ -180,3 +180,31 @@ def test_a_local_hub_folder_that_is_not_there_or_not_readable_is_not_blamed_on_t
         read_hub(str(tmp_path / "broken"), None)
     assert "could not load" in str(caught.value)
     assert "from the hub" not in str(caught.value) and "Offline?" not in str(caught.value)
+
+
+def test_a_known_hub_copy_without_its_columns_is_named_not_a_key_error(monkeypatch):
+    """twitter_financial_news_sentiment's hub copy is not pinned: a renamed column was a
+    bare KeyError 'text'."""
+    import datasets
+    import pytest
+
+    from fintune.errors import FintuneError
+
+    renamed = datasets.DatasetDict({"train": Dataset.from_dict({"tweet": ["a"], "label": [0]})})
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: renamed)
+    with pytest.raises(
+        FintuneError,
+        match=r"data.dataset: the hub copy of twitter_financial_news_sentiment .* has no column "
+        r"'text' in its train split \(columns: 'tweet', 'label'\)",
+    ):
+        prepare_data(DataConfig(dataset="twitter_financial_news_sentiment"), seed=0)
+
+
+def test_an_encoding_for_a_known_dataset_read_from_the_hub_is_refused():
+    """It was accepted and never read: the datasets library reads the hub copy's files."""
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="encoding is read only with a local copy"):
+        DataConfig(dataset="financial_phrasebank", encoding="latin-1")
+    DataConfig(dataset="financial_phrasebank", path="fpb", encoding="latin-1")

@@ -370,6 +370,11 @@ class DataConfig(Section):
                 "own format and columns; for files of your own, name them in path or files "
                 "instead"
             )
+        if self.dataset and not self.path and self._set_among("encoding"):
+            raise ValueError(
+                "encoding is read only with a local copy (dataset with path): without path "
+                "the datasets library reads the hub copy's files itself"
+            )
         if self.hub_id and (unread := self._set_among("format", "quoting", "encoding")):
             raise ValueError(
                 f"{unread} is not read with hub_id: the datasets library reads a hub "

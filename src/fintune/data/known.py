@@ -92,6 +92,14 @@ def load_known(
         config = known.hub_configs[subset]
         frames = read_hub(known.hub_id, config, known.hub_revision, field="data.dataset")
         text_col, label_col = known.text_column, known.label_column
+        for split, frame in frames.items():  # a hub copy not pinned to a revision can change
+            if missing := [c for c in (text_col, label_col) if c not in frame.columns]:
+                found = ", ".join(map(repr, frame.columns))
+                raise FintuneError(
+                    f"data.dataset: the hub copy of {name} ({known.hub_id}) has no column "
+                    f"{missing[0]!r} in its {split} split (columns: {found}); fintune reads "
+                    f"{text_col!r} and {label_col!r}. Point data.path at a local copy"
+                )
         names = {str(v) for f in frames.values() for v in f[label_col] if not _missing(v)}
         labels = known.labels or sorted(names)
     else:
