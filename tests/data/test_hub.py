@@ -208,3 +208,45 @@ def test_an_encoding_for_a_known_dataset_read_from_the_hub_is_refused():
     with pytest.raises(ValidationError, match="encoding is read only with a local copy"):
         DataConfig(dataset="financial_phrasebank", encoding="latin-1")
     DataConfig(dataset="financial_phrasebank", path="fpb", encoding="latin-1")
+
+
+def test_a_hub_id_naming_a_file_says_a_file_is_read_with_data_path(tmp_path):
+    """It went to the hub and came back 'Couldn't find any data file ... Offline?'."""
+    import pytest
+
+    from fintune.errors import FintuneError
+
+    pd.DataFrame({"text": ["a", "b"], "label": ["up", "down"]}).to_csv(tmp_path / "d.csv")
+    with pytest.raises(FintuneError, match=r"d.csv is a file; .* read with data.path") as caught:
+        read_hub(str(tmp_path / "d.csv"), None)
+    assert "Offline?" not in str(caught.value)
+
+
+def _fails_with(monkeypatch, error):
+    import datasets
+
+    def load(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(datasets, "load_dataset", load)
+
+
+def test_a_hub_error_that_is_not_a_connection_gets_config_advice_not_offline(monkeypatch):
+    """Every hub error ended 'Offline? Point data.path at a local copy', and the datasets
+    library's own advice was Python's (load_dataset('x', 'small'))."""
+    import pytest
+
+    from fintune.errors import FintuneError
+
+    cases = [
+        (ValueError("Config name is missing. Pick one among: ['a', 'b']"), "data.hub_config"),
+        (ValueError("BuilderConfig 'x' not found. Available: ['a']"), "data.hub_config to one"),
+        (FileNotFoundError("Please use load_from_disk instead."), "export it to parquet"),
+        (ConnectionError("no network"), "Offline? Point data.path at a local copy"),
+    ]
+    for error, advice in cases:
+        _fails_with(monkeypatch, error)
+        with pytest.raises(FintuneError) as caught:
+            read_hub("owner/name", None)
+        assert advice in str(caught.value)
+        assert ("Offline?" in str(caught.value)) == isinstance(error, ConnectionError)

@@ -544,6 +544,11 @@ def read_hub(
 
     if hub_id.startswith(("/", "./", "../")) and not Path(hub_id).exists():  # no hub id does
         raise FintuneError(f"{field}: no such folder: {hub_id}{relative_note(Path(hub_id))}")
+    if Path(hub_id).is_file():
+        raise FintuneError(
+            f"{field}: {hub_id} is a file; hub_id takes a hub dataset or the folder of one "
+            "downloaded. A file of your own is read with data.path"
+        )
     try:
         loaded = datasets.load_dataset(hub_id, config, revision=revision)
     except Exception as err:  # the hub client raises many types; all mean "could not load"
@@ -551,11 +556,8 @@ def read_hub(
         raise FintuneError(
             f"{field}: could not load {hub_id!r}"
             + (f" (config {config!r})" if config else "")
-            + (
-                f": {err}"
-                if local
-                else f" from the hub: {err}. Offline? Point data.path at a local copy."
-            )
+            + (f": {err}" if local else f" from the hub: {err}")
+            + _hub_hint(err, field, local)
         ) from None
     frames = {}
     for name, split in loaded.items():
@@ -567,3 +569,21 @@ def read_hub(
                 frame[column] = [feature.int2str(int(v)) if v >= 0 else None for v in frame[column]]
         frames[name] = frame
     return frames
+
+
+def _hub_hint(err: Exception, field: str, local: bool) -> str:
+    """What to change, in config terms: the datasets library's advice is Python's."""
+    text = str(err)
+    if field == "data.hub_id" and "Config name is missing" in text:
+        return ". Name one of its configs in data.hub_config."
+    if field == "data.hub_id" and re.search(r"BuilderConfig .* not found", text):
+        return ". Set data.hub_config to one of those."
+    if "load_from_disk" in text:
+        return (
+            ". It is one Dataset saved with save_to_disk: export it to parquet (to_parquet) "
+            "and point data.path at the file."
+        )
+    offline = isinstance(err, ConnectionError) or re.search(
+        r"offline|connect|couldn't reach|timed? ?out|resolve", text, re.I
+    )
+    return ". Offline? Point data.path at a local copy." if offline and not local else "."
