@@ -250,3 +250,22 @@ def test_a_hub_error_that_is_not_a_connection_gets_config_advice_not_offline(mon
             read_hub("owner/name", None)
         assert advice in str(caught.value)
         assert ("Offline?" in str(caught.value)) == isinstance(error, ConnectionError)
+
+
+def test_the_source_names_the_subset_or_hub_config_read(monkeypatch, tmp_path):
+    """FPB's 50 and 75 subsets were both 'financial_phrasebank (takala/...)' in report.md's
+    Source line and in messages, and a hub dataset's config was left out."""
+    import datasets
+
+    from fintune.data import known
+
+    labels = ["negative", "neutral", "positive"]
+    rows = {"sentence": [f"Sales moved {i} ." for i in range(60)], "label": labels * 20}
+    monkeypatch.setattr(known, "read_hub", lambda *args, **kwargs: {"train": pd.DataFrame(rows)})
+    data = prepare_data(DataConfig(dataset="financial_phrasebank", subset="75agree"), seed=0)
+    assert data.report["source"] == "financial_phrasebank subset 75 (takala/financial_phrasebank)"
+    folder = _hub_like_folder(tmp_path)
+    real = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda hub_id, config, **kw: real(hub_id))
+    data = prepare_data(DataConfig(hub_id=str(folder), hub_config="main"), seed=1)
+    assert data.report["source"] == f"{folder} (config main)"

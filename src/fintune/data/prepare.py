@@ -313,7 +313,7 @@ def _read(
     if config.dataset:
         frames, labels = load_known(config.dataset, config.subset, config.path, config.encoding)
         where = config.path or KNOWN[config.dataset].hub_id
-        return frames, labels, f"{config.dataset} ({where})", {}
+        return frames, labels, f"{source_name(config)} ({where})", {}
     if config.files:
         frames = {}
         for role, file in config.files.items():
@@ -336,7 +336,17 @@ def _read(
         files = split_files(path, config.format, named) if path.is_dir() else {}
         return frames, None, config.path, {split: str(file) for split, file in files.items()}
     assert config.hub_id  # the schema requires one source
-    return read_hub(config.hub_id, config.hub_config), None, config.hub_id, {}
+    return read_hub(config.hub_id, config.hub_config), None, source_name(config), {}
+
+
+def source_name(config: DataConfig) -> str:
+    """A known dataset or hub dataset with the variant read: FPB's 50 and 75 are not one."""
+    if config.dataset:
+        known = KNOWN[config.dataset]
+        subset = str(config.subset or known.default_subset).lower().removesuffix("agree")
+        return f"{config.dataset} subset {subset}" if len(known.local_files) > 1 else config.dataset
+    config_name = f" (config {config.hub_config})" if config.hub_config else ""
+    return f"{config.hub_id}{config_name}"
 
 
 def _assign_roles(

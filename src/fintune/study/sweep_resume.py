@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from fintune.config.load import MODEL_PINS, field_set
 from fintune.config.schema import ExperimentConfig
+from fintune.data.prepare import source_name
 from fintune.errors import FintuneError
 from fintune.models.registry import weights_fingerprint
 from fintune.study.spec import hashed_fields
@@ -309,4 +310,6 @@ def check_trial_inputs(
 def _data_source(config: ExperimentConfig) -> str:
     data = config.data
     files = ", ".join(data.files.values()) if data.files else None
-    return data.dataset or files or data.path or data.hub_id or "?"
+    if data.dataset:
+        return source_name(data) + (f" ({data.path})" if data.path else "")
+    return files or data.path or source_name(data)
