@@ -1563,3 +1563,18 @@ def test_a_subsample_with_a_single_example_label_says_so(tmp_path):
     ), notes
     quiet = DataConfig(path=str(folder), max_train_samples=20, split={"stratify": False})
     assert not any("drawn at random" in n for n in data_warnings(prepare_data(quiet, 0), quiet))
+
+
+def test_an_empty_given_split_names_its_source_split_not_a_ratio(tmp_path):
+    """A header-only test.csv said 'check data.split.test', a ratio a given split is not
+    cut by."""
+    folder = _given_splits(tmp_path, leak=0)
+    (folder / "test.csv").write_text("text,label\n")
+    with pytest.raises(FintuneError) as error:
+        prepare_data(_data(folder, labels=LABELS), 0)
+    message = str(error.value)
+    assert (
+        "the test split is empty after preparation: it is the source's own split 'test' "
+        f"({folder / 'test.csv'}), which has 0 rows" in message
+    )
+    assert "data.split_names.test" in message and "data.split.test" not in message

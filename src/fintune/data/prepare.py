@@ -151,6 +151,14 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     if near := near_copies(splits):
         report["near_copies"] = near
     for role in ROLES:
+        if len(splits.get(role, ())) == 0 and config.split.use_given and role in split_sources:
+            given = split_sources[role]  # not cut by a ratio: data.split.<role> is not read
+            raise FintuneError(
+                f"data: the {role} split is empty after preparation: it is the source's own "
+                f"split {given!r} ({where[role].rpartition(', ')[0]}), which has "
+                f"{len(sources[given])} rows; give the {role} role another split "
+                f"(data.split_names.{role}) or pool the splits (data.split.use_given: false)"
+            )
         if len(splits.get(role, ())) == 0:
             raise FintuneError(
                 f"data: the {role} split is empty after preparation "
