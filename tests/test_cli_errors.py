@@ -5,6 +5,7 @@ before any model loads (quickly, without touching the model code)."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -785,6 +786,17 @@ def test_serve_on_an_address_this_machine_lacks_names_the_host_not_the_port(tmp_
     assert result.exit_code == 2
     assert "--host 192.0.2.1: cannot listen on 192.0.2.1:8000" in result.output
     assert "--port" not in result.output and "another server" not in result.output
+
+
+def test_serve_takes_an_ipv6_host_in_brackets_as_its_own_line_writes_it(tmp_path):
+    """--host [::1] was refused as 'not an address of this machine'."""
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    result = CliRunner().invoke(app, ["serve", str(tmp_path), "--host", "[::1]", "--port", "0"])
+    assert result.exit_code == 2 and "--host" not in result.output, result.output
+    assert str(tmp_path) in result.output  # past the address: the folder is no run
 
 
 def test_sweep_names_both_reports_as_compare_does(tmp_path, monkeypatch):

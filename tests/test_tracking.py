@@ -1085,6 +1085,19 @@ def test_fintune_log_takes_only_tracking_settings(make_config, item):
     assert taken.exit_code == 0, taken.output
 
 
+def test_fintune_log_names_a_set_without_field_and_value_as_run_does(make_config):
+    """`--set ""` was 'fintune log takes tracking settings only', about a field of no name."""
+    from typer.testing import CliRunner
+
+    from fintune.cli import app
+
+    run_dir = classification.run(make_config(tracking={"mlflow": False}))
+    for item in ["", "tracking.uri"]:
+        said = CliRunner().invoke(app, ["log", str(run_dir), "--set", item])
+        assert said.exit_code == 2
+        assert f"--set {item!r}: expected FIELD=VALUE" in said.output, said.output
+
+
 def test_a_confidence_near_95_percent_is_logged_under_its_own_name_not_as_ci95():
     block = {
         "accuracy": 0.8,

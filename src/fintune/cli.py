@@ -271,6 +271,8 @@ def serve(
         serve_until_stopped,
     )
 
+    if host.startswith("[") and host.endswith("]"):  # [::1], as URLs and our own line write it
+        host = host[1:-1]
     port = _check_port(host, port)  # before the model loads, not after
     key = os.environ.get("FINTUNE_API_KEY")
     if key is not None and not key.strip():
@@ -413,7 +415,11 @@ def sweep(
         ),
     ] = None,
     report_only: Annotated[
-        bool, typer.Option(help="Run no more trials: final model (if missing) and report.")
+        bool,
+        typer.Option(
+            help="Run no more trials: final model (if missing, or again with a warning if the "
+            "base config changed) and report."
+        ),
     ] = False,
     set_: SweepSetOption = None,
 ) -> None:

@@ -280,6 +280,18 @@ def test_report_only_on_a_study_that_never_ran_is_an_error(study_file):
     assert not (Path(yaml.safe_load(path.read_text())["output"]) / "tiny-study").exists()
 
 
+def test_report_only_without_the_set_the_cells_ran_with_keeps_the_report(study_file):
+    """It replaced the study's report with 'No finished cells yet' (every cell outdated),
+    exit 0, and nothing on the console said why."""
+    path = study_file()
+    folder, _ = run_study(path, overrides=["training.weight_decay=0.02"])
+    written = (folder / "report.md").read_text()
+    with pytest.raises(FintuneError, match=r"--report-only: none of the 4 finished cells .*--set"):
+        run_study(path, report_only=True)
+    assert (folder / "report.md").read_text() == written
+    run_study(path, report_only=True, overrides=["training.weight_decay=0.02"])
+
+
 @pytest.mark.parametrize(
     ("lora", "message"),
     [

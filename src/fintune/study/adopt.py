@@ -132,7 +132,12 @@ def log_run_folder(run_dir: Path, overrides: list[str] | None = None) -> tuple[b
             "evaluation.test was off), which are missing, damaged or cut short"
         )
     for item in overrides or []:
-        field = item.partition("=")[0].strip()
+        field, sep, _ = item.partition("=")
+        field = field.strip()
+        if not sep or not field:  # the form first, as run's --set says it
+            raise FintuneError(
+                f"--set {item!r}: expected FIELD=VALUE, e.g. tracking.uri=sqlite:///mlflow.db"
+            )
         if field != "tracking" and not field.startswith("tracking."):
             raise FintuneError(
                 f"--set {field}: fintune log takes tracking settings only (tracking.uri, "

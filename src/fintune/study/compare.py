@@ -393,6 +393,19 @@ def adopt_renamed_cells(state: dict[str, Any], cells: list) -> dict[str, Any]:
     return state
 
 
+def _refuse_other_configs(cells: list[Cell], state: dict[str, Any], folder: Path) -> None:
+    """--report-only where no cell that ran has the config it ran with: a report of
+    nothing but outdated cells would replace the study's, most likely for a --set the
+    cells ran with and this command left out."""
+    ran = [c for c in cells if state.get(c.id, {}).get("status") == "done"]
+    if ran and not any(c.made(state[c.id]) for c in ran):
+        raise FintuneError(
+            f"--report-only: none of the {len(ran)} finished cells in {folder} ran with "
+            "the config this command makes (a --set they ran with, left out now?); give "
+            "the same --set items. The report was not rewritten"
+        )
+
+
 def run_study(
     path: str | Path,
     retry_failed: bool = False,
@@ -422,6 +435,8 @@ def run_study(
     folder.mkdir(parents=True, exist_ok=True)
     with study_lock(folder):
         state = adopt_renamed_cells(read_state(folder), cells)
+        if report_only:
+            _refuse_other_configs(cells, state, folder)
         summary = None  # the report's MLflow run, made before the cells it parents
         if not report_only:
             todo, stale = cells_to_run(cells, state, folder, inputs)
