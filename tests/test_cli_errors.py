@@ -337,7 +337,7 @@ def case_empty_given_split(tmp):
     (folder / "validation.csv").write_text("text,label\n", encoding="utf-8")
     return [str(_base(tmp, data=f"  path: {folder}\n"))], [
         "the validation split is empty",
-        "data.split.validation",
+        "data.split_names.validation",
     ]
 
 
