@@ -79,13 +79,14 @@ class Section(BaseModel):
                 # `--set model.name=` would be this folder, `output.dir: ""` too
                 out[key] = Refused(value, "text (leave the field out for its default)")
             elif "list" in kinds and isinstance(value, list):
-                out[key] = [str(v) if _is_int(v) else v for v in value]
+                out[key] = [_text(v) for v in value]
             elif "dict" in kinds and isinstance(value, dict):
                 out[key] = {_text(k): _text(v) for k, v in value.items()}
         return out
 
 
 def _text(value: Any) -> Any:
+    """A whole number as its text (`2024` -> "2024"); anything else as it is."""
     return str(value) if _is_int(value) else value
 
 
