@@ -2482,3 +2482,17 @@ def test_a_set_of_output_dir_or_name_on_a_sweep_is_refused_not_dropped(sweep_fil
         sweep_spec.load_sweep(sweep_file(), [item])
     assert said in str(error.value)
     sweep_spec.load_sweep(sweep_file(), ["output.save_model=false"])  # the final model's
+
+
+def test_a_sweep_whose_time_ran_out_before_any_trial_says_so_and_fails(
+    sweep_file, monkeypatch, capsys
+):
+    """It ended with no trial and no final model, exit 0, and no line saying none ran."""
+    monkeypatch.setattr(classification, "run", lambda *a, **k: pytest.fail("trained"))
+    path = sweep_file()
+    with pytest.raises(FintuneError, match=r"no trial finished: timeout_minutes 1e-06 ran out"):
+        run_sweep(path, timeout_minutes=0.000001)
+    err = capsys.readouterr().err
+    assert "tiny-sweep: no trial ran: timeout_minutes 1e-06 ran out before this process" in err
+    with pytest.raises(FintuneError, match=r"no trial finished: timeout_minutes"):
+        run_sweep(path, worker=True, timeout_minutes=0.000001)

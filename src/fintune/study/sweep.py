@@ -425,9 +425,10 @@ def run_sweep(
     check_stored_base(study, record, url, report_only)
     check_trial_inputs(study, spec, base, folder, str(path), url, report_only, first, record)
 
-    failures = []
+    failures, ran = [], []  # ran: trials this process ran (a timeout may leave it none)
 
     def enough(study, trial) -> None:
+        ran.append(trial.number)
         interrupt.release()
         refresh_table(study, spec, folder)
         interrupt.check()  # a stop held since the run finished, or one Optuna's gc dropped
@@ -504,9 +505,10 @@ def run_sweep(
                 )
                 waiting_said = True
             pause(POLL_SECONDS)
+        late = None if report_only or ran or deadline is None else _said_late(spec)
         if worker:
             end_summary_if_last(study, first, summary, None, folder)
-            _refuse_if_nothing_finished(study, None)
+            _refuse_if_nothing_finished(study, None, late)
             return folder
         fail_stale(study)
         # the last worker may have ended it KILLED while this process waited for its trial
@@ -514,7 +516,7 @@ def run_sweep(
         from fintune.study.sweep_report import finish_sweep
 
         report = finish_sweep(study, spec, base, folder, str(path))
-        _refuse_if_nothing_finished(study, report)
+        _refuse_if_nothing_finished(study, report, late)
         return report
     except BaseException as error:  # not left RUNNING: the report (--report-only) ends it
         if worker:  # the others, and the report, may go on under it
@@ -599,15 +601,30 @@ def log_untracked(study, spec: SweepSpec, base: dict[str, Any], folder: Path, so
         )
 
 
-def _refuse_if_nothing_finished(study, report: Path | None) -> None:
-    """A sweep whose trials all failed did not succeed: say so with a non-zero exit. A trial
-    interrupted, or skipped because the budget was taken, is no failure of the setup."""
+def _said_late(spec: SweepSpec) -> str:
+    """The line for a process whose time ran out before it started a trial."""
+    late = (
+        f"timeout_minutes {spec.timeout_minutes:g} ran out before this process started a "
+        "trial (it counts from the end of the checks)"
+    )
+    console.print(f"Sweep {escape(spec.name)}: no trial ran: {escape(late)}")
+    return late
+
+
+def _refuse_if_nothing_finished(study, report: Path | None, late: str | None = None) -> None:
+    """A sweep whose trials all failed did not succeed: say so with a non-zero exit, as when
+    its time ran out before any trial (`late`). A trial interrupted, or skipped because the
+    budget was taken, is no failure of the setup."""
     trials = study.get_trials(deepcopy=False)
+    where = f"; report: {report}" if report else ""
+    if any(t.state.name == "COMPLETE" for t in trials):
+        return
     failed = [t for t in trials if t.state.name == "FAIL" and "error" in t.user_attrs]
-    if failed and not any(t.state.name == "COMPLETE" for t in trials):
+    if failed:
         last = failed[-1].user_attrs["error"]
-        where = f"; report: {report}" if report else ""
         raise FintuneError(
             f"no trial finished: {len(failed)} failed (the last, trial {failed[-1].number}: "
             f"{last}){where}"
         )
+    if late and not any(t.state.name in ("PRUNED", "RUNNING") for t in trials):
+        raise FintuneError(f"no trial finished: {late}{where}")
