@@ -592,6 +592,8 @@ def test_a_password_in_the_tracking_uri_is_never_logged(make_config, tmp_path):
             "postgresql://db.example/mlflow?user=quant&password=***",
         ),
         ("postgresql//quant:s3cret@db.example/mlflow", "quant:***@db.example/mlflow"),
+        ("https://mlflow.example/?token=s3cret&x=1", "https://mlflow.example/?token=***&x=1"),
+        ("https://blob.example/m?sv=1&sig=s3cret", "https://blob.example/m?sv=1&sig=***"),
     ],
 )
 def test_a_password_in_the_uri_s_query_or_a_malformed_uri_is_never_logged(

@@ -560,11 +560,18 @@ def absolute_uri(uri: str | None) -> str | None:
     return uri
 
 
+# a query parameter that holds a secret: ?password=pw, &token=t, &access_token=t, &sig=s ...
+_SECRET_PARAM = re.compile(
+    r"(?i)((?<![^?&;\s])[\w.-]*(?:password|passwd|pwd|token|secret|api_?key|access_?key|sig|"
+    r"signature)=)[^&;\s)]*"
+)
+
+
 def redact(uri: str | None) -> str | None:
     """The URI without its password (`postgresql://me:secret@db/mlflow`): a run's parameters
     and config.yaml can be read by everyone who reads the tracking server. Also the password
-    of a URI too malformed to parse (postgresql//me:pw@host) and one given as a query
-    parameter (?password=pw)."""
+    of a URI too malformed to parse (postgresql//me:pw@host), and a password or token given
+    as a query parameter (?password=pw, ?token=t)."""
     if uri is None:
         return None
     try:
@@ -585,7 +592,7 @@ def redact(uri: str | None) -> str | None:
     local = uri.startswith(("sqlite:///", "file:///")) or re.match(r"file:/(?!/)", uri)
     if at and ":" in user and not user.endswith(":***") and not local:
         head = head.removesuffix(user) + user.split(":", 1)[0] + ":***"
-    return re.sub(r"(?i)(password=)[^&]*", r"\1***", head + at + tail)
+    return _SECRET_PARAM.sub(r"\1***", head + at + tail)
 
 
 # a URL's password in free text (MLflow quotes its request URLs): to the last '@' before a
@@ -594,8 +601,9 @@ _URL_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^\s/@:]*:)[^\s@]*@", re.IGNOREC
 
 
 def redact_text(text: str) -> str:
-    """A message with every URL's password, and a `password=` parameter's value, as ***."""
-    return re.sub(r"(?i)(password=)[^&\s)]*", r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+    """A message with every URL's password, and a password's or token's query parameter, as
+    ***."""
+    return _SECRET_PARAM.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
 
 
 def shown_error(error: BaseException) -> str:

@@ -552,16 +552,19 @@ def test_the_text_and_label_column_must_differ(tmp_path):
     [
         "postgresql://quant:s3cret@db.example:5432/mlflow",
         "postgresql://db.example:5432/mlflow?user=quant&password=s3cret",
+        "https://mlflow.example/?token=s3cret",
     ],
 )
 def test_a_recorded_config_with_its_password_left_out_is_refused_naming_why(tmp_path, uri):
-    """config.yaml writes `***` for a password in tracking.uri; rerunning it must not send
-    `***` as the password."""
+    """config.yaml writes `***` for a password or token in tracking.uri; rerunning it must
+    not send `***` as the password (a token was written as it was)."""
     config = validate_config({"data": {"path": "d.csv"}, "tracking": {"uri": uri}})
     write_config(tmp_path / "config.yaml", config)
+    assert "s3cret" not in (tmp_path / "config.yaml").read_text()
     with pytest.raises(FintuneError) as error:
         load_config(tmp_path / "config.yaml")
-    assert "tracking.uri: the password is '***'" in str(error.value)
+    what = "token=" if "token" in uri else "the password"
+    assert f"tracking.uri: {what} is '***'" in str(error.value)
     assert "placeholder" in str(error.value) and "MLFLOW_TRACKING_URI" in str(error.value)
     real = load_config(tmp_path / "config.yaml", [f"tracking.uri={uri}"])
     assert real.tracking.uri == uri

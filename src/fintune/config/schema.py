@@ -630,11 +630,15 @@ class TrackingConfig(Section):
             password = parts.password
         except ValueError:  # not a URL: MLflow names the problem before training
             return uri
-        if password == "***" or "password=***" in parts.query.lower().split("&"):
+        # a query parameter's password or token (?token=t) is written *** as well
+        hidden = [p.partition("=")[0] for p in re.split("[&;]", parts.query) if p.endswith("=***")]
+        if password == "***" or hidden:
+            token = password != "***" and hidden[0].lower() != "password"
+            what = f"{hidden[0]}= is" if token else "the password is"
             raise ValueError(
-                "the password is '***', the placeholder a run's config.yaml records instead "
-                "of the real one; give the URI with its password (--set tracking.uri=...), "
-                "or remove tracking.uri and set MLFLOW_TRACKING_URI"
+                f"{what} '***', the placeholder a run's config.yaml records instead of the "
+                "real one; give the URI with it (--set tracking.uri=...), or remove "
+                "tracking.uri and set MLFLOW_TRACKING_URI"
             )
         return uri
 
