@@ -269,3 +269,40 @@ def test_the_source_names_the_subset_or_hub_config_read(monkeypatch, tmp_path):
     monkeypatch.setattr(datasets, "load_dataset", lambda hub_id, config, **kw: real(hub_id))
     data = prepare_data(DataConfig(hub_id=str(folder), hub_config="main"), seed=1)
     assert data.report["source"] == f"{folder} (config main)"
+
+
+def test_a_classlabel_gives_the_labels_in_its_order_a_class_with_no_example_kept(tmp_path):
+    """The labels were inferred from the values: alphabetical ('down', 'up'), and a declared
+    class with no example dropped without a word."""
+    from fintune.data.prepare import data_warnings
+
+    names = ["up", "flat", "down"]
+    features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
+    for split, n in (("train", 40), ("test", 10)):
+        rows = {"text": [f"{split} item {i}" for i in range(n)], "label": [0, 2] * (n // 2)}
+        Dataset.from_dict(rows, features=features).to_parquet(tmp_path / f"{split}.parquet")
+    config = DataConfig(hub_id=str(tmp_path))
+    data = prepare_data(config, seed=1)
+    assert data.labels == names
+    assert "label 'flat' has no training example" in " ".join(data_warnings(data, config))
+    given = prepare_data(DataConfig(hub_id=str(tmp_path), labels=["down", "up"]), seed=1)
+    assert given.labels == ["down", "up"]  # data.labels still decides
+
+
+def test_a_classlabel_id_past_its_names_is_named_not_a_value_error(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    from fintune.errors import FintuneError
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["down", "up"])})
+    table = Dataset.from_dict({"text": ["a", "b"] * 5, "label": [0, 1] * 5}, features).data.table
+    broken = table.set_column(1, "label", pa.array([0, 1, 0, 7] + [1] * 6, pa.int64()))
+    pq.write_table(broken.replace_schema_metadata(table.schema.metadata), tmp_path / "t.parquet")
+    with pytest.raises(
+        FintuneError,
+        match=r"train split, row 4: column 'label' holds the class id 7, but its ClassLabel "
+        r"declares 2 classes \(ids 0 to 1: 'down', 'up'\)",
+    ):
+        read_hub(str(tmp_path), None)

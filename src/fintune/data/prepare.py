@@ -34,6 +34,7 @@ from fintune.data.labels import (
 )
 from fintune.data.near_copies import SPLIT_PAIRS, near_copies
 from fintune.data.sources import (
+    CLASS_NAMES,
     SPLIT_STEMS,
     SUFFIX_FORMATS,
     _row,
@@ -88,7 +89,12 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
     check_one_spelling_per_number(frames, config.label_column, where)
     if config.dataset and config.labels:
         check_given_labels(config.dataset, config.labels, known_labels, frames)
-    labels = config.labels or known_labels or _infer_labels(frames, config.label_column, where)
+    labels = (
+        config.labels
+        or known_labels
+        or _declared_labels(sources, config.label_column)
+        or _infer_labels(frames, config.label_column, where)
+    )
     if len(labels) == 1:  # none: no rows, named below
         raise FintuneError(
             f"data: the training data has one label ({labels[0]!r}); a classifier needs at "
@@ -311,6 +317,13 @@ def data_warnings(data: PreparedData, config: DataConfig) -> list[str]:
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def _declared_labels(sources: dict[str, pd.DataFrame], column: str) -> list[str] | None:
+    """A hub ClassLabel column's classes, in the dataset's order (its ids), each one kept,
+    one with no example too (the report names it)."""
+    declared = [f.attrs.get(CLASS_NAMES, {}).get(column) for f in sources.values()]
+    return next((names for names in declared if names), None)
 
 
 def _read(

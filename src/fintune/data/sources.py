@@ -562,13 +562,30 @@ def read_hub(
     frames = {}
     for name, split in loaded.items():
         frame = split.to_pandas()
-        features = split.features
-        for column, feature in features.items():  # keep class names, not only ids
+        for column, feature in split.features.items():  # keep class names, not only ids
             if isinstance(feature, datasets.ClassLabel):
-                # -1 marks an unlabelled row (many hub test splits): missing, named later
-                frame[column] = [feature.int2str(int(v)) if v >= 0 else None for v in frame[column]]
+                frame[column] = _class_names(frame[column], feature.names, f"{hub_id}, {name}")
+                # the declared classes, in their order: one may have no example
+                frame.attrs.setdefault(CLASS_NAMES, {})[column] = list(feature.names)
         frames[name] = frame
     return frames
+
+
+CLASS_NAMES = "class_names"  # a frame's attrs key: {column: a hub ClassLabel's names}
+
+
+def _class_names(ids: pd.Series, names: list[str], where: str) -> list[str | None]:
+    """A ClassLabel column's ids as its names; -1 marks an unlabelled row (many hub test
+    splits): missing, named later. An id past the names is an error naming its row."""
+    bad = next((i for i, v in enumerate(ids) if v >= len(names) or v < -1), None)
+    if bad is not None:
+        raise FintuneError(
+            f"{where} split, row {bad + 1}: column {ids.name!r} holds the class id "
+            f"{int(ids.iloc[bad])}, but its ClassLabel declares {len(names)} classes (ids 0 to "
+            f"{len(names) - 1}: {', '.join(map(repr, names[:5]))}{' ...' if len(names) > 5 else ''}"
+            "): fix the data, or the names its ClassLabel declares"
+        )
+    return [names[int(v)] if v >= 0 else None for v in ids]
 
 
 def _hub_hint(err: Exception, field: str, local: bool) -> str:
