@@ -530,6 +530,11 @@ def case_hub_config_without_hub_id(tmp):
     return [str(cfg)], ["data: hub_config is read only with hub_id"]
 
 
+def case_hub_revision_without_hub_id(tmp):
+    cfg = _base(tmp, data=f"  path: {_csv(tmp)}\n  hub_revision: main\n")
+    return [str(cfg)], ["data: hub_revision is read only with hub_id"]
+
+
 def case_gguf_file_with_a_packaged_model(tmp):
     cfg = _base(tmp, extra="model:\n  name: all-minilm-l6-v2\n  gguf_file: other.gguf\n")
     return [str(cfg)], ["model.gguf_file", "all-minilm-l6-v2", "packaged"]

@@ -265,10 +265,19 @@ def test_the_source_names_the_subset_or_hub_config_read(monkeypatch, tmp_path):
     data = prepare_data(DataConfig(dataset="financial_phrasebank", subset="75agree"), seed=0)
     assert data.report["source"] == "financial_phrasebank subset 75 (takala/financial_phrasebank)"
     folder = _hub_like_folder(tmp_path)
-    real = datasets.load_dataset
-    monkeypatch.setattr(datasets, "load_dataset", lambda hub_id, config, **kw: real(hub_id))
+    real, asked = datasets.load_dataset, []
+
+    def load(hub_id, config, revision=None):
+        asked.append((config, revision))
+        return real(hub_id)
+
+    monkeypatch.setattr(datasets, "load_dataset", load)
     data = prepare_data(DataConfig(hub_id=str(folder), hub_config="main"), seed=1)
     assert data.report["source"] == f"{folder} (config main)"
+    pinned = DataConfig(hub_id=str(folder), hub_revision="refs/convert/parquet")
+    data = prepare_data(pinned, seed=1)  # a hub dataset had no revision to pin
+    assert data.report["source"] == f"{folder} (revision refs/convert/parquet)"
+    assert asked == [("main", None), (None, "refs/convert/parquet")]
 
 
 def test_a_classlabel_gives_the_labels_in_its_order_a_class_with_no_example_kept(tmp_path):

@@ -289,6 +289,8 @@ class DataConfig(Section):
     """A local file, or a directory (a known dataset's local copy, or split files)."""
     hub_id: str | None = None
     hub_config: str | None = None
+    hub_revision: str | None = None
+    """A branch, tag or commit of hub_id's dataset repository, for pinned data."""
     files: dict[SplitRole, str] | None = None
     """Given splits as files: {train: a.csv, validation: b.csv, test: c.csv}."""
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "fpb", "txt"] = "auto"
@@ -361,8 +363,9 @@ class DataConfig(Section):
                 "subset is read only with dataset (a known dataset's variant); "
                 "a hub dataset's configuration is hub_config"
             )
-        if self.hub_config is not None and not self.hub_id:
-            raise ValueError("hub_config is read only with hub_id")
+        for name in ("hub_config", "hub_revision"):
+            if getattr(self, name) is not None and not self.hub_id:
+                raise ValueError(f"{name} is read only with hub_id")
         if self.dataset and (
             unread := self._set_among("format", "quoting", "text_column", "label_column")
         ):

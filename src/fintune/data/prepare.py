@@ -357,7 +357,8 @@ def _read(
         files = split_files(path, config.format, named) if path.is_dir() else {}
         return frames, None, config.path, {split: str(file) for split, file in files.items()}
     assert config.hub_id  # the schema requires one source
-    return read_hub(config.hub_id, config.hub_config), None, source_name(config), {}
+    frames = read_hub(config.hub_id, config.hub_config, config.hub_revision)
+    return frames, None, source_name(config), {}
 
 
 def source_name(config: DataConfig) -> str:
@@ -366,8 +367,9 @@ def source_name(config: DataConfig) -> str:
         known = KNOWN[config.dataset]
         subset = str(config.subset or known.default_subset).lower().removesuffix("agree")
         return f"{config.dataset} subset {subset}" if len(known.local_files) > 1 else config.dataset
-    config_name = f" (config {config.hub_config})" if config.hub_config else ""
-    return f"{config.hub_id}{config_name}"
+    read = [f"config {config.hub_config}"] if config.hub_config else []
+    read += [f"revision {config.hub_revision}"] if config.hub_revision else []
+    return config.hub_id + (f" ({', '.join(read)})" if read else "")
 
 
 def _assign_roles(
