@@ -14,6 +14,7 @@ from fintune.evaluation.metrics import bootstrap_ci
 from fintune.evaluation.paired import (
     exact_paired_test,
     format_bound,
+    format_difference,
     format_p,
     paired_bootstrap,
     randomization_test,
@@ -435,3 +436,23 @@ def test_a_difference_is_shown_with_the_decimals_its_interval_needs(difference, 
 def test_no_examples_is_refused_by_name_not_divided_by(score):
     with pytest.raises(ValueError, match="no examples to score"):
         score(np.array([], dtype=int))
+
+
+def test_equal_means_over_seeds_differ_by_0_not_by_rounding():
+    """Three seeds right on 10/20/30% of ten examples, against 30/20/10%: equal means, shown
+    as '-5.55e-17 [-5.55e-17, +0.000]' as the means were summed in another order."""
+    y = np.zeros(10, int)
+
+    def right(m):
+        p = np.ones(10, int)
+        p[:m] = 0
+        return p
+
+    base = [(y, right(1)), (y, right(2)), (y, right(3))]
+    cand = [(y, right(3)), (y, right(2)), (y, right(1))]
+    result = paired_bootstrap(base, cand, 2, samples=1000)
+    for name in ("accuracy", "f1_weighted"):
+        r = result[name]
+        assert r["difference"] == 0 and min(r["ci95"]) <= 0 <= max(r["ci95"])
+        shown = format_difference(r["difference"], *r["ci95"])
+        assert "e-1" not in shown and shown.startswith("+0.0000 ["), shown

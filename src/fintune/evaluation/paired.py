@@ -33,6 +33,9 @@ ALPHA = 0.05  # the level of every verdict
 P_FLOOR = 1e-15  # smaller p-values are shown as below it (see format_p)
 SWAP_CHUNK_BYTES = 4_000_000  # a randomization test's shuffles at once: ~12 MB
 FFT_P_FLOOR = 1e-12  # the same through the FFT, whose tail sums hold ~2e-15 of rounding
+# means over seeds summed in another order differ by rounding (two equal means: -5.55e-17);
+# a real difference of metrics counted on under 10**12 examples is larger than this
+ROUNDING = 1e-12
 
 
 def _mean_over_blocks(per_block: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -119,10 +122,10 @@ def paired_bootstrap(
     )
     out: dict[str, dict[str, float | list[float] | str]] = {}
     for name in base_reps:
-        diff = cand_reps[name] - base_reps[name]
+        diff = _snapped(cand_reps[name] - base_reps[name])
         low, high = float(np.percentile(diff, 2.5)), float(np.percentile(diff, 97.5))
         out[name] = {
-            "difference": float(cand_point[name] - base_point[name]),
+            "difference": float(_snapped(cand_point[name] - base_point[name])),
             "ci95": [low, high],
             "verdict": verdict(low, high),
         }
@@ -147,6 +150,12 @@ def paired_bootstrap(
         if p >= ALPHA or favours != agrees:
             result["verdict"] = "within noise"
     return out
+
+
+def _snapped(difference: np.ndarray) -> np.ndarray:
+    """Differences within rounding of 0 as 0: shown as '+0.000', not '-5.55e-17', and no
+    verdict read from a bound of 1e-16."""
+    return np.where(np.abs(difference) < ROUNDING, 0.0, difference)
 
 
 def _favours(difference: float) -> str:
