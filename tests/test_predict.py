@@ -91,6 +91,9 @@ def test_a_predictor_takes_an_empty_list_and_refuses_a_bare_string(runs):
     assert predictor([]) == []
     with pytest.raises(FintuneError, match=r"a list of texts; give one text as \[text\]"):
         predictor("Sales rose.")
+    for size in (-1, 0, 2.0, True):  # -1 gave {} for every text, silently
+        with pytest.raises(FintuneError, match="batch_size must be a whole number of at least"):
+            predictor(["Sales rose."], batch_size=size)
 
 
 def test_a_predictor_takes_any_sequence_of_texts_and_names_one_that_is_not_a_string(runs):

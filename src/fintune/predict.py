@@ -86,6 +86,9 @@ class Predictor:
         equal length), so little compute goes to padding; results come back in input order."""
         if isinstance(texts, str):  # it would be read as a list of one-character texts
             raise FintuneError("Predictor takes a list of texts; give one text as [text]")
+        # -1 ran no batch and returned {} for every text; 0 was range()'s ValueError
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise FintuneError(f"batch_size must be a whole number of at least 1: {batch_size!r}")
         texts = list(texts)  # a pandas Series, an array, a generator (read twice below)
         if not texts:
             return []
