@@ -387,3 +387,18 @@ def test_a_gguf_files_own_tokenizer_is_not_read_twice_before_training(
 
     monkeypatch.setattr(load, "load_tokenizer", refuse)
     check_architecture(make_config(model={"name": str(tiny_gguf)}))
+
+
+def test_a_module_only_a_multimodal_base_s_image_encoder_has_is_refused(make_config):
+    """fc1 is only in Gemma-3's vision tower: validate passed it and run trained the head
+    alone, its LoRA weights all 0."""
+    from tests.conftest import tiny_multimodal_gemma3
+
+    config = make_config(method={"name": "lora", "target_modules": ["fc1"]})
+    with pytest.raises(
+        FintuneError, match=r"'fc1' is not a module .* \(only its image or audio encoder has one"
+    ) as caught:
+        checks._check_named_modules(tiny_multimodal_gemma3(), config)
+    assert "fc1" not in str(caught.value).split("named: ")[1]  # its text layers only
+    lora = make_config(method={"name": "lora", "target_modules": ["q_proj"]})
+    checks._check_named_modules(tiny_multimodal_gemma3(), lora)

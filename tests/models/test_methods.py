@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from torch import nn
 from transformers import AutoModelForSequenceClassification
 
-from fintune.config.schema import PromptMethod
-from fintune.models.methods import peft_config
+from fintune.config.schema import IA3Method, LoraMethod, PromptMethod
+from fintune.models.methods import apply_method, peft_config
 
 
 def test_a_prompt_init_text_loads_its_tokenizer_with_the_given_kwargs(tiny_bert):
@@ -188,3 +189,22 @@ def _same_logits_after_reload(model, folder) -> None:
     loaded = PeftModel.from_pretrained(again, folder / "adapter").eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(**inputs).logits, expected)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        LoraMethod(target_modules="all-linear"),
+        IA3Method(target_modules=["q_proj", "down_proj"], feedforward_modules=["down_proj"]),
+    ],
+)
+def test_lora_and_ia3_on_a_multimodal_base_adapt_its_language_model_only(method):
+    """q_proj, fc1 or all-linear matched the image encoder too: adapters text never runs,
+    counted as trainable (5,632 of 9,792 for all-linear), their lora_B still 0 at the end."""
+    from tests.conftest import tiny_multimodal_gemma3
+
+    model = apply_method(tiny_multimodal_gemma3(), method)
+    adapted = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any("language_model" in n for n in adapted)
+    other = [n for n in adapted if "vision" in n or "multi_modal_projector" in n]
+    assert not other, other[:3]

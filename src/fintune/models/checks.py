@@ -29,7 +29,7 @@ from fintune.config.schema import (
 )
 from fintune.errors import FintuneError
 from fintune.models.bottleneck import check_reduction_factor
-from fintune.models.methods import head_prefixes
+from fintune.models.methods import head_prefixes, not_run_on_text
 from fintune.models.registry import ModelSource, check_no_tokenizer_beside, resolve_model
 
 
@@ -242,7 +242,8 @@ def _meta_architecture(
 def _check_named_modules(model, config: ExperimentConfig) -> None:
     """Every module a LoRA or IA3 list names must exist: PEFT silently skips a misspelt
     one as long as another name matches (query + 'valeu' adapted the query alone)."""
-    names = [name for name, _ in model.named_modules()]
+    every = [name for name, _ in model.named_modules()]
+    names = [name for name in every if not not_run_on_text(name)]  # as PEFT is told
     for field in ("target_modules", "feedforward_modules"):
         wanted = getattr(config.method, field, None)
         if not isinstance(wanted, list):
@@ -252,6 +253,11 @@ def _check_named_modules(model, config: ExperimentConfig) -> None:
             layers = _weighted_layers(model)
             close = difflib.get_close_matches(missing[0], layers, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if any(_names(n, missing[0]) for n in every):
+                hint = (
+                    " (only its image or audio encoder has one, which text classification "
+                    "never runs)"
+                )
             raise FintuneError(
                 f"method.{field}: {', '.join(map(repr, missing))} is not a module of "
                 f"{config.model.name}{hint}; its layers with weights are named: "
@@ -287,7 +293,10 @@ def _check_adaptable(model, config: ExperimentConfig, field: str, wanted: list[s
         odd = [
             (n, type(m).__name__)
             for n, m in model.named_modules()
-            if _names(n, target) and not f"{n}.".startswith(heads) and not isinstance(m, kinds)
+            if _names(n, target)
+            and not f"{n}.".startswith(heads)
+            and not not_run_on_text(n)
+            and not isinstance(m, kinds)
         ]
         if odd:
             raise FintuneError(
@@ -299,7 +308,13 @@ def _check_adaptable(model, config: ExperimentConfig, field: str, wanted: list[s
 
 
 def _weighted_layers(model) -> list[str]:
-    return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if _is_weighted_leaf(m)})
+    return sorted(
+        {
+            n.rsplit(".", 1)[-1]
+            for n, m in model.named_modules()
+            if _is_weighted_leaf(m) and not not_run_on_text(n)
+        }
+    )
 
 
 def _check_auto_modules(model, config: ExperimentConfig) -> None:

@@ -25,6 +25,10 @@ from fintune.models.bottleneck import (
     add_bottleneck_adapters,
     check_reduction_factor,
 )
+from fintune.models.standalone_bottleneck import OTHER_TOWERS
+
+# what only an image or audio input runs (a multimodal base): text never trains it
+NOT_RUN_ON_TEXT = (*OTHER_TOWERS, "multi_modal_projector")
 
 # Head modules of *ForSequenceClassification models. BERT-style encoders put a pooler
 # (dense + tanh) in front of the classifier, DistilBERT a pre_classifier; both are part of
@@ -56,6 +60,20 @@ def head_modules(model: nn.Module) -> list[str]:
         if top in names and not deeper:
             heads.append(top)
     return heads
+
+
+def not_run_on_text(name: str) -> bool:
+    """Whether the module `name` is part of a multimodal base's image or audio side."""
+    return not set(name.split(".")).isdisjoint(NOT_RUN_ON_TEXT)
+
+
+def _exclude_other_towers(model: nn.Module) -> str | None:
+    """PEFT's exclude_modules (a regex over module names) for an image or audio encoder,
+    which a LoRA or IA3 name (fc1, q_proj, all-linear) matched too: adapters that never
+    train, counted as trainable. None for a text-only base."""
+    if not any(not_run_on_text(name) for name, _ in model.named_modules()):
+        return None
+    return rf"(.*\.)?({'|'.join(NOT_RUN_ON_TEXT)})(\..*)?"
 
 
 def head_prefixes(model: nn.Module) -> tuple[str, ...]:
@@ -121,6 +139,7 @@ def peft_config(
             lora_alpha=method.alpha,
             lora_dropout=method.dropout,
             target_modules=_targets(method.target_modules),
+            exclude_modules=_exclude_other_towers(model),
             bias=method.bias,
             use_dora=method.name == "dora",
             modules_to_save=heads,
@@ -129,6 +148,7 @@ def peft_config(
         return IA3Config(
             task_type=TaskType.SEQ_CLS,
             target_modules=_targets(method.target_modules),
+            exclude_modules=_exclude_other_towers(model),
             feedforward_modules=_feedforward(model, method),
             modules_to_save=heads,
         )
