@@ -124,6 +124,11 @@ def test_a_method_switch_drops_only_the_options_the_new_method_lacks(tmp_path, i
     assert load_config(path, [item]).method == FullMethod()
     ia3 = load_config(path, ["method=ia3"]).method
     assert ia3.name == "ia3" and ia3.target_modules == "auto"
+    # LoRA's dropout (on its input) was an adapter's (in its bottleneck, default 0.0)
+    path.write_text("data: {path: d.csv}\nmethod: {name: lora, dropout: 0.3}\n")
+    assert load_config(path, ["method=adapter"]).method.dropout == 0.0
+    assert load_config(path, ["method=adapter", "method.dropout=0.2"]).method.dropout == 0.2
+    assert load_config(path, ["method=dora"]).method.dropout == 0.3  # the same dropout
     path.write_text("data: {path: d.csv}\nmethod: {name: lora, r: 4, rr: 8}\n")
     with pytest.raises(FintuneError, match=r"method\.rr: unknown key\. Allowed here: name$"):
         load_config(path, [item])

@@ -293,8 +293,8 @@ def method_name(raw: dict[str, Any]) -> Any:
 def drop_switched_options(before: Any, raw: dict[str, Any], fields: list[str]) -> None:
     """A --set (a study axis, a sweep's space) that switched the method (`method=full` on a
     lora file) drops the file's options that only the old method has (r, alpha): they mean
-    nothing to the new one. Any other key, and any that `fields` set, stays, to be named if
-    the new method does not take it."""
+    nothing to the new one; and LoRA's dropout for an adapter, which means another. Any other
+    key, and any that `fields` set, stays, to be named if the new method does not take it."""
     after, method = method_name(raw), raw.get("method")
     if not (isinstance(before, str) and isinstance(after, str)):  # `--set method.name=[x]`
         return  # validation names it
@@ -303,9 +303,21 @@ def drop_switched_options(before: Any, raw: dict[str, Any], fields: list[str]) -
     if "method" in fields:  # the section given whole: all of it was asked for
         return
     old, new = _method_fields(before), _method_fields(after)
-    for key in [k for k in method if k in old and k not in new]:
+    for key in [k for k in method if k in old and not _carried(k, before, after, new)]:
         if f"method.{key}" not in fields:
             del method[key]
+
+
+# options that two methods name alike but mean apart: LoRA's dropout is on its input, an
+# adapter's inside its bottleneck (default 0.0, not LoRA's 0.1)
+_OWN_MEANING = {"dropout": ({"lora", "dora", "qlora"}, {"adapter"})}
+
+
+def _carried(key: str, before: str, after: str, new: list[str]) -> bool:
+    """Whether a switched method keeps the file's option `key`: the new one has it, to the
+    same effect."""
+    groups = _OWN_MEANING.get(key)
+    return key in new and (groups is None or any({before, after} <= g for g in groups))
 
 
 def field_set(field: str, value: Any) -> str:
