@@ -89,6 +89,8 @@ def test_an_ia3_adapter_with_its_own_targets_loads_back_with_plain_peft(tiny_ber
         (["dense"], "auto", ffn),  # PEFT's default list for BERT: output.dense
         (["dense"], ["output.dense"], ffn),
         (["key", "output.dense"], ["output.dense"], ffn),
+        # a name matches at a dot, as a list does: the pattern's ".*t\.dense" took output.dense
+        (["dense"], ["t.dense"], set()),
     ]:
         base = AutoModelForSequenceClassification.from_pretrained(tiny_bert)
         method = IA3Method(target_modules=targets, feedforward_modules=feedforward)

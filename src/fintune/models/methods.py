@@ -221,8 +221,9 @@ def _feedforward(model: nn.Module, method: IA3Method) -> list[str] | str | None:
     """PEFT checks, when it loads a saved IA3 adapter, that its feed-forward list is a subset
     of its target list, as strings: targets [query, value], with PEFT's auto feed-forward
     list output.dense, trained and saved a model nothing could load. A list that would fail
-    that check is passed as the pattern PEFT matches a list by (a name ending in one of
-    them), which it does not check: the same modules are scaled at their input."""
+    that check is passed as the pattern PEFT matches a list by (a name that is one of them
+    or ends in '.' and one), which it does not check: the same modules are scaled at their
+    input."""
     from peft.utils.constants import (
         TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as FEEDFORWARD,
     )
@@ -239,7 +240,7 @@ def _feedforward(model: nn.Module, method: IA3Method) -> list[str] | str | None:
         wanted = FEEDFORWARD.get(model_type)
     if not wanted or targets is None or set(wanted) <= set(targets):
         return wanted  # None: PEFT says it has no list for the architecture
-    return "|".join(f".*{re.escape(name)}" for name in wanted)
+    return "|".join(rf"(.*\.)?{re.escape(name)}" for name in wanted)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
