@@ -1413,6 +1413,8 @@ def test_a_rerun_with_the_budget_spent_says_so(sweep_file, capsys):
     run_sweep(path)
     err = capsys.readouterr().err
     assert "tiny-sweep: 1 of 1 trials already done; raise trials (or --trials N)" in err
+    run_sweep(path, timeout_minutes=0.000001)  # the budget, not the time, left none to run
+    assert "no trial ran" not in capsys.readouterr().err
 
 
 def test_trials_evaluate_validation_only_and_the_final_model_test(sweep_file, make_config):

@@ -425,7 +425,8 @@ def run_sweep(
     check_stored_base(study, record, url, report_only)
     check_trial_inputs(study, spec, base, folder, str(path), url, report_only, first, record)
 
-    failures, ran = [], []  # ran: trials this process ran (a timeout may leave it none)
+    # ran: trials this process ran; out_of_time: a slot was open when its time had run out
+    failures, ran, out_of_time = [], [], []
 
     def enough(study, trial) -> None:
         ran.append(trial.number)
@@ -453,7 +454,10 @@ def run_sweep(
         """A trial may start if the budget has a slot no finished or running trial holds."""
         in_time = deadline is None or time.monotonic() < deadline
         broken = len(failures) >= MAX_FAILURES_IN_A_ROW
-        return taken_slots(study) < spec.trials and in_time and not broken
+        open_slot = taken_slots(study) < spec.trials
+        if open_slot and not in_time and not broken:
+            out_of_time[:] = [True]
+        return open_slot and in_time and not broken
 
     done = counted_trials(study)
     if done >= spec.trials and not report_only and not worker:
@@ -505,7 +509,7 @@ def run_sweep(
                 )
                 waiting_said = True
             pause(POLL_SECONDS)
-        late = None if report_only or ran or deadline is None else _said_late(spec)
+        late = _said_late(spec) if out_of_time and not ran else None
         if worker:
             end_summary_if_last(study, first, summary, None, folder)
             _refuse_if_nothing_finished(study, None, late)
