@@ -402,3 +402,12 @@ def test_a_module_only_a_multimodal_base_s_image_encoder_has_is_refused(make_con
     assert "fc1" not in str(caught.value).split("named: ")[1]  # its text layers only
     lora = make_config(method={"name": "lora", "target_modules": ["q_proj"]})
     checks._check_named_modules(tiny_multimodal_gemma3(), lora)
+
+
+def test_a_prompt_init_text_longer_than_its_virtual_tokens_is_refused(make_config):
+    """PEFT cut the text to num_virtual_tokens without a word: the soft prompt started from
+    its first words alone ('[CLS] sales' of 'sales rose', 4 tokens with [SEP])."""
+    method = {"name": "prompt", "init_text": "sales rose", "num_virtual_tokens": 2}
+    with pytest.raises(FintuneError, match=r"'sales rose' is 4 tokens .* '\[CLS\] sales' alone"):
+        check_architecture(make_config(method=method))
+    check_architecture(make_config(method=method | {"num_virtual_tokens": 4}))

@@ -596,3 +596,13 @@ def _bert_folder(tmp_path: Path) -> Path:
     from tests.conftest import _save_tiny
 
     return _save_tiny(tmp_path / "bert", decoder=False)
+
+
+def test_a_gguf_bases_prompt_init_text_longer_than_its_virtual_tokens_is_refused(
+    make_config, tiny_gguf
+):
+    """validate leaves a GGUF file's tokenizer unread (15 s for Gemma-3): the build checks."""
+    method = {"name": "prompt", "init_text": "net sales rose sharply", "num_virtual_tokens": 2}
+    config = make_config(model={"name": str(tiny_gguf)}, method=method)
+    with pytest.raises(FintuneError, match=r"method.init_text: .* more than num_virtual_tokens 2"):
+        load_classifier(config, LABELS, "cpu")

@@ -95,12 +95,14 @@ def check_architecture(config: ExperimentConfig, built: dict | None = None) -> N
         built[key] = _meta_architecture(*key)
     check_built(built[key], config)
     # a GGUF file's own tokenizer fits its table (and takes 15 s to read for Gemma-3)
-    if not source.gguf_file and ("tokenizer", *key) not in built:
-        from fintune.models.load import load_tokenizer  # load imports this module
+    if not source.gguf_file:
+        if ("tokenizer", *key) not in built:
+            from fintune.models.load import load_tokenizer  # load imports this module
 
-        tokenizer = load_tokenizer(source, config)
-        check_token_ids(built[key], tokenizer, config.model.name)
-        built["tokenizer", *key] = True
+            tokenizer = load_tokenizer(source, config)
+            check_token_ids(built[key], tokenizer, config.model.name)
+            built["tokenizer", *key] = tokenizer
+        check_init_text_fits(built["tokenizer", *key], config)
     if isinstance(config.method, AdapterMethod):
         check_reduction_factor(built[key], config.method.reduction_factor)
 
@@ -132,6 +134,24 @@ def check_token_ids(model, tokenizer, name: str) -> None:
         "tokenizer (a pad token, say) need rows of their own: resize the model with "
         "model.resize_token_embeddings(len(tokenizer)) and save both, or remove the tokens "
         "(a decoder without a pad token is padded with its end-of-text token)"
+    )
+
+
+def check_init_text_fits(tokenizer, config: ExperimentConfig) -> None:
+    """PEFT cuts a prompt's init text to num_virtual_tokens without a word (and repeats a
+    shorter one): the soft prompt would start from a part of the text asked for."""
+    method = config.method
+    if not isinstance(method, PromptMethod) or method.init_text is None:
+        return
+    ids = tokenizer(method.init_text)["input_ids"]  # as PEFT reads it: special tokens too
+    if len(ids) <= method.num_virtual_tokens:
+        return
+    kept = tokenizer.decode(ids[: method.num_virtual_tokens])
+    raise FintuneError(
+        f"method.init_text: {method.init_text!r} is {len(ids)} tokens to the tokenizer of "
+        f"{config.model.name} (its special tokens included), more than num_virtual_tokens "
+        f"{method.num_virtual_tokens}: the soft prompt would start from {kept!r} alone; set "
+        f"method.num_virtual_tokens to at least {len(ids)}, or shorten the text"
     )
 
 

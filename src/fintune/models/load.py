@@ -32,7 +32,7 @@ from fintune.models.bottleneck import (
     load_bottleneck,
     save_bottleneck,
 )
-from fintune.models.checks import check_built, is_local
+from fintune.models.checks import check_built, check_init_text_fits, is_local
 from fintune.models.methods import (
     HEAD_NAMES,
     TOP_LEVEL_HEAD_NAMES,
@@ -184,6 +184,7 @@ def load_classifier(config: ExperimentConfig, labels: list[str], device: str):
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     _head_in_float32(model)
+    check_init_text_fits(tokenizer, config)  # validate skips a GGUF file's tokenizer
     # PEFT reads a prompt's init text with the tokenizer loaded again by name: as above
     reading = {"gguf_file": source.gguf_file, "revision": config.model.revision}
     reading = {key: value for key, value in reading.items() if value is not None}
