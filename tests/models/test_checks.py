@@ -411,3 +411,29 @@ def test_a_prompt_init_text_longer_than_its_virtual_tokens_is_refused(make_confi
     with pytest.raises(FintuneError, match=r"'sales rose' is 4 tokens .* '\[CLS\] sales' alone"):
         check_architecture(make_config(method=method))
     check_architecture(make_config(method=method | {"num_virtual_tokens": 4}))
+
+
+@pytest.mark.parametrize(
+    ("bias", "targets"),
+    [
+        ("all", "auto"),
+        ("lora_only", "auto"),
+        ("lora_only", "all-linear"),
+        ("lora_only", ["k_proj"]),
+    ],
+)
+def test_a_lora_bias_setting_with_no_bias_to_train_is_refused(
+    make_config, tiny_llama, bias, targets
+):
+    """Llama's layers have no biases: bias all or lora_only trained just what none does."""
+    config = make_config(
+        model={"name": str(tiny_llama)},
+        method={"name": "lora", "bias": bias, "target_modules": targets},
+    )
+    with pytest.raises(FintuneError, match=rf"method.bias: {bias} trains the biases of .* none"):
+        check_architecture(config)
+
+
+@pytest.mark.parametrize("bias", ["all", "lora_only"])
+def test_a_lora_bias_setting_on_layers_with_biases_is_taken(make_config, bias):
+    check_architecture(make_config(method={"name": "lora", "bias": bias}))

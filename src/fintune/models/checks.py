@@ -113,6 +113,7 @@ def check_built(model, config: ExperimentConfig) -> None:
     _check_named_modules(model, config)
     _check_feedforward_in_targets(model, config)
     _check_auto_modules(model, config)
+    _check_lora_bias(model, config)
     _check_prefix_supported(model, config)
     _check_virtual_tokens_on_encoder_decoder(model, config)
 
@@ -366,6 +367,45 @@ def _check_auto_modules(model, config: ExperimentConfig) -> None:
                 f"for {config.model.name} (model type {model_type!r}); name the modules{other}. "
                 f"Its layers with weights are named: {', '.join(_weighted_layers(model))}"
             )
+
+
+def _check_lora_bias(model, config: ExperimentConfig) -> None:
+    """PEFT's bias `all` trains every bias, `lora_only` those of the adapted layers: on a
+    base without any there (Llama, Gemma, SmolLM2) it trained just what `none` does, unsaid."""
+    from transformers.pytorch_utils import Conv1D
+
+    method = config.method
+    if not isinstance(method, LoraMethod) or method.bias == "none":
+        return
+    heads = head_prefixes(model)  # trains whole under every setting
+
+    def in_body(name: str) -> bool:
+        return not f"{name}.".startswith(heads) and not not_run_on_text(name)
+
+    targets = method.target_modules
+    if method.bias == "all":
+        where = "its layers"
+        chosen = lambda name, module: True  # noqa: E731
+    elif targets == "all-linear":
+        where = "its linear layers (target_modules: all-linear)"
+        chosen = lambda name, module: isinstance(module, (nn.Linear, Conv1D))  # noqa: E731
+    else:
+        if targets == "auto":
+            from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+            targets = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING[model.config.model_type]
+        where = f"the layers LoRA adapts (target_modules: {', '.join(targets)})"
+        chosen = lambda name, module: any(_names(name, t) for t in targets)  # noqa: E731
+    if not any(
+        isinstance(getattr(module, "bias", None), torch.Tensor)
+        for name, module in model.named_modules()
+        if in_body(name) and chosen(name, module)
+    ):
+        raise FintuneError(
+            f"method.bias: {method.bias} trains the biases of {where}, and {config.model.name} "
+            "has none there (the classification head trains whole anyway): the run would "
+            "train just what bias none does; leave method.bias none"
+        )
 
 
 def _check_prefix_supported(model, config: ExperimentConfig) -> None:
