@@ -54,8 +54,39 @@ def test_a_container_cpu_quota_caps_the_cores(tmp_path, monkeypatch, cpu_max, co
         pytest.skip("no CPU affinity on this platform")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     (tmp_path / "cpu.max").write_text(cpu_max)
-    assert resources.usable_cores(tmp_path / "cpu.max") == cores
-    assert resources.usable_cores(tmp_path / "absent") == 4
+    (tmp_path / "cgroup").write_text("0::/\n")  # a container sees its group as the root
+    assert resources.usable_cores(tmp_path, tmp_path / "cgroup") == cores
+    assert resources.usable_cores(tmp_path / "absent", tmp_path / "cgroup") == 4
+
+
+def test_the_cpu_quota_of_a_hosts_group_and_of_those_above_it_caps_the_cores(tmp_path, monkeypatch):
+    """Only the tree's root was read: a process in a systemd unit with CPUQuota=200% or in
+    a Slurm job, its quota at its own path (or a parent's), counted every core."""
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    unit = tmp_path / "system.slice" / "job.service"
+    unit.mkdir(parents=True)
+    (unit / "cpu.max").write_text("max 100000\n")
+    (unit.parent / "cpu.max").write_text("300000 100000\n")
+    (tmp_path / "cgroup").write_text("0::/system.slice/job.service\n")
+    assert resources.usable_cores(tmp_path, tmp_path / "cgroup") == 3
+    (unit / "cpu.max").write_text("150000 100000\n")
+    assert resources.usable_cores(tmp_path, tmp_path / "cgroup") == 2
+
+
+def test_a_cgroup_v1_cpu_quota_caps_the_cores(tmp_path, monkeypatch):
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    group = tmp_path / "cpu,cpuacct" / "docker" / "abc"
+    group.mkdir(parents=True)
+    (group / "cpu.cfs_quota_us").write_text("250000\n")
+    (group / "cpu.cfs_period_us").write_text("100000\n")
+    (tmp_path / "cgroup").write_text("4:cpu,cpuacct:/docker/abc\n1:memory:/docker/abc\n0::/\n")
+    assert resources.usable_cores(tmp_path, tmp_path / "cgroup") == 3
+    (group / "cpu.cfs_quota_us").write_text("-1\n")  # none
+    assert resources.usable_cores(tmp_path, tmp_path / "cgroup") == 8
 
 
 def _git(folder: Path, *args: str) -> str:

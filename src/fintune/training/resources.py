@@ -132,17 +132,55 @@ def _rss_peak(status: Path = Path("/proc/self/status")) -> int | None:
         return None
 
 
-def usable_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
-    """Cores this process may use: its CPU affinity (taskset), capped by a container's CPU
-    quota (cgroup v2 `cpu.max`, as `docker --cpus` sets it), rounded up."""
+def usable_cores(root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")) -> int:
+    """Cores this process may use: its CPU affinity (taskset), capped by the CPU quota of
+    any control group it is in (`docker --cpus`, systemd's CPUQuota, a Slurm job), rounded
+    up."""
     if hasattr(os, "sched_getaffinity"):
         cores = len(os.sched_getaffinity(0))
     else:
         cores = psutil.cpu_count() or 1
-    try:
-        quota, period = cpu_max.read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass  # no cgroup v2 quota to read
+    for quota in _cpu_quotas(root, own):
+        cores = min(cores, max(1, math.ceil(quota)))
     return cores
+
+
+def _cpu_quotas(root: Path, own: Path) -> list[float]:
+    """The quota, in cores, of each group holding this process and of the groups above it:
+    cgroup v2's `cpu.max`, v1's `cpu.cfs_quota_us` over `cpu.cfs_period_us`. A container
+    sees its own group as the root of the tree; a host process, at its path below it."""
+    try:
+        lines = own.read_text().splitlines()
+    except OSError:
+        lines = []
+    places = []  # (folder of the hierarchy, the group's path in it)
+    for line in lines:
+        hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if hierarchy == "0" and not controllers:
+            places.append((root, path))
+        elif "cpu" in controllers.split(","):
+            places.append((root / controllers, path))
+    if not places:
+        places = [(root, "/")]
+    quotas = []
+    for folder, path in places:
+        group = folder / path.strip("/")
+        for level in [group, *group.parents]:
+            if level == folder.parent:
+                break
+            quota = _quota(level)
+            if quota is not None:
+                quotas.append(quota)
+    return quotas
+
+
+def _quota(group: Path) -> float | None:
+    try:
+        if (group / "cpu.max").exists():
+            quota, period = (group / "cpu.max").read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        quota = int((group / "cpu.cfs_quota_us").read_text())
+        period = int((group / "cpu.cfs_period_us").read_text())
+        return None if quota < 0 else quota / period
+    except (OSError, ValueError):
+        return None  # no quota set, or none to read
