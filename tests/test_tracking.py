@@ -1204,3 +1204,21 @@ def test_a_runs_end_is_never_before_its_last_logged_point(make_config, tmp_path)
     run = client.get_run(tracking.log_run(run_dir, config, "FAILED"))
     last = client.get_metric_history(run.info.run_id, "loss")[-1]
     assert last.timestamp == int((written + 2.0) * 1000) <= run.info.end_time
+
+
+def test_fintune_log_refuses_a_config_yaml_cut_short(make_config):
+    """The lost sections were read as their defaults and logged as the run's settings
+    (learning_rate 5e-05 for a run at 0.001), its record then whole: no later log fixed it."""
+    from typer.testing import CliRunner
+
+    from fintune.cli import app
+
+    run_dir = classification.run(make_config(tracking={"mlflow": False}))
+    written = (run_dir / "config.yaml").read_text()
+    (run_dir / "config.yaml").write_text(written[: written.index("\nmethod:")])
+    said = CliRunner().invoke(app, ["log", str(run_dir)])
+    assert said.exit_code == 2
+    assert (
+        "has no method, training, evaluation, output, tracking: not the whole file the run wrote"
+    ) in " ".join(said.output.split())
+    assert not (run_dir.parent / "mlflow.db").exists()

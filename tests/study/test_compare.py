@@ -1059,6 +1059,7 @@ def test_a_takeover_left_by_a_crashed_process_does_not_block_the_study(tmp_path)
         # every version wrote a done cell's run_dir, a failed one's error and traceback
         '{"a": {"status": "done"}}',
         '{"a": {"status": "failed", "error": "x"}}',
+        '{"a": {"status": "data changed"}}',  # a done cell's inputs since changed
     ],
 )
 def test_a_cells_json_of_the_wrong_shape_is_named(tmp_path, text):
@@ -1118,4 +1119,81 @@ def test_finished_cells_run_again_when_their_local_model_is_rewritten_in_place(
     said = " ".join(capsys.readouterr().err.split())
     assert "the model's files changed since these finished cells ran; they run again: " in said
     assert state["method=full,seed=1"]["run_dir"] != first
+    assert len(run_dirs(folder)) == 2
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda m: m["test"].pop("accuracy"),
+        lambda m: m["test"].update(accuracy="0.5"),
+        lambda m: m["test"]["ci95"].update(f1_macro=[0.5]),
+        lambda m: m["test"].pop("confusion_matrix"),
+        lambda m: m["test"].update(confusion_matrix=[[1, 2], [3, 4]]),
+        lambda m: m.pop("seed"),
+    ],
+)
+def test_a_finished_runs_metrics_edited_into_what_no_report_reads_are_not_whole(
+    make_config, damage
+):
+    """metrics.json edited by hand, still valid JSON with n and the labels: the cell was
+    taken as finished and every study report ended in a KeyError or ValueError."""
+    from fintune.study.adopt import whole_metrics
+
+    run_dir = classification.run(make_config())
+    assert whole_metrics(run_dir) is not None
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    damage(metrics)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    assert whole_metrics(run_dir) is None
+
+
+def test_run_files_nested_too_deep_are_not_read_as_a_finished_run(make_config):
+    """json's RecursionError on '[[[...]]]' ended a study, a sweep or `fintune log` in a
+    traceback, where other damage to the file leaves the run to be run again."""
+    from fintune.study.adopt import whole_metrics
+    from fintune.study.sweep_resume import run_inputs
+
+    run_dir = classification.run(make_config())
+    for name in ("metrics.json", "environment.json"):
+        (run_dir / name).write_text("[" * 100_000 + "]" * 100_000)
+    assert whole_metrics(run_dir) is None
+    assert run_inputs(run_dir) is None
+
+
+def test_finished_runs_are_taken_back_after_the_study_was_moved_or_renamed(
+    study_file, make_config, tmp_path, capsys
+):
+    """Deleting cells.json takes the finished runs back as done, its error said; but they
+    were compared with the whole config.yaml: a study moved (output.dir) or whose base was
+    renamed (the runs' names) trained every cell again."""
+    axes = {"method": {"full": {"method": "full"}}, "seed": [1]}
+    folder, _ = run_study(study_file(axes=axes))
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "studies", moved)
+    base = make_config(name="renamed").model_dump(mode="json")
+    path = study_file(axes=axes, output=str(moved), base=base)
+    (moved / "tiny-study" / "cells.json").unlink()
+    capsys.readouterr()
+    folder, state = run_study(path)
+    assert len(run_dirs(folder)) == 1  # not trained again
+    assert state["method=full,seed=1"]["run_dir"].startswith("runs/")
+    said = capsys.readouterr()
+    out = " ".join((said.out + said.err).split())
+    assert "cells.json does not name them" in out and "method=full,seed=1" in out
+
+
+def test_an_edit_put_back_takes_the_earlier_run_and_says_so(study_file, capsys):
+    """It was said that cells.json did not name the run (the study stopped, or the file
+    deleted), though it had, and nothing had stopped."""
+    axes = {"lr": {"a": {"training.learning_rate": 1e-3}}, "seed": [1]}
+    folder, _ = run_study(study_file(axes=axes, baseline={"lr": "a"}))
+    changed = {**axes, "lr": {"a": {"training.learning_rate": 2e-3}}}
+    run_study(study_file(axes=changed, baseline={"lr": "a"}))
+    capsys.readouterr()
+    folder, _ = run_study(study_file(axes=axes, baseline={"lr": "a"}))
+    said = capsys.readouterr()
+    out = " ".join((said.out + said.err).split())
+    assert "configured as an earlier run of theirs was" in out and "lr=a,seed=1" in out
+    assert "cells.json does not name them" not in out
     assert len(run_dirs(folder)) == 2

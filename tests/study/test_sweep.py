@@ -2498,3 +2498,18 @@ def test_a_sweep_whose_time_ran_out_before_any_trial_says_so_and_fails(
     assert "tiny-sweep: no trial ran: timeout_minutes 1e-06 ran out before this process" in err
     with pytest.raises(FintuneError, match=r"no trial finished: timeout_minutes"):
         run_sweep(path, worker=True, timeout_minutes=0.000001)
+
+
+def test_a_refused_resume_stores_none_of_its_settings(sweep_file, make_config, capsys):
+    """A resume refused for its base had stored its search settings first: the next resume,
+    with the file the trials ran with, said they had run with the refused file's pruner."""
+    folder = run_sweep(sweep_file(trials=1, final=False)).parent
+    stored = dict(load(folder).user_attrs)
+    other = make_config(training={"epochs": 3}).model_dump(mode="json")
+    with pytest.raises(FintuneError, match="ran trials on another base config"):
+        run_sweep(sweep_file(trials=2, final=False, pruner="median", base=other))
+    assert load(folder).user_attrs == stored
+    capsys.readouterr()
+    run_sweep(sweep_file(trials=2, final=False))
+    assert "other search settings" not in capsys.readouterr().err
+    assert states(load(folder)) == ["COMPLETE"] * 2

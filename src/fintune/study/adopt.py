@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from fintune.config.load import load_config, parse_yaml
-from fintune.config.schema import ExperimentConfig, escape_variables
+from fintune.config.schema import METRICS, ExperimentConfig, escape_variables
 from fintune.errors import FintuneError
 from fintune.run_dir import written_config
 from fintune.tracking import (
@@ -37,12 +37,35 @@ def whole_metrics(run_dir: Path) -> dict[str, Any] | None:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         split = "test" if "test" in metrics else "validation"
         frame = pd.read_csv(run_dir / f"predictions_{split}.csv", dtype=str, keep_default_na=False)
-        whole = len(frame) == metrics[split]["n"] and bool(
-            frame[["label", "predicted"]].isin(metrics["labels"]).all(axis=None)
+        whole = (
+            _scored(metrics, split)
+            and len(frame) == metrics[split]["n"]
+            and bool(frame[["label", "predicted"]].isin(metrics["labels"]).all(axis=None))
         )
-    except (OSError, ValueError, KeyError, TypeError):  # pandas' parse errors are ValueErrors
+    # pandas' parse errors are ValueErrors; json's on a file nested too deep, RecursionError
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
     return metrics if whole else None
+
+
+def _scored(metrics: dict[str, Any], split: str) -> bool:
+    """Whether the metrics hold what the reports read, as the run wrote it: each metric a
+    number with its 95% interval, n, the seed and a confusion matrix of the labels."""
+    block, k = metrics[split], len(metrics["labels"])
+    values = [block[m] for m in METRICS] + [x for m in METRICS for x in block["ci95"][m]]
+    matrix = block["confusion_matrix"]
+    return (
+        all(_number(x) for x in values)
+        and all(len(block["ci95"][m]) == 2 for m in METRICS)
+        and isinstance(block["n"], int)
+        and isinstance(metrics["seed"], int)
+        and len(matrix) == k
+        and all(len(row) == k and all(isinstance(x, int) for x in row) for row in matrix)
+    )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def same_inputs(metrics: dict[str, Any], data_sha: str, model_sha: str | None) -> bool:
@@ -56,37 +79,50 @@ def same_inputs(metrics: dict[str, Any], data_sha: str, model_sha: str | None) -
 
 
 def finished_run(
-    config: ExperimentConfig, data_sha: str, model_sha: str | None, taken: set[str] = frozenset()
+    config: ExperimentConfig,
+    data_sha: str,
+    model_sha: str | None,
+    taken: set[str] = frozenset(),
+    written: dict[Path, Any] | None = None,
 ) -> Path | None:
-    """The newest whole run in config.output.dir of exactly this config (its config.yaml
-    as this run would write it, tracking aside) on the same inputs (`same_inputs`), not in
-    `taken` (folder names). Only under the lock of whoever makes runs there: no live
-    process writes one."""
+    """The newest whole run in config.output.dir of this config (its config.yaml as this
+    run would write it, its name, folder and tracking aside: a study renamed or moved) on
+    the same inputs (`same_inputs`), not in `taken` (folder names). `written`: the folders'
+    config.yaml files, read once for many configs. Only under the lock of whoever makes
+    runs there: no live process writes one."""
     parent = Path(config.output.dir)
     if not parent.is_dir():
         return None
-    name = config.name
+    written = {} if written is None else written
     expected = None
     for run_dir in sorted(parent.iterdir(), reverse=True):
-        rest = run_dir.name[STAMP:]
-        if run_dir.name in taken or not (rest == name or rest.startswith(f"{name}+")):
+        if run_dir.name in taken:
             continue
-        try:  # a damaged or foreign folder is passed by, not adopted and not fatal
-            written = parse_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError):
-            continue
-        expected = expected or _untracked(written_config(config))
-        same = isinstance(written, dict) and _untracked(written) == expected
+        if run_dir not in written:
+            written[run_dir] = _read_written(run_dir / "config.yaml")
+        expected = expected or _results_part(written_config(config))
+        same = isinstance(written[run_dir], dict) and _results_part(written[run_dir]) == expected
         metrics = whole_metrics(run_dir) if same else None
         if metrics is not None and same_inputs(metrics, data_sha, model_sha):
             return run_dir
     return None
 
 
-def _untracked(config: dict[str, Any]) -> dict[str, Any]:
-    """Tracking settings are no part of what a run computed (switching MLflow off after it
-    hung while a finished run was logged must not train it again)."""
-    return {key: value for key, value in config.items() if key != "tracking"}
+def _read_written(path: Path) -> Any:
+    try:  # a damaged or foreign folder is passed by, not adopted and not fatal
+        return parse_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError):
+        return None
+
+
+def _results_part(config: dict[str, Any]) -> dict[str, Any]:
+    """What a run's results depend on. Not tracking (switching MLflow off after it hung
+    while a finished run was logged must not train it again), nor the run's name or the
+    folder it was made in."""
+    part = {key: value for key, value in config.items() if key not in ("tracking", "name")}
+    if isinstance(part.get("output"), dict):
+        part["output"] = {k: v for k, v in part["output"].items() if k != "dir"}
+    return part
 
 
 def log_finished(
@@ -143,6 +179,7 @@ def log_run_folder(run_dir: Path, overrides: list[str] | None = None) -> tuple[b
                 f"--set {field}: fintune log takes tracking settings only (tracking.uri, "
                 "tracking.experiment, ...); a run is logged with the settings it ran with"
             )
+    _check_whole_config(run_dir / "config.yaml")
     config = load_config(run_dir / "config.yaml", overrides)
     ran_tracked = config.tracking.mlflow
     config.tracking.mlflow = True  # asked for by name, whatever the run had: check the store
@@ -151,6 +188,27 @@ def log_run_folder(run_dir: Path, overrides: list[str] | None = None) -> tuple[b
     check_tracking(config)
     config.tracking.mlflow = ran_tracked  # its parameters say how it ran, as config.yaml does
     return log_finished(run_dir.resolve(), config), redact(tracking_uri(config)) or ""
+
+
+WRITTEN_SECTIONS = ("name", "task", "seed", "model", "data", "method", "training")
+WRITTEN_SECTIONS += ("evaluation", "output", "tracking")  # what every run's config.yaml holds
+
+
+def _check_whole_config(path: Path) -> None:
+    """A run writes its config whole, every default filled in: one cut short would be read
+    with defaults for what it lost, and logged as the settings the run ran with."""
+    try:
+        written = parse_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError):
+        return  # load_config names what is wrong with it
+    if not isinstance(written, dict):
+        return
+    if missing := [section for section in WRITTEN_SECTIONS if section not in written]:
+        raise FintuneError(
+            f"{path}: has no {', '.join(missing)}: not the whole file the run wrote (cut "
+            "short or edited), and their defaults would be logged as the run's settings; "
+            "put back the config.yaml the run wrote"
+        )
 
 
 def _of_this_run(record, name: str, key: str | None) -> bool:

@@ -135,8 +135,8 @@ def read_state(folder: Path) -> dict[str, Any]:
             return state
     raise FintuneError(
         f"{path}: {why}; it was changed by hand. Restore it, or delete it: the finished runs "
-        f"in {folder / 'runs'} are then taken back as done (delete that folder too to run "
-        "every cell again)"
+        f"in {folder / 'runs'} are then taken back as done where a cell is configured as its "
+        "run was (delete that folder too to run every cell again)"
     )
 
 
@@ -160,6 +160,7 @@ def _state_shape(state: Any) -> str | None:
 
 
 _NEEDED = {"done": ("run_dir",), "failed": ("error", "traceback")}
+_NEEDED |= {changed: ("run_dir",) for changed in CHANGED}  # done on inputs since changed
 
 
 def write_state(folder: Path, state: dict[str, Any]) -> None:
@@ -214,10 +215,10 @@ def adopt_finished(
     study stopped before cells.json named it (a stop while it was logged to MLflow): each
     is marked done with that run rather than trained again. Under the study lock."""
     taken = {Path(e["run_dir"]).name for e in state.values() if e.get("run_dir")}
-    adopted = []
+    adopted, written = [], {}
     for cell in cells:
         config = cell_config(cell, spec, folder)
-        run_dir = finished_run(config, *inputs[cell.id], taken)
+        run_dir = finished_run(config, *inputs[cell.id], taken, written)
         if run_dir is None:
             continue
         started = datetime.fromtimestamp((run_dir / "config.yaml").stat().st_mtime)
@@ -440,12 +441,19 @@ def run_study(
         summary = None  # the report's MLflow run, made before the cells it parents
         if not report_only:
             todo, stale = cells_to_run(cells, state, folder, inputs)
+            named = {cell.id for cell in todo if cell.id in state}  # with another config
             adopted = adopt_finished(todo, spec, folder, state, inputs)
-            if adopted:
+            if unnamed := [cell_id for cell_id in adopted if cell_id not in named]:
                 console.print(
                     "These cells' runs finished, but cells.json does not name them (the "
                     "study was stopped before it did, or the file was deleted); they are "
-                    f"taken as done, not run again: {escape(', '.join(adopted))}"
+                    f"taken as done, not run again: {escape(', '.join(unnamed))}"
+                )
+            if earlier := [cell_id for cell_id in adopted if cell_id in named]:
+                console.print(
+                    "These cells are configured as an earlier run of theirs was, on the same "
+                    "inputs (an edit put back); that run is taken as done, not run again: "
+                    f"{escape(', '.join(earlier))}"
                 )
             todo = [c for c in todo if c.id not in adopted]
             _drop_abandoned_checkpoints(folder)

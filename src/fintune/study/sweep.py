@@ -41,6 +41,7 @@ from fintune.study.sweep_resume import (
     check_trial_inputs,
     run_inputs,
     search_settings,
+    store_settings,
 )
 from fintune.study.sweep_spec import (
     SweepSpec,
@@ -424,6 +425,8 @@ def run_sweep(
     record = base_record(first, data.fingerprint["sha256"], model_sha)
     check_stored_base(study, record, url, report_only)
     check_trial_inputs(study, spec, base, folder, str(path), url, report_only, first, record)
+    if not report_only:  # --report-only runs no trial; its base may be the final model's
+        store_settings(study, spec, record)
 
     # ran: trials this process ran; out_of_time: a slot was open when its time had run out
     failures, ran, out_of_time = [], [], []

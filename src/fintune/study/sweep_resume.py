@@ -38,10 +38,7 @@ def check_stored_metric(study, spec: SweepSpec, url: str, report_only: bool) -> 
             "the opposite; give the sweep a new name (or storage) for a new study"
         )
     metric = study.user_attrs.get("metric")  # studies made before it was stored: none
-    if metric is None:
-        if not report_only:  # what the trials run with; --report-only runs none
-            study.set_user_attr("metric", spec.metric)
-    elif metric != spec.metric:
+    if metric is not None and metric != spec.metric:
         raise FintuneError(
             f"metric: the stored study {spec.name!r} in {url} optimises validation {metric}; "
             f"its values cannot be compared with {spec.metric}. Set metric back to {metric}, "
@@ -64,7 +61,7 @@ def check_stored_search(study, spec: SweepSpec, url: str, report_only: bool) -> 
     """Another sampler or pruner on a resume (`pruner: none` once the median pruner proved
     unfair to long schedules) is allowed, as a moved bound is: the finished trials' values
     stay comparable. It is said, and each trial keeps its own settings (`search`), which the
-    report lists where they changed. Studies made before they were stored get them now."""
+    report lists where they changed; `store_settings` stores them once every check passed."""
     settings = search_settings(spec)
     stored = study.user_attrs.get("search")
     if report_only or stored == settings:
@@ -80,7 +77,18 @@ def check_stored_search(study, spec: SweepSpec, url: str, report_only: bool) -> 
             f"its trials so far with other search settings ({escape(shown)}); the trials "
             "from now on use this file's, and the report says which trials ran how"
         )
-    study.set_user_attr("search", settings)
+
+
+def store_settings(study, spec: SweepSpec, record: dict[str, Any]) -> None:
+    """What the trials from now on run with: the metric, the search settings and the base
+    (`base_record`). Stored once every check has passed: a resume refused by a later one
+    left them changed, and the next resume named settings no trial had run with."""
+    if study.user_attrs.get("metric") is None:  # studies made before it was stored
+        study.set_user_attr("metric", spec.metric)
+    if study.user_attrs.get("search") != search_settings(spec):
+        study.set_user_attr("search", search_settings(spec))
+    if study.user_attrs.get("base") != record:  # check_stored_base found no change
+        study.set_user_attr("base", record)
 
 
 def search_changes(trials: Iterable) -> list[str]:
@@ -196,8 +204,6 @@ def check_stored_base(study, record: dict[str, Any], url: str, report_only: bool
         if stored[k] != record.get(k) and any(not _searched(k, _set_by(t, stored)) for t in ran)
     ]
     if not changed:
-        if not report_only and stored != record:
-            study.set_user_attr("base", record)
         return
     shown = "; ".join(
         f"{k}: {_shown(stored, k)} then, {_shown(record, k)} now" for k in changed[:5]
@@ -233,7 +239,7 @@ def run_inputs(run_dir: Path) -> dict[str, str | None] | None:
                 record = json.loads((run_dir / name).read_text())
                 if "model_sha256" in record:
                     return {"data": data, "model": record["model_sha256"]}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     return None
 
