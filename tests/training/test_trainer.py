@@ -327,3 +327,44 @@ def test_each_evaluations_training_loss_is_the_mean_over_its_own_steps(make_conf
     ]
     rows = per_epoch(history(10))
     assert [row["train_loss"] for row in rows] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_weights_in_one_half_dtype_computed_in_the_other_are_refused_before_loading(
+    make_config, monkeypatch, command
+):
+    """model.dtype float16 with training.precision bf16 passed validate, and the run died at
+    the first training step: 'mixed dtype (CPU): expect parameter to have scalar type of
+    Float' in BERT's layer norm."""
+    from fintune import predict
+    from fintune.errors import FintuneError
+    from fintune.recipes import classification
+
+    monkeypatch.setattr(predict, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(classification, "load_classifier", lambda *a, **k: pytest.fail("loaded"))
+    monkeypatch.setattr(classification, "prepare_data", lambda *a, **k: pytest.fail("data"))
+    config = make_config(
+        model={"dtype": "float16"}, method="lora", training={"precision": "bf16", "device": "cpu"}
+    )
+    check = classification.setup if command == "validate" else run
+    with pytest.raises(FintuneError, match=r"training.precision: bf16 computes in bfloat16, but "):
+        check(config)
+
+
+def test_an_auto_precision_is_checked_against_the_weights_dtype_as_it_resolves():
+    from fintune.config.schema import TrainingConfig
+    from fintune.errors import FintuneError
+    from fintune.training import trainer
+
+    auto = TrainingConfig()
+    trainer.check_precision_fits_dtype(auto, "float16", "cpu")  # fp32 on a CPU
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+        with pytest.raises(
+            FintuneError, match=r"precision: auto \(bf16 on this GPU\) computes in bfloat16"
+        ):
+            trainer.check_precision_fits_dtype(auto, "float16", "cuda")
+        trainer.check_precision_fits_dtype(auto, "bfloat16", "cuda")
+    fp16 = TrainingConfig(precision="fp16")
+    with pytest.raises(FintuneError, match=r"set training.precision to bf16 or fp32"):
+        trainer.check_precision_fits_dtype(fp16, "bfloat16", "cuda")

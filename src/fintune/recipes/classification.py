@@ -56,6 +56,7 @@ from fintune.training.trainer import (
     build_trainer,
     check_compute_dtype,
     check_precision,
+    check_precision_fits_dtype,
     count_truncated,
     examples_trained,
     resolved_precision,
@@ -91,6 +92,7 @@ def check_device(config: ExperimentConfig) -> str:
     checks each point of its space)."""
     device = pick_device(config.training.device)
     check_precision(config.training, device)
+    check_precision_fits_dtype(config.training, config.model.dtype, device)
     check_compute_dtype(config.method, device)
     check_dtype(config)
     check_best_model_loads(config)

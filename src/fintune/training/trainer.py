@@ -206,6 +206,24 @@ def check_precision(config: TrainingConfig, device: str) -> None:
     _refuse_emulated("training.precision", config.precision, device, ("fp16", "bf16", "fp32"))
 
 
+def check_precision_fits_dtype(config: TrainingConfig, model_dtype: str, device: str) -> None:
+    """Weights loaded in one half dtype and computed under autocast to the other: a layer
+    norm got float16 weights and a bfloat16 input and the first training step stopped with
+    'mixed dtype (CPU): expect parameter to have scalar type of Float'."""
+    precision = resolved_precision(config, device)
+    own = {"float16": "fp16", "bfloat16": "bf16"}.get(model_dtype)
+    if own is None or precision not in ("fp16", "bf16") or precision == own:
+        return
+    resolved = f" ({precision} on this GPU)" if config.precision == "auto" else ""
+    other = "bfloat16" if model_dtype == "float16" else "float16"
+    raise FintuneError(
+        f"training.precision: {config.precision}{resolved} computes in {other}, but "
+        f"model.dtype {model_dtype} loads the weights in the other half dtype, which fails "
+        f"at the first training step; set training.precision to {own} or fp32, or "
+        f"model.dtype to {other} or auto"
+    )
+
+
 def check_compute_dtype(method: MethodConfig, device: str) -> None:
     """qlora's compute_dtype, checked as training.precision is: the 4-bit base is
     dequantised to it for every matmul, emulated in a half dtype the device lacks."""
