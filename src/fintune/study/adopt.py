@@ -26,8 +26,6 @@ from fintune.tracking import (
     tracking_uri,
 )
 
-STAMP = len("20240101-120000-")  # a run folder's name: <stamp>-<name>, or <stamp>-<name>+N
-
 
 def whole_metrics(run_dir: Path) -> dict[str, Any] | None:
     """A run's metrics; None unless its folder holds the metrics and all the predictions
