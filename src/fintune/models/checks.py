@@ -378,29 +378,25 @@ def _check_lora_bias(model, config: ExperimentConfig) -> None:
     if not isinstance(method, LoraMethod) or method.bias == "none":
         return
     heads = head_prefixes(model)  # trains whole under every setting
-
-    def in_body(name: str) -> bool:
-        return not f"{name}.".startswith(heads) and not not_run_on_text(name)
-
+    body = [
+        (name, module)
+        for name, module in model.named_modules()
+        if not f"{name}.".startswith(heads) and not not_run_on_text(name)
+    ]
     targets = method.target_modules
     if method.bias == "all":
-        where = "its layers"
-        chosen = lambda name, module: True  # noqa: E731
+        where, chosen = "its layers", body
     elif targets == "all-linear":
         where = "its linear layers (target_modules: all-linear)"
-        chosen = lambda name, module: isinstance(module, (nn.Linear, Conv1D))  # noqa: E731
+        chosen = [(n, m) for n, m in body if isinstance(m, (nn.Linear, Conv1D))]
     else:
         if targets == "auto":
             from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 
             targets = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING[model.config.model_type]
         where = f"the layers LoRA adapts (target_modules: {', '.join(targets)})"
-        chosen = lambda name, module: any(_names(name, t) for t in targets)  # noqa: E731
-    if not any(
-        isinstance(getattr(module, "bias", None), torch.Tensor)
-        for name, module in model.named_modules()
-        if in_body(name) and chosen(name, module)
-    ):
+        chosen = [(n, m) for n, m in body if any(_names(n, t) for t in targets)]
+    if not any(isinstance(getattr(m, "bias", None), torch.Tensor) for _, m in chosen):
         raise FintuneError(
             f"method.bias: {method.bias} trains the biases of {where}, and {config.model.name} "
             "has none there (the classification head trains whole anyway): the run would "

@@ -195,12 +195,9 @@ WRITTEN_SECTIONS += ("evaluation", "output", "tracking")  # what every run's con
 def _check_whole_config(path: Path) -> None:
     """A run writes its config whole, every default filled in: one cut short would be read
     with defaults for what it lost, and logged as the settings the run ran with."""
-    try:
-        written = parse_yaml(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError):
-        return  # load_config names what is wrong with it
+    written = _read_written(path)
     if not isinstance(written, dict):
-        return
+        return  # load_config names what is wrong with it
     if missing := [section for section in WRITTEN_SECTIONS if section not in written]:
         raise FintuneError(
             f"{path}: has no {', '.join(missing)}: not the whole file the run wrote (cut "

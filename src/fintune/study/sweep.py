@@ -418,7 +418,7 @@ def run_sweep(
         pruner=make_pruner(spec),
         load_if_exists=True,
     )
-    check_stored_metric(study, spec, url, report_only)
+    check_stored_metric(study, spec, url)
     check_stored_space(study, spec, url)
     check_stored_search(study, spec, url, report_only)
     model_sha = weights_fingerprint(first.model.name, first.model.gguf_file)

@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 console = Console(stderr=True, soft_wrap=True)
 
 
-def check_stored_metric(study, spec: SweepSpec, url: str, report_only: bool) -> None:
+def check_stored_metric(study, spec: SweepSpec, url: str) -> None:
     """A resumed study's values must be of this file's metric: another one of the same
     direction (accuracy, then f1_macro) would be ranked with them. Studies made before the
-    metric was stored get it from their next run of trials."""
+    metric was stored get it from their next run of trials (`store_settings`)."""
     if study.direction.name.lower() != spec.direction:
         raise FintuneError(
             f"storage {url}: the stored study {spec.name!r} was made to "
